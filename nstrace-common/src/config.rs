@@ -1,0 +1,125 @@
+//! Configuration handed to the eBPF programs as a read-only global.
+//!
+//! Struct offsets are read from the running kernel's BTF by user space; no
+//! offset is compiled in. An offset of [`ABSENT`] means the field does not
+//! exist on this kernel.
+
+use crate::ns::NS_TYPES;
+
+/// Marks a field the running kernel does not have.
+pub const ABSENT: u32 = u32::MAX;
+
+/// Byte offsets of the kernel fields the programs read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    // struct task_struct
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_nsproxy: u32,
+    pub task_real_cred: u32,
+    pub task_thread_pid: u32,
+    pub task_tasks: u32,
+    pub task_real_parent: u32,
+    // struct cred
+    pub cred_user_ns: u32,
+    // struct nsproxy
+    pub nsproxy_uts: u32,
+    pub nsproxy_ipc: u32,
+    pub nsproxy_mnt: u32,
+    pub nsproxy_pid_for_children: u32,
+    pub nsproxy_net: u32,
+    pub nsproxy_time: u32,
+    pub nsproxy_time_for_children: u32,
+    pub nsproxy_cgroup: u32,
+    // struct pid / struct upid
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_ns: u32,
+    // struct ns_common
+    pub ns_type: u32,
+    pub ns_inum: u32,
+    pub ns_ref: u32,
+    /// `ns_id` (6.18+; [`ABSENT`] before).
+    pub ns_id: u32,
+    /// `ns_list_node` (6.18+; [`ABSENT`] before).
+    pub ns_list_node: u32,
+    /// Offset of the `struct ns_common ns` member inside each namespace
+    /// struct, indexed by [`crate::ns::NsType`].
+    pub ns_common_in: [u32; NS_TYPES],
+    /// Offset of the owning `struct user_namespace *` inside each namespace
+    /// struct (for user namespaces: `parent`), indexed by `NsType`.
+    pub owner_in: [u32; NS_TYPES],
+    pub pid_ns_parent: u32,
+    pub pid_ns_level: u32,
+    pub user_ns_parent: u32,
+    pub user_ns_level: u32,
+}
+
+/// Everything the programs need besides offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub offsets: KernelOffsets,
+    /// Our own tgid: the programs skip events caused by the tracer itself.
+    pub self_tgid: u32,
+    /// Bit set of [`config_flags`].
+    pub flags: u32,
+}
+
+pub mod config_flags {
+    /// Offsets were filled in; programs do nothing while this is clear.
+    pub const READY: u32 = 1 << 0;
+    /// The kernel has the per-type namespace lists (6.18+).
+    pub const HAS_NS_TREE: u32 = 1 << 1;
+}
+
+impl KernelOffsets {
+    pub const fn absent() -> Self {
+        KernelOffsets {
+            task_pid: ABSENT,
+            task_tgid: ABSENT,
+            task_comm: ABSENT,
+            task_nsproxy: ABSENT,
+            task_real_cred: ABSENT,
+            task_thread_pid: ABSENT,
+            task_tasks: ABSENT,
+            task_real_parent: ABSENT,
+            cred_user_ns: ABSENT,
+            nsproxy_uts: ABSENT,
+            nsproxy_ipc: ABSENT,
+            nsproxy_mnt: ABSENT,
+            nsproxy_pid_for_children: ABSENT,
+            nsproxy_net: ABSENT,
+            nsproxy_time: ABSENT,
+            nsproxy_time_for_children: ABSENT,
+            nsproxy_cgroup: ABSENT,
+            pid_level: ABSENT,
+            pid_numbers: ABSENT,
+            upid_size: ABSENT,
+            upid_ns: ABSENT,
+            ns_type: ABSENT,
+            ns_inum: ABSENT,
+            ns_ref: ABSENT,
+            ns_id: ABSENT,
+            ns_list_node: ABSENT,
+            ns_common_in: [ABSENT; NS_TYPES],
+            owner_in: [ABSENT; NS_TYPES],
+            pid_ns_parent: ABSENT,
+            pid_ns_level: ABSENT,
+            user_ns_parent: ABSENT,
+            user_ns_level: ABSENT,
+        }
+    }
+}
+
+impl Config {
+    pub const fn empty() -> Self {
+        Config { offsets: KernelOffsets::absent(), self_tgid: 0, flags: 0 }
+    }
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Config {}

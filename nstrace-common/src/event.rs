@@ -1,0 +1,177 @@
+//! Ring-buffer record layouts.
+//!
+//! Every record starts with an [`EventHeader`]; its `kind` says which
+//! payload follows and `size` repeats the record's full length so a decoder
+//! can reject a record whose length does not match its kind.
+
+use crate::ns::TASK_NS_SLOTS;
+
+/// Stable numeric ids of record kinds (part of the wire format).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A task was forked; the subject is the child.
+    Fork = 1,
+    /// A task called execve; the subject is the task.
+    Exec = 2,
+    /// A task exited; the subject is the task.
+    Exit = 3,
+    /// One namespace found by a tree walk.
+    NsInfo = 4,
+    /// End of one tree-walk run.
+    WalkDone = 5,
+}
+
+/// Number of slots in the per-kind lost counter map (kinds are < this).
+pub const MAX_EVENT_KIND: u32 = 16;
+
+impl EventKind {
+    pub const fn from_u32(v: u32) -> Option<EventKind> {
+        Some(match v {
+            1 => EventKind::Fork,
+            2 => EventKind::Exec,
+            3 => EventKind::Exit,
+            4 => EventKind::NsInfo,
+            5 => EventKind::WalkDone,
+            _ => return None,
+        })
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Fork => "fork",
+            EventKind::Exec => "exec",
+            EventKind::Exit => "exit",
+            EventKind::NsInfo => "ns-info",
+            EventKind::WalkDone => "walk-done",
+        }
+    }
+}
+
+/// First bytes of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] as u32.
+    pub kind: u32,
+    /// Length of the whole record in bytes, header included.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()` at the event (CLOCK_BOOTTIME).
+    pub ts_ns: u64,
+    /// Process id (tgid) of the task that caused the event.
+    pub tgid: u32,
+    /// Thread id of the task that caused the event.
+    pub tid: u32,
+}
+
+/// A reference to one namespace: its never-reused id (0 where the kernel
+/// has none, before 6.18) and its nsfs inode number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NsRef {
+    pub id: u64,
+    pub inum: u32,
+    pub _reserved: u32,
+}
+
+/// A task's full namespace set at fork, exec or exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskNsEvent {
+    pub header: EventHeader,
+    /// The task the namespace set belongs to (the child, for fork).
+    pub subject_tgid: u32,
+    pub subject_tid: u32,
+    /// Parent process of the subject (for fork: the forking process).
+    pub parent_tgid: u32,
+    pub _reserved: u32,
+    pub comm: [u8; 16],
+    /// Indexed by [`crate::ns::NsType`], then the pid/time "for children"
+    /// slots ([`crate::ns::SLOT_PID_FOR_CHILDREN`], ...).
+    pub ns: [NsRef; TASK_NS_SLOTS],
+}
+
+/// One namespace as the kernel's list holds it (tree walk).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NsInfoRecord {
+    pub header: EventHeader,
+    /// [`crate::ns::NsType`] as u32.
+    pub ns_type: u32,
+    /// Nesting level (pid and user namespaces; 0 otherwise).
+    pub level: u32,
+    pub id: u64,
+    pub inum: u32,
+    /// `ns_common.__ns_ref`.
+    pub refcount: u32,
+    /// Owning user namespace (for a user namespace: its parent).
+    pub owner: NsRef,
+    /// Parent namespace (pid and user namespaces).
+    pub parent: NsRef,
+    /// Kernel address of the `ns_common`, to match later frees.
+    pub kaddr: u64,
+}
+
+/// Status values of a [`WalkDoneRecord`].
+pub mod walk_status {
+    /// The list was walked round to its start.
+    pub const COMPLETE: u32 = 0;
+    /// The chunk budget ran out; call again to resume from the cursor.
+    pub const MORE: u32 = 1;
+    /// The cursor was no longer valid (its namespace died): start over.
+    pub const RESTART: u32 = 2;
+    /// No starting namespace of this type could be read.
+    pub const NO_START: u32 = 3;
+    /// The configuration lacks the fields a walk needs.
+    pub const UNSUPPORTED: u32 = 4;
+}
+
+/// Marks the end of one walk run.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkDoneRecord {
+    pub header: EventHeader,
+    pub ns_type: u32,
+    /// One of [`walk_status`].
+    pub status: u32,
+    /// Records emitted by this run.
+    pub emitted: u32,
+    /// Records that could not be reserved in the ring buffer in this run.
+    pub dropped: u32,
+}
+
+/// State shared between walk runs (chunked resumption), one map entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkState {
+    /// [`crate::ns::NsType`] being walked.
+    pub ns_type: u32,
+    /// Maximum entries per run.
+    pub budget: u32,
+    /// Address of the list node the walk started from (0: start afresh).
+    pub start_node: u64,
+    /// Address of the list node to continue from (0: start afresh).
+    pub cursor_node: u64,
+    /// `ns_id` of the namespace at `cursor_node`, to validate it.
+    pub cursor_id: u64,
+}
+
+macro_rules! const_size {
+    ($t:ty, $n:expr) => {
+        const _: () = assert!(core::mem::size_of::<$t>() == $n);
+    };
+}
+// Explicit sizes: a change here is a wire-format change.
+const_size!(EventHeader, 24);
+const_size!(NsRef, 16);
+const_size!(TaskNsEvent, 24 + 16 + 16 + 16 * TASK_NS_SLOTS);
+const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
+const_size!(WalkDoneRecord, 24 + 16);
+const_size!(WalkState, 32);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for WalkState {}
+    unsafe impl aya::Pod for NsRef {}
+}

@@ -1,0 +1,106 @@
+//! Namespace types with stable numeric ids.
+
+/// The eight namespace types. The numbering follows perf's
+/// `PERF_RECORD_NAMESPACES` index order (net, uts, ipc, pid, user, mnt,
+/// cgroup) with time appended; it is part of the wire format.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "user", serde(rename_all = "lowercase"))]
+pub enum NsType {
+    Net = 0,
+    Uts = 1,
+    Ipc = 2,
+    Pid = 3,
+    User = 4,
+    Mnt = 5,
+    Cgroup = 6,
+    Time = 7,
+}
+
+/// Number of namespace types.
+pub const NS_TYPES: usize = 8;
+
+impl NsType {
+    pub const ALL: [NsType; NS_TYPES] = [
+        NsType::Net,
+        NsType::Uts,
+        NsType::Ipc,
+        NsType::Pid,
+        NsType::User,
+        NsType::Mnt,
+        NsType::Cgroup,
+        NsType::Time,
+    ];
+
+    pub const fn from_u32(v: u32) -> Option<NsType> {
+        Some(match v {
+            0 => NsType::Net,
+            1 => NsType::Uts,
+            2 => NsType::Ipc,
+            3 => NsType::Pid,
+            4 => NsType::User,
+            5 => NsType::Mnt,
+            6 => NsType::Cgroup,
+            7 => NsType::Time,
+            _ => return None,
+        })
+    }
+
+    /// The `CLONE_NEW*` bit the kernel stores in `ns_common.ns_type`.
+    pub const fn clone_flag(self) -> u64 {
+        match self {
+            NsType::Net => 0x4000_0000,
+            NsType::Uts => 0x0400_0000,
+            NsType::Ipc => 0x0800_0000,
+            NsType::Pid => 0x2000_0000,
+            NsType::User => 0x1000_0000,
+            NsType::Mnt => 0x0002_0000,
+            NsType::Cgroup => 0x0200_0000,
+            NsType::Time => 0x0000_0080,
+        }
+    }
+
+    pub const fn from_clone_flag(flag: u64) -> Option<NsType> {
+        let mut i = 0;
+        while i < NS_TYPES {
+            if Self::ALL[i].clone_flag() == flag {
+                return Some(Self::ALL[i]);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Name as used by `/proc/PID/ns/<name>` and `lsns`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            NsType::Net => "net",
+            NsType::Uts => "uts",
+            NsType::Ipc => "ipc",
+            NsType::Pid => "pid",
+            NsType::User => "user",
+            NsType::Mnt => "mnt",
+            NsType::Cgroup => "cgroup",
+            NsType::Time => "time",
+        }
+    }
+}
+
+/// All `CLONE_NEW*` bits together.
+pub const CLONE_NEW_MASK: u64 = 0x4000_0000
+    | 0x0400_0000
+    | 0x0800_0000
+    | 0x2000_0000
+    | 0x1000_0000
+    | 0x0002_0000
+    | 0x0200_0000
+    | 0x0000_0080;
+
+/// Slots of a task's namespace set, as carried in [`crate::event::TaskNsEvent`].
+/// The first eight are indexed by [`NsType`] (the task's own namespaces;
+/// pid is the task's active pid namespace, time its active time namespace),
+/// followed by the two "for children" namespaces of `nsproxy`.
+pub const SLOT_PID_FOR_CHILDREN: usize = 8;
+pub const SLOT_TIME_FOR_CHILDREN: usize = 9;
+pub const TASK_NS_SLOTS: usize = 10;

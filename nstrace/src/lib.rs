@@ -1,0 +1,11 @@
+//! nstrace: a live table of every Linux namespace on the host, fed by eBPF.
+
+pub mod btf;
+pub mod btf_offsets;
+pub mod cli;
+pub mod holders;
+pub mod loader;
+pub mod model;
+pub mod nsfs;
+pub mod probe;
+pub mod snapshot;

@@ -1,0 +1,1 @@
+//! Snapshots of every namespace on the host.
