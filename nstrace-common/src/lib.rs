@@ -29,7 +29,7 @@ pub mod names {
     /// Read-only global holding [`crate::config::Config`].
     pub const CONFIG_GLOBAL: &str = "CONFIG";
 
-    pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+    pub const PROG_TASK_NEWTASK: &str = "task_newtask";
     pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     pub const PROG_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
     pub const PROG_NS_WALK: &str = "ns_walk";

@@ -1,1 +1,210 @@
-//! TODO
+//! Fills [`KernelOffsets`] from the running kernel's BTF.
+//!
+//! Several of these structs use `__randomize_layout`, so nothing here is
+//! hard-coded: every offset comes from BTF. Fields that older kernels (or
+//! kernels without CONFIG_TIME_NS / CONFIG_CGROUPS) lack are [`ABSENT`].
+
+use crate::btf::{Btf, BtfError};
+use nstrace_common::config::{ABSENT, KernelOffsets};
+use nstrace_common::ns::{NS_TYPES, NsType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetsError {
+    #[error("kernel BTF lacks {ty}.{member}, which nstrace needs: {source}")]
+    Missing {
+        ty: &'static str,
+        member: &'static str,
+        #[source]
+        source: BtfError,
+    },
+}
+
+/// Kernel struct holding each namespace type, indexed by `NsType as usize`,
+/// and the member that points at the owning user namespace.
+const NS_STRUCTS: [(&str, &str); NS_TYPES] = [
+    ("net", "user_ns"),
+    ("uts_namespace", "user_ns"),
+    ("ipc_namespace", "user_ns"),
+    ("pid_namespace", "user_ns"),
+    ("user_namespace", "parent"),
+    ("mnt_namespace", "user_ns"),
+    ("cgroup_namespace", "user_ns"),
+    ("time_namespace", "user_ns"),
+];
+
+pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
+    let req = |ty: &'static str, member: &'static str| {
+        btf.member_offset(ty, member).map_err(|source| OffsetsError::Missing { ty, member, source })
+    };
+    // Absent members are fine; a malformed or unaligned one is still an error.
+    let opt = |ty: &'static str, member: &'static str| match btf.member_offset(ty, member) {
+        Ok(off) => Ok(off),
+        Err(BtfError::NoSuchType(_) | BtfError::NoSuchMember { .. }) => Ok(ABSENT),
+        Err(source) => Err(OffsetsError::Missing { ty, member, source }),
+    };
+
+    let mut o = KernelOffsets::absent();
+    o.task_pid = req("task_struct", "pid")?;
+    o.task_tgid = req("task_struct", "tgid")?;
+    o.task_comm = req("task_struct", "comm")?;
+    o.task_nsproxy = req("task_struct", "nsproxy")?;
+    o.task_real_cred = req("task_struct", "real_cred")?;
+    o.task_thread_pid = req("task_struct", "thread_pid")?;
+    o.task_tasks = req("task_struct", "tasks")?;
+    o.task_real_parent = req("task_struct", "real_parent")?;
+    o.cred_user_ns = req("cred", "user_ns")?;
+
+    o.nsproxy_uts = req("nsproxy", "uts_ns")?;
+    o.nsproxy_ipc = req("nsproxy", "ipc_ns")?;
+    o.nsproxy_mnt = req("nsproxy", "mnt_ns")?;
+    o.nsproxy_pid_for_children = req("nsproxy", "pid_ns_for_children")?;
+    o.nsproxy_net = req("nsproxy", "net_ns")?;
+    o.nsproxy_time = opt("nsproxy", "time_ns")?;
+    o.nsproxy_time_for_children = opt("nsproxy", "time_ns_for_children")?;
+    o.nsproxy_cgroup = opt("nsproxy", "cgroup_ns")?;
+
+    o.pid_level = req("pid", "level")?;
+    o.pid_numbers = req("pid", "numbers")?;
+    o.upid_size = btf
+        .struct_size("upid")
+        .map_err(|source| OffsetsError::Missing { ty: "upid", member: "(size)", source })?;
+    o.upid_ns = req("upid", "ns")?;
+
+    o.ns_type = opt("ns_common", "ns_type")?;
+    o.ns_inum = req("ns_common", "inum")?;
+    // Renamed from `count` to `__ns_ref` in 6.18.
+    o.ns_ref = match opt("ns_common", "__ns_ref")? {
+        ABSENT => req("ns_common", "count")?,
+        off => off,
+    };
+    o.ns_id = opt("ns_common", "ns_id")?;
+    o.ns_list_node = opt("ns_common", "ns_list_node")?;
+
+    for t in NsType::ALL {
+        let (ty, owner) = NS_STRUCTS[t as usize];
+        // Cgroup and time namespaces depend on kernel config.
+        let optional = matches!(t, NsType::Cgroup | NsType::Time);
+        let get = |ty, m| if optional { opt(ty, m) } else { req(ty, m) };
+        o.ns_common_in[t as usize] = get(ty, "ns")?;
+        o.owner_in[t as usize] = get(ty, owner)?;
+    }
+
+    o.pid_ns_parent = req("pid_namespace", "parent")?;
+    o.pid_ns_level = req("pid_namespace", "level")?;
+    o.user_ns_parent = req("user_namespace", "parent")?;
+    o.user_ns_level = req("user_namespace", "level")?;
+    Ok(o)
+}
+
+/// True when the kernel has the per-type namespace lists (6.18+) that the
+/// tree walk follows.
+pub fn has_ns_tree(o: &KernelOffsets) -> bool {
+    o.ns_id != ABSENT && o.ns_list_node != ABSENT && o.ns_type != ABSENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::tests::Builder;
+
+    /// A fake pre-6.18 kernel: `ns_common.count`, no ns_id/ns_list_node/ns_type,
+    /// no time or cgroup namespaces. Members sit 8 bytes apart.
+    fn old_kernel(skip: Option<(&str, &str)>) -> Btf {
+        let mut b = Builder::new();
+        let int = b.int("int", 4);
+        let structs: &[(&str, &[&str])] = &[
+            ("task_struct", &["pid", "tgid", "comm", "nsproxy", "real_cred", "thread_pid", "tasks", "real_parent"]),
+            ("cred", &["uid", "user_ns"]),
+            ("nsproxy", &["count", "uts_ns", "ipc_ns", "mnt_ns", "pid_ns_for_children", "net_ns"]),
+            ("pid", &["count", "level", "numbers"]),
+            ("upid", &["nr", "ns"]),
+            ("ns_common", &["stashed", "ops", "inum", "count"]),
+            ("net", &["passive", "user_ns", "ns"]),
+            ("uts_namespace", &["name", "user_ns", "ns"]),
+            ("ipc_namespace", &["ids", "user_ns", "ns"]),
+            ("pid_namespace", &["idr", "level", "parent", "user_ns", "ns"]),
+            ("user_namespace", &["uid_map", "parent", "level", "ns"]),
+            ("mnt_namespace", &["ns", "root", "user_ns"]),
+        ];
+        for (name, members) in structs {
+            let ms: Vec<(&str, u32, u32)> = members
+                .iter()
+                .filter(|m| skip != Some((name, m)))
+                .enumerate()
+                .map(|(i, m)| (*m, int, i as u32 * 64))
+                .collect();
+            b.strukt(name, members.len() as u32 * 8, &ms);
+        }
+        Btf::parse(b.build()).unwrap()
+    }
+
+    #[test]
+    fn old_kernel_falls_back_and_marks_absent() {
+        let o = kernel_offsets(&old_kernel(None)).unwrap();
+        assert_eq!(o.ns_ref, 24, "falls back to ns_common.count");
+        assert_eq!((o.ns_id, o.ns_list_node, o.ns_type), (ABSENT, ABSENT, ABSENT));
+        assert!(!has_ns_tree(&o));
+        assert_eq!(o.nsproxy_time, ABSENT);
+        assert_eq!(o.ns_common_in[NsType::Time as usize], ABSENT);
+        assert_eq!(o.owner_in[NsType::Cgroup as usize], ABSENT);
+        assert_eq!(o.ns_common_in[NsType::Mnt as usize], 0);
+        assert_eq!(o.owner_in[NsType::User as usize], 8);
+        assert_eq!(o.owner_in[NsType::Pid as usize], 24);
+        assert_eq!(o.upid_size, 16);
+        assert_eq!(o.task_real_parent, 56);
+    }
+
+    #[test]
+    fn missing_required_member_is_named() {
+        let err = kernel_offsets(&old_kernel(Some(("pid_namespace", "level")))).unwrap_err();
+        let OffsetsError::Missing { ty, member, .. } = &err;
+        assert_eq!((*ty, *member), ("pid_namespace", "level"));
+        assert!(err.to_string().contains("pid_namespace.level"), "{err}");
+        let err = kernel_offsets(&old_kernel(Some(("ns_common", "count")))).unwrap_err();
+        assert!(err.to_string().contains("ns_common.count"), "{err}");
+    }
+
+    #[test]
+    fn real_kernel_offsets() {
+        let btf = match Btf::from_sys_fs() {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("skipping: no kernel BTF ({e})");
+                return;
+            }
+        };
+        let o = kernel_offsets(&btf).unwrap();
+        eprintln!("{o:?}");
+        let size = |s| btf.struct_size(s).unwrap();
+        for off in [o.task_pid, o.task_tgid, o.task_comm, o.task_nsproxy, o.task_real_cred, o.task_thread_pid, o.task_tasks, o.task_real_parent] {
+            assert!(off < size("task_struct"));
+        }
+        assert_eq!(o.task_tgid, o.task_pid + 4, "pid and tgid are adjacent pid_t");
+        let mut nsp = vec![o.nsproxy_uts, o.nsproxy_ipc, o.nsproxy_mnt, o.nsproxy_pid_for_children, o.nsproxy_net];
+        nsp.extend([o.nsproxy_time, o.nsproxy_time_for_children, o.nsproxy_cgroup].into_iter().filter(|&x| x != ABSENT));
+        let n = nsp.len();
+        nsp.sort();
+        nsp.dedup();
+        assert_eq!(nsp.len(), n, "nsproxy members distinct");
+        assert!(nsp.iter().all(|&x| x < size("nsproxy") && x % 8 == 0));
+        assert!(o.upid_ns + 8 <= o.upid_size);
+        assert!(o.pid_level < o.pid_numbers);
+        assert!(o.ns_inum < size("ns_common") && o.ns_ref < size("ns_common"));
+        for t in NsType::ALL {
+            let (ty, _) = NS_STRUCTS[t as usize];
+            if o.ns_common_in[t as usize] == ABSENT {
+                continue;
+            }
+            assert!(o.ns_common_in[t as usize] + size("ns_common") <= size(ty), "{ty}");
+            assert!(o.owner_in[t as usize] < size(ty), "{ty}");
+            assert_ne!(o.owner_in[t as usize], o.ns_common_in[t as usize]);
+        }
+        assert!(o.ns_common_in[NsType::Net as usize] + o.ns_inum < size("net"));
+        assert!(o.pid_ns_parent < size("pid_namespace") && o.user_ns_level < size("user_namespace"));
+        if btf.has_func("__ns_tree_add_raw") {
+            assert!(has_ns_tree(&o), "6.18+ kernel without ns tree offsets: {o:?}");
+            // ns_id and the list node share the anonymous union after __ns_ref.
+            assert!(o.ns_id > o.ns_ref && o.ns_list_node > o.ns_id);
+        }
+    }
+}

@@ -3,9 +3,11 @@
 pub mod btf;
 pub mod btf_offsets;
 pub mod cli;
+pub mod error;
 pub mod holders;
 pub mod loader;
 pub mod model;
 pub mod nsfs;
 pub mod probe;
+pub mod render;
 pub mod snapshot;

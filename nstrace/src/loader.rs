@@ -1,1 +1,201 @@
-//! TODO
+//! Loads the eBPF object, fills its configuration from BTF, attaches hook
+//! families and hands out their ring buffers.
+
+use std::{io, os::fd::AsFd};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{ProgramError, RawTracePoint},
+};
+use nstrace_common::{
+    config::{Config, config_flags},
+    event::{EventKind, MAX_EVENT_KIND},
+    names,
+};
+
+use crate::{
+    btf::{Btf, BtfError},
+    btf_offsets::{OffsetsError, has_ns_tree, kernel_offsets},
+};
+
+/// The eBPF object built by build.rs (empty when built without bpf-linker).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nstrace"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error(
+        "this nstrace binary was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set); run `cargo xtask setup` and rebuild"
+    )]
+    NoPrograms,
+    #[error("reading kernel BTF: {0}")]
+    Btf(#[from] BtfError),
+    #[error("finding kernel struct offsets in BTF: {0}")]
+    Offsets(#[from] OffsetsError),
+    #[error("loading the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("program {name}: {source}")]
+    Program { name: &'static str, source: ProgramError },
+    #[error("map {name}: {source}")]
+    Map { name: &'static str, source: aya::maps::MapError },
+    #[error("attaching {name} to raw tracepoint {tracepoint}: {source}")]
+    Attach { name: &'static str, tracepoint: &'static str, source: ProgramError },
+    #[error("polling the ring buffer: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Options for [`Tracer::load`].
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Size of the event ring buffer in bytes (a power of two, multiple of the page size).
+    pub events_ring_bytes: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { events_ring_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+/// The loaded eBPF object and what was learned while loading it.
+pub struct Tracer {
+    ebpf: Ebpf,
+    config: Config,
+}
+
+/// Raw tracepoint programs of the task family: (program, tracepoint).
+const TASK_HOOKS: [(&str, &str); 3] = [
+    (names::PROG_TASK_NEWTASK, "task_newtask"),
+    (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
+    (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
+];
+
+impl Tracer {
+    /// Reads offsets from BTF and loads the object (no program attached yet).
+    pub fn load(opts: &LoadOptions) -> Result<Tracer, LoaderError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(LoaderError::NoPrograms);
+        }
+        let btf = Btf::from_sys_fs()?;
+        let offsets = kernel_offsets(&btf)?;
+        let mut flags = config_flags::READY;
+        if has_ns_tree(&offsets) {
+            flags |= config_flags::HAS_NS_TREE;
+        }
+        let config = Config { offsets, self_tgid: std::process::id(), flags };
+        let ebpf = EbpfLoader::new()
+            .override_global(names::CONFIG_GLOBAL, &config, true)
+            .map_max_entries(names::EVENTS_MAP, opts.events_ring_bytes)
+            .load(EBPF_OBJECT)?;
+        Ok(Tracer { ebpf, config })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the kernel has per-type namespace lists the walk can read.
+    pub fn has_ns_tree(&self) -> bool {
+        self.config.flags & config_flags::HAS_NS_TREE != 0
+    }
+
+    fn raw_tracepoint(&mut self, name: &'static str) -> Result<&mut RawTracePoint, LoaderError> {
+        let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
+        prog.try_into().map_err(|source| LoaderError::Program { name, source })
+    }
+
+    /// Loads and attaches the task lifecycle family (fork, exec, exit).
+    pub fn attach_task_hooks(&mut self) -> Result<(), LoaderError> {
+        for (name, tracepoint) in TASK_HOOKS {
+            let prog = self.raw_tracepoint(name)?;
+            prog.load().map_err(|source| LoaderError::Program { name, source })?;
+            prog.attach(tracepoint)
+                .map_err(|source| LoaderError::Attach { name, tracepoint, source })?;
+        }
+        Ok(())
+    }
+
+    /// Loads the tree-walk program and takes the maps it needs.
+    pub fn walker(&mut self) -> Result<crate::snapshot::kernel::Walker, LoaderError> {
+        let name = names::PROG_NS_WALK;
+        self.raw_tracepoint(name)?
+            .load()
+            .map_err(|source| LoaderError::Program { name, source })?;
+        let ring = self.take_ring(names::WALK_MAP)?;
+        let state_map = self
+            .ebpf
+            .take_map(names::WALK_STATE_MAP)
+            .ok_or(LoaderError::MissingMap(names::WALK_STATE_MAP))?;
+        let state = Array::try_from(state_map)
+            .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
+        let prog = self.raw_tracepoint(name)?;
+        let fd = prog
+            .fd()
+            .map_err(|source| LoaderError::Program { name, source })?
+            .as_fd()
+            .try_clone_to_owned()?;
+        Ok(crate::snapshot::kernel::Walker::new(fd, ring, state))
+    }
+
+    fn take_ring(&mut self, name: &'static str) -> Result<RingBuf<MapData>, LoaderError> {
+        let map = self.ebpf.take_map(name).ok_or(LoaderError::MissingMap(name))?;
+        RingBuf::try_from(map).map_err(|source| LoaderError::Map { name, source })
+    }
+
+    /// The lifecycle event stream (takes the ring buffer: call once).
+    pub fn events(&mut self) -> Result<EventStream, LoaderError> {
+        let ring = self.take_ring(names::EVENTS_MAP)?;
+        let lost_map = self.ebpf.take_map(names::LOST_MAP).ok_or(LoaderError::MissingMap(names::LOST_MAP))?;
+        let lost = PerCpuArray::try_from(lost_map)
+            .map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
+        // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd,
+        // so the fd stays open for as long as it is registered.
+        let ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
+            .map_err(|e| LoaderError::Io(io::Error::other(e.to_string())))?;
+        Ok(EventStream { ring, lost })
+    }
+}
+
+/// Reads decoded records from the event ring buffer.
+pub struct EventStream {
+    ring: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
+    lost: PerCpuArray<MapData, u64>,
+}
+
+/// One item of the event stream: a record, or bytes that did not decode.
+pub type StreamItem = Result<nstrace_common::decode::Record, nstrace_common::decode::DecodeError>;
+
+impl EventStream {
+    /// Waits until records are available, then hands every available one to `f`.
+    pub async fn next_batch(&mut self, mut f: impl FnMut(StreamItem)) -> Result<usize, LoaderError> {
+        let mut guard = self.ring.readable_mut().await?;
+        let ring = guard.get_inner_mut();
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            f(nstrace_common::decode::decode(&item));
+            n += 1;
+        }
+        guard.clear_ready();
+        Ok(n)
+    }
+
+    /// Ring-buffer reserve failures so far, per event kind (summed over CPUs).
+    pub fn lost_counts(&self) -> Result<Vec<(EventKind, u64)>, LoaderError> {
+        let mut out = Vec::new();
+        for kind in 0..MAX_EVENT_KIND {
+            let values = self
+                .lost
+                .get(&kind, 0)
+                .map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
+            let total: u64 = values.iter().sum();
+            if let (Some(kind), true) = (EventKind::from_u32(kind), total > 0) {
+                out.push((kind, total));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,1 +1,50 @@
-fn main(){}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use nstrace::cli;
+
+/// nstrace: every Linux namespace on this host, who holds it, and why it
+/// did not go away.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what this kernel offers and which mechanism nstrace uses for each job.
+    Doctor {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream namespace events.
+    Trace(cli::trace::Args),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("nstrace: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Doctor { json: _ } => Ok(0), // DOCTOR_PLACEHOLDER
+        Command::Trace(args) => runtime()?.block_on(cli::trace::run(args)).map_err(Into::into),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}

@@ -1,1 +1,3 @@
 //! Snapshots of every namespace on the host.
+
+pub mod kernel;

@@ -1,0 +1,124 @@
+//! Task lifecycle: fork (task_newtask), exec and exit. Each event carries the
+//! task's full namespace set, read from `nsproxy`, `real_cred` and
+//! `thread_pid`.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use nstrace_common::{
+    event::{EventHeader, EventKind, NsRef, TaskNsEvent},
+    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS},
+};
+
+use crate::{
+    maps::{EVENTS, config, count_lost},
+    read::{ns_common_of, ns_ref, ptr_at, u32_at},
+};
+
+/// The active pid namespace of `task`: `task->thread_pid->numbers[level].ns`.
+#[inline(always)]
+pub fn active_pid_ns(task: u64) -> u64 {
+    let pid = ptr_at(task, config!(offsets.task_thread_pid));
+    if pid == 0 {
+        return 0;
+    }
+    let level = u32_at(pid, config!(offsets.pid_level)) as u64;
+    if level > 32 {
+        return 0;
+    }
+    let upid = pid + config!(offsets.pid_numbers) as u64 + level * config!(offsets.upid_size) as u64;
+    ptr_at(upid, config!(offsets.upid_ns))
+}
+
+/// Reads the namespace set of `task` into `out`.
+#[inline(always)]
+pub fn read_task_ns(task: u64, out: &mut [NsRef; TASK_NS_SLOTS]) {
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let member = |off: u32, ty: NsType| ns_ref(ns_common_of(ptr_at(nsproxy, off), ty as usize));
+    out[NsType::Net as usize] = member(config!(offsets.nsproxy_net), NsType::Net);
+    out[NsType::Uts as usize] = member(config!(offsets.nsproxy_uts), NsType::Uts);
+    out[NsType::Ipc as usize] = member(config!(offsets.nsproxy_ipc), NsType::Ipc);
+    out[NsType::Mnt as usize] = member(config!(offsets.nsproxy_mnt), NsType::Mnt);
+    out[NsType::Cgroup as usize] = member(config!(offsets.nsproxy_cgroup), NsType::Cgroup);
+    out[NsType::Time as usize] = member(config!(offsets.nsproxy_time), NsType::Time);
+    out[SLOT_PID_FOR_CHILDREN] = member(config!(offsets.nsproxy_pid_for_children), NsType::Pid);
+    out[SLOT_TIME_FOR_CHILDREN] =
+        member(config!(offsets.nsproxy_time_for_children), NsType::Time);
+    let cred = ptr_at(task, config!(offsets.task_real_cred));
+    let user_ns = ptr_at(cred, config!(offsets.cred_user_ns));
+    out[NsType::User as usize] = ns_ref(ns_common_of(user_ns, NsType::User as usize));
+    out[NsType::Pid as usize] = ns_ref(ns_common_of(active_pid_ns(task), NsType::Pid as usize));
+}
+
+#[inline(always)]
+fn is_self(tgid: u32) -> bool {
+    tgid == config!(self_tgid)
+}
+
+#[inline(always)]
+fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i64> {
+    if config!(flags) & nstrace_common::config::config_flags::READY == 0 {
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if is_self(tgid) {
+        return Ok(());
+    }
+    let Some(mut entry) = EVENTS.reserve::<TaskNsEvent>(0) else {
+        count_lost(kind as u32);
+        return Err(-1);
+    };
+    let e = entry.as_mut_ptr();
+    unsafe {
+        (*e).header = EventHeader {
+            kind: kind as u32,
+            size: core::mem::size_of::<TaskNsEvent>() as u32,
+            ts_ns: bpf_ktime_get_boot_ns(),
+            tgid,
+            tid,
+        };
+        (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
+        (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
+        let parent = ptr_at(task, config!(offsets.task_real_parent));
+        (*e).parent_tgid = u32_at(parent, config!(offsets.task_tgid));
+        (*e).clone_flags = clone_flags;
+        (*e).comm = [0; 16];
+        let comm_off = config!(offsets.task_comm);
+        if comm_off != nstrace_common::config::ABSENT {
+            let _ = bpf_probe_read_kernel_buf((task + comm_off as u64) as *const u8, &mut (*e).comm);
+        }
+        read_task_ns(task, &mut (*e).ns);
+    }
+    entry.submit(0);
+    Ok(())
+}
+
+// TP_PROTO(struct task_struct *task, u64 clone_flags)
+#[raw_tracepoint(tracepoint = "task_newtask")]
+pub fn task_newtask(ctx: RawTracePointContext) -> i32 {
+    let task: u64 = ctx.arg(0);
+    let flags: u64 = ctx.arg(1);
+    let _ = emit_task_event(EventKind::Fork, task, flags as u32);
+    let _ = ctx.as_ptr();
+    0
+}
+
+// TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    let task: u64 = ctx.arg(0);
+    let _ = emit_task_event(EventKind::Exec, task, 0);
+    0
+}
+
+// TP_PROTO(struct task_struct *p, bool group_dead) (6.16+; older: just p)
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    let task: u64 = ctx.arg(0);
+    let _ = emit_task_event(EventKind::Exit, task, 0);
+    0
+}

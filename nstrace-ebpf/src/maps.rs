@@ -1,0 +1,50 @@
+//! Maps and the configuration global.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray, RingBuf},
+};
+use nstrace_common::{
+    config::Config,
+    event::{MAX_EVENT_KIND, WalkState},
+};
+
+/// Filled by user space before load (`EbpfLoader::override_global`).
+#[unsafe(no_mangle)]
+pub static CONFIG: Config = Config::empty();
+
+/// Lifecycle and task events. User space may resize it before load.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+/// Tree-walk records; drained by user space between walk runs.
+#[map]
+pub static WALK: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+/// Reserve failures per event kind.
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_EVENT_KIND, 0);
+
+/// Cursor of the chunked tree walk.
+#[map]
+pub static WALK_STATE: Array<WalkState> = Array::with_max_entries(1, 0);
+
+/// Reads one field of `CONFIG` so the compiler cannot fold the default in.
+macro_rules! config {
+    ($($field:tt)+) => {
+        {
+            #[allow(unused_unsafe)]
+            let v = unsafe { core::ptr::read_volatile(&raw const $crate::maps::CONFIG.$($field)+) };
+            v
+        }
+    };
+}
+pub(crate) use config;
+
+/// Counts a record that could not be reserved.
+#[inline(always)]
+pub fn count_lost(kind: u32) {
+    if let Some(p) = LOST.get_ptr_mut(kind) {
+        unsafe { *p += 1 };
+    }
+}

@@ -1,0 +1,75 @@
+//! Reading kernel memory at offsets found in BTF.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel;
+use nstrace_common::{
+    config::ABSENT,
+    event::NsRef,
+    ns::NS_TYPES,
+};
+
+use crate::maps::config;
+
+#[inline(always)]
+pub fn ptr_at(base: u64, off: u32) -> u64 {
+    if base == 0 || off == ABSENT {
+        return 0;
+    }
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const u64) }.unwrap_or(0)
+}
+
+#[inline(always)]
+pub fn u32_at(base: u64, off: u32) -> u32 {
+    if base == 0 || off == ABSENT {
+        return 0;
+    }
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const u32) }.unwrap_or(0)
+}
+
+#[inline(always)]
+pub fn u64_at(base: u64, off: u32) -> u64 {
+    ptr_at(base, off)
+}
+
+/// Offset of `struct ns_common ns` inside the struct of type `ty`.
+#[inline(always)]
+pub fn ns_common_off(ty: usize) -> u32 {
+    if ty >= NS_TYPES {
+        return ABSENT;
+    }
+    config!(offsets.ns_common_in[ty])
+}
+
+/// Offset of the owning user namespace pointer inside type `ty`'s struct.
+#[inline(always)]
+pub fn owner_off(ty: usize) -> u32 {
+    if ty >= NS_TYPES {
+        return ABSENT;
+    }
+    config!(offsets.owner_in[ty])
+}
+
+/// `&ns->ns` for a namespace struct pointer of type `ty`.
+#[inline(always)]
+pub fn ns_common_of(ns: u64, ty: usize) -> u64 {
+    let off = ns_common_off(ty);
+    if ns == 0 || off == ABSENT { 0 } else { ns + off as u64 }
+}
+
+/// Id and inode of the namespace whose `ns_common` is at `common`.
+#[inline(always)]
+pub fn ns_ref(common: u64) -> NsRef {
+    if common == 0 {
+        return NsRef::default();
+    }
+    NsRef {
+        id: u64_at(common, config!(offsets.ns_id)),
+        inum: u32_at(common, config!(offsets.ns_inum)),
+        _reserved: 0,
+    }
+}
+
+/// The owning user namespace of a namespace struct of type `ty`.
+#[inline(always)]
+pub fn owner_of(ns: u64, ty: usize) -> u64 {
+    ptr_at(ns, owner_off(ty))
+}

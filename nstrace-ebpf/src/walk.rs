@@ -1,0 +1,219 @@
+//! The namespace-tree walk (6.18+): every namespace of one type, read from
+//! the kernel's own per-type list (`ns_common.ns_list_node`).
+//!
+//! Run on demand by user space with BPF_PROG_TEST_RUN (never attached). A
+//! run walks at most `WalkState.budget` entries (capped at [`CHUNK`]) inside
+//! the RCU read section the test-run provides, then saves a cursor; the
+//! next run resumes after validating that the cursor's namespace is still
+//! the one it was (same type and never-reused `ns_id`), and tells user space
+//! to restart otherwise. The list head sits inside a static `struct
+//! ns_tree`; it is skipped because the `ns_type` at its would-be
+//! `ns_common` is not the expected `CLONE_NEW*` bit.
+//!
+//! The return value is `status | emitted << 8` (see `walk_status`).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, bpf_ktime_get_boot_ns},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use nstrace_common::{
+    config::ABSENT,
+    event::{EventHeader, EventKind, NsInfoRecord, NsRef, walk_status},
+    ns::{NS_TYPES, NsType},
+};
+
+use crate::{
+    hooks::task::active_pid_ns,
+    maps::{WALK, WALK_STATE, config, count_lost},
+    read::{ns_common_of, ns_common_off, ns_ref, owner_of, ptr_at, u32_at, u64_at},
+};
+
+/// Most entries one run visits (keeps verification cheap).
+const CHUNK: u32 = 512;
+
+#[raw_tracepoint]
+pub fn ns_walk(_ctx: RawTracePointContext) -> i32 {
+    let (status, emitted) = try_ns_walk();
+    (status | (emitted << 8)) as i32
+}
+
+/// A namespace of type `ty` the calling task can reach.
+#[inline(always)]
+fn start_ns(ty: usize) -> u64 {
+    let task = unsafe { bpf_get_current_task() };
+    if ty == NsType::User as usize {
+        let cred = ptr_at(task, config!(offsets.task_real_cred));
+        return ptr_at(cred, config!(offsets.cred_user_ns));
+    }
+    if ty == NsType::Pid as usize {
+        return active_pid_ns(task);
+    }
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let off = match ty {
+        0 => config!(offsets.nsproxy_net),
+        1 => config!(offsets.nsproxy_uts),
+        2 => config!(offsets.nsproxy_ipc),
+        5 => config!(offsets.nsproxy_mnt),
+        6 => config!(offsets.nsproxy_cgroup),
+        7 => config!(offsets.nsproxy_time),
+        _ => ABSENT,
+    };
+    ptr_at(nsproxy, off)
+}
+
+/// Whether the `ns_common` at `common` is a live namespace of the expected type.
+#[inline(always)]
+fn is_entry(common: u64, expected_flag: u32) -> bool {
+    u32_at(common, config!(offsets.ns_type)) == expected_flag
+        && u32_at(common, config!(offsets.ns_inum)) != 0
+}
+
+fn try_ns_walk() -> (u32, u32) {
+    let Some(state) = WALK_STATE.get_ptr_mut(0) else {
+        return (walk_status::UNSUPPORTED, 0);
+    };
+    let ty = unsafe { (*state).ns_type } as usize;
+    let list_off = config!(offsets.ns_list_node);
+    if ty >= NS_TYPES || list_off == ABSENT || config!(offsets.ns_type) == ABSENT {
+        return (walk_status::UNSUPPORTED, 0);
+    }
+    let expected = match NsType::from_u32(ty as u32) {
+        Some(t) => t.clone_flag() as u32,
+        None => return (walk_status::UNSUPPORTED, 0),
+    };
+    let budget = match unsafe { (*state).budget } {
+        0 => CHUNK,
+        b if b > CHUNK => CHUNK,
+        b => b,
+    };
+
+    let mut node = unsafe { (*state).cursor_node };
+    if node == 0 {
+        let common = ns_common_of(start_ns(ty), ty);
+        if common == 0 || !is_entry(common, expected) {
+            return (walk_status::NO_START, 0);
+        }
+        node = common + list_off as u64;
+        unsafe { (*state).start_node = node };
+    } else {
+        let common = node - list_off as u64;
+        let id = u64_at(common, config!(offsets.ns_id));
+        if !is_entry(common, expected) || id != unsafe { (*state).cursor_id } {
+            reset(state);
+            return (walk_status::RESTART, 0);
+        }
+    }
+    let start = unsafe { (*state).start_node };
+
+    let mut emitted = 0u32;
+    // The last node whose namespace is fully handled: the cursor.
+    let mut done = node;
+    for _ in 0..CHUNK {
+        if emitted >= budget {
+            break;
+        }
+        let next = ptr_at(done, 0); // list_head.next
+        if next == 0 {
+            reset(state);
+            return (walk_status::RESTART, emitted);
+        }
+        let common = next - list_off as u64;
+        if next == start {
+            // Back where we started: the start namespace is the last row.
+            if !emit(common, ty) {
+                return save(state, done, list_off, emitted);
+            }
+            reset(state);
+            return (walk_status::COMPLETE, emitted + 1);
+        }
+        if is_entry(common, expected) {
+            if !emit(common, ty) {
+                return save(state, done, list_off, emitted);
+            }
+            emitted += 1;
+            done = next;
+        } else {
+            // The list head: step over it without making it the cursor.
+            let after = ptr_at(next, 0);
+            if after == start {
+                if !emit(after - list_off as u64, ty) {
+                    return save(state, done, list_off, emitted);
+                }
+                reset(state);
+                return (walk_status::COMPLETE, emitted + 1);
+            }
+            let after_common = after - list_off as u64;
+            if after == 0 || !is_entry(after_common, expected) {
+                reset(state);
+                return (walk_status::RESTART, emitted);
+            }
+            if !emit(after_common, ty) {
+                return save(state, done, list_off, emitted);
+            }
+            emitted += 1;
+            done = after;
+        }
+    }
+    save(state, done, list_off, emitted)
+}
+
+#[inline(always)]
+fn reset(state: *mut nstrace_common::event::WalkState) {
+    unsafe {
+        (*state).cursor_node = 0;
+        (*state).cursor_id = 0;
+        (*state).start_node = 0;
+    }
+}
+
+#[inline(always)]
+fn save(state: *mut nstrace_common::event::WalkState, node: u64, list_off: u32, emitted: u32) -> (u32, u32) {
+    let common = node - list_off as u64;
+    unsafe {
+        (*state).cursor_node = node;
+        (*state).cursor_id = u64_at(common, config!(offsets.ns_id));
+    }
+    (walk_status::MORE, emitted)
+}
+
+/// Writes one row; false when the ring buffer is full.
+#[inline(always)]
+fn emit(common: u64, ty: usize) -> bool {
+    let Some(mut entry) = WALK.reserve::<NsInfoRecord>(0) else {
+        count_lost(EventKind::NsInfo as u32);
+        return false;
+    };
+    let ns = common - ns_common_off(ty) as u64;
+    let owner_ns = owner_of(ns, ty);
+    let owner = ns_ref(ns_common_of(owner_ns, NsType::User as usize));
+    let (parent, level) = if ty == NsType::Pid as usize {
+        let p = ptr_at(ns, config!(offsets.pid_ns_parent));
+        (ns_ref(ns_common_of(p, ty)), u32_at(ns, config!(offsets.pid_ns_level)))
+    } else if ty == NsType::User as usize {
+        (owner, u32_at(ns, config!(offsets.user_ns_level)))
+    } else {
+        (NsRef::default(), 0)
+    };
+    let me = ns_ref(common);
+    let e = entry.as_mut_ptr();
+    unsafe {
+        (*e).header = EventHeader {
+            kind: EventKind::NsInfo as u32,
+            size: core::mem::size_of::<NsInfoRecord>() as u32,
+            ts_ns: bpf_ktime_get_boot_ns(),
+            tgid: 0,
+            tid: 0,
+        };
+        (*e).ns_type = ty as u32;
+        (*e).level = level;
+        (*e).id = me.id;
+        (*e).inum = me.inum;
+        (*e).refcount = u32_at(common, config!(offsets.ns_ref));
+        (*e).owner = owner;
+        (*e).parent = parent;
+        (*e).kaddr = common;
+    }
+    entry.submit(0);
+    true
+}

@@ -1,0 +1,49 @@
+//! Builds the eBPF programs (nstrace-ebpf) with aya-build and embeds them.
+//!
+//! `AYA_BUILD_SKIP=1`, or a machine without bpf-linker, gets an empty
+//! placeholder object instead, so `cargo check`, clippy and the user-space
+//! unit tests work anywhere; such a binary says at run time that it has no
+//! programs and how to get them (`cargo xtask setup`).
+
+use std::{env, fs, path::PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use aya_build::{Package, Toolchain};
+
+fn bpf_linker_available() -> bool {
+    let on_path = env::var_os("PATH")
+        .map(|p| env::split_paths(&p).any(|d| d.join("bpf-linker").is_file()))
+        .unwrap_or(false);
+    let in_cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|h| h.join("bin/bpf-linker").is_file())
+        .unwrap_or(false);
+    on_path || in_cargo_home
+}
+
+fn main() -> anyhow::Result<()> {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or_else(|| anyhow!("OUT_DIR not set"))?);
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let ebpf_dir = manifest_dir.join("../nstrace-ebpf");
+    let common_dir = manifest_dir.join("../nstrace-common");
+    println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
+    println!("cargo:rerun-if-env-changed=PATH");
+    println!("cargo:rerun-if-changed={}", common_dir.join("src").display());
+
+    let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    if skip || !bpf_linker_available() {
+        if !skip {
+            println!(
+                "cargo:warning=bpf-linker not found: building nstrace without eBPF programs (run `cargo xtask setup`)"
+            );
+        }
+        fs::write(out_dir.join("nstrace"), b"").context("writing placeholder eBPF object")?;
+        return Ok(());
+    }
+    let root_dir = ebpf_dir.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
+    aya_build::build_ebpf(
+        [Package { name: "nstrace-ebpf", root_dir, ..Default::default() }],
+        Toolchain::Custom("stable"),
+    )
+}

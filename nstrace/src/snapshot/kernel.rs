@@ -1,0 +1,180 @@
+//! The exact in-kernel snapshot: runs the `ns_walk` program with
+//! BPF_PROG_TEST_RUN once per chunk, per namespace type, and collects the
+//! rows it writes to the WALK ring buffer.
+
+use std::{
+    collections::HashMap,
+    io,
+    os::fd::{AsRawFd, OwnedFd},
+    time::Instant,
+};
+
+use aya::maps::{Array, MapData, RingBuf};
+use nstrace_common::{
+    decode::{Record, decode},
+    event::{NsInfoRecord, WalkState, walk_status},
+    ns::NsType,
+};
+
+/// Entries one walk run may visit.
+const CHUNK: u32 = 512;
+/// Restarts of one type's walk before giving up (each means the namespace
+/// under the cursor died between two runs).
+const MAX_RESTARTS: u32 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error("BPF_PROG_TEST_RUN of the walk program: {0}")]
+    TestRun(io::Error),
+    #[error("walk state map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    #[error("this kernel has no namespace lists the walk can read (needs 6.18+)")]
+    Unsupported,
+    #[error("no {0:?} namespace reachable from the walking task")]
+    NoStart(NsType),
+    #[error("the {ty:?} list kept changing under the walk ({restarts} restarts)")]
+    Unstable { ty: NsType, restarts: u32 },
+    #[error("walk program returned unknown status {0}")]
+    BadStatus(u32),
+}
+
+/// Statistics of one full walk.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WalkStats {
+    pub runs: u32,
+    pub restarts: u32,
+    pub malformed_records: u32,
+    pub micros: u64,
+}
+
+/// Owns the walk program's fd and maps; safe to move into a task.
+pub struct Walker {
+    prog_fd: OwnedFd,
+    ring: RingBuf<MapData>,
+    state: Array<MapData, WalkState>,
+}
+
+impl Walker {
+    pub fn new(prog_fd: OwnedFd, ring: RingBuf<MapData>, state: Array<MapData, WalkState>) -> Walker {
+        Walker { prog_fd, ring, state }
+    }
+
+    /// Runs the program once; returns (status, emitted).
+    fn run_once(&self) -> Result<(u32, u32), WalkError> {
+        let ret = test_run_raw_tp(self.prog_fd.as_raw_fd()).map_err(WalkError::TestRun)?;
+        Ok((ret & 0xff, ret >> 8))
+    }
+
+    /// Every namespace of every type the kernel lists, keyed by type.
+    pub fn walk_all(&mut self) -> Result<(Vec<NsInfoRecord>, WalkStats), WalkError> {
+        let started = Instant::now();
+        let mut stats = WalkStats::default();
+        let mut rows = Vec::new();
+        for ty in NsType::ALL {
+            rows.extend(self.walk_type(ty, &mut stats)?);
+        }
+        stats.micros = started.elapsed().as_micros() as u64;
+        Ok((rows, stats))
+    }
+
+    /// Every namespace of one type.
+    pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
+        let mut restarts = 0;
+        'restart: loop {
+            self.state.set(0, WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() }, 0)?;
+            let mut seen: HashMap<u64, NsInfoRecord> = HashMap::new();
+            let mut order = Vec::new();
+            loop {
+                let (status, _emitted) = self.run_once()?;
+                stats.runs += 1;
+                // Drain before deciding: a MORE caused by a full ring resumes
+                // exactly where the reservation failed.
+                let mut wrapped = false;
+                while let Some(item) = self.ring.next() {
+                    match decode(&item) {
+                        Ok(Record::NsInfo(r)) if r.ns_type == ty as u32 => {
+                            // A repeated id means the start namespace left the
+                            // list and the walk came round again: done.
+                            if seen.insert(row_key(&r), r).is_some() {
+                                wrapped = true;
+                            } else {
+                                order.push(row_key(&r));
+                            }
+                        }
+                        _ => stats.malformed_records += 1,
+                    }
+                }
+                match status {
+                    walk_status::COMPLETE => break,
+                    walk_status::MORE if wrapped => break,
+                    walk_status::MORE => continue,
+                    walk_status::RESTART => {
+                        restarts += 1;
+                        stats.restarts += 1;
+                        if restarts > MAX_RESTARTS {
+                            return Err(WalkError::Unstable { ty, restarts });
+                        }
+                        continue 'restart;
+                    }
+                    walk_status::NO_START => return Err(WalkError::NoStart(ty)),
+                    walk_status::UNSUPPORTED => return Err(WalkError::Unsupported),
+                    other => return Err(WalkError::BadStatus(other)),
+                }
+            }
+            self.state.set(0, WalkState::default(), 0)?;
+            return Ok(order.into_iter().filter_map(|k| seen.remove(&k)).collect());
+        }
+    }
+}
+
+/// BPF_PROG_TEST_RUN on a raw-tracepoint program with zeroed arguments;
+/// returns the program's return value.
+fn test_run_raw_tp(prog_fd: i32) -> io::Result<u32> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct TestAttr {
+        prog_fd: u32,
+        retval: u32,
+        data_size_in: u32,
+        data_size_out: u32,
+        data_in: u64,
+        data_out: u64,
+        repeat: u32,
+        duration: u32,
+        ctx_size_in: u32,
+        ctx_size_out: u32,
+        ctx_in: u64,
+        ctx_out: u64,
+        flags: u32,
+        cpu: u32,
+        batch_size: u32,
+        _pad: [u32; 13],
+    }
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    let args = [0u64; 12];
+    let mut attr = TestAttr {
+        prog_fd: prog_fd as u32,
+        ctx_size_in: std::mem::size_of_val(&args) as u32,
+        ctx_in: args.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: attr is a valid, zero-padded bpf_attr for BPF_PROG_TEST_RUN.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestAttr,
+            std::mem::size_of::<TestAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(attr.retval)
+}
+
+/// Identity of a row within one walk: ns_id where the kernel has it
+/// (never reused), else the inode.
+fn row_key(r: &NsInfoRecord) -> u64 {
+    if r.id != 0 { r.id } else { 1 << 63 | r.inum as u64 }
+}
