@@ -13,7 +13,7 @@
 //! The return value is `status | emitted << 8` (see `walk_status`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, bpf_ktime_get_boot_ns},
+    helpers::{bpf_get_current_task, bpf_ktime_get_boot_ns, generated::bpf_loop},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// Most entries one run visits (keeps verification cheap).
-const CHUNK: u32 = 512;
+const CHUNK: u32 = 1 << 16;
 
 #[raw_tracepoint]
 pub fn ns_walk(_ctx: RawTracePointContext) -> i32 {
@@ -69,6 +69,23 @@ fn is_entry(common: u64, expected_flag: u32) -> bool {
         && u32_at(common, config!(offsets.ns_inum)) != 0
 }
 
+/// State of one run, shared with the per-entry callback on the stack.
+#[repr(C)]
+struct Step {
+    /// Current position (may be the list head).
+    pos: u64,
+    /// Last node whose namespace was emitted (never the head): the cursor.
+    cursor: u64,
+    start: u64,
+    list_off: u64,
+    ty: u64,
+    expected: u32,
+    emitted: u32,
+    /// Set when the callback stops the loop.
+    status: u32,
+    stopped: u32,
+}
+
 fn try_ns_walk() -> (u32, u32) {
     let Some(state) = WALK_STATE.get_ptr_mut(0) else {
         return (walk_status::UNSUPPORTED, 0);
@@ -104,58 +121,64 @@ fn try_ns_walk() -> (u32, u32) {
             return (walk_status::RESTART, 0);
         }
     }
-    let start = unsafe { (*state).start_node };
-
-    let mut emitted = 0u32;
-    // The last node whose namespace is fully handled: the cursor.
-    let mut done = node;
-    for _ in 0..CHUNK {
-        if emitted >= budget {
-            break;
-        }
-        let next = ptr_at(done, 0); // list_head.next
-        if next == 0 {
+    let mut step = Step {
+        pos: node,
+        cursor: node,
+        start: unsafe { (*state).start_node },
+        list_off: list_off as u64,
+        ty: ty as u64,
+        expected,
+        emitted: 0,
+        status: walk_status::MORE,
+        stopped: 0,
+    };
+    unsafe {
+        bpf_loop(
+            budget,
+            walk_step as *mut core::ffi::c_void,
+            (&raw mut step).cast(),
+            0,
+        );
+    }
+    match step.status {
+        walk_status::MORE => save(state, step.cursor, list_off, step.emitted),
+        status => {
             reset(state);
-            return (walk_status::RESTART, emitted);
-        }
-        let common = next - list_off as u64;
-        if next == start {
-            // Back where we started: the start namespace is the last row.
-            if !emit(common, ty) {
-                return save(state, done, list_off, emitted);
-            }
-            reset(state);
-            return (walk_status::COMPLETE, emitted + 1);
-        }
-        if is_entry(common, expected) {
-            if !emit(common, ty) {
-                return save(state, done, list_off, emitted);
-            }
-            emitted += 1;
-            done = next;
-        } else {
-            // The list head: step over it without making it the cursor.
-            let after = ptr_at(next, 0);
-            if after == start {
-                if !emit(after - list_off as u64, ty) {
-                    return save(state, done, list_off, emitted);
-                }
-                reset(state);
-                return (walk_status::COMPLETE, emitted + 1);
-            }
-            let after_common = after - list_off as u64;
-            if after == 0 || !is_entry(after_common, expected) {
-                reset(state);
-                return (walk_status::RESTART, emitted);
-            }
-            if !emit(after_common, ty) {
-                return save(state, done, list_off, emitted);
-            }
-            emitted += 1;
-            done = after;
+            (status, step.emitted)
         }
     }
-    save(state, done, list_off, emitted)
+}
+
+/// One list entry per call; returns 1 to stop the loop.
+#[inline(never)]
+unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let step = ctx as *mut Step;
+    let s = unsafe { &mut *step };
+    let ty = (s.ty & 7) as usize;
+    let next = ptr_at(s.pos, 0); // list_head.next
+    if next == 0 {
+        s.status = walk_status::RESTART;
+        return 1;
+    }
+    let common = next - s.list_off;
+    if next == s.start {
+        // Back where we started: the start namespace is the last row.
+        if emit(common, ty) {
+            s.emitted += 1;
+            s.status = walk_status::COMPLETE;
+        }
+        return 1;
+    }
+    if is_entry(common, s.expected) {
+        if !emit(common, ty) {
+            return 1;
+        }
+        s.emitted += 1;
+        s.cursor = next;
+    }
+    // Entries and the list head alike: move on.
+    s.pos = next;
+    0
 }
 
 #[inline(always)]

@@ -17,7 +17,7 @@ use nstrace_common::{
 };
 
 /// Entries one walk run may visit.
-const CHUNK: u32 = 512;
+const CHUNK: u32 = 1 << 16;
 /// Restarts of one type's walk before giving up (each means the namespace
 /// under the cursor died between two runs).
 const MAX_RESTARTS: u32 = 16;
