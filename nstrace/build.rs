@@ -34,6 +34,10 @@ fn main() -> anyhow::Result<()> {
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip || !bpf_linker_available() {
         if !skip {
+            // Build again once `cargo xtask setup` has installed the linker.
+            if let Some(home) = env::var_os("HOME") {
+                println!("cargo:rerun-if-changed={}/.cargo/bin/bpf-linker", home.display());
+            }
             println!(
                 "cargo:warning=bpf-linker not found: building nstrace without eBPF programs (run `cargo xtask setup`)"
             );

@@ -121,10 +121,10 @@ const SLOT_LINKS: [&CStr; TASK_NS_SLOTS] = [
     c"ns/time_for_children",
 ];
 
-/// Slots that can differ between threads of one process. The active pid
-/// and time namespaces are per process (setns to time and every user ns
-/// change require a single-threaded caller; the pid ns never changes), so
-/// only the leader's are read.
+/// Slots that can differ between threads of one process. The active pid,
+/// user and time namespaces are per process (setns/unshare of user and
+/// setns of time require a single-threaded caller; a task's active pid ns
+/// never changes), so only the leader's are read.
 const THREAD_SLOTS: [usize; 7] = [0, 1, 2, 5, 6, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN];
 
 fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
@@ -201,6 +201,7 @@ struct Worker<'a> {
     link: [u8; 128],
     /// Task holds already recorded for the current process.
     added: Vec<(NsKey, TaskHold)>,
+    current_pid: u32,
     out: HolderScan,
 }
 
@@ -217,6 +218,7 @@ impl<'a> Worker<'a> {
             tids: Vec::new(),
             link: [0; 128],
             added: Vec::new(),
+            current_pid: 0,
             out: HolderScan::default(),
         }
     }
@@ -232,6 +234,7 @@ impl<'a> Worker<'a> {
     }
 
     fn try_scan_process(&mut self, pid: u32) -> io::Result<()> {
+        self.current_pid = pid;
         let dir = sys::open_at(
             Some(self.proc_fd),
             CPath::new().num(pid).as_cstr(),
@@ -245,32 +248,24 @@ impl<'a> Worker<'a> {
             Err(_) => String::new(),
         };
 
-        // The leader's links. ENOENT on the first means a zombie (or gone)
+        // The leader's links. Failure on the first means a zombie (or gone)
         // leader: its threads may still be alive, so go on to them.
-        let mut slots = [None; TASK_NS_SLOTS];
-        let mut leader_ok = false;
         self.added.clear();
-        for (i, link) in SLOT_LINKS.iter().enumerate() {
-            match sys::readlink_at(dir.as_fd(), link, &mut self.link) {
-                Ok(l) => slots[i] = parse_ns_link(l).map(|(_, ino)| ino),
-                Err(e) if i == 0 => {
-                    if is_denied(&e) {
-                        self.out.denied.push(pid);
-                    }
-                    break;
-                }
-                Err(e) if i == SLOT_PID_FOR_CHILDREN && e.raw_os_error() == Some(libc::ENOENT) => {
-                    self.out.unborn_pid_ns.push(pid)
-                }
-                Err(_) => {}
+        let all: [usize; TASK_NS_SLOTS] = std::array::from_fn(|i| i);
+        let leader = match self.read_links(dir.as_fd(), None, &all) {
+            Ok(slots) => {
+                self.add_slots(pid, &comm, &slots, None);
+                Some(slots)
             }
-            leader_ok = true;
-        }
-        if leader_ok {
-            self.add_slots(pid, &comm, &slots, None);
-        }
+            Err(e) => {
+                if is_denied(&e) {
+                    self.out.denied.push(pid);
+                }
+                None
+            }
+        };
         if stat.threads > 1 {
-            self.scan_threads(pid, &dir, &comm, leader_ok);
+            self.scan_threads(pid, &dir, &comm, leader);
         }
         if stat.flags & PF_KTHREAD == 0 {
             self.scan_fds(pid, &dir, &comm);
@@ -286,6 +281,44 @@ impl<'a> Worker<'a> {
             },
         );
         Ok(())
+    }
+
+    /// Reads the `wanted` ns links of the leader (`tid` None, `dir` the pid
+    /// dir) or of thread `tid` (`dir` the task dir). Fails only if the first
+    /// link fails: the task is gone, a zombie (no nsproxy) or out of reach.
+    fn read_links(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        tid: Option<u32>,
+        wanted: &[usize],
+    ) -> io::Result<[Option<u64>; TASK_NS_SLOTS]> {
+        let mut slots = [None; TASK_NS_SLOTS];
+        let mut pfc_missing = false;
+        for (n, &i) in wanted.iter().enumerate() {
+            let mut p = CPath::new();
+            if let Some(tid) = tid {
+                p.num(tid).push(b"/");
+            }
+            match sys::readlink_at(dir, p.push(SLOT_LINKS[i].to_bytes()).as_cstr(), &mut self.link) {
+                Ok(l) => slots[i] = parse_ns_link(l).map(|(_, ino)| ino),
+                Err(e) if n == 0 => return Err(e),
+                Err(e) => pfc_missing |= i == SLOT_PID_FOR_CHILDREN && e.raw_os_error() == Some(libc::ENOENT),
+            }
+        }
+        // pid_for_children is ENOENT both for an unborn pid namespace and for
+        // a task that exited meanwhile; it is the former if the task still
+        // has namespaces.
+        if pfc_missing {
+            let mut p = CPath::new();
+            if let Some(tid) = tid {
+                p.num(tid).push(b"/");
+            }
+            let alive = sys::readlink_at(dir, p.push(SLOT_LINKS[wanted[0]].to_bytes()).as_cstr(), &mut self.link);
+            if alive.is_ok() {
+                self.out.unborn_pid_ns.push(self.current_pid);
+            }
+        }
+        Ok(slots)
     }
 
     /// Records one task's slots as holders of process `pid`, once each;
@@ -309,67 +342,38 @@ impl<'a> Worker<'a> {
             self.added.push((key, hold));
             let h = Holder::Task { pid, comm: comm.to_owned(), hold };
             self.out.holders.entry(key).or_default().push(h);
-            let via = tid.unwrap_or(pid);
             if let Some(tid) = tid {
                 self.out.thread_tids.entry(key).or_insert(tid);
             }
             if key.ns_type == NsType::Mnt {
-                self.out.mount_ns_via.entry(ino).or_insert(via);
+                self.out.mount_ns_via.entry(ino).or_insert(tid.unwrap_or(pid));
             }
         }
     }
 
-    fn scan_threads(&mut self, pid: u32, dir: &OwnedFd, comm: &str, leader_ok: bool) {
+    fn scan_threads(&mut self, pid: u32, dir: &OwnedFd, comm: &str, leader: Option<[Option<u64>; TASK_NS_SLOTS]>) {
         let Ok(task_dir) = sys::open_at(Some(dir.as_fd()), c"task", libc::O_RDONLY | libc::O_DIRECTORY) else {
             return;
         };
-        self.tids.clear();
-        let tids = &mut self.tids;
+        let mut tids = std::mem::take(&mut self.tids);
+        tids.clear();
         let listed = sys::for_each_dirent(task_dir.as_fd(), &mut self.dents, |n| {
             tids.extend(parse_u32(n.to_bytes()).filter(|&t| t != pid))
         });
-        if listed.is_err() {
-            return;
-        }
         // With a zombie leader nothing is known yet: read every slot.
-        let all: Vec<usize> = (0..TASK_NS_SLOTS).collect();
-        let wanted: &[usize] = if leader_ok { &THREAD_SLOTS } else { &all };
-        let tids = std::mem::take(&mut self.tids);
-        for &tid in &tids {
-            let mut slots = [None; TASK_NS_SLOTS];
-            for &i in wanted {
-                let name = &SLOT_LINKS[i].to_bytes()[2..]; // strip "ns"
-                let mut p = CPath::new();
-                p.num(tid).push(b"/ns").push(name);
-                if let Ok(l) = sys::readlink_at(task_dir.as_fd(), p.as_cstr(), &mut self.link) {
-                    slots[i] = parse_ns_link(l).map(|(_, ino)| ino);
+        let all: [usize; TASK_NS_SLOTS] = std::array::from_fn(|i| i);
+        let wanted: &[usize] = if leader.is_some() { &THREAD_SLOTS } else { &all };
+        for &tid in tids.iter().take(if listed.is_ok() { usize::MAX } else { 0 }) {
+            let Ok(mut slots) = self.read_links(task_dir.as_fd(), Some(tid), wanted) else { continue };
+            // Per-process slots (see THREAD_SLOTS) are the leader's.
+            if let Some(l) = leader {
+                for t in [NsType::Pid, NsType::User, NsType::Time] {
+                    slots[t as usize] = l[t as usize];
                 }
             }
-            // A thread's own pid/time ns equal the leader's (see THREAD_SLOTS).
-            if leader_ok {
-                slots[NsType::Pid as usize] = None;
-                slots[NsType::Time as usize] = None;
-            }
-            self.add_slots_thread(pid, tid, comm, slots);
+            self.add_slots(pid, comm, &slots, Some(tid));
         }
         self.tids = tids;
-    }
-
-    /// Like add_slots, but "for children" is compared with the process's
-    /// own pid/time namespace, which the thread slots leave out.
-    fn add_slots_thread(&mut self, pid: u32, tid: u32, comm: &str, mut slots: [Option<u64>; TASK_NS_SLOTS]) {
-        let own = |t: NsType| {
-            self.added
-                .iter()
-                .find(|(k, h)| k.ns_type == t && *h == TaskHold::Member)
-                .map(|(k, _)| k.inode)
-        };
-        for (slot, t) in [(SLOT_PID_FOR_CHILDREN, NsType::Pid), (SLOT_TIME_FOR_CHILDREN, NsType::Time)] {
-            if slots[slot].is_some() && slots[t as usize].is_none() && slots[slot] == own(t) {
-                slots[slot] = None;
-            }
-        }
-        self.add_slots(pid, comm, &slots, Some(tid));
     }
 
     fn scan_fds(&mut self, pid: u32, dir: &OwnedFd, comm: &str) {
