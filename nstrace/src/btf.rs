@@ -160,9 +160,13 @@ impl Btf {
             let len = TYPE_HDR + self.extra_len(&t)?;
             let next = at.checked_add(len).filter(|&n| n <= self.types_end);
             let Some(next) = next else {
-                return Err(malformed(format!("type {} runs past the type section", self.type_at.len() + 1)));
+                return Err(malformed(format!(
+                    "type {} runs past the type section",
+                    self.type_at.len() + 1
+                )));
             };
-            let id = u32::try_from(self.type_at.len() + 1).map_err(|_| malformed("too many types"))?;
+            let id =
+                u32::try_from(self.type_at.len() + 1).map_err(|_| malformed("too many types"))?;
             self.type_at.push(at);
             let map = match t.kind {
                 kind::STRUCT | kind::UNION => Some(&mut self.composites),
@@ -230,7 +234,11 @@ impl Btf {
             }
             let (off, member_ty) = self.find_member(ty, part, 0)?.ok_or_else(no_member)?;
             if off % 8 != 0 {
-                return Err(BtfError::Bitfield { ty: ty_name, member: part.to_owned(), bit_offset: off });
+                return Err(BtfError::Bitfield {
+                    ty: ty_name,
+                    member: part.to_owned(),
+                    bit_offset: off,
+                });
             }
             bits += u64::from(off);
             if parts.peek().is_some() {
@@ -273,7 +281,8 @@ impl Btf {
         let t = self.type_hdr(id)?;
         for i in 0..t.vlen as usize {
             let m = t.at + TYPE_HDR + i * 12;
-            let (m_name, m_ty, raw_off) = (self.u32_at(m)?, self.u32_at(m + 4)?, self.u32_at(m + 8)?);
+            let (m_name, m_ty, raw_off) =
+                (self.u32_at(m)?, self.u32_at(m + 4)?, self.u32_at(m + 8)?);
             // With kind_flag, the top 8 bits hold the bitfield size.
             let off = if t.kind_flag { raw_off & 0x00ff_ffff } else { raw_off };
             if m_name != 0 {
@@ -392,7 +401,15 @@ pub(crate) mod tests {
         }
 
         /// Appends a type record; returns its id.
-        pub(crate) fn ty(&mut self, name: &str, kind: u32, vlen: u32, kflag: bool, size_or_type: u32, extra: &[u32]) -> u32 {
+        pub(crate) fn ty(
+            &mut self,
+            name: &str,
+            kind: u32,
+            vlen: u32,
+            kflag: bool,
+            size_or_type: u32,
+            extra: &[u32],
+        ) -> u32 {
             let n = self.name(name);
             let info = (u32::from(kflag) << 31) | (kind << 24) | vlen;
             self.words(&[n, info, size_or_type]);
@@ -406,7 +423,14 @@ pub(crate) mod tests {
         }
 
         /// Members are (name, type, bit offset or kind_flag encoding).
-        pub(crate) fn composite(&mut self, kind: u32, name: &str, size: u32, kflag: bool, members: &[(&str, u32, u32)]) -> u32 {
+        pub(crate) fn composite(
+            &mut self,
+            kind: u32,
+            name: &str,
+            size: u32,
+            kflag: bool,
+            members: &[(&str, u32, u32)],
+        ) -> u32 {
             let mut extra = Vec::new();
             for &(m, t, off) in members {
                 extra.extend_from_slice(&[self.name(m), t, off]);
@@ -414,13 +438,25 @@ pub(crate) mod tests {
             self.ty(name, kind, members.len() as u32, kflag, size, &extra)
         }
 
-        pub(crate) fn strukt(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) -> u32 {
+        pub(crate) fn strukt(
+            &mut self,
+            name: &str,
+            size: u32,
+            members: &[(&str, u32, u32)],
+        ) -> u32 {
             self.composite(kind::STRUCT, name, size, false, members)
         }
 
         pub(crate) fn build(&self) -> Vec<u8> {
             let mut out = Vec::new();
-            let words = [0xeb9f_u32 | (1 << 16), 24, 0, self.types.len() as u32, self.types.len() as u32, self.strs.len() as u32];
+            let words = [
+                0xeb9f_u32 | (1 << 16),
+                24,
+                0,
+                self.types.len() as u32,
+                self.types.len() as u32,
+                self.strs.len() as u32,
+            ];
             // magic (u16) + version (u8) + flags (u8) pack into the first word.
             for w in words {
                 out.extend_from_slice(&w.to_le_bytes());
@@ -454,16 +490,42 @@ pub(crate) mod tests {
         b.ty("res", kind::RESTRICT, 0, false, ptr, &[]);
         // struct ns_common { u32 ns_type; ptr ops; int inum; int __ns_ref;
         //   union { struct { u64 ns_id; ptr node; ptr ns_list_node; }; u64 rcu[2]; }; }
-        let inner = b.strukt("", 24, &[("ns_id", u64t, 0), ("node", ptr, 64), ("ns_list_node", ptr, 128)]);
+        let inner =
+            b.strukt("", 24, &[("ns_id", u64t, 0), ("node", ptr, 64), ("ns_list_node", ptr, 128)]);
         let rcu = b.ty("", kind::ARRAY, 0, false, 0, &[u64t, int, 2]);
         let anon = b.composite(kind::UNION, "", 24, false, &[("", inner, 0), ("ns_rcu", rcu, 0)]);
-        let ns = b.strukt("ns_common", 48, &[("ns_type", int, 0), ("ops", ptr, 64), ("inum", int, 128), ("__ns_ref", int, 160), ("", anon, 192)]);
+        let ns = b.strukt(
+            "ns_common",
+            48,
+            &[
+                ("ns_type", int, 0),
+                ("ops", ptr, 64),
+                ("inum", int, 128),
+                ("__ns_ref", int, 160),
+                ("", anon, 192),
+            ],
+        );
         // const typedef on the way to ns_common, as the kernel sometimes has.
         let tdef = b.ty("ns_common_t", kind::TYPEDEF, 0, false, ns, &[]);
         let cns = b.ty("", kind::CONST, 0, false, tdef, &[]);
-        b.strukt("net", 120, &[("count", int, 0), ("list", ptr, 64), ("ns", cns, 512), ("user_ns", ptr, 896)]);
+        b.strukt(
+            "net",
+            120,
+            &[("count", int, 0), ("list", ptr, 64), ("ns", cns, 512), ("user_ns", ptr, 896)],
+        );
         // Bitfields, kind_flag encoding: size in the top 8 bits.
-        b.composite(kind::STRUCT, "bits", 8, true, &[("a", int, 3 << 24), ("b", int, (5 << 24) | 3), ("c", int, (8 << 24) | 8), ("d", int, 32)]);
+        b.composite(
+            kind::STRUCT,
+            "bits",
+            8,
+            true,
+            &[
+                ("a", int, 3 << 24),
+                ("b", int, (5 << 24) | 3),
+                ("c", int, (8 << 24) | 8),
+                ("d", int, 32),
+            ],
+        );
         b.build()
     }
 
@@ -492,7 +554,9 @@ pub(crate) mod tests {
         let btf = Btf::parse(sample()).unwrap();
         assert!(matches!(btf.struct_size("nope"), Err(BtfError::NoSuchType(n)) if n == "nope"));
         match btf.member_offset("net", "ns.count") {
-            Err(BtfError::NoSuchMember { ty, member }) => assert_eq!((ty.as_str(), member.as_str()), ("net.ns", "count")),
+            Err(BtfError::NoSuchMember { ty, member }) => {
+                assert_eq!((ty.as_str(), member.as_str()), ("net.ns", "count"))
+            }
             other => panic!("{other:?}"),
         }
         // `count` is an int: no descending into it.
@@ -507,7 +571,10 @@ pub(crate) mod tests {
         assert_eq!(btf.member_offset("bits", "a").unwrap(), 0);
         assert_eq!(btf.member_offset("bits", "c").unwrap(), 1);
         assert_eq!(btf.member_offset("bits", "d").unwrap(), 4);
-        assert!(matches!(btf.member_offset("bits", "b"), Err(BtfError::Bitfield { bit_offset: 3, .. })));
+        assert!(matches!(
+            btf.member_offset("bits", "b"),
+            Err(BtfError::Bitfield { bit_offset: 3, .. })
+        ));
     }
 
     #[test]

@@ -20,6 +20,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List every namespace on the host with its state and holders.
+    Ls(cli::ls::Args),
     /// Stream namespace events.
     Trace(cli::trace::Args),
 }
@@ -40,7 +42,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Doctor { json: _ } => Ok(0), // DOCTOR_PLACEHOLDER
+        Command::Doctor { json } => Ok(cli::doctor::run(json, &mut std::io::stdout().lock())?),
+        Command::Ls(args) => Ok(cli::ls::run(args)?),
         Command::Trace(args) => runtime()?.block_on(cli::trace::run(args)).map_err(Into::into),
     }
 }

@@ -1,1 +1,143 @@
-//! TODO
+//! `nstrace doctor`: what this kernel lets nstrace do, and how.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::probe::{self, Report, Status};
+
+/// Probes the kernel and prints the report (text or pretty JSON). Returns
+/// the exit code: 0 when nstrace can run here, 1 otherwise.
+pub fn run(json: bool, out: &mut impl Write) -> Result<i32, std::io::Error> {
+    let mut report = probe::probe();
+    if probe::fatal_reason(&report).is_none() {
+        report.tree_walk = Some(tree_walk_check());
+        report.mechanisms = probe::select_mechanisms(&report);
+    }
+    let fatal = probe::fatal_reason(&report);
+    if json {
+        write_json(&report, fatal.as_deref(), out)?;
+    } else {
+        write_text(&report, fatal.as_deref(), out)?;
+    }
+    Ok(if fatal.is_some() { 1 } else { 0 })
+}
+
+/// Loads our eBPF object and walks every namespace list once.
+fn tree_walk_check() -> probe::Check {
+    const NAME: &str = "namespace tree walk";
+    let result = crate::loader::Tracer::load(&Default::default())
+        .map_err(|e| e.to_string())
+        .and_then(|mut t| {
+            if !t.has_ns_tree() {
+                return Err("kernel has no per-type namespace lists (needs 6.18+)".to_string());
+            }
+            t.walker().map_err(|e| e.to_string())
+        })
+        .and_then(|mut w| w.walk_all().map_err(|e| e.to_string()));
+    match result {
+        Ok((rows, stats)) => probe::Check::new(
+            NAME,
+            Status::Ok,
+            format!("{} namespaces in {} us ({} runs)", rows.len(), stats.micros, stats.runs),
+        ),
+        Err(e) => probe::Check::new(NAME, Status::Error, e),
+    }
+}
+
+/// JSON keeps the fatal reason inside the document so the output stays parseable.
+pub fn write_json(
+    report: &Report,
+    fatal: Option<&str>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        #[serde(flatten)]
+        report: &'a Report,
+        fatal: Option<&'a str>,
+    }
+    serde_json::to_writer_pretty(&mut *out, &Doc { report, fatal })?;
+    writeln!(out)
+}
+
+pub fn write_text(
+    report: &Report,
+    fatal: Option<&str>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let checks = report.sections.iter().flat_map(|s| &s.checks).chain(&report.tree_walk);
+    let width = checks.map(|c| c.name.len()).max().unwrap_or(0);
+    for section in &report.sections {
+        writeln!(out, "{}", section.title)?;
+        for c in &section.checks {
+            writeln!(out, "  {:<3}  {:<width$}  {}", marker(c.status), c.name, c.detail)?;
+        }
+    }
+    if let Some(c) = &report.tree_walk {
+        writeln!(out, "tree walk")?;
+        writeln!(out, "  {:<3}  {:<width$}  {}", marker(c.status), c.name, c.detail)?;
+    }
+    let m = &report.mechanisms;
+    writeln!(out, "mechanisms")?;
+    for (job, how) in [("events", &m.events), ("snapshot", &m.snapshot), ("destroy", &m.destroy)] {
+        writeln!(out, "  {job:<8}  {how}")?;
+    }
+    if let Some(reason) = fatal {
+        writeln!(out, "nstrace cannot run: {reason}")?;
+    }
+    Ok(())
+}
+
+fn marker(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Missing => "no",
+        Status::Error => "err",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Check, Mechanisms, Section};
+
+    fn report() -> Report {
+        Report {
+            sections: vec![Section {
+                title: "bpf".into(),
+                checks: vec![
+                    Check::new("prog tracepoint", Status::Ok, "loads"),
+                    Check::new("prog tracing (fentry)", Status::Missing, "not loadable: EPERM"),
+                ],
+            }],
+            mechanisms: Mechanisms {
+                events: "tracepoints".into(),
+                snapshot: "tree-walk".into(),
+                destroy: "tree-walk reconcile".into(),
+            },
+            tree_walk: None,
+        }
+    }
+
+    #[test]
+    fn text_is_aligned_and_ends_with_reason() {
+        let mut out = Vec::new();
+        write_text(&report(), Some("no usable kernel BTF"), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("  ok   prog tracepoint        loads\n"), "{text}");
+        assert!(text.contains("  no   prog tracing (fentry)  not loadable: EPERM\n"), "{text}");
+        assert!(text.contains("  events    tracepoints\n"), "{text}");
+        assert_eq!(text.lines().last(), Some("nstrace cannot run: no usable kernel BTF"));
+    }
+
+    #[test]
+    fn json_is_one_document() {
+        let mut out = Vec::new();
+        write_json(&report(), None, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["sections"][0]["checks"][1]["status"], "missing");
+        assert_eq!(v["mechanisms"]["snapshot"], "tree-walk");
+        assert!(v["fatal"].is_null() && v["tree_walk"].is_null());
+    }
+}

@@ -1,3 +1,236 @@
-//! Snapshots of every namespace on the host.
+//! Snapshots of every namespace on the host: the kernel's own lists (the
+//! tree walk, 6.18+) or, on older kernels, the lsns method over /proc;
+//! joined with the holders found in /proc.
 
 pub mod kernel;
+pub mod proc;
+
+use std::collections::{BTreeMap, HashMap};
+
+use nstrace_common::ns::NsType;
+use serde::Serialize;
+
+use crate::{
+    holders::{self, HolderScan, HoldersError},
+    loader::{LoadOptions, LoaderError, Tracer},
+    model::{Holder, NsKey},
+};
+
+/// Where the list of namespaces comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The kernel's per-type namespace lists, read by the eBPF tree walk.
+    Kernel,
+    /// /proc (tasks, fds, nsfs mounts) plus NS_GET_USERNS/NS_GET_PARENT.
+    Proc,
+}
+
+/// Why a namespace is alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NsState {
+    /// Some task uses it (incl. as pid_for_children / time_for_children).
+    Active,
+    /// No task; pinned by an nsfs bind mount.
+    Mounted,
+    /// No task, no mount; an open nsfs fd holds it.
+    FdOnly,
+    /// Alive in the kernel, but no task, fd or mount holds it: kernel
+    /// references (an owned namespace, a socket, ...).
+    Orphaned,
+}
+
+impl NsState {
+    pub fn name(self) -> &'static str {
+        match self {
+            NsState::Active => "active",
+            NsState::Mounted => "mounted",
+            NsState::FdOnly => "fd-only",
+            NsState::Orphaned => "orphaned",
+        }
+    }
+
+    pub fn of(holders: &[Holder]) -> NsState {
+        let has = |f: fn(&Holder) -> bool| holders.iter().any(f);
+        if has(|h| matches!(h, Holder::Task { .. })) {
+            NsState::Active
+        } else if has(|h| matches!(h, Holder::Mount { .. })) {
+            NsState::Mounted
+        } else if has(|h| matches!(h, Holder::Fd { .. })) {
+            NsState::FdOnly
+        } else {
+            NsState::Orphaned
+        }
+    }
+}
+
+/// One namespace with everything known about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NsRow {
+    /// The kernel's never-reused namespace id (6.18+ or NS_GET_ID).
+    pub id: Option<u64>,
+    pub inode: u64,
+    #[serde(rename = "type")]
+    pub ns_type: NsType,
+    pub state: NsState,
+    /// Number of processes holding it as a task.
+    pub tasks: usize,
+    pub pids: Vec<u32>,
+    pub holders: Vec<Holder>,
+    /// `ns_common.__ns_ref` (kernel source only).
+    pub refcount: Option<u32>,
+    /// Inode of the owning user namespace (for user namespaces: the parent).
+    pub owner: Option<u64>,
+    /// Inode of the parent namespace (pid and user namespaces).
+    pub parent: Option<u64>,
+    /// Nesting level (pid and user namespaces).
+    pub level: Option<u32>,
+    /// `ip netns` names.
+    pub names: Vec<String>,
+    /// Command of the first task.
+    pub command: Option<String>,
+}
+
+impl NsRow {
+    pub fn key(&self) -> NsKey {
+        NsKey { ns_type: self.ns_type, inode: self.inode }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    pub source: Source,
+    pub rows: Vec<NsRow>,
+    /// Walk statistics (kernel source).
+    pub walk: Option<kernel::WalkStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("kernel snapshot: {0}")]
+    Loader(#[from] LoaderError),
+    #[error("kernel snapshot: {0}")]
+    Walk(#[from] kernel::WalkError),
+    #[error("scanning /proc: {0}")]
+    Holders(#[from] HoldersError),
+    #[error("proc snapshot: {0}")]
+    Proc(#[from] proc::SnapshotError),
+    #[error("neither source works on this kernel: kernel walk: {kernel}; /proc: {proc}")]
+    NoSource { kernel: String, proc: String },
+}
+
+/// Takes a snapshot from `source`, or the best source available.
+pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
+    match source {
+        Some(Source::Kernel) => take_kernel(),
+        Some(Source::Proc) => take_proc(),
+        None => match take_kernel() {
+            Ok(s) => Ok(s),
+            Err(kernel_err) => {
+                log::info!("kernel snapshot unavailable ({kernel_err}); using /proc");
+                take_proc().map_err(|proc_err| SnapshotError::NoSource {
+                    kernel: kernel_err.to_string(),
+                    proc: proc_err.to_string(),
+                })
+            }
+        },
+    }
+}
+
+/// The tree walk, then the holders.
+pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
+    let mut tracer = Tracer::load(&LoadOptions::default())?;
+    if !tracer.has_ns_tree() {
+        return Err(kernel::WalkError::Unsupported.into());
+    }
+    let mut walker = tracer.walker()?;
+    let (records, stats) = walker.walk_all()?;
+    let scan = holders::scan_excluding(&[std::process::id()])?;
+    let mut rows: BTreeMap<NsKey, NsRow> = BTreeMap::new();
+    for r in &records {
+        let Some(ns_type) = NsType::from_u32(r.ns_type) else { continue };
+        let key = NsKey { ns_type, inode: r.inum as u64 };
+        let tree = matches!(ns_type, NsType::Pid | NsType::User);
+        rows.insert(
+            key,
+            NsRow {
+                id: Some(r.id),
+                refcount: Some(r.refcount),
+                owner: (r.owner.inum != 0).then_some(r.owner.inum as u64),
+                parent: (tree && r.parent.inum != 0).then_some(r.parent.inum as u64),
+                level: tree.then_some(r.level),
+                ..bare_row(key)
+            },
+        );
+    }
+    // Namespaces created after the walk but seen by the scan still get a row.
+    for key in scan.holders.keys() {
+        rows.entry(*key).or_insert_with(|| bare_row(*key));
+    }
+    let rows = attach_holders(rows, &scan);
+    Ok(Snapshot { source: Source::Kernel, rows, walk: Some(stats) })
+}
+
+/// The lsns method plus nsfs ioctls.
+pub fn take_proc() -> Result<Snapshot, SnapshotError> {
+    let scan = holders::scan_excluding(&[std::process::id()])?;
+    let mut rows: BTreeMap<NsKey, NsRow> = BTreeMap::new();
+    for p in proc::snapshot(&scan)? {
+        let tree = matches!(p.key.ns_type, NsType::Pid | NsType::User);
+        rows.insert(
+            p.key,
+            NsRow { id: p.id, owner: p.owner, parent: if tree { p.parent } else { None }, ..bare_row(p.key) },
+        );
+    }
+    let rows = attach_holders(rows, &scan);
+    Ok(Snapshot { source: Source::Proc, rows, walk: None })
+}
+
+fn bare_row(key: NsKey) -> NsRow {
+    NsRow {
+        id: None,
+        inode: key.inode,
+        ns_type: key.ns_type,
+        state: NsState::Orphaned,
+        tasks: 0,
+        pids: Vec::new(),
+        holders: Vec::new(),
+        refcount: None,
+        owner: None,
+        parent: None,
+        level: None,
+        names: Vec::new(),
+        command: None,
+    }
+}
+
+fn attach_holders(mut rows: BTreeMap<NsKey, NsRow>, scan: &HolderScan) -> Vec<NsRow> {
+    let empty = Vec::new();
+    for (key, row) in rows.iter_mut() {
+        let holders = scan.holders.get(key).unwrap_or(&empty);
+        let mut pids: Vec<u32> = holders
+            .iter()
+            .filter_map(|h| match h {
+                Holder::Task { pid, .. } => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        row.command = pids.first().and_then(|p| scan.processes.get(p)).map(|p| p.comm.clone());
+        row.tasks = pids.len();
+        row.pids = pids;
+        row.state = NsState::of(holders);
+        row.holders = holders.clone();
+        if key.ns_type == NsType::Net {
+            row.names = scan.netns_names.get(&key.inode).cloned().unwrap_or_default();
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// Rows by inode, for lookups.
+pub fn by_inode(rows: &[NsRow]) -> HashMap<u64, &NsRow> {
+    rows.iter().map(|r| (r.inode, r)).collect()
+}
