@@ -114,3 +114,92 @@ impl Drop for Trace {
         let _ = self.child.wait();
     }
 }
+
+/// `nstrace ls --json [extra]` parsed; panics with stderr on failure.
+pub fn ls_json(extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["ls", "--json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = nstrace(&args);
+    assert_eq!(code, 0, "nstrace ls failed: {err}");
+    serde_json::from_str::<Vec<Value>>(&out).unwrap_or_else(|e| panic!("ls --json is not a JSON array ({e}): {out}"))
+}
+
+/// The row of type `ty` with nsfs inode `inode`, if listed.
+pub fn find_row<'a>(rows: &'a [Value], ty: &str, inode: u64) -> Option<&'a Value> {
+    rows.iter().find(|r| r["type"] == ty && r["inode"] == inode)
+}
+
+/// Kills and reaps a child when dropped, so a failed assertion leaves no
+/// process (and so no namespace) behind.
+pub struct ChildGuard {
+    child: Child,
+    /// Kept open so the child never writes to a closed pipe.
+    _stdout: Option<BufReader<std::process::ChildStdout>>,
+}
+
+impl ChildGuard {
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard { child, _stdout: None }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `cmd` with piped stdout and waits for its first line (a readiness
+/// signal from the child).
+pub fn spawn_ready(cmd: &mut Command) -> (ChildGuard, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn child");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read readiness line");
+    assert!(!line.is_empty(), "child exited before saying it was ready");
+    (ChildGuard { child, _stdout: Some(stdout) }, line.trim().to_string())
+}
+
+/// Children of `pid` (from /proc/PID/task/*/children).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `f` returns Some, or panics after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A unique name for test artefacts (netns names, temp dirs).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs a command and panics with its output when it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().expect("spawn sh");
+    assert!(out.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,267 @@
+//! `nstrace ls`: every namespace shape has its row, state and holders.
+
+use std::{collections::HashSet, process::Command, time::Duration};
+
+use serde_json::Value;
+use tests::{
+    ChildGuard, children_of, eventually, find_row, ls_json, ns_inode, nstrace, root_or_skip, sh,
+    spawn_ready, unique,
+};
+
+const TYPES: [&str; 8] = ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time"];
+
+fn holders_of<'a>(row: &'a Value, kind: &str) -> Vec<&'a Value> {
+    row["holders"].as_array().unwrap().iter().filter(|h| h["kind"] == kind).collect()
+}
+
+#[test]
+fn each_type_with_a_live_task_is_active() {
+    if !root_or_skip("each_type_with_a_live_task_is_active") {
+        return;
+    }
+    // unshare forks sleep into new namespaces of all eight types.
+    let unshare = ChildGuard::new(
+        Command::new("unshare")
+            .args(["-U", "-p", "-f", "-T", "-n", "-u", "-i", "-m", "-C", "sleep", "60"])
+            .spawn()
+            .expect("spawn unshare"),
+    );
+    let sleeper = eventually(Duration::from_secs(5), "the forked sleep", || {
+        children_of(unshare.pid()).into_iter().next()
+    });
+    // Let exec finish so /proc shows the final namespaces.
+    eventually(Duration::from_secs(5), "sleep to exec", || {
+        std::fs::read_to_string(format!("/proc/{sleeper}/comm")).ok().filter(|c| c.trim() == "sleep")
+    });
+    let rows = ls_json(&[]);
+    for ty in TYPES {
+        let inode = ns_inode(sleeper, ty);
+        assert_ne!(inode, ns_inode(1.max(std::process::id()), ty), "{ty} should be new");
+        let row = find_row(&rows, ty, inode).unwrap_or_else(|| panic!("no {ty} row for inode {inode}"));
+        assert_eq!(row["state"], "active", "{ty}: {row}");
+        assert!(row["pids"].as_array().unwrap().contains(&sleeper.into()), "{ty} row lacks pid {sleeper}: {row}");
+        assert!(row["id"].as_u64().is_some_and(|id| id > 0), "{ty} row has an ns_id: {row}");
+        if ty != "user" {
+            assert_eq!(row["owner"], ns_inode(sleeper, "user"), "{ty} is owned by the new user ns");
+        }
+    }
+    let user = find_row(&rows, "user", ns_inode(sleeper, "user")).unwrap();
+    assert_eq!(user["parent"], ns_inode(std::process::id(), "user"));
+    assert_eq!(user["level"], 1);
+    let pid = find_row(&rows, "pid", ns_inode(sleeper, "pid")).unwrap();
+    assert_eq!(pid["parent"], ns_inode(std::process::id(), "pid"));
+}
+
+#[test]
+fn netns_held_only_by_ip_netns_is_mounted() {
+    if !root_or_skip("netns_held_only_by_ip_netns_is_mounted") {
+        return;
+    }
+    let name = unique("nstrace-ls");
+    sh(&format!("ip netns add {name}"));
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(name.clone());
+    let path = format!("/run/netns/{name}");
+    let inode = std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let rows = ls_json(&["--type", "net"]);
+    let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("no row for {path}"));
+    assert_eq!(row["state"], "mounted", "{row}");
+    assert_eq!(row["tasks"], 0);
+    let mounts = holders_of(row, "mount");
+    assert!(mounts.iter().any(|m| m["path"] == path.as_str()), "mount holder {path} missing: {row}");
+    assert!(row["names"].as_array().unwrap().contains(&name.clone().into()));
+    // The filter by inode returns exactly that row.
+    let only = ls_json(&["--inode", &inode.to_string()]);
+    assert_eq!(only.len(), 1);
+}
+
+/// Python with ctypes does the fd passing: a receiver that keeps an nsfs fd
+/// it got over a unix socket, and a sender in a fresh net namespace that
+/// closes its copy and exits.
+const RECEIVER: &str = r#"
+import socket, sys, time, os
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sys.argv[1]); srv.listen(1)
+print("listening", flush=True)
+conn, _ = srv.accept()
+msg, fds, flags, addr = socket.recv_fds(conn, 16, 1)
+print(fds[0], flush=True)
+time.sleep(60)
+"#;
+
+const SENDER: &str = r#"
+import socket, sys, os
+fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+print(os.fstat(fd).st_ino, flush=True)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+socket.send_fds(s, [b"x"], [fd])
+os.close(fd)
+s.close()
+"#;
+
+#[test]
+fn netns_held_only_by_a_passed_fd_is_fd_only() {
+    if !root_or_skip("netns_held_only_by_a_passed_fd_is_fd_only") {
+        return;
+    }
+    let dir = tempdir();
+    let sock = format!("{dir}/sock");
+    let (receiver, _) = spawn_ready(Command::new("python3").args(["-c", RECEIVER, &sock]));
+    let out = Command::new("unshare").args(["-n", "python3", "-c", SENDER, &sock]).output().unwrap();
+    assert!(out.status.success(), "sender failed: {}", String::from_utf8_lossy(&out.stderr));
+    let inode: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // The receiver holds it as some fd: find which, as the kernel sees it.
+    let fd = eventually(Duration::from_secs(5), "the receiver's fd", || {
+        std::fs::read_dir(format!("/proc/{}/fd", receiver.pid())).ok()?.flatten().find_map(|e| {
+            let link = std::fs::read_link(e.path()).ok()?;
+            (link.to_string_lossy() == format!("net:[{inode}]"))
+                .then(|| e.file_name().to_string_lossy().parse::<i64>().unwrap())
+        })
+    });
+    let rows = ls_json(&[]);
+    let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("no row for net {inode}"));
+    assert_eq!(row["state"], "fd-only", "{row}");
+    assert_eq!(row["tasks"], 0);
+    let fds = holders_of(row, "fd");
+    assert_eq!(fds.len(), 1, "{row}");
+    assert_eq!(fds[0]["pid"], receiver.pid());
+    assert_eq!(fds[0]["fd"], fd);
+    drop(receiver);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const FOR_CHILDREN: &str = r#"
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+# CLONE_NEWPID | CLONE_NEWTIME: both only take effect for children.
+if libc.unshare(0x20000000 | 0x80) != 0:
+    raise OSError(ctypes.get_errno(), "unshare")
+print("ready", flush=True)
+time.sleep(60)
+"#;
+
+#[test]
+fn pid_and_time_ns_only_for_children_are_active() {
+    if !root_or_skip("pid_and_time_ns_only_for_children_are_active") {
+        return;
+    }
+    let (proc_, _) = spawn_ready(Command::new("python3").args(["-c", FOR_CHILDREN]));
+    let pid = proc_.pid();
+    let rows = ls_json(&[]);
+    for (ty, link, hold) in [("pid", "pid_for_children", "pid-for-children"), ("time", "time_for_children", "time-for-children")] {
+        let inode = ns_inode(pid, link);
+        assert_ne!(inode, ns_inode(pid, ty), "{link} differs from the task's own {ty} ns");
+        let row = find_row(&rows, ty, inode).unwrap_or_else(|| panic!("no {ty} row for {link} {inode}"));
+        assert_eq!(row["state"], "active", "{row}");
+        assert_eq!(row["tasks"], 1, "{row}");
+        let tasks = holders_of(row, "task");
+        assert_eq!(tasks[0]["pid"], pid);
+        assert_eq!(tasks[0]["hold"], hold);
+    }
+}
+
+#[test]
+fn user_ns_owning_a_mounted_netns_is_orphaned() {
+    if !root_or_skip("user_ns_owning_a_mounted_netns_is_orphaned") {
+        return;
+    }
+    let dir = tempdir();
+    let target = format!("{dir}/netns");
+    std::fs::write(&target, b"").unwrap();
+    let (proc_, _) = spawn_ready(Command::new("unshare").args(["-U", "-n", "sh", "-c", "echo ready; exec sleep 60"]));
+    let pid = proc_.pid();
+    let (user, net) = (ns_inode(pid, "user"), ns_inode(pid, "net"));
+    sh(&format!("mount --bind /proc/{pid}/ns/net {target}"));
+    struct Umount(String);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(std::path::Path::new(&self.0).parent().unwrap());
+        }
+    }
+    let _umount = Umount(target.clone());
+    drop(proc_); // every task in the namespaces exits
+    let rows = eventually(Duration::from_secs(5), "the user ns to lose its task", || {
+        let rows = ls_json(&[]);
+        find_row(&rows, "user", user).filter(|r| r["tasks"] == 0)?;
+        Some(rows)
+    });
+    let urow = find_row(&rows, "user", user).unwrap();
+    assert_eq!(urow["state"], "orphaned", "{urow}");
+    assert!(urow["holders"].as_array().unwrap().is_empty(), "{urow}");
+    let nrow = find_row(&rows, "net", net).unwrap_or_else(|| panic!("no row for the mounted net ns"));
+    assert_eq!(nrow["state"], "mounted", "{nrow}");
+    assert_eq!(nrow["owner"], user, "net ns owner link");
+    assert!(holders_of(nrow, "mount").iter().any(|m| m["path"] == target.as_str()), "{nrow}");
+}
+
+#[test]
+fn every_namespace_lsns_reports_is_listed() {
+    if !root_or_skip("every_namespace_lsns_reports_is_listed") {
+        return;
+    }
+    let lsns = || -> HashSet<(String, u64)> {
+        let out = sh("lsns --json -o NS,TYPE");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["type"].as_str().unwrap().to_string(), n["ns"].as_u64().unwrap()))
+            .collect()
+    };
+    let before = lsns();
+    let rows = ls_json(&[]);
+    let after = lsns();
+    let ours: HashSet<(String, u64)> =
+        rows.iter().map(|r| (r["type"].as_str().unwrap().to_string(), r["inode"].as_u64().unwrap())).collect();
+    // Namespaces present before and after nstrace ran were alive while it did.
+    let stable: Vec<_> = before.intersection(&after).collect();
+    assert!(!stable.is_empty());
+    for ns in stable {
+        assert!(ours.contains(ns), "lsns lists {ns:?}, nstrace ls does not");
+    }
+}
+
+#[test]
+fn bad_filters_and_unknown_ids_are_clear_errors() {
+    if !root_or_skip("bad_filters_and_unknown_ids_are_clear_errors") {
+        return;
+    }
+    let (code, _, err) = nstrace(&["ls", "--type", "bogus"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid value 'bogus'"), "{err}");
+    let (code, _, err) = nstrace(&["ls", "--id", "18446744073709551615"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no namespace with id 18446744073709551615"), "{err}");
+    let (code, _, err) = nstrace(&["ls", "--state", "zombie"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("zombie"), "{err}");
+}
+
+#[test]
+fn proc_source_agrees_with_kernel_source_on_live_namespaces() {
+    if !root_or_skip("proc_source_agrees_with_kernel_source_on_live_namespaces") {
+        return;
+    }
+    let kernel = ls_json(&["--source", "kernel"]);
+    let proc_ = ls_json(&["--source", "proc"]);
+    let host_net = ns_inode(std::process::id(), "net");
+    for rows in [&kernel, &proc_] {
+        let row = find_row(rows, "net", host_net).expect("host net ns listed");
+        assert_eq!(row["state"], "active");
+        assert_eq!(row["owner"], ns_inode(std::process::id(), "user"));
+    }
+}
+
+fn tempdir() -> String {
+    let dir = format!("/tmp/{}", unique("nstrace-test"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
