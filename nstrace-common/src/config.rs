@@ -22,6 +22,7 @@ pub struct KernelOffsets {
     pub task_thread_pid: u32,
     pub task_tasks: u32,
     pub task_real_parent: u32,
+    pub task_group_leader: u32,
     // struct cred
     pub cred_user_ns: u32,
     // struct nsproxy
@@ -87,6 +88,7 @@ impl KernelOffsets {
             task_thread_pid: ABSENT,
             task_tasks: ABSENT,
             task_real_parent: ABSENT,
+            task_group_leader: ABSENT,
             cred_user_ns: ABSENT,
             nsproxy_uts: ABSENT,
             nsproxy_ipc: ABSENT,

@@ -77,7 +77,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     let header: EventHeader = read(bytes);
     let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
     Ok(match kind {
-        EventKind::Fork | EventKind::Exec | EventKind::Exit => {
+        EventKind::Fork | EventKind::Exec | EventKind::Exit | EventKind::TaskInfo => {
             Record::Task(checked(bytes, kind, &header)?)
         }
         EventKind::NsInfo => Record::NsInfo(checked(bytes, kind, &header)?),

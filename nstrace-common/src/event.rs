@@ -20,6 +20,8 @@ pub enum EventKind {
     NsInfo = 4,
     /// End of one tree-walk run.
     WalkDone = 5,
+    /// One process found by the task-list walk (its namespace set).
+    TaskInfo = 6,
 }
 
 /// Number of slots in the per-kind lost counter map (kinds are < this).
@@ -33,6 +35,7 @@ impl EventKind {
             3 => EventKind::Exit,
             4 => EventKind::NsInfo,
             5 => EventKind::WalkDone,
+            6 => EventKind::TaskInfo,
             _ => return None,
         })
     }
@@ -44,6 +47,7 @@ impl EventKind {
             EventKind::Exit => "exit",
             EventKind::NsInfo => "ns-info",
             EventKind::WalkDone => "walk-done",
+            EventKind::TaskInfo => "task-info",
         }
     }
 }
@@ -142,6 +146,11 @@ pub struct WalkDoneRecord {
     pub dropped: u32,
 }
 
+/// Index of the namespace walk's state in the walk state map.
+pub const WALK_STATE_NS: u32 = 0;
+/// Index of the task walk's state in the walk state map.
+pub const WALK_STATE_TASKS: u32 = 1;
+
 /// State shared between walk runs (chunked resumption), one map entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -154,7 +163,8 @@ pub struct WalkState {
     pub start_node: u64,
     /// Address of the list node to continue from (0: start afresh).
     pub cursor_node: u64,
-    /// `ns_id` of the namespace at `cursor_node`, to validate it.
+    /// `ns_id` of the namespace at `cursor_node` (task walk: the task's
+    /// pid), to validate it.
     pub cursor_id: u64,
 }
 

@@ -33,4 +33,5 @@ pub mod names {
     pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     pub const PROG_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
     pub const PROG_NS_WALK: &str = "ns_walk";
+    pub const PROG_TASK_WALK: &str = "task_walk";
 }

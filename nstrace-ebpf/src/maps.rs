@@ -25,9 +25,9 @@ pub static WALK: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_EVENT_KIND, 0);
 
-/// Cursor of the chunked tree walk.
+/// Cursors of the chunked walks (namespaces, tasks).
 #[map]
-pub static WALK_STATE: Array<WalkState> = Array::with_max_entries(1, 0);
+pub static WALK_STATE: Array<WalkState> = Array::with_max_entries(2, 0);
 
 /// Reads one field of `CONFIG` so the compiler cannot fold the default in.
 macro_rules! config {

@@ -19,12 +19,12 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventHeader, EventKind, NsInfoRecord, NsRef, walk_status},
+    event::{EventHeader, EventKind, NsInfoRecord, NsRef, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, walk_status},
     ns::{NS_TYPES, NsType},
 };
 
 use crate::{
-    hooks::task::active_pid_ns,
+    hooks::task::{active_pid_ns, fill_task_event},
     maps::{WALK, WALK_STATE, config, count_lost},
     read::{ns_common_of, ns_common_off, ns_ref, owner_of, ptr_at, u32_at, u64_at},
 };
@@ -87,7 +87,7 @@ struct Step {
 }
 
 fn try_ns_walk() -> (u32, u32) {
-    let Some(state) = WALK_STATE.get_ptr_mut(0) else {
+    let Some(state) = WALK_STATE.get_ptr_mut(WALK_STATE_NS) else {
         return (walk_status::UNSUPPORTED, 0);
     };
     let ty = unsafe { (*state).ns_type } as usize;
@@ -237,6 +237,118 @@ fn emit(common: u64, ty: usize) -> bool {
         (*e).parent = parent;
         (*e).kaddr = common;
     }
+    entry.submit(0);
+    true
+}
+
+// ---------------------------------------------------------------------------
+// The task-list walk: every process (thread-group leader) with its full
+// namespace set, from `init_task.tasks` (a circular RCU list). /proc cannot
+// show everything: a pid namespace that is only some task's
+// pid_for_children is hidden there until its first process exists, and
+// some tasks' /proc entries are unreadable even to root.
+
+#[raw_tracepoint]
+pub fn task_walk(_ctx: RawTracePointContext) -> i32 {
+    let (status, emitted) = try_task_walk();
+    (status | (emitted << 8)) as i32
+}
+
+#[repr(C)]
+struct TaskStep {
+    pos: u64,
+    cursor: u64,
+    start: u64,
+    list_off: u64,
+    emitted: u32,
+    status: u32,
+}
+
+fn try_task_walk() -> (u32, u32) {
+    let Some(state) = WALK_STATE.get_ptr_mut(WALK_STATE_TASKS) else {
+        return (walk_status::UNSUPPORTED, 0);
+    };
+    let list_off = config!(offsets.task_tasks);
+    let leader_off = config!(offsets.task_group_leader);
+    if list_off == ABSENT || leader_off == ABSENT {
+        return (walk_status::UNSUPPORTED, 0);
+    }
+    let budget = match unsafe { (*state).budget } {
+        0 => CHUNK,
+        b if b > CHUNK => CHUNK,
+        b => b,
+    };
+    let mut node = unsafe { (*state).cursor_node };
+    if node == 0 {
+        // `tasks` links thread-group leaders only.
+        let leader = ptr_at(unsafe { bpf_get_current_task() }, leader_off);
+        if leader == 0 {
+            return (walk_status::NO_START, 0);
+        }
+        node = leader + list_off as u64;
+        unsafe { (*state).start_node = node };
+    } else {
+        let task = node - list_off as u64;
+        if u32_at(task, config!(offsets.task_pid)) as u64 != unsafe { (*state).cursor_id } {
+            reset(state);
+            return (walk_status::RESTART, 0);
+        }
+    }
+    let mut step = TaskStep {
+        pos: node,
+        cursor: node,
+        start: unsafe { (*state).start_node },
+        list_off: list_off as u64,
+        emitted: 0,
+        status: walk_status::MORE,
+    };
+    unsafe {
+        bpf_loop(budget, task_step as *mut core::ffi::c_void, (&raw mut step).cast(), 0);
+    }
+    match step.status {
+        walk_status::MORE => {
+            let task = step.cursor - list_off as u64;
+            unsafe {
+                (*state).cursor_node = step.cursor;
+                (*state).cursor_id = u32_at(task, config!(offsets.task_pid)) as u64;
+            }
+            (walk_status::MORE, step.emitted)
+        }
+        status => {
+            reset(state);
+            (status, step.emitted)
+        }
+    }
+}
+
+#[inline(never)]
+unsafe extern "C" fn task_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let s = unsafe { &mut *(ctx as *mut TaskStep) };
+    let next = ptr_at(s.pos, 0);
+    if next == 0 {
+        s.status = walk_status::RESTART;
+        return 1;
+    }
+    if !emit_task(next - s.list_off) {
+        return 1;
+    }
+    s.emitted += 1;
+    if next == s.start {
+        s.status = walk_status::COMPLETE;
+        return 1;
+    }
+    s.cursor = next;
+    s.pos = next;
+    0
+}
+
+#[inline(always)]
+fn emit_task(task: u64) -> bool {
+    let Some(mut entry) = WALK.reserve::<TaskNsEvent>(0) else {
+        count_lost(EventKind::TaskInfo as u32);
+        return false;
+    };
+    fill_task_event(entry.as_mut_ptr(), EventKind::TaskInfo, task, 0, 0, 0);
     entry.submit(0);
     true
 }

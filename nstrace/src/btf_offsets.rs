@@ -52,6 +52,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.task_thread_pid = req("task_struct", "thread_pid")?;
     o.task_tasks = req("task_struct", "tasks")?;
     o.task_real_parent = req("task_struct", "real_parent")?;
+    o.task_group_leader = req("task_struct", "group_leader")?;
     o.cred_user_ns = req("cred", "user_ns")?;
 
     o.nsproxy_uts = req("nsproxy", "uts_ns")?;

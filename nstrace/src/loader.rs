@@ -119,12 +119,19 @@ impl Tracer {
         Ok(())
     }
 
-    /// Loads the tree-walk program and takes the maps it needs.
+    /// Loads a program that is only ever run with BPF_PROG_TEST_RUN and
+    /// returns its own copy of the program fd.
+    fn load_for_test_run(&mut self, name: &'static str) -> Result<std::os::fd::OwnedFd, LoaderError> {
+        let prog = self.raw_tracepoint(name)?;
+        prog.load().map_err(|source| LoaderError::Program { name, source })?;
+        let fd = prog.fd().map_err(|source| LoaderError::Program { name, source })?;
+        Ok(fd.as_fd().try_clone_to_owned()?)
+    }
+
+    /// Loads the walk programs (namespaces, tasks) and takes their maps.
     pub fn walker(&mut self) -> Result<crate::snapshot::kernel::Walker, LoaderError> {
-        let name = names::PROG_NS_WALK;
-        self.raw_tracepoint(name)?
-            .load()
-            .map_err(|source| LoaderError::Program { name, source })?;
+        let ns_prog = self.load_for_test_run(names::PROG_NS_WALK)?;
+        let task_prog = self.load_for_test_run(names::PROG_TASK_WALK)?;
         let ring = self.take_ring(names::WALK_MAP)?;
         let state_map = self
             .ebpf
@@ -132,13 +139,7 @@ impl Tracer {
             .ok_or(LoaderError::MissingMap(names::WALK_STATE_MAP))?;
         let state = Array::try_from(state_map)
             .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
-        let prog = self.raw_tracepoint(name)?;
-        let fd = prog
-            .fd()
-            .map_err(|source| LoaderError::Program { name, source })?
-            .as_fd()
-            .try_clone_to_owned()?;
-        Ok(crate::snapshot::kernel::Walker::new(fd, ring, state))
+        Ok(crate::snapshot::kernel::Walker::new(ns_prog, task_prog, ring, state))
     }
 
     fn take_ring(&mut self, name: &'static str) -> Result<RingBuf<MapData>, LoaderError> {

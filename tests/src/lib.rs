@@ -145,6 +145,20 @@ impl ChildGuard {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Writes a line to the child's stdin (spawned with a piped stdin).
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("child spawned without piped stdin");
+        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).expect("write to child");
+    }
+
+    /// The next line the child prints (spawned through [`spawn_ready`]).
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self._stdout.as_mut().expect("no stdout").read_line(&mut line).expect("read child line");
+        line.trim().to_string()
+    }
 }
 
 impl Drop for ChildGuard {

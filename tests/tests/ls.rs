@@ -137,12 +137,17 @@ fn netns_held_only_by_a_passed_fd_is_fd_only() {
 }
 
 const FOR_CHILDREN: &str = r#"
-import ctypes, time
+import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 # CLONE_NEWPID | CLONE_NEWTIME: both only take effect for children.
 if libc.unshare(0x20000000 | 0x80) != 0:
     raise OSError(ctypes.get_errno(), "unshare")
 print("ready", flush=True)
+sys.stdin.readline()
+if os.fork() == 0:
+    time.sleep(60)
+    os._exit(0)
+print("forked", flush=True)
 time.sleep(60)
 "#;
 
@@ -151,19 +156,34 @@ fn pid_and_time_ns_only_for_children_are_active() {
     if !root_or_skip("pid_and_time_ns_only_for_children_are_active") {
         return;
     }
-    let (proc_, _) = spawn_ready(Command::new("python3").args(["-c", FOR_CHILDREN]));
+    let (mut proc_, _) =
+        spawn_ready(Command::new("python3").args(["-c", FOR_CHILDREN]).stdin(std::process::Stdio::piped()));
     let pid = proc_.pid();
     let rows = ls_json(&[]);
-    for (ty, link, hold) in [("pid", "pid_for_children", "pid-for-children"), ("time", "time_for_children", "time-for-children")] {
-        let inode = ns_inode(pid, link);
-        assert_ne!(inode, ns_inode(pid, ty), "{link} differs from the task's own {ty} ns");
-        let row = find_row(&rows, ty, inode).unwrap_or_else(|| panic!("no {ty} row for {link} {inode}"));
+    let held_for_children = |ty: &str, hold: &str| -> Value {
+        let found: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["type"] == ty)
+            .filter(|r| holders_of(r, "task").iter().any(|h| h["pid"] == pid && h["hold"] == hold))
+            .collect();
+        assert_eq!(found.len(), 1, "exactly one {ty} ns held by {pid} as {hold}: {found:?}");
+        found[0].clone()
+    };
+    let pid_row = held_for_children("pid", "pid-for-children");
+    let time_row = held_for_children("time", "time-for-children");
+    for row in [&pid_row, &time_row] {
         assert_eq!(row["state"], "active", "{row}");
         assert_eq!(row["tasks"], 1, "{row}");
-        let tasks = holders_of(row, "task");
-        assert_eq!(tasks[0]["pid"], pid);
-        assert_eq!(tasks[0]["hold"], hold);
     }
+    assert_ne!(pid_row["inode"], ns_inode(pid, "pid"), "a new pid ns, not the task's own");
+    assert_eq!(pid_row["parent"], ns_inode(pid, "pid"), "its parent is the task's pid ns");
+    assert_eq!(pid_row["level"], 1);
+    // /proc shows time_for_children at once; pid_for_children only once the
+    // namespace has its first process: fork one and compare.
+    assert_eq!(time_row["inode"], ns_inode(pid, "time_for_children"));
+    proc_.send_line("fork");
+    assert_eq!(proc_.next_line(), "forked");
+    assert_eq!(pid_row["inode"], ns_inode(pid, "pid_for_children"));
 }
 
 #[test]

@@ -72,7 +72,14 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
         count_lost(kind as u32);
         return Err(-1);
     };
-    let e = entry.as_mut_ptr();
+    fill_task_event(entry.as_mut_ptr(), kind, task, tgid, tid, clone_flags);
+    entry.submit(0);
+    Ok(())
+}
+
+/// Writes a whole [`TaskNsEvent`] about `task` into ring-buffer memory.
+#[inline(always)]
+pub fn fill_task_event(e: *mut TaskNsEvent, kind: EventKind, task: u64, tgid: u32, tid: u32, clone_flags: u32) {
     unsafe {
         (*e).header = EventHeader {
             kind: kind as u32,
@@ -93,8 +100,6 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
         }
         read_task_ns(task, &mut (*e).ns);
     }
-    entry.submit(0);
-    Ok(())
 }
 
 // TP_PROTO(struct task_struct *task, u64 clone_flags)

@@ -12,7 +12,10 @@ use std::{
 use aya::maps::{Array, MapData, RingBuf};
 use nstrace_common::{
     decode::{Record, decode},
-    event::{NsInfoRecord, WalkState, walk_status},
+    event::{
+        EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState,
+        walk_status,
+    },
     ns::NsType,
 };
 
@@ -32,7 +35,7 @@ pub enum WalkError {
     Unsupported,
     #[error("no {0:?} namespace reachable from the walking task")]
     NoStart(NsType),
-    #[error("the {ty:?} list kept changing under the walk ({restarts} restarts)")]
+    #[error("the {ty:?} list (or the task list) kept changing under the walk ({restarts} restarts)")]
     Unstable { ty: NsType, restarts: u32 },
     #[error("walk program returned unknown status {0}")]
     BadStatus(u32),
@@ -47,25 +50,60 @@ pub struct WalkStats {
     pub micros: u64,
 }
 
-/// Owns the walk program's fd and maps; safe to move into a task.
+/// Owns the walk programs' fds and maps; safe to move into a task.
 pub struct Walker {
-    prog_fd: OwnedFd,
+    ns_prog: OwnedFd,
+    task_prog: OwnedFd,
     ring: RingBuf<MapData>,
     state: Array<MapData, WalkState>,
 }
 
+/// What one run of a walk program reported.
+enum Run {
+    Complete,
+    More,
+    Restart,
+}
+
 impl Walker {
-    pub fn new(prog_fd: OwnedFd, ring: RingBuf<MapData>, state: Array<MapData, WalkState>) -> Walker {
-        Walker { prog_fd, ring, state }
+    pub fn new(
+        ns_prog: OwnedFd,
+        task_prog: OwnedFd,
+        ring: RingBuf<MapData>,
+        state: Array<MapData, WalkState>,
+    ) -> Walker {
+        Walker { ns_prog, task_prog, ring, state }
     }
 
-    /// Runs the program once; returns (status, emitted).
-    fn run_once(&self) -> Result<(u32, u32), WalkError> {
-        let ret = test_run_raw_tp(self.prog_fd.as_raw_fd()).map_err(WalkError::TestRun)?;
-        Ok((ret & 0xff, ret >> 8))
+    /// Runs `prog` once, hands every record it wrote to `on_record`.
+    fn run_once(
+        &mut self,
+        prog: i32,
+        stats: &mut WalkStats,
+        ty: Option<NsType>,
+        mut on_record: impl FnMut(Record),
+    ) -> Result<Run, WalkError> {
+        let ret = test_run_raw_tp(prog).map_err(WalkError::TestRun)?;
+        stats.runs += 1;
+        // Drain before deciding: a MORE caused by a full ring resumes
+        // exactly where the reservation failed.
+        while let Some(item) = self.ring.next() {
+            match decode(&item) {
+                Ok(r) => on_record(r),
+                Err(_) => stats.malformed_records += 1,
+            }
+        }
+        match ret & 0xff {
+            walk_status::COMPLETE => Ok(Run::Complete),
+            walk_status::MORE => Ok(Run::More),
+            walk_status::RESTART => Ok(Run::Restart),
+            walk_status::NO_START => Err(WalkError::NoStart(ty.unwrap_or(NsType::Pid))),
+            walk_status::UNSUPPORTED => Err(WalkError::Unsupported),
+            other => Err(WalkError::BadStatus(other)),
+        }
     }
 
-    /// Every namespace of every type the kernel lists, keyed by type.
+    /// Every namespace of every type the kernel lists.
     pub fn walk_all(&mut self) -> Result<(Vec<NsInfoRecord>, WalkStats), WalkError> {
         let started = Instant::now();
         let mut stats = WalkStats::default();
@@ -79,36 +117,32 @@ impl Walker {
 
     /// Every namespace of one type.
     pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
+        let prog = self.ns_prog.as_raw_fd();
         let mut restarts = 0;
         'restart: loop {
-            self.state.set(0, WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() }, 0)?;
+            let init = WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() };
+            self.state.set(WALK_STATE_NS, init, 0)?;
             let mut seen: HashMap<u64, NsInfoRecord> = HashMap::new();
             let mut order = Vec::new();
             loop {
-                let (status, _emitted) = self.run_once()?;
-                stats.runs += 1;
-                // Drain before deciding: a MORE caused by a full ring resumes
-                // exactly where the reservation failed.
+                // A repeated id means the start namespace left the list and
+                // the walk came round again: the list is complete.
                 let mut wrapped = false;
-                while let Some(item) = self.ring.next() {
-                    match decode(&item) {
-                        Ok(Record::NsInfo(r)) if r.ns_type == ty as u32 => {
-                            // A repeated id means the start namespace left the
-                            // list and the walk came round again: done.
-                            if seen.insert(row_key(&r), r).is_some() {
-                                wrapped = true;
-                            } else {
-                                order.push(row_key(&r));
-                            }
+                let run = self.run_once(prog, stats, Some(ty), |r| match r {
+                    Record::NsInfo(r) if r.ns_type == ty as u32 => {
+                        if seen.insert(row_key(&r), r).is_some() {
+                            wrapped = true;
+                        } else {
+                            order.push(row_key(&r));
                         }
-                        _ => stats.malformed_records += 1,
                     }
-                }
-                match status {
-                    walk_status::COMPLETE => break,
-                    walk_status::MORE if wrapped => break,
-                    walk_status::MORE => continue,
-                    walk_status::RESTART => {
+                    _ => {}
+                })?;
+                match run {
+                    Run::Complete => break,
+                    Run::More if wrapped => break,
+                    Run::More => continue,
+                    Run::Restart => {
                         restarts += 1;
                         stats.restarts += 1;
                         if restarts > MAX_RESTARTS {
@@ -116,13 +150,50 @@ impl Walker {
                         }
                         continue 'restart;
                     }
-                    walk_status::NO_START => return Err(WalkError::NoStart(ty)),
-                    walk_status::UNSUPPORTED => return Err(WalkError::Unsupported),
-                    other => return Err(WalkError::BadStatus(other)),
                 }
             }
-            self.state.set(0, WalkState::default(), 0)?;
+            self.state.set(WALK_STATE_NS, WalkState::default(), 0)?;
             return Ok(order.into_iter().filter_map(|k| seen.remove(&k)).collect());
+        }
+    }
+
+    /// Every process (thread-group leader) and its namespace set, from the
+    /// kernel's task list.
+    pub fn walk_tasks(&mut self, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
+        let prog = self.task_prog.as_raw_fd();
+        let mut restarts = 0;
+        'restart: loop {
+            let init = WalkState { budget: CHUNK, ..Default::default() };
+            self.state.set(WALK_STATE_TASKS, init, 0)?;
+            let mut tasks: HashMap<u32, TaskNsEvent> = HashMap::new();
+            loop {
+                let mut wrapped = false;
+                let run = self.run_once(prog, stats, None, |r| {
+                    if let Record::Task(t) = r
+                        && t.header.kind == EventKind::TaskInfo as u32
+                        && tasks.insert(t.subject_tid, t).is_some()
+                    {
+                        wrapped = true;
+                    }
+                })?;
+                match run {
+                    Run::Complete => break,
+                    Run::More if wrapped => break,
+                    Run::More => continue,
+                    Run::Restart => {
+                        restarts += 1;
+                        stats.restarts += 1;
+                        if restarts > MAX_RESTARTS {
+                            return Err(WalkError::Unstable { ty: NsType::Pid, restarts });
+                        }
+                        continue 'restart;
+                    }
+                }
+            }
+            self.state.set(WALK_STATE_TASKS, WalkState::default(), 0)?;
+            let mut out: Vec<TaskNsEvent> = tasks.into_values().collect();
+            out.sort_by_key(|t| t.subject_tgid);
+            return Ok(out);
         }
     }
 }

@@ -7,13 +7,16 @@ pub mod proc;
 
 use std::collections::{BTreeMap, HashMap};
 
-use nstrace_common::ns::NsType;
+use nstrace_common::{
+    event::TaskNsEvent,
+    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN},
+};
 use serde::Serialize;
 
 use crate::{
     holders::{self, HolderScan, HoldersError},
     loader::{LoadOptions, LoaderError, Tracer},
-    model::{Holder, NsKey},
+    model::{Holder, NsKey, TaskHold},
 };
 
 /// Where the list of namespaces comes from.
@@ -145,8 +148,10 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
         return Err(kernel::WalkError::Unsupported.into());
     }
     let mut walker = tracer.walker()?;
-    let (records, stats) = walker.walk_all()?;
-    let scan = holders::scan_excluding(&[std::process::id()])?;
+    let (records, mut stats) = walker.walk_all()?;
+    let tasks = walker.walk_tasks(&mut stats)?;
+    let mut scan = holders::scan_excluding(&[std::process::id()])?;
+    add_kernel_task_holders(&mut scan, &tasks);
     let mut rows: BTreeMap<NsKey, NsRow> = BTreeMap::new();
     for r in &records {
         let Some(ns_type) = NsType::from_u32(r.ns_type) else { continue };
@@ -170,6 +175,41 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     }
     let rows = attach_holders(rows, &scan);
     Ok(Snapshot { source: Source::Kernel, rows, walk: Some(stats) })
+}
+
+/// Adds what the kernel's task list shows and /proc cannot: tasks whose
+/// /proc entries are unreadable, and pid namespaces that are only some
+/// task's pid_for_children before its first child exists.
+fn add_kernel_task_holders(scan: &mut HolderScan, tasks: &[TaskNsEvent]) {
+    let me = std::process::id();
+    for t in tasks {
+        let pid = t.subject_tgid;
+        if pid == 0 || pid == me {
+            continue;
+        }
+        let comm = crate::render::comm_str(&t.comm);
+        let mut add = |ns_type: NsType, inum: u32, hold: TaskHold| {
+            if inum == 0 {
+                return;
+            }
+            let list = scan.holders.entry(NsKey { ns_type, inode: inum as u64 }).or_default();
+            let held = list.iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid));
+            if !held {
+                list.push(Holder::Task { pid, comm: comm.clone(), hold });
+            }
+        };
+        for ty in NsType::ALL {
+            add(ty, t.ns[ty as usize].inum, TaskHold::Member);
+        }
+        let pfc = t.ns[SLOT_PID_FOR_CHILDREN].inum;
+        if pfc != t.ns[NsType::Pid as usize].inum {
+            add(NsType::Pid, pfc, TaskHold::PidForChildren);
+        }
+        let tfc = t.ns[SLOT_TIME_FOR_CHILDREN].inum;
+        if tfc != t.ns[NsType::Time as usize].inum {
+            add(NsType::Time, tfc, TaskHold::TimeForChildren);
+        }
+    }
 }
 
 /// The lsns method plus nsfs ioctls.
@@ -218,7 +258,12 @@ fn attach_holders(mut rows: BTreeMap<NsKey, NsRow>, scan: &HolderScan) -> Vec<Ns
             .collect();
         pids.sort_unstable();
         pids.dedup();
-        row.command = pids.first().and_then(|p| scan.processes.get(p)).map(|p| p.comm.clone());
+        row.command = pids.first().and_then(|first| {
+            holders.iter().find_map(|h| match h {
+                Holder::Task { pid, comm, .. } if pid == first => Some(comm.clone()),
+                _ => None,
+            })
+        });
         row.tasks = pids.len();
         row.pids = pids;
         row.state = NsState::of(holders);
