@@ -127,6 +127,7 @@ mod tests {
                     "thread_pid",
                     "tasks",
                     "real_parent",
+                    "group_leader",
                 ],
             ),
             ("cred", &["uid", "user_ns"]),
@@ -167,6 +168,7 @@ mod tests {
         assert_eq!(o.owner_in[NsType::Pid as usize], 24);
         assert_eq!(o.upid_size, 16);
         assert_eq!(o.task_real_parent, 56);
+        assert_eq!(o.task_group_leader, 64);
     }
 
     #[test]

@@ -900,6 +900,6 @@ mod tests {
         let pfc = ns_inode(&format!("/proc/{b}/ns/pid_for_children"));
         let hs = &scan.holders[&NsKey { ns_type: NsType::Pid, inode: pfc }];
         assert!(hs.iter().any(|h| matches!(h, Holder::Task { pid, hold: TaskHold::PidForChildren, .. } if *pid == b)));
-        assert!(hs.iter().any(|h| matches!(h, Holder::Task { hold: TaskHold::Member, .. })), "{hs:?}");
+        assert!(hs.iter().any(|h| matches!(h, Holder::Task { hold: TaskHold::Member, .. })), "{hs:?} {:?} {:?} {:?}", std::fs::read_to_string(format!("/proc/{b}/task/{b}/children")), scan.processes.keys().filter(|&&p| p > b).collect::<Vec<_>>(), scan.denied);
     }
 }

@@ -27,7 +27,7 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
     }
     run(cargo()
         .current_dir(&root)
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--exclude", "nstrace-ebpf"])
         .args(args)
         .env("NSTRACE_BIN", root.join("target/debug/nstrace")))
 }
