@@ -57,6 +57,14 @@ pub struct KernelOffsets {
     pub pid_ns_level: u32,
     pub user_ns_parent: u32,
     pub user_ns_level: u32,
+    // fd -> superblock magic (to tell an nsfs fd from a pidfd)
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    pub file_f_inode: u32,
+    pub inode_i_sb: u32,
+    pub sb_s_magic: u32,
 }
 
 /// Everything the programs need besides offsets.
@@ -68,6 +76,12 @@ pub struct Config {
     pub self_tgid: u32,
     /// Bit set of [`config_flags`].
     pub flags: u32,
+    /// Offsets in `syscalls:sys_enter_*` records of the first and second
+    /// argument, and in `sys_exit_*` records of `ret` (from tracefs formats).
+    pub tp_arg0: u32,
+    pub tp_arg1: u32,
+    pub tp_ret: u32,
+    pub _reserved: u32,
 }
 
 pub mod config_flags {
@@ -113,13 +127,28 @@ impl KernelOffsets {
             pid_ns_level: ABSENT,
             user_ns_parent: ABSENT,
             user_ns_level: ABSENT,
+            task_files: ABSENT,
+            files_fdt: ABSENT,
+            fdtable_max_fds: ABSENT,
+            fdtable_fd: ABSENT,
+            file_f_inode: ABSENT,
+            inode_i_sb: ABSENT,
+            sb_s_magic: ABSENT,
         }
     }
 }
 
 impl Config {
     pub const fn empty() -> Self {
-        Config { offsets: KernelOffsets::absent(), self_tgid: 0, flags: 0 }
+        Config {
+            offsets: KernelOffsets::absent(),
+            self_tgid: 0,
+            flags: 0,
+            tp_arg0: ABSENT,
+            tp_arg1: ABSENT,
+            tp_ret: ABSENT,
+            _reserved: 0,
+        }
     }
 }
 

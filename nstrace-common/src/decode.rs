@@ -3,7 +3,8 @@
 use core::mem::size_of;
 
 use crate::event::{
-    EventHeader, EventKind, NsInfoRecord, TaskNsEvent, WalkDoneRecord,
+    EventHeader, EventKind, NsCreateEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent,
+    WalkDoneRecord,
 };
 
 /// A decoded record.
@@ -12,6 +13,8 @@ pub enum Record {
     Task(TaskNsEvent),
     NsInfo(NsInfoRecord),
     WalkDone(WalkDoneRecord),
+    Create(NsCreateEvent),
+    Syscall(SyscallNsEvent),
 }
 
 impl Record {
@@ -20,6 +23,8 @@ impl Record {
             Record::Task(e) => &e.header,
             Record::NsInfo(e) => &e.header,
             Record::WalkDone(e) => &e.header,
+            Record::Create(e) => &e.header,
+            Record::Syscall(e) => &e.header,
         }
     }
 
@@ -28,6 +33,9 @@ impl Record {
         EventKind::from_u32(self.header().kind).unwrap_or(EventKind::Fork)
     }
 }
+
+/// A decoded record or why it was rejected (owned, for batching).
+pub type StreamItemOwned = Result<Record, DecodeError>;
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +90,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         }
         EventKind::NsInfo => Record::NsInfo(checked(bytes, kind, &header)?),
         EventKind::WalkDone => Record::WalkDone(checked(bytes, kind, &header)?),
+        EventKind::Create => Record::Create(checked(bytes, kind, &header)?),
+        EventKind::Unshare | EventKind::Setns => Record::Syscall(checked(bytes, kind, &header)?),
     })
 }
 

@@ -22,6 +22,12 @@ pub enum EventKind {
     WalkDone = 5,
     /// One process found by the task-list walk (its namespace set).
     TaskInfo = 6,
+    /// First sighting of a namespace by a hook.
+    Create = 7,
+    /// unshare(2) returned.
+    Unshare = 8,
+    /// setns(2) returned.
+    Setns = 9,
 }
 
 /// Number of slots in the per-kind lost counter map (kinds are < this).
@@ -36,6 +42,9 @@ impl EventKind {
             4 => EventKind::NsInfo,
             5 => EventKind::WalkDone,
             6 => EventKind::TaskInfo,
+            7 => EventKind::Create,
+            8 => EventKind::Unshare,
+            9 => EventKind::Setns,
             _ => return None,
         })
     }
@@ -48,6 +57,9 @@ impl EventKind {
             EventKind::NsInfo => "ns-info",
             EventKind::WalkDone => "walk-done",
             EventKind::TaskInfo => "task-info",
+            EventKind::Create => "create",
+            EventKind::Unshare => "unshare",
+            EventKind::Setns => "setns",
         }
     }
 }
@@ -118,6 +130,55 @@ pub struct NsInfoRecord {
     pub kaddr: u64,
 }
 
+/// What made a hook see a namespace first ([`NsCreateEvent::cause`]).
+pub mod create_cause {
+    pub const FORK: u32 = 1;
+    pub const UNSHARE: u32 = 2;
+    pub const SETNS: u32 = 3;
+    pub const EXEC: u32 = 4;
+}
+
+/// First sighting of a namespace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NsCreateEvent {
+    pub header: EventHeader,
+    /// [`crate::ns::NsType`] as u32.
+    pub ns_type: u32,
+    /// One of [`create_cause`].
+    pub cause: u32,
+    /// Clone flags (fork) or unshare flags (unshare); 0 otherwise.
+    pub flags: u64,
+    pub id: u64,
+    pub inum: u32,
+    pub level: u32,
+    pub owner: NsRef,
+    pub parent: NsRef,
+    /// The task whose namespace set holds it (the child, for fork).
+    pub subject_tgid: u32,
+    pub subject_tid: u32,
+    pub comm: [u8; 16],
+}
+
+/// unshare(2) or setns(2) returned: what was asked, what happened, and the
+/// caller's namespace set before and after.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallNsEvent {
+    pub header: EventHeader,
+    /// setns: the fd argument (an nsfs fd or a pidfd); unshare: -1.
+    pub fd: i32,
+    /// setns: superblock magic of the fd's file (nsfs, pidfs); 0 if unknown.
+    pub fd_magic: u32,
+    /// unshare: the flags; setns: the nstype argument.
+    pub flags: u64,
+    /// Return value: 0, or a negative errno.
+    pub ret: i64,
+    pub comm: [u8; 16],
+    pub before: [NsRef; TASK_NS_SLOTS],
+    pub after: [NsRef; TASK_NS_SLOTS],
+}
+
 /// Status values of a [`WalkDoneRecord`].
 pub mod walk_status {
     /// The list was walked round to its start.
@@ -180,6 +241,8 @@ const_size!(TaskNsEvent, 24 + 16 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
 const_size!(WalkDoneRecord, 24 + 16);
 const_size!(WalkState, 32);
+const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16);
+const_size!(SyscallNsEvent, 24 + 8 + 16 + 16 + 32 * TASK_NS_SLOTS);
 
 #[cfg(feature = "user")]
 mod pod {

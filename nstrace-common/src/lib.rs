@@ -26,6 +26,10 @@ pub mod names {
     pub const LOST_MAP: &str = "LOST";
     /// Walk cursor and status, one entry.
     pub const WALK_STATE_MAP: &str = "WALK_STATE";
+    /// Hash map of namespaces already reported (ns_id -> 1).
+    pub const KNOWN_MAP: &str = "KNOWN";
+    /// In-flight unshare/setns calls, by thread id.
+    pub const INFLIGHT_MAP: &str = "INFLIGHT";
     /// Read-only global holding [`crate::config::Config`].
     pub const CONFIG_GLOBAL: &str = "CONFIG";
 
@@ -34,4 +38,8 @@ pub mod names {
     pub const PROG_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
     pub const PROG_NS_WALK: &str = "ns_walk";
     pub const PROG_TASK_WALK: &str = "task_walk";
+    pub const PROG_SYS_ENTER_UNSHARE: &str = "sys_enter_unshare";
+    pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
+    pub const PROG_SYS_ENTER_SETNS: &str = "sys_enter_setns";
+    pub const PROG_SYS_EXIT_SETNS: &str = "sys_exit_setns";
 }

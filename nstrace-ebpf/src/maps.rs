@@ -2,11 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use nstrace_common::{
     config::Config,
-    event::{MAX_EVENT_KIND, WalkState},
+    event::{MAX_EVENT_KIND, NsRef, WalkState},
+    ns::TASK_NS_SLOTS,
 };
 
 /// Filled by user space before load (`EbpfLoader::override_global`).
@@ -48,3 +49,25 @@ pub fn count_lost(kind: u32) {
         unsafe { *p += 1 };
     }
 }
+
+/// Namespaces already reported as created (key: see `hooks::create::known_key`).
+#[map]
+pub static KNOWN: HashMap<u64, u32> = HashMap::with_max_entries(1 << 18, 0);
+
+/// An unshare/setns call between entry and exit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Inflight {
+    pub fd: i32,
+    pub fd_magic: u32,
+    pub flags: u64,
+    pub before: [NsRef; TASK_NS_SLOTS],
+}
+
+/// In-flight unshare/setns calls by thread id.
+#[map]
+pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(16384, 0);
+
+/// Per-CPU staging for an [`Inflight`] value.
+#[map]
+pub static SCRATCH: PerCpuArray<Inflight> = PerCpuArray::with_max_entries(1, 0);

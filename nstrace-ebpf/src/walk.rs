@@ -19,14 +19,17 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventHeader, EventKind, NsInfoRecord, NsRef, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, walk_status},
+    event::{EventHeader, EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, walk_status},
     ns::{NS_TYPES, NsType},
 };
 
 use crate::{
-    hooks::task::{active_pid_ns, fill_task_event},
+    hooks::{
+        create::lineage,
+        task::{active_pid_ns, fill_task_event},
+    },
     maps::{WALK, WALK_STATE, config, count_lost},
-    read::{ns_common_of, ns_common_off, ns_ref, owner_of, ptr_at, u32_at, u64_at},
+    read::{ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
 };
 
 /// Most entries one run visits (keeps verification cheap).
@@ -208,16 +211,7 @@ fn emit(common: u64, ty: usize) -> bool {
         return false;
     };
     let ns = common - ns_common_off(ty) as u64;
-    let owner_ns = owner_of(ns, ty);
-    let owner = ns_ref(ns_common_of(owner_ns, NsType::User as usize));
-    let (parent, level) = if ty == NsType::Pid as usize {
-        let p = ptr_at(ns, config!(offsets.pid_ns_parent));
-        (ns_ref(ns_common_of(p, ty)), u32_at(ns, config!(offsets.pid_ns_level)))
-    } else if ty == NsType::User as usize {
-        (owner, u32_at(ns, config!(offsets.user_ns_level)))
-    } else {
-        (NsRef::default(), 0)
-    };
+    let (owner, parent, level) = lineage(ns, ty);
     let me = ns_ref(common);
     let e = entry.as_mut_ptr();
     unsafe {

@@ -53,6 +53,14 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.task_tasks = req("task_struct", "tasks")?;
     o.task_real_parent = req("task_struct", "real_parent")?;
     o.task_group_leader = req("task_struct", "group_leader")?;
+    // Only used to name the kind of fd setns(2) got: optional.
+    o.task_files = opt("task_struct", "files")?;
+    o.files_fdt = opt("files_struct", "fdt")?;
+    o.fdtable_max_fds = opt("fdtable", "max_fds")?;
+    o.fdtable_fd = opt("fdtable", "fd")?;
+    o.file_f_inode = opt("file", "f_inode")?;
+    o.inode_i_sb = opt("inode", "i_sb")?;
+    o.sb_s_magic = opt("super_block", "s_magic")?;
     o.cred_user_ns = req("cred", "user_ns")?;
 
     o.nsproxy_uts = req("nsproxy", "uts_ns")?;

@@ -896,6 +896,13 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let scan = scan().unwrap();
+        let kid: u32 = std::fs::read_to_string(format!("/proc/{b}/task/{b}/children")).unwrap().trim().parse().unwrap();
+        if !scan.processes.contains_key(&kid) {
+            let pfd = sys::open_at(None, c"/proc", libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+            let mut w = Worker::new(pfd.as_fd());
+            eprintln!("DEBUG {:?}", w.try_scan_process(kid));
+            eprintln!("DEBUG2 {:?}", std::fs::read_to_string(format!("/proc/{kid}/stat")));
+        }
         assert!(scan.unborn_pid_ns.contains(&a), "{:?}", scan.unborn_pid_ns);
         let pfc = ns_inode(&format!("/proc/{b}/ns/pid_for_children"));
         let hs = &scan.holders[&NsKey { ns_type: NsType::Pid, inode: pfc }];

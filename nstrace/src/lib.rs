@@ -3,7 +3,9 @@
 pub mod btf;
 pub mod btf_offsets;
 pub mod cli;
+pub mod engine;
 pub mod error;
+pub mod events;
 pub mod holders;
 pub mod loader;
 pub mod model;
@@ -11,3 +13,5 @@ pub mod nsfs;
 pub mod probe;
 pub mod render;
 pub mod snapshot;
+pub mod table;
+pub mod tracefs;

@@ -5,8 +5,8 @@ use std::{io, os::fd::AsFd};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{ProgramError, RawTracePoint},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{ProgramError, RawTracePoint, TracePoint},
 };
 use nstrace_common::{
     config::{Config, config_flags},
@@ -44,6 +44,8 @@ pub enum LoaderError {
     Map { name: &'static str, source: aya::maps::MapError },
     #[error("attaching {name} to raw tracepoint {tracepoint}: {source}")]
     Attach { name: &'static str, tracepoint: &'static str, source: ProgramError },
+    #[error("syscall tracepoints: {0}")]
+    Tracefs(#[from] crate::tracefs::TracefsError),
     #[error("polling the ring buffer: {0}")]
     Io(#[from] io::Error),
 }
@@ -86,7 +88,16 @@ impl Tracer {
         if has_ns_tree(&offsets) {
             flags |= config_flags::HAS_NS_TREE;
         }
-        let config = Config { offsets, self_tgid: std::process::id(), flags };
+        let (tp_arg0, tp_arg1, tp_ret) = syscall_record_offsets();
+        let config = Config {
+            offsets,
+            self_tgid: std::process::id(),
+            flags,
+            tp_arg0,
+            tp_arg1,
+            tp_ret,
+            _reserved: 0,
+        };
         let ebpf = EbpfLoader::new()
             .override_global(names::CONFIG_GLOBAL, &config, true)
             .map_max_entries(names::EVENTS_MAP, opts.events_ring_bytes)
@@ -117,6 +128,29 @@ impl Tracer {
                 .map_err(|source| LoaderError::Attach { name, tracepoint, source })?;
         }
         Ok(())
+    }
+
+    /// Loads and attaches the unshare/setns family (syscall tracepoints).
+    pub fn attach_syscall_hooks(&mut self) -> Result<(), LoaderError> {
+        if self.config.tp_ret == nstrace_common::config::ABSENT {
+            return Err(LoaderError::Tracefs(syscall_record_error()));
+        }
+        for (name, event) in SYSCALL_HOOKS {
+            let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
+            let prog: &mut TracePoint =
+                prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
+            prog.load().map_err(|source| LoaderError::Program { name, source })?;
+            prog.attach("syscalls", event)
+                .map_err(|source| LoaderError::Attach { name, tracepoint: event, source })?;
+        }
+        Ok(())
+    }
+
+    /// The map of namespaces already reported as created.
+    pub fn known(&mut self) -> Result<KnownMap, LoaderError> {
+        let name = names::KNOWN_MAP;
+        let map = self.ebpf.take_map(name).ok_or(LoaderError::MissingMap(name))?;
+        Ok(KnownMap(HashMap::try_from(map).map_err(|source| LoaderError::Map { name, source })?))
     }
 
     /// Loads a program that is only ever run with BPF_PROG_TEST_RUN and
@@ -161,6 +195,63 @@ impl Tracer {
     }
 }
 
+const SYSCALL_HOOKS: [(&str, &str); 4] = [
+    (names::PROG_SYS_ENTER_UNSHARE, "sys_enter_unshare"),
+    (names::PROG_SYS_EXIT_UNSHARE, "sys_exit_unshare"),
+    (names::PROG_SYS_ENTER_SETNS, "sys_enter_setns"),
+    (names::PROG_SYS_EXIT_SETNS, "sys_exit_setns"),
+];
+
+/// Offsets of arg0/arg1 in sys_enter_* and of ret in sys_exit_* records,
+/// read from tracefs; ABSENT when tracefs or the tracepoints are missing.
+fn syscall_record_offsets() -> (u32, u32, u32) {
+    use crate::tracefs::field_offset;
+    use nstrace_common::config::ABSENT;
+    let read = || -> Result<(u32, u32, u32), crate::tracefs::TracefsError> {
+        let unshare = field_offset("syscalls", "sys_enter_unshare", "unshare_flags")?;
+        let fd = field_offset("syscalls", "sys_enter_setns", "fd")?;
+        let flags = field_offset("syscalls", "sys_enter_setns", "flags")?;
+        let ret = field_offset("syscalls", "sys_exit_setns", "ret")?;
+        let ret2 = field_offset("syscalls", "sys_exit_unshare", "ret")?;
+        if unshare != fd || ret != ret2 {
+            // The programs share one offset per argument position.
+            return Err(crate::tracefs::TracefsError::NoField {
+                event: "syscalls/*".into(),
+                field: "arguments at matching offsets".into(),
+            });
+        }
+        Ok((fd, flags, ret))
+    };
+    read().unwrap_or((ABSENT, ABSENT, ABSENT))
+}
+
+fn syscall_record_error() -> crate::tracefs::TracefsError {
+    crate::tracefs::field_offset("syscalls", "sys_exit_setns", "ret")
+        .and_then(|_| crate::tracefs::field_offset("syscalls", "sys_enter_unshare", "unshare_flags"))
+        .err()
+        .unwrap_or(crate::tracefs::TracefsError::NoTracepoint("syscalls/sys_*_setns".into()))
+}
+
+/// Namespaces the hooks have reported (or user space declared known).
+pub struct KnownMap(HashMap<MapData, u64, u32>);
+
+impl KnownMap {
+    /// Marks namespaces as known so the hooks do not report them.
+    pub fn insert(&mut self, key: u64) -> Result<(), LoaderError> {
+        self.0.insert(key, 1, 0).map_err(|source| LoaderError::Map { name: names::KNOWN_MAP, source })
+    }
+
+    /// Forgets a dead namespace (keeps the map bounded).
+    pub fn remove(&mut self, key: u64) {
+        let _ = self.0.remove(&key);
+    }
+}
+
+/// Key of a namespace in the KNOWN map (mirrors the eBPF side).
+pub fn known_key(id: u64, ns_type: u32, inum: u32) -> u64 {
+    if id != 0 { id } else { (1 << 63) | ((ns_type as u64) << 32) | inum as u64 }
+}
+
 /// Reads decoded records from the event ring buffer.
 pub struct EventStream {
     ring: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
@@ -182,6 +273,17 @@ impl EventStream {
         }
         guard.clear_ready();
         Ok(n)
+    }
+
+    /// Hands every record available right now to `f`, without waiting.
+    pub fn drain(&mut self, mut f: impl FnMut(StreamItem)) -> usize {
+        let ring = self.ring.get_mut();
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            f(nstrace_common::decode::decode(&item));
+            n += 1;
+        }
+        n
     }
 
     /// Ring-buffer reserve failures so far, per event kind (summed over CPUs).

@@ -1,11 +1,8 @@
-//! Rendering of records and rows as JSON values and text lines.
+//! Rendering of events as text lines and perf-script-style records.
 
-use nstrace_common::{
-    decode::Record,
-    event::{EventKind, NsRef, TaskNsEvent},
-    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN},
-};
-use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
+
+use crate::events::{Event, NsChange, NsIds};
 
 /// A NUL-padded kernel `comm` as text.
 pub fn comm_str(comm: &[u8]) -> String {
@@ -13,72 +10,128 @@ pub fn comm_str(comm: &[u8]) -> String {
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
-fn ns_ref_json(r: &NsRef) -> Value {
-    json!({ "id": r.id, "inode": r.inum })
+/// "HH:MM:SS.micros" (UTC) of a Unix time.
+pub fn clock_time(unix: f64) -> String {
+    let secs = unix.floor() as i64;
+    let micros = ((unix - secs as f64) * 1e6) as u32;
+    let day = secs.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}.{micros:06}", day / 3600, day / 60 % 60, day % 60)
 }
 
-/// The task's namespace set, keyed by type name (plus the for-children ones).
-pub fn task_ns_json(e: &TaskNsEvent) -> Value {
-    let mut m = Map::new();
-    for ty in NsType::ALL {
-        m.insert(ty.name().into(), ns_ref_json(&e.ns[ty as usize]));
+fn ids(n: &Option<NsIds>) -> String {
+    n.map(|n| format!("{}/{}", n.id, n.inode)).unwrap_or_else(|| "-".into())
+}
+
+fn changes(c: &[NsChange]) -> String {
+    if c.is_empty() {
+        return "none".into();
     }
-    m.insert("pid_for_children".into(), ns_ref_json(&e.ns[SLOT_PID_FOR_CHILDREN]));
-    m.insert("time_for_children".into(), ns_ref_json(&e.ns[SLOT_TIME_FOR_CHILDREN]));
-    Value::Object(m)
+    c.iter().map(|c| format!("{}={}/{}", c.slot, c.id, c.inode)).collect::<Vec<_>>().join(",")
 }
 
-/// Seconds since boot (CLOCK_BOOTTIME) of a record timestamp.
-pub fn boot_secs(ts_ns: u64) -> f64 {
-    ts_ns as f64 / 1e9
-}
-
-pub fn event_json(record: &Record) -> Value {
-    match record {
-        Record::Task(e) => {
-            let kind = EventKind::from_u32(e.header.kind).map(|k| k.name()).unwrap_or("?");
-            json!({
-                "event": if e.header.kind == EventKind::Exit as u32 { "exit" } else { "namespaces" },
-                "cause": kind,
-                "time": boot_secs(e.header.ts_ns),
-                "pid": e.subject_tgid,
-                "tid": e.subject_tid,
-                "ppid": e.parent_tgid,
-                "caller_pid": e.header.tgid,
-                "caller_tid": e.header.tid,
-                "comm": comm_str(&e.comm),
-                "clone_flags": e.clone_flags,
-                "namespaces": task_ns_json(e),
-            })
-        }
-        Record::NsInfo(r) => json!({
-            "event": "ns-info",
-            "type": NsType::from_u32(r.ns_type).map(|t| t.name()).unwrap_or("?"),
-            "id": r.id,
-            "inode": r.inum,
-            "refcount": r.refcount,
-        }),
-        Record::WalkDone(w) => json!({ "event": "walk-done", "status": w.status }),
+fn result(r: i64, errno: &Option<&str>) -> String {
+    match errno {
+        Some(e) => format!("{e}({r})"),
+        None => r.to_string(),
     }
 }
 
-pub fn event_text(record: &Record) -> String {
-    match record {
-        Record::Task(e) => {
-            let kind = EventKind::from_u32(e.header.kind).map(|k| k.name()).unwrap_or("?");
-            let mut s = format!(
-                "{:>14.6} {:<5} pid={} tid={} comm={}",
-                boot_secs(e.header.ts_ns),
-                kind,
-                e.subject_tgid,
-                e.subject_tid,
-                comm_str(&e.comm)
-            );
-            for ty in NsType::ALL {
-                s.push_str(&format!(" {}={}", ty.name(), e.ns[ty as usize].inum));
+/// One human-readable line per event.
+pub fn event_text(e: &Event) -> String {
+    match e {
+        Event::Create { time, pid, comm, ns_type, id, inode, owner, parent, cause, flags_text, .. } => format!(
+            "{} create     {:<6} id={id} inode={inode} owner={} parent={} by {comm}[{pid}] via {cause} {flags_text}",
+            clock_time(*time),
+            ns_type.name(),
+            ids(owner),
+            ids(parent)
+        ),
+        Event::Destroy { time, ns_type, id, inode, lifetime, .. } => format!(
+            "{} destroy    {:<6} id={id} inode={inode} lifetime={}",
+            clock_time(*time),
+            ns_type.name(),
+            lifetime.map(|l| format!("{l:.3}s")).unwrap_or_else(|| "unknown (created before nstrace)".into())
+        ),
+        Event::Setns { time, pid, tid, comm, fd, fd_kind, flags_text, result: r, errno, joined, .. } => format!(
+            "{} setns      {comm}[{pid}/{tid}] fd={fd} ({fd_kind}) flags={flags_text} result={} joined={}",
+            clock_time(*time),
+            result(*r, errno),
+            changes(joined)
+        ),
+        Event::Unshare { time, pid, tid, comm, flags_text, result: r, errno, new, .. } => format!(
+            "{} unshare    {comm}[{pid}/{tid}] flags={flags_text} result={} new={}",
+            clock_time(*time),
+            result(*r, errno),
+            changes(new)
+        ),
+        Event::Clone { time, pid, comm, child_pid, flags_text, .. } => format!(
+            "{} clone      {comm}[{pid}] child={child_pid} flags={flags_text}",
+            clock_time(*time)
+        ),
+        Event::Namespaces { time, pid, tid, comm, cause, namespaces } => {
+            let mut s = format!("{} namespaces {comm}[{pid}/{tid}] on {cause}:", clock_time(*time));
+            for n in namespaces {
+                let _ = write!(s, " {}={}", n.ns_type.name(), n.inode);
             }
             s
         }
-        other => event_json(other).to_string(),
+        Event::Lost { time, kind, count, total } => {
+            format!("{} lost       {count} {kind} records (total {total}); resyncing", clock_time(*time))
+        }
+        Event::Resync { time, reason, namespaces, created, destroyed } => format!(
+            "{} resync     {reason}: {namespaces} namespaces, {created} found, {destroyed} gone",
+            clock_time(*time)
+        ),
+    }
+}
+
+/// The layout `perf script --show-namespace-events` prints for a
+/// PERF_RECORD_NAMESPACES record (perf's seven namespaces plus time as
+/// index 7); None for other events.
+pub fn event_perf(e: &Event) -> Option<String> {
+    let Event::Namespaces { time, pid, tid, comm, namespaces, .. } = e else { return None };
+    let mut s = format!(
+        "{comm:>16} {pid:>7} {time:>17.6}: PERF_RECORD_NAMESPACES {pid}/{tid} - nr_namespaces: {}\n\t\t[",
+        namespaces.len()
+    );
+    for (idx, n) in namespaces.iter().enumerate() {
+        if idx != 0 && idx % 4 == 0 {
+            s.push_str("\n\t\t ");
+        }
+        let sep = if idx + 1 != namespaces.len() { ", " } else { "]" };
+        let _ = write!(s, "{idx}/{}: {}/{:#x}{sep}", n.ns_type.name(), n.dev, n.inode);
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use nstrace_common::ns::NsType;
+
+    use super::*;
+    use crate::events::PerfNs;
+
+    #[test]
+    fn perf_layout_matches_perf_script() {
+        let e = Event::Namespaces {
+            time: 12.5,
+            pid: 42,
+            tid: 43,
+            comm: "bash".into(),
+            cause: "fork",
+            namespaces: NsType::ALL
+                .iter()
+                .map(|t| PerfNs { ns_type: *t, dev: 4, inode: 0xf000_0000 + *t as u64 })
+                .collect(),
+        };
+        let s = event_perf(&e).unwrap();
+        assert!(s.contains("PERF_RECORD_NAMESPACES 42/43 - nr_namespaces: 8\n\t\t[0/net: 4/0xf0000000, 1/uts: 4/0xf0000001"), "{s}");
+        assert!(s.contains("3/pid: 4/0xf0000003,\n\t\t 4/user: 4/0xf0000004"), "{s}");
+        assert!(s.ends_with("7/time: 4/0xf0000007]"), "{s}");
+    }
+
+    #[test]
+    fn clock() {
+        assert_eq!(clock_time(3661.25), "01:01:01.250000");
     }
 }

@@ -1,1 +1,3 @@
+pub mod create;
+pub mod syscalls;
 pub mod task;

@@ -9,11 +9,12 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use nstrace_common::{
-    event::{EventHeader, EventKind, NsRef, TaskNsEvent},
-    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS},
+    event::{EventHeader, EventKind, NsRef, TaskNsEvent, create_cause},
+    ns::{NsType, TASK_NS_SLOTS},
 };
 
 use crate::{
+    hooks::create::report_new_namespaces,
     maps::{EVENTS, config, count_lost},
     read::{ns_common_of, ns_ref, ptr_at, u32_at},
 };
@@ -33,28 +34,52 @@ pub fn active_pid_ns(task: u64) -> u64 {
     ptr_at(upid, config!(offsets.upid_ns))
 }
 
+/// Type of each slot of a task's namespace set.
+pub const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = [
+    NsType::Net,
+    NsType::Uts,
+    NsType::Ipc,
+    NsType::Pid,
+    NsType::User,
+    NsType::Mnt,
+    NsType::Cgroup,
+    NsType::Time,
+    NsType::Pid,
+    NsType::Time,
+];
+
+/// Pointers to the namespace structs of `task`, by slot.
+#[inline(always)]
+pub fn task_ns_ptrs(task: u64) -> [u64; TASK_NS_SLOTS] {
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let cred = ptr_at(task, config!(offsets.task_real_cred));
+    [
+        ptr_at(nsproxy, config!(offsets.nsproxy_net)),
+        ptr_at(nsproxy, config!(offsets.nsproxy_uts)),
+        ptr_at(nsproxy, config!(offsets.nsproxy_ipc)),
+        active_pid_ns(task),
+        ptr_at(cred, config!(offsets.cred_user_ns)),
+        ptr_at(nsproxy, config!(offsets.nsproxy_mnt)),
+        ptr_at(nsproxy, config!(offsets.nsproxy_cgroup)),
+        ptr_at(nsproxy, config!(offsets.nsproxy_time)),
+        ptr_at(nsproxy, config!(offsets.nsproxy_pid_for_children)),
+        ptr_at(nsproxy, config!(offsets.nsproxy_time_for_children)),
+    ]
+}
+
 /// Reads the namespace set of `task` into `out`.
 #[inline(always)]
 pub fn read_task_ns(task: u64, out: &mut [NsRef; TASK_NS_SLOTS]) {
-    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
-    let member = |off: u32, ty: NsType| ns_ref(ns_common_of(ptr_at(nsproxy, off), ty as usize));
-    out[NsType::Net as usize] = member(config!(offsets.nsproxy_net), NsType::Net);
-    out[NsType::Uts as usize] = member(config!(offsets.nsproxy_uts), NsType::Uts);
-    out[NsType::Ipc as usize] = member(config!(offsets.nsproxy_ipc), NsType::Ipc);
-    out[NsType::Mnt as usize] = member(config!(offsets.nsproxy_mnt), NsType::Mnt);
-    out[NsType::Cgroup as usize] = member(config!(offsets.nsproxy_cgroup), NsType::Cgroup);
-    out[NsType::Time as usize] = member(config!(offsets.nsproxy_time), NsType::Time);
-    out[SLOT_PID_FOR_CHILDREN] = member(config!(offsets.nsproxy_pid_for_children), NsType::Pid);
-    out[SLOT_TIME_FOR_CHILDREN] =
-        member(config!(offsets.nsproxy_time_for_children), NsType::Time);
-    let cred = ptr_at(task, config!(offsets.task_real_cred));
-    let user_ns = ptr_at(cred, config!(offsets.cred_user_ns));
-    out[NsType::User as usize] = ns_ref(ns_common_of(user_ns, NsType::User as usize));
-    out[NsType::Pid as usize] = ns_ref(ns_common_of(active_pid_ns(task), NsType::Pid as usize));
+    let ptrs = task_ns_ptrs(task);
+    let mut i = 0;
+    while i < TASK_NS_SLOTS {
+        out[i] = ns_ref(ns_common_of(ptrs[i], SLOT_TYPES[i] as usize));
+        i += 1;
+    }
 }
 
 #[inline(always)]
-fn is_self(tgid: u32) -> bool {
+pub fn is_self(tgid: u32) -> bool {
     tgid == config!(self_tgid)
 }
 
@@ -74,6 +99,10 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     };
     fill_task_event(entry.as_mut_ptr(), kind, task, tgid, tid, clone_flags);
     entry.submit(0);
+    let cause = if kind == EventKind::Exec { create_cause::EXEC } else { create_cause::FORK };
+    if kind != EventKind::Exit {
+        report_new_namespaces(task, cause, clone_flags as u64, tgid, tid);
+    }
     Ok(())
 }
 

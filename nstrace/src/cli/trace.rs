@@ -6,18 +6,36 @@ use std::{
 };
 
 use clap::ValueEnum;
-use nstrace_common::decode::Record;
+use nstrace_common::ns::NsType;
 
 use crate::{
+    cli::ls::TypeArg,
+    engine::{Engine, EngineOptions},
     error::{Error, Result},
-    loader::{LoadOptions, Tracer},
-    render::event_json,
+    events::Event,
+    render::{event_perf, event_text},
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Format {
+    /// One human-readable line per event.
     Text,
+    /// JSON lines with stable field names.
     Json,
+    /// `perf script` layout of PERF_RECORD_NAMESPACES records.
+    Perf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum EventArg {
+    Create,
+    Destroy,
+    Setns,
+    Unshare,
+    Clone,
+    Namespaces,
+    Lost,
+    Resync,
 }
 
 #[derive(Debug, clap::Args)]
@@ -28,32 +46,71 @@ pub struct Args {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long, value_parser = parse_seconds)]
     pub duration: Option<Duration>,
-    /// Only events of these processes (tgid of the subject or the caller).
+    /// Only events about these processes.
     #[arg(long, value_delimiter = ',')]
     pub pid: Vec<u32>,
+    /// Only events concerning these namespace types.
+    #[arg(long = "type", short = 't', value_enum, value_delimiter = ',')]
+    pub types: Vec<TypeArg>,
+    /// Only these event kinds.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub event: Vec<EventArg>,
+    /// Only events of processes whose command is this.
+    #[arg(long)]
+    pub comm: Option<String>,
+    /// Seconds between tree walks that confirm deaths and heal lost events.
+    #[arg(long, value_parser = parse_seconds, default_value = "1")]
+    pub walk_interval: Duration,
 }
 
 pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
-    let v: f64 = s
-        .trim_end_matches('s')
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    let v: f64 = s.trim_end_matches('s').parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !(v.is_finite() && v > 0.0) {
         return Err(format!("'{s}' must be a positive number of seconds"));
     }
     Ok(Duration::from_secs_f64(v))
 }
 
+impl Args {
+    fn wants(&self, e: &Event) -> bool {
+        let always = matches!(e, Event::Lost { .. } | Event::Resync { .. });
+        if !self.event.is_empty() {
+            let name = e.name();
+            if !self.event.iter().any(|k| format!("{k:?}").eq_ignore_ascii_case(name)) {
+                return false;
+            }
+        } else if always {
+            return true;
+        }
+        if !self.pid.is_empty() && !e.pid().is_some_and(|p| self.pid.contains(&p)) {
+            return false;
+        }
+        if let Some(c) = &self.comm
+            && e.comm() != Some(c.as_str())
+        {
+            return false;
+        }
+        if !self.types.is_empty() {
+            let types = e.types();
+            if !self.types.iter().any(|t| types.contains(&NsType::from(*t))) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 pub async fn run(args: Args) -> Result<i32> {
-    let mut tracer = Tracer::load(&LoadOptions::default())?;
-    tracer.attach_task_hooks()?;
-    let mut events = tracer.events()?;
+    let opts = EngineOptions { walk_interval: args.walk_interval, ..Default::default() };
+    let mut engine = Engine::start(&opts).map_err(|e| Error::Usage(e.to_string()))?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
-    let mut malformed = 0u64;
-    // Announce readiness on stderr so scripts (and tests) can wait for it.
-    eprintln!("nstrace: tracing (Ctrl-C to stop)");
+    // Readiness on stderr, so scripts (and tests) can wait for it.
+    eprintln!("nstrace: tracing {} namespaces (Ctrl-C to stop)", engine.table().len());
+    let mut events = Vec::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         let sleep = async {
             match deadline {
@@ -61,51 +118,36 @@ pub async fn run(args: Args) -> Result<i32> {
                 None => std::future::pending().await,
             }
         };
-        let mut write_err = None;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
             _ = sleep => break,
-            batch = events.next_batch(|item| match item {
-                Ok(record) => {
-                    if !matches_pid(&record, &args.pid) {
-                        return;
-                    }
-                    let r = match args.format {
-                        Format::Json => serde_json::to_writer(&mut out, &event_json(&record))
-                            .map_err(std::io::Error::from)
-                            .and_then(|_| out.write_all(b"\n")),
-                        Format::Text => writeln!(out, "{}", crate::render::event_text(&record)),
-                    };
-                    if let Err(e) = r { write_err = Some(e); }
-                }
-                Err(e) => {
-                    malformed += 1;
-                    eprintln!("nstrace: malformed record skipped: {e}");
-                }
-            }) => { batch?; }
+            r = engine.step(&mut events) => r.map_err(|e| Error::Usage(e.to_string()))?,
         }
-        if let Some(e) = write_err {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(0);
+        for e in events.drain(..).filter(|e| args.wants(e)) {
+            let written = match args.format {
+                Format::Json => serde_json::to_writer(&mut out, &e).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n")),
+                Format::Text => writeln!(out, "{}", event_text(&e)),
+                Format::Perf => match event_perf(&e) {
+                    Some(s) => writeln!(out, "{s}"),
+                    None => Ok(()),
+                },
+            };
+            match written {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+                Err(err) => return Err(Error::io("writing events", err)),
             }
-            return Err(Error::io("writing events", e));
         }
-        out.flush().map_err(|e| Error::io("writing events", e))?;
+        match out.flush() {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            Err(err) => return Err(Error::io("writing events", err)),
+        }
     }
-    out.flush().map_err(|e| Error::io("writing events", e))?;
-    let lost = events.lost_counts()?;
-    if !lost.is_empty() || malformed > 0 {
-        eprintln!("nstrace: lost records {lost:?}, malformed {malformed}");
-    }
+    let s = &engine.stats;
+    eprintln!(
+        "nstrace: {} records, {} lost, {} malformed, {} resyncs",
+        s.records, s.lost, s.malformed, s.resyncs
+    );
     Ok(0)
-}
-
-fn matches_pid(record: &Record, pids: &[u32]) -> bool {
-    if pids.is_empty() {
-        return true;
-    }
-    match record {
-        Record::Task(e) => pids.contains(&e.header.tgid) || pids.contains(&e.subject_tgid),
-        _ => true,
-    }
 }

@@ -1,0 +1,93 @@
+//! First sightings of namespaces: every hook that sees a task's namespace
+//! set after it may have changed (fork, exec, unshare, setns) reports the
+//! namespaces not yet in `KNOWN`. User space seeds `KNOWN` with every
+//! namespace a walk found before the hooks report, and removes dead ones.
+
+use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf};
+use nstrace_common::{
+    config::ABSENT,
+    event::{EventHeader, EventKind, NsCreateEvent, NsRef},
+    ns::{NsType, TASK_NS_SLOTS},
+};
+
+use crate::{
+    hooks::task::{SLOT_TYPES, task_ns_ptrs},
+    maps::{EVENTS, KNOWN, config, count_lost},
+    read::{ns_common_of, ns_ref, owner_of, ptr_at, u32_at},
+};
+
+/// BPF_NOEXIST: insert only if absent, so racing CPUs report once.
+const BPF_NOEXIST: u64 = 1;
+
+/// Key of a namespace in `KNOWN`: its ns_id, or type and inode before 6.18.
+#[inline(always)]
+pub fn known_key(r: &NsRef, ty: usize) -> u64 {
+    if r.id != 0 { r.id } else { (1 << 63) | ((ty as u64) << 32) | r.inum as u64 }
+}
+
+/// Owner, parent and level of the namespace struct `ns` of type `ty`.
+#[inline(always)]
+pub fn lineage(ns: u64, ty: usize) -> (NsRef, NsRef, u32) {
+    let owner = ns_ref(ns_common_of(owner_of(ns, ty), NsType::User as usize));
+    if ty == NsType::Pid as usize {
+        let p = ptr_at(ns, config!(offsets.pid_ns_parent));
+        (owner, ns_ref(ns_common_of(p, ty)), u32_at(ns, config!(offsets.pid_ns_level)))
+    } else if ty == NsType::User as usize {
+        (owner, owner, u32_at(ns, config!(offsets.user_ns_level)))
+    } else {
+        (owner, NsRef::default(), 0)
+    }
+}
+
+/// Reports each namespace of `task` that has not been seen before.
+#[inline(always)]
+pub fn report_new_namespaces(task: u64, cause: u32, flags: u64, tgid: u32, tid: u32) {
+    let ptrs = task_ns_ptrs(task);
+    let mut i = 0;
+    while i < TASK_NS_SLOTS {
+        let ty = SLOT_TYPES[i] as usize;
+        let ns = ptrs[i];
+        i += 1;
+        let me = ns_ref(ns_common_of(ns, ty));
+        if me.inum == 0 {
+            continue;
+        }
+        let key = known_key(&me, ty);
+        if KNOWN.insert(&key, &1u32, BPF_NOEXIST).is_err() {
+            continue; // already reported (or the map is full: the walk catches it)
+        }
+        let Some(mut entry) = EVENTS.reserve::<NsCreateEvent>(0) else {
+            count_lost(EventKind::Create as u32);
+            // Forget it so the next sighting reports it.
+            let _ = KNOWN.remove(&key);
+            continue;
+        };
+        let (owner, parent, level) = lineage(ns, ty);
+        let e = entry.as_mut_ptr();
+        unsafe {
+            (*e).header = EventHeader {
+                kind: EventKind::Create as u32,
+                size: core::mem::size_of::<NsCreateEvent>() as u32,
+                ts_ns: bpf_ktime_get_boot_ns(),
+                tgid,
+                tid,
+            };
+            (*e).ns_type = ty as u32;
+            (*e).cause = cause;
+            (*e).flags = flags;
+            (*e).id = me.id;
+            (*e).inum = me.inum;
+            (*e).level = level;
+            (*e).owner = owner;
+            (*e).parent = parent;
+            (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
+            (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
+            (*e).comm = [0; 16];
+            let comm_off = config!(offsets.task_comm);
+            if comm_off != ABSENT {
+                let _ = bpf_probe_read_kernel_buf((task + comm_off as u64) as *const u8, &mut (*e).comm);
+            }
+        }
+        entry.submit(0);
+    }
+}

@@ -1,0 +1,144 @@
+//! unshare(2) and setns(2): the arguments at entry, the result and the
+//! caller's namespace set before and after at exit.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use nstrace_common::{
+    config::ABSENT,
+    event::{EventHeader, EventKind, SyscallNsEvent, create_cause},
+};
+
+use crate::{
+    hooks::{
+        create::report_new_namespaces,
+        task::{is_self, read_task_ns},
+    },
+    maps::{EVENTS, INFLIGHT, Inflight, SCRATCH, config, count_lost},
+    read::{ptr_at, u32_at, u64_at},
+};
+
+#[inline(always)]
+fn read_field(ctx: &TracePointContext, off: u32) -> u64 {
+    if off == ABSENT {
+        return 0;
+    }
+    unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(0)
+}
+
+/// Superblock magic of the caller's open file `fd` (nsfs or pidfs for setns).
+#[inline(always)]
+fn fd_magic(fd: i32) -> u32 {
+    if fd < 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let files = ptr_at(task, config!(offsets.task_files));
+    let fdt = ptr_at(files, config!(offsets.files_fdt));
+    if fd as u32 >= u32_at(fdt, config!(offsets.fdtable_max_fds)) {
+        return 0;
+    }
+    let fds = ptr_at(fdt, config!(offsets.fdtable_fd));
+    if fds == 0 {
+        return 0;
+    }
+    let file = ptr_at(fds + fd as u64 * 8, 0);
+    let inode = ptr_at(file, config!(offsets.file_f_inode));
+    let sb = ptr_at(inode, config!(offsets.inode_i_sb));
+    u64_at(sb, config!(offsets.sb_s_magic)) as u32
+}
+
+/// Saves the arguments and the namespace set before the call.
+#[inline(always)]
+fn enter(fd: i32, flags: u64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if is_self((pid_tgid >> 32) as u32) {
+        return;
+    }
+    let tid = pid_tgid as u32;
+    // Built in per-CPU scratch: too big for the 512-byte stack.
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else { return };
+    unsafe {
+        (*scratch).fd = fd;
+        (*scratch).fd_magic = fd_magic(fd);
+        (*scratch).flags = flags;
+        read_task_ns(bpf_get_current_task(), &mut (*scratch).before);
+        let _ = INFLIGHT.insert(&tid, &*scratch, 0);
+    }
+}
+
+#[inline(always)]
+fn exit(ctx: &TracePointContext, kind: EventKind) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let Some(inflight) = (unsafe { INFLIGHT.get(&tid) }) else { return };
+    let inflight: *const Inflight = inflight;
+    let ret = read_field(ctx, config!(tp_ret)) as i64;
+    let task = unsafe { bpf_get_current_task() };
+    match EVENTS.reserve::<SyscallNsEvent>(0) {
+        Some(mut entry) => {
+            let e = entry.as_mut_ptr();
+            unsafe {
+                (*e).header = EventHeader {
+                    kind: kind as u32,
+                    size: core::mem::size_of::<SyscallNsEvent>() as u32,
+                    ts_ns: bpf_ktime_get_boot_ns(),
+                    tgid,
+                    tid,
+                };
+                (*e).fd = (*inflight).fd;
+                (*e).fd_magic = (*inflight).fd_magic;
+                (*e).flags = (*inflight).flags;
+                (*e).ret = ret;
+                (*e).comm = [0; 16];
+                let comm_off = config!(offsets.task_comm);
+                if comm_off != ABSENT {
+                    let _ = bpf_probe_read_kernel_buf((task + comm_off as u64) as *const u8, &mut (*e).comm);
+                }
+                (*e).before = (*inflight).before;
+                read_task_ns(task, &mut (*e).after);
+            }
+            entry.submit(0);
+        }
+        None => count_lost(kind as u32),
+    }
+    let flags = unsafe { (*inflight).flags };
+    let _ = INFLIGHT.remove(&tid);
+    if ret == 0 {
+        let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };
+        report_new_namespaces(task, cause, flags, tgid, tid);
+    }
+}
+
+// SYSCALL_DEFINE1(unshare, unsigned long, unshare_flags)
+#[tracepoint(category = "syscalls", name = "sys_enter_unshare")]
+pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
+    let flags = read_field(&ctx, config!(tp_arg0));
+    enter(-1, flags);
+    let _ = ctx.as_ptr();
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_unshare")]
+pub fn sys_exit_unshare(ctx: TracePointContext) -> u32 {
+    exit(&ctx, EventKind::Unshare);
+    0
+}
+
+// SYSCALL_DEFINE2(setns, int, fd, int, flags)
+#[tracepoint(category = "syscalls", name = "sys_enter_setns")]
+pub fn sys_enter_setns(ctx: TracePointContext) -> u32 {
+    let fd = read_field(&ctx, config!(tp_arg0)) as i32;
+    let flags = read_field(&ctx, config!(tp_arg1)) as u32 as u64;
+    enter(fd, flags);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_setns")]
+pub fn sys_exit_setns(ctx: TracePointContext) -> u32 {
+    exit(&ctx, EventKind::Setns);
+    0
+}

@@ -1,0 +1,435 @@
+//! The events nstrace reports to users, built from decoded records.
+
+use nstrace_common::{
+    event::{EventKind, NsRef, SyscallNsEvent, TaskNsEvent, create_cause},
+    ns::{CLONE_NEW_MASK, NsType, TASK_NS_SLOTS},
+};
+use serde::Serialize;
+
+use crate::render::comm_str;
+
+/// A namespace named by id and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct NsIds {
+    pub id: u64,
+    pub inode: u64,
+}
+
+impl NsIds {
+    pub fn of(r: &NsRef) -> Option<NsIds> {
+        (r.inum != 0).then_some(NsIds { id: r.id, inode: r.inum as u64 })
+    }
+}
+
+/// One namespace of a task in a `namespaces` event ({dev, inode}, as perf).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PerfNs {
+    #[serde(rename = "type")]
+    pub ns_type: NsType,
+    pub dev: u64,
+    pub inode: u64,
+}
+
+/// A namespace a syscall moved the caller into.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NsChange {
+    #[serde(rename = "type")]
+    pub ns_type: NsType,
+    /// Which slot changed: the type name, or pid_for_children / time_for_children.
+    pub slot: &'static str,
+    pub id: u64,
+    pub inode: u64,
+}
+
+/// Everything `nstrace trace` can print. Field names are stable.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    Create {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        #[serde(rename = "type")]
+        ns_type: NsType,
+        id: u64,
+        inode: u64,
+        owner: Option<NsIds>,
+        parent: Option<NsIds>,
+        level: Option<u32>,
+        /// fork, unshare, setns, exec, or walk (first seen by the periodic walk).
+        cause: &'static str,
+        flags: u64,
+        flags_text: String,
+    },
+    Destroy {
+        time: f64,
+        #[serde(rename = "type")]
+        ns_type: NsType,
+        id: u64,
+        inode: u64,
+        /// Seconds from creation, when nstrace saw it created.
+        lifetime: Option<f64>,
+        creator_pid: Option<u32>,
+    },
+    Setns {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        fd: i32,
+        /// nsfs, pidfd, or unknown.
+        fd_kind: &'static str,
+        flags: u64,
+        flags_text: String,
+        result: i64,
+        errno: Option<&'static str>,
+        joined: Vec<NsChange>,
+    },
+    Unshare {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        flags: u64,
+        flags_text: String,
+        result: i64,
+        errno: Option<&'static str>,
+        new: Vec<NsChange>,
+    },
+    Clone {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        child_pid: u32,
+        child_tid: u32,
+        flags: u64,
+        flags_text: String,
+        types: Vec<NsType>,
+    },
+    Namespaces {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        /// fork, exec, setns or unshare.
+        cause: &'static str,
+        namespaces: Vec<PerfNs>,
+    },
+    Lost {
+        time: f64,
+        /// The record kind that could not be reserved.
+        kind: &'static str,
+        /// Newly lost since the last report.
+        count: u64,
+        total: u64,
+    },
+    Resync {
+        time: f64,
+        reason: String,
+        namespaces: usize,
+        created: usize,
+        destroyed: usize,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Create { .. } => "create",
+            Event::Destroy { .. } => "destroy",
+            Event::Setns { .. } => "setns",
+            Event::Unshare { .. } => "unshare",
+            Event::Clone { .. } => "clone",
+            Event::Namespaces { .. } => "namespaces",
+            Event::Lost { .. } => "lost",
+            Event::Resync { .. } => "resync",
+        }
+    }
+
+    /// The process the event is about, when there is one.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Event::Create { pid, .. }
+            | Event::Setns { pid, .. }
+            | Event::Unshare { pid, .. }
+            | Event::Clone { pid, .. }
+            | Event::Namespaces { pid, .. } => Some(*pid),
+            _ => None,
+        }
+    }
+
+    pub fn comm(&self) -> Option<&str> {
+        match self {
+            Event::Create { comm, .. }
+            | Event::Setns { comm, .. }
+            | Event::Unshare { comm, .. }
+            | Event::Clone { comm, .. }
+            | Event::Namespaces { comm, .. } => Some(comm),
+            _ => None,
+        }
+    }
+
+    /// Namespace types the event concerns (empty: not type-specific).
+    pub fn types(&self) -> Vec<NsType> {
+        match self {
+            Event::Create { ns_type, .. } | Event::Destroy { ns_type, .. } => vec![*ns_type],
+            Event::Setns { joined, flags, .. } => {
+                let mut t: Vec<NsType> = joined.iter().map(|c| c.ns_type).collect();
+                t.extend(types_in_flags(*flags));
+                t
+            }
+            Event::Unshare { flags, .. } | Event::Clone { flags, .. } => types_in_flags(*flags),
+            Event::Namespaces { .. } => NsType::ALL.to_vec(),
+            Event::Lost { .. } | Event::Resync { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Namespace types whose CLONE_NEW* bit is set in `flags`.
+pub fn types_in_flags(flags: u64) -> Vec<NsType> {
+    NsType::ALL.into_iter().filter(|t| flags & t.clone_flag() != 0).collect()
+}
+
+/// "CLONE_NEWNET|CLONE_NEWUTS" (only the namespace bits; others as hex).
+pub fn flags_text(flags: u64) -> String {
+    let mut parts: Vec<String> = NsType::ALL
+        .into_iter()
+        .filter(|t| flags & t.clone_flag() != 0)
+        .map(|t| format!("CLONE_NEW{}", match t {
+            NsType::Mnt => "NS".to_string(),
+            other => other.name().to_uppercase(),
+        }))
+        .collect();
+    let rest = flags & !CLONE_NEW_MASK;
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    if parts.is_empty() { "0".into() } else { parts.join("|") }
+}
+
+pub fn cause_name(cause: u32) -> &'static str {
+    match cause {
+        create_cause::FORK => "fork",
+        create_cause::UNSHARE => "unshare",
+        create_cause::SETNS => "setns",
+        create_cause::EXEC => "exec",
+        _ => "unknown",
+    }
+}
+
+pub fn errno_name(ret: i64) -> Option<&'static str> {
+    if ret >= 0 {
+        return None;
+    }
+    Some(match -ret as i32 {
+        libc::EPERM => "EPERM",
+        libc::EINVAL => "EINVAL",
+        libc::EBADF => "EBADF",
+        libc::ENOMEM => "ENOMEM",
+        libc::EUSERS => "EUSERS",
+        libc::ENOSPC => "ENOSPC",
+        libc::ESRCH => "ESRCH",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOSYS => "ENOSYS",
+        _ => "E?",
+    })
+}
+
+const NSFS_MAGIC: u32 = 0x6e73_6673;
+const PIDFS_MAGIC: u32 = 0x5049_4446;
+/// Before pidfs (6.9), pidfds lived on the anonymous-inode filesystem.
+const ANON_INODE_FS_MAGIC: u32 = 0x0904_1934;
+
+pub fn fd_kind(magic: u32) -> &'static str {
+    match magic {
+        NSFS_MAGIC => "nsfs",
+        PIDFS_MAGIC | ANON_INODE_FS_MAGIC => "pidfd",
+        _ => "unknown",
+    }
+}
+
+const SLOT_NAMES: [&str; TASK_NS_SLOTS] =
+    ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time", "pid_for_children", "time_for_children"];
+const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = [
+    NsType::Net,
+    NsType::Uts,
+    NsType::Ipc,
+    NsType::Pid,
+    NsType::User,
+    NsType::Mnt,
+    NsType::Cgroup,
+    NsType::Time,
+    NsType::Pid,
+    NsType::Time,
+];
+
+/// Slots whose namespace differs between `before` and `after`.
+pub fn changes(before: &[NsRef; TASK_NS_SLOTS], after: &[NsRef; TASK_NS_SLOTS]) -> Vec<NsChange> {
+    (0..TASK_NS_SLOTS)
+        .filter(|&i| after[i].inum != 0 && (before[i].inum, before[i].id) != (after[i].inum, after[i].id))
+        .map(|i| NsChange {
+            ns_type: SLOT_TYPES[i],
+            slot: SLOT_NAMES[i],
+            id: after[i].id,
+            inode: after[i].inum as u64,
+        })
+        .collect()
+}
+
+/// perf's order (net, uts, ipc, pid, user, mnt, cgroup) plus time.
+pub fn perf_namespaces(ns: &[NsRef; TASK_NS_SLOTS], dev: u64) -> Vec<PerfNs> {
+    NsType::ALL
+        .into_iter()
+        .map(|t| PerfNs { ns_type: t, dev, inode: ns[t as usize].inum as u64 })
+        .collect()
+}
+
+/// Converts record timestamps (CLOCK_BOOTTIME) to Unix time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    offset: f64,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let now = |id| {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: ts is a valid timespec.
+            unsafe { libc::clock_gettime(id, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+        };
+        Clock { offset: now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME) }
+    }
+
+    pub fn unix(&self, boot_ns: u64) -> f64 {
+        boot_ns as f64 / 1e9 + self.offset
+    }
+
+    pub fn now_boot_ns() -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: ts is a valid timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Events a task record stands for: `namespaces` (fork, exec) and `clone`.
+pub fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
+    let time = clock.unix(e.header.ts_ns);
+    let comm = comm_str(&e.comm);
+    let cause = match EventKind::from_u32(e.header.kind) {
+        Some(EventKind::Fork) => "fork",
+        Some(EventKind::Exec) => "exec",
+        _ => return,
+    };
+    let flags = e.clone_flags as u64;
+    if cause == "fork" && flags & CLONE_NEW_MASK != 0 {
+        out.push(Event::Clone {
+            time,
+            pid: e.header.tgid,
+            tid: e.header.tid,
+            comm: comm.clone(),
+            child_pid: e.subject_tgid,
+            child_tid: e.subject_tid,
+            flags,
+            flags_text: flags_text(flags),
+            types: types_in_flags(flags),
+        });
+    }
+    out.push(Event::Namespaces {
+        time,
+        pid: e.subject_tgid,
+        tid: e.subject_tid,
+        comm,
+        cause,
+        namespaces: perf_namespaces(&e.ns, dev),
+    });
+}
+
+/// Events a syscall record stands for: `unshare`/`setns`, then `namespaces`.
+pub fn from_syscall(e: &SyscallNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
+    let time = clock.unix(e.header.ts_ns);
+    let comm = comm_str(&e.comm);
+    let (pid, tid) = (e.header.tgid, e.header.tid);
+    let changed = changes(&e.before, &e.after);
+    let unshare = e.header.kind == EventKind::Unshare as u32;
+    out.push(if unshare {
+        Event::Unshare {
+            time,
+            pid,
+            tid,
+            comm: comm.clone(),
+            flags: e.flags,
+            flags_text: flags_text(e.flags),
+            result: e.ret,
+            errno: errno_name(e.ret),
+            new: changed,
+        }
+    } else {
+        Event::Setns {
+            time,
+            pid,
+            tid,
+            comm: comm.clone(),
+            fd: e.fd,
+            fd_kind: fd_kind(e.fd_magic),
+            flags: e.flags,
+            flags_text: flags_text(e.flags),
+            result: e.ret,
+            errno: errno_name(e.ret),
+            joined: changed,
+        }
+    });
+    if e.ret == 0 {
+        out.push(Event::Namespaces {
+            time,
+            pid,
+            tid,
+            comm,
+            cause: if unshare { "unshare" } else { "setns" },
+            namespaces: perf_namespaces(&e.after, dev),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_names() {
+        assert_eq!(flags_text(0x4000_0000 | 0x0400_0000), "CLONE_NEWNET|CLONE_NEWUTS");
+        assert_eq!(flags_text(0x0002_0000), "CLONE_NEWNS");
+        assert_eq!(flags_text(0x11), "0x11");
+        assert_eq!(flags_text(0), "0");
+        assert_eq!(types_in_flags(0x80 | 0x2000_0000), vec![NsType::Pid, NsType::Time]);
+    }
+
+    #[test]
+    fn changes_name_slots() {
+        let mut before = [NsRef::default(); TASK_NS_SLOTS];
+        before[0] = NsRef { id: 3, inum: 10, _reserved: 0 };
+        let mut after = before;
+        after[0] = NsRef { id: 9, inum: 11, _reserved: 0 };
+        after[8] = NsRef { id: 12, inum: 13, _reserved: 0 };
+        let c = changes(&before, &after);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].slot, c[0].id), ("net", 9));
+        assert_eq!((c[1].ns_type, c[1].slot), (NsType::Pid, "pid_for_children"));
+    }
+
+    #[test]
+    fn fd_kinds() {
+        assert_eq!(fd_kind(0x6e73_6673), "nsfs");
+        assert_eq!(fd_kind(0x5049_4446), "pidfd");
+        assert_eq!(fd_kind(0), "unknown");
+    }
+}

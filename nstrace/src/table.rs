@@ -1,0 +1,283 @@
+//! The namespace table: one entry per live namespace, fed by hook records
+//! and reconciled against the kernel's lists (the tree walk). Pure state:
+//! no I/O, so every transition is unit-tested without a kernel.
+
+use std::collections::{HashMap, VecDeque};
+
+use nstrace_common::{
+    event::{NsCreateEvent, NsInfoRecord},
+    ns::NsType,
+};
+use serde::Serialize;
+
+use crate::{events::NsIds, loader::known_key, render::comm_str};
+
+/// Who made a namespace, when a hook saw it happen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Creator {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub cause: &'static str,
+    pub flags: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NsEntry {
+    #[serde(rename = "type")]
+    pub ns_type: NsType,
+    pub id: u64,
+    pub inode: u64,
+    pub owner: Option<NsIds>,
+    pub parent: Option<NsIds>,
+    pub level: Option<u32>,
+    pub refcount: Option<u32>,
+    /// CLOCK_BOOTTIME ns of creation, when seen (None: before nstrace started).
+    pub created_ns: Option<u64>,
+    pub creator: Option<Creator>,
+    /// CLOCK_BOOTTIME ns of the last change nstrace saw.
+    pub last_change_ns: u64,
+}
+
+impl NsEntry {
+    pub fn key(&self) -> u64 {
+        known_key(self.id, self.ns_type as u32, self.inode as u32)
+    }
+
+    fn from_walk(r: &NsInfoRecord, now: u64, created: Option<u64>) -> Option<NsEntry> {
+        let ns_type = NsType::from_u32(r.ns_type)?;
+        let tree = matches!(ns_type, NsType::Pid | NsType::User);
+        Some(NsEntry {
+            ns_type,
+            id: r.id,
+            inode: r.inum as u64,
+            owner: NsIds::of(&r.owner),
+            parent: if tree { NsIds::of(&r.parent) } else { None },
+            level: tree.then_some(r.level),
+            refcount: Some(r.refcount),
+            created_ns: created,
+            creator: None,
+            last_change_ns: now,
+        })
+    }
+}
+
+/// What one reconcile changed.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// Keys of namespaces the walk found that no hook reported.
+    pub created: Vec<u64>,
+    /// Namespaces gone from the kernel's lists (or with no references left).
+    pub destroyed: Vec<NsEntry>,
+}
+
+/// The table. Dead entries are dropped at once; callers keep what history
+/// they need from [`Reconciled::destroyed`].
+#[derive(Debug, Default)]
+pub struct Table {
+    entries: HashMap<u64, NsEntry>,
+    /// Keys of the most recently destroyed namespaces, so a late create
+    /// record of a namespace already reaped does not resurrect it.
+    recently_destroyed: VecDeque<u64>,
+}
+
+const RECENT_DESTROYED: usize = 4096;
+
+impl Table {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, key: u64) -> Option<&NsEntry> {
+        self.entries.get(&key)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &NsEntry> {
+        self.entries.values()
+    }
+
+    /// Fills an empty table from a walk (namespaces that predate nstrace).
+    pub fn seed(&mut self, rows: &[NsInfoRecord], now: u64) {
+        for r in rows.iter().filter(|r| r.refcount > 0) {
+            if let Some(e) = NsEntry::from_walk(r, now, None) {
+                self.entries.insert(e.key(), e);
+            }
+        }
+    }
+
+    /// A hook saw a namespace first. Returns the entry when it is new.
+    pub fn on_create(&mut self, c: &NsCreateEvent) -> Option<&NsEntry> {
+        let ns_type = NsType::from_u32(c.ns_type)?;
+        let key = known_key(c.id, c.ns_type, c.inum);
+        if self.entries.contains_key(&key) || self.recently_destroyed.contains(&key) {
+            return None;
+        }
+        let tree = matches!(ns_type, NsType::Pid | NsType::User);
+        let entry = NsEntry {
+            ns_type,
+            id: c.id,
+            inode: c.inum as u64,
+            owner: NsIds::of(&c.owner),
+            parent: if tree { NsIds::of(&c.parent) } else { None },
+            level: tree.then_some(c.level),
+            refcount: None,
+            created_ns: Some(c.header.ts_ns),
+            creator: Some(Creator {
+                pid: c.subject_tgid,
+                tid: c.subject_tid,
+                comm: comm_str(&c.comm),
+                cause: crate::events::cause_name(c.cause),
+                flags: c.flags,
+            }),
+            last_change_ns: c.header.ts_ns,
+        };
+        Some(self.entries.entry(key).or_insert(entry))
+    }
+
+    /// Makes the table equal to a fresh walk: adds what it lacks, drops
+    /// what the kernel no longer lists (or lists with no reference left).
+    pub fn reconcile(&mut self, rows: &[NsInfoRecord], now: u64) -> Reconciled {
+        let mut out = Reconciled::default();
+        let mut alive: HashMap<u64, &NsInfoRecord> = HashMap::with_capacity(rows.len());
+        for r in rows.iter().filter(|r| r.refcount > 0) {
+            alive.insert(known_key(r.id, r.ns_type, r.inum), r);
+        }
+        let dead: Vec<u64> = self.entries.keys().filter(|k| !alive.contains_key(k)).copied().collect();
+        for key in dead {
+            if let Some(e) = self.entries.remove(&key) {
+                self.remember_destroyed(key);
+                out.destroyed.push(e);
+            }
+        }
+        for (key, r) in alive {
+            match self.entries.get_mut(&key) {
+                Some(e) => {
+                    if e.refcount != Some(r.refcount) {
+                        e.refcount = Some(r.refcount);
+                    }
+                    // Hooks do not see owner/parent changes; the walk is exact.
+                    e.owner = NsIds::of(&r.owner).or(e.owner);
+                }
+                None => {
+                    if let Some(e) = NsEntry::from_walk(r, now, Some(now)) {
+                        self.entries.insert(key, e);
+                        out.created.push(key);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn remember_destroyed(&mut self, key: u64) {
+        if self.recently_destroyed.len() == RECENT_DESTROYED {
+            self.recently_destroyed.pop_front();
+        }
+        self.recently_destroyed.push_back(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nstrace_common::event::{EventHeader, EventKind, NsRef, create_cause};
+
+    use super::*;
+
+    fn walk_row(ty: NsType, id: u64, inum: u32, refcount: u32) -> NsInfoRecord {
+        NsInfoRecord {
+            header: EventHeader { kind: EventKind::NsInfo as u32, size: 88, ts_ns: 0, tgid: 0, tid: 0 },
+            ns_type: ty as u32,
+            level: 0,
+            id,
+            inum,
+            refcount,
+            owner: NsRef { id: 1, inum: 100, _reserved: 0 },
+            parent: NsRef::default(),
+            kaddr: 0,
+        }
+    }
+
+    fn create(ty: NsType, id: u64, inum: u32, ts: u64) -> NsCreateEvent {
+        NsCreateEvent {
+            header: EventHeader { kind: EventKind::Create as u32, size: 112, ts_ns: ts, tgid: 7, tid: 7 },
+            ns_type: ty as u32,
+            cause: create_cause::UNSHARE,
+            flags: ty.clone_flag(),
+            id,
+            inum,
+            level: 0,
+            owner: NsRef { id: 1, inum: 100, _reserved: 0 },
+            parent: NsRef::default(),
+            subject_tgid: 7,
+            subject_tid: 7,
+            comm: *b"unshare\0\0\0\0\0\0\0\0\0",
+        }
+    }
+
+    #[test]
+    fn create_then_destroy() {
+        let mut t = Table::default();
+        t.seed(&[walk_row(NsType::Net, 3, 10, 5)], 0);
+        let e = t.on_create(&create(NsType::Net, 50, 11, 100)).expect("new");
+        assert_eq!(e.creator.as_ref().unwrap().comm, "unshare");
+        assert_eq!(t.len(), 2);
+        let r = t.reconcile(&[walk_row(NsType::Net, 3, 10, 5)], 200);
+        assert_eq!(r.destroyed.len(), 1);
+        assert_eq!(r.destroyed[0].id, 50);
+        assert_eq!(r.destroyed[0].created_ns, Some(100));
+        assert!(r.created.is_empty());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn duplicate_creates_report_once() {
+        let mut t = Table::default();
+        assert!(t.on_create(&create(NsType::Uts, 9, 12, 1)).is_some());
+        assert!(t.on_create(&create(NsType::Uts, 9, 12, 2)).is_none());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn out_of_order_create_after_destroy_is_ignored() {
+        let mut t = Table::default();
+        t.on_create(&create(NsType::Ipc, 20, 30, 1));
+        let r = t.reconcile(&[], 5);
+        assert_eq!(r.destroyed.len(), 1);
+        // A late duplicate record of the dead namespace does not revive it.
+        assert!(t.on_create(&create(NsType::Ipc, 20, 30, 1)).is_none());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn walk_finds_what_hooks_missed() {
+        // Lost create records: the resync walk adds them, with no creator.
+        let mut t = Table::default();
+        t.seed(&[walk_row(NsType::Net, 3, 10, 1)], 0);
+        let r = t.reconcile(&[walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Pid, 44, 55, 1)], 9);
+        assert_eq!(r.created.len(), 1);
+        let e = t.get(r.created[0]).unwrap();
+        assert_eq!((e.ns_type, e.id, e.creator.is_none()), (NsType::Pid, 44, true));
+    }
+
+    #[test]
+    fn zero_refcount_is_dead() {
+        let mut t = Table::default();
+        t.seed(&[walk_row(NsType::Time, 2, 20, 1)], 0);
+        let r = t.reconcile(&[walk_row(NsType::Time, 2, 20, 0)], 1);
+        assert_eq!(r.destroyed.len(), 1);
+    }
+
+    #[test]
+    fn inode_reuse_is_a_new_namespace() {
+        // Inodes are reused at once; ids are not.
+        let mut t = Table::default();
+        t.seed(&[walk_row(NsType::Net, 60, 10, 1)], 0);
+        let r = t.reconcile(&[walk_row(NsType::Net, 61, 10, 1)], 1);
+        assert_eq!((r.destroyed.len(), r.created.len()), (1, 1));
+        assert_eq!(r.destroyed[0].id, 60);
+    }
+}
