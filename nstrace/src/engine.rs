@@ -165,11 +165,9 @@ impl Engine {
         let now = Clock::now_boot_ns();
         let r = self.table.reconcile(&rows, now);
         let time = self.clock.unix(now);
-        for key in &r.created {
-            if let Some(e) = self.table.get(*key) {
-                let _ = self.known.insert(*key);
-                out.push(create_event(e, &self.clock, now));
-            }
+        for e in &r.created {
+            let _ = self.known.insert(e.key());
+            out.push(create_event(e, &self.clock, now));
         }
         for e in &r.destroyed {
             self.known.remove(e.key());

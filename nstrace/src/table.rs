@@ -65,8 +65,8 @@ impl NsEntry {
 /// What one reconcile changed.
 #[derive(Debug, Default)]
 pub struct Reconciled {
-    /// Keys of namespaces the walk found that no hook reported.
-    pub created: Vec<u64>,
+    /// Namespaces the walk found that no hook reported.
+    pub created: Vec<NsEntry>,
     /// Namespaces gone from the kernel's lists (or with no references left).
     pub destroyed: Vec<NsEntry>,
 }
@@ -79,6 +79,11 @@ pub struct Table {
     /// Keys of the most recently destroyed namespaces, so a late create
     /// record of a namespace already reaped does not resurrect it.
     recently_destroyed: VecDeque<u64>,
+    /// Namespaces one walk found that no hook has reported yet: the hook's
+    /// record may still be on its way (the walk can run between a
+    /// namespace's creation and its creator's syscall exit), so they become
+    /// entries only if the next walk still finds them unreported.
+    pending: HashMap<u64, NsEntry>,
 }
 
 const RECENT_DESTROYED: usize = 4096;
@@ -116,6 +121,7 @@ impl Table {
         if self.entries.contains_key(&key) || self.recently_destroyed.contains(&key) {
             return None;
         }
+        self.pending.remove(&key);
         let tree = matches!(ns_type, NsType::Pid | NsType::User);
         let entry = NsEntry {
             ns_type,
@@ -146,6 +152,14 @@ impl Table {
         for r in rows.iter().filter(|r| r.refcount > 0) {
             alive.insert(known_key(r.id, r.ns_type, r.inum), r);
         }
+        // Pending ones that died unreported were still real: report both.
+        let pending_dead: Vec<u64> = self.pending.keys().filter(|k| !alive.contains_key(k)).copied().collect();
+        for key in pending_dead {
+            if let Some(e) = self.pending.remove(&key) {
+                out.created.push(e.clone());
+                self.entries.insert(key, e);
+            }
+        }
         let dead: Vec<u64> = self.entries.keys().filter(|k| !alive.contains_key(k)).copied().collect();
         for key in dead {
             if let Some(e) = self.entries.remove(&key) {
@@ -162,12 +176,17 @@ impl Table {
                     // Hooks do not see owner/parent changes; the walk is exact.
                     e.owner = NsIds::of(&r.owner).or(e.owner);
                 }
-                None => {
-                    if let Some(e) = NsEntry::from_walk(r, now, Some(now)) {
+                None => match self.pending.remove(&key) {
+                    Some(e) => {
+                        out.created.push(e.clone());
                         self.entries.insert(key, e);
-                        out.created.push(key);
                     }
-                }
+                    None => {
+                        if let Some(e) = NsEntry::from_walk(r, now, Some(now)) {
+                            self.pending.insert(key, e);
+                        }
+                    }
+                },
             }
         }
         out
@@ -257,10 +276,30 @@ mod tests {
         // Lost create records: the resync walk adds them, with no creator.
         let mut t = Table::default();
         t.seed(&[walk_row(NsType::Net, 3, 10, 1)], 0);
-        let r = t.reconcile(&[walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Pid, 44, 55, 1)], 9);
+        let rows = [walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Pid, 44, 55, 1)];
+        // The first walk only notes it: a hook record may be in flight.
+        assert!(t.reconcile(&rows, 9).created.is_empty());
+        let r = t.reconcile(&rows, 10);
         assert_eq!(r.created.len(), 1);
-        let e = t.get(r.created[0]).unwrap();
+        let e = &r.created[0];
         assert_eq!((e.ns_type, e.id, e.creator.is_none()), (NsType::Pid, 44, true));
+    }
+
+    #[test]
+    fn hook_record_after_walk_wins() {
+        let mut t = Table::default();
+        assert!(t.reconcile(&[walk_row(NsType::Uts, 70, 71, 1)], 1).created.is_empty());
+        let e = t.on_create(&create(NsType::Uts, 70, 71, 1)).expect("reported by the hook");
+        assert!(e.creator.is_some());
+        assert!(t.reconcile(&[walk_row(NsType::Uts, 70, 71, 1)], 2).created.is_empty());
+    }
+
+    #[test]
+    fn unreported_namespace_that_died_is_created_and_destroyed() {
+        let mut t = Table::default();
+        t.reconcile(&[walk_row(NsType::Uts, 80, 81, 1)], 1);
+        let r = t.reconcile(&[], 2);
+        assert_eq!((r.created.len(), r.destroyed.len()), (1, 1));
     }
 
     #[test]
@@ -277,7 +316,10 @@ mod tests {
         let mut t = Table::default();
         t.seed(&[walk_row(NsType::Net, 60, 10, 1)], 0);
         let r = t.reconcile(&[walk_row(NsType::Net, 61, 10, 1)], 1);
-        assert_eq!((r.destroyed.len(), r.created.len()), (1, 1));
+        assert_eq!(r.destroyed.len(), 1);
         assert_eq!(r.destroyed[0].id, 60);
+        let r = t.reconcile(&[walk_row(NsType::Net, 61, 10, 1)], 2);
+        assert_eq!(r.created.len(), 1);
+        assert_eq!(r.created[0].id, 61);
     }
 }

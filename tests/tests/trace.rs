@@ -1,0 +1,317 @@
+//! `nstrace trace`: one test per event kind, each doing the real syscall.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::CString,
+    os::unix::process::CommandExt,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tests::{ChildGuard, Trace, ns_inode, root_or_skip, sh, spawn_ready, unique};
+
+const DEATH: Duration = Duration::from_secs(2);
+const SEEN: Duration = Duration::from_secs(5);
+
+fn is(v: &Value, event: &str, pid: u32) -> bool {
+    v["event"] == event && v["pid"] == pid
+}
+
+/// Waits for the destroy event of namespace `id` (within 2 s of `since`).
+fn assert_destroyed(trace: &Trace, ty: &str, id: &Value) {
+    let d = trace
+        .wait_for(DEATH + Duration::from_millis(500), |v| v["event"] == "destroy" && v["id"] == *id)
+        .unwrap_or_else(|| panic!("{ty} namespace {id} not reported destroyed within 2 s"));
+    assert_eq!(d["type"], ty);
+    assert!(d["lifetime"].as_f64().is_some_and(|l| l >= 0.0), "lifetime known: {d}");
+}
+
+#[test]
+fn unshare_of_each_type_creates_and_destroys() {
+    if !root_or_skip("unshare_of_each_type_creates_and_destroys") {
+        return;
+    }
+    let trace = Trace::start(&[]);
+    // (type, unshare(1) option, flag text, how the new namespace is held)
+    let cases = [
+        ("net", "-n", "CLONE_NEWNET"),
+        ("uts", "-u", "CLONE_NEWUTS"),
+        ("ipc", "-i", "CLONE_NEWIPC"),
+        ("pid", "-p", "CLONE_NEWPID"),
+        ("user", "-U", "CLONE_NEWUSER"),
+        ("mnt", "-m", "CLONE_NEWNS"),
+        ("cgroup", "-C", "CLONE_NEWCGROUP"),
+        ("time", "-T", "CLONE_NEWTIME"),
+    ];
+    for (ty, opt, flag) in cases {
+        let mut args = vec![opt];
+        if ty == "pid" {
+            args.push("-f"); // a pid namespace needs a first process
+        }
+        args.push("true");
+        let status = Command::new("unshare").args(&args).status().unwrap();
+        assert!(status.success(), "unshare {args:?}");
+        let unshare = trace
+            .wait_for(SEEN, |v| v["event"] == "unshare" && v["comm"] == "unshare" && v["flags_text"] == flag)
+            .unwrap_or_else(|| panic!("no unshare event for {flag}"));
+        assert_eq!(unshare["result"], 0);
+        let pid = unshare["pid"].as_u64().unwrap();
+        let create = trace
+            .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == ty && v["pid"] == pid && v["cause"] == "unshare")
+            .unwrap_or_else(|| panic!("no create event for the new {ty} ns of {pid}"));
+        assert!(create["id"].as_u64().unwrap() > 0);
+        assert!(create["inode"].as_u64().unwrap() > 0);
+        assert_eq!(create["comm"], "unshare");
+        // The unshare event names the same namespace.
+        let changed = unshare["new"].as_array().unwrap();
+        assert!(changed.iter().any(|c| c["id"] == create["id"]), "{unshare} vs {create}");
+        if ty == "user" {
+            assert_eq!(create["parent"]["inode"], ns_inode(std::process::id(), "user"));
+        } else {
+            assert_eq!(create["owner"]["inode"], ns_inode(std::process::id(), "user"));
+        }
+        assert_destroyed(&trace, ty, &create["id"]);
+    }
+}
+
+/// clone3(2) with CLONE_NEWPID|CLONE_NEWNET from this process.
+#[test]
+fn clone3_with_new_pid_and_net() {
+    if !root_or_skip("clone3_with_new_pid_and_net") {
+        return;
+    }
+    let trace = Trace::start(&[]);
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let args = CloneArgs {
+        flags: (libc::CLONE_NEWPID | libc::CLONE_NEWNET) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: the child only calls async-signal-safe functions, then _exit.
+    let child = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, size_of::<CloneArgs>()) };
+    if child == 0 {
+        unsafe {
+            libc::usleep(300_000);
+            libc::_exit(0);
+        }
+    }
+    assert!(child > 0, "clone3 failed: {}", std::io::Error::last_os_error());
+    let child = child as u32;
+    let me = std::process::id();
+    let clone = trace
+        .wait_for(SEEN, |v| v["event"] == "clone" && v["child_pid"] == child)
+        .unwrap_or_else(|| panic!("no clone event for child {child}"));
+    assert_eq!(clone["pid"], me);
+    assert_eq!(clone["flags_text"], "CLONE_NEWNET|CLONE_NEWPID");
+    assert_eq!(clone["types"], serde_json::json!(["net", "pid"]));
+    let mut ids = Vec::new();
+    for ty in ["net", "pid"] {
+        let c = trace
+            .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == ty && v["pid"] == child)
+            .unwrap_or_else(|| panic!("no create of {ty} for the clone3 child"));
+        assert_eq!(c["cause"], "fork");
+        ids.push((ty, c["id"].clone()));
+    }
+    unsafe { libc::waitpid(child as i32, std::ptr::null_mut(), 0) };
+    for (ty, id) in ids {
+        assert_destroyed(&trace, ty, &id);
+    }
+}
+
+/// A target process in its own net and uts namespaces.
+fn target() -> ChildGuard {
+    spawn_ready(Command::new("unshare").args(["-n", "-u", "sh", "-c", "echo ready; exec sleep 60"])).0
+}
+
+/// Runs `sleep` in a child that first calls setns(fd, nstype) with an fd from
+/// `open` (a path, or a pidfd for `pid:N`); setns errors are ignored so
+/// failing calls can be traced too.
+fn setns_child(open: &str, nstype: i32) -> ChildGuard {
+    let path = CString::new(open).unwrap();
+    let pidfd_of: Option<i32> = open.strip_prefix("pid:").map(|p| p.parse().unwrap());
+    let mut cmd = Command::new("sleep");
+    cmd.arg("1");
+    // SAFETY: open, pidfd_open and setns are async-signal-safe syscalls.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = match pidfd_of {
+                Some(pid) => libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32,
+                None => libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC),
+            };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::setns(fd, nstype);
+            Ok(())
+        });
+    }
+    ChildGuard::new(cmd.stdout(Stdio::null()).spawn().unwrap())
+}
+
+#[test]
+fn setns_by_nsfs_fd() {
+    if !root_or_skip("setns_by_nsfs_fd") {
+        return;
+    }
+    let trace = Trace::start(&[]);
+    let t = target();
+    let child = setns_child(&format!("/proc/{}/ns/net", t.pid()), libc::CLONE_NEWNET);
+    let e = trace.wait_for(SEEN, |v| is(v, "setns", child.pid())).expect("setns event");
+    assert_eq!(e["fd_kind"], "nsfs");
+    assert_eq!(e["flags_text"], "CLONE_NEWNET");
+    assert_eq!(e["result"], 0);
+    let joined = e["joined"].as_array().unwrap();
+    assert_eq!(joined.len(), 1, "{e}");
+    assert_eq!(joined[0]["inode"], ns_inode(t.pid(), "net"));
+    // The namespaces event after setns shows the joined net ns.
+    let n = trace
+        .wait_for(SEEN, |v| v["event"] == "namespaces" && v["cause"] == "setns" && v["pid"] == child.pid())
+        .expect("namespaces event after setns");
+    assert_eq!(n["namespaces"][0]["inode"], ns_inode(t.pid(), "net"));
+}
+
+#[test]
+fn setns_by_pidfd_with_several_flags() {
+    if !root_or_skip("setns_by_pidfd_with_several_flags") {
+        return;
+    }
+    let trace = Trace::start(&[]);
+    let t = target();
+    let child = setns_child(&format!("pid:{}", t.pid()), libc::CLONE_NEWNET | libc::CLONE_NEWUTS);
+    let e = trace.wait_for(SEEN, |v| is(v, "setns", child.pid())).expect("setns event");
+    assert_eq!(e["fd_kind"], "pidfd");
+    assert_eq!(e["flags_text"], "CLONE_NEWNET|CLONE_NEWUTS");
+    assert_eq!(e["result"], 0);
+    let joined: HashMap<String, u64> = e["joined"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["slot"].as_str().unwrap().to_string(), j["inode"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(joined.get("net"), Some(&ns_inode(t.pid(), "net")), "{e}");
+    assert_eq!(joined.get("uts"), Some(&ns_inode(t.pid(), "uts")), "{e}");
+    assert_eq!(joined.len(), 2);
+}
+
+#[test]
+fn failing_setns_reports_errno() {
+    if !root_or_skip("failing_setns_reports_errno") {
+        return;
+    }
+    let trace = Trace::start(&[]);
+    let t = target();
+    // A net namespace fd with nstype CLONE_NEWUTS: EINVAL.
+    let child = setns_child(&format!("/proc/{}/ns/net", t.pid()), libc::CLONE_NEWUTS);
+    let e = trace.wait_for(SEEN, |v| is(v, "setns", child.pid())).expect("setns event");
+    assert_eq!(e["result"], -(libc::EINVAL as i64));
+    assert_eq!(e["errno"], "EINVAL");
+    assert!(e["joined"].as_array().unwrap().is_empty());
+    assert!(trace.wait_for(Duration::from_millis(300), |v| v["event"] == "namespaces" && v["cause"] == "setns" && v["pid"] == child.pid()).is_none());
+}
+
+const FD_HOLDER: &str = r#"
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+orig = os.open("/proc/self/ns/net", os.O_RDONLY)
+assert libc.unshare(0x40000000) == 0
+fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+assert libc.setns(orig, 0x40000000) == 0
+print(os.fstat(fd).st_ino, flush=True)
+sys.stdin.readline()
+os.close(fd)
+print("closed", flush=True)
+time.sleep(60)
+"#;
+
+#[test]
+fn netns_whose_last_holder_was_a_closed_fd_is_destroyed() {
+    if !root_or_skip("netns_whose_last_holder_was_a_closed_fd_is_destroyed") {
+        return;
+    }
+    let trace = Trace::start(&[]);
+    let (mut holder, inode) = spawn_ready(Command::new("python3").args(["-c", FD_HOLDER]).stdin(Stdio::piped()));
+    let inode: u64 = inode.parse().unwrap();
+    let create = trace
+        .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == "net" && v["inode"] == inode)
+        .expect("create of the fd-held net ns");
+    // Still alive while the fd is open.
+    assert!(trace.wait_for(Duration::from_millis(1500), |v| v["event"] == "destroy" && v["id"] == create["id"]).is_none());
+    holder.send_line("close");
+    assert_eq!(holder.next_line(), "closed");
+    assert_destroyed(&trace, "net", &create["id"]);
+}
+
+#[test]
+fn netns_whose_last_holder_was_a_bind_mount_is_destroyed() {
+    if !root_or_skip("netns_whose_last_holder_was_a_bind_mount_is_destroyed") {
+        return;
+    }
+    let trace = Trace::start(&[]);
+    let name = unique("nstrace-trace");
+    sh(&format!("ip netns add {name}"));
+    let inode = std::fs::metadata(format!("/run/netns/{name}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let create = trace
+        .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == "net" && v["inode"] == inode)
+        .expect("create of the ip netns namespace");
+    assert_eq!(create["comm"], "ip");
+    sh(&format!("ip netns del {name}"));
+    assert_destroyed(&trace, "net", &create["id"]);
+}
+
+#[test]
+fn storm_of_5000_namespaces_is_fully_accounted() {
+    if !root_or_skip("storm_of_5000_namespaces_is_fully_accounted") {
+        return;
+    }
+    let trace = Trace::start(&["--event", "create,destroy,lost,resync"]);
+    let mut pids = HashSet::new();
+    // 2,500 children, each unsharing a uts and an ipc namespace: 5,000.
+    for _ in 0..2500 {
+        // SAFETY: the child only makes async-signal-safe calls before _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC);
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0);
+        pids.insert(pid as u64);
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+    // Every storm namespace is dead now; give the walk time to see it.
+    std::thread::sleep(Duration::from_secs(3));
+    let events = trace.events();
+    let created: HashSet<u64> = events
+        .iter()
+        .filter(|v| v["event"] == "create" && v["pid"].as_u64().is_some_and(|p| pids.contains(&p)))
+        .map(|v| v["id"].as_u64().unwrap())
+        .collect();
+    let destroyed: HashSet<u64> =
+        events.iter().filter(|v| v["event"] == "destroy").map(|v| v["id"].as_u64().unwrap()).collect();
+    let lost: u64 = events.iter().filter(|v| v["event"] == "lost").map(|v| v["count"].as_u64().unwrap()).sum();
+    let undead: Vec<&u64> = created.difference(&destroyed).collect();
+    assert!(undead.is_empty(), "{} created namespaces never reported destroyed", undead.len());
+    if lost == 0 {
+        assert_eq!(created.len(), 5000, "every create reported when nothing was lost");
+    } else {
+        assert!(events.iter().any(|v| v["event"] == "resync"), "lost events trigger a resync");
+        println!("storm: {lost} records lost and healed by resync; {} creates seen", created.len());
+    }
+    // The final state equals a fresh walk: no storm namespace is alive.
+    let rows = tests::ls_json(&[]);
+    let alive: HashSet<u64> = rows.iter().filter_map(|r| r["id"].as_u64()).collect();
+    assert!(created.is_disjoint(&alive), "a storm namespace is still listed");
+}
