@@ -126,7 +126,7 @@ mod tests {
         };
         let s = event_perf(&e).unwrap();
         assert!(s.contains("PERF_RECORD_NAMESPACES 42/43 - nr_namespaces: 8\n\t\t[0/net: 4/0xf0000000, 1/uts: 4/0xf0000001"), "{s}");
-        assert!(s.contains("3/pid: 4/0xf0000003,\n\t\t 4/user: 4/0xf0000004"), "{s}");
+        assert!(s.contains("3/pid: 4/0xf0000003, \n\t\t 4/user: 4/0xf0000004"), "{s}");
         assert!(s.ends_with("7/time: 4/0xf0000007]"), "{s}");
     }
 
