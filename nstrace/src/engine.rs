@@ -55,6 +55,8 @@ pub struct Engine {
     dev: u64,
     lost_seen: HashMap<EventKind, u64>,
     interval: tokio::time::Interval,
+    /// The rows of the most recent walk (reused by snapshots).
+    last_walk: Vec<nstrace_common::event::NsInfoRecord>,
     pub stats: EngineStats,
 }
 
@@ -67,6 +69,7 @@ impl Engine {
         let stream = tracer.events()?;
         // Seed before attaching: everything that exists now is not "created".
         let (rows, _) = walker.walk_all()?;
+        let last_walk = rows.clone();
         let mut table = Table::default();
         table.seed(&rows, Clock::now_boot_ns());
         for e in table.entries() {
@@ -87,6 +90,7 @@ impl Engine {
             dev,
             lost_seen: HashMap::new(),
             interval,
+            last_walk,
             stats: EngineStats::default(),
         })
     }
@@ -97,6 +101,17 @@ impl Engine {
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The rows of the most recent walk.
+    pub fn last_walk(&self) -> &[nstrace_common::event::NsInfoRecord] {
+        &self.last_walk
+    }
+
+    /// Every process and its namespace set, from the kernel's task list.
+    pub fn walk_tasks(&mut self) -> Result<Vec<nstrace_common::event::TaskNsEvent>, EngineError> {
+        let mut stats = crate::snapshot::kernel::WalkStats::default();
+        Ok(self.walker.walk_tasks(&mut stats)?)
     }
 
     /// Waits for records or the next walk and appends the resulting events.
@@ -164,6 +179,7 @@ impl Engine {
         self.stats.walks += 1;
         let now = Clock::now_boot_ns();
         let r = self.table.reconcile(&rows, now);
+        self.last_walk = rows;
         let time = self.clock.unix(now);
         for e in &r.created {
             let _ = self.known.insert(e.key());

@@ -9,6 +9,7 @@ pub mod events;
 pub mod holders;
 pub mod loader;
 pub mod model;
+pub mod monitor;
 pub mod nsfs;
 pub mod probe;
 pub mod render;

@@ -8,7 +8,7 @@ pub mod proc;
 use std::collections::{BTreeMap, HashMap};
 
 use nstrace_common::{
-    event::TaskNsEvent,
+    event::{NsInfoRecord, TaskNsEvent},
     ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN},
 };
 use serde::Serialize;
@@ -150,10 +150,16 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     let mut walker = tracer.walker()?;
     let (records, mut stats) = walker.walk_all()?;
     let tasks = walker.walk_tasks(&mut stats)?;
-    let mut scan = holders::scan_excluding(&[std::process::id()])?;
-    add_kernel_task_holders(&mut scan, &tasks);
+    let scan = holders::scan_excluding(&[std::process::id()])?;
+    let rows = assemble(&records, &tasks, scan);
+    Ok(Snapshot { source: Source::Kernel, rows, walk: Some(stats) })
+}
+
+/// Rows from a namespace walk, a task walk and a /proc holder scan.
+pub fn assemble(records: &[NsInfoRecord], tasks: &[TaskNsEvent], mut scan: HolderScan) -> Vec<NsRow> {
+    add_kernel_task_holders(&mut scan, tasks);
     let mut rows: BTreeMap<NsKey, NsRow> = BTreeMap::new();
-    for r in &records {
+    for r in records.iter().filter(|r| r.refcount > 0) {
         let Some(ns_type) = NsType::from_u32(r.ns_type) else { continue };
         let key = NsKey { ns_type, inode: r.inum as u64 };
         let tree = matches!(ns_type, NsType::Pid | NsType::User);
@@ -173,8 +179,7 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     for key in scan.holders.keys() {
         rows.entry(*key).or_insert_with(|| bare_row(*key));
     }
-    let rows = attach_holders(rows, &scan);
-    Ok(Snapshot { source: Source::Kernel, rows, walk: Some(stats) })
+    attach_holders(rows, &scan)
 }
 
 /// Adds what the kernel's task list shows and /proc cannot: tasks whose
