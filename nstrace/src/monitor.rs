@@ -64,6 +64,8 @@ pub struct LiveNs {
     /// Unix time of creation, when nstrace saw it.
     pub created: Option<f64>,
     pub creator: Option<Creator>,
+    /// Unix time nstrace first saw it (its start, for older namespaces).
+    pub first_seen: f64,
     /// Unix time of the last change seen.
     pub last_change: f64,
     /// Unix time of destruction (the row is kept for a while).
@@ -187,7 +189,15 @@ impl Monitor {
                 None => {
                     self.rows.insert(
                         key,
-                        LiveNs { row, created, creator, last_change: now, destroyed: None, history: VecDeque::new() },
+                        LiveNs {
+                            row,
+                            created,
+                            creator,
+                            first_seen: created.unwrap_or(now),
+                            last_change: now,
+                            destroyed: None,
+                            history: VecDeque::new(),
+                        },
                     );
                 }
             }
@@ -234,6 +244,7 @@ impl Monitor {
                         cause,
                         flags: *flags,
                     }),
+                    first_seen: *time,
                     last_change: *time,
                     destroyed: None,
                     history: VecDeque::new(),
