@@ -1,7 +1,9 @@
 //! Project automation: toolchain set-up, privileged test runs, benchmarks.
 
+mod bench;
 mod setup;
 mod test;
+mod workload;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Set up, build (release) and run the benchmarks; writes docs/benchmarks.{md,json}.
+    Bench,
     /// Set up, then run every test: unit tests and root integration tests.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -35,6 +39,10 @@ fn main() -> anyhow::Result<()> {
         Command::Run { args } => {
             setup::setup()?;
             test::run_nstrace(&args)
+        }
+        Command::Bench => {
+            setup::setup()?;
+            bench::bench()
         }
         Command::Test { args } => {
             setup::setup()?;

@@ -61,6 +61,17 @@ pub struct Args {
     /// Seconds between tree walks that confirm deaths and heal lost events.
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
+    /// Size of the event ring buffer in bytes (a power of two, at least 4096).
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_ring_bytes)]
+    pub ring_bytes: u32,
+}
+
+pub fn parse_ring_bytes(s: &str) -> std::result::Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if v < 4096 || !v.is_power_of_two() {
+        return Err(format!("{v} must be a power of two of at least 4096"));
+    }
+    Ok(v)
 }
 
 pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
@@ -101,7 +112,10 @@ impl Args {
 }
 
 pub async fn run(args: Args) -> Result<i32> {
-    let opts = EngineOptions { walk_interval: args.walk_interval, ..Default::default() };
+    let opts = EngineOptions {
+        walk_interval: args.walk_interval,
+        load: crate::loader::LoadOptions { events_ring_bytes: args.ring_bytes },
+    };
     let mut engine = Engine::start(&opts).map_err(|e| Error::Usage(e.to_string()))?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -1,0 +1,191 @@
+//! Namespace workloads for benchmarks: processes holding namespaces, fds
+//! holding namespaces, and churn. Children only make async-signal-safe calls.
+
+use std::{ffi::CString, time::Instant};
+
+pub const ALL_NEW: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWPID
+    | 0x80; // CLONE_NEWTIME
+
+/// Process groups holding namespaces; killed on drop.
+pub struct Held {
+    groups: Vec<libc::pid_t>,
+}
+
+impl Held {
+    /// `units` process pairs, each in 8 new namespaces (the unit's child is
+    /// in all eight; its parent in six): about 8 namespaces per unit.
+    pub fn processes(units: usize) -> anyhow::Result<Held> {
+        let mut groups = Vec::with_capacity(units);
+        for _ in 0..units {
+            let mut ready = [0i32; 2];
+            // SAFETY: plain syscalls; the child never returns into Rust code.
+            unsafe {
+                if libc::pipe(ready.as_mut_ptr()) != 0 {
+                    anyhow::bail!("pipe: {}", std::io::Error::last_os_error());
+                }
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::setpgid(0, 0);
+                    libc::close(ready[0]);
+                    if libc::unshare(ALL_NEW) != 0 {
+                        libc::_exit(1);
+                    }
+                    if libc::fork() == 0 {
+                        libc::write(ready[1], b"x".as_ptr().cast(), 1);
+                        loop {
+                            libc::pause();
+                        }
+                    }
+                    loop {
+                        libc::pause();
+                    }
+                }
+                libc::close(ready[1]);
+                let mut b = 0u8;
+                let n = libc::read(ready[0], (&raw mut b).cast(), 1);
+                libc::close(ready[0]);
+                if pid < 0 || n != 1 {
+                    drop(Held { groups });
+                    anyhow::bail!("a workload process failed to start");
+                }
+                groups.push(pid);
+            }
+        }
+        Ok(Held { groups })
+    }
+
+    /// One process holding `count` uts namespaces by open nsfs fds.
+    pub fn fds(count: usize) -> anyhow::Result<Held> {
+        let path = CString::new("/proc/self/ns/uts")?;
+        let mut ready = [0i32; 2];
+        unsafe {
+            if libc::pipe(ready.as_mut_ptr()) != 0 {
+                anyhow::bail!("pipe: {}", std::io::Error::last_os_error());
+            }
+            let pid = libc::fork();
+            if pid == 0 {
+                libc::setpgid(0, 0);
+                let lim = libc::rlimit { rlim_cur: count as u64 + 1024, rlim_max: count as u64 + 1024 };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                for _ in 0..count {
+                    if libc::unshare(libc::CLONE_NEWUTS) != 0 || libc::open(path.as_ptr(), libc::O_RDONLY) < 0 {
+                        libc::_exit(1);
+                    }
+                }
+                libc::write(ready[1], b"x".as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+            libc::close(ready[1]);
+            let mut b = 0u8;
+            let n = libc::read(ready[0], (&raw mut b).cast(), 1);
+            libc::close(ready[0]);
+            if n != 1 {
+                libc::kill(-pid, libc::SIGKILL);
+                anyhow::bail!("the fd-holding process failed (RLIMIT_NOFILE?)");
+            }
+            Ok(Held { groups: vec![pid] })
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for &g in &self.groups {
+            unsafe {
+                libc::kill(-g, libc::SIGKILL);
+                libc::kill(g, libc::SIGKILL);
+            }
+        }
+        for &g in &self.groups {
+            unsafe { libc::waitpid(g, std::ptr::null_mut(), 0) };
+        }
+    }
+}
+
+/// Forks `n` children that unshare `flags` and exit; returns the wall time.
+pub fn churn_unshare(n: usize, flags: libc::c_int) -> std::time::Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        unsafe {
+            let pid = libc::fork();
+            if pid == 0 {
+                libc::unshare(flags);
+                libc::_exit(0);
+            }
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    start.elapsed()
+}
+
+/// clone3 with CLONE_NEW* flags, `n` times; returns the wall time.
+pub fn churn_clone3(n: usize, flags: u64) -> std::time::Duration {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    let start = Instant::now();
+    for _ in 0..n {
+        unsafe {
+            let pid = libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, size_of::<CloneArgs>());
+            if pid == 0 {
+                libc::_exit(0);
+            }
+            libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+        }
+    }
+    start.elapsed()
+}
+
+/// setns into a target's net+uts namespaces and back, `n` times, in a child.
+pub fn churn_setns(n: usize) -> std::time::Duration {
+    let start = Instant::now();
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            let own_net = libc::open(c"/proc/self/ns/net".as_ptr(), libc::O_RDONLY);
+            let own_uts = libc::open(c"/proc/self/ns/uts".as_ptr(), libc::O_RDONLY);
+            libc::unshare(libc::CLONE_NEWNET | libc::CLONE_NEWUTS);
+            let new_net = libc::open(c"/proc/self/ns/net".as_ptr(), libc::O_RDONLY);
+            let new_uts = libc::open(c"/proc/self/ns/uts".as_ptr(), libc::O_RDONLY);
+            for _ in 0..n {
+                libc::setns(own_net, libc::CLONE_NEWNET);
+                libc::setns(own_uts, libc::CLONE_NEWUTS);
+                libc::setns(new_net, libc::CLONE_NEWNET);
+                libc::setns(new_uts, libc::CLONE_NEWUTS);
+            }
+            libc::_exit(0);
+        }
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    start.elapsed()
+}
+
+/// Small-allocation churn: socket open/close cycles (kmalloc/kfree heavy).
+pub fn churn_sockets(n: usize) -> std::time::Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
+            libc::close(fd);
+        }
+    }
+    start.elapsed()
+}
