@@ -235,6 +235,7 @@ impl Monitor {
                         level: *level,
                         names: Vec::new(),
                         command: (!comm.is_empty()).then(|| comm.clone()),
+                        containers: Vec::new(),
                     },
                     created: Some(*time),
                     creator: (*pid != 0).then(|| Creator {

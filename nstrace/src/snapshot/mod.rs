@@ -14,6 +14,7 @@ use nstrace_common::{
 use serde::Serialize;
 
 use crate::{
+    containers::Container,
     holders::{self, HolderScan, HoldersError},
     loader::{LoadOptions, LoaderError, Tracer},
     model::{Holder, NsKey, TaskHold},
@@ -93,6 +94,8 @@ pub struct NsRow {
     pub names: Vec<String>,
     /// Command of the first task.
     pub command: Option<String>,
+    /// Containers whose tasks use it (from their cgroup paths).
+    pub containers: Vec<Container>,
 }
 
 impl NsRow {
@@ -247,6 +250,7 @@ fn bare_row(key: NsKey) -> NsRow {
         level: None,
         names: Vec::new(),
         command: None,
+        containers: Vec::new(),
     }
 }
 
@@ -269,6 +273,14 @@ fn attach_holders(mut rows: BTreeMap<NsKey, NsRow>, scan: &HolderScan) -> Vec<Ns
                 _ => None,
             })
         });
+        let mut containers: Vec<Container> = pids
+            .iter()
+            .filter_map(|p| scan.processes.get(p))
+            .filter_map(|p| crate::containers::from_cgroup(&p.cgroup))
+            .collect();
+        containers.sort();
+        containers.dedup();
+        row.containers = containers;
         row.tasks = pids.len();
         row.pids = pids;
         row.state = NsState::of(holders);

@@ -1,0 +1,118 @@
+//! `nstrace why <id|inode|/proc/PID/ns/TYPE|path>`: one namespace explained,
+//! with the commands that would release each holder (never run).
+
+use std::{
+    io::{BufWriter, Write},
+    os::unix::fs::MetadataExt,
+};
+
+use crate::{
+    error::{Error, Result},
+    explain::Explainer,
+    snapshot::{self, NsRow, Source},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A namespace id, an nsfs inode, /proc/PID/ns/TYPE, or a bind-mount path.
+    pub target: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Force a snapshot source.
+    #[arg(long, value_enum)]
+    pub source: Option<Source>,
+}
+
+/// Finds the row `target` names.
+pub fn resolve<'a>(rows: &'a [NsRow], target: &str) -> Result<&'a NsRow> {
+    if let Ok(n) = target.parse::<u64>() {
+        // Ids are small; inodes are large: try the id first, then the inode.
+        return rows
+            .iter()
+            .find(|r| r.id == Some(n))
+            .or_else(|| rows.iter().find(|r| r.inode == n))
+            .ok_or_else(|| Error::Usage(format!("no namespace with id or inode {n} exists (see `nstrace ls`)")));
+    }
+    let meta = std::fs::metadata(target).map_err(|e| Error::io(format!("cannot open {target}"), e))?;
+    let fd = crate::nsfs::open(std::path::Path::new(target)).map_err(|e| Error::io(format!("opening {target}"), e))?;
+    let ty = crate::nsfs::ns_type(&fd)
+        .map_err(|_| Error::Usage(format!("{target} is not a namespace file (nsfs)")))?;
+    rows.iter()
+        .find(|r| r.inode == meta.ino() && r.ns_type == ty)
+        .ok_or_else(|| Error::Usage(format!("{target} names {} namespace {} which is not listed", ty.name(), meta.ino())))
+}
+
+fn chain(rows: &[NsRow], start: &NsRow) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = start.owner;
+    let mut depth = 0;
+    while let Some(inode) = cur {
+        let Some(u) = rows.iter().find(|r| r.inode == inode && r.ns_type == nstrace_common::ns::NsType::User) else {
+            out.push(format!("user {inode} (not listed)"));
+            break;
+        };
+        out.push(format!("user {} id={} [{}] level {}", u.inode, u.id.unwrap_or(0), u.state.name(), u.level.unwrap_or(0)));
+        cur = u.owner;
+        depth += 1;
+        if depth > 40 {
+            break;
+        }
+    }
+    out
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let snap = snapshot::take(args.source).map_err(|e| Error::Usage(e.to_string()))?;
+    let row = resolve(&snap.rows, &args.target)?;
+    let explainer = Explainer::new(&snap.rows);
+    let reasons = explainer.reasons(row);
+    let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = if args.json {
+        let release: Vec<String> = reasons.iter().map(|r| r.release(own_mnt)).collect();
+        let doc = serde_json::json!({
+            "namespace": row,
+            "owner_chain": chain(&snap.rows, row),
+            "reasons": reasons,
+            "release": release,
+            "creator": null,
+            "history": [],
+        });
+        serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+    } else {
+        (|| -> std::io::Result<()> {
+            writeln!(out, "{} namespace {} (id {})", row.ns_type.name(), row.inode, row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()))?;
+            writeln!(out, "  state:     {}", row.state.name())?;
+            if let Some(r) = row.refcount {
+                writeln!(out, "  refcount:  {r}")?;
+            }
+            if !row.names.is_empty() {
+                writeln!(out, "  ip netns:  {}", row.names.join(", "))?;
+            }
+            for c in &row.containers {
+                writeln!(out, "  container: {} {}{}", c.runtime, c.id, c.pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default())?;
+            }
+            if let Some(p) = row.parent {
+                writeln!(out, "  parent:    {} {p} (level {})", row.ns_type.name(), row.level.unwrap_or(0))?;
+            }
+            let chain = chain(&snap.rows, row);
+            if !chain.is_empty() {
+                writeln!(out, "  owners:    {}", chain.join(" <- "))?;
+            }
+            writeln!(out, "  created:   unknown (nstrace was not tracing when it was created)")?;
+            writeln!(out, "\nkept alive by:")?;
+            for r in &reasons {
+                writeln!(out, "  - {}", r.describe())?;
+            }
+            writeln!(out, "\nto release it (not run):")?;
+            for r in &reasons {
+                writeln!(out, "  {}", r.release(own_mnt))?;
+            }
+            Ok(())
+        })()
+    };
+    written.and_then(|_| out.flush()).map_err(|e| Error::io("writing output", e))?;
+    Ok(0)
+}

@@ -1,0 +1,125 @@
+//! Container attribution from cgroup paths (cgroup v2 `0::/...` lines, or
+//! any v1 hierarchy path): docker, containerd/CRI (Kubernetes pods), CRI-O,
+//! podman, systemd-nspawn and LXC.
+
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Container {
+    /// docker, containerd, cri-o, podman, nspawn, lxc.
+    pub runtime: &'static str,
+    /// Container id (64 hex digits) or machine/container name.
+    pub id: String,
+    /// Kubernetes pod UID, when the path has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+impl Container {
+    /// Short form for tables: runtime:first 12 of the id.
+    pub fn short(&self) -> String {
+        let id: String = self.id.chars().take(12).collect();
+        format!("{}:{id}", self.runtime)
+    }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The pod UID in `kubepods-besteffort-pod<uid>.slice` or `pod<uid>`.
+fn pod_of(path: &str) -> Option<String> {
+    path.split('/').find_map(|seg| {
+        let seg = seg.strip_suffix(".slice").unwrap_or(seg);
+        let uid = seg.rsplit_once("-pod").map(|(_, u)| u).or_else(|| seg.strip_prefix("pod"))?;
+        (uid.len() >= 32).then(|| uid.replace('_', "-"))
+    })
+}
+
+/// The container a cgroup path belongs to, if any.
+pub fn from_cgroup(path: &str) -> Option<Container> {
+    let pod = pod_of(path);
+    // Innermost match wins: nested cgroups end in the container's own scope.
+    for seg in path.split('/').rev() {
+        let scope = seg.strip_suffix(".scope").unwrap_or(seg);
+        for (prefix, runtime) in [
+            ("docker-", "docker"),
+            ("cri-containerd-", "containerd"),
+            ("crio-", "cri-o"),
+            ("libpod-", "podman"),
+        ] {
+            if let Some(id) = scope.strip_prefix(prefix)
+                && is_hex64(id)
+            {
+                return Some(Container { runtime, id: id.into(), pod: pod.clone() });
+            }
+        }
+        if let Some(name) = scope.strip_prefix("machine-").filter(|_| seg.ends_with(".scope")) {
+            // systemd escapes '-' in machine names as \x2d.
+            return Some(Container { runtime: "nspawn", id: name.replace("\\x2d", "-"), pod: None });
+        }
+        if is_hex64(seg) {
+            // cgroupfs driver: /docker/<id>, /kubepods/.../pod<uid>/<id>
+            let runtime = if path.contains("/docker/") { "docker" } else if pod.is_some() { "containerd" } else { "docker" };
+            return Some(Container { runtime, id: seg.into(), pod: pod.clone() });
+        }
+    }
+    // LXC: /lxc.payload.<name>/... or /lxc/<name>/...
+    let mut segs = path.split('/').filter(|s| !s.is_empty());
+    while let Some(seg) = segs.next() {
+        if let Some(name) = seg.strip_prefix("lxc.payload.") {
+            return Some(Container { runtime: "lxc", id: name.into(), pod: None });
+        }
+        if seg == "lxc"
+            && let Some(name) = segs.next()
+        {
+            return Some(Container { runtime: "lxc", id: name.into(), pod: None });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f1c2e7d9a0b3c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
+
+    #[test]
+    fn docker_systemd_and_cgroupfs() {
+        let c = from_cgroup(&format!("/system.slice/docker-{ID}.scope")).unwrap();
+        assert_eq!((c.runtime, c.id.as_str(), c.pod.as_deref()), ("docker", ID, None));
+        assert_eq!(from_cgroup(&format!("/docker/{ID}")).unwrap().runtime, "docker");
+        assert_eq!(c.short(), "docker:4f1c2e7d9a0b");
+    }
+
+    #[test]
+    fn kubernetes_containerd_and_crio() {
+        let p = format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0f7e1c9a_1b2c_4d5e_8f90_a1b2c3d4e5f6.slice/cri-containerd-{ID}.scope"
+        );
+        let c = from_cgroup(&p).unwrap();
+        assert_eq!(c.runtime, "containerd");
+        assert_eq!(c.pod.as_deref(), Some("0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6"));
+        let c = from_cgroup(&format!("/kubepods.slice/kubepods-pod0f7e1c9a_1b2c_4d5e_8f90_a1b2c3d4e5f6.slice/crio-{ID}.scope")).unwrap();
+        assert_eq!(c.runtime, "cri-o");
+        let c = from_cgroup(&format!("/kubepods/besteffort/pod0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6/{ID}")).unwrap();
+        assert_eq!((c.runtime, c.pod.is_some()), ("containerd", true));
+    }
+
+    #[test]
+    fn podman_nspawn_lxc() {
+        assert_eq!(from_cgroup(&format!("/machine.slice/libpod-{ID}.scope/container")).unwrap().runtime, "podman");
+        let c = from_cgroup("/machine.slice/machine-my\\x2dbox.scope/payload").unwrap();
+        assert_eq!((c.runtime, c.id.as_str()), ("nspawn", "my-box"));
+        assert_eq!(from_cgroup("/lxc.payload.web1/init.scope").unwrap().id, "web1");
+        assert_eq!(from_cgroup("/lxc/web2/x").unwrap().id, "web2");
+    }
+
+    #[test]
+    fn host_paths_are_not_containers() {
+        for p in ["/", "/init.scope", "/user.slice/user-0.slice/session-1.scope", "/system.slice/docker.service", "/docker-x.scope"] {
+            assert_eq!(from_cgroup(p), None, "{p}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Why a namespace is alive: every holder, including the kernel references
+//! /proc does not show (owned namespaces, sockets), and what would release
+//! each one. Shared by `nstrace leaks` and `nstrace why`.
+
+use std::collections::{HashMap, HashSet};
+
+use nstrace_common::ns::NsType;
+use serde::Serialize;
+
+use crate::{
+    model::{Holder, TaskHold},
+    snapshot::{NsRow, NsState},
+    sockets::{self, SocketHolder},
+};
+
+/// A namespace another one keeps alive through its owner/parent link.
+#[derive(Clone, Debug, Serialize)]
+pub struct Dependent {
+    #[serde(rename = "type")]
+    pub ns_type: NsType,
+    pub inode: u64,
+    pub state: NsState,
+}
+
+/// One reason a namespace is alive.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reason {
+    Task { pid: u32, comm: String, hold: TaskHold },
+    Fd { pid: u32, fd: i32, comm: String, cmdline: String },
+    Mount { path: String, mnt_ns: u64, via_pid: u32, netns_name: Option<String> },
+    Socket { pid: u32, fd: i32, comm: String, cmdline: String, socket: u64 },
+    /// It owns (user ns) or parents (pid/user ns) namespaces that are alive.
+    Owner { dependents: Vec<Dependent> },
+    /// Nothing nstrace can see holds it.
+    KernelReference { hint: String },
+}
+
+impl Reason {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Task { .. } => "task",
+            Reason::Fd { .. } => "fd",
+            Reason::Mount { .. } => "mount",
+            Reason::Socket { .. } => "socket",
+            Reason::Owner { .. } => "owner",
+            Reason::KernelReference { .. } => "kernel-reference",
+        }
+    }
+
+    /// A short description of the holder.
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::Task { pid, comm, hold } => match hold {
+                TaskHold::Member => format!("process {pid} ({comm}) is in it"),
+                TaskHold::PidForChildren => format!("process {pid} ({comm}) holds it as pid_for_children"),
+                TaskHold::TimeForChildren => format!("process {pid} ({comm}) holds it as time_for_children"),
+            },
+            Reason::Fd { pid, fd, comm, cmdline } => format!("open fd {fd} of process {pid} ({comm}: {cmdline})"),
+            Reason::Mount { path, mnt_ns, via_pid, netns_name } => {
+                let name = netns_name.as_ref().map(|n| format!(" (ip netns {n})")).unwrap_or_default();
+                format!("bind mount at {path}{name} in mount namespace {mnt_ns} (seen via pid {via_pid})")
+            }
+            Reason::Socket { pid, fd, comm, cmdline, socket } => {
+                format!("socket {socket} (fd {fd} of process {pid}, {comm}: {cmdline}) belongs to it")
+            }
+            Reason::Owner { dependents } => {
+                let list: Vec<String> =
+                    dependents.iter().map(|d| format!("{} {} [{}]", d.ns_type.name(), d.inode, d.state.name())).collect();
+                format!("it owns or parents live namespaces: {}", list.join(", "))
+            }
+            Reason::KernelReference { hint } => format!("kernel reference: {hint}"),
+        }
+    }
+
+    /// The command that would release this holder (never run by nstrace).
+    pub fn release(&self, own_mnt_ns: u64) -> String {
+        match self {
+            Reason::Task { pid, .. } => format!("kill {pid}   # the namespace goes when its last process exits"),
+            Reason::Fd { pid, fd, .. } | Reason::Socket { pid, fd, .. } => {
+                format!("gdb -p {pid} --batch -ex 'call (int)close({fd})'   # or stop process {pid}")
+            }
+            Reason::Mount { path, mnt_ns, via_pid, netns_name } => match netns_name {
+                Some(n) if *mnt_ns == own_mnt_ns => format!("umount {path}   # or: ip netns del {n}"),
+                _ if *mnt_ns == own_mnt_ns => format!("umount {path}"),
+                _ => format!("nsenter -t {via_pid} -m umount {path}"),
+            },
+            Reason::Owner { .. } => "release the namespaces it owns first (nstrace why <inode> on each)".into(),
+            Reason::KernelReference { .. } => "find and close what references it (see the hint)".into(),
+        }
+    }
+}
+
+fn kernel_hint(t: NsType) -> &'static str {
+    match t {
+        NsType::Net => {
+            "sockets (including ones whose fd lives in a process of another net namespace), netlink or \
+             tunnel devices, or a pending cleanup_net work item"
+        }
+        NsType::User => "credentials of files or keyrings opened in it, or owned namespaces",
+        NsType::Pid => "struct pid references (pidfds, SCM_CREDENTIALS in flight) or zombie tasks",
+        NsType::Mnt => "mounts propagated elsewhere or an open fd on a file inside it",
+        _ => "an in-kernel reference (e.g. an nsproxy being torn down)",
+    }
+}
+
+/// Every reason each of `rows` is alive, keyed by (type, inode).
+pub struct Explainer<'a> {
+    rows: &'a [NsRow],
+    sockets: HashMap<u64, Vec<SocketHolder>>,
+    dependents: HashMap<u64, Vec<Dependent>>,
+}
+
+impl<'a> Explainer<'a> {
+    /// Prepares reasons for `rows`; looks for pinning sockets only for the
+    /// net namespaces in `rows` that no task is in (that scan is not free).
+    pub fn new(rows: &'a [NsRow]) -> Explainer<'a> {
+        let taskless_net: HashSet<u64> =
+            rows.iter().filter(|r| r.ns_type == NsType::Net && r.tasks == 0).map(|r| r.inode).collect();
+        let sockets = sockets::holders_of(&taskless_net);
+        let mut dependents: HashMap<u64, Vec<Dependent>> = HashMap::new();
+        for r in rows {
+            for up in [r.owner, if matches!(r.ns_type, NsType::Pid) { r.parent } else { None }].into_iter().flatten() {
+                dependents.entry(up).or_default().push(Dependent { ns_type: r.ns_type, inode: r.inode, state: r.state });
+            }
+        }
+        Explainer { rows, sockets, dependents }
+    }
+
+    pub fn rows(&self) -> &'a [NsRow] {
+        self.rows
+    }
+
+    pub fn reasons(&self, row: &NsRow) -> Vec<Reason> {
+        let mut out = Vec::new();
+        for h in &row.holders {
+            out.push(match h {
+                Holder::Task { pid, comm, hold } => Reason::Task { pid: *pid, comm: comm.clone(), hold: *hold },
+                Holder::Fd { pid, fd, comm } => {
+                    Reason::Fd { pid: *pid, fd: *fd, comm: comm.clone(), cmdline: cmdline(*pid) }
+                }
+                Holder::Mount { path, mnt_ns, via_pid } => Reason::Mount {
+                    path: path.clone(),
+                    mnt_ns: *mnt_ns,
+                    via_pid: *via_pid,
+                    netns_name: path
+                        .strip_prefix("/run/netns/")
+                        .filter(|_| row.ns_type == NsType::Net)
+                        .map(str::to_string),
+                },
+            });
+        }
+        if row.ns_type == NsType::Net {
+            for s in self.sockets.get(&row.inode).into_iter().flatten() {
+                out.push(Reason::Socket {
+                    pid: s.pid,
+                    fd: s.fd,
+                    comm: s.comm.clone(),
+                    cmdline: cmdline(s.pid),
+                    socket: s.socket,
+                });
+            }
+        }
+        if matches!(row.ns_type, NsType::User | NsType::Pid)
+            && let Some(d) = self.dependents.get(&row.inode)
+        {
+            out.push(Reason::Owner { dependents: d.clone() });
+        }
+        if out.is_empty() {
+            out.push(Reason::KernelReference { hint: kernel_hint(row.ns_type).into() });
+        }
+        out
+    }
+}
+
+/// A process's command line, or its comm in brackets.
+pub fn cmdline(pid: u32) -> String {
+    match crate::holders::cmdline(pid) {
+        Ok(args) if !args.is_empty() => args.join(" "),
+        _ => std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| format!("[{}]", c.trim()))
+            .unwrap_or_else(|_| "?".into()),
+    }
+}

@@ -1,0 +1,84 @@
+//! Sockets that pin network namespaces. A socket keeps its net namespace
+//! alive even when the process holding the socket lives in another one;
+//! /proc shows no link from the socket to that namespace, so nstrace
+//! borrows each candidate socket (pidfd_getfd) and asks the kernel
+//! (SIOCGSKNS) which namespace it belongs to.
+
+use std::{
+    collections::{HashMap, HashSet},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
+
+use serde::Serialize;
+
+/// A socket fd in some process, pinning a net namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SocketHolder {
+    pub pid: u32,
+    pub fd: i32,
+    pub comm: String,
+    /// The socket's inode ("socket:[N]").
+    pub socket: u64,
+}
+
+const SIOCGSKNS: libc::c_ulong = 0x894C;
+
+fn borrow_fd(pidfd: &OwnedFd, fd: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; a non-negative result is a new fd we own.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+fn netns_inode_of_socket(sock: &OwnedFd) -> Option<u64> {
+    // SAFETY: SIOCGSKNS takes no argument and returns a new fd.
+    let ns = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGSKNS as _) };
+    if ns < 0 {
+        return None;
+    }
+    let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(ns.as_raw_fd(), &mut st) } == 0).then_some(st.st_ino)
+}
+
+/// Sockets, in any process, that belong to one of `netns` (inodes).
+/// Processes in those namespaces are skipped: their tasks already hold it.
+pub fn holders_of(netns: &HashSet<u64>) -> HashMap<u64, Vec<SocketHolder>> {
+    let mut out: HashMap<u64, Vec<SocketHolder>> = HashMap::new();
+    if netns.is_empty() {
+        return out;
+    }
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        let mut pidfd: Option<OwnedFd> = None;
+        for f in fds.flatten() {
+            let Ok(link) = std::fs::read_link(f.path()) else { continue };
+            let Some(inode) = link.to_str().and_then(|l| l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+            else {
+                continue;
+            };
+            let Some(fd) = f.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if pidfd.is_none() {
+                // SAFETY: plain syscall; a non-negative result is an fd we own.
+                let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+                if r < 0 {
+                    break;
+                }
+                pidfd = Some(unsafe { OwnedFd::from_raw_fd(r as i32) });
+            }
+            let Some(sock) = borrow_fd(pidfd.as_ref().unwrap(), fd) else { continue };
+            if let Some(ns) = netns_inode_of_socket(&sock)
+                && netns.contains(&ns)
+            {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                out.entry(ns).or_default().push(SocketHolder { pid, fd, comm: comm.trim().into(), socket: inode });
+            }
+        }
+    }
+    out
+}
