@@ -82,7 +82,17 @@ pub struct Config {
     pub tp_arg1: u32,
     pub tp_ret: u32,
     pub _reserved: u32,
+    /// Addresses (from kallsyms) of the work functions that finish a
+    /// namespace's death: cleanup_net, free_user_ns,
+    /// destroy_pid_namespace_work, free_ipc. 0 where unknown.
+    pub destroy_work_fns: [u64; DESTROY_WORK_FNS],
 }
+
+/// Number of [`Config::destroy_work_fns`] slots.
+pub const DESTROY_WORK_FNS: usize = 4;
+/// Their kallsyms names, in slot order.
+pub const DESTROY_WORK_FN_NAMES: [&str; DESTROY_WORK_FNS] =
+    ["cleanup_net", "free_user_ns", "destroy_pid_namespace_work", "free_ipc"];
 
 pub mod config_flags {
     /// Offsets were filled in; programs do nothing while this is clear.
@@ -148,9 +158,13 @@ impl Config {
             tp_arg1: ABSENT,
             tp_ret: ABSENT,
             _reserved: 0,
+            destroy_work_fns: [0; DESTROY_WORK_FNS],
         }
     }
 }
+
+// The u64 array must start 8-byte aligned: no implicit padding.
+const _: () = assert!(core::mem::offset_of!(Config, destroy_work_fns) % 8 == 0);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -3,7 +3,7 @@
 use core::mem::size_of;
 
 use crate::event::{
-    EventHeader, EventKind, NsCreateEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent,
+    DestroyHintEvent, EventHeader, EventKind, NsCreateEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent,
     WalkDoneRecord,
 };
 
@@ -15,6 +15,7 @@ pub enum Record {
     WalkDone(WalkDoneRecord),
     Create(NsCreateEvent),
     Syscall(SyscallNsEvent),
+    DestroyHint(DestroyHintEvent),
 }
 
 impl Record {
@@ -25,6 +26,7 @@ impl Record {
             Record::WalkDone(e) => &e.header,
             Record::Create(e) => &e.header,
             Record::Syscall(e) => &e.header,
+            Record::DestroyHint(e) => &e.header,
         }
     }
 
@@ -92,6 +94,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         EventKind::WalkDone => Record::WalkDone(checked(bytes, kind, &header)?),
         EventKind::Create => Record::Create(checked(bytes, kind, &header)?),
         EventKind::Unshare | EventKind::Setns => Record::Syscall(checked(bytes, kind, &header)?),
+        EventKind::DestroyHint => Record::DestroyHint(checked(bytes, kind, &header)?),
     })
 }
 

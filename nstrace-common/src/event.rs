@@ -28,6 +28,8 @@ pub enum EventKind {
     Unshare = 8,
     /// setns(2) returned.
     Setns = 9,
+    /// A work item that ends a namespace's life ran: walk soon.
+    DestroyHint = 10,
 }
 
 /// Number of slots in the per-kind lost counter map (kinds are < this).
@@ -45,6 +47,7 @@ impl EventKind {
             7 => EventKind::Create,
             8 => EventKind::Unshare,
             9 => EventKind::Setns,
+            10 => EventKind::DestroyHint,
             _ => return None,
         })
     }
@@ -60,6 +63,7 @@ impl EventKind {
             EventKind::Create => "create",
             EventKind::Unshare => "unshare",
             EventKind::Setns => "setns",
+            EventKind::DestroyHint => "destroy-hint",
         }
     }
 }
@@ -179,6 +183,16 @@ pub struct SyscallNsEvent {
     pub after: [NsRef; TASK_NS_SLOTS],
 }
 
+/// A namespace-destroying work function ran ([`EventKind::DestroyHint`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestroyHintEvent {
+    pub header: EventHeader,
+    /// Index into `Config::destroy_work_fns`.
+    pub which: u32,
+    pub _reserved: u32,
+}
+
 /// Status values of a [`WalkDoneRecord`].
 pub mod walk_status {
     /// The list was walked round to its start.
@@ -241,6 +255,7 @@ const_size!(TaskNsEvent, 24 + 16 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
 const_size!(WalkDoneRecord, 24 + 16);
 const_size!(WalkState, 32);
+const_size!(DestroyHintEvent, 32);
 const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16);
 const_size!(SyscallNsEvent, 24 + 8 + 16 + 16 + 32 * TASK_NS_SLOTS);
 

@@ -57,7 +57,26 @@ pub struct Engine {
     interval: tokio::time::Interval,
     /// The rows of the most recent walk (reused by snapshots).
     last_walk: Vec<nstrace_common::event::NsInfoRecord>,
+    /// Whether the workqueue destroy-hint hook is attached.
+    hints: bool,
+    /// Ids of our own (host) namespaces: exits of tasks only in these
+    /// cannot end a namespace, so they trigger no early walk.
+    host_ids: std::collections::HashSet<u64>,
+    /// When a hint asked for an early walk.
+    walk_soon: Option<tokio::time::Instant>,
+    last_walk_at: tokio::time::Instant,
     pub stats: EngineStats,
+}
+
+/// Shortest gap between hint-driven walks (bounds their cost under churn).
+const HINT_WALK_GAP: Duration = Duration::from_millis(50);
+
+fn host_namespace_ids() -> std::collections::HashSet<u64> {
+    nstrace_common::ns::NsType::ALL
+        .iter()
+        .filter_map(|t| crate::nsfs::open(std::path::Path::new(&format!("/proc/self/ns/{}", t.name()))).ok())
+        .filter_map(|fd| crate::nsfs::ns_id(&fd).ok())
+        .collect()
 }
 
 impl Engine {
@@ -77,6 +96,8 @@ impl Engine {
         }
         tracer.attach_task_hooks()?;
         tracer.attach_syscall_hooks()?;
+        let hints = tracer.attach_destroy_hints()?;
+        let host_ids = host_namespace_ids();
         let dev = crate::nsfs::nsfs_dev().unwrap_or(0);
         let mut interval = tokio::time::interval(opts.walk_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -91,6 +112,10 @@ impl Engine {
             lost_seen: HashMap::new(),
             interval,
             last_walk,
+            hints,
+            host_ids,
+            walk_soon: None,
+            last_walk_at: tokio::time::Instant::now(),
             stats: EngineStats::default(),
         })
     }
@@ -114,11 +139,29 @@ impl Engine {
         Ok(self.walker.walk_tasks(&mut stats)?)
     }
 
-    /// Waits for records or the next walk and appends the resulting events.
+    /// Whether deaths are hinted by the workqueue hook (see `doctor`).
+    pub fn has_destroy_hints(&self) -> bool {
+        self.hints
+    }
+
+    /// Waits for records, a due early walk or the next periodic walk, and
+    /// appends the resulting events.
     pub async fn step(&mut self, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let mut records = Vec::new();
+        let soon = self.walk_soon;
+        let early = async move {
+            match soon {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             batch = self.stream.next_batch(|r| records.push(r)) => { batch?; }
+            _ = early => {
+                self.stream.drain(|r| records.push(r));
+                self.handle(records, out);
+                return self.reconcile(String::new(), out);
+            }
             _ = self.interval.tick() => {
                 self.stream.drain(|r| records.push(r));
                 self.handle(records, out);
@@ -131,12 +174,36 @@ impl Engine {
         Ok(())
     }
 
+    /// Something may have died: walk soon (rate-limited).
+    fn hint(&mut self) {
+        if self.walk_soon.is_none() {
+            let earliest = self.last_walk_at + HINT_WALK_GAP;
+            // A little delay lets a burst of exits share one walk.
+            let at = (tokio::time::Instant::now() + Duration::from_millis(5)).max(earliest);
+            self.walk_soon = Some(at);
+        }
+    }
+
     fn handle(&mut self, records: Vec<StreamItemOwned>, out: &mut Vec<Event>) {
         for item in records {
             self.stats.records += 1;
             match item {
-                Ok(Record::Task(t)) => events::from_task(&t, &self.clock, self.dev, out),
-                Ok(Record::Syscall(s)) => events::from_syscall(&s, &self.clock, self.dev, out),
+                Ok(Record::Task(t)) => {
+                    if t.header.kind == EventKind::Exit as u32
+                        && t.ns.iter().any(|n| n.id != 0 && !self.host_ids.contains(&n.id))
+                    {
+                        self.hint();
+                    }
+                    events::from_task(&t, &self.clock, self.dev, out)
+                }
+                Ok(Record::Syscall(s)) => {
+                    // The namespaces left behind may have died.
+                    if s.ret == 0 {
+                        self.hint();
+                    }
+                    events::from_syscall(&s, &self.clock, self.dev, out)
+                }
+                Ok(Record::DestroyHint(_)) => self.hint(),
                 Ok(Record::Create(c)) => {
                     if let Some(e) = self.table.on_create(&c) {
                         out.push(create_event(e, &self.clock, c.header.ts_ns));
@@ -177,6 +244,8 @@ impl Engine {
     pub fn reconcile(&mut self, reason: String, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let (rows, _) = self.walker.walk_all()?;
         self.stats.walks += 1;
+        self.walk_soon = None;
+        self.last_walk_at = tokio::time::Instant::now();
         let now = Clock::now_boot_ns();
         let r = self.table.reconcile(&rows, now);
         self.last_walk = rows;

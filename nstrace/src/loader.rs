@@ -97,6 +97,7 @@ impl Tracer {
             tp_arg1,
             tp_ret,
             _reserved: 0,
+            destroy_work_fns: destroy_work_fns(),
         };
         let ebpf = EbpfLoader::new()
             .override_global(names::CONFIG_GLOBAL, &config, true)
@@ -144,6 +145,21 @@ impl Tracer {
                 .map_err(|source| LoaderError::Attach { name, tracepoint: event, source })?;
         }
         Ok(())
+    }
+
+    /// Attaches the destroy-hint hook (workqueue_execute_end) when kallsyms
+    /// names at least one namespace-destroying work function. Returns
+    /// whether it is attached.
+    pub fn attach_destroy_hints(&mut self) -> Result<bool, LoaderError> {
+        if self.config.destroy_work_fns.iter().all(|&f| f == 0) {
+            return Ok(false);
+        }
+        let name = names::PROG_WORKQUEUE_EXECUTE_END;
+        let prog = self.raw_tracepoint(name)?;
+        prog.load().map_err(|source| LoaderError::Program { name, source })?;
+        prog.attach("workqueue_execute_end")
+            .map_err(|source| LoaderError::Attach { name, tracepoint: "workqueue_execute_end", source })?;
+        Ok(true)
     }
 
     /// The map of namespaces already reported as created.
@@ -230,6 +246,24 @@ fn syscall_record_error() -> crate::tracefs::TracefsError {
         .and_then(|_| crate::tracefs::field_offset("syscalls", "sys_enter_unshare", "unshare_flags"))
         .err()
         .unwrap_or(crate::tracefs::TracefsError::NoTracepoint("syscalls/sys_*_setns".into()))
+}
+
+/// Addresses of the namespace-destroying work functions, from kallsyms
+/// (text symbols are listed even without CONFIG_KALLSYMS_ALL).
+fn destroy_work_fns() -> [u64; nstrace_common::config::DESTROY_WORK_FNS] {
+    use nstrace_common::config::DESTROY_WORK_FN_NAMES;
+    let mut out = [0u64; nstrace_common::config::DESTROY_WORK_FNS];
+    let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else { return out };
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if let Some(i) = DESTROY_WORK_FN_NAMES.iter().position(|n| *n == name)
+            && let Ok(a) = u64::from_str_radix(addr, 16)
+        {
+            out[i] = a;
+        }
+    }
+    out
 }
 
 /// Namespaces the hooks have reported (or user space declared known).

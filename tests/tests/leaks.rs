@@ -212,7 +212,7 @@ fn why_prints_umount_and_running_it_releases_the_netns() {
     let path = format!("/run/netns/{name}");
     let inode = std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
     let create = trace
-        .wait_for(Duration::from_secs(5), |v| v["event"] == "create" && v["inode"] == inode)
+        .wait_for(Duration::from_secs(5), |v| v["event"] == "create" && v["inode"] == inode && v["comm"] == "ip")
         .expect("create event");
     let (code, out, err) = nstrace(&["why", &path]);
     assert_eq!(code, 0, "{err}");

@@ -243,8 +243,12 @@ fn netns_whose_last_holder_was_a_closed_fd_is_destroyed() {
     let trace = Trace::start(&[]);
     let (mut holder, inode) = spawn_ready(Command::new("python3").args(["-c", FD_HOLDER]).stdin(Stdio::piped()));
     let inode: u64 = inode.parse().unwrap();
+    // Match the creator too: inodes are reused at once, so an earlier
+    // namespace of another test may have had the same one.
     let create = trace
-        .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == "net" && v["inode"] == inode)
+        .wait_for(SEEN, |v| {
+            v["event"] == "create" && v["type"] == "net" && v["inode"] == inode && v["pid"] == holder.pid()
+        })
         .expect("create of the fd-held net ns");
     // Still alive while the fd is open.
     assert!(trace.wait_for(Duration::from_millis(1500), |v| v["event"] == "destroy" && v["id"] == create["id"]).is_none());
@@ -263,7 +267,7 @@ fn netns_whose_last_holder_was_a_bind_mount_is_destroyed() {
     sh(&format!("ip netns add {name}"));
     let inode = std::fs::metadata(format!("/run/netns/{name}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
     let create = trace
-        .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == "net" && v["inode"] == inode)
+        .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == "net" && v["inode"] == inode && v["comm"] == "ip")
         .expect("create of the ip netns namespace");
     assert_eq!(create["comm"], "ip");
     sh(&format!("ip netns del {name}"));

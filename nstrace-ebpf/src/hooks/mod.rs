@@ -1,3 +1,4 @@
 pub mod create;
+pub mod free;
 pub mod syscalls;
 pub mod task;

@@ -146,6 +146,10 @@ pub fn write_table(out: &mut impl Write, rows: &[NsRow]) -> std::io::Result<()> 
             if !r.names.is_empty() {
                 command = format!("{command} [netns {}]", r.names.join(","));
             }
+            if !r.containers.is_empty() {
+                let c: Vec<String> = r.containers.iter().map(|c| c.short()).collect();
+                command = format!("{command} ({})", c.join(","));
+            }
             [
                 opt(r.id),
                 r.inode.to_string(),

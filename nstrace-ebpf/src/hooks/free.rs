@@ -1,0 +1,56 @@
+//! Destroy hints: the work functions that finish a namespace's death
+//! (cleanup_net for net, free_user_ns, destroy_pid_namespace_work, free_ipc)
+//! ran. User space then walks the lists at once, so deaths are reported in
+//! milliseconds rather than at the next periodic walk; the walk stays the
+//! judge of what died. Comparing one pointer against four keeps this hook
+//! cheap on a hot tracepoint.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use nstrace_common::{
+    config::DESTROY_WORK_FNS,
+    event::{DestroyHintEvent, EventHeader, EventKind},
+};
+
+use crate::maps::{EVENTS, config, count_lost};
+
+// TP_PROTO(struct work_struct *work, work_func_t function)
+#[raw_tracepoint(tracepoint = "workqueue_execute_end")]
+pub fn workqueue_execute_end(ctx: RawTracePointContext) -> i32 {
+    let function: u64 = ctx.arg(1);
+    let mut i = 0;
+    while i < DESTROY_WORK_FNS {
+        let f = config!(destroy_work_fns[i]);
+        if f != 0 && f == function {
+            emit(i as u32);
+            break;
+        }
+        i += 1;
+    }
+    0
+}
+
+#[inline(always)]
+fn emit(which: u32) {
+    let Some(mut entry) = EVENTS.reserve::<DestroyHintEvent>(0) else {
+        count_lost(EventKind::DestroyHint as u32);
+        return;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let e = entry.as_mut_ptr();
+    unsafe {
+        (*e).header = EventHeader {
+            kind: EventKind::DestroyHint as u32,
+            size: core::mem::size_of::<DestroyHintEvent>() as u32,
+            ts_ns: bpf_ktime_get_boot_ns(),
+            tgid: (pid_tgid >> 32) as u32,
+            tid: pid_tgid as u32,
+        };
+        (*e).which = which;
+        (*e)._reserved = 0;
+    }
+    entry.submit(0);
+}
