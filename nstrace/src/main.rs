@@ -22,8 +22,18 @@ enum Command {
     },
     /// List every namespace on the host with its state and holders.
     Ls(cli::ls::Args),
+    /// Namespaces no task is in, and what keeps each alive (exit 1 if any).
+    Leaks(cli::leaks::Args),
+    /// Explain one namespace: every holder and how to release it.
+    Why(cli::why::Args),
+    /// Compare two `nstrace ls --json` snapshots.
+    Diff(cli::diff::Args),
     /// Stream namespace events.
     Trace(cli::trace::Args),
+    /// Live view of every namespace (full-screen).
+    Live(cli::live::Args),
+    /// Serve Prometheus metrics.
+    Export(cli::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,7 +54,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Doctor { json } => Ok(cli::doctor::run(json, &mut std::io::stdout().lock())?),
         Command::Ls(args) => Ok(cli::ls::run(args)?),
+        Command::Leaks(args) => Ok(cli::leaks::run(args)?),
+        Command::Why(args) => Ok(cli::why::run(args)?),
+        Command::Diff(args) => Ok(cli::diff::run(args)?),
         Command::Trace(args) => runtime()?.block_on(cli::trace::run(args)).map_err(Into::into),
+        Command::Live(args) => runtime()?.block_on(cli::live::run(args)).map_err(Into::into),
+        Command::Export(args) => runtime()?.block_on(cli::export::run(args)).map_err(Into::into),
     }
 }
 

@@ -34,7 +34,11 @@ pub const NS_GET_OWNER_UID: libc::c_ulong = io(4);
 pub const NS_GET_ID: libc::c_ulong = ior_u64(13);
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
 }
 
 /// Opens a namespace file (`/proc/PID/ns/net`, a bind mount, ...) read-only.
@@ -85,7 +89,10 @@ pub fn ns_type(fd: impl AsFd) -> io::Result<NsType> {
     // SAFETY: NS_GET_NSTYPE takes no argument.
     let flag = cvt(unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), NS_GET_NSTYPE) })?;
     NsType::from_clone_flag(flag as u64).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("unknown namespace type {flag:#x}"))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unknown namespace type {flag:#x}"),
+        )
     })
 }
 

@@ -1,0 +1,207 @@
+//! `nstrace live`: the live table, full-screen; or, when stdout is not a
+//! terminal (or with `--plain`), a fresh snapshot table every interval.
+
+use std::{
+    io::{BufWriter, IsTerminal, Write},
+    time::Duration,
+};
+
+use crossterm::event::Event as TermEvent;
+use nstrace_common::ns::NsType;
+use ratatui::{Terminal, backend::CrosstermBackend};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    cli::{
+        ls::{TypeArg, write_table},
+        trace::parse_seconds,
+    },
+    engine::EngineOptions,
+    error::{Error, Result},
+    events::Clock,
+    monitor::{Monitor, MonitorOptions, Totals},
+    render::clock_time,
+    snapshot::NsRow,
+    tui::{
+        InputThread, TerminalGuard,
+        app::{App, RowState},
+        ui,
+    },
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seconds between screen refreshes (and holder re-reads).
+    #[arg(long, value_parser = parse_seconds, default_value = "1")]
+    pub interval: Duration,
+    /// Print a snapshot table every interval instead of the full-screen view
+    /// (the default when stdout is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
+    /// Seconds between tree walks that confirm deaths and heal lost events.
+    #[arg(long, value_parser = parse_seconds, default_value = "1")]
+    pub walk_interval: Duration,
+    /// Show only this namespace type at first (`t` cycles it).
+    #[arg(long = "type", short = 't', value_enum)]
+    pub type_filter: Option<TypeArg>,
+    /// Show only this state at first (`S` cycles it).
+    #[arg(long = "state", value_enum)]
+    pub state_filter: Option<RowState>,
+}
+
+pub async fn run(args: Args) -> Result<i32> {
+    let opts = MonitorOptions {
+        engine: EngineOptions { walk_interval: args.walk_interval, ..Default::default() },
+        refresh: args.interval,
+        ..Default::default()
+    };
+    let monitor = Monitor::start(opts).map_err(|e| Error::Usage(e.to_string()))?;
+    let app = App::new(args.type_filter.map(NsType::from), args.state_filter);
+    if args.plain || !std::io::stdout().is_terminal() {
+        run_plain(monitor, app, args.interval).await
+    } else {
+        run_tui(monitor, app, args.interval).await
+    }
+}
+
+async fn run_tui(mut monitor: Monitor, mut app: App, interval: Duration) -> Result<i32> {
+    app.load(&monitor);
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing a SIGTERM handler", e))?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    // Nothing may write to the terminal behind ratatui's back.
+    let log_level = log::max_level();
+    log::set_max_level(log::LevelFilter::Off);
+    let result = async {
+        let guard = TerminalGuard::enter().map_err(|e| Error::io("setting up the terminal", e))?;
+        // Buffered, so each frame reaches the terminal in one write.
+        let backend = CrosstermBackend::new(BufWriter::with_capacity(1 << 16, std::io::stdout()));
+        let mut terminal = Terminal::new(backend).map_err(|e| Error::io("setting up the terminal", e))?;
+        let (input, mut keys) = InputThread::spawn().map_err(|e| Error::io("reading the terminal", e))?;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = true;
+        let outcome = loop {
+            if dirty {
+                if let Err(e) = terminal.draw(|f| ui::draw(f, &mut app)) {
+                    break Err(Error::io("drawing", e));
+                }
+                dirty = false;
+            }
+            tokio::select! {
+                _ = &mut ctrl_c => break Ok(0),
+                _ = sigterm.recv() => break Ok(0),
+                r = monitor.step() => {
+                    if let Err(e) = r {
+                        break Err(Error::Usage(e.to_string()));
+                    }
+                }
+                _ = tick.tick() => {
+                    if !app.paused {
+                        app.load(&monitor);
+                    }
+                    dirty = true;
+                }
+                ev = keys.recv() => match ev {
+                    Some(Ok(TermEvent::Key(k))) => {
+                        app.on_key(k);
+                        if app.quit {
+                            break Ok(0);
+                        }
+                        dirty = true;
+                    }
+                    Some(Ok(TermEvent::Resize(..))) => dirty = true,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break Err(Error::io("reading the terminal", e)),
+                    None => break Err(Error::Usage("terminal input closed".into())),
+                },
+            }
+        };
+        drop(input);
+        let _ = terminal.show_cursor();
+        drop(terminal);
+        drop(guard);
+        outcome
+    }
+    .await;
+    log::set_max_level(log_level);
+    result
+}
+
+/// One header line: time, totals per type and state, rates, lost events.
+fn plain_header(now: f64, t: &Totals, lost: u64) -> String {
+    let types: Vec<String> = t.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
+    let states: Vec<String> = t.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
+    format!(
+        "{} {} namespaces ({}) | {} | created {:.1}/s destroyed {:.1}/s | lost {}",
+        &clock_time(now)[..8],
+        t.live,
+        types.join(", "),
+        states.join(", "),
+        t.created_rate,
+        t.destroyed_rate,
+        lost
+    )
+}
+
+async fn run_plain(mut monitor: Monitor, app: App, interval: Duration) -> Result<i32> {
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing a SIGTERM handler", e))?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(0),
+            _ = sigterm.recv() => return Ok(0),
+            r = monitor.step() => { r.map_err(|e| Error::Usage(e.to_string()))?; }
+            _ = tick.tick() => {
+                // Destroyed rows only when asked for by the state filter.
+                let want_destroyed = app.state_filter == Some(RowState::Destroyed);
+                let mut rows: Vec<NsRow> = monitor
+                    .rows()
+                    .filter(|r| (r.destroyed.is_some() == want_destroyed) && app.matches(r))
+                    .map(|r| r.row.clone())
+                    .collect();
+                rows.sort_by_key(|r| r.key());
+                let now = monitor.clock().unix(Clock::now_boot_ns());
+                let header = plain_header(now, &monitor.totals(), monitor.stats().lost);
+                let written = writeln!(out, "{header}")
+                    .and_then(|_| write_table(&mut out, &rows))
+                    .and_then(|_| writeln!(out))
+                    .and_then(|_| out.flush());
+                match written {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+                    Err(e) => return Err(Error::io("writing output", e)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nstrace_common::ns::NsType;
+
+    use super::*;
+    use crate::snapshot::NsState;
+
+    #[test]
+    fn plain_header_has_time_totals_rates_and_lost() {
+        let t = Totals {
+            by_type: vec![(NsType::Net, 3), (NsType::Uts, 2)],
+            by_state: vec![(NsState::Active, 4), (NsState::Mounted, 1)],
+            live: 5,
+            destroyed_shown: 0,
+            created_rate: 0.5,
+            destroyed_rate: 0.3,
+        };
+        assert_eq!(
+            plain_header(3661.5, &t, 7),
+            "01:01:01 5 namespaces (net 3, uts 2) | active 4, mounted 1 | created 0.5/s destroyed 0.3/s | lost 7"
+        );
+    }
+}

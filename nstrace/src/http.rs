@@ -1,0 +1,261 @@
+//! The small HTTP/1.1 server behind `nstrace export` (hyper 1 + hyper-util).
+//!
+//! Routes (GET only; other methods get 405, other paths 404):
+//! - `/metrics`: the [`Metrics`] exposition, OpenMetrics text by default, or
+//!   the classic Prometheus text format for clients that only accept it;
+//! - `/healthz`: 200 while the monitor keeps publishing, else 503;
+//! - `/namespaces`: the live rows as a JSON array (the `nstrace ls --json` document).
+//!
+//! Clients cannot hold the server hostage: headers must arrive within
+//! [`Limits::header_read_timeout`] and fit [`Limits::max_header_size`], a
+//! connection lives at most [`Limits::connection_time_limit`], and at most
+//! [`Limits::max_connections`] are served at once (more are closed at accept).
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+
+use crate::{
+    metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE},
+    snapshot::NsRow,
+};
+
+/// Bounds on what one client may cost the server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The request line and headers must arrive within this time.
+    pub header_read_timeout: Duration,
+    /// Largest request line plus headers; larger gets 431.
+    pub max_header_size: usize,
+    /// Largest read buffer per connection (hyper's minimum is 8 KiB).
+    pub max_buf_size: usize,
+    /// A connection is closed after this long, keep-alive or not.
+    pub connection_time_limit: Duration,
+    /// Connections served at once; more are closed right after accept.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(5),
+            max_header_size: 8 * 1024,
+            max_buf_size: 16 * 1024,
+            connection_time_limit: Duration::from_secs(60),
+            max_connections: 64,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the server shows, written by the task that owns the monitor.
+pub struct Shared {
+    metrics: Mutex<Metrics>,
+    namespaces: RwLock<Arc<Vec<NsRow>>>,
+    last_publish: Mutex<Instant>,
+    /// `/healthz` fails when nothing was published for this long.
+    stale_after: Duration,
+}
+
+impl Shared {
+    pub fn new(metrics: Metrics, stale_after: Duration) -> Shared {
+        Shared {
+            metrics: Mutex::new(metrics),
+            namespaces: RwLock::new(Arc::new(Vec::new())),
+            last_publish: Mutex::new(Instant::now()),
+            stale_after,
+        }
+    }
+
+    /// Runs `f` with the metrics locked (scrapes see all of its changes or none).
+    pub fn with_metrics<T>(&self, f: impl FnOnce(&Metrics) -> T) -> T {
+        f(&self.metrics.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replaces the `/namespaces` rows and marks the state fresh.
+    pub fn publish_namespaces(&self, rows: Vec<NsRow>) {
+        *self.namespaces.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rows);
+        *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    pub fn namespaces(&self) -> Arc<Vec<NsRow>> {
+        self.namespaces.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Time since the last publish.
+    pub fn staleness(&self) -> Duration {
+        self.last_publish.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+    }
+}
+
+/// Serves `listener` until `shutdown` completes, then stops accepting, lets
+/// requests in flight finish (up to [`Limits::shutdown_grace`]) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_size)
+        .max_buf_size(limits.max_buf_size.max(8192))
+        .max_headers(64)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            log::warn!("closing connection from {peer}: {} connections already open", limits.max_connections);
+            continue;
+        };
+        let shared = shared.clone();
+        let service = service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(route(&shared, &req)) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let time_limit = limits.connection_time_limit;
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tokio::time::timeout(time_limit, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::debug!("connection from {peer}: {e}"),
+                Err(_) => log::debug!("connection from {peer} closed after {time_limit:?}"),
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        log::warn!("shutdown: connections still open after {:?}; closing them", limits.shutdown_grace);
+    }
+    Ok(())
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn route(shared: &Shared, req: &Request<Incoming>) -> Reply {
+    let path = req.uri().path();
+    if !matches!(path, "/" | "/metrics" | "/healthz" | "/namespaces") {
+        return reply(StatusCode::NOT_FOUND, TEXT, "not found; try /metrics, /healthz or /namespaces\n");
+    }
+    if req.method() != Method::GET {
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET is allowed\n");
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return r;
+    }
+    match path {
+        "/metrics" => {
+            if wants_classic_text(req.headers().get(header::ACCEPT)) {
+                let body = shared.with_metrics(|m| m.encode_prometheus_text());
+                reply(StatusCode::OK, PROMETHEUS_TEXT_CONTENT_TYPE, body)
+            } else {
+                let body = shared.with_metrics(|m| m.encode());
+                reply(StatusCode::OK, OPENMETRICS_CONTENT_TYPE, body)
+            }
+        }
+        "/healthz" => {
+            let stale = shared.staleness();
+            if stale <= shared.stale_after {
+                reply(StatusCode::OK, TEXT, "ok\n")
+            } else {
+                let msg = format!("stale: the namespace monitor has not published for {}s\n", stale.as_secs());
+                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, msg)
+            }
+        }
+        "/namespaces" => {
+            let rows = shared.namespaces();
+            match serde_json::to_vec(&*rows) {
+                Ok(mut body) => {
+                    body.push(b'\n');
+                    reply(StatusCode::OK, "application/json", body)
+                }
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("encoding namespaces: {e}\n")),
+            }
+        }
+        _ => reply(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            "<html><head><title>nstrace</title></head><body><h1>nstrace exporter</h1><ul>\
+             <li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/namespaces\">/namespaces</a></li>\
+             <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n",
+        ),
+    }
+}
+
+/// OpenMetrics unless the client asks for the classic text format and does
+/// not accept OpenMetrics (a missing Accept or `*/*` gets OpenMetrics).
+fn wants_classic_text(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|a| a.to_str().ok()) else { return false };
+    let accept = accept.to_ascii_lowercase();
+    !accept.contains("application/openmetrics-text") && accept.contains("text/plain")
+}
+
+/// The URL printed for humans: `http://ADDR/metrics`.
+pub fn metrics_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/metrics")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_prefers_openmetrics() {
+        let h = |s: &'static str| HeaderValue::from_static(s);
+        assert!(!wants_classic_text(None));
+        assert!(!wants_classic_text(Some(&h("*/*"))));
+        // What Prometheus sends.
+        assert!(!wants_classic_text(Some(&h(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\
+             text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ))));
+        assert!(wants_classic_text(Some(&h("text/plain; version=0.0.4"))));
+    }
+}

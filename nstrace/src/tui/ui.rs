@@ -1,0 +1,356 @@
+//! Drawing of `nstrace live`: header, table, detail pane, event feed,
+//! footer and the help overlay. No state changes here besides telling the
+//! app how many table rows fit.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::{Color, Modifier, Style},
+    text::{Line, Span},
+    widgets::{Block, Clear, Paragraph, Row, Table, TableState, Wrap},
+};
+
+use super::app::{App, MECHANISM, RowState, command_text, format_age};
+use crate::{
+    cli::ls::holders_summary,
+    model::{Holder, TaskHold},
+    monitor::LiveNs,
+    render::{clock_time, event_text},
+};
+
+const HEADER: [&str; 9] = ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "AGE", "COMMAND"];
+
+/// Tasks listed in the detail pane before "... N more".
+const DETAIL_TASKS: usize = 20;
+
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let area = f.area();
+    let feed_height = (area.height / 5).clamp(3, 12);
+    let [header, main, feed, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(4),
+        Constraint::Length(feed_height),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, app, header);
+    let (table_area, detail_area) = if app.detail {
+        let split = if main.width >= 150 {
+            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)]).split(main)
+        } else {
+            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).split(main)
+        };
+        (split[0], Some(split[1]))
+    } else {
+        (main, None)
+    };
+    // Borders (2) and the column header (1).
+    app.set_page(table_area.height.saturating_sub(3) as usize);
+    draw_table(f, app, table_area);
+    if let Some(d) = detail_area {
+        draw_detail(f, app, d);
+    }
+    draw_feed(f, app, feed);
+    draw_footer(f, app, footer);
+    if app.help {
+        draw_help(f, area);
+    }
+}
+
+fn sep() -> Span<'static> {
+    Span::styled("  │  ", Style::default().fg(Color::DarkGray))
+}
+
+fn draw_header(f: &mut Frame, app: &App, area: Rect) {
+    let v = &app.view;
+    let t = &v.totals;
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let mut l1 = vec![
+        Span::styled("nstrace live", bold.fg(Color::Cyan)),
+        sep(),
+        Span::styled(format!("{} namespaces", t.live), bold),
+    ];
+    if t.destroyed_shown > 0 {
+        l1.push(Span::raw(format!(" (+{} destroyed shown)", t.destroyed_shown)));
+    }
+    l1.push(sep());
+    let types: Vec<String> = t.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
+    l1.push(Span::raw(types.join("  ")));
+    l1.push(sep());
+    l1.push(Span::raw(MECHANISM));
+    l1.push(sep());
+    l1.push(Span::raw(format!("refresh {:.1} ms", v.refresh_micros as f64 / 1000.0)));
+    if app.paused {
+        l1.push(sep());
+        l1.push(Span::styled("PAUSED", bold.fg(Color::Yellow)));
+    }
+    let states: Vec<String> = t.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
+    let lost_style = if v.lost > 0 { bold.fg(Color::Red) } else { Style::default() };
+    let l2 = vec![
+        Span::raw(states.join("  ")),
+        sep(),
+        Span::raw(format!("created {:.1}/s  destroyed {:.1}/s", t.created_rate, t.destroyed_rate)),
+        sep(),
+        Span::styled(format!("lost {}", v.lost), lost_style),
+        sep(),
+        Span::raw(format!("sort: {}", app.sort_text())),
+        sep(),
+        Span::raw(app.filter_text()),
+    ];
+    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+}
+
+fn cells(ns: &LiveNs, now: f64) -> [String; 9] {
+    let r = &ns.row;
+    [
+        r.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+        r.inode.to_string(),
+        r.ns_type.name().into(),
+        RowState::of(ns).name().into(),
+        r.tasks.to_string(),
+        holders_summary(r),
+        r.owner.map(|o| o.to_string()).unwrap_or_else(|| "-".into()),
+        format_age(ns.age(now)),
+        command_text(ns),
+    ]
+}
+
+fn draw_table(f: &mut Frame, app: &App, area: Rect) {
+    let page = app.page;
+    let now = app.view.now;
+    let shown: Vec<(&LiveNs, [String; 9])> =
+        app.visible().skip(app.offset).take(page).map(|ns| (ns, cells(ns, now))).collect();
+    let mut widths: [usize; 9] = HEADER.map(str::len);
+    for (_, c) in &shown {
+        for (w, s) in widths.iter_mut().zip(c) {
+            *w = (*w).max(s.chars().count());
+        }
+    }
+    widths[5] = widths[5].min(40);
+    let constraints: Vec<Constraint> = widths
+        .iter()
+        .enumerate()
+        .map(|(i, w)| if i == 8 { Constraint::Fill(1) } else { Constraint::Length(*w as u16) })
+        .collect();
+    let rows = shown.into_iter().map(|(ns, c)| {
+        let row = Row::new(c);
+        match RowState::of(ns) {
+            RowState::Destroyed => row.style(Style::default().fg(Color::DarkGray).add_modifier(Modifier::DIM)),
+            RowState::Orphaned => row.style(Style::default().fg(Color::Yellow)),
+            _ => row,
+        }
+    });
+    let title = format!(
+        " namespaces: {} shown{} ",
+        app.visible_len(),
+        if app.visible_len() > page {
+            format!(", {}-{}", app.offset + 1, (app.offset + page).min(app.visible_len()))
+        } else {
+            String::new()
+        }
+    );
+    let table = Table::new(rows, constraints)
+        .header(Row::new(HEADER).style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)))
+        .block(Block::bordered().title(title))
+        .column_spacing(1)
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let mut state = TableState::default();
+    if app.visible_len() > 0 {
+        state.select(Some(app.cursor.saturating_sub(app.offset)));
+    }
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn chain_text(chain: &[(u64, Option<&LiveNs>)], ty: &str) -> String {
+    let mut parts: Vec<String> = chain
+        .iter()
+        .map(|(inode, row)| match row {
+            Some(r) => format!(
+                "{ty} {inode} [{}]{}",
+                RowState::of(r).name(),
+                r.row.command.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+            ),
+            None => format!("{ty} {inode} (not listed)"),
+        })
+        .collect();
+    if chain.last().is_some_and(|(_, r)| r.is_some()) {
+        parts.push("root".into());
+    }
+    parts.join(" → ")
+}
+
+fn detail_lines<'a>(app: &App, ns: &LiveNs) -> Vec<Line<'a>> {
+    let r = &ns.row;
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let mut out = vec![Line::from(vec![
+        Span::styled(format!("{} {}", r.ns_type.name(), r.inode), bold),
+        Span::raw(format!(
+            "  id {}  [{}]",
+            r.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            RowState::of(ns).name()
+        )),
+    ])];
+    let mut facts = Vec::new();
+    if let Some(rc) = r.refcount {
+        facts.push(format!("refcount {rc}"));
+    }
+    if let Some(l) = r.level {
+        facts.push(format!("level {l}"));
+    }
+    facts.push(format!("tasks {}", r.tasks));
+    facts.push(format!("age {}", format_age(ns.age(app.view.now))));
+    if !r.names.is_empty() {
+        facts.push(format!("ip netns {}", r.names.join(",")));
+    }
+    out.push(Line::from(facts.join("  ")));
+    for c in &r.containers {
+        let pod = c.pod.as_deref().map(|p| format!(" (pod {p})")).unwrap_or_default();
+        out.push(Line::from(format!("container {} {}{pod}", c.runtime, c.id)));
+    }
+    match (&ns.created, &ns.creator) {
+        (Some(t), Some(c)) => out.push(Line::from(format!(
+            "created {} by {}[{}] via {}{}",
+            clock_time(*t),
+            c.comm,
+            c.pid,
+            c.cause,
+            if c.flags != 0 { format!(" ({})", crate::events::flags_text(c.flags)) } else { String::new() }
+        ))),
+        (Some(t), None) => out.push(Line::from(format!("created {} (creator unknown)", clock_time(*t)))),
+        _ => out.push(Line::from(format!("created before nstrace started (first seen {})", clock_time(ns.first_seen)))),
+    }
+    if let Some(d) = ns.destroyed {
+        out.push(Line::styled(format!("destroyed {}", clock_time(d)), Style::default().fg(Color::Red)));
+    }
+    out.push(Line::from(""));
+    out.push(Line::styled("holders:", bold));
+    let mut n_tasks = 0;
+    let mut extra_tasks = 0;
+    for h in r.holders.iter().filter(|h| !matches!(h, Holder::Task { .. })) {
+        out.push(Line::from(match h {
+            Holder::Fd { pid, fd, comm } => format!("  fd    {pid}:{fd} ({comm})"),
+            Holder::Mount { path, mnt_ns, via_pid } => format!("  mount {path} (mnt ns {mnt_ns}, via pid {via_pid})"),
+            Holder::Task { .. } => unreachable!(),
+        }));
+    }
+    for h in &r.holders {
+        if let Holder::Task { pid, comm, hold } = h {
+            if n_tasks >= DETAIL_TASKS {
+                extra_tasks += 1;
+                continue;
+            }
+            n_tasks += 1;
+            let hold = match hold {
+                TaskHold::Member => "member",
+                TaskHold::PidForChildren => "pid_for_children",
+                TaskHold::TimeForChildren => "time_for_children",
+            };
+            out.push(Line::from(format!("  task  {pid} {comm} ({hold})")));
+        }
+    }
+    if extra_tasks > 0 {
+        out.push(Line::from(format!("  ... {extra_tasks} more tasks")));
+    }
+    if r.holders.is_empty() {
+        out.push(Line::from("  none seen (kernel references only)"));
+    }
+    out.push(Line::from(""));
+    let owners = app.owner_chain(ns);
+    out.push(Line::from(vec![
+        Span::styled("owner:  ", bold),
+        Span::raw(if owners.is_empty() { "- (root)".to_string() } else { chain_text(&owners, "user") }),
+    ]));
+    let parents = app.parent_chain(ns);
+    if !parents.is_empty() || r.level.is_some() {
+        out.push(Line::from(vec![
+            Span::styled("parent: ", bold),
+            Span::raw(if parents.is_empty() { "- (root)".to_string() } else { chain_text(&parents, r.ns_type.name()) }),
+        ]));
+    }
+    out.push(Line::from(""));
+    out.push(Line::styled("recent events:", bold));
+    if ns.history.is_empty() {
+        out.push(Line::from("  none seen"));
+    }
+    for e in &ns.history {
+        out.push(Line::from(format!("  {}", event_text(e))));
+    }
+    out
+}
+
+fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
+    let lines = match app.selected() {
+        Some(ns) => detail_lines(app, ns),
+        None => vec![Line::from("no namespace selected")],
+    };
+    let p = Paragraph::new(lines).block(Block::bordered().title(" detail (Enter closes) ")).wrap(Wrap { trim: false });
+    f.render_widget(p, area);
+}
+
+fn draw_feed(f: &mut Frame, app: &App, area: Rect) {
+    let room = area.height.saturating_sub(2) as usize;
+    let feed = &app.view.feed;
+    let lines: Vec<Line> = feed[feed.len().saturating_sub(room)..].iter().map(|s| Line::from(s.as_str())).collect();
+    let p = Paragraph::new(lines).block(Block::bordered().title(" events (newest last) "));
+    f.render_widget(p, area);
+}
+
+fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
+    let key = Style::default().fg(Color::Black).bg(Color::Cyan);
+    let line = match &app.input {
+        Some(text) => Line::from(vec![
+            Span::styled("/", key),
+            Span::raw(format!("{text}▏")),
+            Span::styled("  Enter", key),
+            Span::raw(" apply "),
+            Span::styled("Esc", key),
+            Span::raw(" cancel"),
+        ]),
+        None => {
+            let mut spans = Vec::new();
+            for (k, what) in [
+                ("q", "quit"),
+                ("/", "search"),
+                ("s", "sort"),
+                ("t", "type"),
+                ("S", "state"),
+                ("Enter", "detail"),
+                ("p", "pause"),
+                ("?", "help"),
+                ("↑↓ j k PgUp PgDn", "move"),
+            ] {
+                spans.push(Span::styled(k, key));
+                spans.push(Span::raw(format!(" {what}  ")));
+            }
+            Line::from(spans)
+        }
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_help(f: &mut Frame, area: Rect) {
+    let text = [
+        "q, Ctrl-C     quit",
+        "/             search command, ip-netns name, container, holder comm, mount path, id or inode",
+        "              (type text, Enter applies, Esc cancels; Esc later clears it)",
+        "s             cycle sort: age → type → state → tasks",
+        "r             reverse the sort",
+        "t             cycle type filter: all → net → uts → ipc → pid → user → mnt → cgroup → time",
+        "S             cycle state filter: all → active → mounted → fd-only → orphaned → destroyed",
+        "c             clear all filters",
+        "Enter         open/close the detail pane of the selected namespace",
+        "p, space      pause/resume the display (tracing goes on)",
+        "↑/k ↓/j       move; PgUp/PgDn page; g/Home top; G/End bottom",
+        "?             this help (any key closes it)",
+        "",
+        "Destroyed namespaces stay dimmed for a while. AGE is '-' for namespaces",
+        "created before nstrace started.",
+    ];
+    let width = (text.iter().map(|l| l.chars().count()).max().unwrap_or(40) as u16 + 4).min(area.width);
+    let height = (text.len() as u16 + 2).min(area.height);
+    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
+    f.render_widget(Clear, popup);
+    let p = Paragraph::new(text.iter().map(|l| Line::from(*l)).collect::<Vec<_>>())
+        .block(Block::bordered().title(" nstrace live: keys "));
+    f.render_widget(p, popup);
+}
