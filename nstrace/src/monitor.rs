@@ -54,6 +54,8 @@ pub enum MonitorError {
     Engine(#[from] EngineError),
     #[error("scanning /proc for holders: {0}")]
     Holders(#[from] holders::HoldersError),
+    #[error("the /proc scan task failed: {0}")]
+    ScanTask(String),
 }
 
 /// One namespace in the live table.
@@ -97,9 +99,20 @@ pub struct Totals {
     pub destroyed_rate: f64,
 }
 
+/// A holder scan running on a blocking thread, with the task walk taken
+/// just before it.
+type PendingScan = (
+    Vec<nstrace_common::event::TaskNsEvent>,
+    Instant,
+    tokio::task::JoinHandle<Result<holders::HolderScan, holders::HoldersError>>,
+);
+
 pub struct Monitor {
     engine: Engine,
     opts: MonitorOptions,
+    /// The /proc scan runs off the event loop so keys and events stay
+    /// responsive while it reads thousands of /proc entries.
+    scan: Option<PendingScan>,
     rows: HashMap<u64, LiveNs>,
     feed: VecDeque<Event>,
     last_refresh: Option<Instant>,
@@ -114,6 +127,7 @@ impl Monitor {
         let mut m = Monitor {
             engine,
             opts,
+            scan: None,
             rows: HashMap::new(),
             feed: VecDeque::new(),
             last_refresh: None,
@@ -148,26 +162,50 @@ impl Monitor {
         &self.feed
     }
 
-    /// Waits for the next batch of events; refreshes holders when due.
-    /// Returns the new events (already applied).
+    /// Waits for the next batch of events or a finished holder scan;
+    /// starts a scan when one is due. Returns the new events (applied).
     pub async fn step(&mut self) -> Result<Vec<Event>, MonitorError> {
         let mut events = Vec::new();
-        self.engine.step(&mut events).await?;
+        let scan_done = async {
+            match self.scan.as_mut() {
+                Some((_, _, handle)) => handle.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.engine.step(&mut events) => r?,
+            done = scan_done => {
+                let (tasks, started, _) = self.scan.take().expect("a scan was running");
+                let scan = done.map_err(|e| MonitorError::ScanTask(e.to_string()))??;
+                self.apply_scan(&tasks, scan, started);
+            }
+        }
         for e in &events {
             self.apply(e);
         }
-        if self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
-            self.refresh()?;
+        if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
+            let started = Instant::now();
+            let tasks = self.engine.walk_tasks()?;
+            let handle = tokio::task::spawn_blocking(|| holders::scan_excluding(&[std::process::id()]));
+            self.scan = Some((tasks, started, handle));
+            // Counted from the start, so a slow scan does not pile up.
+            self.last_refresh = Some(started);
         }
         Ok(events)
     }
 
-    /// Re-reads holders and rebuilds every live row from the last walk.
+    /// Re-reads holders and rebuilds every live row, synchronously.
     pub fn refresh(&mut self) -> Result<(), MonitorError> {
         let started = Instant::now();
         let tasks = self.engine.walk_tasks()?;
         let scan = holders::scan_excluding(&[std::process::id()])?;
-        let fresh = snapshot::assemble(self.engine.last_walk(), &tasks, scan);
+        self.apply_scan(&tasks, scan, started);
+        Ok(())
+    }
+
+    /// Rebuilds every live row from the last walk, a task walk and a scan.
+    fn apply_scan(&mut self, tasks: &[nstrace_common::event::TaskNsEvent], scan: holders::HolderScan, started: Instant) {
+        let fresh = snapshot::assemble(self.engine.last_walk(), tasks, scan);
         let now = self.clock().unix(Clock::now_boot_ns());
         let table = self.engine.table();
         let mut seen = std::collections::HashSet::with_capacity(fresh.len());
@@ -209,9 +247,8 @@ impl Monitor {
             }
         }
         self.evict(now);
-        self.last_refresh = Some(Instant::now());
+        self.last_refresh = Some(started);
         self.refresh_micros = started.elapsed().as_micros() as u64;
-        Ok(())
     }
 
     fn apply(&mut self, e: &Event) {
