@@ -104,3 +104,21 @@ pub const CLONE_NEW_MASK: u64 = 0x4000_0000
 pub const SLOT_PID_FOR_CHILDREN: usize = 8;
 pub const SLOT_TIME_FOR_CHILDREN: usize = 9;
 pub const TASK_NS_SLOTS: usize = 10;
+
+/// Namespace type of each slot of a task's namespace set.
+pub const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = [
+    NsType::Net,
+    NsType::Uts,
+    NsType::Ipc,
+    NsType::Pid,
+    NsType::User,
+    NsType::Mnt,
+    NsType::Cgroup,
+    NsType::Time,
+    NsType::Pid,
+    NsType::Time,
+];
+
+/// Name of each slot (as in /proc/PID/ns/).
+pub const SLOT_NAMES: [&str; TASK_NS_SLOTS] =
+    ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time", "pid_for_children", "time_for_children"];

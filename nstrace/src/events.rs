@@ -2,7 +2,7 @@
 
 use nstrace_common::{
     event::{EventKind, NsRef, SyscallNsEvent, TaskNsEvent, create_cause},
-    ns::{CLONE_NEW_MASK, NsType, TASK_NS_SLOTS},
+    ns::{CLONE_NEW_MASK, NsType, SLOT_NAMES, SLOT_TYPES, TASK_NS_SLOTS},
 };
 use serde::Serialize;
 
@@ -250,20 +250,6 @@ pub fn fd_kind(magic: u32) -> &'static str {
     }
 }
 
-const SLOT_NAMES: [&str; TASK_NS_SLOTS] =
-    ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time", "pid_for_children", "time_for_children"];
-const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = [
-    NsType::Net,
-    NsType::Uts,
-    NsType::Ipc,
-    NsType::Pid,
-    NsType::User,
-    NsType::Mnt,
-    NsType::Cgroup,
-    NsType::Time,
-    NsType::Pid,
-    NsType::Time,
-];
 
 /// Slots whose namespace differs between `before` and `after`.
 pub fn changes(before: &[NsRef; TASK_NS_SLOTS], after: &[NsRef; TASK_NS_SLOTS]) -> Vec<NsChange> {

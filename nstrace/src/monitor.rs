@@ -260,19 +260,12 @@ impl Monitor {
                 let live = self.rows.entry(key).or_insert_with(|| LiveNs {
                     row: NsRow {
                         id: Some(*id),
-                        inode: *inode,
-                        ns_type: *ns_type,
                         state: if *pid != 0 { NsState::Active } else { NsState::Orphaned },
-                        tasks: 0,
-                        pids: Vec::new(),
-                        holders: Vec::new(),
-                        refcount: None,
                         owner: owner.map(|o| o.inode),
                         parent: parent.map(|p| p.inode),
                         level: *level,
-                        names: Vec::new(),
                         command: (!comm.is_empty()).then(|| comm.clone()),
-                        containers: Vec::new(),
+                        ..NsRow::new(*ns_type, *inode)
                     },
                     created: Some(*time),
                     creator: (*pid != 0).then(|| Creator {

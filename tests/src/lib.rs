@@ -217,3 +217,46 @@ pub fn sh(cmd: &str) -> String {
     assert!(out.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Python that receives one fd over a unix socket (SCM_RIGHTS) at argv[1],
+/// prints "listening", then the fd number, and keeps it open.
+pub const FD_RECEIVER_PY: &str = r#"
+import socket, sys, time, os
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sys.argv[1]); srv.listen(1)
+print("listening", flush=True)
+conn, _ = srv.accept()
+msg, fds, flags, addr = socket.recv_fds(conn, 16, 1)
+print(fds[0], flush=True)
+time.sleep(60)
+"#;
+
+/// Python that prints the inode of its net namespace, sends an fd on it to
+/// the socket at argv[1], then exits (closing its own copy).
+pub const FD_SENDER_PY: &str = r#"
+import socket, sys, os
+fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+print(os.fstat(fd).st_ino, flush=True)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+socket.send_fds(s, [b"x"], [fd])
+os.close(fd)
+s.close()
+"#;
+
+/// A fresh directory under /tmp (removed by [`Umount`] or by the test).
+pub fn tempdir() -> String {
+    let dir = format!("/tmp/{}", unique("nstrace-test"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Unmounts a bind mount and removes its directory when dropped.
+pub struct Umount(pub String);
+
+impl Drop for Umount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(std::path::Path::new(&self.0).parent().unwrap());
+    }
+}

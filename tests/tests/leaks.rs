@@ -3,7 +3,10 @@
 use std::{process::Command, time::Duration};
 
 use serde_json::Value;
-use tests::{Trace, ls_json, nstrace, ns_inode, root_or_skip, sh, spawn_ready, unique};
+use tests::{
+    FD_RECEIVER_PY, FD_SENDER_PY, Trace, Umount, ls_json, ns_inode, nstrace, root_or_skip, sh, spawn_ready,
+    tempdir, unique,
+};
 
 /// `nstrace leaks --json` → (exit code, report).
 fn leaks() -> (i32, Value) {
@@ -18,20 +21,6 @@ fn leak<'a>(report: &'a Value, ty: &str, inode: u64) -> Option<&'a Value> {
 
 fn reasons<'a>(l: &'a Value, kind: &str) -> Vec<&'a Value> {
     l["reasons"].as_array().unwrap().iter().filter(|r| r["kind"] == kind).collect()
-}
-
-struct Umount(String);
-impl Drop for Umount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir_all(std::path::Path::new(&self.0).parent().unwrap());
-    }
-}
-
-fn tempdir() -> String {
-    let dir = format!("/tmp/{}", unique("nstrace-leaks"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -58,26 +47,6 @@ fn netns_kept_by_a_bind_mount_after_its_process_exited() {
     assert!(report["by_holder"]["mount"].as_u64().unwrap() >= 1);
 }
 
-const PASSER: &str = r#"
-import socket, sys, time, os
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(sys.argv[1]); srv.listen(1)
-print("listening", flush=True)
-conn, _ = srv.accept()
-msg, fds, flags, addr = socket.recv_fds(conn, 16, 1)
-print(fds[0], flush=True)
-time.sleep(60)
-"#;
-
-const SENDER: &str = r#"
-import socket, sys, os
-fd = os.open("/proc/self/ns/net", os.O_RDONLY)
-print(os.fstat(fd).st_ino, flush=True)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-socket.send_fds(s, [b"x"], [fd])
-"#;
-
 #[test]
 fn netns_kept_only_by_a_passed_fd() {
     if !root_or_skip("netns_kept_only_by_a_passed_fd") {
@@ -85,8 +54,8 @@ fn netns_kept_only_by_a_passed_fd() {
     }
     let dir = tempdir();
     let sock = format!("{dir}/sock");
-    let (mut receiver, _) = spawn_ready(Command::new("python3").args(["-c", PASSER, &sock]));
-    let out = Command::new("unshare").args(["-n", "python3", "-c", SENDER, &sock]).output().unwrap();
+    let (mut receiver, _) = spawn_ready(Command::new("python3").args(["-c", FD_RECEIVER_PY, &sock]));
+    let out = Command::new("unshare").args(["-n", "python3", "-c", FD_SENDER_PY, &sock]).output().unwrap();
     assert!(out.status.success());
     let net: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let fd: i64 = receiver.next_line().parse().unwrap();

@@ -4,8 +4,8 @@ use std::{collections::HashSet, process::Command, time::Duration};
 
 use serde_json::Value;
 use tests::{
-    ChildGuard, children_of, eventually, find_row, ls_json, ns_inode, nstrace, root_or_skip, sh,
-    spawn_ready, unique,
+    ChildGuard, FD_RECEIVER_PY, FD_SENDER_PY, Umount, children_of, eventually, find_row, ls_json, ns_inode,
+    nstrace, root_or_skip, sh, spawn_ready, tempdir, unique,
 };
 
 const TYPES: [&str; 8] = ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time"];
@@ -80,31 +80,6 @@ fn netns_held_only_by_ip_netns_is_mounted() {
     assert_eq!(only.len(), 1);
 }
 
-/// Python with ctypes does the fd passing: a receiver that keeps an nsfs fd
-/// it got over a unix socket, and a sender in a fresh net namespace that
-/// closes its copy and exits.
-const RECEIVER: &str = r#"
-import socket, sys, time, os
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(sys.argv[1]); srv.listen(1)
-print("listening", flush=True)
-conn, _ = srv.accept()
-msg, fds, flags, addr = socket.recv_fds(conn, 16, 1)
-print(fds[0], flush=True)
-time.sleep(60)
-"#;
-
-const SENDER: &str = r#"
-import socket, sys, os
-fd = os.open("/proc/self/ns/net", os.O_RDONLY)
-print(os.fstat(fd).st_ino, flush=True)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-socket.send_fds(s, [b"x"], [fd])
-os.close(fd)
-s.close()
-"#;
-
 #[test]
 fn netns_held_only_by_a_passed_fd_is_fd_only() {
     if !root_or_skip("netns_held_only_by_a_passed_fd_is_fd_only") {
@@ -112,8 +87,8 @@ fn netns_held_only_by_a_passed_fd_is_fd_only() {
     }
     let dir = tempdir();
     let sock = format!("{dir}/sock");
-    let (receiver, _) = spawn_ready(Command::new("python3").args(["-c", RECEIVER, &sock]));
-    let out = Command::new("unshare").args(["-n", "python3", "-c", SENDER, &sock]).output().unwrap();
+    let (receiver, _) = spawn_ready(Command::new("python3").args(["-c", FD_RECEIVER_PY, &sock]));
+    let out = Command::new("unshare").args(["-n", "python3", "-c", FD_SENDER_PY, &sock]).output().unwrap();
     assert!(out.status.success(), "sender failed: {}", String::from_utf8_lossy(&out.stderr));
     let inode: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     // The receiver holds it as some fd: find which, as the kernel sees it.
@@ -198,13 +173,6 @@ fn user_ns_owning_a_mounted_netns_is_orphaned() {
     let pid = proc_.pid();
     let (user, net) = (ns_inode(pid, "user"), ns_inode(pid, "net"));
     sh(&format!("mount --bind /proc/{pid}/ns/net {target}"));
-    struct Umount(String);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-            let _ = std::fs::remove_dir_all(std::path::Path::new(&self.0).parent().unwrap());
-        }
-    }
     let _umount = Umount(target.clone());
     drop(proc_); // every task in the namespaces exits
     let rows = eventually(Duration::from_secs(5), "the user ns to lose its task", || {
@@ -280,8 +248,3 @@ fn proc_source_agrees_with_kernel_source_on_live_namespaces() {
     }
 }
 
-fn tempdir() -> String {
-    let dir = format!("/tmp/{}", unique("nstrace-test"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}

@@ -7,11 +7,11 @@ use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf};
 use nstrace_common::{
     config::ABSENT,
     event::{EventHeader, EventKind, NsCreateEvent, NsRef},
-    ns::{NsType, TASK_NS_SLOTS},
+    ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
-    hooks::task::{SLOT_TYPES, task_ns_ptrs},
+    hooks::task::task_ns_ptrs,
     maps::{EVENTS, KNOWN, config, count_lost},
     read::{ns_common_of, ns_ref, owner_of, ptr_at, u32_at},
 };

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     event::{EventHeader, EventKind, NsRef, TaskNsEvent, create_cause},
-    ns::{NsType, TASK_NS_SLOTS},
+    ns::{SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
@@ -33,20 +33,6 @@ pub fn active_pid_ns(task: u64) -> u64 {
     let upid = pid + config!(offsets.pid_numbers) as u64 + level * config!(offsets.upid_size) as u64;
     ptr_at(upid, config!(offsets.upid_ns))
 }
-
-/// Type of each slot of a task's namespace set.
-pub const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = [
-    NsType::Net,
-    NsType::Uts,
-    NsType::Ipc,
-    NsType::Pid,
-    NsType::User,
-    NsType::Mnt,
-    NsType::Cgroup,
-    NsType::Time,
-    NsType::Pid,
-    NsType::Time,
-];
 
 /// Pointers to the namespace structs of `task`, by slot.
 #[inline(always)]

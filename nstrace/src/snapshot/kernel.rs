@@ -117,26 +117,55 @@ impl Walker {
 
     /// Every namespace of one type.
     pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
+        let init = WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() };
         let prog = self.ns_prog.as_raw_fd();
+        self.walk_list(prog, WALK_STATE_NS, init, ty, stats, |r| match r {
+            Record::NsInfo(r) if r.ns_type == ty as u32 => Some((row_key(&r), r)),
+            _ => None,
+        })
+    }
+
+    /// Every process (thread-group leader) and its namespace set, from the
+    /// kernel's task list, by pid.
+    pub fn walk_tasks(&mut self, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
+        let init = WalkState { budget: CHUNK, ..Default::default() };
+        let prog = self.task_prog.as_raw_fd();
+        let mut out = self.walk_list(prog, WALK_STATE_TASKS, init, NsType::Pid, stats, |r| match r {
+            Record::Task(t) if t.header.kind == EventKind::TaskInfo as u32 => Some((t.subject_tid as u64, t)),
+            _ => None,
+        })?;
+        out.sort_by_key(|t| t.subject_tgid);
+        Ok(out)
+    }
+
+    /// Runs a walk program until its circular list is complete: resumes
+    /// after MORE, starts over after RESTART (bounded), and stops early when
+    /// a key repeats (the start entry left the list and the walk came round
+    /// again). Returns the rows in list order, each once.
+    fn walk_list<T>(
+        &mut self,
+        prog: i32,
+        state_index: u32,
+        init: WalkState,
+        ty: NsType,
+        stats: &mut WalkStats,
+        row: impl Fn(Record) -> Option<(u64, T)>,
+    ) -> Result<Vec<T>, WalkError> {
         let mut restarts = 0;
         'restart: loop {
-            let init = WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() };
-            self.state.set(WALK_STATE_NS, init, 0)?;
-            let mut seen: HashMap<u64, NsInfoRecord> = HashMap::new();
+            self.state.set(state_index, init, 0)?;
+            let mut seen: HashMap<u64, T> = HashMap::new();
             let mut order = Vec::new();
             loop {
-                // A repeated id means the start namespace left the list and
-                // the walk came round again: the list is complete.
                 let mut wrapped = false;
-                let run = self.run_once(prog, stats, Some(ty), |r| match r {
-                    Record::NsInfo(r) if r.ns_type == ty as u32 => {
-                        if seen.insert(row_key(&r), r).is_some() {
+                let run = self.run_once(prog, stats, Some(ty), |r| {
+                    if let Some((key, value)) = row(r) {
+                        if seen.insert(key, value).is_some() {
                             wrapped = true;
                         } else {
-                            order.push(row_key(&r));
+                            order.push(key);
                         }
                     }
-                    _ => {}
                 })?;
                 match run {
                     Run::Complete => break,
@@ -152,48 +181,8 @@ impl Walker {
                     }
                 }
             }
-            self.state.set(WALK_STATE_NS, WalkState::default(), 0)?;
+            self.state.set(state_index, WalkState::default(), 0)?;
             return Ok(order.into_iter().filter_map(|k| seen.remove(&k)).collect());
-        }
-    }
-
-    /// Every process (thread-group leader) and its namespace set, from the
-    /// kernel's task list.
-    pub fn walk_tasks(&mut self, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
-        let prog = self.task_prog.as_raw_fd();
-        let mut restarts = 0;
-        'restart: loop {
-            let init = WalkState { budget: CHUNK, ..Default::default() };
-            self.state.set(WALK_STATE_TASKS, init, 0)?;
-            let mut tasks: HashMap<u32, TaskNsEvent> = HashMap::new();
-            loop {
-                let mut wrapped = false;
-                let run = self.run_once(prog, stats, None, |r| {
-                    if let Record::Task(t) = r
-                        && t.header.kind == EventKind::TaskInfo as u32
-                        && tasks.insert(t.subject_tid, t).is_some()
-                    {
-                        wrapped = true;
-                    }
-                })?;
-                match run {
-                    Run::Complete => break,
-                    Run::More if wrapped => break,
-                    Run::More => continue,
-                    Run::Restart => {
-                        restarts += 1;
-                        stats.restarts += 1;
-                        if restarts > MAX_RESTARTS {
-                            return Err(WalkError::Unstable { ty: NsType::Pid, restarts });
-                        }
-                        continue 'restart;
-                    }
-                }
-            }
-            self.state.set(WALK_STATE_TASKS, WalkState::default(), 0)?;
-            let mut out: Vec<TaskNsEvent> = tasks.into_values().collect();
-            out.sort_by_key(|t| t.subject_tgid);
-            return Ok(out);
         }
     }
 }

@@ -99,6 +99,11 @@ pub struct NsRow {
 }
 
 impl NsRow {
+    /// A row with nothing known but its identity (state: orphaned).
+    pub fn new(ns_type: NsType, inode: u64) -> NsRow {
+        bare_row(NsKey { ns_type, inode })
+    }
+
     pub fn key(&self) -> NsKey {
         NsKey { ns_type: self.ns_type, inode: self.inode }
     }

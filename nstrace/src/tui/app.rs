@@ -492,22 +492,7 @@ mod tests {
 
     fn ns(ty: NsType, inode: u64, state: NsState, tasks: usize, created: Option<f64>) -> LiveNs {
         LiveNs {
-            row: NsRow {
-                id: Some(inode + 1000),
-                inode,
-                ns_type: ty,
-                state,
-                tasks,
-                pids: Vec::new(),
-                holders: Vec::new(),
-                refcount: None,
-                owner: None,
-                parent: None,
-                level: None,
-                names: Vec::new(),
-                command: None,
-                containers: Vec::new(),
-            },
+            row: NsRow { id: Some(inode + 1000), state, tasks, ..NsRow::new(ty, inode) },
             created,
             creator: None,
             first_seen: created.unwrap_or(NOW - 100.0),
