@@ -1,9 +1,9 @@
 //! Reading kernel memory at offsets found in BTF.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
+use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
 use nstrace_common::{
     config::ABSENT,
-    event::NsRef,
+    event::{EventHeader, NsRef},
     ns::NS_TYPES,
 };
 
@@ -72,4 +72,26 @@ pub fn ns_ref(common: u64) -> NsRef {
 #[inline(always)]
 pub fn owner_of(ns: u64, ty: usize) -> u64 {
     ptr_at(ns, owner_off(ty))
+}
+
+/// `task->comm` into `out` (zeroed when unreadable).
+#[inline(always)]
+pub fn read_comm(task: u64, out: &mut [u8; 16]) {
+    *out = [0; 16];
+    let off = config!(offsets.task_comm);
+    if task != 0 && off != ABSENT {
+        let _ = unsafe { bpf_probe_read_kernel_buf((task + off as u64) as *const u8, out) };
+    }
+}
+
+/// A record header stamped now.
+#[inline(always)]
+pub fn header<T>(kind: nstrace_common::event::EventKind, tgid: u32, tid: u32) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        size: core::mem::size_of::<T>() as u32,
+        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        tgid,
+        tid,
+    }
 }

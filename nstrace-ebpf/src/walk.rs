@@ -13,13 +13,13 @@
 //! The return value is `status | emitted << 8` (see `walk_status`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, bpf_ktime_get_boot_ns, generated::bpf_loop},
+    helpers::{bpf_get_current_task, generated::bpf_loop},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventHeader, EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, walk_status},
+    event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, walk_status},
     ns::{NS_TYPES, NsType},
 };
 
@@ -29,7 +29,7 @@ use crate::{
         task::{active_pid_ns, fill_task_event},
     },
     maps::{WALK, WALK_STATE, config, count_lost},
-    read::{ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
+    read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
 };
 
 /// Most entries one run visits (keeps verification cheap).
@@ -215,13 +215,7 @@ fn emit(common: u64, ty: usize) -> bool {
     let me = ns_ref(common);
     let e = entry.as_mut_ptr();
     unsafe {
-        (*e).header = EventHeader {
-            kind: EventKind::NsInfo as u32,
-            size: core::mem::size_of::<NsInfoRecord>() as u32,
-            ts_ns: bpf_ktime_get_boot_ns(),
-            tgid: 0,
-            tid: 0,
-        };
+        (*e).header = header::<NsInfoRecord>(EventKind::NsInfo, 0, 0);
         (*e).ns_type = ty as u32;
         (*e).level = level;
         (*e).id = me.id;

@@ -3,17 +3,15 @@
 //! namespaces not yet in `KNOWN`. User space seeds `KNOWN` with every
 //! namespace a walk found before the hooks report, and removes dead ones.
 
-use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf};
 use nstrace_common::{
-    config::ABSENT,
-    event::{EventHeader, EventKind, NsCreateEvent, NsRef},
+    event::{EventKind, NsCreateEvent, NsRef},
     ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
     hooks::task::task_ns_ptrs,
     maps::{EVENTS, KNOWN, config, count_lost},
-    read::{ns_common_of, ns_ref, owner_of, ptr_at, u32_at},
+    read::{header, ns_common_of, ns_ref, owner_of, ptr_at, read_comm, u32_at},
 };
 
 /// BPF_NOEXIST: insert only if absent, so racing CPUs report once.
@@ -65,13 +63,7 @@ pub fn report_new_namespaces(task: u64, cause: u32, flags: u64, tgid: u32, tid: 
         let (owner, parent, level) = lineage(ns, ty);
         let e = entry.as_mut_ptr();
         unsafe {
-            (*e).header = EventHeader {
-                kind: EventKind::Create as u32,
-                size: core::mem::size_of::<NsCreateEvent>() as u32,
-                ts_ns: bpf_ktime_get_boot_ns(),
-                tgid,
-                tid,
-            };
+            (*e).header = header::<NsCreateEvent>(EventKind::Create, tgid, tid);
             (*e).ns_type = ty as u32;
             (*e).cause = cause;
             (*e).flags = flags;
@@ -82,11 +74,7 @@ pub fn report_new_namespaces(task: u64, cause: u32, flags: u64, tgid: u32, tid: 
             (*e).parent = parent;
             (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
             (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
-            (*e).comm = [0; 16];
-            let comm_off = config!(offsets.task_comm);
-            if comm_off != ABSENT {
-                let _ = bpf_probe_read_kernel_buf((task + comm_off as u64) as *const u8, &mut (*e).comm);
-            }
+            read_comm(task, &mut (*e).comm);
         }
         entry.submit(0);
     }

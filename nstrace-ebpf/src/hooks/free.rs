@@ -6,16 +6,19 @@
 //! cheap on a hot tracepoint.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    helpers::bpf_get_current_pid_tgid,
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 use nstrace_common::{
     config::DESTROY_WORK_FNS,
-    event::{DestroyHintEvent, EventHeader, EventKind},
+    event::{DestroyHintEvent, EventKind},
 };
 
-use crate::maps::{EVENTS, config, count_lost};
+use crate::{
+    maps::{EVENTS, config, count_lost},
+    read::header,
+};
 
 // TP_PROTO(struct work_struct *work, work_func_t function)
 #[raw_tracepoint(tracepoint = "workqueue_execute_end")]
@@ -42,13 +45,7 @@ fn emit(which: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let e = entry.as_mut_ptr();
     unsafe {
-        (*e).header = EventHeader {
-            kind: EventKind::DestroyHint as u32,
-            size: core::mem::size_of::<DestroyHintEvent>() as u32,
-            ts_ns: bpf_ktime_get_boot_ns(),
-            tgid: (pid_tgid >> 32) as u32,
-            tid: pid_tgid as u32,
-        };
+        (*e).header = header::<DestroyHintEvent>(EventKind::DestroyHint, (pid_tgid >> 32) as u32, pid_tgid as u32);
         (*e).which = which;
         (*e)._reserved = 0;
     }

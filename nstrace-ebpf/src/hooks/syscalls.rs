@@ -3,13 +3,13 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task},
     macros::tracepoint,
     programs::TracePointContext,
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventHeader, EventKind, SyscallNsEvent, create_cause},
+    event::{EventKind, SyscallNsEvent, create_cause},
 };
 
 use crate::{
@@ -18,7 +18,7 @@ use crate::{
         task::{is_self, read_task_ns},
     },
     maps::{EVENTS, INFLIGHT, Inflight, SCRATCH, config, count_lost},
-    read::{ptr_at, u32_at, u64_at},
+    read::{header, ptr_at, read_comm, u32_at, u64_at},
 };
 
 #[inline(always)]
@@ -82,22 +82,12 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
         Some(mut entry) => {
             let e = entry.as_mut_ptr();
             unsafe {
-                (*e).header = EventHeader {
-                    kind: kind as u32,
-                    size: core::mem::size_of::<SyscallNsEvent>() as u32,
-                    ts_ns: bpf_ktime_get_boot_ns(),
-                    tgid,
-                    tid,
-                };
+                (*e).header = header::<SyscallNsEvent>(kind, tgid, tid);
                 (*e).fd = (*inflight).fd;
                 (*e).fd_magic = (*inflight).fd_magic;
                 (*e).flags = (*inflight).flags;
                 (*e).ret = ret;
-                (*e).comm = [0; 16];
-                let comm_off = config!(offsets.task_comm);
-                if comm_off != ABSENT {
-                    let _ = bpf_probe_read_kernel_buf((task + comm_off as u64) as *const u8, &mut (*e).comm);
-                }
+                read_comm(task, &mut (*e).comm);
                 (*e).before = (*inflight).before;
                 read_task_ns(task, &mut (*e).after);
             }

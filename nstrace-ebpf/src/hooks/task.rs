@@ -4,19 +4,19 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf},
+    helpers::bpf_get_current_pid_tgid,
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 use nstrace_common::{
-    event::{EventHeader, EventKind, NsRef, TaskNsEvent, create_cause},
+    event::{EventKind, NsRef, TaskNsEvent, create_cause},
     ns::{SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
     hooks::create::report_new_namespaces,
     maps::{EVENTS, config, count_lost},
-    read::{ns_common_of, ns_ref, ptr_at, u32_at},
+    read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
 };
 
 /// The active pid namespace of `task`: `task->thread_pid->numbers[level].ns`.
@@ -96,23 +96,13 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
 #[inline(always)]
 pub fn fill_task_event(e: *mut TaskNsEvent, kind: EventKind, task: u64, tgid: u32, tid: u32, clone_flags: u32) {
     unsafe {
-        (*e).header = EventHeader {
-            kind: kind as u32,
-            size: core::mem::size_of::<TaskNsEvent>() as u32,
-            ts_ns: bpf_ktime_get_boot_ns(),
-            tgid,
-            tid,
-        };
+        (*e).header = header::<TaskNsEvent>(kind, tgid, tid);
         (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
         (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
         let parent = ptr_at(task, config!(offsets.task_real_parent));
         (*e).parent_tgid = u32_at(parent, config!(offsets.task_tgid));
         (*e).clone_flags = clone_flags;
-        (*e).comm = [0; 16];
-        let comm_off = config!(offsets.task_comm);
-        if comm_off != nstrace_common::config::ABSENT {
-            let _ = bpf_probe_read_kernel_buf((task + comm_off as u64) as *const u8, &mut (*e).comm);
-        }
+        read_comm(task, &mut (*e).comm);
         read_task_ns(task, &mut (*e).ns);
     }
 }
