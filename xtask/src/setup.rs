@@ -19,6 +19,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("unshare", "util-linux"),
     ("tmux", "tmux"),
     ("mount", "mount"),
+    // `nstrace export` tests: a real Prometheus scrapes it; promtool lints.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
 ];
 
 pub fn setup() -> anyhow::Result<()> {
