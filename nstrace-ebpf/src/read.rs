@@ -1,6 +1,6 @@
 //! Reading kernel memory at offsets found in BTF.
 
-use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
+use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf, generated};
 use nstrace_common::{
     config::ABSENT,
     event::{EventHeader, NsRef},
@@ -9,20 +9,30 @@ use nstrace_common::{
 
 use crate::maps::config;
 
+// Reads are branch-free on purpose: the helper zeroes its destination when
+// the address is bad (a NULL base included), and every branch here would be
+// multiplied across the many reads of one program, which makes verification
+// slow. `off == ABSENT` costs nothing: offsets live in a frozen read-only
+// map, so the verifier knows them and drops the dead branch.
+
 #[inline(always)]
 pub fn ptr_at(base: u64, off: u32) -> u64 {
-    if base == 0 || off == ABSENT {
+    if off == ABSENT {
         return 0;
     }
-    unsafe { bpf_probe_read_kernel((base + off as u64) as *const u64) }.unwrap_or(0)
+    let mut v: u64 = 0;
+    unsafe { generated::bpf_probe_read_kernel((&raw mut v).cast(), 8, (base + off as u64) as *const _) };
+    v
 }
 
 #[inline(always)]
 pub fn u32_at(base: u64, off: u32) -> u32 {
-    if base == 0 || off == ABSENT {
+    if off == ABSENT {
         return 0;
     }
-    unsafe { bpf_probe_read_kernel((base + off as u64) as *const u32) }.unwrap_or(0)
+    let mut v: u32 = 0;
+    unsafe { generated::bpf_probe_read_kernel((&raw mut v).cast(), 4, (base + off as u64) as *const _) };
+    v
 }
 
 #[inline(always)]

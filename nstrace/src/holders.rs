@@ -22,7 +22,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nstrace_common::ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS};
+use nstrace_common::{
+    event::TaskNsEvent,
+    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS},
+};
 
 use crate::model::{Holder, NsKey, TaskHold};
 
@@ -74,6 +77,18 @@ pub fn scan() -> Result<HolderScan, HoldersError> {
 /// Scans every process except `exclude` (e.g. our own pid, whose scan fds
 /// would otherwise show up).
 pub fn scan_excluding(exclude: &[u32]) -> Result<HolderScan, HoldersError> {
+    scan_with(exclude, None)
+}
+
+/// Like [`scan_excluding`], but with every process's namespace set already
+/// known from the kernel's task list: the per-process namespace links are
+/// not read (they are most of the cost), only fds, mounts and cgroups.
+/// Threads whose namespaces differ from their leader's are not seen then.
+pub fn scan_with_kernel_tasks(exclude: &[u32], tasks: &[TaskNsEvent]) -> Result<HolderScan, HoldersError> {
+    scan_with(exclude, Some(tasks))
+}
+
+fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderScan, HoldersError> {
     let proc_fd =
         sys::open_at(None, c"/proc", libc::O_RDONLY | libc::O_DIRECTORY).map_err(|source| {
             HoldersError::Open {
@@ -95,9 +110,52 @@ pub fn scan_excluding(exclude: &[u32]) -> Result<HolderScan, HoldersError> {
         source,
     })?;
 
-    let mut scan = scan_pids(proc_fd.as_fd(), &pids);
+    let mut scan = scan_pids(proc_fd.as_fd(), &pids, tasks.is_none());
+    if let Some(tasks) = tasks {
+        add_kernel_tasks(&mut scan, tasks, exclude);
+    }
     read_mounts(proc_fd.as_fd(), &mut scan);
     Ok(scan)
+}
+
+/// Adds what the kernel's task list shows: every process's namespaces as
+/// task holders (including tasks whose /proc entries are unreadable, and
+/// pid namespaces that are only some task's pid_for_children before its
+/// first child exists, which /proc cannot name), and one process per mount
+/// namespace for reading its mounts.
+pub fn add_kernel_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &[u32]) {
+    for t in tasks {
+        let pid = t.subject_tgid;
+        if pid == 0 || exclude.contains(&pid) {
+            continue;
+        }
+        let end = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
+        let comm = String::from_utf8_lossy(&t.comm[..end]).into_owned();
+        let mut add = |ns_type: NsType, inum: u32, hold: TaskHold| {
+            if inum == 0 {
+                return;
+            }
+            let list = scan.holders.entry(NsKey { ns_type, inode: inum as u64 }).or_default();
+            if !list.iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid)) {
+                list.push(Holder::Task { pid, comm: comm.clone(), hold });
+            }
+        };
+        for ty in NsType::ALL {
+            add(ty, t.ns[ty as usize].inum, TaskHold::Member);
+        }
+        let pfc = t.ns[SLOT_PID_FOR_CHILDREN].inum;
+        if pfc != t.ns[NsType::Pid as usize].inum {
+            add(NsType::Pid, pfc, TaskHold::PidForChildren);
+        }
+        let tfc = t.ns[SLOT_TIME_FOR_CHILDREN].inum;
+        if tfc != t.ns[NsType::Time as usize].inum {
+            add(NsType::Time, tfc, TaskHold::TimeForChildren);
+        }
+        let mnt = t.ns[NsType::Mnt as usize].inum as u64;
+        if mnt != 0 {
+            scan.mount_ns_via.entry(mnt).or_insert(pid);
+        }
+    }
 }
 
 /// The arguments of a process (`/proc/PID/cmdline`), lossily decoded;
@@ -147,14 +205,14 @@ fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
 
 /// Splits the pid list into chunks claimed by up to one thread per core;
 /// chunk results are merged in pid order so output is deterministic.
-fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32]) -> HolderScan {
+fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], ns_links: bool) -> HolderScan {
     let chunks: Vec<&[u32]> = pids.chunks(CHUNK).collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(chunks.len())
         .min(8);
     if threads <= 1 {
-        let mut w = Worker::new(proc_fd);
+        let mut w = Worker::new(proc_fd, ns_links);
         pids.iter().for_each(|&p| w.scan_process(p));
         return w.out;
     }
@@ -164,7 +222,7 @@ fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32]) -> HolderScan {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let mut w = Worker::new(proc_fd);
+                let mut w = Worker::new(proc_fd, ns_links);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(chunk) = chunks.get(i) else { break };
@@ -220,6 +278,9 @@ struct Worker<'a> {
     /// Task holds already recorded for the current process.
     added: Vec<(NsKey, TaskHold)>,
     current_pid: u32,
+    /// Read each task's namespace links (false: the kernel's task list
+    /// already gave them).
+    ns_links: bool,
     out: HolderScan,
 }
 
@@ -228,8 +289,9 @@ fn is_denied(e: &io::Error) -> bool {
 }
 
 impl<'a> Worker<'a> {
-    fn new(proc_fd: BorrowedFd<'a>) -> Self {
+    fn new(proc_fd: BorrowedFd<'a>, ns_links: bool) -> Self {
         Worker {
+            ns_links,
             proc_fd,
             file: Vec::with_capacity(4096),
             dents: Vec::with_capacity(DENTS_BUF),
@@ -277,7 +339,8 @@ impl<'a> Worker<'a> {
         // leader: its threads may still be alive, so go on to them.
         self.added.clear();
         let all: [usize; TASK_NS_SLOTS] = std::array::from_fn(|i| i);
-        let leader = match self.read_links(at(b"/ns").as_cstr(), &all) {
+        let links = if self.ns_links { self.read_links(at(b"/ns").as_cstr(), &all) } else { Err(io::Error::other("skipped")) };
+        let leader = match links {
             Ok(slots) => {
                 self.add_slots(pid, &comm, &slots, None);
                 Some(slots)
@@ -289,7 +352,7 @@ impl<'a> Worker<'a> {
                 None
             }
         };
-        if stat.threads > 1 {
+        if stat.threads > 1 && self.ns_links {
             self.scan_threads(pid, at(b"/task").as_cstr(), &comm, leader);
         }
         if stat.flags & PF_KTHREAD == 0 {

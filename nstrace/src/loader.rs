@@ -55,11 +55,22 @@ pub enum LoaderError {
 pub struct LoadOptions {
     /// Size of the event ring buffer in bytes (a power of two, multiple of the page size).
     pub events_ring_bytes: u32,
+    /// Capacity of the map of known namespaces.
+    pub known_entries: u32,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { events_ring_bytes: 4 * 1024 * 1024 }
+        LoadOptions { events_ring_bytes: 4 * 1024 * 1024, known_entries: 1 << 18 }
+    }
+}
+
+impl LoadOptions {
+    /// For one-shot snapshots: the event maps are never used, so they are
+    /// made as small as the kernel allows (creating them is most of the cost
+    /// of loading).
+    pub fn snapshot_only() -> LoadOptions {
+        LoadOptions { events_ring_bytes: 4096, known_entries: 1 }
     }
 }
 
@@ -82,8 +93,10 @@ impl Tracer {
         if EBPF_OBJECT.is_empty() {
             return Err(LoaderError::NoPrograms);
         }
+        let t = std::time::Instant::now();
         let btf = Btf::from_sys_fs()?;
         let offsets = kernel_offsets(&btf)?;
+        log::debug!("BTF offsets in {:?}", t.elapsed());
         let mut flags = config_flags::READY;
         if has_ns_tree(&offsets) {
             flags |= config_flags::HAS_NS_TREE;
@@ -100,9 +113,14 @@ impl Tracer {
             destroy_work_fns: destroy_work_fns(),
         };
         let ebpf = EbpfLoader::new()
+            // Rust eBPF has no CO-RE relocations (offsets come from our own
+            // BTF reading), so aya need not parse the kernel's BTF again.
+            .btf(None)
             .override_global(names::CONFIG_GLOBAL, &config, true)
             .map_max_entries(names::EVENTS_MAP, opts.events_ring_bytes)
+            .map_max_entries(names::KNOWN_MAP, opts.known_entries)
             .load(EBPF_OBJECT)?;
+        log::debug!("object loaded at {:?}", t.elapsed());
         Ok(Tracer { ebpf, config })
     }
 

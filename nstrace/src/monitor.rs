@@ -99,13 +99,8 @@ pub struct Totals {
     pub destroyed_rate: f64,
 }
 
-/// A holder scan running on a blocking thread, with the task walk taken
-/// just before it.
-type PendingScan = (
-    Vec<nstrace_common::event::TaskNsEvent>,
-    Instant,
-    tokio::task::JoinHandle<Result<holders::HolderScan, holders::HoldersError>>,
-);
+/// A holder scan running on a blocking thread, and when it started.
+type PendingScan = (Instant, tokio::task::JoinHandle<Result<holders::HolderScan, holders::HoldersError>>);
 
 pub struct Monitor {
     engine: Engine,
@@ -168,16 +163,16 @@ impl Monitor {
         let mut events = Vec::new();
         let scan_done = async {
             match self.scan.as_mut() {
-                Some((_, _, handle)) => handle.await,
+                Some((_, handle)) => handle.await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
             r = self.engine.step(&mut events) => r?,
             done = scan_done => {
-                let (tasks, started, _) = self.scan.take().expect("a scan was running");
+                let (started, _) = self.scan.take().expect("a scan was running");
                 let scan = done.map_err(|e| MonitorError::ScanTask(e.to_string()))??;
-                self.apply_scan(&tasks, scan, started);
+                self.apply_scan(scan, started);
             }
         }
         for e in &events {
@@ -186,8 +181,10 @@ impl Monitor {
         if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
             let started = Instant::now();
             let tasks = self.engine.walk_tasks()?;
-            let handle = tokio::task::spawn_blocking(|| holders::scan_excluding(&[std::process::id()]));
-            self.scan = Some((tasks, started, handle));
+            let handle = tokio::task::spawn_blocking(move || {
+                holders::scan_with_kernel_tasks(&[std::process::id()], &tasks)
+            });
+            self.scan = Some((started, handle));
             // Counted from the start, so a slow scan does not pile up.
             self.last_refresh = Some(started);
         }
@@ -198,14 +195,14 @@ impl Monitor {
     pub fn refresh(&mut self) -> Result<(), MonitorError> {
         let started = Instant::now();
         let tasks = self.engine.walk_tasks()?;
-        let scan = holders::scan_excluding(&[std::process::id()])?;
-        self.apply_scan(&tasks, scan, started);
+        let scan = holders::scan_with_kernel_tasks(&[std::process::id()], &tasks)?;
+        self.apply_scan(scan, started);
         Ok(())
     }
 
-    /// Rebuilds every live row from the last walk, a task walk and a scan.
-    fn apply_scan(&mut self, tasks: &[nstrace_common::event::TaskNsEvent], scan: holders::HolderScan, started: Instant) {
-        let fresh = snapshot::assemble(self.engine.last_walk(), tasks, scan);
+    /// Rebuilds every live row from the last walk and a holder scan.
+    fn apply_scan(&mut self, scan: holders::HolderScan, started: Instant) {
+        let fresh = snapshot::assemble(self.engine.last_walk(), scan);
         let now = self.clock().unix(Clock::now_boot_ns());
         let table = self.engine.table();
         let mut seen = std::collections::HashSet::with_capacity(fresh.len());

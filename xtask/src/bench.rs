@@ -104,12 +104,28 @@ pub fn bench() -> anyhow::Result<()> {
     run(cargo().current_dir(&root).args(["build", "--release", "-p", "nstrace"]))?;
     let started = Instant::now();
     let mut report = Report::new()?;
-    snapshot(&mut report)?;
-    overhead(&mut report)?;
-    hot_hooks(&mut report)?;
-    throughput(&mut report)?;
-    memory(&mut report)?;
+    let cases: [(&str, fn(&mut Report) -> anyhow::Result<()>); 5] = [
+        ("snapshot", snapshot),
+        ("overhead", overhead),
+        ("hot_hooks", hot_hooks),
+        ("throughput", throughput),
+        ("memory", memory),
+    ];
+    let mut failed = Vec::new();
+    for (name, case) in cases {
+        eprintln!("xtask: bench case {name}");
+        // A failed case is reported, and the others still run.
+        if let Err(e) = case(&mut report) {
+            eprintln!("xtask: bench case {name} failed: {e:#}");
+            report.md.push_str(&format!("\n**Case `{name}` failed:** {e:#}\n"));
+            report.json["failed"][name] = json!(format!("{e:#}"));
+            failed.push(name);
+        }
+    }
     report.write(&root.join("docs"), started.elapsed())?;
+    if !failed.is_empty() {
+        bail!("bench cases failed: {failed:?}");
+    }
     Ok(())
 }
 
@@ -354,7 +370,7 @@ fn memory(r: &mut Report) -> anyhow::Result<()> {
     r.section(
         "Memory per tracked namespace",
         "Resident memory of `nstrace live --plain` (the same live table `export` keeps) after it has taken in \
-         N extra uts namespaces held by open fds, minus its resident memory with none. Goal: < 1 KiB per namespace.",
+         N extra uts and ipc namespaces held by open fds, minus its resident memory with none. Goal: < 1 KiB per namespace.",
     );
     r.md.push_str("| namespaces | RSS KiB | per namespace (bytes) |\n|---|---|---|\n");
     let measure = || -> anyhow::Result<u64> {

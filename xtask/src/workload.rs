@@ -60,39 +60,60 @@ impl Held {
         Ok(Held { groups })
     }
 
-    /// One process holding `count` uts namespaces by open nsfs fds.
+    /// Processes holding `count` namespaces (uts and ipc alternately: each
+    /// type has its own per-user limit, /proc/sys/user/max_*_namespaces) by
+    /// open nsfs fds, at most 16,000 per process (the hard fd limit here).
     pub fn fds(count: usize) -> anyhow::Result<Held> {
-        let path = CString::new("/proc/self/ns/uts")?;
-        let mut ready = [0i32; 2];
-        unsafe {
-            if libc::pipe(ready.as_mut_ptr()) != 0 {
-                anyhow::bail!("pipe: {}", std::io::Error::last_os_error());
-            }
-            let pid = libc::fork();
-            if pid == 0 {
-                libc::setpgid(0, 0);
-                let lim = libc::rlimit { rlim_cur: count as u64 + 1024, rlim_max: count as u64 + 1024 };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-                for _ in 0..count {
-                    if libc::unshare(libc::CLONE_NEWUTS) != 0 || libc::open(path.as_ptr(), libc::O_RDONLY) < 0 {
-                        libc::_exit(1);
-                    }
-                }
-                libc::write(ready[1], b"x".as_ptr().cast(), 1);
-                loop {
-                    libc::pause();
-                }
-            }
-            libc::close(ready[1]);
-            let mut b = 0u8;
-            let n = libc::read(ready[0], (&raw mut b).cast(), 1);
-            libc::close(ready[0]);
-            if n != 1 {
-                libc::kill(-pid, libc::SIGKILL);
-                anyhow::bail!("the fd-holding process failed (RLIMIT_NOFILE?)");
-            }
-            Ok(Held { groups: vec![pid] })
+        const PER_PROCESS: usize = 16_000;
+        let mut held = Held { groups: Vec::new() };
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(PER_PROCESS);
+            held.groups.push(fd_holder(n)?);
+            left -= n;
         }
+        Ok(held)
+    }
+}
+
+/// One process holding `count` namespaces by fds; returns its pid.
+fn fd_holder(count: usize) -> anyhow::Result<libc::pid_t> {
+    let uts = CString::new("/proc/self/ns/uts")?;
+    let ipc = CString::new("/proc/self/ns/ipc")?;
+    let mut ready = [0i32; 2];
+    // SAFETY: plain syscalls; the child never returns into Rust code.
+    unsafe {
+        if libc::pipe(ready.as_mut_ptr()) != 0 {
+            anyhow::bail!("pipe: {}", std::io::Error::last_os_error());
+        }
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::setpgid(0, 0);
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            for i in 0..count {
+                let (flag, path) = if i % 2 == 0 { (libc::CLONE_NEWUTS, &uts) } else { (libc::CLONE_NEWIPC, &ipc) };
+                if libc::unshare(flag) != 0 || libc::open(path.as_ptr(), libc::O_RDONLY) < 0 {
+                    libc::_exit(1);
+                }
+            }
+            libc::write(ready[1], b"x".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+        libc::close(ready[1]);
+        let mut b = 0u8;
+        let n = libc::read(ready[0], (&raw mut b).cast(), 1);
+        libc::close(ready[0]);
+        if n != 1 {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            anyhow::bail!("an fd-holding process could not create and hold {count} namespaces");
+        }
+        Ok(pid)
     }
 }
 

@@ -114,7 +114,7 @@ impl Args {
 pub async fn run(args: Args) -> Result<i32> {
     let opts = EngineOptions {
         walk_interval: args.walk_interval,
-        load: crate::loader::LoadOptions { events_ring_bytes: args.ring_bytes },
+        load: crate::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
     };
     let mut engine = Engine::start(&opts).map_err(|e| Error::Usage(e.to_string()))?;
     let stdout = std::io::stdout();

@@ -7,17 +7,14 @@ pub mod proc;
 
 use std::collections::{BTreeMap, HashMap};
 
-use nstrace_common::{
-    event::{NsInfoRecord, TaskNsEvent},
-    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN},
-};
+use nstrace_common::{event::NsInfoRecord, ns::NsType};
 use serde::Serialize;
 
 use crate::{
     containers::Container,
     holders::{self, HolderScan, HoldersError},
     loader::{LoadOptions, LoaderError, Tracer},
-    model::{Holder, NsKey, TaskHold},
+    model::{Holder, NsKey},
 };
 
 /// Where the list of namespaces comes from.
@@ -151,21 +148,27 @@ pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
 
 /// The tree walk, then the holders.
 pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
-    let mut tracer = Tracer::load(&LoadOptions::default())?;
+    let t = std::time::Instant::now();
+    let mut tracer = Tracer::load(&LoadOptions::snapshot_only())?;
     if !tracer.has_ns_tree() {
         return Err(kernel::WalkError::Unsupported.into());
     }
+    log::debug!("loaded the eBPF object in {:?}", t.elapsed());
     let mut walker = tracer.walker()?;
+    log::debug!("walk programs ready at {:?}", t.elapsed());
     let (records, mut stats) = walker.walk_all()?;
     let tasks = walker.walk_tasks(&mut stats)?;
-    let scan = holders::scan_excluding(&[std::process::id()])?;
-    let rows = assemble(&records, &tasks, scan);
+    log::debug!("walks done at {:?}", t.elapsed());
+    let scan = holders::scan_with_kernel_tasks(&[std::process::id()], &tasks)?;
+    log::debug!("/proc scan done at {:?}", t.elapsed());
+    let rows = assemble(&records, scan);
+    log::debug!("rows assembled at {:?}", t.elapsed());
     Ok(Snapshot { source: Source::Kernel, rows, walk: Some(stats) })
 }
 
-/// Rows from a namespace walk, a task walk and a /proc holder scan.
-pub fn assemble(records: &[NsInfoRecord], tasks: &[TaskNsEvent], mut scan: HolderScan) -> Vec<NsRow> {
-    add_kernel_task_holders(&mut scan, tasks);
+/// Rows from a namespace walk and a holder scan (see
+/// [`holders::scan_with_kernel_tasks`]).
+pub fn assemble(records: &[NsInfoRecord], scan: HolderScan) -> Vec<NsRow> {
     let mut rows: BTreeMap<NsKey, NsRow> = BTreeMap::new();
     for r in records.iter().filter(|r| r.refcount > 0) {
         let Some(ns_type) = NsType::from_u32(r.ns_type) else { continue };
@@ -188,41 +191,6 @@ pub fn assemble(records: &[NsInfoRecord], tasks: &[TaskNsEvent], mut scan: Holde
         rows.entry(*key).or_insert_with(|| bare_row(*key));
     }
     attach_holders(rows, &scan)
-}
-
-/// Adds what the kernel's task list shows and /proc cannot: tasks whose
-/// /proc entries are unreadable, and pid namespaces that are only some
-/// task's pid_for_children before its first child exists.
-fn add_kernel_task_holders(scan: &mut HolderScan, tasks: &[TaskNsEvent]) {
-    let me = std::process::id();
-    for t in tasks {
-        let pid = t.subject_tgid;
-        if pid == 0 || pid == me {
-            continue;
-        }
-        let comm = crate::render::comm_str(&t.comm);
-        let mut add = |ns_type: NsType, inum: u32, hold: TaskHold| {
-            if inum == 0 {
-                return;
-            }
-            let list = scan.holders.entry(NsKey { ns_type, inode: inum as u64 }).or_default();
-            let held = list.iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid));
-            if !held {
-                list.push(Holder::Task { pid, comm: comm.clone(), hold });
-            }
-        };
-        for ty in NsType::ALL {
-            add(ty, t.ns[ty as usize].inum, TaskHold::Member);
-        }
-        let pfc = t.ns[SLOT_PID_FOR_CHILDREN].inum;
-        if pfc != t.ns[NsType::Pid as usize].inum {
-            add(NsType::Pid, pfc, TaskHold::PidForChildren);
-        }
-        let tfc = t.ns[SLOT_TIME_FOR_CHILDREN].inum;
-        if tfc != t.ns[NsType::Time as usize].inum {
-            add(NsType::Time, tfc, TaskHold::TimeForChildren);
-        }
-    }
 }
 
 /// The lsns method plus nsfs ioctls.
