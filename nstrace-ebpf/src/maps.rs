@@ -71,3 +71,18 @@ pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(16384, 0
 /// Per-CPU staging for an [`Inflight`] value.
 #[map]
 pub static SCRATCH: PerCpuArray<Inflight> = PerCpuArray::with_max_entries(1, 0);
+
+/// Ring-buffer data that makes a submit wake the reader at once.
+const WAKE_BYTES: u64 = 512 * 1024;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Submit flags for EVENTS: waking the reader for every record costs the
+/// traced task an IPI and a context switch, so records are submitted
+/// silently and the reader drains on a short timer; only a filling ring
+/// wakes it early.
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) > WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP }
+}

@@ -304,6 +304,10 @@ pub fn known_key(id: u64, ns_type: u32, inum: u32) -> u64 {
     if id != 0 { id } else { (1 << 63) | ((ns_type as u64) << 32) | inum as u64 }
 }
 
+/// How often the reader drains records submitted without a wakeup: the
+/// most an event waits before user space sees it.
+pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Reads decoded records from the event ring buffer.
 pub struct EventStream {
     ring: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
@@ -314,17 +318,31 @@ pub struct EventStream {
 pub type StreamItem = Result<nstrace_common::decode::Record, nstrace_common::decode::DecodeError>;
 
 impl EventStream {
-    /// Waits until records are available, then hands every available one to `f`.
+    /// Waits until records are available (the programs wake the reader only
+    /// when the ring fills up, so this also drains every [`DRAIN_EVERY`]),
+    /// then hands every available one to `f`.
     pub async fn next_batch(&mut self, mut f: impl FnMut(StreamItem)) -> Result<usize, LoaderError> {
-        let mut guard = self.ring.readable_mut().await?;
-        let ring = guard.get_inner_mut();
-        let mut n = 0;
-        while let Some(item) = ring.next() {
-            f(nstrace_common::decode::decode(&item));
-            n += 1;
+        loop {
+            tokio::select! {
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard?;
+                    let ring = guard.get_inner_mut();
+                    let mut n = 0;
+                    while let Some(item) = ring.next() {
+                        f(nstrace_common::decode::decode(&item));
+                        n += 1;
+                    }
+                    guard.clear_ready();
+                    return Ok(n);
+                }
+                _ = tokio::time::sleep(DRAIN_EVERY) => {
+                    let n = self.drain(&mut f);
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                }
+            }
         }
-        guard.clear_ready();
-        Ok(n)
     }
 
     /// Hands every record available right now to `f`, without waiting.

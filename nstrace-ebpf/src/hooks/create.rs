@@ -10,7 +10,7 @@ use nstrace_common::{
 
 use crate::{
     hooks::task::task_ns_ptrs,
-    maps::{EVENTS, KNOWN, config, count_lost},
+    maps::{EVENTS, KNOWN, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, owner_of, ptr_at, read_comm, u32_at},
 };
 
@@ -76,6 +76,6 @@ pub fn report_new_namespaces(task: u64, cause: u32, flags: u64, tgid: u32, tid: 
             (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
             read_comm(task, &mut (*e).comm);
         }
-        entry.submit(0);
+        entry.submit(wakeup_flags());
     }
 }

@@ -16,7 +16,7 @@ use nstrace_common::{
 };
 
 use crate::{
-    maps::{EVENTS, config, count_lost},
+    maps::{EVENTS, config, count_lost, wakeup_flags},
     read::header,
 };
 
@@ -49,5 +49,5 @@ fn emit(which: u32) {
         (*e).which = which;
         (*e)._reserved = 0;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }

@@ -17,7 +17,7 @@ use crate::{
         create::report_new_namespaces,
         task::{is_self, read_task_ns},
     },
-    maps::{EVENTS, INFLIGHT, Inflight, SCRATCH, config, count_lost},
+    maps::{EVENTS, INFLIGHT, Inflight, SCRATCH, config, count_lost, wakeup_flags},
     read::{header, ptr_at, read_comm, u32_at, u64_at},
 };
 
@@ -91,7 +91,7 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
                 (*e).before = (*inflight).before;
                 read_task_ns(task, &mut (*e).after);
             }
-            entry.submit(0);
+            entry.submit(wakeup_flags());
         }
         None => count_lost(kind as u32),
     }

@@ -15,7 +15,7 @@ use nstrace_common::{
 
 use crate::{
     hooks::create::report_new_namespaces,
-    maps::{EVENTS, config, count_lost},
+    maps::{EVENTS, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
 };
 
@@ -84,7 +84,7 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
         return Err(-1);
     };
     fill_task_event(entry.as_mut_ptr(), kind, task, tgid, tid, clone_flags);
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     let cause = if kind == EventKind::Exec { create_cause::EXEC } else { create_cause::FORK };
     if kind != EventKind::Exit {
         report_new_namespaces(task, cause, clone_flags as u64, tgid, tid);
