@@ -244,6 +244,13 @@ impl Monitor {
             }
         }
         self.evict(now);
+        // A refresh allocates a fresh copy of every row; hand the freed
+        // memory back so resident memory tracks the table, not the peak.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         self.last_refresh = Some(started);
         self.refresh_micros = started.elapsed().as_micros() as u64;
     }
@@ -308,19 +315,7 @@ impl Monitor {
     }
 
     fn evict(&mut self, now: f64) {
-        let keep = self.opts.keep_destroyed.as_secs_f64();
-        self.rows.retain(|_, r| r.destroyed.is_none_or(|d| now - d < keep));
-        if self.rows.len() <= self.opts.max_rows {
-            return;
-        }
-        // Destroyed first (oldest first), then the oldest changes.
-        let mut order: Vec<(bool, f64, u64)> =
-            self.rows.iter().map(|(k, r)| (r.destroyed.is_none(), r.destroyed.unwrap_or(r.last_change), *k)).collect();
-        order.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let excess = self.rows.len() - self.opts.max_rows;
-        for (_, _, k) in order.into_iter().take(excess) {
-            self.rows.remove(&k);
-        }
+        evict(&mut self.rows, now, self.opts.keep_destroyed, self.opts.max_rows);
     }
 
     pub fn totals(&self) -> Totals {
@@ -356,6 +351,23 @@ impl Monitor {
     }
 }
 
+/// Drops destroyed rows older than `keep`, then, over `max_rows`, destroyed
+/// rows first (oldest first), then the rows that changed longest ago.
+fn evict(rows: &mut HashMap<u64, LiveNs>, now: f64, keep: Duration, max_rows: usize) {
+    let keep = keep.as_secs_f64();
+    rows.retain(|_, r| r.destroyed.is_none_or(|d| now - d < keep));
+    if rows.len() <= max_rows {
+        return;
+    }
+    let mut order: Vec<(bool, f64, u64)> =
+        rows.iter().map(|(k, r)| (r.destroyed.is_none(), r.destroyed.unwrap_or(r.last_change), *k)).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let excess = rows.len() - max_rows;
+    for (_, _, k) in order.into_iter().take(excess) {
+        rows.remove(&k);
+    }
+}
+
 fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
     if cap == 0 {
         return;
@@ -364,4 +376,63 @@ fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
         q.pop_front();
     }
     q.push_back(v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(inode: u64, last_change: f64, destroyed: Option<f64>) -> (u64, LiveNs) {
+        let row = NsRow { id: Some(inode), ..NsRow::new(NsType::Net, inode) };
+        let ns = LiveNs {
+            row,
+            created: None,
+            creator: None,
+            first_seen: 0.0,
+            last_change,
+            destroyed,
+            history: VecDeque::new(),
+        };
+        (ns.key(), ns)
+    }
+
+    #[test]
+    fn memory_cap_evicts_destroyed_rows_first_then_the_stalest() {
+        let mut rows: HashMap<u64, LiveNs> = [
+            live(1, 50.0, None),
+            live(2, 10.0, None),
+            live(3, 40.0, Some(90.0)),
+            live(4, 40.0, Some(80.0)),
+            live(5, 60.0, None),
+        ]
+        .into_iter()
+        .collect();
+        evict(&mut rows, 100.0, Duration::from_secs(60), 3);
+        let mut left: Vec<u64> = rows.values().map(|r| r.row.inode).collect();
+        left.sort();
+        // Both destroyed rows went first.
+        assert_eq!(left, vec![1, 2, 5]);
+        evict(&mut rows, 100.0, Duration::from_secs(60), 2);
+        let mut left: Vec<u64> = rows.values().map(|r| r.row.inode).collect();
+        left.sort();
+        // Then the row that changed longest ago.
+        assert_eq!(left, vec![1, 5]);
+    }
+
+    #[test]
+    fn destroyed_rows_expire() {
+        let mut rows: HashMap<u64, LiveNs> = [live(1, 0.0, Some(10.0)), live(2, 0.0, Some(95.0))].into_iter().collect();
+        evict(&mut rows, 100.0, Duration::from_secs(60), 100);
+        assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut q = VecDeque::new();
+        for i in 0..40 {
+            push_bounded(&mut q, i, 16);
+        }
+        assert_eq!(q.len(), 16);
+        assert_eq!(q.front(), Some(&24));
+    }
 }

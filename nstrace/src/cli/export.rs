@@ -41,6 +41,9 @@ pub struct Args {
     /// Seconds between tree walks that confirm deaths and heal lost events.
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
+    /// Most namespaces kept in memory; destroyed rows are evicted first.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rows: usize,
     /// Seconds between holder refreshes (/proc scan and task walk) that set states.
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub refresh: Duration,
@@ -70,6 +73,7 @@ pub async fn run(args: Args) -> Result<i32> {
     let opts = MonitorOptions {
         engine: EngineOptions { walk_interval: args.walk_interval, ..Default::default() },
         refresh: args.refresh,
+        max_rows: args.max_rows,
         ..Default::default()
     };
     let mut monitor = Monitor::start(opts).map_err(|e| Error::Usage(e.to_string()))?;

@@ -41,6 +41,9 @@ pub struct Args {
     /// Seconds between tree walks that confirm deaths and heal lost events.
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
+    /// Most namespaces kept in memory; destroyed rows are evicted first.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rows: usize,
     /// Show only this namespace type at first (`t` cycles it).
     #[arg(long = "type", short = 't', value_enum)]
     pub type_filter: Option<TypeArg>,
@@ -53,6 +56,7 @@ pub async fn run(args: Args) -> Result<i32> {
     let opts = MonitorOptions {
         engine: EngineOptions { walk_interval: args.walk_interval, ..Default::default() },
         refresh: args.interval,
+        max_rows: args.max_rows,
         ..Default::default()
     };
     let monitor = Monitor::start(opts).map_err(|e| Error::Usage(e.to_string()))?;
