@@ -18,11 +18,17 @@ pub struct EngineOptions {
     /// How often the tree walk confirms deaths and heals losses.
     pub walk_interval: Duration,
     pub load: LoadOptions,
+    /// Attach the unshare/setns syscall tracepoints. While any syscalls:*
+    /// tracepoint is attached every syscall of every task takes the
+    /// tracing slow path (tens of ns each); without them unshare/setns are
+    /// not reported, their namespaces still are (at the next fork, exec or
+    /// walk).
+    pub syscall_events: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { walk_interval: Duration::from_secs(1), load: LoadOptions::default() }
+        EngineOptions { walk_interval: Duration::from_secs(1), load: LoadOptions::default(), syscall_events: true }
     }
 }
 
@@ -95,7 +101,9 @@ impl Engine {
             known.insert(e.key())?;
         }
         tracer.attach_task_hooks()?;
-        tracer.attach_syscall_hooks()?;
+        if opts.syscall_events {
+            tracer.attach_syscall_hooks()?;
+        }
         let hints = tracer.attach_destroy_hints()?;
         let host_ids = host_namespace_ids();
         let dev = crate::nsfs::nsfs_dev().unwrap_or(0);

@@ -61,6 +61,10 @@ pub struct Args {
     /// Seconds between tree walks that confirm deaths and heal lost events.
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
+    /// Do not attach the unshare/setns syscall tracepoints (they put every
+    /// syscall on the host on the tracing slow path, ~45 ns each).
+    #[arg(long)]
+    pub no_syscall_events: bool,
     /// Size of the event ring buffer in bytes (a power of two, at least 4096).
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
@@ -115,6 +119,7 @@ pub async fn run(args: Args) -> Result<i32> {
     let opts = EngineOptions {
         walk_interval: args.walk_interval,
         load: crate::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
+        syscall_events: !args.no_syscall_events,
     };
     let mut engine = Engine::start(&opts).map_err(|e| Error::Usage(e.to_string()))?;
     let stdout = std::io::stdout();
