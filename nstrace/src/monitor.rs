@@ -65,7 +65,8 @@ pub struct LiveNs {
     pub row: NsRow,
     /// Unix time of creation, when nstrace saw it.
     pub created: Option<f64>,
-    pub creator: Option<Creator>,
+    /// Boxed: most namespaces predate nstrace and have none (saves bytes per row).
+    pub creator: Option<Box<Creator>>,
     /// Unix time nstrace first saw it (its start, for older namespaces).
     pub first_seen: f64,
     /// Unix time of the last change seen.
@@ -272,12 +273,8 @@ impl Monitor {
                         ..NsRow::new(*ns_type, *inode)
                     },
                     created: Some(*time),
-                    creator: (*pid != 0).then(|| Creator {
-                        pid: *pid,
-                        tid: *tid,
-                        comm: comm.clone(),
-                        cause,
-                        flags: *flags,
+                    creator: (*pid != 0).then(|| {
+                        Box::new(Creator { pid: *pid, tid: *tid, comm: comm.clone(), cause, flags: *flags })
                     }),
                     first_seen: *time,
                     last_change: *time,

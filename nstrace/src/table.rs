@@ -34,7 +34,8 @@ pub struct NsEntry {
     pub refcount: Option<u32>,
     /// CLOCK_BOOTTIME ns of creation, when seen (None: before nstrace started).
     pub created_ns: Option<u64>,
-    pub creator: Option<Creator>,
+    /// Boxed: most namespaces predate nstrace and have none.
+    pub creator: Option<Box<Creator>>,
     /// CLOCK_BOOTTIME ns of the last change nstrace saw.
     pub last_change_ns: u64,
 }
@@ -132,13 +133,13 @@ impl Table {
             level: tree.then_some(c.level),
             refcount: None,
             created_ns: Some(c.header.ts_ns),
-            creator: Some(Creator {
+            creator: Some(Box::new(Creator {
                 pid: c.subject_tgid,
                 tid: c.subject_tid,
                 comm: comm_str(&c.comm),
                 cause: crate::events::cause_name(c.cause),
                 flags: c.flags,
-            }),
+            })),
             last_change_ns: c.header.ts_ns,
         };
         Some(self.entries.entry(key).or_insert(entry))
