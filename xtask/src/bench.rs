@@ -380,16 +380,22 @@ fn memory(r: &mut Report) -> anyhow::Result<()> {
         "Resident memory of `nstrace live --plain` (the same live table `export` keeps) after it has taken in \
          N extra uts and ipc namespaces held by open fds, minus its resident memory with none. Goal: < 1 KiB per namespace.",
     );
-    r.md.push_str("| namespaces | RSS KiB | per namespace (bytes) |\n|---|---|---|\n");
-    let measure = || -> anyhow::Result<u64> {
+    r.md.push_str("| namespaces | RSS KiB, median (min..max) | per namespace (bytes) |\n|---|---|---|\n");
+    // Resident memory moves with each refresh (a fresh copy of every row is
+    // built, then freed): sample it for a while and take the median.
+    let measure = || -> anyhow::Result<Stats> {
         let bg = Background::start(&["live", "--plain", "--interval", "1"], "live")?;
-        std::thread::sleep(Duration::from_secs(4));
-        let rss = rss_kib(bg.pid())?;
+        std::thread::sleep(Duration::from_secs(3));
+        let mut samples = Vec::new();
+        for _ in 0..24 {
+            samples.push(rss_kib(bg.pid())? as f64);
+            std::thread::sleep(Duration::from_millis(250));
+        }
         bg.stop()?;
-        Ok(rss)
+        Ok(stats(samples))
     };
     let base = match measure() {
-        Ok(b) => b,
+        Ok(b) => b.median as u64,
         Err(e) => {
             r.md.push_str(&format!("Not measured: {e}\n"));
             return Ok(());
@@ -398,11 +404,13 @@ fn memory(r: &mut Report) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for n in [10_000usize, 100_000] {
         let held = Held::fds(n)?;
-        let rss = measure()?;
+        let m = measure()?;
         drop(held);
+        let rss = m.median as u64;
         let per = (rss.saturating_sub(base)) as f64 * 1024.0 / n as f64;
-        r.md.push_str(&format!("| {n} | {rss} (base {base}) | {per:.0} |\n"));
-        rows.push(json!({ "namespaces": n, "rss_kib": rss, "base_kib": base, "bytes_per_ns": per }));
+        r.md.push_str(&format!("| {n} | {rss} ({:.0}..{:.0}; base {base}) | {per:.0} |\n", m.min, m.max));
+        rows.push(json!({ "namespaces": n, "rss_kib": rss, "rss_min_kib": m.min, "rss_max_kib": m.max,
+            "base_kib": base, "bytes_per_ns": per }));
         std::thread::sleep(Duration::from_secs(3));
     }
     r.json["memory"] = json!(rows);
