@@ -99,12 +99,15 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
+/// One benchmark case: measures and appends to the report.
+type Case = fn(&mut Report) -> anyhow::Result<()>;
+
 pub fn bench() -> anyhow::Result<()> {
     let root = workspace_root();
     run(cargo().current_dir(&root).args(["build", "--release", "-p", "nstrace"]))?;
     let started = Instant::now();
     let mut report = Report::new()?;
-    let cases: [(&str, fn(&mut Report) -> anyhow::Result<()>); 5] = [
+    let cases: [(&str, Case); 5] = [
         ("snapshot", snapshot),
         ("overhead", overhead),
         ("hot_hooks", hot_hooks),
