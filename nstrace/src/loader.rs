@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// The eBPF object built by build.rs (empty when built without bpf-linker).
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nstrace"));
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nstrace"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
@@ -44,6 +44,8 @@ pub enum LoaderError {
     Map { name: &'static str, source: aya::maps::MapError },
     #[error("attaching {name} to raw tracepoint {tracepoint}: {source}")]
     Attach { name: &'static str, tracepoint: &'static str, source: ProgramError },
+    #[error("pinning {name}: {message}")]
+    Pin { name: &'static str, message: String },
     #[error("syscall tracepoints: {0}")]
     Tracefs(#[from] crate::tracefs::TracefsError),
     #[error("polling the ring buffer: {0}")]
@@ -194,6 +196,25 @@ impl Tracer {
         prog.load().map_err(|source| LoaderError::Program { name, source })?;
         let fd = prog.fd().map_err(|source| LoaderError::Program { name, source })?;
         Ok(fd.as_fd().try_clone_to_owned()?)
+    }
+
+    /// Pins the walk maps under `dir` (before [`Tracer::walker`] takes them).
+    pub fn pin_walk_maps(&self, dir: &std::path::Path) -> Result<(), LoaderError> {
+        for name in [names::WALK_MAP, names::WALK_STATE_MAP] {
+            let map = self.ebpf.map(name).ok_or(LoaderError::MissingMap(name))?;
+            map.pin(dir.join(name)).map_err(|e| LoaderError::Pin { name, message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// Pins the (loaded) walk programs under `dir`.
+    pub fn pin_walk_programs(&mut self, dir: &std::path::Path) -> Result<(), LoaderError> {
+        for name in [names::PROG_NS_WALK, names::PROG_TASK_WALK] {
+            self.raw_tracepoint(name)?
+                .pin(dir.join(name))
+                .map_err(|e| LoaderError::Pin { name, message: e.to_string() })?;
+        }
+        Ok(())
     }
 
     /// Loads the walk programs (namespaces, tasks) and takes their maps.

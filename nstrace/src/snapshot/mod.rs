@@ -3,6 +3,7 @@
 //! joined with the holders found in /proc.
 
 pub mod kernel;
+pub mod pinned;
 pub mod proc;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,7 +14,7 @@ use serde::Serialize;
 use crate::{
     containers::Container,
     holders::{self, HolderScan, HoldersError},
-    loader::{LoadOptions, LoaderError, Tracer},
+    loader::LoaderError,
     model::{Holder, NsKey},
 };
 
@@ -149,12 +150,8 @@ pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
 /// The tree walk, then the holders.
 pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     let t = std::time::Instant::now();
-    let mut tracer = Tracer::load(&LoadOptions::snapshot_only())?;
-    if !tracer.has_ns_tree() {
-        return Err(kernel::WalkError::Unsupported.into());
-    }
-    log::debug!("loaded the eBPF object in {:?}", t.elapsed());
-    let mut walker = tracer.walker()?;
+    // Held while walking: one-shot runs share the pinned walk maps.
+    let (mut walker, _lock) = pinned::walker()?;
     log::debug!("walk programs ready at {:?}", t.elapsed());
     let (records, mut stats) = walker.walk_all()?;
     let tasks = walker.walk_tasks(&mut stats)?;

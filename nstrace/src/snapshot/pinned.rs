@@ -1,0 +1,114 @@
+//! Keeps the snapshot programs loaded between runs: the first `nstrace ls`
+//! (or leaks, why) of a boot loads the walk programs and pins them and their
+//! maps in bpffs; later runs open the pins and skip reading BTF, loading
+//! the object and verifying the programs (most of a snapshot's cost on a
+//! quiet host). Pins are keyed by the eBPF object and the boot, so a new
+//! binary or a reboot loads afresh; older pins are removed then. Runs share
+//! the walk maps, so a lock file serialises them.
+
+use std::{
+    fs::File,
+    hash::{Hash, Hasher},
+    os::fd::{AsFd, AsRawFd},
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{Array, Map, MapData, RingBuf},
+    programs::RawTracePoint,
+};
+use nstrace_common::names;
+
+use crate::{
+    loader::{EBPF_OBJECT, LoadOptions, LoaderError, Tracer},
+    snapshot::kernel::{WalkError, Walker},
+};
+
+const BPFFS: &str = "/sys/fs/bpf";
+const LOCK: &str = "/run/nstrace-walk.lock";
+
+fn key() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    EBPF_OBJECT.hash(&mut h);
+    boot.trim().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn ensure_bpffs() -> bool {
+    let magic_ok = |p: &str| {
+        let c = std::ffi::CString::new(p).unwrap_or_default();
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: valid path and out-pointer.
+        unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as u32 == 0xcafe_4a11 }
+    };
+    if magic_ok(BPFFS) {
+        return true;
+    }
+    // SAFETY: valid NUL-terminated strings; data may be NULL.
+    let r = unsafe { libc::mount(c"bpf".as_ptr(), c"/sys/fs/bpf".as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null()) };
+    r == 0 && magic_ok(BPFFS)
+}
+
+/// Removes pins of other binaries or boots.
+fn remove_stale(root: &Path, keep: &str) {
+    let Ok(dirs) = std::fs::read_dir(root) else { return };
+    for d in dirs.flatten() {
+        if d.file_name().to_str() != Some(keep) {
+            if let Ok(files) = std::fs::read_dir(d.path()) {
+                files.flatten().for_each(|f| {
+                    let _ = std::fs::remove_file(f.path());
+                });
+            }
+            let _ = std::fs::remove_dir(d.path());
+        }
+    }
+}
+
+fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
+    let prog = |name: &'static str| -> Result<std::os::fd::OwnedFd, LoaderError> {
+        let p = RawTracePoint::from_pin(dir.join(name)).map_err(|source| LoaderError::Program { name, source })?;
+        let fd = p.fd().map_err(|source| LoaderError::Program { name, source })?;
+        Ok(fd.as_fd().try_clone_to_owned()?)
+    };
+    let map = |name: &'static str| MapData::from_pin(dir.join(name)).map_err(|source| LoaderError::Map { name, source });
+    let ring = RingBuf::try_from(Map::RingBuf(map(names::WALK_MAP)?))
+        .map_err(|source| LoaderError::Map { name: names::WALK_MAP, source })?;
+    let state = Array::try_from(Map::Array(map(names::WALK_STATE_MAP)?))
+        .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
+    Ok(Walker::new(prog(names::PROG_NS_WALK)?, prog(names::PROG_TASK_WALK)?, ring, state))
+}
+
+/// A walker for a one-shot snapshot, from pins when possible, plus the lock
+/// that must be held while it walks.
+pub fn walker() -> Result<(Walker, Option<File>), crate::snapshot::SnapshotError> {
+    let lock = File::options().create(true).truncate(false).write(true).open(LOCK).ok();
+    if let Some(f) = &lock {
+        // SAFETY: a valid fd; blocks until other snapshot runs finish.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    }
+    let root = PathBuf::from(BPFFS).join("nstrace");
+    let key = key();
+    let dir = root.join(&key);
+    if !EBPF_OBJECT.is_empty() && ensure_bpffs() {
+        if let Ok(w) = open_pins(&dir) {
+            return Ok((w, lock));
+        }
+        remove_stale(&root, &key);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let mut tracer = Tracer::load(&LoadOptions::snapshot_only())?;
+    if !tracer.has_ns_tree() {
+        return Err(WalkError::Unsupported.into());
+    }
+    let pinnable = ensure_bpffs() && std::fs::create_dir_all(&dir).is_ok();
+    if pinnable && let Err(e) = tracer.pin_walk_maps(&dir) {
+        log::info!("not caching the walk programs: {e}");
+    }
+    let walker = tracer.walker()?;
+    if pinnable && let Err(e) = tracer.pin_walk_programs(&dir) {
+        log::info!("not caching the walk programs: {e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok((walker, lock))
+}
