@@ -23,6 +23,7 @@ pub struct KernelOffsets {
     pub task_tasks: u32,
     pub task_real_parent: u32,
     pub task_group_leader: u32,
+    pub task_flags: u32,
     // struct cred
     pub cred_user_ns: u32,
     // struct nsproxy
@@ -113,6 +114,7 @@ impl KernelOffsets {
             task_tasks: ABSENT,
             task_real_parent: ABSENT,
             task_group_leader: ABSENT,
+            task_flags: ABSENT,
             cred_user_ns: ABSENT,
             nsproxy_uts: ABSENT,
             nsproxy_ipc: ABSENT,

@@ -124,7 +124,7 @@ mod tests {
             subject_tgid: 12,
             subject_tid: 12,
             parent_tgid: 10,
-            clone_flags: 0,
+            flags: 0,
             comm: *b"unshare\0\0\0\0\0\0\0\0\0",
             ns: [NsRef { id: 7, inum: 4026531840, _reserved: 0 }; 10],
         }

@@ -104,9 +104,9 @@ pub struct TaskNsEvent {
     pub subject_tid: u32,
     /// Parent process of the subject (for fork: the forking process).
     pub parent_tgid: u32,
-    /// Clone flags of a fork (low 32 bits: every CLONE_NEW* bit lives
-    /// there); 0 for exec and exit.
-    pub clone_flags: u32,
+    /// Fork: the clone flags (low 32 bits: every CLONE_NEW* bit lives
+    /// there). Task-list walk: the task's `PF_*` flags. 0 otherwise.
+    pub flags: u32,
     pub comm: [u8; 16],
     /// Indexed by [`crate::ns::NsType`], then the pid/time "for children"
     /// slots ([`crate::ns::SLOT_PID_FOR_CHILDREN`], ...).

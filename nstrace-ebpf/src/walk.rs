@@ -336,7 +336,8 @@ fn emit_task(task: u64) -> bool {
         count_lost(EventKind::TaskInfo as u32);
         return false;
     };
-    fill_task_event(entry.as_mut_ptr(), EventKind::TaskInfo, task, 0, 0, 0);
+    let flags = u32_at(task, config!(offsets.task_flags));
+    fill_task_event(entry.as_mut_ptr(), EventKind::TaskInfo, task, 0, 0, flags);
     entry.submit(0);
     true
 }

@@ -53,6 +53,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.task_tasks = req("task_struct", "tasks")?;
     o.task_real_parent = req("task_struct", "real_parent")?;
     o.task_group_leader = req("task_struct", "group_leader")?;
+    o.task_flags = opt("task_struct", "flags")?;
     // Only used to name the kind of fd setns(2) got: optional.
     o.task_files = opt("task_struct", "files")?;
     o.files_fdt = opt("files_struct", "fdt")?;

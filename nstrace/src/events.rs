@@ -316,7 +316,7 @@ pub fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>)
         Some(EventKind::Exec) => "exec",
         _ => return,
     };
-    let flags = e.clone_flags as u64;
+    let flags = e.flags as u64;
     if cause == "fork" && flags & CLONE_NEW_MASK != 0 {
         out.push(Event::Clone {
             time,

@@ -110,7 +110,17 @@ fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderSca
         source,
     })?;
 
-    let mut scan = scan_pids(proc_fd.as_fd(), &pids, tasks.is_none());
+    let known: Option<HashMap<u32, Stat>> = tasks.map(|tasks| {
+        tasks
+            .iter()
+            .map(|t| {
+                let end = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
+                let comm = String::from_utf8_lossy(&t.comm[..end]).into_owned();
+                (t.subject_tgid, Stat { comm, ppid: t.parent_tgid, flags: t.flags as u64, threads: 1 })
+            })
+            .collect()
+    });
+    let mut scan = scan_pids(proc_fd.as_fd(), &pids, known.as_ref());
     if let Some(tasks) = tasks {
         add_kernel_tasks(&mut scan, tasks, exclude);
     }
@@ -205,14 +215,16 @@ fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
 
 /// Splits the pid list into chunks claimed by up to one thread per core;
 /// chunk results are merged in pid order so output is deterministic.
-fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], ns_links: bool) -> HolderScan {
+/// `known`: per-process facts from the kernel's task list; when given, the
+/// namespace links and `stat` files are not read.
+fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], known: Option<&HashMap<u32, Stat>>) -> HolderScan {
     let chunks: Vec<&[u32]> = pids.chunks(CHUNK).collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(chunks.len())
         .min(8);
     if threads <= 1 {
-        let mut w = Worker::new(proc_fd, ns_links);
+        let mut w = Worker::new(proc_fd, known);
         pids.iter().for_each(|&p| w.scan_process(p));
         return w.out;
     }
@@ -222,7 +234,7 @@ fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], ns_links: bool) -> HolderSca
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let mut w = Worker::new(proc_fd, ns_links);
+                let mut w = Worker::new(proc_fd, known);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(chunk) = chunks.get(i) else { break };
@@ -278,9 +290,9 @@ struct Worker<'a> {
     /// Task holds already recorded for the current process.
     added: Vec<(NsKey, TaskHold)>,
     current_pid: u32,
-    /// Read each task's namespace links (false: the kernel's task list
-    /// already gave them).
-    ns_links: bool,
+    /// Facts from the kernel's task list: when present, namespace links and
+    /// `stat` are not read.
+    known: Option<&'a HashMap<u32, Stat>>,
     out: HolderScan,
 }
 
@@ -289,9 +301,9 @@ fn is_denied(e: &io::Error) -> bool {
 }
 
 impl<'a> Worker<'a> {
-    fn new(proc_fd: BorrowedFd<'a>, ns_links: bool) -> Self {
+    fn new(proc_fd: BorrowedFd<'a>, known: Option<&'a HashMap<u32, Stat>>) -> Self {
         Worker {
-            ns_links,
+            known,
             proc_fd,
             file: Vec::with_capacity(4096),
             dents: Vec::with_capacity(DENTS_BUF),
@@ -325,9 +337,16 @@ impl<'a> Worker<'a> {
             p.num(pid).push(name);
             p
         };
-        sys::read_small(proc_fd, at(b"/stat").as_cstr(), &mut self.file)?;
-        let Some(stat) = parse_stat(&self.file) else {
-            return Ok(());
+        // The kernel's task list already gave comm, ppid and flags.
+        let stat = match self.known.and_then(|k| k.get(&pid)) {
+            Some(s) => s.clone(),
+            None => {
+                sys::read_small(proc_fd, at(b"/stat").as_cstr(), &mut self.file)?;
+                let Some(stat) = parse_stat(&self.file) else {
+                    return Ok(());
+                };
+                stat
+            }
         };
         let comm = stat.comm;
         let cgroup = match sys::read_small(proc_fd, at(b"/cgroup").as_cstr(), &mut self.file) {
@@ -339,7 +358,7 @@ impl<'a> Worker<'a> {
         // leader: its threads may still be alive, so go on to them.
         self.added.clear();
         let all: [usize; TASK_NS_SLOTS] = std::array::from_fn(|i| i);
-        let links = if self.ns_links { self.read_links(at(b"/ns").as_cstr(), &all) } else { Err(io::Error::other("skipped")) };
+        let links = if self.known.is_none() { self.read_links(at(b"/ns").as_cstr(), &all) } else { Err(io::Error::other("skipped")) };
         let leader = match links {
             Ok(slots) => {
                 self.add_slots(pid, &comm, &slots, None);
@@ -352,7 +371,7 @@ impl<'a> Worker<'a> {
                 None
             }
         };
-        if stat.threads > 1 && self.ns_links {
+        if stat.threads > 1 && self.known.is_none() {
             self.scan_threads(pid, at(b"/task").as_cstr(), &comm, leader);
         }
         if stat.flags & PF_KTHREAD == 0 {
@@ -651,7 +670,7 @@ pub fn parse_ns_link(link: &[u8]) -> Option<(NsType, u64)> {
     Some((ns_type, inode))
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
     pub comm: String,
     pub ppid: u32,

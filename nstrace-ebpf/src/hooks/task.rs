@@ -94,14 +94,14 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
 
 /// Writes a whole [`TaskNsEvent`] about `task` into ring-buffer memory.
 #[inline(always)]
-pub fn fill_task_event(e: *mut TaskNsEvent, kind: EventKind, task: u64, tgid: u32, tid: u32, clone_flags: u32) {
+pub fn fill_task_event(e: *mut TaskNsEvent, kind: EventKind, task: u64, tgid: u32, tid: u32, flags: u32) {
     unsafe {
         (*e).header = header::<TaskNsEvent>(kind, tgid, tid);
         (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
         (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
         let parent = ptr_at(task, config!(offsets.task_real_parent));
         (*e).parent_tgid = u32_at(parent, config!(offsets.task_tgid));
-        (*e).clone_flags = clone_flags;
+        (*e).flags = flags;
         read_comm(task, &mut (*e).comm);
         read_task_ns(task, &mut (*e).ns);
     }
