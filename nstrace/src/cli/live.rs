@@ -132,19 +132,21 @@ async fn run_tui(mut monitor: Monitor, mut app: App, interval: Duration) -> Resu
     result
 }
 
-/// One header line: time, totals per type and state, rates, lost events.
-fn plain_header(now: f64, t: &Totals, lost: u64) -> String {
+/// One header line: time, totals per type and state, rates, lost events,
+/// and what the last holder refresh cost.
+fn plain_header(now: f64, t: &Totals, lost: u64, refresh_micros: u64) -> String {
     let types: Vec<String> = t.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
     let states: Vec<String> = t.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
     format!(
-        "{} {} namespaces ({}) | {} | created {:.1}/s destroyed {:.1}/s | lost {}",
+        "{} {} namespaces ({}) | {} | created {:.1}/s destroyed {:.1}/s | lost {} | refresh {:.1} ms",
         &clock_time(now)[..8],
         t.live,
         types.join(", "),
         states.join(", "),
         t.created_rate,
         t.destroyed_rate,
-        lost
+        lost,
+        refresh_micros as f64 / 1000.0
     )
 }
 
@@ -173,7 +175,7 @@ async fn run_plain(mut monitor: Monitor, app: App, interval: Duration) -> Result
                     .collect();
                 rows.sort_by_key(|r| r.key());
                 let now = monitor.clock().unix(Clock::now_boot_ns());
-                let header = plain_header(now, &monitor.totals(), monitor.stats().lost);
+                let header = plain_header(now, &monitor.totals(), monitor.stats().lost, monitor.refresh_micros);
                 let written = writeln!(out, "{header}")
                     .and_then(|_| write_table(&mut out, &rows))
                     .and_then(|_| writeln!(out))
@@ -206,8 +208,8 @@ mod tests {
             destroyed_rate: 0.3,
         };
         assert_eq!(
-            plain_header(3661.5, &t, 7),
-            "01:01:01 5 namespaces (net 3, uts 2) | active 4, mounted 1 | created 0.5/s destroyed 0.3/s | lost 7"
+            plain_header(3661.5, &t, 7, 2500),
+            "01:01:01 5 namespaces (net 3, uts 2) | active 4, mounted 1 | created 0.5/s destroyed 0.3/s | lost 7 | refresh 2.5 ms"
         );
     }
 }
