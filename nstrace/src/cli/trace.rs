@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
     /// Do not attach the unshare/setns syscall tracepoints (they put every
-    /// syscall on the host on the tracing slow path, ~45 ns each).
+    /// syscall on the host on the tracing slow path).
     #[arg(long)]
     pub no_syscall_events: bool,
     /// Size of the event ring buffer in bytes (a power of two, at least 4096).
