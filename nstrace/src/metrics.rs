@@ -110,6 +110,14 @@ pub struct TypeResultLabels {
     pub result: ResultLabel,
 }
 
+/// Labels of the opt-in per-container gauge (`export --per-container`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContainerLabels {
+    pub runtime: String,
+    pub container: String,
+    pub r#type: TypeLabel,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -162,6 +170,9 @@ pub struct Metrics {
     scrape_duration: GaugeF64,
     refresh_duration: GaugeF64,
     leak_age: f64,
+    /// Live namespaces per container (opt-in), and the most containers
+    /// labelled; the rest are summed under container="other".
+    per_container: Option<(Family<ContainerLabels, Gauge>, usize)>,
 }
 
 fn lifetime_histogram() -> Histogram {
@@ -191,6 +202,7 @@ impl Metrics {
             scrape_duration: GaugeF64::default(),
             refresh_duration: GaugeF64::default(),
             leak_age: leak_age.as_secs_f64(),
+            per_container: None,
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -319,10 +331,50 @@ impl Metrics {
         }
     }
 
+    /// Adds `nstrace_container_namespaces{runtime,container,type}`: live
+    /// namespaces used by each container's tasks, for at most `cap`
+    /// containers (the label set stays bounded; the rest count as "other").
+    pub fn with_per_container(mut self, cap: usize) -> Metrics {
+        let family: Family<ContainerLabels, Gauge> = Family::default();
+        self.registry.register(
+            "container_namespaces",
+            "Live namespaces used by each container's tasks (opt-in with --per-container, capped)",
+            family.clone(),
+        );
+        self.per_container = Some((family, cap));
+        self
+    }
+
+    /// The per-container gauge from live rows (a no-op unless enabled).
+    pub fn set_containers<'a>(&self, rows: impl IntoIterator<Item = &'a LiveNs>) {
+        let Some((family, cap)) = &self.per_container else { return };
+        let mut counts: std::collections::HashMap<(String, String, TypeLabel), i64> = Default::default();
+        let mut seen: std::collections::BTreeSet<(String, String)> = Default::default();
+        for r in rows.into_iter().filter(|r| r.destroyed.is_none()) {
+            for c in &r.row.containers {
+                let mut key = (c.runtime.to_string(), c.id.clone());
+                if !seen.contains(&key) {
+                    if seen.len() >= *cap {
+                        key = ("other".into(), "other".into());
+                    } else {
+                        seen.insert(key.clone());
+                    }
+                }
+                *counts.entry((key.0, key.1, TypeLabel::from(r.row.ns_type))).or_insert(0) += 1;
+            }
+        }
+        // Containers that are gone must not linger as stale series.
+        family.clear();
+        for ((runtime, container, t), n) in counts {
+            family.get_or_create(&ContainerLabels { runtime, container, r#type: t }).set(n);
+        }
+    }
+
     /// Sets the gauges and engine counters from the monitor's live table.
     pub fn set_from_monitor(&self, monitor: &Monitor) {
         let now = monitor.clock().unix(Clock::now_boot_ns());
         self.set_from_rows(monitor.rows().map(RowFacts::of), now);
+        self.set_containers(monitor.rows());
         self.set_engine_stats(monitor.stats());
         self.refresh_duration.set(monitor.refresh_micros as f64 / 1e6);
     }
@@ -460,6 +512,43 @@ mod tests {
             flags: ns_type.clone_flag(),
             flags_text: String::new(),
         }
+    }
+
+    fn in_container(ns_type: NsType, inode: u64, id: &str) -> LiveNs {
+        let mut row = crate::snapshot::NsRow::new(ns_type, inode);
+        row.containers = vec![crate::containers::Container { runtime: "docker", id: id.into(), pod: None }];
+        LiveNs {
+            row,
+            created: None,
+            creator: None,
+            first_seen: 0.0,
+            last_change: 0.0,
+            destroyed: None,
+            history: Default::default(),
+        }
+    }
+
+    #[test]
+    fn per_container_gauge_is_opt_in_and_capped() {
+        let rows = [
+            in_container(NsType::Net, 1, "aaa"),
+            in_container(NsType::Uts, 2, "aaa"),
+            in_container(NsType::Net, 3, "bbb"),
+            in_container(NsType::Net, 4, "ccc"),
+        ];
+        let plain = Metrics::new(Duration::from_secs(300));
+        plain.set_containers(rows.iter());
+        assert!(!plain.encode().contains("container_namespaces"), "off by default");
+        let m = Metrics::new(Duration::from_secs(300)).with_per_container(2);
+        m.set_containers(rows.iter());
+        let text = m.encode();
+        let series: Vec<&str> = text.lines().filter(|l| l.starts_with("nstrace_container_namespaces{")).collect();
+        assert_eq!(series.len(), 4, "{text}");
+        assert!(text.contains(r#"nstrace_container_namespaces{runtime="docker",container="aaa",type="net"} 1"#), "{text}");
+        assert!(text.contains(r#"container="other",type="net"} 1"#), "the third container is folded: {text}");
+        // Gone containers do not linger.
+        m.set_containers(rows[..1].iter());
+        assert_eq!(m.encode().lines().filter(|l| l.starts_with("nstrace_container_namespaces{")).count(), 1);
     }
 
     fn live(ns_type: NsType, state: NsState, created: Option<f64>, first_seen: f64) -> RowFacts {

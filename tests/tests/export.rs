@@ -495,3 +495,46 @@ fn sigterm_stops_the_exporter_cleanly() {
     assert!(stopped.contains("lost"), "{stopped}");
     assert!(TcpStream::connect_timeout(&exporter.addr, Duration::from_secs(1)).is_err(), "still listening after exit");
 }
+
+#[test]
+fn per_container_labels_name_a_docker_cgroup() {
+    if !root_or_skip("per_container_labels_name_a_docker_cgroup") {
+        return;
+    }
+    let Some(base) = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|b| std::path::Path::new(&format!("{b}/cgroup.procs")).exists())
+    else {
+        println!("SKIPPED per_container_labels_name_a_docker_cgroup: no cgroup2 hierarchy mounted");
+        return;
+    };
+    let _serial = serial();
+    let id: String = (0..64).map(|i| char::from_digit((i * 5 + 1) % 16, 16).unwrap()).collect();
+    let cg = format!("{base}/system.slice/docker-{id}.scope");
+    std::fs::create_dir_all(&cg).unwrap();
+    let mut child = Command::new("unshare")
+        .args(["-n", "-u", "sh", "-c", "read x; exec sleep 60"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(format!("{cg}/cgroup.procs"), child.id().to_string()).unwrap();
+    use std::io::Write as _;
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let exporter = Exporter::start(&["--per-container", "--refresh", "0.5"]);
+    let want = format!(r#"nstrace_container_namespaces{{runtime="docker",container="{id}",type="net"}} 1"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        last = get(exporter.addr, "/metrics", "").body;
+        if last.contains(&want) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    thread::sleep(Duration::from_millis(100));
+    let _ = std::fs::remove_dir(&cg);
+    assert!(last.contains(&want), "no {want} in /metrics:\n{last}");
+    assert!(last.contains(&format!(r#"container="{id}",type="uts"}} 1"#)), "{last}");
+}

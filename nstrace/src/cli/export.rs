@@ -38,6 +38,13 @@ pub struct Args {
     /// Seconds after which a namespace that no task uses counts as a leak suspect.
     #[arg(long, value_parser = parse_seconds, default_value = "300")]
     pub leak_age: Duration,
+    /// Add nstrace_container_namespaces{runtime,container,type} (container
+    /// ids as labels; capped by --per-container-cap).
+    #[arg(long)]
+    pub per_container: bool,
+    /// Most containers labelled by --per-container; the rest are "other".
+    #[arg(long, default_value_t = 100)]
+    pub per_container_cap: usize,
     /// Seconds between tree walks that confirm deaths and heal lost events.
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
@@ -79,7 +86,14 @@ pub async fn run(args: Args) -> Result<i32> {
     let mut monitor = Monitor::start(opts).map_err(|e| Error::Usage(e.to_string()))?;
     // Unhealthy when the monitor has been silent for many walks.
     let stale_after = (args.walk_interval.max(args.refresh) * 10).max(Duration::from_secs(30));
-    let shared = Arc::new(Shared::new(Metrics::new(args.leak_age), stale_after));
+    let shared = Arc::new(Shared::new(
+        if args.per_container {
+            Metrics::new(args.leak_age).with_per_container(args.per_container_cap)
+        } else {
+            Metrics::new(args.leak_age)
+        },
+        stale_after,
+    ));
     publish(&shared, &monitor);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
