@@ -17,71 +17,13 @@ pub struct Held {
     groups: Vec<libc::pid_t>,
 }
 
-impl Held {
-    /// `units` process pairs, each in 8 new namespaces (the unit's child is
-    /// in all eight; its parent in six): about 8 namespaces per unit.
-    pub fn processes(units: usize) -> anyhow::Result<Held> {
-        let mut groups = Vec::with_capacity(units);
-        for _ in 0..units {
-            let mut ready = [0i32; 2];
-            // SAFETY: plain syscalls; the child never returns into Rust code.
-            unsafe {
-                if libc::pipe(ready.as_mut_ptr()) != 0 {
-                    anyhow::bail!("pipe: {}", std::io::Error::last_os_error());
-                }
-                let pid = libc::fork();
-                if pid == 0 {
-                    libc::setpgid(0, 0);
-                    libc::close(ready[0]);
-                    if libc::unshare(ALL_NEW) != 0 {
-                        libc::_exit(1);
-                    }
-                    if libc::fork() == 0 {
-                        libc::write(ready[1], b"x".as_ptr().cast(), 1);
-                        loop {
-                            libc::pause();
-                        }
-                    }
-                    loop {
-                        libc::pause();
-                    }
-                }
-                libc::close(ready[1]);
-                let mut b = 0u8;
-                let n = libc::read(ready[0], (&raw mut b).cast(), 1);
-                libc::close(ready[0]);
-                if pid < 0 || n != 1 {
-                    drop(Held { groups });
-                    anyhow::bail!("a workload process failed to start");
-                }
-                groups.push(pid);
-            }
-        }
-        Ok(Held { groups })
-    }
-
-    /// Processes holding `count` namespaces (uts and ipc alternately: each
-    /// type has its own per-user limit, /proc/sys/user/max_*_namespaces) by
-    /// open nsfs fds, at most 16,000 per process (the hard fd limit here).
-    pub fn fds(count: usize) -> anyhow::Result<Held> {
-        const PER_PROCESS: usize = 16_000;
-        let mut held = Held { groups: Vec::new() };
-        let mut left = count;
-        while left > 0 {
-            let n = left.min(PER_PROCESS);
-            held.groups.push(fd_holder(n)?);
-            left -= n;
-        }
-        Ok(held)
-    }
-}
-
-/// One process holding `count` namespaces by fds; returns its pid.
-fn fd_holder(count: usize) -> anyhow::Result<libc::pid_t> {
-    let uts = CString::new("/proc/self/ns/uts")?;
-    let ipc = CString::new("/proc/self/ns/ipc")?;
+/// Forks a child in its own process group that runs `child` with the write
+/// end of a pipe; returns once the child wrote a byte to it (it is ready),
+/// or fails (and kills it) if the child exited first. `child` must only
+/// make async-signal-safe calls and never return.
+fn fork_when_ready(child: impl FnOnce(i32) -> libc::c_int) -> anyhow::Result<libc::pid_t> {
     let mut ready = [0i32; 2];
-    // SAFETY: plain syscalls; the child never returns into Rust code.
+    // SAFETY: plain syscalls; the child leaves through _exit.
     unsafe {
         if libc::pipe(ready.as_mut_ptr()) != 0 {
             anyhow::bail!("pipe: {}", std::io::Error::last_os_error());
@@ -89,31 +31,90 @@ fn fd_holder(count: usize) -> anyhow::Result<libc::pid_t> {
         let pid = libc::fork();
         if pid == 0 {
             libc::setpgid(0, 0);
-            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            for i in 0..count {
-                let (flag, path) = if i % 2 == 0 { (libc::CLONE_NEWUTS, &uts) } else { (libc::CLONE_NEWIPC, &ipc) };
-                if libc::unshare(flag) != 0 || libc::open(path.as_ptr(), libc::O_RDONLY) < 0 {
-                    libc::_exit(1);
-                }
-            }
-            libc::write(ready[1], b"x".as_ptr().cast(), 1);
-            loop {
-                libc::pause();
-            }
+            libc::close(ready[0]);
+            libc::_exit(child(ready[1]));
         }
         libc::close(ready[1]);
         let mut b = 0u8;
         let n = libc::read(ready[0], (&raw mut b).cast(), 1);
         libc::close(ready[0]);
-        if n != 1 {
-            libc::kill(-pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-            anyhow::bail!("an fd-holding process could not create and hold {count} namespaces");
+        if pid < 0 || n != 1 {
+            if pid > 0 {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            anyhow::bail!("a workload process failed before it was ready");
         }
         Ok(pid)
+    }
+}
+
+/// Signals readiness on `fd`, then sleeps until killed.
+fn ready_and_wait(fd: i32) -> ! {
+    // SAFETY: async-signal-safe calls only.
+    unsafe {
+        libc::write(fd, b"x".as_ptr().cast(), 1);
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+impl Held {
+    /// `units` process pairs, each in 8 new namespaces (the unit's child is
+    /// in all eight; its parent in six): about 8 namespaces per unit.
+    pub fn processes(units: usize) -> anyhow::Result<Held> {
+        let mut held = Held { groups: Vec::with_capacity(units) };
+        for _ in 0..units {
+            held.groups.push(fork_when_ready(|ready| {
+                // SAFETY: async-signal-safe calls only.
+                unsafe {
+                    if libc::unshare(ALL_NEW) != 0 {
+                        return 1;
+                    }
+                    if libc::fork() == 0 {
+                        ready_and_wait(ready);
+                    }
+                    loop {
+                        libc::pause();
+                    }
+                }
+            })?);
+        }
+        Ok(held)
+    }
+
+    /// Processes holding `count` namespaces (uts and ipc alternately: each
+    /// type has its own per-user limit, /proc/sys/user/max_*_namespaces) by
+    /// open nsfs fds, at most 16,000 per process (the hard fd limit here).
+    pub fn fds(count: usize) -> anyhow::Result<Held> {
+        const PER_PROCESS: usize = 16_000;
+        let uts = CString::new("/proc/self/ns/uts")?;
+        let ipc = CString::new("/proc/self/ns/ipc")?;
+        let mut held = Held { groups: Vec::new() };
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(PER_PROCESS);
+            held.groups.push(fork_when_ready(|ready| {
+                // SAFETY: async-signal-safe calls only.
+                unsafe {
+                    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                    lim.rlim_cur = lim.rlim_max;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    for i in 0..n {
+                        let (flag, path) =
+                            if i % 2 == 0 { (libc::CLONE_NEWUTS, &uts) } else { (libc::CLONE_NEWIPC, &ipc) };
+                        if libc::unshare(flag) != 0 || libc::open(path.as_ptr(), libc::O_RDONLY) < 0 {
+                            return 1;
+                        }
+                    }
+                }
+                ready_and_wait(ready)
+            })?);
+            left -= n;
+        }
+        Ok(held)
     }
 }
 
