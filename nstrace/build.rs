@@ -11,9 +11,8 @@ use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
 
 fn bpf_linker_available() -> bool {
-    let on_path = env::var_os("PATH")
-        .map(|p| env::split_paths(&p).any(|d| d.join("bpf-linker").is_file()))
-        .unwrap_or(false);
+    let on_path =
+        env::var_os("PATH").map(|p| env::split_paths(&p).any(|d| d.join("bpf-linker").is_file())).unwrap_or(false);
     let in_cargo_home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))

@@ -3,8 +3,7 @@
 use core::mem::size_of;
 
 use crate::event::{
-    DestroyHintEvent, EventHeader, EventKind, NsCreateEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent,
-    WalkDoneRecord,
+    DestroyHintEvent, EventHeader, EventKind, NsCreateEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent, WalkDoneRecord,
 };
 
 /// A decoded record.

@@ -22,16 +22,8 @@ pub enum NsType {
 pub const NS_TYPES: usize = 8;
 
 impl NsType {
-    pub const ALL: [NsType; NS_TYPES] = [
-        NsType::Net,
-        NsType::Uts,
-        NsType::Ipc,
-        NsType::Pid,
-        NsType::User,
-        NsType::Mnt,
-        NsType::Cgroup,
-        NsType::Time,
-    ];
+    pub const ALL: [NsType; NS_TYPES] =
+        [NsType::Net, NsType::Uts, NsType::Ipc, NsType::Pid, NsType::User, NsType::Mnt, NsType::Cgroup, NsType::Time];
 
     pub const fn from_u32(v: u32) -> Option<NsType> {
         Some(match v {
@@ -88,14 +80,8 @@ impl NsType {
 }
 
 /// All `CLONE_NEW*` bits together.
-pub const CLONE_NEW_MASK: u64 = 0x4000_0000
-    | 0x0400_0000
-    | 0x0800_0000
-    | 0x2000_0000
-    | 0x1000_0000
-    | 0x0002_0000
-    | 0x0200_0000
-    | 0x0000_0080;
+pub const CLONE_NEW_MASK: u64 =
+    0x4000_0000 | 0x0400_0000 | 0x0800_0000 | 0x2000_0000 | 0x1000_0000 | 0x0002_0000 | 0x0200_0000 | 0x0000_0080;
 
 /// Slots of a task's namespace set, as carried in [`crate::event::TaskNsEvent`].
 /// The first eight are indexed by [`NsType`] (the task's own namespaces;

@@ -71,11 +71,7 @@ pub fn ns_ref(common: u64) -> NsRef {
     if common == 0 {
         return NsRef::default();
     }
-    NsRef {
-        id: u64_at(common, config!(offsets.ns_id)),
-        inum: u32_at(common, config!(offsets.ns_inum)),
-        _reserved: 0,
-    }
+    NsRef { id: u64_at(common, config!(offsets.ns_id)), inum: u32_at(common, config!(offsets.ns_inum)), _reserved: 0 }
 }
 
 /// The owning user namespace of a namespace struct of type `ty`.

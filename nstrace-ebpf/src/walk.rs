@@ -68,8 +68,7 @@ fn start_ns(ty: usize) -> u64 {
 /// Whether the `ns_common` at `common` is a live namespace of the expected type.
 #[inline(always)]
 fn is_entry(common: u64, expected_flag: u32) -> bool {
-    u32_at(common, config!(offsets.ns_type)) == expected_flag
-        && u32_at(common, config!(offsets.ns_inum)) != 0
+    u32_at(common, config!(offsets.ns_type)) == expected_flag && u32_at(common, config!(offsets.ns_inum)) != 0
 }
 
 /// State of one run, shared with the per-entry callback on the stack.
@@ -136,12 +135,7 @@ fn try_ns_walk() -> (u32, u32) {
         stopped: 0,
     };
     unsafe {
-        bpf_loop(
-            budget,
-            walk_step as *mut core::ffi::c_void,
-            (&raw mut step).cast(),
-            0,
-        );
+        bpf_loop(budget, walk_step as *mut core::ffi::c_void, (&raw mut step).cast(), 0);
     }
     match step.status {
         walk_status::MORE => save(state, step.cursor, list_off, step.emitted),

@@ -92,18 +92,14 @@ pub struct Btf {
 
 impl std::fmt::Debug for Btf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Btf")
-            .field("types", &self.type_at.len())
-            .field("bytes", &self.data.len())
-            .finish()
+        f.debug_struct("Btf").field("types", &self.type_at.len()).field("bytes", &self.data.len()).finish()
     }
 }
 
 impl Btf {
     /// Reads and parses the running kernel's BTF.
     pub fn from_sys_fs() -> Result<Btf, BtfError> {
-        let bytes = std::fs::read(VMLINUX_PATH)
-            .map_err(|source| BtfError::Io { path: VMLINUX_PATH.into(), source })?;
+        let bytes = std::fs::read(VMLINUX_PATH).map_err(|source| BtfError::Io { path: VMLINUX_PATH.into(), source })?;
         Btf::parse(bytes)
     }
 
@@ -160,13 +156,9 @@ impl Btf {
             let len = TYPE_HDR + self.extra_len(&t)?;
             let next = at.checked_add(len).filter(|&n| n <= self.types_end);
             let Some(next) = next else {
-                return Err(malformed(format!(
-                    "type {} runs past the type section",
-                    self.type_at.len() + 1
-                )));
+                return Err(malformed(format!("type {} runs past the type section", self.type_at.len() + 1)));
             };
-            let id =
-                u32::try_from(self.type_at.len() + 1).map_err(|_| malformed("too many types"))?;
+            let id = u32::try_from(self.type_at.len() + 1).map_err(|_| malformed("too many types"))?;
             self.type_at.push(at);
             let map = match t.kind {
                 kind::STRUCT | kind::UNION => Some(&mut self.composites),
@@ -227,18 +219,13 @@ impl Btf {
         let mut bits: u64 = 0;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
-            let no_member =
-                || BtfError::NoSuchMember { ty: ty_name.clone(), member: part.to_owned() };
+            let no_member = || BtfError::NoSuchMember { ty: ty_name.clone(), member: part.to_owned() };
             if part.is_empty() {
                 return Err(no_member());
             }
             let (off, member_ty) = self.find_member(ty, part, 0)?.ok_or_else(no_member)?;
             if off % 8 != 0 {
-                return Err(BtfError::Bitfield {
-                    ty: ty_name,
-                    member: part.to_owned(),
-                    bit_offset: off,
-                });
+                return Err(BtfError::Bitfield { ty: ty_name, member: part.to_owned(), bit_offset: off });
             }
             bits += u64::from(off);
             if parts.peek().is_some() {
@@ -281,8 +268,7 @@ impl Btf {
         let t = self.type_hdr(id)?;
         for i in 0..t.vlen as usize {
             let m = t.at + TYPE_HDR + i * 12;
-            let (m_name, m_ty, raw_off) =
-                (self.u32_at(m)?, self.u32_at(m + 4)?, self.u32_at(m + 8)?);
+            let (m_name, m_ty, raw_off) = (self.u32_at(m)?, self.u32_at(m + 4)?, self.u32_at(m + 8)?);
             // With kind_flag, the top 8 bits hold the bitfield size.
             let off = if t.kind_flag { raw_off & 0x00ff_ffff } else { raw_off };
             if m_name != 0 {
@@ -307,9 +293,7 @@ impl Btf {
         for _ in 0..MAX_DEPTH {
             let t = self.type_hdr(id)?;
             match t.kind {
-                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
-                    id = t.size_or_type
-                }
+                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => id = t.size_or_type,
                 _ => return Ok(id),
             }
         }
@@ -320,10 +304,7 @@ impl Btf {
         if id == 0 {
             return Err(malformed("reference to void where a type was expected"));
         }
-        let at = *self
-            .type_at
-            .get(id as usize - 1)
-            .ok_or_else(|| malformed(format!("type id {id} out of range")))?;
+        let at = *self.type_at.get(id as usize - 1).ok_or_else(|| malformed(format!("type id {id} out of range")))?;
         self.hdr_at(at)
     }
 
@@ -360,10 +341,7 @@ fn str_at(data: &[u8], start: usize, end: usize, off: u32) -> Result<&str, BtfEr
         .filter(|&s| s < end)
         .ok_or_else(|| malformed(format!("string offset {off} out of range")))?;
     let bytes = &data[s..end];
-    let len = bytes
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or_else(|| malformed(format!("string at {off} not terminated")))?;
+    let len = bytes.iter().position(|&b| b == 0).ok_or_else(|| malformed(format!("string at {off} not terminated")))?;
     std::str::from_utf8(&bytes[..len]).map_err(|_| malformed(format!("string at {off} not UTF-8")))
 }
 
@@ -438,12 +416,7 @@ pub(crate) mod tests {
             self.ty(name, kind, members.len() as u32, kflag, size, &extra)
         }
 
-        pub(crate) fn strukt(
-            &mut self,
-            name: &str,
-            size: u32,
-            members: &[(&str, u32, u32)],
-        ) -> u32 {
+        pub(crate) fn strukt(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) -> u32 {
             self.composite(kind::STRUCT, name, size, false, members)
         }
 
@@ -490,41 +463,25 @@ pub(crate) mod tests {
         b.ty("res", kind::RESTRICT, 0, false, ptr, &[]);
         // struct ns_common { u32 ns_type; ptr ops; int inum; int __ns_ref;
         //   union { struct { u64 ns_id; ptr node; ptr ns_list_node; }; u64 rcu[2]; }; }
-        let inner =
-            b.strukt("", 24, &[("ns_id", u64t, 0), ("node", ptr, 64), ("ns_list_node", ptr, 128)]);
+        let inner = b.strukt("", 24, &[("ns_id", u64t, 0), ("node", ptr, 64), ("ns_list_node", ptr, 128)]);
         let rcu = b.ty("", kind::ARRAY, 0, false, 0, &[u64t, int, 2]);
         let anon = b.composite(kind::UNION, "", 24, false, &[("", inner, 0), ("ns_rcu", rcu, 0)]);
         let ns = b.strukt(
             "ns_common",
             48,
-            &[
-                ("ns_type", int, 0),
-                ("ops", ptr, 64),
-                ("inum", int, 128),
-                ("__ns_ref", int, 160),
-                ("", anon, 192),
-            ],
+            &[("ns_type", int, 0), ("ops", ptr, 64), ("inum", int, 128), ("__ns_ref", int, 160), ("", anon, 192)],
         );
         // const typedef on the way to ns_common, as the kernel sometimes has.
         let tdef = b.ty("ns_common_t", kind::TYPEDEF, 0, false, ns, &[]);
         let cns = b.ty("", kind::CONST, 0, false, tdef, &[]);
-        b.strukt(
-            "net",
-            120,
-            &[("count", int, 0), ("list", ptr, 64), ("ns", cns, 512), ("user_ns", ptr, 896)],
-        );
+        b.strukt("net", 120, &[("count", int, 0), ("list", ptr, 64), ("ns", cns, 512), ("user_ns", ptr, 896)]);
         // Bitfields, kind_flag encoding: size in the top 8 bits.
         b.composite(
             kind::STRUCT,
             "bits",
             8,
             true,
-            &[
-                ("a", int, 3 << 24),
-                ("b", int, (5 << 24) | 3),
-                ("c", int, (8 << 24) | 8),
-                ("d", int, 32),
-            ],
+            &[("a", int, 3 << 24), ("b", int, (5 << 24) | 3), ("c", int, (8 << 24) | 8), ("d", int, 32)],
         );
         b.build()
     }
@@ -571,10 +528,7 @@ pub(crate) mod tests {
         assert_eq!(btf.member_offset("bits", "a").unwrap(), 0);
         assert_eq!(btf.member_offset("bits", "c").unwrap(), 1);
         assert_eq!(btf.member_offset("bits", "d").unwrap(), 4);
-        assert!(matches!(
-            btf.member_offset("bits", "b"),
-            Err(BtfError::Bitfield { bit_offset: 3, .. })
-        ));
+        assert!(matches!(btf.member_offset("bits", "b"), Err(BtfError::Bitfield { bit_offset: 3, .. })));
     }
 
     #[test]

@@ -75,11 +75,8 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
 
     o.pid_level = req("pid", "level")?;
     o.pid_numbers = req("pid", "numbers")?;
-    o.upid_size = btf.struct_size("upid").map_err(|source| OffsetsError::Missing {
-        ty: "upid",
-        member: "(size)",
-        source,
-    })?;
+    o.upid_size =
+        btf.struct_size("upid").map_err(|source| OffsetsError::Missing { ty: "upid", member: "(size)", source })?;
     o.upid_ns = req("upid", "ns")?;
 
     o.ns_type = opt("ns_common", "ns_type")?;
@@ -127,17 +124,7 @@ mod tests {
         let structs: &[(&str, &[&str])] = &[
             (
                 "task_struct",
-                &[
-                    "pid",
-                    "tgid",
-                    "comm",
-                    "nsproxy",
-                    "real_cred",
-                    "thread_pid",
-                    "tasks",
-                    "real_parent",
-                    "group_leader",
-                ],
+                &["pid", "tgid", "comm", "nsproxy", "real_cred", "thread_pid", "tasks", "real_parent", "group_leader"],
             ),
             ("cred", &["uid", "user_ns"]),
             ("nsproxy", &["count", "uts_ns", "ipc_ns", "mnt_ns", "pid_ns_for_children", "net_ns"]),
@@ -215,17 +202,9 @@ mod tests {
             assert!(off < size("task_struct"));
         }
         assert_eq!(o.task_tgid, o.task_pid + 4, "pid and tgid are adjacent pid_t");
-        let mut nsp = vec![
-            o.nsproxy_uts,
-            o.nsproxy_ipc,
-            o.nsproxy_mnt,
-            o.nsproxy_pid_for_children,
-            o.nsproxy_net,
-        ];
+        let mut nsp = vec![o.nsproxy_uts, o.nsproxy_ipc, o.nsproxy_mnt, o.nsproxy_pid_for_children, o.nsproxy_net];
         nsp.extend(
-            [o.nsproxy_time, o.nsproxy_time_for_children, o.nsproxy_cgroup]
-                .into_iter()
-                .filter(|&x| x != ABSENT),
+            [o.nsproxy_time, o.nsproxy_time_for_children, o.nsproxy_cgroup].into_iter().filter(|&x| x != ABSENT),
         );
         let n = nsp.len();
         nsp.sort();
@@ -245,9 +224,7 @@ mod tests {
             assert_ne!(o.owner_in[t as usize], o.ns_common_in[t as usize]);
         }
         assert!(o.ns_common_in[NsType::Net as usize] + o.ns_inum < size("net"));
-        assert!(
-            o.pid_ns_parent < size("pid_namespace") && o.user_ns_level < size("user_namespace")
-        );
+        assert!(o.pid_ns_parent < size("pid_namespace") && o.user_ns_level < size("user_namespace"));
         if btf.has_func("__ns_tree_add_raw") {
             assert!(has_ns_tree(&o), "6.18+ kernel without ns tree offsets: {o:?}");
             // ns_id and the list node share the anonymous union after __ns_ref.

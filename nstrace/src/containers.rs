@@ -42,12 +42,9 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
     // Innermost match wins: nested cgroups end in the container's own scope.
     for seg in path.split('/').rev() {
         let scope = seg.strip_suffix(".scope").unwrap_or(seg);
-        for (prefix, runtime) in [
-            ("docker-", "docker"),
-            ("cri-containerd-", "containerd"),
-            ("crio-", "cri-o"),
-            ("libpod-", "podman"),
-        ] {
+        for (prefix, runtime) in
+            [("docker-", "docker"), ("cri-containerd-", "containerd"), ("crio-", "cri-o"), ("libpod-", "podman")]
+        {
             if let Some(id) = scope.strip_prefix(prefix)
                 && is_hex64(id)
             {
@@ -60,7 +57,13 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
         }
         if is_hex64(seg) {
             // cgroupfs driver: /docker/<id>, /kubepods/.../pod<uid>/<id>
-            let runtime = if path.contains("/docker/") { "docker" } else if pod.is_some() { "containerd" } else { "docker" };
+            let runtime = if path.contains("/docker/") {
+                "docker"
+            } else if pod.is_some() {
+                "containerd"
+            } else {
+                "docker"
+            };
             return Some(Container { runtime, id: seg.into(), pod: pod.clone() });
         }
     }
@@ -101,7 +104,10 @@ mod tests {
         let c = from_cgroup(&p).unwrap();
         assert_eq!(c.runtime, "containerd");
         assert_eq!(c.pod.as_deref(), Some("0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6"));
-        let c = from_cgroup(&format!("/kubepods.slice/kubepods-pod0f7e1c9a_1b2c_4d5e_8f90_a1b2c3d4e5f6.slice/crio-{ID}.scope")).unwrap();
+        let c = from_cgroup(&format!(
+            "/kubepods.slice/kubepods-pod0f7e1c9a_1b2c_4d5e_8f90_a1b2c3d4e5f6.slice/crio-{ID}.scope"
+        ))
+        .unwrap();
         assert_eq!(c.runtime, "cri-o");
         let c = from_cgroup(&format!("/kubepods/besteffort/pod0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6/{ID}")).unwrap();
         assert_eq!((c.runtime, c.pod.is_some()), ("containerd", true));
@@ -118,7 +124,13 @@ mod tests {
 
     #[test]
     fn host_paths_are_not_containers() {
-        for p in ["/", "/init.scope", "/user.slice/user-0.slice/session-1.scope", "/system.slice/docker.service", "/docker-x.scope"] {
+        for p in [
+            "/",
+            "/init.scope",
+            "/user.slice/user-0.slice/session-1.scope",
+            "/system.slice/docker.service",
+            "/docker-x.scope",
+        ] {
             assert_eq!(from_cgroup(p), None, "{p}");
         }
     }

@@ -4,7 +4,10 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use nstrace_common::{decode::{Record, StreamItemOwned}, event::EventKind};
+use nstrace_common::{
+    decode::{Record, StreamItemOwned},
+    event::EventKind,
+};
 
 use crate::{
     events::{self, Clock, Event, NsIds},
@@ -235,12 +238,7 @@ impl Engine {
                 let count = total - *seen;
                 new += count;
                 *seen = total;
-                out.push(Event::Lost {
-                    time: self.clock.unix(Clock::now_boot_ns()),
-                    kind: kind.name(),
-                    count,
-                    total,
-                });
+                out.push(Event::Lost { time: self.clock.unix(Clock::now_boot_ns()), kind: kind.name(), count, total });
             }
         }
         self.stats.lost += new;

@@ -197,10 +197,15 @@ pub fn flags_text(flags: u64) -> String {
     let mut parts: Vec<String> = NsType::ALL
         .into_iter()
         .filter(|t| flags & t.clone_flag() != 0)
-        .map(|t| format!("CLONE_NEW{}", match t {
-            NsType::Mnt => "NS".to_string(),
-            other => other.name().to_uppercase(),
-        }))
+        .map(|t| {
+            format!(
+                "CLONE_NEW{}",
+                match t {
+                    NsType::Mnt => "NS".to_string(),
+                    other => other.name().to_uppercase(),
+                }
+            )
+        })
         .collect();
     let rest = flags & !CLONE_NEW_MASK;
     if rest != 0 {
@@ -250,26 +255,17 @@ pub fn fd_kind(magic: u32) -> &'static str {
     }
 }
 
-
 /// Slots whose namespace differs between `before` and `after`.
 pub fn changes(before: &[NsRef; TASK_NS_SLOTS], after: &[NsRef; TASK_NS_SLOTS]) -> Vec<NsChange> {
     (0..TASK_NS_SLOTS)
         .filter(|&i| after[i].inum != 0 && (before[i].inum, before[i].id) != (after[i].inum, after[i].id))
-        .map(|i| NsChange {
-            ns_type: SLOT_TYPES[i],
-            slot: SLOT_NAMES[i],
-            id: after[i].id,
-            inode: after[i].inum as u64,
-        })
+        .map(|i| NsChange { ns_type: SLOT_TYPES[i], slot: SLOT_NAMES[i], id: after[i].id, inode: after[i].inum as u64 })
         .collect()
 }
 
 /// perf's order (net, uts, ipc, pid, user, mnt, cgroup) plus time.
 pub fn perf_namespaces(ns: &[NsRef; TASK_NS_SLOTS], dev: u64) -> Vec<PerfNs> {
-    NsType::ALL
-        .into_iter()
-        .map(|t| PerfNs { ns_type: t, dev, inode: ns[t as usize].inum as u64 })
-        .collect()
+    NsType::ALL.into_iter().map(|t| PerfNs { ns_type: t, dev, inode: ns[t as usize].inum as u64 }).collect()
 }
 
 /// Converts record timestamps (CLOCK_BOOTTIME) to Unix time.

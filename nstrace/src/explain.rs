@@ -26,14 +26,38 @@ pub struct Dependent {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reason {
-    Task { pid: u32, comm: String, hold: TaskHold },
-    Fd { pid: u32, fd: i32, comm: String, cmdline: String },
-    Mount { path: String, mnt_ns: u64, via_pid: u32, netns_name: Option<String> },
-    Socket { pid: u32, fd: i32, comm: String, cmdline: String, socket: u64 },
+    Task {
+        pid: u32,
+        comm: String,
+        hold: TaskHold,
+    },
+    Fd {
+        pid: u32,
+        fd: i32,
+        comm: String,
+        cmdline: String,
+    },
+    Mount {
+        path: String,
+        mnt_ns: u64,
+        via_pid: u32,
+        netns_name: Option<String>,
+    },
+    Socket {
+        pid: u32,
+        fd: i32,
+        comm: String,
+        cmdline: String,
+        socket: u64,
+    },
     /// It owns (user ns) or parents (pid/user ns) namespaces that are alive.
-    Owner { dependents: Vec<Dependent> },
+    Owner {
+        dependents: Vec<Dependent>,
+    },
     /// Nothing nstrace can see holds it.
-    KernelReference { hint: String },
+    KernelReference {
+        hint: String,
+    },
 }
 
 impl Reason {
@@ -65,8 +89,10 @@ impl Reason {
                 format!("socket {socket} (fd {fd} of process {pid}, {comm}: {cmdline}) belongs to it")
             }
             Reason::Owner { dependents } => {
-                let list: Vec<String> =
-                    dependents.iter().map(|d| format!("{} {} [{}]", d.ns_type.name(), d.inode, d.state.name())).collect();
+                let list: Vec<String> = dependents
+                    .iter()
+                    .map(|d| format!("{} {} [{}]", d.ns_type.name(), d.inode, d.state.name()))
+                    .collect();
                 format!("it owns or parents live namespaces: {}", list.join(", "))
             }
             Reason::KernelReference { hint } => format!("kernel reference: {hint}"),
@@ -121,7 +147,11 @@ impl<'a> Explainer<'a> {
         let mut dependents: HashMap<u64, Vec<Dependent>> = HashMap::new();
         for r in rows {
             for up in [r.owner, if matches!(r.ns_type, NsType::Pid) { r.parent } else { None }].into_iter().flatten() {
-                dependents.entry(up).or_default().push(Dependent { ns_type: r.ns_type, inode: r.inode, state: r.state });
+                dependents.entry(up).or_default().push(Dependent {
+                    ns_type: r.ns_type,
+                    inode: r.inode,
+                    state: r.state,
+                });
             }
         }
         Explainer { rows, sockets, dependents }

@@ -89,13 +89,8 @@ pub fn scan_with_kernel_tasks(exclude: &[u32], tasks: &[TaskNsEvent]) -> Result<
 }
 
 fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderScan, HoldersError> {
-    let proc_fd =
-        sys::open_at(None, c"/proc", libc::O_RDONLY | libc::O_DIRECTORY).map_err(|source| {
-            HoldersError::Open {
-                path: "/proc".into(),
-                source,
-            }
-        })?;
+    let proc_fd = sys::open_at(None, c"/proc", libc::O_RDONLY | libc::O_DIRECTORY)
+        .map_err(|source| HoldersError::Open { path: "/proc".into(), source })?;
     let mut pids = Vec::with_capacity(1024);
     let mut dents = Vec::with_capacity(DENTS_BUF);
     sys::for_each_dirent(proc_fd.as_fd(), &mut dents, |name| {
@@ -105,10 +100,7 @@ fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderSca
             pids.push(pid);
         }
     })
-    .map_err(|source| HoldersError::List {
-        path: "/proc".into(),
-        source,
-    })?;
+    .map_err(|source| HoldersError::List { path: "/proc".into(), source })?;
 
     let known: Option<HashMap<u32, Stat>> = tasks.map(|tasks| {
         tasks
@@ -172,11 +164,7 @@ pub fn add_kernel_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &
 /// empty for kernel threads. Kept out of [`scan`] because few callers need it.
 pub fn cmdline(pid: u32) -> io::Result<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline"))?;
-    Ok(raw
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect())
+    Ok(raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
 }
 
 const DENTS_BUF: usize = 32 * 1024;
@@ -185,18 +173,8 @@ const CHUNK: usize = 128;
 const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// Name in `/proc/PID/ns/` per task slot, in nstrace-common's slot order.
-const SLOT_LINKS: [&CStr; TASK_NS_SLOTS] = [
-    c"net",
-    c"uts",
-    c"ipc",
-    c"pid",
-    c"user",
-    c"mnt",
-    c"cgroup",
-    c"time",
-    c"pid_for_children",
-    c"time_for_children",
-];
+const SLOT_LINKS: [&CStr; TASK_NS_SLOTS] =
+    [c"net", c"uts", c"ipc", c"pid", c"user", c"mnt", c"cgroup", c"time", c"pid_for_children", c"time_for_children"];
 
 /// Slots that can differ between threads of one process. The active pid,
 /// user and time namespaces are per process (setns/unshare of user and
@@ -219,18 +197,14 @@ fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
 /// namespace links and `stat` files are not read.
 fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], known: Option<&HashMap<u32, Stat>>) -> HolderScan {
     let chunks: Vec<&[u32]> = pids.chunks(CHUNK).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(chunks.len())
-        .min(8);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.len()).min(8);
     if threads <= 1 {
         let mut w = Worker::new(proc_fd, known);
         pids.iter().for_each(|&p| w.scan_process(p));
         return w.out;
     }
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<HolderScan>>> =
-        Mutex::new((0..chunks.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<HolderScan>>> = Mutex::new((0..chunks.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -250,12 +224,7 @@ fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], known: Option<&HashMap<u32, 
         }
     });
     let mut all = HolderScan::default();
-    for part in results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-    {
+    for part in results.into_inner().unwrap_or_default().into_iter().flatten() {
         all.merge(part);
     }
     all
@@ -358,7 +327,11 @@ impl<'a> Worker<'a> {
         // leader: its threads may still be alive, so go on to them.
         self.added.clear();
         let all: [usize; TASK_NS_SLOTS] = std::array::from_fn(|i| i);
-        let links = if self.known.is_none() { self.read_links(at(b"/ns").as_cstr(), &all) } else { Err(io::Error::other("skipped")) };
+        let links = if self.known.is_none() {
+            self.read_links(at(b"/ns").as_cstr(), &all)
+        } else {
+            Err(io::Error::other("skipped"))
+        };
         let leader = match links {
             Ok(slots) => {
                 self.add_slots(pid, &comm, &slots, None);
@@ -394,11 +367,7 @@ impl<'a> Worker<'a> {
     /// /proc fd: "PID/ns" or "PID/task/TID/ns"). Fails if the directory or
     /// the first link fails: the task is gone, a zombie (no nsproxy) or out
     /// of reach.
-    fn read_links(
-        &mut self,
-        ns_dir: &CStr,
-        wanted: &[usize],
-    ) -> io::Result<[Option<u64>; TASK_NS_SLOTS]> {
+    fn read_links(&mut self, ns_dir: &CStr, wanted: &[usize]) -> io::Result<[Option<u64>; TASK_NS_SLOTS]> {
         let dir = sys::open_at(Some(self.proc_fd), ns_dir, libc::O_PATH | libc::O_DIRECTORY)?;
         let mut slots = [None; TASK_NS_SLOTS];
         let mut pfc_missing = false;
@@ -406,10 +375,7 @@ impl<'a> Worker<'a> {
             match sys::readlink_at(dir.as_fd(), SLOT_LINKS[i], &mut self.link) {
                 Ok(l) => slots[i] = parse_ns_link(l).map(|(_, ino)| ino),
                 Err(e) if n == 0 => return Err(e),
-                Err(e) => {
-                    pfc_missing |=
-                        i == SLOT_PID_FOR_CHILDREN && e.raw_os_error() == Some(libc::ENOENT)
-                }
+                Err(e) => pfc_missing |= i == SLOT_PID_FOR_CHILDREN && e.raw_os_error() == Some(libc::ENOENT),
             }
         }
         // pid_for_children is ENOENT both for an unborn pid namespace and for
@@ -426,13 +392,7 @@ impl<'a> Worker<'a> {
 
     /// Records one task's slots as holders of process `pid`, once each;
     /// `tid` is set when the task is not the leader.
-    fn add_slots(
-        &mut self,
-        pid: u32,
-        comm: &str,
-        slots: &[Option<u64>; TASK_NS_SLOTS],
-        tid: Option<u32>,
-    ) {
+    fn add_slots(&mut self, pid: u32, comm: &str, slots: &[Option<u64>; TASK_NS_SLOTS], tid: Option<u32>) {
         for (i, ino) in slots.iter().enumerate() {
             let Some(ino) = *ino else { continue };
             // "for children" only counts where it differs from the task's own.
@@ -449,36 +409,19 @@ impl<'a> Worker<'a> {
                 continue;
             }
             self.added.push((key, hold));
-            let h = Holder::Task {
-                pid,
-                comm: comm.to_owned(),
-                hold,
-            };
+            let h = Holder::Task { pid, comm: comm.to_owned(), hold };
             self.out.holders.entry(key).or_default().push(h);
             if let Some(tid) = tid {
                 self.out.thread_tids.entry(key).or_insert(tid);
             }
             if key.ns_type == NsType::Mnt {
-                self.out
-                    .mount_ns_via
-                    .entry(ino)
-                    .or_insert(tid.unwrap_or(pid));
+                self.out.mount_ns_via.entry(ino).or_insert(tid.unwrap_or(pid));
             }
         }
     }
 
-    fn scan_threads(
-        &mut self,
-        pid: u32,
-        task_dir: &CStr,
-        comm: &str,
-        leader: Option<[Option<u64>; TASK_NS_SLOTS]>,
-    ) {
-        let Ok(dir) = sys::open_at(
-            Some(self.proc_fd),
-            task_dir,
-            libc::O_RDONLY | libc::O_DIRECTORY,
-        ) else {
+    fn scan_threads(&mut self, pid: u32, task_dir: &CStr, comm: &str, leader: Option<[Option<u64>; TASK_NS_SLOTS]>) {
+        let Ok(dir) = sys::open_at(Some(self.proc_fd), task_dir, libc::O_RDONLY | libc::O_DIRECTORY) else {
             return;
         };
         let mut tids = std::mem::take(&mut self.tids);
@@ -488,11 +431,7 @@ impl<'a> Worker<'a> {
         });
         // With a zombie leader nothing is known yet: read every slot.
         let all: [usize; TASK_NS_SLOTS] = std::array::from_fn(|i| i);
-        let wanted: &[usize] = if leader.is_some() {
-            &THREAD_SLOTS
-        } else {
-            &all
-        };
+        let wanted: &[usize] = if leader.is_some() { &THREAD_SLOTS } else { &all };
         if listed.is_err() {
             tids.clear();
         }
@@ -514,11 +453,7 @@ impl<'a> Worker<'a> {
     }
 
     fn scan_fds(&mut self, pid: u32, fd_dir: &CStr, comm: &str) {
-        let Ok(dir) = sys::open_at(
-            Some(self.proc_fd),
-            fd_dir,
-            libc::O_RDONLY | libc::O_DIRECTORY,
-        ) else {
+        let Ok(dir) = sys::open_at(Some(self.proc_fd), fd_dir, libc::O_RDONLY | libc::O_DIRECTORY) else {
             return;
         };
         let (link, out) = (&mut self.link, &mut self.out);
@@ -530,15 +465,8 @@ impl<'a> Worker<'a> {
                 return;
             };
             if let Some((ns_type, inode)) = parse_ns_link(l) {
-                let h = Holder::Fd {
-                    pid,
-                    fd: fd as i32,
-                    comm: comm.to_owned(),
-                };
-                out.holders
-                    .entry(NsKey { ns_type, inode })
-                    .or_default()
-                    .push(h);
+                let h = Holder::Fd { pid, fd: fd as i32, comm: comm.to_owned() };
+                out.holders.entry(NsKey { ns_type, inode }).or_default().push(h);
             }
         });
     }
@@ -554,23 +482,11 @@ fn read_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
     mnt_list.sort_unstable();
     for (mnt_ns, first) in mnt_list {
         // Fall back to other members if the first one has exited or moved.
-        let key = NsKey {
-            ns_type: NsType::Mnt,
-            inode: mnt_ns,
-        };
-        let others = scan
-            .holders
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .filter_map(|h| match h {
-                Holder::Task {
-                    pid,
-                    hold: TaskHold::Member,
-                    ..
-                } if *pid != first => Some(*pid),
-                _ => None,
-            });
+        let key = NsKey { ns_type: NsType::Mnt, inode: mnt_ns };
+        let others = scan.holders.get(&key).into_iter().flatten().filter_map(|h| match h {
+            Holder::Task { pid, hold: TaskHold::Member, .. } if *pid != first => Some(*pid),
+            _ => None,
+        });
         let mut via = None;
         for pid in std::iter::once(first).chain(others).take(8) {
             let mut p = CPath::new();
@@ -613,14 +529,7 @@ fn read_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
                     names.push(name.to_owned());
                 }
             }
-            found.push((
-                key,
-                Holder::Mount {
-                    path: m.mount_point,
-                    mnt_ns,
-                    via_pid,
-                },
-            ));
+            found.push((key, Holder::Mount { path: m.mount_point, mnt_ns, via_pid }));
         }
     }
     for (key, h) in found {
@@ -687,22 +596,14 @@ pub fn parse_stat(s: &[u8]) -> Option<Stat> {
         return None;
     }
     let comm = String::from_utf8_lossy(&s[open + 1..close]).into_owned();
-    let mut f = s[close + 1..]
-        .split(|&b| b == b' ')
-        .filter(|f| !f.is_empty());
+    let mut f = s[close + 1..].split(|&b| b == b' ').filter(|f| !f.is_empty());
     // After comm: state(0) ppid(1) pgrp session tty tpgid flags(6) ...
     // num_threads is field 20 of the file, index 17 here.
-    let num =
-        |f: Option<&[u8]>| f.and_then(|f| std::str::from_utf8(f).ok()?.trim().parse::<u64>().ok());
+    let num = |f: Option<&[u8]>| f.and_then(|f| std::str::from_utf8(f).ok()?.trim().parse::<u64>().ok());
     let ppid = num(f.nth(1))? as u32;
     let flags = num(f.nth(4))?;
     let threads = num(f.nth(10))? as u32;
-    Some(Stat {
-        comm,
-        ppid,
-        flags,
-        threads,
-    })
+    Some(Stat { comm, ppid, flags, threads })
 }
 
 /// The cgroup v2 entry (`0::/path`) of `/proc/PID/cgroup`, else the path
@@ -748,13 +649,7 @@ pub fn parse_mountinfo_line(line: &[u8]) -> Option<MountLine> {
     f.by_ref().find(|x| *x == b"-")?;
     let fs_type = unescape(f.next()?);
     let source = unescape(f.next()?);
-    Some(MountLine {
-        mount_id,
-        root,
-        mount_point,
-        fs_type,
-        source,
-    })
+    Some(MountLine { mount_id, root, mount_point, fs_type, source })
 }
 
 /// Undoes the kernel's octal escapes (`\040` space, `\011`, `\012`, `\134`).
@@ -765,9 +660,7 @@ fn unescape(s: &[u8]) -> String {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        let oct = s
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = s.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (s[i], oct) {
             (b'\\', Some(d)) => {
                 let v = d.iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
@@ -791,10 +684,7 @@ struct CPath {
 
 impl CPath {
     fn new() -> Self {
-        CPath {
-            buf: [0; 64],
-            len: 0,
-        }
+        CPath { buf: [0; 64], len: 0 }
     }
 
     fn push(&mut self, s: &[u8]) -> &mut Self {
@@ -833,42 +723,22 @@ mod sys {
     use super::*;
 
     fn cvt(r: libc::c_long) -> io::Result<usize> {
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
     }
 
-    pub fn open_at(
-        dir: Option<BorrowedFd<'_>>,
-        path: &CStr,
-        flags: libc::c_int,
-    ) -> io::Result<OwnedFd> {
+    pub fn open_at(dir: Option<BorrowedFd<'_>>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
         let dfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
         // SAFETY: path is NUL-terminated; the returned fd is new and ours.
-        let fd = cvt(
-            unsafe { libc::openat(dfd, path.as_ptr(), flags | libc::O_CLOEXEC) } as libc::c_long,
-        )?;
+        let fd = cvt(unsafe { libc::openat(dfd, path.as_ptr(), flags | libc::O_CLOEXEC) } as libc::c_long)?;
         // SAFETY: see above.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
     }
 
     /// The link target, or an error if it did not fit (never a prefix).
-    pub fn readlink_at<'b>(
-        dir: BorrowedFd<'_>,
-        path: &CStr,
-        buf: &'b mut [u8],
-    ) -> io::Result<&'b [u8]> {
+    pub fn readlink_at<'b>(dir: BorrowedFd<'_>, path: &CStr, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
         // SAFETY: buf is writable for buf.len() bytes.
-        let n = cvt(unsafe {
-            libc::readlinkat(
-                dir.as_raw_fd(),
-                path.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        } as libc::c_long)?;
+        let n = cvt(unsafe { libc::readlinkat(dir.as_raw_fd(), path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+            as libc::c_long)?;
         if n >= buf.len() {
             return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
         }
@@ -885,13 +755,9 @@ mod sys {
             }
             let spare = buf.capacity() - buf.len();
             // SAFETY: reading into the vector's spare capacity.
-            let n = cvt(unsafe {
-                libc::read(
-                    fd.as_raw_fd(),
-                    buf.as_mut_ptr().add(buf.len()).cast(),
-                    spare,
-                )
-            } as libc::c_long)?;
+            let n =
+                cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().add(buf.len()).cast(), spare) }
+                    as libc::c_long)?;
             if n == 0 {
                 return Ok(());
             }
@@ -910,13 +776,9 @@ mod sys {
         loop {
             let spare = buf.capacity() - buf.len();
             // SAFETY: reading into the vector's spare capacity.
-            let n = cvt(unsafe {
-                libc::read(
-                    fd.as_raw_fd(),
-                    buf.as_mut_ptr().add(buf.len()).cast(),
-                    spare,
-                )
-            } as libc::c_long)?;
+            let n =
+                cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().add(buf.len()).cast(), spare) }
+                    as libc::c_long)?;
             // SAFETY: the kernel initialised n more bytes.
             unsafe { buf.set_len(buf.len() + n) };
             if n < spare {
@@ -929,23 +791,13 @@ mod sys {
     /// Calls `f` with each entry name except `.` and `..`. Only for /proc
     /// directories: their readdir stops early only when the buffer is full,
     /// so a batch leaving room for another entry was the last one.
-    pub fn for_each_dirent(
-        dir: BorrowedFd<'_>,
-        buf: &mut Vec<u8>,
-        mut f: impl FnMut(&CStr),
-    ) -> io::Result<()> {
+    pub fn for_each_dirent(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, mut f: impl FnMut(&CStr)) -> io::Result<()> {
         buf.clear();
         buf.reserve(DENTS_BUF);
         loop {
             // SAFETY: the buffer is writable for its capacity.
-            let n = cvt(unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    dir.as_raw_fd(),
-                    buf.as_mut_ptr(),
-                    buf.capacity(),
-                )
-            })?;
+            let n =
+                cvt(unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.capacity()) })?;
             if n == 0 {
                 return Ok(());
             }
@@ -982,15 +834,9 @@ mod tests {
 
     #[test]
     fn ns_links() {
-        assert_eq!(
-            parse_ns_link(b"net:[4026531840]"),
-            Some((NsType::Net, 4026531840))
-        );
+        assert_eq!(parse_ns_link(b"net:[4026531840]"), Some((NsType::Net, 4026531840)));
         assert_eq!(parse_ns_link(b"cgroup:[1]"), Some((NsType::Cgroup, 1)));
-        assert_eq!(
-            parse_ns_link(b"pid_for_children:[7]"),
-            Some((NsType::Pid, 7))
-        );
+        assert_eq!(parse_ns_link(b"pid_for_children:[7]"), Some((NsType::Pid, 7)));
         for bad in [
             &b""[..],
             b"net:[]",
@@ -1009,8 +855,7 @@ mod tests {
 
     #[test]
     fn mountinfo_lines() {
-        let l =
-            b"612 28 0:4 net:[4026532301] /run/netns/a\\040b rw shared:5 master:1 - nsfs nsfs rw";
+        let l = b"612 28 0:4 net:[4026532301] /run/netns/a\\040b rw shared:5 master:1 - nsfs nsfs rw";
         let m = parse_mountinfo_line(l).unwrap();
         assert_eq!(m.mount_id, 612);
         assert_eq!(m.root, "net:[4026532301]");
@@ -1027,16 +872,10 @@ mod tests {
 
     #[test]
     fn cgroup_lines() {
-        assert_eq!(
-            parse_cgroup(b"0::/system.slice/a.service\n").as_deref(),
-            Some("/system.slice/a.service")
-        );
+        assert_eq!(parse_cgroup(b"0::/system.slice/a.service\n").as_deref(), Some("/system.slice/a.service"));
         let hybrid = b"9:name=systemd:/\n4:memory:/x\n0::/user.slice\n";
         assert_eq!(parse_cgroup(hybrid).as_deref(), Some("/user.slice"));
-        assert_eq!(
-            parse_cgroup(b"4:memory:/x:y\n1:cpu:/\n").as_deref(),
-            Some("/x:y")
-        );
+        assert_eq!(parse_cgroup(b"4:memory:/x:y\n1:cpu:/\n").as_deref(), Some("/x:y"));
         assert_eq!(parse_cgroup(b"garbage\n"), None);
         assert_eq!(parse_cgroup(b""), None);
     }
@@ -1045,22 +884,11 @@ mod tests {
     fn stat_lines() {
         let s = b"42 (a) (b) c) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 3 0 9 1 1\n";
         let st = parse_stat(s).unwrap();
-        assert_eq!(
-            st,
-            Stat {
-                comm: "a) (b) c".into(),
-                ppid: 7,
-                flags: 4194560,
-                threads: 3
-            }
-        );
+        assert_eq!(st, Stat { comm: "a) (b) c".into(), ppid: 7, flags: 4194560, threads: 3 });
         assert_eq!(parse_stat(b"42 (x) S 7"), None);
         assert_eq!(parse_stat(b")("), None);
         assert_eq!(CPath::new().num(0).push(b"/ns").as_cstr(), c"0/ns");
-        assert_eq!(
-            SLOT_LINKS.map(|l| l.to_str().unwrap())[..8],
-            NsType::ALL.map(|t| t.name())
-        );
+        assert_eq!(SLOT_LINKS.map(|l| l.to_str().unwrap())[..8], NsType::ALL.map(|t| t.name()));
         assert_eq!(CPath::new().num(4294967295).as_cstr(), c"4294967295");
     }
 
@@ -1084,26 +912,13 @@ mod tests {
         let fd = f.as_raw_fd();
         let me = std::process::id();
         let scan = scan().unwrap();
-        let key = NsKey {
-            ns_type: NsType::Uts,
-            inode: ns_inode("/proc/self/ns/uts"),
-        };
+        let key = NsKey { ns_type: NsType::Uts, inode: ns_inode("/proc/self/ns/uts") };
         let hs = &scan.holders[&key];
-        assert!(
-            hs.iter()
-                .any(|h| matches!(h, Holder::Fd { pid, fd: n, .. } if *pid == me && *n == fd))
-        );
-        assert!(
-            hs.iter().any(
-                |h| matches!(h, Holder::Task { pid, hold: TaskHold::Member, .. } if *pid == me)
-            )
-        );
+        assert!(hs.iter().any(|h| matches!(h, Holder::Fd { pid, fd: n, .. } if *pid == me && *n == fd)));
+        assert!(hs.iter().any(|h| matches!(h, Holder::Task { pid, hold: TaskHold::Member, .. } if *pid == me)));
         let info = &scan.processes[&me];
         assert!(info.threads >= 1 && !info.kernel_thread && info.cgroup.starts_with('/'));
-        assert!(
-            scan.mount_ns_via
-                .contains_key(&ns_inode("/proc/self/ns/mnt"))
-        );
+        assert!(scan.mount_ns_via.contains_key(&ns_inode("/proc/self/ns/mnt")));
         assert!(!scan_excluding(&[me]).unwrap().processes.contains_key(&me));
     }
 
@@ -1120,10 +935,7 @@ mod tests {
             return;
         }
         let name = format!("nstrace-test-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success());
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().map(|s| s.success());
         if ok.ok() != Some(true) {
             eprintln!("skipped: ip netns add failed");
             return;
@@ -1132,10 +944,7 @@ mod tests {
         let path = format!("/run/netns/{name}");
         let inode = crate::nsfs::inode(crate::nsfs::open(path.as_ref()).unwrap()).unwrap();
         let scan = scan().unwrap();
-        let hs = &scan.holders[&NsKey {
-            ns_type: NsType::Net,
-            inode,
-        }];
+        let hs = &scan.holders[&NsKey { ns_type: NsType::Net, inode }];
         let host_mnt = ns_inode("/proc/self/ns/mnt");
         assert!(
             hs.iter().any(|h| matches!(h, Holder::Mount { path: p, mnt_ns, .. } if *p == path && *mnt_ns == host_mnt)),
@@ -1166,16 +975,9 @@ mod tests {
         done_tx.send(()).unwrap();
         t.join().unwrap();
         let ino = ino.expect("unshare(CLONE_NEWUTS) in a thread");
-        let key = NsKey {
-            ns_type: NsType::Uts,
-            inode: ino,
-        };
+        let key = NsKey { ns_type: NsType::Uts, inode: ino };
         let me = std::process::id();
-        assert!(
-            scan.holders[&key]
-                .iter()
-                .any(|h| matches!(h, Holder::Task { pid, .. } if *pid == me))
-        );
+        assert!(scan.holders[&key].iter().any(|h| matches!(h, Holder::Task { pid, .. } if *pid == me)));
         assert_eq!(scan.thread_tids.get(&key), Some(&tid));
     }
 
@@ -1189,11 +991,7 @@ mod tests {
             let t = std::time::Instant::now();
             let s = scan().unwrap();
             times.push(t.elapsed());
-            n = (
-                s.processes.len(),
-                s.holders.len(),
-                s.holders.values().map(Vec::len).sum::<usize>(),
-            );
+            n = (s.processes.len(), s.holders.len(), s.holders.values().map(Vec::len).sum::<usize>());
         }
         times.sort();
         eprintln!(
@@ -1208,12 +1006,7 @@ mod tests {
             let lines: Vec<String> = rows
                 .iter()
                 .map(|r| {
-                    format!(
-                        "{} {} {}",
-                        r.key.inode,
-                        r.key.ns_type.name(),
-                        s.holders.get(&r.key).map_or(0, Vec::len)
-                    )
+                    format!("{} {} {}", r.key.inode, r.key.ns_type.name(), s.holders.get(&r.key).map_or(0, Vec::len))
                 })
                 .collect();
             std::fs::write(path, lines.join("\n")).unwrap();
@@ -1235,27 +1028,15 @@ mod tests {
         if !root() {
             return;
         }
-        let unborn = Kill(
-            Command::new("unshare")
-                .args(["--pid", "sleep", "30"])
-                .spawn()
-                .unwrap(),
-        );
-        let forked = Kill(
-            Command::new("unshare")
-                .args(["--pid", "--fork", "sleep", "30"])
-                .spawn()
-                .unwrap(),
-        );
+        let unborn = Kill(Command::new("unshare").args(["--pid", "sleep", "30"]).spawn().unwrap());
+        let forked = Kill(Command::new("unshare").args(["--pid", "--fork", "sleep", "30"]).spawn().unwrap());
         let (a, b) = (unborn.0.id(), forked.0.id());
         // Wait until a has exec'd sleep and b has unshared and forked (its
         // pid_for_children becomes readable and differs from its own).
         let ready = || {
-            let comm =
-                |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            let comm = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
             let link = |n: &str| std::fs::read_link(format!("/proc/{b}/ns/{n}")).ok();
-            comm(a).trim() == "sleep"
-                && link("pid_for_children").is_some_and(|l| Some(l) != link("pid"))
+            comm(a).trim() == "sleep" && link("pid_for_children").is_some_and(|l| Some(l) != link("pid"))
         };
         for _ in 0..200 {
             if ready() {
@@ -1266,22 +1047,8 @@ mod tests {
         let scan = scan().unwrap();
         assert!(scan.unborn_pid_ns.contains(&a), "{:?}", scan.unborn_pid_ns);
         let pfc = ns_inode(&format!("/proc/{b}/ns/pid_for_children"));
-        let hs = &scan.holders[&NsKey {
-            ns_type: NsType::Pid,
-            inode: pfc,
-        }];
-        assert!(hs.iter().any(
-            |h| matches!(h, Holder::Task { pid, hold: TaskHold::PidForChildren, .. } if *pid == b)
-        ));
-        assert!(
-            hs.iter().any(|h| matches!(
-                h,
-                Holder::Task {
-                    hold: TaskHold::Member,
-                    ..
-                }
-            )),
-            "{hs:?}"
-        );
+        let hs = &scan.holders[&NsKey { ns_type: NsType::Pid, inode: pfc }];
+        assert!(hs.iter().any(|h| matches!(h, Holder::Task { pid, hold: TaskHold::PidForChildren, .. } if *pid == b)));
+        assert!(hs.iter().any(|h| matches!(h, Holder::Task { hold: TaskHold::Member, .. })), "{hs:?}");
     }
 }

@@ -145,8 +145,7 @@ impl Tracer {
         for (name, tracepoint) in TASK_HOOKS {
             let prog = self.raw_tracepoint(name)?;
             prog.load().map_err(|source| LoaderError::Program { name, source })?;
-            prog.attach(tracepoint)
-                .map_err(|source| LoaderError::Attach { name, tracepoint, source })?;
+            prog.attach(tracepoint).map_err(|source| LoaderError::Attach { name, tracepoint, source })?;
         }
         Ok(())
     }
@@ -158,11 +157,9 @@ impl Tracer {
         }
         for (name, event) in SYSCALL_HOOKS {
             let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
-            let prog: &mut TracePoint =
-                prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
+            let prog: &mut TracePoint = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
             prog.load().map_err(|source| LoaderError::Program { name, source })?;
-            prog.attach("syscalls", event)
-                .map_err(|source| LoaderError::Attach { name, tracepoint: event, source })?;
+            prog.attach("syscalls", event).map_err(|source| LoaderError::Attach { name, tracepoint: event, source })?;
         }
         Ok(())
     }
@@ -177,8 +174,11 @@ impl Tracer {
         let name = names::PROG_WORKQUEUE_EXECUTE_END;
         let prog = self.raw_tracepoint(name)?;
         prog.load().map_err(|source| LoaderError::Program { name, source })?;
-        prog.attach("workqueue_execute_end")
-            .map_err(|source| LoaderError::Attach { name, tracepoint: "workqueue_execute_end", source })?;
+        prog.attach("workqueue_execute_end").map_err(|source| LoaderError::Attach {
+            name,
+            tracepoint: "workqueue_execute_end",
+            source,
+        })?;
         Ok(true)
     }
 
@@ -222,12 +222,10 @@ impl Tracer {
         let ns_prog = self.load_for_test_run(names::PROG_NS_WALK)?;
         let task_prog = self.load_for_test_run(names::PROG_TASK_WALK)?;
         let ring = self.take_ring(names::WALK_MAP)?;
-        let state_map = self
-            .ebpf
-            .take_map(names::WALK_STATE_MAP)
-            .ok_or(LoaderError::MissingMap(names::WALK_STATE_MAP))?;
-        let state = Array::try_from(state_map)
-            .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
+        let state_map =
+            self.ebpf.take_map(names::WALK_STATE_MAP).ok_or(LoaderError::MissingMap(names::WALK_STATE_MAP))?;
+        let state =
+            Array::try_from(state_map).map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
         Ok(crate::snapshot::kernel::Walker::new(ns_prog, task_prog, ring, state))
     }
 
@@ -240,8 +238,8 @@ impl Tracer {
     pub fn events(&mut self) -> Result<EventStream, LoaderError> {
         let ring = self.take_ring(names::EVENTS_MAP)?;
         let lost_map = self.ebpf.take_map(names::LOST_MAP).ok_or(LoaderError::MissingMap(names::LOST_MAP))?;
-        let lost = PerCpuArray::try_from(lost_map)
-            .map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
+        let lost =
+            PerCpuArray::try_from(lost_map).map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
         // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd,
         // so the fd stays open for as long as it is registered.
         let ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
@@ -381,10 +379,8 @@ impl EventStream {
     pub fn lost_counts(&self) -> Result<Vec<(EventKind, u64)>, LoaderError> {
         let mut out = Vec::new();
         for kind in 0..MAX_EVENT_KIND {
-            let values = self
-                .lost
-                .get(&kind, 0)
-                .map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
+            let values =
+                self.lost.get(&kind, 0).map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
             let total: u64 = values.iter().sum();
             if let (Some(kind), true) = (EventKind::from_u32(kind), total > 0) {
                 out.push((kind, total));

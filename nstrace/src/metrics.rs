@@ -30,9 +30,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Upper bounds (seconds) of the lifetime histogram: 100 ms to a week.
-const LIFETIME_BUCKETS: [f64; 14] = [
-    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6.0 * 3600.0, 86400.0, 3.0 * 86400.0, 7.0 * 86400.0,
-];
+const LIFETIME_BUCKETS: [f64; 14] =
+    [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6.0 * 3600.0, 86400.0, 3.0 * 86400.0, 7.0 * 86400.0];
 
 /// A namespace type as a label value (`type="net"`, ...).
 #[allow(non_camel_case_types)]
@@ -250,7 +249,9 @@ impl Metrics {
         r.register("malformed_records", "Ring-buffer records that could not be decoded", m.malformed.clone());
         r.register("walks", "Namespace tree walks", m.walks.clone());
         let build: Family<BuildLabels, Gauge> = Family::default();
-        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into(), kernel: kernel_release() }).set(1);
+        build
+            .get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into(), kernel: kernel_release() })
+            .set(1);
         r.register("build_info", "nstrace version and the running kernel (always 1)", build);
         r.register_with_unit(
             "scrape_duration",
@@ -544,7 +545,10 @@ mod tests {
         let text = m.encode();
         let series: Vec<&str> = text.lines().filter(|l| l.starts_with("nstrace_container_namespaces{")).collect();
         assert_eq!(series.len(), 4, "{text}");
-        assert!(text.contains(r#"nstrace_container_namespaces{runtime="docker",container="aaa",type="net"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"nstrace_container_namespaces{runtime="docker",container="aaa",type="net"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(r#"container="other",type="net"} 1"#), "the third container is folded: {text}");
         // Gone containers do not linger.
         m.set_containers(rows[..1].iter());
@@ -606,7 +610,14 @@ mod tests {
             lifetime: Some(2.5),
             creator_pid: Some(42),
         });
-        m.observe(&Event::Destroy { time: 1001.0, ns_type: NsType::Net, id: 101, inode: 101, lifetime: None, creator_pid: None });
+        m.observe(&Event::Destroy {
+            time: 1001.0,
+            ns_type: NsType::Net,
+            id: 101,
+            inode: 101,
+            lifetime: None,
+            creator_pid: None,
+        });
         m.observe(&Event::Unshare {
             time: 1.0,
             pid: 1,

@@ -182,9 +182,8 @@ impl Monitor {
         if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
             let started = Instant::now();
             let tasks = self.engine.walk_tasks()?;
-            let handle = tokio::task::spawn_blocking(move || {
-                holders::scan_with_kernel_tasks(&[std::process::id()], &tasks)
-            });
+            let handle =
+                tokio::task::spawn_blocking(move || holders::scan_with_kernel_tasks(&[std::process::id()], &tasks));
             self.scan = Some((started, handle));
             // Counted from the start, so a slow scan does not pile up.
             self.last_refresh = Some(started);
@@ -273,9 +272,8 @@ impl Monitor {
                         ..NsRow::new(*ns_type, *inode)
                     },
                     created: Some(*time),
-                    creator: (*pid != 0).then(|| {
-                        Box::new(Creator { pid: *pid, tid: *tid, comm: comm.clone(), cause, flags: *flags })
-                    }),
+                    creator: (*pid != 0)
+                        .then(|| Box::new(Creator { pid: *pid, tid: *tid, comm: comm.clone(), cause, flags: *flags })),
                     first_seen: *time,
                     last_change: *time,
                     destroyed: None,

@@ -34,17 +34,12 @@ pub const NS_GET_OWNER_UID: libc::c_ulong = io(4);
 pub const NS_GET_ID: libc::c_ulong = ior_u64(13);
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// Opens a namespace file (`/proc/PID/ns/net`, a bind mount, ...) read-only.
 pub fn open(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: c is a valid NUL-terminated string.
     let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
     // SAFETY: fd was just returned by open and is owned by nobody else.
@@ -88,12 +83,8 @@ pub fn parent(fd: impl AsFd) -> io::Result<Option<OwnedFd>> {
 pub fn ns_type(fd: impl AsFd) -> io::Result<NsType> {
     // SAFETY: NS_GET_NSTYPE takes no argument.
     let flag = cvt(unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), NS_GET_NSTYPE) })?;
-    NsType::from_clone_flag(flag as u64).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unknown namespace type {flag:#x}"),
-        )
-    })
+    NsType::from_clone_flag(flag as u64)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unknown namespace type {flag:#x}")))
 }
 
 /// Owner uid of a user namespace, as seen from the caller's user namespace.

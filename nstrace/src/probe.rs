@@ -135,11 +135,7 @@ pub fn probe() -> Report {
     kernel.push(match &btf {
         Ok(b) => Check::new(names::BTF, Status::Ok, format!("{} types", b.type_count())),
         Err(BtfError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Check::new(
-                names::BTF,
-                Status::Missing,
-                "/sys/kernel/btf/vmlinux absent (CONFIG_DEBUG_INFO_BTF=n)",
-            )
+            Check::new(names::BTF, Status::Missing, "/sys/kernel/btf/vmlinux absent (CONFIG_DEBUG_INFO_BTF=n)")
         }
         Err(e) => Check::new(names::BTF, Status::Error, e.to_string()),
     });
@@ -152,11 +148,9 @@ pub fn probe() -> Report {
         Some(Ok(o)) if btf_offsets::has_ns_tree(o) => {
             Check::new(names::NS_TREE, Status::Ok, "ns_common has ns_id, ns_type, ns_list_node")
         }
-        Some(Ok(_)) => Check::new(
-            names::NS_TREE,
-            Status::Missing,
-            "ns_common lacks ns_id/ns_list_node (kernel < 6.18)",
-        ),
+        Some(Ok(_)) => {
+            Check::new(names::NS_TREE, Status::Missing, "ns_common lacks ns_id/ns_list_node (kernel < 6.18)")
+        }
         _ => Check::new(names::NS_TREE, Status::Error, "no struct offsets"),
     });
 
@@ -184,11 +178,7 @@ pub fn probe() -> Report {
             section("tracing", tracing),
             section("namespace interfaces", ns_api),
         ],
-        mechanisms: Mechanisms {
-            events: String::new(),
-            snapshot: String::new(),
-            destroy: String::new(),
-        },
+        mechanisms: Mechanisms { events: String::new(), snapshot: String::new(), destroy: String::new() },
         tree_walk: None,
     };
     report.mechanisms = select_mechanisms(&report);
@@ -241,15 +231,8 @@ pub fn fatal_reason(r: &Report) -> Option<String> {
         None => Some("not checked".to_owned()),
     };
     // In order: the first failure is the most fundamental.
-    let fatal_checks = [
-        names::ROOT,
-        names::CAPS,
-        names::LOCKDOWN,
-        names::BTF,
-        names::OFFSETS,
-        names::BPF,
-        names::RINGBUF,
-    ];
+    let fatal_checks =
+        [names::ROOT, names::CAPS, names::LOCKDOWN, names::BTF, names::OFFSETS, names::BPF, names::RINGBUF];
     for name in fatal_checks {
         let Some(d) = failed(name) else { continue };
         return Some(match name {
@@ -263,9 +246,7 @@ pub fn fatal_reason(r: &Report) -> Option<String> {
         });
     }
     if r.mechanisms.events == "none" {
-        return Some(
-            "no way to attach programs: neither fentry, tracepoints nor kprobes work".into(),
-        );
+        return Some("no way to attach programs: neither fentry, tracepoints nor kprobes work".into());
     }
     None
 }
@@ -293,12 +274,11 @@ pub fn parse_cap_eff(status: &str) -> Option<u64> {
 /// CAP_SYS_ADMIN (which implies both on kernels before 5.8).
 pub fn caps_check(cap_eff: u64) -> Check {
     let has = |bit: u32| cap_eff & (1u64 << bit) != 0;
-    let list: Vec<&str> =
-        [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN")]
-            .iter()
-            .map(|&(bit, name)| if has(bit) { name } else { "" })
-            .filter(|n| !n.is_empty())
-            .collect();
+    let list: Vec<&str> = [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN")]
+        .iter()
+        .map(|&(bit, name)| if has(bit) { name } else { "" })
+        .filter(|n| !n.is_empty())
+        .collect();
     let enough = (has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN);
     let detail = if list.is_empty() { "none".into() } else { list.join(" ") };
     let status = if enough { Status::Ok } else { Status::Missing };
@@ -328,15 +308,11 @@ pub fn lockdown_check(file: Option<&str>) -> Check {
         return Check::new(names::LOCKDOWN, Status::Ok, "none (securityfs lockdown not present)");
     };
     match parse_lockdown(text) {
-        Some(mode @ "confidentiality") => Check::new(
-            names::LOCKDOWN,
-            Status::Error,
-            format!("{mode}: BPF may not read kernel memory"),
-        ),
-        Some(mode) => Check::new(names::LOCKDOWN, Status::Ok, mode),
-        None => {
-            Check::new(names::LOCKDOWN, Status::Error, format!("cannot parse {:?}", text.trim()))
+        Some(mode @ "confidentiality") => {
+            Check::new(names::LOCKDOWN, Status::Error, format!("{mode}: BPF may not read kernel memory"))
         }
+        Some(mode) => Check::new(names::LOCKDOWN, Status::Ok, mode),
+        None => Check::new(names::LOCKDOWN, Status::Error, format!("cannot parse {:?}", text.trim())),
     }
 }
 
@@ -344,11 +320,7 @@ fn check_lockdown() -> Check {
     match std::fs::read_to_string("/sys/kernel/security/lockdown") {
         Ok(s) => lockdown_check(Some(&s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => lockdown_check(None),
-        Err(e) => Check::new(
-            names::LOCKDOWN,
-            Status::Error,
-            format!("/sys/kernel/security/lockdown: {e}"),
-        ),
+        Err(e) => Check::new(names::LOCKDOWN, Status::Error, format!("/sys/kernel/security/lockdown: {e}")),
     }
 }
 
@@ -356,11 +328,7 @@ fn check_lockdown() -> Check {
 
 fn check_release() -> Check {
     match std::fs::read_to_string("/proc/sys/kernel/osrelease") {
-        Ok(r) => Check::new(
-            names::KERNEL,
-            Status::Ok,
-            format!("{} ({})", r.trim(), std::env::consts::ARCH),
-        ),
+        Ok(r) => Check::new(names::KERNEL, Status::Ok, format!("{} ({})", r.trim(), std::env::consts::ARCH)),
         Err(e) => Check::new(names::KERNEL, Status::Error, e.to_string()),
     }
 }
@@ -417,9 +385,7 @@ const _: () = assert!(size_of::<MapCreateAttr>() == 128 && size_of::<ProgLoadAtt
 fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> Result<OwnedFd, i32> {
     // SAFETY: attr is one of the #[repr(C)] bpf_attr layouts above, fully
     // initialised; every pointer inside it outlives this call.
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, size_of::<T>() as libc::c_uint)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, size_of::<T>() as libc::c_uint) };
     if r < 0 {
         return Err(errno());
     }
@@ -427,12 +393,7 @@ fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> Result<OwnedFd, i32> {
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
-fn map_create(
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-) -> Result<OwnedFd, i32> {
+fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> Result<OwnedFd, i32> {
     let mut attr = MapCreateAttr { map_type, key_size, value_size, max_entries, _rest: [0; 112] };
     sys_bpf(BPF_MAP_CREATE, &mut attr)
 }
@@ -474,9 +435,7 @@ fn prog_load(prog_type: u32, expected_attach_type: u32, attach_btf_id: u32) -> R
 fn check_bpf_syscall() -> Check {
     match map_create(MAP_TYPE_ARRAY, 4, 4, 1) {
         Ok(_) => Check::new(names::BPF, Status::Ok, "creates maps"),
-        Err(libc::ENOSYS) => {
-            Check::new(names::BPF, Status::Missing, "ENOSYS (CONFIG_BPF_SYSCALL=n)")
-        }
+        Err(libc::ENOSYS) => Check::new(names::BPF, Status::Missing, "ENOSYS (CONFIG_BPF_SYSCALL=n)"),
         Err(e) => Check::new(names::BPF, Status::Error, errno_name(e)),
     }
 }
@@ -484,22 +443,16 @@ fn check_bpf_syscall() -> Check {
 fn check_prog(name: &str, prog_type: u32, attach_type: u32, btf_id: u32, what: String) -> Check {
     match prog_load(prog_type, attach_type, btf_id) {
         Ok(()) => Check::new(name, Status::Ok, format!("loads{what}")),
-        Err(e) => {
-            Check::new(name, Status::Missing, format!("not loadable: {}{what}", errno_name(e)))
-        }
+        Err(e) => Check::new(name, Status::Missing, format!("not loadable: {}{what}", errno_name(e))),
     }
 }
 
 fn check_tracing(btf: Option<&Btf>) -> Check {
     let target = btf.and_then(|b| FENTRY_TARGETS.iter().find_map(|f| Some((*f, b.func_id(f)?))));
     match target {
-        Some((func, id)) => check_prog(
-            names::PROG_TRACING,
-            PROG_TYPE_TRACING,
-            TRACE_FENTRY,
-            id,
-            format!(" (fentry on {func})"),
-        ),
+        Some((func, id)) => {
+            check_prog(names::PROG_TRACING, PROG_TYPE_TRACING, TRACE_FENTRY, id, format!(" (fentry on {func})"))
+        }
         None => Check::new(names::PROG_TRACING, Status::Error, "no attach target in BTF"),
     }
 }
@@ -510,9 +463,7 @@ fn check_ringbuf() -> Check {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
     match map_create(MAP_TYPE_RINGBUF, 0, 0, page) {
         Ok(_) => Check::new(names::RINGBUF, Status::Ok, "creates BPF_MAP_TYPE_RINGBUF"),
-        Err(e) => {
-            Check::new(names::RINGBUF, Status::Missing, format!("not creatable: {}", errno_name(e)))
-        }
+        Err(e) => Check::new(names::RINGBUF, Status::Missing, format!("not creatable: {}", errno_name(e))),
     }
 }
 
@@ -532,39 +483,20 @@ fn check_tracefs() -> Check {
         return Check::new(names::TRACEFS, Status::Ok, format!("mounted at {TRACEFS_DIR}"));
     }
     if is_tracefs(TRACEFS_DIR_C) {
-        let why =
-            std::fs::metadata(&events).map_or_else(|e| e.to_string(), |_| "not a directory".into());
-        return Check::new(
-            names::TRACEFS,
-            Status::Error,
-            format!("mounted, but {}: {why}", events.display()),
-        );
+        let why = std::fs::metadata(&events).map_or_else(|e| e.to_string(), |_| "not a directory".into());
+        return Check::new(names::TRACEFS, Status::Error, format!("mounted, but {}: {why}", events.display()));
     }
     let src = c"tracefs";
     // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
-    let r = unsafe {
-        libc::mount(src.as_ptr(), TRACEFS_DIR_C.as_ptr(), src.as_ptr(), 0, std::ptr::null())
-    };
+    let r = unsafe { libc::mount(src.as_ptr(), TRACEFS_DIR_C.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
     if r != 0 {
         let e = errno();
-        return Check::new(
-            names::TRACEFS,
-            Status::Error,
-            format!("not mounted, mount failed: {}", errno_name(e)),
-        );
+        return Check::new(names::TRACEFS, Status::Error, format!("not mounted, mount failed: {}", errno_name(e)));
     }
     if events.is_dir() {
-        Check::new(
-            names::TRACEFS,
-            Status::Ok,
-            format!("was not mounted; mounted it at {TRACEFS_DIR}"),
-        )
+        Check::new(names::TRACEFS, Status::Ok, format!("was not mounted; mounted it at {TRACEFS_DIR}"))
     } else {
-        Check::new(
-            names::TRACEFS,
-            Status::Error,
-            format!("mounted at {TRACEFS_DIR} but it has no events/"),
-        )
+        Check::new(names::TRACEFS, Status::Error, format!("mounted at {TRACEFS_DIR} but it has no events/"))
     }
 }
 
@@ -622,11 +554,7 @@ fn check_ns_get_id() -> Check {
     // SAFETY: NS_GET_ID writes one u64 through the pointer.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_ID, &mut id as *mut u64) };
     match r {
-        0 => Check::new(
-            names::NS_GET_ID,
-            Status::Ok,
-            format!("works (our net namespace has id {id})"),
-        ),
+        0 => Check::new(names::NS_GET_ID, Status::Ok, format!("works (our net namespace has id {id})")),
         _ => match errno() {
             libc::ENOTTY => Check::new(names::NS_GET_ID, Status::Missing, "ENOTTY (kernel < 6.18)"),
             e => Check::new(names::NS_GET_ID, Status::Error, errno_name(e)),
@@ -649,11 +577,7 @@ fn check_nsfs_handles() -> Check {
     let f = match File::open("/proc/self/ns/net") {
         Ok(f) => f,
         Err(e) => {
-            return Check::new(
-                names::NSFS_HANDLES,
-                Status::Error,
-                format!("/proc/self/ns/net: {e}"),
-            );
+            return Check::new(names::NSFS_HANDLES, Status::Error, format!("/proc/self/ns/net: {e}"));
         }
     };
     let mut h = FileHandle { handle_bytes: 128, handle_type: 0, f_handle: [0; 128] };
@@ -678,9 +602,7 @@ fn check_nsfs_handles() -> Check {
         );
     }
     match errno() {
-        libc::EOPNOTSUPP => {
-            Check::new(names::NSFS_HANDLES, Status::Missing, "EOPNOTSUPP (kernel < 6.18)")
-        }
+        libc::EOPNOTSUPP => Check::new(names::NSFS_HANDLES, Status::Missing, "EOPNOTSUPP (kernel < 6.18)"),
         e => Check::new(names::NSFS_HANDLES, Status::Error, errno_name(e)),
     }
 }
@@ -692,11 +614,7 @@ fn check_listns() -> Check {
     match (r, errno()) {
         (r, _) if r >= 0 => Check::new(names::LISTNS, Status::Ok, "present"),
         (_, libc::ENOSYS) => Check::new(names::LISTNS, Status::Missing, "ENOSYS (kernel < 6.19)"),
-        (_, e) => Check::new(
-            names::LISTNS,
-            Status::Ok,
-            format!("present ({} on a NULL request)", errno_name(e)),
-        ),
+        (_, e) => Check::new(names::LISTNS, Status::Ok, format!("present ({} on a NULL request)", errno_name(e))),
     }
 }
 
@@ -732,8 +650,7 @@ mod tests {
 
     #[test]
     fn cap_eff_parsing() {
-        let status =
-            "Name:\tcat\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\nCapBnd:\t0\n";
+        let status = "Name:\tcat\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\nCapBnd:\t0\n";
         let mask = parse_cap_eff(status).unwrap();
         assert_eq!(mask, 0x1fffeffffff);
         assert!(caps_check(mask).is_ok());
@@ -775,27 +692,18 @@ mod tests {
             names::KPROBES,
             names::LISTNS,
         ];
-        let tps: Vec<String> =
-            TRACEPOINTS.iter().map(|t| format!("{}{t}", names::TP_PREFIX)).collect();
+        let tps: Vec<String> = TRACEPOINTS.iter().map(|t| format!("{}{t}", names::TP_PREFIX)).collect();
         names.extend(tps.iter().map(String::as_str));
         let checks = names
             .iter()
             .map(|n| {
                 let bad = fail.contains(n);
-                Check::new(
-                    n,
-                    if bad { Status::Missing } else { Status::Ok },
-                    if bad { "EPERM" } else { "" },
-                )
+                Check::new(n, if bad { Status::Missing } else { Status::Ok }, if bad { "EPERM" } else { "" })
             })
             .collect();
         let mut r = Report {
             sections: vec![Section { title: "all".into(), checks }],
-            mechanisms: Mechanisms {
-                events: String::new(),
-                snapshot: String::new(),
-                destroy: String::new(),
-            },
+            mechanisms: Mechanisms { events: String::new(), snapshot: String::new(), destroy: String::new() },
             tree_walk: None,
         };
         r.mechanisms = select_mechanisms(&r);
@@ -863,10 +771,7 @@ mod tests {
             }
         }
         eprintln!("{:?} fatal: {:?}", r.mechanisms, fatal_reason(&r));
-        assert_eq!(
-            r.sections.iter().map(|s| s.checks.len()).sum::<usize>(),
-            12 + 2 + TRACEPOINTS.len() + 3
-        );
+        assert_eq!(r.sections.iter().map(|s| s.checks.len()).sum::<usize>(), 12 + 2 + TRACEPOINTS.len() + 3);
         assert!(r.tree_walk.is_none());
         assert_eq!(r.mechanisms, select_mechanisms(&r));
     }

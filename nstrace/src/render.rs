@@ -64,10 +64,9 @@ pub fn event_text(e: &Event) -> String {
             result(*r, errno),
             changes(new)
         ),
-        Event::Clone { time, pid, comm, child_pid, flags_text, .. } => format!(
-            "{} clone      {comm}[{pid}] child={child_pid} flags={flags_text}",
-            clock_time(*time)
-        ),
+        Event::Clone { time, pid, comm, child_pid, flags_text, .. } => {
+            format!("{} clone      {comm}[{pid}] child={child_pid} flags={flags_text}", clock_time(*time))
+        }
         Event::Namespaces { time, pid, tid, comm, cause, namespaces } => {
             let mut s = format!("{} namespaces {comm}[{pid}/{tid}] on {cause}:", clock_time(*time));
             for n in namespaces {
@@ -125,7 +124,12 @@ mod tests {
                 .collect(),
         };
         let s = event_perf(&e).unwrap();
-        assert!(s.contains("PERF_RECORD_NAMESPACES 42/43 - nr_namespaces: 8\n\t\t[0/net: 4/0xf0000000, 1/uts: 4/0xf0000001"), "{s}");
+        assert!(
+            s.contains(
+                "PERF_RECORD_NAMESPACES 42/43 - nr_namespaces: 8\n\t\t[0/net: 4/0xf0000000, 1/uts: 4/0xf0000001"
+            ),
+            "{s}"
+        );
         assert!(s.contains("3/pid: 4/0xf0000003, \n\t\t 4/user: 4/0xf0000004"), "{s}");
         assert!(s.ends_with("7/time: 4/0xf0000007]"), "{s}");
     }

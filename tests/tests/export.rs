@@ -142,10 +142,8 @@ fn parse_reply(raw: &[u8]) -> Reply {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
     Reply { status, headers, body: body.to_string() }
 }
 
@@ -235,11 +233,7 @@ impl Prometheus {
 
     /// An instant query: the HTTP status and the JSON answer.
     fn query_raw(&self, expr: &str) -> (u16, Value) {
-        let req = format!(
-            "GET /api/v1/query?query={} HTTP/1.0\r\nHost: {}\r\n\r\n",
-            percent_encode(expr),
-            self.addr
-        );
+        let req = format!("GET /api/v1/query?query={} HTTP/1.0\r\nHost: {}\r\n\r\n", percent_encode(expr), self.addr);
         let reply = parse_reply(&raw_request(self.addr, req.as_bytes()).expect("query prometheus"));
         let v = serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("query {expr}: {e}: {}", reply.body));
         (reply.status, v)
@@ -430,7 +424,8 @@ fn bad_requests_do_not_disturb_the_exporter() {
 
     let raw = raw_request(
         addr,
-        format!("POST /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello").as_bytes(),
+        format!("POST /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello")
+            .as_bytes(),
     )
     .expect("POST");
     let r = parse_reply(&raw);
@@ -439,7 +434,10 @@ fn bad_requests_do_not_disturb_the_exporter() {
     assert_still_serving(addr, "a POST");
 
     // 64 KiB of header: 431, or the connection is closed on us.
-    let big = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(64 * 1024));
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
     match raw_request(addr, big.as_bytes()) {
         Ok(raw) if raw.is_empty() => {}
         Ok(raw) => {

@@ -52,12 +52,12 @@ fn unshare_net_uts_child_reports_its_new_namespaces() {
         assert_eq!(ns_of(&event, ty), ns_inode(me, ty), "{ty}");
     }
     // perf's order, plus time.
-    let order: Vec<&str> = event["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+    let order: Vec<&str> =
+        event["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
     assert_eq!(order, ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time"]);
     // The unshare itself was reported with the new namespaces' ids.
-    let unshare = trace
-        .wait_for(Duration::from_secs(5), |v| v["event"] == "unshare" && v["pid"] == pid)
-        .expect("unshare event");
+    let unshare =
+        trace.wait_for(Duration::from_secs(5), |v| v["event"] == "unshare" && v["pid"] == pid).expect("unshare event");
     assert_eq!(unshare["flags_text"], "CLONE_NEWNET|CLONE_NEWUTS");
     assert_eq!(unshare["result"], 0);
     let new_net = unshare["new"].as_array().unwrap().iter().find(|c| c["type"] == "net").expect("net in new");

@@ -4,8 +4,8 @@ use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use tests::{
-    FD_RECEIVER_PY, FD_SENDER_PY, Trace, Umount, ls_json, ns_inode, nstrace, root_or_skip, sh, spawn_ready,
-    tempdir, unique,
+    FD_RECEIVER_PY, FD_SENDER_PY, Trace, Umount, ls_json, ns_inode, nstrace, root_or_skip, sh, spawn_ready, tempdir,
+    unique,
 };
 
 /// `nstrace leaks --json` → (exit code, report).

@@ -4,8 +4,8 @@ use std::{collections::HashSet, process::Command, time::Duration};
 
 use serde_json::Value;
 use tests::{
-    ChildGuard, FD_RECEIVER_PY, FD_SENDER_PY, Umount, children_of, eventually, find_row, ls_json, ns_inode,
-    nstrace, root_or_skip, sh, spawn_ready, tempdir, unique,
+    ChildGuard, FD_RECEIVER_PY, FD_SENDER_PY, Umount, children_of, eventually, find_row, ls_json, ns_inode, nstrace,
+    root_or_skip, sh, spawn_ready, tempdir, unique,
 };
 
 const TYPES: [&str; 8] = ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time"];
@@ -26,9 +26,8 @@ fn each_type_with_a_live_task_is_active() {
             .spawn()
             .expect("spawn unshare"),
     );
-    let sleeper = eventually(Duration::from_secs(5), "the forked sleep", || {
-        children_of(unshare.pid()).into_iter().next()
-    });
+    let sleeper =
+        eventually(Duration::from_secs(5), "the forked sleep", || children_of(unshare.pid()).into_iter().next());
     // Let exec finish so /proc shows the final namespaces.
     eventually(Duration::from_secs(5), "sleep to exec", || {
         std::fs::read_to_string(format!("/proc/{sleeper}/comm")).ok().filter(|c| c.trim() == "sleep")
@@ -247,4 +246,3 @@ fn proc_source_agrees_with_kernel_source_on_live_namespaces() {
         assert_eq!(row["owner"], ns_inode(std::process::id(), "user"));
     }
 }
-

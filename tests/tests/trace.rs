@@ -218,7 +218,13 @@ fn failing_setns_reports_errno() {
     assert_eq!(e["result"], -(libc::EINVAL as i64));
     assert_eq!(e["errno"], "EINVAL");
     assert!(e["joined"].as_array().unwrap().is_empty());
-    assert!(trace.wait_for(Duration::from_millis(300), |v| v["event"] == "namespaces" && v["cause"] == "setns" && v["pid"] == child.pid()).is_none());
+    assert!(
+        trace
+            .wait_for(Duration::from_millis(300), |v| v["event"] == "namespaces"
+                && v["cause"] == "setns"
+                && v["pid"] == child.pid())
+            .is_none()
+    );
 }
 
 const FD_HOLDER: &str = r#"
@@ -251,7 +257,9 @@ fn netns_whose_last_holder_was_a_closed_fd_is_destroyed() {
         })
         .expect("create of the fd-held net ns");
     // Still alive while the fd is open.
-    assert!(trace.wait_for(Duration::from_millis(1500), |v| v["event"] == "destroy" && v["id"] == create["id"]).is_none());
+    assert!(
+        trace.wait_for(Duration::from_millis(1500), |v| v["event"] == "destroy" && v["id"] == create["id"]).is_none()
+    );
     holder.send_line("close");
     assert_eq!(holder.next_line(), "closed");
     assert_destroyed(&trace, "net", &create["id"]);
@@ -265,7 +273,8 @@ fn netns_whose_last_holder_was_a_bind_mount_is_destroyed() {
     let trace = Trace::start(&[]);
     let name = unique("nstrace-trace");
     sh(&format!("ip netns add {name}"));
-    let inode = std::fs::metadata(format!("/run/netns/{name}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let inode =
+        std::fs::metadata(format!("/run/netns/{name}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
     let create = trace
         .wait_for(SEEN, |v| v["event"] == "create" && v["type"] == "net" && v["inode"] == inode && v["comm"] == "ip")
         .expect("create of the ip netns namespace");

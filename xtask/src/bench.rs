@@ -57,11 +57,7 @@ struct Background {
 
 impl Background {
     fn start(args: &[&str], ready: &str) -> anyhow::Result<Background> {
-        let mut child = Command::new(nstrace_bin())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let mut child = Command::new(nstrace_bin()).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         loop {
@@ -331,7 +327,9 @@ fn throughput(r: &mut Report) -> anyhow::Result<()> {
         "5,000 fork + unshare(CLONE_NEWUTS) + exit as fast as this machine allows, traced into a JSON file. \
          Every unshare is either an `unshare` event or counted in the lost counter (`accounted` must equal 5,000).",
     );
-    r.md.push_str("| ring | rate (ns/s) | unshare events | lost records (all kinds) | accounted |\n|---|---|---|---|---|\n");
+    r.md.push_str(
+        "| ring | rate (ns/s) | unshare events | lost records (all kinds) | accounted |\n|---|---|---|---|---|\n",
+    );
     let mut rows = Vec::new();
     for (label, ring) in [("default (4 MiB)", None), ("tiny (4 KiB)", Some("4096"))] {
         let out = std::env::temp_dir().join("nstrace-bench-trace.json");
@@ -364,10 +362,7 @@ fn throughput(r: &mut Report) -> anyhow::Result<()> {
         }
         let lost_all = lost_from(&rest);
         let rate = 5000.0 / t.as_secs_f64();
-        r.md.push_str(&format!(
-            "| {label} | {rate:.0} | {unshare} | {lost_all} | {} |\n",
-            unshare + lost_unshare
-        ));
+        r.md.push_str(&format!("| {label} | {rate:.0} | {unshare} | {lost_all} | {} |\n", unshare + lost_unshare));
         rows.push(json!({ "ring": label, "rate_per_s": rate, "unshare_events": unshare,
             "lost_unshare": lost_unshare, "lost_all": lost_all, "accounted": unshare + lost_unshare }));
         let _ = std::fs::remove_file(&out);

@@ -99,9 +99,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
 }
 
 fn have(cmd: &str) -> bool {
-    env::var_os("PATH")
-        .map(|p| env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
+    env::var_os("PATH").map(|p| env::split_paths(&p).any(|d| d.join(cmd).is_file())).unwrap_or(false)
         || ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().any(|d| Path::new(d).join(cmd).is_file())
 }
 

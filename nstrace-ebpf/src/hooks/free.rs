@@ -5,11 +5,7 @@
 //! judge of what died. Comparing one pointer against four keeps this hook
 //! cheap on a hot tracepoint.
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
 use nstrace_common::{
     config::DESTROY_WORK_FNS,
     event::{DestroyHintEvent, EventKind},

@@ -3,10 +3,7 @@
 //! `thread_pid`.
 
 use aya_ebpf::{
-    EbpfContext,
-    helpers::bpf_get_current_pid_tgid,
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    EbpfContext, helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use nstrace_common::{
     event::{EventKind, NsRef, TaskNsEvent, create_cause},

@@ -25,7 +25,8 @@ fn load(path: &std::path::Path) -> Result<BTreeMap<Key, Value>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Usage(format!("{} is not an `nstrace ls --json` document: {e}", path.display())))?;
-    let rows = v.as_array().ok_or_else(|| Error::Usage(format!("{} is not a JSON array of namespaces", path.display())))?;
+    let rows =
+        v.as_array().ok_or_else(|| Error::Usage(format!("{} is not a JSON array of namespaces", path.display())))?;
     let mut out = BTreeMap::new();
     for r in rows {
         let ty = r["type"].as_str().unwrap_or("?").to_string();
@@ -67,7 +68,16 @@ pub fn run(args: Args) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
         return Ok(0);
     }
-    let line = |v: &Value| format!("{} {} id={} [{}] {}", v["type"].as_str().unwrap_or("?"), v["inode"], v["id"], v["state"].as_str().unwrap_or("?"), v["command"].as_str().unwrap_or("-"));
+    let line = |v: &Value| {
+        format!(
+            "{} {} id={} [{}] {}",
+            v["type"].as_str().unwrap_or("?"),
+            v["inode"],
+            v["id"],
+            v["state"].as_str().unwrap_or("?"),
+            v["command"].as_str().unwrap_or("-")
+        )
+    };
     for (title, sign) in [("appeared", "+"), ("disappeared", "-")] {
         for v in d[title].as_array().into_iter().flatten() {
             println!("{sign} {}", line(v));
@@ -95,7 +105,8 @@ mod tests {
     use super::*;
 
     fn rows(v: Value) -> BTreeMap<Key, Value> {
-        let dir = std::env::temp_dir().join(format!("nstrace-diff-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir =
+            std::env::temp_dir().join(format!("nstrace-diff-{}-{:?}", std::process::id(), std::thread::current().id()));
         std::fs::write(&dir, v.to_string()).unwrap();
         let r = load(&dir).unwrap();
         std::fs::remove_file(dir).ok();

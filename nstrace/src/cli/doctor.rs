@@ -46,11 +46,7 @@ fn tree_walk_check() -> probe::Check {
 }
 
 /// JSON keeps the fatal reason inside the document so the output stays parseable.
-pub fn write_json(
-    report: &Report,
-    fatal: Option<&str>,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
+pub fn write_json(report: &Report, fatal: Option<&str>, out: &mut impl Write) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Doc<'a> {
         #[serde(flatten)]
@@ -61,11 +57,7 @@ pub fn write_json(
     writeln!(out)
 }
 
-pub fn write_text(
-    report: &Report,
-    fatal: Option<&str>,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
+pub fn write_text(report: &Report, fatal: Option<&str>, out: &mut impl Write) -> std::io::Result<()> {
     let checks = report.sections.iter().flat_map(|s| &s.checks).chain(&report.tree_walk);
     let width = checks.map(|c| c.name.len()).max().unwrap_or(0);
     for section in &report.sections {

@@ -241,7 +241,13 @@ pub fn write_tree(out: &mut impl Write, rows: &[NsRow], filter: &Filter) -> std:
         filter: &Filter,
         depth: usize,
     ) -> std::io::Result<()> {
-        let branch = if depth == 0 { "" } else if last { "`- " } else { "|- " };
+        let branch = if depth == 0 {
+            ""
+        } else if last {
+            "`- "
+        } else {
+            "|- "
+        };
         writeln!(out, "{prefix}{branch}{}", describe(r))?;
         if r.ns_type != NsType::User || depth > 64 {
             return Ok(());
@@ -250,7 +256,8 @@ pub fn write_tree(out: &mut impl Write, rows: &[NsRow], filter: &Filter) -> std:
             .get(&r.inode)
             .map(|c| c.iter().filter(|c| shown(c, children, filter)).collect())
             .unwrap_or_default();
-        let next_prefix = if depth == 0 { prefix.to_string() } else { format!("{prefix}{}", if last { "   " } else { "|  " }) };
+        let next_prefix =
+            if depth == 0 { prefix.to_string() } else { format!("{prefix}{}", if last { "   " } else { "|  " }) };
         for (i, k) in kids.iter().enumerate() {
             walk(out, k, &next_prefix, i + 1 == kids.len(), children, filter, depth + 1)?;
         }

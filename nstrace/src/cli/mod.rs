@@ -2,8 +2,8 @@
 
 pub mod diff;
 pub mod doctor;
-pub mod leaks;
 pub mod export;
+pub mod leaks;
 pub mod live;
 pub mod ls;
 pub mod trace;

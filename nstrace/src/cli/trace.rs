@@ -144,7 +144,9 @@ pub async fn run(args: Args) -> Result<i32> {
         }
         for e in events.drain(..).filter(|e| args.wants(e)) {
             let written = match args.format {
-                Format::Json => serde_json::to_writer(&mut out, &e).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n")),
+                Format::Json => {
+                    serde_json::to_writer(&mut out, &e).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"))
+                }
                 Format::Text => writeln!(out, "{}", event_text(&e)),
                 Format::Perf => match event_perf(&e) {
                     Some(s) => writeln!(out, "{s}"),
@@ -164,9 +166,6 @@ pub async fn run(args: Args) -> Result<i32> {
         }
     }
     let s = &engine.stats;
-    eprintln!(
-        "nstrace: {} records, {} lost, {} malformed, {} resyncs",
-        s.records, s.lost, s.malformed, s.resyncs
-    );
+    eprintln!("nstrace: {} records, {} lost, {} malformed, {} resyncs", s.records, s.lost, s.malformed, s.resyncs);
     Ok(0)
 }

@@ -36,11 +36,10 @@ pub fn resolve<'a>(rows: &'a [NsRow], target: &str) -> Result<&'a NsRow> {
     }
     let meta = std::fs::metadata(target).map_err(|e| Error::io(format!("cannot open {target}"), e))?;
     let fd = crate::nsfs::open(std::path::Path::new(target)).map_err(|e| Error::io(format!("opening {target}"), e))?;
-    let ty = crate::nsfs::ns_type(&fd)
-        .map_err(|_| Error::Usage(format!("{target} is not a namespace file (nsfs)")))?;
-    rows.iter()
-        .find(|r| r.inode == meta.ino() && r.ns_type == ty)
-        .ok_or_else(|| Error::Usage(format!("{target} names {} namespace {} which is not listed", ty.name(), meta.ino())))
+    let ty = crate::nsfs::ns_type(&fd).map_err(|_| Error::Usage(format!("{target} is not a namespace file (nsfs)")))?;
+    rows.iter().find(|r| r.inode == meta.ino() && r.ns_type == ty).ok_or_else(|| {
+        Error::Usage(format!("{target} names {} namespace {} which is not listed", ty.name(), meta.ino()))
+    })
 }
 
 fn chain(rows: &[NsRow], start: &NsRow) -> Vec<String> {
@@ -52,7 +51,13 @@ fn chain(rows: &[NsRow], start: &NsRow) -> Vec<String> {
             out.push(format!("user {inode} (not listed)"));
             break;
         };
-        out.push(format!("user {} id={} [{}] level {}", u.inode, u.id.unwrap_or(0), u.state.name(), u.level.unwrap_or(0)));
+        out.push(format!(
+            "user {} id={} [{}] level {}",
+            u.inode,
+            u.id.unwrap_or(0),
+            u.state.name(),
+            u.level.unwrap_or(0)
+        ));
         cur = u.owner;
         depth += 1;
         if depth > 40 {
@@ -83,7 +88,13 @@ pub fn run(args: Args) -> Result<i32> {
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else {
         (|| -> std::io::Result<()> {
-            writeln!(out, "{} namespace {} (id {})", row.ns_type.name(), row.inode, row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()))?;
+            writeln!(
+                out,
+                "{} namespace {} (id {})",
+                row.ns_type.name(),
+                row.inode,
+                row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into())
+            )?;
             writeln!(out, "  state:     {}", row.state.name())?;
             if let Some(r) = row.refcount {
                 writeln!(out, "  refcount:  {r}")?;
@@ -92,7 +103,13 @@ pub fn run(args: Args) -> Result<i32> {
                 writeln!(out, "  ip netns:  {}", row.names.join(", "))?;
             }
             for c in &row.containers {
-                writeln!(out, "  container: {} {}{}", c.runtime, c.id, c.pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default())?;
+                writeln!(
+                    out,
+                    "  container: {} {}{}",
+                    c.runtime,
+                    c.id,
+                    c.pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default()
+                )?;
             }
             if let Some(p) = row.parent {
                 writeln!(out, "  parent:    {} {p} (level {})", row.ns_type.name(), row.level.unwrap_or(0))?;

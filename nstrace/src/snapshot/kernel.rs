@@ -12,10 +12,7 @@ use std::{
 use aya::maps::{Array, MapData, RingBuf};
 use nstrace_common::{
     decode::{Record, decode},
-    event::{
-        EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState,
-        walk_status,
-    },
+    event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status},
     ns::NsType,
 };
 
@@ -220,12 +217,7 @@ fn test_run_raw_tp(prog_fd: i32) -> io::Result<u32> {
     };
     // SAFETY: attr is a valid, zero-padded bpf_attr for BPF_PROG_TEST_RUN.
     let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            std::mem::size_of::<TestAttr>(),
-        )
+        libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &mut attr as *mut TestAttr, std::mem::size_of::<TestAttr>())
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());

@@ -71,7 +71,8 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
         let fd = p.fd().map_err(|source| LoaderError::Program { name, source })?;
         Ok(fd.as_fd().try_clone_to_owned()?)
     };
-    let map = |name: &'static str| MapData::from_pin(dir.join(name)).map_err(|source| LoaderError::Map { name, source });
+    let map =
+        |name: &'static str| MapData::from_pin(dir.join(name)).map_err(|source| LoaderError::Map { name, source });
     let ring = RingBuf::try_from(Map::RingBuf(map(names::WALK_MAP)?))
         .map_err(|source| LoaderError::Map { name: names::WALK_MAP, source })?;
     let state = Array::try_from(Map::Array(map(names::WALK_STATE_MAP)?))

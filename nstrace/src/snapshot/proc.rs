@@ -47,10 +47,7 @@ pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, SnapshotError> {
     keys.sort_unstable();
     let known = Mutex::new(keys.iter().copied().collect::<HashSet<NsKey>>());
     let chunks: Vec<&[NsKey]> = keys.chunks(256).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(chunks.len())
-        .min(8);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.len()).min(8);
     let next = AtomicUsize::new(0);
     let parts = Mutex::new(Vec::new());
     let work = || {
@@ -66,8 +63,7 @@ pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, SnapshotError> {
     }
     let mut parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
     parts.sort_unstable_by_key(|(rows, _)| rows.first().map(|r: &ProcNs| r.key));
-    let (mut rows, mut extra): (Vec<ProcNs>, Vec<ProcNs>) =
-        (Vec::with_capacity(keys.len()), Vec::new());
+    let (mut rows, mut extra): (Vec<ProcNs>, Vec<ProcNs>) = (Vec::with_capacity(keys.len()), Vec::new());
     for (r, e) in parts {
         rows.extend(r);
         extra.extend(e);
@@ -80,12 +76,7 @@ pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, SnapshotError> {
 /// Rows for `keys` (in order) and for the namespaces first reached from
 /// them by ioctl. One namespace is open at a time (plus its ancestor
 /// chain), so 10,000 namespaces never hit RLIMIT_NOFILE.
-fn walk(
-    scan: &HolderScan,
-    keys: &[NsKey],
-    dev: u64,
-    known: &Mutex<HashSet<NsKey>>,
-) -> (Vec<ProcNs>, Vec<ProcNs>) {
+fn walk(scan: &HolderScan, keys: &[NsKey], dev: u64, known: &Mutex<HashSet<NsKey>>) -> (Vec<ProcNs>, Vec<ProcNs>) {
     let (mut rows, mut extra) = (Vec::with_capacity(keys.len()), Vec::new());
     for &key in keys {
         let mut stack = vec![(key, open_key(scan, key, dev), false)];
@@ -95,11 +86,7 @@ fn walk(
                     stack.push((k, Some(fd), true));
                 }
             });
-            if via_ioctl {
-                extra.push(row)
-            } else {
-                rows.push(row)
-            }
+            if via_ioctl { extra.push(row) } else { rows.push(row) }
         }
     }
     (rows, extra)
@@ -113,13 +100,7 @@ fn describe(
     dev: u64,
     mut found: impl FnMut(NsKey, OwnedFd),
 ) -> ProcNs {
-    let mut row = ProcNs {
-        key,
-        id: None,
-        owner: None,
-        parent: None,
-        reached_only_via_ioctl: via_ioctl,
-    };
+    let mut row = ProcNs { key, id: None, owner: None, parent: None, reached_only_via_ioctl: via_ioctl };
     let Some(fd) = fd else { return row };
     row.id = nsfs::ns_id(fd).ok();
     // Errors here (EPERM: out of our reach) just leave the field empty.
@@ -149,24 +130,15 @@ fn open_key(scan: &HolderScan, key: NsKey, dev: u64) -> Option<OwnedFd> {
         NsType::Time => "time_for_children",
         _ => name,
     };
-    let holders = scan
-        .holders
-        .get(&key)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let holders = scan.holders.get(&key).map(Vec::as_slice).unwrap_or_default();
     // Held only by a thread: the tgid's links would show the leader's.
-    let thread = scan.thread_tids.get(&key).into_iter().flat_map(|tid| {
-        [
-            format!("/proc/{tid}/ns/{name}"),
-            format!("/proc/{tid}/ns/{for_children}"),
-        ]
-    });
+    let thread = scan
+        .thread_tids
+        .get(&key)
+        .into_iter()
+        .flat_map(|tid| [format!("/proc/{tid}/ns/{name}"), format!("/proc/{tid}/ns/{for_children}")]);
     let paths = holders.iter().map(|h| match h {
-        Holder::Task {
-            pid,
-            hold: TaskHold::Member,
-            ..
-        } => format!("/proc/{pid}/ns/{name}"),
+        Holder::Task { pid, hold: TaskHold::Member, .. } => format!("/proc/{pid}/ns/{name}"),
         Holder::Task { pid, .. } => format!("/proc/{pid}/ns/{for_children}"),
         Holder::Fd { pid, fd, .. } => format!("/proc/{pid}/fd/{fd}"),
         Holder::Mount { path, via_pid, .. } => format!("/proc/{via_pid}/root{path}"),
@@ -194,24 +166,12 @@ mod tests {
     fn reaches_owner_of_host_net() {
         let scan = crate::holders::scan().unwrap();
         let rows = snapshot(&scan).unwrap();
-        let net = NsKey {
-            ns_type: NsType::Net,
-            inode: inode("/proc/self/ns/net"),
-        };
+        let net = NsKey { ns_type: NsType::Net, inode: inode("/proc/self/ns/net") };
         let user = inode("/proc/self/ns/user");
         let row = rows.iter().find(|r| r.key == net).expect("our net ns");
         assert_eq!(row.owner, Some(user));
         assert!(!row.reached_only_via_ioctl);
-        let urow = rows
-            .iter()
-            .find(|r| {
-                r.key
-                    == NsKey {
-                        ns_type: NsType::User,
-                        inode: user,
-                    }
-            })
-            .unwrap();
+        let urow = rows.iter().find(|r| r.key == NsKey { ns_type: NsType::User, inode: user }).unwrap();
         const USER_NS_INIT_INO: u64 = 0xEFFF_FFFD;
         if user == USER_NS_INIT_INO {
             assert_eq!(urow.parent, None);
@@ -232,19 +192,13 @@ mod tests {
             eprintln!("skipped: needs root");
             return;
         }
-        let mut child = Command::new("unshare")
-            .args(["--user", "--net", "sleep", "30"])
-            .spawn()
-            .unwrap();
+        let mut child = Command::new("unshare").args(["--user", "--net", "sleep", "30"]).spawn().unwrap();
         let pid = child.id();
         let mine = inode("/proc/self/ns/user");
         let mut net_fd = None;
         for _ in 0..200 {
             let user = nsfs::open(Path::new(&format!("/proc/{pid}/ns/user"))).ok();
-            if user
-                .and_then(|u| nsfs::inode(u).ok())
-                .is_some_and(|u| u != mine)
-            {
+            if user.and_then(|u| nsfs::inode(u).ok()).is_some_and(|u| u != mine) {
                 net_fd = nsfs::open(Path::new(&format!("/proc/{pid}/ns/net"))).ok();
                 break;
             }
@@ -254,21 +208,12 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         let net_fd = net_fd.expect("child entered its namespaces");
-        let net = NsKey {
-            ns_type: NsType::Net,
-            inode: nsfs::inode(&net_fd).unwrap(),
-        };
+        let net = NsKey { ns_type: NsType::Net, inode: nsfs::inode(&net_fd).unwrap() };
 
         let rows = snapshot(&crate::holders::scan().unwrap()).unwrap();
-        let row = rows
-            .iter()
-            .find(|r| r.key == net)
-            .expect("net ns held by our fd");
+        let row = rows.iter().find(|r| r.key == net).expect("net ns held by our fd");
         assert_eq!(row.owner, Some(user_ino));
-        let urow = rows
-            .iter()
-            .find(|r| r.key.inode == user_ino)
-            .expect("orphan user ns");
+        let urow = rows.iter().find(|r| r.key.inode == user_ino).expect("orphan user ns");
         assert!(urow.reached_only_via_ioctl);
         assert_eq!(urow.key.ns_type, NsType::User);
         assert_eq!(urow.parent, Some(mine));

@@ -791,7 +791,8 @@ mod tests {
         assert_eq!(command_text(net), "- [netns blue]");
         assert_eq!(command_text(app.lookup(NsType::Net, 30).unwrap()), "systemd [docker:abababababab]");
         let mut with_creator = net.clone();
-        with_creator.creator = Some(Box::new(Creator { pid: 1, tid: 1, comm: "ip".into(), cause: "unshare", flags: 0 }));
+        with_creator.creator =
+            Some(Box::new(Creator { pid: 1, tid: 1, comm: "ip".into(), cause: "unshare", flags: 0 }));
         assert!(search_matches(&with_creator, "ip"));
     }
 }
