@@ -4,7 +4,6 @@
 //! /sys or /proc, a tiny program load) rather than trusting the version
 //! number: distributions backport and configure features differently.
 
-use std::ffi::CStr;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -58,8 +57,7 @@ pub const TRACEPOINTS: &[&str] = &[
     "workqueue/workqueue_execute_end",
 ];
 
-const TRACEFS_DIR: &str = "/sys/kernel/tracing";
-const TRACEFS_DIR_C: &CStr = c"/sys/kernel/tracing";
+use crate::tracefs::TRACEFS_DIR;
 /// fentry targets, best first: the 6.18+ namespace tree insert, then the
 /// function every unshare/clone with CLONE_NEW* goes through.
 const FENTRY_TARGETS: [&str; 2] = ["__ns_tree_add_raw", "create_new_namespaces"];
@@ -333,181 +331,16 @@ fn check_release() -> Check {
     }
 }
 
-// ---- bpf -------------------------------------------------------------------
-
-const BPF_MAP_CREATE: libc::c_int = 0;
-const BPF_PROG_LOAD: libc::c_int = 5;
-const MAP_TYPE_ARRAY: u32 = 2;
-const MAP_TYPE_RINGBUF: u32 = 27;
-const PROG_TYPE_TRACEPOINT: u32 = 5;
-const PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
-const PROG_TYPE_TRACING: u32 = 26;
-const TRACE_FENTRY: u32 = 24;
-
-/// `union bpf_attr` for BPF_MAP_CREATE, zero-padded to 128 bytes.
-#[repr(C)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    _rest: [u8; 112],
-}
-
-/// `union bpf_attr` for BPF_PROG_LOAD, up to `attach_btf_id`, zero-padded.
-#[repr(C)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    prog_btf_fd: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    func_info_cnt: u32,
-    line_info_rec_size: u32,
-    line_info: u64,
-    line_info_cnt: u32,
-    attach_btf_id: u32,
-    _rest: [u8; 16],
-}
-
-const _: () = assert!(size_of::<MapCreateAttr>() == 128 && size_of::<ProgLoadAttr>() == 128);
-
-fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> Result<OwnedFd, i32> {
-    // SAFETY: attr is one of the #[repr(C)] bpf_attr layouts above, fully
-    // initialised; every pointer inside it outlives this call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, size_of::<T>() as libc::c_uint) };
-    if r < 0 {
-        return Err(errno());
-    }
-    // SAFETY: on success BPF_MAP_CREATE/BPF_PROG_LOAD return a new fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
-}
-
-fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> Result<OwnedFd, i32> {
-    let mut attr = MapCreateAttr { map_type, key_size, value_size, max_entries, _rest: [0; 112] };
-    sys_bpf(BPF_MAP_CREATE, &mut attr)
-}
-
-/// Loads `r0 = 0; exit` as the given program type; the fd is closed at once.
-fn prog_load(prog_type: u32, expected_attach_type: u32, attach_btf_id: u32) -> Result<(), i32> {
-    // struct bpf_insn is {code, regs, off, imm}: bytes, so endian-neutral.
-    let insns: [[u8; 8]; 2] = [
-        [0xb7, 0, 0, 0, 0, 0, 0, 0], // BPF_ALU64 | BPF_MOV | BPF_K: r0 = 0
-        [0x95, 0, 0, 0, 0, 0, 0, 0], // BPF_JMP | BPF_EXIT
-    ];
-    let license = c"GPL";
-    let mut attr = ProgLoadAttr {
-        prog_type,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 0,
-        log_size: 0,
-        log_buf: 0,
-        kern_version: 0,
-        prog_flags: 0,
-        prog_name: *b"nstrace_probe\0\0\0",
-        prog_ifindex: 0,
-        expected_attach_type,
-        prog_btf_fd: 0,
-        func_info_rec_size: 0,
-        func_info: 0,
-        func_info_cnt: 0,
-        line_info_rec_size: 0,
-        line_info: 0,
-        line_info_cnt: 0,
-        attach_btf_id,
-        _rest: [0; 16],
-    };
-    sys_bpf(BPF_PROG_LOAD, &mut attr).map(drop)
-}
-
-fn check_bpf_syscall() -> Check {
-    match map_create(MAP_TYPE_ARRAY, 4, 4, 1) {
-        Ok(_) => Check::new(names::BPF, Status::Ok, "creates maps"),
-        Err(libc::ENOSYS) => Check::new(names::BPF, Status::Missing, "ENOSYS (CONFIG_BPF_SYSCALL=n)"),
-        Err(e) => Check::new(names::BPF, Status::Error, errno_name(e)),
-    }
-}
-
-fn check_prog(name: &str, prog_type: u32, attach_type: u32, btf_id: u32, what: String) -> Check {
-    match prog_load(prog_type, attach_type, btf_id) {
-        Ok(()) => Check::new(name, Status::Ok, format!("loads{what}")),
-        Err(e) => Check::new(name, Status::Missing, format!("not loadable: {}{what}", errno_name(e))),
-    }
-}
-
-fn check_tracing(btf: Option<&Btf>) -> Check {
-    let target = btf.and_then(|b| FENTRY_TARGETS.iter().find_map(|f| Some((*f, b.func_id(f)?))));
-    match target {
-        Some((func, id)) => {
-            check_prog(names::PROG_TRACING, PROG_TYPE_TRACING, TRACE_FENTRY, id, format!(" (fentry on {func})"))
-        }
-        None => Check::new(names::PROG_TRACING, Status::Error, "no attach target in BTF"),
-    }
-}
-
-fn check_ringbuf() -> Check {
-    // Ring buffer size must be a power-of-two multiple of the page size.
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
-    match map_create(MAP_TYPE_RINGBUF, 0, 0, page) {
-        Ok(_) => Check::new(names::RINGBUF, Status::Ok, "creates BPF_MAP_TYPE_RINGBUF"),
-        Err(e) => Check::new(names::RINGBUF, Status::Missing, format!("not creatable: {}", errno_name(e))),
-    }
-}
-
-/// Lifts RLIMIT_MEMLOCK: kernels before 5.11 charge BPF memory to it and
-/// would otherwise fail the probes with EPERM.
-fn raise_memlock() {
-    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
-    // SAFETY: lim is a valid rlimit; failure is harmless (checks will say why).
-    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
-}
-
 // ---- tracing ---------------------------------------------------------------
 
 fn check_tracefs() -> Check {
-    let events = Path::new(TRACEFS_DIR).join("events");
-    if events.is_dir() {
+    if Path::new(TRACEFS_DIR).join("events").is_dir() {
         return Check::new(names::TRACEFS, Status::Ok, format!("mounted at {TRACEFS_DIR}"));
     }
-    if is_tracefs(TRACEFS_DIR_C) {
-        let why = std::fs::metadata(&events).map_or_else(|e| e.to_string(), |_| "not a directory".into());
-        return Check::new(names::TRACEFS, Status::Error, format!("mounted, but {}: {why}", events.display()));
+    match crate::tracefs::ensure_mounted() {
+        Ok(()) => Check::new(names::TRACEFS, Status::Ok, format!("was not mounted; mounted it at {TRACEFS_DIR}")),
+        Err(e) => Check::new(names::TRACEFS, Status::Error, e.to_string()),
     }
-    let src = c"tracefs";
-    // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
-    let r = unsafe { libc::mount(src.as_ptr(), TRACEFS_DIR_C.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
-    if r != 0 {
-        let e = errno();
-        return Check::new(names::TRACEFS, Status::Error, format!("not mounted, mount failed: {}", errno_name(e)));
-    }
-    if events.is_dir() {
-        Check::new(names::TRACEFS, Status::Ok, format!("was not mounted; mounted it at {TRACEFS_DIR}"))
-    } else {
-        Check::new(names::TRACEFS, Status::Error, format!("mounted at {TRACEFS_DIR} but it has no events/"))
-    }
-}
-
-const TRACEFS_MAGIC: libc::c_long = 0x7472_6163;
-
-fn is_tracefs(path: &CStr) -> bool {
-    // SAFETY: an all-zero statfs is valid; statfs fills it in.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: path is NUL-terminated and st is writable.
-    let r = unsafe { libc::statfs(path.as_ptr(), &mut st) };
-    r == 0 && st.f_type as libc::c_long == TRACEFS_MAGIC
 }
 
 fn check_kprobes(tracefs_ok: bool) -> Check {
@@ -535,8 +368,6 @@ fn check_tracepoint(tp: &str, tracefs_ok: bool) -> Check {
 
 // ---- namespace interfaces --------------------------------------------------
 
-/// `_IOR(NSIO, 13, __u64)`. (`_IO(0xb7, 13)` is refused with ENOTTY.)
-const NS_GET_ID: libc::c_ulong = 0x8008_b70d;
 /// listns(2), 6.19+. Syscall numbers above 424 are shared by all
 /// architectures but alpha.
 const SYS_LISTNS: libc::c_long = 470;
@@ -544,21 +375,16 @@ const SYS_LISTNS: libc::c_long = 470;
 const FILEID_NSFS: i32 = 0xf1;
 
 fn check_ns_get_id() -> Check {
-    let f = match File::open("/proc/self/ns/net") {
-        Ok(f) => f,
-        Err(e) => {
-            return Check::new(names::NS_GET_ID, Status::Error, format!("/proc/self/ns/net: {e}"));
-        }
+    let fd = match crate::nsfs::open(Path::new("/proc/self/ns/net")) {
+        Ok(fd) => fd,
+        Err(e) => return Check::new(names::NS_GET_ID, Status::Error, format!("/proc/self/ns/net: {e}")),
     };
-    let mut id: u64 = 0;
-    // SAFETY: NS_GET_ID writes one u64 through the pointer.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_ID, &mut id as *mut u64) };
-    match r {
-        0 => Check::new(names::NS_GET_ID, Status::Ok, format!("works (our net namespace has id {id})")),
-        _ => match errno() {
-            libc::ENOTTY => Check::new(names::NS_GET_ID, Status::Missing, "ENOTTY (kernel < 6.18)"),
-            e => Check::new(names::NS_GET_ID, Status::Error, errno_name(e)),
-        },
+    match crate::nsfs::ns_id(&fd) {
+        Ok(id) => Check::new(names::NS_GET_ID, Status::Ok, format!("works (our net namespace has id {id})")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => {
+            Check::new(names::NS_GET_ID, Status::Missing, "ENOTTY (kernel < 6.18)")
+        }
+        Err(e) => Check::new(names::NS_GET_ID, Status::Error, errno_name(e.raw_os_error().unwrap_or(0))),
     }
 }
 
@@ -644,135 +470,11 @@ pub fn errno_name(e: i32) -> String {
     name.to_owned()
 }
 
+mod bpf;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn cap_eff_parsing() {
-        let status = "Name:\tcat\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\nCapBnd:\t0\n";
-        let mask = parse_cap_eff(status).unwrap();
-        assert_eq!(mask, 0x1fffeffffff);
-        assert!(caps_check(mask).is_ok());
-        assert_eq!(parse_cap_eff("CapEff:\tzz\n"), None);
-        assert_eq!(parse_cap_eff("Name: x\n"), None);
-        assert!(caps_check(1 << CAP_SYS_ADMIN).is_ok());
-        assert!(caps_check((1 << CAP_BPF) | (1 << CAP_PERFMON)).is_ok());
-        let c = caps_check(1 << CAP_BPF);
-        assert_eq!((c.status, c.detail.as_str()), (Status::Missing, "CAP_BPF"));
-        assert_eq!(caps_check(0).status, Status::Missing);
-    }
-
-    #[test]
-    fn lockdown_parsing() {
-        assert_eq!(parse_lockdown("none [integrity] confidentiality\n"), Some("integrity"));
-        assert_eq!(parse_lockdown("[none] integrity confidentiality"), Some("none"));
-        assert_eq!(parse_lockdown("garbage"), None);
-        assert!(lockdown_check(Some("none [integrity] confidentiality")).is_ok());
-        assert_eq!(lockdown_check(Some("none integrity [confidentiality]")).status, Status::Error);
-        let absent = lockdown_check(None);
-        assert!(absent.is_ok());
-        assert_eq!(absent.detail, "none (securityfs lockdown not present)");
-    }
-
-    /// A report as this project's 6.18 machine produces it.
-    fn synthetic(fail: &[&str]) -> Report {
-        let mut names = vec![
-            names::ROOT,
-            names::CAPS,
-            names::LOCKDOWN,
-            names::BTF,
-            names::OFFSETS,
-            names::NS_TREE,
-            names::BPF,
-            names::PROG_TP,
-            names::PROG_RAW_TP,
-            names::PROG_TRACING,
-            names::RINGBUF,
-            names::KPROBES,
-            names::LISTNS,
-        ];
-        let tps: Vec<String> = TRACEPOINTS.iter().map(|t| format!("{}{t}", names::TP_PREFIX)).collect();
-        names.extend(tps.iter().map(String::as_str));
-        let checks = names
-            .iter()
-            .map(|n| {
-                let bad = fail.contains(n);
-                Check::new(n, if bad { Status::Missing } else { Status::Ok }, if bad { "EPERM" } else { "" })
-            })
-            .collect();
-        let mut r = Report {
-            sections: vec![Section { title: "all".into(), checks }],
-            mechanisms: Mechanisms { events: String::new(), snapshot: String::new(), destroy: String::new() },
-            tree_walk: None,
-        };
-        r.mechanisms = select_mechanisms(&r);
-        r
-    }
-
-    fn mech(r: &Report) -> (&str, &str, &str) {
-        (&r.mechanisms.events, &r.mechanisms.snapshot, &r.mechanisms.destroy)
-    }
-
-    #[test]
-    fn mechanisms_on_this_kernel() {
-        let r = synthetic(&[names::PROG_TRACING, names::KPROBES, names::LISTNS]);
-        assert_eq!(mech(&r), ("tracepoints", "tree-walk", "tree-walk reconcile"));
-        assert_eq!(fatal_reason(&r), None);
-    }
-
-    #[test]
-    fn mechanisms_elsewhere() {
-        assert_eq!(mech(&synthetic(&[])), ("fentry", "tree-walk", "tree-walk reconcile"));
-        // Pre-6.18 with kprobes: kprobes catch destroys tracepoints miss.
-        let old = synthetic(&[names::PROG_TRACING, names::NS_TREE, names::LISTNS]);
-        assert_eq!(mech(&old), ("kprobes", "proc", "proc re-scan"));
-        // 6.19 without a usable raw tracepoint: listns for snapshots.
-        let r = synthetic(&[names::PROG_TRACING, names::PROG_RAW_TP]);
-        assert_eq!(mech(&r), ("tracepoints", "listns", "proc re-scan"));
-        let missing_tp = format!("{}syscalls/sys_enter_setns", names::TP_PREFIX);
-        let r = synthetic(&[names::PROG_TRACING, names::KPROBES, &missing_tp]);
-        assert_eq!(r.mechanisms.events, "none");
-        assert!(fatal_reason(&r).unwrap().contains("no way to attach"));
-        // A tree walk that failed when run demotes the snapshot.
-        let mut r = synthetic(&[names::PROG_TRACING, names::LISTNS]);
-        r.tree_walk = Some(Check::new("tree walk", Status::Error, "EINVAL"));
-        assert_eq!(select_mechanisms(&r).snapshot, "proc");
-    }
-
-    #[test]
-    fn fatal_reasons() {
-        let r = synthetic(&[names::ROOT]);
-        assert!(fatal_reason(&r).unwrap().starts_with("not running as root"));
-        let r = synthetic(&[names::BTF]);
-        assert!(fatal_reason(&r).unwrap().contains("BTF"));
-        let r = synthetic(&[names::BPF]);
-        assert!(fatal_reason(&r).unwrap().starts_with("bpf() unusable"));
-        let r = synthetic(&[names::CAPS]);
-        assert!(fatal_reason(&r).unwrap().starts_with("need CAP_BPF"));
-        let r = synthetic(&[names::OFFSETS]);
-        assert_eq!(fatal_reason(&r).unwrap(), "EPERM");
-    }
-
-    #[test]
-    fn errno_names() {
-        assert_eq!(errno_name(libc::EPERM), "EPERM");
-        assert_eq!(errno_name(libc::EOPNOTSUPP), "EOPNOTSUPP");
-        assert_eq!(errno_name(9999), "errno 9999");
-    }
-
-    /// Runs the real probe; meaningful as root on a 6.18 kernel, harmless elsewhere.
-    #[test]
-    fn real_probe_is_consistent() {
-        let r = probe();
-        for s in &r.sections {
-            for c in &s.checks {
-                eprintln!("{:<40} {:?} {}", c.name, c.status, c.detail);
-            }
-        }
-        eprintln!("{:?} fatal: {:?}", r.mechanisms, fatal_reason(&r));
-        assert_eq!(r.sections.iter().map(|s| s.checks.len()).sum::<usize>(), 12 + 2 + TRACEPOINTS.len() + 3);
-        assert!(r.tree_walk.is_none());
-        assert_eq!(r.mechanisms, select_mechanisms(&r));
-    }
-}
+use bpf::{
+    PROG_TYPE_RAW_TRACEPOINT, PROG_TYPE_TRACEPOINT, check_bpf_syscall, check_prog, check_ringbuf, check_tracing,
+    raise_memlock,
+};

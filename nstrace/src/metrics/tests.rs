@@ -1,0 +1,221 @@
+use super::*;
+use crate::events::NsChange;
+
+fn create(ns_type: NsType, inode: u64) -> Event {
+    Event::Create {
+        time: 1000.0,
+        pid: 42,
+        tid: 42,
+        comm: "ip".into(),
+        ns_type,
+        id: inode,
+        inode,
+        owner: None,
+        parent: None,
+        level: None,
+        cause: "unshare",
+        flags: ns_type.clone_flag(),
+        flags_text: String::new(),
+    }
+}
+
+fn in_container(ns_type: NsType, inode: u64, id: &str) -> LiveNs {
+    let mut row = crate::snapshot::NsRow::new(ns_type, inode);
+    row.containers = vec![crate::containers::Container { runtime: "docker", id: id.into(), pod: None }];
+    LiveNs {
+        row,
+        created: None,
+        creator: None,
+        first_seen: 0.0,
+        last_change: 0.0,
+        destroyed: None,
+        history: Default::default(),
+    }
+}
+
+#[test]
+fn per_container_gauge_is_opt_in_and_capped() {
+    let rows = [
+        in_container(NsType::Net, 1, "aaa"),
+        in_container(NsType::Uts, 2, "aaa"),
+        in_container(NsType::Net, 3, "bbb"),
+        in_container(NsType::Net, 4, "ccc"),
+    ];
+    let plain = Metrics::new(Duration::from_secs(300));
+    plain.set_containers(rows.iter());
+    assert!(!plain.encode().contains("container_namespaces"), "off by default");
+    let m = Metrics::new(Duration::from_secs(300)).with_per_container(2);
+    m.set_containers(rows.iter());
+    let text = m.encode();
+    let series: Vec<&str> = text.lines().filter(|l| l.starts_with("nstrace_container_namespaces{")).collect();
+    assert_eq!(series.len(), 4, "{text}");
+    assert!(text.contains(r#"nstrace_container_namespaces{runtime="docker",container="aaa",type="net"} 1"#), "{text}");
+    assert!(text.contains(r#"container="other",type="net"} 1"#), "the third container is folded: {text}");
+    // Gone containers do not linger.
+    m.set_containers(rows[..1].iter());
+    assert_eq!(m.encode().lines().filter(|l| l.starts_with("nstrace_container_namespaces{")).count(), 1);
+}
+
+fn live(ns_type: NsType, state: NsState, created: Option<f64>, first_seen: f64) -> RowFacts {
+    RowFacts { ns_type, state, created, first_seen, destroyed: None }
+}
+
+fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+}
+
+#[test]
+fn fresh_registry_has_every_family_at_zero() {
+    let m = Metrics::new(Duration::from_secs(300));
+    let text = m.encode();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    for family in [
+        "# TYPE nstrace_namespaces gauge",
+        "# TYPE nstrace_namespaces_created counter",
+        "# TYPE nstrace_namespaces_destroyed counter",
+        "# TYPE nstrace_setns counter",
+        "# TYPE nstrace_unshare counter",
+        "# TYPE nstrace_setns_namespaces counter",
+        "# TYPE nstrace_unshare_namespaces counter",
+        "# TYPE nstrace_namespace_lifetime_seconds histogram",
+        "# TYPE nstrace_orphaned_namespace_age_seconds gauge",
+        "# TYPE nstrace_leak_suspects gauge",
+        "# TYPE nstrace_events_lost counter",
+        "# TYPE nstrace_resyncs counter",
+        "# TYPE nstrace_build_info gauge",
+        "# TYPE nstrace_scrape_duration_seconds gauge",
+        "# TYPE nstrace_refresh_duration_seconds gauge",
+    ] {
+        assert!(text.contains(family), "missing {family:?} in\n{text}");
+    }
+    assert_eq!(sample(&text, r#"nstrace_namespaces_created_total{type="net"}"#), Some("0"));
+    assert_eq!(sample(&text, r#"nstrace_namespaces{type="mnt",state="fd-only"}"#), Some("0"));
+    assert_eq!(sample(&text, r#"nstrace_setns_total{result="error"}"#), Some("0"));
+    assert_eq!(sample(&text, "nstrace_events_lost_total"), Some("0"));
+    let build = text.lines().find(|l| l.starts_with("nstrace_build_info{")).expect("build_info sample");
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))) && build.ends_with(" 1"));
+}
+
+#[test]
+fn events_are_counted_by_type_and_result() {
+    let m = Metrics::new(Duration::from_secs(300));
+    for i in 0..3 {
+        m.observe(&create(NsType::Net, 100 + i));
+    }
+    m.observe(&create(NsType::User, 200));
+    m.observe(&Event::Destroy {
+        time: 1001.0,
+        ns_type: NsType::Net,
+        id: 100,
+        inode: 100,
+        lifetime: Some(2.5),
+        creator_pid: Some(42),
+    });
+    m.observe(&Event::Destroy {
+        time: 1001.0,
+        ns_type: NsType::Net,
+        id: 101,
+        inode: 101,
+        lifetime: None,
+        creator_pid: None,
+    });
+    m.observe(&Event::Unshare {
+        time: 1.0,
+        pid: 1,
+        tid: 1,
+        comm: "unshare".into(),
+        flags: NsType::Net.clone_flag() | NsType::Uts.clone_flag(),
+        flags_text: String::new(),
+        result: 0,
+        errno: None,
+        new: Vec::new(),
+    });
+    m.observe(&Event::Unshare {
+        time: 1.0,
+        pid: 1,
+        tid: 1,
+        comm: "unshare".into(),
+        flags: NsType::User.clone_flag(),
+        flags_text: String::new(),
+        result: -1,
+        errno: Some("EPERM"),
+        new: Vec::new(),
+    });
+    // nstype 0: the type comes from what was joined.
+    m.observe(&Event::Setns {
+        time: 1.0,
+        pid: 1,
+        tid: 1,
+        comm: "nsenter".into(),
+        fd: 3,
+        fd_kind: "nsfs",
+        flags: 0,
+        flags_text: "0".into(),
+        result: 0,
+        errno: None,
+        joined: vec![NsChange { ns_type: NsType::Mnt, slot: "mnt", id: 5, inode: 5 }],
+    });
+    let text = m.encode();
+    let s = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}")).to_string();
+    assert_eq!(s(r#"nstrace_namespaces_created_total{type="net"}"#), "3");
+    assert_eq!(s(r#"nstrace_namespaces_created_total{type="user"}"#), "1");
+    assert_eq!(s(r#"nstrace_namespaces_destroyed_total{type="net"}"#), "2");
+    assert_eq!(s(r#"nstrace_namespace_lifetime_seconds_count{type="net"}"#), "1");
+    assert_eq!(s(r#"nstrace_namespace_lifetime_seconds_sum{type="net"}"#), "2.5");
+    assert_eq!(s(r#"nstrace_namespace_lifetime_seconds_bucket{le="1.0",type="net"}"#), "0");
+    assert_eq!(s(r#"nstrace_namespace_lifetime_seconds_bucket{le="5.0",type="net"}"#), "1");
+    assert_eq!(s(r#"nstrace_unshare_total{result="ok"}"#), "1");
+    assert_eq!(s(r#"nstrace_unshare_total{result="error"}"#), "1");
+    assert_eq!(s(r#"nstrace_unshare_namespaces_total{type="net",result="ok"}"#), "1");
+    assert_eq!(s(r#"nstrace_unshare_namespaces_total{type="uts",result="ok"}"#), "1");
+    assert_eq!(s(r#"nstrace_unshare_namespaces_total{type="user",result="error"}"#), "1");
+    assert_eq!(s(r#"nstrace_setns_total{result="ok"}"#), "1");
+    assert_eq!(s(r#"nstrace_setns_namespaces_total{type="mnt",result="ok"}"#), "1");
+}
+
+#[test]
+fn gauges_follow_rows_and_flag_old_orphans() {
+    let m = Metrics::new(Duration::from_secs(300));
+    let now = 10_000.0;
+    let mut dead = live(NsType::Net, NsState::Mounted, Some(0.0), 0.0);
+    dead.destroyed = Some(9_000.0);
+    let rows = [
+        live(NsType::Net, NsState::Active, Some(100.0), 100.0),
+        live(NsType::Net, NsState::Mounted, Some(now - 1000.0), now - 1000.0),
+        live(NsType::Net, NsState::Mounted, None, now - 10.0),
+        live(NsType::Pid, NsState::FdOnly, None, now - 400.0),
+        dead,
+    ];
+    m.set_from_rows(rows, now);
+    m.set_engine_stats(&EngineStats { records: 10, malformed: 0, lost: 4, resyncs: 1, walks: 7 });
+    let text = m.encode();
+    let s = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}")).to_string();
+    assert_eq!(s(r#"nstrace_namespaces{type="net",state="active"}"#), "1");
+    assert_eq!(s(r#"nstrace_namespaces{type="net",state="mounted"}"#), "2");
+    assert_eq!(s(r#"nstrace_namespaces{type="pid",state="fd-only"}"#), "1");
+    assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="net"}"#), "1000.0");
+    assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="pid"}"#), "400.0");
+    assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="uts"}"#), "0.0");
+    assert_eq!(s(r#"nstrace_leak_suspects{type="net"}"#), "1");
+    assert_eq!(s(r#"nstrace_leak_suspects{type="pid"}"#), "1");
+    assert_eq!(s("nstrace_events_lost_total"), "4");
+    assert_eq!(s("nstrace_resyncs_total"), "1");
+    // The rows go away: gauges drop back to zero, counters stay.
+    m.set_from_rows([], now);
+    m.set_engine_stats(&EngineStats { records: 10, malformed: 0, lost: 4, resyncs: 1, walks: 8 });
+    let text = m.encode();
+    assert_eq!(sample(&text, r#"nstrace_namespaces{type="net",state="mounted"}"#), Some("0"));
+    assert_eq!(sample(&text, r#"nstrace_leak_suspects{type="net"}"#), Some("0"));
+    assert_eq!(sample(&text, "nstrace_events_lost_total"), Some("4"));
+    assert_eq!(sample(&text, "nstrace_walks_total"), Some("8"));
+}
+
+#[test]
+fn classic_text_names_counter_families_with_total() {
+    let m = Metrics::new(Duration::from_secs(300));
+    let text = m.encode_prometheus_text();
+    assert!(text.contains("# TYPE nstrace_namespaces_created_total counter\n"), "{text}");
+    assert!(text.contains("# HELP nstrace_namespaces_created_total "), "{text}");
+    assert!(text.contains("# TYPE nstrace_namespaces gauge\n"), "{text}");
+    assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+}

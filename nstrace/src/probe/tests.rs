@@ -1,0 +1,129 @@
+use super::*;
+
+#[test]
+fn cap_eff_parsing() {
+    let status = "Name:\tcat\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\nCapBnd:\t0\n";
+    let mask = parse_cap_eff(status).unwrap();
+    assert_eq!(mask, 0x1fffeffffff);
+    assert!(caps_check(mask).is_ok());
+    assert_eq!(parse_cap_eff("CapEff:\tzz\n"), None);
+    assert_eq!(parse_cap_eff("Name: x\n"), None);
+    assert!(caps_check(1 << CAP_SYS_ADMIN).is_ok());
+    assert!(caps_check((1 << CAP_BPF) | (1 << CAP_PERFMON)).is_ok());
+    let c = caps_check(1 << CAP_BPF);
+    assert_eq!((c.status, c.detail.as_str()), (Status::Missing, "CAP_BPF"));
+    assert_eq!(caps_check(0).status, Status::Missing);
+}
+
+#[test]
+fn lockdown_parsing() {
+    assert_eq!(parse_lockdown("none [integrity] confidentiality\n"), Some("integrity"));
+    assert_eq!(parse_lockdown("[none] integrity confidentiality"), Some("none"));
+    assert_eq!(parse_lockdown("garbage"), None);
+    assert!(lockdown_check(Some("none [integrity] confidentiality")).is_ok());
+    assert_eq!(lockdown_check(Some("none integrity [confidentiality]")).status, Status::Error);
+    let absent = lockdown_check(None);
+    assert!(absent.is_ok());
+    assert_eq!(absent.detail, "none (securityfs lockdown not present)");
+}
+
+/// A report as this project's 6.18 machine produces it.
+fn synthetic(fail: &[&str]) -> Report {
+    let mut names = vec![
+        names::ROOT,
+        names::CAPS,
+        names::LOCKDOWN,
+        names::BTF,
+        names::OFFSETS,
+        names::NS_TREE,
+        names::BPF,
+        names::PROG_TP,
+        names::PROG_RAW_TP,
+        names::PROG_TRACING,
+        names::RINGBUF,
+        names::KPROBES,
+        names::LISTNS,
+    ];
+    let tps: Vec<String> = TRACEPOINTS.iter().map(|t| format!("{}{t}", names::TP_PREFIX)).collect();
+    names.extend(tps.iter().map(String::as_str));
+    let checks = names
+        .iter()
+        .map(|n| {
+            let bad = fail.contains(n);
+            Check::new(n, if bad { Status::Missing } else { Status::Ok }, if bad { "EPERM" } else { "" })
+        })
+        .collect();
+    let mut r = Report {
+        sections: vec![Section { title: "all".into(), checks }],
+        mechanisms: Mechanisms { events: String::new(), snapshot: String::new(), destroy: String::new() },
+        tree_walk: None,
+    };
+    r.mechanisms = select_mechanisms(&r);
+    r
+}
+
+fn mech(r: &Report) -> (&str, &str, &str) {
+    (&r.mechanisms.events, &r.mechanisms.snapshot, &r.mechanisms.destroy)
+}
+
+#[test]
+fn mechanisms_on_this_kernel() {
+    let r = synthetic(&[names::PROG_TRACING, names::KPROBES, names::LISTNS]);
+    assert_eq!(mech(&r), ("tracepoints", "tree-walk", "tree-walk reconcile"));
+    assert_eq!(fatal_reason(&r), None);
+}
+
+#[test]
+fn mechanisms_elsewhere() {
+    assert_eq!(mech(&synthetic(&[])), ("fentry", "tree-walk", "tree-walk reconcile"));
+    // Pre-6.18 with kprobes: kprobes catch destroys tracepoints miss.
+    let old = synthetic(&[names::PROG_TRACING, names::NS_TREE, names::LISTNS]);
+    assert_eq!(mech(&old), ("kprobes", "proc", "proc re-scan"));
+    // 6.19 without a usable raw tracepoint: listns for snapshots.
+    let r = synthetic(&[names::PROG_TRACING, names::PROG_RAW_TP]);
+    assert_eq!(mech(&r), ("tracepoints", "listns", "proc re-scan"));
+    let missing_tp = format!("{}syscalls/sys_enter_setns", names::TP_PREFIX);
+    let r = synthetic(&[names::PROG_TRACING, names::KPROBES, &missing_tp]);
+    assert_eq!(r.mechanisms.events, "none");
+    assert!(fatal_reason(&r).unwrap().contains("no way to attach"));
+    // A tree walk that failed when run demotes the snapshot.
+    let mut r = synthetic(&[names::PROG_TRACING, names::LISTNS]);
+    r.tree_walk = Some(Check::new("tree walk", Status::Error, "EINVAL"));
+    assert_eq!(select_mechanisms(&r).snapshot, "proc");
+}
+
+#[test]
+fn fatal_reasons() {
+    let r = synthetic(&[names::ROOT]);
+    assert!(fatal_reason(&r).unwrap().starts_with("not running as root"));
+    let r = synthetic(&[names::BTF]);
+    assert!(fatal_reason(&r).unwrap().contains("BTF"));
+    let r = synthetic(&[names::BPF]);
+    assert!(fatal_reason(&r).unwrap().starts_with("bpf() unusable"));
+    let r = synthetic(&[names::CAPS]);
+    assert!(fatal_reason(&r).unwrap().starts_with("need CAP_BPF"));
+    let r = synthetic(&[names::OFFSETS]);
+    assert_eq!(fatal_reason(&r).unwrap(), "EPERM");
+}
+
+#[test]
+fn errno_names() {
+    assert_eq!(errno_name(libc::EPERM), "EPERM");
+    assert_eq!(errno_name(libc::EOPNOTSUPP), "EOPNOTSUPP");
+    assert_eq!(errno_name(9999), "errno 9999");
+}
+
+/// Runs the real probe; meaningful as root on a 6.18 kernel, harmless elsewhere.
+#[test]
+fn real_probe_is_consistent() {
+    let r = probe();
+    for s in &r.sections {
+        for c in &s.checks {
+            eprintln!("{:<40} {:?} {}", c.name, c.status, c.detail);
+        }
+    }
+    eprintln!("{:?} fatal: {:?}", r.mechanisms, fatal_reason(&r));
+    assert_eq!(r.sections.iter().map(|s| s.checks.len()).sum::<usize>(), 12 + 2 + TRACEPOINTS.len() + 3);
+    assert!(r.tree_walk.is_none());
+    assert_eq!(r.mechanisms, select_mechanisms(&r));
+}
