@@ -86,3 +86,16 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 pub fn wakeup_flags() -> u64 {
     if EVENTS.query(BPF_RB_AVAIL_DATA) > WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP }
 }
+
+/// A task's namespace set, read once per hook: struct pointers (for owner
+/// and parent lookups) and id/inode per slot.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TaskNsSet {
+    pub ptrs: [u64; TASK_NS_SLOTS],
+    pub refs: [NsRef; TASK_NS_SLOTS],
+}
+
+/// Per-CPU home of [`TaskNsSet`] (too big for the stack next to a record).
+#[map]
+pub static TASK_NS_SET: PerCpuArray<TaskNsSet> = PerCpuArray::with_max_entries(1, 0);

@@ -26,7 +26,7 @@ use nstrace_common::{
 use crate::{
     hooks::{
         create::lineage,
-        task::{active_pid_ns, fill_task_event},
+        task::{active_pid_ns, fill_task_event, read_task_set},
     },
     maps::{WALK, WALK_STATE, config, count_lost},
     read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
@@ -330,8 +330,12 @@ fn emit_task(task: u64) -> bool {
         count_lost(EventKind::TaskInfo as u32);
         return false;
     };
+    let Some(set) = read_task_set(task) else {
+        entry.discard(0);
+        return false;
+    };
     let flags = u32_at(task, config!(offsets.task_flags));
-    fill_task_event(entry.as_mut_ptr(), EventKind::TaskInfo, task, 0, 0, flags);
+    fill_task_event(entry.as_mut_ptr(), EventKind::TaskInfo, task, set, 0, 0, flags);
     entry.submit(0);
     true
 }

@@ -9,8 +9,7 @@ use nstrace_common::{
 };
 
 use crate::{
-    hooks::task::task_ns_ptrs,
-    maps::{EVENTS, KNOWN, config, count_lost, wakeup_flags},
+    maps::{EVENTS, KNOWN, TaskNsSet, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, owner_of, ptr_at, read_comm, u32_at},
 };
 
@@ -37,16 +36,15 @@ pub fn lineage(ns: u64, ty: usize) -> (NsRef, NsRef, u32) {
     }
 }
 
-/// Reports each namespace of `task` that has not been seen before.
+/// Reports each namespace of `task` (read into `set`) not seen before.
 #[inline(always)]
-pub fn report_new_namespaces(task: u64, cause: u32, flags: u64, tgid: u32, tid: u32) {
-    let ptrs = task_ns_ptrs(task);
+pub fn report_new_namespaces(task: u64, set: &TaskNsSet, cause: u32, flags: u64, tgid: u32, tid: u32) {
     let mut i = 0;
     while i < TASK_NS_SLOTS {
         let ty = SLOT_TYPES[i] as usize;
-        let ns = ptrs[i];
+        let ns = set.ptrs[i];
+        let me = set.refs[i];
         i += 1;
-        let me = ns_ref(ns_common_of(ns, ty));
         if me.inum == 0 {
             continue;
         }

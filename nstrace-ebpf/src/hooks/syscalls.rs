@@ -15,7 +15,7 @@ use nstrace_common::{
 use crate::{
     hooks::{
         create::report_new_namespaces,
-        task::{is_self, read_task_ns},
+        task::{is_self, read_task_set},
     },
     maps::{EVENTS, INFLIGHT, Inflight, SCRATCH, config, count_lost, wakeup_flags},
     read::{header, ptr_at, read_comm, u32_at, u64_at},
@@ -65,7 +65,8 @@ fn enter(fd: i32, flags: u64) {
         (*scratch).fd = fd;
         (*scratch).fd_magic = fd_magic(fd);
         (*scratch).flags = flags;
-        read_task_ns(bpf_get_current_task(), &mut (*scratch).before);
+        let Some(set) = read_task_set(bpf_get_current_task()) else { return };
+        (*scratch).before = set.refs;
         let _ = INFLIGHT.insert(&tid, &*scratch, 0);
     }
 }
@@ -78,6 +79,7 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
     let inflight: *const Inflight = inflight;
     let ret = read_field(ctx, config!(tp_ret)) as i64;
     let task = unsafe { bpf_get_current_task() };
+    let Some(set) = read_task_set(task) else { return };
     match EVENTS.reserve::<SyscallNsEvent>(0) {
         Some(mut entry) => {
             let e = entry.as_mut_ptr();
@@ -89,7 +91,7 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
                 (*e).ret = ret;
                 read_comm(task, &mut (*e).comm);
                 (*e).before = (*inflight).before;
-                read_task_ns(task, &mut (*e).after);
+                (*e).after = set.refs;
             }
             entry.submit(wakeup_flags());
         }
@@ -99,7 +101,7 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
     let _ = INFLIGHT.remove(&tid);
     if ret == 0 {
         let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };
-        report_new_namespaces(task, cause, flags, tgid, tid);
+        report_new_namespaces(task, set, cause, flags, tgid, tid);
     }
 }
 

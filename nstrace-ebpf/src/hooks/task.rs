@@ -6,13 +6,13 @@ use aya_ebpf::{
     EbpfContext, helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use nstrace_common::{
-    event::{EventKind, NsRef, TaskNsEvent, create_cause},
+    event::{EventKind, TaskNsEvent, create_cause},
     ns::{SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
     hooks::create::report_new_namespaces,
-    maps::{EVENTS, config, count_lost, wakeup_flags},
+    maps::{EVENTS, TASK_NS_SET, TaskNsSet, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
 };
 
@@ -50,15 +50,20 @@ pub fn task_ns_ptrs(task: u64) -> [u64; TASK_NS_SLOTS] {
     ]
 }
 
-/// Reads the namespace set of `task` into `out`.
+/// Reads the namespace set of `task` once (struct pointers and id/inode
+/// per slot) into per-CPU scratch, for the record and for the
+/// first-sighting check alike. None only if the scratch map is missing.
 #[inline(always)]
-pub fn read_task_ns(task: u64, out: &mut [NsRef; TASK_NS_SLOTS]) {
-    let ptrs = task_ns_ptrs(task);
+pub fn read_task_set(task: u64) -> Option<&'static TaskNsSet> {
+    let set = TASK_NS_SET.get_ptr_mut(0)?;
+    let set = unsafe { &mut *set };
+    set.ptrs = task_ns_ptrs(task);
     let mut i = 0;
     while i < TASK_NS_SLOTS {
-        out[i] = ns_ref(ns_common_of(ptrs[i], SLOT_TYPES[i] as usize));
+        set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], SLOT_TYPES[i] as usize));
         i += 1;
     }
+    Some(set)
 }
 
 #[inline(always)]
@@ -76,22 +81,31 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     if is_self(tgid) {
         return Ok(());
     }
+    let Some(set) = read_task_set(task) else { return Err(-1) };
+    let cause = if kind == EventKind::Exec { create_cause::EXEC } else { create_cause::FORK };
+    if kind != EventKind::Exit {
+        report_new_namespaces(task, set, cause, clone_flags as u64, tgid, tid);
+    }
     let Some(mut entry) = EVENTS.reserve::<TaskNsEvent>(0) else {
         count_lost(kind as u32);
         return Err(-1);
     };
-    fill_task_event(entry.as_mut_ptr(), kind, task, tgid, tid, clone_flags);
+    fill_task_event(entry.as_mut_ptr(), kind, task, set, tgid, tid, clone_flags);
     entry.submit(wakeup_flags());
-    let cause = if kind == EventKind::Exec { create_cause::EXEC } else { create_cause::FORK };
-    if kind != EventKind::Exit {
-        report_new_namespaces(task, cause, clone_flags as u64, tgid, tid);
-    }
     Ok(())
 }
 
 /// Writes a whole [`TaskNsEvent`] about `task` into ring-buffer memory.
 #[inline(always)]
-pub fn fill_task_event(e: *mut TaskNsEvent, kind: EventKind, task: u64, tgid: u32, tid: u32, flags: u32) {
+pub fn fill_task_event(
+    e: *mut TaskNsEvent,
+    kind: EventKind,
+    task: u64,
+    set: &TaskNsSet,
+    tgid: u32,
+    tid: u32,
+    flags: u32,
+) {
     unsafe {
         (*e).header = header::<TaskNsEvent>(kind, tgid, tid);
         (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
@@ -100,7 +114,7 @@ pub fn fill_task_event(e: *mut TaskNsEvent, kind: EventKind, task: u64, tgid: u3
         (*e).parent_tgid = u32_at(parent, config!(offsets.task_tgid));
         (*e).flags = flags;
         read_comm(task, &mut (*e).comm);
-        read_task_ns(task, &mut (*e).ns);
+        (*e).ns = set.refs;
     }
 }
 
