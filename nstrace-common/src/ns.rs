@@ -91,19 +91,19 @@ pub const SLOT_PID_FOR_CHILDREN: usize = 8;
 pub const SLOT_TIME_FOR_CHILDREN: usize = 9;
 pub const TASK_NS_SLOTS: usize = 10;
 
-/// Namespace type of each slot of a task's namespace set.
-pub const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = [
-    NsType::Net,
-    NsType::Uts,
-    NsType::Ipc,
-    NsType::Pid,
-    NsType::User,
-    NsType::Mnt,
-    NsType::Cgroup,
-    NsType::Time,
-    NsType::Pid,
-    NsType::Time,
-];
+/// Namespace type of each slot of a task's namespace set: [`NsType::ALL`],
+/// then the pid and time "for children" slots.
+pub const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = {
+    let mut t = [NsType::Pid; TASK_NS_SLOTS];
+    let mut i = 0;
+    while i < NS_TYPES {
+        t[i] = NsType::ALL[i];
+        i += 1;
+    }
+    t[SLOT_PID_FOR_CHILDREN] = NsType::Pid;
+    t[SLOT_TIME_FOR_CHILDREN] = NsType::Time;
+    t
+};
 
 /// Name of each slot (as in /proc/PID/ns/).
 pub const SLOT_NAMES: [&str; TASK_NS_SLOTS] =

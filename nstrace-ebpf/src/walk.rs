@@ -19,7 +19,7 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, walk_status},
+    event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status},
     ns::{NS_TYPES, NsType},
 };
 
@@ -85,7 +85,15 @@ struct Step {
     emitted: u32,
     /// Set when the callback stops the loop.
     status: u32,
-    stopped: u32,
+}
+
+/// Entries this run may visit: the state's budget, at most [`CHUNK`].
+#[inline(always)]
+fn budget(state: *const WalkState) -> u32 {
+    match unsafe { (*state).budget } {
+        0 => CHUNK,
+        b => b.min(CHUNK),
+    }
 }
 
 fn try_ns_walk() -> (u32, u32) {
@@ -101,11 +109,7 @@ fn try_ns_walk() -> (u32, u32) {
         Some(t) => t.clone_flag() as u32,
         None => return (walk_status::UNSUPPORTED, 0),
     };
-    let budget = match unsafe { (*state).budget } {
-        0 => CHUNK,
-        b if b > CHUNK => CHUNK,
-        b => b,
-    };
+    let budget = budget(state);
 
     let mut node = unsafe { (*state).cursor_node };
     if node == 0 {
@@ -132,13 +136,15 @@ fn try_ns_walk() -> (u32, u32) {
         expected,
         emitted: 0,
         status: walk_status::MORE,
-        stopped: 0,
     };
     unsafe {
         bpf_loop(budget, walk_step as *mut core::ffi::c_void, (&raw mut step).cast(), 0);
     }
     match step.status {
-        walk_status::MORE => save(state, step.cursor, list_off, step.emitted),
+        walk_status::MORE => {
+            let id = u64_at(step.cursor - list_off as u64, config!(offsets.ns_id));
+            save(state, step.cursor, id, step.emitted)
+        }
         status => {
             reset(state);
             (status, step.emitted)
@@ -179,7 +185,7 @@ unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 
 }
 
 #[inline(always)]
-fn reset(state: *mut nstrace_common::event::WalkState) {
+fn reset(state: *mut WalkState) {
     unsafe {
         (*state).cursor_node = 0;
         (*state).cursor_id = 0;
@@ -187,12 +193,13 @@ fn reset(state: *mut nstrace_common::event::WalkState) {
     }
 }
 
+/// Saves where the next run resumes, with the id that proves the entry is
+/// still the same then (ns_id for namespaces, pid for tasks).
 #[inline(always)]
-fn save(state: *mut nstrace_common::event::WalkState, node: u64, list_off: u32, emitted: u32) -> (u32, u32) {
-    let common = node - list_off as u64;
+fn save(state: *mut WalkState, node: u64, id: u64, emitted: u32) -> (u32, u32) {
     unsafe {
         (*state).cursor_node = node;
-        (*state).cursor_id = u64_at(common, config!(offsets.ns_id));
+        (*state).cursor_id = id;
     }
     (walk_status::MORE, emitted)
 }
@@ -255,11 +262,7 @@ fn try_task_walk() -> (u32, u32) {
     if list_off == ABSENT || leader_off == ABSENT {
         return (walk_status::UNSUPPORTED, 0);
     }
-    let budget = match unsafe { (*state).budget } {
-        0 => CHUNK,
-        b if b > CHUNK => CHUNK,
-        b => b,
-    };
+    let budget = budget(state);
     let mut node = unsafe { (*state).cursor_node };
     if node == 0 {
         // `tasks` links thread-group leaders only.
@@ -289,12 +292,8 @@ fn try_task_walk() -> (u32, u32) {
     }
     match step.status {
         walk_status::MORE => {
-            let task = step.cursor - list_off as u64;
-            unsafe {
-                (*state).cursor_node = step.cursor;
-                (*state).cursor_id = u32_at(task, config!(offsets.task_pid)) as u64;
-            }
-            (walk_status::MORE, step.emitted)
+            let pid = u32_at(step.cursor - list_off as u64, config!(offsets.task_pid));
+            save(state, step.cursor, pid as u64, step.emitted)
         }
         status => {
             reset(state);
