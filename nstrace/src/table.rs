@@ -2,7 +2,7 @@
 //! and reconciled against the kernel's lists (the tree walk). Pure state:
 //! no I/O, so every transition is unit-tested without a kernel.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use nstrace_common::{
     event::{NsCreateEvent, NsInfoRecord},
@@ -80,6 +80,8 @@ pub struct Table {
     /// Keys of the most recently destroyed namespaces, so a late create
     /// record of a namespace already reaped does not resurrect it.
     recently_destroyed: VecDeque<u64>,
+    /// The same keys, for O(1) lookups on every create record.
+    recently_destroyed_set: HashSet<u64>,
     /// Namespaces one walk found that no hook has reported yet: the hook's
     /// record may still be on its way (the walk can run between a
     /// namespace's creation and its creator's syscall exit), so they become
@@ -119,7 +121,7 @@ impl Table {
     pub fn on_create(&mut self, c: &NsCreateEvent) -> Option<&NsEntry> {
         let ns_type = NsType::from_u32(c.ns_type)?;
         let key = known_key(c.id, c.ns_type, c.inum);
-        if self.entries.contains_key(&key) || self.recently_destroyed.contains(&key) {
+        if self.entries.contains_key(&key) || self.recently_destroyed_set.contains(&key) {
             return None;
         }
         self.pending.remove(&key);
@@ -194,10 +196,14 @@ impl Table {
     }
 
     fn remember_destroyed(&mut self, key: u64) {
-        if self.recently_destroyed.len() == RECENT_DESTROYED {
-            self.recently_destroyed.pop_front();
+        if self.recently_destroyed.len() == RECENT_DESTROYED
+            && let Some(old) = self.recently_destroyed.pop_front()
+        {
+            self.recently_destroyed_set.remove(&old);
         }
-        self.recently_destroyed.push_back(key);
+        if self.recently_destroyed_set.insert(key) {
+            self.recently_destroyed.push_back(key);
+        }
     }
 }
 
