@@ -27,7 +27,10 @@ use nstrace_common::{
     ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS},
 };
 
-use crate::model::{Holder, NsKey, TaskHold};
+use crate::{
+    model::{Holder, NsKey, TaskHold},
+    render::comm_str,
+};
 
 /// Cheap per-process facts kept for container attribution and display.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,8 +109,7 @@ fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderSca
         tasks
             .iter()
             .map(|t| {
-                let end = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
-                let comm = String::from_utf8_lossy(&t.comm[..end]).into_owned();
+                let comm = comm_str(&t.comm);
                 (t.subject_tgid, Stat { comm, ppid: t.parent_tgid, flags: t.flags as u64, threads: 1 })
             })
             .collect()
@@ -131,8 +133,7 @@ pub fn add_kernel_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &
         if pid == 0 || exclude.contains(&pid) {
             continue;
         }
-        let end = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
-        let comm = String::from_utf8_lossy(&t.comm[..end]).into_owned();
+        let comm = comm_str(&t.comm);
         let mut add = |ns_type: NsType, inum: u32, hold: TaskHold| {
             if inum == 0 {
                 return;
