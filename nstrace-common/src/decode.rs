@@ -3,7 +3,8 @@
 use core::mem::size_of;
 
 use crate::event::{
-    DestroyHintEvent, EventHeader, EventKind, NsCreateEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent, WalkDoneRecord,
+    DestroyHintEvent, EventHeader, EventKind, NsCreateEvent, NsDestroyEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent,
+    WalkDoneRecord,
 };
 
 /// A decoded record.
@@ -15,6 +16,7 @@ pub enum Record {
     Create(NsCreateEvent),
     Syscall(SyscallNsEvent),
     DestroyHint(DestroyHintEvent),
+    Destroy(NsDestroyEvent),
 }
 
 impl Record {
@@ -26,6 +28,7 @@ impl Record {
             Record::Create(e) => &e.header,
             Record::Syscall(e) => &e.header,
             Record::DestroyHint(e) => &e.header,
+            Record::Destroy(e) => &e.header,
         }
     }
 
@@ -94,6 +97,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         EventKind::Create => Record::Create(checked(bytes, kind, &header)?),
         EventKind::Unshare | EventKind::Setns => Record::Syscall(checked(bytes, kind, &header)?),
         EventKind::DestroyHint => Record::DestroyHint(checked(bytes, kind, &header)?),
+        EventKind::Destroy => Record::Destroy(checked(bytes, kind, &header)?),
     })
 }
 

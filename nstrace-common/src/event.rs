@@ -30,6 +30,8 @@ pub enum EventKind {
     Setns = 9,
     /// A work item that ends a namespace's life ran: walk soon.
     DestroyHint = 10,
+    /// A namespace was freed (fentry/kprobe on a kernel free function).
+    Destroy = 11,
 }
 
 /// Number of slots in the per-kind lost counter map (kinds are < this).
@@ -48,6 +50,7 @@ impl EventKind {
             8 => EventKind::Unshare,
             9 => EventKind::Setns,
             10 => EventKind::DestroyHint,
+            11 => EventKind::Destroy,
             _ => return None,
         })
     }
@@ -64,6 +67,7 @@ impl EventKind {
             EventKind::Unshare => "unshare",
             EventKind::Setns => "setns",
             EventKind::DestroyHint => "destroy-hint",
+            EventKind::Destroy => "destroy",
         }
     }
 }
@@ -140,6 +144,10 @@ pub mod create_cause {
     pub const UNSHARE: u32 = 2;
     pub const SETNS: u32 = 3;
     pub const EXEC: u32 = 4;
+    /// fexit on `__ns_tree_add_raw` (6.18+): the namespace joined its list.
+    pub const NS_TREE_ADD: u32 = 5;
+    /// fexit/kretprobe on a per-type constructor (`copy_net_ns`, ...).
+    pub const CONSTRUCTOR: u32 = 6;
 }
 
 /// First sighting of a namespace.
@@ -190,6 +198,33 @@ pub struct DestroyHintEvent {
     pub header: EventHeader,
     /// Index into `Config::destroy_work_fns`.
     pub which: u32,
+    pub _reserved: u32,
+}
+
+/// Which kernel function reported a death ([`NsDestroyEvent::via`]).
+pub mod destroy_via {
+    /// fentry on `__ns_tree_remove` (6.18+): type, id and inode known.
+    pub const NS_TREE_REMOVE: u32 = 1;
+    /// fentry/kprobe on `proc_free_inum`: only the inode is known (inode
+    /// numbers of live namespaces are unique across types).
+    pub const FREE_INUM: u32 = 2;
+}
+
+/// `ns_type` of a [`NsDestroyEvent`] whose type the hook cannot know.
+pub const NS_TYPE_UNKNOWN: u32 = u32::MAX;
+
+/// A namespace was freed ([`EventKind::Destroy`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NsDestroyEvent {
+    pub header: EventHeader,
+    /// [`crate::ns::NsType`] as u32, or [`NS_TYPE_UNKNOWN`].
+    pub ns_type: u32,
+    pub inum: u32,
+    /// ns_id (6.18+), else 0.
+    pub id: u64,
+    /// One of [`destroy_via`].
+    pub via: u32,
     pub _reserved: u32,
 }
 

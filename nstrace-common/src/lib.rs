@@ -43,4 +43,24 @@ pub mod names {
     pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
     pub const PROG_SYS_ENTER_SETNS: &str = "sys_enter_setns";
     pub const PROG_SYS_EXIT_SETNS: &str = "sys_exit_setns";
+
+    // Kernel-function hooks (fentry/fexit where BPF_PROG_TYPE_TRACING
+    // loads, kprobes elsewhere); each is loaded only when selected.
+    pub const PROG_FEXIT_NS_TREE_ADD: &str = "fexit_ns_tree_add";
+    pub const PROG_FENTRY_NS_TREE_REMOVE: &str = "fentry_ns_tree_remove";
+    pub const PROG_FENTRY_FREE_INUM: &str = "fentry_free_inum";
+    pub const PROG_KPROBE_FREE_INUM: &str = "kprobe_free_inum";
+    pub const PROG_FEXIT_CREATE_USER_NS: &str = "fexit_create_user_ns";
+    pub const PROG_FEXIT_COPY_MNT_NS: &str = "fexit_copy_mnt_ns";
+    pub const PROG_KRETPROBE_COPY_MNT_NS: &str = "kretprobe_copy_mnt_ns";
+    /// Per-type constructors `f(flags, user_ns, old_ns) -> new_ns`:
+    /// (kernel function, fexit program, kretprobe program, type index).
+    pub const CONSTRUCTORS: [(&str, &str, &str, u32); 6] = [
+        ("copy_net_ns", "fexit_copy_net_ns", "kretprobe_copy_net_ns", 0),
+        ("copy_utsname", "fexit_copy_utsname", "kretprobe_copy_utsname", 1),
+        ("copy_ipcs", "fexit_copy_ipcs", "kretprobe_copy_ipcs", 2),
+        ("copy_pid_ns", "fexit_copy_pid_ns", "kretprobe_copy_pid_ns", 3),
+        ("copy_cgroup_ns", "fexit_copy_cgroup_ns", "kretprobe_copy_cgroup_ns", 6),
+        ("copy_time_ns", "fexit_copy_time_ns", "kretprobe_copy_time_ns", 7),
+    ];
 }

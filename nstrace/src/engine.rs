@@ -6,12 +6,14 @@ use std::{collections::HashMap, time::Duration};
 
 use nstrace_common::{
     decode::{Record, StreamItemOwned},
-    event::EventKind,
+    event::{EventKind, NsInfoRecord, TaskNsEvent, destroy_via},
 };
 
 use crate::{
     events::{self, Clock, Event, NsIds},
+    holders::{self, HolderScan, HoldersError},
     loader::{EventStream, KnownMap, LoadOptions, LoaderError, Tracer},
+    mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
     snapshot::kernel::{WalkError, Walker},
     table::{NsEntry, Table},
 };
@@ -27,11 +29,18 @@ pub struct EngineOptions {
     /// not reported, their namespaces still are (at the next fork, exec or
     /// walk).
     pub syscall_events: bool,
+    /// Mechanisms forced with `--mechanism` (the rest are picked by probing).
+    pub mechanisms: Overrides,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { walk_interval: Duration::from_secs(1), load: LoadOptions::default(), syscall_events: true }
+        EngineOptions {
+            walk_interval: Duration::from_secs(1),
+            load: LoadOptions::default(),
+            syscall_events: true,
+            mechanisms: Overrides::default(),
+        }
     }
 }
 
@@ -41,6 +50,46 @@ pub enum EngineError {
     Loader(#[from] LoaderError),
     #[error("tree walk: {0}")]
     Walk(#[from] WalkError),
+    #[error(transparent)]
+    Mechanism(#[from] MechanismError),
+    #[error("/proc snapshot: {0}")]
+    Proc(#[from] crate::snapshot::SnapshotError),
+    #[error("/proc scan: {0}")]
+    Holders(#[from] HoldersError),
+}
+
+/// Where the engine's snapshots come from.
+enum Source {
+    Tree(Walker),
+    Proc,
+}
+
+impl Source {
+    fn snapshot(&mut self) -> Result<Vec<NsInfoRecord>, EngineError> {
+        match self {
+            Source::Tree(w) => Ok(w.walk_all()?.0),
+            Source::Proc => Ok(crate::snapshot::proc_records()?),
+        }
+    }
+}
+
+/// How a holder scan learns every process's namespaces.
+pub enum TaskSource {
+    /// From the kernel's task list (tree walk kernels).
+    Kernel(Vec<TaskNsEvent>),
+    /// From /proc/PID/ns.
+    Proc,
+}
+
+impl TaskSource {
+    /// Scans /proc for holders (blocking).
+    pub fn scan(self) -> Result<HolderScan, HoldersError> {
+        let me = [std::process::id()];
+        match self {
+            TaskSource::Kernel(tasks) => holders::scan_with_kernel_tasks(&me, &tasks),
+            TaskSource::Proc => holders::scan_excluding(&me),
+        }
+    }
 }
 
 /// Counters a user (or the exporter) may want.
@@ -55,7 +104,10 @@ pub struct EngineStats {
 
 pub struct Engine {
     _tracer: Tracer,
-    walker: Walker,
+    source: Source,
+    mechanisms: Mechanisms,
+    /// How long the last snapshot took (spaces out hint-driven ones).
+    last_snapshot_cost: Duration,
     stream: EventStream,
     known: KnownMap,
     table: Table,
@@ -65,8 +117,8 @@ pub struct Engine {
     lost_seen: HashMap<EventKind, u64>,
     interval: tokio::time::Interval,
     /// The rows of the most recent walk (reused by snapshots).
-    last_walk: Vec<nstrace_common::event::NsInfoRecord>,
-    /// Whether the workqueue destroy-hint hook is attached.
+    last_walk: Vec<NsInfoRecord>,
+    /// Whether a destroy hook (exact, or the workqueue hint) is attached.
     hints: bool,
     /// Ids of our own (host) namespaces: exits of tasks only in these
     /// cannot end a namespace, so they trigger no early walk.
@@ -89,14 +141,26 @@ fn host_namespace_ids() -> std::collections::HashSet<u64> {
 }
 
 impl Engine {
-    /// Loads, attaches, seeds the table. Events from here on are reported.
+    /// Probes, loads, attaches, seeds the table. Events from here on are reported.
     pub fn start(opts: &EngineOptions) -> Result<Engine, EngineError> {
+        let mechanisms = mechanism::select(&crate::probe::quick_facts(), &opts.mechanisms)?;
+        log::info!(
+            "mechanisms: create {}, destroy {}, snapshot {}",
+            mechanisms.create,
+            mechanisms.destroy,
+            mechanisms.snapshot
+        );
         let mut tracer = Tracer::load(&opts.load)?;
-        let mut walker = tracer.walker()?;
+        let mut source = match mechanisms.snapshot {
+            Snapshot::TreeWalk => Source::Tree(tracer.walker()?),
+            Snapshot::Proc => Source::Proc,
+        };
         let mut known = tracer.known()?;
         let stream = tracer.events()?;
         // Seed before attaching: everything that exists now is not "created".
-        let (rows, _) = walker.walk_all()?;
+        let started = std::time::Instant::now();
+        let rows = source.snapshot()?;
+        let last_snapshot_cost = started.elapsed();
         let last_walk = rows.clone();
         let mut table = Table::default();
         table.seed(&rows, Clock::now_boot_ns());
@@ -107,14 +171,17 @@ impl Engine {
         if opts.syscall_events {
             tracer.attach_syscall_hooks()?;
         }
-        let hints = tracer.attach_destroy_hints()?;
+        tracer.attach_create(mechanisms.create)?;
+        let hints = tracer.attach_destroy(mechanisms.destroy)?;
         let host_ids = host_namespace_ids();
         let dev = crate::nsfs::nsfs_dev().unwrap_or(0);
         let mut interval = tokio::time::interval(opts.walk_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Engine {
             _tracer: tracer,
-            walker,
+            source,
+            mechanisms,
+            last_snapshot_cost,
             stream,
             known,
             table,
@@ -131,6 +198,11 @@ impl Engine {
         })
     }
 
+    /// The mechanism doing each job.
+    pub fn mechanisms(&self) -> Mechanisms {
+        self.mechanisms
+    }
+
     pub fn table(&self) -> &Table {
         &self.table
     }
@@ -144,13 +216,19 @@ impl Engine {
         &self.last_walk
     }
 
-    /// Every process and its namespace set, from the kernel's task list.
-    pub fn walk_tasks(&mut self) -> Result<Vec<nstrace_common::event::TaskNsEvent>, EngineError> {
-        let mut stats = crate::snapshot::kernel::WalkStats::default();
-        Ok(self.walker.walk_tasks(&mut stats)?)
+    /// Where a holder scan gets every process's namespaces: the kernel's
+    /// task list when the tree walk runs (it sees what /proc hides), else /proc.
+    pub fn task_source(&mut self) -> Result<TaskSource, EngineError> {
+        match &mut self.source {
+            Source::Tree(w) => {
+                let mut stats = crate::snapshot::kernel::WalkStats::default();
+                Ok(TaskSource::Kernel(w.walk_tasks(&mut stats)?))
+            }
+            Source::Proc => Ok(TaskSource::Proc),
+        }
     }
 
-    /// Whether deaths are hinted by the workqueue hook (see `doctor`).
+    /// Whether deaths are reported by a hook (exact, or a workqueue hint).
     pub fn has_destroy_hints(&self) -> bool {
         self.hints
     }
@@ -185,10 +263,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Something may have died: walk soon (rate-limited).
+    /// Something may have died: walk soon (rate-limited). Not needed when a
+    /// kernel hook reports every death.
     fn hint(&mut self) {
+        if self.mechanisms.destroy.is_exact_hook() {
+            return;
+        }
         if self.walk_soon.is_none() {
-            let earliest = self.last_walk_at + HINT_WALK_GAP;
+            // A /proc re-scan costs far more than a walk: keep them to at
+            // most a third of the time.
+            let gap = HINT_WALK_GAP.max(self.last_snapshot_cost * 2);
+            let earliest = self.last_walk_at + gap;
             // A little delay lets a burst of exits share one walk.
             let at = (tokio::time::Instant::now() + Duration::from_millis(5)).max(earliest);
             self.walk_soon = Some(at);
@@ -215,6 +300,18 @@ impl Engine {
                     events::from_syscall(&s, &self.clock, self.dev, out)
                 }
                 Ok(Record::DestroyHint(_)) => self.hint(),
+                Ok(Record::Destroy(d)) => {
+                    if let Some(e) = self.table.on_destroy(&d) {
+                        self.known.remove(e.key());
+                        // The mechanism, as --mechanism and doctor name it.
+                        let via = match (d.via, self.mechanisms.destroy) {
+                            (destroy_via::NS_TREE_REMOVE, _) => Destroy::FentryNsTree,
+                            (_, Destroy::KprobeFreeInum) => Destroy::KprobeFreeInum,
+                            _ => Destroy::FentryFreeInum,
+                        };
+                        out.push(destroy_event(&e, &self.clock, d.header.ts_ns, via.name()));
+                    }
+                }
                 Ok(Record::Create(c)) => {
                     if let Some(e) = self.table.on_create(&c) {
                         out.push(create_event(e, &self.clock, c.header.ts_ns));
@@ -248,28 +345,34 @@ impl Engine {
     /// Walks every namespace list and makes the table match it. A non-empty
     /// `reason` makes this a reported resync.
     pub fn reconcile(&mut self, reason: String, out: &mut Vec<Event>) -> Result<(), EngineError> {
-        let (rows, _) = self.walker.walk_all()?;
+        let started = std::time::Instant::now();
+        let rows = self.source.snapshot()?;
+        self.last_snapshot_cost = started.elapsed();
         self.stats.walks += 1;
         self.walk_soon = None;
         self.last_walk_at = tokio::time::Instant::now();
         let now = Clock::now_boot_ns();
-        let r = self.table.reconcile(&rows, now);
+        // A /proc snapshot misses namespaces only the kernel holds; when a
+        // hook reports every death, only a resync after lost records may
+        // take absence for death.
+        let drop_missing = self.mechanisms.snapshot == Snapshot::TreeWalk
+            || !self.mechanisms.destroy.is_exact_hook()
+            || !reason.is_empty();
+        let r = self.table.reconcile(&rows, now, drop_missing);
         self.last_walk = rows;
         let time = self.clock.unix(now);
         for e in &r.created {
             let _ = self.known.insert(e.key());
             out.push(create_event(e, &self.clock, now));
         }
+        let via = match self.mechanisms.snapshot {
+            Snapshot::TreeWalk => Destroy::TreeWalk,
+            Snapshot::Proc => Destroy::ProcRescan,
+        }
+        .name();
         for e in &r.destroyed {
             self.known.remove(e.key());
-            out.push(Event::Destroy {
-                time,
-                ns_type: e.ns_type,
-                id: e.id,
-                inode: e.inode,
-                lifetime: e.created_ns.map(|c| now.saturating_sub(c) as f64 / 1e9),
-                creator_pid: e.creator.as_ref().map(|c| c.pid),
-            });
+            out.push(destroy_event(e, &self.clock, now, via));
         }
         if !reason.is_empty() {
             self.stats.resyncs += 1;
@@ -282,6 +385,18 @@ impl Engine {
             });
         }
         Ok(())
+    }
+}
+
+fn destroy_event(e: &NsEntry, clock: &Clock, now: u64, via: &'static str) -> Event {
+    Event::Destroy {
+        time: clock.unix(now),
+        ns_type: e.ns_type,
+        id: e.id,
+        inode: e.inode,
+        lifetime: e.created_ns.map(|c| now.saturating_sub(c) as f64 / 1e9),
+        creator_pid: e.creator.as_ref().map(|c| c.pid),
+        via,
     }
 }
 

@@ -71,6 +71,9 @@ pub enum Event {
         /// Seconds from creation, when nstrace saw it created.
         lifetime: Option<f64>,
         creator_pid: Option<u32>,
+        /// The mechanism that saw it die (a kernel hook, or the walk or
+        /// /proc re-scan that no longer found it).
+        via: &'static str,
     },
     Setns {
         time: f64,
@@ -220,6 +223,8 @@ pub fn cause_name(cause: u32) -> &'static str {
         create_cause::UNSHARE => "unshare",
         create_cause::SETNS => "setns",
         create_cause::EXEC => "exec",
+        create_cause::NS_TREE_ADD => "ns-tree-add",
+        create_cause::CONSTRUCTOR => "constructor",
         _ => "unknown",
     }
 }

@@ -11,6 +11,7 @@ pub mod explain;
 pub mod holders;
 pub mod http;
 pub mod loader;
+pub mod mechanism;
 pub mod metrics;
 pub mod model;
 pub mod monitor;

@@ -6,7 +6,7 @@ use std::{io, os::fd::AsFd};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{ProgramError, RawTracePoint, TracePoint},
+    programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 use nstrace_common::{
     config::{Config, config_flags},
@@ -17,6 +17,7 @@ use nstrace_common::{
 use crate::{
     btf::{Btf, BtfError},
     btf_offsets::{OffsetsError, has_ns_tree, kernel_offsets},
+    mechanism::{Create, Destroy},
 };
 
 /// The eBPF object built by build.rs (empty when built without bpf-linker).
@@ -44,6 +45,10 @@ pub enum LoaderError {
     Map { name: &'static str, source: aya::maps::MapError },
     #[error("attaching {name} to raw tracepoint {tracepoint}: {source}")]
     Attach { name: &'static str, tracepoint: &'static str, source: ProgramError },
+    #[error("attaching {name} to kernel function {function}: {source}")]
+    AttachFunction { name: &'static str, function: &'static str, source: ProgramError },
+    #[error("reading kernel BTF for fentry/fexit: {0}")]
+    AyaBtf(#[from] aya::BtfError),
     #[error("pinning {name}: {message}")]
     Pin { name: &'static str, message: String },
     #[error("syscall tracepoints: {0}")]
@@ -80,6 +85,7 @@ impl LoadOptions {
 pub struct Tracer {
     ebpf: Ebpf,
     config: Config,
+    aya_btf: Option<aya::Btf>,
 }
 
 /// Raw tracepoint programs of the task family: (program, tracepoint).
@@ -123,7 +129,7 @@ impl Tracer {
             .map_max_entries(names::KNOWN_MAP, opts.known_entries)
             .load(EBPF_OBJECT)?;
         log::debug!("object loaded at {:?}", t.elapsed());
-        Ok(Tracer { ebpf, config })
+        Ok(Tracer { ebpf, config, aya_btf: None })
     }
 
     pub fn config(&self) -> &Config {
@@ -167,7 +173,7 @@ impl Tracer {
     /// Attaches the destroy-hint hook (workqueue_execute_end) when kallsyms
     /// names at least one namespace-destroying work function. Returns
     /// whether it is attached.
-    pub fn attach_destroy_hints(&mut self) -> Result<bool, LoaderError> {
+    fn attach_destroy_hints(&mut self) -> Result<bool, LoaderError> {
         if self.config.destroy_work_fns.iter().all(|&f| f == 0) {
             return Ok(false);
         }
@@ -180,6 +186,80 @@ impl Tracer {
             source,
         })?;
         Ok(true)
+    }
+
+    /// Loads and attaches the programs of a creation mechanism (none for
+    /// `tracepoints`: the task and syscall hooks report first sightings).
+    pub fn attach_create(&mut self, m: Create) -> Result<(), LoaderError> {
+        use nstrace_common::names::*;
+        let constructors = CONSTRUCTORS.iter().map(|(f, fexit, kret, _)| (*f, *fexit, *kret));
+        let with_mnt = constructors.chain([("copy_mnt_ns", PROG_FEXIT_COPY_MNT_NS, PROG_KRETPROBE_COPY_MNT_NS)]);
+        match m {
+            Create::Tracepoints => Ok(()),
+            Create::FexitNsTree => self.attach_fexit(PROG_FEXIT_NS_TREE_ADD, "__ns_tree_add_raw"),
+            Create::FexitConstructors => {
+                for (function, fexit, _) in with_mnt {
+                    self.attach_fexit(fexit, function)?;
+                }
+                self.attach_fexit(PROG_FEXIT_CREATE_USER_NS, "create_user_ns")
+            }
+            Create::KprobeConstructors => {
+                for (function, _, kretprobe) in with_mnt {
+                    self.attach_kprobe(kretprobe, function)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Loads and attaches the programs of a destruction mechanism. The
+    /// walk-based ones only get the workqueue hint (when kallsyms names a
+    /// destroying work function); returns whether a hook is attached.
+    pub fn attach_destroy(&mut self, m: Destroy) -> Result<bool, LoaderError> {
+        use nstrace_common::names::*;
+        match m {
+            Destroy::FentryNsTree => self.attach_fentry(PROG_FENTRY_NS_TREE_REMOVE, "__ns_tree_remove").map(|()| true),
+            Destroy::FentryFreeInum => self.attach_fentry(PROG_FENTRY_FREE_INUM, "proc_free_inum").map(|()| true),
+            Destroy::KprobeFreeInum => self.attach_kprobe(PROG_KPROBE_FREE_INUM, "proc_free_inum").map(|()| true),
+            Destroy::TreeWalk | Destroy::ProcRescan => self.attach_destroy_hints(),
+        }
+    }
+
+    /// aya's own parse of the kernel BTF, which fentry/fexit loads need
+    /// (parsed once, on first use).
+    fn parse_aya_btf(&mut self) -> Result<(), LoaderError> {
+        if self.aya_btf.is_none() {
+            self.aya_btf = Some(aya::Btf::from_sys_fs()?);
+        }
+        Ok(())
+    }
+
+    fn attach_fentry(&mut self, name: &'static str, function: &'static str) -> Result<(), LoaderError> {
+        self.parse_aya_btf()?;
+        let btf = self.aya_btf.as_ref().expect("parsed above");
+        let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
+        let prog: &mut FEntry = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
+        prog.load(function, btf).map_err(|source| LoaderError::Program { name, source })?;
+        prog.attach().map_err(|source| LoaderError::AttachFunction { name, function, source })?;
+        Ok(())
+    }
+
+    fn attach_fexit(&mut self, name: &'static str, function: &'static str) -> Result<(), LoaderError> {
+        self.parse_aya_btf()?;
+        let btf = self.aya_btf.as_ref().expect("parsed above");
+        let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
+        let prog: &mut FExit = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
+        prog.load(function, btf).map_err(|source| LoaderError::Program { name, source })?;
+        prog.attach().map_err(|source| LoaderError::AttachFunction { name, function, source })?;
+        Ok(())
+    }
+
+    fn attach_kprobe(&mut self, name: &'static str, function: &'static str) -> Result<(), LoaderError> {
+        let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
+        let prog: &mut KProbe = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
+        prog.load().map_err(|source| LoaderError::Program { name, source })?;
+        prog.attach(function, 0).map_err(|source| LoaderError::AttachFunction { name, function, source })?;
+        Ok(())
     }
 
     /// The map of namespaces already reported as created.

@@ -19,6 +19,8 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        mechanisms: cli::MechanismArgs,
     },
     /// List every namespace on the host with its state and holders.
     Ls(cli::ls::Args),
@@ -52,7 +54,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Doctor { json } => Ok(cli::doctor::run(json, &mut std::io::stdout().lock())?),
+        Command::Doctor { json, mechanisms } => {
+            Ok(cli::doctor::run(json, &mechanisms.overrides()?, &mut std::io::stdout().lock())?)
+        }
         Command::Ls(args) => Ok(cli::ls::run(args)?),
         Command::Leaks(args) => Ok(cli::leaks::run(args)?),
         Command::Why(args) => Ok(cli::why::run(args)?),

@@ -181,9 +181,8 @@ impl Monitor {
         }
         if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
             let started = Instant::now();
-            let tasks = self.engine.walk_tasks()?;
-            let handle =
-                tokio::task::spawn_blocking(move || holders::scan_with_kernel_tasks(&[std::process::id()], &tasks));
+            let tasks = self.engine.task_source()?;
+            let handle = tokio::task::spawn_blocking(move || tasks.scan());
             self.scan = Some((started, handle));
             // Counted from the start, so a slow scan does not pile up.
             self.last_refresh = Some(started);
@@ -194,8 +193,7 @@ impl Monitor {
     /// Re-reads holders and rebuilds every live row, synchronously.
     pub fn refresh(&mut self) -> Result<(), MonitorError> {
         let started = Instant::now();
-        let tasks = self.engine.walk_tasks()?;
-        let scan = holders::scan_with_kernel_tasks(&[std::process::id()], &tasks)?;
+        let scan = self.engine.task_source()?.scan()?;
         self.apply_scan(scan, started);
         Ok(())
     }

@@ -2,10 +2,10 @@
 //! and reconciled against the kernel's lists (the tree walk). Pure state:
 //! no I/O, so every transition is unit-tested without a kernel.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use nstrace_common::{
-    event::{NsCreateEvent, NsInfoRecord},
+    event::{NS_TYPE_UNKNOWN, NsCreateEvent, NsDestroyEvent, NsInfoRecord},
     ns::NsType,
 };
 use serde::Serialize;
@@ -55,13 +55,21 @@ impl NsEntry {
             owner: NsIds::of(&r.owner),
             parent: if tree { NsIds::of(&r.parent) } else { None },
             level: tree.then_some(r.level),
-            refcount: Some(r.refcount),
+            refcount: refcount_of(r),
             created_ns: created,
             creator: None,
             last_change_ns: now,
         })
     }
 }
+
+/// `NsInfoRecord::refcount` when the source knows it ([`REFCOUNT_UNKNOWN`]: /proc).
+pub fn refcount_of(r: &NsInfoRecord) -> Option<u32> {
+    (r.refcount != REFCOUNT_UNKNOWN).then_some(r.refcount)
+}
+
+/// Refcount of a record from a source that cannot read it (/proc).
+pub const REFCOUNT_UNKNOWN: u32 = u32::MAX;
 
 /// What one reconcile changed.
 #[derive(Debug, Default)]
@@ -80,13 +88,18 @@ pub struct Table {
     /// Keys of the most recently destroyed namespaces, so a late create
     /// record of a namespace already reaped does not resurrect it.
     recently_destroyed: VecDeque<u64>,
-    /// The same keys, for O(1) lookups on every create record.
-    recently_destroyed_set: HashSet<u64>,
+    /// The same keys with the time of death, for O(1) lookups on every
+    /// create record. Before 6.18 keys are type+inode and inodes are reused
+    /// at once, so only records older than the death are stale.
+    recently_destroyed_set: HashMap<u64, u64>,
     /// Namespaces one walk found that no hook has reported yet: the hook's
     /// record may still be on its way (the walk can run between a
     /// namespace's creation and its creator's syscall exit), so they become
     /// entries only if the next walk still finds them unreported.
     pending: HashMap<u64, NsEntry>,
+    /// Key by inode number: `proc_free_inum` names only the inode (unique
+    /// among live namespaces of all types).
+    by_inode: HashMap<u32, u64>,
 }
 
 const RECENT_DESTROYED: usize = 4096;
@@ -112,16 +125,47 @@ impl Table {
     pub fn seed(&mut self, rows: &[NsInfoRecord], now: u64) {
         for r in rows.iter().filter(|r| r.refcount > 0) {
             if let Some(e) = NsEntry::from_walk(r, now, None) {
-                self.entries.insert(e.key(), e);
+                self.insert(e.key(), e);
             }
         }
+    }
+
+    fn insert(&mut self, key: u64, e: NsEntry) {
+        self.by_inode.insert(e.inode as u32, key);
+        self.entries.insert(key, e);
+    }
+
+    fn remove(&mut self, key: u64, died: u64) -> Option<NsEntry> {
+        let e = self.entries.remove(&key)?;
+        if self.by_inode.get(&(e.inode as u32)) == Some(&key) {
+            self.by_inode.remove(&(e.inode as u32));
+        }
+        self.remember_destroyed(key, died);
+        Some(e)
+    }
+
+    /// A kernel hook saw a namespace freed. Returns its entry when it was
+    /// in the table (`proc_free_inum` also frees procfs inodes: ignored).
+    pub fn on_destroy(&mut self, d: &NsDestroyEvent) -> Option<NsEntry> {
+        let key = if d.ns_type == NS_TYPE_UNKNOWN {
+            *self.by_inode.get(&d.inum)?
+        } else {
+            known_key(d.id, d.ns_type, d.inum)
+        };
+        if self.pending.remove(&key).is_some() {
+            // Seen by one walk only: too short-lived to report.
+            self.remember_destroyed(key, d.header.ts_ns);
+            return None;
+        }
+        self.remove(key, d.header.ts_ns)
     }
 
     /// A hook saw a namespace first. Returns the entry when it is new.
     pub fn on_create(&mut self, c: &NsCreateEvent) -> Option<&NsEntry> {
         let ns_type = NsType::from_u32(c.ns_type)?;
         let key = known_key(c.id, c.ns_type, c.inum);
-        if self.entries.contains_key(&key) || self.recently_destroyed_set.contains(&key) {
+        let stale = self.recently_destroyed_set.get(&key).is_some_and(|&died| c.header.ts_ns <= died);
+        if self.entries.contains_key(&key) || stale {
             return None;
         }
         self.pending.remove(&key);
@@ -144,12 +188,15 @@ impl Table {
             })),
             last_change_ns: c.header.ts_ns,
         };
-        Some(self.entries.entry(key).or_insert(entry))
+        self.insert(key, entry);
+        self.entries.get(&key)
     }
 
-    /// Makes the table equal to a fresh walk: adds what it lacks, drops
-    /// what the kernel no longer lists (or lists with no reference left).
-    pub fn reconcile(&mut self, rows: &[NsInfoRecord], now: u64) -> Reconciled {
+    /// Makes the table equal to a fresh walk: adds what it lacks and, when
+    /// `drop_missing`, drops what the walk no longer lists (or lists with no
+    /// reference left). Callers pass false when the snapshot may miss live
+    /// namespaces (/proc) and a kernel hook reports every death instead.
+    pub fn reconcile(&mut self, rows: &[NsInfoRecord], now: u64, drop_missing: bool) -> Reconciled {
         let mut out = Reconciled::default();
         let mut alive: HashMap<u64, &NsInfoRecord> = HashMap::with_capacity(rows.len());
         for r in rows.iter().filter(|r| r.refcount > 0) {
@@ -160,21 +207,24 @@ impl Table {
         for key in pending_dead {
             if let Some(e) = self.pending.remove(&key) {
                 out.created.push(e.clone());
-                self.entries.insert(key, e);
+                self.insert(key, e);
             }
         }
-        let dead: Vec<u64> = self.entries.keys().filter(|k| !alive.contains_key(k)).copied().collect();
+        let dead: Vec<u64> = if drop_missing {
+            self.entries.keys().filter(|k| !alive.contains_key(k)).copied().collect()
+        } else {
+            Vec::new()
+        };
         for key in dead {
-            if let Some(e) = self.entries.remove(&key) {
-                self.remember_destroyed(key);
+            if let Some(e) = self.remove(key, now) {
                 out.destroyed.push(e);
             }
         }
         for (key, r) in alive {
             match self.entries.get_mut(&key) {
                 Some(e) => {
-                    if e.refcount != Some(r.refcount) {
-                        e.refcount = Some(r.refcount);
+                    if let Some(rc) = refcount_of(r) {
+                        e.refcount = Some(rc);
                     }
                     // Hooks do not see owner/parent changes; the walk is exact.
                     e.owner = NsIds::of(&r.owner).or(e.owner);
@@ -182,7 +232,7 @@ impl Table {
                 None => match self.pending.remove(&key) {
                     Some(e) => {
                         out.created.push(e.clone());
-                        self.entries.insert(key, e);
+                        self.insert(key, e);
                     }
                     None => {
                         if let Some(e) = NsEntry::from_walk(r, now, Some(now)) {
@@ -195,13 +245,13 @@ impl Table {
         out
     }
 
-    fn remember_destroyed(&mut self, key: u64) {
-        if self.recently_destroyed.len() == RECENT_DESTROYED
-            && let Some(old) = self.recently_destroyed.pop_front()
-        {
-            self.recently_destroyed_set.remove(&old);
-        }
-        if self.recently_destroyed_set.insert(key) {
+    fn remember_destroyed(&mut self, key: u64, died: u64) {
+        if self.recently_destroyed_set.insert(key, died).is_none() {
+            if self.recently_destroyed.len() == RECENT_DESTROYED
+                && let Some(old) = self.recently_destroyed.pop_front()
+            {
+                self.recently_destroyed_set.remove(&old);
+            }
             self.recently_destroyed.push_back(key);
         }
     }
@@ -251,7 +301,7 @@ mod tests {
         let e = t.on_create(&create(NsType::Net, 50, 11, 100)).expect("new");
         assert_eq!(e.creator.as_ref().unwrap().comm, "unshare");
         assert_eq!(t.len(), 2);
-        let r = t.reconcile(&[walk_row(NsType::Net, 3, 10, 5)], 200);
+        let r = t.reconcile(&[walk_row(NsType::Net, 3, 10, 5)], 200, true);
         assert_eq!(r.destroyed.len(), 1);
         assert_eq!(r.destroyed[0].id, 50);
         assert_eq!(r.destroyed[0].created_ns, Some(100));
@@ -271,7 +321,7 @@ mod tests {
     fn out_of_order_create_after_destroy_is_ignored() {
         let mut t = Table::default();
         t.on_create(&create(NsType::Ipc, 20, 30, 1));
-        let r = t.reconcile(&[], 5);
+        let r = t.reconcile(&[], 5, true);
         assert_eq!(r.destroyed.len(), 1);
         // A late duplicate record of the dead namespace does not revive it.
         assert!(t.on_create(&create(NsType::Ipc, 20, 30, 1)).is_none());
@@ -285,8 +335,8 @@ mod tests {
         t.seed(&[walk_row(NsType::Net, 3, 10, 1)], 0);
         let rows = [walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Pid, 44, 55, 1)];
         // The first walk only notes it: a hook record may be in flight.
-        assert!(t.reconcile(&rows, 9).created.is_empty());
-        let r = t.reconcile(&rows, 10);
+        assert!(t.reconcile(&rows, 9, true).created.is_empty());
+        let r = t.reconcile(&rows, 10, true);
         assert_eq!(r.created.len(), 1);
         let e = &r.created[0];
         assert_eq!((e.ns_type, e.id, e.creator.is_none()), (NsType::Pid, 44, true));
@@ -295,17 +345,17 @@ mod tests {
     #[test]
     fn hook_record_after_walk_wins() {
         let mut t = Table::default();
-        assert!(t.reconcile(&[walk_row(NsType::Uts, 70, 71, 1)], 1).created.is_empty());
+        assert!(t.reconcile(&[walk_row(NsType::Uts, 70, 71, 1)], 1, true).created.is_empty());
         let e = t.on_create(&create(NsType::Uts, 70, 71, 1)).expect("reported by the hook");
         assert!(e.creator.is_some());
-        assert!(t.reconcile(&[walk_row(NsType::Uts, 70, 71, 1)], 2).created.is_empty());
+        assert!(t.reconcile(&[walk_row(NsType::Uts, 70, 71, 1)], 2, true).created.is_empty());
     }
 
     #[test]
     fn unreported_namespace_that_died_is_created_and_destroyed() {
         let mut t = Table::default();
-        t.reconcile(&[walk_row(NsType::Uts, 80, 81, 1)], 1);
-        let r = t.reconcile(&[], 2);
+        t.reconcile(&[walk_row(NsType::Uts, 80, 81, 1)], 1, true);
+        let r = t.reconcile(&[], 2, true);
         assert_eq!((r.created.len(), r.destroyed.len()), (1, 1));
     }
 
@@ -313,7 +363,7 @@ mod tests {
     fn zero_refcount_is_dead() {
         let mut t = Table::default();
         t.seed(&[walk_row(NsType::Time, 2, 20, 1)], 0);
-        let r = t.reconcile(&[walk_row(NsType::Time, 2, 20, 0)], 1);
+        let r = t.reconcile(&[walk_row(NsType::Time, 2, 20, 0)], 1, true);
         assert_eq!(r.destroyed.len(), 1);
     }
 
@@ -322,10 +372,10 @@ mod tests {
         // Inodes are reused at once; ids are not.
         let mut t = Table::default();
         t.seed(&[walk_row(NsType::Net, 60, 10, 1)], 0);
-        let r = t.reconcile(&[walk_row(NsType::Net, 61, 10, 1)], 1);
+        let r = t.reconcile(&[walk_row(NsType::Net, 61, 10, 1)], 1, true);
         assert_eq!(r.destroyed.len(), 1);
         assert_eq!(r.destroyed[0].id, 60);
-        let r = t.reconcile(&[walk_row(NsType::Net, 61, 10, 1)], 2);
+        let r = t.reconcile(&[walk_row(NsType::Net, 61, 10, 1)], 2, true);
         assert_eq!(r.created.len(), 1);
         assert_eq!(r.created[0].id, 61);
     }

@@ -32,6 +32,32 @@ pub fn ensure_mounted() -> Result<(), TracefsError> {
     Ok(())
 }
 
+/// Names of the kernel functions ftrace (and so fentry and kprobes) can
+/// hook, and where the list came from: tracefs `available_filter_functions`
+/// or, where that is unreadable, the text symbols of /proc/kallsyms (a
+/// function inlined everywhere has no symbol).
+pub fn traceable_functions() -> Result<(std::collections::HashSet<String>, &'static str), String> {
+    let _ = ensure_mounted();
+    let path = format!("{TRACEFS_DIR}/available_filter_functions");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let names = text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect();
+        return Ok((names, "available_filter_functions"));
+    }
+    let text = std::fs::read_to_string("/proc/kallsyms").map_err(|e| format!("reading /proc/kallsyms: {e}"))?;
+    Ok((parse_kallsyms_text(&text), "kallsyms"))
+}
+
+/// Text symbols (`t`/`T`) of a kallsyms listing, module suffixes dropped.
+pub fn parse_kallsyms_text(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (_addr, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
+            matches!(kind, "t" | "T").then(|| name.to_owned())
+        })
+        .collect()
+}
+
 /// Byte offset of `field` in the records of tracepoint `category/event`.
 pub fn field_offset(category: &str, event: &str, field: &str) -> Result<u32, TracefsError> {
     ensure_mounted()?;
@@ -70,6 +96,15 @@ format:
 \tfield:int fd;\toffset:16;\tsize:8;\tsigned:0;
 \tfield:int flags;\toffset:24;\tsize:8;\tsigned:0;
 ";
+
+    #[test]
+    fn kallsyms_text_symbols() {
+        let set = parse_kallsyms_text(
+            "ffffffff817a4670 T proc_free_inum\nffffffff81ea1c90 t cleanup_net\nffffffff82000000 D init_net\nbad\nffffffffc0000000 t fn_in_mod\t[xfs]\n",
+        );
+        assert!(set.contains("proc_free_inum") && set.contains("cleanup_net") && set.contains("fn_in_mod"));
+        assert!(!set.contains("init_net") && set.len() == 3);
+    }
 
     #[test]
     fn finds_fields() {

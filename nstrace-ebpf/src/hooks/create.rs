@@ -48,32 +48,40 @@ pub fn report_new_namespaces(task: u64, set: &TaskNsSet, cause: u32, flags: u64,
         if me.inum == 0 {
             continue;
         }
-        let key = known_key(&me, ty);
-        if KNOWN.insert(&key, &1u32, BPF_NOEXIST).is_err() {
-            continue; // already reported (or the map is full: the walk catches it)
-        }
-        let Some(mut entry) = EVENTS.reserve::<NsCreateEvent>(0) else {
-            count_lost(EventKind::Create as u32);
-            // Forget it so the next sighting reports it.
-            let _ = KNOWN.remove(&key);
-            continue;
-        };
-        let (owner, parent, level) = lineage(ns, ty);
-        let e = entry.as_mut_ptr();
-        unsafe {
-            (*e).header = header::<NsCreateEvent>(EventKind::Create, tgid, tid);
-            (*e).ns_type = ty as u32;
-            (*e).cause = cause;
-            (*e).flags = flags;
-            (*e).id = me.id;
-            (*e).inum = me.inum;
-            (*e).level = level;
-            (*e).owner = owner;
-            (*e).parent = parent;
-            (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
-            (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
-            read_comm(task, &mut (*e).comm);
-        }
-        entry.submit(wakeup_flags());
+        report_one(ns, ty, me, cause, flags, tgid, tid, task);
     }
+}
+
+/// Reports the namespace struct `ns` of type `ty` (id and inode `me`) if
+/// no hook reported it before; `task` is the task it was seen in.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u32, tid: u32, task: u64) {
+    let key = known_key(&me, ty);
+    if KNOWN.insert(&key, &1u32, BPF_NOEXIST).is_err() {
+        return; // already reported (or the map is full: the walk catches it)
+    }
+    let Some(mut entry) = EVENTS.reserve::<NsCreateEvent>(0) else {
+        count_lost(EventKind::Create as u32);
+        // Forget it so the next sighting reports it.
+        let _ = KNOWN.remove(&key);
+        return;
+    };
+    let (owner, parent, level) = lineage(ns, ty);
+    let e = entry.as_mut_ptr();
+    unsafe {
+        (*e).header = header::<NsCreateEvent>(EventKind::Create, tgid, tid);
+        (*e).ns_type = ty as u32;
+        (*e).cause = cause;
+        (*e).flags = flags;
+        (*e).id = me.id;
+        (*e).inum = me.inum;
+        (*e).level = level;
+        (*e).owner = owner;
+        (*e).parent = parent;
+        (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
+        (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
+        read_comm(task, &mut (*e).comm);
+    }
+    entry.submit(wakeup_flags());
 }

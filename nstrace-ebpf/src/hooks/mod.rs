@@ -1,4 +1,5 @@
 pub mod create;
 pub mod free;
+pub mod kernfn;
 pub mod syscalls;
 pub mod task;

@@ -4,16 +4,19 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::probe::{self, Report, Status};
+use crate::{
+    mechanism::Overrides,
+    probe::{self, Report, Status},
+};
 
 /// Probes the kernel and prints the report (text or pretty JSON). Returns
 /// the exit code: 0 when nstrace can run here, 1 otherwise.
-pub fn run(json: bool, out: &mut impl Write) -> Result<i32, std::io::Error> {
+pub fn run(json: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
     let mut report = probe::probe();
     if probe::fatal_reason(&report).is_none() {
         report.tree_walk = Some(tree_walk_check());
-        report.mechanisms = probe::select_mechanisms(&report);
     }
+    report.mechanisms = probe::select_mechanisms(&report, forced);
     let fatal = probe::fatal_reason(&report);
     if json {
         write_json(&report, fatal.as_deref(), out)?;
@@ -72,8 +75,11 @@ pub fn write_text(report: &Report, fatal: Option<&str>, out: &mut impl Write) ->
     }
     let m = &report.mechanisms;
     writeln!(out, "mechanisms")?;
-    for (job, how) in [("events", &m.events), ("snapshot", &m.snapshot), ("destroy", &m.destroy)] {
-        writeln!(out, "  {job:<8}  {how}")?;
+    for (job, how) in [("events", &m.events), ("create", &m.create), ("destroy", &m.destroy), ("snapshot", &m.snapshot)]
+    {
+        if !how.is_empty() {
+            writeln!(out, "  {job:<8}  {how}")?;
+        }
     }
     if let Some(reason) = fatal {
         writeln!(out, "nstrace cannot run: {reason}")?;
@@ -105,8 +111,10 @@ mod tests {
             }],
             mechanisms: Mechanisms {
                 events: "tracepoints".into(),
+                create: "tracepoints".into(),
+                destroy: "tree-walk".into(),
                 snapshot: "tree-walk".into(),
-                destroy: "tree-walk reconcile".into(),
+                error: None,
             },
             tree_walk: None,
         }

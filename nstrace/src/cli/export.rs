@@ -54,6 +54,8 @@ pub struct Args {
     /// Seconds between holder refreshes (/proc scan and task walk) that set states.
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub refresh: Duration,
+    #[command(flatten)]
+    pub mechanisms: crate::cli::MechanismArgs,
 }
 
 /// Refuses non-loopback addresses without `--allow-remote`.
@@ -78,7 +80,11 @@ pub async fn run(args: Args) -> Result<i32> {
     let addr = listener.local_addr().map_err(|e| Error::io("reading the listening address", e))?;
 
     let opts = MonitorOptions {
-        engine: EngineOptions { walk_interval: args.walk_interval, ..Default::default() },
+        engine: EngineOptions {
+            walk_interval: args.walk_interval,
+            mechanisms: args.mechanisms.overrides()?,
+            ..Default::default()
+        },
         refresh: args.refresh,
         max_rows: args.max_rows,
         ..Default::default()

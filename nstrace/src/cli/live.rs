@@ -50,11 +50,17 @@ pub struct Args {
     /// Show only this state at first (`S` cycles it).
     #[arg(long = "state", value_enum)]
     pub state_filter: Option<RowState>,
+    #[command(flatten)]
+    pub mechanisms: crate::cli::MechanismArgs,
 }
 
 pub async fn run(args: Args) -> Result<i32> {
     let opts = MonitorOptions {
-        engine: EngineOptions { walk_interval: args.walk_interval, ..Default::default() },
+        engine: EngineOptions {
+            walk_interval: args.walk_interval,
+            mechanisms: args.mechanisms.overrides()?,
+            ..Default::default()
+        },
         refresh: args.interval,
         max_rows: args.max_rows,
         ..Default::default()

@@ -68,6 +68,8 @@ pub struct Args {
     /// Size of the event ring buffer in bytes (a power of two, at least 4096).
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
+    #[command(flatten)]
+    pub mechanisms: crate::cli::MechanismArgs,
 }
 
 pub fn parse_ring_bytes(s: &str) -> std::result::Result<u32, String> {
@@ -120,6 +122,7 @@ pub async fn run(args: Args) -> Result<i32> {
         walk_interval: args.walk_interval,
         load: crate::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
         syscall_events: !args.no_syscall_events,
+        mechanisms: args.mechanisms.overrides()?,
     };
     let mut engine = Engine::start(&opts).map_err(|e| Error::Usage(e.to_string()))?;
     let stdout = std::io::stdout();

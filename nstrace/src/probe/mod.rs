@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::btf::{Btf, BtfError};
 use crate::btf_offsets;
+use crate::mechanism::{self, Facts, HOOKED_FUNCTIONS, Overrides};
 
 /// Check names; [`select_mechanisms`] and [`fatal_reason`] look checks up by
 /// these, so they are stable.
@@ -35,6 +36,8 @@ pub mod names {
     pub const NS_GET_ID: &str = "NS_GET_ID ioctl";
     pub const NSFS_HANDLES: &str = "nsfs file handles";
     pub const LISTNS: &str = "listns(2)";
+    /// Prefix of the per-function checks ("function proc_free_inum").
+    pub const FN_PREFIX: &str = "function ";
 }
 
 /// Tracepoints nstrace attaches to (category/name under tracefs `events/`).
@@ -58,9 +61,9 @@ pub const TRACEPOINTS: &[&str] = &[
 ];
 
 use crate::tracefs::TRACEFS_DIR;
-/// fentry targets, best first: the 6.18+ namespace tree insert, then the
-/// function every unshare/clone with CLONE_NEW* goes through.
-const FENTRY_TARGETS: [&str; 2] = ["__ns_tree_add_raw", "create_new_namespaces"];
+/// fentry targets for the TRACING check, best first: the 6.18+ namespace
+/// tree insert, then the function every namespace frees its inode with.
+const FENTRY_TARGETS: [&str; 2] = ["__ns_tree_add_raw", "proc_free_inum"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,12 +98,27 @@ pub struct Section {
 /// What nstrace will use for each job on this kernel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Mechanisms {
-    /// "fentry", "tracepoints", "kprobes" or "none".
+    /// Task and syscall events (fork, exec, exit, unshare, setns):
+    /// "tracepoints" or "none".
     pub events: String,
-    /// "tree-walk", "listns" or "proc".
-    pub snapshot: String,
-    /// "tree-walk reconcile" or "proc re-scan".
+    /// See [`crate::mechanism`]; empty when `error` says why none could be picked.
+    pub create: String,
     pub destroy: String,
+    pub snapshot: String,
+    /// Set when a forced mechanism cannot run here.
+    pub error: Option<String>,
+}
+
+impl Mechanisms {
+    fn empty() -> Mechanisms {
+        Mechanisms {
+            events: String::new(),
+            create: String::new(),
+            destroy: String::new(),
+            snapshot: String::new(),
+            error: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -166,6 +184,7 @@ pub fn probe() -> Report {
     tracing.extend(TRACEPOINTS.iter().map(|tp| check_tracepoint(tp, tracefs_ok)));
 
     let ns_api = vec![check_ns_get_id(), check_nsfs_handles(), check_listns()];
+    let functions = check_functions(btf.as_ref().ok());
 
     let section = |title: &str, checks| Section { title: title.to_owned(), checks };
     let mut report = Report {
@@ -175,50 +194,90 @@ pub fn probe() -> Report {
             section("bpf", bpf),
             section("tracing", tracing),
             section("namespace interfaces", ns_api),
+            section("kernel functions", functions),
         ],
-        mechanisms: Mechanisms { events: String::new(), snapshot: String::new(), destroy: String::new() },
+        mechanisms: Mechanisms::empty(),
         tree_walk: None,
     };
-    report.mechanisms = select_mechanisms(&report);
+    report.mechanisms = select_mechanisms(&report, &Overrides::default());
     report
 }
 
+/// One check per kernel function a mechanism hooks: hookable when it is a
+/// traced text symbol (not inlined, not notrace) and, for fentry, in BTF.
+fn check_functions(btf: Option<&Btf>) -> Vec<Check> {
+    let traceable = crate::tracefs::traceable_functions();
+    HOOKED_FUNCTIONS
+        .iter()
+        .map(|f| {
+            let name = format!("{}{f}", names::FN_PREFIX);
+            let in_btf = btf.is_some_and(|b| b.func_id(f).is_some());
+            match (&traceable, in_btf) {
+                (Ok((set, source)), true) if set.contains(*f) => {
+                    Check::new(&name, Status::Ok, format!("in BTF and {source}"))
+                }
+                (Ok((_, source)), true) => {
+                    Check::new(&name, Status::Missing, format!("in BTF, not in {source} (inlined or notrace)"))
+                }
+                (Ok(_), false) => Check::new(&name, Status::Missing, "not in BTF (absent on this kernel or inlined)"),
+                (Err(e), _) => Check::new(&name, Status::Error, e.clone()),
+            }
+        })
+        .collect()
+}
+
+/// The facts mechanism selection depends on, probed directly (what
+/// [`probe`] checks for them, without the rest of the report).
+pub fn quick_facts() -> Facts {
+    raise_memlock();
+    let btf = Btf::from_sys_fs().ok();
+    let ns_tree =
+        btf.as_ref().and_then(|b| btf_offsets::kernel_offsets(b).ok()).is_some_and(|o| btf_offsets::has_ns_tree(&o));
+    let tracefs_ok = check_tracefs().is_ok();
+    let fns = check_functions(btf.as_ref());
+    Facts {
+        tracing: check_tracing(btf.as_ref()).is_ok(),
+        kprobes: check_kprobes(tracefs_ok).is_ok(),
+        tree_walk: ns_tree,
+        functions: HOOKED_FUNCTIONS.iter().zip(&fns).filter(|(_, c)| c.is_ok()).map(|(f, _)| f.to_string()).collect(),
+    }
+}
+
+/// The facts mechanism selection depends on, from the checks.
+pub fn facts(r: &Report) -> Facts {
+    let walk_ok = r.tree_walk.as_ref().is_none_or(Check::is_ok);
+    Facts {
+        tracing: r.ok(names::PROG_TRACING),
+        kprobes: r.ok(names::KPROBES),
+        tree_walk: r.ok(names::NS_TREE) && r.ok(names::PROG_RAW_TP) && walk_ok,
+        functions: HOOKED_FUNCTIONS
+            .iter()
+            .filter(|f| r.ok(&format!("{}{f}", names::FN_PREFIX)))
+            .map(|f| f.to_string())
+            .collect(),
+    }
+}
+
 /// Picks a mechanism per job from the checks (pure; call again after
-/// filling in `tree_walk`).
-pub fn select_mechanisms(r: &Report) -> Mechanisms {
-    let ns_tree = r.ok(names::NS_TREE);
-    // The syscall/sched/task tracepoints carry creation and entry; the
+/// filling in `tree_walk`), honouring forced ones.
+pub fn select_mechanisms(r: &Report, forced: &Overrides) -> Mechanisms {
+    // The syscall/sched/task tracepoints carry task events; the
     // kmem/workqueue ones are only destroy hints.
     let core_tps = TRACEPOINTS
         .iter()
         .filter(|tp| !tp.starts_with("kmem/") && !tp.starts_with("workqueue/"))
         .all(|tp| r.ok(&format!("{}{tp}", names::TP_PREFIX)));
-    let tracepoints = r.ok(names::PROG_TP) && core_tps;
-    let kprobes = r.ok(names::KPROBES);
-    // Without the tree walk to reconcile, kprobes on the per-type free
-    // functions see every destroy, which tracepoints cannot.
-    let events = if r.ok(names::PROG_TRACING) {
-        "fentry"
-    } else if kprobes && !ns_tree {
-        "kprobes"
-    } else if tracepoints {
-        "tracepoints"
-    } else if kprobes {
-        "kprobes"
-    } else {
-        "none"
-    };
-    let walk_ok = r.tree_walk.as_ref().is_none_or(Check::is_ok);
-    let tree_walk = ns_tree && r.ok(names::PROG_RAW_TP) && walk_ok;
-    let snapshot = if tree_walk {
-        "tree-walk"
-    } else if r.ok(names::LISTNS) {
-        "listns"
-    } else {
-        "proc"
-    };
-    let destroy = if tree_walk { "tree-walk reconcile" } else { "proc re-scan" };
-    Mechanisms { events: events.into(), snapshot: snapshot.into(), destroy: destroy.into() }
+    let events = if r.ok(names::PROG_RAW_TP) && r.ok(names::PROG_TP) && core_tps { "tracepoints" } else { "none" };
+    let mut m = Mechanisms { events: events.into(), ..Mechanisms::empty() };
+    match mechanism::select(&facts(r), forced) {
+        Ok(sel) => {
+            m.create = sel.create.to_string();
+            m.destroy = sel.destroy.to_string();
+            m.snapshot = sel.snapshot.to_string();
+        }
+        Err(e) => m.error = Some(e.to_string()),
+    }
+    m
 }
 
 /// One line saying why nstrace cannot run at all, or None.
@@ -244,7 +303,10 @@ pub fn fatal_reason(r: &Report) -> Option<String> {
         });
     }
     if r.mechanisms.events == "none" {
-        return Some("no way to attach programs: neither fentry, tracepoints nor kprobes work".into());
+        return Some("no way to attach programs: raw tracepoints or a core tracepoint are unusable".into());
+    }
+    if let Some(e) = &r.mechanisms.error {
+        return Some(e.clone());
     }
     None
 }

@@ -27,7 +27,7 @@ fn lockdown_parsing() {
     assert_eq!(absent.detail, "none (securityfs lockdown not present)");
 }
 
-/// A report as this project's 6.18 machine produces it.
+/// A report as this project's 6.18 machine produces it, minus `fail`.
 fn synthetic(fail: &[&str]) -> Report {
     let mut names = vec![
         names::ROOT,
@@ -46,6 +46,8 @@ fn synthetic(fail: &[&str]) -> Report {
     ];
     let tps: Vec<String> = TRACEPOINTS.iter().map(|t| format!("{}{t}", names::TP_PREFIX)).collect();
     names.extend(tps.iter().map(String::as_str));
+    let fns: Vec<String> = HOOKED_FUNCTIONS.iter().map(|f| format!("{}{f}", names::FN_PREFIX)).collect();
+    names.extend(fns.iter().map(String::as_str));
     let checks = names
         .iter()
         .map(|n| {
@@ -55,41 +57,55 @@ fn synthetic(fail: &[&str]) -> Report {
         .collect();
     let mut r = Report {
         sections: vec![Section { title: "all".into(), checks }],
-        mechanisms: Mechanisms { events: String::new(), snapshot: String::new(), destroy: String::new() },
+        mechanisms: Mechanisms::empty(),
         tree_walk: None,
     };
-    r.mechanisms = select_mechanisms(&r);
+    r.mechanisms = select_mechanisms(&r, &Overrides::default());
     r
 }
 
 fn mech(r: &Report) -> (&str, &str, &str) {
-    (&r.mechanisms.events, &r.mechanisms.snapshot, &r.mechanisms.destroy)
+    (&r.mechanisms.create, &r.mechanisms.destroy, &r.mechanisms.snapshot)
 }
 
 #[test]
 fn mechanisms_on_this_kernel() {
     let r = synthetic(&[names::PROG_TRACING, names::KPROBES, names::LISTNS]);
-    assert_eq!(mech(&r), ("tracepoints", "tree-walk", "tree-walk reconcile"));
+    assert_eq!(mech(&r), ("tracepoints", "tree-walk", "tree-walk"));
+    assert_eq!(r.mechanisms.events, "tracepoints");
     assert_eq!(fatal_reason(&r), None);
 }
 
 #[test]
 fn mechanisms_elsewhere() {
-    assert_eq!(mech(&synthetic(&[])), ("fentry", "tree-walk", "tree-walk reconcile"));
-    // Pre-6.18 with kprobes: kprobes catch destroys tracepoints miss.
-    let old = synthetic(&[names::PROG_TRACING, names::NS_TREE, names::LISTNS]);
-    assert_eq!(mech(&old), ("kprobes", "proc", "proc re-scan"));
-    // 6.19 without a usable raw tracepoint: listns for snapshots.
-    let r = synthetic(&[names::PROG_TRACING, names::PROG_RAW_TP]);
-    assert_eq!(mech(&r), ("tracepoints", "listns", "proc re-scan"));
+    assert_eq!(mech(&synthetic(&[])), ("fexit-ns-tree", "fentry-ns-tree", "tree-walk"));
+    // Before 6.18 (no tree, no tree functions) with kprobes only.
+    let fn_check = |f: &str| format!("{}{f}", names::FN_PREFIX);
+    let (add, remove) = (fn_check("__ns_tree_add_raw"), fn_check("__ns_tree_remove"));
+    let old = synthetic(&[names::PROG_TRACING, names::NS_TREE, &add, &remove]);
+    assert_eq!(mech(&old), ("kprobe-constructors", "kprobe-free-inum", "proc"));
+    let old = synthetic(&[names::NS_TREE, &add, &remove]);
+    assert_eq!(mech(&old), ("fexit-constructors", "fentry-free-inum", "proc"));
+    let bare = synthetic(&[names::PROG_TRACING, names::KPROBES, names::NS_TREE]);
+    assert_eq!(mech(&bare), ("tracepoints", "proc-rescan", "proc"));
     let missing_tp = format!("{}syscalls/sys_enter_setns", names::TP_PREFIX);
     let r = synthetic(&[names::PROG_TRACING, names::KPROBES, &missing_tp]);
     assert_eq!(r.mechanisms.events, "none");
     assert!(fatal_reason(&r).unwrap().contains("no way to attach"));
     // A tree walk that failed when run demotes the snapshot.
-    let mut r = synthetic(&[names::PROG_TRACING, names::LISTNS]);
+    let mut r = synthetic(&[names::PROG_TRACING, names::KPROBES, names::LISTNS]);
     r.tree_walk = Some(Check::new("tree walk", Status::Error, "EINVAL"));
-    assert_eq!(select_mechanisms(&r).snapshot, "proc");
+    assert_eq!(mech(&Report { mechanisms: select_mechanisms(&r, &Overrides::default()), ..r }).2, "proc");
+}
+
+#[test]
+fn forced_mechanism_that_cannot_run_is_fatal() {
+    let mut r = synthetic(&[names::PROG_TRACING, names::KPROBES]);
+    let forced = Overrides::parse(&["destroy=kprobe-free-inum".into()]).unwrap();
+    r.mechanisms = select_mechanisms(&r, &forced);
+    assert!(
+        fatal_reason(&r).unwrap().contains("kprobe-free-inum for destroy is not available on this kernel: no kprobes")
+    );
 }
 
 #[test]
@@ -123,7 +139,10 @@ fn real_probe_is_consistent() {
         }
     }
     eprintln!("{:?} fatal: {:?}", r.mechanisms, fatal_reason(&r));
-    assert_eq!(r.sections.iter().map(|s| s.checks.len()).sum::<usize>(), 12 + 2 + TRACEPOINTS.len() + 3);
+    assert_eq!(
+        r.sections.iter().map(|s| s.checks.len()).sum::<usize>(),
+        12 + 2 + TRACEPOINTS.len() + 3 + HOOKED_FUNCTIONS.len()
+    );
     assert!(r.tree_walk.is_none());
-    assert_eq!(r.mechanisms, select_mechanisms(&r));
+    assert_eq!(r.mechanisms, select_mechanisms(&r, &Overrides::default()));
 }

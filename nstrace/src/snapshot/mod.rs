@@ -174,8 +174,8 @@ pub fn assemble(records: &[NsInfoRecord], scan: HolderScan) -> Vec<NsRow> {
         rows.insert(
             key,
             NsRow {
-                id: Some(r.id),
-                refcount: Some(r.refcount),
+                id: (r.id != 0).then_some(r.id),
+                refcount: crate::table::refcount_of(r),
                 owner: (r.owner.inum != 0).then_some(r.owner.inum as u64),
                 parent: (tree && r.parent.inum != 0).then_some(r.parent.inum as u64),
                 level: tree.then_some(r.level),
@@ -203,6 +203,47 @@ pub fn take_proc() -> Result<Snapshot, SnapshotError> {
     }
     let rows = attach_holders(rows, scan);
     Ok(Snapshot { source: Source::Proc, rows, walk: None })
+}
+
+/// The lsns method as namespace records, for the engine on kernels without
+/// the tree walk: refcounts unknown, levels from the parent chains.
+pub fn proc_records() -> Result<Vec<NsInfoRecord>, SnapshotError> {
+    use nstrace_common::event::{EventHeader, EventKind, NsRef};
+    let scan = holders::scan_excluding(&[std::process::id()])?;
+    let found = proc::snapshot(&scan)?;
+    let parents: HashMap<u64, u64> = found.iter().filter_map(|p| Some((p.key.inode, p.parent?))).collect();
+    let level = |mut inode: u64| {
+        let mut n = 0;
+        while let Some(&p) = parents.get(&inode) {
+            if n > 64 {
+                break; // user and pid namespaces nest at most 32 deep
+            }
+            n += 1;
+            inode = p;
+        }
+        n
+    };
+    let nsref = |inode: Option<u64>| NsRef { id: 0, inum: inode.unwrap_or(0) as u32, _reserved: 0 };
+    Ok(found
+        .iter()
+        .map(|p| NsInfoRecord {
+            header: EventHeader {
+                kind: EventKind::NsInfo as u32,
+                size: size_of::<NsInfoRecord>() as u32,
+                ts_ns: 0,
+                tgid: 0,
+                tid: 0,
+            },
+            ns_type: p.key.ns_type as u32,
+            level: level(p.key.inode),
+            id: p.id.unwrap_or(0),
+            inum: p.key.inode as u32,
+            refcount: crate::table::REFCOUNT_UNKNOWN,
+            owner: nsref(p.owner),
+            parent: nsref(p.parent),
+            kaddr: 0,
+        })
+        .collect())
 }
 
 fn bare_row(key: NsKey) -> NsRow {
