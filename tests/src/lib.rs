@@ -18,9 +18,15 @@ pub fn root_or_skip(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    println!("SKIPPED {test}: needs root (eBPF programs and namespace creation)");
-    eprintln!("SKIPPED {test}: needs root (eBPF programs and namespace creation)");
+    skip(test, "needs root (eBPF programs and namespace creation)");
     false
+}
+
+/// Prints why a test skips, past the test harness's output capture (which
+/// hides `println!` of passing tests), so a skip is never silent.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// The nstrace binary under test (`NSTRACE_BIN`, else target/debug/nstrace).
@@ -52,6 +58,8 @@ pub fn ns_inode(pid: u32, ty: &str) -> u64 {
 pub struct Trace {
     child: Child,
     events: Arc<Mutex<Vec<Value>>>,
+    /// The readiness line (names the mechanism per job).
+    pub ready: String,
 }
 
 impl Trace {
@@ -70,7 +78,7 @@ impl Trace {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[nstrace] {line}");
                 if line.contains("tracing") {
-                    let _ = ready_tx.send(());
+                    let _ = ready_tx.send(line.clone());
                 }
             }
         });
@@ -85,8 +93,8 @@ impl Trace {
                 }
             }
         });
-        ready_rx.recv_timeout(Duration::from_secs(30)).expect("nstrace trace did not become ready");
-        Trace { child, events }
+        let ready = ready_rx.recv_timeout(Duration::from_secs(60)).expect("nstrace trace did not become ready");
+        Trace { child, events, ready }
     }
 
     /// Waits up to `timeout` for an event matching `pred`.
@@ -258,5 +266,64 @@ impl Drop for Umount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
         let _ = std::fs::remove_dir_all(std::path::Path::new(&self.0).parent().unwrap());
+    }
+}
+
+/// What `nstrace doctor --json` says about this kernel (run once per test binary).
+pub struct Kernel {
+    /// The default mechanism per job: "create", "destroy", "snapshot".
+    pub mechanisms: Value,
+    /// ns_common has never-reused ids (6.18+); before, namespaces are
+    /// known by type and inode only and every `id` is 0.
+    pub has_ns_ids: bool,
+    pub doctor: Value,
+}
+
+pub fn kernel() -> &'static Kernel {
+    static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let (_, out, err) = nstrace(&["doctor", "--json"]);
+        let doctor: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("doctor --json: {e}: {out}{err}"));
+        let has_ns_ids = doctor["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["checks"].as_array().cloned().unwrap_or_default())
+            .any(|c| c["name"] == "namespace tree" && c["status"] == "ok");
+        let mechanisms = doctor["mechanisms"].clone();
+        eprintln!("kernel mechanisms: {mechanisms}");
+        Kernel { mechanisms, has_ns_ids, doctor }
+    })
+}
+
+impl Kernel {
+    /// The `cause` a create event has when a task's `what` (fork, unshare,
+    /// setns, exec) made or entered the namespace: exact creation hooks
+    /// report it first, from the kernel function.
+    pub fn create_cause(&self, what: &'static str) -> &'static str {
+        match self.mechanisms["create"].as_str() {
+            Some("fexit-ns-tree") => "ns-tree-add",
+            Some("fexit-constructors") => "constructor",
+            Some("kprobe-constructors") if what != "setns" => "constructor-or-user",
+            _ => what,
+        }
+    }
+
+    /// Whether a create event has the cause [`Kernel::create_cause`] expects
+    /// (kretprobes cannot see user namespaces: those come from the task).
+    pub fn cause_matches(&self, event: &Value, what: &'static str) -> bool {
+        match self.create_cause(what) {
+            "constructor-or-user" => {
+                event["cause"] == "constructor" || (event["type"] == "user" && event["cause"] == what)
+            }
+            c => event["cause"] == c,
+        }
+    }
+
+    /// Whether `event` is about the namespace `reference` (a create event,
+    /// an `ls --json` row or a {id, inode} pair): by id where the kernel
+    /// has them, else by inode (inodes are reused at once, ids never).
+    pub fn same_ns(&self, event: &Value, reference: &Value) -> bool {
+        if self.has_ns_ids { event["id"] == reference["id"] } else { event["inode"] == reference["inode"] }
     }
 }

@@ -36,9 +36,8 @@ fn tools_or_skip(test: &str, cmds: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!("SKIPPED {test}: {missing:?} not installed (Debian package prometheus; cargo xtask setup)");
-    println!("{msg}");
-    eprintln!("{msg}");
+    let msg = format!("{missing:?} not installed (Debian package prometheus; cargo xtask setup)");
+    tests::skip(test, &msg);
     false
 }
 
@@ -503,7 +502,7 @@ fn per_container_labels_name_a_docker_cgroup() {
         .into_iter()
         .find(|b| std::path::Path::new(&format!("{b}/cgroup.procs")).exists())
     else {
-        println!("SKIPPED per_container_labels_name_a_docker_cgroup: no cgroup2 hierarchy mounted");
+        tests::skip("per_container_labels_name_a_docker_cgroup", "no cgroup2 hierarchy mounted");
         return;
     };
     let _serial = serial();

@@ -134,7 +134,7 @@ fn docker_named_cgroup_is_attributed() {
         .into_iter()
         .find(|b| std::path::Path::new(&format!("{b}/cgroup.procs")).exists());
     let Some(base) = base else {
-        println!("SKIPPED docker_named_cgroup_is_attributed: no cgroup2 hierarchy mounted");
+        tests::skip("docker_named_cgroup_is_attributed", "no cgroup2 hierarchy mounted");
         return;
     };
     let id: String = (0..64).map(|i| char::from_digit((i * 7 + 3) % 16, 16).unwrap()).collect();

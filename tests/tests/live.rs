@@ -161,8 +161,7 @@ fn live_view_shows_filters_details_and_restores_the_terminal() {
         return;
     }
     if !tmux_available() {
-        println!("SKIPPED {test}: tmux is not installed");
-        eprintln!("SKIPPED {test}: tmux is not installed");
+        tests::skip(test, "tmux is not installed");
         return;
     }
     let tmux = Tmux::start();

@@ -129,7 +129,14 @@ pub async fn run(args: Args) -> Result<i32> {
     let mut out = BufWriter::new(stdout.lock());
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     // Readiness on stderr, so scripts (and tests) can wait for it.
-    eprintln!("nstrace: tracing {} namespaces (Ctrl-C to stop)", engine.table().len());
+    let m = engine.mechanisms();
+    eprintln!(
+        "nstrace: tracing {} namespaces (create: {}, destroy: {}, snapshot: {}; Ctrl-C to stop)",
+        engine.table().len(),
+        m.create,
+        m.destroy,
+        m.snapshot
+    );
     let mut events = Vec::new();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
