@@ -53,14 +53,20 @@ pub enum EngineError {
     #[error(transparent)]
     Mechanism(#[from] MechanismError),
     #[error("/proc snapshot: {0}")]
-    Proc(#[from] crate::snapshot::SnapshotError),
+    Proc(Box<crate::snapshot::SnapshotError>),
     #[error("/proc scan: {0}")]
     Holders(#[from] HoldersError),
 }
 
+impl From<crate::snapshot::SnapshotError> for EngineError {
+    fn from(e: crate::snapshot::SnapshotError) -> Self {
+        EngineError::Proc(Box::new(e))
+    }
+}
+
 /// Where the engine's snapshots come from.
 enum Source {
-    Tree(Walker),
+    Tree(Box<Walker>),
     Proc,
 }
 
@@ -152,7 +158,7 @@ impl Engine {
         );
         let mut tracer = Tracer::load(&opts.load)?;
         let mut source = match mechanisms.snapshot {
-            Snapshot::TreeWalk => Source::Tree(tracer.walker()?),
+            Snapshot::TreeWalk => Source::Tree(Box::new(tracer.walker()?)),
             Snapshot::Proc => Source::Proc,
         };
         let mut known = tracer.known()?;

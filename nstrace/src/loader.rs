@@ -365,19 +365,14 @@ fn syscall_record_error() -> crate::tracefs::TracefsError {
         .unwrap_or(crate::tracefs::TracefsError::NoTracepoint("syscalls/sys_*_setns".into()))
 }
 
-/// Addresses of the namespace-destroying work functions, from kallsyms
-/// (text symbols are listed even without CONFIG_KALLSYMS_ALL).
+/// Addresses of the namespace-destroying work functions, from kallsyms.
 fn destroy_work_fns() -> [u64; nstrace_common::config::DESTROY_WORK_FNS] {
     use nstrace_common::config::DESTROY_WORK_FN_NAMES;
     let mut out = [0u64; nstrace_common::config::DESTROY_WORK_FNS];
     let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else { return out };
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        if let Some(i) = DESTROY_WORK_FN_NAMES.iter().position(|n| *n == name)
-            && let Ok(a) = u64::from_str_radix(addr, 16)
-        {
-            out[i] = a;
+    for (addr, name) in crate::tracefs::kallsyms_text_symbols(&text) {
+        if let Some(i) = DESTROY_WORK_FN_NAMES.iter().position(|n| *n == name) {
+            out[i] = addr;
         }
     }
     out

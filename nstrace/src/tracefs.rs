@@ -49,13 +49,20 @@ pub fn traceable_functions() -> Result<(std::collections::HashSet<String>, &'sta
 
 /// Text symbols (`t`/`T`) of a kallsyms listing, module suffixes dropped.
 pub fn parse_kallsyms_text(text: &str) -> std::collections::HashSet<String> {
-    text.lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let (_addr, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
-            matches!(kind, "t" | "T").then(|| name.to_owned())
-        })
-        .collect()
+    kallsyms_text_symbols(text).map(|(_, name)| name.to_owned()).collect()
+}
+
+/// (address, name) of each text symbol of a kallsyms listing (text
+/// symbols are listed even without CONFIG_KALLSYMS_ALL).
+pub fn kallsyms_text_symbols(text: &str) -> impl Iterator<Item = (u64, &str)> {
+    text.lines().filter_map(|l| {
+        let mut parts = l.split_whitespace();
+        let (addr, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
+        if !matches!(kind, "t" | "T") {
+            return None;
+        }
+        Some((u64::from_str_radix(addr, 16).ok()?, name))
+    })
 }
 
 /// Byte offset of `field` in the records of tracepoint `category/event`.
