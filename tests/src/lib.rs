@@ -326,4 +326,23 @@ impl Kernel {
     pub fn same_ns(&self, event: &Value, reference: &Value) -> bool {
         if self.has_ns_ids { event["id"] == reference["id"] } else { event["inode"] == reference["inode"] }
     }
+
+    /// Whether `event` reports the death of the namespace `create` reported.
+    /// Without ids an inode may name an earlier namespace: only a death
+    /// after the creation counts.
+    pub fn is_destroy_of(&self, event: &Value, create: &Value) -> bool {
+        event["event"] == "destroy"
+            && event["type"] == create["type"]
+            && self.same_ns(event, create)
+            && (self.has_ns_ids || event["time"].as_f64() >= create["time"].as_f64())
+    }
+
+    /// Whether creations are reported by a kernel function (then the
+    /// creator is the task that called clone/unshare, not the new child).
+    pub fn exact_create(&self) -> bool {
+        matches!(
+            self.mechanisms["create"].as_str(),
+            Some("fexit-ns-tree" | "fexit-constructors" | "kprobe-constructors")
+        )
+    }
 }

@@ -194,7 +194,7 @@ fn why_prints_umount_and_running_it_releases_the_netns() {
     let (_, report) = leaks();
     assert!(leak(&report, "net", inode).is_none(), "still listed after umount");
     trace
-        .wait_for(Duration::from_secs(3), |v| v["event"] == "destroy" && v["id"] == create["id"])
+        .wait_for(Duration::from_secs(3), |v| tests::kernel().is_destroy_of(v, &create))
         .expect("destroy event after umount");
 }
 

@@ -194,15 +194,44 @@ pub fn assemble(records: &[NsInfoRecord], scan: HolderScan) -> Vec<NsRow> {
 pub fn take_proc() -> Result<Snapshot, SnapshotError> {
     let scan = holders::scan_excluding(&[std::process::id()])?;
     let mut rows: BTreeMap<NsKey, NsRow> = BTreeMap::new();
-    for p in proc::snapshot(&scan)? {
+    let found = proc::snapshot(&scan)?;
+    let levels = Levels::of(&found);
+    for p in found {
         let tree = matches!(p.key.ns_type, NsType::Pid | NsType::User);
         rows.insert(
             p.key,
-            NsRow { id: p.id, owner: p.owner, parent: if tree { p.parent } else { None }, ..bare_row(p.key) },
+            NsRow {
+                id: p.id,
+                owner: p.owner,
+                parent: if tree { p.parent } else { None },
+                level: tree.then(|| levels.level(p.key.inode)),
+                ..bare_row(p.key)
+            },
         );
     }
     let rows = attach_holders(rows, scan);
     Ok(Snapshot { source: Source::Proc, rows, walk: None })
+}
+
+/// Nesting levels of pid and user namespaces from their parent links.
+struct Levels(HashMap<u64, u64>);
+
+impl Levels {
+    fn of(found: &[proc::ProcNs]) -> Levels {
+        Levels(found.iter().filter_map(|p| Some((p.key.inode, p.parent?))).collect())
+    }
+
+    fn level(&self, mut inode: u64) -> u32 {
+        let mut n = 0;
+        // User and pid namespaces nest at most 32 deep; a cycle would be a bug.
+        while let Some(&p) = self.0.get(&inode)
+            && n < 64
+        {
+            n += 1;
+            inode = p;
+        }
+        n
+    }
 }
 
 /// The lsns method as namespace records, for the engine on kernels without
@@ -211,18 +240,7 @@ pub fn proc_records() -> Result<Vec<NsInfoRecord>, SnapshotError> {
     use nstrace_common::event::{EventHeader, EventKind, NsRef};
     let scan = holders::scan_excluding(&[std::process::id()])?;
     let found = proc::snapshot(&scan)?;
-    let parents: HashMap<u64, u64> = found.iter().filter_map(|p| Some((p.key.inode, p.parent?))).collect();
-    let level = |mut inode: u64| {
-        let mut n = 0;
-        while let Some(&p) = parents.get(&inode) {
-            if n > 64 {
-                break; // user and pid namespaces nest at most 32 deep
-            }
-            n += 1;
-            inode = p;
-        }
-        n
-    };
+    let levels = Levels::of(&found);
     let nsref = |inode: Option<u64>| NsRef { id: 0, inum: inode.unwrap_or(0) as u32, _reserved: 0 };
     Ok(found
         .iter()
@@ -235,7 +253,7 @@ pub fn proc_records() -> Result<Vec<NsInfoRecord>, SnapshotError> {
                 tid: 0,
             },
             ns_type: p.key.ns_type as u32,
-            level: level(p.key.inode),
+            level: levels.level(p.key.inode),
             id: p.id.unwrap_or(0),
             inum: p.key.inode as u32,
             refcount: crate::table::REFCOUNT_UNKNOWN,
