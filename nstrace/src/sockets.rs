@@ -29,7 +29,8 @@ fn borrow_fd(pidfd: &OwnedFd, fd: i32) -> Option<OwnedFd> {
     (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
-fn netns_inode_of_socket(sock: &OwnedFd) -> Option<u64> {
+/// The net namespace of a socket, as an nsfs fd and its inode.
+fn netns_of_socket(sock: &OwnedFd) -> Option<(OwnedFd, u64)> {
     // SAFETY: SIOCGSKNS takes no argument and returns a new fd.
     let ns = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGSKNS as _) };
     if ns < 0 {
@@ -37,18 +38,14 @@ fn netns_inode_of_socket(sock: &OwnedFd) -> Option<u64> {
     }
     let ns = unsafe { OwnedFd::from_raw_fd(ns) };
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(ns.as_raw_fd(), &mut st) } == 0).then_some(st.st_ino)
+    (unsafe { libc::fstat(ns.as_raw_fd(), &mut st) } == 0).then_some((ns, st.st_ino))
 }
 
-/// Sockets, in any process, that belong to one of `netns` (inodes).
-/// Processes in those namespaces are skipped: their tasks already hold it.
-pub fn holders_of(netns: &HashSet<u64>) -> HashMap<u64, Vec<SocketHolder>> {
-    let mut out: HashMap<u64, Vec<SocketHolder>> = HashMap::new();
-    if netns.is_empty() {
-        return out;
-    }
+/// Calls `f(pid, fd, socket inode, netns fd, netns inode)` for every socket
+/// fd of every process but ours.
+fn for_each_socket(mut f: impl FnMut(u32, i32, u64, OwnedFd, u64)) {
     let me = std::process::id();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
     for p in procs.flatten() {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         if pid == me {
@@ -56,13 +53,13 @@ pub fn holders_of(netns: &HashSet<u64>) -> HashMap<u64, Vec<SocketHolder>> {
         }
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
         let mut pidfd: Option<OwnedFd> = None;
-        for f in fds.flatten() {
-            let Ok(link) = std::fs::read_link(f.path()) else { continue };
+        for entry in fds.flatten() {
+            let Ok(link) = std::fs::read_link(entry.path()) else { continue };
             let Some(inode) = link.to_str().and_then(|l| l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
             else {
                 continue;
             };
-            let Some(fd) = f.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
             if pidfd.is_none() {
                 // SAFETY: plain syscall; a non-negative result is an fd we own.
                 let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -72,13 +69,35 @@ pub fn holders_of(netns: &HashSet<u64>) -> HashMap<u64, Vec<SocketHolder>> {
                 pidfd = Some(unsafe { OwnedFd::from_raw_fd(r as i32) });
             }
             let Some(sock) = borrow_fd(pidfd.as_ref().unwrap(), fd) else { continue };
-            if let Some(ns) = netns_inode_of_socket(&sock)
-                && netns.contains(&ns)
-            {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                out.entry(ns).or_default().push(SocketHolder { pid, fd, comm: comm.trim().into(), socket: inode });
+            if let Some((ns, ns_inode)) = netns_of_socket(&sock) {
+                f(pid, fd, inode, ns, ns_inode);
             }
         }
     }
+}
+
+/// Sockets, in any process, that belong to one of `netns` (inodes).
+pub fn holders_of(netns: &HashSet<u64>) -> HashMap<u64, Vec<SocketHolder>> {
+    let mut out: HashMap<u64, Vec<SocketHolder>> = HashMap::new();
+    if netns.is_empty() {
+        return out;
+    }
+    for_each_socket(|pid, fd, socket, _, ns| {
+        if netns.contains(&ns) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            out.entry(ns).or_default().push(SocketHolder { pid, fd, comm: comm.trim().into(), socket });
+        }
+    });
+    out
+}
+
+/// Every net namespace some socket belongs to, with an nsfs fd for each
+/// (for the /proc snapshot: a namespace held only by a socket in a process
+/// that lives elsewhere has no /proc link at all).
+pub fn netns_of_sockets() -> HashMap<u64, OwnedFd> {
+    let mut out = HashMap::new();
+    for_each_socket(|_, _, _, ns, inode| {
+        out.entry(inode).or_insert(ns);
+    });
     out
 }

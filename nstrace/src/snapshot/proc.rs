@@ -62,6 +62,16 @@ pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, SnapshotError> {
         std::thread::scope(|s| (0..threads).for_each(|_| drop(s.spawn(work))));
     }
     let mut parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Net namespaces only a socket holds (its process lives elsewhere):
+    // no /proc link names them.
+    let mut by_socket = Vec::new();
+    for (inode, fd) in crate::sockets::netns_of_sockets() {
+        let key = NsKey { ns_type: NsType::Net, inode };
+        if known.lock().unwrap_or_else(|e| e.into_inner()).insert(key) {
+            expand(key, Some(fd), dev, &known, &mut by_socket);
+        }
+    }
+    parts.push((Vec::new(), by_socket));
     parts.sort_unstable_by_key(|(rows, _)| rows.first().map(|r: &ProcNs| r.key));
     let (mut rows, mut extra): (Vec<ProcNs>, Vec<ProcNs>) = (Vec::with_capacity(keys.len()), Vec::new());
     for (r, e) in parts {
@@ -79,17 +89,33 @@ pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, SnapshotError> {
 fn walk(scan: &HolderScan, keys: &[NsKey], dev: u64, known: &Mutex<HashSet<NsKey>>) -> (Vec<ProcNs>, Vec<ProcNs>) {
     let (mut rows, mut extra) = (Vec::with_capacity(keys.len()), Vec::new());
     for &key in keys {
-        let mut stack = vec![(key, open_key(scan, key, dev), false)];
-        while let Some((key, fd, via_ioctl)) = stack.pop() {
-            let row = describe(key, fd.as_ref(), via_ioctl, dev, |k, fd| {
-                if known.lock().unwrap_or_else(|e| e.into_inner()).insert(k) {
-                    stack.push((k, Some(fd), true));
-                }
-            });
-            if via_ioctl { extra.push(row) } else { rows.push(row) }
+        let fd = open_key(scan, key, dev);
+        let mut stack = Vec::new();
+        let row = describe(key, fd.as_ref(), false, dev, |k, fd| {
+            if known.lock().unwrap_or_else(|e| e.into_inner()).insert(k) {
+                stack.push((k, fd));
+            }
+        });
+        rows.push(row);
+        for (k, fd) in stack {
+            expand(k, Some(fd), dev, known, &mut extra);
         }
     }
     (rows, extra)
+}
+
+/// Describes `key` (reached by ioctl or socket, not by a holder) into
+/// `out`, then every owner and parent first reached from it.
+fn expand(key: NsKey, fd: Option<OwnedFd>, dev: u64, known: &Mutex<HashSet<NsKey>>, out: &mut Vec<ProcNs>) {
+    let mut stack = vec![(key, fd)];
+    while let Some((key, fd)) = stack.pop() {
+        let row = describe(key, fd.as_ref(), true, dev, |k, fd| {
+            if known.lock().unwrap_or_else(|e| e.into_inner()).insert(k) {
+                stack.push((k, Some(fd)));
+            }
+        });
+        out.push(row);
+    }
 }
 
 /// Reads id, owner and parent; hands newly seen owner/parent fds to `found`.
