@@ -124,8 +124,6 @@ pub struct Engine {
     interval: tokio::time::Interval,
     /// The rows of the most recent walk (reused by snapshots).
     last_walk: Vec<NsInfoRecord>,
-    /// Whether a destroy hook (exact, or the workqueue hint) is attached.
-    hints: bool,
     /// Ids of our own (host) namespaces: exits of tasks only in these
     /// cannot end a namespace, so they trigger no early walk.
     host_ids: std::collections::HashSet<u64>,
@@ -178,7 +176,9 @@ impl Engine {
             tracer.attach_syscall_hooks()?;
         }
         tracer.attach_create(mechanisms.create)?;
-        let hints = tracer.attach_destroy(mechanisms.destroy)?;
+        if !tracer.attach_destroy(mechanisms.destroy)? {
+            log::info!("no destroy hook: deaths are seen at the next snapshot");
+        }
         let host_ids = host_namespace_ids();
         let dev = crate::nsfs::nsfs_dev().unwrap_or(0);
         let mut interval = tokio::time::interval(opts.walk_interval);
@@ -196,7 +196,6 @@ impl Engine {
             lost_seen: HashMap::new(),
             interval,
             last_walk,
-            hints,
             host_ids,
             walk_soon: None,
             last_walk_at: tokio::time::Instant::now(),
@@ -234,10 +233,6 @@ impl Engine {
         }
     }
 
-    /// Whether deaths are reported by a hook (exact, or a workqueue hint).
-    pub fn has_destroy_hints(&self) -> bool {
-        self.hints
-    }
 
     /// Waits for records, a due early walk or the next periodic walk, and
     /// appends the resulting events.

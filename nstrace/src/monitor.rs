@@ -134,6 +134,11 @@ impl Monitor {
         Ok(m)
     }
 
+    /// The mechanism per job (see [`crate::mechanism`]).
+    pub fn mechanisms(&self) -> crate::mechanism::Mechanisms {
+        self.engine.mechanisms()
+    }
+
     pub fn stats(&self) -> &EngineStats {
         &self.engine.stats
     }

@@ -66,7 +66,9 @@ pub async fn run(args: Args) -> Result<i32> {
         ..Default::default()
     };
     let monitor = Monitor::start(opts).map_err(|e| Error::Usage(e.to_string()))?;
-    let app = App::new(args.type_filter.map(NsType::from), args.state_filter);
+    let mut app = App::new(args.type_filter.map(NsType::from), args.state_filter);
+    let m = monitor.mechanisms();
+    app.mechanisms = format!("create {} · destroy {} · snapshot {}", m.create, m.destroy, m.snapshot);
     if args.plain || !std::io::stdout().is_terminal() {
         run_plain(monitor, app, args.interval).await
     } else {

@@ -10,7 +10,7 @@ use ratatui::{
     widgets::{Block, Clear, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::app::{App, MECHANISM, RowState, command_text, format_age};
+use super::app::{App, RowState, command_text, format_age};
 use crate::{
     cli::ls::holders_summary,
     model::{Holder, TaskHold},
@@ -77,7 +77,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     let types: Vec<String> = t.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
     l1.push(Span::raw(types.join("  ")));
     l1.push(sep());
-    l1.push(Span::raw(MECHANISM));
+    l1.push(Span::raw(app.mechanisms.as_str()));
     l1.push(sep());
     l1.push(Span::raw(format!("refresh {:.1} ms", v.refresh_micros as f64 / 1000.0)));
     if app.paused {

@@ -16,7 +16,6 @@ use crate::{
 };
 
 /// What the hooks and walks are: shown in the header.
-pub const MECHANISM: &str = "tracepoints + tree walk";
 
 /// Feed lines kept for the event pane.
 const FEED_LINES: usize = 500;
@@ -116,6 +115,8 @@ pub struct View {
 #[derive(Debug)]
 pub struct App {
     pub view: View,
+    /// The mechanism per job, for the header.
+    pub mechanisms: String,
     pub sort: SortKey,
     /// Reverse the sort's natural order.
     pub reverse: bool,
@@ -153,6 +154,7 @@ impl App {
     pub fn new(type_filter: Option<NsType>, state_filter: Option<RowState>) -> App {
         App {
             view: View::default(),
+            mechanisms: String::new(),
             sort: SortKey::Age,
             reverse: false,
             type_filter,
