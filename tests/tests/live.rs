@@ -11,7 +11,8 @@ use std::{
 use tests::{ChildGuard, eventually, ns_inode, nstrace_bin, root_or_skip, unique};
 
 /// The header's mechanism text: present exactly while the TUI is drawn.
-const HEADER: &str = "tracepoints + tree walk";
+/// The header names the mechanism per job; only the layout is fixed.
+const HEADER: &str = " · destroy ";
 const SHOW: Duration = Duration::from_secs(20);
 
 /// A tmux server of its own (private socket) with one 200x50 session
@@ -169,6 +170,14 @@ fn live_view_shows_filters_details_and_restores_the_terminal() {
     tmux.type_text(&format!("{} live; echo EXIT=$?", nstrace_bin().display()));
     tmux.press("Enter");
     let screen = tmux.wait_screen("the live header", SHOW, |s| header_has(s, HEADER));
+    let m = &tests::kernel().mechanisms;
+    let named = format!(
+        "create {} · destroy {} · snapshot {}",
+        m["create"].as_str().unwrap(),
+        m["destroy"].as_str().unwrap(),
+        m["snapshot"].as_str().unwrap()
+    );
+    assert!(header_has(&screen, &named), "the header names doctor's mechanisms ({named}):\n{screen}");
     assert!(screen.starts_with("nstrace live"), "{screen}");
     assert!(header_has(&screen, "lost 0"), "{screen}");
     assert_eq!(tmux.format("#{alternate_on}"), "1", "the TUI uses the alternate screen");
