@@ -3,6 +3,7 @@
 mod bench;
 mod setup;
 mod test;
+mod vm;
 mod workload;
 
 use clap::{Parser, Subcommand};
@@ -25,9 +26,38 @@ enum Command {
     },
     /// Set up, build (release) and run the benchmarks; writes docs/benchmarks.{md,json}.
     Bench,
-    /// Set up, then run every test: unit tests and root integration tests.
+    /// Set up, then run every test: unit tests and root integration tests on this kernel, then the
+    /// integration tests in VMs on Debian's 6.1 and 6.12 kernels (skip those with --host-only or
+    /// NSTRACE_SKIP_VM=1).
     Test {
-        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        /// Only the tests on the running kernel: no VMs.
+        #[arg(long)]
+        host_only: bool,
+        /// Extra arguments for `cargo test` (e.g. a test name filter); those after `--` also go
+        /// to the test binaries in the VMs.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Boot kernels under qemu (TCG) with this host's root filesystem and run the root
+    /// integration tests inside each; prints a summary per kernel.
+    VmTest {
+        /// `6.1` or `6.12` (the newest Debian linux-image-*-amd64-unsigned of that series), a
+        /// kernel .deb, or a bzImage; repeat for several.
+        #[arg(long = "kernel", required = true)]
+        kernels: Vec<String>,
+        /// `--test-threads` for each test binary in the guest [default: 2, as on the host].
+        #[arg(long)]
+        test_threads: Option<u32>,
+        /// Minutes one VM may run before it is killed [default: 12].
+        #[arg(long)]
+        timeout_min: Option<u64>,
+        /// Virtual CPUs [default: 2].
+        #[arg(long)]
+        cpus: Option<u32>,
+        /// Boot the kernels at the same time rather than one after the other.
+        #[arg(long)]
+        parallel: bool,
+        /// Extra arguments for each test binary (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -44,9 +74,19 @@ fn main() -> anyhow::Result<()> {
             setup::setup()?;
             bench::bench()
         }
-        Command::Test { args } => {
+        Command::Test { host_only, args } => {
             setup::setup()?;
-            test::test(&args)
+            test::test(&args, host_only || std::env::var_os("NSTRACE_SKIP_VM").is_some_and(|v| v != "0"))
+        }
+        Command::VmTest { kernels, test_threads, timeout_min, cpus, parallel, args } => {
+            setup::setup()?;
+            let mut opts = vm::Options::new(kernels);
+            opts.test_threads = test_threads.unwrap_or(opts.test_threads);
+            opts.timeout = timeout_min.map_or(opts.timeout, |m| std::time::Duration::from_secs(m * 60));
+            opts.cpus = cpus.unwrap_or(opts.cpus);
+            opts.parallel = parallel;
+            opts.test_args = args;
+            vm::vm_test(&opts)
         }
     }
 }

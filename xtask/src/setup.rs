@@ -22,6 +22,16 @@ const PACKAGES: &[(&str, &str)] = &[
     // `nstrace export` tests: a real Prometheus scrapes it; promtool lints.
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
+    // `cargo xtask vm-test`: qemu, a static busybox for the initramfs, modprobe/depmod to find
+    // the modules that mount the host root, xz to unpack them, apt-get download for kernels.
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("busybox", "busybox-static"),
+    ("modprobe", "kmod"),
+    ("depmod", "kmod"),
+    ("xz", "xz-utils"),
+    ("zstd", "zstd"),
+    ("dpkg-deb", "dpkg"),
+    ("timeout", "coreutils"),
 ];
 
 pub fn setup() -> anyhow::Result<()> {

@@ -2,7 +2,10 @@
 
 use std::process::Command;
 
-use crate::setup::{cargo, is_root, run, workspace_root};
+use crate::{
+    setup::{cargo, is_root, run, workspace_root},
+    vm,
+};
 
 pub fn run_nstrace(args: &[String]) -> anyhow::Result<()> {
     run(cargo().current_dir(workspace_root()).args(["build", "--release", "-p", "nstrace"]))?;
@@ -18,16 +21,31 @@ pub fn run_nstrace(args: &[String]) -> anyhow::Result<()> {
     run(&mut cmd)
 }
 
-pub fn test(args: &[String]) -> anyhow::Result<()> {
+/// The kernels `cargo xtask test` also runs the integration tests on.
+const VM_KERNELS: &[&str] = &["6.1", "6.12"];
+
+/// Unit and root integration tests on this kernel, then (unless `host_only`) the integration
+/// tests in a VM per [`VM_KERNELS`]; arguments after `--` also go to the test binaries there.
+pub fn test(args: &[String], host_only: bool) -> anyhow::Result<()> {
     let root = workspace_root();
     // The integration tests drive the real binary.
     run(cargo().current_dir(&root).args(["build", "-p", "nstrace", "--bins"]))?;
     if !is_root() {
         eprintln!("xtask: not root: root integration tests will print why they skip");
     }
-    run(cargo()
+    let host = run(cargo()
         .current_dir(&root)
         .args(["test", "--workspace", "--exclude", "nstrace-ebpf"])
         .args(args)
-        .env("NSTRACE_BIN", root.join("target/debug/nstrace")))
+        .env("NSTRACE_BIN", root.join("target/debug/nstrace")));
+    if host_only {
+        return host;
+    }
+    if let Err(e) = &host {
+        eprintln!("xtask: host tests failed ({e:#}); running the VM tests anyway");
+    }
+    let mut opts = vm::Options::new(VM_KERNELS.iter().map(|k| k.to_string()).collect());
+    opts.test_args = args.iter().skip_while(|a| *a != "--").skip(1).cloned().collect();
+    let vms = vm::vm_test(&opts);
+    host.and(vms)
 }

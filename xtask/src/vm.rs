@@ -1,0 +1,284 @@
+//! `cargo xtask vm-test`: boots other kernels under qemu (TCG) with the
+//! host's root filesystem as the guest's (read-only over 9p, with a tmpfs
+//! overlay, virtme-ng style) and runs the root integration tests inside.
+
+mod initramfs;
+mod kernel;
+mod report;
+
+use std::{
+    env, fs,
+    io::{BufRead, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::setup::{cargo, run, workspace_root};
+use initramfs::MARK;
+use report::Report;
+
+pub struct Options {
+    pub kernels: Vec<String>,
+    /// `--test-threads` for each test binary inside the guest.
+    pub test_threads: u32,
+    /// Whole-VM limit: boot, doctor and every test binary.
+    pub timeout: Duration,
+    /// Limit for one test binary inside the guest.
+    pub binary_timeout: Duration,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    /// Boot all kernels at once instead of one after the other.
+    pub parallel: bool,
+    /// Extra arguments for every test binary (e.g. a test name filter).
+    pub test_args: Vec<String>,
+}
+
+impl Options {
+    pub fn new(kernels: Vec<String>) -> Options {
+        Options {
+            kernels,
+            test_threads: 2,
+            // A VM takes 3.5 to 4.5 minutes under TCG on 2 cores (6.1, 6.12).
+            timeout: Duration::from_secs(12 * 60),
+            binary_timeout: Duration::from_secs(4 * 60),
+            cpus: 2,
+            memory_mib: 4096,
+            parallel: false,
+            test_args: Vec::new(),
+        }
+    }
+}
+
+/// What the guest runs, built on the host and copied to target/vm/stage so a
+/// concurrent `cargo build` cannot change it under the guest's feet.
+struct Staged {
+    nstrace: PathBuf,
+    tests: Vec<(String, PathBuf)>,
+}
+
+pub fn vm_test(opts: &Options) -> anyhow::Result<()> {
+    if opts.kernels.is_empty() {
+        bail!("no kernel: give --kernel 6.1, --kernel 6.12, a .deb or a bzImage");
+    }
+    check_static_busybox()?;
+    let root = workspace_root();
+    let cache = root.join("target/vm");
+    let staged = build_and_stage(&root, &cache.join("stage"))?;
+    let prepared: Vec<(&String, anyhow::Result<kernel::Kernel>)> =
+        opts.kernels.iter().map(|spec| (spec, kernel::prepare(spec, &cache))).collect();
+    let runs = cache.join("run");
+    let boot_one = |k: kernel::Kernel| boot(&k, &staged, opts, &runs).unwrap_or_else(|e| Report::failed(&k.label, &e));
+    let reports: Vec<Report> = thread::scope(|s| {
+        let pending: Vec<_> = prepared
+            .into_iter()
+            .map(|k| {
+                let job = move || match k {
+                    (_, Ok(k)) => boot_one(k),
+                    (spec, Err(e)) => Report::failed(spec, &e.context(format!("kernel {spec}"))),
+                };
+                if opts.parallel { Err(s.spawn(job)) } else { Ok(job()) }
+            })
+            .collect();
+        pending.into_iter().map(|p| p.unwrap_or_else(|h| h.join().expect("a VM thread panicked"))).collect()
+    });
+    eprintln!();
+    let mut failed = Vec::new();
+    for r in &reports {
+        eprint!("{}", r.summary());
+        if !r.passed() {
+            failed.push(r.label.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("vm-test failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The initramfs runs busybox before any library is reachable.
+fn check_static_busybox() -> anyhow::Result<()> {
+    let elf = fs::read("/bin/busybox").context("no /bin/busybox: apt-get install busybox-static")?;
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into()?) as usize;
+    let interp =
+        (0..u16_at(0x38)).any(|i| elf.get(phoff + i * u16_at(0x36)..).and_then(|p| p.get(..4)) == Some(&[3, 0, 0, 0]));
+    if interp {
+        bail!("/bin/busybox is dynamically linked: apt-get install busybox-static");
+    }
+    Ok(())
+}
+
+fn build_and_stage(root: &Path, stage: &Path) -> anyhow::Result<Staged> {
+    run(cargo().current_dir(root).args(["build", "-p", "nstrace", "--bins"]))?;
+    let mut cmd = cargo();
+    cmd.current_dir(root).args(["test", "--no-run", "-p", "tests", "--message-format=json"]);
+    eprintln!("xtask: running {cmd:?}");
+    let out = cmd.stderr(Stdio::inherit()).output().context("spawning cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("cargo test --no-run -p tests failed: {}", out.status);
+    }
+    let mut built = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let is_test = v["reason"] == "compiler-artifact"
+            && v["profile"]["test"] == true
+            && v["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"));
+        if let (true, Some(exe), Some(name)) = (is_test, v["executable"].as_str(), v["target"]["name"].as_str()) {
+            built.push((name.to_string(), PathBuf::from(exe)));
+        }
+    }
+    if built.is_empty() {
+        bail!("cargo test --no-run -p tests reported no test executables");
+    }
+    built.sort();
+    fs::create_dir_all(stage)?;
+    let copy = |from: &Path, name: &str| -> anyhow::Result<PathBuf> {
+        let (to, tmp) = (stage.join(name), stage.join(format!(".{name}.tmp")));
+        fs::copy(from, &tmp).with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+        fs::rename(&tmp, &to)?;
+        Ok(to)
+    };
+    let nstrace = copy(&root.join("target/debug/nstrace"), "nstrace")?;
+    let tests = built.iter().map(|(n, exe)| Ok((n.clone(), copy(exe, n)?))).collect::<anyhow::Result<_>>()?;
+    Ok(Staged { nstrace, tests })
+}
+
+/// Single-quotes `s` for sh.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The script the guest's PID 1 (the host's /bin/sh) runs after switch_root.
+fn guest_script(staged: &Staged, opts: &Options) -> String {
+    let mut path: Vec<String> = env::var("PATH").unwrap_or_default().split(':').map(String::from).collect();
+    for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        if !path.iter().any(|p| p == d) {
+            path.push(d.into());
+        }
+    }
+    let tests_dir = workspace_root().join("tests");
+    let mut s = format!(
+        "export PATH={} HOME=/root TERM=xterm LANG=C.UTF-8 NSTRACE_BIN={}\nM={}\n",
+        quote(&path.join(":")),
+        quote(&staged.nstrace.display().to_string()),
+        quote(MARK)
+    );
+    s.push_str(
+        r#"mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+ln -sf /proc/self/fd /dev/fd
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t bpf bpf /sys/fs/bpf
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t securityfs securityfs /sys/kernel/security
+hostname nstrace-vm
+ip link set lo up
+echo "$M uname $(uname -r)"
+echo "$M up $(cut -d' ' -f1 /proc/uptime)"
+echo "$M begin doctor"
+"$NSTRACE_BIN" doctor 2>&1
+echo "$M end doctor rc=$?"
+"#,
+    );
+    s.push_str(&format!("cd {}\n", quote(&tests_dir.display().to_string())));
+    let args: String = opts.test_args.iter().map(|a| format!(" {}", quote(a))).collect();
+    for (name, exe) in &staged.tests {
+        s.push_str(&format!(
+            "echo \"$M begin test {name}\"\ntimeout -k 10 {} {} --test-threads={} --color=never --show-output{args} 2>&1\n\
+             echo \"$M end test {name} rc=$?\"\n",
+            opts.binary_timeout.as_secs(),
+            quote(&exe.display().to_string()),
+            opts.test_threads,
+        ));
+    }
+    s.push_str("echo \"$M done\"\necho o > /proc/sysrq-trigger\nsleep 60 2>/dev/null\n");
+    s
+}
+
+/// Boots `k`, streams its console to stderr and parses the guest's report.
+fn boot(k: &kernel::Kernel, staged: &Staged, opts: &Options, runs: &Path) -> anyhow::Result<Report> {
+    let safe: String = k.label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let dir = runs.join(safe);
+    fs::create_dir_all(&dir)?;
+    let script = dir.join("guest.sh");
+    fs::write(&script, guest_script(staged, opts))?;
+    let initrd = dir.join("initramfs.cpio");
+    fs::write(&initrd, initramfs::build(&k.modules, &script.display().to_string())?)?;
+    let mut log = fs::File::create(dir.join("console.log"))?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", &opts.cpus.to_string()])
+        .args(["-m", &format!("{}M", opts.memory_mib)])
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&k.image)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet rdinit=/init mitigations=off"])
+        .arg("-virtfs")
+        .arg(format!("local,path=/,mount_tag={},security_model=none,readonly=on,multidevs=remap", initramfs::ROOT_TAG))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    eprintln!("xtask: booting {} ({}) under qemu (TCG)", k.label, k.origin);
+    eprintln!("xtask: running {cmd:?}");
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("spawning qemu-system-x86_64")?;
+    let stdout = child.stdout.take().context("qemu stdout")?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+            if tx.send(line).is_err() {
+                break;
+            }
+            buf.clear();
+        }
+    });
+    let mut report = Report::new(&k.label, &k.origin, opts.test_threads);
+    let deadline = start + opts.timeout;
+    let prefix = format!("[vm {}] ", k.label);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let _ = writeln!(log, "[{:8.3}] {line}", start.elapsed().as_secs_f64());
+                eprintln!("{prefix}{line}");
+                report.line(start.elapsed(), &line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                eprintln!("xtask: {} still running after {:?}: killing qemu", k.label, opts.timeout);
+                report.timed_out = true;
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let status = child.wait()?;
+    report.total = start.elapsed();
+    if !status.success() && !report.timed_out {
+        report.errors.push(format!("qemu exited with {status}"));
+    }
+    eprintln!(
+        "xtask: {} finished in {:.1}s; console log (with host seconds) in {}",
+        k.label,
+        report.total.as_secs_f64(),
+        dir.join("console.log").display()
+    );
+    Ok(report)
+}

@@ -1,0 +1,202 @@
+//! Parses a `vm-test` guest's console (the markers the guest script prints
+//! around `nstrace doctor` and each libtest binary) into a summary.
+
+use std::{fmt::Write as _, time::Duration};
+
+use super::initramfs::MARK;
+
+#[derive(Default)]
+pub struct Binary {
+    name: String,
+    start: Duration,
+    time: Duration,
+    rc: Option<i32>,
+    /// libtest's `test result: ...` line, after the verdict.
+    result: Option<String>,
+    /// (test, outcome, time since the previous result line)
+    tests: Vec<(String, String, Duration)>,
+    last: Duration,
+    /// `---- name stdout ----` sections (`--show-output` prints passing ones too).
+    sections: Vec<(String, Vec<String>)>,
+    in_section: bool,
+}
+
+#[derive(Default)]
+pub struct Report {
+    pub label: String,
+    /// `--test-threads` in the guest: with 1, per-test times are exact.
+    threads: u32,
+    origin: String,
+    uname: Option<String>,
+    root: Option<String>,
+    /// Host time from qemu's start to the guest script's first line.
+    boot: Option<Duration>,
+    guest_uptime: Option<String>,
+    doctor: Vec<String>,
+    doctor_rc: Option<i32>,
+    in_doctor: bool,
+    binaries: Vec<Binary>,
+    done: bool,
+    pub timed_out: bool,
+    pub total: Duration,
+    pub errors: Vec<String>,
+}
+
+fn rc(s: &str) -> Option<i32> {
+    s.rsplit_once("rc=")?.1.trim().parse().ok()
+}
+
+impl Report {
+    pub fn new(label: &str, origin: &str, threads: u32) -> Report {
+        Report { label: label.into(), origin: origin.into(), threads, ..Default::default() }
+    }
+
+    pub fn failed(label: &str, e: &anyhow::Error) -> Report {
+        Report { label: label.into(), errors: vec![format!("{e:#}")], ..Default::default() }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.done
+            && !self.timed_out
+            && self.errors.is_empty()
+            && !self.binaries.is_empty()
+            && self.binaries.iter().all(|b| b.rc == Some(0))
+    }
+
+    /// Feeds one console line that arrived `at` after qemu started.
+    pub fn line(&mut self, at: Duration, line: &str) {
+        if let Some(i) = line.find(MARK) {
+            return self.marker(at, line[i + MARK.len()..].trim());
+        }
+        if self.in_doctor {
+            self.doctor.push(line.to_string());
+            return;
+        }
+        let Some(b) = self.binaries.last_mut().filter(|b| b.rc.is_none()) else { return };
+        if let Some(r) = line.strip_prefix("test result: ") {
+            b.result = Some(r.to_string());
+            b.in_section = false;
+        } else if let Some(name) = line.strip_prefix("---- ").and_then(|l| l.strip_suffix(" stdout ----")) {
+            b.sections.push((name.to_string(), Vec::new()));
+            b.in_section = true;
+        } else if line == "failures:" || line == "successes:" {
+            b.in_section = false;
+        } else if b.in_section {
+            if let Some((_, lines)) = b.sections.last_mut() {
+                lines.push(line.to_string());
+            }
+        } else if let Some((name, outcome)) = line.strip_prefix("test ").and_then(|l| l.split_once(" ... ")) {
+            b.tests.push((name.to_string(), outcome.to_string(), at - b.last));
+            b.last = at;
+        }
+    }
+
+    fn marker(&mut self, at: Duration, m: &str) {
+        let (word, rest) = m.split_once(' ').unwrap_or((m, ""));
+        match word {
+            "uname" => self.uname = Some(rest.to_string()),
+            "root" => self.root = Some(rest.to_string()),
+            "up" => {
+                self.boot = Some(at);
+                self.guest_uptime = Some(rest.to_string());
+            }
+            "fatal" => self.errors.push(format!("guest: {rest}")),
+            "warn" => self.errors.push(format!("guest: {rest}")),
+            "done" => self.done = true,
+            "begin" if rest == "doctor" => self.in_doctor = true,
+            "end" if rest.starts_with("doctor") => {
+                self.in_doctor = false;
+                self.doctor_rc = rc(rest);
+            }
+            "begin" => {
+                let name = rest.strip_prefix("test ").unwrap_or(rest).to_string();
+                self.binaries.push(Binary { name, start: at, last: at, ..Default::default() });
+            }
+            "end" => {
+                if let Some(b) = self.binaries.last_mut() {
+                    b.rc = Some(rc(rest).unwrap_or(-1));
+                    b.time = at - b.start;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let verdict = if self.passed() { "PASSED" } else { "FAILED" };
+        let _ = writeln!(s, "== vm {}: {verdict}", self.label);
+        if !self.origin.is_empty() {
+            let _ =
+                writeln!(s, "   kernel {} from {}", self.uname.as_deref().unwrap_or("(did not report)"), self.origin);
+        }
+        let boot = self.boot.map_or("-".into(), |b| format!("{:.1}s", b.as_secs_f64()));
+        let uptime = self.guest_uptime.as_deref().unwrap_or("-");
+        let root = self.root.as_deref().unwrap_or("-");
+        let _ =
+            writeln!(s, "   boot {boot} (guest uptime {uptime}s), total {:.1}s, root {root}", self.total.as_secs_f64());
+        for e in &self.errors {
+            let _ = writeln!(s, "   error: {e}");
+        }
+        if self.timed_out {
+            let _ = writeln!(s, "   error: timed out (qemu killed)");
+        }
+        if let Some(rc) = self.doctor_rc {
+            let _ = writeln!(s, "   doctor (exit {rc}); what it lacks and the mechanisms it picks:");
+            let mut mech = false;
+            for l in &self.doctor {
+                mech |= l == "mechanisms";
+                let t = l.trim_start();
+                if mech || t.starts_with("no ") || t.starts_with("fail") || t.starts_with("warn") {
+                    let _ = writeln!(s, "     {l}");
+                }
+            }
+        }
+        for b in &self.binaries {
+            let verdict = match b.rc {
+                Some(0) => "ok".to_string(),
+                Some(124) => "TIMED OUT".to_string(),
+                Some(rc) => format!("FAILED (exit {rc})"),
+                None => "did not finish".to_string(),
+            };
+            let result = b.result.as_deref().map(|r| r.split_once(". ").map_or(r, |x| x.1)).unwrap_or("");
+            let _ = writeln!(s, "   {:<12} {:<16} {:>7.1}s  {result}", b.name, verdict, b.time.as_secs_f64());
+            for (name, outcome, _) in b.tests.iter().filter(|t| t.1 != "ok") {
+                let _ = writeln!(s, "       {outcome}: {name}");
+                for l in failure_message(b, name) {
+                    let _ = writeln!(s, "           {l}");
+                }
+            }
+            let mut skipped: Vec<&str> =
+                b.sections.iter().flat_map(|(_, ls)| ls).filter_map(|l| l.strip_prefix("SKIPPED ")).collect();
+            skipped.dedup();
+            for l in skipped {
+                let _ = writeln!(s, "       skipped {l}");
+            }
+        }
+        let mut slow: Vec<(&str, Duration)> =
+            self.binaries.iter().flat_map(|b| b.tests.iter().map(|t| (t.0.as_str(), t.2))).collect();
+        slow.sort_by_key(|t| std::cmp::Reverse(t.1));
+        if !slow.is_empty() {
+            let top: Vec<String> = slow.iter().take(6).map(|(n, d)| format!("{n} {:.1}s", d.as_secs_f64())).collect();
+            let how = if self.threads == 1 { "one at a time" } else { "between results, tests overlapping" };
+            let _ = writeln!(s, "   slowest ({how}): {}", top.join(", "));
+        }
+        s
+    }
+}
+
+/// The first lines of the panic message in `test`'s captured output.
+fn failure_message<'a>(b: &'a Binary, test: &str) -> Vec<&'a str> {
+    let Some((_, lines)) = b.sections.iter().find(|(n, _)| n == test) else { return Vec::new() };
+    let Some(at) = lines.iter().position(|l| l.contains("panicked at")) else {
+        return lines.iter().rev().take(3).rev().map(String::as_str).collect();
+    };
+    lines[at + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("note: run with") && !l.starts_with("stack backtrace"))
+        .filter(|l| !l.trim().is_empty())
+        .take(3)
+        .map(String::as_str)
+        .collect()
+}
