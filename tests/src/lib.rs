@@ -97,9 +97,9 @@ impl Trace {
         Trace { child, events, ready }
     }
 
-    /// Waits up to `timeout` for an event matching `pred`.
+    /// Waits up to `timeout` ([`scaled`]) for an event matching `pred`.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + scaled(timeout);
         loop {
             if let Some(v) = self.events.lock().unwrap().iter().find(|v| pred(v)) {
                 return Some(v.clone());
@@ -202,7 +202,7 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 
 /// Waits until `f` returns Some, or panics after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + scaled(timeout);
     loop {
         if let Some(v) = f() {
             return v;
@@ -269,6 +269,15 @@ impl Drop for Umount {
     }
 }
 
+/// `d` stretched by `NSTRACE_TEST_TIME_SCALE` (set by `cargo xtask
+/// vm-test`: under software emulation the kernel's own deferred work, such
+/// as RCU grace periods before a namespace is freed, runs many times
+/// slower). Timeouts only: nothing is asserted about speed.
+pub fn scaled(d: Duration) -> Duration {
+    let scale = std::env::var("NSTRACE_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0);
+    d.mul_f64(scale.max(1.0))
+}
+
 /// What `nstrace doctor --json` says about this kernel (run once per test binary).
 pub struct Kernel {
     /// The default mechanism per job: "create", "destroy", "snapshot".
@@ -296,28 +305,23 @@ pub fn kernel() -> &'static Kernel {
     })
 }
 
-impl Kernel {
-    /// The `cause` a create event has when a task's `what` (fork, unshare,
-    /// setns, exec) made or entered the namespace: exact creation hooks
-    /// report it first, from the kernel function.
-    pub fn create_cause(&self, what: &'static str) -> &'static str {
-        match self.mechanisms["create"].as_str() {
-            Some("fexit-ns-tree") => "ns-tree-add",
-            Some("fexit-constructors") => "constructor",
-            Some("kprobe-constructors") if what != "setns" => "constructor-or-user",
-            _ => what,
-        }
+/// Whether a create event has the cause the create mechanism `create`
+/// gives when a task's `what` (fork, unshare) made the namespace: exact
+/// creation hooks report it first, from the kernel function (kretprobes
+/// cannot name user namespaces: those come from the task).
+pub fn cause_matches(create: &str, event: &Value, what: &str) -> bool {
+    match create {
+        "fexit-ns-tree" => event["cause"] == "ns-tree-add",
+        "fexit-constructors" => event["cause"] == "constructor",
+        "kprobe-constructors" => event["cause"] == "constructor" || (event["type"] == "user" && event["cause"] == what),
+        _ => event["cause"] == what,
     }
+}
 
-    /// Whether a create event has the cause [`Kernel::create_cause`] expects
-    /// (kretprobes cannot see user namespaces: those come from the task).
+impl Kernel {
+    /// Whether a create event has the cause the default create mechanism gives.
     pub fn cause_matches(&self, event: &Value, what: &'static str) -> bool {
-        match self.create_cause(what) {
-            "constructor-or-user" => {
-                event["cause"] == "constructor" || (event["type"] == "user" && event["cause"] == what)
-            }
-            c => event["cause"] == c,
-        }
+        cause_matches(self.mechanisms["create"].as_str().unwrap_or_default(), event, what)
     }
 
     /// Whether `event` is about the namespace `reference` (a create event,
