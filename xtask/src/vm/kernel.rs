@@ -144,7 +144,7 @@ fn from_deb(deb: &Path, cache: &Path) -> anyhow::Result<Kernel> {
         bail!("{} has no {}", deb.display(), image.display());
     }
     let modules = modules(&root, &kver)?;
-    Ok(Kernel { label: stem, origin: deb.display().to_string(), image, modules })
+    Ok(Kernel { label: kver, origin: deb.display().to_string(), image, modules })
 }
 
 /// The uncompressed modules (and their dependencies) of [`MODULES`] that
@@ -188,4 +188,16 @@ fn output_bytes(cmd: &mut Command) -> anyhow::Result<Vec<u8>> {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aliases_are_major_dot_minor() {
+        assert_eq!(super::alias("6.1").as_deref(), Some("6\\.1"));
+        assert_eq!(super::alias("6.12").as_deref(), Some("6\\.12"));
+        for not in ["6", "6.", "6.1.0", "bzImage", "linux.deb", "x.1"] {
+            assert_eq!(super::alias(not), None, "{not}");
+        }
+    }
 }

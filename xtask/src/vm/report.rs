@@ -19,6 +19,14 @@ pub struct Binary {
     /// `---- name stdout ----` sections (`--show-output` prints passing ones too).
     sections: Vec<(String, Vec<String>)>,
     in_section: bool,
+    /// A `test name ... ` line whose verdict comes on a later line.
+    pending: Option<String>,
+    /// Reasons tests printed for skipping (`SKIPPED name: why`).
+    skipped: Vec<String>,
+}
+
+fn is_verdict(s: &str) -> bool {
+    ["ok", "FAILED", "ignored"].iter().any(|v| s.starts_with(v))
 }
 
 #[derive(Default)]
@@ -73,6 +81,24 @@ impl Report {
             return;
         }
         let Some(b) = self.binaries.last_mut().filter(|b| b.rc.is_none()) else { return };
+        // Tests print why they skip straight to stderr, past libtest's capture: at the start of a
+        // line or after libtest's `test name ... `, whose verdict then comes on a later line.
+        let mut line = line;
+        if let Some(i) = line.find("SKIPPED ") {
+            let why = line[i + "SKIPPED ".len()..].trim().to_string();
+            if !b.skipped.contains(&why) {
+                b.skipped.push(why);
+            }
+            line = &line[..i];
+        }
+        if let Some(name) = b.pending.take() {
+            if is_verdict(line.trim()) {
+                b.tests.push((name, line.trim().to_string(), at - b.last));
+                b.last = at;
+                return;
+            }
+            b.pending = Some(name);
+        }
         if let Some(r) = line.strip_prefix("test result: ") {
             b.result = Some(r.to_string());
             b.in_section = false;
@@ -85,9 +111,13 @@ impl Report {
             if let Some((_, lines)) = b.sections.last_mut() {
                 lines.push(line.to_string());
             }
-        } else if let Some((name, outcome)) = line.strip_prefix("test ").and_then(|l| l.split_once(" ... ")) {
-            b.tests.push((name.to_string(), outcome.to_string(), at - b.last));
-            b.last = at;
+        } else if let Some((name, outcome)) = line.strip_prefix("test ").and_then(|l| l.split_once(" ...")) {
+            if is_verdict(outcome.trim()) {
+                b.tests.push((name.to_string(), outcome.trim().to_string(), at - b.last));
+                b.last = at;
+            } else {
+                b.pending = Some(name.to_string());
+            }
         }
     }
 
@@ -147,7 +177,7 @@ impl Report {
             for l in &self.doctor {
                 mech |= l == "mechanisms";
                 let t = l.trim_start();
-                if mech || t.starts_with("no ") || t.starts_with("fail") || t.starts_with("warn") {
+                if mech || ["no ", "err ", "fail", "warn"].iter().any(|p| t.starts_with(p)) {
                     let _ = writeln!(s, "     {l}");
                 }
             }
@@ -164,13 +194,12 @@ impl Report {
             for (name, outcome, _) in b.tests.iter().filter(|t| t.1 != "ok") {
                 let _ = writeln!(s, "       {outcome}: {name}");
                 for l in failure_message(b, name) {
-                    let _ = writeln!(s, "           {l}");
+                    let cut = l.char_indices().nth(300).map_or(l, |(i, _)| &l[..i]);
+                    let more = if cut.len() < l.len() { " …" } else { "" };
+                    let _ = writeln!(s, "           {cut}{more}");
                 }
             }
-            let mut skipped: Vec<&str> =
-                b.sections.iter().flat_map(|(_, ls)| ls).filter_map(|l| l.strip_prefix("SKIPPED ")).collect();
-            skipped.dedup();
-            for l in skipped {
+            for l in &b.skipped {
                 let _ = writeln!(s, "       skipped {l}");
             }
         }
@@ -199,4 +228,59 @@ fn failure_message<'a>(b: &'a Binary, test: &str) -> Vec<&'a str> {
         .take(3)
         .map(String::as_str)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_markers_verdicts_skips_and_failures() {
+        let log = "@@nstrace-vm root overlay
+@@nstrace-vm uname 6.1.0-56-amd64
+@@nstrace-vm up 4.2
+@@nstrace-vm begin doctor
+mechanisms
+  events    tracepoints
+@@nstrace-vm end doctor rc=0
+@@nstrace-vm begin test ls
+running 3 tests
+test a ... SKIPPED a: no tree walk
+ok
+SKIPPED c: not root
+test b ... FAILED
+test c ... ok
+
+successes:
+
+---- a stdout ----
+
+failures:
+
+---- b stdout ----
+thread 'b' panicked at tests/ls.rs:10:5:
+assertion failed: x
+
+note: run with `RUST_BACKTRACE=1`
+
+failures:
+    b
+
+test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 3.00s
+@@nstrace-vm end test ls rc=101
+@@nstrace-vm done";
+        let mut r = Report::new("6.1", "pkg", 2);
+        for (i, l) in log.lines().enumerate() {
+            r.line(Duration::from_secs(i as u64), l);
+        }
+        assert!(!r.passed());
+        let b = &r.binaries[0];
+        let verdicts: Vec<_> = b.tests.iter().map(|t| (t.0.as_str(), t.1.as_str())).collect();
+        assert_eq!(verdicts, [("a", "ok"), ("b", "FAILED"), ("c", "ok")]);
+        assert_eq!(b.skipped, ["a: no tree walk", "c: not root"]);
+        assert_eq!(failure_message(b, "b"), ["assertion failed: x"]);
+        let sum = r.summary();
+        assert!(sum.contains("FAILED: b\n           assertion failed: x"), "{sum}");
+        assert!(sum.contains("root overlay") && sum.contains("events    tracepoints"), "{sum}");
+    }
 }
