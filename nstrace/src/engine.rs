@@ -233,7 +233,6 @@ impl Engine {
         }
     }
 
-
     /// Waits for records, a due early walk or the next periodic walk, and
     /// appends the resulting events.
     pub async fn step(&mut self, out: &mut Vec<Event>) -> Result<(), EngineError> {
@@ -303,7 +302,12 @@ impl Engine {
                 Ok(Record::DestroyHint(_)) => self.hint(),
                 Ok(Record::Destroy(d)) => {
                     if let Some(e) = self.table.on_destroy(&d) {
-                        self.known.remove(e.key());
+                        // The hook forgot type+inode keys itself (an inode
+                        // is reused at once; doing it here would race the
+                        // new namespace's first sighting). Ids never are.
+                        if e.id != 0 {
+                            self.known.remove(e.key());
+                        }
                         // The mechanism, as --mechanism and doctor name it.
                         let via = match (d.via, self.mechanisms.destroy) {
                             (destroy_via::NS_TREE_REMOVE, _) => Destroy::FentryNsTree,

@@ -16,13 +16,13 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
 use nstrace_common::{
-    event::{EventKind, NS_TYPE_UNKNOWN, NsDestroyEvent, create_cause, destroy_via},
+    event::{EventKind, NS_TYPE_UNKNOWN, NsDestroyEvent, NsRef, create_cause, destroy_via},
     ns::{NS_TYPES, NsType},
 };
 
 use crate::{
-    hooks::create::report_one,
-    maps::{EVENTS, config, count_lost, wakeup_flags},
+    hooks::create::{known_key, report_one},
+    maps::{EVENTS, KNOWN, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at},
 };
 
@@ -102,6 +102,7 @@ pub fn fentry_ns_tree_remove(ctx: FEntryContext) -> i32 {
     let ty = type_of_flag(u32_at(common, config!(offsets.ns_type)));
     if ty < NS_TYPES {
         let me = ns_ref(common);
+        let _ = KNOWN.remove(&known_key(&me, ty));
         emit_destroy(ty as u32, me.inum, me.id, destroy_via::NS_TREE_REMOVE);
     }
     0
@@ -109,11 +110,30 @@ pub fn fentry_ns_tree_remove(ctx: FEntryContext) -> i32 {
 
 // ---- every kernel: inode numbers ----------------------------------------------
 
+/// A freed inode number may name a new namespace at once: forget it in
+/// `KNOWN` now, in the kernel, or the new namespace's first sighting would
+/// be taken for the old one's (user space learns of the death only at its
+/// next drain). Before 6.18 keys are type+inode and the type is unknown
+/// here, so every type's key goes; with ids, user space forgets the id.
+#[inline(always)]
+fn free_inum(inum: u32) {
+    if inum == 0 {
+        return;
+    }
+    let mut ty = 0;
+    while ty < NS_TYPES {
+        let key = known_key(&NsRef { id: 0, inum, _reserved: 0 }, ty);
+        let _ = KNOWN.remove(&key);
+        ty += 1;
+    }
+    emit_destroy(NS_TYPE_UNKNOWN, inum, 0, destroy_via::FREE_INUM);
+}
+
 // void proc_free_inum(unsigned int inum)
 #[fentry(function = "proc_free_inum")]
 pub fn fentry_free_inum(ctx: FEntryContext) -> i32 {
     let inum: u64 = ctx.arg(0);
-    emit_destroy(NS_TYPE_UNKNOWN, inum as u32, 0, destroy_via::FREE_INUM);
+    free_inum(inum as u32);
     0
 }
 
@@ -121,7 +141,7 @@ pub fn fentry_free_inum(ctx: FEntryContext) -> i32 {
 #[kprobe(function = "proc_free_inum")]
 pub fn kprobe_free_inum(ctx: ProbeContext) -> u32 {
     let inum: u64 = ctx.arg(0).unwrap_or(0);
-    emit_destroy(NS_TYPE_UNKNOWN, inum as u32, 0, destroy_via::FREE_INUM);
+    free_inum(inum as u32);
     0
 }
 
