@@ -367,7 +367,12 @@ impl Engine {
         self.last_walk = rows;
         let time = self.clock.unix(now);
         for e in &r.created {
-            let _ = self.known.insert(e.key());
+            // Without ids, a free-inum hook forgets keys in the kernel; a
+            // key put back from here could outlive its namespace and hide
+            // the next one with that inode. Ids are never reused.
+            if e.id != 0 || !self.mechanisms.destroy.is_exact_hook() {
+                let _ = self.known.insert(e.key());
+            }
             out.push(create_event(e, &self.clock, now));
         }
         let via = match self.mechanisms.snapshot {

@@ -203,9 +203,13 @@ impl Table {
             alive.insert(known_key(r.id, r.ns_type, r.inum), r);
         }
         // Pending ones that died unreported were still real: report both.
+        // Unless the snapshot may miss live namespaces (then absence proves
+        // nothing, and a hook reports deaths: drop them quietly).
         let pending_dead: Vec<u64> = self.pending.keys().filter(|k| !alive.contains_key(k)).copied().collect();
         for key in pending_dead {
-            if let Some(e) = self.pending.remove(&key) {
+            if let Some(e) = self.pending.remove(&key)
+                && drop_missing
+            {
                 out.created.push(e.clone());
                 self.insert(key, e);
             }
@@ -357,6 +361,35 @@ mod tests {
         t.reconcile(&[walk_row(NsType::Uts, 80, 81, 1)], 1, true);
         let r = t.reconcile(&[], 2, true);
         assert_eq!((r.created.len(), r.destroyed.len()), (1, 1));
+    }
+
+    #[test]
+    fn without_drop_missing_absence_is_not_death() {
+        let mut t = Table::default();
+        t.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
+        // Seen once, unreported, then gone: not promoted to an entry.
+        t.reconcile(&[walk_row(NsType::Uts, 0, 81, 1), walk_row(NsType::Ipc, 0, 90, 1)], 1, false);
+        let r = t.reconcile(&[], 2, false);
+        assert!(r.created.is_empty() && r.destroyed.is_empty());
+        assert_eq!(t.len(), 1, "the seeded one stays until a hook reports its death");
+        let d = NsDestroyEvent {
+            header: EventHeader { kind: EventKind::Destroy as u32, size: 40, ts_ns: 3, tgid: 0, tid: 0 },
+            ns_type: NS_TYPE_UNKNOWN,
+            inum: 81,
+            id: 0,
+            via: 2,
+            _reserved: 0,
+        };
+        assert_eq!(t.on_destroy(&d).map(|e| e.inode), Some(81));
+        assert!(t.is_empty());
+        // The inode is reused by a new namespace created after the death.
+        let again = create(NsType::Uts, 0, 81, 4);
+        assert!(t.on_create(&again).is_some(), "a later create of a reused inode is new");
+        let late = create(NsType::Uts, 0, 81, 2);
+        let mut t2 = Table::default();
+        t2.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
+        t2.on_destroy(&d);
+        assert!(t2.on_create(&late).is_none(), "a create record older than the death is stale");
     }
 
     #[test]
