@@ -48,15 +48,19 @@ enum Command {
         /// `--test-threads` for each test binary in the guest [default: 2, as on the host].
         #[arg(long)]
         test_threads: Option<u32>,
-        /// Minutes one VM may run before it is killed [default: 12].
+        /// Minutes one VM may run before it is killed [default: 15].
         #[arg(long)]
         timeout_min: Option<u64>,
         /// Virtual CPUs [default: 2].
         #[arg(long)]
         cpus: Option<u32>,
-        /// Boot the kernels at the same time rather than one after the other.
+        /// Boot the kernels one after the other rather than all at once.
         #[arg(long)]
-        parallel: bool,
+        sequential: bool,
+        /// One host thread per vCPU (qemu `-accel tcg,thread=multi`) instead of one per VM:
+        /// faster, but guests crashed in BPF trampoline patching with it.
+        #[arg(long)]
+        mttcg: bool,
         /// Extra arguments for each test binary (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -78,13 +82,14 @@ fn main() -> anyhow::Result<()> {
             setup::setup()?;
             test::test(&args, host_only || std::env::var_os("NSTRACE_SKIP_VM").is_some_and(|v| v != "0"))
         }
-        Command::VmTest { kernels, test_threads, timeout_min, cpus, parallel, args } => {
+        Command::VmTest { kernels, test_threads, timeout_min, cpus, sequential, mttcg, args } => {
             setup::setup()?;
             let mut opts = vm::Options::new(kernels);
             opts.test_threads = test_threads.unwrap_or(opts.test_threads);
             opts.timeout = timeout_min.map_or(opts.timeout, |m| std::time::Duration::from_secs(m * 60));
             opts.cpus = cpus.unwrap_or(opts.cpus);
-            opts.parallel = parallel;
+            opts.parallel = !sequential;
+            opts.mttcg = mttcg;
             opts.test_args = args;
             vm::vm_test(&opts)
         }

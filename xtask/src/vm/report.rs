@@ -25,6 +25,16 @@ pub struct Binary {
     skipped: Vec<String>,
 }
 
+/// Console lines from the guest kernel that mean the run cannot be trusted.
+const KERNEL_TROUBLE: &[&str] =
+    &["Oops", "BUG:", "Kernel panic", "WARNING:", "general protection fault", "detected stalls", "hung_task"];
+
+/// A printk line (`[   12.345678] text`) without its timestamp.
+fn printk(line: &str) -> Option<&str> {
+    let (time, text) = line.strip_prefix('[')?.split_once("] ")?;
+    time.trim().bytes().all(|c| c.is_ascii_digit() || c == b'.').then_some(text)
+}
+
 fn is_verdict(s: &str) -> bool {
     ["ok", "FAILED", "ignored"].iter().any(|v| s.starts_with(v))
 }
@@ -46,6 +56,8 @@ pub struct Report {
     binaries: Vec<Binary>,
     done: bool,
     pub timed_out: bool,
+    /// Kernel oopses, warnings, lockups (first few, with what was running).
+    kernel: Vec<String>,
     pub total: Duration,
     pub errors: Vec<String>,
 }
@@ -67,6 +79,7 @@ impl Report {
         self.done
             && !self.timed_out
             && self.errors.is_empty()
+            && self.kernel.is_empty()
             && !self.binaries.is_empty()
             && self.binaries.iter().all(|b| b.rc == Some(0))
     }
@@ -75,6 +88,16 @@ impl Report {
     pub fn line(&mut self, at: Duration, line: &str) {
         if let Some(i) = line.find(MARK) {
             return self.marker(at, line[i + MARK.len()..].trim());
+        }
+        if let Some(text) = printk(line).filter(|t| KERNEL_TROUBLE.iter().any(|k| t.contains(k)))
+            && self.kernel.len() < 6
+        {
+            let during = match self.binaries.last() {
+                _ if self.in_doctor => "doctor",
+                Some(b) if b.rc.is_none() => &b.name,
+                _ => "boot",
+            };
+            self.kernel.push(format!("{text} (during {during})"));
         }
         if self.in_doctor {
             self.doctor.push(line.to_string());
@@ -171,6 +194,9 @@ impl Report {
         if self.timed_out {
             let _ = writeln!(s, "   error: timed out (qemu killed)");
         }
+        for k in &self.kernel {
+            let _ = writeln!(s, "   kernel: {k}");
+        }
         if let Some(rc) = self.doctor_rc {
             let _ = writeln!(s, "   doctor (exit {rc}); what it lacks and the mechanisms it picks:");
             let mut mech = false;
@@ -250,6 +276,7 @@ ok
 SKIPPED c: not root
 test b ... FAILED
 test c ... ok
+[  332.845324] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI
 
 successes:
 
@@ -282,5 +309,6 @@ test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
         let sum = r.summary();
         assert!(sum.contains("FAILED: b\n           assertion failed: x"), "{sum}");
         assert!(sum.contains("root overlay") && sum.contains("events    tracepoints"), "{sum}");
+        assert!(sum.contains("kernel: Oops: int3: 0000 [#1] PREEMPT SMP NOPTI (during ls)"), "{sum}");
     }
 }
