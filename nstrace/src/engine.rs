@@ -71,10 +71,19 @@ enum Source {
 }
 
 impl Source {
-    fn snapshot(&mut self) -> Result<Vec<NsInfoRecord>, EngineError> {
+    /// `ids`: whether the hooks read ns_id (its offset is in BTF); when they
+    /// cannot, ids from NS_GET_ID are dropped so both sides key namespaces
+    /// the same way (type and inode).
+    fn snapshot(&mut self, ids: bool) -> Result<Vec<NsInfoRecord>, EngineError> {
         match self {
             Source::Tree(w) => Ok(w.walk_all()?.0),
-            Source::Proc => Ok(crate::snapshot::proc_records()?),
+            Source::Proc => {
+                let mut rows = crate::snapshot::proc_records()?;
+                if !ids {
+                    rows.iter_mut().for_each(|r| r.id = 0);
+                }
+                Ok(rows)
+            }
         }
     }
 }
@@ -112,6 +121,8 @@ pub struct Engine {
     _tracer: Tracer,
     source: Source,
     mechanisms: Mechanisms,
+    /// Whether the hooks read ns_id (see [`Source::snapshot`]).
+    ids: bool,
     /// How long the last snapshot took (spaces out hint-driven ones).
     last_snapshot_cost: Duration,
     stream: EventStream,
@@ -163,7 +174,8 @@ impl Engine {
         let stream = tracer.events()?;
         // Seed before attaching: everything that exists now is not "created".
         let started = std::time::Instant::now();
-        let rows = source.snapshot()?;
+        let ids = tracer.config().offsets.ns_id != nstrace_common::config::ABSENT;
+        let rows = source.snapshot(ids)?;
         let last_snapshot_cost = started.elapsed();
         let last_walk = rows.clone();
         let mut table = Table::default();
@@ -187,6 +199,7 @@ impl Engine {
             _tracer: tracer,
             source,
             mechanisms,
+            ids,
             last_snapshot_cost,
             stream,
             known,
@@ -351,7 +364,7 @@ impl Engine {
     /// `reason` makes this a reported resync.
     pub fn reconcile(&mut self, reason: String, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let started = std::time::Instant::now();
-        let rows = self.source.snapshot()?;
+        let rows = self.source.snapshot(self.ids)?;
         self.last_snapshot_cost = started.elapsed();
         self.stats.walks += 1;
         self.walk_soon = None;

@@ -282,8 +282,8 @@ pub fn scaled(d: Duration) -> Duration {
 pub struct Kernel {
     /// The default mechanism per job: "create", "destroy", "snapshot".
     pub mechanisms: Value,
-    /// ns_common has never-reused ids (6.18+); before, namespaces are
-    /// known by type and inode only and every `id` is 0.
+    /// Namespaces have never-reused ids (6.18+: NS_GET_ID answers); before,
+    /// they are known by type and inode only and every `id` is 0.
     pub has_ns_ids: bool,
     pub doctor: Value,
 }
@@ -298,7 +298,7 @@ pub fn kernel() -> &'static Kernel {
             .into_iter()
             .flatten()
             .flat_map(|s| s["checks"].as_array().cloned().unwrap_or_default())
-            .any(|c| c["name"] == "namespace tree" && c["status"] == "ok");
+            .any(|c| c["name"] == "NS_GET_ID ioctl" && c["status"] == "ok");
         let mechanisms = doctor["mechanisms"].clone();
         eprintln!("kernel mechanisms: {mechanisms}");
         Kernel { mechanisms, has_ns_ids, doctor }
