@@ -15,8 +15,6 @@ use crate::{
     snapshot::NsState,
 };
 
-/// What the hooks and walks are: shown in the header.
-
 /// Feed lines kept for the event pane.
 const FEED_LINES: usize = 500;
 
