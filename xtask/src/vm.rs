@@ -75,6 +75,7 @@ pub fn vm_test(opts: &Options) -> anyhow::Result<()> {
     check_static_busybox()?;
     let root = workspace_root();
     let cache = root.join("target/vm");
+    let _lock = lock(&cache)?;
     let staged = build_and_stage(&root, &cache.join("stage"))?;
     let prepared: Vec<(&String, anyhow::Result<kernel::Kernel>)> =
         opts.kernels.iter().map(|spec| (spec, kernel::prepare(spec, &cache))).collect();
@@ -105,6 +106,21 @@ pub fn vm_test(opts: &Options) -> anyhow::Result<()> {
         bail!("vm-test failed on {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Serialises vm-test runs of this checkout: they share target/vm/stage and target/vm/run.
+fn lock(cache: &Path) -> anyhow::Result<fs::File> {
+    use std::os::fd::AsRawFd as _;
+    fs::create_dir_all(cache)?;
+    let file = fs::File::create(cache.join(".lock"))?;
+    // SAFETY: flock on a file descriptor we own; the lock goes when the file is dropped.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        eprintln!("xtask: another vm-test is running in this checkout; waiting for it");
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!("locking {}: {}", cache.join(".lock").display(), std::io::Error::last_os_error());
+        }
+    }
+    Ok(file)
 }
 
 /// The initramfs runs busybox before any library is reachable.
@@ -187,7 +203,9 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 ln -sf /proc/self/fd /dev/fd
 mount -t tmpfs -o mode=755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# The overlay root already makes /tmp writable; a tmpfs there would hide a
+# workspace cloned under /tmp (as CI may do).
+[ -w /tmp ] || mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
