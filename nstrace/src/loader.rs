@@ -81,6 +81,21 @@ impl LoadOptions {
     }
 }
 
+/// Loads program `name` of type `$kind` (FEntry or FExit: same API, no
+/// shared trait) against kernel function `function` and attaches it.
+macro_rules! attach_btf_traced {
+    ($tracer:expr, $kind:ty, $name:expr, $function:expr) => {{
+        let (name, function) = ($name, $function);
+        $tracer.parse_aya_btf()?;
+        let btf = $tracer.aya_btf.as_ref().expect("parsed above");
+        let prog = $tracer.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
+        let prog: &mut $kind = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
+        prog.load(function, btf).map_err(|source| LoaderError::Program { name, source })?;
+        prog.attach().map_err(|source| LoaderError::AttachFunction { name, function, source })?;
+        Ok(())
+    }};
+}
+
 /// The loaded eBPF object and what was learned while loading it.
 pub struct Tracer {
     ebpf: Ebpf,
@@ -235,23 +250,11 @@ impl Tracer {
     }
 
     fn attach_fentry(&mut self, name: &'static str, function: &'static str) -> Result<(), LoaderError> {
-        self.parse_aya_btf()?;
-        let btf = self.aya_btf.as_ref().expect("parsed above");
-        let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
-        let prog: &mut FEntry = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
-        prog.load(function, btf).map_err(|source| LoaderError::Program { name, source })?;
-        prog.attach().map_err(|source| LoaderError::AttachFunction { name, function, source })?;
-        Ok(())
+        attach_btf_traced!(self, FEntry, name, function)
     }
 
     fn attach_fexit(&mut self, name: &'static str, function: &'static str) -> Result<(), LoaderError> {
-        self.parse_aya_btf()?;
-        let btf = self.aya_btf.as_ref().expect("parsed above");
-        let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
-        let prog: &mut FExit = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
-        prog.load(function, btf).map_err(|source| LoaderError::Program { name, source })?;
-        prog.attach().map_err(|source| LoaderError::AttachFunction { name, function, source })?;
-        Ok(())
+        attach_btf_traced!(self, FExit, name, function)
     }
 
     fn attach_kprobe(&mut self, name: &'static str, function: &'static str) -> Result<(), LoaderError> {
