@@ -210,7 +210,15 @@ fn every_namespace_lsns_reports_is_listed() {
         return;
     }
     let lsns = || -> HashSet<(String, u64)> {
-        let out = sh("lsns --json -o NS,TYPE");
+        // lsns (util-linux 2.38) exits 1 without a word when a process it
+        // is reading exits under it, which the other tests' processes do:
+        // retry the peer, a few times.
+        let out = (0..5)
+            .find_map(|_| {
+                let o = std::process::Command::new("lsns").args(["--json", "-o", "NS,TYPE"]).output().ok()?;
+                o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+            })
+            .unwrap_or_else(|| sh("lsns --json -o NS,TYPE"));
         let v: Value = serde_json::from_str(&out).unwrap();
         v["namespaces"]
             .as_array()
