@@ -18,8 +18,8 @@ pub enum EventKind {
     Exit = 3,
     /// One namespace found by a tree walk.
     NsInfo = 4,
-    /// End of one tree-walk run.
-    WalkDone = 5,
+    // 5 was a per-run "walk done" record, never emitted (the walk reports
+    // its status in its return value and state map): keep it unused.
     /// One process found by the task-list walk (its namespace set).
     TaskInfo = 6,
     /// First sighting of a namespace by a hook.
@@ -44,7 +44,6 @@ impl EventKind {
             2 => EventKind::Exec,
             3 => EventKind::Exit,
             4 => EventKind::NsInfo,
-            5 => EventKind::WalkDone,
             6 => EventKind::TaskInfo,
             7 => EventKind::Create,
             8 => EventKind::Unshare,
@@ -61,7 +60,6 @@ impl EventKind {
             EventKind::Exec => "exec",
             EventKind::Exit => "exit",
             EventKind::NsInfo => "ns-info",
-            EventKind::WalkDone => "walk-done",
             EventKind::TaskInfo => "task-info",
             EventKind::Create => "create",
             EventKind::Unshare => "unshare",
@@ -228,7 +226,7 @@ pub struct NsDestroyEvent {
     pub _reserved: u32,
 }
 
-/// Status values of a [`WalkDoneRecord`].
+/// Status of one walk run (the low byte of the walk program's return value).
 pub mod walk_status {
     /// The list was walked round to its start.
     pub const COMPLETE: u32 = 0;
@@ -240,20 +238,6 @@ pub mod walk_status {
     pub const NO_START: u32 = 3;
     /// The configuration lacks the fields a walk needs.
     pub const UNSUPPORTED: u32 = 4;
-}
-
-/// Marks the end of one walk run.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WalkDoneRecord {
-    pub header: EventHeader,
-    pub ns_type: u32,
-    /// One of [`walk_status`].
-    pub status: u32,
-    /// Records emitted by this run.
-    pub emitted: u32,
-    /// Records that could not be reserved in the ring buffer in this run.
-    pub dropped: u32,
 }
 
 /// Index of the namespace walk's state in the walk state map.
@@ -288,7 +272,6 @@ const_size!(EventHeader, 24);
 const_size!(NsRef, 16);
 const_size!(TaskNsEvent, 24 + 16 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
-const_size!(WalkDoneRecord, 24 + 16);
 const_size!(WalkState, 32);
 const_size!(DestroyHintEvent, 32);
 const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16);

@@ -28,8 +28,6 @@ pub mod names {
     pub const WALK_STATE_MAP: &str = "WALK_STATE";
     /// Hash map of namespaces already reported (ns_id -> 1).
     pub const KNOWN_MAP: &str = "KNOWN";
-    /// In-flight unshare/setns calls, by thread id.
-    pub const INFLIGHT_MAP: &str = "INFLIGHT";
     /// Read-only global holding [`crate::config::Config`].
     pub const CONFIG_GLOBAL: &str = "CONFIG";
 
@@ -43,6 +41,46 @@ pub mod names {
     pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
     pub const PROG_SYS_ENTER_SETNS: &str = "sys_enter_setns";
     pub const PROG_SYS_EXIT_SETNS: &str = "sys_exit_setns";
+
+    /// A tracepoint a program attaches to: its tracefs category and event
+    /// name. Raw tracepoints attach by the name alone; the category says
+    /// where tracefs lists it (`events/<category>/<name>`), which is what
+    /// `nstrace doctor` checks.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Tracepoint {
+        pub program: &'static str,
+        pub category: &'static str,
+        pub name: &'static str,
+    }
+
+    /// Raw tracepoints of the task family (fork, exec, exit).
+    pub const TASK_TRACEPOINTS: [Tracepoint; 3] = [
+        Tracepoint { program: PROG_TASK_NEWTASK, category: "task", name: "task_newtask" },
+        Tracepoint { program: PROG_SCHED_PROCESS_EXEC, category: "sched", name: "sched_process_exec" },
+        Tracepoint { program: PROG_SCHED_PROCESS_EXIT, category: "sched", name: "sched_process_exit" },
+    ];
+    /// Syscall tracepoints of the unshare/setns family.
+    pub const SYSCALL_TRACEPOINTS: [Tracepoint; 4] = [
+        Tracepoint { program: PROG_SYS_ENTER_UNSHARE, category: "syscalls", name: "sys_enter_unshare" },
+        Tracepoint { program: PROG_SYS_EXIT_UNSHARE, category: "syscalls", name: "sys_exit_unshare" },
+        Tracepoint { program: PROG_SYS_ENTER_SETNS, category: "syscalls", name: "sys_enter_setns" },
+        Tracepoint { program: PROG_SYS_EXIT_SETNS, category: "syscalls", name: "sys_exit_setns" },
+    ];
+    /// Raw tracepoint of the destroy hint (a namespace-destroying work item
+    /// ran); attached only when kallsyms names such a work function.
+    pub const DESTROY_HINT_TRACEPOINT: Tracepoint =
+        Tracepoint { program: PROG_WORKQUEUE_EXECUTE_END, category: "workqueue", name: "workqueue_execute_end" };
+    /// Every tracepoint nstrace attaches to, and nothing else.
+    pub const TRACEPOINTS: [Tracepoint; 8] = [
+        TASK_TRACEPOINTS[0],
+        TASK_TRACEPOINTS[1],
+        TASK_TRACEPOINTS[2],
+        SYSCALL_TRACEPOINTS[0],
+        SYSCALL_TRACEPOINTS[1],
+        SYSCALL_TRACEPOINTS[2],
+        SYSCALL_TRACEPOINTS[3],
+        DESTROY_HINT_TRACEPOINT,
+    ];
 
     // Kernel-function hooks (fentry/fexit where BPF_PROG_TYPE_TRACING
     // loads, kprobes elsewhere); each is loaded only when selected.

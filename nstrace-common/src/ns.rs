@@ -108,3 +108,34 @@ pub const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = {
 /// Name of each slot (as in /proc/PID/ns/).
 pub const SLOT_NAMES: [&str; TASK_NS_SLOTS] =
     ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time", "pid_for_children", "time_for_children"];
+
+/// The one identity of a namespace, on both sides of the ring buffer: its
+/// `ns_id` where the kernel has ids (6.18+, never reused), else its type and
+/// nsfs inode with the top bit set (inodes are reused at once, so such a key
+/// names a namespace only while it lives). `ns_type` is an [`NsType`] index.
+#[inline(always)]
+pub const fn ns_key(id: u64, ns_type: u32, inum: u32) -> u64 {
+    if id != 0 { id } else { (1 << 63) | ((ns_type as u64) << 32) | inum as u64 }
+}
+
+/// Whether a [`ns_key`] is a never-reused ns_id (not a type+inode key).
+#[inline(always)]
+pub const fn key_has_id(key: u64) -> bool {
+    key & (1 << 63) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_prefer_ids_and_keep_types_apart_without_them() {
+        assert_eq!(ns_key(42, NsType::Net as u32, 7), 42);
+        let net = ns_key(0, NsType::Net as u32, 7);
+        let uts = ns_key(0, NsType::Uts as u32, 7);
+        assert_ne!(net, uts);
+        assert_ne!(net, ns_key(0, NsType::Net as u32, 8));
+        // Never collides with a real id (ids are small counters).
+        assert!(!key_has_id(net) && !key_has_id(uts) && key_has_id(42));
+    }
+}

@@ -10,7 +10,7 @@ use nstrace_common::ns::{NS_TYPES, NsType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetsError {
-    #[error("kernel BTF lacks {ty}.{member}, which nstrace needs: {source}")]
+    #[error("kernel BTF lacks {ty}.{member}, which nstrace needs")]
     Missing {
         ty: &'static str,
         member: &'static str,

@@ -1,21 +1,24 @@
 //! The running tracer: loads and attaches every hook family, seeds the
-//! table from a walk, then turns ring-buffer records and periodic walks into
-//! [`Event`]s. Lost records are counted, reported and healed by a resync.
+//! store from a snapshot, then feeds it ring-buffer records and periodic
+//! snapshots, which it turns into [`Event`]s. The engine owns the one
+//! [`NsStore`]; views read it. Lost records are counted, reported and
+//! healed by a resync.
 
 use std::{collections::HashMap, time::Duration};
 
 use nstrace_common::{
     decode::{Record, StreamItemOwned},
     event::{EventKind, NsInfoRecord, TaskNsEvent, destroy_via},
+    ns::key_has_id,
 };
 
 use crate::{
-    events::{self, Clock, Event, NsIds},
+    events::{self, Clock, Event},
     holders::{self, HolderScan, HoldersError},
     loader::{EventStream, KnownMap, LoadOptions, LoaderError, Tracer},
     mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
     snapshot::kernel::{WalkError, Walker},
-    table::{NsEntry, Table},
+    store::{Coverage, NsStore, StoreOptions},
 };
 
 #[derive(Clone, Debug)]
@@ -31,6 +34,8 @@ pub struct EngineOptions {
     pub syscall_events: bool,
     /// Mechanisms forced with `--mechanism` (the rest are picked by probing).
     pub mechanisms: Overrides,
+    /// What the store keeps (history, rows, destroyed records).
+    pub store: StoreOptions,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +45,7 @@ impl Default for EngineOptions {
             load: LoadOptions::default(),
             syscall_events: true,
             mechanisms: Overrides::default(),
+            store: StoreOptions::default(),
         }
     }
 }
@@ -71,18 +77,19 @@ enum Source {
 }
 
 impl Source {
+    /// The namespaces, and with /proc the holders found by the same pass.
     /// `ids`: whether the hooks read ns_id (its offset is in BTF); when they
     /// cannot, ids from NS_GET_ID are dropped so both sides key namespaces
     /// the same way (type and inode).
-    fn snapshot(&mut self, ids: bool) -> Result<Vec<NsInfoRecord>, EngineError> {
+    fn snapshot(&mut self, ids: bool) -> Result<(Vec<NsInfoRecord>, Option<HolderScan>), EngineError> {
         match self {
-            Source::Tree(w) => Ok(w.walk_all()?.0),
+            Source::Tree(w) => Ok((w.walk_all()?.0, None)),
             Source::Proc => {
-                let mut rows = crate::snapshot::proc_records()?;
+                let (mut rows, scan) = crate::snapshot::proc_records()?;
                 if !ids {
                     rows.iter_mut().for_each(|r| r.id = 0);
                 }
-                Ok(rows)
+                Ok((rows, Some(scan)))
             }
         }
     }
@@ -127,14 +134,11 @@ pub struct Engine {
     last_snapshot_cost: Duration,
     stream: EventStream,
     known: KnownMap,
-    table: Table,
-    clock: Clock,
+    store: NsStore,
     /// nsfs device number, for PERF_RECORD_NAMESPACES-style {dev, inode}.
     dev: u64,
     lost_seen: HashMap<EventKind, u64>,
     interval: tokio::time::Interval,
-    /// The rows of the most recent walk (reused by snapshots).
-    last_walk: Vec<NsInfoRecord>,
     /// Ids of our own (host) namespaces: exits of tasks only in these
     /// cannot end a namespace, so they trigger no early walk.
     host_ids: std::collections::HashSet<u64>,
@@ -175,13 +179,16 @@ impl Engine {
         // Seed before attaching: everything that exists now is not "created".
         let started = std::time::Instant::now();
         let ids = tracer.config().offsets.ns_id != nstrace_common::config::ABSENT;
-        let rows = source.snapshot(ids)?;
+        let (rows, scan) = source.snapshot(ids)?;
         let last_snapshot_cost = started.elapsed();
-        let last_walk = rows.clone();
-        let mut table = Table::default();
-        table.seed(&rows, Clock::now_boot_ns());
-        for e in table.entries() {
-            known.insert(e.key())?;
+        let now = Clock::now_boot_ns();
+        let mut store = NsStore::new(Clock::new(), opts.store.clone());
+        store.seed(&rows, now);
+        if let Some(scan) = scan {
+            store.apply_holders(scan, now, false);
+        }
+        for ns in store.live() {
+            known.insert(ns.key())?;
         }
         tracer.attach_task_hooks()?;
         if opts.syscall_events {
@@ -203,12 +210,10 @@ impl Engine {
             last_snapshot_cost,
             stream,
             known,
-            table,
-            clock: Clock::new(),
+            store,
             dev,
             lost_seen: HashMap::new(),
             interval,
-            last_walk,
             host_ids,
             walk_soon: None,
             last_walk_at: tokio::time::Instant::now(),
@@ -221,28 +226,31 @@ impl Engine {
         self.mechanisms
     }
 
-    pub fn table(&self) -> &Table {
-        &self.table
+    /// The one namespace store.
+    pub fn store(&self) -> &NsStore {
+        &self.store
+    }
+
+    /// For applying holder scans and evicting; records are fed by the engine.
+    pub fn store_mut(&mut self) -> &mut NsStore {
+        &mut self.store
     }
 
     pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    /// The rows of the most recent walk.
-    pub fn last_walk(&self) -> &[nstrace_common::event::NsInfoRecord] {
-        &self.last_walk
+        self.store.clock()
     }
 
     /// Where a holder scan gets every process's namespaces: the kernel's
-    /// task list when the tree walk runs (it sees what /proc hides), else /proc.
-    pub fn task_source(&mut self) -> Result<TaskSource, EngineError> {
+    /// task list when the tree walk runs (it sees what /proc hides). None
+    /// with /proc snapshots: each one already brought the holders (one
+    /// /proc pass per refresh, not two).
+    pub fn task_source(&mut self) -> Result<Option<TaskSource>, EngineError> {
         match &mut self.source {
             Source::Tree(w) => {
                 let mut stats = crate::snapshot::kernel::WalkStats::default();
-                Ok(TaskSource::Kernel(w.walk_tasks(&mut stats)?))
+                Ok(Some(TaskSource::Kernel(w.walk_tasks(&mut stats)?)))
             }
-            Source::Proc => Ok(TaskSource::Proc),
+            Source::Proc => Ok(None),
         }
     }
 
@@ -303,37 +311,38 @@ impl Engine {
                     {
                         self.hint();
                     }
-                    events::from_task(&t, &self.clock, self.dev, out)
+                    events::from_task(&t, self.store.clock(), self.dev, out)
                 }
                 Ok(Record::Syscall(s)) => {
                     // The namespaces left behind may have died.
                     if s.ret == 0 {
                         self.hint();
                     }
-                    events::from_syscall(&s, &self.clock, self.dev, out)
+                    let first = out.len();
+                    events::from_syscall(&s, self.store.clock(), self.dev, out);
+                    for e in &out[first..] {
+                        self.store.note(e);
+                    }
                 }
                 Ok(Record::DestroyHint(_)) => self.hint(),
                 Ok(Record::Destroy(d)) => {
-                    if let Some(e) = self.table.on_destroy(&d) {
-                        // The hook forgot type+inode keys itself (an inode
-                        // is reused at once; doing it here would race the
-                        // new namespace's first sighting). Ids never are.
-                        if e.id != 0 {
-                            self.known.remove(e.key());
-                        }
-                        // The mechanism, as --mechanism and doctor name it.
-                        let via = match (d.via, self.mechanisms.destroy) {
-                            (destroy_via::NS_TREE_REMOVE, _) => Destroy::FentryNsTree,
-                            (_, Destroy::KprobeFreeInum) => Destroy::KprobeFreeInum,
-                            _ => Destroy::FentryFreeInum,
-                        };
-                        out.push(destroy_event(&e, &self.clock, d.header.ts_ns, via.name()));
+                    // The mechanism, as --mechanism and doctor name it.
+                    let via = match (d.via, self.mechanisms.destroy) {
+                        (destroy_via::NS_TREE_REMOVE, _) => Destroy::FentryNsTree,
+                        (_, Destroy::KprobeFreeInum) => Destroy::KprobeFreeInum,
+                        _ => Destroy::FentryFreeInum,
+                    };
+                    // The hook forgot type+inode keys itself (an inode is
+                    // reused at once; doing it here would race the new
+                    // namespace's first sighting). Ids never are.
+                    if let Some(key) = self.store.on_destroy(&d, via.name(), out)
+                        && key_has_id(key)
+                    {
+                        self.known.remove(key);
                     }
                 }
                 Ok(Record::Create(c)) => {
-                    if let Some(e) = self.table.on_create(&c) {
-                        out.push(create_event(e, &self.clock, c.header.ts_ns));
-                    }
+                    self.store.on_create(&c, out);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -353,18 +362,19 @@ impl Engine {
                 let count = total - *seen;
                 new += count;
                 *seen = total;
-                out.push(Event::Lost { time: self.clock.unix(Clock::now_boot_ns()), kind: kind.name(), count, total });
+                let time = self.store.clock().unix(Clock::now_boot_ns());
+                out.push(Event::Lost { time, kind: kind.name(), count, total });
             }
         }
         self.stats.lost += new;
         Ok(new)
     }
 
-    /// Walks every namespace list and makes the table match it. A non-empty
-    /// `reason` makes this a reported resync.
+    /// Takes a snapshot and makes the store match it. A non-empty `reason`
+    /// makes this a reported resync.
     pub fn reconcile(&mut self, reason: String, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let started = std::time::Instant::now();
-        let rows = self.source.snapshot(self.ids)?;
+        let (rows, scan) = self.source.snapshot(self.ids)?;
         self.last_snapshot_cost = started.elapsed();
         self.stats.walks += 1;
         self.walk_soon = None;
@@ -373,74 +383,45 @@ impl Engine {
         // A /proc snapshot misses namespaces only the kernel holds; when a
         // hook reports every death, only a resync after lost records may
         // take absence for death.
-        let drop_missing = self.mechanisms.snapshot == Snapshot::TreeWalk
+        let coverage = if self.mechanisms.snapshot == Snapshot::TreeWalk
             || !self.mechanisms.destroy.is_exact_hook()
-            || !reason.is_empty();
-        let r = self.table.reconcile(&rows, now, drop_missing);
-        self.last_walk = rows;
-        let time = self.clock.unix(now);
-        for e in &r.created {
-            // Without ids, a free-inum hook forgets keys in the kernel; a
-            // key put back from here could outlive its namespace and hide
-            // the next one with that inode. Ids are never reused.
-            if e.id != 0 || !self.mechanisms.destroy.is_exact_hook() {
-                let _ = self.known.insert(e.key());
-            }
-            out.push(create_event(e, &self.clock, now));
-        }
+            || !reason.is_empty()
+        {
+            Coverage::Complete
+        } else {
+            Coverage::Partial
+        };
         let via = match self.mechanisms.snapshot {
             Snapshot::TreeWalk => Destroy::TreeWalk,
             Snapshot::Proc => Destroy::ProcRescan,
         }
         .name();
-        for e in &r.destroyed {
-            self.known.remove(e.key());
-            out.push(destroy_event(e, &self.clock, now, via));
+        let r = self.store.reconcile(&rows, now, coverage, via, out);
+        if let Some(scan) = scan {
+            self.store.apply_holders(scan, now, false);
+        }
+        self.store.evict(now);
+        for &key in &r.created {
+            // Without ids, a free-inum hook forgets keys in the kernel; a
+            // key put back from here could outlive its namespace and hide
+            // the next one with that inode. Ids are never reused.
+            if key_has_id(key) || !self.mechanisms.destroy.is_exact_hook() {
+                let _ = self.known.insert(key);
+            }
+        }
+        for &key in &r.destroyed {
+            self.known.remove(key);
         }
         if !reason.is_empty() {
             self.stats.resyncs += 1;
             out.push(Event::Resync {
-                time,
+                time: self.store.clock().unix(now),
                 reason,
-                namespaces: self.table.len(),
+                namespaces: self.store.counts().live,
                 created: r.created.len(),
                 destroyed: r.destroyed.len(),
             });
         }
         Ok(())
-    }
-}
-
-fn destroy_event(e: &NsEntry, clock: &Clock, now: u64, via: &'static str) -> Event {
-    Event::Destroy {
-        time: clock.unix(now),
-        ns_type: e.ns_type,
-        id: e.id,
-        inode: e.inode,
-        lifetime: e.created_ns.map(|c| now.saturating_sub(c) as f64 / 1e9),
-        creator_pid: e.creator.as_ref().map(|c| c.pid),
-        via,
-    }
-}
-
-fn create_event(e: &NsEntry, clock: &Clock, ts: u64) -> Event {
-    let (pid, tid, comm, cause, flags) = match &e.creator {
-        Some(c) => (c.pid, c.tid, c.comm.clone(), c.cause, c.flags),
-        None => (0, 0, String::new(), "walk", 0),
-    };
-    Event::Create {
-        time: clock.unix(e.created_ns.unwrap_or(ts)),
-        pid,
-        tid,
-        comm,
-        ns_type: e.ns_type,
-        id: e.id,
-        inode: e.inode,
-        owner: e.owner,
-        parent: e.parent.map(|p: NsIds| p),
-        level: e.level,
-        cause,
-        flags,
-        flags_text: events::flags_text(flags),
     }
 }

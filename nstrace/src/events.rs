@@ -280,6 +280,11 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// A clock whose Unix time is CLOCK_BOOTTIME plus `offset` seconds (tests).
+    pub fn with_offset(offset: f64) -> Clock {
+        Clock { offset }
+    }
+
     pub fn new() -> Clock {
         let now = |id| {
             let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -132,7 +132,7 @@ fn kernel_hint(t: NsType) -> &'static str {
 
 /// Every reason each of `rows` is alive, keyed by (type, inode).
 pub struct Explainer<'a> {
-    rows: &'a [NsRow],
+    rows: &'a [&'a NsRow],
     sockets: HashMap<u64, Vec<SocketHolder>>,
     dependents: HashMap<u64, Vec<Dependent>>,
 }
@@ -140,7 +140,7 @@ pub struct Explainer<'a> {
 impl<'a> Explainer<'a> {
     /// Prepares reasons for `rows`; looks for pinning sockets only for the
     /// net namespaces in `rows` that no task is in (that scan is not free).
-    pub fn new(rows: &'a [NsRow]) -> Explainer<'a> {
+    pub fn new(rows: &'a [&'a NsRow]) -> Explainer<'a> {
         let taskless_net: HashSet<u64> =
             rows.iter().filter(|r| r.ns_type == NsType::Net && r.tasks == 0).map(|r| r.inode).collect();
         let sockets = sockets::holders_of(&taskless_net);
@@ -157,7 +157,7 @@ impl<'a> Explainer<'a> {
         Explainer { rows, sockets, dependents }
     }
 
-    pub fn rows(&self) -> &'a [NsRow] {
+    pub fn rows(&self) -> &'a [&'a NsRow] {
         self.rows
     }
 

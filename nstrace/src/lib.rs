@@ -20,6 +20,6 @@ pub mod probe;
 pub mod render;
 pub mod snapshot;
 pub mod sockets;
-pub mod table;
+pub mod store;
 pub mod tracefs;
 pub mod tui;

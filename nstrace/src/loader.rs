@@ -396,11 +396,6 @@ impl KnownMap {
     }
 }
 
-/// Key of a namespace in the KNOWN map (mirrors the eBPF side).
-pub fn known_key(id: u64, ns_type: u32, inum: u32) -> u64 {
-    if id != 0 { id } else { (1 << 63) | ((ns_type as u64) << 32) | inum as u64 }
-}
-
 /// How often the reader drains records submitted without a wakeup: the
 /// most an event waits before user space sees it.
 pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);

@@ -1,7 +1,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use nstrace::cli;
+use nstrace::{
+    cli,
+    error::{Chain, Error},
+};
 
 /// nstrace: every Linux namespace on this host, who holds it, and why it
 /// did not go away.
@@ -43,30 +46,36 @@ fn main() -> ExitCode {
         .target(env_logger::Target::Stderr)
         .init();
     let cli = Cli::parse();
+    // Exit codes (see nstrace::error::exit): 0 ok, 1 findings, 2 usage
+    // error (clap exits 2 on bad arguments itself), 3 runtime failure.
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("nstrace: {e:#}");
-            ExitCode::from(2)
+            eprintln!("nstrace: {}", Chain(&e));
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Doctor { json, mechanisms } => {
-            Ok(cli::doctor::run(json, &mechanisms.overrides()?, &mut std::io::stdout().lock())?)
+            cli::doctor::run(json, &mechanisms.overrides()?, &mut std::io::stdout().lock())
+                .map_err(|e| Error::io("writing the report", e))
         }
-        Command::Ls(args) => Ok(cli::ls::run(args)?),
-        Command::Leaks(args) => Ok(cli::leaks::run(args)?),
-        Command::Why(args) => Ok(cli::why::run(args)?),
-        Command::Diff(args) => Ok(cli::diff::run(args)?),
-        Command::Trace(args) => runtime()?.block_on(cli::trace::run(args)).map_err(Into::into),
-        Command::Live(args) => runtime()?.block_on(cli::live::run(args)).map_err(Into::into),
-        Command::Export(args) => runtime()?.block_on(cli::export::run(args)).map_err(Into::into),
+        Command::Ls(args) => cli::ls::run(args),
+        Command::Leaks(args) => cli::leaks::run(args),
+        Command::Why(args) => cli::why::run(args),
+        Command::Diff(args) => cli::diff::run(args),
+        Command::Trace(args) => runtime()?.block_on(cli::trace::run(args)),
+        Command::Live(args) => runtime()?.block_on(cli::live::run(args)),
+        Command::Export(args) => runtime()?.block_on(cli::export::run(args)),
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))
 }

@@ -1,7 +1,12 @@
-//! The data model shared by snapshots, holders and renderers.
+//! The data model: one [`Namespace`] record per namespace, its holders and
+//! state. Shared by snapshots, the store and every view; no I/O here.
+
+use std::collections::VecDeque;
 
 use nstrace_common::ns::NsType;
 use serde::Serialize;
+
+use crate::{containers::Container, events::Event};
 
 /// How a task holds a namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -43,4 +48,160 @@ pub struct NsKey {
     #[serde(rename = "type")]
     pub ns_type: NsType,
     pub inode: u64,
+}
+
+/// Why a namespace is alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NsState {
+    /// Some task uses it (incl. as pid_for_children / time_for_children).
+    Active,
+    /// No task; pinned by an nsfs bind mount.
+    Mounted,
+    /// No task, no mount; an open nsfs fd holds it.
+    FdOnly,
+    /// Alive in the kernel, but no task, fd or mount holds it: kernel
+    /// references (an owned namespace, a socket, ...).
+    Orphaned,
+}
+
+impl NsState {
+    pub fn name(self) -> &'static str {
+        match self {
+            NsState::Active => "active",
+            NsState::Mounted => "mounted",
+            NsState::FdOnly => "fd-only",
+            NsState::Orphaned => "orphaned",
+        }
+    }
+
+    pub fn of(holders: &[Holder]) -> NsState {
+        let has = |f: fn(&Holder) -> bool| holders.iter().any(f);
+        if has(|h| matches!(h, Holder::Task { .. })) {
+            NsState::Active
+        } else if has(|h| matches!(h, Holder::Mount { .. })) {
+            NsState::Mounted
+        } else if has(|h| matches!(h, Holder::Fd { .. })) {
+            NsState::FdOnly
+        } else {
+            NsState::Orphaned
+        }
+    }
+}
+
+/// What a snapshot shows of one namespace: the `ls --json` and
+/// `/namespaces` row (field names are a stable interface).
+#[derive(Clone, Debug, Serialize)]
+pub struct NsRow {
+    /// The kernel's never-reused namespace id (6.18+ or NS_GET_ID).
+    pub id: Option<u64>,
+    pub inode: u64,
+    #[serde(rename = "type")]
+    pub ns_type: NsType,
+    pub state: NsState,
+    /// Number of processes holding it as a task.
+    pub tasks: usize,
+    pub pids: Vec<u32>,
+    pub holders: Vec<Holder>,
+    /// `ns_common.__ns_ref` (kernel source only).
+    pub refcount: Option<u32>,
+    /// Inode of the owning user namespace (for user namespaces: the parent).
+    pub owner: Option<u64>,
+    /// Inode of the parent namespace (pid and user namespaces).
+    pub parent: Option<u64>,
+    /// Nesting level (pid and user namespaces).
+    pub level: Option<u32>,
+    /// `ip netns` names.
+    pub names: Vec<String>,
+    /// Command of the first task.
+    pub command: Option<String>,
+    /// Containers whose tasks use it (from their cgroup paths).
+    pub containers: Vec<Container>,
+}
+
+impl NsRow {
+    /// A row with nothing known but its identity (state: orphaned).
+    pub fn new(ns_type: NsType, inode: u64) -> NsRow {
+        NsRow {
+            id: None,
+            inode,
+            ns_type,
+            state: NsState::Orphaned,
+            tasks: 0,
+            pids: Vec::new(),
+            holders: Vec::new(),
+            refcount: None,
+            owner: None,
+            parent: None,
+            level: None,
+            names: Vec::new(),
+            command: None,
+            containers: Vec::new(),
+        }
+    }
+
+    pub fn key(&self) -> NsKey {
+        NsKey { ns_type: self.ns_type, inode: self.inode }
+    }
+
+    /// The store's key ([`nstrace_common::ns::ns_key`]).
+    pub fn store_key(&self) -> u64 {
+        nstrace_common::ns::ns_key(self.id.unwrap_or(0), self.ns_type as u32, self.inode as u32)
+    }
+}
+
+/// Who made a namespace, when a hook saw it happen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Creator {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub cause: &'static str,
+    pub flags: u64,
+}
+
+/// Everything nstrace knows of one namespace: the snapshot row plus what
+/// only events tell (creation, creator, changes, death). The store owns
+/// these; views read them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Namespace {
+    #[serde(flatten)]
+    pub row: NsRow,
+    /// Unix time of creation, when nstrace saw it.
+    pub created: Option<f64>,
+    /// Boxed: most namespaces predate nstrace and have none (saves bytes per row).
+    pub creator: Option<Box<Creator>>,
+    /// Unix time nstrace first saw it (its start, for older namespaces).
+    pub first_seen: f64,
+    /// Unix time of the last change seen.
+    pub last_change: f64,
+    /// Unix time of destruction (the record is kept for a while).
+    pub destroyed: Option<f64>,
+    /// The latest events about it, oldest first (bounded by the store).
+    #[serde(skip)]
+    pub history: VecDeque<Event>,
+}
+
+impl Namespace {
+    /// A namespace first seen at `now` (Unix time), with nothing known of its creation.
+    pub fn seen(row: NsRow, now: f64) -> Namespace {
+        Namespace {
+            row,
+            created: None,
+            creator: None,
+            first_seen: now,
+            last_change: now,
+            destroyed: None,
+            history: VecDeque::new(),
+        }
+    }
+
+    pub fn key(&self) -> u64 {
+        self.row.store_key()
+    }
+
+    /// Seconds since creation (until death), when known.
+    pub fn age(&self, now: f64) -> Option<f64> {
+        self.created.map(|c| (self.destroyed.unwrap_or(now) - c).max(0.0))
+    }
 }

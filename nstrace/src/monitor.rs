@@ -1,9 +1,10 @@
-//! The live table behind `nstrace live` and `nstrace export`: the engine's
-//! events plus periodic full snapshots (holders from /proc and the kernel's
-//! task list), with per-namespace history and a bounded memory footprint.
+//! The live table behind `nstrace live` and `nstrace export`: the engine
+//! (which owns the one namespace store) plus periodic holder scans off the
+//! event loop, the event feed and create/destroy rates. Views read the
+//! engine's store through [`Monitor::store`].
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     time::{Duration, Instant},
 };
 
@@ -14,10 +15,8 @@ use crate::{
     engine::{Engine, EngineError, EngineOptions, EngineStats},
     events::{Clock, Event},
     holders,
-    loader::known_key,
-    model::NsKey,
-    snapshot::{self, NsRow, NsState},
-    table::Creator,
+    model::{Namespace, NsRow, NsState},
+    store::{NsStore, push_bounded},
 };
 
 #[derive(Clone, Debug)]
@@ -25,26 +24,13 @@ pub struct MonitorOptions {
     pub engine: EngineOptions,
     /// How often holders are re-read from /proc and the task list.
     pub refresh: Duration,
-    /// Events kept per namespace.
-    pub history: usize,
     /// Events kept in the feed.
     pub feed: usize,
-    /// Most rows kept; destroyed rows are evicted first, oldest first.
-    pub max_rows: usize,
-    /// How long a destroyed row stays visible.
-    pub keep_destroyed: Duration,
 }
 
 impl Default for MonitorOptions {
     fn default() -> Self {
-        MonitorOptions {
-            engine: EngineOptions::default(),
-            refresh: Duration::from_secs(1),
-            history: 16,
-            feed: 1000,
-            max_rows: 100_000,
-            keep_destroyed: Duration::from_secs(60),
-        }
+        MonitorOptions { engine: EngineOptions::default(), refresh: Duration::from_secs(1), feed: 1000 }
     }
 }
 
@@ -52,40 +38,10 @@ impl Default for MonitorOptions {
 pub enum MonitorError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("scanning /proc for holders: {0}")]
+    #[error("scanning /proc for holders")]
     Holders(#[from] holders::HoldersError),
-    #[error("the /proc scan task failed: {0}")]
-    ScanTask(String),
-}
-
-/// One namespace in the live table.
-#[derive(Clone, Debug, Serialize)]
-pub struct LiveNs {
-    #[serde(flatten)]
-    pub row: NsRow,
-    /// Unix time of creation, when nstrace saw it.
-    pub created: Option<f64>,
-    /// Boxed: most namespaces predate nstrace and have none (saves bytes per row).
-    pub creator: Option<Box<Creator>>,
-    /// Unix time nstrace first saw it (its start, for older namespaces).
-    pub first_seen: f64,
-    /// Unix time of the last change seen.
-    pub last_change: f64,
-    /// Unix time of destruction (the row is kept for a while).
-    pub destroyed: Option<f64>,
-    #[serde(skip)]
-    pub history: VecDeque<Event>,
-}
-
-impl LiveNs {
-    pub fn key(&self) -> u64 {
-        known_key(self.row.id.unwrap_or(0), self.row.ns_type as u32, self.row.inode as u32)
-    }
-
-    /// Seconds since creation, when known.
-    pub fn age(&self, now: f64) -> Option<f64> {
-        self.created.map(|c| (self.destroyed.unwrap_or(now) - c).max(0.0))
-    }
+    #[error("the /proc scan task failed")]
+    ScanTask(#[source] tokio::task::JoinError),
 }
 
 /// Totals for a header line.
@@ -109,10 +65,9 @@ pub struct Monitor {
     /// The /proc scan runs off the event loop so keys and events stay
     /// responsive while it reads thousands of /proc entries.
     scan: Option<PendingScan>,
-    rows: HashMap<u64, LiveNs>,
     feed: VecDeque<Event>,
     last_refresh: Option<Instant>,
-    /// (time, created, destroyed) of recent events for rates.
+    /// (time, created?) of recent create/destroy events, for rates.
     recent: VecDeque<(f64, bool)>,
     pub refresh_micros: u64,
 }
@@ -124,7 +79,6 @@ impl Monitor {
             engine,
             opts,
             scan: None,
-            rows: HashMap::new(),
             feed: VecDeque::new(),
             last_refresh: None,
             recent: VecDeque::new(),
@@ -147,16 +101,23 @@ impl Monitor {
         self.engine.clock()
     }
 
-    pub fn rows(&self) -> impl Iterator<Item = &LiveNs> {
-        self.rows.values()
+    /// The one namespace store.
+    pub fn store(&self) -> &NsStore {
+        self.engine.store()
     }
 
+    /// Live, then recently destroyed records.
+    pub fn rows(&self) -> impl Iterator<Item = &Namespace> {
+        self.store().records()
+    }
+
+    /// Live namespaces tracked.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.store().counts().live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
     }
 
     pub fn feed(&self) -> &VecDeque<Event> {
@@ -177,131 +138,57 @@ impl Monitor {
             r = self.engine.step(&mut events) => r?,
             done = scan_done => {
                 let (started, _) = self.scan.take().expect("a scan was running");
-                let scan = done.map_err(|e| MonitorError::ScanTask(e.to_string()))??;
+                let scan = done.map_err(MonitorError::ScanTask)??;
                 self.apply_scan(scan, started);
             }
         }
         for e in &events {
-            self.apply(e);
+            self.count(e);
         }
         if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
             let started = Instant::now();
-            let tasks = self.engine.task_source()?;
-            let handle = tokio::task::spawn_blocking(move || tasks.scan());
-            self.scan = Some((started, handle));
             // Counted from the start, so a slow scan does not pile up.
             self.last_refresh = Some(started);
+            if let Some(tasks) = self.engine.task_source()? {
+                let handle = tokio::task::spawn_blocking(move || tasks.scan());
+                self.scan = Some((started, handle));
+            }
         }
         Ok(events)
     }
 
-    /// Re-reads holders and rebuilds every live row, synchronously.
+    /// Re-reads holders into the store, synchronously.
     pub fn refresh(&mut self) -> Result<(), MonitorError> {
         let started = Instant::now();
-        let scan = self.engine.task_source()?.scan()?;
-        self.apply_scan(scan, started);
+        if let Some(tasks) = self.engine.task_source()? {
+            let scan = tasks.scan()?;
+            self.apply_scan(scan, started);
+        }
+        self.last_refresh = Some(started);
         Ok(())
     }
 
-    /// Rebuilds every live row from the last walk and a holder scan.
     fn apply_scan(&mut self, scan: holders::HolderScan, started: Instant) {
-        let fresh = snapshot::assemble(self.engine.last_walk(), scan);
-        let now = self.clock().unix(Clock::now_boot_ns());
-        let table = self.engine.table();
-        let mut seen = std::collections::HashSet::with_capacity(fresh.len());
-        for row in fresh {
-            let key = known_key(row.id.unwrap_or(0), row.ns_type as u32, row.inode as u32);
-            seen.insert(key);
-            let entry = table.get(key);
-            let created = entry.and_then(|e| e.created_ns).map(|ns| self.clock().unix(ns));
-            let creator = entry.and_then(|e| e.creator.clone());
-            match self.rows.get_mut(&key) {
-                Some(live) => {
-                    if live.row.state != row.state || live.row.tasks != row.tasks {
-                        live.last_change = now;
-                    }
-                    live.row = row;
-                    live.created = live.created.or(created);
-                    live.creator = live.creator.take().or(creator);
-                }
-                None => {
-                    self.rows.insert(
-                        key,
-                        LiveNs {
-                            row,
-                            created,
-                            creator,
-                            first_seen: created.unwrap_or(now),
-                            last_change: now,
-                            destroyed: None,
-                            history: VecDeque::new(),
-                        },
-                    );
-                }
-            }
-        }
-        // Rows not in the walk any more are dead even if no event said so.
-        for (key, live) in self.rows.iter_mut() {
-            if live.destroyed.is_none() && !seen.contains(key) && table.get(*key).is_none() {
-                live.destroyed = Some(now);
-            }
-        }
-        self.evict(now);
-        // A refresh allocates a fresh copy of every row; hand the freed
-        // memory back so resident memory tracks the table, not the peak.
+        let now = Clock::now_boot_ns();
+        let store = self.engine.store_mut();
+        store.apply_holders(scan, now, false);
+        store.evict(now);
+        // A scan allocates every holder afresh; hand the freed memory back
+        // so resident memory tracks the store, not the peak.
         #[cfg(target_env = "gnu")]
         // SAFETY: malloc_trim only releases free heap memory.
         unsafe {
             libc::malloc_trim(0);
         }
-        self.last_refresh = Some(started);
         self.refresh_micros = started.elapsed().as_micros() as u64;
     }
 
-    fn apply(&mut self, e: &Event) {
+    /// Feeds the event pane and the rates (the store took the event in already).
+    fn count(&mut self, e: &Event) {
         let now = self.clock().unix(Clock::now_boot_ns());
         match e {
-            Event::Create { time, ns_type, id, inode, owner, parent, level, pid, tid, comm, cause, flags, .. } => {
-                self.recent.push_back((*time, true));
-                let key = known_key(*id, *ns_type as u32, *inode as u32);
-                let live = self.rows.entry(key).or_insert_with(|| LiveNs {
-                    row: NsRow {
-                        id: Some(*id),
-                        state: if *pid != 0 { NsState::Active } else { NsState::Orphaned },
-                        owner: owner.map(|o| o.inode),
-                        parent: parent.map(|p| p.inode),
-                        level: *level,
-                        command: (!comm.is_empty()).then(|| comm.clone()),
-                        ..NsRow::new(*ns_type, *inode)
-                    },
-                    created: Some(*time),
-                    creator: (*pid != 0)
-                        .then(|| Box::new(Creator { pid: *pid, tid: *tid, comm: comm.clone(), cause, flags: *flags })),
-                    first_seen: *time,
-                    last_change: *time,
-                    destroyed: None,
-                    history: VecDeque::new(),
-                });
-                push_bounded(&mut live.history, e.clone(), self.opts.history);
-            }
-            Event::Destroy { time, ns_type, id, inode, .. } => {
-                self.recent.push_back((*time, false));
-                let key = known_key(*id, *ns_type as u32, *inode as u32);
-                if let Some(live) = self.rows.get_mut(&key) {
-                    live.destroyed = Some(*time);
-                    live.last_change = *time;
-                    push_bounded(&mut live.history, e.clone(), self.opts.history);
-                }
-            }
-            Event::Setns { joined: changes, .. } | Event::Unshare { new: changes, .. } => {
-                for c in changes {
-                    let key = known_key(c.id, c.ns_type as u32, c.inode as u32);
-                    if let Some(live) = self.rows.get_mut(&key) {
-                        live.last_change = now;
-                        push_bounded(&mut live.history, e.clone(), self.opts.history);
-                    }
-                }
-            }
+            Event::Create { time, .. } => self.recent.push_back((*time, true)),
+            Event::Destroy { time, .. } => self.recent.push_back((*time, false)),
             _ => {}
         }
         if !matches!(e, Event::Namespaces { .. }) {
@@ -312,125 +199,23 @@ impl Monitor {
         }
     }
 
-    fn evict(&mut self, now: f64) {
-        evict(&mut self.rows, now, self.opts.keep_destroyed, self.opts.max_rows);
-    }
-
     pub fn totals(&self) -> Totals {
         let now = self.clock().unix(Clock::now_boot_ns());
-        let mut by_type: HashMap<NsType, usize> = HashMap::new();
-        let mut by_state: HashMap<NsState, usize> = HashMap::new();
-        let mut t = Totals::default();
-        for r in self.rows.values() {
-            if r.destroyed.is_some() {
-                t.destroyed_shown += 1;
-                continue;
-            }
-            t.live += 1;
-            *by_type.entry(r.row.ns_type).or_default() += 1;
-            *by_state.entry(r.row.state).or_default() += 1;
-        }
-        t.by_type = NsType::ALL.iter().map(|ty| (*ty, by_type.get(ty).copied().unwrap_or(0))).collect();
-        let mut states: Vec<(NsState, usize)> = by_state.into_iter().collect();
-        states.sort();
-        t.by_state = states;
+        let counts = self.store().counts();
         let window = self.recent.iter().filter(|(time, _)| *time >= now - 10.0);
         let (c, d) = window.fold((0, 0), |(c, d), (_, created)| if *created { (c + 1, d) } else { (c, d + 1) });
-        t.created_rate = c as f64 / 10.0;
-        t.destroyed_rate = d as f64 / 10.0;
-        t
-    }
-
-    /// The current rows as `ls --json` rows (live ones only).
-    pub fn ns_rows(&self) -> Vec<&NsRow> {
-        let mut rows: Vec<&NsRow> = self.rows.values().filter(|r| r.destroyed.is_none()).map(|r| &r.row).collect();
-        rows.sort_by_key(|r| NsKey { ns_type: r.ns_type, inode: r.inode });
-        rows
-    }
-}
-
-/// Drops destroyed rows older than `keep`, then, over `max_rows`, destroyed
-/// rows first (oldest first), then the rows that changed longest ago.
-fn evict(rows: &mut HashMap<u64, LiveNs>, now: f64, keep: Duration, max_rows: usize) {
-    let keep = keep.as_secs_f64();
-    rows.retain(|_, r| r.destroyed.is_none_or(|d| now - d < keep));
-    if rows.len() <= max_rows {
-        return;
-    }
-    let mut order: Vec<(bool, f64, u64)> =
-        rows.iter().map(|(k, r)| (r.destroyed.is_none(), r.destroyed.unwrap_or(r.last_change), *k)).collect();
-    order.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let excess = rows.len() - max_rows;
-    for (_, _, k) in order.into_iter().take(excess) {
-        rows.remove(&k);
-    }
-}
-
-fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
-    if cap == 0 {
-        return;
-    }
-    while q.len() >= cap {
-        q.pop_front();
-    }
-    q.push_back(v);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn live(inode: u64, last_change: f64, destroyed: Option<f64>) -> (u64, LiveNs) {
-        let row = NsRow { id: Some(inode), ..NsRow::new(NsType::Net, inode) };
-        let ns = LiveNs {
-            row,
-            created: None,
-            creator: None,
-            first_seen: 0.0,
-            last_change,
-            destroyed,
-            history: VecDeque::new(),
-        };
-        (ns.key(), ns)
-    }
-
-    #[test]
-    fn memory_cap_evicts_destroyed_rows_first_then_the_stalest() {
-        let mut rows: HashMap<u64, LiveNs> = [
-            live(1, 50.0, None),
-            live(2, 10.0, None),
-            live(3, 40.0, Some(90.0)),
-            live(4, 40.0, Some(80.0)),
-            live(5, 60.0, None),
-        ]
-        .into_iter()
-        .collect();
-        evict(&mut rows, 100.0, Duration::from_secs(60), 3);
-        let mut left: Vec<u64> = rows.values().map(|r| r.row.inode).collect();
-        left.sort();
-        // Both destroyed rows went first.
-        assert_eq!(left, vec![1, 2, 5]);
-        evict(&mut rows, 100.0, Duration::from_secs(60), 2);
-        let mut left: Vec<u64> = rows.values().map(|r| r.row.inode).collect();
-        left.sort();
-        // Then the row that changed longest ago.
-        assert_eq!(left, vec![1, 5]);
-    }
-
-    #[test]
-    fn destroyed_rows_expire() {
-        let mut rows: HashMap<u64, LiveNs> = [live(1, 0.0, Some(10.0)), live(2, 0.0, Some(95.0))].into_iter().collect();
-        evict(&mut rows, 100.0, Duration::from_secs(60), 100);
-        assert_eq!(rows.len(), 1);
-    }
-
-    #[test]
-    fn history_is_bounded() {
-        let mut q = VecDeque::new();
-        for i in 0..40 {
-            push_bounded(&mut q, i, 16);
+        Totals {
+            by_type: counts.by_type,
+            by_state: counts.by_state,
+            live: counts.live,
+            destroyed_shown: counts.destroyed_shown,
+            created_rate: c as f64 / 10.0,
+            destroyed_rate: d as f64 / 10.0,
         }
-        assert_eq!(q.len(), 16);
-        assert_eq!(q.front(), Some(&24));
+    }
+
+    /// The live rows as `ls --json` rows.
+    pub fn ns_rows(&self) -> Vec<&NsRow> {
+        self.store().rows()
     }
 }

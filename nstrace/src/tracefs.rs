@@ -7,13 +7,13 @@ pub const TRACEFS_DIR: &str = "/sys/kernel/tracing";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {
-    #[error("tracefs is not mounted at {TRACEFS_DIR} and mounting it failed: {0}")]
-    Mount(io::Error),
+    #[error("tracefs is not mounted at {TRACEFS_DIR} and mounting it failed")]
+    Mount(#[source] io::Error),
     #[error("tracepoint {0} does not exist on this kernel")]
     NoTracepoint(String),
     #[error("tracepoint {event} has no field {field}")]
     NoField { event: String, field: String },
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io { path: String, source: io::Error },
 }
 

@@ -5,7 +5,7 @@
 
 use nstrace_common::{
     event::{EventKind, NsCreateEvent, NsRef},
-    ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS},
+    ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
 };
 
 use crate::{
@@ -16,10 +16,10 @@ use crate::{
 /// BPF_NOEXIST: insert only if absent, so racing CPUs report once.
 const BPF_NOEXIST: u64 = 1;
 
-/// Key of a namespace in `KNOWN`: its ns_id, or type and inode before 6.18.
+/// Key of a namespace in `KNOWN` ([`ns_key`], shared with user space).
 #[inline(always)]
 pub fn known_key(r: &NsRef, ty: usize) -> u64 {
-    if r.id != 0 { r.id } else { (1 << 63) | ((ty as u64) << 32) | r.inum as u64 }
+    ns_key(r.id, ty as u32, r.inum)
 }
 
 /// Owner, parent and level of the namespace struct `ns` of type `ty`.

@@ -42,7 +42,7 @@ mod kind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -22,9 +22,9 @@ type Key = (String, String);
 
 /// Rows keyed by (type, id) where ids exist (never reused), else (type, inode).
 fn load(path: &std::path::Path) -> Result<BTreeMap<Key, Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::input(format!("reading {}", path.display()), e))?;
     let v: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{} is not an `nstrace ls --json` document: {e}", path.display())))?;
+        .map_err(|e| Error::input(format!("{} is not an `nstrace ls --json` document", path.display()), e))?;
     let rows =
         v.as_array().ok_or_else(|| Error::Usage(format!("{} is not a JSON array of namespaces", path.display())))?;
     let mut out = BTreeMap::new();

@@ -5,12 +5,13 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::{
+    error::{chain, exit},
     mechanism::Overrides,
     probe::{self, Report, Status},
 };
 
 /// Probes the kernel and prints the report (text or pretty JSON). Returns
-/// the exit code: 0 when nstrace can run here, 1 otherwise.
+/// the exit code: 0 when nstrace can run here, 1 (a finding) otherwise.
 pub fn run(json: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
     let mut report = probe::probe();
     if probe::fatal_reason(&report).is_none() {
@@ -23,21 +24,21 @@ pub fn run(json: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, 
     } else {
         write_text(&report, fatal.as_deref(), out)?;
     }
-    Ok(if fatal.is_some() { 1 } else { 0 })
+    Ok(if fatal.is_some() { exit::FINDINGS.into() } else { exit::OK.into() })
 }
 
 /// Loads our eBPF object and walks every namespace list once.
 fn tree_walk_check() -> probe::Check {
     const NAME: &str = "namespace tree walk";
     let result = crate::loader::Tracer::load(&Default::default())
-        .map_err(|e| e.to_string())
+        .map_err(|e| chain(&e))
         .and_then(|mut t| {
             if !t.has_ns_tree() {
                 return Err("kernel has no per-type namespace lists (needs 6.18+)".to_string());
             }
-            t.walker().map_err(|e| e.to_string())
+            t.walker().map_err(|e| chain(&e))
         })
-        .and_then(|mut w| w.walk_all().map_err(|e| e.to_string()));
+        .and_then(|mut w| w.walk_all().map_err(|e| chain(&e)));
     match result {
         Ok((rows, stats)) => probe::Check::new(
             NAME,

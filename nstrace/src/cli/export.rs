@@ -21,6 +21,7 @@ use crate::{
     http::{self, Limits, Shared},
     metrics::Metrics,
     monitor::{Monitor, MonitorOptions},
+    store::StoreOptions,
 };
 
 /// Gauges and `/namespaces` are rebuilt at most this often.
@@ -83,13 +84,13 @@ pub async fn run(args: Args) -> Result<i32> {
         engine: EngineOptions {
             walk_interval: args.walk_interval,
             mechanisms: args.mechanisms.overrides()?,
+            store: StoreOptions { max_rows: args.max_rows, ..Default::default() },
             ..Default::default()
         },
         refresh: args.refresh,
-        max_rows: args.max_rows,
         ..Default::default()
     };
-    let mut monitor = Monitor::start(opts).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut monitor = Monitor::start(opts)?;
     // Unhealthy when the monitor has been silent for many walks.
     let stale_after = (args.walk_interval.max(args.refresh) * 10).max(Duration::from_secs(30));
     let shared = Arc::new(Shared::new(
@@ -115,9 +116,9 @@ pub async fn run(args: Args) -> Result<i32> {
             _ = sigint.recv() => break Ok(()),
             served = &mut server => {
                 break Err(match served {
-                    Ok(Ok(())) => Error::Usage("the HTTP server stopped unexpectedly".into()),
+                    Ok(Ok(())) => Error::failed("the HTTP server stopped unexpectedly"),
                     Ok(Err(e)) => Error::io("serving HTTP", e),
-                    Err(e) => Error::Usage(format!("the HTTP server failed: {e}")),
+                    Err(e) => Error::failed_with("the HTTP server task failed", e),
                 });
             }
             stepped = monitor.step() => match stepped {
@@ -130,7 +131,7 @@ pub async fn run(args: Args) -> Result<i32> {
                         last_publish = Instant::now();
                     }
                 }
-                Err(e) => break Err(Error::Usage(format!("namespace monitor: {e}"))),
+                Err(e) => break Err(e.into()),
             },
         }
     };

@@ -1,5 +1,6 @@
 //! `nstrace leaks`: namespaces no task is in, grouped by type and by what
-//! holds them, with the concrete holder. Exit status: 0 none, 1 leaks, 2 error.
+//! holds them, with the concrete holder. Exit status: 0 none, 1 leaks, 2
+//! usage error, 3 runtime failure.
 
 use std::{
     collections::BTreeMap,
@@ -12,7 +13,7 @@ use serde::Serialize;
 
 use crate::{
     cli::{ls::TypeArg, trace::parse_seconds},
-    error::{Error, Result},
+    error::{Error, Result, exit},
     explain::{Explainer, Reason},
     snapshot::{self, NsRow, NsState, Source},
 };
@@ -20,7 +21,8 @@ use crate::{
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only namespaces at least this old (seconds; a suffix "s" is allowed).
-    /// Namespaces whose creation nstrace did not see count as old enough.
+    /// Namespaces whose creation nstrace did not see (today: all, in this
+    /// one-shot command) are kept and reported as of unknown age.
     #[arg(long, value_parser = parse_seconds)]
     pub min_age: Option<Duration>,
     /// Only these types.
@@ -38,7 +40,9 @@ pub struct Args {
 pub struct Leak {
     #[serde(flatten)]
     pub row: NsRow,
-    /// Seconds since creation; null: created before nstrace started.
+    /// Unix time of creation; null: nstrace did not see it created.
+    pub created: Option<f64>,
+    /// Seconds since creation; null: unknown (nstrace did not see it created).
     pub age: Option<f64>,
     pub reasons: Vec<Reason>,
 }
@@ -48,19 +52,45 @@ pub struct LeakReport {
     pub count: usize,
     pub by_type: BTreeMap<String, usize>,
     pub by_holder: BTreeMap<String, usize>,
+    /// `--min-age` in seconds; null when not given.
+    pub min_age: Option<f64>,
+    /// Leaks in this report whose age is unknown (with `--min-age`: kept,
+    /// since they may be old enough).
+    pub unknown_age: usize,
+    /// What the report cannot tell, in words.
+    pub notes: Vec<String>,
     pub leaks: Vec<Leak>,
 }
 
-/// Namespaces with no task, with their reasons.
-pub fn find(rows: &[NsRow], types: &[NsType]) -> LeakReport {
+/// Namespaces with no task (of `types`; every type when empty), with their
+/// reasons. Creation times are left unknown: a one-shot snapshot does not
+/// know them.
+pub fn candidates(rows: &[&NsRow], types: &[NsType]) -> Vec<Leak> {
     let explainer = Explainer::new(rows);
-    let mut leaks = Vec::new();
-    for row in rows {
-        if row.state == NsState::Active || (!types.is_empty() && !types.contains(&row.ns_type)) {
-            continue;
-        }
-        leaks.push(Leak { row: row.clone(), age: None, reasons: explainer.reasons(row) });
-    }
+    rows.iter()
+        .filter(|row| row.state != NsState::Active && (types.is_empty() || types.contains(&row.ns_type)))
+        .map(|row| Leak { row: (*row).clone(), created: None, age: None, reasons: explainer.reasons(row) })
+        .collect()
+}
+
+/// Namespaces with no task, with their reasons (no age filter).
+pub fn find(rows: &[&NsRow], types: &[NsType]) -> LeakReport {
+    report(candidates(rows, types), None, unix_now())
+}
+
+/// The report on `leaks` as of `now` (unix seconds): each leak's age from
+/// its creation time where known; with `min_age`, only the leaks at least
+/// that old, plus those whose age is unknown (kept, counted and noted).
+pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: f64) -> LeakReport {
+    let min = min_age.map(|d| d.as_secs_f64());
+    let leaks: Vec<Leak> = leaks
+        .into_iter()
+        .map(|l| Leak { age: l.created.map(|c| (now - c).max(0.0)), ..l })
+        .filter(|l| match (min, l.age) {
+            (Some(min), Some(age)) => age >= min,
+            _ => true,
+        })
+        .collect();
     let mut by_type = BTreeMap::new();
     let mut by_holder = BTreeMap::new();
     for l in &leaks {
@@ -69,40 +99,54 @@ pub fn find(rows: &[NsRow], types: &[NsType]) -> LeakReport {
             *by_holder.entry(r.kind().to_string()).or_insert(0) += 1;
         }
     }
-    LeakReport { count: leaks.len(), by_type, by_holder, leaks }
+    let unknown_age = leaks.iter().filter(|l| l.age.is_none()).count();
+    let mut notes = Vec::new();
+    if min.is_some() && unknown_age > 0 {
+        let (n, them) = if unknown_age == 1 { ("leak", "it") } else { ("leaks", "them") };
+        notes.push(format!("{unknown_age} {n} of unknown age kept: nstrace did not see {them} created"));
+    }
+    LeakReport { count: leaks.len(), by_type, by_holder, min_age: min, unknown_age, notes, leaks }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let snap = snapshot::take(args.source).map_err(|e| Error::Usage(e.to_string()))?;
+    let snap = snapshot::take(args.source)?;
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
-    let mut report = find(&snap.rows, &types);
-    // One-shot: creation times are unknown, so every leak is "old enough".
-    if let Some(min) = args.min_age {
-        report.leaks.retain(|l| l.age.is_none_or(|a| a >= min.as_secs_f64()));
-        report.count = report.leaks.len();
-    }
+    // One-shot: creation times are unknown, so --min-age keeps every leak
+    // (and says so).
+    let report = report(candidates(&snap.rows(), &types), args.min_age, unix_now());
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else {
-        write_text(&mut out, &report, args.min_age)
+        write_text(&mut out, &report)
     };
     written.and_then(|_| out.flush()).map_err(|e| Error::io("writing output", e))?;
-    Ok(if report.count == 0 { 0 } else { 1 })
+    Ok(if report.count == 0 { exit::OK } else { exit::FINDINGS }.into())
 }
 
-fn write_text(out: &mut impl Write, r: &LeakReport, min_age: Option<Duration>) -> std::io::Result<()> {
-    let min = min_age.map(|d| format!(" older than {}s", d.as_secs_f64())).unwrap_or_default();
+fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
+    let min = match r.min_age {
+        Some(m) if r.unknown_age > 0 => format!(" at least {m}s old or of unknown age"),
+        Some(m) => format!(" at least {m}s old"),
+        None => String::new(),
+    };
     if r.count == 0 {
         return writeln!(out, "no leaked namespaces: every namespace{min} has a task in it");
     }
     writeln!(out, "{} namespace(s) with no task{min}", r.count)?;
+    for note in &r.notes {
+        writeln!(out, "  note: {note}")?;
+    }
     let join = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
     writeln!(out, "  by type:   {}", join(&r.by_type))?;
     writeln!(out, "  by holder: {}", join(&r.by_holder))?;
     for l in &r.leaks {
-        let age = l.age.map(|a| format!("{a:.0}s")).unwrap_or_else(|| "created before nstrace started".into());
+        let age = l.age.map(|a| format!("{a:.0}s")).unwrap_or_else(|| "unknown (not seen created)".into());
         let containers: Vec<String> = l.row.containers.iter().map(|c| c.short()).collect();
         writeln!(
             out,
@@ -118,4 +162,83 @@ fn write_text(out: &mut impl Write, r: &LeakReport, min_age: Option<Duration>) -
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: f64 = 1_000_000.0;
+
+    fn leak(ns_type: NsType, inode: u64, created: Option<f64>) -> Leak {
+        Leak {
+            row: NsRow::new(ns_type, inode),
+            created,
+            age: None,
+            reasons: vec![Reason::KernelReference { hint: "test".into() }],
+        }
+    }
+
+    fn leaks() -> Vec<Leak> {
+        vec![
+            leak(NsType::Net, 1, Some(NOW - 100.0)),
+            leak(NsType::Uts, 2, Some(NOW - 10.0)),
+            leak(NsType::Net, 3, None),
+            leak(NsType::Ipc, 4, Some(NOW - 60.0)),
+        ]
+    }
+
+    fn inodes(r: &LeakReport) -> Vec<u64> {
+        r.leaks.iter().map(|l| l.row.inode).collect()
+    }
+
+    #[test]
+    fn min_age_keeps_old_and_unknown_ages() {
+        let r = report(leaks(), Some(Duration::from_secs(60)), NOW);
+        assert_eq!(inodes(&r), [1, 3, 4], "the 10 s old one goes; unknown age is kept");
+        assert_eq!(r.count, 3);
+        assert_eq!(r.leaks[0].age, Some(100.0));
+        assert_eq!(r.leaks[1].age, None);
+        assert_eq!(r.unknown_age, 1);
+        assert_eq!(r.notes, ["1 leak of unknown age kept: nstrace did not see it created"]);
+        // The summaries count what is left.
+        assert_eq!(r.by_type.get("net"), Some(&2));
+        assert_eq!(r.by_type.get("uts"), None);
+        assert_eq!(r.by_holder.get("kernel-reference"), Some(&3));
+        assert_eq!(r.min_age, Some(60.0));
+    }
+
+    #[test]
+    fn without_min_age_every_leak_is_kept_with_its_age() {
+        let r = report(leaks(), None, NOW);
+        assert_eq!(inodes(&r), [1, 2, 3, 4]);
+        assert_eq!(r.leaks[1].age, Some(10.0));
+        assert_eq!((r.unknown_age, r.notes.len(), r.min_age), (1, 0, None));
+    }
+
+    #[test]
+    fn min_age_above_every_known_age_keeps_only_unknown_ones() {
+        let r = report(leaks(), Some(Duration::from_secs(1000)), NOW);
+        assert_eq!(inodes(&r), [3]);
+        let r = report(vec![leak(NsType::Net, 1, Some(NOW - 5.0))], Some(Duration::from_secs(60)), NOW);
+        assert_eq!((r.count, r.unknown_age), (0, 0));
+        assert!(r.notes.is_empty());
+    }
+
+    #[test]
+    fn unknown_ages_are_marked_in_text_and_json() {
+        let r = report(leaks(), Some(Duration::from_secs(60)), NOW);
+        let mut text = Vec::new();
+        write_text(&mut text, &r).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("3 namespace(s) with no task at least 60s old or of unknown age\n"), "{text}");
+        assert!(text.contains("  note: 1 leak of unknown age kept: nstrace did not see it created\n"), "{text}");
+        assert!(text.contains("net 3 id=- [orphaned] age: unknown"), "{text}");
+        assert!(text.contains("net 1 id=- [orphaned] age: 100s"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["leaks"][1]["age"].is_null(), "{json}");
+        assert_eq!(json["leaks"][0]["age"], 100.0);
+        assert_eq!(json["unknown_age"], 1);
+        assert_eq!(json["notes"][0], "1 leak of unknown age kept: nstrace did not see it created");
+    }
 }

@@ -22,6 +22,7 @@ use crate::{
     monitor::{Monitor, MonitorOptions, Totals},
     render::clock_time,
     snapshot::NsRow,
+    store::StoreOptions,
     tui::{
         InputThread, TerminalGuard,
         app::{App, RowState},
@@ -59,13 +60,13 @@ pub async fn run(args: Args) -> Result<i32> {
         engine: EngineOptions {
             walk_interval: args.walk_interval,
             mechanisms: args.mechanisms.overrides()?,
+            store: StoreOptions { max_rows: args.max_rows, ..Default::default() },
             ..Default::default()
         },
         refresh: args.interval,
-        max_rows: args.max_rows,
         ..Default::default()
     };
-    let monitor = Monitor::start(opts).map_err(|e| Error::Usage(e.to_string()))?;
+    let monitor = Monitor::start(opts)?;
     let mut app = App::new(args.type_filter.map(NsType::from), args.state_filter);
     let m = monitor.mechanisms();
     app.mechanisms = format!("create {} · destroy {} · snapshot {}", m.create, m.destroy, m.snapshot);
@@ -105,7 +106,7 @@ async fn run_tui(mut monitor: Monitor, mut app: App, interval: Duration) -> Resu
                 _ = sigterm.recv() => break Ok(0),
                 r = monitor.step() => {
                     if let Err(e) = r {
-                        break Err(Error::Usage(e.to_string()));
+                        break Err(e.into());
                     }
                 }
                 _ = tick.tick() => {
@@ -125,7 +126,7 @@ async fn run_tui(mut monitor: Monitor, mut app: App, interval: Duration) -> Resu
                     Some(Ok(TermEvent::Resize(..))) => dirty = true,
                     Some(Ok(_)) => {}
                     Some(Err(e)) => break Err(Error::io("reading the terminal", e)),
-                    None => break Err(Error::Usage("terminal input closed".into())),
+                    None => break Err(Error::failed("terminal input closed")),
                 },
             }
         };
@@ -172,14 +173,14 @@ async fn run_plain(mut monitor: Monitor, app: App, interval: Duration) -> Result
         tokio::select! {
             _ = &mut ctrl_c => return Ok(0),
             _ = sigterm.recv() => return Ok(0),
-            r = monitor.step() => { r.map_err(|e| Error::Usage(e.to_string()))?; }
+            r = monitor.step() => { r?; }
             _ = tick.tick() => {
                 // Destroyed rows only when asked for by the state filter.
                 let want_destroyed = app.state_filter == Some(RowState::Destroyed);
-                let mut rows: Vec<NsRow> = monitor
+                let mut rows: Vec<&NsRow> = monitor
                     .rows()
                     .filter(|r| (r.destroyed.is_some() == want_destroyed) && app.matches(r))
-                    .map(|r| r.row.clone())
+                    .map(|r| &r.row)
                     .collect();
                 rows.sort_by_key(|r| r.key());
                 let now = monitor.clock().unix(Clock::now_boot_ns());

@@ -7,7 +7,7 @@ use nstrace_common::ns::NsType;
 use crate::{
     error::{Error, Result},
     model::Holder,
-    snapshot::{self, NsRow, NsState, Snapshot, Source},
+    snapshot::{self, NsRow, NsState, Source},
 };
 
 /// Namespace type names accepted on the command line.
@@ -63,9 +63,9 @@ impl Filter {
     }
 
     /// Rows passing the filter; an error when an id or inode matches nothing.
-    pub fn apply(&self, rows: Vec<NsRow>) -> Result<Vec<NsRow>> {
+    pub fn apply<'a>(&self, rows: Vec<&'a NsRow>) -> Result<Vec<&'a NsRow>> {
         let all_len = rows.len();
-        let out: Vec<NsRow> = rows.into_iter().filter(|r| self.matches(r)).collect();
+        let out: Vec<&NsRow> = rows.into_iter().filter(|r| self.matches(r)).collect();
         if out.is_empty() && all_len > 0 {
             if let Some(id) = self.id {
                 return Err(Error::Usage(format!("no namespace with id {id} exists (see `nstrace ls`)")));
@@ -94,16 +94,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let snap = snapshot::take(args.source).map_err(|e| Error::Usage(e.to_string()))?;
-    let Snapshot { rows, .. } = snap;
-    let tree_rows = rows.clone();
-    let rows = args.filter.apply(rows)?;
+    let snap = snapshot::take(args.source)?;
+    let all = snap.rows();
+    let rows = args.filter.apply(all.clone())?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else if args.tree {
-        write_tree(&mut out, &tree_rows, &args.filter)
+        write_tree(&mut out, &all, &args.filter)
     } else {
         write_table(&mut out, &rows)
     };
@@ -137,7 +136,7 @@ pub fn holders_summary(row: &NsRow) -> String {
     if parts.is_empty() { "-".into() } else { parts.join(",") }
 }
 
-pub fn write_table(out: &mut impl Write, rows: &[NsRow]) -> std::io::Result<()> {
+pub fn write_table(out: &mut impl Write, rows: &[&NsRow]) -> std::io::Result<()> {
     let header = ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "PARENT", "AGE", "COMMAND"];
     let cells: Vec<[String; 10]> = rows
         .iter()
@@ -211,7 +210,7 @@ fn describe(r: &NsRow) -> String {
 /// User-namespace ownership tree (every namespace under its owner), then
 /// the pid-namespace hierarchy. The filter selects which rows are shown;
 /// ancestors of shown rows are kept so the tree stays connected.
-pub fn write_tree(out: &mut impl Write, rows: &[NsRow], filter: &Filter) -> std::io::Result<()> {
+pub fn write_tree(out: &mut impl Write, rows: &[&NsRow], filter: &Filter) -> std::io::Result<()> {
     use std::collections::{BTreeMap, HashSet};
     let users: HashSet<u64> = rows.iter().filter(|r| r.ns_type == NsType::User).map(|r| r.inode).collect();
     let mut children: BTreeMap<u64, Vec<&NsRow>> = BTreeMap::new();
@@ -268,7 +267,7 @@ pub fn write_tree(out: &mut impl Write, rows: &[NsRow], filter: &Filter) -> std:
         walk(out, r, "  ", true, &children, filter, 0)?;
     }
     // pid hierarchy
-    let pids: Vec<&NsRow> = rows.iter().filter(|r| r.ns_type == NsType::Pid).collect();
+    let pids: Vec<&NsRow> = rows.iter().copied().filter(|r| r.ns_type == NsType::Pid).collect();
     let pid_set: HashSet<u64> = pids.iter().map(|r| r.inode).collect();
     writeln!(out, "\npid namespace hierarchy:")?;
     fn pid_walk(out: &mut impl Write, r: &NsRow, pids: &[&NsRow], depth: usize) -> std::io::Result<()> {

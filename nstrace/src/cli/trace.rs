@@ -123,8 +123,10 @@ pub async fn run(args: Args) -> Result<i32> {
         load: crate::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
         syscall_events: !args.no_syscall_events,
         mechanisms: args.mechanisms.overrides()?,
+        // The stream is the output; no per-namespace history to keep.
+        store: crate::store::StoreOptions { history: 0, ..Default::default() },
     };
-    let mut engine = Engine::start(&opts).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut engine = Engine::start(&opts)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
@@ -132,7 +134,7 @@ pub async fn run(args: Args) -> Result<i32> {
     let m = engine.mechanisms();
     eprintln!(
         "nstrace: tracing {} namespaces (create: {}, destroy: {}, snapshot: {}; Ctrl-C to stop)",
-        engine.table().len(),
+        engine.store().len(),
         m.create,
         m.destroy,
         m.snapshot
@@ -150,7 +152,7 @@ pub async fn run(args: Args) -> Result<i32> {
         tokio::select! {
             _ = &mut ctrl_c => break,
             _ = sleep => break,
-            r = engine.step(&mut events) => r.map_err(|e| Error::Usage(e.to_string()))?,
+            r = engine.step(&mut events) => r?,
         }
         for e in events.drain(..).filter(|e| args.wants(e)) {
             let written = match args.format {

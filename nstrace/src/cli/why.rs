@@ -25,24 +25,26 @@ pub struct Args {
 }
 
 /// Finds the row `target` names.
-pub fn resolve<'a>(rows: &'a [NsRow], target: &str) -> Result<&'a NsRow> {
+pub fn resolve<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
     if let Ok(n) = target.parse::<u64>() {
         // Ids are small; inodes are large: try the id first, then the inode.
         return rows
             .iter()
+            .copied()
             .find(|r| r.id == Some(n))
-            .or_else(|| rows.iter().find(|r| r.inode == n))
+            .or_else(|| rows.iter().copied().find(|r| r.inode == n))
             .ok_or_else(|| Error::Usage(format!("no namespace with id or inode {n} exists (see `nstrace ls`)")));
     }
-    let meta = std::fs::metadata(target).map_err(|e| Error::io(format!("cannot open {target}"), e))?;
-    let fd = crate::nsfs::open(std::path::Path::new(target)).map_err(|e| Error::io(format!("opening {target}"), e))?;
+    let meta = std::fs::metadata(target).map_err(|e| Error::input(format!("cannot open {target}"), e))?;
+    let fd =
+        crate::nsfs::open(std::path::Path::new(target)).map_err(|e| Error::input(format!("opening {target}"), e))?;
     let ty = crate::nsfs::ns_type(&fd).map_err(|_| Error::Usage(format!("{target} is not a namespace file (nsfs)")))?;
-    rows.iter().find(|r| r.inode == meta.ino() && r.ns_type == ty).ok_or_else(|| {
+    rows.iter().copied().find(|r| r.inode == meta.ino() && r.ns_type == ty).ok_or_else(|| {
         Error::Usage(format!("{target} names {} namespace {} which is not listed", ty.name(), meta.ino()))
     })
 }
 
-fn chain(rows: &[NsRow], start: &NsRow) -> Vec<String> {
+fn chain(rows: &[&NsRow], start: &NsRow) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = start.owner;
     let mut depth = 0;
@@ -68,9 +70,10 @@ fn chain(rows: &[NsRow], start: &NsRow) -> Vec<String> {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let snap = snapshot::take(args.source).map_err(|e| Error::Usage(e.to_string()))?;
-    let row = resolve(&snap.rows, &args.target)?;
-    let explainer = Explainer::new(&snap.rows);
+    let snap = snapshot::take(args.source)?;
+    let rows = snap.rows();
+    let row = resolve(&rows, &args.target)?;
+    let explainer = Explainer::new(&rows);
     let reasons = explainer.reasons(row);
     let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     let stdout = std::io::stdout();
@@ -79,7 +82,7 @@ pub fn run(args: Args) -> Result<i32> {
         let release: Vec<String> = reasons.iter().map(|r| r.release(own_mnt)).collect();
         let doc = serde_json::json!({
             "namespace": row,
-            "owner_chain": chain(&snap.rows, row),
+            "owner_chain": chain(&rows, row),
             "reasons": reasons,
             "release": release,
             "creator": null,
@@ -114,7 +117,7 @@ pub fn run(args: Args) -> Result<i32> {
             if let Some(p) = row.parent {
                 writeln!(out, "  parent:    {} {p} (level {})", row.ns_type.name(), row.level.unwrap_or(0))?;
             }
-            let chain = chain(&snap.rows, row);
+            let chain = chain(&rows, row);
             if !chain.is_empty() {
                 writeln!(out, "  owners:    {}", chain.join(" <- "))?;
             }

@@ -66,9 +66,9 @@ pub struct HolderScan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HoldersError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open { path: PathBuf, source: io::Error },
-    #[error("cannot list {path}: {source}")]
+    #[error("cannot list {path}")]
     List { path: PathBuf, source: io::Error },
 }
 

@@ -20,14 +20,15 @@ use prometheus_client::{
 use crate::{
     engine::EngineStats,
     events::{Clock, Event, types_in_flags},
-    monitor::{LiveNs, Monitor},
+    model::Namespace,
+    monitor::Monitor,
     snapshot::NsState,
 };
 
 /// Content type of [`Metrics::encode`] (OpenMetrics text).
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of [`Metrics::encode_prometheus_text`] (the classic format).
-pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the lifetime histogram: 100 ms to a week.
 const LIFETIME_BUCKETS: [f64; 14] =
@@ -130,14 +131,14 @@ type GaugeF64 = Gauge<f64, AtomicU64>;
 pub struct RowFacts {
     pub ns_type: NsType,
     pub state: NsState,
-    /// Unix times, as in [`LiveNs`].
+    /// Unix times, as in [`Namespace`].
     pub created: Option<f64>,
     pub first_seen: f64,
     pub destroyed: Option<f64>,
 }
 
 impl RowFacts {
-    pub fn of(r: &LiveNs) -> RowFacts {
+    pub fn of(r: &Namespace) -> RowFacts {
         RowFacts {
             ns_type: r.row.ns_type,
             state: r.row.state,
@@ -347,7 +348,7 @@ impl Metrics {
     }
 
     /// The per-container gauge from live rows (a no-op unless enabled).
-    pub fn set_containers<'a>(&self, rows: impl IntoIterator<Item = &'a LiveNs>) {
+    pub fn set_containers<'a>(&self, rows: impl IntoIterator<Item = &'a Namespace>) {
         let Some((family, cap)) = &self.per_container else { return };
         let mut counts: std::collections::HashMap<(String, String, TypeLabel), i64> = Default::default();
         let mut seen: std::collections::BTreeSet<(String, String)> = Default::default();
@@ -427,57 +428,33 @@ impl Metrics {
         catch_up(&self.walks, s.walks);
     }
 
-    /// The OpenMetrics text exposition (ends with `# EOF`). Records how long
-    /// encoding took in `nstrace_scrape_duration_seconds` (seen next scrape).
+    /// The OpenMetrics text exposition (ends with `# EOF`), from
+    /// prometheus-client's `encoding::text::encode`.
     pub fn encode(&self) -> String {
+        self.encode_with(prometheus_client::encoding::text::encode)
+    }
+
+    /// The same samples in the classic Prometheus text format 0.0.4 (counter
+    /// families named `*_total`, no `# UNIT`, no `# EOF`), for clients that do
+    /// not accept OpenMetrics (promtool, older scrapers), from
+    /// prometheus-client's `encoding::prometheus_text::encode`.
+    pub fn encode_prometheus_text(&self) -> String {
+        self.encode_with(prometheus_client::encoding::prometheus_text::encode)
+    }
+
+    /// Runs one of prometheus-client's encoders over the registry and
+    /// records how long it took in `nstrace_scrape_duration_seconds` (seen
+    /// next scrape).
+    fn encode_with(&self, encode: fn(&mut String, &Registry) -> std::fmt::Result) -> String {
         let started = Instant::now();
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail; an encoder error would be a bug.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        if let Err(e) = encode(&mut out, &self.registry) {
             log::error!("encoding metrics: {e}");
         }
         self.scrape_duration.set(started.elapsed().as_secs_f64());
         out
     }
-
-    /// The same samples in the classic Prometheus text format 0.0.4, for
-    /// clients that do not accept OpenMetrics (promtool, older scrapers).
-    pub fn encode_prometheus_text(&self) -> String {
-        openmetrics_to_prometheus_text(&self.encode())
-    }
-}
-
-/// Rewrites an OpenMetrics exposition from prometheus-client into text
-/// format 0.0.4: counter families are named after their `_total` samples,
-/// `# UNIT` and `# EOF` lines are dropped. (Nothing here emits exemplars,
-/// `_created` samples or info/stateset families.)
-pub fn openmetrics_to_prometheus_text(om: &str) -> String {
-    let mut counters = std::collections::HashSet::new();
-    for line in om.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ")
-            && let Some((name, "counter")) = rest.split_once(' ')
-        {
-            counters.insert(name.to_string());
-        }
-    }
-    let mut out = String::with_capacity(om.len());
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let meta = ["# HELP ", "# TYPE "].into_iter().find(|p| line.starts_with(p));
-        if let Some(prefix) = meta {
-            let rest = &line[prefix.len()..];
-            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            if counters.contains(name) {
-                let _ = writeln!(out, "{prefix}{name}_total {tail}");
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
 }
 
 /// `uname -r`.

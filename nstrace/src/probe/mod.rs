@@ -10,8 +10,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use nstrace_common::names::{SYSCALL_TRACEPOINTS, TASK_TRACEPOINTS, Tracepoint};
+
 use crate::btf::{Btf, BtfError};
 use crate::btf_offsets;
+use crate::error::chain;
 use crate::mechanism::{self, Facts, HOOKED_FUNCTIONS, Overrides};
 
 /// Check names; [`select_mechanisms`] and [`fatal_reason`] look checks up by
@@ -31,7 +34,7 @@ pub mod names {
     pub const RINGBUF: &str = "ring buffer map";
     pub const TRACEFS: &str = "tracefs";
     pub const KPROBES: &str = "kprobes";
-    /// Prefix of the per-tracepoint checks ("tracepoint sched/sched_process_fork").
+    /// Prefix of the per-tracepoint checks ("tracepoint sched/sched_process_exec").
     pub const TP_PREFIX: &str = "tracepoint ";
     pub const NS_GET_ID: &str = "NS_GET_ID ioctl";
     pub const NSFS_HANDLES: &str = "nsfs file handles";
@@ -40,25 +43,19 @@ pub mod names {
     pub const FN_PREFIX: &str = "function ";
 }
 
-/// Tracepoints nstrace attaches to (category/name under tracefs `events/`).
-pub const TRACEPOINTS: &[&str] = &[
-    "sched/sched_process_fork",
-    "sched/sched_process_exec",
-    "sched/sched_process_exit",
-    "task/task_newtask",
-    "syscalls/sys_enter_setns",
-    "syscalls/sys_exit_setns",
-    "syscalls/sys_enter_unshare",
-    "syscalls/sys_exit_unshare",
-    "syscalls/sys_enter_clone",
-    "syscalls/sys_exit_clone",
-    "syscalls/sys_enter_clone3",
-    "syscalls/sys_exit_clone3",
-    "kmem/kfree",
-    "kmem/kmem_cache_free",
-    "workqueue/workqueue_activate_work",
-    "workqueue/workqueue_execute_end",
-];
+/// Tracepoints nstrace attaches to, and nothing else: the lists the loader
+/// and the eBPF programs share.
+pub use nstrace_common::names::TRACEPOINTS;
+
+/// A tracepoint's place under tracefs `events/`: "category/name".
+pub fn tracefs_path(tp: &Tracepoint) -> String {
+    format!("{}/{}", tp.category, tp.name)
+}
+
+/// Name of the doctor check of one tracepoint ("tracepoint task/task_newtask").
+pub fn tracepoint_check_name(tp: &Tracepoint) -> String {
+    format!("{}{}", names::TP_PREFIX, tracefs_path(tp))
+}
 
 use crate::tracefs::TRACEFS_DIR;
 /// fentry targets for the TRACING check, best first: the 6.18+ namespace
@@ -153,11 +150,11 @@ pub fn probe() -> Report {
         Err(BtfError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             Check::new(names::BTF, Status::Missing, "/sys/kernel/btf/vmlinux absent (CONFIG_DEBUG_INFO_BTF=n)")
         }
-        Err(e) => Check::new(names::BTF, Status::Error, e.to_string()),
+        Err(e) => Check::new(names::BTF, Status::Error, chain(e)),
     });
     kernel.push(match &offsets {
         Some(Ok(_)) => Check::new(names::OFFSETS, Status::Ok, "every required member found"),
-        Some(Err(e)) => Check::new(names::OFFSETS, Status::Error, e.to_string()),
+        Some(Err(e)) => Check::new(names::OFFSETS, Status::Error, chain(e)),
         None => Check::new(names::OFFSETS, Status::Error, "no BTF"),
     });
     kernel.push(match &offsets {
@@ -261,12 +258,9 @@ pub fn facts(r: &Report) -> Facts {
 /// Picks a mechanism per job from the checks (pure; call again after
 /// filling in `tree_walk`), honouring forced ones.
 pub fn select_mechanisms(r: &Report, forced: &Overrides) -> Mechanisms {
-    // The syscall/sched/task tracepoints carry task events; the
-    // kmem/workqueue ones are only destroy hints.
-    let core_tps = TRACEPOINTS
-        .iter()
-        .filter(|tp| !tp.starts_with("kmem/") && !tp.starts_with("workqueue/"))
-        .all(|tp| r.ok(&format!("{}{tp}", names::TP_PREFIX)));
+    // The task and syscall tracepoints carry task events; the workqueue one
+    // is only a destroy hint (attached when kallsyms names a work function).
+    let core_tps = TASK_TRACEPOINTS.iter().chain(&SYSCALL_TRACEPOINTS).all(|tp| r.ok(&tracepoint_check_name(tp)));
     let events = if r.ok(names::PROG_RAW_TP) && r.ok(names::PROG_TP) && core_tps { "tracepoints" } else { "none" };
     let mut m = Mechanisms { events: events.into(), ..Mechanisms::empty() };
     match mechanism::select(&facts(r), forced) {
@@ -401,7 +395,7 @@ fn check_tracefs() -> Check {
     }
     match crate::tracefs::ensure_mounted() {
         Ok(()) => Check::new(names::TRACEFS, Status::Ok, format!("was not mounted; mounted it at {TRACEFS_DIR}")),
-        Err(e) => Check::new(names::TRACEFS, Status::Error, e.to_string()),
+        Err(e) => Check::new(names::TRACEFS, Status::Error, chain(&e)),
     }
 }
 
@@ -416,12 +410,12 @@ fn check_kprobes(tracefs_ok: bool) -> Check {
     }
 }
 
-fn check_tracepoint(tp: &str, tracefs_ok: bool) -> Check {
-    let name = format!("{}{tp}", names::TP_PREFIX);
+fn check_tracepoint(tp: &Tracepoint, tracefs_ok: bool) -> Check {
+    let name = tracepoint_check_name(tp);
     if !tracefs_ok {
         return Check::new(&name, Status::Error, "tracefs unavailable");
     }
-    if Path::new(TRACEFS_DIR).join("events").join(tp).is_dir() {
+    if Path::new(TRACEFS_DIR).join("events").join(tracefs_path(tp)).is_dir() {
         Check::new(&name, Status::Ok, "present")
     } else {
         Check::new(&name, Status::Missing, "absent")

@@ -44,7 +44,7 @@ fn synthetic(fail: &[&str]) -> Report {
         names::KPROBES,
         names::LISTNS,
     ];
-    let tps: Vec<String> = TRACEPOINTS.iter().map(|t| format!("{}{t}", names::TP_PREFIX)).collect();
+    let tps: Vec<String> = TRACEPOINTS.iter().map(tracepoint_check_name).collect();
     names.extend(tps.iter().map(String::as_str));
     let fns: Vec<String> = HOOKED_FUNCTIONS.iter().map(|f| format!("{}{f}", names::FN_PREFIX)).collect();
     names.extend(fns.iter().map(String::as_str));
@@ -129,6 +129,58 @@ fn errno_names() {
     assert_eq!(errno_name(9999), "errno 9999");
 }
 
+/// The destroy hint is optional: without its tracepoint nstrace still
+/// traces (deaths are seen by the walk).
+#[test]
+fn destroy_hint_tracepoint_is_not_required() {
+    let hint = tracepoint_check_name(&nstrace_common::names::DESTROY_HINT_TRACEPOINT);
+    let r = synthetic(&[names::PROG_TRACING, names::KPROBES, &hint]);
+    assert_eq!(r.mechanisms.events, "tracepoints");
+    assert_eq!(fatal_reason(&r), None);
+}
+
+/// Names of the programs' attach targets in an eBPF object: sections
+/// `raw_tp/NAME` and `tracepoint/CATEGORY/NAME`, as "NAME" and
+/// "CATEGORY/NAME" (relocation sections repeat them).
+fn object_tracepoints(obj: &[u8]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for s in obj.split(|&b| b == 0) {
+        let Ok(s) = std::str::from_utf8(s) else { continue };
+        let s = s.strip_prefix(".rel").unwrap_or(s);
+        if let Some(name) = s.strip_prefix("raw_tp/").or_else(|| s.strip_prefix("tracepoint/")) {
+            out.insert(name.to_owned());
+        }
+    }
+    out
+}
+
+/// The tracepoints doctor checks are exactly those the eBPF programs
+/// attach to (raw tracepoints by name, syscall tracepoints by category and
+/// name); none is required that nstrace never attaches.
+#[test]
+fn doctor_checks_exactly_the_attached_tracepoints() {
+    let obj = crate::loader::EBPF_OBJECT;
+    if obj.is_empty() {
+        eprintln!("skipped: built without the eBPF object");
+        return;
+    }
+    let attached = object_tracepoints(obj);
+    assert!(attached.contains("task_newtask") && attached.contains("syscalls/sys_enter_setns"), "{attached:?}");
+    let checked: std::collections::BTreeSet<String> = synthetic(&[])
+        .sections
+        .iter()
+        .flat_map(|s| &s.checks)
+        .filter_map(|c| c.name.strip_prefix(names::TP_PREFIX))
+        .map(|path| match path.split_once('/') {
+            Some(("syscalls", _)) => path.to_owned(),
+            // Raw tracepoints attach by name; tracefs files them under a category.
+            Some((_, name)) => name.to_owned(),
+            None => path.to_owned(),
+        })
+        .collect();
+    assert_eq!(checked, attached);
+}
+
 /// Runs the real probe; meaningful as root on a 6.18 kernel, harmless elsewhere.
 #[test]
 fn real_probe_is_consistent() {
@@ -145,4 +197,13 @@ fn real_probe_is_consistent() {
     );
     assert!(r.tree_walk.is_none());
     assert_eq!(r.mechanisms, select_mechanisms(&r, &Overrides::default()));
+}
+
+/// aya's probe answers "unsupported" without an errno: reported as EINVAL.
+#[test]
+fn unsupported_program_type_is_einval() {
+    let c = check_prog("prog x", aya::programs::ProgramType::Unspecified, 0, 0, String::new());
+    assert_eq!((c.status, c.detail.as_str()), (Status::Missing, "not loadable: EINVAL"));
+    let c = check_prog("prog x", PROG_TYPE_TRACEPOINT, 0, 1, " (with a target)".into());
+    assert_eq!(c.detail, "not loadable: EINVAL (with a target)");
 }

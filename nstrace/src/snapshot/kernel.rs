@@ -1,6 +1,7 @@
 //! The exact in-kernel snapshot: runs the `ns_walk` program with
-//! BPF_PROG_TEST_RUN once per chunk, per namespace type, and collects the
-//! rows it writes to the WALK ring buffer.
+//! BPF_PROG_TEST_RUN (aya's [`TestRun`] for [`RawTracePoint`]) once per
+//! chunk, per namespace type, and collects the rows it writes to the WALK
+//! ring buffer.
 
 use std::{
     collections::HashMap,
@@ -9,7 +10,11 @@ use std::{
     time::Instant,
 };
 
-use aya::maps::{Array, MapData, RingBuf};
+use aya::{
+    RawTracePointRunOptions, TestRun,
+    maps::{Array, MapData, RingBuf},
+    programs::{ProgramError, RawTracePoint, loaded_programs},
+};
 use nstrace_common::{
     decode::{Record, decode},
     event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status},
@@ -47,12 +52,87 @@ pub struct WalkStats {
     pub micros: u64,
 }
 
-/// Owns the walk programs' fds and maps; safe to move into a task.
+/// Owns the walk programs and maps; safe to move into a task.
 pub struct Walker {
-    ns_prog: OwnedFd,
-    task_prog: OwnedFd,
+    ns_prog: WalkProgram,
+    task_prog: WalkProgram,
     ring: RingBuf<MapData>,
     state: Array<MapData, WalkState>,
+}
+
+/// Which of the two walk programs to run.
+#[derive(Clone, Copy)]
+enum List {
+    Namespaces,
+    Tasks,
+}
+
+/// One loaded walk program (a raw-tracepoint program that is never
+/// attached, only run), or why it could not be had.
+pub struct WalkProgram(io::Result<RawTracePoint>);
+
+impl From<RawTracePoint> for WalkProgram {
+    fn from(p: RawTracePoint) -> WalkProgram {
+        WalkProgram(Ok(p))
+    }
+}
+
+/// A bare program fd, as [`crate::loader::Tracer::walker`] hands it over.
+///
+/// aya 0.14.0 cannot wrap an fd in a [`RawTracePoint`]: `ProgramData`,
+/// `ProgramInfo::new_from_fd` and the `ProgramFd` constructor are all
+/// `pub(crate)`; its public ways in are `RawTracePoint::from_pin` and
+/// `RawTracePoint::from_program_info`. So the program is found by the id
+/// the kernel shows in `/proc/self/fdinfo/<fd>` (`prog_id:`) among
+/// [`loaded_programs`], and `from_program_info` opens its own fd to it.
+/// (Once the loader passes `RawTracePoint::from_program_info(prog.info()?, name)`
+/// instead of a fd, this conversion can go.) A failure is reported by the
+/// first run.
+impl From<OwnedFd> for WalkProgram {
+    fn from(fd: OwnedFd) -> WalkProgram {
+        WalkProgram(raw_tracepoint_of(&fd))
+    }
+}
+
+fn raw_tracepoint_of(fd: &OwnedFd) -> io::Result<RawTracePoint> {
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    let id: u32 = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("prog_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("fd {} is not a BPF program", fd.as_raw_fd())))?;
+    let mut failure = None;
+    for p in loaded_programs() {
+        match p {
+            Ok(info) if info.id() == id => {
+                let name = info.name_as_str().unwrap_or_default().to_owned();
+                return RawTracePoint::from_program_info(info, name.into()).map_err(io_error);
+            }
+            Ok(_) => {}
+            // A program unloaded while listing, or no permission to list.
+            Err(e) => failure = Some(e),
+        }
+    }
+    Err(failure.map_or_else(|| io::Error::other(format!("BPF program {id} not found")), io_error))
+}
+
+/// The errno of a failed bpf() call, else the error as text.
+fn io_error(e: ProgramError) -> io::Error {
+    match e {
+        ProgramError::SyscallError(e) => e.io_error,
+        ProgramError::IOError(e) => e,
+        e => io::Error::other(e.to_string()),
+    }
+}
+
+impl WalkProgram {
+    /// One BPF_PROG_TEST_RUN with zeroed raw-tracepoint arguments; returns
+    /// the program's return value.
+    fn run(&self) -> io::Result<u32> {
+        let prog = self.0.as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        let result = prog.test_run(RawTracePointRunOptions::new()).map_err(io_error)?;
+        Ok(result.return_value)
+    }
 }
 
 /// What one run of a walk program reported.
@@ -64,23 +144,27 @@ enum Run {
 
 impl Walker {
     pub fn new(
-        ns_prog: OwnedFd,
-        task_prog: OwnedFd,
+        ns_prog: impl Into<WalkProgram>,
+        task_prog: impl Into<WalkProgram>,
         ring: RingBuf<MapData>,
         state: Array<MapData, WalkState>,
     ) -> Walker {
-        Walker { ns_prog, task_prog, ring, state }
+        Walker { ns_prog: ns_prog.into(), task_prog: task_prog.into(), ring, state }
     }
 
-    /// Runs `prog` once, hands every record it wrote to `on_record`.
+    /// Runs the walk program of `list` once, hands every record it wrote to `on_record`.
     fn run_once(
         &mut self,
-        prog: i32,
+        list: List,
         stats: &mut WalkStats,
         ty: Option<NsType>,
         mut on_record: impl FnMut(Record),
     ) -> Result<Run, WalkError> {
-        let ret = test_run_raw_tp(prog).map_err(WalkError::TestRun)?;
+        let prog = match list {
+            List::Namespaces => &self.ns_prog,
+            List::Tasks => &self.task_prog,
+        };
+        let ret = prog.run().map_err(WalkError::TestRun)?;
         stats.runs += 1;
         // Drain before deciding: a MORE caused by a full ring resumes
         // exactly where the reservation failed.
@@ -115,8 +199,7 @@ impl Walker {
     /// Every namespace of one type.
     pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
         let init = WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() };
-        let prog = self.ns_prog.as_raw_fd();
-        self.walk_list(prog, WALK_STATE_NS, init, ty, stats, |r| match r {
+        self.walk_list(List::Namespaces, WALK_STATE_NS, init, ty, stats, |r| match r {
             Record::NsInfo(r) if r.ns_type == ty as u32 => Some((row_key(&r), r)),
             _ => None,
         })
@@ -126,8 +209,7 @@ impl Walker {
     /// kernel's task list, by pid.
     pub fn walk_tasks(&mut self, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
         let init = WalkState { budget: CHUNK, ..Default::default() };
-        let prog = self.task_prog.as_raw_fd();
-        let mut out = self.walk_list(prog, WALK_STATE_TASKS, init, NsType::Pid, stats, |r| match r {
+        let mut out = self.walk_list(List::Tasks, WALK_STATE_TASKS, init, NsType::Pid, stats, |r| match r {
             Record::Task(t) if t.header.kind == EventKind::TaskInfo as u32 => Some((t.subject_tid as u64, t)),
             _ => None,
         })?;
@@ -141,7 +223,7 @@ impl Walker {
     /// again). Returns the rows in list order, each once.
     fn walk_list<T>(
         &mut self,
-        prog: i32,
+        list: List,
         state_index: u32,
         init: WalkState,
         ty: NsType,
@@ -155,7 +237,7 @@ impl Walker {
             let mut order = Vec::new();
             loop {
                 let mut wrapped = false;
-                let run = self.run_once(prog, stats, Some(ty), |r| {
+                let run = self.run_once(list, stats, Some(ty), |r| {
                     if let Some((key, value)) = row(r) {
                         if seen.insert(key, value).is_some() {
                             wrapped = true;
@@ -182,47 +264,6 @@ impl Walker {
             return Ok(order.into_iter().filter_map(|k| seen.remove(&k)).collect());
         }
     }
-}
-
-/// BPF_PROG_TEST_RUN on a raw-tracepoint program with zeroed arguments;
-/// returns the program's return value.
-fn test_run_raw_tp(prog_fd: i32) -> io::Result<u32> {
-    #[repr(C)]
-    #[derive(Default)]
-    struct TestAttr {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-        ctx_size_in: u32,
-        ctx_size_out: u32,
-        ctx_in: u64,
-        ctx_out: u64,
-        flags: u32,
-        cpu: u32,
-        batch_size: u32,
-        _pad: [u32; 13],
-    }
-    const BPF_PROG_TEST_RUN: libc::c_long = 10;
-    let args = [0u64; 12];
-    let mut attr = TestAttr {
-        prog_fd: prog_fd as u32,
-        ctx_size_in: std::mem::size_of_val(&args) as u32,
-        ctx_in: args.as_ptr() as u64,
-        ..Default::default()
-    };
-    // SAFETY: attr is a valid, zero-padded bpf_attr for BPF_PROG_TEST_RUN.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &mut attr as *mut TestAttr, std::mem::size_of::<TestAttr>())
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(attr.retval)
 }
 
 /// Identity of a row within one walk: ns_id where the kernel has it

@@ -9,7 +9,7 @@
 use std::{
     fs::File,
     hash::{Hash, Hasher},
-    os::fd::{AsFd, AsRawFd},
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
 
@@ -66,10 +66,8 @@ fn remove_stale(root: &Path, keep: &str) {
 }
 
 fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
-    let prog = |name: &'static str| -> Result<std::os::fd::OwnedFd, LoaderError> {
-        let p = RawTracePoint::from_pin(dir.join(name)).map_err(|source| LoaderError::Program { name, source })?;
-        let fd = p.fd().map_err(|source| LoaderError::Program { name, source })?;
-        Ok(fd.as_fd().try_clone_to_owned()?)
+    let prog = |name: &'static str| {
+        RawTracePoint::from_pin(dir.join(name)).map_err(|source| LoaderError::Program { name, source })
     };
     let map =
         |name: &'static str| MapData::from_pin(dir.join(name)).map_err(|source| LoaderError::Map { name, source });

@@ -34,7 +34,7 @@ pub struct ProcNs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("cannot stat nsfs through /proc/self/ns/net: {0}")]
+    #[error("cannot stat nsfs through /proc/self/ns/net")]
     Nsfs(#[source] io::Error),
 }
 

@@ -13,8 +13,8 @@ use ratatui::{
 use super::app::{App, RowState, command_text, format_age};
 use crate::{
     cli::ls::holders_summary,
+    model::Namespace,
     model::{Holder, TaskHold},
-    monitor::LiveNs,
     render::{clock_time, event_text},
 };
 
@@ -100,7 +100,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
 }
 
-fn cells(ns: &LiveNs, now: f64) -> [String; 9] {
+fn cells(ns: &Namespace, now: f64) -> [String; 9] {
     let r = &ns.row;
     [
         r.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
@@ -118,7 +118,7 @@ fn cells(ns: &LiveNs, now: f64) -> [String; 9] {
 fn draw_table(f: &mut Frame, app: &App, area: Rect) {
     let page = app.page;
     let now = app.view.now;
-    let shown: Vec<(&LiveNs, [String; 9])> =
+    let shown: Vec<(&Namespace, [String; 9])> =
         app.visible().skip(app.offset).take(page).map(|ns| (ns, cells(ns, now))).collect();
     let mut widths: [usize; 9] = HEADER.map(str::len);
     for (_, c) in &shown {
@@ -161,7 +161,7 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
     f.render_stateful_widget(table, area, &mut state);
 }
 
-fn chain_text(chain: &[(u64, Option<&LiveNs>)], ty: &str) -> String {
+fn chain_text(chain: &[(u64, Option<&Namespace>)], ty: &str) -> String {
     let mut parts: Vec<String> = chain
         .iter()
         .map(|(inode, row)| match row {
@@ -179,7 +179,7 @@ fn chain_text(chain: &[(u64, Option<&LiveNs>)], ty: &str) -> String {
     parts.join(" → ")
 }
 
-fn detail_lines<'a>(app: &App, ns: &LiveNs) -> Vec<Line<'a>> {
+fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     let r = &ns.row;
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let mut out = vec![Line::from(vec![

@@ -10,7 +10,8 @@ use nstrace_common::ns::NsType;
 use crate::{
     events::Clock,
     model::Holder,
-    monitor::{LiveNs, Monitor, Totals},
+    model::Namespace,
+    monitor::{Monitor, Totals},
     render::event_text,
     snapshot::NsState,
 };
@@ -64,7 +65,7 @@ impl RowState {
     pub const ALL: [RowState; 5] =
         [RowState::Active, RowState::Mounted, RowState::FdOnly, RowState::Orphaned, RowState::Destroyed];
 
-    pub fn of(ns: &LiveNs) -> RowState {
+    pub fn of(ns: &Namespace) -> RowState {
         if ns.destroyed.is_some() {
             return RowState::Destroyed;
         }
@@ -99,7 +100,7 @@ fn cycle<T: Copy + PartialEq>(cur: Option<T>, all: &[T]) -> Option<T> {
 #[derive(Clone, Debug, Default)]
 pub struct View {
     /// Every row the monitor has, live and recently destroyed.
-    pub rows: Vec<LiveNs>,
+    pub rows: Vec<Namespace>,
     /// Rendered event lines, oldest first.
     pub feed: Vec<String>,
     pub totals: Totals,
@@ -204,7 +205,7 @@ impl App {
     }
 
     /// Whether `ns` passes the type, state and search filters.
-    pub fn matches(&self, ns: &LiveNs) -> bool {
+    pub fn matches(&self, ns: &Namespace) -> bool {
         self.type_filter.is_none_or(|t| ns.row.ns_type == t)
             && self.state_filter.is_none_or(|s| RowState::of(ns) == s)
             && search_matches(ns, &self.search)
@@ -262,7 +263,7 @@ impl App {
     }
 
     /// The rows shown, in order.
-    pub fn visible(&self) -> impl ExactSizeIterator<Item = &LiveNs> {
+    pub fn visible(&self) -> impl ExactSizeIterator<Item = &Namespace> {
         self.visible.iter().map(|&i| &self.view.rows[i])
     }
 
@@ -271,28 +272,33 @@ impl App {
     }
 
     /// The namespace under the cursor.
-    pub fn selected(&self) -> Option<&LiveNs> {
+    pub fn selected(&self) -> Option<&Namespace> {
         self.visible.get(self.cursor).map(|&i| &self.view.rows[i])
     }
 
     /// A row by type and inode (for owner/parent lookups).
-    pub fn lookup(&self, ns_type: NsType, inode: u64) -> Option<&LiveNs> {
+    pub fn lookup(&self, ns_type: NsType, inode: u64) -> Option<&Namespace> {
         self.by_inode.get(&(ns_type, inode)).map(|&i| &self.view.rows[i])
     }
 
     /// The owning user namespaces of `ns`, nearest first. Each entry is the
     /// inode and the row when listed; the walk stops at the root (no owner)
     /// or at an inode not in the table.
-    pub fn owner_chain(&self, ns: &LiveNs) -> Vec<(u64, Option<&LiveNs>)> {
+    pub fn owner_chain(&self, ns: &Namespace) -> Vec<(u64, Option<&Namespace>)> {
         self.chain(ns.row.owner, NsType::User, |r| r.row.owner)
     }
 
     /// The parent namespaces (pid and user namespaces), nearest first.
-    pub fn parent_chain(&self, ns: &LiveNs) -> Vec<(u64, Option<&LiveNs>)> {
+    pub fn parent_chain(&self, ns: &Namespace) -> Vec<(u64, Option<&Namespace>)> {
         self.chain(ns.row.parent, ns.row.ns_type, |r| r.row.parent)
     }
 
-    fn chain(&self, first: Option<u64>, ty: NsType, up: fn(&LiveNs) -> Option<u64>) -> Vec<(u64, Option<&LiveNs>)> {
+    fn chain(
+        &self,
+        first: Option<u64>,
+        ty: NsType,
+        up: fn(&Namespace) -> Option<u64>,
+    ) -> Vec<(u64, Option<&Namespace>)> {
         let mut out = Vec::new();
         let mut next = first;
         while let Some(inode) = next {
@@ -416,7 +422,7 @@ impl App {
 /// Case-insensitive match of the command, ip-netns names, holders' comms,
 /// mount paths, containers (runtime:id, id, pod), the creator's comm, and
 /// the id or inode (exactly).
-pub fn search_matches(ns: &LiveNs, needle: &str) -> bool {
+pub fn search_matches(ns: &Namespace, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
     }
@@ -435,7 +441,7 @@ pub fn search_matches(ns: &LiveNs, needle: &str) -> bool {
         || row.id.is_some_and(|id| id.to_string() == needle)
 }
 
-fn compare(a: &LiveNs, b: &LiveNs, sort: SortKey, now: f64) -> std::cmp::Ordering {
+fn compare(a: &Namespace, b: &Namespace, sort: SortKey, now: f64) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     let tie = || (a.row.ns_type, a.row.inode, a.row.id).cmp(&(b.row.ns_type, b.row.inode, b.row.id));
     match sort {
@@ -468,7 +474,7 @@ pub fn format_age(age: Option<f64>) -> String {
 
 /// The COMMAND cell: the first task's command plus ip-netns names and
 /// containers.
-pub fn command_text(ns: &LiveNs) -> String {
+pub fn command_text(ns: &Namespace) -> String {
     let r = &ns.row;
     let mut s = r.command.clone().unwrap_or_else(|| "-".into());
     if !r.names.is_empty() {

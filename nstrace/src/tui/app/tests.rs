@@ -1,12 +1,12 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::{containers::Container, model::TaskHold, snapshot::NsRow, table::Creator};
+use crate::{containers::Container, model::Creator, model::TaskHold, snapshot::NsRow};
 
 const NOW: f64 = 1_000_000.0;
 
-fn ns(ty: NsType, inode: u64, state: NsState, tasks: usize, created: Option<f64>) -> LiveNs {
-    LiveNs {
+fn ns(ty: NsType, inode: u64, state: NsState, tasks: usize, created: Option<f64>) -> Namespace {
+    Namespace {
         row: NsRow { id: Some(inode + 1000), state, tasks, ..NsRow::new(ty, inode) },
         created,
         creator: None,
@@ -233,7 +233,7 @@ fn selection_follows_the_namespace_across_refreshes() {
     assert_eq!(inodes(&app)[0], 60);
     assert_eq!(app.selected().unwrap().row.inode, 10);
     // The selected one goes away: the cursor stays at its place.
-    let rows: Vec<LiveNs> = app.view.rows.iter().filter(|r| r.row.inode != 10).cloned().collect();
+    let rows: Vec<Namespace> = app.view.rows.iter().filter(|r| r.row.inode != 10).cloned().collect();
     app.set_view(View { rows, now: NOW, ..Default::default() });
     assert_eq!(app.cursor, 2);
     assert_eq!(app.selected().unwrap().row.inode, 40);
@@ -264,7 +264,7 @@ fn owner_and_parent_chains_walk_to_the_root() {
         now: NOW,
         ..Default::default()
     });
-    let inos = |c: Vec<(u64, Option<&LiveNs>)>| c.into_iter().map(|(i, r)| (i, r.is_some())).collect::<Vec<_>>();
+    let inos = |c: Vec<(u64, Option<&Namespace>)>| c.into_iter().map(|(i, r)| (i, r.is_some())).collect::<Vec<_>>();
     assert_eq!(inos(app.owner_chain(&net)), vec![(3, true), (2, true), (1, true)]);
     assert_eq!(inos(app.parent_chain(&pid)), vec![(5, true)]);
     assert_eq!(inos(app.owner_chain(&lost)), vec![(999, false)]);

@@ -1,0 +1,622 @@
+//! `NsStore`: the only namespace table. Every namespace's [`Namespace`]
+//! record lives here and nowhere else; the engine feeds it (hook records,
+//! walks, /proc snapshots, holder scans) and every view reads it.
+//!
+//! Pure state: no I/O, no clock reads (callers pass `now`), so every
+//! transition is unit-tested without a kernel (`store/tests.rs`).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::Duration,
+};
+
+use nstrace_common::{
+    event::{NS_TYPE_UNKNOWN, NsCreateEvent, NsDestroyEvent, NsInfoRecord},
+    ns::{NsType, ns_key},
+};
+
+use crate::{
+    events::{Clock, Event, NsIds, cause_name, flags_text},
+    holders::HolderScan,
+    model::{Creator, Holder, Namespace, NsKey, NsRow, NsState},
+    render::comm_str,
+};
+
+/// Refcount of a record from a source that cannot read it (/proc).
+pub const REFCOUNT_UNKNOWN: u32 = u32::MAX;
+
+/// `NsInfoRecord::refcount` when the source knows it.
+pub fn refcount_of(r: &NsInfoRecord) -> Option<u32> {
+    (r.refcount != REFCOUNT_UNKNOWN).then_some(r.refcount)
+}
+
+/// Bounds on what the store keeps.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Events kept per namespace.
+    pub history: usize,
+    /// Most records kept (live and destroyed). Destroyed ones go first,
+    /// oldest death first; past that, live ones that changed longest ago
+    /// shrink to a bare identity (see [`NsStore::evicted`]).
+    pub max_rows: usize,
+    /// How long a destroyed record stays visible.
+    pub keep_destroyed: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { history: 16, max_rows: 100_000, keep_destroyed: Duration::from_secs(60) }
+    }
+}
+
+/// Whether a snapshot lists every live namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// The kernel's own lists: a namespace missing from them is dead.
+    Complete,
+    /// /proc: misses namespaces only the kernel holds, so absence proves
+    /// nothing (a destroy hook reports deaths instead).
+    Partial,
+}
+
+/// What one reconcile changed (store keys).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Namespaces the snapshot found that no hook reported.
+    pub created: Vec<u64>,
+    /// Namespaces gone from the snapshot (or with no reference left).
+    pub destroyed: Vec<u64>,
+}
+
+/// A live namespace whose record was dropped under `max_rows`: enough to
+/// count it and report its death.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evicted {
+    pub ns_type: NsType,
+    pub id: u64,
+    pub inode: u64,
+}
+
+/// A namespace one snapshot found that no hook has reported yet: the hook's
+/// record may still be on its way (a walk can run between a namespace's
+/// creation and its creator's syscall exit), so it becomes a record only if
+/// the next snapshot still finds it unreported.
+#[derive(Debug)]
+struct Pending {
+    ns: Namespace,
+    owner: Option<NsIds>,
+    parent: Option<NsIds>,
+}
+
+/// Keys of the most recent deaths with their time (CLOCK_BOOTTIME ns), so
+/// a late create record of a namespace already reaped does not revive it.
+/// Before 6.18 keys are type+inode and inodes are reused at once, so only
+/// records older than the death are stale.
+#[derive(Debug, Default)]
+struct RecentDeaths {
+    order: VecDeque<u64>,
+    at: HashMap<u64, u64>,
+}
+
+const RECENT_DEATHS: usize = 4096;
+
+impl RecentDeaths {
+    fn remember(&mut self, key: u64, died: u64) {
+        if self.at.insert(key, died).is_none() {
+            if self.order.len() == RECENT_DEATHS
+                && let Some(old) = self.order.pop_front()
+            {
+                self.at.remove(&old);
+            }
+            self.order.push_back(key);
+        }
+    }
+
+    /// Whether a record stamped `ts` is about a namespace that died since.
+    fn is_stale(&self, key: u64, ts: u64) -> bool {
+        self.at.get(&key).is_some_and(|&died| ts <= died)
+    }
+}
+
+/// Live totals, for headers and gauges.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Counts {
+    pub by_type: Vec<(NsType, usize)>,
+    pub by_state: Vec<(NsState, usize)>,
+    pub live: usize,
+    pub destroyed_shown: usize,
+    /// Live namespaces whose records were dropped under `max_rows`.
+    pub evicted: usize,
+}
+
+#[derive(Debug)]
+pub struct NsStore {
+    clock: Clock,
+    opts: StoreOptions,
+    live: HashMap<u64, Namespace>,
+    /// Destroyed records, oldest death first; apart from `live` so a new
+    /// namespace reusing a dead one's key (type+inode before 6.18) never
+    /// meets the dead one's record.
+    destroyed: VecDeque<Namespace>,
+    pending: HashMap<u64, Pending>,
+    deaths: RecentDeaths,
+    /// Live keys by inode: `proc_free_inum` names only the inode (unique
+    /// among live namespaces of all types).
+    by_inode: HashMap<u32, u64>,
+    evicted: HashMap<u64, Evicted>,
+}
+
+impl NsStore {
+    pub fn new(clock: Clock, opts: StoreOptions) -> NsStore {
+        NsStore {
+            clock,
+            opts,
+            live: HashMap::new(),
+            destroyed: VecDeque::new(),
+            pending: HashMap::new(),
+            deaths: RecentDeaths::default(),
+            by_inode: HashMap::new(),
+            evicted: HashMap::new(),
+        }
+    }
+
+    /// A store holding one snapshot: what `ls`, `leaks` and `why` read.
+    /// Namespaces the holder scan found after the walk get a record too.
+    pub fn from_snapshot(records: &[NsInfoRecord], scan: HolderScan, clock: Clock, now: u64) -> NsStore {
+        let mut store = NsStore::new(clock, StoreOptions { max_rows: usize::MAX, ..Default::default() });
+        store.seed(records, now);
+        store.apply_holders(scan, now, true);
+        store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Number of live records.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    pub fn get(&self, key: u64) -> Option<&Namespace> {
+        self.live.get(&key)
+    }
+
+    /// Whether the store tracks this live namespace (with or without a record).
+    pub fn contains(&self, key: u64) -> bool {
+        self.live.contains_key(&key) || self.evicted.contains_key(&key)
+    }
+
+    /// Live records, in no particular order.
+    pub fn live(&self) -> impl Iterator<Item = &Namespace> {
+        self.live.values()
+    }
+
+    /// Destroyed records still shown, oldest death first.
+    pub fn destroyed(&self) -> impl Iterator<Item = &Namespace> {
+        self.destroyed.iter()
+    }
+
+    /// Live, then destroyed records.
+    pub fn records(&self) -> impl Iterator<Item = &Namespace> {
+        self.live().chain(self.destroyed())
+    }
+
+    /// Live namespaces whose records were dropped under `max_rows`.
+    pub fn evicted(&self) -> impl Iterator<Item = &Evicted> {
+        self.evicted.values()
+    }
+
+    /// The live rows sorted by type and inode (the `ls --json` order).
+    pub fn rows(&self) -> Vec<&NsRow> {
+        let mut rows: Vec<&NsRow> = self.live.values().map(|n| &n.row).collect();
+        rows.sort_unstable_by_key(|r| r.key());
+        rows
+    }
+
+    /// The live record of a type and inode.
+    pub fn find(&self, ns_type: NsType, inode: u64) -> Option<&Namespace> {
+        if let Some(key) = self.by_inode.get(&(inode as u32))
+            && let Some(ns) = self.live.get(key)
+            && ns.row.ns_type == ns_type
+        {
+            return Some(ns);
+        }
+        self.live.values().find(|n| n.row.ns_type == ns_type && n.row.inode == inode)
+    }
+
+    /// Fills an empty store from a snapshot (namespaces that predate nstrace).
+    pub fn seed(&mut self, records: &[NsInfoRecord], now: u64) {
+        let at = self.clock.unix(now);
+        for r in records.iter().filter(|r| r.refcount > 0) {
+            if let Some(row) = row_of(r) {
+                self.insert(Namespace::seen(row, at));
+            }
+        }
+    }
+
+    fn insert(&mut self, ns: Namespace) {
+        let key = ns.key();
+        self.by_inode.insert(ns.row.inode as u32, key);
+        self.live.insert(key, ns);
+    }
+
+    /// Moves a live namespace to the destroyed records; returns its key.
+    fn kill(&mut self, key: u64, died: u64, event: Event) -> Option<u64> {
+        self.deaths.remember(key, died);
+        if let Some(gone) = self.evicted.remove(&key) {
+            // Reported, but no record to keep.
+            let _ = gone;
+            return Some(key);
+        }
+        let mut ns = self.live.remove(&key)?;
+        if self.by_inode.get(&(ns.row.inode as u32)) == Some(&key) {
+            self.by_inode.remove(&(ns.row.inode as u32));
+        }
+        let at = self.clock.unix(died);
+        ns.destroyed = Some(at);
+        ns.last_change = at;
+        push_bounded(&mut ns.history, event, self.opts.history);
+        self.destroyed.push_back(ns);
+        Some(key)
+    }
+
+    /// A hook saw a namespace created. Pushes a `create` event and returns
+    /// true when it is new; a record for a namespace a snapshot already
+    /// took in fills in its creator instead.
+    pub fn on_create(&mut self, c: &NsCreateEvent, out: &mut Vec<Event>) -> bool {
+        let Some(ns_type) = NsType::from_u32(c.ns_type) else { return false };
+        let key = ns_key(c.id, c.ns_type, c.inum);
+        if self.deaths.is_stale(key, c.header.ts_ns) {
+            return false;
+        }
+        let created = self.clock.unix(c.header.ts_ns);
+        let creator = Creator {
+            pid: c.subject_tgid,
+            tid: c.subject_tid,
+            comm: comm_str(&c.comm),
+            cause: cause_name(c.cause),
+            flags: c.flags,
+        };
+        if let Some(ns) = self.live.get_mut(&key) {
+            // The walk got there first (its create event said "walk"):
+            // keep what the hook knows, report nothing twice.
+            if ns.creator.is_none() && ns.created.is_some_and(|seen| created <= seen) {
+                ns.created = Some(created);
+                ns.creator = Some(Box::new(creator));
+            }
+            return false;
+        }
+        if self.evicted.contains_key(&key) {
+            return false;
+        }
+        self.pending.remove(&key);
+        let tree = matches!(ns_type, NsType::Pid | NsType::User);
+        let owner = NsIds::of(&c.owner);
+        let parent = if tree { NsIds::of(&c.parent) } else { None };
+        let row = NsRow {
+            id: (c.id != 0).then_some(c.id),
+            owner: owner.map(|o| o.inode),
+            parent: parent.map(|p| p.inode),
+            level: tree.then_some(c.level),
+            // The creator is in it (until a holder scan says otherwise).
+            state: if c.subject_tgid != 0 { NsState::Active } else { NsState::Orphaned },
+            command: (c.subject_tgid != 0).then(|| creator.comm.clone()),
+            ..NsRow::new(ns_type, c.inum as u64)
+        };
+        let mut ns =
+            Namespace { created: Some(created), creator: Some(Box::new(creator)), ..Namespace::seen(row, created) };
+        let event = create_event(&ns, owner, parent, c.header.ts_ns, &self.clock);
+        push_bounded(&mut ns.history, event.clone(), self.opts.history);
+        out.push(event);
+        self.insert(ns);
+        true
+    }
+
+    /// A hook saw a namespace die. Pushes a `destroy` event and returns the
+    /// key when it was live (`proc_free_inum` also frees procfs inodes:
+    /// those are not in the store and are ignored). `via` names the mechanism.
+    pub fn on_destroy(&mut self, d: &NsDestroyEvent, via: &'static str, out: &mut Vec<Event>) -> Option<u64> {
+        let key = if d.ns_type == NS_TYPE_UNKNOWN {
+            *self.by_inode.get(&d.inum).or_else(|| self.evicted_by_inode(d.inum))?
+        } else {
+            ns_key(d.id, d.ns_type, d.inum)
+        };
+        if self.pending.remove(&key).is_some() {
+            // Seen by one snapshot only, never reported: too short-lived to report.
+            self.deaths.remember(key, d.header.ts_ns);
+            return None;
+        }
+        self.destroy(key, d.header.ts_ns, via, out)
+    }
+
+    fn evicted_by_inode(&self, inum: u32) -> Option<&u64> {
+        self.evicted.iter().find(|(_, e)| e.inode == inum as u64).map(|(k, _)| k)
+    }
+
+    fn destroy(&mut self, key: u64, died: u64, via: &'static str, out: &mut Vec<Event>) -> Option<u64> {
+        let event = match (self.live.get(&key), self.evicted.get(&key)) {
+            (Some(ns), _) => destroy_event(&ns.row, ns.created, ns.creator.as_deref(), died, via, &self.clock),
+            (None, Some(e)) => {
+                let row = NsRow { id: (e.id != 0).then_some(e.id), ..NsRow::new(e.ns_type, e.inode) };
+                destroy_event(&row, None, None, died, via, &self.clock)
+            }
+            (None, None) => return None,
+        };
+        out.push(event.clone());
+        self.kill(key, died, event)
+    }
+
+    /// Makes the live records equal to a fresh snapshot: adds what they
+    /// lack (after one snapshot's grace, see [`Pending`]) and, with a
+    /// complete snapshot, destroys what it no longer lists or lists with no
+    /// reference left. `via` names the mechanism for destroy events.
+    pub fn reconcile(
+        &mut self,
+        records: &[NsInfoRecord],
+        now: u64,
+        coverage: Coverage,
+        via: &'static str,
+        out: &mut Vec<Event>,
+    ) -> Reconciled {
+        let complete = coverage == Coverage::Complete;
+        let mut result = Reconciled::default();
+        let mut alive: HashMap<u64, &NsInfoRecord> = HashMap::with_capacity(records.len());
+        for r in records.iter().filter(|r| r.refcount > 0) {
+            alive.insert(ns_key(r.id, r.ns_type, r.inum), r);
+        }
+        // Pending ones that died unreported were still real: report both,
+        // unless absence proves nothing (then drop them quietly).
+        let pending_dead: Vec<u64> = self.pending.keys().filter(|k| !alive.contains_key(k)).copied().collect();
+        for key in pending_dead {
+            if let Some(p) = self.pending.remove(&key)
+                && complete
+            {
+                self.promote(p, now, out);
+                result.created.push(key);
+            }
+        }
+        if complete {
+            let dead: Vec<u64> =
+                self.live.keys().chain(self.evicted.keys()).filter(|k| !alive.contains_key(k)).copied().collect();
+            for key in dead {
+                if self.destroy(key, now, via, out).is_some() {
+                    result.destroyed.push(key);
+                }
+            }
+        }
+        let at = self.clock.unix(now);
+        for (key, r) in alive {
+            if let Some(ns) = self.live.get_mut(&key) {
+                if let Some(rc) = refcount_of(r) {
+                    ns.row.refcount = Some(rc);
+                }
+                // Hooks do not see owner changes; the snapshot is exact.
+                if r.owner.inum != 0 {
+                    ns.row.owner = Some(r.owner.inum as u64);
+                }
+            } else if self.evicted.contains_key(&key) {
+            } else if let Some(p) = self.pending.remove(&key) {
+                self.promote(p, now, out);
+                result.created.push(key);
+            } else if let Some(row) = row_of(r) {
+                let tree = matches!(row.ns_type, NsType::Pid | NsType::User);
+                let ns = Namespace { created: Some(at), ..Namespace::seen(row, at) };
+                let parent = if tree { NsIds::of(&r.parent) } else { None };
+                self.pending.insert(key, Pending { ns, owner: NsIds::of(&r.owner), parent });
+            }
+        }
+        result
+    }
+
+    fn promote(&mut self, p: Pending, now: u64, out: &mut Vec<Event>) {
+        let mut ns = p.ns;
+        let event = create_event(&ns, p.owner, p.parent, now, &self.clock);
+        push_bounded(&mut ns.history, event.clone(), self.opts.history);
+        out.push(event);
+        self.insert(ns);
+    }
+
+    /// Applies a holder scan: every live record's holders, state, tasks,
+    /// command, containers and `ip netns` names. With `adopt`, namespaces
+    /// the scan found that no snapshot listed get a record (a one-shot
+    /// snapshot's walk ran just before the scan); otherwise the next
+    /// snapshot adds them.
+    pub fn apply_holders(&mut self, mut scan: HolderScan, now: u64, adopt: bool) {
+        let at = self.clock.unix(now);
+        for ns in self.live.values_mut() {
+            let key = ns.row.key();
+            let holders = scan.holders.remove(&key).unwrap_or_default();
+            let names = if key.ns_type == NsType::Net {
+                scan.netns_names.remove(&key.inode).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let before = (ns.row.state, ns.row.tasks);
+            fill_holders(&mut ns.row, holders, names, &scan);
+            if before != (ns.row.state, ns.row.tasks) {
+                ns.last_change = at;
+            }
+        }
+        if adopt {
+            let keys: Vec<NsKey> = scan.holders.keys().copied().collect();
+            for key in keys {
+                let holders = scan.holders.remove(&key).unwrap_or_default();
+                let names = scan.netns_names.remove(&key.inode).unwrap_or_default();
+                let mut row = NsRow::new(key.ns_type, key.inode);
+                fill_holders(&mut row, holders, names, &scan);
+                self.insert(Namespace::seen(row, at));
+            }
+        }
+    }
+
+    /// Keeps a `setns`/`unshare` event in the history of each namespace it
+    /// moved its caller into.
+    pub fn note(&mut self, e: &Event) {
+        let (Event::Setns { joined: changes, time, .. } | Event::Unshare { new: changes, time, .. }) = e else {
+            return;
+        };
+        for c in changes {
+            let key = ns_key(c.id, c.ns_type as u32, c.inode as u32);
+            if let Some(ns) = self.live.get_mut(&key) {
+                ns.last_change = *time;
+                push_bounded(&mut ns.history, e.clone(), self.opts.history);
+            }
+        }
+    }
+
+    /// Drops destroyed records older than `keep_destroyed`, then, over
+    /// `max_rows`, destroyed records (oldest death first), then shrinks the
+    /// live records that changed longest ago to a bare identity.
+    pub fn evict(&mut self, now: u64) {
+        let now = self.clock.unix(now);
+        let keep = self.opts.keep_destroyed.as_secs_f64();
+        while self.destroyed.front().is_some_and(|d| d.destroyed.is_some_and(|at| now - at >= keep)) {
+            self.destroyed.pop_front();
+        }
+        let max = self.opts.max_rows;
+        while self.live.len() + self.destroyed.len() > max && self.destroyed.pop_front().is_some() {}
+        if self.live.len() <= max {
+            return;
+        }
+        let mut order: Vec<(f64, u64)> = self.live.iter().map(|(k, n)| (n.last_change, *k)).collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let excess = self.live.len() - max;
+        for (_, key) in order.into_iter().take(excess) {
+            if let Some(ns) = self.live.remove(&key) {
+                self.by_inode.remove(&(ns.row.inode as u32));
+                let e = Evicted { ns_type: ns.row.ns_type, id: ns.row.id.unwrap_or(0), inode: ns.row.inode };
+                self.evicted.insert(key, e);
+            }
+        }
+    }
+
+    /// Live totals by type and state.
+    pub fn counts(&self) -> Counts {
+        let mut by_type = [0usize; NsType::ALL.len()];
+        let mut by_state: HashMap<NsState, usize> = HashMap::new();
+        for ns in self.live.values() {
+            by_type[ns.row.ns_type as usize] += 1;
+            *by_state.entry(ns.row.state).or_default() += 1;
+        }
+        for e in self.evicted.values() {
+            by_type[e.ns_type as usize] += 1;
+        }
+        let mut states: Vec<(NsState, usize)> = by_state.into_iter().collect();
+        states.sort();
+        Counts {
+            by_type: NsType::ALL.iter().map(|t| (*t, by_type[*t as usize])).collect(),
+            by_state: states,
+            live: self.live.len() + self.evicted.len(),
+            destroyed_shown: self.destroyed.len(),
+            evicted: self.evicted.len(),
+        }
+    }
+}
+
+/// The row a snapshot record describes (None: unknown type).
+fn row_of(r: &NsInfoRecord) -> Option<NsRow> {
+    let ns_type = NsType::from_u32(r.ns_type)?;
+    let tree = matches!(ns_type, NsType::Pid | NsType::User);
+    Some(NsRow {
+        id: (r.id != 0).then_some(r.id),
+        refcount: refcount_of(r),
+        owner: (r.owner.inum != 0).then_some(r.owner.inum as u64),
+        parent: (tree && r.parent.inum != 0).then_some(r.parent.inum as u64),
+        level: tree.then_some(r.level),
+        ..NsRow::new(ns_type, r.inum as u64)
+    })
+}
+
+/// A row's holder-derived fields: holders, state, pids, command, containers, names.
+fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<String>, scan: &HolderScan) {
+    let mut pids: Vec<u32> = holders
+        .iter()
+        .filter_map(|h| match h {
+            Holder::Task { pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    row.command = pids.first().and_then(|first| {
+        holders.iter().find_map(|h| match h {
+            Holder::Task { pid, comm, .. } if pid == first => Some(comm.clone()),
+            _ => None,
+        })
+    });
+    let mut containers: Vec<_> = pids
+        .iter()
+        .filter_map(|p| scan.processes.get(p))
+        .filter_map(|p| crate::containers::from_cgroup(&p.cgroup))
+        .collect();
+    containers.sort();
+    containers.dedup();
+    row.containers = containers;
+    row.tasks = pids.len();
+    pids.shrink_to_fit();
+    row.pids = pids;
+    row.state = NsState::of(&holders);
+    row.holders = holders;
+    row.names = names;
+}
+
+fn create_event(ns: &Namespace, owner: Option<NsIds>, parent: Option<NsIds>, ts: u64, clock: &Clock) -> Event {
+    let (pid, tid, comm, cause, flags) = match &ns.creator {
+        Some(c) => (c.pid, c.tid, c.comm.clone(), c.cause, c.flags),
+        None => (0, 0, String::new(), "walk", 0),
+    };
+    Event::Create {
+        time: ns.created.unwrap_or_else(|| clock.unix(ts)),
+        pid,
+        tid,
+        comm,
+        ns_type: ns.row.ns_type,
+        id: ns.row.id.unwrap_or(0),
+        inode: ns.row.inode,
+        owner,
+        parent,
+        level: ns.row.level,
+        cause,
+        flags,
+        flags_text: flags_text(flags),
+    }
+}
+
+fn destroy_event(
+    row: &NsRow,
+    created: Option<f64>,
+    creator: Option<&Creator>,
+    died: u64,
+    via: &'static str,
+    clock: &Clock,
+) -> Event {
+    let time = clock.unix(died);
+    Event::Destroy {
+        time,
+        ns_type: row.ns_type,
+        id: row.id.unwrap_or(0),
+        inode: row.inode,
+        lifetime: created.map(|c| (time - c).max(0.0)),
+        creator_pid: creator.map(|c| c.pid),
+        via,
+    }
+}
+
+/// Appends to a queue that keeps at most `cap` items (the newest).
+pub(crate) fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
+    if cap == 0 {
+        return;
+    }
+    while q.len() >= cap {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+use nstrace_common::event::{EventHeader, EventKind, NsRef, create_cause};
+
+use super::*;
+use crate::{events::NsChange, holders::ProcInfo, model::TaskHold};
+
+const SEC: u64 = 1_000_000_000;
+
+fn store() -> NsStore {
+    NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions::default())
+}
+
+fn walk_row(ty: NsType, id: u64, inum: u32, refcount: u32) -> NsInfoRecord {
+    NsInfoRecord {
+        header: EventHeader { kind: EventKind::NsInfo as u32, size: 88, ts_ns: 0, tgid: 0, tid: 0 },
+        ns_type: ty as u32,
+        level: 0,
+        id,
+        inum,
+        refcount,
+        owner: NsRef { id: 1, inum: 100, _reserved: 0 },
+        parent: NsRef::default(),
+        kaddr: 0,
+    }
+}
+
+fn create(ty: NsType, id: u64, inum: u32, ts: u64, pid: u32) -> NsCreateEvent {
+    NsCreateEvent {
+        header: EventHeader { kind: EventKind::Create as u32, size: 112, ts_ns: ts, tgid: pid, tid: pid },
+        ns_type: ty as u32,
+        cause: create_cause::UNSHARE,
+        flags: ty.clone_flag(),
+        id,
+        inum,
+        level: 0,
+        owner: NsRef { id: 1, inum: 100, _reserved: 0 },
+        parent: NsRef::default(),
+        subject_tgid: pid,
+        subject_tid: pid,
+        comm: *b"unshare\0\0\0\0\0\0\0\0\0",
+    }
+}
+
+/// A destroy record naming only the inode (the free-inum hooks).
+fn freed(inum: u32, ts: u64) -> NsDestroyEvent {
+    NsDestroyEvent {
+        header: EventHeader { kind: EventKind::Destroy as u32, size: 40, ts_ns: ts, tgid: 0, tid: 0 },
+        ns_type: NS_TYPE_UNKNOWN,
+        inum,
+        id: 0,
+        via: 2,
+        _reserved: 0,
+    }
+}
+
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.name()).collect()
+}
+
+#[test]
+fn create_records_the_creator_and_reports_once() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Net, 3, 10, 5)], 0);
+    assert!(s.on_create(&create(NsType::Net, 50, 11, 2 * SEC, 7), &mut out));
+    assert!(!s.on_create(&create(NsType::Net, 50, 11, 3 * SEC, 7), &mut out), "a duplicate is not new");
+    assert_eq!(kinds(&out), ["create"]);
+    let ns = s.get(50).expect("recorded");
+    let creator = ns.creator.as_ref().expect("creator");
+    assert_eq!((creator.pid, creator.comm.as_str(), creator.cause), (7, "unshare", "unshare"));
+    assert_eq!(ns.created, Some(1_000_002.0));
+    assert_eq!(ns.row.state, NsState::Active);
+    assert_eq!(ns.history.len(), 1);
+    assert_eq!(s.len(), 2);
+}
+
+#[test]
+fn destroy_by_walk_reports_lifetime_and_creator() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Net, 3, 10, 5)], 0);
+    s.on_create(&create(NsType::Net, 50, 11, SEC, 7), &mut out);
+    out.clear();
+    let r = s.reconcile(&[walk_row(NsType::Net, 3, 10, 5)], 4 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!(r, Reconciled { created: vec![], destroyed: vec![50] });
+    let Event::Destroy { lifetime, creator_pid, via, id, .. } = &out[0] else { panic!("{out:?}") };
+    assert_eq!((*id, *lifetime, *creator_pid, *via), (50, Some(3.0), Some(7), "tree-walk"));
+    assert!(s.get(50).is_none());
+    let dead: Vec<_> = s.destroyed().collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].destroyed, Some(1_000_004.0));
+    assert_eq!(dead[0].history.len(), 2, "create and destroy");
+}
+
+#[test]
+fn zero_refcount_is_dead() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Time, 2, 20, 1)], 0);
+    let r = s.reconcile(&[walk_row(NsType::Time, 2, 20, 0)], 1, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!(r.destroyed, [2]);
+}
+
+#[test]
+fn walk_finds_what_lost_records_never_announced() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Net, 3, 10, 1)], 0);
+    let rows = [walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Pid, 44, 55, 1)];
+    // The first walk only notes it: a hook record may be in flight.
+    assert!(s.reconcile(&rows, SEC, Coverage::Complete, "tree-walk", &mut out).created.is_empty());
+    assert!(s.get(44).is_none());
+    let r = s.reconcile(&rows, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!(r.created, [44]);
+    let Event::Create { cause, pid, .. } = &out[0] else { panic!() };
+    assert_eq!((*cause, *pid), ("walk", 0));
+    let ns = s.get(44).unwrap();
+    assert!(ns.creator.is_none());
+    assert_eq!(ns.created, Some(1_000_001.0), "first seen by the first walk");
+}
+
+#[test]
+fn unreported_namespace_that_died_is_created_and_destroyed() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.reconcile(&[walk_row(NsType::Uts, 80, 81, 1)], 1, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile(&[], 2, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!((r.created.len(), r.destroyed.len()), (1, 1));
+    assert_eq!(kinds(&out), ["create", "destroy"]);
+}
+
+#[test]
+fn create_record_after_the_walk_saw_it_keeps_the_creator() {
+    let mut s = store();
+    let mut out = Vec::new();
+    let row = [walk_row(NsType::Uts, 70, 71, 1)];
+    s.reconcile(&row, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert!(s.on_create(&create(NsType::Uts, 70, 71, SEC, 9), &mut out), "the hook reports it");
+    assert!(s.reconcile(&row, 3 * SEC, Coverage::Complete, "tree-walk", &mut out).created.is_empty());
+    assert_eq!(kinds(&out), ["create"]);
+    assert_eq!(s.get(70).unwrap().creator.as_ref().unwrap().pid, 9);
+
+    // Later still: two walks promoted it ("walk"), then the record came.
+    let mut s = store();
+    let mut out = Vec::new();
+    s.reconcile(&row, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&row, 3 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert!(!s.on_create(&create(NsType::Uts, 70, 71, SEC, 9), &mut out), "reported once");
+    assert_eq!(kinds(&out), ["create"]);
+    let ns = s.get(70).unwrap();
+    assert_eq!(ns.creator.as_ref().map(|c| c.pid), Some(9), "the walk's record learns its creator");
+    assert_eq!(ns.created, Some(1_000_001.0));
+}
+
+#[test]
+fn late_create_of_a_reaped_namespace_does_not_revive_it() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Ipc, 20, 30, SEC, 7), &mut out);
+    s.reconcile(&[], 5 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert!(!s.on_create(&create(NsType::Ipc, 20, 30, SEC, 7), &mut out));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn inode_reuse_without_ids_and_an_exact_destroy_hook_is_a_new_namespace() {
+    // Before 6.18: keys are type+inode; the free-inum hook names the inode.
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
+    s.on_create(&create(NsType::Uts, 0, 90, SEC, 7), &mut out);
+    assert_eq!(s.on_destroy(&freed(90, 2 * SEC), "fentry-free-inum", &mut out), Some(ns_key(0, 1, 90)));
+    // A new namespace gets the same inode at once, created by someone else.
+    assert!(s.on_create(&create(NsType::Uts, 0, 90, 3 * SEC, 8), &mut out));
+    let key = ns_key(0, NsType::Uts as u32, 90);
+    let ns = s.get(key).expect("the new one is live");
+    assert_eq!(ns.destroyed, None, "not shown as destroyed");
+    assert_eq!(ns.creator.as_ref().unwrap().pid, 8, "does not inherit the dead one's creator");
+    assert_eq!(ns.created, Some(1_000_003.0));
+    // The holder scan attaches to the live one.
+    let mut scan = HolderScan::default();
+    let fd = Holder::Fd { pid: 8, fd: 3, comm: "holder".into() };
+    scan.holders.insert(NsKey { ns_type: NsType::Uts, inode: 90 }, vec![fd]);
+    s.apply_holders(scan, 4 * SEC, false);
+    assert_eq!(s.get(key).unwrap().row.state, NsState::FdOnly);
+    let dead: Vec<_> = s.destroyed().collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].creator.as_ref().unwrap().pid, 7);
+    assert_eq!(kinds(&out), ["create", "destroy", "create"]);
+    // A record older than the death is stale.
+    assert!(!s.on_create(&create(NsType::Uts, 0, 90, 2 * SEC - 1, 7), &mut out));
+    // procfs inodes freed through the same hook are not namespaces.
+    assert_eq!(s.on_destroy(&freed(4242, 5 * SEC), "fentry-free-inum", &mut out), None);
+}
+
+#[test]
+fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_at_the_next_rescan() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 0, 90, SEC, 7), &mut out);
+    let r = s.reconcile(&[], 2 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    assert_eq!(r.destroyed.len(), 1);
+    assert!(s.on_create(&create(NsType::Net, 0, 90, 3 * SEC, 8), &mut out));
+    let ns = s.get(ns_key(0, 0, 90)).unwrap();
+    assert_eq!((ns.destroyed, ns.creator.as_ref().unwrap().pid), (None, 8));
+}
+
+#[test]
+fn partial_snapshots_never_decide_a_death() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
+    // Seen once, unreported, then gone: not promoted.
+    let rows = [walk_row(NsType::Uts, 0, 81, 1), walk_row(NsType::Ipc, 0, 90, 1)];
+    s.reconcile(&rows, 1, Coverage::Partial, "proc-rescan", &mut out);
+    let r = s.reconcile(&[], 2, Coverage::Partial, "proc-rescan", &mut out);
+    assert_eq!(r, Reconciled::default());
+    assert!(out.is_empty());
+    assert_eq!(s.len(), 1, "the seeded one stays until a hook reports its death");
+    assert!(s.on_destroy(&freed(81, 3), "fentry-free-inum", &mut out).is_some());
+    assert!(s.is_empty());
+}
+
+#[test]
+fn holders_decide_state_tasks_command_names_and_containers() {
+    let mut s = store();
+    s.seed(
+        &[
+            walk_row(NsType::Net, 1, 10, 1),
+            walk_row(NsType::Net, 2, 11, 1),
+            walk_row(NsType::Uts, 3, 12, 1),
+            walk_row(NsType::Ipc, 4, 13, 1),
+        ],
+        0,
+    );
+    let mut scan = HolderScan::default();
+    let task = |pid, comm: &str| Holder::Task { pid, comm: comm.into(), hold: TaskHold::Member };
+    let key = |t, i| NsKey { ns_type: t, inode: i };
+    scan.holders.insert(key(NsType::Net, 10), vec![task(30, "b"), task(20, "a"), task(30, "b")]);
+    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1 };
+    scan.holders.insert(key(NsType::Net, 11), vec![mount]);
+    scan.holders.insert(key(NsType::Uts, 12), vec![Holder::Fd { pid: 9, fd: 4, comm: "c".into() }]);
+    scan.netns_names.insert(11, vec!["x".into()]);
+    let docker = "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
+    let info =
+        |cgroup: &str| ProcInfo { ppid: 1, comm: "a".into(), cgroup: cgroup.into(), threads: 1, kernel_thread: false };
+    scan.processes.insert(20, info(docker));
+    scan.processes.insert(30, info("0::/user.slice"));
+    // Found by the scan only (created after the walk): ignored unless adopted.
+    scan.holders.insert(key(NsType::Pid, 99), vec![task(20, "a")]);
+    s.apply_holders(scan, SEC, false);
+    let net = s.get(1).unwrap();
+    assert_eq!((net.row.state, net.row.tasks, net.row.pids.as_slice()), (NsState::Active, 2, &[20, 30][..]));
+    assert_eq!(net.row.command.as_deref(), Some("a"), "the lowest pid's command");
+    assert_eq!(net.row.containers.len(), 1);
+    assert_eq!(net.last_change, 1_000_001.0);
+    let mounted = s.get(2).unwrap();
+    assert_eq!((mounted.row.state, mounted.row.names.as_slice()), (NsState::Mounted, &["x".to_string()][..]));
+    assert_eq!(s.get(3).unwrap().row.state, NsState::FdOnly);
+    assert_eq!(s.get(4).unwrap().row.state, NsState::Orphaned);
+    assert_eq!(s.len(), 4);
+    let counts = s.counts();
+    assert_eq!(counts.live, 4);
+    assert_eq!(counts.by_type[NsType::Net as usize], (NsType::Net, 2));
+    assert!(counts.by_state.contains(&(NsState::Orphaned, 1)));
+}
+
+#[test]
+fn one_shot_store_adopts_what_the_scan_found_after_the_walk() {
+    let mut scan = HolderScan::default();
+    let fd = Holder::Fd { pid: 9, fd: 4, comm: "c".into() };
+    scan.holders.insert(NsKey { ns_type: NsType::Pid, inode: 99 }, vec![fd]);
+    let s = NsStore::from_snapshot(&[walk_row(NsType::Net, 1, 10, 1)], scan, Clock::with_offset(0.0), 0);
+    let rows = s.rows();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].ns_type, rows[1].ns_type), (NsType::Net, NsType::Pid), "type, then inode order");
+    assert_eq!(rows[1].state, NsState::FdOnly);
+    assert!(s.find(NsType::Pid, 99).is_some());
+    assert!(s.find(NsType::Net, 99).is_none());
+}
+
+#[test]
+fn max_rows_evicts_destroyed_records_first_then_shrinks_the_stalest() {
+    let opts = StoreOptions { max_rows: 3, ..StoreOptions::default() };
+    let mut s = NsStore::new(Clock::with_offset(0.0), opts);
+    let mut out = Vec::new();
+    for (i, ts) in [(1u32, 1), (2, 5), (3, 2)] {
+        s.on_create(&create(NsType::Net, i as u64, i, ts * SEC, 7), &mut out);
+    }
+    for i in [4u32, 5] {
+        s.on_create(&create(NsType::Net, i as u64, i, 3 * SEC, 7), &mut out);
+    }
+    s.on_destroy(&freed(4, 4 * SEC), "fentry-free-inum", &mut out);
+    s.on_destroy(&freed(5, 4 * SEC), "fentry-free-inum", &mut out);
+    assert_eq!((s.len(), s.destroyed().count()), (3, 2));
+    s.evict(5 * SEC);
+    assert_eq!((s.len(), s.destroyed().count()), (3, 0), "destroyed records went first");
+    let opts = StoreOptions { max_rows: 2, ..StoreOptions::default() };
+    s.opts = opts;
+    s.evict(5 * SEC);
+    let mut kept: Vec<u64> = s.live().map(|n| n.row.inode).collect();
+    kept.sort();
+    assert_eq!(kept, [2, 3], "the record that changed longest ago shrank");
+    let counts = s.counts();
+    assert_eq!((counts.live, counts.evicted), (3, 1), "still counted");
+    assert!(s.contains(1));
+    // Still tracked: a walk does not announce it again, its death is reported.
+    out.clear();
+    let rows = [walk_row(NsType::Net, 1, 1, 1), walk_row(NsType::Net, 2, 2, 1), walk_row(NsType::Net, 3, 3, 1)];
+    assert_eq!(s.reconcile(&rows, 6 * SEC, Coverage::Complete, "tree-walk", &mut out), Reconciled::default());
+    assert!(!s.on_create(&create(NsType::Net, 1, 1, SEC, 7), &mut out));
+    let r = s.reconcile(&rows[1..], 7 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!(r.destroyed, [1]);
+    assert_eq!(kinds(&out), ["destroy"]);
+    assert_eq!(s.counts().evicted, 0);
+}
+
+#[test]
+fn destroyed_records_expire() {
+    let opts = StoreOptions { keep_destroyed: Duration::from_secs(60), ..StoreOptions::default() };
+    let mut s = NsStore::new(Clock::with_offset(0.0), opts);
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 1, 1, SEC, 7), &mut out);
+    s.on_create(&create(NsType::Net, 2, 2, SEC, 7), &mut out);
+    s.on_destroy(&freed(1, 10 * SEC), "fentry-free-inum", &mut out);
+    s.on_destroy(&freed(2, 95 * SEC), "fentry-free-inum", &mut out);
+    s.evict(100 * SEC);
+    let left: Vec<u64> = s.destroyed().map(|n| n.row.inode).collect();
+    assert_eq!(left, [2]);
+}
+
+#[test]
+fn history_is_bounded_and_keeps_the_latest() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 50, SEC, 7), &mut out);
+    for i in 0..40 {
+        let e = Event::Setns {
+            time: i as f64,
+            pid: i,
+            tid: i,
+            comm: "ip".into(),
+            fd: 3,
+            fd_kind: "nsfs",
+            flags: 0,
+            flags_text: String::new(),
+            result: 0,
+            errno: None,
+            joined: vec![NsChange { ns_type: NsType::Net, slot: "net", id: 5, inode: 50 }],
+        };
+        s.note(&e);
+    }
+    let ns = s.get(5).unwrap();
+    assert_eq!(ns.history.len(), 16);
+    let Some(Event::Setns { pid, .. }) = ns.history.back() else { panic!() };
+    assert_eq!(*pid, 39);
+    assert_eq!(ns.last_change, 39.0);
+}
