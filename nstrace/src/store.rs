@@ -15,10 +15,11 @@ use nstrace_common::{
     ns::{NsType, ns_key},
 };
 
+use self::build::{create_event, destroy_event, fill_holders, row_of};
 use crate::{
-    events::{Clock, Event, NsIds, cause_name, flags_text},
+    events::{Clock, Event, NsIds, cause_name},
     holders::HolderScan,
-    model::{Creator, Holder, Namespace, NsKey, NsRow, NsState},
+    model::{Creator, Namespace, NsKey, NsRow, NsState},
     render::comm_str,
 };
 
@@ -518,95 +519,6 @@ impl NsStore {
     }
 }
 
-/// The row a snapshot record describes (None: unknown type).
-fn row_of(r: &NsInfoRecord) -> Option<NsRow> {
-    let ns_type = NsType::from_u32(r.ns_type)?;
-    let tree = matches!(ns_type, NsType::Pid | NsType::User);
-    Some(NsRow {
-        id: (r.id != 0).then_some(r.id),
-        refcount: refcount_of(r),
-        owner: (r.owner.inum != 0).then_some(r.owner.inum as u64),
-        parent: (tree && r.parent.inum != 0).then_some(r.parent.inum as u64),
-        level: tree.then_some(r.level),
-        ..NsRow::new(ns_type, r.inum as u64)
-    })
-}
-
-/// A row's holder-derived fields: holders, state, pids, command, containers, names.
-fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<String>, scan: &HolderScan) {
-    let mut pids: Vec<u32> = holders
-        .iter()
-        .filter_map(|h| match h {
-            Holder::Task { pid, .. } => Some(*pid),
-            _ => None,
-        })
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    row.command = pids.first().and_then(|first| {
-        holders.iter().find_map(|h| match h {
-            Holder::Task { pid, comm, .. } if pid == first => Some(comm.clone()),
-            _ => None,
-        })
-    });
-    let mut containers: Vec<_> = pids
-        .iter()
-        .filter_map(|p| scan.processes.get(p))
-        .filter_map(|p| crate::containers::from_cgroup(&p.cgroup))
-        .collect();
-    containers.sort();
-    containers.dedup();
-    row.containers = containers;
-    row.tasks = pids.len();
-    pids.shrink_to_fit();
-    row.pids = pids;
-    row.state = NsState::of(&holders);
-    row.holders = holders;
-    row.names = names;
-}
-
-fn create_event(ns: &Namespace, owner: Option<NsIds>, parent: Option<NsIds>, ts: u64, clock: &Clock) -> Event {
-    let (pid, tid, comm, cause, flags) = match &ns.creator {
-        Some(c) => (c.pid, c.tid, c.comm.clone(), c.cause, c.flags),
-        None => (0, 0, String::new(), "walk", 0),
-    };
-    Event::Create {
-        time: ns.created.unwrap_or_else(|| clock.unix(ts)),
-        pid,
-        tid,
-        comm,
-        ns_type: ns.row.ns_type,
-        id: ns.row.id.unwrap_or(0),
-        inode: ns.row.inode,
-        owner,
-        parent,
-        level: ns.row.level,
-        cause,
-        flags,
-        flags_text: flags_text(flags),
-    }
-}
-
-fn destroy_event(
-    row: &NsRow,
-    created: Option<f64>,
-    creator: Option<&Creator>,
-    died: u64,
-    via: &'static str,
-    clock: &Clock,
-) -> Event {
-    let time = clock.unix(died);
-    Event::Destroy {
-        time,
-        ns_type: row.ns_type,
-        id: row.id.unwrap_or(0),
-        inode: row.inode,
-        lifetime: created.map(|c| (time - c).max(0.0)),
-        creator_pid: creator.map(|c| c.pid),
-        via,
-    }
-}
-
 /// Appends to a queue that keeps at most `cap` items (the newest).
 pub(crate) fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
     if cap == 0 {
@@ -618,5 +530,6 @@ pub(crate) fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
     q.push_back(v);
 }
 
+mod build;
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,15 @@ enum Command {
         args: Vec<String>,
     },
     /// Set up, build (release) and run the benchmarks; writes docs/benchmarks.{md,json}.
-    Bench,
+    Bench {
+        /// Run only these cases (snapshot, overhead, hot_hooks, throughput, memory); the report
+        /// then goes to target/bench/ instead of docs/.
+        #[arg(long)]
+        only: Vec<String>,
+        /// An earlier nstrace binary to measure side by side where a case supports it (memory).
+        #[arg(long)]
+        baseline: Option<std::path::PathBuf>,
+    },
     /// Set up, then run every test: unit tests and root integration tests on this kernel, then the
     /// integration tests in VMs on Debian's 6.1 and 6.12 kernels (skip those with --host-only or
     /// NSTRACE_SKIP_VM=1).
@@ -74,9 +82,9 @@ fn main() -> anyhow::Result<()> {
             setup::setup()?;
             test::run_nstrace(&args)
         }
-        Command::Bench => {
+        Command::Bench { only, baseline } => {
             setup::setup()?;
-            bench::bench()
+            bench::bench(&only, baseline)
         }
         Command::Test { host_only, args } => {
             setup::setup()?;

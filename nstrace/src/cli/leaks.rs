@@ -115,9 +115,13 @@ fn unix_now() -> f64 {
 pub fn run(args: Args) -> Result<i32> {
     let snap = snapshot::take(args.source)?;
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
-    // One-shot: creation times are unknown, so --min-age keeps every leak
-    // (and says so).
-    let report = report(candidates(&snap.rows(), &types), args.min_age, unix_now());
+    let mut leaks = candidates(&snap.rows(), &types);
+    // Creation times the store knows (none yet for a one-shot snapshot:
+    // then --min-age keeps every leak, and says so).
+    for l in &mut leaks {
+        l.created = snap.store.find(l.row.ns_type, l.row.inode).and_then(|ns| ns.created);
+    }
+    let report = report(leaks, args.min_age, unix_now());
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = if args.json {

@@ -69,12 +69,20 @@ fn chain(rows: &[&NsRow], start: &NsRow) -> Vec<String> {
     out
 }
 
+/// What `why` says when nstrace did not see a namespace created.
+const UNKNOWN_CREATION: &str = "unknown (nstrace was not tracing when it was created)";
+
 pub fn run(args: Args) -> Result<i32> {
     let snap = snapshot::take(args.source)?;
     let rows = snap.rows();
     let row = resolve(&rows, &args.target)?;
     let explainer = Explainer::new(&rows);
     let reasons = explainer.reasons(row);
+    // What events taught the store (nothing, for a one-shot snapshot).
+    let record = snap.store.find(row.ns_type, row.inode);
+    let created = record.and_then(|r| r.created);
+    let creator = record.and_then(|r| r.creator.as_deref());
+    let history: Vec<&crate::events::Event> = record.map(|r| r.history.iter().collect()).unwrap_or_default();
     let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -85,8 +93,10 @@ pub fn run(args: Args) -> Result<i32> {
             "owner_chain": chain(&rows, row),
             "reasons": reasons,
             "release": release,
-            "creator": null,
-            "history": [],
+            "created": created,
+            "creator": creator,
+            "provenance": if creator.is_some() { "seen" } else { UNKNOWN_CREATION },
+            "history": history,
         });
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else {
@@ -121,7 +131,23 @@ pub fn run(args: Args) -> Result<i32> {
             if !chain.is_empty() {
                 writeln!(out, "  owners:    {}", chain.join(" <- "))?;
             }
-            writeln!(out, "  created:   unknown (nstrace was not tracing when it was created)")?;
+            match (created, creator) {
+                (Some(t), Some(c)) => writeln!(
+                    out,
+                    "  created:   {} by pid {} ({}) via {}",
+                    crate::render::clock_time(t),
+                    c.pid,
+                    c.comm,
+                    c.cause
+                )?,
+                (Some(t), None) => {
+                    writeln!(out, "  created:   {} (first seen; creator unknown)", crate::render::clock_time(t))?
+                }
+                _ => writeln!(out, "  created:   {UNKNOWN_CREATION}")?,
+            }
+            for e in &history {
+                writeln!(out, "  history:   {}", crate::render::event_text(e))?;
+            }
             writeln!(out, "\nkept alive by:")?;
             for r in &reasons {
                 writeln!(out, "  - {}", r.describe())?;

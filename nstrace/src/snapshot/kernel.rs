@@ -129,7 +129,10 @@ impl WalkProgram {
     /// One BPF_PROG_TEST_RUN with zeroed raw-tracepoint arguments; returns
     /// the program's return value.
     fn run(&self) -> io::Result<u32> {
-        let prog = self.0.as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        let prog = self.0.as_ref().map_err(|e| match e.raw_os_error() {
+            Some(errno) => io::Error::from_raw_os_error(errno),
+            None => io::Error::new(e.kind(), e.to_string()),
+        })?;
         let result = prog.test_run(RawTracePointRunOptions::new()).map_err(io_error)?;
         Ok(result.return_value)
     }
