@@ -165,9 +165,9 @@ impl<'a> Explainer<'a> {
         let mut out = Vec::new();
         for h in &row.holders {
             out.push(match h {
-                Holder::Task { pid, comm, hold } => Reason::Task { pid: *pid, comm: comm.clone(), hold: *hold },
+                Holder::Task { pid, comm, hold } => Reason::Task { pid: *pid, comm: comm.to_string(), hold: *hold },
                 Holder::Fd { pid, fd, comm } => {
-                    Reason::Fd { pid: *pid, fd: *fd, comm: comm.clone(), cmdline: cmdline(*pid) }
+                    Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: cmdline(*pid) }
                 }
                 Holder::Mount { path, mnt_ns, via_pid } => Reason::Mount {
                     path: path.clone(),

@@ -42,6 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    tune_malloc();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .target(env_logger::Target::Stderr)
         .init();
@@ -78,4 +79,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))
+}
+
+/// nstrace's big allocations are transient and per refresh (a snapshot's
+/// records, a holder scan's maps: megabytes at 100,000 namespaces). With
+/// glibc's defaults they come from heap arenas (one per scanning thread)
+/// that keep the memory after it is freed, so resident memory settles at
+/// the peak. A fixed mmap threshold hands them back at free, and two arenas
+/// bound the per-thread copies.
+fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }

@@ -21,14 +21,18 @@ pub enum TaskHold {
     TimeForChildren,
 }
 
+/// A process's command name, shared by every holder of that process (one
+/// process can hold thousands of namespaces by fd).
+pub type Comm = std::sync::Arc<str>;
+
 /// One thing that keeps a namespace alive, as seen from /proc.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Holder {
     /// A process (thread group) whose tasks use the namespace.
-    Task { pid: u32, comm: String, hold: TaskHold },
+    Task { pid: u32, comm: Comm, hold: TaskHold },
     /// An open nsfs file descriptor.
-    Fd { pid: u32, fd: i32, comm: String },
+    Fd { pid: u32, fd: i32, comm: Comm },
     /// An nsfs bind mount.
     Mount {
         /// Mount point as seen inside the mount namespace that has it.
@@ -90,7 +94,9 @@ impl NsState {
 }
 
 /// What a snapshot shows of one namespace: the `ls --json` and
-/// `/namespaces` row (field names are a stable interface).
+/// `/namespaces` row (field names are a stable interface). Lists are boxed
+/// slices and the command a boxed str: exact-size, two words each, as one
+/// is kept per namespace (100,000s of them).
 #[derive(Clone, Debug, Serialize)]
 pub struct NsRow {
     /// The kernel's never-reused namespace id (6.18+ or NS_GET_ID).
@@ -100,9 +106,9 @@ pub struct NsRow {
     pub ns_type: NsType,
     pub state: NsState,
     /// Number of processes holding it as a task.
-    pub tasks: usize,
-    pub pids: Vec<u32>,
-    pub holders: Vec<Holder>,
+    pub tasks: u32,
+    pub pids: Box<[u32]>,
+    pub holders: Box<[Holder]>,
     /// `ns_common.__ns_ref` (kernel source only).
     pub refcount: Option<u32>,
     /// Inode of the owning user namespace (for user namespaces: the parent).
@@ -112,11 +118,11 @@ pub struct NsRow {
     /// Nesting level (pid and user namespaces).
     pub level: Option<u32>,
     /// `ip netns` names.
-    pub names: Vec<String>,
+    pub names: Box<[String]>,
     /// Command of the first task.
-    pub command: Option<String>,
+    pub command: Option<Box<str>>,
     /// Containers whose tasks use it (from their cgroup paths).
-    pub containers: Vec<Container>,
+    pub containers: Box<[Container]>,
 }
 
 impl NsRow {
@@ -128,15 +134,15 @@ impl NsRow {
             ns_type,
             state: NsState::Orphaned,
             tasks: 0,
-            pids: Vec::new(),
-            holders: Vec::new(),
+            pids: Box::default(),
+            holders: Box::default(),
             refcount: None,
             owner: None,
             parent: None,
             level: None,
-            names: Vec::new(),
+            names: Box::default(),
             command: None,
-            containers: Vec::new(),
+            containers: Box::default(),
         }
     }
 
@@ -179,7 +185,42 @@ pub struct Namespace {
     pub destroyed: Option<f64>,
     /// The latest events about it, oldest first (bounded by the store).
     #[serde(skip)]
-    pub history: VecDeque<Event>,
+    pub history: History,
+}
+
+/// A namespace's latest events, oldest first. Most namespaces have none,
+/// so an empty history costs one word.
+#[derive(Clone, Debug, Default)]
+pub struct History(Option<Box<VecDeque<Event>>>);
+
+impl History {
+    /// Appends `e`, keeping at most `cap` events (the newest).
+    pub fn push(&mut self, e: Event, cap: usize) {
+        if cap == 0 {
+            return;
+        }
+        let q = self.0.get_or_insert_with(Default::default);
+        while q.len() >= cap {
+            q.pop_front();
+        }
+        q.push_back(e);
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Event> {
+        self.0.as_deref().into_iter().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn back(&self) -> Option<&Event> {
+        self.0.as_ref()?.back()
+    }
 }
 
 impl Namespace {
@@ -192,7 +233,7 @@ impl Namespace {
             first_seen: now,
             last_change: now,
             destroyed: None,
-            history: VecDeque::new(),
+            history: History::default(),
         }
     }
 

@@ -134,11 +134,13 @@ pub struct Counts {
 pub struct NsStore {
     clock: Clock,
     opts: StoreOptions,
-    live: HashMap<u64, Namespace>,
+    /// Boxed: the map's slots stay two words, so its spare capacity (up to
+    /// half of it after growing) costs little per namespace.
+    live: HashMap<u64, Box<Namespace>>,
     /// Destroyed records, oldest death first; apart from `live` so a new
     /// namespace reusing a dead one's key (type+inode before 6.18) never
     /// meets the dead one's record.
-    destroyed: VecDeque<Namespace>,
+    destroyed: VecDeque<Box<Namespace>>,
     pending: HashMap<u64, Pending>,
     deaths: RecentDeaths,
     /// Live keys by inode: `proc_free_inum` names only the inode (unique
@@ -184,7 +186,7 @@ impl NsStore {
     }
 
     pub fn get(&self, key: u64) -> Option<&Namespace> {
-        self.live.get(&key)
+        self.live.get(&key).map(|n| &**n)
     }
 
     /// Whether the store tracks this live namespace (with or without a record).
@@ -194,12 +196,12 @@ impl NsStore {
 
     /// Live records, in no particular order.
     pub fn live(&self) -> impl Iterator<Item = &Namespace> {
-        self.live.values()
+        self.live.values().map(|n| &**n)
     }
 
     /// Destroyed records still shown, oldest death first.
     pub fn destroyed(&self) -> impl Iterator<Item = &Namespace> {
-        self.destroyed.iter()
+        self.destroyed.iter().map(|n| &**n)
     }
 
     /// Live, then destroyed records.
@@ -222,12 +224,12 @@ impl NsStore {
     /// The live record of a type and inode.
     pub fn find(&self, ns_type: NsType, inode: u64) -> Option<&Namespace> {
         if let Some(key) = self.by_inode.get(&(inode as u32))
-            && let Some(ns) = self.live.get(key)
+            && let Some(ns) = self.live.get(key).map(|n| &**n)
             && ns.row.ns_type == ns_type
         {
             return Some(ns);
         }
-        self.live.values().find(|n| n.row.ns_type == ns_type && n.row.inode == inode)
+        self.live().find(|n| n.row.ns_type == ns_type && n.row.inode == inode)
     }
 
     /// Fills an empty store from a snapshot (namespaces that predate nstrace).
@@ -243,7 +245,7 @@ impl NsStore {
     fn insert(&mut self, ns: Namespace) {
         let key = ns.key();
         self.by_inode.insert(ns.row.inode as u32, key);
-        self.live.insert(key, ns);
+        self.live.insert(key, Box::new(ns));
     }
 
     /// Moves a live namespace to the destroyed records; returns its key.
@@ -261,7 +263,7 @@ impl NsStore {
         let at = self.clock.unix(died);
         ns.destroyed = Some(at);
         ns.last_change = at;
-        push_bounded(&mut ns.history, event, self.opts.history);
+        ns.history.push(event, self.opts.history);
         self.destroyed.push_back(ns);
         Some(key)
     }
@@ -306,13 +308,13 @@ impl NsStore {
             level: tree.then_some(c.level),
             // The creator is in it (until a holder scan says otherwise).
             state: if c.subject_tgid != 0 { NsState::Active } else { NsState::Orphaned },
-            command: (c.subject_tgid != 0).then(|| creator.comm.clone()),
+            command: (c.subject_tgid != 0).then(|| creator.comm.as_str().into()),
             ..NsRow::new(ns_type, c.inum as u64)
         };
         let mut ns =
             Namespace { created: Some(created), creator: Some(Box::new(creator)), ..Namespace::seen(row, created) };
         let event = create_event(&ns, owner, parent, c.header.ts_ns, &self.clock);
-        push_bounded(&mut ns.history, event.clone(), self.opts.history);
+        ns.history.push(event.clone(), self.opts.history);
         out.push(event);
         self.insert(ns);
         true
@@ -366,32 +368,17 @@ impl NsStore {
     ) -> Reconciled {
         let complete = coverage == Coverage::Complete;
         let mut result = Reconciled::default();
-        let mut alive: HashMap<u64, &NsInfoRecord> = HashMap::with_capacity(records.len());
-        for r in records.iter().filter(|r| r.refcount > 0) {
-            alive.insert(ns_key(r.id, r.ns_type, r.inum), r);
-        }
-        // Pending ones that died unreported were still real: report both,
-        // unless absence proves nothing (then drop them quietly).
-        let pending_dead: Vec<u64> = self.pending.keys().filter(|k| !alive.contains_key(k)).copied().collect();
-        for key in pending_dead {
-            if let Some(p) = self.pending.remove(&key)
-                && complete
-            {
-                self.promote(p, now, out);
-                result.created.push(key);
-            }
-        }
-        if complete {
-            let dead: Vec<u64> =
-                self.live.keys().chain(self.evicted.keys()).filter(|k| !alive.contains_key(k)).copied().collect();
-            for key in dead {
-                if self.destroy(key, now, via, out).is_some() {
-                    result.destroyed.push(key);
-                }
-            }
-        }
+        // Sorted keys, not a map: the snapshot can hold 100,000s of rows and
+        // this is the reconcile's only per-row allocation (8 bytes each).
+        let mut alive: Vec<u64> =
+            records.iter().filter(|r| r.refcount > 0).map(|r| ns_key(r.id, r.ns_type, r.inum)).collect();
+        alive.sort_unstable();
+        alive.dedup();
+        let is_alive = |key: &u64| alive.binary_search(key).is_ok();
         let at = self.clock.unix(now);
-        for (key, r) in alive {
+        let mut waiting = std::mem::take(&mut self.pending);
+        for r in records.iter().filter(|r| r.refcount > 0) {
+            let key = ns_key(r.id, r.ns_type, r.inum);
             if let Some(ns) = self.live.get_mut(&key) {
                 if let Some(rc) = refcount_of(r) {
                     ns.row.refcount = Some(rc);
@@ -400,8 +387,8 @@ impl NsStore {
                 if r.owner.inum != 0 {
                     ns.row.owner = Some(r.owner.inum as u64);
                 }
-            } else if self.evicted.contains_key(&key) {
-            } else if let Some(p) = self.pending.remove(&key) {
+            } else if self.evicted.contains_key(&key) || self.pending.contains_key(&key) {
+            } else if let Some(p) = waiting.remove(&key) {
                 self.promote(p, now, out);
                 result.created.push(key);
             } else if let Some(row) = row_of(r) {
@@ -411,13 +398,28 @@ impl NsStore {
                 self.pending.insert(key, Pending { ns, owner: NsIds::of(&r.owner), parent });
             }
         }
+        // Pending ones that died unreported were still real: report both,
+        // unless absence proves nothing (then drop them quietly).
+        if complete {
+            for (key, p) in waiting {
+                self.promote(p, now, out);
+                result.created.push(key);
+            }
+            let dead: Vec<u64> =
+                self.live.keys().chain(self.evicted.keys()).filter(|k| !is_alive(k)).copied().collect();
+            for key in dead {
+                if self.destroy(key, now, via, out).is_some() {
+                    result.destroyed.push(key);
+                }
+            }
+        }
         result
     }
 
     fn promote(&mut self, p: Pending, now: u64, out: &mut Vec<Event>) {
         let mut ns = p.ns;
         let event = create_event(&ns, p.owner, p.parent, now, &self.clock);
-        push_bounded(&mut ns.history, event.clone(), self.opts.history);
+        ns.history.push(event.clone(), self.opts.history);
         out.push(event);
         self.insert(ns);
     }
@@ -465,7 +467,7 @@ impl NsStore {
             let key = ns_key(c.id, c.ns_type as u32, c.inode as u32);
             if let Some(ns) = self.live.get_mut(&key) {
                 ns.last_change = *time;
-                push_bounded(&mut ns.history, e.clone(), self.opts.history);
+                ns.history.push(e.clone(), self.opts.history);
             }
         }
     }

@@ -28,7 +28,7 @@ use nstrace_common::{
 };
 
 use crate::{
-    model::{Holder, NsKey, TaskHold},
+    model::{Comm, Holder, NsKey, TaskHold},
     render::comm_str,
 };
 
@@ -70,6 +70,17 @@ pub enum HoldersError {
     Open { path: PathBuf, source: io::Error },
     #[error("cannot list {path}")]
     List { path: PathBuf, source: io::Error },
+}
+
+/// Adds a holder. Most namespaces have one holder: a first push allocates
+/// room for exactly one (a plain push reserves four, which at 100,000
+/// namespaces is megabytes of a scan's peak).
+fn push_holder(holders: &mut HashMap<NsKey, Vec<Holder>>, key: NsKey, h: Holder) {
+    let list = holders.entry(key).or_default();
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(h);
 }
 
 /// Scans every process, including ourselves.
@@ -133,14 +144,18 @@ pub fn add_kernel_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &
         if pid == 0 || exclude.contains(&pid) {
             continue;
         }
-        let comm = comm_str(&t.comm);
+        let comm: Comm = comm_str(&t.comm).into();
         let mut add = |ns_type: NsType, inum: u32, hold: TaskHold| {
             if inum == 0 {
                 return;
             }
-            let list = scan.holders.entry(NsKey { ns_type, inode: inum as u64 }).or_default();
-            if !list.iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid)) {
-                list.push(Holder::Task { pid, comm: comm.clone(), hold });
+            let key = NsKey { ns_type, inode: inum as u64 };
+            let held = scan
+                .holders
+                .get(&key)
+                .is_some_and(|list| list.iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid)));
+            if !held {
+                push_holder(&mut scan.holders, key, Holder::Task { pid, comm: comm.clone(), hold });
             }
         };
         for ty in NsType::ALL {
@@ -318,7 +333,7 @@ impl<'a> Worker<'a> {
                 stat
             }
         };
-        let comm = stat.comm;
+        let comm: Comm = stat.comm.as_str().into();
         let cgroup = match sys::read_small(proc_fd, at(b"/cgroup").as_cstr(), &mut self.file) {
             Ok(()) => parse_cgroup(&self.file).unwrap_or_default(),
             Err(_) => String::new(),
@@ -355,7 +370,7 @@ impl<'a> Worker<'a> {
             pid,
             ProcInfo {
                 ppid: stat.ppid,
-                comm,
+                comm: comm.to_string(),
                 cgroup,
                 threads: stat.threads,
                 kernel_thread: stat.flags & PF_KTHREAD != 0,
@@ -393,7 +408,7 @@ impl<'a> Worker<'a> {
 
     /// Records one task's slots as holders of process `pid`, once each;
     /// `tid` is set when the task is not the leader.
-    fn add_slots(&mut self, pid: u32, comm: &str, slots: &[Option<u64>; TASK_NS_SLOTS], tid: Option<u32>) {
+    fn add_slots(&mut self, pid: u32, comm: &Comm, slots: &[Option<u64>; TASK_NS_SLOTS], tid: Option<u32>) {
         for (i, ino) in slots.iter().enumerate() {
             let Some(ino) = *ino else { continue };
             // "for children" only counts where it differs from the task's own.
@@ -410,8 +425,8 @@ impl<'a> Worker<'a> {
                 continue;
             }
             self.added.push((key, hold));
-            let h = Holder::Task { pid, comm: comm.to_owned(), hold };
-            self.out.holders.entry(key).or_default().push(h);
+            let h = Holder::Task { pid, comm: comm.clone(), hold };
+            push_holder(&mut self.out.holders, key, h);
             if let Some(tid) = tid {
                 self.out.thread_tids.entry(key).or_insert(tid);
             }
@@ -421,7 +436,7 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn scan_threads(&mut self, pid: u32, task_dir: &CStr, comm: &str, leader: Option<[Option<u64>; TASK_NS_SLOTS]>) {
+    fn scan_threads(&mut self, pid: u32, task_dir: &CStr, comm: &Comm, leader: Option<[Option<u64>; TASK_NS_SLOTS]>) {
         let Ok(dir) = sys::open_at(Some(self.proc_fd), task_dir, libc::O_RDONLY | libc::O_DIRECTORY) else {
             return;
         };
@@ -453,7 +468,7 @@ impl<'a> Worker<'a> {
         self.tids = tids;
     }
 
-    fn scan_fds(&mut self, pid: u32, fd_dir: &CStr, comm: &str) {
+    fn scan_fds(&mut self, pid: u32, fd_dir: &CStr, comm: &Comm) {
         let Ok(dir) = sys::open_at(Some(self.proc_fd), fd_dir, libc::O_RDONLY | libc::O_DIRECTORY) else {
             return;
         };
@@ -466,8 +481,8 @@ impl<'a> Worker<'a> {
                 return;
             };
             if let Some((ns_type, inode)) = parse_ns_link(l) {
-                let h = Holder::Fd { pid, fd: fd as i32, comm: comm.to_owned() };
-                out.holders.entry(NsKey { ns_type, inode }).or_default().push(h);
+                let h = Holder::Fd { pid, fd: fd as i32, comm: comm.clone() };
+                push_holder(&mut out.holders, NsKey { ns_type, inode }, h);
             }
         });
     }

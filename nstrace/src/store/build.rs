@@ -36,7 +36,7 @@ pub(super) fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<Str
     pids.dedup();
     row.command = pids.first().and_then(|first| {
         holders.iter().find_map(|h| match h {
-            Holder::Task { pid, comm, .. } if pid == first => Some(comm.clone()),
+            Holder::Task { pid, comm, .. } if pid == first => Some(Box::from(&**comm)),
             _ => None,
         })
     });
@@ -47,13 +47,12 @@ pub(super) fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<Str
         .collect();
     containers.sort();
     containers.dedup();
-    row.containers = containers;
-    row.tasks = pids.len();
-    pids.shrink_to_fit();
-    row.pids = pids;
+    row.containers = containers.into();
+    row.tasks = pids.len() as u32;
+    row.pids = pids.into();
     row.state = NsState::of(&holders);
-    row.holders = holders;
-    row.names = names;
+    row.holders = holders.into();
+    row.names = names.into();
 }
 
 pub(super) fn create_event(

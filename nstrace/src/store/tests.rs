@@ -1,7 +1,11 @@
 use nstrace_common::event::{EventHeader, EventKind, NsRef, create_cause};
 
 use super::*;
-use crate::{events::NsChange, holders::ProcInfo, model::TaskHold};
+use crate::{
+    events::NsChange,
+    holders::ProcInfo,
+    model::{Creator, Holder, TaskHold},
+};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -249,12 +253,12 @@ fn holders_decide_state_tasks_command_names_and_containers() {
     scan.holders.insert(key(NsType::Pid, 99), vec![task(20, "a")]);
     s.apply_holders(scan, SEC, false);
     let net = s.get(1).unwrap();
-    assert_eq!((net.row.state, net.row.tasks, net.row.pids.as_slice()), (NsState::Active, 2, &[20, 30][..]));
+    assert_eq!((net.row.state, net.row.tasks, &net.row.pids[..]), (NsState::Active, 2, &[20, 30][..]));
     assert_eq!(net.row.command.as_deref(), Some("a"), "the lowest pid's command");
     assert_eq!(net.row.containers.len(), 1);
     assert_eq!(net.last_change, 1_000_001.0);
     let mounted = s.get(2).unwrap();
-    assert_eq!((mounted.row.state, mounted.row.names.as_slice()), (NsState::Mounted, &["x".to_string()][..]));
+    assert_eq!((mounted.row.state, &mounted.row.names[..]), (NsState::Mounted, &["x".to_string()][..]));
     assert_eq!(s.get(3).unwrap().row.state, NsState::FdOnly);
     assert_eq!(s.get(4).unwrap().row.state, NsState::Orphaned);
     assert_eq!(s.len(), 4);
@@ -354,4 +358,16 @@ fn history_is_bounded_and_keeps_the_latest() {
     let Some(Event::Setns { pid, .. }) = ns.history.back() else { panic!() };
     assert_eq!(*pid, 39);
     assert_eq!(ns.last_change, 39.0);
+}
+
+#[test]
+fn print_sizes() {
+    eprintln!(
+        "SIZES Namespace {} NsRow {} Holder {} Event {} Creator {}",
+        size_of::<Namespace>(),
+        size_of::<NsRow>(),
+        size_of::<Holder>(),
+        size_of::<Event>(),
+        size_of::<Creator>()
+    );
 }

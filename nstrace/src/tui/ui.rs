@@ -272,7 +272,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     if ns.history.is_empty() {
         out.push(Line::from("  none seen"));
     }
-    for e in &ns.history {
+    for e in ns.history.iter() {
         out.push(Line::from(format!("  {}", event_text(e))));
     }
     out

@@ -476,7 +476,7 @@ pub fn format_age(age: Option<f64>) -> String {
 /// containers.
 pub fn command_text(ns: &Namespace) -> String {
     let r = &ns.row;
-    let mut s = r.command.clone().unwrap_or_else(|| "-".into());
+    let mut s = r.command.as_deref().unwrap_or("-").to_string();
     if !r.names.is_empty() {
         s = format!("{s} [netns {}]", r.names.join(","));
     }

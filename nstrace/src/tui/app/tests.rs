@@ -1,5 +1,3 @@
-use std::collections::VecDeque;
-
 use super::*;
 use crate::{containers::Container, model::Creator, model::TaskHold, snapshot::NsRow};
 
@@ -7,13 +5,13 @@ const NOW: f64 = 1_000_000.0;
 
 fn ns(ty: NsType, inode: u64, state: NsState, tasks: usize, created: Option<f64>) -> Namespace {
     Namespace {
-        row: NsRow { id: Some(inode + 1000), state, tasks, ..NsRow::new(ty, inode) },
+        row: NsRow { id: Some(inode + 1000), state, tasks: tasks as u32, ..NsRow::new(ty, inode) },
         created,
         creator: None,
         first_seen: created.unwrap_or(NOW - 100.0),
         last_change: NOW,
         destroyed: None,
-        history: VecDeque::new(),
+        history: Default::default(),
     }
 }
 
@@ -33,16 +31,16 @@ fn typed(app: &mut App, s: &str) {
 
 fn sample() -> App {
     let mut net = ns(NsType::Net, 10, NsState::Mounted, 0, Some(NOW - 5.0));
-    net.row.names = vec!["blue".into()];
-    net.row.holders = vec![Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1 }];
+    net.row.names = vec!["blue".into()].into();
+    net.row.holders = vec![Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1 }].into();
     let mut uts = ns(NsType::Uts, 20, NsState::Active, 1, Some(NOW - 1.0));
     uts.row.command = Some("sleep".into());
-    uts.row.holders = vec![Holder::Task { pid: 7, comm: "sleep".into(), hold: TaskHold::Member }];
+    uts.row.holders = vec![Holder::Task { pid: 7, comm: "sleep".into(), hold: TaskHold::Member }].into();
     let mut init_net = ns(NsType::Net, 30, NsState::Active, 90, None);
     init_net.row.command = Some("systemd".into());
     init_net.row.containers =
-        vec![Container { runtime: "docker", id: "ab".repeat(32), pod: Some("0123-pod-uid".into()) }];
-    init_net.row.holders = vec![Holder::Fd { pid: 99, fd: 4, comm: "containerd".into() }];
+        vec![Container { runtime: "docker", id: "ab".repeat(32), pod: Some("0123-pod-uid".into()) }].into();
+    init_net.row.holders = vec![Holder::Fd { pid: 99, fd: 4, comm: "containerd".into() }].into();
     let mut dead = ns(NsType::Ipc, 40, NsState::Active, 0, Some(NOW - 30.0));
     dead.destroyed = Some(NOW - 2.0);
     let pid = ns(NsType::Pid, 50, NsState::Orphaned, 3, None);
