@@ -237,3 +237,9 @@ mod tests {
         }
     }
 }
+
+/// A kernel `comm` (task name, NUL-padded) as text, lossily decoded.
+pub fn comm_str(comm: &[u8]) -> std::string::String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    std::string::String::from_utf8_lossy(&comm[..end]).into_owned()
+}

@@ -14,10 +14,10 @@ use nstrace_common::{
 
 use crate::{
     events::{self, Clock, Event},
-    holders::{self, HolderScan, HoldersError},
-    loader::{EventStream, KnownMap, LoadOptions, LoaderError, Tracer},
-    mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
-    snapshot::kernel::{WalkError, Walker},
+    kernel::loader::{EventStream, KnownMap, LoadOptions, LoaderError, Tracer},
+    kernel::mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
+    kernel::walker::{WalkError, Walker},
+    procfs::holders::{self, HolderScan, HoldersError},
     store::{Coverage, NsStore, StoreOptions},
 };
 
@@ -54,13 +54,13 @@ impl Default for EngineOptions {
 pub enum EngineError {
     #[error(transparent)]
     Loader(#[from] LoaderError),
-    #[error("tree walk: {0}")]
+    #[error("tree walk")]
     Walk(#[from] WalkError),
     #[error(transparent)]
     Mechanism(#[from] MechanismError),
-    #[error("/proc snapshot: {0}")]
-    Proc(Box<crate::snapshot::SnapshotError>),
-    #[error("/proc scan: {0}")]
+    #[error("/proc snapshot")]
+    Proc(#[source] Box<crate::snapshot::SnapshotError>),
+    #[error("/proc scan")]
     Holders(#[from] HoldersError),
 }
 
@@ -154,15 +154,15 @@ const HINT_WALK_GAP: Duration = Duration::from_millis(50);
 fn host_namespace_ids() -> std::collections::HashSet<u64> {
     nstrace_common::ns::NsType::ALL
         .iter()
-        .filter_map(|t| crate::nsfs::open(std::path::Path::new(&format!("/proc/self/ns/{}", t.name()))).ok())
-        .filter_map(|fd| crate::nsfs::ns_id(&fd).ok())
+        .filter_map(|t| crate::procfs::nsfs::open(std::path::Path::new(&format!("/proc/self/ns/{}", t.name()))).ok())
+        .filter_map(|fd| crate::procfs::nsfs::ns_id(&fd).ok())
         .collect()
 }
 
 impl Engine {
     /// Probes, loads, attaches, seeds the table. Events from here on are reported.
     pub fn start(opts: &EngineOptions) -> Result<Engine, EngineError> {
-        let mechanisms = mechanism::select(&crate::probe::quick_facts(), &opts.mechanisms)?;
+        let mechanisms = mechanism::select(&crate::kernel::probe::quick_facts(), &opts.mechanisms)?;
         log::info!(
             "mechanisms: create {}, destroy {}, snapshot {}",
             mechanisms.create,
@@ -171,7 +171,7 @@ impl Engine {
         );
         let mut tracer = Tracer::load(&opts.load)?;
         let mut source = match mechanisms.snapshot {
-            Snapshot::TreeWalk => Source::Tree(Box::new(tracer.walker()?)),
+            Snapshot::TreeWalk => Source::Tree(Box::new(Walker::load(&mut tracer)?)),
             Snapshot::Proc => Source::Proc,
         };
         let mut known = tracer.known()?;
@@ -199,7 +199,7 @@ impl Engine {
             log::info!("no destroy hook: deaths are seen at the next snapshot");
         }
         let host_ids = host_namespace_ids();
-        let dev = crate::nsfs::nsfs_dev().unwrap_or(0);
+        let dev = crate::procfs::nsfs::nsfs_dev().unwrap_or(0);
         let mut interval = tokio::time::interval(opts.walk_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Engine {
@@ -247,7 +247,7 @@ impl Engine {
     pub fn task_source(&mut self) -> Result<Option<TaskSource>, EngineError> {
         match &mut self.source {
             Source::Tree(w) => {
-                let mut stats = crate::snapshot::kernel::WalkStats::default();
+                let mut stats = crate::kernel::walker::WalkStats::default();
                 Ok(Some(TaskSource::Kernel(w.walk_tasks(&mut stats)?)))
             }
             Source::Proc => Ok(None),

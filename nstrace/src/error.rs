@@ -6,7 +6,7 @@
 //! the message. [`Chain`] prints the whole chain, "what failed: why: root
 //! cause", as `main` does.
 
-use std::{fmt, io};
+use std::io;
 
 use crate::{engine::EngineError, monitor::MonitorError, snapshot::SnapshotError};
 
@@ -117,36 +117,15 @@ impl From<MonitorError> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Displays an error and its causes, "what failed: why: root cause": the
-/// way `main` prints errors, and the way to put an error into a string
-/// (a plain `{e}` or `to_string()` drops the causes).
-pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            write!(f, ": {c}")?;
-            cause = c.source();
-        }
-        Ok(())
-    }
-}
-
-/// `Chain(e).to_string()`.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    Chain(e).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::chain::Chain;
     use crate::{
-        btf::BtfError, btf_offsets::OffsetsError, holders::HoldersError, mechanism::MechanismError,
-        snapshot::proc::SnapshotError as ProcError, tracefs::TracefsError,
+        kernel::btf::BtfError, kernel::btf_offsets::OffsetsError, kernel::mechanism::MechanismError,
+        kernel::tracefs::TracefsError, procfs::holders::HoldersError, procfs::namespaces::SnapshotError as ProcError,
     };
 
     fn enoent() -> io::Error {
@@ -211,7 +190,7 @@ mod tests {
         assert_eq!(Error::input("reading a.json", enoent()).exit_code(), exit::USAGE);
         assert_eq!(Error::io("writing output", enoent()).exit_code(), exit::RUNTIME);
         assert_eq!(Error::failed("terminal input closed").exit_code(), exit::RUNTIME);
-        let loader = crate::loader::LoaderError::NoPrograms;
+        let loader = crate::kernel::loader::LoaderError::NoPrograms;
         assert_eq!(Error::from(EngineError::from(loader)).exit_code(), exit::RUNTIME);
         let holders = HoldersError::Open { path: PathBuf::from("/proc"), source: enoent() };
         assert_eq!(Error::from(SnapshotError::from(holders)).exit_code(), exit::RUNTIME);

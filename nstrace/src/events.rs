@@ -6,7 +6,7 @@ use nstrace_common::{
 };
 use serde::Serialize;
 
-use crate::render::comm_str;
+use nstrace_common::decode::comm_str;
 
 /// A namespace named by id and inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -1,25 +1,27 @@
 //! nstrace: a live table of every Linux namespace on the host, fed by eBPF.
+//!
+//! Layers, each using only those below it:
+//! - `containers`, `events`, `model`: data (container ids from cgroup
+//!   paths, the events users see, the namespace record);
+//! - `kernel` (eBPF, BTF, probe, mechanisms, walks) and `procfs` (holders,
+//!   sockets, nsfs, the lsns method);
+//! - `store`: the one namespace table, pure;
+//! - `snapshot` (one-shot: kernel + procfs into a store) and `engine` (the
+//!   running tracer that owns the store), then `monitor` (engine + holder
+//!   scans + feed);
+//! - `present`: rendering, explanations, metrics, HTTP, TUI;
+//! - `cli`: one module per subcommand; `error`: what they fail with.
 
-pub mod btf;
-pub mod btf_offsets;
+pub mod chain;
 pub mod cli;
 pub mod containers;
 pub mod engine;
 pub mod error;
 pub mod events;
-pub mod explain;
-pub mod holders;
-pub mod http;
-pub mod loader;
-pub mod mechanism;
-pub mod metrics;
+pub mod kernel;
 pub mod model;
 pub mod monitor;
-pub mod nsfs;
-pub mod probe;
-pub mod render;
+pub mod present;
+pub mod procfs;
 pub mod snapshot;
-pub mod sockets;
 pub mod store;
-pub mod tracefs;
-pub mod tui;

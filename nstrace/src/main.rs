@@ -1,10 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use nstrace::{
-    cli,
-    error::{Chain, Error},
-};
+use nstrace::{chain::Chain, cli, error::Error};
 
 /// nstrace: every Linux namespace on this host, who holds it, and why it
 /// did not go away.

@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::{
     engine::{Engine, EngineError, EngineOptions, EngineStats},
     events::{Clock, Event},
-    holders,
     model::{Namespace, NsRow, NsState},
+    procfs::holders,
     store::{NsStore, push_bounded},
 };
 
@@ -88,8 +88,8 @@ impl Monitor {
         Ok(m)
     }
 
-    /// The mechanism per job (see [`crate::mechanism`]).
-    pub fn mechanisms(&self) -> crate::mechanism::Mechanisms {
+    /// The mechanism per job (see [`crate::kernel::mechanism`]).
+    pub fn mechanisms(&self) -> crate::kernel::mechanism::Mechanisms {
         self.engine.mechanisms()
     }
 

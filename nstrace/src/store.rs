@@ -16,11 +16,12 @@ use nstrace_common::{
 };
 
 use self::build::{create_event, destroy_event, fill_holders, row_of};
+use nstrace_common::decode::comm_str;
+
 use crate::{
     events::{Clock, Event, NsIds, cause_name},
-    holders::HolderScan,
     model::{Creator, Namespace, NsKey, NsRow, NsState},
-    render::comm_str,
+    procfs::holders::HolderScan,
 };
 
 /// Refcount of a record from a source that cannot read it (/proc).

@@ -5,9 +5,10 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::{
-    error::{chain, exit},
-    mechanism::Overrides,
-    probe::{self, Report, Status},
+    chain::chain,
+    error::exit,
+    kernel::mechanism::Overrides,
+    kernel::probe::{self, Report, Status},
 };
 
 /// Probes the kernel and prints the report (text or pretty JSON). Returns
@@ -30,13 +31,13 @@ pub fn run(json: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, 
 /// Loads our eBPF object and walks every namespace list once.
 fn tree_walk_check() -> probe::Check {
     const NAME: &str = "namespace tree walk";
-    let result = crate::loader::Tracer::load(&Default::default())
+    let result = crate::kernel::loader::Tracer::load(&Default::default())
         .map_err(|e| chain(&e))
         .and_then(|mut t| {
             if !t.has_ns_tree() {
                 return Err("kernel has no per-type namespace lists (needs 6.18+)".to_string());
             }
-            t.walker().map_err(|e| chain(&e))
+            crate::kernel::walker::Walker::load(&mut t).map_err(|e| chain(&e))
         })
         .and_then(|mut w| w.walk_all().map_err(|e| chain(&e)));
     match result {
@@ -99,7 +100,7 @@ fn marker(s: Status) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Check, Mechanisms, Section};
+    use crate::kernel::probe::{Check, Mechanisms, Section};
 
     fn report() -> Report {
         Report {

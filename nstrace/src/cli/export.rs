@@ -18,9 +18,9 @@ use crate::{
     cli::trace::parse_seconds,
     engine::EngineOptions,
     error::{Error, Result},
-    http::{self, Limits, Shared},
-    metrics::Metrics,
     monitor::{Monitor, MonitorOptions},
+    present::http::{self, Limits, Shared},
+    present::metrics::Metrics,
     store::StoreOptions,
 };
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     cli::{ls::TypeArg, trace::parse_seconds},
     error::{Error, Result, exit},
-    explain::{Explainer, Reason},
+    present::explain::{Explainer, Reason},
     snapshot::{self, NsRow, NsState, Source},
 };
 

@@ -12,22 +12,19 @@ use ratatui::{Terminal, backend::CrosstermBackend};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    cli::{
-        ls::{TypeArg, write_table},
-        trace::parse_seconds,
-    },
+    cli::{ls::TypeArg, trace::parse_seconds},
     engine::EngineOptions,
     error::{Error, Result},
     events::Clock,
     monitor::{Monitor, MonitorOptions, Totals},
-    render::clock_time,
-    snapshot::NsRow,
-    store::StoreOptions,
-    tui::{
+    present::tui::{
         InputThread, TerminalGuard,
         app::{App, RowState},
         ui,
     },
+    present::{render::clock_time, table::write_table},
+    snapshot::NsRow,
+    store::StoreOptions,
 };
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use nstrace_common::ns::NsType;
 
 use crate::{
     error::{Error, Result},
-    model::Holder,
+    present::table::{write_table, write_tree},
     snapshot::{self, NsRow, NsState, Source},
 };
 
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Result<i32> {
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else if args.tree {
-        write_tree(&mut out, &all, &args.filter)
+        write_tree(&mut out, &all, &|r: &NsRow| args.filter.matches(r))
     } else {
         write_table(&mut out, &rows)
     };
@@ -111,180 +111,4 @@ pub fn run(args: Args) -> Result<i32> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(Error::io("writing output", e)),
     }
-}
-
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
-}
-
-/// The holders other than tasks, shortly: "fd 123:4", "mount /run/netns/x", "+2".
-pub fn holders_summary(row: &NsRow) -> String {
-    let mut parts: Vec<String> = row
-        .holders
-        .iter()
-        .filter_map(|h| match h {
-            Holder::Task { .. } => None,
-            Holder::Fd { pid, fd, .. } => Some(format!("fd {pid}:{fd}")),
-            Holder::Mount { path, .. } => Some(format!("mount {path}")),
-        })
-        .collect();
-    if parts.len() > 2 {
-        let more = parts.len() - 2;
-        parts.truncate(2);
-        parts.push(format!("+{more}"));
-    }
-    if parts.is_empty() { "-".into() } else { parts.join(",") }
-}
-
-/// The table's cells for one row.
-fn table_cells(r: &NsRow) -> [String; 10] {
-    let mut command = r.command.as_deref().unwrap_or("-").to_string();
-    if !r.names.is_empty() {
-        command = format!("{command} [netns {}]", r.names.join(","));
-    }
-    if !r.containers.is_empty() {
-        let c: Vec<String> = r.containers.iter().map(|c| c.short()).collect();
-        command = format!("{command} ({})", c.join(","));
-    }
-    [
-        opt(r.id),
-        r.inode.to_string(),
-        r.ns_type.name().into(),
-        r.state.name().into(),
-        r.tasks.to_string(),
-        holders_summary(r),
-        opt(r.owner),
-        opt(r.parent),
-        "-".into(),
-        command,
-    ]
-}
-
-/// Writes the aligned table. Cells are formatted twice (once to size the
-/// columns, once to write) rather than kept: at 100,000 rows a kept copy
-/// is tens of megabytes, and `live --plain` prints one every interval.
-pub fn write_table(out: &mut impl Write, rows: &[&NsRow]) -> std::io::Result<()> {
-    let header = ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "PARENT", "AGE", "COMMAND"];
-    let mut widths = header.map(str::len);
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(table_cells(r)) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |out: &mut dyn Write, cols: &[&str]| -> std::io::Result<()> {
-        for (i, c) in cols.iter().enumerate() {
-            if i + 1 == cols.len() {
-                writeln!(out, "{c}")?;
-            } else if i < 2 || i == 4 {
-                write!(out, "{c:>w$} ", w = widths[i])?;
-            } else {
-                write!(out, "{c:<w$} ", w = widths[i])?;
-            }
-        }
-        Ok(())
-    };
-    line(out, &header)?;
-    for r in rows {
-        let cells = table_cells(r);
-        let cols: [&str; 10] = std::array::from_fn(|i| cells[i].as_str());
-        line(out, &cols)?;
-    }
-    Ok(())
-}
-
-fn describe(r: &NsRow) -> String {
-    let mut s = format!("{} {} [{}]", r.ns_type.name(), r.inode, r.state.name());
-    if let Some(id) = r.id {
-        s.push_str(&format!(" id={id}"));
-    }
-    if r.tasks > 0 {
-        s.push_str(&format!(" tasks={} ({})", r.tasks, r.command.as_deref().unwrap_or("?")));
-    }
-    let other = holders_summary(r);
-    if other != "-" {
-        s.push_str(&format!(" held-by: {other}"));
-    }
-    if !r.names.is_empty() {
-        s.push_str(&format!(" netns={}", r.names.join(",")));
-    }
-    s
-}
-
-/// User-namespace ownership tree (every namespace under its owner), then
-/// the pid-namespace hierarchy. The filter selects which rows are shown;
-/// ancestors of shown rows are kept so the tree stays connected.
-pub fn write_tree(out: &mut impl Write, rows: &[&NsRow], filter: &Filter) -> std::io::Result<()> {
-    use std::collections::{BTreeMap, HashSet};
-    let users: HashSet<u64> = rows.iter().filter(|r| r.ns_type == NsType::User).map(|r| r.inode).collect();
-    let mut children: BTreeMap<u64, Vec<&NsRow>> = BTreeMap::new();
-    let mut roots = Vec::new();
-    for r in rows {
-        match r.owner {
-            Some(o) if users.contains(&o) => children.entry(o).or_default().push(r),
-            _ if r.ns_type == NsType::User => roots.push(r),
-            _ => roots.push(r),
-        }
-    }
-    // Keep users first among siblings so subtrees read top-down.
-    for list in children.values_mut() {
-        list.sort_by_key(|r| (r.ns_type != NsType::User, r.ns_type, r.inode));
-    }
-    fn shown(r: &NsRow, children: &BTreeMap<u64, Vec<&NsRow>>, filter: &Filter) -> bool {
-        filter.matches(r)
-            || (r.ns_type == NsType::User
-                && children.get(&r.inode).is_some_and(|c| c.iter().any(|c| shown(c, children, filter))))
-    }
-    fn walk(
-        out: &mut impl Write,
-        r: &NsRow,
-        prefix: &str,
-        last: bool,
-        children: &BTreeMap<u64, Vec<&NsRow>>,
-        filter: &Filter,
-        depth: usize,
-    ) -> std::io::Result<()> {
-        let branch = if depth == 0 {
-            ""
-        } else if last {
-            "`- "
-        } else {
-            "|- "
-        };
-        writeln!(out, "{prefix}{branch}{}", describe(r))?;
-        if r.ns_type != NsType::User || depth > 64 {
-            return Ok(());
-        }
-        let kids: Vec<&&NsRow> = children
-            .get(&r.inode)
-            .map(|c| c.iter().filter(|c| shown(c, children, filter)).collect())
-            .unwrap_or_default();
-        let next_prefix =
-            if depth == 0 { prefix.to_string() } else { format!("{prefix}{}", if last { "   " } else { "|  " }) };
-        for (i, k) in kids.iter().enumerate() {
-            walk(out, k, &next_prefix, i + 1 == kids.len(), children, filter, depth + 1)?;
-        }
-        Ok(())
-    }
-    writeln!(out, "user namespace ownership:")?;
-    for r in roots.iter().filter(|r| shown(r, &children, filter)) {
-        walk(out, r, "  ", true, &children, filter, 0)?;
-    }
-    // pid hierarchy
-    let pids: Vec<&NsRow> = rows.iter().copied().filter(|r| r.ns_type == NsType::Pid).collect();
-    let pid_set: HashSet<u64> = pids.iter().map(|r| r.inode).collect();
-    writeln!(out, "\npid namespace hierarchy:")?;
-    fn pid_walk(out: &mut impl Write, r: &NsRow, pids: &[&NsRow], depth: usize) -> std::io::Result<()> {
-        writeln!(out, "  {}{}", "   ".repeat(depth), describe(r))?;
-        if depth > 40 {
-            return Ok(());
-        }
-        for k in pids.iter().filter(|k| k.parent == Some(r.inode)) {
-            pid_walk(out, k, pids, depth + 1)?;
-        }
-        Ok(())
-    }
-    for r in pids.iter().filter(|r| r.parent.is_none_or(|p| !pid_set.contains(&p))) {
-        pid_walk(out, r, &pids, 0)?;
-    }
-    Ok(())
 }

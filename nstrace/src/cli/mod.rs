@@ -21,7 +21,8 @@ pub struct MechanismArgs {
 }
 
 impl MechanismArgs {
-    pub fn overrides(&self) -> Result<crate::mechanism::Overrides, crate::error::Error> {
-        crate::mechanism::Overrides::parse(&self.mechanism).map_err(|e| crate::error::Error::Usage(e.to_string()))
+    pub fn overrides(&self) -> Result<crate::kernel::mechanism::Overrides, crate::error::Error> {
+        crate::kernel::mechanism::Overrides::parse(&self.mechanism)
+            .map_err(|e| crate::error::Error::Usage(e.to_string()))
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     engine::{Engine, EngineOptions},
     error::{Error, Result},
     events::Event,
-    render::{event_perf, event_text},
+    present::render::{event_perf, event_text},
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl Args {
 pub async fn run(args: Args) -> Result<i32> {
     let opts = EngineOptions {
         walk_interval: args.walk_interval,
-        load: crate::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
+        load: crate::kernel::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
         syscall_events: !args.no_syscall_events,
         mechanisms: args.mechanisms.overrides()?,
         // The stream is the output; no per-namespace history to keep.

@@ -8,7 +8,7 @@ use std::{
 
 use crate::{
     error::{Error, Result},
-    explain::Explainer,
+    present::explain::Explainer,
     snapshot::{self, NsRow, Source},
 };
 
@@ -36,9 +36,10 @@ pub fn resolve<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
             .ok_or_else(|| Error::Usage(format!("no namespace with id or inode {n} exists (see `nstrace ls`)")));
     }
     let meta = std::fs::metadata(target).map_err(|e| Error::input(format!("cannot open {target}"), e))?;
-    let fd =
-        crate::nsfs::open(std::path::Path::new(target)).map_err(|e| Error::input(format!("opening {target}"), e))?;
-    let ty = crate::nsfs::ns_type(&fd).map_err(|_| Error::Usage(format!("{target} is not a namespace file (nsfs)")))?;
+    let fd = crate::procfs::nsfs::open(std::path::Path::new(target))
+        .map_err(|e| Error::input(format!("opening {target}"), e))?;
+    let ty = crate::procfs::nsfs::ns_type(&fd)
+        .map_err(|_| Error::Usage(format!("{target} is not a namespace file (nsfs)")))?;
     rows.iter().copied().find(|r| r.inode == meta.ino() && r.ns_type == ty).ok_or_else(|| {
         Error::Usage(format!("{target} names {} namespace {} which is not listed", ty.name(), meta.ino()))
     })
@@ -135,18 +136,20 @@ pub fn run(args: Args) -> Result<i32> {
                 (Some(t), Some(c)) => writeln!(
                     out,
                     "  created:   {} by pid {} ({}) via {}",
-                    crate::render::clock_time(t),
+                    crate::present::render::clock_time(t),
                     c.pid,
                     c.comm,
                     c.cause
                 )?,
-                (Some(t), None) => {
-                    writeln!(out, "  created:   {} (first seen; creator unknown)", crate::render::clock_time(t))?
-                }
+                (Some(t), None) => writeln!(
+                    out,
+                    "  created:   {} (first seen; creator unknown)",
+                    crate::present::render::clock_time(t)
+                )?,
                 _ => writeln!(out, "  created:   {UNKNOWN_CREATION}")?,
             }
             for e in &history {
-                writeln!(out, "  history:   {}", crate::render::event_text(e))?;
+                writeln!(out, "  history:   {}", crate::present::render::event_text(e))?;
             }
             writeln!(out, "\nkept alive by:")?;
             for r in &reasons {

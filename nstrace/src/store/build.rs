@@ -5,8 +5,8 @@ use nstrace_common::{event::NsInfoRecord, ns::NsType};
 use super::refcount_of;
 use crate::{
     events::{Clock, Event, NsIds, flags_text},
-    holders::HolderScan,
     model::{Creator, Holder, Namespace, NsRow, NsState},
+    procfs::holders::HolderScan,
 };
 
 /// The row a snapshot record describes (None: unknown type).

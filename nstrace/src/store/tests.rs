@@ -3,8 +3,8 @@ use nstrace_common::event::{EventHeader, EventKind, NsRef, create_cause};
 use super::*;
 use crate::{
     events::NsChange,
-    holders::ProcInfo,
     model::{Creator, Holder, TaskHold},
+    procfs::holders::ProcInfo,
 };
 
 const SEC: u64 = 1_000_000_000;

@@ -35,7 +35,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
-    metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE},
+    present::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE},
     snapshot::NsRow,
 };
 

@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use nstrace_common::names::{SYSCALL_TRACEPOINTS, TASK_TRACEPOINTS, Tracepoint};
 
-use crate::btf::{Btf, BtfError};
-use crate::btf_offsets;
-use crate::error::chain;
-use crate::mechanism::{self, Facts, HOOKED_FUNCTIONS, Overrides};
+use crate::chain::chain;
+use crate::kernel::btf::{Btf, BtfError};
+use crate::kernel::btf_offsets;
+use crate::kernel::mechanism::{self, Facts, HOOKED_FUNCTIONS, Overrides};
 
 /// Check names; [`select_mechanisms`] and [`fatal_reason`] look checks up by
 /// these, so they are stable.
@@ -57,7 +57,7 @@ pub fn tracepoint_check_name(tp: &Tracepoint) -> String {
     format!("{}{}", names::TP_PREFIX, tracefs_path(tp))
 }
 
-use crate::tracefs::TRACEFS_DIR;
+use crate::kernel::tracefs::TRACEFS_DIR;
 /// fentry targets for the TRACING check, best first: the 6.18+ namespace
 /// tree insert, then the function every namespace frees its inode with.
 const FENTRY_TARGETS: [&str; 2] = ["__ns_tree_add_raw", "proc_free_inum"];
@@ -98,7 +98,7 @@ pub struct Mechanisms {
     /// Task and syscall events (fork, exec, exit, unshare, setns):
     /// "tracepoints" or "none".
     pub events: String,
-    /// See [`crate::mechanism`]; empty when `error` says why none could be picked.
+    /// See [`crate::kernel::mechanism`]; empty when `error` says why none could be picked.
     pub create: String,
     pub destroy: String,
     pub snapshot: String,
@@ -203,7 +203,7 @@ pub fn probe() -> Report {
 /// One check per kernel function a mechanism hooks: hookable when it is a
 /// traced text symbol (not inlined, not notrace) and, for fentry, in BTF.
 fn check_functions(btf: Option<&Btf>) -> Vec<Check> {
-    let traceable = crate::tracefs::traceable_functions();
+    let traceable = crate::kernel::tracefs::traceable_functions();
     HOOKED_FUNCTIONS
         .iter()
         .map(|f| {
@@ -393,7 +393,7 @@ fn check_tracefs() -> Check {
     if Path::new(TRACEFS_DIR).join("events").is_dir() {
         return Check::new(names::TRACEFS, Status::Ok, format!("mounted at {TRACEFS_DIR}"));
     }
-    match crate::tracefs::ensure_mounted() {
+    match crate::kernel::tracefs::ensure_mounted() {
         Ok(()) => Check::new(names::TRACEFS, Status::Ok, format!("was not mounted; mounted it at {TRACEFS_DIR}")),
         Err(e) => Check::new(names::TRACEFS, Status::Error, chain(&e)),
     }
@@ -431,11 +431,11 @@ const SYS_LISTNS: libc::c_long = 470;
 const FILEID_NSFS: i32 = 0xf1;
 
 fn check_ns_get_id() -> Check {
-    let fd = match crate::nsfs::open(Path::new("/proc/self/ns/net")) {
+    let fd = match crate::procfs::nsfs::open(Path::new("/proc/self/ns/net")) {
         Ok(fd) => fd,
         Err(e) => return Check::new(names::NS_GET_ID, Status::Error, format!("/proc/self/ns/net: {e}")),
     };
-    match crate::nsfs::ns_id(&fd) {
+    match crate::procfs::nsfs::ns_id(&fd) {
         Ok(id) => Check::new(names::NS_GET_ID, Status::Ok, format!("works (our net namespace has id {id})")),
         Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => {
             Check::new(names::NS_GET_ID, Status::Missing, "ENOTTY (kernel < 6.18)")

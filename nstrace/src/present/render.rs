@@ -4,12 +4,6 @@ use std::fmt::Write as _;
 
 use crate::events::{Event, NsChange, NsIds};
 
-/// A NUL-padded kernel `comm` as text.
-pub fn comm_str(comm: &[u8]) -> String {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..end]).into_owned()
-}
-
 /// "HH:MM:SS.micros" (UTC) of a Unix time.
 pub fn clock_time(unix: f64) -> String {
     let secs = unix.floor() as i64;

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nstrace_common::ns::NsType;
 
-use crate::holders::HolderScan;
 use crate::model::{Holder, NsKey, TaskHold};
-use crate::nsfs;
+use crate::procfs::holders::HolderScan;
+use crate::procfs::nsfs;
 
 /// One namespace as seen from /proc.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, SnapshotError> {
     // Net namespaces only a socket holds (its process lives elsewhere):
     // no /proc link names them.
     let mut by_socket = Vec::new();
-    for (inode, fd) in crate::sockets::netns_of_sockets() {
+    for (inode, fd) in crate::procfs::sockets::netns_of_sockets() {
         let key = NsKey { ns_type: NsType::Net, inode };
         if known.lock().unwrap_or_else(|e| e.into_inner()).insert(key) {
             expand(key, Some(fd), dev, &known, &mut by_socket);
@@ -190,7 +190,7 @@ mod tests {
     /// is the init user ns, which has no parent.
     #[test]
     fn reaches_owner_of_host_net() {
-        let scan = crate::holders::scan().unwrap();
+        let scan = crate::procfs::holders::scan().unwrap();
         let rows = snapshot(&scan).unwrap();
         let net = NsKey { ns_type: NsType::Net, inode: inode("/proc/self/ns/net") };
         let user = inode("/proc/self/ns/user");
@@ -236,7 +236,7 @@ mod tests {
         let net_fd = net_fd.expect("child entered its namespaces");
         let net = NsKey { ns_type: NsType::Net, inode: nsfs::inode(&net_fd).unwrap() };
 
-        let rows = snapshot(&crate::holders::scan().unwrap()).unwrap();
+        let rows = snapshot(&crate::procfs::holders::scan().unwrap()).unwrap();
         let row = rows.iter().find(|r| r.key == net).expect("net ns held by our fd");
         assert_eq!(row.owner, Some(user_ino));
         let urow = rows.iter().find(|r| r.key.inode == user_ino).expect("orphan user ns");

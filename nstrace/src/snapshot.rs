@@ -2,10 +2,6 @@
 //! tree walk, 6.18+) or, on older kernels, the lsns method over /proc;
 //! joined with the holders found in /proc.
 
-pub mod kernel;
-pub mod pinned;
-pub mod proc;
-
 use std::collections::HashMap;
 
 use nstrace_common::event::NsInfoRecord;
@@ -13,8 +9,9 @@ use serde::Serialize;
 
 use crate::{
     events::Clock,
-    holders::{self, HolderScan, HoldersError},
-    loader::LoaderError,
+    kernel::{loader::LoaderError, pinned, walker},
+    procfs::holders::{self, HolderScan, HoldersError},
+    procfs::namespaces,
     store::{NsStore, REFCOUNT_UNKNOWN},
 };
 
@@ -36,7 +33,7 @@ pub struct Snapshot {
     pub source: Source,
     pub store: NsStore,
     /// Walk statistics (kernel source).
-    pub walk: Option<kernel::WalkStats>,
+    pub walk: Option<walker::WalkStats>,
 }
 
 impl Snapshot {
@@ -48,16 +45,22 @@ impl Snapshot {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("kernel snapshot: {0}")]
+    #[error("kernel snapshot")]
     Loader(#[from] LoaderError),
-    #[error("kernel snapshot: {0}")]
-    Walk(#[from] kernel::WalkError),
-    #[error("scanning /proc: {0}")]
+    #[error("kernel snapshot")]
+    Walk(#[from] walker::WalkError),
+    #[error("scanning /proc")]
     Holders(#[from] HoldersError),
-    #[error("proc snapshot: {0}")]
-    Proc(#[from] proc::SnapshotError),
-    #[error("neither source works on this kernel: kernel walk: {kernel}; /proc: {proc}")]
-    NoSource { kernel: String, proc: String },
+    #[error("proc snapshot")]
+    Proc(#[from] namespaces::SnapshotError),
+    /// Both sources failed: the /proc error is the cause, the kernel one is
+    /// in the message (an error has one chain).
+    #[error("neither source works on this kernel (kernel walk: {kernel})")]
+    NoSource {
+        kernel: String,
+        #[source]
+        proc: Box<SnapshotError>,
+    },
 }
 
 /// Takes a snapshot from `source`, or the best source available.
@@ -68,11 +71,9 @@ pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
         None => match take_kernel() {
             Ok(s) => Ok(s),
             Err(kernel_err) => {
-                log::info!("kernel snapshot unavailable ({kernel_err}); using /proc");
-                take_proc().map_err(|proc_err| SnapshotError::NoSource {
-                    kernel: kernel_err.to_string(),
-                    proc: proc_err.to_string(),
-                })
+                let kernel = crate::chain::chain(&kernel_err);
+                log::info!("kernel snapshot unavailable ({kernel}); using /proc");
+                take_proc().map_err(|proc_err| SnapshotError::NoSource { kernel, proc: Box::new(proc_err) })
             }
         },
     }
@@ -105,7 +106,7 @@ pub fn take_proc() -> Result<Snapshot, SnapshotError> {
 struct Levels(HashMap<u64, u64>);
 
 impl Levels {
-    fn of(found: &[proc::ProcNs]) -> Levels {
+    fn of(found: &[namespaces::ProcNs]) -> Levels {
         Levels(found.iter().filter_map(|p| Some((p.key.inode, p.parent?))).collect())
     }
 
@@ -127,7 +128,7 @@ impl Levels {
 pub fn proc_records() -> Result<(Vec<NsInfoRecord>, HolderScan), SnapshotError> {
     use nstrace_common::event::{EventHeader, EventKind, NsRef};
     let scan = holders::scan_excluding(&[std::process::id()])?;
-    let found = proc::snapshot(&scan)?;
+    let found = namespaces::snapshot(&scan)?;
     let levels = Levels::of(&found);
     let nsref = |inode: Option<u64>| NsRef { id: 0, inum: inode.unwrap_or(0) as u32, _reserved: 0 };
     let records = found

@@ -1,7 +1,7 @@
 //! Loads the eBPF object, fills its configuration from BTF, attaches hook
 //! families and hands out their ring buffers.
 
-use std::{io, os::fd::AsFd};
+use std::io;
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -15,9 +15,9 @@ use nstrace_common::{
 };
 
 use crate::{
-    btf::{Btf, BtfError},
-    btf_offsets::{OffsetsError, has_ns_tree, kernel_offsets},
-    mechanism::{Create, Destroy},
+    kernel::btf::{Btf, BtfError},
+    kernel::btf_offsets::{OffsetsError, has_ns_tree, kernel_offsets},
+    kernel::mechanism::{Create, Destroy},
 };
 
 /// The eBPF object built by build.rs (empty when built without bpf-linker).
@@ -29,31 +29,31 @@ pub enum LoaderError {
         "this nstrace binary was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set); run `cargo xtask setup` and rebuild"
     )]
     NoPrograms,
-    #[error("reading kernel BTF: {0}")]
+    #[error("reading kernel BTF")]
     Btf(#[from] BtfError),
-    #[error("finding kernel struct offsets in BTF: {0}")]
+    #[error("finding kernel struct offsets in BTF")]
     Offsets(#[from] OffsetsError),
-    #[error("loading the eBPF object: {0}")]
+    #[error("loading the eBPF object")]
     Load(#[from] aya::EbpfError),
     #[error("eBPF object has no program {0}")]
     MissingProgram(&'static str),
     #[error("eBPF object has no map {0}")]
     MissingMap(&'static str),
-    #[error("program {name}: {source}")]
+    #[error("program {name}")]
     Program { name: &'static str, source: ProgramError },
-    #[error("map {name}: {source}")]
+    #[error("map {name}")]
     Map { name: &'static str, source: aya::maps::MapError },
-    #[error("attaching {name} to raw tracepoint {tracepoint}: {source}")]
+    #[error("attaching {name} to raw tracepoint {tracepoint}")]
     Attach { name: &'static str, tracepoint: &'static str, source: ProgramError },
-    #[error("attaching {name} to kernel function {function}: {source}")]
+    #[error("attaching {name} to kernel function {function}")]
     AttachFunction { name: &'static str, function: &'static str, source: ProgramError },
-    #[error("reading kernel BTF for fentry/fexit: {0}")]
+    #[error("reading kernel BTF for fentry/fexit")]
     AyaBtf(#[from] aya::BtfError),
-    #[error("pinning {name}: {message}")]
-    Pin { name: &'static str, message: String },
-    #[error("syscall tracepoints: {0}")]
-    Tracefs(#[from] crate::tracefs::TracefsError),
-    #[error("polling the ring buffer: {0}")]
+    #[error("pinning {name}")]
+    Pin { name: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("syscall tracepoints")]
+    Tracefs(#[from] crate::kernel::tracefs::TracefsError),
+    #[error("polling the ring buffer")]
     Io(#[from] io::Error),
 }
 
@@ -273,19 +273,19 @@ impl Tracer {
     }
 
     /// Loads a program that is only ever run with BPF_PROG_TEST_RUN and
-    /// returns its own copy of the program fd.
-    fn load_for_test_run(&mut self, name: &'static str) -> Result<std::os::fd::OwnedFd, LoaderError> {
+    /// returns an owned handle to it (aya's object keeps its own).
+    fn load_for_test_run(&mut self, name: &'static str) -> Result<RawTracePoint, LoaderError> {
+        let err = |source| LoaderError::Program { name, source };
         let prog = self.raw_tracepoint(name)?;
-        prog.load().map_err(|source| LoaderError::Program { name, source })?;
-        let fd = prog.fd().map_err(|source| LoaderError::Program { name, source })?;
-        Ok(fd.as_fd().try_clone_to_owned()?)
+        prog.load().map_err(err)?;
+        RawTracePoint::from_program_info(prog.info().map_err(err)?, name.into()).map_err(err)
     }
 
     /// Pins the walk maps under `dir` (before [`Tracer::walker`] takes them).
     pub fn pin_walk_maps(&self, dir: &std::path::Path) -> Result<(), LoaderError> {
         for name in [names::WALK_MAP, names::WALK_STATE_MAP] {
             let map = self.ebpf.map(name).ok_or(LoaderError::MissingMap(name))?;
-            map.pin(dir.join(name)).map_err(|e| LoaderError::Pin { name, message: e.to_string() })?;
+            map.pin(dir.join(name)).map_err(|e| LoaderError::Pin { name, source: Box::new(e) })?;
         }
         Ok(())
     }
@@ -295,13 +295,13 @@ impl Tracer {
         for name in [names::PROG_NS_WALK, names::PROG_TASK_WALK] {
             self.raw_tracepoint(name)?
                 .pin(dir.join(name))
-                .map_err(|e| LoaderError::Pin { name, message: e.to_string() })?;
+                .map_err(|e| LoaderError::Pin { name, source: Box::new(e) })?;
         }
         Ok(())
     }
 
-    /// Loads the walk programs (namespaces, tasks) and takes their maps.
-    pub fn walker(&mut self) -> Result<crate::snapshot::kernel::Walker, LoaderError> {
+    /// Loads the walk programs (namespaces, tasks) and takes their maps
+    pub fn walk_parts(&mut self) -> Result<WalkParts, LoaderError> {
         let ns_prog = self.load_for_test_run(names::PROG_NS_WALK)?;
         let task_prog = self.load_for_test_run(names::PROG_TASK_WALK)?;
         let ring = self.take_ring(names::WALK_MAP)?;
@@ -309,7 +309,7 @@ impl Tracer {
             self.ebpf.take_map(names::WALK_STATE_MAP).ok_or(LoaderError::MissingMap(names::WALK_STATE_MAP))?;
         let state =
             Array::try_from(state_map).map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
-        Ok(crate::snapshot::kernel::Walker::new(ns_prog, task_prog, ring, state))
+        Ok(WalkParts { ns_prog, task_prog, ring, state })
     }
 
     fn take_ring(&mut self, name: &'static str) -> Result<RingBuf<MapData>, LoaderError> {
@@ -341,9 +341,9 @@ const SYSCALL_HOOKS: [(&str, &str); 4] = [
 /// Offsets of arg0/arg1 in sys_enter_* and of ret in sys_exit_* records,
 /// read from tracefs; ABSENT when tracefs or the tracepoints are missing.
 fn syscall_record_offsets() -> (u32, u32, u32) {
-    use crate::tracefs::field_offset;
+    use crate::kernel::tracefs::field_offset;
     use nstrace_common::config::ABSENT;
-    let read = || -> Result<(u32, u32, u32), crate::tracefs::TracefsError> {
+    let read = || -> Result<(u32, u32, u32), crate::kernel::tracefs::TracefsError> {
         let unshare = field_offset("syscalls", "sys_enter_unshare", "unshare_flags")?;
         let fd = field_offset("syscalls", "sys_enter_setns", "fd")?;
         let flags = field_offset("syscalls", "sys_enter_setns", "flags")?;
@@ -351,7 +351,7 @@ fn syscall_record_offsets() -> (u32, u32, u32) {
         let ret2 = field_offset("syscalls", "sys_exit_unshare", "ret")?;
         if unshare != fd || ret != ret2 {
             // The programs share one offset per argument position.
-            return Err(crate::tracefs::TracefsError::NoField {
+            return Err(crate::kernel::tracefs::TracefsError::NoField {
                 event: "syscalls/*".into(),
                 field: "arguments at matching offsets".into(),
             });
@@ -361,11 +361,11 @@ fn syscall_record_offsets() -> (u32, u32, u32) {
     read().unwrap_or((ABSENT, ABSENT, ABSENT))
 }
 
-fn syscall_record_error() -> crate::tracefs::TracefsError {
-    crate::tracefs::field_offset("syscalls", "sys_exit_setns", "ret")
-        .and_then(|_| crate::tracefs::field_offset("syscalls", "sys_enter_unshare", "unshare_flags"))
+fn syscall_record_error() -> crate::kernel::tracefs::TracefsError {
+    crate::kernel::tracefs::field_offset("syscalls", "sys_exit_setns", "ret")
+        .and_then(|_| crate::kernel::tracefs::field_offset("syscalls", "sys_enter_unshare", "unshare_flags"))
         .err()
-        .unwrap_or(crate::tracefs::TracefsError::NoTracepoint("syscalls/sys_*_setns".into()))
+        .unwrap_or(crate::kernel::tracefs::TracefsError::NoTracepoint("syscalls/sys_*_setns".into()))
 }
 
 /// Addresses of the namespace-destroying work functions, from kallsyms.
@@ -373,7 +373,7 @@ fn destroy_work_fns() -> [u64; nstrace_common::config::DESTROY_WORK_FNS] {
     use nstrace_common::config::DESTROY_WORK_FN_NAMES;
     let mut out = [0u64; nstrace_common::config::DESTROY_WORK_FNS];
     let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else { return out };
-    for (addr, name) in crate::tracefs::kallsyms_text_symbols(&text) {
+    for (addr, name) in crate::kernel::tracefs::kallsyms_text_symbols(&text) {
         if let Some(i) = DESTROY_WORK_FN_NAMES.iter().position(|n| *n == name) {
             out[i] = addr;
         }
@@ -399,6 +399,14 @@ impl KnownMap {
 /// How often the reader drains records submitted without a wakeup: the
 /// most an event waits before user space sees it.
 pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The loaded walk programs and their maps, for a walker.
+pub struct WalkParts {
+    pub ns_prog: RawTracePoint,
+    pub task_prog: RawTracePoint,
+    pub ring: RingBuf<MapData>,
+    pub state: Array<MapData, nstrace_common::event::WalkState>,
+}
 
 /// Reads decoded records from the event ring buffer.
 pub struct EventStream {

@@ -3,23 +3,20 @@
 //! chunk, per namespace type, and collects the rows it writes to the WALK
 //! ring buffer.
 
-use std::{
-    collections::HashMap,
-    io,
-    os::fd::{AsRawFd, OwnedFd},
-    time::Instant,
-};
+use std::{collections::HashMap, io, time::Instant};
 
 use aya::{
     RawTracePointRunOptions, TestRun,
     maps::{Array, MapData, RingBuf},
-    programs::{ProgramError, RawTracePoint, loaded_programs},
+    programs::{ProgramError, RawTracePoint},
 };
 use nstrace_common::{
     decode::{Record, decode},
     event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status},
     ns::NsType,
 };
+
+use crate::kernel::loader::{LoaderError, Tracer, WalkParts};
 
 /// Entries one walk run may visit.
 const CHUNK: u32 = 1 << 16;
@@ -29,9 +26,11 @@ const MAX_RESTARTS: u32 = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    #[error("BPF_PROG_TEST_RUN of the walk program: {0}")]
-    TestRun(io::Error),
-    #[error("walk state map: {0}")]
+    #[error("loading the walk programs")]
+    Load(#[from] LoaderError),
+    #[error("BPF_PROG_TEST_RUN of the walk program")]
+    TestRun(#[source] io::Error),
+    #[error("walk state map")]
     Map(#[from] aya::maps::MapError),
     #[error("this kernel has no namespace lists the walk can read (needs 6.18+)")]
     Unsupported,
@@ -54,8 +53,8 @@ pub struct WalkStats {
 
 /// Owns the walk programs and maps; safe to move into a task.
 pub struct Walker {
-    ns_prog: WalkProgram,
-    task_prog: WalkProgram,
+    ns_prog: RawTracePoint,
+    task_prog: RawTracePoint,
     ring: RingBuf<MapData>,
     state: Array<MapData, WalkState>,
 }
@@ -67,55 +66,6 @@ enum List {
     Tasks,
 }
 
-/// One loaded walk program (a raw-tracepoint program that is never
-/// attached, only run), or why it could not be had.
-pub struct WalkProgram(io::Result<RawTracePoint>);
-
-impl From<RawTracePoint> for WalkProgram {
-    fn from(p: RawTracePoint) -> WalkProgram {
-        WalkProgram(Ok(p))
-    }
-}
-
-/// A bare program fd, as [`crate::loader::Tracer::walker`] hands it over.
-///
-/// aya 0.14.0 cannot wrap an fd in a [`RawTracePoint`]: `ProgramData`,
-/// `ProgramInfo::new_from_fd` and the `ProgramFd` constructor are all
-/// `pub(crate)`; its public ways in are `RawTracePoint::from_pin` and
-/// `RawTracePoint::from_program_info`. So the program is found by the id
-/// the kernel shows in `/proc/self/fdinfo/<fd>` (`prog_id:`) among
-/// [`loaded_programs`], and `from_program_info` opens its own fd to it.
-/// (Once the loader passes `RawTracePoint::from_program_info(prog.info()?, name)`
-/// instead of a fd, this conversion can go.) A failure is reported by the
-/// first run.
-impl From<OwnedFd> for WalkProgram {
-    fn from(fd: OwnedFd) -> WalkProgram {
-        WalkProgram(raw_tracepoint_of(&fd))
-    }
-}
-
-fn raw_tracepoint_of(fd: &OwnedFd) -> io::Result<RawTracePoint> {
-    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
-    let id: u32 = fdinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("prog_id:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| io::Error::other(format!("fd {} is not a BPF program", fd.as_raw_fd())))?;
-    let mut failure = None;
-    for p in loaded_programs() {
-        match p {
-            Ok(info) if info.id() == id => {
-                let name = info.name_as_str().unwrap_or_default().to_owned();
-                return RawTracePoint::from_program_info(info, name.into()).map_err(io_error);
-            }
-            Ok(_) => {}
-            // A program unloaded while listing, or no permission to list.
-            Err(e) => failure = Some(e),
-        }
-    }
-    Err(failure.map_or_else(|| io::Error::other(format!("BPF program {id} not found")), io_error))
-}
-
 /// The errno of a failed bpf() call, else the error as text.
 fn io_error(e: ProgramError) -> io::Error {
     match e {
@@ -125,17 +75,11 @@ fn io_error(e: ProgramError) -> io::Error {
     }
 }
 
-impl WalkProgram {
-    /// One BPF_PROG_TEST_RUN with zeroed raw-tracepoint arguments; returns
-    /// the program's return value.
-    fn run(&self) -> io::Result<u32> {
-        let prog = self.0.as_ref().map_err(|e| match e.raw_os_error() {
-            Some(errno) => io::Error::from_raw_os_error(errno),
-            None => io::Error::new(e.kind(), e.to_string()),
-        })?;
-        let result = prog.test_run(RawTracePointRunOptions::new()).map_err(io_error)?;
-        Ok(result.return_value)
-    }
+/// One BPF_PROG_TEST_RUN with zeroed raw-tracepoint arguments (aya's
+/// [`TestRun`]); returns the program's return value.
+fn run(prog: &RawTracePoint) -> io::Result<u32> {
+    let result = prog.test_run(RawTracePointRunOptions::new()).map_err(io_error)?;
+    Ok(result.return_value)
 }
 
 /// What one run of a walk program reported.
@@ -146,13 +90,16 @@ enum Run {
 }
 
 impl Walker {
-    pub fn new(
-        ns_prog: impl Into<WalkProgram>,
-        task_prog: impl Into<WalkProgram>,
-        ring: RingBuf<MapData>,
-        state: Array<MapData, WalkState>,
-    ) -> Walker {
-        Walker { ns_prog: ns_prog.into(), task_prog: task_prog.into(), ring, state }
+    /// A walker over loaded programs and maps: fresh from
+    /// [`Tracer::walk_parts`], or reopened from pins.
+    pub fn new(parts: WalkParts) -> Walker {
+        let WalkParts { ns_prog, task_prog, ring, state } = parts;
+        Walker { ns_prog, task_prog, ring, state }
+    }
+
+    /// Loads the walk programs of `tracer` and takes their maps.
+    pub fn load(tracer: &mut Tracer) -> Result<Walker, LoaderError> {
+        Ok(Walker::new(tracer.walk_parts()?))
     }
 
     /// Runs the walk program of `list` once, hands every record it wrote to `on_record`.
@@ -167,7 +114,7 @@ impl Walker {
             List::Namespaces => &self.ns_prog,
             List::Tasks => &self.task_prog,
         };
-        let ret = prog.run().map_err(WalkError::TestRun)?;
+        let ret = run(prog).map_err(WalkError::TestRun)?;
         stats.runs += 1;
         // Drain before deciding: a MORE caused by a full ring resumes
         // exactly where the reservation failed.

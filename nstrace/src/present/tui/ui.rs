@@ -12,10 +12,10 @@ use ratatui::{
 
 use super::app::{App, RowState, command_text, format_age};
 use crate::{
-    cli::ls::holders_summary,
     model::Namespace,
     model::{Holder, TaskHold},
-    render::{clock_time, event_text},
+    present::render::{clock_time, event_text},
+    present::table::holders_summary,
 };
 
 const HEADER: [&str; 9] = ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "AGE", "COMMAND"];

@@ -159,7 +159,7 @@ fn object_tracepoints(obj: &[u8]) -> std::collections::BTreeSet<String> {
 /// name); none is required that nstrace never attaches.
 #[test]
 fn doctor_checks_exactly_the_attached_tracepoints() {
-    let obj = crate::loader::EBPF_OBJECT;
+    let obj = crate::kernel::loader::EBPF_OBJECT;
     if obj.is_empty() {
         eprintln!("skipped: built without the eBPF object");
         return;

@@ -4,7 +4,7 @@
 //! hard-coded: every offset comes from BTF. Fields that older kernels (or
 //! kernels without CONFIG_TIME_NS / CONFIG_CGROUPS) lack are [`ABSENT`].
 
-use crate::btf::{Btf, BtfError};
+use crate::kernel::btf::{Btf, BtfError};
 use nstrace_common::config::{ABSENT, KernelOffsets};
 use nstrace_common::ns::{NS_TYPES, NsType};
 
@@ -114,7 +114,7 @@ pub fn has_ns_tree(o: &KernelOffsets) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btf::tests::Builder;
+    use crate::kernel::btf::tests::Builder;
 
     /// A fake pre-6.18 kernel: `ns_common.count`, no ns_id/ns_list_node/ns_type,
     /// no time or cgroup namespaces. Members sit 8 bytes apart.

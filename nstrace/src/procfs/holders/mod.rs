@@ -27,10 +27,9 @@ use nstrace_common::{
     ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS},
 };
 
-use crate::{
-    model::{Comm, Holder, NsKey, TaskHold},
-    render::comm_str,
-};
+use nstrace_common::decode::comm_str;
+
+use crate::model::{Comm, Holder, NsKey, TaskHold};
 
 /// Cheap per-process facts kept for container attribution and display.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use aya::{
 use nstrace_common::names;
 
 use crate::{
-    loader::{EBPF_OBJECT, LoadOptions, LoaderError, Tracer},
-    snapshot::kernel::{WalkError, Walker},
+    kernel::loader::{EBPF_OBJECT, LoadOptions, LoaderError, Tracer, WalkParts},
+    kernel::walker::{WalkError, Walker},
 };
 
 const BPFFS: &str = "/sys/fs/bpf";
@@ -75,12 +75,13 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
         .map_err(|source| LoaderError::Map { name: names::WALK_MAP, source })?;
     let state = Array::try_from(Map::Array(map(names::WALK_STATE_MAP)?))
         .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
-    Ok(Walker::new(prog(names::PROG_NS_WALK)?, prog(names::PROG_TASK_WALK)?, ring, state))
+    let (ns_prog, task_prog) = (prog(names::PROG_NS_WALK)?, prog(names::PROG_TASK_WALK)?);
+    Ok(Walker::new(WalkParts { ns_prog, task_prog, ring, state }))
 }
 
 /// A walker for a one-shot snapshot, from pins when possible, plus the lock
 /// that must be held while it walks.
-pub fn walker() -> Result<(Walker, Option<File>), crate::snapshot::SnapshotError> {
+pub fn walker() -> Result<(Walker, Option<File>), WalkError> {
     let lock = File::options().create(true).truncate(false).write(true).open(LOCK).ok();
     if let Some(f) = &lock {
         // SAFETY: a valid fd; blocks until other snapshot runs finish.
@@ -102,11 +103,11 @@ pub fn walker() -> Result<(Walker, Option<File>), crate::snapshot::SnapshotError
     }
     let pinnable = ensure_bpffs() && std::fs::create_dir_all(&dir).is_ok();
     if pinnable && let Err(e) = tracer.pin_walk_maps(&dir) {
-        log::info!("not caching the walk programs: {e}");
+        log::info!("not caching the walk programs: {}", crate::chain::Chain(&e));
     }
-    let walker = tracer.walker()?;
+    let walker = Walker::load(&mut tracer)?;
     if pinnable && let Err(e) = tracer.pin_walk_programs(&dir) {
-        log::info!("not caching the walk programs: {e}");
+        log::info!("not caching the walk programs: {}", crate::chain::Chain(&e));
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok((walker, lock))

@@ -112,7 +112,7 @@ fn finds_ip_netns_bind_mount() {
     }
     let _guard = NetnsGuard(name.clone());
     let path = format!("/run/netns/{name}");
-    let inode = crate::nsfs::inode(crate::nsfs::open(path.as_ref()).unwrap()).unwrap();
+    let inode = crate::procfs::nsfs::inode(crate::procfs::nsfs::open(path.as_ref()).unwrap()).unwrap();
     let scan = scan().unwrap();
     let hs = &scan.holders[&NsKey { ns_type: NsType::Net, inode }];
     let host_mnt = ns_inode("/proc/self/ns/mnt");
@@ -151,7 +151,7 @@ fn finds_thread_only_namespace() {
     assert_eq!(scan.thread_tids.get(&key), Some(&tid));
 }
 
-/// `cargo test --release -p nstrace --lib holders::tests::bench -- --ignored --nocapture`
+/// `cargo test --release -p nstrace --lib procfs::holders::tests::bench -- --ignored --nocapture`
 #[test]
 #[ignore = "timing, not a check"]
 fn bench() {
@@ -165,17 +165,6 @@ fn bench() {
     }
     times.sort();
     eprintln!("scan: {} processes, {} namespaces, {} holders: min {:?} median {:?}", n.0, n.1, n.2, times[0], times[3]);
-    let s = scan().unwrap();
-    let t = std::time::Instant::now();
-    let rows = crate::snapshot::proc::snapshot(&s).unwrap();
-    eprintln!("proc snapshot of {} rows: {:?}", rows.len(), t.elapsed());
-    if let Ok(path) = std::env::var("NSTRACE_DUMP") {
-        let lines: Vec<String> = rows
-            .iter()
-            .map(|r| format!("{} {} {}", r.key.inode, r.key.ns_type.name(), s.holders.get(&r.key).map_or(0, Vec::len)))
-            .collect();
-        std::fs::write(path, lines.join("\n")).unwrap();
-    }
 }
 
 struct Kill(Child);

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::{
     model::{Holder, TaskHold},
+    procfs::sockets::{self, SocketHolder},
     snapshot::{NsRow, NsState},
-    sockets::{self, SocketHolder},
 };
 
 /// A namespace another one keeps alive through its owner/parent link.
@@ -205,7 +205,7 @@ impl<'a> Explainer<'a> {
 
 /// A process's command line, or its comm in brackets.
 pub fn cmdline(pid: u32) -> String {
-    match crate::holders::cmdline(pid) {
+    match crate::procfs::holders::cmdline(pid) {
         Ok(args) if !args.is_empty() => args.join(" "),
         _ => std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|c| format!("[{}]", c.trim()))

@@ -12,7 +12,7 @@ use crate::{
     model::Holder,
     model::Namespace,
     monitor::{Monitor, Totals},
-    render::event_text,
+    present::render::event_text,
     snapshot::NsState,
 };
 

@@ -1,0 +1,10 @@
+//! Presentation: text and table rendering, explanations and release
+//! advice, Prometheus metrics and their HTTP server, the live TUI. Reads
+//! the store and events; never feeds them.
+
+pub mod explain;
+pub mod http;
+pub mod metrics;
+pub mod render;
+pub mod table;
+pub mod tui;
