@@ -99,6 +99,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     })
 }
 
+/// A kernel `comm` (task name, NUL-padded) as text, lossily decoded.
+pub fn comm_str(comm: &[u8]) -> std::string::String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    std::string::String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -236,10 +242,4 @@ mod tests {
             let _ = decode(&bytes);
         }
     }
-}
-
-/// A kernel `comm` (task name, NUL-padded) as text, lossily decoded.
-pub fn comm_str(comm: &[u8]) -> std::string::String {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    std::string::String::from_utf8_lossy(&comm[..end]).into_owned()
 }

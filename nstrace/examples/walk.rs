@@ -1,6 +1,9 @@
+//! Dumps one raw tree walk (`cargo run --example walk`, as root): every
+//! record the kernel's namespace lists gave, before any store sees it.
+
 fn main() {
-    let mut t = nstrace::loader::Tracer::load(&Default::default()).unwrap();
-    let mut w = t.walker().unwrap();
+    let mut t = nstrace::kernel::loader::Tracer::load(&Default::default()).unwrap();
+    let mut w = nstrace::kernel::walker::Walker::load(&mut t).unwrap();
     let (rows, stats) = w.walk_all().unwrap();
     for r in &rows {
         println!(

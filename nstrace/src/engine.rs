@@ -190,6 +190,9 @@ impl Engine {
         for ns in store.live() {
             known.insert(ns.key())?;
         }
+        // Under `--max-rows` from the start (KNOWN has every key: the
+        // evicted stay tracked).
+        store.evict(now);
         tracer.attach_task_hooks()?;
         if opts.syscall_events {
             tracer.attach_syscall_hooks()?;

@@ -89,7 +89,7 @@ impl Error {
             Error::Usage(_) | Error::Input { .. } => exit::USAGE,
             // A mechanism forced with --mechanism that this kernel lacks.
             Error::Engine(e) if matches!(**e, Mechanism(_)) => exit::USAGE,
-            Error::Monitor(e) if matches!(**e, MonitorError::Engine(Mechanism(_))) => exit::USAGE,
+            Error::Monitor(e) if matches!(&**e, MonitorError::Engine(e) if matches!(**e, Mechanism(_))) => exit::USAGE,
             Error::Snapshot(_) | Error::Engine(_) | Error::Monitor(_) | Error::Io { .. } | Error::Failed { .. } => {
                 exit::RUNTIME
             }

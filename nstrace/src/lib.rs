@@ -25,3 +25,11 @@ pub mod present;
 pub mod procfs;
 pub mod snapshot;
 pub mod store;
+
+/// Prints why a unit test skips, past libtest's output capture (which hides
+/// `eprintln!` of passing tests), so a skip is never silent.
+#[cfg(test)]
+pub(crate) fn test_skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}

@@ -37,11 +37,17 @@ impl Default for MonitorOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(Box<EngineError>),
     #[error("scanning /proc for holders")]
     Holders(#[from] holders::HoldersError),
     #[error("the /proc scan task failed")]
     ScanTask(#[source] tokio::task::JoinError),
+}
+
+impl From<EngineError> for MonitorError {
+    fn from(e: EngineError) -> Self {
+        MonitorError::Engine(Box::new(e))
+    }
 }
 
 /// Totals for a header line.

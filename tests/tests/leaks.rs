@@ -216,18 +216,32 @@ fn diff_of_two_snapshots() {
         return;
     }
     let dir = tempdir();
+    struct RmDir(String);
+    impl Drop for RmDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = RmDir(dir.clone());
     let (a, b) = (format!("{dir}/a.json"), format!("{dir}/b.json"));
     std::fs::write(&a, nstrace(&["ls", "--json"]).1).unwrap();
     let name = unique("nstrace-diff");
     sh(&format!("ip netns add {name}"));
+    let inode = std::fs::metadata(format!("/run/netns/{name}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     std::fs::write(&b, nstrace(&["ls", "--json"]).1).unwrap();
     sh(&format!("ip netns del {name}"));
+    let inode = inode.expect("stat of the ip netns mount");
     let (code, out, err) = nstrace(&["diff", "--json", &a, &b]);
     assert_eq!(code, 0, "{err}");
     let d: Value = serde_json::from_str(&out).unwrap();
-    assert!(d["appeared"].as_array().unwrap().iter().any(|r| r["type"] == "net" && r["state"] == "mounted"), "{d}");
+    let ours: Vec<&Value> = d["appeared"].as_array().unwrap().iter().filter(|r| r["inode"] == inode).collect();
+    assert_eq!(ours.len(), 1, "our netns {inode} appeared once: {d}");
+    assert_eq!((&ours[0]["type"], &ours[0]["state"]), (&Value::from("net"), &Value::from("mounted")));
+    // And the reverse: it disappeared.
+    let (_, out, _) = nstrace(&["diff", "--json", &b, &a]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert!(r["disappeared"].as_array().unwrap().iter().any(|r| r["inode"] == inode), "{r}");
     let (code, _, err) = nstrace(&["diff", &a, "/nonexistent.json"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent.json"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }

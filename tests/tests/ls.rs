@@ -268,12 +268,43 @@ fn proc_source_agrees_with_kernel_source_on_live_namespaces() {
         );
         return;
     }
-    let kernel = ls_json(&["--source", "kernel"]);
-    let proc_ = ls_json(&["--source", "proc"]);
+    // Twice each, so namespaces other tests create or destroy meanwhile
+    // (present in one listing of a source only) are left out.
+    let (k1, p1, k2, p2) = (
+        ls_json(&["--source", "kernel"]),
+        ls_json(&["--source", "proc"]),
+        ls_json(&["--source", "kernel"]),
+        ls_json(&["--source", "proc"]),
+    );
     let host_net = ns_inode(std::process::id(), "net");
-    for rows in [&kernel, &proc_] {
+    for rows in [&k1, &p1] {
         let row = find_row(rows, "net", host_net).expect("host net ns listed");
         assert_eq!(row["state"], "active");
         assert_eq!(row["owner"], ns_inode(std::process::id(), "user"));
     }
+    let key = |r: &Value| (r["type"].as_str().unwrap().to_string(), r["inode"].as_u64().unwrap());
+    let stable = |a: &[Value], b: &[Value]| -> std::collections::BTreeMap<(String, u64), Value> {
+        let b: std::collections::HashSet<_> = b.iter().map(key).collect();
+        a.iter().filter(|r| b.contains(&key(r))).map(|r| (key(r), r.clone())).collect()
+    };
+    let (kernel, proc_) = (stable(&k1, &k2), stable(&p1, &p2));
+    // /proc lists what tasks, fds and mounts reach; the kernel lists all of
+    // that and more (namespaces only the kernel holds): every /proc row is
+    // in the kernel's list, with the same id, state, owner and parent.
+    // (Task counts differ by design: the kernel also sees pid 1, whose
+    // /proc entries are unreadable here.)
+    let mut compared = 0;
+    for (k, p) in &proc_ {
+        let kr = kernel.get(k).unwrap_or_else(|| panic!("{k:?} listed by /proc but not by the kernel: {p}"));
+        // Only rows that did not change while the four listings ran.
+        let same_in_both = |rows: &[Value], field: &str, v: &Value| rows.iter().any(|r| key(r) == *k && r[field] == *v);
+        for field in ["id", "state", "owner", "parent"] {
+            if !same_in_both(&k2, field, &kr[field]) || !same_in_both(&p2, field, &p[field]) {
+                continue;
+            }
+            assert_eq!(kr[field], p[field], "{k:?}: {field} differs between the kernel and /proc: {kr} vs {p}");
+        }
+        compared += 1;
+    }
+    assert!(compared > 5 && compared == proc_.len(), "compared {compared} of {} /proc rows", proc_.len());
 }

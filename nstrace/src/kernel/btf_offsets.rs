@@ -182,7 +182,7 @@ mod tests {
         let btf = match Btf::from_sys_fs() {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("skipping: no kernel BTF ({e})");
+                crate::test_skip("real_kernel_offsets", &format!("no kernel BTF ({e})"));
                 return;
             }
         };

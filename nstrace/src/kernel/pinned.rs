@@ -99,7 +99,7 @@ pub fn walker() -> Result<(Walker, Option<File>), WalkError> {
     }
     let mut tracer = Tracer::load(&LoadOptions::snapshot_only())?;
     if !tracer.has_ns_tree() {
-        return Err(WalkError::Unsupported.into());
+        return Err(WalkError::Unsupported);
     }
     let pinnable = ensure_bpffs() && std::fs::create_dir_all(&dir).is_ok();
     if pinnable && let Err(e) = tracer.pin_walk_maps(&dir) {

@@ -13,7 +13,7 @@ use aya::{
 use nstrace_common::{
     decode::{Record, decode},
     event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status},
-    ns::NsType,
+    ns::{NsType, ns_key},
 };
 
 use crate::kernel::loader::{LoaderError, Tracer, WalkParts};
@@ -150,7 +150,7 @@ impl Walker {
     pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
         let init = WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() };
         self.walk_list(List::Namespaces, WALK_STATE_NS, init, ty, stats, |r| match r {
-            Record::NsInfo(r) if r.ns_type == ty as u32 => Some((row_key(&r), r)),
+            Record::NsInfo(r) if r.ns_type == ty as u32 => Some((ns_key(r.id, r.ns_type, r.inum), r)),
             _ => None,
         })
     }
@@ -214,10 +214,4 @@ impl Walker {
             return Ok(order.into_iter().filter_map(|k| seen.remove(&k)).collect());
         }
     }
-}
-
-/// Identity of a row within one walk: ns_id where the kernel has it
-/// (never reused), else the inode.
-fn row_key(r: &NsInfoRecord) -> u64 {
-    if r.id != 0 { r.id } else { 1 << 63 | r.inum as u64 }
 }

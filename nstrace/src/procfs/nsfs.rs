@@ -155,7 +155,7 @@ mod tests {
         match ns_id(&net) {
             Ok(id) => assert!(id > 0),
             Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => {
-                eprintln!("skip ns_id: kernel before 6.18")
+                crate::test_skip("ids_owner_and_parent", "ns_id: kernel before 6.18")
             }
             Err(e) => panic!("{e}"),
         }

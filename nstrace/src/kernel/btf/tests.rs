@@ -232,7 +232,7 @@ fn real_vmlinux() {
     let btf = match Btf::from_sys_fs() {
         Ok(b) => b,
         Err(BtfError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipping: {VMLINUX_PATH} absent");
+            crate::test_skip("real_vmlinux", &format!("{VMLINUX_PATH} absent"));
             return;
         }
         Err(e) => panic!("{e}"),

@@ -71,7 +71,7 @@ fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        eprintln!("skipped: needs root");
+        crate::test_skip("holders tests", "needs root");
     }
     root
 }
@@ -107,7 +107,7 @@ fn finds_ip_netns_bind_mount() {
     let name = format!("nstrace-test-{}", std::process::id());
     let ok = Command::new("ip").args(["netns", "add", &name]).status().map(|s| s.success());
     if ok.ok() != Some(true) {
-        eprintln!("skipped: ip netns add failed");
+        crate::test_skip("finds_ip_netns_bind_mount", "ip netns add failed");
         return;
     }
     let _guard = NetnsGuard(name.clone());
