@@ -158,8 +158,9 @@ fn plain_header(now: f64, t: &Totals, lost: u64, refresh_micros: u64) -> String 
 
 async fn run_plain(mut monitor: Monitor, app: App, interval: Duration) -> Result<i32> {
     // Readiness on stderr (stdout carries the tables), for scripts.
-    eprintln!("nstrace: live table of {} namespaces, plain output every {:?}", monitor.len(), interval);
+    // The handler before the readiness line: a SIGTERM right after it must not kill us.
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing a SIGTERM handler", e))?;
+    eprintln!("nstrace: live table of {} namespaces, plain output every {:?}", monitor.len(), interval);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut tick = tokio::time::interval(interval);

@@ -130,6 +130,10 @@ pub async fn run(args: Args) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    // Before the readiness line: `timeout`, systemd and Kubernetes stop with
+    // SIGTERM, and the summary line is still due then.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("installing a SIGTERM handler", e))?;
     // Readiness on stderr, so scripts (and tests) can wait for it.
     let m = engine.mechanisms();
     eprintln!(
@@ -151,6 +155,7 @@ pub async fn run(args: Args) -> Result<i32> {
         };
         tokio::select! {
             _ = &mut ctrl_c => break,
+            _ = sigterm.recv() => break,
             _ = sleep => break,
             r = engine.step(&mut events) => r?,
         }
