@@ -229,6 +229,12 @@ impl Engine {
         self.mechanisms
     }
 
+    /// How long the last snapshot took (with /proc snapshots, that is the
+    /// holder refresh too).
+    pub fn last_snapshot_cost(&self) -> Duration {
+        self.last_snapshot_cost
+    }
+
     /// The one namespace store.
     pub fn store(&self) -> &NsStore {
         &self.store
@@ -241,6 +247,12 @@ impl Engine {
 
     pub fn clock(&self) -> &Clock {
         self.store.clock()
+    }
+
+    /// Whether holders come with each snapshot (/proc) rather than from a
+    /// separate scan.
+    pub fn task_source_is_snapshot(&self) -> bool {
+        matches!(self.source, Source::Proc)
     }
 
     /// Where a holder scan gets every process's namespaces: the kernel's

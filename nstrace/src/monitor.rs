@@ -151,6 +151,10 @@ impl Monitor {
         for e in &events {
             self.count(e);
         }
+        if self.engine.task_source_is_snapshot() {
+            // /proc snapshots bring the holders: their cost is the refresh's.
+            self.refresh_micros = self.engine.last_snapshot_cost().as_micros() as u64;
+        }
         if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
             let started = Instant::now();
             // Counted from the start, so a slow scan does not pile up.
