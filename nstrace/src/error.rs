@@ -21,7 +21,8 @@ pub mod exit {
     /// named on the command line that does not exist or is not what it
     /// should be, a forced `--mechanism` this kernel cannot run.
     pub const USAGE: u8 = 2;
-    /// Runtime failure: kernel, eBPF loader, /proc, I/O.
+    /// Runtime failure: kernel, eBPF loader, /proc, I/O, or missing
+    /// privileges (never an empty answer that looks like "all clear").
     pub const RUNTIME: u8 = 3;
 }
 
@@ -47,6 +48,12 @@ pub enum Error {
     Engine(Box<EngineError>),
     #[error(transparent)]
     Monitor(Box<MonitorError>),
+    /// The process lacks what a complete answer needs.
+    #[error(
+        "root is needed (or CAP_SYS_ADMIN and CAP_SYS_PTRACE; CAP_BPF and CAP_PERFMON where CAP_SYS_ADMIN \
+         does not allow eBPF): this process (uid {uid}) lacks {missing}"
+    )]
+    NotPrivileged { uid: u32, missing: String },
     #[error("{context}")]
     Io {
         context: String,
@@ -61,6 +68,20 @@ pub enum Error {
         #[source]
         source: Option<BoxedError>,
     },
+}
+
+/// Fails unless this process may load eBPF programs, open every process's
+/// namespaces and fds, and enter mount namespaces: without that, answers
+/// would be silently partial (an empty leak list that looks like "all clear").
+pub fn require_privileges() -> Result<(), Error> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| Error::io("reading /proc/self/status", e))?;
+    let missing = crate::kernel::probe::missing_privileges(&status);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    Err(Error::NotPrivileged { uid, missing: missing.join(", ") })
 }
 
 impl Error {
@@ -90,9 +111,12 @@ impl Error {
             // A mechanism forced with --mechanism that this kernel lacks.
             Error::Engine(e) if matches!(**e, Mechanism(_)) => exit::USAGE,
             Error::Monitor(e) if matches!(&**e, MonitorError::Engine(e) if matches!(**e, Mechanism(_))) => exit::USAGE,
-            Error::Snapshot(_) | Error::Engine(_) | Error::Monitor(_) | Error::Io { .. } | Error::Failed { .. } => {
-                exit::RUNTIME
-            }
+            Error::Snapshot(_)
+            | Error::Engine(_)
+            | Error::Monitor(_)
+            | Error::NotPrivileged { .. }
+            | Error::Io { .. }
+            | Error::Failed { .. } => exit::RUNTIME,
         }
     }
 }

@@ -22,6 +22,10 @@ const PACKAGES: &[(&str, &str)] = &[
     // `nstrace export` tests: a real Prometheus scrapes it; promtool lints.
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
+    // The `perf` text format is compared with perf's own (perf record --namespaces).
+    ("perf", "linux-perf"),
+    // Fd holders in the tests are Python processes (SCM_RIGHTS).
+    ("python3", "python3"),
     // `cargo xtask vm-test`: qemu, a static busybox for the initramfs, modprobe/depmod to find
     // the modules that mount the host root, xz to unpack them, apt-get download for kernels.
     ("qemu-system-x86_64", "qemu-system-x86"),

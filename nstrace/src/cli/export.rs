@@ -71,6 +71,7 @@ pub fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<()> {
 }
 
 pub async fn run(args: Args) -> Result<i32> {
+    crate::error::require_privileges()?;
     check_listen(args.listen, args.allow_remote)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing a SIGTERM handler", e))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("installing a SIGINT handler", e))?;

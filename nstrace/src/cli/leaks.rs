@@ -113,6 +113,7 @@ fn unix_now() -> f64 {
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
     let mut leaks = candidates(&snap.rows(), &types);

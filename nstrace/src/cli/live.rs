@@ -53,6 +53,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<i32> {
+    crate::error::require_privileges()?;
     let opts = MonitorOptions {
         engine: EngineOptions {
             walk_interval: args.walk_interval,

@@ -94,6 +94,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
     let all = snap.rows();
     let rows = args.filter.apply(all.clone())?;

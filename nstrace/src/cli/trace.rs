@@ -118,6 +118,7 @@ impl Args {
 }
 
 pub async fn run(args: Args) -> Result<i32> {
+    crate::error::require_privileges()?;
     let opts = EngineOptions {
         walk_interval: args.walk_interval,
         load: crate::kernel::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },

@@ -74,6 +74,7 @@ fn chain(rows: &[&NsRow], start: &NsRow) -> Vec<String> {
 const UNKNOWN_CREATION: &str = "unknown (nstrace was not tracing when it was created)";
 
 pub fn run(args: Args) -> Result<i32> {
+    crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
     let rows = snap.rows();
     let row = resolve(&rows, &args.target)?;

@@ -308,6 +308,7 @@ pub fn fatal_reason(r: &Report) -> Option<String> {
 // ---- privileges ------------------------------------------------------------
 
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
@@ -337,6 +338,19 @@ pub fn caps_check(cap_eff: u64) -> Check {
     let detail = if list.is_empty() { "none".into() } else { list.join(" ") };
     let status = if enough { Status::Ok } else { Status::Missing };
     Check::new(names::CAPS, status, detail)
+}
+
+/// The capabilities a complete answer needs that `status` (the text of
+/// /proc/self/status) does not show in CapEff: CAP_SYS_ADMIN (eBPF on
+/// every kernel, nsfs ioctls, other mount namespaces) and CAP_SYS_PTRACE
+/// (other users' fds and namespace links).
+pub fn missing_privileges(status: &str) -> Vec<&'static str> {
+    let Some(eff) = parse_cap_eff(status) else { return vec!["a readable CapEff"] };
+    [(CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_SYS_PTRACE, "CAP_SYS_PTRACE")]
+        .into_iter()
+        .filter(|(bit, _)| eff & (1u64 << bit) == 0)
+        .map(|(_, name)| name)
+        .collect()
 }
 
 fn check_caps() -> Check {

@@ -232,3 +232,13 @@ fn unsupported_program_type_is_einval() {
     let c = check_prog("prog x", PROG_TYPE_TRACEPOINT, 0, 1, " (with a target)".into());
     assert_eq!(c.detail, "not loadable: EINVAL (with a target)");
 }
+
+#[test]
+fn privileges_needed_for_a_complete_answer() {
+    let status = |eff: u64| format!("Name:\tx\nCapEff:\t{eff:016x}\n");
+    assert!(missing_privileges(&status(0x1ff_ffff_ffff)).is_empty(), "root");
+    assert_eq!(missing_privileges(&status(0)), ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]);
+    assert_eq!(missing_privileges(&status(1 << CAP_SYS_ADMIN)), ["CAP_SYS_PTRACE"]);
+    assert_eq!(missing_privileges(&status(1 << CAP_SYS_PTRACE)), ["CAP_SYS_ADMIN"]);
+    assert_eq!(missing_privileges("Name:\tx\n"), ["a readable CapEff"]);
+}
