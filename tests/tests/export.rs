@@ -535,3 +535,18 @@ fn per_container_labels_name_a_docker_cgroup() {
     assert!(last.contains(&want), "no {want} in /metrics:\n{last}");
     assert!(last.contains(&format!(r#"container="{id}",type="uts"}} 1"#)), "{last}");
 }
+
+/// `--max-rows` bounds the table `/namespaces` serves.
+#[test]
+fn max_rows_bounds_the_served_table() {
+    if !root_or_skip("max_rows_bounds_the_served_table") {
+        return;
+    }
+    let _serial = serial();
+    let all = tests::ls_json(&[]).len();
+    assert!(all > 5, "this host has {all} namespaces: too few to test a cap of 5");
+    let exporter = Exporter::start(&["--max-rows", "5"]);
+    let rows: Value = serde_json::from_str(&get(exporter.addr, "/namespaces", "").body).expect("/namespaces is JSON");
+    let n = rows.as_array().unwrap().len();
+    assert!((1..=5).contains(&n), "--max-rows 5 served {n} rows");
+}

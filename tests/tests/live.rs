@@ -69,7 +69,7 @@ impl Tmux {
 
     /// Polls the screen until `pred` holds; panics with the last screen.
     fn wait_screen(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + tests::scaled(timeout);
         loop {
             let s = self.screen();
             if pred(&s) {

@@ -59,11 +59,14 @@ fn exercise(test: &str, forced: &[&str]) {
     println!("{test}: {}", trace.ready);
 
     let mut child = Command::new("unshare")
-        .args(["--net", "--uts", "--ipc", "--pid", "--fork", "--user", "--mount", "--cgroup", "--time", "true"])
+        .args(["--net", "--uts", "--ipc", "--pid", "--fork", "--user", "--mount", "--cgroup", "--time"])
+        .args(["sleep", "1"])
         .spawn()
         .expect("spawn unshare");
     let pid = child.id();
     assert!(child.wait().unwrap().success(), "unshare of all eight types failed");
+    // Measured by the test: none of them may be reported dead before this.
+    let exited = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
 
     let mut created: HashMap<String, Value> = HashMap::new();
     let deadline = std::time::Instant::now() + tests::scaled(Duration::from_secs(10));
@@ -88,15 +91,22 @@ fn exercise(test: &str, forced: &[&str]) {
             assert!(c["id"].as_u64().unwrap() > 0, "{c}");
         }
     }
-    // Every one dies once `true` and unshare have exited (net and user
-    // namespaces are freed from a workqueue, a little later).
+    // Every one dies once `sleep` and unshare have exited (net and user
+    // namespaces are freed from a workqueue, a little later), and not
+    // before: they lived a second.
     for ty in TYPES {
         let c = &created[ty];
         let d = trace
             .wait_for(Duration::from_secs(10), |v| v["event"] == "destroy" && v["type"] == ty && k.same_ns(v, c))
             .unwrap_or_else(|| panic!("{test}: the {ty} namespace {c} was not reported destroyed within 10 s"));
         assert_eq!(d["via"], expected["destroy"].as_str(), "{test}: {d}");
-        assert!(d["lifetime"].as_f64().is_some_and(|l| l >= 0.0), "{d}");
+        let died = d["time"].as_f64().unwrap();
+        assert!(
+            died >= exited - 0.05,
+            "{test}: {ty} reported dead {:.3} s before its last task exited: {d}",
+            exited - died
+        );
+        assert!(d["lifetime"].as_f64().is_some_and(|l| l >= 0.9), "{test}: it lived at least the 1 s sleep: {d}");
         assert_eq!(d["creator_pid"], pid, "{d}");
     }
 }

@@ -131,7 +131,12 @@ pub fn run(args: Args) -> Result<i32> {
         write_text(&mut out, &report)
     };
     written.and_then(|_| out.flush()).map_err(|e| Error::io("writing output", e))?;
-    Ok(if report.count == 0 { exit::OK } else { exit::FINDINGS }.into())
+    Ok(exit_status(&report).into())
+}
+
+/// 0 when the report lists no leak, 1 when it lists any.
+pub fn exit_status(report: &LeakReport) -> u8 {
+    if report.count == 0 { exit::OK } else { exit::FINDINGS }
 }
 
 fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
@@ -245,5 +250,20 @@ mod tests {
         assert_eq!(json["leaks"][0]["age"], 100.0);
         assert_eq!(json["unknown_age"], 1);
         assert_eq!(json["notes"][0], "1 leak of unknown age kept: nstrace did not see it created");
+    }
+
+    #[test]
+    fn exit_status_is_zero_only_without_leaks() {
+        let none = report(Vec::new(), None, NOW);
+        assert_eq!(exit_status(&none), 0);
+        let mut out = Vec::new();
+        write_text(&mut out, &none).unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with("no leaked namespaces"));
+        assert_eq!(exit_status(&report(leaks(), None, NOW)), 1);
+        // Filtered down to none: 0 again.
+        assert_eq!(
+            exit_status(&report(vec![leak(NsType::Net, 9, Some(NOW - 1.0))], Some(Duration::from_secs(60)), NOW)),
+            0
+        );
     }
 }
