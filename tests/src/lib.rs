@@ -350,3 +350,30 @@ impl Kernel {
         )
     }
 }
+
+/// Removes a directory tree when dropped, so a failed test leaves no
+/// `/tmp/nstrace-test-*` folder behind.
+pub struct RmDir(pub String);
+
+impl Drop for RmDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An `ip netns` name, deleted when dropped (also when the test fails or
+/// already deleted it).
+pub struct IpNetns(pub String);
+
+impl IpNetns {
+    pub fn add(name: String) -> IpNetns {
+        sh(&format!("ip netns add {name}"));
+        IpNetns(name)
+    }
+}
+
+impl Drop for IpNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).stderr(Stdio::null()).status();
+    }
+}

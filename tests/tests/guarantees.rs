@@ -15,8 +15,8 @@ use std::{
 
 use serde_json::Value;
 use tests::{
-    ChildGuard, FD_RECEIVER_PY, FD_SENDER_PY, Trace, eventually, kernel, ns_inode, nstrace, nstrace_bin, root_or_skip,
-    scaled, sh, spawn_ready, tempdir, unique,
+    ChildGuard, FD_RECEIVER_PY, FD_SENDER_PY, RmDir, Trace, eventually, kernel, ns_inode, nstrace, nstrace_bin,
+    root_or_skip, scaled, sh, spawn_ready, tempdir, unique,
 };
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -40,15 +40,6 @@ fn unshare_named(dir: &str, name: &str) -> String {
     let path = format!("{dir}/{name}");
     std::os::unix::fs::symlink("/usr/bin/unshare", &path).unwrap();
     path
-}
-
-/// Removes a directory tree when dropped (also when the test fails).
-struct RmDir(String);
-
-impl Drop for RmDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
@@ -394,14 +385,7 @@ fn ls_state_filter_and_tree_show_exactly_what_exists() {
     }
     let _serial = serial();
     let name = unique("nsg");
-    sh(&format!("ip netns add {name}"));
-    struct DelNetns(String);
-    impl Drop for DelNetns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let _netns = DelNetns(name.clone());
+    let _netns = tests::IpNetns::add(name.clone());
     let mounted = std::fs::metadata(format!("/run/netns/{name}")).unwrap().ino();
     // A user namespace owning three namespaces, all held by one process.
     let (child, line) = spawn_ready(Command::new("unshare").args([
@@ -460,10 +444,9 @@ fn leaks_exit_status_matches_its_report() {
             if none { "none" } else { "leaks" }
         );
     }
-    let name = unique("nsleak");
-    sh(&format!("ip netns add {name}"));
+    let netns = tests::IpNetns::add(unique("nsleak"));
     let (code, out, _) = nstrace(&["leaks", "--type", "net", "--json"]);
-    let _ = Command::new("ip").args(["netns", "del", &name]).status();
+    drop(netns);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["count"].as_u64().unwrap() >= 1, "{out}");
     assert_eq!(code, 1, "leaks found: exit 1");

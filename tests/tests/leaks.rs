@@ -59,6 +59,7 @@ fn netns_kept_only_by_a_passed_fd() {
         return;
     }
     let dir = tempdir();
+    let _rm = tests::RmDir(dir.clone());
     let sock = format!("{dir}/sock");
     let (mut receiver, _) = spawn_ready(Command::new("python3").args(["-c", FD_RECEIVER_PY, &sock]));
     let out = Command::new("unshare").args(["-n", "python3", "-c", FD_SENDER_PY, &sock]).output().unwrap();
@@ -73,7 +74,6 @@ fn netns_kept_only_by_a_passed_fd() {
     assert_eq!(f[0]["pid"], receiver.pid());
     assert_eq!(f[0]["fd"], fd);
     assert!(f[0]["cmdline"].as_str().unwrap().contains("python3"), "{l}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn why_prints_umount_and_running_it_releases_the_netns() {
     }
     let trace = Trace::start(&["--event", "create,destroy"]);
     let name = unique("nstrace-why");
-    sh(&format!("ip netns add {name}"));
+    let _netns = tests::IpNetns::add(name.clone());
     let path = format!("/run/netns/{name}");
     let inode = std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
     let create = trace
@@ -226,7 +226,7 @@ fn diff_of_two_snapshots() {
     let (a, b) = (format!("{dir}/a.json"), format!("{dir}/b.json"));
     std::fs::write(&a, nstrace(&["ls", "--json"]).1).unwrap();
     let name = unique("nstrace-diff");
-    sh(&format!("ip netns add {name}"));
+    let _netns = tests::IpNetns::add(name.clone());
     let inode = std::fs::metadata(format!("/run/netns/{name}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     std::fs::write(&b, nstrace(&["ls", "--json"]).1).unwrap();
     sh(&format!("ip netns del {name}"));

@@ -87,6 +87,7 @@ fn netns_held_only_by_a_passed_fd_is_fd_only() {
         return;
     }
     let dir = tempdir();
+    let _rm = tests::RmDir(dir.clone());
     let sock = format!("{dir}/sock");
     let (receiver, _) = spawn_ready(Command::new("python3").args(["-c", FD_RECEIVER_PY, &sock]));
     let out = Command::new("unshare").args(["-n", "python3", "-c", FD_SENDER_PY, &sock]).output().unwrap();
@@ -109,7 +110,6 @@ fn netns_held_only_by_a_passed_fd_is_fd_only() {
     assert_eq!(fds[0]["pid"], receiver.pid());
     assert_eq!(fds[0]["fd"], fd);
     drop(receiver);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 const FOR_CHILDREN: &str = r#"

@@ -289,7 +289,7 @@ fn netns_whose_last_holder_was_a_bind_mount_is_destroyed() {
     }
     let trace = Trace::start(&[]);
     let name = unique("nstrace-trace");
-    sh(&format!("ip netns add {name}"));
+    let _netns = tests::IpNetns::add(name.clone());
     let inode =
         std::fs::metadata(format!("/run/netns/{name}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
     let create = trace
