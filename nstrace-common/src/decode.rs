@@ -188,13 +188,27 @@ mod tests {
     #[test]
     fn truncated_records_are_errors() {
         let bytes = as_bytes(&task_event());
+        let header = size_of::<EventHeader>();
         for len in 0..bytes.len() {
             let err = decode(&bytes[..len]).unwrap_err();
-            assert!(
-                matches!(err, DecodeError::TruncatedHeader { .. } | DecodeError::Truncated { .. }),
-                "len {len}: {err:?}"
-            );
+            // Shorter than a header: nothing is known. From a whole header
+            // on, the error names the record kind that was cut.
+            if len < header {
+                assert_eq!(err, DecodeError::TruncatedHeader { got: len, need: header }, "len {len}");
+            } else {
+                let expected = bytes.len();
+                assert_eq!(err, DecodeError::Truncated { kind: EventKind::Fork, got: len, expected }, "len {len}");
+            }
         }
+    }
+
+    #[test]
+    fn comm_is_cut_at_the_first_nul() {
+        assert_eq!(comm_str(b"unshare\0\0\0\0\0\0\0\0\0"), "unshare");
+        assert_eq!(comm_str(b"a\0b"), "a");
+        assert_eq!(comm_str(b"0123456789abcdef"), "0123456789abcdef", "no NUL: all 16 bytes");
+        assert_eq!(comm_str(b"\0rest"), "");
+        assert_eq!(comm_str(b"caf\xc3\xa9\0"), "caf\u{e9}");
     }
 
     #[test]
