@@ -167,7 +167,8 @@ impl NsStore {
     /// A store holding one snapshot: what `ls`, `leaks` and `why` read.
     /// Namespaces the holder scan found after the walk get a record too.
     pub fn from_snapshot(records: &[NsInfoRecord], scan: HolderScan, clock: Clock, now: u64) -> NsStore {
-        let mut store = NsStore::new(clock, StoreOptions { max_rows: usize::MAX, ..Default::default() });
+        // Never evicted: one snapshot is shown whole.
+        let mut store = NsStore::new(clock, StoreOptions::default());
         store.seed(records, now);
         store.apply_holders(scan, now, true);
         store

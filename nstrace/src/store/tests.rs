@@ -360,14 +360,168 @@ fn history_is_bounded_and_keeps_the_latest() {
     assert_eq!(ns.last_change, 39.0);
 }
 
+fn pid_create(id: u64, inum: u32, ts: u64, pid: u32) -> NsCreateEvent {
+    NsCreateEvent {
+        level: 2,
+        parent: NsRef { id: 40, inum: 400, _reserved: 0 },
+        ..create(NsType::Pid, id, inum, ts, pid)
+    }
+}
+
 #[test]
-fn print_sizes() {
-    eprintln!(
-        "SIZES Namespace {} NsRow {} Holder {} Event {} Creator {}",
-        size_of::<Namespace>(),
-        size_of::<NsRow>(),
-        size_of::<Holder>(),
-        size_of::<Event>(),
-        size_of::<Creator>()
-    );
+fn a_hook_record_fills_in_owner_parent_level_and_command() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.on_create(&pid_create(9, 90, SEC, 7), &mut out);
+    let row = &s.get(9).unwrap().row;
+    assert_eq!((row.owner, row.parent, row.level), (Some(100), Some(400), Some(2)));
+    assert_eq!((row.command.as_deref(), row.state, row.id), (Some("unshare"), NsState::Active, Some(9)));
+    let Event::Create { owner, parent, level, .. } = &out[0] else { panic!() };
+    assert_eq!((owner.map(|o| o.id), parent.map(|p| p.inode), *level), (Some(1), Some(400), Some(2)));
+    // A namespace no task made (pid 0: a kernel hook saw it first).
+    s.on_create(&create(NsType::Net, 10, 91, SEC, 0), &mut out);
+    let row = &s.get(10).unwrap().row;
+    assert_eq!((row.command.as_deref(), row.state), (None, NsState::Orphaned));
+    // Non-tree types have no parent or level.
+    assert_eq!((row.parent, row.level), (None, None));
+}
+
+#[test]
+fn a_late_duplicate_record_does_not_replace_the_creator() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 50, 5 * SEC, 7), &mut out);
+    assert!(!s.on_create(&create(NsType::Net, 5, 50, SEC, 9), &mut out));
+    let ns = s.get(5).unwrap();
+    assert_eq!((ns.creator.as_ref().unwrap().pid, ns.created), (7, Some(1_000_005.0)));
+}
+
+#[test]
+fn snapshot_rows_carry_refcount_owner_parent_and_level() {
+    let mut s = store();
+    let mut out = Vec::new();
+    let user = NsInfoRecord { level: 1, parent: NsRef { id: 2, inum: 20, _reserved: 0 }, ..walk_row(NsType::User, 3, 30, 5) };
+    // A net namespace has no parent, whatever the record's parent field holds.
+    let proc_row = NsInfoRecord { parent: NsRef { id: 1, inum: 9, _reserved: 0 }, ..walk_row(NsType::Net, 4, 40, REFCOUNT_UNKNOWN) };
+    s.seed(&[user, proc_row, walk_row(NsType::Uts, 6, 60, 0)], 0);
+    let u = &s.get(3).unwrap().row;
+    assert_eq!((u.refcount, u.owner, u.parent, u.level), (Some(5), Some(100), Some(20), Some(1)));
+    let n = &s.get(4).unwrap().row;
+    assert_eq!((n.refcount, n.parent, n.level), (None, None, None), "/proc knows no refcount; net has no parent");
+    assert!(s.get(6).is_none(), "no reference left: not alive");
+    // A later snapshot updates the refcount and the owner, unless it does not know them.
+    let moved = NsInfoRecord { owner: NsRef { id: 8, inum: 800, _reserved: 0 }, ..walk_row(NsType::User, 3, 30, 7) };
+    let unknown_owner = NsInfoRecord { owner: NsRef::default(), ..proc_row };
+    s.reconcile(&[moved, unknown_owner], SEC, Coverage::Complete, "tree-walk", &mut out);
+    let u = &s.get(3).unwrap().row;
+    assert_eq!((u.refcount, u.owner), (Some(7), Some(800)));
+    assert_eq!(s.get(4).unwrap().row.owner, Some(100), "an unknown owner keeps the known one");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_namespace_listed_with_no_reference_left_is_never_announced() {
+    let mut s = store();
+    let mut out = Vec::new();
+    let dying = [walk_row(NsType::Ipc, 7, 70, 0)];
+    s.reconcile(&dying, SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&dying, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(s.is_empty());
+}
+
+#[test]
+fn store_accessors() {
+    let mut s = store();
+    assert!(s.is_empty());
+    assert_eq!(s.clock().unix(0), 1_000_000.0);
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 1, 10, SEC, 7), &mut out);
+    s.on_create(&create(NsType::Net, 2, 11, SEC, 7), &mut out);
+    s.on_destroy(&freed(11, 2 * SEC), "fentry-free-inum", &mut out);
+    assert!(!s.is_empty());
+    assert!(s.contains(1) && !s.contains(2) && !s.contains(3));
+    let mut all: Vec<u64> = s.records().map(|n| n.row.inode).collect();
+    all.sort();
+    assert_eq!(all, [10, 11], "live and destroyed records");
+    assert_eq!(s.evicted().count(), 0);
+}
+
+#[test]
+fn recent_deaths_remember_the_latest_4096() {
+    let mut d = RecentDeaths::default();
+    d.remember(1, 10);
+    d.remember(2, 10);
+    assert!(d.is_stale(1, 5) && d.is_stale(2, 10) && !d.is_stale(2, 11));
+    for k in 3..=4097 {
+        d.remember(k, 10);
+    }
+    assert!(!d.is_stale(1, 5), "the oldest death is forgotten");
+    assert!(d.is_stale(2, 5) && d.is_stale(4097, 5));
+    assert_eq!(d.order.len(), 4096);
+}
+
+#[test]
+fn a_death_seen_late_does_not_unlink_the_inode_from_its_new_owner() {
+    // Before 6.18 inodes are reused at once, across types: the net
+    // namespace on inode 10 died unseen and a uts namespace got inode 10.
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Net, 0, 10, 1)], 0);
+    s.on_create(&create(NsType::Uts, 0, 10, SEC, 7), &mut out);
+    // The rescan sees the net namespace gone.
+    s.reconcile(&[walk_row(NsType::Uts, 0, 10, 1)], 2 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    // The free-inum hook names only the inode: it is the uts namespace's.
+    let key = s.on_destroy(&freed(10, 3 * SEC), "fentry-free-inum", &mut out);
+    assert_eq!(key, Some(ns_key(0, NsType::Uts as u32, 10)));
+}
+
+#[test]
+fn max_rows_edges() {
+    let opts = StoreOptions { max_rows: 3, ..StoreOptions::default() };
+    let mut s = NsStore::new(Clock::with_offset(0.0), opts);
+    let mut out = Vec::new();
+    for i in 1..=3u32 {
+        s.on_create(&create(NsType::Net, i as u64, i, i as u64 * SEC, 7), &mut out);
+    }
+    s.on_destroy(&freed(3, 4 * SEC), "fentry-free-inum", &mut out);
+    s.evict(5 * SEC);
+    assert_eq!((s.len(), s.destroyed().count()), (2, 1), "exactly at the cap: nothing goes");
+    // Five live over a cap of two: the three stalest shrink.
+    let opts = StoreOptions { max_rows: 2, ..StoreOptions::default() };
+    let mut s = NsStore::new(Clock::with_offset(0.0), opts);
+    for i in 1..=5u32 {
+        s.on_create(&create(NsType::Net, i as u64, i, i as u64 * SEC, 7), &mut out);
+    }
+    s.evict(6 * SEC);
+    let mut kept: Vec<u64> = s.live().map(|n| n.row.inode).collect();
+    kept.sort();
+    assert_eq!(kept, [4, 5]);
+    let evicted: Vec<Evicted> = {
+        let mut v: Vec<Evicted> = s.evicted().copied().collect();
+        v.sort_by_key(|e| e.inode);
+        v
+    };
+    assert_eq!(evicted[0], Evicted { ns_type: NsType::Net, id: 1, inode: 1 });
+    assert_eq!(evicted.len(), 3);
+    let counts = s.counts();
+    assert_eq!((counts.live, counts.evicted, counts.by_type[0]), (5, 3, (NsType::Net, 5)), "evicted still counted");
+    // An evicted namespace's death by inode alone is still reported, with its id.
+    out.clear();
+    assert_eq!(s.on_destroy(&freed(2, 7 * SEC), "fentry-free-inum", &mut out), Some(2));
+    let Event::Destroy { id, inode, lifetime, .. } = &out[0] else { panic!("{out:?}") };
+    assert_eq!((*id, *inode, *lifetime), (2, 2, None));
+    assert!(s.on_destroy(&freed(99, 7 * SEC), "fentry-free-inum", &mut out).is_none());
+}
+
+#[test]
+fn bounded_queues_keep_the_newest() {
+    let mut q = VecDeque::new();
+    for i in 0..40 {
+        push_bounded(&mut q, i, 16);
+    }
+    assert_eq!((q.len(), q.front(), q.back()), (16, Some(&24), Some(&39)));
+    let mut none = VecDeque::new();
+    push_bounded(&mut none, 1, 0);
+    assert!(none.is_empty(), "a cap of 0 keeps nothing");
 }
