@@ -8,15 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nstrace_common::ns::NsType;
 use serde::Serialize;
 
 use crate::{
     engine::{Engine, EngineError, EngineOptions, EngineStats},
     events::{Clock, Event},
-    model::{Namespace, NsRow, NsState},
+    model::{Namespace, NsRow},
     procfs::holders,
-    store::{NsStore, push_bounded},
+    store::{Counts, NsStore, push_bounded},
 };
 
 #[derive(Clone, Debug)]
@@ -50,13 +49,11 @@ impl From<EngineError> for MonitorError {
     }
 }
 
-/// Totals for a header line.
+/// Totals for a header line: the store's counts plus event rates.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Totals {
-    pub by_type: Vec<(NsType, usize)>,
-    pub by_state: Vec<(NsState, usize)>,
-    pub live: usize,
-    pub destroyed_shown: usize,
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Per second over the last 10 seconds.
     pub created_rate: f64,
     pub destroyed_rate: f64,
@@ -214,14 +211,7 @@ impl Monitor {
         let counts = self.store().counts();
         let window = self.recent.iter().filter(|(time, _)| *time >= now - 10.0);
         let (c, d) = window.fold((0, 0), |(c, d), (_, created)| if *created { (c + 1, d) } else { (c, d + 1) });
-        Totals {
-            by_type: counts.by_type,
-            by_state: counts.by_state,
-            live: counts.live,
-            destroyed_shown: counts.destroyed_shown,
-            created_rate: c as f64 / 10.0,
-            destroyed_rate: d as f64 / 10.0,
-        }
+        Totals { counts, created_rate: c as f64 / 10.0, destroyed_rate: d as f64 / 10.0 }
     }
 
     /// The live rows as `ls --json` rows.

@@ -142,12 +142,12 @@ async fn run_tui(mut monitor: Monitor, mut app: App, interval: Duration) -> Resu
 /// One header line: time, totals per type and state, rates, lost events,
 /// and what the last holder refresh cost.
 fn plain_header(now: f64, t: &Totals, lost: u64, refresh_micros: u64) -> String {
-    let types: Vec<String> = t.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
-    let states: Vec<String> = t.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
+    let types: Vec<String> = t.counts.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
+    let states: Vec<String> = t.counts.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
     format!(
         "{} {} namespaces ({}) | {} | created {:.1}/s destroyed {:.1}/s | lost {} | refresh {:.1} ms",
         &clock_time(now)[..8],
-        t.live,
+        t.counts.live,
         types.join(", "),
         states.join(", "),
         t.created_rate,
@@ -208,10 +208,13 @@ mod tests {
     #[test]
     fn plain_header_has_time_totals_rates_and_lost() {
         let t = Totals {
-            by_type: vec![(NsType::Net, 3), (NsType::Uts, 2)],
-            by_state: vec![(NsState::Active, 4), (NsState::Mounted, 1)],
-            live: 5,
-            destroyed_shown: 0,
+            counts: crate::store::Counts {
+                by_type: vec![(NsType::Net, 3), (NsType::Uts, 2)],
+                by_state: vec![(NsState::Active, 4), (NsState::Mounted, 1)],
+                live: 5,
+                destroyed_shown: 0,
+                evicted: 0,
+            },
             created_rate: 0.5,
             destroyed_rate: 0.3,
         };

@@ -33,16 +33,23 @@ pub fn holders_summary(row: &NsRow) -> String {
     if parts.is_empty() { "-".into() } else { parts.join(",") }
 }
 
-/// The table's cells for one row.
-fn table_cells(r: &NsRow) -> [String; 10] {
+/// The COMMAND cell of `ls` and `live`: the first task's command, then
+/// `ip netns` names and containers ("ip [netns blue] [docker:abcdef123456]").
+pub fn command_text(r: &NsRow) -> String {
     let mut command = r.command.as_deref().unwrap_or("-").to_string();
     if !r.names.is_empty() {
         command = format!("{command} [netns {}]", r.names.join(","));
     }
     if !r.containers.is_empty() {
         let c: Vec<String> = r.containers.iter().map(|c| c.short()).collect();
-        command = format!("{command} ({})", c.join(","));
+        command = format!("{command} [{}]", c.join(","));
     }
+    command
+}
+
+/// The table's cells for one row.
+fn table_cells(r: &NsRow) -> [String; 10] {
+    let command = command_text(r);
     [
         opt(r.id),
         r.inode.to_string(),

@@ -400,9 +400,13 @@ fn a_late_duplicate_record_does_not_replace_the_creator() {
 fn snapshot_rows_carry_refcount_owner_parent_and_level() {
     let mut s = store();
     let mut out = Vec::new();
-    let user = NsInfoRecord { level: 1, parent: NsRef { id: 2, inum: 20, _reserved: 0 }, ..walk_row(NsType::User, 3, 30, 5) };
+    let user =
+        NsInfoRecord { level: 1, parent: NsRef { id: 2, inum: 20, _reserved: 0 }, ..walk_row(NsType::User, 3, 30, 5) };
     // A net namespace has no parent, whatever the record's parent field holds.
-    let proc_row = NsInfoRecord { parent: NsRef { id: 1, inum: 9, _reserved: 0 }, ..walk_row(NsType::Net, 4, 40, REFCOUNT_UNKNOWN) };
+    let proc_row = NsInfoRecord {
+        parent: NsRef { id: 1, inum: 9, _reserved: 0 },
+        ..walk_row(NsType::Net, 4, 40, REFCOUNT_UNKNOWN)
+    };
     s.seed(&[user, proc_row, walk_row(NsType::Uts, 6, 60, 0)], 0);
     let u = &s.get(3).unwrap().row;
     assert_eq!((u.refcount, u.owner, u.parent, u.level), (Some(5), Some(100), Some(20), Some(1)));

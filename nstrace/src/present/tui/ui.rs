@@ -68,13 +68,13 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     let mut l1 = vec![
         Span::styled("nstrace live", bold.fg(Color::Cyan)),
         sep(),
-        Span::styled(format!("{} namespaces", t.live), bold),
+        Span::styled(format!("{} namespaces", t.counts.live), bold),
     ];
-    if t.destroyed_shown > 0 {
-        l1.push(Span::raw(format!(" (+{} destroyed shown)", t.destroyed_shown)));
+    if t.counts.destroyed_shown > 0 {
+        l1.push(Span::raw(format!(" (+{} destroyed shown)", t.counts.destroyed_shown)));
     }
     l1.push(sep());
-    let types: Vec<String> = t.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
+    let types: Vec<String> = t.counts.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
     l1.push(Span::raw(types.join("  ")));
     l1.push(sep());
     l1.push(Span::raw(app.mechanisms.as_str()));
@@ -84,7 +84,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         l1.push(sep());
         l1.push(Span::styled("PAUSED", bold.fg(Color::Yellow)));
     }
-    let states: Vec<String> = t.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
+    let states: Vec<String> = t.counts.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
     let lost_style = if v.lost > 0 { bold.fg(Color::Red) } else { Style::default() };
     let l2 = vec![
         Span::raw(states.join("  ")),

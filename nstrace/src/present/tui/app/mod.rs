@@ -472,19 +472,9 @@ pub fn format_age(age: Option<f64>) -> String {
     }
 }
 
-/// The COMMAND cell: the first task's command plus ip-netns names and
-/// containers.
+/// The COMMAND cell (the same as `ls` prints).
 pub fn command_text(ns: &Namespace) -> String {
-    let r = &ns.row;
-    let mut s = r.command.as_deref().unwrap_or("-").to_string();
-    if !r.names.is_empty() {
-        s = format!("{s} [netns {}]", r.names.join(","));
-    }
-    if !r.containers.is_empty() {
-        let c: Vec<String> = r.containers.iter().map(|c| c.short()).collect();
-        s = format!("{s} [{}]", c.join(","));
-    }
-    s
+    crate::present::table::command_text(&ns.row)
 }
 
 #[cfg(test)]
