@@ -3,7 +3,7 @@ use nstrace_common::event::{EventHeader, EventKind, NsRef, create_cause};
 use super::*;
 use crate::{
     events::NsChange,
-    model::{Creator, Holder, TaskHold},
+    model::{Holder, TaskHold},
     procfs::holders::ProcInfo,
 };
 
