@@ -131,4 +131,27 @@ mod tests {
         assert_eq!(d["disappeared"][0]["id"], 8);
         assert_eq!(d["changed"][0]["state"]["after"], "mounted");
     }
+
+    #[test]
+    fn rows_without_ids_match_by_type_and_inode() {
+        // Before 6.18 ls prints `"id": null`: rows are matched by inode.
+        let a = rows(serde_json::json!([
+            {"type": "net", "id": null, "inode": 10, "state": "active", "tasks": 5},
+            {"type": "uts", "id": null, "inode": 10, "state": "active", "tasks": 1}
+        ]));
+        assert_eq!(a.len(), 2, "same inode, two types: two namespaces");
+        let b = rows(serde_json::json!([
+            {"type": "net", "id": null, "inode": 10, "state": "active", "tasks": 6}
+        ]));
+        let d = diff(&a, &b);
+        assert_eq!(d["disappeared"].as_array().unwrap().len(), 1, "{d}");
+        assert_eq!(d["disappeared"][0]["type"], "uts");
+        assert!(d["appeared"].as_array().unwrap().is_empty(), "{d}");
+        // Only the task count changed: still a change.
+        assert_eq!(d["changed"].as_array().unwrap().len(), 1, "{d}");
+        assert_eq!(
+            (d["changed"][0]["tasks"]["before"].as_u64(), d["changed"][0]["tasks"]["after"].as_u64()),
+            (Some(5), Some(6))
+        );
+    }
 }

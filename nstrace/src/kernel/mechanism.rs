@@ -332,4 +332,29 @@ mod tests {
         assert!(e.contains("fentry-ns-tree, fentry-free-inum, kprobe-free-inum, tree-walk, proc-rescan"), "{e}");
         assert_eq!(Destroy::KprobeFreeInum.to_string(), "kprobe-free-inum");
     }
+
+    #[test]
+    fn destroy_names_are_the_ones_mechanism_and_doctor_print() {
+        use clap::ValueEnum;
+        for d in Destroy::value_variants() {
+            assert_eq!(d.name(), d.to_string(), "--mechanism destroy={} parses back", d.name());
+            assert_eq!(Destroy::from_str(d.name(), false), Ok(*d));
+        }
+        assert_eq!(Destroy::ProcRescan.name(), "proc-rescan");
+    }
+
+    #[test]
+    fn only_kernel_hooks_report_every_death() {
+        let exact: Vec<Destroy> = [
+            Destroy::FentryNsTree,
+            Destroy::FentryFreeInum,
+            Destroy::KprobeFreeInum,
+            Destroy::TreeWalk,
+            Destroy::ProcRescan,
+        ]
+        .into_iter()
+        .filter(|d| d.is_exact_hook())
+        .collect();
+        assert_eq!(exact, [Destroy::FentryNsTree, Destroy::FentryFreeInum, Destroy::KprobeFreeInum]);
+    }
 }
