@@ -44,7 +44,9 @@ fn unshare_named(dir: &str, name: &str) -> String {
 
 #[test]
 fn trace_filters_by_pid_comm_and_type() {
-    if !root_or_skip("trace_filters_by_pid_comm_and_type") {
+    if !root_or_skip("trace_filters_by_pid_comm_and_type")
+        || !tests::kernel_independent("trace_filters_by_pid_comm_and_type")
+    {
         return;
     }
     let _serial = serial();
@@ -256,7 +258,7 @@ fn lost_records_are_counted_reported_and_healed_by_a_resync() {
 
 #[test]
 fn live_exits_cleanly_on_sigterm() {
-    if !root_or_skip("live_exits_cleanly_on_sigterm") {
+    if !root_or_skip("live_exits_cleanly_on_sigterm") || !tests::kernel_independent("live_exits_cleanly_on_sigterm") {
         return;
     }
     let _serial = serial();
@@ -287,7 +289,7 @@ fn live_exits_cleanly_on_sigterm() {
 
 #[test]
 fn max_rows_bounds_the_live_table() {
-    if !root_or_skip("max_rows_bounds_the_live_table") {
+    if !root_or_skip("max_rows_bounds_the_live_table") || !tests::kernel_independent("max_rows_bounds_the_live_table") {
         return;
     }
     let _serial = serial();
@@ -342,7 +344,9 @@ fn why_resolves_a_namespace_id() {
 
 #[test]
 fn release_advice_names_the_holding_fd() {
-    if !root_or_skip("release_advice_names_the_holding_fd") {
+    if !root_or_skip("release_advice_names_the_holding_fd")
+        || !tests::kernel_independent("release_advice_names_the_holding_fd")
+    {
         return;
     }
     let _serial = serial();
@@ -380,7 +384,9 @@ fn release_advice_names_the_holding_fd() {
 
 #[test]
 fn ls_state_filter_and_tree_show_exactly_what_exists() {
-    if !root_or_skip("ls_state_filter_and_tree_show_exactly_what_exists") {
+    if !root_or_skip("ls_state_filter_and_tree_show_exactly_what_exists")
+        || !tests::kernel_independent("ls_state_filter_and_tree_show_exactly_what_exists")
+    {
         return;
     }
     let _serial = serial();
@@ -426,7 +432,9 @@ fn ls_state_filter_and_tree_show_exactly_what_exists() {
 
 #[test]
 fn leaks_exit_status_matches_its_report() {
-    if !root_or_skip("leaks_exit_status_matches_its_report") {
+    if !root_or_skip("leaks_exit_status_matches_its_report")
+        || !tests::kernel_independent("leaks_exit_status_matches_its_report")
+    {
         return;
     }
     let _serial = serial();
@@ -505,7 +513,8 @@ fn parse_perf(text: &str) -> Vec<PerfNamespaces> {
 /// time where perf's is the perf clock.
 #[test]
 fn perf_format_matches_perf_script() {
-    if !root_or_skip("perf_format_matches_perf_script") {
+    if !root_or_skip("perf_format_matches_perf_script") || !tests::kernel_independent("perf_format_matches_perf_script")
+    {
         return;
     }
     let _serial = serial();
@@ -563,7 +572,9 @@ fn perf_format_matches_perf_script() {
 /// so and fails (exit 3); none prints an empty "all clear".
 #[test]
 fn unprivileged_users_get_a_clear_error_not_an_empty_answer() {
-    if !root_or_skip("unprivileged_users_get_a_clear_error_not_an_empty_answer") {
+    if !root_or_skip("unprivileged_users_get_a_clear_error_not_an_empty_answer")
+        || !tests::kernel_independent("unprivileged_users_get_a_clear_error_not_an_empty_answer")
+    {
         return;
     }
     let _serial = serial();
