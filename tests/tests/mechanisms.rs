@@ -101,11 +101,22 @@ fn exercise(test: &str, forced: &[&str]) {
             .wait_for(Duration::from_secs(10), |v| v["event"] == "destroy" && v["type"] == ty && k.same_ns(v, c))
             .unwrap_or_else(|| panic!("{test}: the {ty} namespace {c} was not reported destroyed within 10 s"));
         assert_eq!(d["via"], expected["destroy"].as_str(), "{test}: {d}");
-        let died = d["time"].as_f64().unwrap();
-        // (Not "after wait() returned": an exact hook sees the free during
-        // the exit itself, which under TCG is tens of ms before the reaper wakes.)
-        assert!(died >= spawned + 1.0, "{test}: {ty} reported dead {:.3} s into its 1 s sleep: {d}", died - spawned);
-        assert!(d["lifetime"].as_f64().is_some_and(|l| l >= 0.9), "{test}: it lived at least the 1 s sleep: {d}");
+        // Not dead before the 1 s sleep ended. (Not "after wait() returned":
+        // an exact hook sees the free during the exit itself, which under TCG
+        // is tens of ms before the reaper wakes.) Without ids and without a
+        // destroy hook, a death is only seen by inode at the next /proc
+        // re-scan, and an inode another test's namespace freed and ours
+        // reused within one re-scan cannot be told apart (README): no timing
+        // claim is made there.
+        if k.has_ns_ids || expected["destroy"] != "proc-rescan" {
+            let died = d["time"].as_f64().unwrap();
+            assert!(
+                died >= spawned + 1.0,
+                "{test}: {ty} reported dead {:.3} s into its 1 s sleep: {d}",
+                died - spawned
+            );
+            assert!(d["lifetime"].as_f64().is_some_and(|l| l >= 0.9), "{test}: it lived at least the 1 s sleep: {d}");
+        }
         assert_eq!(d["creator_pid"], pid, "{d}");
     }
 }
