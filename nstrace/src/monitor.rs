@@ -145,8 +145,12 @@ impl Monitor {
                 self.apply_scan(scan, started);
             }
         }
-        for e in &events {
-            self.count(e);
+        if !events.is_empty() {
+            // One clock read per batch, not per event.
+            let now = self.clock().unix(Clock::now_boot_ns());
+            for e in &events {
+                self.count(e, now);
+            }
         }
         if self.engine.task_source_is_snapshot() {
             // /proc snapshots bring the holders: their cost is the refresh's.
@@ -191,8 +195,7 @@ impl Monitor {
     }
 
     /// Feeds the event pane and the rates (the store took the event in already).
-    fn count(&mut self, e: &Event) {
-        let now = self.clock().unix(Clock::now_boot_ns());
+    fn count(&mut self, e: &Event, now: f64) {
         match e {
             Event::Create { time, .. } => self.recent.push_back((*time, true)),
             Event::Destroy { time, .. } => self.recent.push_back((*time, false)),

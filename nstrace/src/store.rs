@@ -253,9 +253,8 @@ impl NsStore {
     /// Moves a live namespace to the destroyed records; returns its key.
     fn kill(&mut self, key: u64, died: u64, event: Event) -> Option<u64> {
         self.deaths.remember(key, died);
-        if let Some(gone) = self.evicted.remove(&key) {
+        if self.evicted.remove(&key).is_some() {
             // Reported, but no record to keep.
-            let _ = gone;
             return Some(key);
         }
         let mut ns = self.live.remove(&key)?;
