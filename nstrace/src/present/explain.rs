@@ -212,3 +212,50 @@ pub fn cmdline(pid: u32) -> String {
             .unwrap_or_else(|_| "?".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(mnt_ns: u64, netns_name: Option<&str>) -> Reason {
+        Reason::Mount { path: "/run/netns/x".into(), mnt_ns, via_pid: 42, netns_name: netns_name.map(Into::into) }
+    }
+
+    #[test]
+    fn release_advice_per_holder() {
+        let fd = Reason::Fd { pid: 7, fd: 5, comm: "py".into(), cmdline: "python3 r.py".into() };
+        assert_eq!(fd.release(1), "gdb -p 7 --batch -ex 'call (int)close(5)'   # or stop process 7");
+        let task = Reason::Task { pid: 9, comm: "sleep".into(), hold: TaskHold::Member };
+        assert!(task.release(1).starts_with("kill 9 "));
+        // A mount in our own mount namespace: umount it here (or ip netns del).
+        assert_eq!(mount(1, Some("x")).release(1), "umount /run/netns/x   # or: ip netns del x");
+        assert_eq!(mount(1, None).release(1), "umount /run/netns/x");
+        // In another mount namespace: enter it through a process inside.
+        assert_eq!(mount(2, Some("x")).release(1), "nsenter -t 42 -m umount /run/netns/x");
+        assert_eq!(mount(2, None).release(1), "nsenter -t 42 -m umount /run/netns/x");
+        assert!(Reason::Owner { dependents: vec![] }.release(1).contains("nstrace why"));
+        assert!(Reason::KernelReference { hint: "h".into() }.release(1).contains("hint"));
+    }
+
+    #[test]
+    fn descriptions_name_the_holder() {
+        let fd = Reason::Fd { pid: 7, fd: 5, comm: "py".into(), cmdline: "python3 r.py".into() };
+        assert_eq!(fd.describe(), "open fd 5 of process 7 (py: python3 r.py)");
+        let pfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::PidForChildren };
+        assert_eq!(pfc.describe(), "process 3 (unshare) holds it as pid_for_children");
+        let tfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::TimeForChildren };
+        assert_eq!(tfc.describe(), "process 3 (unshare) holds it as time_for_children");
+        let member = Reason::Task { pid: 3, comm: "sh".into(), hold: TaskHold::Member };
+        assert_eq!(member.describe(), "process 3 (sh) is in it");
+        assert_eq!(
+            mount(2, Some("x")).describe(),
+            "bind mount at /run/netns/x (ip netns x) in mount namespace 2 (seen via pid 42)"
+        );
+        let dep = Dependent { ns_type: NsType::Net, inode: 10, state: NsState::Mounted };
+        assert_eq!(
+            Reason::Owner { dependents: vec![dep] }.describe(),
+            "it owns or parents live namespaces: net 10 [mounted]"
+        );
+        assert_eq!(Reason::KernelReference { hint: "h".into() }.describe(), "kernel reference: h");
+    }
+}
