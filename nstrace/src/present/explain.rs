@@ -258,4 +258,47 @@ mod tests {
         );
         assert_eq!(Reason::KernelReference { hint: "h".into() }.describe(), "kernel reference: h");
     }
+
+    #[test]
+    fn reasons_from_holders_ownership_and_kernel_hints() {
+        let mut user = NsRow::new(NsType::User, 100);
+        user.state = NsState::Orphaned;
+        let mut net = NsRow::new(NsType::Net, 10);
+        net.owner = Some(100);
+        net.state = NsState::Mounted;
+        net.tasks = 1; // not taskless: no socket scan in a unit test
+        net.holders = vec![Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 }].into();
+        let mut uts = NsRow::new(NsType::Uts, 11);
+        uts.holders = vec![Holder::Mount { path: "/run/netns/y".into(), mnt_ns: 1, via_pid: 1 }].into();
+        let (pid, mnt) = (NsRow::new(NsType::Pid, 12), NsRow::new(NsType::Mnt, 13));
+        let rows = [&user, &net, &uts, &pid, &mnt];
+        let e = Explainer::new(&rows);
+        assert_eq!(e.rows().len(), 5);
+        let r = e.reasons(&user);
+        assert_eq!(r.len(), 1);
+        let Reason::Owner { dependents } = &r[0] else { panic!("{r:?}") };
+        assert_eq!((dependents[0].ns_type, dependents[0].inode), (NsType::Net, 10));
+        // A /run/netns mount names the ip netns only for a net namespace.
+        let Reason::Mount { netns_name, .. } = &e.reasons(&net)[0] else { panic!() };
+        assert_eq!(netns_name.as_deref(), Some("x"));
+        let Reason::Mount { netns_name, .. } = &e.reasons(&uts)[0] else { panic!() };
+        assert_eq!(netns_name, &None);
+        for (row, word) in
+            [(&pid, "struct pid"), (&mnt, "mounts propagated"), (&NsRow::new(NsType::Ipc, 14), "nsproxy")]
+        {
+            let r = e.reasons(row);
+            let Reason::KernelReference { hint } = &r[0] else { panic!("{r:?}") };
+            assert!(hint.contains(word), "{:?}: {hint}", row.ns_type);
+        }
+        assert!(kernel_hint(NsType::Net).contains("cleanup_net"));
+        assert!(kernel_hint(NsType::User).contains("keyrings"));
+    }
+
+    #[test]
+    fn cmdline_of_a_process() {
+        let me = cmdline(std::process::id());
+        assert!(me.contains("nstrace"), "{me}");
+        assert!(!me.starts_with('['), "a process with arguments: {me}");
+        assert_eq!(cmdline(u32::MAX), "?", "no such process");
+    }
 }
