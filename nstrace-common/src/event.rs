@@ -146,6 +146,14 @@ pub mod create_cause {
     pub const NS_TREE_ADD: u32 = 5;
     /// fexit/kretprobe on a per-type constructor (`copy_net_ns`, ...).
     pub const CONSTRUCTOR: u32 = 6;
+    /// Or'ed into a cause: the key (type+inode, before 6.18) named another
+    /// namespace struct when this one was first seen, so that one is dead
+    /// and its inode was reused before user space learned of the death.
+    pub const REPLACED: u32 = 1 << 16;
+    /// The cause without flag bits.
+    pub const fn base(cause: u32) -> u32 {
+        cause & (REPLACED - 1)
+    }
 }
 
 /// First sighting of a namespace.

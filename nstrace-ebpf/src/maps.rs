@@ -50,9 +50,10 @@ pub fn count_lost(kind: u32) {
     }
 }
 
-/// Namespaces already reported as created (key: see `hooks::create::known_key`).
+/// Namespaces already reported as created (key: see `hooks::create::known_key`),
+/// to the address of their struct (0: declared known by user space).
 #[map]
-pub static KNOWN: HashMap<u64, u32> = HashMap::with_max_entries(1 << 18, 0);
+pub static KNOWN: HashMap<u64, u64> = HashMap::with_max_entries(1 << 18, 0);
 
 /// An unshare/setns call between entry and exit.
 #[repr(C)]

@@ -14,8 +14,8 @@ use crate::{engine::EngineError, monitor::MonitorError, snapshot::SnapshotError}
 pub mod exit {
     /// Success, nothing found.
     pub const OK: u8 = 0;
-    /// Findings: `leaks` found leaked namespaces; `doctor` says nstrace
-    /// cannot run on this kernel.
+    /// Findings: `leaks` found leaked namespaces; `diff` found differences;
+    /// `doctor` says nstrace cannot run on this kernel.
     pub const FINDINGS: u8 = 1;
     /// Usage error: bad arguments (clap exits 2 too), a path or namespace
     /// named on the command line that does not exist or is not what it

@@ -218,7 +218,7 @@ pub fn flags_text(flags: u64) -> String {
 }
 
 pub fn cause_name(cause: u32) -> &'static str {
-    match cause {
+    match create_cause::base(cause) {
         create_cause::FORK => "fork",
         create_cause::UNSHARE => "unshare",
         create_cause::SETNS => "setns",

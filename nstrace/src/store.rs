@@ -11,7 +11,7 @@ use std::{
 };
 
 use nstrace_common::{
-    event::{NS_TYPE_UNKNOWN, NsCreateEvent, NsDestroyEvent, NsInfoRecord},
+    event::{NS_TYPE_UNKNOWN, NsCreateEvent, NsDestroyEvent, NsInfoRecord, create_cause},
     ns::{NsType, ns_key},
 };
 
@@ -26,6 +26,9 @@ use crate::{
 
 /// Refcount of a record from a source that cannot read it (/proc).
 pub const REFCOUNT_UNKNOWN: u32 = u32::MAX;
+
+/// `via` of a death found because a new namespace took the dead one's inode.
+pub const INODE_REUSED: &str = "inode-reused";
 
 /// `NsInfoRecord::refcount` when the source knows it.
 pub fn refcount_of(r: &NsInfoRecord) -> Option<u32> {
@@ -286,6 +289,11 @@ impl NsStore {
             cause: cause_name(c.cause),
             flags: c.flags,
         };
+        if c.cause & create_cause::REPLACED != 0 && self.live.contains_key(&key) {
+            // The hook saw a new struct under a live key: the one we have
+            // died just before (no destroy hook saw it) and left its inode.
+            self.destroy(key, c.header.ts_ns.saturating_sub(1), INODE_REUSED, out);
+        }
         if let Some(ns) = self.live.get_mut(&key) {
             // The walk got there first (its create event said "walk"):
             // keep what the hook knows, report nothing twice.

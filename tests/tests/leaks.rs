@@ -232,7 +232,7 @@ fn diff_of_two_snapshots() {
     sh(&format!("ip netns del {name}"));
     let inode = inode.expect("stat of the ip netns mount");
     let (code, out, err) = nstrace(&["diff", "--json", &a, &b]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "differences exit 1, as diff(1): {err}");
     let d: Value = serde_json::from_str(&out).unwrap();
     let ours: Vec<&Value> = d["appeared"].as_array().unwrap().iter().filter(|r| r["inode"] == inode).collect();
     assert_eq!(ours.len(), 1, "our netns {inode} appeared once: {d}");
@@ -241,6 +241,20 @@ fn diff_of_two_snapshots() {
     let (_, out, _) = nstrace(&["diff", "--json", &b, &a]);
     let r: Value = serde_json::from_str(&out).unwrap();
     assert!(r["disappeared"].as_array().unwrap().iter().any(|r| r["inode"] == inode), "{r}");
+    assert_eq!(nstrace(&["diff", &a, &a]).0, 0, "a snapshot does not differ from itself");
+    // A reader that goes away early is not an error (no broken-pipe panic).
+    // (The reader closes its end at once, so the first write fails with EPIPE.)
+    let script = format!(
+        "{} diff {a} {b} | {{ exec 0<&-; sleep 0.5; }}; echo ${{PIPESTATUS[0]}}",
+        tests::nstrace_bin().display()
+    );
+    let piped = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stdout).trim(),
+        "1",
+        "diff into a closed pipe: {}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
     let (code, _, err) = nstrace(&["diff", &a, "/nonexistent.json"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent.json"), "{err}");

@@ -131,6 +131,60 @@ fn proc_rescan_fallback() {
     exercise("proc_rescan_fallback", &["create=tracepoints", "destroy=proc-rescan", "snapshot=proc"]);
 }
 
+/// The uts inode of a short-lived `unshare --uts`.
+fn short_lived_uts() -> u64 {
+    let child = Command::new("unshare").args(["--uts", "readlink", "/proc/self/ns/uts"]).output().expect("unshare");
+    let link = String::from_utf8_lossy(&child.stdout).trim().to_owned();
+    let inode = link.strip_prefix("uts:[").and_then(|l| l.strip_suffix(']')).and_then(|n| n.parse().ok());
+    inode.unwrap_or_else(|| panic!("readlink printed {link:?}"))
+}
+
+#[test]
+fn proc_rescan_sees_a_reused_inode_at_once() {
+    // Before 6.18, without a destroy hook, keys are type+inode and a death
+    // is seen at the next /proc re-scan (1 s). A namespace that takes a
+    // dead one's inode before that must still be reported as created, and
+    // the dead one as destroyed: the hooks see a new struct under the key.
+    let test = "proc_rescan_sees_a_reused_inode_at_once";
+    let forced = ["create=tracepoints", "destroy=proc-rescan", "snapshot=proc"];
+    if !root_or_skip(test) || !available(test, &forced) {
+        return;
+    }
+    if kernel().has_ns_ids {
+        skip(test, "namespaces have ids on this kernel: keys are never reused");
+        return;
+    }
+    let mut args = Vec::new();
+    for f in forced {
+        args.extend(["--mechanism", f]);
+    }
+    let trace = Trace::start(&args);
+    for _ in 0..5 {
+        let (first, second) = (short_lived_uts(), short_lived_uts());
+        if first != second {
+            continue; // the kernel handed out another inode: try again
+        }
+        let creates = |trace: &Trace| {
+            trace
+                .events()
+                .into_iter()
+                .filter(|e| e["event"] == "create" && e["type"] == "uts" && e["inode"] == first)
+                .count()
+        };
+        let deadline = std::time::Instant::now() + tests::scaled(Duration::from_secs(5));
+        while creates(&trace) < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // (At least: another test's namespace may take the inode next.)
+        assert!(creates(&trace) >= 2, "{test}: two namespaces had inode {first}: {:?}", trace.events());
+        let d = trace
+            .wait_for(Duration::from_secs(5), |e| e["event"] == "destroy" && e["type"] == "uts" && e["inode"] == first);
+        assert!(d.is_some(), "{test}: the first namespace with inode {first} was not reported destroyed");
+        return;
+    }
+    skip(test, "the kernel never reused an inode at once in 5 tries");
+}
+
 #[test]
 fn tree_walk() {
     exercise("tree_walk", &["create=tracepoints", "destroy=tree-walk", "snapshot=tree-walk"]);

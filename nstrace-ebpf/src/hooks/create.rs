@@ -4,7 +4,7 @@
 //! namespace a walk found before the hooks report, and removes dead ones.
 
 use nstrace_common::{
-    event::{EventKind, NsCreateEvent, NsRef},
+    event::{EventKind, NsCreateEvent, NsRef, create_cause},
     ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
 };
 
@@ -58,8 +58,23 @@ pub fn report_new_namespaces(task: u64, set: &TaskNsSet, cause: u32, flags: u64,
 #[allow(clippy::too_many_arguments)]
 pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u32, tid: u32, task: u64) {
     let key = known_key(&me, ty);
-    if KNOWN.insert(&key, &1u32, BPF_NOEXIST).is_err() {
-        return; // already reported (or the map is full: the walk catches it)
+    let mut cause = cause;
+    if let Some(seen) = KNOWN.get_ptr_mut(&key) {
+        // SAFETY: a live map value of this map's value type.
+        let before = unsafe { *seen };
+        if before == ns {
+            return; // already reported
+        }
+        unsafe { *seen = ns };
+        if before == 0 {
+            return; // declared known by user space; now its struct is known
+        }
+        // Another struct under the same type+inode: the old namespace died
+        // and a new one took its inode before the death reached `KNOWN`
+        // (without a destroy hook, before 6.18). Report it as new.
+        cause |= create_cause::REPLACED;
+    } else if KNOWN.insert(&key, &ns, BPF_NOEXIST).is_err() {
+        return; // another CPU reported it (or the map is full: the walk catches it)
     }
     let Some(mut entry) = EVENTS.reserve::<NsCreateEvent>(0) else {
         count_lost(EventKind::Create as u32);

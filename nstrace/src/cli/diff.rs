@@ -1,11 +1,11 @@
 //! `nstrace diff a.json b.json`: what appeared, disappeared and changed
 //! state between two `nstrace ls --json` snapshots.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, io::Write};
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -61,12 +61,28 @@ pub fn diff(a: &BTreeMap<Key, Value>, b: &BTreeMap<Key, Value>) -> Value {
     serde_json::json!({ "appeared": appeared, "disappeared": disappeared, "changed": changed })
 }
 
+/// Exit 0 when the snapshots hold the same namespaces in the same states,
+/// 1 when something appeared, disappeared or changed (as diff(1) does).
 pub fn run(args: Args) -> Result<i32> {
     let (a, b) = (load(&args.before)?, load(&args.after)?);
     let d = diff(&a, &b);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
-        return Ok(0);
+    match write_report(&d, args.json, &mut std::io::stdout().lock()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(Error::io("writing the report", e)),
+    }
+    Ok(i32::from(if differences(&d) == 0 { exit::OK } else { exit::FINDINGS }))
+}
+
+/// How many namespaces appeared, disappeared or changed.
+fn differences(d: &Value) -> usize {
+    ["appeared", "disappeared", "changed"].iter().map(|k| d[*k].as_array().map_or(0, Vec::len)).sum()
+}
+
+fn write_report(d: &Value, json: bool, w: &mut impl Write) -> std::io::Result<()> {
+    if json {
+        serde_json::to_writer_pretty(&mut *w, d)?;
+        return writeln!(w);
     }
     let line = |v: &Value| {
         format!(
@@ -80,11 +96,12 @@ pub fn run(args: Args) -> Result<i32> {
     };
     for (title, sign) in [("appeared", "+"), ("disappeared", "-")] {
         for v in d[title].as_array().into_iter().flatten() {
-            println!("{sign} {}", line(v));
+            writeln!(w, "{sign} {}", line(v))?;
         }
     }
     for v in d["changed"].as_array().into_iter().flatten() {
-        println!(
+        writeln!(
+            w,
             "~ {} {} id={} state {} -> {}, tasks {} -> {}",
             v["type"].as_str().unwrap_or("?"),
             v["inode"],
@@ -93,11 +110,10 @@ pub fn run(args: Args) -> Result<i32> {
             v["state"]["after"].as_str().unwrap_or("?"),
             v["tasks"]["before"],
             v["tasks"]["after"]
-        );
+        )?;
     }
     let n = |k: &str| d[k].as_array().map(Vec::len).unwrap_or(0);
-    println!("{} appeared, {} disappeared, {} changed", n("appeared"), n("disappeared"), n("changed"));
-    Ok(0)
+    writeln!(w, "{} appeared, {} disappeared, {} changed", n("appeared"), n("disappeared"), n("changed"))
 }
 
 #[cfg(test)]
@@ -153,5 +169,51 @@ mod tests {
             (d["changed"][0]["tasks"]["before"].as_u64(), d["changed"][0]["tasks"]["after"].as_u64()),
             (Some(5), Some(6))
         );
+    }
+
+    fn report(d: &Value, json: bool) -> String {
+        let mut out = Vec::new();
+        write_report(d, json, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn report_lists_each_difference_and_the_totals() {
+        let a = rows(serde_json::json!([
+            {"type": "net", "id": 7, "inode": 11, "state": "active", "tasks": 1, "command": "sleep"},
+            {"type": "uts", "id": 8, "inode": 12, "state": "active", "tasks": 1, "command": "sh"}
+        ]));
+        let b = rows(serde_json::json!([
+            {"type": "net", "id": 7, "inode": 11, "state": "mounted", "tasks": 0, "command": null},
+            {"type": "ipc", "id": 9, "inode": 13, "state": "fd-only", "tasks": 0, "command": null}
+        ]));
+        let d = diff(&a, &b);
+        assert_eq!(differences(&d), 3);
+        assert_eq!(
+            report(&d, false),
+            "+ ipc 13 id=9 [fd-only] -\n\
+             - uts 12 id=8 [active] sh\n\
+             ~ net 11 id=7 state active -> mounted, tasks 1 -> 0\n\
+             1 appeared, 1 disappeared, 1 changed\n"
+        );
+        let json: Value = serde_json::from_str(&report(&d, true)).unwrap();
+        assert_eq!(json, d);
+        assert_eq!(differences(&diff(&a, &a)), 0);
+        assert_eq!(report(&diff(&a, &a), false), "0 appeared, 0 disappeared, 0 changed\n");
+    }
+
+    #[test]
+    fn exit_status_says_whether_anything_differs() {
+        let dir = std::env::temp_dir().join(format!("nstrace-diff-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+        std::fs::write(&a, r#"[{"type":"net","id":1,"inode":10,"state":"active","tasks":1}]"#).unwrap();
+        std::fs::write(&b, r#"[{"type":"net","id":1,"inode":10,"state":"active","tasks":2}]"#).unwrap();
+        let run_on = |before: &std::path::Path, after: &std::path::Path| {
+            run(Args { before: before.into(), after: after.into(), json: true }).unwrap()
+        };
+        assert_eq!(run_on(&a, &a), 0, "identical snapshots");
+        assert_eq!(run_on(&a, &b), 1, "a task count changed");
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -382,12 +382,19 @@ fn destroy_work_fns() -> [u64; nstrace_common::config::DESTROY_WORK_FNS] {
 }
 
 /// Namespaces the hooks have reported (or user space declared known).
-pub struct KnownMap(HashMap<MapData, u64, u32>);
+pub struct KnownMap(HashMap<MapData, u64, u64>);
+
+/// BPF_NOEXIST: a key a hook already reported keeps its struct address.
+const BPF_NOEXIST: u64 = 1;
 
 impl KnownMap {
-    /// Marks namespaces as known so the hooks do not report them.
+    /// Marks namespaces as known so the hooks do not report them (value 0:
+    /// struct not known; the first hook to see the namespace fills it in).
     pub fn insert(&mut self, key: u64) -> Result<(), LoaderError> {
-        self.0.insert(key, 1, 0).map_err(|source| LoaderError::Map { name: names::KNOWN_MAP, source })
+        match self.0.insert(key, 0, BPF_NOEXIST) {
+            Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r.map_err(|source| LoaderError::Map { name: names::KNOWN_MAP, source }),
+        }
     }
 
     /// Forgets a dead namespace (keeps the map bounded).

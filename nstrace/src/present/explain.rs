@@ -205,11 +205,16 @@ impl<'a> Explainer<'a> {
 
 /// A process's command line, or its comm in brackets.
 pub fn cmdline(pid: u32) -> String {
-    match crate::procfs::holders::cmdline(pid) {
-        Ok(args) if !args.is_empty() => args.join(" "),
-        _ => std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| format!("[{}]", c.trim()))
-            .unwrap_or_else(|_| "?".into()),
+    shown_cmdline(crate::procfs::holders::cmdline(pid).ok(), || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()
+    })
+}
+
+/// The arguments, or (kernel threads have none) the comm in brackets, as ps does.
+fn shown_cmdline(args: Option<Vec<String>>, comm: impl FnOnce() -> Option<String>) -> String {
+    match args {
+        Some(args) if !args.is_empty() => args.join(" "),
+        _ => comm().map(|c| format!("[{}]", c.trim())).unwrap_or_else(|| "?".into()),
     }
 }
 
@@ -300,5 +305,28 @@ mod tests {
         assert!(me.contains("nstrace"), "{me}");
         assert!(!me.starts_with('['), "a process with arguments: {me}");
         assert_eq!(cmdline(u32::MAX), "?", "no such process");
+    }
+
+    #[test]
+    fn kernel_threads_show_their_comm_in_brackets() {
+        let comm = || Some("kthreadd\n".to_string());
+        assert_eq!(shown_cmdline(Some(vec![]), comm), "[kthreadd]");
+        assert_eq!(shown_cmdline(None, comm), "[kthreadd]", "unreadable cmdline");
+        assert_eq!(shown_cmdline(Some(vec!["ip".into(), "netns".into()]), comm), "ip netns");
+        assert_eq!(shown_cmdline(None, || None), "?");
+    }
+
+    #[test]
+    fn sockets_pin_only_net_namespaces() {
+        // A net and a uts namespace with the same inode number (types are
+        // separate inode spaces): the socket scan's answer is about the net one.
+        let (net, uts) = (NsRow::new(NsType::Net, 10), NsRow::new(NsType::Uts, 10));
+        let rows = [&net, &uts];
+        let holder = SocketHolder { pid: std::process::id(), fd: 3, comm: "nstrace".into(), socket: 77 };
+        let e = Explainer { rows: &rows, sockets: HashMap::from([(10, vec![holder])]), dependents: HashMap::new() };
+        let r = e.reasons(&net);
+        assert!(matches!(r[0], Reason::Socket { fd: 3, socket: 77, .. }), "{r:?}");
+        let r = e.reasons(&uts);
+        assert!(matches!(r[0], Reason::KernelReference { .. }), "{r:?}");
     }
 }

@@ -209,6 +209,38 @@ fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_at_the_next_rescan() {
 }
 
 #[test]
+fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_by_the_hook_at_once() {
+    // The hook found a new struct under a key it knew: the old one is dead
+    // although no re-scan has run since.
+    let mut s = store();
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 0, 90, SEC, 7), &mut out);
+    let replaced = NsCreateEvent {
+        cause: create_cause::UNSHARE | create_cause::REPLACED,
+        ..create(NsType::Net, 0, 90, 3 * SEC, 8)
+    };
+    assert!(s.on_create(&replaced, &mut out), "the new one is reported");
+    let ns = s.get(ns_key(0, 0, 90)).unwrap();
+    assert_eq!((ns.destroyed, ns.creator.as_ref().unwrap().pid), (None, 8));
+    assert_eq!(ns.creator.as_ref().unwrap().cause, "unshare", "the flag is not part of the cause");
+    let dead: Vec<_> = s.destroyed().collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].creator.as_ref().unwrap().pid, 7);
+    assert_eq!(kinds(&out), ["create", "destroy", "create"]);
+    assert!(matches!(&out[1], Event::Destroy { via, .. } if *via == INODE_REUSED), "{:?}", out[1]);
+    // The re-scan that follows finds the new one alive.
+    let r = s.reconcile(&[walk_row(NsType::Net, 0, 90, 1)], 4 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    assert_eq!(r, Reconciled::default());
+    assert_eq!(s.live().count(), 1);
+    // A flagged record for a key the store does not hold is just new.
+    assert!(s.on_create(
+        &NsCreateEvent { cause: create_cause::FORK | create_cause::REPLACED, ..create(NsType::Uts, 0, 91, 5 * SEC, 9) },
+        &mut out
+    ));
+    assert_eq!(s.destroyed().count(), 1);
+}
+
+#[test]
 fn partial_snapshots_never_decide_a_death() {
     let mut s = store();
     let mut out = Vec::new();
