@@ -229,6 +229,12 @@ pub fn cause_name(cause: u32) -> &'static str {
     }
 }
 
+/// The `&'static` cause for a name read back (the database); "unknown" otherwise.
+pub fn cause_by_name(name: &str) -> &'static str {
+    const NAMES: [&str; 8] = ["fork", "unshare", "setns", "exec", "ns-tree-add", "constructor", "walk", "proc"];
+    NAMES.into_iter().find(|n| *n == name).unwrap_or("unknown")
+}
+
 pub fn errno_name(ret: i64) -> Option<&'static str> {
     if ret >= 0 {
         return None;

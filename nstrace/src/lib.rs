@@ -23,6 +23,7 @@ pub mod model;
 pub mod monitor;
 pub mod present;
 pub mod procfs;
+pub mod provenance;
 pub mod snapshot;
 pub mod store;
 

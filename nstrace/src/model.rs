@@ -4,9 +4,9 @@
 use std::collections::VecDeque;
 
 use nstrace_common::ns::NsType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{containers::Container, events::Event};
+use crate::{containers::Container, events::Event, provenance::origin::Origin};
 
 /// How a task holds a namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -164,6 +164,131 @@ pub struct Creator {
     pub comm: String,
     pub cause: &'static str,
     pub flags: u64,
+    /// Executable, command line, cgroup and container, read from /proc
+    /// when the record arrived (`serve` and `live` only).
+    #[serde(flatten)]
+    pub origin: Origin,
+}
+
+/// What keeps a namespace alive besides its tasks, as first seen: a bind
+/// mount, an open fd or an `ip netns` name. Kept after release.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pin {
+    /// mount, fd.
+    pub kind: PinKind,
+    /// The mount point, or "PID:FD".
+    pub target: String,
+    /// Mount namespace of a mount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mnt_ns: Option<u64>,
+    /// The process that made it ("comm[pid]"): the fd's owner; for a mount
+    /// the process whose mount(2) call made it, when a hook saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// How `by` is known: "fd-owner", "mount-syscall", or "unknown" (a
+    /// mount first noticed by a refresh).
+    pub attribution: String,
+    /// Unix time it was first seen.
+    pub since: f64,
+    /// Unix time it was gone, if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinKind {
+    Mount,
+    Fd,
+}
+
+impl PinKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PinKind::Mount => "mount",
+            PinKind::Fd => "fd",
+        }
+    }
+}
+
+/// A namespace's pins, oldest first. Most namespaces have none: one word.
+#[allow(clippy::box_collection)]
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct Pins(Option<Box<Vec<Pin>>>);
+
+impl Pins {
+    /// Most pins kept per namespace (older released ones go first).
+    pub const CAP: usize = 32;
+
+    pub fn iter(&self) -> impl Iterator<Item = &Pin> {
+        self.0.as_deref().into_iter().flatten()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|v| v.is_empty())
+    }
+
+    /// Makes the pins match the current non-task `holders` at `now`: new
+    /// ones are added, missing ones marked released. True if any changed.
+    pub fn update(&mut self, holders: &[Holder], now: f64) -> bool {
+        let current: Vec<(PinKind, String, Option<u64>, Option<String>)> = holders
+            .iter()
+            .filter_map(|h| match h {
+                Holder::Task { .. } => None,
+                Holder::Fd { pid, fd, comm } => {
+                    Some((PinKind::Fd, format!("{pid}:{fd}"), None, Some(format!("{comm}[{pid}]"))))
+                }
+                Holder::Mount { path, mnt_ns, .. } => Some((PinKind::Mount, path.clone(), Some(*mnt_ns), None)),
+            })
+            .collect();
+        if current.is_empty() && self.0.is_none() {
+            return false;
+        }
+        let mut changed = false;
+        let pins = self.0.get_or_insert_with(Default::default);
+        for p in pins.iter_mut().filter(|p| p.released.is_none()) {
+            if !current.iter().any(|(k, t, m, _)| *k == p.kind && *t == p.target && *m == p.mnt_ns) {
+                p.released = Some(now);
+                changed = true;
+            }
+        }
+        for (kind, target, mnt_ns, by) in current {
+            let known =
+                pins.iter().any(|p| p.released.is_none() && p.kind == kind && p.target == target && p.mnt_ns == mnt_ns);
+            if !known {
+                let attribution = if by.is_some() { "fd-owner" } else { "unknown" }.to_string();
+                pins.push(Pin { kind, target, mnt_ns, by, attribution, since: now, released: None });
+                changed = true;
+            }
+        }
+        while pins.len() > Self::CAP {
+            let i = pins.iter().position(|p| p.released.is_some()).unwrap_or(0);
+            pins.remove(i);
+        }
+        changed
+    }
+
+    /// Adopts pins remembered elsewhere (the database, after a restart).
+    pub fn adopt(&mut self, pins: Vec<Pin>) {
+        if !pins.is_empty() {
+            self.0 = Some(Box::new(pins));
+        }
+    }
+
+    /// Attributes the live mount pin at `target` in `mnt_ns` to `by`.
+    pub fn attribute(&mut self, target: &str, mnt_ns: u64, by: String, attribution: &str) -> bool {
+        let Some(p) = self.0.as_mut().and_then(|v| {
+            v.iter_mut().find(|p| {
+                p.kind == PinKind::Mount && p.released.is_none() && p.target == target && p.mnt_ns == Some(mnt_ns)
+            })
+        }) else {
+            return false;
+        };
+        p.by = Some(by);
+        p.attribution = attribution.to_string();
+        true
+    }
 }
 
 /// Everything nstrace knows of one namespace: the snapshot row plus what
@@ -186,6 +311,9 @@ pub struct Namespace {
     /// The latest events about it, oldest first (bounded by the store).
     #[serde(skip)]
     pub history: History,
+    /// Mounts and fds that pinned it, with who and when.
+    #[serde(skip_serializing_if = "Pins::is_empty")]
+    pub pins: Pins,
 }
 
 /// A namespace's latest events, oldest first. Most namespaces have none,
@@ -236,6 +364,7 @@ impl Namespace {
             last_change: now,
             destroyed: None,
             history: History::default(),
+            pins: Pins::default(),
         }
     }
 

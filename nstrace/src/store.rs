@@ -15,13 +15,17 @@ use nstrace_common::{
     ns::{NsType, ns_key},
 };
 
-use self::build::{create_event, destroy_event, fill_holders, row_of};
+use self::{
+    build::{create_event, destroy_event, fill_holders, row_of},
+    journal::Journal,
+};
 use nstrace_common::decode::comm_str;
 
 use crate::{
     events::{Clock, Event, NsIds, cause_name},
-    model::{Creator, Namespace, NsKey, NsRow, NsState},
+    model::{Creator, Namespace, NsKey, NsRow, NsState, Pin},
     procfs::holders::HolderScan,
+    provenance::{Change, Death, Record, origin::Origin},
 };
 
 /// Refcount of a record from a source that cannot read it (/proc).
@@ -46,11 +50,13 @@ pub struct StoreOptions {
     pub max_rows: usize,
     /// How long a destroyed record stays visible.
     pub keep_destroyed: Duration,
+    /// Journal provenance changes for the database (`serve`).
+    pub provenance: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { history: 16, max_rows: 100_000, keep_destroyed: Duration::from_secs(60) }
+        StoreOptions { history: 16, max_rows: 100_000, keep_destroyed: Duration::from_secs(60), provenance: false }
     }
 }
 
@@ -151,12 +157,14 @@ pub struct NsStore {
     /// among live namespaces of all types).
     by_inode: HashMap<u32, u64>,
     evicted: HashMap<u64, Evicted>,
+    journal: Journal,
 }
 
 impl NsStore {
     pub fn new(clock: Clock, opts: StoreOptions) -> NsStore {
         NsStore {
             clock,
+            journal: Journal::new(opts.provenance),
             opts,
             live: HashMap::new(),
             destroyed: VecDeque::new(),
@@ -251,16 +259,25 @@ impl NsStore {
         let key = ns.key();
         self.by_inode.insert(ns.row.inode as u32, key);
         self.live.insert(key, Box::new(ns));
+        self.journal.touch(key);
     }
 
     /// Moves a live namespace to the destroyed records; returns its key.
     fn kill(&mut self, key: u64, died: u64, event: Event) -> Option<u64> {
         self.deaths.remember(key, died);
-        if self.evicted.remove(&key).is_some() {
+        let death = match &event {
+            Event::Destroy { time, lifetime, via, .. } => {
+                Death { at: *time, lifetime: *lifetime, via: via.to_string() }
+            }
+            _ => Death { at: self.clock.unix(died), lifetime: None, via: String::new() },
+        };
+        if let Some(e) = self.evicted.remove(&key) {
             // Reported, but no record to keep.
+            self.journal.died(None, key, Some((e.ns_type, e.inode, (e.id != 0).then_some(e.id))), death);
             return Some(key);
         }
         let mut ns = self.live.remove(&key)?;
+        self.journal.died(Some(&ns), key, None, death);
         if self.by_inode.get(&(ns.row.inode as u32)) == Some(&key) {
             self.by_inode.remove(&(ns.row.inode as u32));
         }
@@ -288,6 +305,7 @@ impl NsStore {
             comm: comm_str(&c.comm),
             cause: cause_name(c.cause),
             flags: c.flags,
+            origin: Default::default(),
         };
         if c.cause & create_cause::REPLACED != 0 && self.live.contains_key(&key) {
             // The hook saw a new struct under a live key: the one we have
@@ -450,6 +468,9 @@ impl NsStore {
             };
             let before = (ns.row.state, ns.row.tasks);
             fill_holders(&mut ns.row, holders, names, &scan);
+            if ns.pins.update(&ns.row.holders, at) {
+                self.journal.touch(ns.key());
+            }
             if before != (ns.row.state, ns.row.tasks) {
                 ns.last_change = at;
             }
@@ -461,9 +482,41 @@ impl NsStore {
                 let names = scan.netns_names.remove(&key.inode).unwrap_or_default();
                 let mut row = NsRow::new(key.ns_type, key.inode);
                 fill_holders(&mut row, holders, names, &scan);
-                self.insert(Namespace::seen(row, at));
+                let mut ns = Namespace::seen(row, at);
+                ns.pins.update(&ns.row.holders, at);
+                self.insert(ns);
             }
         }
+    }
+
+    /// Records what /proc said about the creator of the live namespace `key`.
+    pub fn set_origin(&mut self, key: u64, origin: Origin) {
+        if let Some(c) = self.live.get_mut(&key).and_then(|ns| ns.creator.as_mut()) {
+            c.origin = origin;
+            self.journal.touch(key);
+        }
+    }
+
+    /// Provenance changes since the last call, for the database (empty
+    /// unless [`StoreOptions::provenance`]).
+    pub fn take_provenance(&mut self) -> Vec<Change> {
+        let live = &self.live;
+        self.journal.take(|key| live.get(&key).map(|ns| Record::of(ns)))
+    }
+
+    /// Gives the live namespace `key` what an earlier run knew of it (the
+    /// provenance database, after a restart). Keeps what this run saw.
+    pub fn adopt(&mut self, key: u64, created: Option<f64>, creator: Option<Creator>, pins: Vec<Pin>) -> bool {
+        let Some(ns) = self.live.get_mut(&key) else { return false };
+        if ns.creator.is_none() {
+            ns.created = created.or(ns.created);
+            ns.creator = creator.map(Box::new);
+        }
+        if ns.pins.is_empty() {
+            ns.pins.adopt(pins);
+        }
+        self.journal.touch(key);
+        true
     }
 
     /// Keeps a `setns`/`unshare` event in the history of each namespace it
@@ -542,5 +595,6 @@ pub(crate) fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
 }
 
 mod build;
+mod journal;
 #[cfg(test)]
 mod tests;

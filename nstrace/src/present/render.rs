@@ -104,32 +104,169 @@ mod tests {
     use super::*;
     use crate::events::PerfNs;
 
-    #[test]
-    fn perf_layout_matches_perf_script() {
-        let e = Event::Namespaces {
+    fn perf_ns(types: &[NsType]) -> Vec<PerfNs> {
+        types.iter().map(|t| PerfNs { ns_type: *t, dev: 4, inode: 0xf000_0000 + *t as u64 }).collect()
+    }
+
+    fn namespaces(types: &[NsType]) -> Event {
+        Event::Namespaces {
             time: 12.5,
             pid: 42,
             tid: 43,
             comm: "bash".into(),
             cause: "fork",
-            namespaces: NsType::ALL
-                .iter()
-                .map(|t| PerfNs { ns_type: *t, dev: 4, inode: 0xf000_0000 + *t as u64 })
-                .collect(),
-        };
-        let s = event_perf(&e).unwrap();
-        assert!(
-            s.contains(
-                "PERF_RECORD_NAMESPACES 42/43 - nr_namespaces: 8\n\t\t[0/net: 4/0xf0000000, 1/uts: 4/0xf0000001"
-            ),
-            "{s}"
+            namespaces: perf_ns(types),
+        }
+    }
+
+    #[test]
+    fn perf_layout_matches_perf_script() {
+        let s = event_perf(&namespaces(&NsType::ALL)).unwrap();
+        assert_eq!(
+            s,
+            "            bash      42         12.500000: PERF_RECORD_NAMESPACES 42/43 - nr_namespaces: 8\n\
+             \t\t[0/net: 4/0xf0000000, 1/uts: 4/0xf0000001, 2/ipc: 4/0xf0000002, 3/pid: 4/0xf0000003, \n\
+             \t\t 4/user: 4/0xf0000004, 5/mnt: 4/0xf0000005, 6/cgroup: 4/0xf0000006, 7/time: 4/0xf0000007]"
         );
-        assert!(s.contains("3/pid: 4/0xf0000003, \n\t\t 4/user: 4/0xf0000004"), "{s}");
-        assert!(s.ends_with("7/time: 4/0xf0000007]"), "{s}");
+        let s = event_perf(&namespaces(&[NsType::Pid])).unwrap();
+        assert!(s.ends_with("nr_namespaces: 1\n\t\t[0/pid: 4/0xf0000003]"), "{s}");
+        let lost = Event::Lost { time: 1.0, kind: "create", count: 1, total: 1 };
+        assert_eq!(event_perf(&lost), None);
     }
 
     #[test]
     fn clock() {
+        assert_eq!(clock_time(0.0), "00:00:00.000000");
         assert_eq!(clock_time(3661.25), "01:01:01.250000");
+        assert_eq!(clock_time(86_399.5), "23:59:59.500000");
+        assert_eq!(clock_time(86_400.75), "00:00:00.750000");
+        assert_eq!(clock_time(-0.5), "23:59:59.500000");
+    }
+
+    fn ids(id: u64, inode: u64) -> Option<NsIds> {
+        Some(NsIds { id, inode })
+    }
+
+    fn change(ns_type: NsType, slot: &'static str, id: u64, inode: u64) -> NsChange {
+        NsChange { ns_type, slot, id, inode }
+    }
+
+    #[test]
+    fn create_and_destroy_lines() {
+        let create = |owner, parent| Event::Create {
+            time: 12.5,
+            pid: 42,
+            tid: 43,
+            comm: "unshare".into(),
+            ns_type: NsType::Net,
+            id: 7,
+            inode: 4026532000,
+            owner,
+            parent,
+            level: None,
+            cause: "unshare",
+            flags: 0x4000_0000,
+            flags_text: "CLONE_NEWNET".into(),
+        };
+        assert_eq!(
+            event_text(&create(ids(1, 4026531837), None)),
+            "00:00:12.500000 create     net    id=7 inode=4026532000 owner=1/4026531837 parent=- \
+             by unshare[42] via unshare CLONE_NEWNET"
+        );
+        assert_eq!(
+            event_text(&create(None, ids(2, 4026531836))),
+            "00:00:12.500000 create     net    id=7 inode=4026532000 owner=- parent=2/4026531836 \
+             by unshare[42] via unshare CLONE_NEWNET"
+        );
+        let destroy = |lifetime| Event::Destroy {
+            time: 12.5,
+            ns_type: NsType::Cgroup,
+            id: 9,
+            inode: 4026532001,
+            lifetime,
+            creator_pid: None,
+            via: "walk",
+        };
+        assert_eq!(
+            event_text(&destroy(Some(1.23456))),
+            "00:00:12.500000 destroy    cgroup id=9 inode=4026532001 lifetime=1.235s"
+        );
+        assert_eq!(
+            event_text(&destroy(None)),
+            "00:00:12.500000 destroy    cgroup id=9 inode=4026532001 lifetime=unknown (created before nstrace)"
+        );
+    }
+
+    #[test]
+    fn setns_and_unshare_lines() {
+        let setns = |result, errno, joined| Event::Setns {
+            time: 12.5,
+            pid: 42,
+            tid: 43,
+            comm: "ip".into(),
+            fd: 3,
+            fd_kind: "nsfs",
+            flags: 0,
+            flags_text: "0".into(),
+            result,
+            errno,
+            joined,
+        };
+        assert_eq!(
+            event_text(&setns(-22, Some("EINVAL"), vec![])),
+            "00:00:12.500000 setns      ip[42/43] fd=3 (nsfs) flags=0 result=EINVAL(-22) joined=none"
+        );
+        let joined =
+            vec![change(NsType::Net, "net", 7, 4026532000), change(NsType::Pid, "pid_for_children", 8, 4026532001)];
+        assert_eq!(
+            event_text(&setns(0, None, joined)),
+            "00:00:12.500000 setns      ip[42/43] fd=3 (nsfs) flags=0 result=0 \
+             joined=net=7/4026532000,pid_for_children=8/4026532001"
+        );
+        let unshare = |result, errno, new| Event::Unshare {
+            time: 12.5,
+            pid: 42,
+            tid: 42,
+            comm: "unshare".into(),
+            flags: 0x1002_0000,
+            flags_text: "CLONE_NEWUSER|CLONE_NEWNS".into(),
+            result,
+            errno,
+            new,
+        };
+        assert_eq!(
+            event_text(&unshare(0, None, vec![change(NsType::User, "user", 3, 4026532100)])),
+            "00:00:12.500000 unshare    unshare[42/42] flags=CLONE_NEWUSER|CLONE_NEWNS result=0 new=user=3/4026532100"
+        );
+        assert_eq!(
+            event_text(&unshare(-1, Some("EPERM"), vec![])),
+            "00:00:12.500000 unshare    unshare[42/42] flags=CLONE_NEWUSER|CLONE_NEWNS result=EPERM(-1) new=none"
+        );
+    }
+
+    #[test]
+    fn other_event_lines() {
+        let clone = Event::Clone {
+            time: 12.5,
+            pid: 42,
+            tid: 43,
+            comm: "bash".into(),
+            child_pid: 50,
+            child_tid: 50,
+            flags: 0x2000_0000,
+            flags_text: "CLONE_NEWPID".into(),
+            types: vec![NsType::Pid],
+        };
+        assert_eq!(event_text(&clone), "00:00:12.500000 clone      bash[42] child=50 flags=CLONE_NEWPID");
+        assert_eq!(
+            event_text(&namespaces(&[NsType::Net, NsType::Pid])),
+            "00:00:12.500000 namespaces bash[42/43] on fork: net=4026531840 pid=4026531843"
+        );
+        assert_eq!(event_text(&namespaces(&[])), "00:00:12.500000 namespaces bash[42/43] on fork:");
+        let lost = Event::Lost { time: 12.5, kind: "create", count: 5, total: 17 };
+        assert_eq!(event_text(&lost), "00:00:12.500000 lost       5 create records (total 17); resyncing");
+        let resync =
+            Event::Resync { time: 12.5, reason: "lost events".into(), namespaces: 120, created: 3, destroyed: 2 };
+        assert_eq!(event_text(&resync), "00:00:12.500000 resync     lost events: 120 namespaces, 3 found, 2 gone");
     }
 }

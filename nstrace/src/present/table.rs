@@ -114,11 +114,10 @@ fn describe(r: &NsRow) -> String {
     s
 }
 
-/// User-namespace ownership tree (every namespace under its owner), then
-/// the pid-namespace hierarchy. The filter selects which rows are shown;
-/// ancestors of shown rows are kept so the tree stays connected.
-/// The user-namespace ownership tree, then the pid-namespace hierarchy.
-/// `filter` picks rows; a user namespace is also shown when a row below it is.
+/// The user-namespace ownership tree (every namespace under its owner),
+/// then the pid-namespace hierarchy. `filter` picks the rows of the
+/// ownership tree; a user namespace is also shown when a row below it is,
+/// so the tree stays connected. The pid hierarchy shows every pid row.
 pub fn write_tree(out: &mut impl Write, rows: &[&NsRow], filter: &Filter<'_>) -> std::io::Result<()> {
     use std::collections::{BTreeMap, HashSet};
     let users: HashSet<u64> = rows.iter().filter(|r| r.ns_type == NsType::User).map(|r| r.inode).collect();
@@ -127,7 +126,6 @@ pub fn write_tree(out: &mut impl Write, rows: &[&NsRow], filter: &Filter<'_>) ->
     for r in rows {
         match r.owner {
             Some(o) if users.contains(&o) => children.entry(o).or_default().push(r),
-            _ if r.ns_type == NsType::User => roots.push(r),
             _ => roots.push(r),
         }
     }
@@ -194,3 +192,6 @@ pub fn write_tree(out: &mut impl Write, rows: &[&NsRow], filter: &Filter<'_>) ->
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -561,3 +561,78 @@ fn bounded_queues_keep_the_newest() {
     push_bounded(&mut none, 1, 0);
     assert!(none.is_empty(), "a cap of 0 keeps nothing");
 }
+
+#[test]
+fn provenance_journal_orders_updates_before_deaths() {
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    let changes = s.take_provenance();
+    let mut upserted: Vec<u64> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Upsert(r) => r.inode,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    upserted.sort();
+    assert_eq!(upserted, [81, 90], "seeded and created namespaces are recorded");
+    assert!(s.take_provenance().is_empty(), "nothing changed since");
+    // Origin, then a pin, then the death, all before the next take.
+    let key = ns_key(5, NsType::Net as u32, 90);
+    s.set_origin(key, Origin { exe: Some("/usr/sbin/ip".into()), ..Default::default() });
+    let mut scan = HolderScan::default();
+    let mount = Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1 };
+    scan.holders.insert(NsKey { ns_type: NsType::Net, inode: 90 }, vec![mount]);
+    s.apply_holders(scan, 2 * SEC, false);
+    let d = NsDestroyEvent { ns_type: NsType::Net as u32, id: 5, ..freed(90, 3 * SEC) };
+    s.on_destroy(&d, "fentry-ns-tree", &mut out);
+    let changes = s.take_provenance();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    let Change::Upsert(r) = &changes[0] else { panic!("{changes:?}") };
+    assert_eq!(r.creator.as_ref().unwrap().origin.exe.as_deref(), Some("/usr/sbin/ip"));
+    assert_eq!((r.pins.len(), r.pins[0].target.as_str(), r.pins[0].since), (1, "/run/netns/blue", 1_000_002.0));
+    let Change::Died { key: k, death, .. } = &changes[1] else { panic!("{changes:?}") };
+    assert_eq!((*k, death.at, death.via.as_str()), (key, 1_000_003.0, "fentry-ns-tree"));
+    assert_eq!(death.lifetime, Some(2.0));
+    // A store without the journal keeps nothing.
+    let mut plain = store();
+    plain.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    assert!(plain.take_provenance().is_empty());
+}
+
+#[test]
+fn pins_are_added_released_and_bounded() {
+    use crate::model::{PinKind, Pins};
+    let mut p = Pins::default();
+    assert!(!p.update(&[Holder::Task { pid: 1, comm: "x".into(), hold: TaskHold::Member }], 1.0), "tasks are not pins");
+    assert!(p.is_empty());
+    let fd = Holder::Fd { pid: 7, fd: 3, comm: "py".into() };
+    let mount = Holder::Mount { path: "/run/netns/a".into(), mnt_ns: 9, via_pid: 1 };
+    assert!(p.update(&[fd.clone(), mount.clone()], 2.0));
+    assert!(!p.update(&[fd.clone(), mount.clone()], 3.0), "nothing new");
+    let pins: Vec<_> = p.iter().cloned().collect();
+    assert_eq!(
+        (pins[0].kind, pins[0].target.as_str(), pins[0].by.as_deref(), pins[0].attribution.as_str()),
+        (PinKind::Fd, "7:3", Some("py[7]"), "fd-owner")
+    );
+    assert_eq!(
+        (pins[1].kind, pins[1].mnt_ns, pins[1].by.as_deref(), pins[1].attribution.as_str()),
+        (PinKind::Mount, Some(9), None, "unknown")
+    );
+    assert!(p.attribute("/run/netns/a", 9, "ip[5]".into(), "mount-syscall"));
+    assert!(!p.attribute("/run/netns/a", 8, "ip[5]".into(), "mount-syscall"), "another mount namespace");
+    assert!(p.update(&[mount.clone()], 4.0), "the fd closed");
+    let pins: Vec<_> = p.iter().cloned().collect();
+    assert_eq!((pins[0].released, pins[1].released, pins[1].by.as_deref()), (Some(4.0), None, Some("ip[5]")));
+    // Re-mounted later: a new pin, the old one kept.
+    assert!(p.update(&[], 5.0));
+    assert!(p.update(&[mount], 6.0));
+    assert_eq!(p.iter().count(), 3);
+    for i in 0..40 {
+        p.update(&[Holder::Fd { pid: 100 + i, fd: 3, comm: "x".into() }], 7.0 + i as f64);
+    }
+    assert_eq!(p.iter().count(), Pins::CAP);
+    assert!(p.iter().any(|p| p.released.is_none()), "the live pin is kept");
+}

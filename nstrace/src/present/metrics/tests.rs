@@ -30,6 +30,7 @@ fn in_container(ns_type: NsType, inode: u64, id: &str) -> Namespace {
         last_change: 0.0,
         destroyed: None,
         history: Default::default(),
+        pins: Default::default(),
     }
 }
 

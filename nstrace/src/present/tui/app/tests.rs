@@ -12,6 +12,7 @@ fn ns(ty: NsType, inode: u64, state: NsState, tasks: usize, created: Option<f64>
         last_change: NOW,
         destroyed: None,
         history: Default::default(),
+        pins: Default::default(),
     }
 }
 
@@ -304,6 +305,13 @@ fn ages_and_commands() {
     assert_eq!(command_text(net), "- [netns blue]");
     assert_eq!(command_text(app.lookup(NsType::Net, 30).unwrap()), "systemd [docker:abababababab]");
     let mut with_creator = net.clone();
-    with_creator.creator = Some(Box::new(Creator { pid: 1, tid: 1, comm: "ip".into(), cause: "unshare", flags: 0 }));
+    with_creator.creator = Some(Box::new(Creator {
+        pid: 1,
+        tid: 1,
+        comm: "ip".into(),
+        cause: "unshare",
+        flags: 0,
+        origin: Default::default(),
+    }));
     assert!(search_matches(&with_creator, "ip"));
 }

@@ -1,0 +1,214 @@
+use nstrace_common::ns::NsType;
+
+use super::*;
+use crate::{containers::Container, model::NsState};
+
+fn task(pid: u32) -> Holder {
+    Holder::Task { pid, comm: "sh".into(), hold: crate::model::TaskHold::Member }
+}
+
+fn fd(pid: u32, fd: i32) -> Holder {
+    Holder::Fd { pid, fd, comm: "sh".into() }
+}
+
+fn mount(path: &str) -> Holder {
+    Holder::Mount { path: path.into(), mnt_ns: 1, via_pid: 1 }
+}
+
+fn row(ns_type: NsType, inode: u64, owner: Option<u64>) -> NsRow {
+    NsRow { owner, ..NsRow::new(ns_type, inode) }
+}
+
+fn pid_row(inode: u64, parent: Option<u64>) -> NsRow {
+    NsRow { parent, ..NsRow::new(NsType::Pid, inode) }
+}
+
+fn container(runtime: &'static str, id: &str) -> Container {
+    Container { runtime, id: id.into(), pod: None }
+}
+
+fn table(rows: &[NsRow]) -> String {
+    let refs: Vec<&NsRow> = rows.iter().collect();
+    let mut out = Vec::new();
+    write_table(&mut out, &refs).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn tree(rows: &[NsRow], filter: &Filter<'_>) -> String {
+    let refs: Vec<&NsRow> = rows.iter().collect();
+    let mut out = Vec::new();
+    write_tree(&mut out, &refs, filter).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn holders_summary_skips_tasks_and_folds_the_rest() {
+    let with = |holders: Vec<Holder>| holders_summary(&NsRow { holders: holders.into(), ..NsRow::new(NsType::Net, 1) });
+    assert_eq!(with(vec![]), "-");
+    assert_eq!(with(vec![task(1), task(2)]), "-");
+    assert_eq!(with(vec![task(1), fd(12, 3)]), "fd 12:3");
+    assert_eq!(with(vec![fd(12, 3), task(1), mount("/run/netns/a")]), "fd 12:3,mount /run/netns/a");
+    assert_eq!(with(vec![fd(12, 3), mount("/m"), fd(13, 4)]), "fd 12:3,mount /m,+1");
+    assert_eq!(with(vec![fd(1, 3), fd(2, 3), fd(3, 3), fd(4, 3), fd(5, 3)]), "fd 1:3,fd 2:3,+3");
+}
+
+#[test]
+fn command_text_adds_netns_names_and_containers() {
+    let r = NsRow::new(NsType::Net, 1);
+    assert_eq!(command_text(&r), "-");
+    let r = NsRow { command: Some("ip".into()), ..r };
+    assert_eq!(command_text(&r), "ip");
+    let r = NsRow { names: vec!["blue".to_string(), "red".to_string()].into(), ..r };
+    assert_eq!(command_text(&r), "ip [netns blue,red]");
+    let r = NsRow { containers: vec![container("docker", "abcdef1234567890"), container("lxc", "web")].into(), ..r };
+    assert_eq!(command_text(&r), "ip [netns blue,red] [docker:abcdef123456,lxc:web]");
+    let r = NsRow { names: Box::default(), command: None, ..r };
+    assert_eq!(command_text(&r), "- [docker:abcdef123456,lxc:web]");
+}
+
+#[test]
+fn table_aligns_columns() {
+    assert_eq!(table(&[]), "ID INODE TYPE STATE TASKS HOLDERS OWNER PARENT AGE COMMAND\n");
+    let net = NsRow {
+        id: Some(12345),
+        state: NsState::Active,
+        tasks: 3,
+        holders: vec![task(1), fd(77, 4)].into(),
+        owner: Some(4026531837),
+        command: Some("systemd".into()),
+        names: vec!["blue".to_string()].into(),
+        containers: vec![container("docker", "abcdef1234567890")].into(),
+        ..NsRow::new(NsType::Net, 4026531840)
+    };
+    let user = NsRow::new(NsType::User, 4026531837);
+    let pid = NsRow {
+        id: Some(7),
+        state: NsState::Mounted,
+        tasks: 12,
+        holders: vec![mount("/run/p")].into(),
+        owner: Some(4026531837),
+        parent: Some(4026531836),
+        command: Some("sh".into()),
+        ..NsRow::new(NsType::Pid, 4026532000)
+    };
+    let expected = "\
+   ID      INODE TYPE STATE    TASKS HOLDERS      OWNER      PARENT     AGE COMMAND
+12345 4026531840 net  active       3 fd 77:4      4026531837 -          -   systemd [netns blue] [docker:abcdef123456]
+    - 4026531837 user orphaned     0 -            -          -          -   -
+    7 4026532000 pid  mounted     12 mount /run/p 4026531837 4026531836 -   sh
+";
+    assert_eq!(table(&[net, user, pid]), expected);
+}
+
+/// An ownership tree: user 1000 owns users 2000 and 3000; 2000 owns user
+/// 4000, a pid and a mnt namespace; 4000 owns a pid namespace; 3000 (the
+/// last child of 1000) owns two nets and the root pid namespace. Plus roots
+/// whose owner is unknown, and pid 9900 whose parent is unknown.
+fn sample() -> Vec<NsRow> {
+    vec![
+        NsRow { parent: Some(9000), ..row(NsType::Pid, 9500, Some(4000)) },
+        NsRow {
+            tasks: 0,
+            holders: vec![mount("/run/netns/blue")].into(),
+            names: vec!["blue".to_string()].into(),
+            state: NsState::Mounted,
+            ..row(NsType::Net, 5000, Some(3000))
+        },
+        row(NsType::User, 3000, Some(1000)),
+        row(NsType::Mnt, 7000, Some(2000)),
+        NsRow {
+            id: Some(1),
+            state: NsState::Active,
+            tasks: 2,
+            command: Some("systemd".into()),
+            holders: vec![task(1), fd(1, 5)].into(),
+            ..row(NsType::User, 1000, None)
+        },
+        NsRow { parent: Some(8000), ..row(NsType::Pid, 9000, Some(2000)) },
+        NsRow { tasks: 1, state: NsState::Active, ..row(NsType::Net, 6000, Some(3000)) },
+        row(NsType::User, 2000, Some(1000)),
+        row(NsType::Net, 7500, Some(424242)),
+        row(NsType::User, 4000, Some(2000)),
+        row(NsType::Pid, 8000, Some(3000)),
+        row(NsType::User, 11000, Some(55)),
+        NsRow { parent: Some(1), ..row(NsType::Pid, 9900, None) },
+    ]
+}
+
+const PIDS: &str = "
+pid namespace hierarchy:
+  pid 8000 [orphaned]
+     pid 9000 [orphaned]
+        pid 9500 [orphaned]
+  pid 9900 [orphaned]
+";
+
+#[test]
+fn tree_nests_rows_under_their_owners() {
+    let expected = "\
+user namespace ownership:
+  user 1000 [active] id=1 tasks=2 (systemd) held-by: fd 1:5
+  |- user 2000 [orphaned]
+  |  |- user 4000 [orphaned]
+  |  |  `- pid 9500 [orphaned]
+  |  |- pid 9000 [orphaned]
+  |  `- mnt 7000 [orphaned]
+  `- user 3000 [orphaned]
+     |- net 5000 [mounted] held-by: mount /run/netns/blue netns=blue
+     |- net 6000 [active] tasks=1 (?)
+     `- pid 8000 [orphaned]
+  net 7500 [orphaned]
+  user 11000 [orphaned]
+  pid 9900 [orphaned]
+";
+    assert_eq!(tree(&sample(), &|_| true), format!("{expected}{PIDS}"));
+}
+
+#[test]
+fn filtered_tree_keeps_the_owners_of_shown_rows() {
+    let expected = "\
+user namespace ownership:
+  user 1000 [active] id=1 tasks=2 (systemd) held-by: fd 1:5
+  `- user 2000 [orphaned]
+     `- user 4000 [orphaned]
+        `- pid 9500 [orphaned]
+";
+    assert_eq!(tree(&sample(), &|r| r.inode == 9500), format!("{expected}{PIDS}"));
+    let expected = "\
+user namespace ownership:
+  user 1000 [active] id=1 tasks=2 (systemd) held-by: fd 1:5
+  `- user 3000 [orphaned]
+     `- net 6000 [active] tasks=1 (?)
+  net 7500 [orphaned]
+";
+    assert_eq!(tree(&sample(), &|r| r.ns_type == NsType::Net && r.inode != 5000), format!("{expected}{PIDS}"));
+}
+
+#[test]
+fn user_tree_stops_below_depth_64() {
+    // A chain of 70 user namespaces, each owned by the previous one.
+    let rows: Vec<NsRow> =
+        (0..70u64).map(|i| row(NsType::User, 100 + i, if i == 0 { None } else { Some(99 + i) })).collect();
+    let out = tree(&rows, &|_| true);
+    let lines: Vec<&str> = out.lines().collect();
+    // Header, depths 0..=65, blank line, pid header.
+    assert_eq!(lines.len(), 1 + 66 + 2, "{out}");
+    assert_eq!(lines[1], "  user 100 [orphaned]");
+    assert_eq!(lines[2], "  `- user 101 [orphaned]");
+    assert_eq!(lines[3], "     `- user 102 [orphaned]");
+    assert_eq!(lines[66], format!("  {}`- user 165 [orphaned]", "   ".repeat(64)));
+    assert_eq!(lines[67], "");
+}
+
+#[test]
+fn pid_tree_stops_below_depth_40() {
+    // A chain of 45 pid namespaces, each the parent of the next.
+    let rows: Vec<NsRow> = (0..45u64).map(|i| pid_row(100 + i, if i == 0 { None } else { Some(99 + i) })).collect();
+    let out = tree(&rows, &|_| false);
+    let lines: Vec<&str> = out.lines().collect();
+    // User header, blank line, pid header, depths 0..=41.
+    assert_eq!(lines.len(), 3 + 42, "{out}");
+    assert_eq!(lines[..4], ["user namespace ownership:", "", "pid namespace hierarchy:", "  pid 100 [orphaned]"]);
+    assert_eq!(lines[4], "     pid 101 [orphaned]");
+    assert_eq!(lines[44], format!("  {}pid 141 [orphaned]", "   ".repeat(41)));
+}

@@ -1,0 +1,227 @@
+use super::*;
+use crate::provenance::Death;
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("nstrace-db-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+    fn db(&self) -> PathBuf {
+        self.0.join("sub/nstrace.db")
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record {
+    let container =
+        ContainerRef { runtime: "docker".into(), id: "ab".repeat(32), name: Some("web".into()), ..Default::default() };
+    Record {
+        key: nstrace_common::ns::ns_key(id.unwrap_or(0), ns_type as u32, inode as u32),
+        ns_type,
+        inode,
+        id,
+        created: Some(created),
+        first_seen: created,
+        creator: Some(Creator {
+            pid: 42,
+            tid: 43,
+            comm: "dockerd".into(),
+            cause: "unshare",
+            flags: 0x4000_0000,
+            origin: Origin {
+                exe: Some("/usr/bin/dockerd".into()),
+                cmdline: Some("dockerd -H x".into()),
+                parent: Some("init[1]".into()),
+                cgroup: Some("/system.slice/docker.service".into()),
+                container: Some(container),
+            },
+        }),
+        owner: Some(4026531837),
+        parent: None,
+        pins: vec![Pin {
+            kind: PinKind::Mount,
+            target: "/run/docker/netns/abc".into(),
+            mnt_ns: Some(4026531841),
+            by: Some("dockerd[42]".into()),
+            attribution: "mount-syscall".into(),
+            since: created + 1.0,
+            released: None,
+        }],
+        identity: Some(123),
+    }
+}
+
+#[test]
+fn records_round_trip_and_deaths_close_them() {
+    let dir = TempDir::new("roundtrip");
+    let (mut db, note) = Db::open(&dir.db(), "boot-a").unwrap();
+    assert_eq!(note, None);
+    let mode = std::fs::metadata(dir.db().parent().unwrap()).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o700, "the directory is private");
+    let mut rowids = HashMap::new();
+    let net = record(NsType::Net, 4026532500, Some(77), 1000.0);
+    let uts = Record { creator: None, pins: vec![], ..record(NsType::Uts, 4026532501, Some(78), 1001.0) };
+    db.apply(&[Change::Upsert(net.clone()), Change::Upsert(uts.clone())], &mut rowids).unwrap();
+    assert_eq!(rowids.len(), 2);
+    let alive = db.alive().unwrap();
+    assert_eq!(alive.len(), 2);
+    let got = alive.iter().find(|a| a.record.ns_type == NsType::Net).unwrap();
+    assert_eq!(got.record, net, "everything written comes back");
+    // An update replaces the pins; a death closes the row.
+    let mut later = net.clone();
+    later.pins[0].released = Some(1010.0);
+    db.apply(&[Change::Upsert(later.clone())], &mut rowids).unwrap();
+    let death = Death { at: 1020.0, lifetime: Some(20.0), via: "fentry-ns-tree".into() };
+    db.apply(&[Change::Died { key: net.key, ns_type: NsType::Net, inode: net.inode, id: net.id, death }], &mut rowids)
+        .unwrap();
+    assert_eq!(rowids.len(), 1);
+    assert_eq!(db.alive().unwrap().len(), 1);
+    let h = db.history(&Query { alive: Some(false), limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (h[0].destroyed, h[0].lifetime, h[0].via.as_deref()),
+        (Some(1020.0), Some(20.0), Some("fentry-ns-tree"))
+    );
+    assert_eq!(h[0].record.pins[0].released, Some(1010.0));
+    assert_eq!(h[0].boot_id, "boot-a");
+    assert_eq!(db.integrity().unwrap(), "ok");
+    assert!(db.bytes().unwrap() > 0);
+    // A death never seen alive still gets a row.
+    let d = Death { at: 1030.0, lifetime: None, via: "proc-rescan".into() };
+    db.apply(&[Change::Died { key: 9, ns_type: NsType::Ipc, inode: 5, id: None, death: d }], &mut rowids).unwrap();
+    assert_eq!(db.history(&Query { ns_type: Some(NsType::Ipc), limit: 10, ..Default::default() }).unwrap().len(), 1);
+}
+
+#[test]
+fn history_filters_by_type_container_time_and_state() {
+    let dir = TempDir::new("history");
+    let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    let mut rowids = HashMap::new();
+    let a = record(NsType::Net, 10, Some(1), 100.0);
+    let mut b = record(NsType::Uts, 11, Some(2), 200.0);
+    b.creator.as_mut().unwrap().origin.container = None;
+    let c = record(NsType::Net, 12, Some(3), 300.0);
+    db.apply(&[Change::Upsert(a.clone()), Change::Upsert(b.clone()), Change::Upsert(c.clone())], &mut rowids).unwrap();
+    let death = Death { at: 150.0, lifetime: Some(50.0), via: "x".into() };
+    db.apply(&[Change::Died { key: a.key, ns_type: a.ns_type, inode: a.inode, id: a.id, death }], &mut rowids).unwrap();
+    let q =
+        |q: Query| db.history(&Query { limit: 100, ..q }).unwrap().iter().map(|e| e.record.inode).collect::<Vec<_>>();
+    assert_eq!(q(Query::default()), [12, 11, 10], "newest first");
+    assert_eq!(q(Query { ns_type: Some(NsType::Net), ..Default::default() }), [12, 10]);
+    assert_eq!(q(Query { container: Some("web".into()), ..Default::default() }), [12, 10]);
+    assert_eq!(q(Query { container: Some("abab".into()), ..Default::default() }), [12, 10], "an id prefix");
+    assert_eq!(
+        q(Query { container: Some("ab".into()), ..Default::default() }),
+        Vec::<u64>::new(),
+        "too short a prefix"
+    );
+    assert_eq!(q(Query { since: Some(160.0), ..Default::default() }), [12, 11], "dead before --since");
+    assert_eq!(q(Query { alive: Some(true), ..Default::default() }), [12, 11]);
+    assert_eq!(q(Query { alive: Some(false), ..Default::default() }), [10]);
+    assert_eq!(db.history(&Query { limit: 1, ..Default::default() }).unwrap().len(), 1);
+    assert_eq!(db.find(NsType::Net, 12, Some(3)).unwrap().map(|r| r.inode), Some(12));
+    assert_eq!(db.find(NsType::Net, 99, None).unwrap(), None);
+}
+
+#[test]
+fn restart_closes_what_died_meanwhile_and_other_boots() {
+    let dir = TempDir::new("restart");
+    let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    let mut rowids = HashMap::new();
+    let a = record(NsType::Net, 10, None, 100.0);
+    db.apply(&[Change::Upsert(a)], &mut rowids).unwrap();
+    drop(db);
+    // Same boot: still alive until closed.
+    let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    let alive = db.alive().unwrap();
+    assert_eq!(alive.len(), 1);
+    assert_eq!(db.close_unseen(&[alive[0].rowid], 500.0).unwrap(), 1);
+    assert!(db.alive().unwrap().is_empty());
+    let h = db.history(&Query { limit: 5, ..Default::default() }).unwrap();
+    assert_eq!(h[0].via.as_deref(), Some("while-nstrace-was-down"));
+    // Another boot: rows of the old one are closed as "reboot".
+    let mut rowids = HashMap::new();
+    db.apply(&[Change::Upsert(record(NsType::Uts, 11, None, 200.0))], &mut rowids).unwrap();
+    drop(db);
+    let (mut db, _) = Db::open(&dir.db(), "boot-b").unwrap();
+    assert!(db.alive().unwrap().is_empty(), "another boot's rows are not this boot's namespaces");
+    assert_eq!(db.close_unseen(&[], 600.0).unwrap(), 1);
+    let h = db.history(&Query { ns_type: Some(NsType::Uts), limit: 5, ..Default::default() }).unwrap();
+    assert_eq!(h[0].via.as_deref(), Some("reboot"));
+}
+
+#[test]
+fn prune_by_age_then_by_row_cap() {
+    let dir = TempDir::new("prune");
+    let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    let mut rowids = HashMap::new();
+    let mut changes = Vec::new();
+    for i in 0..10u64 {
+        let r = record(NsType::Ipc, 100 + i, Some(i + 1), i as f64);
+        changes.push(Change::Upsert(r.clone()));
+        if i < 8 {
+            let death = Death { at: 10.0 + i as f64, lifetime: None, via: "x".into() };
+            changes.push(Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death });
+        }
+    }
+    db.apply(&changes, &mut rowids).unwrap();
+    assert_eq!(db.prune(12.0, 1000).unwrap(), 2, "dead before t=12");
+    assert_eq!(db.prune(0.0, 5).unwrap(), 3, "then the oldest dead past 5 rows");
+    let left = db.history(&Query { limit: 100, ..Default::default() }).unwrap();
+    assert_eq!(left.len(), 5);
+    assert_eq!(left.iter().filter(|e| e.destroyed.is_none()).count(), 2, "live rows are never pruned");
+    let pins: i64 = db.conn.query_row("SELECT count(*) FROM pins", [], |r| r.get(0)).unwrap();
+    assert_eq!(pins, 5, "pins go with their namespace");
+}
+
+#[test]
+fn a_corrupt_file_is_moved_aside() {
+    let dir = TempDir::new("corrupt");
+    std::fs::create_dir_all(dir.db().parent().unwrap()).unwrap();
+    std::fs::write(dir.db(), vec![0x5a; 8192]).unwrap();
+    let (db, note) = Db::open(&dir.db(), "boot-a").unwrap();
+    let note = note.expect("says so");
+    assert!(note.contains("moved it to") && note.contains(".corrupt-"), "{note}");
+    assert_eq!(db.integrity().unwrap(), "ok");
+    let aside: Vec<_> = std::fs::read_dir(dir.db().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(aside[0].path()).unwrap().len(), 8192, "the old file is kept as it was");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = TempDir::new("newer");
+    drop(Db::open(&dir.db(), "b").unwrap());
+    let conn = Connection::open(dir.db()).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let err = Db::open(&dir.db(), "b").err().expect("refused");
+    assert!(err.to_string().contains("newer nstrace (schema 99"), "{err}");
+}
+
+#[test]
+fn a_failed_write_keeps_the_mappings() {
+    let dir = TempDir::new("failed");
+    let (mut db, _) = Db::open(&dir.db(), "b").unwrap();
+    let mut rowids = HashMap::new();
+    let r = record(NsType::Net, 10, Some(1), 1.0);
+    db.apply(&[Change::Upsert(r.clone())], &mut rowids).unwrap();
+    let before = rowids.clone();
+    db.conn.execute_batch("DROP TABLE pins").unwrap();
+    let death = Death { at: 2.0, lifetime: None, via: "x".into() };
+    let fresh = record(NsType::Uts, 11, Some(2), 1.0);
+    let changes =
+        [Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death }, Change::Upsert(fresh)];
+    assert!(db.apply(&changes, &mut rowids).is_err());
+    assert_eq!(rowids, before, "rolled back: the death is still to write, the new row never existed");
+}

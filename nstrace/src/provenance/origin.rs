@@ -1,0 +1,213 @@
+//! Who made a namespace: the creating process's executable, command line
+//! and cgroup, and the container (with its name) that cgroup belongs to.
+//! Read from /proc at the moment the create record arrives: a process that
+//! exits first leaves only what the kernel record carried (pid, comm).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::containers;
+
+/// A container as a user names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRef {
+    /// docker, containerd, cri-o, podman, nspawn, lxc.
+    pub runtime: String,
+    pub id: String,
+    /// The runtime's name for it (docker's `--name`, the Kubernetes container name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Kubernetes pod as namespace/name, when determinable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+}
+
+impl ContainerRef {
+    /// "docker:3f2a9c1b7d4e (web)".
+    pub fn short(&self) -> String {
+        let id: String = self.id.chars().take(12).collect();
+        match &self.name {
+            Some(n) => format!("{}:{id} ({n})", self.runtime),
+            None => format!("{}:{id}", self.runtime),
+        }
+    }
+
+    /// Whether `needle` names this container: its name, or a prefix of its id.
+    pub fn matches(&self, needle: &str) -> bool {
+        self.name.as_deref() == Some(needle) || (needle.len() >= 4 && self.id.starts_with(needle))
+    }
+}
+
+/// What /proc said about the creating process when the record arrived.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
+    /// The parent process, "comm[pid]" (a script that ran `ip netns add`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRef>,
+}
+
+/// Reads the origin of `pid` under `proc` (`/proc`) and the runtimes'
+/// state under `root` (`/`). Missing pieces stay `None`.
+pub fn capture(proc: &Path, root: &Path, pid: u32) -> Origin {
+    let dir = proc.join(pid.to_string());
+    let exe = std::fs::read_link(dir.join("exe")).ok().map(|p| p.to_string_lossy().into_owned());
+    let cmdline = std::fs::read(dir.join("cmdline"))
+        .ok()
+        .map(|b| {
+            b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" ")
+        })
+        .filter(|c| !c.is_empty());
+    let parent = std::fs::read_to_string(dir.join("stat")).ok().and_then(|s| parent_of(&s)).and_then(|ppid| {
+        let comm = std::fs::read_to_string(proc.join(ppid.to_string()).join("comm")).ok()?;
+        Some(format!("{}[{ppid}]", comm.trim()))
+    });
+    let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok().and_then(|c| unified_cgroup(&c));
+    let container = cgroup.as_deref().and_then(|c| container_of(root, c));
+    Origin { exe, cmdline, parent, cgroup, container }
+}
+
+/// The parent pid from /proc/PID/stat (after the parenthesised comm).
+fn parent_of(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The cgroup v2 path ("0::/system.slice/docker-<id>.scope"), else the
+/// last v1 line's path.
+fn unified_cgroup(text: &str) -> Option<String> {
+    let paths: Vec<&str> = text.lines().filter_map(|l| l.splitn(3, ':').nth(2)).collect();
+    text.lines().find_map(|l| l.strip_prefix("0::")).or_else(|| paths.last().copied()).map(str::to_string)
+}
+
+/// The container of a cgroup path, named from the runtime's state on disk.
+pub fn container_of(root: &Path, cgroup: &str) -> Option<ContainerRef> {
+    let c = containers::from_cgroup(cgroup)?;
+    let mut r =
+        ContainerRef { runtime: c.runtime.to_string(), id: c.id.clone(), pod_uid: c.pod.clone(), ..Default::default() };
+    match c.runtime {
+        "docker" => {
+            let config = root.join("var/lib/docker/containers").join(&c.id).join("config.v2.json");
+            r.name = std::fs::read_to_string(config).ok().and_then(|t| docker_name(&t));
+        }
+        "containerd" | "cri-o" | "podman" => {
+            for bundle in [
+                root.join("run/containerd/io.containerd.runtime.v2.task/k8s.io").join(&c.id).join("config.json"),
+                root.join("var/lib/containers/storage/overlay-containers").join(&c.id).join("userdata/config.json"),
+            ] {
+                if let Some((name, pod)) = std::fs::read_to_string(bundle).ok().and_then(|t| oci_names(&t)) {
+                    r.name = name;
+                    r.pod = pod;
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+    if r.pod.is_none()
+        && let Some(uid) = &r.pod_uid
+    {
+        r.pod = pod_from_log_dirs(&root.join("var/log/pods"), uid);
+    }
+    Some(r)
+}
+
+/// Docker's container name ("/web" in config.v2.json → "web").
+fn docker_name(config: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(config).ok()?;
+    Some(v["Name"].as_str()?.trim_start_matches('/').to_string()).filter(|n| !n.is_empty())
+}
+
+/// Container name and pod (namespace/name) from an OCI bundle's annotations
+/// (containerd's CRI plugin, CRI-O).
+fn oci_names(config: &str) -> Option<(Option<String>, Option<String>)> {
+    let v: serde_json::Value = serde_json::from_str(config).ok()?;
+    let a = v.get("annotations")?;
+    let get = |keys: &[&str]| keys.iter().find_map(|k| a[*k].as_str().map(str::to_string));
+    let name = get(&["io.kubernetes.cri.container-name", "io.kubernetes.container.name"]);
+    let ns = get(&["io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"]);
+    let pod = get(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]);
+    Some((name, ns.zip(pod).map(|(ns, pod)| format!("{ns}/{pod}"))))
+}
+
+/// "namespace/name" from kubelet's /var/log/pods/<namespace>_<name>_<uid>.
+fn pod_from_log_dirs(dir: &Path, uid: &str) -> Option<String> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| pod_from_log_dir(&e.file_name().to_string_lossy(), uid))
+}
+
+fn pod_from_log_dir(name: &str, uid: &str) -> Option<String> {
+    let rest = name.strip_suffix(uid)?.strip_suffix('_')?;
+    let (ns, pod) = rest.split_once('_')?;
+    Some(format!("{ns}/{pod}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeef";
+
+    #[test]
+    fn parent_pid_after_a_comm_with_spaces_and_parens() {
+        assert_eq!(parent_of("42 (my (odd) name) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_of("garbage"), None);
+    }
+
+    #[test]
+    fn unified_cgroup_path_wins() {
+        assert_eq!(unified_cgroup("0::/system.slice/x.scope\n").as_deref(), Some("/system.slice/x.scope"));
+        assert_eq!(unified_cgroup("12:cpu:/docker/a\n1:name=systemd:/docker/b\n").as_deref(), Some("/docker/b"));
+        assert_eq!(unified_cgroup(""), None);
+    }
+
+    #[test]
+    fn docker_container_named_from_its_config() {
+        let root = std::env::temp_dir().join(format!("nstrace-origin-{}", std::process::id()));
+        let dir = root.join("var/lib/docker/containers").join(ID);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).unwrap();
+        let c = container_of(&root, &format!("/system.slice/docker-{ID}.scope")).unwrap();
+        assert_eq!((c.runtime.as_str(), c.id.as_str(), c.name.as_deref()), ("docker", ID, Some("web")));
+        assert_eq!(c.short(), "docker:3f2a9c1b7d4e (web)");
+        assert!(c.matches("web") && c.matches("3f2a9c") && !c.matches("3f2") && !c.matches("db"));
+        // A container whose state is gone keeps its id, without a name.
+        std::fs::remove_dir_all(&root).unwrap();
+        let c = container_of(&root, &format!("/docker/{ID}")).unwrap();
+        assert_eq!((c.short(), c.name), ("docker:3f2a9c1b7d4e".to_string(), None));
+        assert_eq!(container_of(&root, "/user.slice/session-1.scope"), None);
+    }
+
+    #[test]
+    fn kubernetes_names_from_annotations_and_log_dirs() {
+        let config = r#"{"annotations":{"io.kubernetes.cri.container-name":"app",
+            "io.kubernetes.cri.sandbox-namespace":"prod","io.kubernetes.cri.sandbox-name":"web-7d9"}}"#;
+        assert_eq!(oci_names(config), Some((Some("app".into()), Some("prod/web-7d9".into()))));
+        assert_eq!(oci_names(r#"{"annotations":{}}"#), Some((None, None)));
+        assert_eq!(oci_names("{}"), None);
+        let uid = "0b1c2d3e-aaaa-bbbb-cccc-123456789abc";
+        assert_eq!(
+            pod_from_log_dir(&format!("kube-system_coredns-5d78c_{uid}"), uid).as_deref(),
+            Some("kube-system/coredns-5d78c")
+        );
+        assert_eq!(pod_from_log_dir("kube-system_coredns_other", uid), None);
+        assert_eq!(docker_name(r#"{"Name":"/"}"#), None);
+    }
+
+    #[test]
+    fn capture_of_this_process() {
+        let o = capture(Path::new("/proc"), Path::new("/"), std::process::id());
+        assert!(o.exe.as_deref().is_some_and(|e| e.contains("nstrace")), "{o:?}");
+        assert!(o.cmdline.is_some() && o.parent.is_some() && o.cgroup.is_some(), "{o:?}");
+        assert_eq!(capture(Path::new("/proc"), Path::new("/"), u32::MAX), Origin::default());
+    }
+}

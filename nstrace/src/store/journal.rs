@@ -1,0 +1,62 @@
+//! The store's provenance journal: which records changed since the
+//! database last heard of them (only kept when `serve` asks for it).
+
+use std::collections::HashSet;
+
+use crate::{
+    model::Namespace,
+    provenance::{Change, Death, Record},
+};
+
+#[derive(Debug, Default)]
+pub struct Journal {
+    enabled: bool,
+    /// Live keys whose provenance changed.
+    dirty: HashSet<u64>,
+    /// Deaths (preceded by their last update), in order.
+    log: Vec<Change>,
+}
+
+impl Journal {
+    pub fn new(enabled: bool) -> Journal {
+        Journal { enabled, ..Default::default() }
+    }
+
+    /// The namespace `key` was created, adopted or its provenance changed.
+    pub fn touch(&mut self, key: u64) {
+        if self.enabled {
+            self.dirty.insert(key);
+        }
+    }
+
+    /// `ns` died: its last state first if the database has not seen it.
+    pub fn died(
+        &mut self,
+        ns: Option<&Namespace>,
+        key: u64,
+        evicted: Option<(nstrace_common::ns::NsType, u64, Option<u64>)>,
+        death: Death,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        if self.dirty.remove(&key)
+            && let Some(ns) = ns
+        {
+            self.log.push(Change::Upsert(Record::of(ns)));
+        }
+        let (ns_type, inode, id) = match (ns, evicted) {
+            (Some(ns), _) => (ns.row.ns_type, ns.row.inode, ns.row.id),
+            (None, Some(e)) => e,
+            (None, None) => return,
+        };
+        self.log.push(Change::Died { key, ns_type, inode, id, death });
+    }
+
+    /// Every change since the last call, oldest first.
+    pub fn take(&mut self, live: impl Fn(u64) -> Option<Record>) -> Vec<Change> {
+        let mut out = std::mem::take(&mut self.log);
+        out.extend(self.dirty.drain().filter_map(live).map(Change::Upsert));
+        out
+    }
+}
