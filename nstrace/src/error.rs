@@ -103,6 +103,11 @@ impl Error {
         Error::Failed { context: context.into(), source: Some(source.into()) }
     }
 
+    /// Whether this is a write to a reader that went away (`| head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+
     /// The exit status for this error (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         use crate::engine::EngineError::Mechanism;

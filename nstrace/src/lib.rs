@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod present;
 pub mod procfs;
 pub mod provenance;
+pub mod remote;
 pub mod snapshot;
 pub mod store;
 

@@ -34,8 +34,13 @@ enum Command {
     Trace(cli::trace::Args),
     /// Live view of every namespace (full-screen).
     Live(cli::live::Args),
-    /// Serve Prometheus metrics.
-    Export(cli::export::Args),
+    /// The service: trace, serve Prometheus metrics, record provenance in a
+    /// database, answer ls/why/leaks/history on a unix socket.
+    Serve(cli::serve::Args),
+    /// `serve` under its older name (same flags, same defaults).
+    Export(cli::serve::Args),
+    /// Namespaces the provenance database remembers, including those gone.
+    History(cli::history::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,7 +72,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Diff(args) => cli::diff::run(args),
         Command::Trace(args) => runtime()?.block_on(cli::trace::run(args)),
         Command::Live(args) => runtime()?.block_on(cli::live::run(args)),
-        Command::Export(args) => runtime()?.block_on(cli::export::run(args)),
+        Command::Serve(args) | Command::Export(args) => runtime()?.block_on(cli::serve::run(args)),
+        Command::History(args) => cli::history::run(args),
     }
 }
 
@@ -90,5 +96,15 @@ fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        // clap checks flattened argument groups and names only when a
+        // subcommand is first parsed: check them all here.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

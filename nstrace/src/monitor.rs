@@ -109,6 +109,12 @@ impl Monitor {
         self.engine.store()
     }
 
+    /// The store, for what only the caller knows (`serve`: creators'
+    /// origins, provenance from its database).
+    pub fn store_mut(&mut self) -> &mut NsStore {
+        self.engine.store_mut()
+    }
+
     /// Live, then recently destroyed records.
     pub fn rows(&self) -> impl Iterator<Item = &Namespace> {
         self.store().records()

@@ -50,7 +50,7 @@ pub struct StoreOptions {
     pub max_rows: usize,
     /// How long a destroyed record stays visible.
     pub keep_destroyed: Duration,
-    /// Journal provenance changes for the database (`serve`).
+    /// Track pins and journal provenance changes for the database (`serve`).
     pub provenance: bool,
 }
 
@@ -468,7 +468,7 @@ impl NsStore {
             };
             let before = (ns.row.state, ns.row.tasks);
             fill_holders(&mut ns.row, holders, names, &scan);
-            if ns.pins.update(&ns.row.holders, at) {
+            if self.opts.provenance && ns.pins.update(&ns.row.holders, at) {
                 self.journal.touch(ns.key());
             }
             if before != (ns.row.state, ns.row.tasks) {
@@ -483,7 +483,9 @@ impl NsStore {
                 let mut row = NsRow::new(key.ns_type, key.inode);
                 fill_holders(&mut row, holders, names, &scan);
                 let mut ns = Namespace::seen(row, at);
-                ns.pins.update(&ns.row.holders, at);
+                if self.opts.provenance {
+                    ns.pins.update(&ns.row.holders, at);
+                }
                 self.insert(ns);
             }
         }

@@ -1,34 +1,16 @@
-//! `nstrace export`: serve Prometheus metrics (and the live namespace list)
-//! over HTTP until SIGTERM or SIGINT.
-//!
-//! One task owns the [`Monitor`]: it counts every event into [`Metrics`] at
-//! once and republishes the gauges and the `/namespaces` rows at most every
-//! [`PUBLISH_EVERY`] (and at least every walk). The HTTP server only reads
-//! that shared state.
+//! The HTTP and monitoring flags of `nstrace serve` (and of `nstrace
+//! export`, its older name, which runs the same service with the same
+//! defaults).
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
-
-use tokio::signal::unix::{SignalKind, signal};
+use std::{net::SocketAddr, time::Duration};
 
 use crate::{
     cli::trace::parse_seconds,
-    engine::EngineOptions,
     error::{Error, Result},
-    monitor::{Monitor, MonitorOptions},
-    present::http::{self, Limits, Shared},
-    present::metrics::Metrics,
-    store::StoreOptions,
 };
 
-/// Gauges and `/namespaces` are rebuilt at most this often.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct HttpArgs {
     /// Address to serve on (IP:PORT).
     #[arg(long, default_value = "127.0.0.1:9764")]
     pub listen: SocketAddr,
@@ -68,94 +50,6 @@ pub fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<()> {
         "refusing to listen on {listen}: not a loopback address, and /metrics and /namespaces have no \
          authentication; pass --allow-remote to serve other hosts (behind a firewall or network policy)"
     )))
-}
-
-pub async fn run(args: Args) -> Result<i32> {
-    crate::error::require_privileges()?;
-    check_listen(args.listen, args.allow_remote)?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing a SIGTERM handler", e))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("installing a SIGINT handler", e))?;
-    // Bind first: a busy port fails before the eBPF programs load.
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| Error::io(format!("listening on {}", args.listen), e))?;
-    let addr = listener.local_addr().map_err(|e| Error::io("reading the listening address", e))?;
-
-    let opts = MonitorOptions {
-        engine: EngineOptions {
-            walk_interval: args.walk_interval,
-            mechanisms: args.mechanisms.overrides()?,
-            store: StoreOptions { max_rows: args.max_rows, ..Default::default() },
-            ..Default::default()
-        },
-        refresh: args.refresh,
-        ..Default::default()
-    };
-    let mut monitor = Monitor::start(opts)?;
-    // Unhealthy when the monitor has been silent for many walks.
-    let stale_after = (args.walk_interval.max(args.refresh) * 10).max(Duration::from_secs(30));
-    let shared = Arc::new(Shared::new(
-        if args.per_container {
-            Metrics::new(args.leak_age).with_per_container(args.per_container_cap)
-        } else {
-            Metrics::new(args.leak_age)
-        },
-        stale_after,
-    ));
-    publish(&shared, &monitor);
-
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(http::serve(listener, shared.clone(), Limits::default(), async move {
-        let _ = stop_rx.await;
-    }));
-    eprintln!("nstrace: exporting on {}", http::metrics_url(addr));
-
-    let mut last_publish = Instant::now();
-    let outcome: Result<()> = loop {
-        tokio::select! {
-            _ = sigterm.recv() => break Ok(()),
-            _ = sigint.recv() => break Ok(()),
-            served = &mut server => {
-                break Err(match served {
-                    Ok(Ok(())) => Error::failed("the HTTP server stopped unexpectedly"),
-                    Ok(Err(e)) => Error::io("serving HTTP", e),
-                    Err(e) => Error::failed_with("the HTTP server task failed", e),
-                });
-            }
-            stepped = monitor.step() => match stepped {
-                Ok(events) => {
-                    if !events.is_empty() {
-                        shared.with_metrics(|m| events.iter().for_each(|e| m.observe(e)));
-                    }
-                    if last_publish.elapsed() >= PUBLISH_EVERY {
-                        publish(&shared, &monitor);
-                        last_publish = Instant::now();
-                    }
-                }
-                Err(e) => break Err(e.into()),
-            },
-        }
-    };
-    let _ = stop_tx.send(());
-    if !server.is_finished() {
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => log::warn!("HTTP server: {e}"),
-            Err(e) => log::warn!("HTTP server task: {e}"),
-        }
-    }
-    let s = monitor.stats();
-    eprintln!(
-        "nstrace: export stopped; {} records, {} lost, {} malformed, {} resyncs",
-        s.records, s.lost, s.malformed, s.resyncs
-    );
-    outcome.map(|()| 0)
-}
-
-/// Gauges, engine counters and the `/namespaces` rows from the monitor.
-fn publish(shared: &Shared, monitor: &Monitor) {
-    shared.with_metrics(|m| m.set_from_monitor(monitor));
-    shared.publish_namespaces(monitor.ns_rows().into_iter().cloned().collect());
 }
 
 #[cfg(test)]

@@ -2,28 +2,26 @@
 //! holds them, with the concrete holder. Exit status: 0 none, 1 leaks, 2
 //! usage error, 3 runtime failure.
 
-use std::{
-    collections::BTreeMap,
-    io::{BufWriter, Write},
-    time::Duration,
-};
+use std::{collections::BTreeMap, io::Write, time::Duration};
 
 use nstrace_common::ns::NsType;
 use serde::Serialize;
 
 use crate::{
-    cli::{ls::TypeArg, trace::parse_seconds},
+    cli::ls::TypeArg,
     error::{Error, Result, exit},
+    model::{Creator, Pin},
     present::explain::{Explainer, Reason},
     snapshot::{self, NsRow, NsState, Source},
+    store::NsStore,
 };
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only namespaces at least this old (seconds; a suffix "s" is allowed).
-    /// Namespaces whose creation nstrace did not see (today: all, in this
-    /// one-shot command) are kept and reported as of unknown age.
-    #[arg(long, value_parser = parse_seconds)]
+    /// Only namespaces at least this old (0, 30s, 5m, 2h, 1d). Ages come
+    /// from `nstrace serve`; namespaces whose creation it did not see (all,
+    /// for a one-shot snapshot) are kept and reported as of unknown age.
+    #[arg(long, value_parser = crate::cli::parse_duration)]
     pub min_age: Option<Duration>,
     /// Only these types.
     #[arg(long = "type", short = 't', value_enum, value_delimiter = ',')]
@@ -31,9 +29,11 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Force a snapshot source.
+    /// Force a one-shot snapshot from this source (default: ask `nstrace serve` first).
     #[arg(long, value_enum)]
     pub source: Option<Source>,
+    #[command(flatten)]
+    pub service: crate::cli::ServiceArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +44,10 @@ pub struct Leak {
     pub created: Option<f64>,
     /// Seconds since creation; null: unknown (nstrace did not see it created).
     pub age: Option<f64>,
+    /// Who created it, and from which container (from `nstrace serve`).
+    pub creator: Option<Creator>,
+    /// Mounts and fds that pinned it, with who and when (from `nstrace serve`).
+    pub pins: Vec<Pin>,
     pub reasons: Vec<Reason>,
 }
 
@@ -69,7 +73,14 @@ pub fn candidates(rows: &[&NsRow], types: &[NsType]) -> Vec<Leak> {
     let explainer = Explainer::new(rows);
     rows.iter()
         .filter(|row| row.state != NsState::Active && (types.is_empty() || types.contains(&row.ns_type)))
-        .map(|row| Leak { row: (*row).clone(), created: None, age: None, reasons: explainer.reasons(row) })
+        .map(|row| Leak {
+            row: (*row).clone(),
+            created: None,
+            age: None,
+            creator: None,
+            pins: Vec::new(),
+            reasons: explainer.reasons(row),
+        })
         .collect()
 }
 
@@ -113,24 +124,37 @@ fn unix_now() -> f64 {
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    if args.source.is_none()
+        && let Some(code) = crate::cli::ask_service("leaks", &args.service)?
+    {
+        return Ok(code);
+    }
     crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
+    crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+}
+
+/// The leaks among `store`'s namespaces (a snapshot's, or the service's).
+pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
-    let mut leaks = candidates(&snap.rows(), &types);
-    // Creation times the store knows (none yet for a one-shot snapshot:
-    // then --min-age keeps every leak, and says so).
+    let mut leaks = candidates(&store.rows(), &types);
+    // Creation times the store knows (none for a one-shot snapshot: then
+    // --min-age keeps every leak, and says so).
     for l in &mut leaks {
-        l.created = snap.store.find(l.row.ns_type, l.row.inode).and_then(|ns| ns.created);
+        if let Some(ns) = store.find(l.row.ns_type, l.row.inode) {
+            l.created = ns.created;
+            l.creator = ns.creator.as_deref().cloned();
+            l.pins = ns.pins.iter().cloned().collect();
+        }
     }
     let report = report(leaks, args.min_age, unix_now());
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = out;
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else {
         write_text(&mut out, &report)
     };
-    written.and_then(|_| out.flush()).map_err(|e| Error::io("writing output", e))?;
+    written.map_err(|e| Error::io("writing output", e))?;
     Ok(exit_status(&report).into())
 }
 
@@ -167,6 +191,12 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
             l.row.state.name(),
             if containers.is_empty() { String::new() } else { format!(" containers: {}", containers.join(",")) }
         )?;
+        if let Some(c) = &l.creator {
+            writeln!(out, "  created by {}", crate::present::provenance::creator_text(c))?;
+        }
+        for p in l.pins.iter().filter(|p| p.released.is_none()) {
+            writeln!(out, "  pinned by {}", crate::present::provenance::pin_text(p))?;
+        }
         for reason in &l.reasons {
             writeln!(out, "  held by {}", reason.describe())?;
         }

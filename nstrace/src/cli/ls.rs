@@ -1,6 +1,6 @@
 //! `nstrace ls`: every namespace on the host, with its state and holders.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use nstrace_common::ns::NsType;
 
@@ -8,6 +8,7 @@ use crate::{
     error::{Error, Result},
     present::table::{write_table, write_tree},
     snapshot::{self, NsRow, NsState, Source},
+    store::NsStore,
 };
 
 /// Namespace type names accepted on the command line.
@@ -88,18 +89,30 @@ pub struct Args {
     /// Print the user-namespace ownership tree and the pid-namespace hierarchy.
     #[arg(long)]
     pub tree: bool,
-    /// Force a source (default: the kernel's lists when available, else /proc).
+    /// Force a one-shot snapshot from this source (default: ask `nstrace
+    /// serve`, else the kernel's lists when available, else /proc).
     #[arg(long, value_enum)]
     pub source: Option<Source>,
+    #[command(flatten)]
+    pub service: crate::cli::ServiceArgs,
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    if args.source.is_none()
+        && let Some(code) = crate::cli::ask_service("ls", &args.service)?
+    {
+        return Ok(code);
+    }
     crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
-    let all = snap.rows();
+    crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+}
+
+/// The listing of `store`'s live namespaces (a snapshot's, or the service's).
+pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
+    let all = store.rows();
     let rows = args.filter.apply(all.clone())?;
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = out;
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else if args.tree {
@@ -107,9 +120,6 @@ pub fn run(args: Args) -> Result<i32> {
     } else {
         write_table(&mut out, &rows)
     };
-    match written.and_then(|_| out.flush()) {
-        Ok(()) => Ok(0),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-        Err(e) => Err(Error::io("writing output", e)),
-    }
+    written.map_err(|e| Error::io("writing output", e))?;
+    Ok(0)
 }

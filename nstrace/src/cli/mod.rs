@@ -3,9 +3,11 @@
 pub mod diff;
 pub mod doctor;
 pub mod export;
+pub mod history;
 pub mod leaks;
 pub mod live;
 pub mod ls;
+pub mod serve;
 pub mod trace;
 pub mod why;
 
@@ -24,5 +26,111 @@ impl MechanismArgs {
     pub fn overrides(&self) -> Result<crate::kernel::mechanism::Overrides, crate::error::Error> {
         crate::kernel::mechanism::Overrides::parse(&self.mechanism)
             .map_err(|e| crate::error::Error::Usage(e.to_string()))
+    }
+}
+
+/// How a one-shot command finds `nstrace serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServiceArgs {
+    /// Ask the `nstrace serve` listening on this socket (default: $NSTRACE_SOCKET,
+    /// else /run/nstrace/nstrace.sock); without one, a one-shot snapshot answers.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// Do not ask the service: answer from a one-shot snapshot.
+    #[arg(long)]
+    pub no_service: bool,
+}
+
+/// Runs `command` (with this process's own arguments) on the service and
+/// prints its answer. `Ok(None)`: no service answers; the caller takes a
+/// snapshot (and this says so once on stderr).
+pub fn ask_service(command: &str, svc: &ServiceArgs) -> Result<Option<i32>, crate::error::Error> {
+    use std::io::Write;
+    if svc.no_service {
+        return Ok(None);
+    }
+    let path = crate::remote::socket_path(svc.socket.as_deref());
+    // The command's own arguments, as typed (argv[1] is the command).
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let request = crate::remote::Request { version: crate::remote::VERSION, command: command.into(), args };
+    match crate::remote::call(&path, &request, std::time::Duration::from_secs(120)) {
+        Ok(Some(reply)) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(reply.stdout.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(crate::error::Error::io("writing output", e));
+                }
+                _ => {}
+            }
+            eprint!("{}", reply.stderr);
+            Ok(Some(reply.exit))
+        }
+        Ok(None) => {
+            eprintln!(
+                "nstrace: no `nstrace serve` answers on {}: answering from a one-shot snapshot \
+                 (creation, creators and pins unknown)",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            eprintln!("nstrace: {}; answering from a one-shot snapshot", crate::chain::Chain(&e));
+            Ok(None)
+        }
+    }
+}
+
+/// Runs `answer` on a buffered stdout; a reader that went away is not an error.
+pub fn to_stdout(
+    answer: impl FnOnce(&mut dyn std::io::Write) -> Result<i32, crate::error::Error>,
+) -> Result<i32, crate::error::Error> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let code = match answer(&mut out) {
+        Err(e) if e.is_broken_pipe() => return Ok(0),
+        other => other?,
+    };
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::error::Error::io("writing output", e)),
+        _ => Ok(code),
+    }
+}
+
+/// A duration on the command line: `0`, `90` or `90s`, `5m`, `2h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let scale = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86_400.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h or d)")),
+    };
+    let v: f64 = number.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 0, 30s, 5m, 2h, 1d)"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("'{s}' must be a duration of zero or more"));
+    }
+    std::time::Duration::try_from_secs_f64(v * scale).map_err(|e| format!("'{s}': {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_with_units() {
+        for (text, secs) in [("0", 0), ("30", 30), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86_400), ("1.5m", 90)]
+        {
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["", "x", "5w", "-1", "m", "nan"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,15 +1,13 @@
 //! `nstrace why <id|inode|/proc/PID/ns/TYPE|path>`: one namespace explained,
 //! with the commands that would release each holder (never run).
 
-use std::{
-    io::{BufWriter, Write},
-    os::unix::fs::MetadataExt,
-};
+use std::{io::Write, os::unix::fs::MetadataExt};
 
 use crate::{
     error::{Error, Result},
     present::explain::Explainer,
     snapshot::{self, NsRow, Source},
+    store::NsStore,
 };
 
 #[derive(Debug, clap::Args)]
@@ -19,9 +17,11 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Force a snapshot source.
+    /// Force a one-shot snapshot from this source (default: ask `nstrace serve` first).
     #[arg(long, value_enum)]
     pub source: Option<Source>,
+    #[command(flatten)]
+    pub service: crate::cli::ServiceArgs,
 }
 
 /// Finds the row `target` names.
@@ -74,20 +74,30 @@ fn chain(rows: &[&NsRow], start: &NsRow) -> Vec<String> {
 const UNKNOWN_CREATION: &str = "unknown (nstrace was not tracing when it was created)";
 
 pub fn run(args: Args) -> Result<i32> {
+    if args.source.is_none()
+        && let Some(code) = crate::cli::ask_service("why", &args.service)?
+    {
+        return Ok(code);
+    }
     crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
-    let rows = snap.rows();
+    crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+}
+
+/// One namespace of `store` explained (a snapshot's, or the service's).
+pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
+    let rows = store.rows();
     let row = resolve(&rows, &args.target)?;
     let explainer = Explainer::new(&rows);
     let reasons = explainer.reasons(row);
     // What events taught the store (nothing, for a one-shot snapshot).
-    let record = snap.store.find(row.ns_type, row.inode);
+    let record = store.find(row.ns_type, row.inode);
     let created = record.and_then(|r| r.created);
     let creator = record.and_then(|r| r.creator.as_deref());
     let history: Vec<&crate::events::Event> = record.map(|r| r.history.iter().collect()).unwrap_or_default();
+    let pins: Vec<&crate::model::Pin> = record.map(|r| r.pins.iter().collect()).unwrap_or_default();
     let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = out;
     let written = if args.json {
         let release: Vec<String> = reasons.iter().map(|r| r.release(own_mnt)).collect();
         let doc = serde_json::json!({
@@ -98,6 +108,7 @@ pub fn run(args: Args) -> Result<i32> {
             "created": created,
             "creator": creator,
             "provenance": if creator.is_some() { "seen" } else { UNKNOWN_CREATION },
+            "pins": pins,
             "history": history,
         });
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|_| writeln!(out))
@@ -136,11 +147,9 @@ pub fn run(args: Args) -> Result<i32> {
             match (created, creator) {
                 (Some(t), Some(c)) => writeln!(
                     out,
-                    "  created:   {} by pid {} ({}) via {}",
+                    "  created:   {} by {}",
                     crate::present::render::clock_time(t),
-                    c.pid,
-                    c.comm,
-                    c.cause
+                    crate::present::provenance::creator_text(c)
                 )?,
                 (Some(t), None) => writeln!(
                     out,
@@ -148,6 +157,9 @@ pub fn run(args: Args) -> Result<i32> {
                     crate::present::render::clock_time(t)
                 )?,
                 _ => writeln!(out, "  created:   {UNKNOWN_CREATION}")?,
+            }
+            for p in &pins {
+                writeln!(out, "  pinned:    {}", crate::present::provenance::pin_text(p))?;
             }
             for e in &history {
                 writeln!(out, "  history:   {}", crate::present::render::event_text(e))?;
@@ -163,6 +175,6 @@ pub fn run(args: Args) -> Result<i32> {
             Ok(())
         })()
     };
-    written.and_then(|_| out.flush()).map_err(|e| Error::io("writing output", e))?;
+    written.map_err(|e| Error::io("writing output", e))?;
     Ok(0)
 }

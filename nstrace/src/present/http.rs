@@ -3,7 +3,8 @@
 //! Routes (GET only; other methods get 405, other paths 404):
 //! - `/metrics`: the [`Metrics`] exposition, OpenMetrics text by default, or
 //!   the classic Prometheus text format for clients that only accept it;
-//! - `/healthz`: 200 while the monitor keeps publishing, else 503;
+//! - `/healthz`: 200 while the monitor keeps publishing and (serve) the
+//!   provenance database takes writes, else 503 with the reason;
 //! - `/namespaces`: the live rows as a JSON array (the `nstrace ls --json` document).
 //!
 //! Clients cannot hold the server hostage: headers must arrive within
@@ -76,6 +77,8 @@ pub struct Shared {
     last_publish: Mutex<Instant>,
     /// `/healthz` fails when nothing was published for this long.
     stale_after: Duration,
+    /// Why the service works only in part (the provenance database fails).
+    degraded: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -84,6 +87,7 @@ impl Shared {
             metrics: Mutex::new(metrics),
             namespaces: RwLock::new(Arc::new(Vec::new())),
             last_publish: Mutex::new(Instant::now()),
+            degraded: Mutex::new(None),
             stale_after,
         }
     }
@@ -104,6 +108,15 @@ impl Shared {
     }
 
     /// Time since the last publish.
+    /// Makes `/healthz` fail with `why` (None: healthy again).
+    pub fn set_degraded(&self, why: Option<String>) {
+        *self.degraded.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn staleness(&self) -> Duration {
         self.last_publish.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
     }
@@ -203,7 +216,11 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Reply {
         "/healthz" => {
             let stale = shared.staleness();
             if stale <= shared.stale_after {
-                reply(StatusCode::OK, TEXT, "ok\n")
+                match shared.degraded() {
+                    None => reply(StatusCode::OK, TEXT, "ok\n"),
+                    // Tracing and metrics go on; what fails is said.
+                    Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("degraded: {why}\n")),
+                }
             } else {
                 let msg = format!("stale: the namespace monitor has not published for {}s\n", stale.as_secs());
                 reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, msg)

@@ -5,6 +5,7 @@
 pub mod explain;
 pub mod http;
 pub mod metrics;
+pub mod provenance;
 pub mod render;
 pub mod table;
 pub mod tui;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Creator, Namespace, Pin};
 
 pub mod db;
+pub mod identity;
 pub mod writer;
 
 /// What the database keeps of one namespace.

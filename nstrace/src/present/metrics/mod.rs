@@ -173,6 +173,8 @@ pub struct Metrics {
     /// Live namespaces per container (opt-in), and the most containers
     /// labelled; the rest are summed under container="other".
     per_container: Option<(Family<ContainerLabels, Gauge>, usize)>,
+    /// `serve`'s provenance database.
+    database: Option<database::DatabaseMetrics>,
 }
 
 fn lifetime_histogram() -> Histogram {
@@ -203,6 +205,7 @@ impl Metrics {
             refresh_duration: GaugeF64::default(),
             leak_age: leak_age.as_secs_f64(),
             per_container: None,
+            database: None,
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -347,6 +350,19 @@ impl Metrics {
         self
     }
 
+    /// Adds the provenance database's health (`serve`).
+    pub fn with_database(mut self) -> Metrics {
+        self.database = Some(database::DatabaseMetrics::register(&mut self.registry));
+        self
+    }
+
+    /// The database gauges (a no-op unless enabled).
+    pub fn set_database(&self, health: &crate::provenance::writer::Health) {
+        if let Some(d) = &self.database {
+            d.set(health);
+        }
+    }
+
     /// The per-container gauge from live rows (a no-op unless enabled).
     pub fn set_containers<'a>(&self, rows: impl IntoIterator<Item = &'a Namespace>) {
         let Some((family, cap)) = &self.per_container else { return };
@@ -471,3 +487,5 @@ fn kernel_release() -> String {
 
 #[cfg(test)]
 mod tests;
+
+mod database;

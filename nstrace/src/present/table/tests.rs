@@ -91,12 +91,12 @@ fn table_aligns_columns() {
         command: Some("sh".into()),
         ..NsRow::new(NsType::Pid, 4026532000)
     };
-    let expected = "\
-   ID      INODE TYPE STATE    TASKS HOLDERS      OWNER      PARENT     AGE COMMAND
-12345 4026531840 net  active       3 fd 77:4      4026531837 -          -   systemd [netns blue] [docker:abcdef123456]
-    - 4026531837 user orphaned     0 -            -          -          -   -
-    7 4026532000 pid  mounted     12 mount /run/p 4026531837 4026531836 -   sh
-";
+    let expected = concat!(
+        "   ID      INODE TYPE STATE    TASKS HOLDERS      OWNER      PARENT     AGE COMMAND\n",
+        "12345 4026531840 net  active       3 fd 77:4      4026531837 -          -   systemd [netns blue] [docker:abcdef123456]\n",
+        "    - 4026531837 user orphaned     0 -            -          -          -   -\n",
+        "    7 4026532000 pid  mounted     12 mount /run/p 4026531837 4026531836 -   sh\n",
+    );
     assert_eq!(table(&[net, user, pid]), expected);
 }
 

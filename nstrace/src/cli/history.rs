@@ -1,0 +1,129 @@
+//! `nstrace history`: every namespace the provenance database remembers,
+//! including those already gone, with creator, container, pins, lifetime.
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use nstrace_common::ns::NsType;
+
+use crate::{
+    cli::ls::TypeArg,
+    error::{Error, Result},
+    present::{provenance::creator_text, render::clock_time},
+    provenance::db::{Db, Entry, Query},
+};
+
+/// Where `serve` keeps its database unless told otherwise.
+pub const DEFAULT_DB: &str = "/var/lib/nstrace/nstrace.db";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this type.
+    #[arg(long = "type", short = 't', value_enum)]
+    pub ns_type: Option<TypeArg>,
+    /// Only namespaces created in this container (its name, or 4+ leading characters of its id).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Only namespaces alive during the last DURATION (30s, 5m, 2h, 1d).
+    #[arg(long, value_parser = crate::cli::parse_duration)]
+    pub since: Option<Duration>,
+    /// Only namespaces still alive.
+    #[arg(long, conflicts_with = "destroyed")]
+    pub alive: bool,
+    /// Only namespaces already destroyed.
+    #[arg(long)]
+    pub destroyed: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Most rows shown (newest first).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    /// Without a service, read this database file (default /var/lib/nstrace/nstrace.db).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    #[command(flatten)]
+    pub service: crate::cli::ServiceArgs,
+}
+
+impl Args {
+    fn query(&self) -> Query {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Query {
+            ns_type: self.ns_type.map(NsType::from),
+            container: self.container.clone(),
+            since: self.since.map(|s| now.saturating_sub(s).as_secs_f64()),
+            alive: match (self.alive, self.destroyed) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            limit: self.limit,
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    if args.db.is_none()
+        && let Some(code) = crate::cli::ask_service("history", &args.service)?
+    {
+        return Ok(code);
+    }
+    let path = args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "no provenance database at {}: `nstrace serve` records one (or pass --db PATH)",
+            path.display()
+        )));
+    }
+    let db = Db::open_read_only(&path).map_err(|e| Error::failed_with("opening the provenance database", e))?;
+    crate::cli::to_stdout(|out| answer(&args, &db, out))
+}
+
+/// The history `db` holds (the service's database, or a file read directly).
+pub fn answer(args: &Args, db: &Db, out: &mut dyn Write) -> Result<i32> {
+    let entries = db.history(&args.query()).map_err(|e| Error::failed_with("reading the provenance database", e))?;
+    let mut out = out;
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut out, &entries).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+    } else {
+        write_text(&mut out, &entries)
+    };
+    written.map_err(|e| Error::io("writing output", e))?;
+    Ok(0)
+}
+
+fn write_text(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
+    if entries.is_empty() {
+        return writeln!(out, "no namespaces recorded match");
+    }
+    for e in entries {
+        let r = &e.record;
+        let when = |t: Option<f64>| t.map(clock_time).unwrap_or_else(|| "-".into());
+        let state = match (e.destroyed, &e.via) {
+            (Some(t), via) => format!(
+                "destroyed {} ({}) after {}",
+                clock_time(t),
+                via.as_deref().unwrap_or("?"),
+                e.lifetime.map(|l| format!("{l:.3}s")).unwrap_or_else(|| "an unknown time".into())
+            ),
+            (None, _) => "alive".into(),
+        };
+        writeln!(
+            out,
+            "{} {} id={} created {} (first seen {}), {state}",
+            r.ns_type.name(),
+            r.inode,
+            r.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            when(r.created),
+            clock_time(r.first_seen)
+        )?;
+        match &r.creator {
+            Some(c) => writeln!(out, "  created by {}", creator_text(c))?,
+            None => writeln!(out, "  created by: unknown (before nstrace serve watched)")?,
+        }
+        for p in &r.pins {
+            writeln!(out, "  pinned by {}", crate::present::provenance::pin_text(p))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! `nstrace serve`: the long-running service. Traces every namespace, serves
+//! Prometheus metrics (as `export` does), records provenance in an SQLite
+//! database, and answers `ls`, `why`, `leaks` and `history` on a unix
+//! socket (see [`crate::remote`]) from its store.
+
+use std::{
+    collections::HashMap,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{UnixListener, UnixStream},
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, oneshot},
+};
+
+use crate::{
+    cli::{
+        export::{self, check_listen},
+        history::DEFAULT_DB,
+    },
+    engine::EngineOptions,
+    error::{Error, Result, exit},
+    events::Event,
+    monitor::{Monitor, MonitorOptions},
+    present::{
+        http::{self, Limits, Shared},
+        metrics::Metrics,
+    },
+    provenance::{
+        Change,
+        db::Db,
+        identity, origin,
+        writer::{Retention, Start, Writer},
+    },
+    remote::{self, DEFAULT_SOCKET, Reply, Request},
+    store::StoreOptions,
+};
+
+/// Gauges and `/namespaces` are rebuilt at most this often.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// A client must send its request within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub export: export::HttpArgs,
+    /// The provenance database (SQLite; read it with `nstrace history` or `sqlite3`).
+    #[arg(long, env = "NSTRACE_DB", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// The socket `ls`, `why`, `leaks` and `history` ask (mode 0600: root only).
+    #[arg(long, env = "NSTRACE_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// How long destroyed namespaces stay in the database (30m, 12h, 7d, ...).
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "7d")]
+    pub retain: Duration,
+    /// Most rows in the database; the oldest destroyed ones go first.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub db_max_rows: usize,
+}
+
+/// A request read from a client, and where its reply goes.
+type Pending = (Request, oneshot::Sender<Reply>);
+
+pub async fn run(args: Args) -> Result<i32> {
+    crate::error::require_privileges()?;
+    let ex = &args.export;
+    check_listen(ex.listen, ex.allow_remote)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing a SIGTERM handler", e))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("installing a SIGINT handler", e))?;
+    // Claim the socket and the database before loading anything: a second
+    // serve fails at once.
+    let socket = bind_socket(&args.socket)?;
+    let _socket_file = RemoveOnDrop(args.socket.clone());
+    let boot_id = boot_id();
+    let (db, db_note) = match Db::open(&args.db, &boot_id) {
+        Ok((db, note)) => (Some(db), note),
+        Err(e) => (None, Some(format!("provenance database: {}", crate::chain::Chain(&e)))),
+    };
+    let _db_lock = lock_database(&args.db)?;
+    if let Some(note) = &db_note {
+        eprintln!("nstrace: {note}");
+    }
+    let listener = tokio::net::TcpListener::bind(ex.listen)
+        .await
+        .map_err(|e| Error::io(format!("listening on {}", ex.listen), e))?;
+    let addr = listener.local_addr().map_err(|e| Error::io("reading the listening address", e))?;
+
+    let opts = MonitorOptions {
+        engine: EngineOptions {
+            walk_interval: ex.walk_interval,
+            mechanisms: ex.mechanisms.overrides()?,
+            store: StoreOptions { max_rows: ex.max_rows, provenance: true, ..Default::default() },
+            ..Default::default()
+        },
+        refresh: ex.refresh,
+        ..Default::default()
+    };
+    let mut monitor = Monitor::start(opts)?;
+    let retention = Retention { max_age: args.retain, max_rows: args.db_max_rows };
+    let writer = Writer::start(
+        match db {
+            Some(mut db) => {
+                let rowids = adopt(&mut db, &mut monitor)?;
+                Start::Open(db, rowids)
+            }
+            None => Start::Retry { path: args.db.clone(), boot_id, error: db_note.clone().unwrap_or_default() },
+        },
+        retention,
+    );
+    // Clients' history reads its own connection (WAL: readers never block the writer).
+    let mut reader: Option<Db> = None;
+
+    let stale_after = (ex.walk_interval.max(ex.refresh) * 10).max(Duration::from_secs(30));
+    let metrics = if ex.per_container {
+        Metrics::new(ex.leak_age).with_per_container(ex.per_container_cap)
+    } else {
+        Metrics::new(ex.leak_age)
+    };
+    let shared = Arc::new(Shared::new(metrics.with_database(), stale_after));
+    flush_provenance(&mut monitor, &writer);
+    publish(&shared, &monitor, &writer);
+
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let mut server = tokio::spawn(http::serve(listener, shared.clone(), Limits::default(), async move {
+        let _ = stop_rx.await;
+    }));
+    let (request_tx, mut requests) = mpsc::channel::<Pending>(64);
+    eprintln!(
+        "nstrace: serving on {} and {}; provenance in {}",
+        http::metrics_url(addr),
+        args.socket.display(),
+        args.db.display()
+    );
+
+    let mut last_publish = Instant::now();
+    let outcome: Result<()> = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break Ok(()),
+            _ = sigint.recv() => break Ok(()),
+            served = &mut server => {
+                break Err(match served {
+                    Ok(Ok(())) => Error::failed("the HTTP server stopped unexpectedly"),
+                    Ok(Err(e)) => Error::io("serving HTTP", e),
+                    Err(e) => Error::failed_with("the HTTP server task failed", e),
+                });
+            }
+            accepted = socket.accept() => match accepted {
+                Ok((stream, _)) => { tokio::spawn(serve_client(stream, request_tx.clone())); }
+                Err(e) => log::warn!("accepting on {}: {e}", args.socket.display()),
+            },
+            Some((request, reply)) = requests.recv() => {
+                let answer = answer(&request, &monitor, &writer, &mut reader, &args.db);
+                let _ = reply.send(answer);
+            }
+            stepped = monitor.step() => match stepped {
+                Ok(events) => {
+                    if !events.is_empty() {
+                        shared.with_metrics(|m| events.iter().for_each(|e| m.observe(e)));
+                        record_origins(&mut monitor, &events);
+                    }
+                    flush_provenance(&mut monitor, &writer);
+                    if last_publish.elapsed() >= PUBLISH_EVERY {
+                        publish(&shared, &monitor, &writer);
+                        last_publish = Instant::now();
+                    }
+                }
+                Err(e) => break Err(e.into()),
+            },
+        }
+    };
+    let _ = stop_tx.send(());
+    if !server.is_finished() {
+        let _ = server.await;
+    }
+    flush_provenance(&mut monitor, &writer);
+    let written = writer.flush(Duration::from_secs(10));
+    let h = writer.health();
+    drop(writer);
+    let s = monitor.stats();
+    eprintln!(
+        "nstrace: serve stopped; {} records, {} lost, {} resyncs; database: {} changes written{}",
+        s.records,
+        s.lost,
+        s.resyncs,
+        h.written,
+        match (&h.error, written) {
+            (Some(e), _) => format!(", failing: {e}"),
+            (None, false) => ", last changes not confirmed written".into(),
+            (None, true) => String::new(),
+        }
+    );
+    outcome.map(|()| 0)
+}
+
+/// Binds the service socket (mode 0600) after checking no other service
+/// answers there; a stale socket file is replaced.
+fn bind_socket(path: &Path) -> Result<UnixListener> {
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(Error::Usage(format!(
+            "another nstrace serve answers on {} (stop it, or give this one --socket and --db of its own)",
+            path.display()
+        )));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(format!("removing the stale socket {}", path.display()), e));
+        }
+        _ => {}
+    }
+    let listener = UnixListener::bind(path).map_err(|e| Error::io(format!("binding {}", path.display()), e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io(format!("making {} private", path.display()), e))?;
+    Ok(listener)
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Holds an exclusive flock on the database file while serve runs (None
+/// when the file cannot be opened: the writer reports that and retries).
+fn lock_database(path: &Path) -> Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else { return Ok(None) };
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Usage(format!("{} is in use by another nstrace serve", path.display())));
+    }
+    Ok(Some(file))
+}
+
+/// This boot's id (namespaces' inodes are only meaningful within one boot).
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Gives the store what the database remembers of namespaces still alive;
+/// returns the row of each (by store key) and closes the rest.
+fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
+    let fail = |e| Error::failed_with("reading the provenance database", e);
+    let alive = db.alive().map_err(fail)?;
+    let mut rowids = HashMap::new();
+    let mut gone = Vec::new();
+    let (mut adopted, mut unknown) = (0, 0);
+    for a in alive {
+        let r = a.record;
+        let same = match monitor.store().get(r.key) {
+            // Ids are never reused.
+            Some(_) if r.id.is_some() => true,
+            // Before 6.18 an inode may have been reused while no serve ran:
+            // only a pin whose nsfs inode kept its change time proves it.
+            Some(ns) => r.identity.is_some() && identity::of(ns) == r.identity,
+            None => false,
+        };
+        if same {
+            monitor.store_mut().adopt(r.key, r.created, r.creator, r.pins);
+            rowids.insert(r.key, a.rowid);
+            adopted += 1;
+        } else {
+            if monitor.store().get(r.key).is_some() {
+                unknown += 1;
+            }
+            gone.push(a.rowid);
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let closed = db.close_unseen(&gone, now).map_err(|e| Error::failed_with("writing the provenance database", e))?;
+    if adopted + closed + unknown > 0 {
+        eprintln!(
+            "nstrace: provenance: {adopted} namespaces remembered from the last run; {closed} died meanwhile{}",
+            if unknown > 0 {
+                format!("; {unknown} took a dead one's inode (provenance unknown)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(rowids)
+}
+
+/// Reads, while the creator may still run, where each new namespace came from.
+fn record_origins(monitor: &mut Monitor, events: &[Event]) {
+    for e in events {
+        if let Event::Create { ns_type, id, inode, pid, .. } = e
+            && *pid != 0
+        {
+            let key = nstrace_common::ns::ns_key(*id, *ns_type as u32, *inode as u32);
+            let o = origin::capture(Path::new("/proc"), Path::new("/"), *pid);
+            monitor.store_mut().set_origin(key, o);
+        }
+    }
+}
+
+/// Hands the store's provenance changes to the writer.
+fn flush_provenance(monitor: &mut Monitor, writer: &Writer) {
+    let mut changes = monitor.store_mut().take_provenance();
+    if changes.is_empty() {
+        return;
+    }
+    // Before 6.18: note each pinned namespace's nsfs change time.
+    for c in &mut changes {
+        if let Change::Upsert(r) = c
+            && r.id.is_none()
+            && !r.pins.is_empty()
+        {
+            r.identity = monitor.store().get(r.key).and_then(identity::of);
+        }
+    }
+    writer.send(changes);
+}
+
+fn publish(shared: &Shared, monitor: &Monitor, writer: &Writer) {
+    let health = writer.health();
+    shared.with_metrics(|m| {
+        m.set_from_monitor(monitor);
+        m.set_database(&health);
+    });
+    shared.set_degraded(health.error.map(|e| format!("provenance database: {e}")));
+    shared.publish_namespaces(monitor.ns_rows().into_iter().cloned().collect());
+}
+
+/// Reads one request and writes the reply the event loop made for it.
+async fn serve_client(mut stream: UnixStream, requests: mpsc::Sender<Pending>) {
+    let mut line = Vec::new();
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let mut buf = [0u8; 4096];
+        while !line.contains(&b'\n') && line.len() <= remote::MAX_REQUEST {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => line.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let reply = match (read, remote::read_request(&line[..])) {
+        (Err(_), _) => Reply::error(exit::USAGE, format!("no complete request within {}s", REQUEST_TIMEOUT.as_secs())),
+        (Ok(()), Err(e)) => Reply::error(exit::USAGE, e),
+        (Ok(()), Ok(request)) => {
+            let (tx, rx) = oneshot::channel();
+            match requests.send((request, tx)).await {
+                Ok(()) => rx.await.unwrap_or_else(|_| Reply::error(exit::RUNTIME, "stopping")),
+                Err(_) => Reply::error(exit::RUNTIME, "stopping"),
+            }
+        }
+    };
+    let mut text = serde_json::to_vec(&reply).unwrap_or_default();
+    text.push(b'\n');
+    let _ = stream.write_all(&text).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Runs a client's command against the store (and the database).
+fn answer(request: &Request, monitor: &Monitor, writer: &Writer, reader: &mut Option<Db>, db: &Path) -> Reply {
+    let mut stdout = Vec::new();
+    let argv = || std::iter::once(format!("nstrace {}", request.command)).chain(request.args.iter().cloned());
+    let result = match request.command.as_str() {
+        "ls" => {
+            LsCommand::try_parse_from(argv()).map(|c| crate::cli::ls::answer(&c.args, monitor.store(), &mut stdout))
+        }
+        "why" => {
+            WhyCommand::try_parse_from(argv()).map(|c| crate::cli::why::answer(&c.args, monitor.store(), &mut stdout))
+        }
+        "leaks" => LeaksCommand::try_parse_from(argv())
+            .map(|c| crate::cli::leaks::answer(&c.args, monitor.store(), &mut stdout)),
+        "history" => HistoryCommand::try_parse_from(argv()).map(|c| {
+            // What happened just now is in the file before it is read.
+            writer.flush(Duration::from_secs(2));
+            if reader.is_none() {
+                *reader =
+                    Some(Db::open_read_only(db).map_err(|e| Error::failed_with("opening the provenance database", e))?);
+            }
+            crate::cli::history::answer(&c.args, reader.as_ref().expect("opened above"), &mut stdout)
+        }),
+        other => return Reply::error(exit::USAGE, format!("unknown command {other:?}")),
+    };
+    match result {
+        Err(e) => Reply { exit: e.exit_code(), stdout: String::new(), stderr: e.render().to_string() },
+        Ok(Ok(code)) => {
+            Reply { exit: code, stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::new() }
+        }
+        Ok(Err(e)) => Reply {
+            exit: e.exit_code().into(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: format!("nstrace: {}\n", crate::chain::Chain(&e)),
+        },
+    }
+}
+
+#[derive(Parser)]
+struct LsCommand {
+    #[command(flatten)]
+    args: crate::cli::ls::Args,
+}
+
+#[derive(Parser)]
+struct WhyCommand {
+    #[command(flatten)]
+    args: crate::cli::why::Args,
+}
+
+#[derive(Parser)]
+struct LeaksCommand {
+    #[command(flatten)]
+    args: crate::cli::leaks::Args,
+}
+
+#[derive(Parser)]
+struct HistoryCommand {
+    #[command(flatten)]
+    args: crate::cli::history::Args,
+}
