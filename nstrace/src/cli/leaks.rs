@@ -215,6 +215,8 @@ mod tests {
             row: NsRow::new(ns_type, inode),
             created,
             age: None,
+            creator: None,
+            pins: Vec::new(),
             reasons: vec![Reason::KernelReference { hint: "test".into() }],
         }
     }
