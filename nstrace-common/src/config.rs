@@ -66,6 +66,11 @@ pub struct KernelOffsets {
     pub file_f_inode: u32,
     pub inode_i_sb: u32,
     pub sb_s_magic: u32,
+    // a creator's command line: task_struct.mm, mm_struct.arg_start/arg_end
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub _reserved: u32,
 }
 
 /// Everything the programs need besides offsets.
@@ -78,11 +83,13 @@ pub struct Config {
     /// Bit set of [`config_flags`].
     pub flags: u32,
     /// Offsets in `syscalls:sys_enter_*` records of the first and second
-    /// argument, and in `sys_exit_*` records of `ret` (from tracefs formats).
+    /// argument (mount's target is the second), and in `sys_exit_*` records
+    /// of `ret` (from tracefs formats).
     pub tp_arg0: u32,
     pub tp_arg1: u32,
     pub tp_ret: u32,
-    pub _reserved: u32,
+    /// Offset of the fourth argument (mount's flags, move_mount's to_pathname).
+    pub tp_arg3: u32,
     /// Addresses (from kallsyms) of the work functions that finish a
     /// namespace's death: cleanup_net, free_user_ns,
     /// destroy_pid_namespace_work, free_ipc. 0 where unknown.
@@ -146,6 +153,10 @@ impl KernelOffsets {
             file_f_inode: ABSENT,
             inode_i_sb: ABSENT,
             sb_s_magic: ABSENT,
+            task_mm: ABSENT,
+            mm_arg_start: ABSENT,
+            mm_arg_end: ABSENT,
+            _reserved: 0,
         }
     }
 }
@@ -159,7 +170,7 @@ impl Config {
             tp_arg0: ABSENT,
             tp_arg1: ABSENT,
             tp_ret: ABSENT,
-            _reserved: 0,
+            tp_arg3: ABSENT,
             destroy_work_fns: [0; DESTROY_WORK_FNS],
         }
     }

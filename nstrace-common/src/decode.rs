@@ -3,7 +3,8 @@
 use core::mem::size_of;
 
 use crate::event::{
-    DestroyHintEvent, EventHeader, EventKind, NsCreateEvent, NsDestroyEvent, NsInfoRecord, SyscallNsEvent, TaskNsEvent,
+    DestroyHintEvent, EventHeader, EventKind, MountEvent, NsCreateEvent, NsDestroyEvent, NsInfoRecord, SyscallNsEvent,
+    TaskNsEvent,
 };
 
 /// A decoded record.
@@ -15,6 +16,7 @@ pub enum Record {
     Syscall(SyscallNsEvent),
     DestroyHint(DestroyHintEvent),
     Destroy(NsDestroyEvent),
+    Mount(MountEvent),
 }
 
 impl Record {
@@ -26,6 +28,7 @@ impl Record {
             Record::Syscall(e) => &e.header,
             Record::DestroyHint(e) => &e.header,
             Record::Destroy(e) => &e.header,
+            Record::Mount(e) => &e.header,
         }
     }
 
@@ -96,6 +99,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         EventKind::Unshare | EventKind::Setns => Record::Syscall(checked(bytes, kind, &header)?),
         EventKind::DestroyHint => Record::DestroyHint(checked(bytes, kind, &header)?),
         EventKind::Destroy => Record::Destroy(checked(bytes, kind, &header)?),
+        EventKind::Mount => Record::Mount(checked(bytes, kind, &header)?),
     })
 }
 

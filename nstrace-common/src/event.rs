@@ -32,6 +32,8 @@ pub enum EventKind {
     DestroyHint = 10,
     /// A namespace was freed (fentry/kprobe on a kernel free function).
     Destroy = 11,
+    /// mount(2) with MS_BIND, or move_mount(2), succeeded (who pins what).
+    Mount = 12,
 }
 
 /// Number of slots in the per-kind lost counter map (kinds are < this).
@@ -50,6 +52,7 @@ impl EventKind {
             9 => EventKind::Setns,
             10 => EventKind::DestroyHint,
             11 => EventKind::Destroy,
+            12 => EventKind::Mount,
             _ => return None,
         })
     }
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::Setns => "setns",
             EventKind::DestroyHint => "destroy-hint",
             EventKind::Destroy => "destroy",
+            EventKind::Mount => "mount",
         }
     }
 }
@@ -176,6 +180,47 @@ pub struct NsCreateEvent {
     pub subject_tgid: u32,
     pub subject_tid: u32,
     pub comm: [u8; 16],
+    /// The creating (current) process's parent: tgid and comm.
+    pub parent_tgid: u32,
+    pub _reserved: u32,
+    pub parent_comm: [u8; 16],
+    /// The creating process's cgroup (v2) id: its cgroup directory's inode.
+    pub cgroup_id: u64,
+    /// The creating process's command line (arguments NUL-separated,
+    /// truncated to [`CREATOR_ARGS`] bytes; NUL-padded).
+    pub args: [u8; CREATOR_ARGS],
+}
+
+/// Bytes of a creator's command line a create record carries.
+pub const CREATOR_ARGS: usize = 128;
+/// Bytes of a mount target a mount record carries.
+pub const MOUNT_TARGET: usize = 256;
+
+/// Which syscall a [`MountEvent`] is about.
+pub mod mount_syscall {
+    pub const MOUNT: u32 = 1;
+    pub const MOVE_MOUNT: u32 = 2;
+}
+
+/// A bind mount (mount(2) with MS_BIND) or move_mount(2) succeeded: what
+/// was mounted where, by whom. User space matches it with the nsfs mounts
+/// its next refresh finds, to say who pinned a namespace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MountEvent {
+    pub header: EventHeader,
+    /// One of [`mount_syscall`].
+    pub syscall: u32,
+    /// The caller's mount namespace (inode).
+    pub mnt_ns: u32,
+    /// mount(2)'s flags, or move_mount(2)'s.
+    pub flags: u64,
+    pub parent_tgid: u32,
+    pub _reserved: u32,
+    pub comm: [u8; 16],
+    pub parent_comm: [u8; 16],
+    /// The target path as the caller passed it (NUL-terminated, truncated).
+    pub target: [u8; MOUNT_TARGET],
 }
 
 /// unshare(2) or setns(2) returned: what was asked, what happened, and the
@@ -282,7 +327,8 @@ const_size!(TaskNsEvent, 24 + 16 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
 const_size!(WalkState, 32);
 const_size!(DestroyHintEvent, 32);
-const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16);
+const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16 + 8 + 16 + 8 + CREATOR_ARGS);
+const_size!(MountEvent, 24 + 8 + 8 + 8 + 32 + MOUNT_TARGET);
 const_size!(SyscallNsEvent, 24 + 8 + 16 + 16 + 32 * TASK_NS_SLOTS);
 
 #[cfg(feature = "user")]

@@ -41,6 +41,10 @@ pub mod names {
     pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
     pub const PROG_SYS_ENTER_SETNS: &str = "sys_enter_setns";
     pub const PROG_SYS_EXIT_SETNS: &str = "sys_exit_setns";
+    pub const PROG_SYS_ENTER_MOUNT: &str = "sys_enter_mount";
+    pub const PROG_SYS_EXIT_MOUNT: &str = "sys_exit_mount";
+    pub const PROG_SYS_ENTER_MOVE_MOUNT: &str = "sys_enter_move_mount";
+    pub const PROG_SYS_EXIT_MOVE_MOUNT: &str = "sys_exit_move_mount";
 
     /// A tracepoint a program attaches to: its tracefs category and event
     /// name. Raw tracepoints attach by the name alone; the category says
@@ -66,12 +70,19 @@ pub mod names {
         Tracepoint { program: PROG_SYS_ENTER_SETNS, category: "syscalls", name: "sys_enter_setns" },
         Tracepoint { program: PROG_SYS_EXIT_SETNS, category: "syscalls", name: "sys_exit_setns" },
     ];
+    /// Syscall tracepoints of bind mounts (who pins a namespace).
+    pub const MOUNT_TRACEPOINTS: [Tracepoint; 4] = [
+        Tracepoint { program: PROG_SYS_ENTER_MOUNT, category: "syscalls", name: "sys_enter_mount" },
+        Tracepoint { program: PROG_SYS_EXIT_MOUNT, category: "syscalls", name: "sys_exit_mount" },
+        Tracepoint { program: PROG_SYS_ENTER_MOVE_MOUNT, category: "syscalls", name: "sys_enter_move_mount" },
+        Tracepoint { program: PROG_SYS_EXIT_MOVE_MOUNT, category: "syscalls", name: "sys_exit_move_mount" },
+    ];
     /// Raw tracepoint of the destroy hint (a namespace-destroying work item
     /// ran); attached only when kallsyms names such a work function.
     pub const DESTROY_HINT_TRACEPOINT: Tracepoint =
         Tracepoint { program: PROG_WORKQUEUE_EXECUTE_END, category: "workqueue", name: "workqueue_execute_end" };
     /// Every tracepoint nstrace attaches to, and nothing else.
-    pub const TRACEPOINTS: [Tracepoint; 8] = [
+    pub const TRACEPOINTS: [Tracepoint; 12] = [
         TASK_TRACEPOINTS[0],
         TASK_TRACEPOINTS[1],
         TASK_TRACEPOINTS[2],
@@ -79,6 +90,10 @@ pub mod names {
         SYSCALL_TRACEPOINTS[1],
         SYSCALL_TRACEPOINTS[2],
         SYSCALL_TRACEPOINTS[3],
+        MOUNT_TRACEPOINTS[0],
+        MOUNT_TRACEPOINTS[1],
+        MOUNT_TRACEPOINTS[2],
+        MOUNT_TRACEPOINTS[3],
         DESTROY_HINT_TRACEPOINT,
     ];
 

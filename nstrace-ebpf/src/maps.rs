@@ -100,3 +100,21 @@ pub struct TaskNsSet {
 /// Per-CPU home of [`TaskNsSet`] (too big for the stack next to a record).
 #[map]
 pub static TASK_NS_SET: PerCpuArray<TaskNsSet> = PerCpuArray::with_max_entries(1, 0);
+
+/// A mount/move_mount call between entry and exit: its flags and target.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MountInflight {
+    pub syscall: u32,
+    pub _reserved: u32,
+    pub flags: u64,
+    pub target: [u8; nstrace_common::event::MOUNT_TARGET],
+}
+
+/// In-flight bind mounts by thread id.
+#[map]
+pub static MOUNT_INFLIGHT: HashMap<u32, MountInflight> = HashMap::with_max_entries(4096, 0);
+
+/// Per-CPU staging for a [`MountInflight`] value.
+#[map]
+pub static MOUNT_SCRATCH: PerCpuArray<MountInflight> = PerCpuArray::with_max_entries(1, 0);

@@ -101,3 +101,19 @@ pub fn header<T>(kind: nstrace_common::event::EventKind, tgid: u32, tid: u32) ->
         tid,
     }
 }
+
+/// The command line of `task` (the current task: its memory is the one
+/// user-space reads reach), NUL-separated, truncated, NUL-padded.
+#[inline(always)]
+pub fn read_args(task: u64, out: &mut [u8; nstrace_common::event::CREATOR_ARGS]) {
+    const MAX: u64 = nstrace_common::event::CREATOR_ARGS as u64;
+    *out = [0; nstrace_common::event::CREATOR_ARGS];
+    let mm = ptr_at(task, config!(offsets.task_mm));
+    let start = ptr_at(mm, config!(offsets.mm_arg_start));
+    let end = ptr_at(mm, config!(offsets.mm_arg_end));
+    if start == 0 || end <= start {
+        return;
+    }
+    let len = if end - start > MAX { MAX } else { end - start };
+    unsafe { generated::bpf_probe_read_user(out.as_mut_ptr().cast(), len as u32, start as *const _) };
+}

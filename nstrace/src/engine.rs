@@ -142,6 +142,8 @@ pub struct Engine {
     /// Ids of our own (host) namespaces: exits of tasks only in these
     /// cannot end a namespace, so they trigger no early walk.
     host_ids: std::collections::HashSet<u64>,
+    /// Our own mount namespace (inode): mount targets there can be resolved.
+    own_mnt_ns: u64,
     /// When a hint asked for an early walk.
     walk_soon: Option<tokio::time::Instant>,
     last_walk_at: tokio::time::Instant,
@@ -196,6 +198,10 @@ impl Engine {
         tracer.attach_task_hooks()?;
         if opts.syscall_events {
             tracer.attach_syscall_hooks()?;
+            // Best effort: without it pins are recorded, not attributed.
+            if let Err(e) = tracer.attach_mount_hooks() {
+                log::warn!("bind mounts will not be attributed to their makers: {}", crate::chain::Chain(&e));
+            }
         }
         tracer.attach_create(mechanisms.create)?;
         if !tracer.attach_destroy(mechanisms.destroy)? {
@@ -218,6 +224,9 @@ impl Engine {
             lost_seen: HashMap::new(),
             interval,
             host_ids,
+            own_mnt_ns: std::fs::metadata("/proc/self/ns/mnt")
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .unwrap_or(0),
             walk_soon: None,
             last_walk_at: tokio::time::Instant::now(),
             stats: EngineStats::default(),
@@ -359,6 +368,11 @@ impl Engine {
                 Ok(Record::Create(c)) => {
                     self.store.on_create(&c, out);
                 }
+                Ok(Record::Mount(m)) => {
+                    let e = events::from_mount(&m, self.store.clock(), resolve_target(&m, self.own_mnt_ns));
+                    self.store.on_mount(&e);
+                    out.push(e);
+                }
                 Ok(_) => {}
                 Err(e) => {
                     self.stats.malformed += 1;
@@ -439,4 +453,17 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The target of a bind mount with symlinks resolved (mountinfo shows
+/// `/run/docker/netns/x` where dockerd asked for `/var/run/docker/netns/x`).
+/// Only for mounts made in our own mount namespace; None when it is the
+/// same or cannot be resolved.
+fn resolve_target(m: &nstrace_common::event::MountEvent, own_mnt_ns: u64) -> Option<String> {
+    let target = nstrace_common::decode::comm_str(&m.target);
+    if m.mnt_ns as u64 != own_mnt_ns || !target.starts_with('/') {
+        return None;
+    }
+    let resolved = std::fs::canonicalize(&target).ok()?.to_string_lossy().into_owned();
+    (resolved != target).then_some(resolved)
 }

@@ -1,7 +1,7 @@
 //! The events nstrace reports to users, built from decoded records.
 
 use nstrace_common::{
-    event::{EventKind, NsRef, SyscallNsEvent, TaskNsEvent, create_cause},
+    event::{EventKind, MountEvent, NsRef, SyscallNsEvent, TaskNsEvent, create_cause, mount_syscall},
     ns::{CLONE_NEW_MASK, NsType, SLOT_NAMES, SLOT_TYPES, TASK_NS_SLOTS},
 };
 use serde::Serialize;
@@ -120,6 +120,25 @@ pub enum Event {
         cause: &'static str,
         namespaces: Vec<PerfNs>,
     },
+    /// A bind mount (or move_mount) was made: it may pin a namespace.
+    Mount {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        parent_pid: u32,
+        parent_comm: String,
+        /// mount or move_mount.
+        syscall: &'static str,
+        flags: u64,
+        /// The caller's mount namespace (inode).
+        mnt_ns: u64,
+        /// The target as the caller passed it.
+        target: String,
+        /// The target with symlinks resolved, when nstrace could (and it differs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
     Lost {
         time: f64,
         /// The record kind that could not be reserved.
@@ -146,6 +165,7 @@ impl Event {
             Event::Unshare { .. } => "unshare",
             Event::Clone { .. } => "clone",
             Event::Namespaces { .. } => "namespaces",
+            Event::Mount { .. } => "mount",
             Event::Lost { .. } => "lost",
             Event::Resync { .. } => "resync",
         }
@@ -158,6 +178,7 @@ impl Event {
             | Event::Setns { pid, .. }
             | Event::Unshare { pid, .. }
             | Event::Clone { pid, .. }
+            | Event::Mount { pid, .. }
             | Event::Namespaces { pid, .. } => Some(*pid),
             _ => None,
         }
@@ -169,6 +190,7 @@ impl Event {
             | Event::Setns { comm, .. }
             | Event::Unshare { comm, .. }
             | Event::Clone { comm, .. }
+            | Event::Mount { comm, .. }
             | Event::Namespaces { comm, .. } => Some(comm),
             _ => None,
         }
@@ -185,7 +207,7 @@ impl Event {
             }
             Event::Unshare { flags, .. } | Event::Clone { flags, .. } => types_in_flags(*flags),
             Event::Namespaces { .. } => NsType::ALL.to_vec(),
-            Event::Lost { .. } | Event::Resync { .. } => Vec::new(),
+            Event::Lost { .. } | Event::Resync { .. } | Event::Mount { .. } => Vec::new(),
         }
     }
 }
@@ -353,6 +375,23 @@ pub fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>)
 }
 
 /// Events a syscall record stands for: `unshare`/`setns`, then `namespaces`.
+/// A mount record as an event; `path` is the target with symlinks resolved.
+pub fn from_mount(e: &MountEvent, clock: &Clock, path: Option<String>) -> Event {
+    Event::Mount {
+        time: clock.unix(e.header.ts_ns),
+        pid: e.header.tgid,
+        tid: e.header.tid,
+        comm: comm_str(&e.comm),
+        parent_pid: e.parent_tgid,
+        parent_comm: comm_str(&e.parent_comm),
+        syscall: if e.syscall == mount_syscall::MOVE_MOUNT { "move_mount" } else { "mount" },
+        flags: e.flags,
+        mnt_ns: e.mnt_ns as u64,
+        target: comm_str(&e.target),
+        path,
+    }
+}
+
 pub fn from_syscall(e: &SyscallNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
     let time = clock.unix(e.header.ts_ns);
     let comm = comm_str(&e.comm);

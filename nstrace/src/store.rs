@@ -18,14 +18,15 @@ use nstrace_common::{
 use self::{
     build::{create_event, destroy_event, fill_holders, row_of},
     journal::Journal,
+    provenance::RecentMounts,
 };
 use nstrace_common::decode::comm_str;
 
 use crate::{
     events::{Clock, Event, NsIds, cause_name},
-    model::{Creator, Namespace, NsKey, NsRow, NsState, Pin},
+    model::{Creator, Namespace, NsKey, NsRow, NsState},
     procfs::holders::HolderScan,
-    provenance::{Change, Death, Record, origin::Origin},
+    provenance::{Death, origin::Origin},
 };
 
 /// Refcount of a record from a source that cannot read it (/proc).
@@ -158,6 +159,8 @@ pub struct NsStore {
     by_inode: HashMap<u32, u64>,
     evicted: HashMap<u64, Evicted>,
     journal: Journal,
+    /// Recent bind mounts, to say who made the mounts that pin namespaces.
+    mounts: RecentMounts,
 }
 
 impl NsStore {
@@ -172,6 +175,7 @@ impl NsStore {
             deaths: RecentDeaths::default(),
             by_inode: HashMap::new(),
             evicted: HashMap::new(),
+            mounts: RecentMounts::default(),
         }
     }
 
@@ -305,7 +309,7 @@ impl NsStore {
             comm: comm_str(&c.comm),
             cause: cause_name(c.cause),
             flags: c.flags,
-            origin: Default::default(),
+            origin: Origin::from_record(&c.args, c.parent_tgid, &comm_str(&c.parent_comm), c.cgroup_id),
         };
         if c.cause & create_cause::REPLACED != 0 && self.live.contains_key(&key) {
             // The hook saw a new struct under a live key: the one we have
@@ -468,8 +472,11 @@ impl NsStore {
             };
             let before = (ns.row.state, ns.row.tasks);
             fill_holders(&mut ns.row, holders, names, &scan);
-            if self.opts.provenance && ns.pins.update(&ns.row.holders, at) {
-                self.journal.touch(ns.key());
+            if self.opts.provenance {
+                let changed = ns.pins.update(&ns.row.holders, at);
+                if self.mounts.attribute(&mut ns.pins) || changed {
+                    self.journal.touch(ns.key());
+                }
             }
             if before != (ns.row.state, ns.row.tasks) {
                 ns.last_change = at;
@@ -489,36 +496,6 @@ impl NsStore {
                 self.insert(ns);
             }
         }
-    }
-
-    /// Records what /proc said about the creator of the live namespace `key`.
-    pub fn set_origin(&mut self, key: u64, origin: Origin) {
-        if let Some(c) = self.live.get_mut(&key).and_then(|ns| ns.creator.as_mut()) {
-            c.origin = origin;
-            self.journal.touch(key);
-        }
-    }
-
-    /// Provenance changes since the last call, for the database (empty
-    /// unless [`StoreOptions::provenance`]).
-    pub fn take_provenance(&mut self) -> Vec<Change> {
-        let live = &self.live;
-        self.journal.take(|key| live.get(&key).map(|ns| Record::of(ns)))
-    }
-
-    /// Gives the live namespace `key` what an earlier run knew of it (the
-    /// provenance database, after a restart). Keeps what this run saw.
-    pub fn adopt(&mut self, key: u64, created: Option<f64>, creator: Option<Creator>, pins: Vec<Pin>) -> bool {
-        let Some(ns) = self.live.get_mut(&key) else { return false };
-        if ns.creator.is_none() {
-            ns.created = created.or(ns.created);
-            ns.creator = creator.map(Box::new);
-        }
-        if ns.pins.is_empty() {
-            ns.pins.adopt(pins);
-        }
-        self.journal.touch(key);
-        true
     }
 
     /// Keeps a `setns`/`unshare` event in the history of each namespace it
@@ -598,5 +575,6 @@ pub(crate) fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
 
 mod build;
 mod journal;
+mod provenance;
 #[cfg(test)]
 mod tests;

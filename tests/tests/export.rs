@@ -83,12 +83,16 @@ struct Exporter {
     proc: Proc,
     addr: SocketAddr,
     stderr: std::sync::Arc<Mutex<Vec<String>>>,
+    /// Its own database and socket, so tests run side by side.
+    state: tests::RmDir,
 }
 
 impl Exporter {
     fn start(extra: &[&str]) -> Exporter {
+        let state = format!("/tmp/{}", tests::unique("nstrace-test-export"));
         let mut child = Command::new(nstrace_bin())
             .args(["export", "--listen", "127.0.0.1:0"])
+            .args(["--db", &format!("{state}/nstrace.db"), "--socket", &format!("{state}/nstrace.sock")])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -101,8 +105,8 @@ impl Exporter {
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[nstrace export] {line}");
-                if let Some(rest) = line.strip_prefix("nstrace: exporting on http://")
-                    && let Some(addr) = rest.strip_suffix("/metrics")
+                if let Some(rest) = line.strip_prefix("nstrace: serving on http://")
+                    && let Some((addr, _)) = rest.split_once("/metrics")
                 {
                     let _ = tx.send(addr.parse::<SocketAddr>().expect("address in the readiness line"));
                 }
@@ -113,7 +117,7 @@ impl Exporter {
         let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
             panic!("nstrace export did not print its address; stderr: {:?}", lines.lock().unwrap())
         });
-        Exporter { proc, addr, stderr: lines }
+        Exporter { proc, addr, stderr: lines, state: tests::RmDir(state) }
     }
 }
 
@@ -487,9 +491,12 @@ fn sigterm_stops_the_exporter_cleanly() {
     let status = exporter.proc.terminate(Duration::from_secs(15)).expect("nstrace export ignored SIGTERM");
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
     let stopped = tests::eventually(Duration::from_secs(5), "the stop message", || {
-        exporter.stderr.lock().unwrap().iter().find(|l| l.contains("export stopped")).cloned()
+        exporter.stderr.lock().unwrap().iter().find(|l| l.contains("serve stopped")).cloned()
     });
-    assert!(stopped.contains("lost"), "{stopped}");
+    assert!(stopped.contains("lost") && stopped.contains("changes written"), "{stopped}");
+    let socket = format!("{}/nstrace.sock", exporter.state.0);
+    assert!(!std::path::Path::new(&socket).exists(), "{socket} left behind");
+    assert!(std::path::Path::new(&format!("{}/nstrace.db", exporter.state.0)).exists(), "the database stays");
     assert!(TcpStream::connect_timeout(&exporter.addr, Duration::from_secs(1)).is_err(), "still listening after exit");
 }
 

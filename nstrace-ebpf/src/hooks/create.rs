@@ -8,9 +8,11 @@ use nstrace_common::{
     ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
 };
 
+use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_task};
+
 use crate::{
     maps::{EVENTS, KNOWN, TaskNsSet, config, count_lost, wakeup_flags},
-    read::{header, ns_common_of, ns_ref, owner_of, ptr_at, read_comm, u32_at},
+    read::{header, ns_common_of, ns_ref, owner_of, ptr_at, read_args, read_comm, u32_at},
 };
 
 /// BPF_NOEXIST: insert only if absent, so racing CPUs report once.
@@ -97,6 +99,15 @@ pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u
         (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
         (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
         read_comm(task, &mut (*e).comm);
+        // Where it came from: the current task made it (for fork, the
+        // parent; `task` is the child).
+        let current = bpf_get_current_task();
+        let parent = ptr_at(current, config!(offsets.task_real_parent));
+        (*e).parent_tgid = u32_at(parent, config!(offsets.task_tgid));
+        (*e)._reserved = 0;
+        read_comm(parent, &mut (*e).parent_comm);
+        (*e).cgroup_id = bpf_get_current_cgroup_id();
+        read_args(current, &mut (*e).args);
     }
     entry.submit(wakeup_flags());
 }

@@ -1,5 +1,6 @@
 pub mod create;
 pub mod free;
 pub mod kernfn;
+pub mod mount;
 pub mod syscalls;
 pub mod task;

@@ -44,6 +44,8 @@ use crate::{
 
 /// Gauges and `/namespaces` are rebuilt at most this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// The cgroup2 mount, where cgroup ids name directories.
+const CGROUP2: &str = "/sys/fs/cgroup";
 /// A client must send its request within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -114,6 +116,7 @@ pub async fn run(args: Args) -> Result<i32> {
         },
         retention,
     );
+    let mut cgroups = origin::CgroupNames::new(CGROUP2);
     // Clients' history reads its own connection (WAL: readers never block the writer).
     let mut reader: Option<Db> = None;
 
@@ -163,7 +166,7 @@ pub async fn run(args: Args) -> Result<i32> {
                 Ok(events) => {
                     if !events.is_empty() {
                         shared.with_metrics(|m| events.iter().for_each(|e| m.observe(e)));
-                        record_origins(&mut monitor, &events);
+                        record_origins(&mut monitor, &mut cgroups, &events);
                     }
                     flush_provenance(&mut monitor, &writer);
                     if last_publish.elapsed() >= PUBLISH_EVERY {
@@ -297,14 +300,22 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
     Ok(rowids)
 }
 
-/// Reads, while the creator may still run, where each new namespace came from.
-fn record_origins(monitor: &mut Monitor, events: &[Event]) {
+/// Where each new namespace came from: the cgroup the create record names
+/// (its container at creation time), and what /proc still shows of the
+/// creator (it may have exited already).
+fn record_origins(monitor: &mut Monitor, cgroups: &mut origin::CgroupNames, events: &[Event]) {
+    let root = Path::new("/");
     for e in events {
         if let Event::Create { ns_type, id, inode, pid, .. } = e
             && *pid != 0
         {
             let key = nstrace_common::ns::ns_key(*id, *ns_type as u32, *inode as u32);
-            let o = origin::capture(Path::new("/proc"), Path::new("/"), *pid);
+            let mut o = origin::capture(Path::new("/proc"), root, *pid);
+            let cgroup_id = monitor.store().get(key).and_then(|ns| ns.creator.as_ref()?.origin.cgroup_id);
+            if let Some(path) = cgroup_id.and_then(|id| cgroups.path(id)) {
+                o.container = origin::container_of(root, &path);
+                o.cgroup = Some(path);
+            }
             monitor.store_mut().set_origin(key, o);
         }
     }

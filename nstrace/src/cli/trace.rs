@@ -34,6 +34,7 @@ pub enum EventArg {
     Unshare,
     Clone,
     Namespaces,
+    Mount,
     Lost,
     Resync,
 }

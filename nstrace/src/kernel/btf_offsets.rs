@@ -62,6 +62,10 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.file_f_inode = opt("file", "f_inode")?;
     o.inode_i_sb = opt("inode", "i_sb")?;
     o.sb_s_magic = opt("super_block", "s_magic")?;
+    // Only used to copy a creator's command line: optional.
+    o.task_mm = opt("task_struct", "mm")?;
+    o.mm_arg_start = opt("mm_struct", "arg_start")?;
+    o.mm_arg_end = opt("mm_struct", "arg_end")?;
     o.cred_user_ns = req("cred", "user_ns")?;
 
     o.nsproxy_uts = req("nsproxy", "uts_ns")?;

@@ -125,6 +125,7 @@ impl Tracer {
             flags |= config_flags::HAS_NS_TREE;
         }
         let (tp_arg0, tp_arg1, tp_ret) = syscall_record_offsets();
+        let tp_arg3 = mount_record_offset(tp_arg1);
         let config = Config {
             offsets,
             self_tgid: std::process::id(),
@@ -132,7 +133,7 @@ impl Tracer {
             tp_arg0,
             tp_arg1,
             tp_ret,
-            _reserved: 0,
+            tp_arg3,
             destroy_work_fns: destroy_work_fns(),
         };
         let ebpf = EbpfLoader::new()
@@ -181,6 +182,29 @@ impl Tracer {
             let prog: &mut TracePoint = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
             prog.load().map_err(|source| LoaderError::Program { name, source })?;
             prog.attach("syscalls", event).map_err(|source| LoaderError::Attach { name, tracepoint: event, source })?;
+        }
+        Ok(())
+    }
+
+    /// Loads and attaches the bind-mount family (mount/move_mount syscall
+    /// tracepoints), which says who pinned a namespace.
+    pub fn attach_mount_hooks(&mut self) -> Result<(), LoaderError> {
+        if self.config.tp_arg3 == nstrace_common::config::ABSENT {
+            return Err(LoaderError::Tracefs(crate::kernel::tracefs::TracefsError::NoField {
+                event: "syscalls/sys_enter_mount, sys_enter_move_mount".into(),
+                field: "dir_name, flags, to_pathname at the expected offsets".into(),
+            }));
+        }
+        for tp in names::MOUNT_TRACEPOINTS {
+            let name = tp.program;
+            let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
+            let prog: &mut TracePoint = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
+            prog.load().map_err(|source| LoaderError::Program { name, source })?;
+            prog.attach(tp.category, tp.name).map_err(|source| LoaderError::Attach {
+                name,
+                tracepoint: tp.name,
+                source,
+            })?;
         }
         Ok(())
     }
@@ -359,6 +383,21 @@ fn syscall_record_offsets() -> (u32, u32, u32) {
         Ok((fd, flags, ret))
     };
     read().unwrap_or((ABSENT, ABSENT, ABSENT))
+}
+
+/// Offset of the fourth argument in mount/move_mount entry records (ABSENT
+/// when the layout is not the one the programs assume: the second argument
+/// at `arg1`, mount's flags and move_mount's to_pathname at one offset).
+fn mount_record_offset(arg1: u32) -> u32 {
+    use crate::kernel::tracefs::field_offset;
+    let read = || -> Option<u32> {
+        let dir = field_offset("syscalls", "sys_enter_mount", "dir_name").ok()?;
+        let flags = field_offset("syscalls", "sys_enter_mount", "flags").ok()?;
+        let to = field_offset("syscalls", "sys_enter_move_mount", "to_pathname").ok()?;
+        field_offset("syscalls", "sys_exit_mount", "ret").ok()?;
+        (dir == arg1 && flags == to).then_some(flags)
+    };
+    read().unwrap_or(nstrace_common::config::ABSENT)
 }
 
 fn syscall_record_error() -> crate::kernel::tracefs::TracefsError {

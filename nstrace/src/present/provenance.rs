@@ -62,6 +62,7 @@ mod tests {
             cmdline: Some("ip netns add blue".into()),
             parent: Some("sh[800]".into()),
             cgroup: None,
+            cgroup_id: None,
             container: Some(ContainerRef {
                 runtime: "docker".into(),
                 id: "3f2a9c1b7d4e99".into(),

@@ -68,6 +68,12 @@ pub fn event_text(e: &Event) -> String {
             }
             s
         }
+        Event::Mount { time, pid, comm, parent_pid, parent_comm, syscall, mnt_ns, target, path, .. } => format!(
+            "{} mount      {comm}[{pid}] (parent {parent_comm}[{parent_pid}]) {syscall} {}{} in mnt ns {mnt_ns}",
+            clock_time(*time),
+            target,
+            path.as_ref().map(|p| format!(" (= {p})")).unwrap_or_default()
+        ),
         Event::Lost { time, kind, count, total } => {
             format!("{} lost       {count} {kind} records (total {total}); resyncing", clock_time(*time))
         }

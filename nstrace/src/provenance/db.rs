@@ -570,6 +570,7 @@ fn record_of(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Error> {
                     parent: row.get(13)?,
                     cgroup: row.get(14)?,
                     container,
+                    cgroup_id: None,
                 },
             })
         }

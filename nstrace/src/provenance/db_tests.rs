@@ -40,6 +40,7 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record 
                 parent: Some("init[1]".into()),
                 cgroup: Some("/system.slice/docker.service".into()),
                 container: Some(container),
+                cgroup_id: None,
             },
         }),
         owner: Some(4026531837),

@@ -3,7 +3,11 @@
 //! Read from /proc at the moment the create record arrives: a process that
 //! exits first leaves only what the kernel record carried (pid, comm).
 
-use std::path::Path;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +59,82 @@ pub struct Origin {
     pub cgroup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerRef>,
+    /// The creator's cgroup id from the create record, to find its cgroup
+    /// (and container) after it exited.
+    #[serde(skip)]
+    pub cgroup_id: Option<u64>,
+}
+
+impl Origin {
+    /// What the create record itself carries: the command line (arguments
+    /// NUL-separated), the parent, the cgroup id.
+    pub fn from_record(args: &[u8], parent_pid: u32, parent_comm: &str, cgroup_id: u64) -> Origin {
+        let cmdline = args
+            .split(|&c| c == 0)
+            .filter(|a| !a.is_empty())
+            .map(String::from_utf8_lossy)
+            .collect::<Vec<_>>()
+            .join(" ");
+        Origin {
+            cmdline: (!cmdline.is_empty()).then_some(cmdline),
+            parent: (parent_pid != 0).then(|| format!("{parent_comm}[{parent_pid}]")),
+            cgroup_id: (cgroup_id != 0).then_some(cgroup_id),
+            ..Default::default()
+        }
+    }
+
+    /// Fills what this origin lacks from `later` (read from /proc after the record).
+    pub fn complete(&mut self, later: Origin) {
+        self.exe = self.exe.take().or(later.exe);
+        self.cmdline = self.cmdline.take().or(later.cmdline);
+        self.parent = self.parent.take().or(later.parent);
+        self.cgroup = self.cgroup.take().or(later.cgroup);
+        self.container = self.container.take().or(later.container);
+    }
+}
+
+/// Cgroup (v2) paths by cgroup id (the inode of the cgroup's directory),
+/// read from the cgroup2 mount and re-read, at most once a second, when an
+/// id is not known.
+#[derive(Debug)]
+pub struct CgroupNames {
+    root: PathBuf,
+    by_id: HashMap<u64, String>,
+    scanned: Option<Instant>,
+}
+
+impl CgroupNames {
+    pub fn new(root: impl Into<PathBuf>) -> CgroupNames {
+        CgroupNames { root: root.into(), by_id: HashMap::new(), scanned: None }
+    }
+
+    pub fn path(&mut self, id: u64) -> Option<String> {
+        if !self.by_id.contains_key(&id) && self.scanned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.by_id = scan_cgroups(&self.root);
+            self.scanned = Some(Instant::now());
+        }
+        self.by_id.get(&id).cloned()
+    }
+}
+
+fn scan_cgroups(root: &Path) -> HashMap<u64, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([root.to_path_buf()]);
+    while let Some(dir) = queue.pop_front() {
+        if out.len() > 200_000 {
+            break;
+        }
+        if let (Ok(m), Ok(rel)) = (std::fs::metadata(&dir), dir.strip_prefix(root)) {
+            out.insert(m.ino(), format!("/{}", rel.to_string_lossy()));
+        }
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                queue.push_back(e.path());
+            }
+        }
+    }
+    out
 }
 
 /// Reads the origin of `pid` under `proc` (`/proc`) and the runtimes'
@@ -74,7 +154,7 @@ pub fn capture(proc: &Path, root: &Path, pid: u32) -> Origin {
     });
     let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok().and_then(|c| unified_cgroup(&c));
     let container = cgroup.as_deref().and_then(|c| container_of(root, c));
-    Origin { exe, cmdline, parent, cgroup, container }
+    Origin { exe, cmdline, parent, cgroup, container, cgroup_id: None }
 }
 
 /// The parent pid from /proc/PID/stat (after the parenthesised comm).
@@ -201,6 +281,40 @@ mod tests {
         );
         assert_eq!(pod_from_log_dir("kube-system_coredns_other", uid), None);
         assert_eq!(docker_name(r#"{"Name":"/"}"#), None);
+    }
+
+    #[test]
+    fn origin_from_a_create_record_then_completed() {
+        let mut o = Origin::from_record(b"ip\0netns\0add\0blue\0\0\0", 800, "sh", 1234);
+        assert_eq!(
+            (o.cmdline.as_deref(), o.parent.as_deref(), o.cgroup_id),
+            (Some("ip netns add blue"), Some("sh[800]"), Some(1234))
+        );
+        assert_eq!(Origin::from_record(&[0; 8], 0, "", 0), Origin::default());
+        o.complete(Origin { exe: Some("/usr/bin/ip".into()), cmdline: Some("other".into()), ..Default::default() });
+        assert_eq!(
+            (o.exe.as_deref(), o.cmdline.as_deref()),
+            (Some("/usr/bin/ip"), Some("ip netns add blue")),
+            "the record's own wins"
+        );
+    }
+
+    #[test]
+    fn cgroup_found_by_its_directory_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::env::temp_dir().join(format!("nstrace-cgroup-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("system.slice/docker-x.scope")).unwrap();
+        let id = std::fs::metadata(root.join("system.slice/docker-x.scope")).unwrap().ino();
+        let mut names = CgroupNames::new(&root);
+        assert_eq!(names.path(id).as_deref(), Some("/system.slice/docker-x.scope"));
+        assert_eq!(names.path(1), None);
+        // A cgroup made since is found by the next scan (a second later).
+        std::fs::create_dir_all(root.join("late")).unwrap();
+        let late = std::fs::metadata(root.join("late")).unwrap().ino();
+        assert_eq!(names.path(late), None, "not re-read within a second");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(names.path(late).as_deref(), Some("/late"));
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

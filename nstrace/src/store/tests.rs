@@ -1,6 +1,7 @@
 use nstrace_common::event::{EventHeader, EventKind, NsRef, create_cause};
 
 use super::*;
+use crate::provenance::Change;
 use crate::{
     events::NsChange,
     model::{Holder, TaskHold},
@@ -41,6 +42,11 @@ fn create(ty: NsType, id: u64, inum: u32, ts: u64, pid: u32) -> NsCreateEvent {
         subject_tgid: pid,
         subject_tid: pid,
         comm: *b"unshare\0\0\0\0\0\0\0\0\0",
+        parent_tgid: 1,
+        _reserved: 0,
+        parent_comm: *b"init\0\0\0\0\0\0\0\0\0\0\0\0",
+        cgroup_id: 0,
+        args: [0; nstrace_common::event::CREATOR_ARGS],
     }
 }
 
