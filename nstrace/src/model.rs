@@ -269,11 +269,31 @@ impl Pins {
         changed
     }
 
-    /// Adopts pins remembered elsewhere (the database, after a restart).
-    pub fn adopt(&mut self, pins: Vec<Pin>) {
-        if !pins.is_empty() {
-            self.0 = Some(Box::new(pins));
+    /// Adopts pins remembered elsewhere (the database, after a restart):
+    /// they replace the same live pins this run found (keeping who made
+    /// them and since when); pins only this run knows stay.
+    pub fn adopt(&mut self, remembered: Vec<Pin>) {
+        if remembered.is_empty() {
+            return;
         }
+        let same = |a: &Pin, b: &Pin| a.kind == b.kind && a.target == b.target && a.mnt_ns == b.mnt_ns;
+        let mut pins = remembered;
+        for p in self.iter() {
+            if !pins.iter().any(|r| r.released.is_none() && p.released.is_none() && same(r, p)) {
+                pins.push(p.clone());
+            }
+        }
+        self.0 = Some(Box::new(pins));
+    }
+
+    /// Marks every live pin released at `at` (the namespace died); true if any was.
+    pub fn release_all(&mut self, at: f64) -> bool {
+        let mut any = false;
+        for p in self.0.iter_mut().flat_map(|v| v.iter_mut()).filter(|p| p.released.is_none()) {
+            p.released = Some(at);
+            any = true;
+        }
+        any
     }
 
     /// Attributes the live mount pin at `target` in `mnt_ns` to `by`.

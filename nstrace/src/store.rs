@@ -281,6 +281,9 @@ impl NsStore {
             return Some(key);
         }
         let mut ns = self.live.remove(&key)?;
+        if ns.pins.release_all(death.at) {
+            self.journal.touch(key);
+        }
         self.journal.died(Some(&ns), key, None, death);
         if self.by_inode.get(&(ns.row.inode as u32)) == Some(&key) {
             self.by_inode.remove(&(ns.row.inode as u32));

@@ -26,6 +26,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("perf", "linux-perf"),
     // Fd holders in the tests are Python processes (SCM_RIGHTS).
     ("python3", "python3"),
+    // `nstrace serve` tests read its database with the sqlite3 tool, as users do.
+    ("sqlite3", "sqlite3"),
     // `cargo xtask vm-test`: qemu, a static busybox for the initramfs, modprobe/depmod to find
     // the modules that mount the host root, xz to unpack them, apt-get download for kernels.
     ("qemu-system-x86_64", "qemu-system-x86"),

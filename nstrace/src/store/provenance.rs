@@ -86,9 +86,7 @@ impl NsStore {
             ns.created = created.or(ns.created);
             ns.creator = creator.map(Box::new);
         }
-        if ns.pins.is_empty() {
-            ns.pins.adopt(pins);
-        }
+        ns.pins.adopt(pins);
         self.journal.touch(key);
         true
     }

@@ -599,6 +599,7 @@ fn provenance_journal_orders_updates_before_deaths() {
     let Change::Upsert(r) = &changes[0] else { panic!("{changes:?}") };
     assert_eq!(r.creator.as_ref().unwrap().origin.exe.as_deref(), Some("/usr/sbin/ip"));
     assert_eq!((r.pins.len(), r.pins[0].target.as_str(), r.pins[0].since), (1, "/run/netns/blue", 1_000_002.0));
+    assert_eq!(r.pins[0].released, Some(1_000_003.0), "a death releases its pins");
     let Change::Died { key: k, death, .. } = &changes[1] else { panic!("{changes:?}") };
     assert_eq!((*k, death.at, death.via.as_str()), (key, 1_000_003.0, "fentry-ns-tree"));
     assert_eq!(death.lifetime, Some(2.0));

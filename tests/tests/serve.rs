@@ -1,0 +1,412 @@
+//! `nstrace serve`: provenance that outlives the processes that made and
+//! pinned a namespace, and `serve` itself (kill -9 included); the one-shot
+//! commands answered over its socket; faults of the database and socket.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    os::unix::net::UnixStream,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tests::{IpNetns, RmDir, eventually, nstrace_bin, root_or_skip, sh, skip, unique};
+
+/// A running `nstrace serve` with its own database and socket.
+struct Service {
+    child: Child,
+    dir: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// The metrics address.
+    addr: String,
+}
+
+impl Service {
+    fn start(dir: &str) -> Service {
+        Service::start_with(dir, &format!("{dir}/db/nstrace.db"))
+    }
+
+    fn start_with(dir: &str, db: &str) -> Service {
+        let mut child = Command::new(nstrace_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--socket", &format!("{dir}/nstrace.sock")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nstrace serve");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[nstrace serve] {line}");
+                if let Some(rest) = line.strip_prefix("nstrace: serving on http://")
+                    && let Some((addr, _)) = rest.split_once("/metrics")
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(tests::scaled(Duration::from_secs(60)))
+            .unwrap_or_else(|_| panic!("nstrace serve did not start: {:?}", lines.lock().unwrap()));
+        Service { child, dir: dir.into(), stderr: lines, addr }
+    }
+
+    fn socket(&self) -> String {
+        format!("{}/nstrace.sock", self.dir)
+    }
+
+    /// Runs `nstrace ARGS` as a client of this service.
+    fn ask(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(nstrace_bin()).args(args).env("NSTRACE_SOCKET", self.socket()).output().unwrap();
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert!(!stderr.contains("one-shot snapshot"), "the service did not answer {args:?}: {stderr}");
+        (out.status.code().unwrap_or(-1), stdout, stderr)
+    }
+
+    /// `why --json TARGET` (Null until the service has seen it: its
+    /// records reach it a few ms after the kernel made the namespace).
+    fn why_json(&self, target: &str) -> Value {
+        let (code, out, err) = self.ask(&["why", "--json", target]);
+        if code == 2 && err.contains("which is not listed") {
+            return Value::Null;
+        }
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn http(&self, path: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+}
+
+/// The pin of `why --json` at `target` that is still live.
+fn live_pin<'a>(why: &'a Value, target: &str) -> Option<&'a Value> {
+    why["pins"].as_array()?.iter().find(|p| p["target"] == target && p["released"].is_null())
+}
+
+#[test]
+fn ip_netns_add_from_a_script_names_ip_and_the_script() {
+    let test = "ip_netns_add_from_a_script_names_ip_and_the_script";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let service = Service::start(&dir);
+    let name = unique("nstrace-serve");
+    let script = format!("{dir}/make-netns.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nip netns add {name}\n")).unwrap();
+    sh(&format!("chmod +x {script}"));
+    let _netns = IpNetns(name.clone());
+    sh(&script);
+    let path = format!("/run/netns/{name}");
+    let why = eventually(Duration::from_secs(10), "the pin attributed", || {
+        let why = service.why_json(&path);
+        live_pin(&why, &path).is_some_and(|p| !p["by"].is_null()).then_some(why)
+    });
+    let pin = live_pin(&why, &path).unwrap();
+    let by = pin["by"].as_str().unwrap();
+    assert!(by.starts_with("ip[") && by.contains("(parent make-netns.sh["), "pinner: {pin}");
+    assert_eq!(pin["attribution"], "mount-syscall", "{pin}");
+    let creator = &why["creator"];
+    assert_eq!(creator["comm"], "ip", "{why}");
+    assert_eq!(creator["cause"], "unshare", "{why}");
+    assert!(creator["cmdline"].as_str().is_some_and(|c| c == format!("ip netns add {name}")), "{creator}");
+    assert!(creator["parent"].as_str().is_some_and(|p| p.starts_with("make-netns.sh[")), "{creator}");
+    // The text says the same.
+    let (_, text, _) = service.ask(&["why", &path]);
+    assert!(text.contains("created:") && text.contains("by ip[") && text.contains("parent make-netns.sh["), "{text}");
+    assert!(text.contains(&format!("pinned:    mount {path}")), "{text}");
+}
+
+/// Python that renames itself (prctl PR_SET_NAME), then runs `body`.
+fn renamed(comm: &str, body: &str) -> String {
+    format!(
+        "import ctypes, os, sys, time\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.prctl(15, ctypes.c_char_p(b'{comm}'), 0, 0, 0)\n{body}\n"
+    )
+}
+
+#[test]
+fn provenance_survives_the_processes_kill_9_and_a_restart() {
+    let test = "provenance_survives_the_processes_kill_9_and_a_restart";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let service = Service::start(&dir);
+    let target = format!("{dir}/pinned-netns");
+    std::fs::write(&target, "").unwrap();
+    let _umount = Unmount(target.clone());
+    // nsmaker: a new net namespace; prints its pid and waits to be pinned.
+    let maker = renamed(
+        "nsmaker",
+        "assert libc.unshare(0x40000000) == 0, ctypes.get_errno()\nprint(os.getpid(), flush=True)\nsys.stdin.readline()",
+    );
+    let (mut maker, pid) = tests::spawn_ready(Command::new("python3").args(["-c", &maker]).stdin(Stdio::piped()));
+    let inode = tests::ns_inode(pid.parse().unwrap(), "net");
+    // nspinner: bind-mounts it (mount(2) itself, so its own name shows).
+    let pinner = renamed(
+        "nspinner",
+        &format!(
+            "r = libc.mount(b'/proc/{pid}/ns/net', b'{target}', None, 4096, None)\nassert r == 0, ctypes.get_errno()"
+        ),
+    );
+    let status = Command::new("python3").args(["-c", &pinner]).status().unwrap();
+    assert!(status.success());
+    maker.send_line("done");
+    drop(maker);
+    let check = |service: &Service, when: &str| {
+        eventually(Duration::from_secs(10), &format!("creator and pinner {when}"), || {
+            let why = service.why_json(&target);
+            let pinned = live_pin(&why, &target).and_then(|p| p["by"].as_str().map(str::to_string));
+            (why["creator"]["comm"] == "nsmaker" && pinned.as_deref().is_some_and(|b| b.starts_with("nspinner[")))
+                .then_some(why)
+        })
+    };
+    let why = check(&service, "while serve runs");
+    assert_eq!(why["namespace"]["inode"], inode, "{why}");
+    assert_eq!(why["namespace"]["state"], "mounted", "{why}");
+    let created = why["created"].as_f64().unwrap();
+
+    // kill -9 (a second later: at most the last second may be lost), then a
+    // restart on the same database: still known.
+    std::thread::sleep(Duration::from_secs(1));
+    service.kill9();
+    let service = Service::start(&dir);
+    let why = check(&service, "after kill -9 and a restart");
+    assert_eq!(why["created"].as_f64(), Some(created), "the creation time survives: {why}");
+    assert!(
+        service.stderr.lock().unwrap().iter().any(|l| l.contains("remembered from the last run")),
+        "the restart says what it adopted"
+    );
+
+    // Unmounted: destroyed, with its lifetime, in history.
+    sh(&format!("umount {target}"));
+    let entry = eventually(Duration::from_secs(15), "the namespace destroyed in history", || {
+        let (code, out, _) = service.ask(&["history", "--type", "net", "--destroyed", "--json"]);
+        assert_eq!(code, 0);
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+        rows.into_iter().find(|r| r["inode"] == inode && r["creator"]["comm"] == "nsmaker")
+    });
+    assert!(entry["lifetime"].as_f64().is_some_and(|l| l > 0.0), "{entry}");
+    assert!(entry["pins"][0]["by"].as_str().is_some_and(|b| b.starts_with("nspinner[")), "{entry}");
+    assert!(entry["pins"][0]["released"].is_number(), "{entry}");
+    let (_, text, _) = service.ask(&["history", "--type", "net", "--destroyed"]);
+    assert!(text.contains(&format!("net {inode} ")) && text.contains("created by nsmaker["), "{text}");
+
+    // Users read the file with the sqlite3 tool.
+    assert_eq!(service.stop().code(), Some(0));
+    let db = format!("{dir}/db/nstrace.db");
+    let row = sh(&format!(
+        "sqlite3 {db} \"SELECT creator_comm, destroyed_at IS NOT NULL FROM namespaces WHERE inode = {inode} AND creator_comm IS NOT NULL\""
+    ));
+    assert_eq!(row.trim(), "nsmaker|1");
+    assert_eq!(sh(&format!("sqlite3 {db} 'PRAGMA integrity_check'")).trim(), "ok");
+    let pinner = sh(&format!(
+        "sqlite3 {db} \"SELECT made_by FROM pins JOIN namespaces ON pins.ns = namespaces.rowid WHERE inode = {inode}\""
+    ));
+    assert!(pinner.starts_with("nspinner["), "{pinner}");
+}
+
+/// Unmounts a bind mount when dropped (the test's own file stays for RmDir).
+struct Unmount(String);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).stderr(Stdio::null()).status();
+    }
+}
+
+#[test]
+fn a_second_service_on_the_same_socket_or_database_is_refused() {
+    let test = "a_second_service_on_the_same_socket_or_database_is_refused";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let _service = Service::start(&dir);
+    let run = |args: &[&str]| {
+        let out =
+            Command::new(nstrace_bin()).arg("serve").args(["--listen", "127.0.0.1:0"]).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let db = format!("{dir}/db/nstrace.db");
+    let (code, err) = run(&["--db", &format!("{dir}/other.db"), "--socket", &format!("{dir}/nstrace.sock")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("another nstrace serve answers on"), "{err}");
+    let (code, err) = run(&["--db", &db, "--socket", &format!("{dir}/other.sock")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("in use by another nstrace serve"), "{err}");
+}
+
+#[test]
+fn the_socket_is_root_only_and_bad_requests_get_an_error() {
+    let test = "the_socket_is_root_only_and_bad_requests_get_an_error";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let service = Service::start(&dir);
+    let mode = std::fs::metadata(service.socket()).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
+    // As nobody: refused by the kernel.
+    let py = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('{}')\n    print('connected')\nexcept PermissionError:\n    print('refused')",
+        service.socket()
+    );
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", &py])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refused", "{}", String::from_utf8_lossy(&out.stderr));
+    // Malformed and unknown requests: an error reply, and the service goes on.
+    for (request, says) in [
+        ("not json\n", "malformed request"),
+        ("{\"version\":9,\"command\":\"ls\"}\n", "version 9"),
+        ("{\"version\":1,\"command\":\"trace\"}\n", "unknown command"),
+        ("{\"version\":1,\"command\":\"ls\",\"args\":[\"--bogus\"]}\n", "--bogus"),
+        ("{\"version\":1,\"command\":\"why\",\"args\":[\"999999999999\"]}\n", "no namespace with id or inode"),
+    ] {
+        let mut s = UnixStream::connect(service.socket()).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        let reply: Value = serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply}"));
+        assert_eq!(reply["exit"], 2, "{request}: {reply}");
+        assert!(reply["stderr"].as_str().unwrap().contains(says), "{request}: {reply}");
+    }
+    // A client that connects and says nothing does not block others.
+    let _silent = UnixStream::connect(service.socket()).unwrap();
+    let (code, out, _) = service.ask(&["ls", "--json"]);
+    assert_eq!(code, 0);
+    assert!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len() > 1);
+}
+
+#[test]
+fn a_corrupt_database_is_moved_aside() {
+    let test = "a_corrupt_database_is_moved_aside";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    std::fs::create_dir_all(format!("{dir}/db")).unwrap();
+    std::fs::write(format!("{dir}/db/nstrace.db"), vec![0x42u8; 16384]).unwrap();
+    let service = Service::start(&dir);
+    assert!(service.stderr.lock().unwrap().iter().any(|l| l.contains("moved it to")), "{:?}", service.stderr);
+    let aside = std::fs::read_dir(format!("{dir}/db"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+        .count();
+    assert_eq!(aside, 1);
+    let (status, body) = service.http("/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}
+
+#[test]
+fn a_read_only_database_keeps_tracing_and_recovers() {
+    let test = "a_read_only_database_keeps_tracing_and_recovers";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let fs = format!("{dir}/ro");
+    std::fs::create_dir_all(&fs).unwrap();
+    if !Command::new("mount").args(["-t", "tmpfs", "-o", "ro,size=4m", "tmpfs", &fs]).status().unwrap().success() {
+        skip(test, "cannot mount a tmpfs");
+        return;
+    }
+    let _umount = Unmount(fs.clone());
+    let service = Service::start_with(&dir, &format!("{fs}/nstrace.db"));
+    let (status, body) = eventually(Duration::from_secs(10), "/healthz to say the database fails", || {
+        let r = service.http("/healthz");
+        (r.0 == 503).then_some(r)
+    });
+    assert!(body.contains("degraded: provenance database"), "{status} {body}");
+    let (_, metrics) = service.http("/metrics");
+    assert_eq!(metric(&metrics, "nstrace_database_up"), Some(0.0), "{metrics}");
+    // Tracing and answering go on.
+    let name = unique("nstrace-ro");
+    let _netns = IpNetns::add(name.clone());
+    let path = format!("/run/netns/{name}");
+    eventually(Duration::from_secs(10), "the new netns known", || {
+        (service.why_json(&path)["creator"]["comm"] == "ip").then_some(())
+    });
+    // Writable again: the queued changes land.
+    sh(&format!("mount -o remount,rw {fs}"));
+    eventually(Duration::from_secs(15), "the database writable again", || {
+        let (_, m) = service.http("/metrics");
+        (metric(&m, "nstrace_database_up") == Some(1.0)).then_some(())
+    });
+    assert_eq!(service.http("/healthz").0, 200);
+    let inode = service.why_json(&path)["namespace"]["inode"].clone();
+    assert!(inode.is_u64());
+    eventually(Duration::from_secs(10), "the netns in the database", || {
+        let (_, out, _) = service.ask(&["history", "--type", "net", "--alive", "--json"]);
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+        rows.iter().any(|r| r["inode"] == inode && r["creator"]["comm"] == "ip").then_some(())
+    });
+}
+
+#[test]
+fn without_a_service_commands_say_so_and_answer_from_a_snapshot() {
+    let test = "without_a_service_commands_say_so_and_answer_from_a_snapshot";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let out = Command::new(nstrace_bin())
+        .args(["ls", "--json"])
+        .env("NSTRACE_SOCKET", format!("{dir}/none.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("one-shot snapshot").count(), 1, "said once: {err}");
+    assert!(serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap().len() > 1);
+    // history needs the database.
+    let out = Command::new(nstrace_bin()).args(["history", "--db", &format!("{dir}/missing.db")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no provenance database"));
+}
