@@ -410,3 +410,60 @@ fn without_a_service_commands_say_so_and_answer_from_a_snapshot() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no provenance database"));
 }
+
+#[test]
+fn a_storm_of_5000_namespaces_lands_in_the_database() {
+    let test = "a_storm_of_5000_namespaces_lands_in_the_database";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let service = Service::start(&dir);
+    let mut pids = std::collections::HashSet::new();
+    // 2,500 children, each unsharing a uts and an ipc namespace: 5,000.
+    for _ in 0..2500 {
+        // SAFETY: the child only makes async-signal-safe calls before _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC);
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0);
+        pids.insert(pid as u64);
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+    let db = format!("{dir}/db/nstrace.db");
+    // (created, destroyed) storm rows in the database; waits while deaths
+    // keep arriving (ipc namespaces are freed one RCU grace period apart).
+    let count = || {
+        let out = sh(&format!(
+            "sqlite3 {db} \"SELECT creator_pid, destroyed_at IS NOT NULL FROM namespaces WHERE cause = 'unshare' AND type IN ('uts', 'ipc')\""
+        ));
+        out.lines()
+            .filter_map(|l| l.split_once('|'))
+            .filter(|(pid, _)| pid.parse().is_ok_and(|p: u64| pids.contains(&p)))
+            .fold((0, 0), |(c, d), (_, dead)| (c + 1, d + (dead == "1") as usize))
+    };
+    let (mut best, mut progress) = ((0, 0), std::time::Instant::now());
+    while progress.elapsed() < tests::scaled(Duration::from_secs(5)) {
+        let now = count();
+        if now == (5000, 5000) {
+            break;
+        }
+        if now > best {
+            (best, progress) = (now, std::time::Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, metrics) = service.http("/metrics");
+    assert_eq!(count(), (5000, 5000), "created and destroyed storm namespaces recorded; metrics:\n{}", metrics
+        .lines()
+        .filter(|l| l.starts_with("nstrace_database") || l.starts_with("nstrace_events_lost"))
+        .collect::<Vec<_>>()
+        .join("\n"));
+    assert_eq!(metric(&metrics, "nstrace_database_changes_dropped_total"), Some(0.0));
+    assert_eq!(sh(&format!("sqlite3 {db} 'PRAGMA integrity_check'")).trim(), "ok");
+}
