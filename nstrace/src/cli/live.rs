@@ -50,6 +50,8 @@ pub struct Args {
     pub state_filter: Option<RowState>,
     #[command(flatten)]
     pub mechanisms: crate::cli::MechanismArgs,
+    #[command(flatten)]
+    pub service: crate::cli::ServiceArgs,
 }
 
 pub async fn run(args: Args) -> Result<i32> {
@@ -64,7 +66,8 @@ pub async fn run(args: Args) -> Result<i32> {
         refresh: args.interval,
         ..Default::default()
     };
-    let monitor = Monitor::start(opts)?;
+    let mut monitor = Monitor::start(opts)?;
+    adopt_from_service(&mut monitor, &args.service);
     let mut app = App::new(args.type_filter.map(NsType::from), args.state_filter);
     let m = monitor.mechanisms();
     app.mechanisms = format!("create {} · destroy {} · snapshot {}", m.create, m.destroy, m.snapshot);
@@ -72,6 +75,34 @@ pub async fn run(args: Args) -> Result<i32> {
         run_plain(monitor, app, args.interval).await
     } else {
         run_tui(monitor, app, args.interval).await
+    }
+}
+
+/// Creation times and creators of namespaces older than this run, from
+/// `nstrace serve` when one answers (AGE and CREATOR otherwise unknown).
+fn adopt_from_service(monitor: &mut Monitor, service: &crate::cli::ServiceArgs) {
+    if service.no_service {
+        return;
+    }
+    let path = crate::remote::socket_path(service.socket.as_deref());
+    let request = crate::remote::Request {
+        version: crate::remote::VERSION,
+        command: "history".into(),
+        args: ["--alive", "--json", "--limit", "10000000"].map(String::from).to_vec(),
+    };
+    match crate::remote::call(&path, &request, Duration::from_secs(30)) {
+        Ok(Some(reply)) if reply.exit == 0 => {
+            let v: serde_json::Value = serde_json::from_str(&reply.stdout).unwrap_or_default();
+            for (key, created, creator) in crate::provenance::remembered(&v) {
+                monitor.store_mut().adopt(key, created, creator, Vec::new());
+            }
+        }
+        Ok(Some(reply)) => log::warn!("nstrace serve on {}: {}", path.display(), reply.stderr.trim()),
+        Ok(None) => eprintln!(
+            "nstrace: no `nstrace serve` answers on {}: ages and creators of namespaces older than this view are unknown",
+            path.display()
+        ),
+        Err(e) => log::warn!("{}", crate::chain::Chain(&e)),
     }
 }
 

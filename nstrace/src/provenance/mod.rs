@@ -71,3 +71,50 @@ pub enum Change {
     /// The namespace `key` died.
     Died { key: u64, ns_type: NsType, inode: u64, id: Option<u64>, death: Death },
 }
+
+/// What a service's `history --alive --json` says of each live namespace:
+/// (store key, creation time, creator). Entries it cannot read are skipped.
+pub fn remembered(history: &serde_json::Value) -> Vec<(u64, Option<f64>, Option<Creator>)> {
+    let Some(rows) = history.as_array() else { return Vec::new() };
+    rows.iter()
+        .filter_map(|r| {
+            let ns_type: NsType = serde_json::from_value(r["type"].clone()).ok()?;
+            let inode = r["inode"].as_u64()?;
+            let id = r["id"].as_u64().unwrap_or(0);
+            let c = &r["creator"];
+            let creator = c["pid"].as_u64().map(|pid| Creator {
+                pid: pid as u32,
+                tid: c["tid"].as_u64().unwrap_or(pid) as u32,
+                comm: c["comm"].as_str().unwrap_or_default().to_string(),
+                cause: crate::events::cause_by_name(c["cause"].as_str().unwrap_or_default()),
+                flags: c["flags"].as_u64().unwrap_or(0),
+                origin: serde_json::from_value(c.clone()).unwrap_or_default(),
+            });
+            let key = nstrace_common::ns::ns_key(id, ns_type as u32, inode as u32);
+            Some((key, r["created"].as_f64(), creator))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_reads_what_history_prints() {
+        let v = serde_json::json!([
+            {"type": "net", "inode": 10, "id": 7, "created": 5.5, "creator": {"pid": 3, "tid": 4, "comm": "ip",
+              "cause": "unshare", "flags": 1073741824, "cmdline": "ip netns add x", "parent": "sh[2]"}},
+            {"type": "uts", "inode": 11, "id": null, "created": null, "creator": null},
+            {"type": "bogus", "inode": 12},
+        ]);
+        let r = remembered(&v);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!((r[0].0, r[0].1), (nstrace_common::ns::ns_key(7, 0, 10), Some(5.5)));
+        let c = r[0].2.as_ref().unwrap();
+        assert_eq!((c.pid, c.tid, c.comm.as_str(), c.cause, c.flags), (3, 4, "ip", "unshare", 1 << 30));
+        assert_eq!((c.origin.cmdline.as_deref(), c.origin.parent.as_deref()), (Some("ip netns add x"), Some("sh[2]")));
+        assert_eq!((r[1].0, r[1].1, r[1].2.is_none()), (nstrace_common::ns::ns_key(0, 1, 11), None, true));
+        assert!(remembered(&serde_json::json!({})).is_empty());
+    }
+}
