@@ -459,11 +459,16 @@ fn a_storm_of_5000_namespaces_lands_in_the_database() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let (_, metrics) = service.http("/metrics");
-    assert_eq!(count(), (5000, 5000), "created and destroyed storm namespaces recorded; metrics:\n{}", metrics
-        .lines()
-        .filter(|l| l.starts_with("nstrace_database") || l.starts_with("nstrace_events_lost"))
-        .collect::<Vec<_>>()
-        .join("\n"));
+    assert_eq!(
+        count(),
+        (5000, 5000),
+        "created and destroyed storm namespaces recorded; metrics:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("nstrace_database") || l.starts_with("nstrace_events_lost"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!(metric(&metrics, "nstrace_database_changes_dropped_total"), Some(0.0));
     assert_eq!(sh(&format!("sqlite3 {db} 'PRAGMA integrity_check'")).trim(), "ok");
 }

@@ -17,25 +17,25 @@ use crate::{
     workload::{self, Held},
 };
 
-const RUNS: usize = 5;
+pub(crate) const RUNS: usize = 5;
 
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
+pub(crate) struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
-fn stats(mut v: Vec<f64>) -> Stats {
+pub(crate) fn stats(mut v: Vec<f64>) -> Stats {
     v.sort_by(f64::total_cmp);
     Stats { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 /// Runs a command to completion with stdout captured; returns (time, stdout).
-fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, Vec<u8>)> {
+pub(crate) fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, Vec<u8>)> {
     let start = Instant::now();
     let out = cmd.stderr(Stdio::null()).output().with_context(|| format!("{cmd:?}"))?;
     let t = start.elapsed();
@@ -45,18 +45,18 @@ fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, Vec<u8>)> {
     Ok((t, out.stdout))
 }
 
-fn nstrace_bin() -> PathBuf {
+pub(crate) fn nstrace_bin() -> PathBuf {
     workspace_root().join("target/release/nstrace")
 }
 
 /// A background nstrace (trace/export) that is stopped with SIGINT.
-struct Background {
+pub(crate) struct Background {
     child: Child,
     stderr: BufReader<std::process::ChildStderr>,
 }
 
 impl Background {
-    fn start(args: &[&str], ready: &str) -> anyhow::Result<Background> {
+    pub(crate) fn start(args: &[&str], ready: &str) -> anyhow::Result<Background> {
         Background::start_bin(&nstrace_bin(), args, ready)
     }
 
@@ -76,12 +76,12 @@ impl Background {
         Ok(Background { child, stderr })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Stops it and returns the rest of its stderr.
-    fn stop(mut self) -> anyhow::Result<String> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<String> {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest)?;
@@ -108,12 +108,13 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new()?;
     report.baseline = baseline;
-    let cases: [(&str, Case); 5] = [
+    let cases: [(&str, Case); 6] = [
         ("snapshot", snapshot),
         ("overhead", overhead),
         ("hot_hooks", hot_hooks),
         ("throughput", throughput),
         ("memory", memory),
+        ("serve", crate::bench_serve::serve),
     ];
     if let Some(bad) = only.iter().find(|o| !cases.iter().any(|(name, _)| name == o)) {
         bail!("no bench case {bad:?}; cases: {:?}", cases.map(|(name, _)| name));
@@ -138,9 +139,9 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Report {
-    json: Value,
-    md: String,
+pub(crate) struct Report {
+    pub json: Value,
+    pub md: String,
     /// An earlier binary to measure beside this one (`--baseline`).
     baseline: Option<PathBuf>,
 }
@@ -169,7 +170,7 @@ impl Report {
         })
     }
 
-    fn section(&mut self, title: &str, intro: &str) {
+    pub(crate) fn section(&mut self, title: &str, intro: &str) {
         self.md.push_str(&format!("\n## {title}\n\n{intro}\n\n"));
     }
 
@@ -185,7 +186,7 @@ impl Report {
     }
 }
 
-fn count_json_array(bytes: &[u8], key: Option<&str>) -> usize {
+pub(crate) fn count_json_array(bytes: &[u8], key: Option<&str>) -> usize {
     let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
     let arr = match key {
         Some(k) => &v[k],

@@ -1,6 +1,7 @@
 //! Project automation: toolchain set-up, privileged test runs, benchmarks.
 
 mod bench;
+mod bench_serve;
 mod setup;
 mod test;
 mod vm;
