@@ -512,6 +512,16 @@ impl NsStore {
             if let Some(ns) = self.live.get_mut(&key) {
                 ns.last_change = *time;
                 ns.history.push(e.clone(), self.opts.history);
+                // A kernel-function hook saw the creation ("constructor"):
+                // the syscall that asked for it says how, with its flags.
+                if let (Event::Unshare { pid, flags, .. }, Some(creator)) = (e, ns.creator.as_mut())
+                    && creator.pid == *pid
+                    && matches!(creator.cause, "constructor" | "ns-tree-add")
+                {
+                    creator.cause = "unshare";
+                    creator.flags = *flags;
+                    self.journal.touch(key);
+                }
             }
         }
     }

@@ -143,6 +143,7 @@ fn ip_netns_add_from_a_script_names_ip_and_the_script() {
     assert_eq!(pin["attribution"], "mount-syscall", "{pin}");
     let creator = &why["creator"];
     assert_eq!(creator["comm"], "ip", "{why}");
+    // (A constructor hook sees it first; the unshare that asked says how.)
     assert_eq!(creator["cause"], "unshare", "{why}");
     assert!(creator["cmdline"].as_str().is_some_and(|c| c == format!("ip netns add {name}")), "{creator}");
     assert!(creator["parent"].as_str().is_some_and(|p| p.starts_with("make-netns.sh[")), "{creator}");

@@ -398,6 +398,31 @@ fn history_is_bounded_and_keeps_the_latest() {
     assert_eq!(ns.last_change, 39.0);
 }
 
+#[test]
+fn an_unshare_names_how_a_constructor_hook_saw_creation() {
+    let mut s = store();
+    let mut out = Vec::new();
+    let by_constructor =
+        |pid| NsCreateEvent { cause: create_cause::CONSTRUCTOR, flags: 0, ..create(NsType::Net, 5, 50, SEC, pid) };
+    s.on_create(&by_constructor(7), &mut out);
+    let unshare = |pid| Event::Unshare {
+        time: 2.0,
+        pid,
+        tid: pid,
+        comm: "ip".into(),
+        flags: NsType::Net.clone_flag(),
+        flags_text: "CLONE_NEWNET".into(),
+        result: 0,
+        errno: None,
+        new: vec![NsChange { ns_type: NsType::Net, slot: "net", id: 5, inode: 50 }],
+    };
+    s.note(&unshare(8));
+    assert_eq!(s.get(5).unwrap().creator.as_ref().unwrap().cause, "constructor", "another process's unshare");
+    s.note(&unshare(7));
+    let c = s.get(5).unwrap().creator.as_ref().unwrap();
+    assert_eq!((c.cause, c.flags), ("unshare", NsType::Net.clone_flag()));
+}
+
 fn pid_create(id: u64, inum: u32, ts: u64, pid: u32) -> NsCreateEvent {
     NsCreateEvent {
         level: 2,
