@@ -6,7 +6,11 @@ use std::collections::VecDeque;
 use nstrace_common::ns::NsType;
 use serde::{Deserialize, Serialize};
 
-use crate::{containers::Container, events::Event, provenance::origin::Origin};
+use crate::{
+    containers::Container,
+    events::Event,
+    provenance::origin::{ContainerRef, Origin},
+};
 
 /// How a task holds a namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -211,6 +215,67 @@ impl PinKind {
     }
 }
 
+/// Containers whose tasks were seen in a namespace while it lived (a
+/// leaked netns keeps no task to say whose it was). One word when none.
+#[allow(clippy::box_collection)]
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct SeenIn(Option<Box<Vec<ContainerRef>>>);
+
+impl SeenIn {
+    /// Most containers kept per namespace.
+    pub const CAP: usize = 16;
+
+    pub fn iter(&self) -> impl Iterator<Item = &ContainerRef> {
+        self.0.as_deref().into_iter().flatten()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|v| v.is_empty())
+    }
+
+    /// Adds the containers not seen before; true if any was.
+    pub fn note(&mut self, containers: &[Container]) -> bool {
+        let mut changed = false;
+        for c in containers {
+            if self.iter().any(|s| s.runtime == c.runtime && s.id == c.id) || self.iter().count() >= Self::CAP {
+                continue;
+            }
+            let r = ContainerRef {
+                runtime: c.runtime.into(),
+                id: c.id.clone(),
+                pod_uid: c.pod.clone(),
+                ..Default::default()
+            };
+            self.0.get_or_insert_with(Default::default).push(r);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Names the containers that have no name yet; true if any got one.
+    pub fn name(&mut self, mut namer: impl FnMut(&ContainerRef) -> Option<(Option<String>, Option<String>)>) -> bool {
+        let mut changed = false;
+        for c in self.0.iter_mut().flat_map(|v| v.iter_mut()).filter(|c| c.name.is_none()) {
+            if let Some((name, pod)) = namer(c) {
+                changed |= name.is_some() || pod.is_some();
+                c.name = name;
+                c.pod = c.pod.take().or(pod);
+            }
+        }
+        changed
+    }
+
+    /// Adopts what an earlier run saw (the database).
+    pub fn adopt(&mut self, remembered: Vec<ContainerRef>) {
+        for r in remembered {
+            if !self.iter().any(|s| s.runtime == r.runtime && s.id == r.id) {
+                self.0.get_or_insert_with(Default::default).push(r);
+            }
+        }
+    }
+}
+
 /// A namespace's pins, oldest first. Most namespaces have none: one word.
 #[allow(clippy::box_collection)]
 #[derive(Clone, Debug, Default, Serialize)]
@@ -334,6 +399,9 @@ pub struct Namespace {
     /// Mounts and fds that pinned it, with who and when.
     #[serde(skip_serializing_if = "Pins::is_empty")]
     pub pins: Pins,
+    /// Containers whose tasks were seen in it, named where the runtime says.
+    #[serde(skip_serializing_if = "SeenIn::is_empty")]
+    pub seen_in: SeenIn,
 }
 
 /// A namespace's latest events, oldest first. Most namespaces have none,
@@ -385,6 +453,7 @@ impl Namespace {
             destroyed: None,
             history: History::default(),
             pins: Pins::default(),
+            seen_in: SeenIn::default(),
         }
     }
 

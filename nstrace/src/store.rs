@@ -476,7 +476,7 @@ impl NsStore {
             let before = (ns.row.state, ns.row.tasks);
             fill_holders(&mut ns.row, holders, names, &scan);
             if self.opts.provenance {
-                let changed = ns.pins.update(&ns.row.holders, at);
+                let changed = ns.pins.update(&ns.row.holders, at) | ns.seen_in.note(&ns.row.containers);
                 if self.mounts.attribute(&mut ns.pins) || changed {
                     self.journal.touch(ns.key());
                 }

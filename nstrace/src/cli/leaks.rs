@@ -12,6 +12,7 @@ use crate::{
     error::{Error, Result, exit},
     model::{Creator, Pin},
     present::explain::{Explainer, Reason},
+    provenance::origin::ContainerRef,
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
 };
@@ -48,6 +49,8 @@ pub struct Leak {
     pub creator: Option<Creator>,
     /// Mounts and fds that pinned it, with who and when (from `nstrace serve`).
     pub pins: Vec<Pin>,
+    /// Containers whose tasks were in it while it lived (from `nstrace serve`).
+    pub seen_in: Vec<ContainerRef>,
     pub reasons: Vec<Reason>,
 }
 
@@ -79,6 +82,7 @@ pub fn candidates(rows: &[&NsRow], types: &[NsType]) -> Vec<Leak> {
             age: None,
             creator: None,
             pins: Vec::new(),
+            seen_in: Vec::new(),
             reasons: explainer.reasons(row),
         })
         .collect()
@@ -145,6 +149,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             l.created = ns.created;
             l.creator = ns.creator.as_deref().cloned();
             l.pins = ns.pins.iter().cloned().collect();
+            l.seen_in = ns.seen_in.iter().cloned().collect();
         }
     }
     let report = report(leaks, args.min_age, unix_now());
@@ -194,6 +199,9 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
         if let Some(c) = &l.creator {
             writeln!(out, "  created by {}", crate::present::provenance::creator_text(c))?;
         }
+        for c in &l.seen_in {
+            writeln!(out, "  seen in container {}", crate::present::provenance::container_text(c))?;
+        }
         for p in l.pins.iter().filter(|p| p.released.is_none()) {
             writeln!(out, "  pinned by {}", crate::present::provenance::pin_text(p))?;
         }
@@ -217,6 +225,7 @@ mod tests {
             age: None,
             creator: None,
             pins: Vec::new(),
+            seen_in: Vec::new(),
             reasons: vec![Reason::KernelReference { hint: "test".into() }],
         }
     }

@@ -44,8 +44,6 @@ use crate::{
 
 /// Gauges and `/namespaces` are rebuilt at most this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-/// The cgroup2 mount, where cgroup ids name directories.
-const CGROUP2: &str = "/sys/fs/cgroup";
 /// A client must send its request within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -116,7 +114,8 @@ pub async fn run(args: Args) -> Result<i32> {
         },
         retention,
     );
-    let mut cgroups = origin::CgroupNames::new(CGROUP2);
+    let mut cgroups = origin::CgroupNames::new(origin::cgroup2_mount());
+    let mut names = Names::new();
     // Clients' history reads its own connection (WAL: readers never block the writer).
     let mut reader: Option<Db> = None;
 
@@ -127,7 +126,7 @@ pub async fn run(args: Args) -> Result<i32> {
         Metrics::new(ex.leak_age)
     };
     let shared = Arc::new(Shared::new(metrics.with_database(), stale_after));
-    flush_provenance(&mut monitor, &writer);
+    flush_provenance(&mut monitor, &writer, &mut names);
     publish(&shared, &monitor, &writer);
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -168,7 +167,7 @@ pub async fn run(args: Args) -> Result<i32> {
                         shared.with_metrics(|m| events.iter().for_each(|e| m.observe(e)));
                         record_origins(&mut monitor, &mut cgroups, &events);
                     }
-                    flush_provenance(&mut monitor, &writer);
+                    flush_provenance(&mut monitor, &writer, &mut names);
                     if last_publish.elapsed() >= PUBLISH_EVERY {
                         publish(&shared, &monitor, &writer);
                         last_publish = Instant::now();
@@ -182,7 +181,7 @@ pub async fn run(args: Args) -> Result<i32> {
     if !server.is_finished() {
         let _ = server.await;
     }
-    flush_provenance(&mut monitor, &writer);
+    flush_provenance(&mut monitor, &writer, &mut names);
     let written = writer.flush(Duration::from_secs(10));
     let h = writer.health();
     drop(writer);
@@ -275,7 +274,7 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
             None => false,
         };
         if same {
-            monitor.store_mut().adopt(r.key, r.created, r.creator, r.pins);
+            monitor.store_mut().adopt(r.key, r.created, r.creator, r.pins, r.containers);
             rowids.insert(r.key, a.rowid);
             adopted += 1;
         } else {
@@ -306,13 +305,13 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
 fn record_origins(monitor: &mut Monitor, cgroups: &mut origin::CgroupNames, events: &[Event]) {
     let root = Path::new("/");
     for e in events {
-        if let Event::Create { ns_type, id, inode, pid, .. } = e
+        if let Event::Create { ns_type, id, inode, pid, time, .. } = e
             && *pid != 0
         {
             let key = nstrace_common::ns::ns_key(*id, *ns_type as u32, *inode as u32);
             let mut o = origin::capture(Path::new("/proc"), root, *pid);
             let cgroup_id = monitor.store().get(key).and_then(|ns| ns.creator.as_ref()?.origin.cgroup_id);
-            if let Some(path) = cgroup_id.and_then(|id| cgroups.path(id)) {
+            if let Some(path) = cgroup_id.and_then(|id| cgroups.path(id, *time)) {
                 o.container = origin::container_of(root, &path);
                 o.cgroup = Some(path);
             }
@@ -321,8 +320,27 @@ fn record_origins(monitor: &mut Monitor, cgroups: &mut origin::CgroupNames, even
     }
 }
 
-/// Hands the store's provenance changes to the writer.
-fn flush_provenance(monitor: &mut Monitor, writer: &Writer) {
+/// Container names by runtime and id (a container keeps its name).
+type Names = HashMap<(String, String), (Option<String>, Option<String>)>;
+
+/// Hands the store's provenance changes to the writer, naming the
+/// containers seen in them first.
+fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut Names) {
+    monitor.store_mut().name_containers(|c| {
+        let key = (c.runtime.clone(), c.id.clone());
+        if let Some(known) = names.get(&key) {
+            return Some(known.clone());
+        }
+        let found = origin::name_of(Path::new("/"), c);
+        // Only found names are kept (a runtime may write its state later).
+        if found.0.is_some() {
+            if names.len() >= 10_000 {
+                names.clear();
+            }
+            names.insert(key, found.clone());
+        }
+        Some(found)
+    });
     let mut changes = monitor.store_mut().take_provenance();
     if changes.is_empty() {
         return;

@@ -96,6 +96,8 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let creator = record.and_then(|r| r.creator.as_deref());
     let history: Vec<&crate::events::Event> = record.map(|r| r.history.iter().collect()).unwrap_or_default();
     let pins: Vec<&crate::model::Pin> = record.map(|r| r.pins.iter().collect()).unwrap_or_default();
+    let seen_in: Vec<&crate::provenance::origin::ContainerRef> =
+        record.map(|r| r.seen_in.iter().collect()).unwrap_or_default();
     let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     let mut out = out;
     let written = if args.json {
@@ -109,6 +111,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             "creator": creator,
             "provenance": if creator.is_some() { "seen" } else { UNKNOWN_CREATION },
             "pins": pins,
+            "seen_in": seen_in,
             "history": history,
         });
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|_| writeln!(out))
@@ -157,6 +160,9 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                     crate::present::render::clock_time(t)
                 )?,
                 _ => writeln!(out, "  created:   {UNKNOWN_CREATION}")?,
+            }
+            for c in &seen_in {
+                writeln!(out, "  seen in:   {}", crate::present::provenance::container_text(c))?;
             }
             for p in &pins {
                 writeln!(out, "  pinned:    {}", crate::present::provenance::pin_text(p))?;

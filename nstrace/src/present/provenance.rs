@@ -19,12 +19,17 @@ pub fn creator_text(c: &Creator) -> String {
         s.push_str(&format!(", parent {p}"));
     }
     if let Some(k) = &c.origin.container {
-        s.push_str(&format!(", in {}", k.short()));
-        if let Some(pod) = &k.pod {
-            s.push_str(&format!(" pod {pod}"));
-        }
+        s.push_str(&format!(", in {}", container_text(k)));
     }
     s
+}
+
+/// "docker:3f2a9c1b7d4e (web) pod prod/web-1".
+pub fn container_text(c: &crate::provenance::origin::ContainerRef) -> String {
+    match &c.pod {
+        Some(pod) => format!("{} pod {pod}", c.short()),
+        None => c.short(),
+    }
 }
 
 /// "mount /run/netns/blue (mnt ns 4026531841) by ip[812] [mount-syscall] since 10:00:01.000000".

@@ -269,6 +269,28 @@ mod tests {
             "00:00:12.500000 namespaces bash[42/43] on fork: net=4026531840 pid=4026531843"
         );
         assert_eq!(event_text(&namespaces(&[])), "00:00:12.500000 namespaces bash[42/43] on fork:");
+        let mount = |path| Event::Mount {
+            time: 12.5,
+            pid: 42,
+            tid: 43,
+            comm: "ip".into(),
+            parent_pid: 1,
+            parent_comm: "bash".into(),
+            syscall: "mount",
+            flags: 0x1000,
+            mnt_ns: 4026531841,
+            target: "/run/netns/blue".into(),
+            path,
+        };
+        assert_eq!(
+            event_text(&mount(None)),
+            "00:00:12.500000 mount      ip[42] (parent bash[1]) mount /run/netns/blue in mnt ns 4026531841"
+        );
+        assert_eq!(
+            event_text(&mount(Some("/var/run/netns/blue".into()))),
+            "00:00:12.500000 mount      ip[42] (parent bash[1]) mount /run/netns/blue (= /var/run/netns/blue) \
+             in mnt ns 4026531841"
+        );
         let lost = Event::Lost { time: 12.5, kind: "create", count: 5, total: 17 };
         assert_eq!(event_text(&lost), "00:00:12.500000 lost       5 create records (total 17); resyncing");
         let resync =

@@ -12,11 +12,9 @@ use std::{
 use nstrace_common::ns::NsType;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{
-    Change, Record,
-    origin::{ContainerRef, Origin},
-};
-use crate::model::{Creator, Pin, PinKind};
+use self::rows::{COLUMN_COUNT, COLUMNS, insert, record_of, update};
+use super::{Change, Record};
+use crate::model::{Pin, PinKind};
 
 /// Bumped with each migration in [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = 1;
@@ -36,6 +34,7 @@ CREATE TABLE namespaces (
     exe TEXT, cmdline TEXT, parent_process TEXT, cgroup TEXT,
     container_runtime TEXT, container_id TEXT, container_name TEXT, pod TEXT, pod_uid TEXT,
     owner_inode INTEGER, parent_inode INTEGER,
+    containers TEXT,
     identity INTEGER,
     destroyed_at REAL, lifetime REAL, destroyed_via TEXT
 );
@@ -276,6 +275,7 @@ impl Db {
                                     owner: None,
                                     parent: None,
                                     pins: Vec::new(),
+                                    containers: Vec::new(),
                                     identity: None,
                                 };
                                 insert(&tx, &self.boot_id, &r)?
@@ -490,107 +490,6 @@ fn is_corrupt(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
 }
 
-const COLUMNS: &str = "rowid, type, inode, ns_id, created_at, first_seen, creator_pid, creator_tid, creator_comm, cause, \
-    flags, exe, cmdline, parent_process, cgroup, container_runtime, container_id, container_name, pod, pod_uid, \
-    owner_inode, parent_inode, identity";
-const COLUMN_COUNT: usize = 23;
-
-fn insert(tx: &rusqlite::Transaction<'_>, boot_id: &str, r: &Record) -> Result<i64, rusqlite::Error> {
-    tx.execute(
-        "INSERT INTO namespaces(boot_id, type, inode, ns_id, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![boot_id, r.ns_type.name(), r.inode as i64, r.id.map(|i| i as i64), r.first_seen],
-    )?;
-    let rowid = tx.last_insert_rowid();
-    update(tx, rowid, r)?;
-    Ok(rowid)
-}
-
-fn update(tx: &rusqlite::Transaction<'_>, rowid: i64, r: &Record) -> Result<(), rusqlite::Error> {
-    let c = r.creator.as_ref();
-    let o = c.map(|c| &c.origin);
-    let k = o.and_then(|o| o.container.as_ref());
-    let mut stmt = tx.prepare_cached(
-        "UPDATE namespaces SET created_at = ?2, creator_pid = ?3, creator_tid = ?4, creator_comm = ?5, cause = ?6,
-         flags = ?7, exe = ?8, cmdline = ?9, parent_process = ?10, cgroup = ?11, container_runtime = ?12,
-         container_id = ?13, container_name = ?14, pod = ?15, pod_uid = ?16, owner_inode = ?17, parent_inode = ?18,
-         identity = coalesce(?19, identity), first_seen = min(first_seen, ?20) WHERE rowid = ?1",
-    )?;
-    stmt.execute(params![
-        rowid,
-        r.created,
-        c.map(|c| c.pid),
-        c.map(|c| c.tid),
-        c.map(|c| c.comm.as_str()),
-        c.map(|c| c.cause),
-        c.map(|c| c.flags as i64),
-        o.and_then(|o| o.exe.as_deref()),
-        o.and_then(|o| o.cmdline.as_deref()),
-        o.and_then(|o| o.parent.as_deref()),
-        o.and_then(|o| o.cgroup.as_deref()),
-        k.map(|k| k.runtime.as_str()),
-        k.map(|k| k.id.as_str()),
-        k.and_then(|k| k.name.as_deref()),
-        k.and_then(|k| k.pod.as_deref()),
-        k.and_then(|k| k.pod_uid.as_deref()),
-        r.owner.map(|i| i as i64),
-        r.parent.map(|i| i as i64),
-        r.identity,
-        r.first_seen,
-    ])?;
-    Ok(())
-}
-
-fn record_of(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Error> {
-    let ns_type: String = row.get(1)?;
-    let ns_type = NsType::ALL.into_iter().find(|t| t.name() == ns_type).unwrap_or(NsType::Net);
-    let inode = row.get::<_, i64>(2)? as u64;
-    let id = row.get::<_, Option<i64>>(3)?.map(|i| i as u64);
-    let creator = match row.get::<_, Option<u32>>(6)? {
-        Some(pid) => {
-            let runtime: Option<String> = row.get(15)?;
-            let container = match runtime {
-                Some(runtime) => Some(ContainerRef {
-                    runtime,
-                    id: row.get::<_, Option<String>>(16)?.unwrap_or_default(),
-                    name: row.get(17)?,
-                    pod: row.get(18)?,
-                    pod_uid: row.get(19)?,
-                }),
-                None => None,
-            };
-            Some(Creator {
-                pid,
-                tid: row.get::<_, Option<u32>>(7)?.unwrap_or(pid),
-                comm: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                cause: crate::events::cause_by_name(&row.get::<_, Option<String>>(9)?.unwrap_or_default()),
-                flags: row.get::<_, Option<i64>>(10)?.unwrap_or(0) as u64,
-                origin: Origin {
-                    exe: row.get(11)?,
-                    cmdline: row.get(12)?,
-                    parent: row.get(13)?,
-                    cgroup: row.get(14)?,
-                    container,
-                    cgroup_id: None,
-                },
-            })
-        }
-        None => None,
-    };
-    Ok(Record {
-        key: nstrace_common::ns::ns_key(id.unwrap_or(0), ns_type as u32, inode as u32),
-        ns_type,
-        inode,
-        id,
-        created: row.get(4)?,
-        first_seen: row.get(5)?,
-        creator,
-        owner: row.get::<_, Option<i64>>(20)?.map(|i| i as u64),
-        parent: row.get::<_, Option<i64>>(21)?.map(|i| i as u64),
-        pins: Vec::new(),
-        identity: row.get(22)?,
-    })
-}
-
+mod rows;
 #[cfg(test)]
-#[path = "db_tests.rs"]
 mod tests;

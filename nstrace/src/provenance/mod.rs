@@ -30,6 +30,8 @@ pub struct Record {
     pub owner: Option<u64>,
     pub parent: Option<u64>,
     pub pins: Vec<Pin>,
+    /// Containers whose tasks were seen in it.
+    pub containers: Vec<origin::ContainerRef>,
     /// Before 6.18 (no ids): the change time of the namespace's nsfs inode
     /// while a mount or fd pins it, so a restart can tell it from a new
     /// namespace that took its inode (see [`db::Db::alive`]).
@@ -50,6 +52,7 @@ impl Record {
             owner: ns.row.owner,
             parent: ns.row.parent,
             pins: ns.pins.iter().cloned().collect(),
+            containers: ns.seen_in.iter().cloned().collect(),
             identity: None,
         }
     }

@@ -6,7 +6,6 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
 };
 
 use serde::{Deserialize, Serialize};
@@ -94,27 +93,48 @@ impl Origin {
 }
 
 /// Cgroup (v2) paths by cgroup id (the inode of the cgroup's directory),
-/// read from the cgroup2 mount and re-read, at most once a second, when an
-/// id is not known.
+/// read from the cgroup2 mount, and read again when an id is asked for
+/// that was in use after the last read.
 #[derive(Debug)]
 pub struct CgroupNames {
     root: PathBuf,
     by_id: HashMap<u64, String>,
-    scanned: Option<Instant>,
+    /// Unix time of the last read.
+    scanned: f64,
 }
 
 impl CgroupNames {
     pub fn new(root: impl Into<PathBuf>) -> CgroupNames {
-        CgroupNames { root: root.into(), by_id: HashMap::new(), scanned: None }
+        CgroupNames { root: root.into(), by_id: HashMap::new(), scanned: f64::NEG_INFINITY }
     }
 
-    pub fn path(&mut self, id: u64) -> Option<String> {
-        if !self.by_id.contains_key(&id) && self.scanned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+    /// The path of cgroup `id`, which some process was in at `when` (Unix
+    /// time): a cgroup made since the last read is found by reading again.
+    pub fn path(&mut self, id: u64, when: f64) -> Option<String> {
+        if !self.by_id.contains_key(&id) && when >= self.scanned {
+            self.scanned =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
             self.by_id = scan_cgroups(&self.root);
-            self.scanned = Some(Instant::now());
         }
         self.by_id.get(&id).cloned()
     }
+}
+
+/// Where the cgroup2 (unified) hierarchy is mounted: /sys/fs/cgroup on
+/// unified hosts, /sys/fs/cgroup/unified on hybrid ones (cgroup ids are
+/// inode numbers there).
+pub fn cgroup2_mount() -> PathBuf {
+    std::fs::read_to_string("/proc/self/mounts")
+        .ok()
+        .and_then(|m| cgroup2_in(&m))
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+}
+
+fn cgroup2_in(mounts: &str) -> Option<PathBuf> {
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
+    })
 }
 
 fn scan_cgroups(root: &Path) -> HashMap<u64, String> {
@@ -175,31 +195,39 @@ pub fn container_of(root: &Path, cgroup: &str) -> Option<ContainerRef> {
     let c = containers::from_cgroup(cgroup)?;
     let mut r =
         ContainerRef { runtime: c.runtime.to_string(), id: c.id.clone(), pod_uid: c.pod.clone(), ..Default::default() };
-    match c.runtime {
+    (r.name, r.pod) = name_of(root, &r);
+    Some(r)
+}
+
+/// The name and pod (namespace/name) of container `c`, from the runtime's
+/// state on disk: Docker's config.v2.json, the OCI bundle's Kubernetes
+/// annotations (containerd, CRI-O, podman), kubelet's pod log directories.
+pub fn name_of(root: &Path, c: &ContainerRef) -> (Option<String>, Option<String>) {
+    let (mut name, mut pod) = (None, None);
+    match c.runtime.as_str() {
         "docker" => {
             let config = root.join("var/lib/docker/containers").join(&c.id).join("config.v2.json");
-            r.name = std::fs::read_to_string(config).ok().and_then(|t| docker_name(&t));
+            name = std::fs::read_to_string(config).ok().and_then(|t| docker_name(&t));
         }
         "containerd" | "cri-o" | "podman" => {
             for bundle in [
                 root.join("run/containerd/io.containerd.runtime.v2.task/k8s.io").join(&c.id).join("config.json"),
                 root.join("var/lib/containers/storage/overlay-containers").join(&c.id).join("userdata/config.json"),
             ] {
-                if let Some((name, pod)) = std::fs::read_to_string(bundle).ok().and_then(|t| oci_names(&t)) {
-                    r.name = name;
-                    r.pod = pod;
+                if let Some(found) = std::fs::read_to_string(bundle).ok().and_then(|t| oci_names(&t)) {
+                    (name, pod) = found;
                     break;
                 }
             }
         }
         _ => {}
     }
-    if r.pod.is_none()
-        && let Some(uid) = &r.pod_uid
+    if pod.is_none()
+        && let Some(uid) = &c.pod_uid
     {
-        r.pod = pod_from_log_dirs(&root.join("var/log/pods"), uid);
+        pod = pod_from_log_dirs(&root.join("var/log/pods"), uid);
     }
-    Some(r)
+    (name, pod)
 }
 
 /// Docker's container name ("/web" in config.v2.json → "web").
@@ -300,20 +328,30 @@ mod tests {
     }
 
     #[test]
+    fn the_cgroup2_mount_of_hybrid_and_unified_hosts() {
+        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+        assert_eq!(cgroup2_in(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(cgroup2_in("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n"), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(cgroup2_in("proc /proc proc rw 0 0\n"), None);
+    }
+
+    #[test]
     fn cgroup_found_by_its_directory_inode() {
         use std::os::unix::fs::MetadataExt;
         let root = std::env::temp_dir().join(format!("nstrace-cgroup-{}", std::process::id()));
         std::fs::create_dir_all(root.join("system.slice/docker-x.scope")).unwrap();
         let id = std::fs::metadata(root.join("system.slice/docker-x.scope")).unwrap().ino();
+        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
         let mut names = CgroupNames::new(&root);
-        assert_eq!(names.path(id).as_deref(), Some("/system.slice/docker-x.scope"));
-        assert_eq!(names.path(1), None);
-        // A cgroup made since is found by the next scan (a second later).
+        assert_eq!(names.path(id, now()).as_deref(), Some("/system.slice/docker-x.scope"));
+        let before = now() - 10.0;
+        assert_eq!(names.path(1, before), None, "in use before the last read: not read again");
+        // A cgroup made since the last read is found by reading again.
         std::fs::create_dir_all(root.join("late")).unwrap();
         let late = std::fs::metadata(root.join("late")).unwrap().ino();
-        assert_eq!(names.path(late), None, "not re-read within a second");
-        std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(names.path(late).as_deref(), Some("/late"));
+        assert_eq!(names.path(late, before), None, "asked about an earlier time: not read again");
+        assert_eq!(names.path(late, now()).as_deref(), Some("/late"));
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -53,6 +53,11 @@ impl Journal {
         self.log.push(Change::Died { key, ns_type, inode, id, death });
     }
 
+    /// Live keys whose provenance changed since the last [`Journal::take`].
+    pub fn dirty_keys(&self) -> Vec<u64> {
+        self.dirty.iter().copied().collect()
+    }
+
     /// Every change since the last call, oldest first.
     pub fn take(&mut self, live: impl Fn(u64) -> Option<Record>) -> Vec<Change> {
         let mut out = std::mem::take(&mut self.log);

@@ -8,7 +8,10 @@ use super::NsStore;
 use crate::{
     events::Event,
     model::{Creator, Pin, PinKind, Pins},
-    provenance::{Change, Record, origin::Origin},
+    provenance::{
+        Change, Record,
+        origin::{ContainerRef, Origin},
+    },
 };
 
 /// Bind mounts remembered for attribution.
@@ -80,15 +83,36 @@ impl NsStore {
 
     /// Gives the live namespace `key` what an earlier run knew of it (the
     /// provenance database, after a restart). Keeps what this run saw.
-    pub fn adopt(&mut self, key: u64, created: Option<f64>, creator: Option<Creator>, pins: Vec<Pin>) -> bool {
+    pub fn adopt(
+        &mut self,
+        key: u64,
+        created: Option<f64>,
+        creator: Option<Creator>,
+        pins: Vec<Pin>,
+        containers: Vec<ContainerRef>,
+    ) -> bool {
         let Some(ns) = self.live.get_mut(&key) else { return false };
         if ns.creator.is_none() {
             ns.created = created.or(ns.created);
             ns.creator = creator.map(Box::new);
         }
         ns.pins.adopt(pins);
+        ns.seen_in.adopt(containers);
         self.journal.touch(key);
         true
+    }
+
+    /// Names (through `namer`: runtime state on disk) the containers seen in
+    /// namespaces whose provenance changed since the database last heard.
+    pub fn name_containers(
+        &mut self,
+        mut namer: impl FnMut(&ContainerRef) -> Option<(Option<String>, Option<String>)>,
+    ) {
+        for key in self.journal.dirty_keys() {
+            if let Some(ns) = self.live.get_mut(&key) {
+                ns.seen_in.name(&mut namer);
+            }
+        }
     }
 
     /// A bind mount was made: remembered, to name who made the pin a

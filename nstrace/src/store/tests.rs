@@ -668,3 +668,53 @@ fn pins_are_added_released_and_bounded() {
     assert_eq!(p.iter().count(), Pins::CAP);
     assert!(p.iter().any(|p| p.released.is_none()), "the live pin is kept");
 }
+
+#[test]
+fn a_bind_mount_names_who_pinned_a_namespace() {
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    let mount = |time: f64, target: &str, path: Option<&str>| Event::Mount {
+        time,
+        pid: 40,
+        tid: 41,
+        comm: "dockerd".into(),
+        parent_pid: 1,
+        parent_comm: "init".into(),
+        syscall: "mount",
+        flags: 4096,
+        mnt_ns: 9,
+        target: target.into(),
+        path: path.map(Into::into),
+    };
+    let scan_with = |path: &str| {
+        let mut scan = HolderScan::default();
+        scan.holders.insert(
+            NsKey { ns_type: NsType::Net, inode: 90 },
+            vec![Holder::Mount { path: path.into(), mnt_ns: 9, via_pid: 1 }],
+        );
+        scan
+    };
+    // The mount record first (as the kernel made it), the refresh later.
+    s.on_mount(&mount(1_000_001.5, "/var/run/docker/netns/x", Some("/run/docker/netns/x")));
+    s.apply_holders(scan_with("/run/docker/netns/x"), 2 * SEC + SEC / 2, false);
+    let pin = s.get(5).unwrap().pins.iter().next().cloned().unwrap();
+    assert_eq!((pin.by.as_deref(), pin.attribution.as_str()), (Some("dockerd[40] (parent init[1])"), "mount-syscall"));
+    // A refresh first, the record after: named at the next refresh.
+    s.on_create(&create(NsType::Uts, 6, 91, SEC, 7), &mut out);
+    let mut scan = HolderScan::default();
+    scan.holders.insert(
+        NsKey { ns_type: NsType::Uts, inode: 91 },
+        vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1 }],
+    );
+    s.apply_holders(scan, 3 * SEC, false);
+    assert_eq!(s.get(6).unwrap().pins.iter().next().unwrap().by, None);
+    s.on_mount(&mount(1_000_002.9, "/pin", None));
+    let mut scan = HolderScan::default();
+    scan.holders.insert(
+        NsKey { ns_type: NsType::Uts, inode: 91 },
+        vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1 }],
+    );
+    s.apply_holders(scan, 4 * SEC, false);
+    assert!(s.get(6).unwrap().pins.iter().next().unwrap().by.is_some(), "named at the next refresh");
+}

@@ -31,6 +31,7 @@ fn in_container(ns_type: NsType, inode: u64, id: &str) -> Namespace {
         destroyed: None,
         history: Default::default(),
         pins: Default::default(),
+        seen_in: Default::default(),
     }
 }
 

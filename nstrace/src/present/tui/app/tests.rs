@@ -13,6 +13,7 @@ fn ns(ty: NsType, inode: u64, state: NsState, tasks: usize, created: Option<f64>
         destroyed: None,
         history: Default::default(),
         pins: Default::default(),
+        seen_in: Default::default(),
     }
 }
 

@@ -1,5 +1,11 @@
 use super::*;
-use crate::provenance::Death;
+use crate::{
+    model::Creator,
+    provenance::{
+        Death,
+        origin::{ContainerRef, Origin},
+    },
+};
 
 struct TempDir(PathBuf);
 impl TempDir {
@@ -45,6 +51,12 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record 
         }),
         owner: Some(4026531837),
         parent: None,
+        containers: vec![ContainerRef {
+            runtime: "docker".into(),
+            id: "cd".repeat(32),
+            name: Some("db".into()),
+            ..Default::default()
+        }],
         pins: vec![Pin {
             kind: PinKind::Mount,
             target: "/run/docker/netns/abc".into(),
