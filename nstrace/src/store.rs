@@ -590,4 +590,4 @@ mod build;
 mod journal;
 mod provenance;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -70,7 +70,7 @@ pub struct Death {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     /// The namespace's provenance as it is now (insert or update).
-    Upsert(Record),
+    Upsert(Box<Record>),
     /// The namespace `key` died.
     Died { key: u64, ns_type: NsType, inode: u64, id: Option<u64>, death: Death },
 }

@@ -43,7 +43,7 @@ impl Journal {
         if self.dirty.remove(&key)
             && let Some(ns) = ns
         {
-            self.log.push(Change::Upsert(Record::of(ns)));
+            self.log.push(Change::Upsert(Box::new(Record::of(ns))));
         }
         let (ns_type, inode, id) = match (ns, evicted) {
             (Some(ns), _) => (ns.row.ns_type, ns.row.inode, ns.row.id),
@@ -61,7 +61,7 @@ impl Journal {
     /// Every change since the last call, oldest first.
     pub fn take(&mut self, live: impl Fn(u64) -> Option<Record>) -> Vec<Change> {
         let mut out = std::mem::take(&mut self.log);
-        out.extend(self.dirty.drain().filter_map(live).map(Change::Upsert));
+        out.extend(self.dirty.drain().filter_map(live).map(|r| Change::Upsert(Box::new(r))));
         out
     }
 }

@@ -132,3 +132,6 @@ impl NsStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -80,7 +80,7 @@ fn records_round_trip_and_deaths_close_them() {
     let mut rowids = HashMap::new();
     let net = record(NsType::Net, 4026532500, Some(77), 1000.0);
     let uts = Record { creator: None, pins: vec![], ..record(NsType::Uts, 4026532501, Some(78), 1001.0) };
-    db.apply(&[Change::Upsert(net.clone()), Change::Upsert(uts.clone())], &mut rowids).unwrap();
+    db.apply(&[Change::Upsert(Box::new(net.clone())), Change::Upsert(Box::new(uts.clone()))], &mut rowids).unwrap();
     assert_eq!(rowids.len(), 2);
     let alive = db.alive().unwrap();
     assert_eq!(alive.len(), 2);
@@ -89,7 +89,7 @@ fn records_round_trip_and_deaths_close_them() {
     // An update replaces the pins; a death closes the row.
     let mut later = net.clone();
     later.pins[0].released = Some(1010.0);
-    db.apply(&[Change::Upsert(later.clone())], &mut rowids).unwrap();
+    db.apply(&[Change::Upsert(Box::new(later.clone()))], &mut rowids).unwrap();
     let death = Death { at: 1020.0, lifetime: Some(20.0), via: "fentry-ns-tree".into() };
     db.apply(&[Change::Died { key: net.key, ns_type: NsType::Net, inode: net.inode, id: net.id, death }], &mut rowids)
         .unwrap();
@@ -120,7 +120,15 @@ fn history_filters_by_type_container_time_and_state() {
     let mut b = record(NsType::Uts, 11, Some(2), 200.0);
     b.creator.as_mut().unwrap().origin.container = None;
     let c = record(NsType::Net, 12, Some(3), 300.0);
-    db.apply(&[Change::Upsert(a.clone()), Change::Upsert(b.clone()), Change::Upsert(c.clone())], &mut rowids).unwrap();
+    db.apply(
+        &[
+            Change::Upsert(Box::new(a.clone())),
+            Change::Upsert(Box::new(b.clone())),
+            Change::Upsert(Box::new(c.clone())),
+        ],
+        &mut rowids,
+    )
+    .unwrap();
     let death = Death { at: 150.0, lifetime: Some(50.0), via: "x".into() };
     db.apply(&[Change::Died { key: a.key, ns_type: a.ns_type, inode: a.inode, id: a.id, death }], &mut rowids).unwrap();
     let q =
@@ -148,7 +156,7 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
     let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
     let mut rowids = HashMap::new();
     let a = record(NsType::Net, 10, None, 100.0);
-    db.apply(&[Change::Upsert(a)], &mut rowids).unwrap();
+    db.apply(&[Change::Upsert(Box::new(a))], &mut rowids).unwrap();
     drop(db);
     // Same boot: still alive until closed.
     let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
@@ -160,7 +168,7 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
     assert_eq!(h[0].via.as_deref(), Some("while-nstrace-was-down"));
     // Another boot: rows of the old one are closed as "reboot".
     let mut rowids = HashMap::new();
-    db.apply(&[Change::Upsert(record(NsType::Uts, 11, None, 200.0))], &mut rowids).unwrap();
+    db.apply(&[Change::Upsert(Box::new(record(NsType::Uts, 11, None, 200.0)))], &mut rowids).unwrap();
     drop(db);
     let (mut db, _) = Db::open(&dir.db(), "boot-b").unwrap();
     assert!(db.alive().unwrap().is_empty(), "another boot's rows are not this boot's namespaces");
@@ -177,7 +185,7 @@ fn prune_by_age_then_by_row_cap() {
     let mut changes = Vec::new();
     for i in 0..10u64 {
         let r = record(NsType::Ipc, 100 + i, Some(i + 1), i as f64);
-        changes.push(Change::Upsert(r.clone()));
+        changes.push(Change::Upsert(Box::new(r.clone())));
         if i < 8 {
             let death = Death { at: 10.0 + i as f64, lifetime: None, via: "x".into() };
             changes.push(Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death });
@@ -228,13 +236,15 @@ fn a_failed_write_keeps_the_mappings() {
     let (mut db, _) = Db::open(&dir.db(), "b").unwrap();
     let mut rowids = HashMap::new();
     let r = record(NsType::Net, 10, Some(1), 1.0);
-    db.apply(&[Change::Upsert(r.clone())], &mut rowids).unwrap();
+    db.apply(&[Change::Upsert(Box::new(r.clone()))], &mut rowids).unwrap();
     let before = rowids.clone();
     db.conn.execute_batch("DROP TABLE pins").unwrap();
     let death = Death { at: 2.0, lifetime: None, via: "x".into() };
     let fresh = record(NsType::Uts, 11, Some(2), 1.0);
-    let changes =
-        [Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death }, Change::Upsert(fresh)];
+    let changes = [
+        Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death },
+        Change::Upsert(Box::new(fresh)),
+    ];
     assert!(db.apply(&changes, &mut rowids).is_err());
     assert_eq!(rowids, before, "rolled back: the death is still to write, the new row never existed");
 }

@@ -1,0 +1,144 @@
+//! The store's provenance side: the journal, pins and who made them.
+
+use crate::{
+    events::Event,
+    model::{Holder, NsKey, TaskHold},
+    procfs::holders::HolderScan,
+    provenance::{Change, origin::Origin},
+    store::{
+        NsStore, StoreOptions,
+        tests::{SEC, create, freed, store, walk_row},
+    },
+};
+use nstrace_common::{
+    event::NsDestroyEvent,
+    ns::{NsType, ns_key},
+};
+
+use crate::events::Clock;
+
+#[test]
+fn provenance_journal_orders_updates_before_deaths() {
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    let changes = s.take_provenance();
+    let mut upserted: Vec<u64> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Upsert(r) => r.inode,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    upserted.sort();
+    assert_eq!(upserted, [81, 90], "seeded and created namespaces are recorded");
+    assert!(s.take_provenance().is_empty(), "nothing changed since");
+    // Origin, then a pin, then the death, all before the next take.
+    let key = ns_key(5, NsType::Net as u32, 90);
+    s.set_origin(key, Origin { exe: Some("/usr/sbin/ip".into()), ..Default::default() });
+    let mut scan = HolderScan::default();
+    let mount = Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1 };
+    scan.holders.insert(NsKey { ns_type: NsType::Net, inode: 90 }, vec![mount]);
+    s.apply_holders(scan, 2 * SEC, false);
+    let d = NsDestroyEvent { ns_type: NsType::Net as u32, id: 5, ..freed(90, 3 * SEC) };
+    s.on_destroy(&d, "fentry-ns-tree", &mut out);
+    let changes = s.take_provenance();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    let Change::Upsert(r) = &changes[0] else { panic!("{changes:?}") };
+    assert_eq!(r.creator.as_ref().unwrap().origin.exe.as_deref(), Some("/usr/sbin/ip"));
+    assert_eq!((r.pins.len(), r.pins[0].target.as_str(), r.pins[0].since), (1, "/run/netns/blue", 1_000_002.0));
+    assert_eq!(r.pins[0].released, Some(1_000_003.0), "a death releases its pins");
+    let Change::Died { key: k, death, .. } = &changes[1] else { panic!("{changes:?}") };
+    assert_eq!((*k, death.at, death.via.as_str()), (key, 1_000_003.0, "fentry-ns-tree"));
+    assert_eq!(death.lifetime, Some(2.0));
+    // A store without the journal keeps nothing.
+    let mut plain = store();
+    plain.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    assert!(plain.take_provenance().is_empty());
+}
+
+#[test]
+fn pins_are_added_released_and_bounded() {
+    use crate::model::{PinKind, Pins};
+    let mut p = Pins::default();
+    assert!(!p.update(&[Holder::Task { pid: 1, comm: "x".into(), hold: TaskHold::Member }], 1.0), "tasks are not pins");
+    assert!(p.is_empty());
+    let fd = Holder::Fd { pid: 7, fd: 3, comm: "py".into() };
+    let mount = Holder::Mount { path: "/run/netns/a".into(), mnt_ns: 9, via_pid: 1 };
+    assert!(p.update(&[fd.clone(), mount.clone()], 2.0));
+    assert!(!p.update(&[fd.clone(), mount.clone()], 3.0), "nothing new");
+    let pins: Vec<_> = p.iter().cloned().collect();
+    assert_eq!(
+        (pins[0].kind, pins[0].target.as_str(), pins[0].by.as_deref(), pins[0].attribution.as_str()),
+        (PinKind::Fd, "7:3", Some("py[7]"), "fd-owner")
+    );
+    assert_eq!(
+        (pins[1].kind, pins[1].mnt_ns, pins[1].by.as_deref(), pins[1].attribution.as_str()),
+        (PinKind::Mount, Some(9), None, "unknown")
+    );
+    assert!(p.attribute("/run/netns/a", 9, "ip[5]".into(), "mount-syscall"));
+    assert!(!p.attribute("/run/netns/a", 8, "ip[5]".into(), "mount-syscall"), "another mount namespace");
+    assert!(p.update(std::slice::from_ref(&mount), 4.0), "the fd closed");
+    let pins: Vec<_> = p.iter().cloned().collect();
+    assert_eq!((pins[0].released, pins[1].released, pins[1].by.as_deref()), (Some(4.0), None, Some("ip[5]")));
+    // Re-mounted later: a new pin, the old one kept.
+    assert!(p.update(&[], 5.0));
+    assert!(p.update(&[mount], 6.0));
+    assert_eq!(p.iter().count(), 3);
+    for i in 0..40 {
+        p.update(&[Holder::Fd { pid: 100 + i, fd: 3, comm: "x".into() }], 7.0 + i as f64);
+    }
+    assert_eq!(p.iter().count(), Pins::CAP);
+    assert!(p.iter().any(|p| p.released.is_none()), "the live pin is kept");
+}
+
+#[test]
+fn a_bind_mount_names_who_pinned_a_namespace() {
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    let mount = |time: f64, target: &str, path: Option<&str>| Event::Mount {
+        time,
+        pid: 40,
+        tid: 41,
+        comm: "dockerd".into(),
+        parent_pid: 1,
+        parent_comm: "init".into(),
+        syscall: "mount",
+        flags: 4096,
+        mnt_ns: 9,
+        target: target.into(),
+        path: path.map(Into::into),
+    };
+    let scan_with = |path: &str| {
+        let mut scan = HolderScan::default();
+        scan.holders.insert(
+            NsKey { ns_type: NsType::Net, inode: 90 },
+            vec![Holder::Mount { path: path.into(), mnt_ns: 9, via_pid: 1 }],
+        );
+        scan
+    };
+    // The mount record first (as the kernel made it), the refresh later.
+    s.on_mount(&mount(1_000_001.5, "/var/run/docker/netns/x", Some("/run/docker/netns/x")));
+    s.apply_holders(scan_with("/run/docker/netns/x"), 2 * SEC + SEC / 2, false);
+    let pin = s.get(5).unwrap().pins.iter().next().cloned().unwrap();
+    assert_eq!((pin.by.as_deref(), pin.attribution.as_str()), (Some("dockerd[40] (parent init[1])"), "mount-syscall"));
+    // A refresh first, the record after: named at the next refresh.
+    s.on_create(&create(NsType::Uts, 6, 91, SEC, 7), &mut out);
+    let mut scan = HolderScan::default();
+    scan.holders.insert(
+        NsKey { ns_type: NsType::Uts, inode: 91 },
+        vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1 }],
+    );
+    s.apply_holders(scan, 3 * SEC, false);
+    assert_eq!(s.get(6).unwrap().pins.iter().next().unwrap().by, None);
+    s.on_mount(&mount(1_000_002.9, "/pin", None));
+    let mut scan = HolderScan::default();
+    scan.holders.insert(
+        NsKey { ns_type: NsType::Uts, inode: 91 },
+        vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1 }],
+    );
+    s.apply_holders(scan, 4 * SEC, false);
+    assert!(s.get(6).unwrap().pins.iter().next().unwrap().by.is_some(), "named at the next refresh");
+}
