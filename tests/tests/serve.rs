@@ -1,6 +1,8 @@
 //! `nstrace serve`: provenance that outlives the processes that made and
 //! pinned a namespace, and `serve` itself (kill -9 included); the one-shot
 //! commands answered over its socket; faults of the database and socket.
+//! What kernels change (hooks, ids, inode reuse) runs in the VMs too; the
+//! database, socket and storm handling run on the host only.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -256,7 +258,7 @@ impl Drop for Unmount {
 #[test]
 fn a_second_service_on_the_same_socket_or_database_is_refused() {
     let test = "a_second_service_on_the_same_socket_or_database_is_refused";
-    if !root_or_skip(test) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let dir = tests::tempdir();
@@ -279,7 +281,7 @@ fn a_second_service_on_the_same_socket_or_database_is_refused() {
 #[test]
 fn the_socket_is_root_only_and_bad_requests_get_an_error() {
     let test = "the_socket_is_root_only_and_bad_requests_get_an_error";
-    if !root_or_skip(test) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let dir = tests::tempdir();
@@ -324,7 +326,7 @@ fn the_socket_is_root_only_and_bad_requests_get_an_error() {
 #[test]
 fn a_corrupt_database_is_moved_aside() {
     let test = "a_corrupt_database_is_moved_aside";
-    if !root_or_skip(test) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let dir = tests::tempdir();
@@ -346,7 +348,7 @@ fn a_corrupt_database_is_moved_aside() {
 #[test]
 fn a_read_only_database_keeps_tracing_and_recovers() {
     let test = "a_read_only_database_keeps_tracing_and_recovers";
-    if !root_or_skip(test) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let dir = tests::tempdir();
@@ -392,7 +394,7 @@ fn a_read_only_database_keeps_tracing_and_recovers() {
 #[test]
 fn without_a_service_commands_say_so_and_answer_from_a_snapshot() {
     let test = "without_a_service_commands_say_so_and_answer_from_a_snapshot";
-    if !root_or_skip(test) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let dir = tests::tempdir();
@@ -415,7 +417,7 @@ fn without_a_service_commands_say_so_and_answer_from_a_snapshot() {
 #[test]
 fn a_storm_of_5000_namespaces_lands_in_the_database() {
     let test = "a_storm_of_5000_namespaces_lands_in_the_database";
-    if !root_or_skip(test) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let dir = tests::tempdir();
