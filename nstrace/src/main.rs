@@ -63,8 +63,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Doctor { json, mechanisms } => {
-            cli::doctor::run(json, &mechanisms.overrides()?, &mut std::io::stdout().lock())
-                .map_err(|e| Error::io("writing the report", e))
+            let forced = mechanisms.overrides()?;
+            cli::to_stdout(|mut out| {
+                cli::doctor::run(json, &forced, &mut out).map_err(|e| Error::io("writing the report", e))
+            })
         }
         Command::Ls(args) => cli::ls::run(args),
         Command::Leaks(args) => cli::leaks::run(args),

@@ -363,7 +363,7 @@ fn release_advice_names_the_holding_fd() {
     let (code, out, err) = nstrace(&["why", &inode.to_string(), "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    let release: Vec<&str> = v["release"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    let release: Vec<&str> = v["release"].as_array().unwrap().iter().filter_map(|r| r["command"].as_str()).collect();
     let pid = receiver.pid();
     assert!(
         release.iter().any(|r| r.contains(&format!("-p {pid} ")) && r.contains(&format!("close({fd})"))),

@@ -183,8 +183,8 @@ fn docker_named_cgroup_is_attributed() {
 }
 
 #[test]
-fn why_prints_umount_and_running_it_releases_the_netns() {
-    if !root_or_skip("why_prints_umount_and_running_it_releases_the_netns") {
+fn why_prints_the_fix_and_running_it_releases_the_netns() {
+    if !root_or_skip("why_prints_the_fix_and_running_it_releases_the_netns") {
         return;
     }
     let trace = Trace::start(&["--event", "create,destroy"]);
@@ -198,11 +198,12 @@ fn why_prints_umount_and_running_it_releases_the_netns() {
     let (code, out, err) = nstrace(&["why", &path]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("state:     mounted"), "{out}");
-    let cmd = out.lines().map(str::trim).find(|l| l.starts_with("umount ")).expect("an umount command");
-    let cmd = cmd.split('#').next().unwrap().trim();
-    assert_eq!(cmd, format!("umount {path}"));
+    // An `ip netns` mount: the fix is ip's own command, safe to run as-is.
+    let line = out.lines().map(str::trim).find(|l| l.starts_with("ip netns del ")).expect("an ip netns del command");
+    assert!(line.contains("[safe]"), "{line}");
+    let cmd = line.split("   [").next().unwrap().trim();
+    assert_eq!(cmd, format!("ip netns del {name}"));
     sh(cmd);
-    let _ = std::fs::remove_file(&path);
     let (_, report) = leaks();
     assert!(leak(&report, "net", inode).is_none(), "still listed after umount");
     trace

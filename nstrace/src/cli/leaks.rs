@@ -11,7 +11,10 @@ use crate::{
     cli::ls::TypeArg,
     error::{Error, Result, exit},
     model::{Creator, Pin},
-    present::explain::{Explainer, Reason},
+    present::{
+        advice::{self, Advice},
+        explain::{Explainer, Reason},
+    },
     provenance::origin::ContainerRef,
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
@@ -28,8 +31,11 @@ pub struct Args {
     #[arg(long = "type", short = 't', value_enum, value_delimiter = ',')]
     pub types: Vec<TypeArg>,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "compact")]
     pub json: bool,
+    /// One line per leak: type, inode, state, age, holder and the fix.
+    #[arg(long)]
+    pub compact: bool,
     /// Force a one-shot snapshot from this source (default: ask `nstrace serve` first).
     #[arg(long, value_enum)]
     pub source: Option<Source>,
@@ -52,6 +58,8 @@ pub struct Leak {
     /// Containers whose tasks were in it while it lived (from `nstrace serve`).
     pub seen_in: Vec<ContainerRef>,
     pub reasons: Vec<Reason>,
+    /// What to do about each reason, in the same order (never run by nstrace).
+    pub fix: Vec<Advice>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +92,7 @@ pub fn candidates(rows: &[&NsRow], types: &[NsType]) -> Vec<Leak> {
             pins: Vec::new(),
             seen_in: Vec::new(),
             reasons: explainer.reasons(row),
+            fix: Vec::new(),
         })
         .collect()
 }
@@ -144,6 +153,8 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let mut leaks = candidates(&store.rows(), &types);
     // Creation times the store knows (none for a one-shot snapshot: then
     // --min-age keeps every leak, and says so).
+    let own_mnt_ns =
+        std::fs::metadata("/proc/self/ns/mnt").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap_or(0);
     for l in &mut leaks {
         if let Some(ns) = store.find(l.row.ns_type, l.row.inode) {
             l.created = ns.created;
@@ -151,11 +162,16 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             l.pins = ns.pins.iter().cloned().collect();
             l.seen_in = ns.seen_in.iter().cloned().collect();
         }
+        let containers = advice::known_containers(&l.row, &l.seen_in);
+        let ctx = advice::Context { own_mnt_ns, tasks: l.row.tasks, containers: &containers };
+        l.fix = l.reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     }
     let report = report(leaks, args.min_age, unix_now());
     let mut out = out;
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+    } else if args.compact {
+        write_compact(&mut out, &report)
     } else {
         write_text(&mut out, &report)
     };
@@ -205,9 +221,38 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
         for p in l.pins.iter().filter(|p| p.released.is_none()) {
             writeln!(out, "  pinned by {}", crate::present::provenance::pin_text(p))?;
         }
-        for reason in &l.reasons {
+        for (reason, fix) in l.reasons.iter().zip(&l.fix) {
             writeln!(out, "  held by {}", reason.describe())?;
+            writeln!(out, "    fix: {}", fix.text())?;
         }
+    }
+    Ok(())
+}
+
+/// One line per leak: "net 4026532178 id=5 mounted age=3600s mount /run/netns/x -> ip netns del x [safe]".
+fn write_compact(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
+    for l in &r.leaks {
+        let holder = l.reasons.first().map(|r| r.kind()).unwrap_or("-");
+        let target = l.reasons.first().and_then(|r| match r {
+            Reason::Mount { path, .. } => Some(path.clone()),
+            Reason::Fd { pid, fd, .. } | Reason::Socket { pid, fd, .. } => Some(format!("{pid}:{fd}")),
+            _ => None,
+        });
+        let fix = l.fix.first().map(|a| match &a.command {
+            Some(c) => format!("{c} [{}]", if a.safe { "safe" } else { "check first" }),
+            None => "-".into(),
+        });
+        writeln!(
+            out,
+            "{} {} id={} {} age={} {holder}{} -> {}",
+            l.row.ns_type.name(),
+            l.row.inode,
+            l.row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            l.row.state.name(),
+            l.age.map(|a| format!("{a:.0}s")).unwrap_or_else(|| "?".into()),
+            target.map(|t| format!(" {t}")).unwrap_or_default(),
+            fix.unwrap_or_else(|| "-".into())
+        )?;
     }
     Ok(())
 }
@@ -227,6 +272,7 @@ mod tests {
             pins: Vec::new(),
             seen_in: Vec::new(),
             reasons: vec![Reason::KernelReference { hint: "test".into() }],
+            fix: Vec::new(),
         }
     }
 

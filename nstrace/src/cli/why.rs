@@ -1,19 +1,29 @@
-//! `nstrace why <id|inode|/proc/PID/ns/TYPE|path>`: one namespace explained,
-//! with the commands that would release each holder (never run).
+//! `nstrace why <id|inode|/proc/PID/ns/TYPE|path|netns name|container>`: one
+//! namespace explained, with what would release each holder (never run).
 
 use std::{io::Write, os::unix::fs::MetadataExt};
 
+use nstrace_common::ns::NsType;
+
 use crate::{
     error::{Error, Result},
+    model::{Holder, TaskHold},
+    present::advice,
     present::explain::Explainer,
+    provenance::origin::ContainerRef,
     snapshot::{self, NsRow, Source},
     store::NsStore,
 };
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A namespace id, an nsfs inode, /proc/PID/ns/TYPE, or a bind-mount path.
+    /// A namespace id, an nsfs inode, /proc/PID/ns/TYPE (pid_for_children and
+    /// time_for_children too), a bind-mount path, an `ip netns` name, or a
+    /// container's name or id.
     pub target: String,
+    /// With a container: which of its namespaces (default net).
+    #[arg(long = "type", short = 't', value_enum)]
+    pub ns_type: Option<crate::cli::ls::TypeArg>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -24,8 +34,11 @@ pub struct Args {
     pub service: crate::cli::ServiceArgs,
 }
 
-/// Finds the row `target` names.
-pub fn resolve<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
+/// Finds the row `target` names: an id or inode; a path to a namespace file
+/// (/proc/PID/ns/TYPE, *_for_children included, or a bind mount); an `ip
+/// netns` name; a container's name or id (its namespace of type `ns_type`,
+/// net by default).
+pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: Option<NsType>) -> Result<&'a NsRow> {
     if let Ok(n) = target.parse::<u64>() {
         // Ids are small; inodes are large: try the id first, then the inode.
         return rows
@@ -34,6 +47,44 @@ pub fn resolve<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
             .find(|r| r.id == Some(n))
             .or_else(|| rows.iter().copied().find(|r| r.inode == n))
             .ok_or_else(|| Error::Usage(format!("no namespace with id or inode {n} exists (see `nstrace ls`)")));
+    }
+    if target.contains('/') {
+        return resolve_path(rows, target);
+    }
+    let netns = format!("/run/netns/{target}");
+    if std::path::Path::new(&netns).exists() {
+        return resolve_path(rows, &netns);
+    }
+    let ns_type = ns_type.unwrap_or(NsType::Net);
+    let in_container = |r: &&&NsRow| {
+        r.ns_type == ns_type
+            && (r.containers.iter().any(|c| target.len() >= 4 && c.id.starts_with(target))
+                || store.find(r.ns_type, r.inode).is_some_and(|ns| ns.seen_in.iter().any(|c| c.matches(target))))
+    };
+    rows.iter().find(in_container).copied().ok_or_else(|| {
+        Error::Usage(format!(
+            "{target:?} is not a namespace id or inode, a path, an `ip netns` name, or a container with a {} namespace \
+             (see `nstrace ls`)",
+            ns_type.name()
+        ))
+    })
+}
+
+fn resolve_path<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
+    // /proc/PID/ns/pid_for_children names nothing until PID's first child
+    // exists: the holder scan knows the namespace.
+    if let Some((pid, hold)) = for_children(target)
+        && std::fs::metadata(target).is_err()
+    {
+        return rows
+            .iter()
+            .copied()
+            .find(|r| {
+                r.holders.iter().any(|h| matches!(h, Holder::Task { pid: p, hold: h, .. } if *p == pid && *h == hold))
+            })
+            .ok_or_else(|| {
+                Error::Usage(format!("process {pid} holds no namespace as {}", target.rsplit('/').next().unwrap_or("")))
+            });
     }
     let meta = std::fs::metadata(target).map_err(|e| Error::input(format!("cannot open {target}"), e))?;
     let fd = crate::procfs::nsfs::open(std::path::Path::new(target))
@@ -45,12 +96,24 @@ pub fn resolve<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
     })
 }
 
+/// (PID, hold) of "/proc/PID/ns/pid_for_children" or ".../time_for_children".
+fn for_children(path: &str) -> Option<(u32, TaskHold)> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (pid, file) = rest.split_once("/ns/")?;
+    let hold = match file {
+        "pid_for_children" => TaskHold::PidForChildren,
+        "time_for_children" => TaskHold::TimeForChildren,
+        _ => return None,
+    };
+    Some((pid.parse().ok()?, hold))
+}
+
 fn chain(rows: &[&NsRow], start: &NsRow) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = start.owner;
     let mut depth = 0;
     while let Some(inode) = cur {
-        let Some(u) = rows.iter().find(|r| r.inode == inode && r.ns_type == nstrace_common::ns::NsType::User) else {
+        let Some(u) = rows.iter().find(|r| r.inode == inode && r.ns_type == NsType::User) else {
             out.push(format!("user {inode} (not listed)"));
             break;
         };
@@ -87,7 +150,7 @@ pub fn run(args: Args) -> Result<i32> {
 /// One namespace of `store` explained (a snapshot's, or the service's).
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let rows = store.rows();
-    let row = resolve(&rows, &args.target)?;
+    let row = resolve(store, &rows, &args.target, args.ns_type.map(NsType::from))?;
     let explainer = Explainer::new(&rows);
     let reasons = explainer.reasons(row);
     // What events taught the store (nothing, for a one-shot snapshot).
@@ -99,9 +162,12 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let seen_in: Vec<&crate::provenance::origin::ContainerRef> =
         record.map(|r| r.seen_in.iter().collect()).unwrap_or_default();
     let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
+    let seen: Vec<ContainerRef> = seen_in.iter().map(|c| (*c).clone()).collect();
+    let containers = advice::known_containers(row, &seen);
+    let ctx = advice::Context { own_mnt_ns: own_mnt, tasks: row.tasks, containers: &containers };
+    let release: Vec<advice::Advice> = reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     let mut out = out;
     let written = if args.json {
-        let release: Vec<String> = reasons.iter().map(|r| r.release(own_mnt)).collect();
         let doc = serde_json::json!({
             "namespace": row,
             "owner_chain": chain(&rows, row),
@@ -174,9 +240,13 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             for r in &reasons {
                 writeln!(out, "  - {}", r.describe())?;
             }
-            writeln!(out, "\nto release it (not run):")?;
-            for r in &reasons {
-                writeln!(out, "  {}", r.release(own_mnt))?;
+            if row.tasks > 0 {
+                writeln!(out, "\nto release it: nothing to do ({})", release.first().map_or("", |a| a.note.as_str()))?;
+            } else {
+                writeln!(out, "\nto release it (nstrace runs nothing; [safe]: only releases this namespace's pin):")?;
+                for a in &release {
+                    writeln!(out, "  {}", a.text())?;
+                }
             }
             Ok(())
         })()

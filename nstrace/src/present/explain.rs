@@ -1,6 +1,6 @@
 //! Why a namespace is alive: every holder, including the kernel references
-//! /proc does not show (owned namespaces, sockets), and what would release
-//! each one. Shared by `nstrace leaks` and `nstrace why`.
+//! /proc does not show (owned namespaces, sockets). What to do about each
+//! is [`crate::present::advice`]. Shared by `nstrace leaks` and `nstrace why`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -96,23 +96,6 @@ impl Reason {
                 format!("it owns or parents live namespaces: {}", list.join(", "))
             }
             Reason::KernelReference { hint } => format!("kernel reference: {hint}"),
-        }
-    }
-
-    /// The command that would release this holder (never run by nstrace).
-    pub fn release(&self, own_mnt_ns: u64) -> String {
-        match self {
-            Reason::Task { pid, .. } => format!("kill {pid}   # the namespace goes when its last process exits"),
-            Reason::Fd { pid, fd, .. } | Reason::Socket { pid, fd, .. } => {
-                format!("gdb -p {pid} --batch -ex 'call (int)close({fd})'   # or stop process {pid}")
-            }
-            Reason::Mount { path, mnt_ns, via_pid, netns_name } => match netns_name {
-                Some(n) if *mnt_ns == own_mnt_ns => format!("umount {path}   # or: ip netns del {n}"),
-                _ if *mnt_ns == own_mnt_ns => format!("umount {path}"),
-                _ => format!("nsenter -t {via_pid} -m umount {path}"),
-            },
-            Reason::Owner { .. } => "release the namespaces it owns first (nstrace why <inode> on each)".into(),
-            Reason::KernelReference { .. } => "find and close what references it (see the hint)".into(),
         }
     }
 }
@@ -224,22 +207,6 @@ mod tests {
 
     fn mount(mnt_ns: u64, netns_name: Option<&str>) -> Reason {
         Reason::Mount { path: "/run/netns/x".into(), mnt_ns, via_pid: 42, netns_name: netns_name.map(Into::into) }
-    }
-
-    #[test]
-    fn release_advice_per_holder() {
-        let fd = Reason::Fd { pid: 7, fd: 5, comm: "py".into(), cmdline: "python3 r.py".into() };
-        assert_eq!(fd.release(1), "gdb -p 7 --batch -ex 'call (int)close(5)'   # or stop process 7");
-        let task = Reason::Task { pid: 9, comm: "sleep".into(), hold: TaskHold::Member };
-        assert!(task.release(1).starts_with("kill 9 "));
-        // A mount in our own mount namespace: umount it here (or ip netns del).
-        assert_eq!(mount(1, Some("x")).release(1), "umount /run/netns/x   # or: ip netns del x");
-        assert_eq!(mount(1, None).release(1), "umount /run/netns/x");
-        // In another mount namespace: enter it through a process inside.
-        assert_eq!(mount(2, Some("x")).release(1), "nsenter -t 42 -m umount /run/netns/x");
-        assert_eq!(mount(2, None).release(1), "nsenter -t 42 -m umount /run/netns/x");
-        assert!(Reason::Owner { dependents: vec![] }.release(1).contains("nstrace why"));
-        assert!(Reason::KernelReference { hint: "h".into() }.release(1).contains("hint"));
     }
 
     #[test]

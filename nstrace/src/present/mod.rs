@@ -2,6 +2,7 @@
 //! advice, Prometheus metrics and their HTTP server, the live TUI. Reads
 //! the store and events; never feeds them.
 
+pub mod advice;
 pub mod explain;
 pub mod http;
 pub mod metrics;

@@ -1,0 +1,256 @@
+//! What to do about each holder of a namespace: a command to run (never
+//! run by nstrace), whether it is safe to run as-is, and what to know.
+//! Never advice that harms the host: nothing against pid 1, kernel threads
+//! or system daemons, nothing for a namespace its processes still use, and
+//! the runtime's own command for what a runtime made.
+
+use serde::Serialize;
+
+use crate::{model::NsRow, present::explain::Reason, provenance::origin::ContainerRef};
+
+/// One piece of advice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Advice {
+    /// The command to run; None when nothing should be run.
+    pub command: Option<String>,
+    /// Whether the command only releases this namespace's pin (runnable as-is).
+    pub safe: bool,
+    /// What else to know.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl Advice {
+    fn run(command: String, safe: bool, note: impl Into<String>) -> Advice {
+        Advice { command: Some(command), safe, note: note.into() }
+    }
+
+    fn none(note: impl Into<String>) -> Advice {
+        Advice { command: None, safe: false, note: note.into() }
+    }
+
+    /// One line: "umount /x   [safe] # note", or "(nothing to run) note".
+    pub fn text(&self) -> String {
+        let note = if self.note.is_empty() { String::new() } else { format!("   # {}", self.note) };
+        match &self.command {
+            Some(c) => format!("{c}   [{}]{note}", if self.safe { "safe" } else { "check first" }),
+            None => format!("(nothing to run){note}"),
+        }
+    }
+}
+
+/// What the advice depends on besides the holder.
+#[derive(Clone, Debug, Default)]
+pub struct Context<'a> {
+    /// Our own mount namespace: mounts there are unmounted directly.
+    pub own_mnt_ns: u64,
+    /// Processes in the namespace: with any, it is in use, not a leak.
+    pub tasks: u32,
+    /// Containers known to have used it (running, or remembered by `serve`).
+    pub containers: &'a [ContainerRef],
+}
+
+/// The containers known to have used `row`: those `serve` saw (with
+/// names), then those whose tasks use it now.
+pub fn known_containers(row: &NsRow, seen_in: &[ContainerRef]) -> Vec<ContainerRef> {
+    let mut out = seen_in.to_vec();
+    for c in row.containers.iter() {
+        if !out.iter().any(|s| s.runtime == c.runtime && s.id == c.id) {
+            out.push(ContainerRef {
+                runtime: c.runtime.into(),
+                id: c.id.clone(),
+                pod_uid: c.pod.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+/// Processes whose fds must not be poked or killed: init, the container
+/// runtimes and the system's daemons (by comm).
+const SYSTEM_DAEMONS: [&str; 20] = [
+    "systemd",
+    "init",
+    "dockerd",
+    "containerd",
+    "kubelet",
+    "crio",
+    "conmon",
+    "podman",
+    "sshd",
+    "NetworkManager",
+    "systemd-network",
+    "systemd-udevd",
+    "systemd-journal",
+    "systemd-logind",
+    "dbus-daemon",
+    "rsyslogd",
+    "cron",
+    "snapd",
+    "multipathd",
+    "polkitd",
+];
+
+/// Whether advice must leave process `pid` alone.
+pub fn protected(pid: u32, comm: &str, cmdline: &str) -> bool {
+    pid <= 2
+        // Kernel threads have no command line (shown as "[comm]").
+        || cmdline.starts_with('[')
+        || comm.starts_with("containerd-shim")
+        || SYSTEM_DAEMONS.iter().any(|d| comm == *d || comm.starts_with(&format!("{d}-")))
+}
+
+/// The advice for one holder of a namespace.
+pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
+    if ctx.tasks > 0 {
+        return Advice::none(format!(
+            "in use by {} process{}: not a leak, nothing to release",
+            ctx.tasks,
+            if ctx.tasks == 1 { "" } else { "es" }
+        ));
+    }
+    match reason {
+        Reason::Task { pid, .. } => Advice::none(format!("process {pid} holds it for its next children")),
+        Reason::Fd { pid, fd, comm, cmdline } | Reason::Socket { pid, fd, comm, cmdline, .. } => {
+            if protected(*pid, comm, cmdline) {
+                Advice::none(format!(
+                    "{comm}[{pid}] is a system process: do not kill it or poke its fds; if fd {fd} leaks, restart or \
+                     reconfigure that service"
+                ))
+            } else {
+                Advice::run(
+                    format!("gdb -p {pid} --batch -ex 'call (int)close({fd})'"),
+                    false,
+                    format!("or stop {comm}[{pid}] if it is yours"),
+                )
+            }
+        }
+        Reason::Mount { path, mnt_ns, via_pid, netns_name } => mount_advice(path, *mnt_ns, *via_pid, netns_name, ctx),
+        Reason::Owner { .. } => Advice::none("release the namespaces it owns first (nstrace why <inode> on each)"),
+        Reason::KernelReference { hint } => Advice::none(format!("find what references it: {hint}")),
+    }
+}
+
+fn mount_advice(path: &str, mnt_ns: u64, via_pid: u32, netns_name: &Option<String>, ctx: &Context<'_>) -> Advice {
+    let here = mnt_ns == ctx.own_mnt_ns;
+    let umount = if here { format!("umount {path}") } else { format!("nsenter -t {via_pid} -m umount {path}") };
+    let named = |c: &&ContainerRef| c.name.clone().unwrap_or_else(|| c.id.chars().take(12).collect());
+    if (path.starts_with("/run/docker/netns/") || path.starts_with("/var/run/docker/netns/"))
+        && let Some(c) = ctx.containers.iter().find(|c| c.runtime == "docker")
+    {
+        return Advice::run(
+            format!("docker rm -f {}", named(&c)),
+            true,
+            format!("dockerd must be running; without it: {umount}"),
+        );
+    }
+    if let Some(pod) = ctx.containers.iter().find_map(|c| c.pod.as_ref()) {
+        return Advice::run(
+            format!("crictl rmp -f $(crictl pods -q --name {})", pod_name(pod)),
+            true,
+            format!("pod {pod}; else: {umount}"),
+        );
+    }
+    match netns_name {
+        Some(n) if here => Advice::run(format!("ip netns del {n}"), true, String::new()),
+        _ => Advice::run(umount, true, String::new()),
+    }
+}
+
+/// "ns/name" → "name".
+fn pod_name(pod: &str) -> &str {
+    pod.rsplit('/').next().unwrap_or(pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TaskHold;
+
+    fn ctx(tasks: u32) -> Context<'static> {
+        Context { own_mnt_ns: 1, tasks, containers: &[] }
+    }
+
+    fn mount(mnt_ns: u64, path: &str, name: Option<&str>) -> Reason {
+        Reason::Mount { path: path.into(), mnt_ns, via_pid: 42, netns_name: name.map(Into::into) }
+    }
+
+    #[test]
+    fn a_namespace_in_use_gets_no_command() {
+        let task = Reason::Task { pid: 1, comm: "systemd".into(), hold: TaskHold::Member };
+        let a = advise(&task, &ctx(80));
+        assert_eq!(a.command, None);
+        assert_eq!(a.note, "in use by 80 processes: not a leak, nothing to release");
+        assert!(advise(&mount(1, "/run/netns/x", Some("x")), &ctx(1)).note.contains("1 process:"));
+    }
+
+    #[test]
+    fn system_processes_and_kernel_threads_are_left_alone() {
+        for (pid, comm, cmdline) in [
+            (1, "systemd", "/sbin/init"),
+            (2, "kthreadd", "[kthreadd]"),
+            (77, "kworker/0:1", "[kworker/0:1]"),
+            (500, "dockerd", "/usr/bin/dockerd -H fd://"),
+            (501, "containerd-shim-runc-v2", "/usr/bin/containerd-shim-runc-v2 -id x"),
+            (502, "systemd-udevd", "/lib/systemd/systemd-udevd"),
+        ] {
+            let fd = Reason::Fd { pid, fd: 9, comm: comm.into(), cmdline: cmdline.into() };
+            let a = advise(&fd, &ctx(0));
+            assert_eq!(a.command, None, "{comm}");
+            assert!(a.note.contains("system process"), "{a:?}");
+        }
+        let mine = Reason::Fd { pid: 700, fd: 5, comm: "python3".into(), cmdline: "python3 r.py".into() };
+        let a = advise(&mine, &ctx(0));
+        assert_eq!(a.command.as_deref(), Some("gdb -p 700 --batch -ex 'call (int)close(5)'"));
+        assert!(!a.safe);
+        assert_eq!(
+            a.text(),
+            "gdb -p 700 --batch -ex 'call (int)close(5)'   [check first]   # or stop python3[700] if it is yours"
+        );
+        let sock = Reason::Socket { pid: 1, fd: 3, comm: "systemd".into(), cmdline: "/sbin/init".into(), socket: 9 };
+        assert_eq!(advise(&sock, &ctx(0)).command, None);
+    }
+
+    #[test]
+    fn mounts_get_the_runtime_command_first() {
+        let a = advise(&mount(1, "/run/netns/blue", Some("blue")), &ctx(0));
+        assert_eq!((a.command.as_deref(), a.safe), (Some("ip netns del blue"), true));
+        assert_eq!(a.text(), "ip netns del blue   [safe]");
+        assert_eq!(advise(&mount(1, "/tmp/pin", None), &ctx(0)).command.as_deref(), Some("umount /tmp/pin"));
+        let other = advise(&mount(2, "/run/netns/blue", Some("blue")), &ctx(0));
+        assert_eq!(other.command.as_deref(), Some("nsenter -t 42 -m umount /run/netns/blue"));
+        let web = [ContainerRef {
+            runtime: "docker".into(),
+            id: "3f2a9c1b7d4e99".into(),
+            name: Some("web".into()),
+            ..Default::default()
+        }];
+        let docker = Context { own_mnt_ns: 1, tasks: 0, containers: &web };
+        let a = advise(&mount(1, "/run/docker/netns/abc", None), &docker);
+        assert_eq!(a.command.as_deref(), Some("docker rm -f web"));
+        assert!(a.note.contains("without it: umount /run/docker/netns/abc"), "{a:?}");
+        let unnamed = [ContainerRef { name: None, ..web[0].clone() }];
+        let a =
+            advise(&mount(1, "/var/run/docker/netns/abc", None), &Context { containers: &unnamed, ..docker.clone() });
+        assert_eq!(a.command.as_deref(), Some("docker rm -f 3f2a9c1b7d4e"));
+        let pod = [ContainerRef {
+            runtime: "containerd".into(),
+            id: "ab".into(),
+            pod: Some("prod/web-1".into()),
+            ..Default::default()
+        }];
+        let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &pod, ..docker });
+        assert_eq!(a.command.as_deref(), Some("crictl rmp -f $(crictl pods -q --name web-1)"));
+    }
+
+    #[test]
+    fn owners_and_kernel_references_have_nothing_to_run() {
+        let a = advise(&Reason::Owner { dependents: vec![] }, &ctx(0));
+        assert!(a.command.is_none() && a.note.contains("nstrace why"));
+        let a = advise(&Reason::KernelReference { hint: "sockets".into() }, &ctx(0));
+        assert_eq!(a.text(), "(nothing to run)   # find what references it: sockets");
+        let pfc = Reason::Task { pid: 9, comm: "unshare".into(), hold: TaskHold::PidForChildren };
+        assert!(advise(&pfc, &ctx(0)).command.is_none());
+    }
+}
