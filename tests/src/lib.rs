@@ -390,3 +390,23 @@ pub fn kernel_independent(test: &str) -> bool {
     }
     !in_vm
 }
+
+/// A storm of 5,000 namespaces: 2,500 children, each unsharing a uts and
+/// an ipc namespace, then exiting. Returns the children's pids.
+pub fn storm_of_5000() -> std::collections::HashSet<u64> {
+    let mut pids = std::collections::HashSet::new();
+    for _ in 0..2500 {
+        // SAFETY: the child only makes async-signal-safe calls before _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC);
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0);
+        pids.insert(pid as u64);
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+    pids
+}

@@ -423,21 +423,7 @@ fn a_storm_of_5000_namespaces_lands_in_the_database() {
     let dir = tests::tempdir();
     let _rm = RmDir(dir.clone());
     let service = Service::start(&dir);
-    let mut pids = std::collections::HashSet::new();
-    // 2,500 children, each unsharing a uts and an ipc namespace: 5,000.
-    for _ in 0..2500 {
-        // SAFETY: the child only makes async-signal-safe calls before _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            unsafe {
-                libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC);
-                libc::_exit(0);
-            }
-        }
-        assert!(pid > 0);
-        pids.insert(pid as u64);
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    }
+    let pids = tests::storm_of_5000();
     let db = format!("{dir}/db/nstrace.db");
     // (created, destroyed) storm rows in the database; waits while deaths
     // keep arriving (ipc namespaces are freed one RCU grace period apart).

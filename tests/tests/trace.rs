@@ -307,21 +307,7 @@ fn storm_of_5000_namespaces_is_fully_accounted() {
     }
     let _storm = storm_lock();
     let trace = Trace::start(&["--event", "create,destroy,lost,resync"]);
-    let mut pids = HashSet::new();
-    // 2,500 children, each unsharing a uts and an ipc namespace: 5,000.
-    for _ in 0..2500 {
-        // SAFETY: the child only makes async-signal-safe calls before _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            unsafe {
-                libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC);
-                libc::_exit(0);
-            }
-        }
-        assert!(pid > 0);
-        pids.insert(pid as u64);
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    }
+    let pids = tests::storm_of_5000();
     // Every storm process is gone; the kernel frees their namespaces (ipc
     // ones after RCU grace periods, one by one) and nstrace reports each.
     // Wait while deaths keep arriving: a kernel that frees them one by one

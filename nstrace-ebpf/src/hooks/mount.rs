@@ -8,27 +8,18 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use nstrace_common::{
-    config::ABSENT,
     event::{EventKind, MountEvent, mount_syscall},
     ns::NsType,
 };
 
 use crate::{
-    hooks::task::is_self,
+    hooks::{syscalls::read_field, task::is_self},
     maps::{EVENTS, MOUNT_INFLIGHT, MOUNT_SCRATCH, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ptr_at, read_comm, u32_at},
 };
 
 /// MS_BIND: only bind mounts can pin a namespace file.
 const MS_BIND: u64 = 4096;
-
-#[inline(always)]
-fn arg(ctx: &TracePointContext, off: u32) -> u64 {
-    if off == ABSENT {
-        return 0;
-    }
-    unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(0)
-}
 
 /// Saves the target path of a call that may pin a namespace.
 #[inline(always)]
@@ -55,7 +46,7 @@ fn exit(ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let Some(inflight) = MOUNT_INFLIGHT.get_ptr(&tid) else { return };
-    let ret = arg(ctx, config!(tp_ret)) as i64;
+    let ret = read_field(ctx, config!(tp_ret)) as i64;
     if ret == 0 {
         match EVENTS.reserve::<MountEvent>(0) {
             Some(mut entry) => {
@@ -87,9 +78,9 @@ fn exit(ctx: &TracePointContext) {
 //                 char __user *, type, unsigned long, flags, void __user *, data)
 #[tracepoint(category = "syscalls", name = "sys_enter_mount")]
 pub fn sys_enter_mount(ctx: TracePointContext) -> u32 {
-    let flags = arg(&ctx, config!(tp_arg3));
+    let flags = read_field(&ctx, config!(tp_arg3));
     if flags & MS_BIND != 0 {
-        enter(mount_syscall::MOUNT, flags, arg(&ctx, config!(tp_arg1)));
+        enter(mount_syscall::MOUNT, flags, read_field(&ctx, config!(tp_arg1)));
     }
     0
 }
@@ -104,7 +95,7 @@ pub fn sys_exit_mount(ctx: TracePointContext) -> u32 {
 //                 int, to_dfd, const char __user *, to_pathname, unsigned int, flags)
 #[tracepoint(category = "syscalls", name = "sys_enter_move_mount")]
 pub fn sys_enter_move_mount(ctx: TracePointContext) -> u32 {
-    enter(mount_syscall::MOVE_MOUNT, 0, arg(&ctx, config!(tp_arg3)));
+    enter(mount_syscall::MOVE_MOUNT, 0, read_field(&ctx, config!(tp_arg3)));
     0
 }
 

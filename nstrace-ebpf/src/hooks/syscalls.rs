@@ -21,8 +21,9 @@ use crate::{
     read::{header, ptr_at, read_comm, u32_at, u64_at},
 };
 
+/// The 8-byte field at `off` of a syscall tracepoint record (0 if ABSENT).
 #[inline(always)]
-fn read_field(ctx: &TracePointContext, off: u32) -> u64 {
+pub fn read_field(ctx: &TracePointContext, off: u32) -> u64 {
     if off == ABSENT {
         return 0;
     }

@@ -5,6 +5,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use super::catch_up;
 use crate::provenance::writer::Health;
 
 #[derive(Debug, Default)]
@@ -52,12 +53,6 @@ impl DatabaseMetrics {
     }
 
     pub fn set(&self, h: &Health) {
-        let catch_up = |c: &Counter, v: u64| {
-            let have = c.get();
-            if v > have {
-                c.inc_by(v - have);
-            }
-        };
         self.up.set(if h.failing { 0 } else { 1 });
         catch_up(&self.written, h.written);
         catch_up(&self.failures, h.failures);

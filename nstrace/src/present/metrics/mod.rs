@@ -431,12 +431,6 @@ impl Metrics {
 
     /// Engine counters (monotonic in the engine; copied forward here).
     pub fn set_engine_stats(&self, s: &EngineStats) {
-        let catch_up = |c: &Counter, v: u64| {
-            let have = c.get();
-            if v > have {
-                c.inc_by(v - have);
-            }
-        };
         catch_up(&self.events_lost, s.lost);
         catch_up(&self.resyncs, s.resyncs);
         catch_up(&self.records, s.records);
@@ -489,3 +483,11 @@ fn kernel_release() -> String {
 mod tests;
 
 mod database;
+
+/// Raises counter `c` to `total` (a running total kept elsewhere).
+pub(crate) fn catch_up(c: &Counter, total: u64) {
+    let have = c.get();
+    if total > have {
+        c.inc_by(total - have);
+    }
+}
