@@ -149,6 +149,22 @@ fn ip_netns_add_from_a_script_names_ip_and_the_script() {
     assert_eq!(creator["cause"], "unshare", "{why}");
     assert!(creator["cmdline"].as_str().is_some_and(|c| c == format!("ip netns add {name}")), "{creator}");
     assert!(creator["parent"].as_str().is_some_and(|p| p.starts_with("make-netns.sh[")), "{creator}");
+    // ls: AGE filled, and the -o columns.
+    let (_, table, _) = service.ask(&["ls", "--type", "net", "-o", "creator,pinned-by"]);
+    let header = table.lines().next().unwrap();
+    assert!(header.contains(" AGE CREATOR ") && header.contains(" PINNED-BY "), "{header}");
+    let line = table.lines().find(|l| l.contains(&format!("[netns {name}]"))).unwrap_or_else(|| panic!("{table}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    let age = cells[cells.iter().position(|c| c.starts_with("ip[")).unwrap() - 1];
+    assert!(age.ends_with('s') && age[..age.len() - 1].parse::<u32>().is_ok(), "AGE {age} in {line}");
+    assert!(line.matches(" ip[").count() >= 2, "creator and pinner ip: {line}");
+    let (_, json, _) = service.ask(&["ls", "--json", "--type", "net"]);
+    let rows: Vec<Value> = serde_json::from_str(&json).unwrap();
+    let row = rows.iter().find(|r| r["names"][0] == name.as_str()).unwrap();
+    assert!(
+        row["age"].as_f64().is_some() && row["creator"]["comm"] == "ip" && row["pins"][0]["by"].is_string(),
+        "{row}"
+    );
     // The text says the same.
     let (_, text, _) = service.ask(&["why", &path]);
     assert!(text.contains("created:") && text.contains("by ip[") && text.contains("parent make-netns.sh["), "{text}");

@@ -6,7 +6,9 @@ use nstrace_common::ns::NsType;
 
 use crate::{
     error::{Error, Result},
-    present::table::{write_table, write_tree},
+    model::{Creator, Namespace, Pin},
+    present::table::{Extra, human_age, write_table_with, write_tree},
+    provenance::origin::ContainerRef,
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
 };
@@ -37,6 +39,63 @@ impl From<TypeArg> for NsType {
             TypeArg::Time => NsType::Time,
         }
     }
+}
+
+/// Columns `-o` adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Column {
+    /// When it was made (UTC).
+    Created,
+    /// Who made it: comm[pid].
+    Creator,
+    /// The container it was made in (or that used it).
+    Container,
+    /// Who made the mount or holds the fd that pins it.
+    PinnedBy,
+}
+
+impl Column {
+    fn header(self) -> &'static str {
+        match self {
+            Column::Created => "CREATED",
+            Column::Creator => "CREATOR",
+            Column::Container => "CONTAINER",
+            Column::PinnedBy => "PINNED-BY",
+        }
+    }
+
+    fn cell(self, ns: Option<&Namespace>) -> String {
+        let Some(ns) = ns else { return "-".into() };
+        let cell = match self {
+            Column::Created => ns.created.map(crate::present::render::clock_time),
+            Column::Creator => ns.creator.as_ref().map(|c| format!("{}[{}]", c.comm, c.pid)),
+            Column::Container => ns
+                .creator
+                .as_ref()
+                .and_then(|c| c.origin.container.as_ref())
+                .or_else(|| ns.seen_in.iter().next())
+                .map(|c| c.short()),
+            Column::PinnedBy => ns.pins.iter().find(|p| p.released.is_none()).and_then(|p| p.by.clone()),
+        };
+        cell.unwrap_or_else(|| "-".into())
+    }
+}
+
+/// A row of `ls --json`: the row, plus what the store knows of it.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    #[serde(flatten)]
+    row: &'a NsRow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creator: Option<&'a Creator>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pins: Vec<&'a Pin>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    seen_in: Vec<&'a ContainerRef>,
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -89,6 +148,9 @@ pub struct Args {
     /// Print the user-namespace ownership tree and the pid-namespace hierarchy.
     #[arg(long)]
     pub tree: bool,
+    /// Add columns (comma-separated) from what `nstrace serve` remembers.
+    #[arg(long, short = 'o', value_enum, value_delimiter = ',')]
+    pub output: Vec<Column>,
     /// Force a one-shot snapshot from this source (default: ask `nstrace
     /// serve`, else the kernel's lists when available, else /proc).
     #[arg(long, value_enum)]
@@ -112,13 +174,41 @@ pub fn run(args: Args) -> Result<i32> {
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let all = store.rows();
     let rows = args.filter.apply(all.clone())?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let record = |r: &NsRow| store.find(r.ns_type, r.inode);
     let mut out = out;
     let written = if args.json {
+        let rows: Vec<JsonRow> = rows
+            .iter()
+            .map(|row| {
+                let ns = record(row);
+                JsonRow {
+                    row,
+                    created: ns.and_then(|n| n.created),
+                    age: ns.and_then(|n| n.age(now)),
+                    creator: ns.and_then(|n| n.creator.as_deref()),
+                    pins: ns.map(|n| n.pins.iter().collect()).unwrap_or_default(),
+                    seen_in: ns.map(|n| n.seen_in.iter().collect()).unwrap_or_default(),
+                }
+            })
+            .collect();
         serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::from).and_then(|_| writeln!(out))
     } else if args.tree {
         write_tree(&mut out, &all, &|r: &NsRow| args.filter.matches(r))
     } else {
-        write_table(&mut out, &rows)
+        let extra = Extra {
+            age: Box::new(|r: &NsRow| record(r).and_then(|n| n.age(now)).map(human_age)),
+            columns: args
+                .output
+                .iter()
+                .map(|c| {
+                    let c = *c;
+                    let cell: Box<dyn Fn(&NsRow) -> String> = Box::new(move |r: &NsRow| c.cell(record(r)));
+                    (c.header(), cell)
+                })
+                .collect(),
+        };
+        write_table_with(&mut out, &rows, &extra)
     };
     written.map_err(|e| Error::io("writing output", e))?;
     Ok(0)

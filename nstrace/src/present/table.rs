@@ -47,10 +47,23 @@ pub fn command_text(r: &NsRow) -> String {
     command
 }
 
+/// What a table shows beyond a row's own fields: the AGE cell (from the
+/// store's record) and extra columns (`ls -o`), placed before COMMAND.
+pub struct Extra<'a> {
+    pub age: Box<dyn Fn(&NsRow) -> Option<String> + 'a>,
+    pub columns: Vec<(&'static str, Box<dyn Fn(&NsRow) -> String + 'a>)>,
+}
+
+impl Extra<'_> {
+    /// Nothing beyond the row (AGE "-").
+    pub fn none() -> Extra<'static> {
+        Extra { age: Box::new(|_| None), columns: Vec::new() }
+    }
+}
+
 /// The table's cells for one row.
-fn table_cells(r: &NsRow) -> [String; 10] {
-    let command = command_text(r);
-    [
+fn table_cells(r: &NsRow, extra: &Extra<'_>) -> Vec<String> {
+    let mut cells = vec![
         opt(r.id),
         r.inode.to_string(),
         r.ns_type.name().into(),
@@ -59,19 +72,28 @@ fn table_cells(r: &NsRow) -> [String; 10] {
         holders_summary(r),
         opt(r.owner),
         opt(r.parent),
-        "-".into(),
-        command,
-    ]
+        (extra.age)(r).unwrap_or_else(|| "-".into()),
+    ];
+    cells.extend(extra.columns.iter().map(|(_, cell)| cell(r)));
+    cells.push(command_text(r));
+    cells
 }
 
 /// Writes the aligned table. Cells are formatted twice (once to size the
 /// columns, once to write) rather than kept: at 100,000 rows a kept copy
 /// is tens of megabytes, and `live --plain` prints one every interval.
 pub fn write_table(out: &mut impl Write, rows: &[&NsRow]) -> std::io::Result<()> {
-    let header = ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "PARENT", "AGE", "COMMAND"];
-    let mut widths = header.map(str::len);
+    write_table_with(out, rows, &Extra::none())
+}
+
+/// [`write_table`] with the AGE cell and extra columns of `extra`.
+pub fn write_table_with(out: &mut impl Write, rows: &[&NsRow], extra: &Extra<'_>) -> std::io::Result<()> {
+    let mut header = vec!["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "PARENT", "AGE"];
+    header.extend(extra.columns.iter().map(|(h, _)| *h));
+    header.push("COMMAND");
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
-        for (w, c) in widths.iter_mut().zip(table_cells(r)) {
+        for (w, c) in widths.iter_mut().zip(table_cells(r, extra)) {
             *w = (*w).max(c.len());
         }
     }
@@ -89,11 +111,22 @@ pub fn write_table(out: &mut impl Write, rows: &[&NsRow]) -> std::io::Result<()>
     };
     line(out, &header)?;
     for r in rows {
-        let cells = table_cells(r);
-        let cols: [&str; 10] = std::array::from_fn(|i| cells[i].as_str());
+        let cells = table_cells(r, extra);
+        let cols: Vec<&str> = cells.iter().map(String::as_str).collect();
         line(out, &cols)?;
     }
     Ok(())
+}
+
+/// An age as people read it: 42s, 17m, 5h, 3d.
+pub fn human_age(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
 }
 
 fn describe(r: &NsRow) -> String {

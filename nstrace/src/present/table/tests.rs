@@ -212,3 +212,37 @@ fn pid_tree_stops_below_depth_40() {
     assert_eq!(lines[4], "     pid 101 [orphaned]");
     assert_eq!(lines[44], format!("  {}pid 141 [orphaned]", "   ".repeat(41)));
 }
+
+#[test]
+fn ages_read_like_people_say_them() {
+    for (secs, text) in [
+        (0.0, "0s"),
+        (59.9, "59s"),
+        (60.0, "1m"),
+        (3599.0, "59m"),
+        (3600.0, "1h"),
+        (86_399.0, "23h"),
+        (86_400.0, "1d"),
+        (-5.0, "0s"),
+    ] {
+        assert_eq!(human_age(secs), text, "{secs}");
+    }
+}
+
+#[test]
+fn extra_columns_go_before_command_and_age_is_filled() {
+    let mut r = NsRow::new(NsType::Net, 10);
+    r.command = Some("ip".into());
+    let rows = [&r];
+    let extra = Extra {
+        age: Box::new(|_| Some("5m".into())),
+        columns: vec![("CREATOR", Box::new(|_: &NsRow| "ip[7]".to_string()) as Box<dyn Fn(&NsRow) -> String>)],
+    };
+    let mut out = Vec::new();
+    write_table_with(&mut out, &rows, &extra).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "ID INODE TYPE STATE    TASKS HOLDERS OWNER PARENT AGE CREATOR COMMAND\n \
+         -    10 net  orphaned     0 -       -     -      5m  ip[7]   ip\n"
+    );
+}
