@@ -21,6 +21,7 @@ pub mod events;
 pub mod kernel;
 pub mod model;
 pub mod monitor;
+pub mod origin;
 pub mod present;
 pub mod procfs;
 pub mod provenance;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     containers::Container,
     events::Event,
-    provenance::origin::{ContainerRef, Origin},
+    origin::{ContainerRef, Origin},
 };
 
 /// How a task holds a namespace.

@@ -25,8 +25,9 @@ use nstrace_common::decode::comm_str;
 use crate::{
     events::{Clock, Event, NsIds, cause_name},
     model::{Creator, Namespace, NsKey, NsRow, NsState},
+    origin::Origin,
     procfs::holders::HolderScan,
-    provenance::{Death, origin::Origin},
+    provenance::Death,
 };
 
 /// Refcount of a record from a source that cannot read it (/proc).

@@ -11,11 +11,11 @@ use crate::{
     cli::ls::TypeArg,
     error::{Error, Result, exit},
     model::{Creator, Pin},
+    origin::ContainerRef,
     present::{
         advice::{self, Advice},
         explain::{Explainer, Reason},
     },
-    provenance::origin::ContainerRef,
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
 };

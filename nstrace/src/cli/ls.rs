@@ -7,8 +7,8 @@ use nstrace_common::ns::NsType;
 use crate::{
     error::{Error, Result},
     model::{Creator, Namespace, Pin},
+    origin::ContainerRef,
     present::table::{Extra, human_age, write_table_with, write_tree},
-    provenance::origin::ContainerRef,
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
 };

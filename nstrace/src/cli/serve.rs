@@ -28,6 +28,7 @@ use crate::{
     error::{Error, Result, exit},
     events::Event,
     monitor::{Monitor, MonitorOptions},
+    origin,
     present::{
         http::{self, Limits, Shared},
         metrics::Metrics,
@@ -35,7 +36,7 @@ use crate::{
     provenance::{
         Change,
         db::Db,
-        identity, origin,
+        identity,
         writer::{Retention, Start, Writer},
     },
     remote::{self, DEFAULT_SOCKET, Reply, Request},

@@ -8,9 +8,9 @@ use nstrace_common::ns::NsType;
 use crate::{
     error::{Error, Result},
     model::{Holder, TaskHold},
+    origin::ContainerRef,
     present::advice,
     present::explain::Explainer,
-    provenance::origin::ContainerRef,
     snapshot::{self, NsRow, Source},
     store::NsStore,
 };
@@ -159,8 +159,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let creator = record.and_then(|r| r.creator.as_deref());
     let history: Vec<&crate::events::Event> = record.map(|r| r.history.iter().collect()).unwrap_or_default();
     let pins: Vec<&crate::model::Pin> = record.map(|r| r.pins.iter().collect()).unwrap_or_default();
-    let seen_in: Vec<&crate::provenance::origin::ContainerRef> =
-        record.map(|r| r.seen_in.iter().collect()).unwrap_or_default();
+    let seen_in: Vec<&crate::origin::ContainerRef> = record.map(|r| r.seen_in.iter().collect()).unwrap_or_default();
     let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     let seen: Vec<ContainerRef> = seen_in.iter().map(|c| (*c).clone()).collect();
     let containers = advice::known_containers(row, &seen);

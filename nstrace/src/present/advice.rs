@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::{model::NsRow, present::explain::Reason, provenance::origin::ContainerRef};
+use crate::{model::NsRow, origin::ContainerRef, present::explain::Reason};
 
 /// One piece of advice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -25,7 +25,7 @@ pub fn creator_text(c: &Creator) -> String {
 }
 
 /// "docker:3f2a9c1b7d4e (web) pod prod/web-1".
-pub fn container_text(c: &crate::provenance::origin::ContainerRef) -> String {
+pub fn container_text(c: &crate::origin::ContainerRef) -> String {
     match &c.pod {
         Some(pod) => format!("{} pod {pod}", c.short()),
         None => c.short(),
@@ -55,7 +55,7 @@ pub fn pin_text(p: &Pin) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provenance::origin::{ContainerRef, Origin};
+    use crate::origin::{ContainerRef, Origin};
 
     #[test]
     fn creator_and_pin_lines() {

@@ -2,8 +2,6 @@
 //! pinned it and when, kept by `nstrace serve` in an SQLite database so it
 //! outlives the processes (and nstrace runs) that saw it happen.
 
-pub mod origin;
-
 use nstrace_common::ns::NsType;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +29,7 @@ pub struct Record {
     pub parent: Option<u64>,
     pub pins: Vec<Pin>,
     /// Containers whose tasks were seen in it.
-    pub containers: Vec<origin::ContainerRef>,
+    pub containers: Vec<crate::origin::ContainerRef>,
     /// Before 6.18 (no ids): the change time of the namespace's nsfs inode
     /// while a mount or fd pins it, so a restart can tell it from a new
     /// namespace that took its inode (see [`db::Db::alive`]).

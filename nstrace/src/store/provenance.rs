@@ -8,10 +8,8 @@ use super::NsStore;
 use crate::{
     events::Event,
     model::{Creator, Pin, PinKind, Pins},
-    provenance::{
-        Change, Record,
-        origin::{ContainerRef, Origin},
-    },
+    origin::{ContainerRef, Origin},
+    provenance::{Change, Record},
 };
 
 /// Bind mounts remembered for attribution.

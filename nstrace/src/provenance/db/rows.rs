@@ -5,10 +5,8 @@ use rusqlite::params;
 
 use crate::{
     model::Creator,
-    provenance::{
-        Record,
-        origin::{ContainerRef, Origin},
-    },
+    origin::{ContainerRef, Origin},
+    provenance::Record,
 };
 
 pub(super) const COLUMNS: &str = "rowid, type, inode, ns_id, created_at, first_seen, creator_pid, creator_tid, creator_comm, cause, \

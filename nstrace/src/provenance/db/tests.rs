@@ -1,10 +1,8 @@
 use super::*;
 use crate::{
     model::Creator,
-    provenance::{
-        Death,
-        origin::{ContainerRef, Origin},
-    },
+    origin::{ContainerRef, Origin},
+    provenance::Death,
 };
 
 struct TempDir(PathBuf);

@@ -3,8 +3,9 @@
 use crate::{
     events::Event,
     model::{Holder, NsKey, TaskHold},
+    origin::Origin,
     procfs::holders::HolderScan,
-    provenance::{Change, origin::Origin},
+    provenance::Change,
     store::{
         NsStore, StoreOptions,
         tests::{SEC, create, freed, store, walk_row},
