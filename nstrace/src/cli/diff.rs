@@ -66,12 +66,12 @@ pub fn diff(a: &BTreeMap<Key, Value>, b: &BTreeMap<Key, Value>) -> Value {
 pub fn run(args: Args) -> Result<i32> {
     let (a, b) = (load(&args.before)?, load(&args.after)?);
     let d = diff(&a, &b);
-    match write_report(&d, args.json, &mut std::io::stdout().lock()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(Error::io("writing the report", e)),
-    }
-    Ok(i32::from(if differences(&d) == 0 { exit::OK } else { exit::FINDINGS }))
+    let code = i32::from(if differences(&d) == 0 { exit::OK } else { exit::FINDINGS });
+    // A reader that went away early changes nothing about the answer.
+    crate::cli::to_stdout(|mut out| {
+        write_report(&d, args.json, &mut out).map(|()| code).map_err(|e| Error::io("writing the report", e))
+    })?;
+    Ok(code)
 }
 
 /// How many namespaces appeared, disappeared or changed.

@@ -253,4 +253,37 @@ mod tests {
         let pfc = Reason::Task { pid: 9, comm: "unshare".into(), hold: TaskHold::PidForChildren };
         assert!(advise(&pfc, &ctx(0)).command.is_none());
     }
+
+    #[test]
+    fn known_containers_are_those_seen_then_those_running() {
+        use crate::containers::Container;
+        let mut row = NsRow::new(nstrace_common::ns::NsType::Net, 10);
+        row.containers = vec![
+            Container { runtime: "docker", id: "aaa".into(), pod: None },
+            Container { runtime: "containerd", id: "bbb".into(), pod: Some("uid-1".into()) },
+            Container { runtime: "cri-o", id: "aaa".into(), pod: None },
+        ]
+        .into();
+        let seen = [ContainerRef {
+            runtime: "docker".into(),
+            id: "aaa".into(),
+            name: Some("web".into()),
+            ..Default::default()
+        }];
+        let known = known_containers(&row, &seen);
+        let got: Vec<(&str, &str, Option<&str>, Option<&str>)> = known
+            .iter()
+            .map(|c| (c.runtime.as_str(), c.id.as_str(), c.name.as_deref(), c.pod_uid.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("docker", "aaa", Some("web"), None),
+                ("containerd", "bbb", None, Some("uid-1")),
+                ("cri-o", "aaa", None, None),
+            ],
+            "the named one once; same id, other runtime: another container"
+        );
+        assert!(known_containers(&NsRow::new(nstrace_common::ns::NsType::Net, 1), &[]).is_empty());
+    }
 }
