@@ -50,9 +50,15 @@ pub fn command_text(r: &NsRow) -> String {
 /// What a table shows beyond a row's own fields: the AGE cell (from the
 /// store's record) and extra columns (`ls -o`), placed before COMMAND.
 pub struct Extra<'a> {
-    pub age: Box<dyn Fn(&NsRow) -> Option<String> + 'a>,
-    pub columns: Vec<(&'static str, Box<dyn Fn(&NsRow) -> String + 'a>)>,
+    pub age: AgeCell<'a>,
+    pub columns: Vec<(&'static str, Cell<'a>)>,
 }
+
+/// The AGE cell for a row (None: "-").
+pub type AgeCell<'a> = Box<dyn Fn(&NsRow) -> Option<String> + 'a>;
+
+/// One extra column's cell for a row.
+pub type Cell<'a> = Box<dyn Fn(&NsRow) -> String + 'a>;
 
 impl Extra<'_> {
     /// Nothing beyond the row (AGE "-").
