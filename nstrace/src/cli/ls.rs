@@ -160,12 +160,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    // First: the service's socket is root's too, and a snapshot needs it.
+    crate::error::require_privileges()?;
     if args.source.is_none()
         && let Some(code) = crate::cli::ask_service("ls", &args.service)?
     {
         return Ok(code);
     }
-    crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
     crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
 }

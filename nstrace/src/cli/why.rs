@@ -137,12 +137,13 @@ fn chain(rows: &[&NsRow], start: &NsRow) -> Vec<String> {
 const UNKNOWN_CREATION: &str = "unknown (nstrace was not tracing when it was created)";
 
 pub fn run(args: Args) -> Result<i32> {
+    // First: the service's socket is root's too, and a snapshot needs it.
+    crate::error::require_privileges()?;
     if args.source.is_none()
         && let Some(code) = crate::cli::ask_service("why", &args.service)?
     {
         return Ok(code);
     }
-    crate::error::require_privileges()?;
     let snap = snapshot::take(args.source)?;
     crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
 }
