@@ -70,7 +70,8 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
-    pub _reserved: u32,
+    /// `nsproxy.count`: 1 at a task's exit means its namespaces lose a reference.
+    pub nsproxy_count: u32,
 }
 
 /// Everything the programs need besides offsets.
@@ -156,7 +157,7 @@ impl KernelOffsets {
             task_mm: ABSENT,
             mm_arg_start: ABSENT,
             mm_arg_end: ABSENT,
-            _reserved: 0,
+            nsproxy_count: ABSENT,
         }
     }
 }

@@ -71,8 +71,10 @@ pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u
         if before == 0 {
             return; // declared known by user space; now its struct is known
         }
-        // Another struct under the same type+inode: the old namespace died
-        // and a new one took its inode before the death reached `KNOWN`
+        // Another struct under the same type+inode, or the key was marked
+        // dying at its last task's exit (`hooks::task::DYING`: the new one
+        // may even have the old one's address): the old namespace died and
+        // a new one took its inode before user space heard of the death
         // (without a destroy hook, before 6.18). Report it as new.
         cause |= create_cause::REPLACED;
     } else if KNOWN.insert(&key, &ns, BPF_NOEXIST).is_err() {

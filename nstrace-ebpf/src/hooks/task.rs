@@ -7,12 +7,12 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     event::{EventKind, TaskNsEvent, create_cause},
-    ns::{SLOT_TYPES, TASK_NS_SLOTS},
+    ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
-    hooks::create::report_new_namespaces,
-    maps::{EVENTS, TASK_NS_SET, TaskNsSet, config, count_lost, wakeup_flags},
+    hooks::create::{known_key, report_new_namespaces},
+    maps::{EVENTS, KNOWN, TASK_NS_SET, TaskNsSet, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
 };
 
@@ -85,6 +85,8 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     let cause = if kind == EventKind::Exec { create_cause::EXEC } else { create_cause::FORK };
     if kind != EventKind::Exit {
         report_new_namespaces(task, set, cause, clone_flags as u64, tgid, tid);
+    } else {
+        mark_dying(task, set);
     }
     let Some(mut entry) = EVENTS.reserve::<TaskNsEvent>(0) else {
         count_lost(kind as u32);
@@ -93,6 +95,37 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     fill_task_event(entry.as_mut_ptr(), kind, task, set, tgid, tid, clone_flags);
     entry.submit(wakeup_flags());
     Ok(())
+}
+
+/// `KNOWN` value of a namespace whose last reference is going (see [`mark_dying`]).
+pub const DYING: u64 = 1;
+
+/// Before 6.18 (no ids) keys are type+inode, and a freed inode is soon
+/// reused. When the last task of an nsproxy exits and a namespace in it has
+/// no other reference, it dies now: its `KNOWN` entry becomes [`DYING`], so
+/// the next namespace with that key is reported as new (even from the same
+/// address) instead of taken for this one. Destroy hooks make this moot;
+/// without one (`destroy=proc-rescan`) it is what tells the two apart.
+#[inline(always)]
+fn mark_dying(task: u64, set: &TaskNsSet) {
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    if nsproxy == 0 || u32_at(nsproxy, config!(offsets.nsproxy_count)) != 1 {
+        return;
+    }
+    // The types an nsproxy holds (user: cred; pid: struct pid).
+    for ty in [NsType::Uts, NsType::Ipc, NsType::Mnt, NsType::Net, NsType::Cgroup, NsType::Time] {
+        let i = ty as usize;
+        let me = set.refs[i];
+        if me.id != 0 || me.inum == 0 {
+            continue; // ids are never reused
+        }
+        if u32_at(ns_common_of(set.ptrs[i], i), config!(offsets.ns_ref)) != 1 {
+            continue;
+        }
+        if let Some(v) = KNOWN.get_ptr_mut(&known_key(&me, i)) {
+            unsafe { *v = DYING };
+        }
+    }
 }
 
 /// Writes a whole [`TaskNsEvent`] about `task` into ring-buffer memory.

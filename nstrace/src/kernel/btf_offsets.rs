@@ -66,6 +66,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.task_mm = opt("task_struct", "mm")?;
     o.mm_arg_start = opt("mm_struct", "arg_start")?;
     o.mm_arg_end = opt("mm_struct", "arg_end")?;
+    o.nsproxy_count = opt("nsproxy", "count")?;
     o.cred_user_ns = req("cred", "user_ns")?;
 
     o.nsproxy_uts = req("nsproxy", "uts_ns")?;
