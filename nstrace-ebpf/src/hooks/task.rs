@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     event::{EventKind, TaskNsEvent, create_cause},
-    ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS},
+    ns::{NS_TYPES, NsType, SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
@@ -112,17 +112,22 @@ fn mark_dying(task: u64, set: &TaskNsSet) {
     if nsproxy == 0 || u32_at(nsproxy, config!(offsets.nsproxy_count)) != 1 {
         return;
     }
-    // The types an nsproxy holds (user: cred; pid: struct pid).
-    for ty in [NsType::Uts, NsType::Ipc, NsType::Mnt, NsType::Net, NsType::Cgroup, NsType::Time] {
-        let i = ty as usize;
-        let me = set.refs[i];
+    let mut i = 0;
+    while i < NS_TYPES {
+        let ty = i;
+        i += 1;
+        // The types an nsproxy holds (not user: cred; not pid: struct pid).
+        if ty == NsType::User as usize || ty == NsType::Pid as usize {
+            continue;
+        }
+        let me = set.refs[ty];
         if me.id != 0 || me.inum == 0 {
             continue; // ids are never reused
         }
-        if u32_at(ns_common_of(set.ptrs[i], i), config!(offsets.ns_ref)) != 1 {
+        if u32_at(ns_common_of(set.ptrs[ty], ty), config!(offsets.ns_ref)) != 1 {
             continue;
         }
-        if let Some(v) = KNOWN.get_ptr_mut(&known_key(&me, i)) {
+        if let Some(v) = KNOWN.get_ptr_mut(&known_key(&me, ty)) {
             unsafe { *v = DYING };
         }
     }
