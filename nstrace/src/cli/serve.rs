@@ -262,36 +262,44 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
     let fail = |e| Error::failed_with("reading the provenance database", e);
     let alive = db.alive().map_err(fail)?;
     let mut rowids = HashMap::new();
-    let mut gone = Vec::new();
-    let (mut adopted, mut unknown) = (0, 0);
+    let mut ended = Vec::new();
+    let (mut adopted, mut gone, mut unproven) = (0, 0, 0);
     for a in alive {
         let r = a.record;
         let same = match monitor.store().get(r.key) {
             // Ids are never reused.
-            Some(_) if r.id.is_some() => true,
+            Some(_) if r.id.is_some() => Some(true),
             // Before 6.18 an inode may have been reused while no serve ran:
             // only a pin whose nsfs inode kept its change time proves it.
-            Some(ns) => r.identity.is_some() && identity::of(ns) == r.identity,
-            None => false,
+            Some(ns) => Some(r.identity.is_some() && identity::of(ns) == r.identity),
+            None => None,
         };
-        if same {
-            monitor.store_mut().adopt(r.key, r.created, r.creator, r.pins, r.containers);
-            rowids.insert(r.key, a.rowid);
-            adopted += 1;
-        } else {
-            if monitor.store().get(r.key).is_some() {
-                unknown += 1;
+        match same {
+            Some(true) => {
+                monitor.store_mut().adopt(r.key, r.created, r.creator, r.pins, r.containers);
+                rowids.insert(r.key, a.rowid);
+                adopted += 1;
             }
-            gone.push(a.rowid);
+            Some(false) => {
+                ended.push((a.rowid, "identity-unknown"));
+                unproven += 1;
+            }
+            None => {
+                ended.push((a.rowid, "while-nstrace-was-down"));
+                gone += 1;
+            }
         }
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-    let closed = db.close_unseen(&gone, now).map_err(|e| Error::failed_with("writing the provenance database", e))?;
-    if adopted + closed + unknown > 0 {
+    db.close_unseen(&ended, now).map_err(|e| Error::failed_with("writing the provenance database", e))?;
+    if adopted + gone + unproven > 0 {
         eprintln!(
-            "nstrace: provenance: {adopted} namespaces remembered from the last run; {closed} died meanwhile{}",
-            if unknown > 0 {
-                format!("; {unknown} took a dead one's inode (provenance unknown)")
+            "nstrace: provenance: {adopted} namespaces remembered from the last run; {gone} died meanwhile{}",
+            if unproven > 0 {
+                format!(
+                    "; {unproven} whose inode is alive but could be a new namespace (no ids before 6.18, no pin \
+                     to prove it): provenance unknown"
+                )
             } else {
                 String::new()
             }

@@ -341,10 +341,12 @@ impl Db {
         .map_err(self.err("reading"))
     }
 
-    /// Marks rows dead that were alive when the last run stopped and are
-    /// not any more (or are of an earlier boot): they died while no nstrace
-    /// was watching, some time before `at`.
-    pub fn close_unseen(&mut self, rowids: &[i64], at: f64) -> Result<usize, DbError> {
+    /// Ends the rows that were alive when the last run stopped and cannot
+    /// go on, each with its reason (`while-nstrace-was-down`: gone now;
+    /// `identity-unknown`: its type and inode are alive but nothing proves
+    /// it is the same namespace, which starts a new row), and those of an
+    /// earlier boot (`reboot`), at `at`.
+    pub fn close_unseen(&mut self, rowids: &[(i64, &str)], at: f64) -> Result<usize, DbError> {
         let tx = self.conn.transaction().map_err(|source| DbError::Sqlite {
             what: "writing to",
             path: self.path.clone(),
@@ -353,10 +355,10 @@ impl Db {
         let mut n = 0;
         {
             let mut stmt = tx
-                .prepare("UPDATE namespaces SET destroyed_at = ?2, destroyed_via = 'while-nstrace-was-down' WHERE rowid = ?1")
+                .prepare("UPDATE namespaces SET destroyed_at = ?2, destroyed_via = ?3 WHERE rowid = ?1")
                 .map_err(|source| DbError::Sqlite { what: "writing to", path: self.path.clone(), source })?;
-            for r in rowids {
-                n += stmt.execute(params![r, at]).map_err(|source| DbError::Sqlite {
+            for (r, via) in rowids {
+                n += stmt.execute(params![r, at, via]).map_err(|source| DbError::Sqlite {
                     what: "writing to",
                     path: self.path.clone(),
                     source,

@@ -160,7 +160,7 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
     let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
     let alive = db.alive().unwrap();
     assert_eq!(alive.len(), 1);
-    assert_eq!(db.close_unseen(&[alive[0].rowid], 500.0).unwrap(), 1);
+    assert_eq!(db.close_unseen(&[(alive[0].rowid, "while-nstrace-was-down")], 500.0).unwrap(), 1);
     assert!(db.alive().unwrap().is_empty());
     let h = db.history(&Query { limit: 5, ..Default::default() }).unwrap();
     assert_eq!(h[0].via.as_deref(), Some("while-nstrace-was-down"));
