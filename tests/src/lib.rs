@@ -410,3 +410,15 @@ pub fn storm_of_5000() -> std::collections::HashSet<u64> {
     }
     pids
 }
+
+/// Reads `stderr` (echoing each line, prefixed by `who`) until a line
+/// contains `ready`; panics if the program exits first. Returns that line.
+pub fn wait_for_line(stderr: &mut impl BufRead, ready: &str, who: &str) -> String {
+    let mut line = String::new();
+    while !line.contains(ready) {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{who} exited before printing {ready:?}");
+        eprint!("[{who}] {line}");
+    }
+    line
+}

@@ -96,12 +96,7 @@ fn a_killed_docker_leaks_a_netns_that_leaks_names() {
         .unwrap();
     // Ready once it says so: its hooks are attached (the socket exists earlier).
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("serving on") {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "nstrace serve exited");
-        eprint!("[nstrace serve] {line}");
-    }
+    tests::wait_for_line(&mut stderr, "serving on", "nstrace serve");
     std::thread::spawn(move || {
         for l in std::io::BufRead::lines(stderr).map_while(Result::ok) {
             eprintln!("[nstrace serve] {l}");

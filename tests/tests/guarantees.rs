@@ -270,11 +270,7 @@ fn live_exits_cleanly_on_sigterm() {
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     // (A note that no `nstrace serve` answers may come first.)
-    let mut line = String::new();
-    while !line.contains("live table") {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "live exited before it was ready");
-    }
+    tests::wait_for_line(&mut stderr, "live table", "nstrace live");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + scaled(Duration::from_secs(5));
     let status = loop {

@@ -78,11 +78,7 @@ fn perf_format_matches_perf_script() {
         .spawn()
         .unwrap();
     let mut stderr = std::io::BufReader::new(trace.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("tracing") {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "nstrace trace exited");
-    }
+    tests::wait_for_line(&mut stderr, "tracing", "nstrace trace");
     let dir = RmDir(tempdir());
     let data = format!("{}/perf.data", dir.0);
     let rec = Command::new("perf")
