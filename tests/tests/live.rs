@@ -207,7 +207,7 @@ fn live_view_shows_filters_details_and_restores_the_terminal() {
     search(&tmux, &netns.0);
     tmux.wait_screen("the netns row (mounted, named)", SHOW, |s| {
         row_with(&table_rows(s), net_inode, "net")
-            .is_some_and(|r| r[3] == "mounted" && r.join(" ").contains(&format!("[netns {}]", netns.0)))
+            .is_some_and(|r| r[3] == "mounted" && r.contains(&netns.0))
     });
 
     // Esc (outside the prompt) clears the search.
@@ -250,6 +250,29 @@ fn live_view_shows_filters_details_and_restores_the_terminal() {
     assert!(s.contains("owner:"), "{s}");
     assert!(s.contains(&format!("net {net_inode}")), "{s}");
     println!("detail pane:\n{s}");
+
+    // p pauses, and the header says so; in an 80-column window the header
+    // keeps PAUSED, the counts, lost and the filters, and the row keeps its
+    // whole inode, state and name (text is cut with "…", columns left out).
+    tmux.press("Escape");
+    tmux.type_text("p");
+    tmux.wait_screen("PAUSED in the header", SHOW, |s| header_has(s, "PAUSED"));
+    tmux.run(&["resize-window", "-t", &tmux.session, "-x", "80", "-y", "30"]);
+    let s = tmux.wait_screen("the view redrawn in 80 columns", SHOW, |s| {
+        s.lines().next().is_some_and(|l| l.contains("PAUSED") && l.contains("namespaces"))
+            && s.lines().any(|l| l.starts_with('└') && l.chars().count() == 80)
+    });
+    let line2 = s.lines().nth(1).unwrap_or("");
+    assert!(line2.contains("lost ") && line2.contains("search=") && line2.contains("type=net"), "{s}");
+    let rows = table_rows(&s);
+    let row = rows.iter().find(|r| r.iter().any(|c| c == &net_inode.to_string()));
+    assert!(
+        row.is_some_and(|r| r.contains(&"mounted".to_string()) && r.contains(&"net".to_string())),
+        "the netns row with its whole inode {net_inode}, type and state at 80 columns:\n{s}"
+    );
+    assert!(s.lines().any(|l| l.contains("INODE") && l.contains("STATE") && l.contains("TASKS")), "{s}");
+    tmux.type_text("p");
+    tmux.wait_screen("PAUSED gone", SHOW, |s| !header_has(s, "PAUSED") && header_has(s, "namespaces"));
 
     // q quits with status 0 and gives the terminal back.
     tmux.type_text("q");

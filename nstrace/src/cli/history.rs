@@ -64,7 +64,7 @@ impl Args {
 
 pub fn run(args: Args) -> Result<i32> {
     if args.db.is_none()
-        && let Some(code) = crate::cli::ask_service("history", &args.service)?
+        && let Some(code) = crate::cli::ask_service("history", &args.service, &[])?
     {
         return Ok(code);
     }

@@ -22,7 +22,10 @@ use crate::{
         app::{App, RowState},
         ui,
     },
-    present::{render::clock_time, table::write_table},
+    present::{
+        render::clock_time,
+        table::{Extra, Layout, write_table_with},
+    },
     snapshot::NsRow,
     store::StoreOptions,
 };
@@ -48,6 +51,9 @@ pub struct Args {
     /// Show only this state at first (`S` cycles it).
     #[arg(long = "state", value_enum)]
     pub state_filter: Option<RowState>,
+    /// With --plain: how each table fits the terminal and whether it is coloured.
+    #[command(flatten)]
+    pub term: crate::present::columns::TermArgs,
     #[command(flatten)]
     pub mechanisms: crate::cli::MechanismArgs,
     #[command(flatten)]
@@ -72,7 +78,8 @@ pub async fn run(args: Args) -> Result<i32> {
     let m = monitor.mechanisms();
     app.mechanisms = format!("create {} · destroy {} · snapshot {}", m.create, m.destroy, m.snapshot);
     if args.plain || !std::io::stdout().is_terminal() {
-        run_plain(monitor, app, args.interval).await
+        let layout = Layout { width: args.term.width(), color: args.term.color.for_stdout() };
+        run_plain(monitor, app, args.interval, layout).await
     } else {
         run_tui(monitor, app, args.interval).await
     }
@@ -188,7 +195,7 @@ fn plain_header(now: f64, t: &Totals, lost: u64, refresh_micros: u64) -> String 
     )
 }
 
-async fn run_plain(mut monitor: Monitor, app: App, interval: Duration) -> Result<i32> {
+async fn run_plain(mut monitor: Monitor, app: App, interval: Duration, layout: Layout) -> Result<i32> {
     // Readiness on stderr (stdout carries the tables), for scripts.
     // The handler before the readiness line: a SIGTERM right after it must not kill us.
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing a SIGTERM handler", e))?;
@@ -216,7 +223,7 @@ async fn run_plain(mut monitor: Monitor, app: App, interval: Duration) -> Result
                 let now = monitor.clock().unix(Clock::now_boot_ns());
                 let header = plain_header(now, &monitor.totals(), monitor.stats().lost, monitor.refresh_micros);
                 let written = writeln!(out, "{header}")
-                    .and_then(|_| write_table(&mut out, &rows))
+                    .and_then(|_| write_table_with(&mut out, &rows, &Extra::none(), layout))
                     .and_then(|_| writeln!(out))
                     .and_then(|_| out.flush());
                 match written {

@@ -8,7 +8,10 @@ use crate::{
     error::{Error, Result},
     model::{Creator, Namespace, Pin},
     origin::ContainerRef,
-    present::table::{Extra, human_age, write_table_with, write_tree},
+    present::{
+        columns::TermArgs,
+        table::{Extra, Layout, container_text, human_age, write_table_with, write_tree},
+    },
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
 };
@@ -48,7 +51,8 @@ pub enum Column {
     Created,
     /// Who made it: comm[pid].
     Creator,
-    /// The container it was made in (or that used it).
+    /// The container it was made in (or that used it): a default column now,
+    /// accepted for scripts that name it.
     Container,
     /// Who made the mount or holds the fd that pins it.
     PinnedBy,
@@ -156,6 +160,8 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub source: Option<Source>,
     #[command(flatten)]
+    pub term: TermArgs,
+    #[command(flatten)]
     pub service: crate::cli::ServiceArgs,
 }
 
@@ -163,7 +169,11 @@ pub fn run(args: Args) -> Result<i32> {
     // First: the service's socket is root's too, and a snapshot needs it.
     crate::error::require_privileges()?;
     if args.source.is_none()
-        && let Some(code) = crate::cli::ask_service("ls", &args.service)?
+        && let Some(code) = crate::cli::ask_service(
+            "ls",
+            &args.service,
+            &args.term.service_args(),
+        )?
     {
         return Ok(code);
     }
@@ -199,9 +209,14 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     } else {
         let extra = Extra {
             age: Box::new(|r: &NsRow| record(r).and_then(|n| n.age(now)).map(human_age)),
+            container: Box::new(|r: &NsRow| match container_text(r).as_str() {
+                "-" => Column::Container.cell(record(r)),
+                live => live.to_string(),
+            }),
             columns: args
                 .output
                 .iter()
+                .filter(|c| **c != Column::Container)
                 .map(|c| {
                     let c = *c;
                     let cell: Box<dyn Fn(&NsRow) -> String> = Box::new(move |r: &NsRow| c.cell(record(r)));
@@ -209,7 +224,8 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 })
                 .collect(),
         };
-        write_table_with(&mut out, &rows, &extra)
+        let layout = Layout { width: args.term.width(), color: args.term.color.for_stdout() };
+        write_table_with(&mut out, &rows, &extra, layout)
     };
     written.map_err(|e| Error::io("writing output", e))?;
     Ok(0)

@@ -41,17 +41,18 @@ pub struct ServiceArgs {
     pub no_service: bool,
 }
 
-/// Runs `command` (with this process's own arguments) on the service and
-/// prints its answer. `Ok(None)`: no service answers; the caller takes a
-/// snapshot (and this says so once on stderr).
-pub fn ask_service(command: &str, svc: &ServiceArgs) -> Result<Option<i32>, crate::error::Error> {
+/// Runs `command` (with this process's own arguments, then `extra`) on the
+/// service and prints its answer. `Ok(None)`: no service answers; the
+/// caller takes a snapshot (and this says so once on stderr).
+pub fn ask_service(command: &str, svc: &ServiceArgs, extra: &[String]) -> Result<Option<i32>, crate::error::Error> {
     use std::io::Write;
     if svc.no_service {
         return Ok(None);
     }
     let path = crate::remote::socket_path(svc.socket.as_deref());
     // The command's own arguments, as typed (argv[1] is the command).
-    let args: Vec<String> = std::env::args().skip(2).collect();
+    let mut args: Vec<String> = std::env::args().skip(2).collect();
+    args.extend_from_slice(extra);
     let request = crate::remote::Request { version: crate::remote::VERSION, command: command.into(), args };
     match crate::remote::call(&path, &request, std::time::Duration::from_secs(120)) {
         Ok(Some(reply)) => {

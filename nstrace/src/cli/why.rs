@@ -140,7 +140,7 @@ pub fn run(args: Args) -> Result<i32> {
     // First: the service's socket is root's too, and a snapshot needs it.
     crate::error::require_privileges()?;
     if args.source.is_none()
-        && let Some(code) = crate::cli::ask_service("why", &args.service)?
+        && let Some(code) = crate::cli::ask_service("why", &args.service, &[])?
     {
         return Ok(code);
     }

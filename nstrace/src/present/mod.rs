@@ -3,6 +3,7 @@
 //! the store and events; never feeds them.
 
 pub mod advice;
+pub mod columns;
 pub mod explain;
 pub mod http;
 pub mod metrics;

@@ -5,7 +5,10 @@ use std::io::Write;
 
 use nstrace_common::ns::NsType;
 
-use crate::model::{Holder, NsRow};
+use crate::{
+    model::{Holder, NsRow},
+    present::columns::{Col, Give, Paint, cell_width, fit, write_line},
+};
 
 /// Which rows a tree shows.
 pub type Filter<'a> = dyn Fn(&NsRow) -> bool + 'a;
@@ -14,16 +17,26 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// The holders other than tasks, shortly: "fd 123:4", "mount /run/netns/x", "+2".
+/// The holders other than tasks, shortly: "fd 123:4", "mount /run/netns/x",
+/// "+2". A mount seen in several mount namespaces (propagated copies) is one
+/// entry that says in how many: "mount /run/netns/x (3 mnt ns)".
 pub fn holders_summary(row: &NsRow) -> String {
-    let mut parts: Vec<String> = row
-        .holders
-        .iter()
-        .filter_map(|h| match h {
-            Holder::Task { .. } => None,
-            Holder::Fd { pid, fd, .. } => Some(format!("fd {pid}:{fd}")),
-            Holder::Mount { path, .. } => Some(format!("mount {path}")),
-        })
+    // (text, mount namespaces) in the order first seen.
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    for h in &row.holders {
+        let text = match h {
+            Holder::Task { .. } => continue,
+            Holder::Fd { pid, fd, .. } => format!("fd {pid}:{fd}"),
+            Holder::Mount { path, .. } => format!("mount {path}"),
+        };
+        match parts.iter_mut().find(|(t, _)| *t == text) {
+            Some((_, n)) => *n += 1,
+            None => parts.push((text, 1)),
+        }
+    }
+    let mut parts: Vec<String> = parts
+        .into_iter()
+        .map(|(text, n)| if n > 1 { format!("{text} ({n} mnt ns)") } else { text })
         .collect();
     if parts.len() > 2 {
         let more = parts.len() - 2;
@@ -33,24 +46,28 @@ pub fn holders_summary(row: &NsRow) -> String {
     if parts.is_empty() { "-".into() } else { parts.join(",") }
 }
 
-/// The COMMAND cell of `ls` and `live`: the first task's command, then
-/// `ip netns` names and containers ("ip [netns blue] [docker:abcdef123456]").
-pub fn command_text(r: &NsRow) -> String {
-    let mut command = r.command.as_deref().unwrap_or("-").to_string();
-    if !r.names.is_empty() {
-        command = format!("{command} [netns {}]", r.names.join(","));
-    }
-    if !r.containers.is_empty() {
-        let c: Vec<String> = r.containers.iter().map(|c| c.short()).collect();
-        command = format!("{command} [{}]", c.join(","));
-    }
-    command
+/// The NAME cell: the `ip netns` names of a net namespace.
+pub fn name_text(r: &NsRow) -> String {
+    if r.names.is_empty() { "-".into() } else { r.names.join(",") }
 }
 
-/// What a table shows beyond a row's own fields: the AGE cell (from the
-/// store's record) and extra columns (`ls -o`), placed before COMMAND.
+/// The CONTAINER cell from the row alone: the containers its tasks are in.
+pub fn container_text(r: &NsRow) -> String {
+    let c: Vec<String> = r.containers.iter().map(|c| c.short()).collect();
+    if c.is_empty() { "-".into() } else { c.join(",") }
+}
+
+/// The COMMAND cell: the command of the namespace's first task.
+pub fn command_text(r: &NsRow) -> String {
+    r.command.as_deref().unwrap_or("-").to_string()
+}
+
+/// What a table shows beyond a row's own fields: the AGE and CONTAINER
+/// cells (from the store's record) and extra columns (`ls -o`), placed
+/// before NAME.
 pub struct Extra<'a> {
     pub age: AgeCell<'a>,
+    pub container: Cell<'a>,
     pub columns: Vec<(&'static str, Cell<'a>)>,
 }
 
@@ -63,8 +80,43 @@ pub type Cell<'a> = Box<dyn Fn(&NsRow) -> String + 'a>;
 impl Extra<'_> {
     /// Nothing beyond the row (AGE "-").
     pub fn none() -> Extra<'static> {
-        Extra { age: Box::new(|_| None), columns: Vec::new() }
+        Extra { age: Box::new(|_| None), container: Box::new(container_text), columns: Vec::new() }
     }
+}
+
+/// How the table goes out: the width to fit (None: as wide as it takes)
+/// and whether to colour the states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub width: Option<usize>,
+    pub color: bool,
+}
+
+/// Index of the STATE column (coloured).
+const STATE: usize = 3;
+
+/// The table's columns, with how each gives way in a narrow terminal:
+/// text is cut first; then AGE, PARENT, OWNER and ID are left out, in
+/// that order; INODE, TYPE, STATE and TASKS are always whole.
+fn table_columns(extra: &Extra<'_>) -> Vec<Col> {
+    let mut cols = vec![
+        Col::right("ID", Give::Drop(2)),
+        Col::right("INODE", Give::Keep),
+        Col::left("TYPE", Give::Keep),
+        Col::left("STATE", Give::Keep),
+        Col::right("TASKS", Give::Keep),
+        Col::left("HOLDERS", Give::Truncate(10)),
+        Col::left("OWNER", Give::Drop(3)),
+        Col::left("PARENT", Give::Drop(4)),
+        Col::left("AGE", Give::Drop(5)),
+    ];
+    cols.extend(extra.columns.iter().map(|(h, _)| Col::left(h, Give::Truncate(8))));
+    cols.extend([
+        Col::left("NAME", Give::Truncate(6)),
+        Col::left("CONTAINER", Give::Truncate(10)),
+        Col::left("COMMAND", Give::Truncate(8)),
+    ]);
+    cols
 }
 
 /// The table's cells for one row.
@@ -81,7 +133,7 @@ fn table_cells(r: &NsRow, extra: &Extra<'_>) -> Vec<String> {
         (extra.age)(r).unwrap_or_else(|| "-".into()),
     ];
     cells.extend(extra.columns.iter().map(|(_, cell)| cell(r)));
-    cells.push(command_text(r));
+    cells.extend([name_text(r), (extra.container)(r), command_text(r)]);
     cells
 }
 
@@ -89,37 +141,35 @@ fn table_cells(r: &NsRow, extra: &Extra<'_>) -> Vec<String> {
 /// columns, once to write) rather than kept: at 100,000 rows a kept copy
 /// is tens of megabytes, and `live --plain` prints one every interval.
 pub fn write_table(out: &mut impl Write, rows: &[&NsRow]) -> std::io::Result<()> {
-    write_table_with(out, rows, &Extra::none())
+    write_table_with(out, rows, &Extra::none(), Layout::default())
 }
 
-/// [`write_table`] with the AGE cell and extra columns of `extra`.
-pub fn write_table_with(out: &mut impl Write, rows: &[&NsRow], extra: &Extra<'_>) -> std::io::Result<()> {
-    let mut header = vec!["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "PARENT", "AGE"];
-    header.extend(extra.columns.iter().map(|(h, _)| *h));
-    header.push("COMMAND");
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+/// [`write_table`] with the cells of `extra`, fitted and coloured as `layout` says.
+pub fn write_table_with(
+    out: &mut impl Write,
+    rows: &[&NsRow],
+    extra: &Extra<'_>,
+    layout: Layout,
+) -> std::io::Result<()> {
+    let cols = table_columns(extra);
+    let header: Vec<String> = cols.iter().map(|c| c.header.to_string()).collect();
+    let mut natural: Vec<usize> = header.iter().map(|h| cell_width(h)).collect();
     for r in rows {
-        for (w, c) in widths.iter_mut().zip(table_cells(r, extra)) {
-            *w = (*w).max(c.len());
+        for (w, c) in natural.iter_mut().zip(table_cells(r, extra)) {
+            *w = (*w).max(cell_width(&c));
         }
     }
-    let line = |out: &mut dyn Write, cols: &[&str]| -> std::io::Result<()> {
-        for (i, c) in cols.iter().enumerate() {
-            if i + 1 == cols.len() {
-                writeln!(out, "{c}")?;
-            } else if i < 2 || i == 4 {
-                write!(out, "{c:>w$} ", w = widths[i])?;
-            } else {
-                write!(out, "{c:<w$} ", w = widths[i])?;
-            }
-        }
-        Ok(())
+    let widths = fit(&cols, &natural, layout.width);
+    let plain = |_: usize, s: &str| s.to_string();
+    let bold = |_: usize, s: &str| Paint::Bold.apply(layout.color, s);
+    write_line(out, &cols, &widths, &header, &bold)?;
+    let state = |i: usize, s: &str| match Paint::of_state(s) {
+        Some(p) if i == STATE => p.apply(layout.color, s),
+        _ => s.to_string(),
     };
-    line(out, &header)?;
+    let paint: &dyn Fn(usize, &str) -> String = if layout.color { &state } else { &plain };
     for r in rows {
-        let cells = table_cells(r, extra);
-        let cols: Vec<&str> = cells.iter().map(String::as_str).collect();
-        line(out, &cols)?;
+        write_line(out, &cols, &widths, &table_cells(r, extra), paint)?;
     }
     Ok(())
 }

@@ -12,7 +12,11 @@ fn fd(pid: u32, fd: i32) -> Holder {
 }
 
 fn mount(path: &str) -> Holder {
-    Holder::Mount { path: path.into(), mnt_ns: 1, via_pid: 1 }
+    mount_in(path, 1)
+}
+
+fn mount_in(path: &str, mnt_ns: u64) -> Holder {
+    Holder::Mount { path: path.into(), mnt_ns, via_pid: 1 }
 }
 
 fn row(ns_type: NsType, inode: u64, owner: Option<u64>) -> NsRow {
@@ -53,22 +57,33 @@ fn holders_summary_skips_tasks_and_folds_the_rest() {
 }
 
 #[test]
-fn command_text_adds_netns_names_and_containers() {
-    let r = NsRow::new(NsType::Net, 1);
-    assert_eq!(command_text(&r), "-");
-    let r = NsRow { command: Some("ip".into()), ..r };
-    assert_eq!(command_text(&r), "ip");
-    let r = NsRow { names: vec!["blue".to_string(), "red".to_string()].into(), ..r };
-    assert_eq!(command_text(&r), "ip [netns blue,red]");
-    let r = NsRow { containers: vec![container("docker", "abcdef1234567890"), container("lxc", "web")].into(), ..r };
-    assert_eq!(command_text(&r), "ip [netns blue,red] [docker:abcdef123456,lxc:web]");
-    let r = NsRow { names: Box::default(), command: None, ..r };
-    assert_eq!(command_text(&r), "- [docker:abcdef123456,lxc:web]");
+fn a_mount_seen_in_several_mount_namespaces_is_one_entry() {
+    let with = |holders: Vec<Holder>| holders_summary(&NsRow { holders: holders.into(), ..NsRow::new(NsType::Net, 1) });
+    let x = "/run/netns/x";
+    assert_eq!(with(vec![mount_in(x, 1), mount_in(x, 2), mount_in(x, 3)]), "mount /run/netns/x (3 mnt ns)");
+    assert_eq!(
+        with(vec![fd(9, 4), mount_in(x, 1), mount_in("/y", 1), mount_in(x, 2)]),
+        "fd 9:4,mount /run/netns/x (2 mnt ns),+1",
+        "in the order first seen"
+    );
 }
 
 #[test]
-fn table_aligns_columns() {
-    assert_eq!(table(&[]), "ID INODE TYPE STATE TASKS HOLDERS OWNER PARENT AGE COMMAND\n");
+fn name_container_and_command_are_apart() {
+    let r = NsRow::new(NsType::Net, 1);
+    assert_eq!((name_text(&r), container_text(&r), command_text(&r)), ("-".into(), "-".into(), "-".into()));
+    let r = NsRow {
+        command: Some("ip".into()),
+        names: vec!["blue".to_string(), "red".to_string()].into(),
+        containers: vec![container("docker", "abcdef1234567890"), container("lxc", "web")].into(),
+        ..r
+    };
+    assert_eq!(command_text(&r), "ip");
+    assert_eq!(name_text(&r), "blue,red");
+    assert_eq!(container_text(&r), "docker:abcdef123456,lxc:web");
+}
+
+fn sample_table() -> [NsRow; 3] {
     let net = NsRow {
         id: Some(12345),
         state: NsState::Active,
@@ -91,13 +106,67 @@ fn table_aligns_columns() {
         command: Some("sh".into()),
         ..NsRow::new(NsType::Pid, 4026532000)
     };
+    [net, user, pid]
+}
+
+#[test]
+fn table_aligns_columns() {
+    assert_eq!(table(&[]), "ID INODE TYPE STATE TASKS HOLDERS OWNER PARENT AGE NAME CONTAINER COMMAND\n");
     let expected = concat!(
-        "   ID      INODE TYPE STATE    TASKS HOLDERS      OWNER      PARENT     AGE COMMAND\n",
-        "12345 4026531840 net  active       3 fd 77:4      4026531837 -          -   systemd [netns blue] [docker:abcdef123456]\n",
-        "    - 4026531837 user orphaned     0 -            -          -          -   -\n",
-        "    7 4026532000 pid  mounted     12 mount /run/p 4026531837 4026531836 -   sh\n",
+        "   ID      INODE TYPE STATE    TASKS HOLDERS      OWNER      PARENT     AGE NAME CONTAINER           COMMAND\n",
+        "12345 4026531840 net  active       3 fd 77:4      4026531837 -          -   blue docker:abcdef123456 systemd\n",
+        "    - 4026531837 user orphaned     0 -            -          -          -   -    -                   -\n",
+        "    7 4026532000 pid  mounted     12 mount /run/p 4026531837 4026531836 -   -    -                   sh\n",
     );
-    assert_eq!(table(&[net, user, pid]), expected);
+    assert_eq!(table(&sample_table()), expected);
+}
+
+fn fitted(rows: &[NsRow], layout: Layout) -> String {
+    let refs: Vec<&NsRow> = rows.iter().collect();
+    let mut out = Vec::new();
+    write_table_with(&mut out, &refs, &Extra::none(), layout).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_narrow_terminal_cuts_text_then_leaves_out_age_parent_owner_id() {
+    let mut rows = sample_table().to_vec();
+    rows[0].command = Some("a-very-long-command-line-of-a-daemon --with --many --flags".into());
+    for width in [120, 100, 80, 72, 66, 40] {
+        let text = fitted(&rows, Layout { width: Some(width), color: false });
+        for line in text.lines().filter(|_| width >= 66) {
+            assert!(line.chars().count() <= width, "{width}: {line:?}\n{text}");
+        }
+        // Numbers are never cut: every inode is whole.
+        for inode in ["4026531840", "4026531837", "4026532000"] {
+            assert!(text.contains(inode), "{width}: {text}");
+        }
+    }
+    let at_80 = fitted(&rows, Layout { width: Some(80), color: false });
+    let header: Vec<&str> = at_80.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "NAME", "CONTAINER", "COMMAND"], "{at_80}");
+    assert!(at_80.contains("a-very-l…") || at_80.contains("a-very-long"), "{at_80}");
+    let at_66 = fitted(&rows, Layout { width: Some(66), color: false });
+    let header: Vec<&str> = at_66.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "NAME", "CONTAINER", "COMMAND"], "{at_66}");
+    assert!(at_66.contains("docker:ab… a-very-…"), "{at_66}");
+    // Without a width nothing is cut.
+    assert!(fitted(&rows, Layout::default()).contains("--many --flags\n"));
+}
+
+#[test]
+fn colour_paints_states_and_the_header_only() {
+    let text = fitted(&sample_table(), Layout { width: None, color: true });
+    assert!(text.starts_with("   \x1b[1mID\x1b[0m "), "{text:?}");
+    assert!(text.contains("\x1b[32mactive\x1b[0m   "), "{text:?}");
+    assert!(text.contains("\x1b[31morphaned\x1b[0m "), "{text:?}");
+    assert!(text.contains("\x1b[36mmounted\x1b[0m  "), "{text:?}");
+    let plain = fitted(&sample_table(), Layout::default());
+    assert!(!plain.contains('\x1b'));
+    // Colour does not move a column: without escapes the text is the same.
+    let stripped = text.replace("\x1b[0m", "").replace("\x1b[1m", "").replace("\x1b[32m", "");
+    let stripped = stripped.replace("\x1b[31m", "").replace("\x1b[36m", "");
+    assert_eq!(stripped, plain);
 }
 
 /// An ownership tree: user 1000 owns users 2000 and 3000; 2000 owns user
@@ -236,13 +305,14 @@ fn extra_columns_go_before_command_and_age_is_filled() {
     let rows = [&r];
     let extra = Extra {
         age: Box::new(|_| Some("5m".into())),
+        container: Box::new(|_| "docker:0123".into()),
         columns: vec![("CREATOR", Box::new(|_: &NsRow| "ip[7]".to_string()) as Box<dyn Fn(&NsRow) -> String>)],
     };
     let mut out = Vec::new();
-    write_table_with(&mut out, &rows, &extra).unwrap();
+    write_table_with(&mut out, &rows, &extra, Layout::default()).unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "ID INODE TYPE STATE    TASKS HOLDERS OWNER PARENT AGE CREATOR COMMAND\n \
-         -    10 net  orphaned     0 -       -     -      5m  ip[7]   ip\n"
+        "ID INODE TYPE STATE    TASKS HOLDERS OWNER PARENT AGE CREATOR NAME CONTAINER   COMMAND\n \
+         -    10 net  orphaned     0 -       -     -      5m  ip[7]   -    docker:0123 ip\n"
     );
 }

@@ -10,15 +10,30 @@ use ratatui::{
     widgets::{Block, Clear, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::app::{App, RowState, command_text, format_age};
+use super::app::{App, RowState, format_age};
 use crate::{
     model::Namespace,
     model::{Holder, TaskHold},
+    present::columns::{Col, Give, cell_width, clip, fit, fit_segments},
     present::render::{clock_time, event_text},
-    present::table::holders_summary,
+    present::table::{command_text, container_text, holders_summary, name_text},
 };
 
-const HEADER: [&str; 9] = ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "AGE", "COMMAND"];
+/// The table's columns; in a narrow window text is cut first, then OWNER,
+/// ID and AGE are left out (numbers are never cut).
+const COLUMNS: [Col; 11] = [
+    Col::right("ID", Give::Drop(2)),
+    Col::right("INODE", Give::Keep),
+    Col::left("TYPE", Give::Keep),
+    Col::left("STATE", Give::Keep),
+    Col::right("TASKS", Give::Keep),
+    Col::left("HOLDERS", Give::Truncate(10)),
+    Col::left("OWNER", Give::Drop(3)),
+    Col::left("AGE", Give::Drop(1)),
+    Col::left("NAME", Give::Truncate(6)),
+    Col::left("CONTAINER", Give::Truncate(10)),
+    Col::left("COMMAND", Give::Truncate(8)),
+];
 
 /// Tasks listed in the detail pane before "... N more".
 const DETAIL_TASKS: usize = 20;
@@ -57,50 +72,64 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     }
 }
 
-fn sep() -> Span<'static> {
-    Span::styled("  │  ", Style::default().fg(Color::DarkGray))
+/// The separator between header segments: narrower in a narrow window.
+fn sep(wide: bool) -> Span<'static> {
+    Span::styled(if wide { "  │  " } else { " │ " }, Style::default().fg(Color::DarkGray))
+}
+
+/// One header line from segments ranked by how soon they may go (0: never;
+/// higher ranks first): what does not fit in `width` is left out whole,
+/// never cut in the middle of a number.
+fn header_line(segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Line<'static> {
+    let wide = width >= 120;
+    let widths: Vec<usize> = segments.iter().map(|(_, spans)| spans.iter().map(|s| cell_width(&s.content)).sum()).collect();
+    let ranks: Vec<u8> = segments.iter().map(|(r, _)| *r).collect();
+    let keep = fit_segments(&widths, &ranks, cell_width(&sep(wide).content), width);
+    let mut line = Vec::new();
+    for ((_, spans), kept) in segments.into_iter().zip(keep) {
+        if kept {
+            if !line.is_empty() {
+                line.push(sep(wide));
+            }
+            line.extend(spans);
+        }
+    }
+    Line::from(line)
 }
 
 fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     let v = &app.view;
     let t = &v.totals;
     let bold = Style::default().add_modifier(Modifier::BOLD);
-    let mut l1 = vec![
-        Span::styled("nstrace live", bold.fg(Color::Cyan)),
-        sep(),
-        Span::styled(format!("{} namespaces", t.counts.live), bold),
-    ];
+    let mut count = vec![Span::styled(format!("{} namespaces", t.counts.live), bold)];
     if t.counts.destroyed_shown > 0 {
-        l1.push(Span::raw(format!(" (+{} destroyed shown)", t.counts.destroyed_shown)));
+        count.push(Span::raw(format!(" (+{} destroyed)", t.counts.destroyed_shown)));
     }
-    l1.push(sep());
-    let types: Vec<String> = t.counts.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
-    l1.push(Span::raw(types.join("  ")));
-    l1.push(sep());
-    l1.push(Span::raw(app.mechanisms.as_str()));
-    l1.push(sep());
-    l1.push(Span::raw(format!("refresh {:.1} ms", v.refresh_micros as f64 / 1000.0)));
+    let mut l1 = vec![(0, vec![Span::styled("nstrace live", bold.fg(Color::Cyan))])];
     if app.paused {
-        l1.push(sep());
-        l1.push(Span::styled("PAUSED", bold.fg(Color::Yellow)));
+        l1.push((0, vec![Span::styled("PAUSED", bold.fg(Color::Black).bg(Color::Yellow))]));
     }
+    let types: Vec<String> = t.counts.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
+    l1.extend([
+        (0, count),
+        (2, vec![Span::raw(types.join("  "))]),
+        (4, vec![Span::raw(app.mechanisms.clone())]),
+        (3, vec![Span::raw(format!("refresh {:.1} ms", v.refresh_micros as f64 / 1000.0))]),
+    ]);
     let states: Vec<String> = t.counts.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
     let lost_style = if v.lost > 0 { bold.fg(Color::Red) } else { Style::default() };
     let l2 = vec![
-        Span::raw(states.join("  ")),
-        sep(),
-        Span::raw(format!("created {:.1}/s  destroyed {:.1}/s", t.created_rate, t.destroyed_rate)),
-        sep(),
-        Span::styled(format!("lost {}", v.lost), lost_style),
-        sep(),
-        Span::raw(format!("sort: {}", app.sort_text())),
-        sep(),
-        Span::raw(app.filter_text()),
+        (2, vec![Span::raw(states.join("  "))]),
+        (3, vec![Span::raw(format!("created {:.1}/s  destroyed {:.1}/s", t.created_rate, t.destroyed_rate))]),
+        (0, vec![Span::styled(format!("lost {}", v.lost), lost_style)]),
+        (1, vec![Span::raw(format!("sort: {}", app.sort_text()))]),
+        (0, vec![Span::raw(app.filter_text())]),
     ];
-    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+    let width = area.width as usize;
+    f.render_widget(Paragraph::new(vec![header_line(l1, width), header_line(l2, width)]), area);
 }
 
-fn cells(ns: &Namespace, now: f64) -> [String; 9] {
+fn cells(ns: &Namespace, now: f64) -> [String; 11] {
     let r = &ns.row;
     [
         r.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
@@ -111,35 +140,43 @@ fn cells(ns: &Namespace, now: f64) -> [String; 9] {
         holders_summary(r),
         r.owner.map(|o| o.to_string()).unwrap_or_else(|| "-".into()),
         format_age(ns.age(now)),
-        command_text(ns),
+        name_text(r),
+        container_text(r),
+        command_text(r),
     ]
 }
 
 fn draw_table(f: &mut Frame, app: &App, area: Rect) {
     let page = app.page;
     let now = app.view.now;
-    let shown: Vec<(&Namespace, [String; 9])> =
+    let shown: Vec<(&Namespace, [String; 11])> =
         app.visible().skip(app.offset).take(page).map(|ns| (ns, cells(ns, now))).collect();
-    let mut widths: [usize; 9] = HEADER.map(str::len);
+    let mut natural: [usize; 11] = COLUMNS.map(|c| cell_width(c.header));
     for (_, c) in &shown {
-        for (w, s) in widths.iter_mut().zip(c) {
-            *w = (*w).max(s.chars().count());
+        for (w, s) in natural.iter_mut().zip(c) {
+            *w = (*w).max(cell_width(s));
         }
     }
-    widths[5] = widths[5].min(40);
-    let constraints: Vec<Constraint> = widths
+    // Inside the borders.
+    let widths = fit(&COLUMNS, &natural, Some(area.width.saturating_sub(2) as usize));
+    let kept: Vec<(usize, usize)> = widths.iter().enumerate().filter_map(|(i, w)| w.map(|w| (i, w))).collect();
+    let constraints: Vec<Constraint> = kept
         .iter()
         .enumerate()
-        .map(|(i, w)| if i == 8 { Constraint::Fill(1) } else { Constraint::Length(*w as u16) })
+        .map(|(n, &(_, w))| if n + 1 == kept.len() { Constraint::Fill(1) } else { Constraint::Length(w as u16) })
         .collect();
-    let rows = shown.into_iter().map(|(ns, c)| {
-        let row = Row::new(c);
+    let row_of = |c: &[String; 11]| -> Row<'static> {
+        Row::new(kept.iter().map(|&(i, w)| clip(&c[i], w).into_owned()).collect::<Vec<_>>())
+    };
+    let rows = shown.iter().map(|(ns, c)| {
+        let row = row_of(c);
         match RowState::of(ns) {
             RowState::Destroyed => row.style(Style::default().fg(Color::DarkGray).add_modifier(Modifier::DIM)),
             RowState::Orphaned => row.style(Style::default().fg(Color::Yellow)),
             _ => row,
         }
     });
+    let header = Row::new(kept.iter().map(|&(i, _)| COLUMNS[i].header).collect::<Vec<_>>());
     let title = format!(
         " namespaces: {} shown{} ",
         app.visible_len(),
@@ -150,7 +187,7 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
         }
     );
     let table = Table::new(rows, constraints)
-        .header(Row::new(HEADER).style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)))
+        .header(header.style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)))
         .block(Block::bordered().title(title))
         .column_spacing(1)
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
@@ -302,7 +339,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
             Span::styled("/", key),
             Span::raw(format!("{text}▏")),
             Span::styled("  Enter", key),
-            Span::raw(" apply "),
+            Span::raw(" keep "),
             Span::styled("Esc", key),
             Span::raw(" cancel"),
         ]),
@@ -332,7 +369,7 @@ fn draw_help(f: &mut Frame, area: Rect) {
     let text = [
         "q, Ctrl-C     quit",
         "/             search command, ip-netns name, container, holder comm, mount path, id or inode",
-        "              (type text, Enter applies, Esc cancels; Esc later clears it)",
+        "              (the table follows as you type; Enter keeps it, Esc cancels; Esc later clears it)",
         "s             cycle sort: age → type → state → tasks",
         "r             reverse the sort",
         "t             cycle type filter: all → net → uts → ipc → pid → user → mnt → cgroup → time",
@@ -343,7 +380,7 @@ fn draw_help(f: &mut Frame, area: Rect) {
         "↑/k ↓/j       move; PgUp/PgDn page; g/Home top; G/End bottom",
         "?             this help (any key closes it)",
         "",
-        "Destroyed namespaces stay dimmed for a while. AGE is '-' for namespaces",
+        "Destroyed namespaces stay dimmed for a while, below the live ones. AGE is '-' for namespaces",
         "created before nstrace started.",
     ];
     let width = (text.iter().map(|l| l.chars().count()).max().unwrap_or(40) as u16 + 4).min(area.width);
@@ -354,3 +391,6 @@ fn draw_help(f: &mut Frame, area: Rect) {
         .block(Block::bordered().title(" nstrace live: keys "));
     f.render_widget(p, popup);
 }
+
+#[cfg(test)]
+mod tests;

@@ -123,8 +123,10 @@ pub struct App {
     pub state_filter: Option<RowState>,
     /// The applied search (case-insensitive substring).
     pub search: String,
-    /// Search text being typed (`/` ... Enter), if any.
+    /// Search text being typed (`/` ... Enter), if any; applied as typed.
     pub input: Option<String>,
+    /// The search before `/`, restored by Esc.
+    search_before: String,
     pub detail: bool,
     pub help: bool,
     pub paused: bool,
@@ -160,6 +162,7 @@ impl App {
             state_filter,
             search: String::new(),
             input: None,
+            search_before: String::new(),
             detail: false,
             help: false,
             paused: false,
@@ -222,6 +225,9 @@ impl App {
         if self.reverse {
             vis.reverse();
         }
+        // Destroyed rows after every live one, whatever the sort: a burst
+        // of deaths must not push the live namespaces off the screen.
+        vis.sort_by_key(|&i| rows[i].destroyed.is_some());
         self.visible = vis;
         let found = self.selected.and_then(|k| self.visible.iter().position(|&i| self.view.rows[i].key() == k));
         self.cursor = match found {
@@ -323,16 +329,24 @@ impl App {
             return;
         }
         if let Some(input) = self.input.as_mut() {
+            // Incremental: the table follows every key typed.
             match key.code {
-                KeyCode::Enter => {
-                    self.search = self.input.take().unwrap_or_default();
-                    self.refilter(true);
+                KeyCode::Enter => self.input = None,
+                KeyCode::Esc => {
+                    self.input = None;
+                    self.search = std::mem::take(&mut self.search_before);
+                    self.refilter(false);
                 }
-                KeyCode::Esc => self.input = None,
                 KeyCode::Backspace => {
                     input.pop();
+                    self.search = input.clone();
+                    self.refilter(true);
                 }
-                KeyCode::Char(c) => input.push(c),
+                KeyCode::Char(c) => {
+                    input.push(c);
+                    self.search = input.clone();
+                    self.refilter(true);
+                }
                 _ => {}
             }
             return;
@@ -346,7 +360,10 @@ impl App {
         }
         match key.code {
             KeyCode::Char('q') => self.quit = true,
-            KeyCode::Char('/') => self.input = Some(String::new()),
+            KeyCode::Char('/') => {
+                self.search_before = self.search.clone();
+                self.input = Some(String::new());
+            }
             KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
             KeyCode::Char('s') => {
                 self.sort = self.sort.next();
@@ -472,10 +489,6 @@ pub fn format_age(age: Option<f64>) -> String {
     }
 }
 
-/// The COMMAND cell (the same as `ls` prints).
-pub fn command_text(ns: &Namespace) -> String {
-    crate::present::table::command_text(&ns.row)
-}
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,11 @@
 use super::*;
-use crate::{containers::Container, model::Creator, model::TaskHold, snapshot::NsRow};
+use crate::{
+    containers::Container,
+    model::Creator,
+    model::TaskHold,
+    present::table::{command_text, container_text, name_text},
+    snapshot::NsRow,
+};
 
 const NOW: f64 = 1_000_000.0;
 
@@ -58,7 +64,8 @@ fn inodes(app: &App) -> Vec<u64> {
 #[test]
 fn default_sort_is_youngest_first_unknown_ages_last() {
     let app = sample();
-    assert_eq!(inodes(&app), vec![20, 10, 40, 30, 50]);
+    // The destroyed ipc 40 (30 s old) comes after every live row.
+    assert_eq!(inodes(&app), vec![20, 10, 30, 50, 40]);
     assert_eq!(app.selected().unwrap().row.inode, 20);
 }
 
@@ -67,7 +74,7 @@ fn s_cycles_sort_keys_and_r_reverses() {
     let mut app = sample();
     app.on_key(key('s'));
     assert_eq!(app.sort, SortKey::Type);
-    assert_eq!(inodes(&app), vec![10, 30, 20, 40, 50]);
+    assert_eq!(inodes(&app), vec![10, 30, 20, 50, 40]);
     app.on_key(key('s'));
     assert_eq!(app.sort, SortKey::State);
     // active (net 30, uts 20), mounted, orphaned, destroyed last
@@ -76,7 +83,7 @@ fn s_cycles_sort_keys_and_r_reverses() {
     assert_eq!(app.sort, SortKey::Tasks);
     assert_eq!(inodes(&app), vec![30, 50, 20, 10, 40]);
     app.on_key(key('r'));
-    assert_eq!(inodes(&app), vec![40, 10, 20, 50, 30]);
+    assert_eq!(inodes(&app), vec![10, 20, 50, 30, 40], "reversed, destroyed still last");
     app.on_key(key('s'));
     assert_eq!(app.sort, SortKey::Age);
 }
@@ -131,18 +138,20 @@ fn search_types_text_enter_applies_esc_cancels() {
     assert_eq!(app.input.as_deref(), Some("blue"));
     // Keys typed into the search do not act as commands.
     assert!(!app.quit);
-    assert_eq!(app.visible_len(), 5, "not applied before Enter");
+    assert_eq!(inodes(&app), vec![10], "applied as typed");
     app.on_key(code(KeyCode::Enter));
     assert_eq!(app.input, None);
     assert_eq!(app.search, "blue");
     assert_eq!(inodes(&app), vec![10]);
     assert_eq!(app.selected().unwrap().row.inode, 10);
-    // Esc while typing leaves the applied search alone.
+    // Esc while typing puts back the search from before `/`.
     app.on_key(key('/'));
-    typed(&mut app, "sleep");
+    typed(&mut app, "zzz");
+    assert_eq!(app.visible_len(), 0);
     app.on_key(code(KeyCode::Esc));
     assert_eq!(app.input, None);
     assert_eq!(app.search, "blue");
+    assert_eq!(inodes(&app), vec![10]);
     // Esc outside the prompt clears the search.
     app.on_key(code(KeyCode::Esc));
     assert_eq!(app.search, "");
@@ -216,7 +225,7 @@ fn movement_and_paging_clamp_and_scroll() {
     app.on_key(code(KeyCode::Up));
     assert_eq!((app.cursor, app.offset), (0, 0));
     app.on_key(key('G'));
-    assert_eq!(app.selected().unwrap().row.inode, 50);
+    assert_eq!(app.selected().unwrap().row.inode, 40, "the destroyed row is last");
     app.on_key(key('g'));
     assert_eq!(app.selected().unwrap().row.inode, 20);
 }
@@ -236,7 +245,7 @@ fn selection_follows_the_namespace_across_refreshes() {
     let rows: Vec<Namespace> = app.view.rows.iter().filter(|r| r.row.inode != 10).cloned().collect();
     app.set_view(View { rows, now: NOW, ..Default::default() });
     assert_eq!(app.cursor, 2);
-    assert_eq!(app.selected().unwrap().row.inode, 40);
+    assert_eq!(app.selected().unwrap().row.inode, 30);
 }
 
 #[test]
@@ -303,8 +312,9 @@ fn ages_and_commands() {
     assert_eq!(format_age(Some(3.0 * 86_400.0 + 4.0 * 3600.0)), "3d04h");
     let app = sample();
     let net = app.lookup(NsType::Net, 10).unwrap();
-    assert_eq!(command_text(net), "- [netns blue]");
-    assert_eq!(command_text(app.lookup(NsType::Net, 30).unwrap()), "systemd [docker:abababababab]");
+    assert_eq!((command_text(&net.row), name_text(&net.row)), ("-".into(), "blue".into()));
+    let init = &app.lookup(NsType::Net, 30).unwrap().row;
+    assert_eq!((command_text(init), container_text(init)), ("systemd".into(), "docker:abababababab".into()));
     let mut with_creator = net.clone();
     with_creator.creator = Some(Box::new(Creator {
         pid: 1,
