@@ -19,6 +19,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Colour ok/no/err: auto (on a terminal, unless NO_COLOR is set), always, never.
+        #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+        color: nstrace::present::columns::ColorChoice,
         #[command(flatten)]
         mechanisms: cli::MechanismArgs,
     },
@@ -62,10 +65,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
-        Command::Doctor { json, mechanisms } => {
+        Command::Doctor { json, color, mechanisms } => {
             let forced = mechanisms.overrides()?;
+            let color = color.for_stdout();
             cli::to_stdout(|mut out| {
-                cli::doctor::run(json, &forced, &mut out).map_err(|e| Error::io("writing the report", e))
+                cli::doctor::run(json, color, &forced, &mut out).map_err(|e| Error::io("writing the report", e))
             })
         }
         Command::Ls(args) => cli::ls::run(args),

@@ -241,7 +241,10 @@ fn diff_of_two_snapshots() {
     // And the reverse: it disappeared.
     let (_, out, _) = nstrace(&["diff", "--json", &b, &a]);
     let r: Value = serde_json::from_str(&out).unwrap();
-    assert!(r["disappeared"].as_array().unwrap().iter().any(|r| r["inode"] == inode), "{r}");
+    assert!(
+        r["disappeared"].as_array().unwrap().iter().any(|r| r["inode"] == inode && r["names"][0] == name.as_str()),
+        "gone, and still named {name}: {r}"
+    );
     assert_eq!(nstrace(&["diff", &a, &a]).0, 0, "a snapshot does not differ from itself");
     // A reader that goes away early is not an error (no broken-pipe panic).
     // (The reader closes its end at once, so the first write fails with EPIPE.)

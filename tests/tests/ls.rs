@@ -308,3 +308,56 @@ fn proc_source_agrees_with_kernel_source_on_live_namespaces() {
     }
     assert!(compared > 5 && compared == proc_.len(), "compared {compared} of {} /proc rows", proc_.len());
 }
+
+/// The table fits the terminal's width (COLUMNS here, as lsns reads it):
+/// long text is cut with "…", numbers never; piped without COLUMNS it is
+/// whole; colour only on request (or on a terminal without NO_COLOR).
+#[test]
+fn table_fits_the_terminal_and_colours_only_when_asked() {
+    let test = "table_fits_the_terminal_and_colours_only_when_asked";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
+        return;
+    }
+    // A name long enough that the row cannot fit 80 columns whole.
+    let name = format!("{}-{}", unique("nstrace-wide"), "x".repeat(50));
+    let _netns = tests::IpNetns::add(name.clone());
+    let inode = ns_inode_of_path(&format!("/run/netns/{name}"));
+    let ls = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(tests::nstrace_bin());
+        c.args(["ls", "--no-service"]).args(args).env_remove("COLUMNS").env_remove("NO_COLOR");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run nstrace ls");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let narrow = ls(&[("COLUMNS", "80")], &[]);
+    for line in narrow.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80: {line:?}\n{narrow}");
+    }
+    let header: Vec<&str> = narrow.lines().next().unwrap().split_whitespace().collect();
+    for h in ["INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "NAME", "COMMAND"] {
+        assert!(header.contains(&h), "{h} kept at 80 columns: {header:?}");
+    }
+    let row = narrow
+        .lines()
+        .find(|l| l.split_whitespace().any(|c| c == inode.to_string()))
+        .unwrap_or_else(|| panic!("our netns {inode} with its whole inode:\n{narrow}"));
+    assert!(row.contains(" mounted ") && row.contains('…') && !row.contains(&name), "{row}");
+    // Piped, no COLUMNS: nothing is cut.
+    let wide = ls(&[], &[]);
+    assert!(wide.lines().any(|l| l.contains(&name) && l.contains(&inode.to_string())), "{wide}");
+    assert!(!wide.contains('\x1b'), "no colour into a pipe");
+    // -u wins over COLUMNS, as lsns -u.
+    assert!(ls(&[("COLUMNS", "80")], &["-u"]).contains(&name));
+    // Colour on request; NO_COLOR does not override the flag, only auto.
+    let coloured = ls(&[("NO_COLOR", "1")], &["--color=always"]);
+    assert!(coloured.contains("\x1b[36mmounted\x1b[0m"), "{coloured}");
+    assert!(coloured.contains("\x1b[32mactive\x1b[0m"), "{coloured}");
+    assert!(!ls(&[], &["--color=never"]).contains('\x1b'));
+}
+
+fn ns_inode_of_path(path: &str) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).expect("stat"))
+}

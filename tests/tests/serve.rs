@@ -153,11 +153,23 @@ fn ip_netns_add_from_a_script_names_ip_and_the_script() {
     let (_, table, _) = service.ask(&["ls", "--type", "net", "-o", "creator,pinned-by"]);
     let header = table.lines().next().unwrap();
     assert!(header.contains(" AGE CREATOR ") && header.contains(" PINNED-BY "), "{header}");
-    let line = table.lines().find(|l| l.contains(&format!("[netns {name}]"))).unwrap_or_else(|| panic!("{table}"));
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().any(|cell| cell == name.as_str()))
+        .unwrap_or_else(|| panic!("{table}"));
     let cells: Vec<&str> = line.split_whitespace().collect();
     let age = cells[cells.iter().position(|c| c.starts_with("ip[")).unwrap() - 1];
     assert!(age.ends_with('s') && age[..age.len() - 1].parse::<u32>().is_ok(), "AGE {age} in {line}");
     assert!(line.matches(" ip[").count() >= 2, "creator and pinner ip: {line}");
+    // The service writes the table in the client's width (COLUMNS here).
+    let narrow = Command::new(nstrace_bin())
+        .args(["ls", "-o", "creator,pinned-by"])
+        .env("NSTRACE_SOCKET", service.socket())
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    let narrow = String::from_utf8_lossy(&narrow.stdout);
+    assert!(narrow.lines().count() > 1 && narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
     let (_, json, _) = service.ask(&["ls", "--json", "--type", "net"]);
     let rows: Vec<Value> = serde_json::from_str(&json).unwrap();
     let row = rows.iter().find(|r| r["names"][0] == name.as_str()).unwrap();

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::{
     chain::chain,
+    present::columns::Paint,
     error::exit,
     kernel::mechanism::Overrides,
     kernel::probe::{self, Report, Status},
@@ -13,7 +14,7 @@ use crate::{
 
 /// Probes the kernel and prints the report (text or pretty JSON). Returns
 /// the exit code: 0 when nstrace can run here, 1 (a finding) otherwise.
-pub fn run(json: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
+pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
     let mut report = probe::probe();
     if probe::fatal_reason(&report).is_none() {
         report.tree_walk = Some(tree_walk_check());
@@ -23,7 +24,7 @@ pub fn run(json: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, 
     if json {
         write_json(&report, fatal.as_deref(), out)?;
     } else {
-        write_text(&report, fatal.as_deref(), out)?;
+        write_text(&report, fatal.as_deref(), color, out)?;
     }
     Ok(if fatal.is_some() { exit::FINDINGS.into() } else { exit::OK.into() })
 }
@@ -62,18 +63,18 @@ pub fn write_json(report: &Report, fatal: Option<&str>, out: &mut impl Write) ->
     writeln!(out)
 }
 
-pub fn write_text(report: &Report, fatal: Option<&str>, out: &mut impl Write) -> std::io::Result<()> {
+pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut impl Write) -> std::io::Result<()> {
     let checks = report.sections.iter().flat_map(|s| &s.checks).chain(&report.tree_walk);
     let width = checks.map(|c| c.name.len()).max().unwrap_or(0);
     for section in &report.sections {
         writeln!(out, "{}", section.title)?;
         for c in &section.checks {
-            writeln!(out, "  {:<3}  {:<width$}  {}", marker(c.status), c.name, c.detail)?;
+            writeln!(out, "  {}  {:<width$}  {}", marker(c.status, color), c.name, c.detail)?;
         }
     }
     if let Some(c) = &report.tree_walk {
         writeln!(out, "tree walk")?;
-        writeln!(out, "  {:<3}  {:<width$}  {}", marker(c.status), c.name, c.detail)?;
+        writeln!(out, "  {}  {:<width$}  {}", marker(c.status, color), c.name, c.detail)?;
     }
     let m = &report.mechanisms;
     writeln!(out, "mechanisms")?;
@@ -84,17 +85,19 @@ pub fn write_text(report: &Report, fatal: Option<&str>, out: &mut impl Write) ->
         }
     }
     if let Some(reason) = fatal {
-        writeln!(out, "nstrace cannot run: {reason}")?;
+        writeln!(out, "{}: {reason}", Paint::Red.apply(color, "nstrace cannot run"))?;
     }
     Ok(())
 }
 
-fn marker(s: Status) -> &'static str {
-    match s {
-        Status::Ok => "ok",
-        Status::Missing => "no",
-        Status::Error => "err",
-    }
+/// "ok ", "no ", "err" (three wide), green, yellow and red when coloured.
+fn marker(s: Status, color: bool) -> String {
+    let (text, paint) = match s {
+        Status::Ok => ("ok ", Paint::Green),
+        Status::Missing => ("no ", Paint::Yellow),
+        Status::Error => ("err", Paint::Red),
+    };
+    paint.apply(color, text)
 }
 
 #[cfg(test)]
@@ -125,12 +128,23 @@ mod tests {
     #[test]
     fn text_is_aligned_and_ends_with_reason() {
         let mut out = Vec::new();
-        write_text(&report(), Some("no usable kernel BTF"), &mut out).unwrap();
+        write_text(&report(), Some("no usable kernel BTF"), false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("  ok   prog tracepoint        loads\n"), "{text}");
         assert!(text.contains("  no   prog tracing (fentry)  not loadable: EPERM\n"), "{text}");
         assert!(text.contains("  events    tracepoints\n"), "{text}");
         assert_eq!(text.lines().last(), Some("nstrace cannot run: no usable kernel BTF"));
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn colour_marks_ok_green_missing_yellow_and_the_verdict_red() {
+        let mut out = Vec::new();
+        write_text(&report(), Some("no usable kernel BTF"), true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("  \x1b[32mok \x1b[0m  prog tracepoint        loads\n"), "{text:?}");
+        assert!(text.contains("  \x1b[33mno \x1b[0m  prog tracing (fentry)  not loadable: EPERM\n"), "{text:?}");
+        assert_eq!(text.lines().last(), Some("\x1b[31mnstrace cannot run\x1b[0m: no usable kernel BTF"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::{
     present::{
         advice::{self, Advice},
         explain::{Explainer, Reason},
+        table::human_age,
     },
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
@@ -202,7 +203,7 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
     writeln!(out, "  by type:   {}", join(&r.by_type))?;
     writeln!(out, "  by holder: {}", join(&r.by_holder))?;
     for l in &r.leaks {
-        let age = l.age.map(|a| format!("{a:.0}s")).unwrap_or_else(|| "unknown (not seen created)".into());
+        let age = l.age.map(human_age).unwrap_or_else(|| "unknown (not seen created)".into());
         let containers: Vec<String> = l.row.containers.iter().map(|c| c.short()).collect();
         writeln!(
             out,
@@ -223,7 +224,7 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
             writeln!(out, "  pinned by {}", crate::present::provenance::pin_text(p))?;
         }
         for (reason, fix) in l.reasons.iter().zip(&l.fix) {
-            writeln!(out, "  held by {}", reason.describe())?;
+            writeln!(out, "  kept alive by: {}", reason.describe())?;
             writeln!(out, "    fix: {}", fix.text())?;
         }
     }
@@ -332,7 +333,7 @@ mod tests {
         assert!(text.starts_with("3 namespace(s) with no task at least 60s old or of unknown age\n"), "{text}");
         assert!(text.contains("  note: 1 leak of unknown age kept: nstrace did not see it created\n"), "{text}");
         assert!(text.contains("net 3 id=- [orphaned] age: unknown"), "{text}");
-        assert!(text.contains("net 1 id=- [orphaned] age: 100s"), "{text}");
+        assert!(text.contains("net 1 id=- [orphaned] age: 1m"), "{text}");
         let json = serde_json::to_value(&r).unwrap();
         assert!(json["leaks"][1]["age"].is_null(), "{json}");
         assert_eq!(json["leaks"][0]["age"], 100.0);

@@ -41,9 +41,11 @@ pub fn cell_width(s: &str) -> usize {
 
 /// The width of each column in `width` characters (columns are one space
 /// apart); `None` for a column left out. `natural` is each column's widest
-/// cell, header included. Without a width, or when the table fits, every
-/// column keeps its natural width.
-pub fn fit(cols: &[Col], natural: &[usize], width: Option<usize>) -> Vec<Option<usize>> {
+/// cell, header included; `empty` says which columns hold nothing ("-" in
+/// every row). Without a width, or when the table fits, every column keeps
+/// its natural width. Otherwise text is cut first, then empty columns that
+/// may give way are left out, then droppable ones by rank.
+pub fn fit(cols: &[Col], natural: &[usize], empty: &[bool], width: Option<usize>) -> Vec<Option<usize>> {
     let mut w: Vec<Option<usize>> = natural.iter().map(|n| Some(*n)).collect();
     let Some(width) = width else { return w };
     let total = |w: &[Option<usize>]| {
@@ -63,14 +65,17 @@ pub fn fit(cols: &[Col], natural: &[usize], width: Option<usize>) -> Vec<Option<
         w[i] = w[i].map(|c| c - 1);
         excess -= 1;
     }
-    // 2. Leave out droppable columns, highest rank first.
+    // 2. Leave out empty columns that may give way (last first), then
+    //    droppable ones, highest rank first.
     let mut droppable: Vec<(u8, usize)> = (0..cols.len())
         .filter_map(|i| match cols[i].give {
+            Give::Keep => None,
+            _ if empty.get(i).copied().unwrap_or(false) => Some((u8::MAX, i)),
             Give::Drop(rank) => Some((rank, i)),
-            _ => None,
+            Give::Truncate(_) => None,
         })
         .collect();
-    droppable.sort_by_key(|&(rank, i)| (std::cmp::Reverse(rank), i));
+    droppable.sort_by_key(|&(rank, i)| (std::cmp::Reverse(rank), std::cmp::Reverse(i)));
     for (_, i) in droppable {
         if total(&w) <= width {
             break;

@@ -83,7 +83,7 @@ impl Reason {
             Reason::Fd { pid, fd, comm, cmdline } => format!("open fd {fd} of process {pid} ({comm}: {cmdline})"),
             Reason::Mount { path, mnt_ns, via_pid, netns_name } => {
                 let name = netns_name.as_ref().map(|n| format!(" (ip netns {n})")).unwrap_or_default();
-                format!("bind mount at {path}{name} in mount namespace {mnt_ns} (seen via pid {via_pid})")
+                format!("bind mount at {path}{name} in mount namespace {mnt_ns} (where pid {via_pid} is)")
             }
             Reason::Socket { pid, fd, comm, cmdline, socket } => {
                 format!("socket {socket} (fd {fd} of process {pid}, {comm}: {cmdline}) belongs to it")
@@ -93,7 +93,7 @@ impl Reason {
                     .iter()
                     .map(|d| format!("{} {} [{}]", d.ns_type.name(), d.inode, d.state.name()))
                     .collect();
-                format!("it owns or parents live namespaces: {}", list.join(", "))
+                format!("the live namespaces it owns or parents: {}", list.join(", "))
             }
             Reason::KernelReference { hint } => format!("kernel reference: {hint}"),
         }
@@ -221,12 +221,12 @@ mod tests {
         assert_eq!(member.describe(), "process 3 (sh) is in it");
         assert_eq!(
             mount(2, Some("x")).describe(),
-            "bind mount at /run/netns/x (ip netns x) in mount namespace 2 (seen via pid 42)"
+            "bind mount at /run/netns/x (ip netns x) in mount namespace 2 (where pid 42 is)"
         );
         let dep = Dependent { ns_type: NsType::Net, inode: 10, state: NsState::Mounted };
         assert_eq!(
             Reason::Owner { dependents: vec![dep] }.describe(),
-            "it owns or parents live namespaces: net 10 [mounted]"
+            "the live namespaces it owns or parents: net 10 [mounted]"
         );
         assert_eq!(Reason::KernelReference { hint: "h".into() }.describe(), "kernel reference: h");
     }

@@ -154,12 +154,14 @@ pub fn write_table_with(
     let cols = table_columns(extra);
     let header: Vec<String> = cols.iter().map(|c| c.header.to_string()).collect();
     let mut natural: Vec<usize> = header.iter().map(|h| cell_width(h)).collect();
+    let mut empty = vec![true; cols.len()];
     for r in rows {
-        for (w, c) in natural.iter_mut().zip(table_cells(r, extra)) {
-            *w = (*w).max(cell_width(&c));
+        for (i, c) in table_cells(r, extra).into_iter().enumerate() {
+            natural[i] = natural[i].max(cell_width(&c));
+            empty[i] &= c == "-";
         }
     }
-    let widths = fit(&cols, &natural, layout.width);
+    let widths = fit(&cols, &natural, &empty, layout.width);
     let plain = |_: usize, s: &str| s.to_string();
     let bold = |_: usize, s: &str| Paint::Bold.apply(layout.color, s);
     write_line(out, &cols, &widths, &header, &bold)?;

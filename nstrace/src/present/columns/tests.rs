@@ -17,18 +17,18 @@ fn total(w: &[Option<usize>]) -> usize {
 fn a_table_that_fits_keeps_its_widths() {
     let natural = [10, 8, 10, 12, 20];
     let all = natural.map(Some).to_vec();
-    assert_eq!(fit(&COLS, &natural, None), all);
-    assert_eq!(fit(&COLS, &natural, Some(64)), all, "64 = 60 + 4 spaces: fits exactly");
+    assert_eq!(fit(&COLS, &natural, &[], None), all);
+    assert_eq!(fit(&COLS, &natural, &[], Some(64)), all, "64 = 60 + 4 spaces: fits exactly");
 }
 
 #[test]
 fn text_is_cut_widest_first_before_any_column_goes() {
     let natural = [10, 8, 10, 12, 20];
     // 10 too wide: COMMAND (20) loses 8 first, down to HOLDERS' 12, then both.
-    let w = fit(&COLS, &natural, Some(54));
+    let w = fit(&COLS, &natural, &[], Some(54));
     assert_eq!(w, [Some(10), Some(8), Some(10), Some(11), Some(11)]);
     assert_eq!(total(&w), 54);
-    let w = fit(&COLS, &natural, Some(50));
+    let w = fit(&COLS, &natural, &[], Some(50));
     assert_eq!(w, [Some(10), Some(8), Some(10), Some(9), Some(9)]);
     assert_eq!(total(&w), 50);
 }
@@ -38,25 +38,40 @@ fn columns_are_dropped_when_cutting_is_not_enough_and_text_gets_room_back() {
     let natural = [10, 8, 10, 12, 20];
     // Minimums: 10+8+10+9+8 + 4 = 49. At 45 OWNER goes, and its 11 go back
     // to the cut text, COMMAND first.
-    let w = fit(&COLS, &natural, Some(45));
+    let w = fit(&COLS, &natural, &[], Some(45));
     assert_eq!(w, [Some(10), Some(8), None, Some(9), Some(15)]);
     assert_eq!(total(&w), 45);
     // Narrower than the columns that never give way: they stay whole.
-    let w = fit(&COLS, &natural, Some(10));
+    let w = fit(&COLS, &natural, &[], Some(10));
     assert_eq!(w, [Some(10), Some(8), None, Some(9), Some(8)]);
+}
+
+#[test]
+fn empty_columns_go_before_droppable_ones_but_kept_ones_stay() {
+    let natural = [10, 8, 10, 12, 20];
+    // HOLDERS is all "-": it goes before OWNER; STATE never goes.
+    let empty = [false, true, false, true, false];
+    let w = fit(&COLS, &natural, &empty, Some(45));
+    assert_eq!(w, [Some(10), Some(8), Some(10), None, Some(14)]);
+    assert_eq!(total(&w), 45);
+    // Empty columns stay when the table fits.
+    assert_eq!(fit(&COLS, &natural, &empty, Some(64)), natural.map(Some));
+    // A droppable empty column goes as an empty one, before the ranks.
+    let cols = [Col::left("A", Give::Drop(1)), Col::left("B", Give::Drop(2)), Col::left("C", Give::Keep)];
+    assert_eq!(fit(&cols, &[5, 5, 5], &[true, false, false], Some(11)), [None, Some(5), Some(5)]);
 }
 
 #[test]
 fn drop_ranks_go_highest_first() {
     let cols = [Col::left("A", Give::Drop(1)), Col::left("B", Give::Drop(2)), Col::left("C", Give::Keep)];
-    assert_eq!(fit(&cols, &[5, 5, 5], Some(11)), [Some(5), None, Some(5)]);
-    assert_eq!(fit(&cols, &[5, 5, 5], Some(5)), [None, None, Some(5)]);
+    assert_eq!(fit(&cols, &[5, 5, 5], &[], Some(11)), [Some(5), None, Some(5)]);
+    assert_eq!(fit(&cols, &[5, 5, 5], &[], Some(5)), [None, None, Some(5)]);
 }
 
 #[test]
 fn a_header_is_never_cut() {
     let cols = [Col::left("CONTAINER", Give::Truncate(3))];
-    assert_eq!(fit(&cols, &[30], Some(4)), [Some(9)]);
+    assert_eq!(fit(&cols, &[30], &[], Some(4)), [Some(9)]);
 }
 
 #[test]

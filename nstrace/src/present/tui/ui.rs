@@ -152,13 +152,15 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
     let shown: Vec<(&Namespace, [String; 11])> =
         app.visible().skip(app.offset).take(page).map(|ns| (ns, cells(ns, now))).collect();
     let mut natural: [usize; 11] = COLUMNS.map(|c| cell_width(c.header));
+    let mut empty = [true; 11];
     for (_, c) in &shown {
-        for (w, s) in natural.iter_mut().zip(c) {
-            *w = (*w).max(cell_width(s));
+        for (i, s) in c.iter().enumerate() {
+            natural[i] = natural[i].max(cell_width(s));
+            empty[i] &= s == "-";
         }
     }
     // Inside the borders.
-    let widths = fit(&COLUMNS, &natural, Some(area.width.saturating_sub(2) as usize));
+    let widths = fit(&COLUMNS, &natural, &empty, Some(area.width.saturating_sub(2) as usize));
     let kept: Vec<(usize, usize)> = widths.iter().enumerate().filter_map(|(i, w)| w.map(|w| (i, w))).collect();
     let constraints: Vec<Constraint> = kept
         .iter()
