@@ -143,3 +143,146 @@ fn a_bind_mount_names_who_pinned_a_namespace() {
     s.apply_holders(scan, 4 * SEC, false);
     assert!(s.get(6).unwrap().pins.iter().next().unwrap().by.is_some(), "named at the next refresh");
 }
+
+/// The records the next `take_provenance` upserts, by inode.
+fn upserted(s: &mut NsStore) -> Vec<crate::provenance::Record> {
+    s.take_provenance()
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Upsert(r) => Some(*r),
+            Change::Died { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_container_seen_or_a_pin_made_is_journaled_alone_or_together() {
+    use crate::procfs::holders::ProcInfo;
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    s.take_provenance();
+    let key = NsKey { ns_type: NsType::Net, inode: 90 };
+    let task = |pid| Holder::Task { pid, comm: "sh".into(), hold: TaskHold::Member };
+    let in_docker = |id: char| ProcInfo {
+        cgroup: format!("/system.slice/docker-{}.scope", id.to_string().repeat(64)),
+        ..Default::default()
+    };
+    let scan_of = |holders: Vec<Holder>, procs: Vec<(u32, ProcInfo)>| {
+        let mut scan = HolderScan::default();
+        scan.holders.insert(key, holders);
+        scan.processes.extend(procs);
+        scan
+    };
+    // A container's task comes in: seen_in changes, no pin does.
+    s.apply_holders(scan_of(vec![task(7)], vec![(7, in_docker('a'))]), 2 * SEC, false);
+    let r = upserted(&mut s);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].containers.len(), 1);
+    // The same again: nothing to record.
+    s.apply_holders(scan_of(vec![task(7)], vec![(7, in_docker('a'))]), 3 * SEC, false);
+    assert!(upserted(&mut s).is_empty());
+    // Another container and a mount at once: recorded once, with both.
+    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 };
+    s.apply_holders(scan_of(vec![task(7), task(8), mount], vec![(7, in_docker('a')), (8, in_docker('b'))]), 4 * SEC, false);
+    let r = upserted(&mut s);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].containers.len(), r[0].pins.len()), (2, 1), "{r:?}");
+}
+
+#[test]
+fn the_death_of_an_evicted_namespace_keeps_its_id() {
+    let opts = StoreOptions { provenance: true, max_rows: 1, ..Default::default() };
+    let mut s = NsStore::new(Clock::with_offset(0.0), opts);
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    s.on_create(&create(NsType::Uts, 6, 91, 2 * SEC, 7), &mut out);
+    s.evict(3 * SEC);
+    assert_eq!(s.counts().evicted, 1);
+    s.take_provenance();
+    let d = NsDestroyEvent { ns_type: NsType::Net as u32, id: 5, ..freed(90, 4 * SEC) };
+    s.on_destroy(&d, "fentry-ns-tree", &mut out);
+    let died: Vec<_> = s
+        .take_provenance()
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Died { ns_type, inode, id, .. } => Some((ns_type, inode, id)),
+            Change::Upsert(_) => None,
+        })
+        .collect();
+    assert_eq!(died, [(NsType::Net, 90, Some(5))]);
+}
+
+/// A store with net 90 (id 5) created, and a mount event maker.
+fn mount_event(time: f64, pid: u32, target: &str) -> Event {
+    Event::Mount {
+        time,
+        pid,
+        tid: pid,
+        comm: "mounter".into(),
+        parent_pid: 1,
+        parent_comm: "init".into(),
+        syscall: "mount",
+        flags: 4096,
+        mnt_ns: 9,
+        target: target.into(),
+        path: None,
+    }
+}
+
+fn scan_with_mounts(paths: &[&str]) -> HolderScan {
+    let mut scan = HolderScan::default();
+    scan.holders.insert(
+        NsKey { ns_type: NsType::Net, inode: 90 },
+        paths.iter().map(|p| Holder::Mount { path: (*p).into(), mnt_ns: 9, via_pid: 1 }).collect(),
+    );
+    scan
+}
+
+fn makers(s: &NsStore) -> Vec<(String, Option<String>)> {
+    s.get(5).unwrap().pins.iter().map(|p| (p.target.clone(), p.by.clone())).collect()
+}
+
+#[test]
+fn every_recent_mount_is_remembered_and_a_named_pin_keeps_its_maker() {
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    // Two mounts, then a refresh that finds both: both makers named.
+    s.on_mount(&mount_event(1_000_001.1, 40, "/a"));
+    s.on_mount(&mount_event(1_000_001.2, 41, "/b"));
+    s.apply_holders(scan_with_mounts(&["/a", "/b"]), 2 * SEC, false);
+    let by = |pid| Some(format!("mounter[{pid}] (parent init[1])"));
+    assert_eq!(makers(&s), [("/a".to_string(), by(40)), ("/b".to_string(), by(41))]);
+    // A later mount over the same path does not rename the pin's maker.
+    s.on_mount(&mount_event(1_000_002.5, 42, "/a"));
+    s.apply_holders(scan_with_mounts(&["/a", "/b"]), 2 * SEC + SEC / 2, false);
+    assert_eq!(makers(&s)[0], ("/a".to_string(), by(40)));
+}
+
+#[test]
+fn containers_are_named_where_provenance_changed() {
+    use crate::procfs::holders::ProcInfo;
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    let mut scan = HolderScan::default();
+    scan.holders.insert(
+        NsKey { ns_type: NsType::Net, inode: 90 },
+        vec![Holder::Task { pid: 7, comm: "sh".into(), hold: TaskHold::Member }],
+    );
+    let cgroup = format!("/system.slice/docker-{}.scope", "c".repeat(64));
+    scan.processes.insert(7, ProcInfo { cgroup, ..Default::default() });
+    s.apply_holders(scan, 2 * SEC, false);
+    let mut asked = Vec::new();
+    s.name_containers(|c| {
+        asked.push(c.id.clone());
+        Some((Some("web".into()), None))
+    });
+    assert_eq!(asked, ["c".repeat(64)]);
+    let seen: Vec<_> = s.get(5).unwrap().seen_in.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(seen, [Some("web".to_string())]);
+    // Once recorded, nothing is asked again.
+    s.take_provenance();
+    s.name_containers(|_| panic!("nothing changed"));
+}
