@@ -286,3 +286,33 @@ fn containers_are_named_where_provenance_changed() {
     s.take_provenance();
     s.name_containers(|_| panic!("nothing changed"));
 }
+
+#[test]
+fn a_mount_made_well_after_the_pin_was_seen_is_not_its_maker_and_a_late_name_is_journaled() {
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    // Seen at 1,000,002; a mount at the same place 10 s later made another one.
+    s.apply_holders(scan_with_mounts(&["/a"]), 2 * SEC, false);
+    s.take_provenance();
+    s.on_mount(&mount_event(1_000_012.0, 40, "/a"));
+    s.apply_holders(scan_with_mounts(&["/a"]), 12 * SEC, false);
+    assert_eq!(makers(&s), [("/a".to_string(), None)]);
+    assert!(upserted(&mut s).is_empty(), "nothing changed");
+    // Within the skew (the record drained after the refresh): named, and
+    // the change is journaled though the pin itself is not new.
+    s.on_mount(&mount_event(1_000_003.5, 41, "/a"));
+    s.apply_holders(scan_with_mounts(&["/a"]), 13 * SEC, false);
+    let r = upserted(&mut s);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].pins[0].by.as_deref(), Some("mounter[41] (parent init[1])"));
+}
+
+#[test]
+fn adopt_says_whether_the_namespace_is_live() {
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
+    assert!(s.adopt(5, Some(1.0), None, Vec::new(), Vec::new()));
+    assert!(!s.adopt(6, Some(1.0), None, Vec::new(), Vec::new()), "no such namespace");
+}
