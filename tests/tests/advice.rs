@@ -31,6 +31,22 @@ fn the_initial_namespaces_get_no_kill_or_gdb_advice() {
         let (_, text, _) = nstrace(&["why", "--no-service", &format!("/proc/self/ns/{ty}")]);
         assert!(!text.contains("kill ") && !text.contains("gdb "), "{ty}: {text}");
         assert!(text.contains("to release it: nothing to do (in use by"), "{ty}: {text}");
+        // Dozens of processes: the first 10, then a count; --all lists each.
+        // The count of the same snapshot: "in use by N processes".
+        let members: usize = text
+            .split("in use by ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{ty}: {text}"));
+        if members > 10 {
+            assert_eq!(text.matches(") is in it\n").count(), 10, "{ty}: {text}");
+            assert!(text.contains(&format!("... and {} more processes in it", members - 10)), "{ty}: {text}");
+            let (_, all, _) = nstrace(&["why", "--no-service", "--all", &format!("/proc/self/ns/{ty}")]);
+            let listed = all.matches(") is in it\n").count();
+            // Processes come and go between the two runs.
+            assert!(listed.abs_diff(members) <= 5 && listed > 10, "{ty}: {members} vs {listed}\n{all}");
+        }
     }
 }
 

@@ -15,6 +15,9 @@ use crate::{
     store::NsStore,
 };
 
+/// Processes in the namespace listed before "... and N more".
+const MEMBERS_SHOWN: usize = 10;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A namespace id, an nsfs inode, /proc/PID/ns/TYPE (pid_for_children and
@@ -27,6 +30,9 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// List every process in it (by default the first 10, then a count).
+    #[arg(long)]
+    pub all: bool,
     /// Force a one-shot snapshot from this source (default: ask `nstrace serve` first).
     #[arg(long, value_enum)]
     pub source: Option<Source>,
@@ -237,8 +243,19 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 writeln!(out, "  history:   {}", crate::present::render::event_text(e))?;
             }
             writeln!(out, "\nkept alive by:")?;
+            let members = reasons.iter().filter(|r| r.is_member()).count();
+            let mut shown = 0;
             for r in &reasons {
+                if r.is_member() {
+                    shown += 1;
+                    if shown > MEMBERS_SHOWN && !args.all {
+                        continue;
+                    }
+                }
                 writeln!(out, "  - {}", r.describe())?;
+            }
+            if members > MEMBERS_SHOWN && !args.all {
+                writeln!(out, "  - ... and {} more processes in it (`--all` lists them)", members - MEMBERS_SHOWN)?;
             }
             if row.tasks > 0 {
                 writeln!(out, "\nto release it: nothing to do ({})", release.first().map_or("", |a| a.note.as_str()))?;

@@ -43,8 +43,8 @@ pub fn cell_width(s: &str) -> usize {
 /// apart); `None` for a column left out. `natural` is each column's widest
 /// cell, header included; `empty` says which columns hold nothing ("-" in
 /// every row). Without a width, or when the table fits, every column keeps
-/// its natural width. Otherwise text is cut first, then empty columns that
-/// may give way are left out, then droppable ones by rank.
+/// its natural width. Otherwise empty columns that may give way are left
+/// out first, then text is cut, then droppable columns go by rank.
 pub fn fit(cols: &[Col], natural: &[usize], empty: &[bool], width: Option<usize>) -> Vec<Option<usize>> {
     let mut w: Vec<Option<usize>> = natural.iter().map(|n| Some(*n)).collect();
     let Some(width) = width else { return w };
@@ -52,7 +52,16 @@ pub fn fit(cols: &[Col], natural: &[usize], empty: &[bool], width: Option<usize>
         let shown: Vec<usize> = w.iter().flatten().copied().collect();
         shown.iter().sum::<usize>() + shown.len().saturating_sub(1)
     };
-    // 1. Cut the widest truncatable cell, one character at a time.
+    // 1. Columns with nothing in them (that may give way) go first, last first.
+    for i in (0..cols.len()).rev() {
+        if total(&w) <= width {
+            break;
+        }
+        if cols[i].give != Give::Keep && empty.get(i).copied().unwrap_or(false) {
+            w[i] = None;
+        }
+    }
+    // 2. Cut the widest truncatable cell, one character at a time.
     let mut excess = total(&w).saturating_sub(width);
     while excess > 0 {
         let widest = (0..cols.len())
@@ -65,24 +74,21 @@ pub fn fit(cols: &[Col], natural: &[usize], empty: &[bool], width: Option<usize>
         w[i] = w[i].map(|c| c - 1);
         excess -= 1;
     }
-    // 2. Leave out empty columns that may give way (last first), then
-    //    droppable ones, highest rank first.
+    // 3. Leave out droppable columns, highest rank first.
     let mut droppable: Vec<(u8, usize)> = (0..cols.len())
         .filter_map(|i| match cols[i].give {
-            Give::Keep => None,
-            _ if empty.get(i).copied().unwrap_or(false) => Some((u8::MAX, i)),
-            Give::Drop(rank) => Some((rank, i)),
-            Give::Truncate(_) => None,
+            Give::Drop(rank) if w[i].is_some() => Some((rank, i)),
+            _ => None,
         })
         .collect();
-    droppable.sort_by_key(|&(rank, i)| (std::cmp::Reverse(rank), std::cmp::Reverse(i)));
+    droppable.sort_by_key(|&(rank, i)| (std::cmp::Reverse(rank), i));
     for (_, i) in droppable {
         if total(&w) <= width {
             break;
         }
         w[i] = None;
     }
-    // 3. Room freed by a dropped column goes back to cut ones, last first.
+    // 4. Room freed by a dropped column goes back to cut ones, last first.
     let mut spare = width.saturating_sub(total(&w));
     for i in (0..cols.len()).rev() {
         if let (Some(cur), Give::Truncate(_)) = (w[i], cols[i].give) {

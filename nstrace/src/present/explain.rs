@@ -72,6 +72,11 @@ impl Reason {
         }
     }
 
+    /// A process that is in the namespace (not one holding it for children).
+    pub fn is_member(&self) -> bool {
+        matches!(self, Reason::Task { hold: TaskHold::Member, .. })
+    }
+
     /// A short description of the holder.
     pub fn describe(&self) -> String {
         match self {
@@ -83,7 +88,13 @@ impl Reason {
             Reason::Fd { pid, fd, comm, cmdline } => format!("open fd {fd} of process {pid} ({comm}: {cmdline})"),
             Reason::Mount { path, mnt_ns, via_pid, netns_name } => {
                 let name = netns_name.as_ref().map(|n| format!(" (ip netns {n})")).unwrap_or_default();
-                format!("bind mount at {path}{name} in mount namespace {mnt_ns} (where pid {via_pid} is)")
+                // Pid 2 (kthreadd) is in the initial mount namespace on every host.
+                let which = if *via_pid == 2 {
+                    "the initial one".to_string()
+                } else {
+                    format!("where pid {via_pid} is")
+                };
+                format!("bind mount at {path}{name} in mount namespace {mnt_ns} ({which})")
             }
             Reason::Socket { pid, fd, comm, cmdline, socket } => {
                 format!("socket {socket} (fd {fd} of process {pid}, {comm}: {cmdline}) belongs to it")
@@ -219,10 +230,13 @@ mod tests {
         assert_eq!(tfc.describe(), "process 3 (unshare) holds it as time_for_children");
         let member = Reason::Task { pid: 3, comm: "sh".into(), hold: TaskHold::Member };
         assert_eq!(member.describe(), "process 3 (sh) is in it");
+        assert!(member.is_member() && !pfc.is_member() && !tfc.is_member() && !fd.is_member());
         assert_eq!(
             mount(2, Some("x")).describe(),
             "bind mount at /run/netns/x (ip netns x) in mount namespace 2 (where pid 42 is)"
         );
+        let host = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 2, netns_name: None };
+        assert_eq!(host.describe(), "bind mount at /m in mount namespace 3 (the initial one)");
         let dep = Dependent { ns_type: NsType::Net, inode: 10, state: NsState::Mounted };
         assert_eq!(
             Reason::Owner { dependents: vec![dep] }.describe(),
