@@ -361,3 +361,50 @@ fn table_fits_the_terminal_and_colours_only_when_asked() {
 fn ns_inode_of_path(path: &str) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).expect("stat"))
 }
+
+/// The way CNI plugins and `ip netns exec` hold a namespace: an fd opened
+/// through its bind-mount path (the fd's link then reads as that path, not
+/// `net:[…]`), kept after `ip netns del` detached the mount (the link then
+/// reads `/`). Both times the fd is a holder; afterwards the namespace is
+/// fd-only, never "orphaned" by a kernel reference.
+#[test]
+fn an_fd_opened_through_a_bind_mount_path_holds_the_namespace() {
+    let test = "an_fd_opened_through_a_bind_mount_path_holds_the_namespace";
+    if !root_or_skip(test) {
+        return;
+    }
+    let name = unique("nstrace-pathfd");
+    let mut netns = Some(tests::IpNetns::add(name.clone()));
+    let path = format!("/run/netns/{name}");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
+    let script = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(60)\n";
+    let (holder, fd) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
+    let fd: u64 = fd.parse().expect("the fd number");
+    let has_fd = |row: &Value| {
+        holders_of(row, "fd").iter().any(|h| h["pid"] == holder.pid() && h["fd"].as_u64() == Some(fd))
+    };
+    for source in ["kernel", "proc"] {
+        if source == "kernel" && tests::kernel().mechanisms["snapshot"] != "tree-walk" {
+            continue;
+        }
+        let rows = ls_json(&["--source", source]);
+        let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("{source}: no row for {inode}"));
+        assert!(has_fd(row) && !holders_of(row, "mount").is_empty(), "{source}: mount and fd: {row}");
+    }
+    drop(netns.take()); // ip netns del: the mount goes, the fd stays
+    for source in ["kernel", "proc"] {
+        if source == "kernel" && tests::kernel().mechanisms["snapshot"] != "tree-walk" {
+            continue;
+        }
+        let rows = ls_json(&["--source", source]);
+        let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("{source}: no row for {inode}"));
+        assert_eq!(row["state"], "fd-only", "{source}: {row}");
+        assert!(has_fd(row), "{source}: the fd {fd} of {} holds it: {row}", holder.pid());
+    }
+    let (code, out, err) = nstrace(&["leaks", "--no-service", "--json", "--type", "net"]);
+    assert_eq!(code, 1, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let leak = report["leaks"].as_array().unwrap().iter().find(|l| l["inode"] == inode).expect("our netns leaks");
+    assert_eq!(leak["reasons"][0]["kind"], "fd", "{leak}");
+    assert_eq!(leak["reasons"][0]["pid"], holder.pid(), "{leak}");
+}

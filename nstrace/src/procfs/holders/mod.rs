@@ -8,7 +8,10 @@
 //!
 //! Exactness beyond lsns: lsns reads only `/proc/PID/ns`, but a thread can
 //! `unshare`/`setns` on its own, so processes with more than one thread have
-//! their threads' links read too. Known blind spots: nsfs fds in a thread
+//! their threads' links read too. An nsfs fd opened through a bind-mount
+//! path reads as that path (or `/` once the mount is gone), not `net:[…]`:
+//! such links are checked against the nsfs mounts found, then stat'ed.
+//! Known blind spots: nsfs fds in a thread
 //! that unshared its fd table (CLONE_FILES) are not seen (only the leader's
 //! table is read); mounts inside a mount namespace that no task is in cannot
 //! be listed; a `pid_for_children` namespace before its first process is
@@ -61,7 +64,13 @@ pub struct HolderScan {
     pub unborn_pid_ns: Vec<u32>,
     /// Tasks that could not be read for lack of permission.
     pub denied: Vec<u32>,
+    /// Fds whose link is a path: an nsfs file opened through a bind mount
+    /// reads so (see `path_fds`); resolved, then emptied, by the scan.
+    path_fds: Vec<PathFd>,
 }
+
+/// An fd whose link reads as a path: (pid, fd, comm, link).
+type PathFd = (u32, i32, Comm, Box<[u8]>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HoldersError {
@@ -129,6 +138,7 @@ fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderSca
         add_kernel_tasks(&mut scan, tasks, exclude);
     }
     read_mounts(proc_fd.as_fd(), &mut scan);
+    path_fds::resolve(proc_fd.as_fd(), &mut scan);
     Ok(scan)
 }
 
@@ -261,6 +271,7 @@ impl HolderScan {
         }
         self.unborn_pid_ns.extend(other.unborn_pid_ns);
         self.denied.extend(other.denied);
+        self.path_fds.extend(other.path_fds);
     }
 }
 
@@ -482,6 +493,8 @@ impl<'a> Worker<'a> {
             if let Some((ns_type, inode)) = parse_ns_link(l) {
                 let h = Holder::Fd { pid, fd: fd as i32, comm: comm.clone() };
                 push_holder(&mut out.holders, NsKey { ns_type, inode }, h);
+            } else if l.first() == Some(&b'/') {
+                out.path_fds.push((pid, fd as i32, comm.clone(), l.into()));
             }
         });
     }
@@ -489,6 +502,7 @@ impl<'a> Worker<'a> {
 
 mod mounts;
 mod parse;
+mod path_fds;
 mod sys;
 #[cfg(test)]
 mod tests;

@@ -56,6 +56,15 @@ pub fn open_at(dir: Option<BorrowedFd<'_>>, path: &CStr, flags: libc::c_int) -> 
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
+/// (st_dev, st_ino) of what `path` (followed, magic links too) names.
+pub fn stat_at(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<(u64, u64)> {
+    // SAFETY: zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; st is writable.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &mut st, 0) } as libc::c_long)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// The link target, or an error if it did not fit (never a prefix).
 pub fn readlink_at<'b>(dir: BorrowedFd<'_>, path: &CStr, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
     // SAFETY: buf is writable for buf.len() bytes.
