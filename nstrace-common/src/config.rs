@@ -24,6 +24,9 @@ pub struct KernelOffsets {
     pub task_real_parent: u32,
     pub task_group_leader: u32,
     pub task_flags: u32,
+    pub task_signal: u32,
+    // struct signal_struct
+    pub signal_nr_threads: u32,
     // struct cred
     pub cred_user_ns: u32,
     // struct nsproxy
@@ -123,6 +126,8 @@ impl KernelOffsets {
             task_real_parent: ABSENT,
             task_group_leader: ABSENT,
             task_flags: ABSENT,
+            task_signal: ABSENT,
+            signal_nr_threads: ABSENT,
             cred_user_ns: ABSENT,
             nsproxy_uts: ABSENT,
             nsproxy_ipc: ABSENT,

@@ -136,6 +136,8 @@ mod tests {
             subject_tid: 12,
             parent_tgid: 10,
             flags: 0,
+            threads: 0,
+            _reserved: 0,
             comm: *b"unshare\0\0\0\0\0\0\0\0\0",
             ns: [NsRef { id: 7, inum: 4026531840, _reserved: 0 }; 10],
         }

@@ -113,6 +113,11 @@ pub struct TaskNsEvent {
     /// Fork: the clone flags (low 32 bits: every CLONE_NEW* bit lives
     /// there). Task-list walk: the task's `PF_*` flags. 0 otherwise.
     pub flags: u32,
+    /// Task-list walk: the process's thread count (`signal->nr_threads`),
+    /// so user space reads the threads of multi-threaded processes only.
+    /// 0 otherwise, and where the kernel's BTF lacks the fields.
+    pub threads: u32,
+    pub _reserved: u32,
     pub comm: [u8; 16],
     /// Indexed by [`crate::ns::NsType`], then the pid/time "for children"
     /// slots ([`crate::ns::SLOT_PID_FOR_CHILDREN`], ...).
@@ -323,7 +328,7 @@ macro_rules! const_size {
 // Explicit sizes: a change here is a wire-format change.
 const_size!(EventHeader, 24);
 const_size!(NsRef, 16);
-const_size!(TaskNsEvent, 24 + 16 + 16 + 16 * TASK_NS_SLOTS);
+const_size!(TaskNsEvent, 24 + 16 + 8 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
 const_size!(WalkState, 32);
 const_size!(DestroyHintEvent, 32);

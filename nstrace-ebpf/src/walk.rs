@@ -334,7 +334,10 @@ fn emit_task(task: u64) -> bool {
         return false;
     };
     let flags = u32_at(task, config!(offsets.task_flags));
-    fill_task_event(entry.as_mut_ptr(), EventKind::TaskInfo, task, set, 0, 0, flags);
+    let e = entry.as_mut_ptr();
+    fill_task_event(e, EventKind::TaskInfo, task, set, 0, 0, flags);
+    let signal = ptr_at(task, config!(offsets.task_signal));
+    unsafe { (*e).threads = if signal == 0 { 0 } else { u32_at(signal, config!(offsets.signal_nr_threads)) } };
     entry.submit(0);
     true
 }

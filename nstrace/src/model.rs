@@ -33,8 +33,15 @@ pub type Comm = std::sync::Arc<str>;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Holder {
-    /// A process (thread group) whose tasks use the namespace.
-    Task { pid: u32, comm: Comm, hold: TaskHold },
+    /// A process (thread group) whose tasks use the namespace; `tid` names
+    /// the thread when only a thread other than the leader does.
+    Task {
+        pid: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tid: Option<u32>,
+        comm: Comm,
+        hold: TaskHold,
+    },
     /// An open nsfs file descriptor.
     Fd { pid: u32, fd: i32, comm: Comm },
     /// An nsfs bind mount.

@@ -408,3 +408,105 @@ fn an_fd_opened_through_a_bind_mount_path_holds_the_namespace() {
     assert_eq!(leak["reasons"][0]["kind"], "fd", "{leak}");
     assert_eq!(leak["reasons"][0]["pid"], holder.pid(), "{leak}");
 }
+
+/// Python that runs a non-leader thread which `setns`es into the net
+/// namespace at argv[1] (Go's `netns.Do`), or (argv[1] == "pid") unshares a
+/// pid namespace and forks a sleeping child there; prints
+/// "TID [CHILD]" when done and keeps the thread alive.
+const THREAD_PY: &str = r#"
+import ctypes, os, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+def run():
+    if sys.argv[1] == "pid":
+        if libc.unshare(0x20000000) != 0:
+            raise OSError(ctypes.get_errno(), "unshare")
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        out.append(f"{threading.get_native_id()} {child}")
+    else:
+        fd = os.open(sys.argv[1], os.O_RDONLY)
+        if libc.setns(fd, 0x40000000) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+        os.close(fd)
+        out.append(str(threading.get_native_id()))
+    time.sleep(60)
+t = threading.Thread(target=run, daemon=True)
+t.start()
+while not out:
+    time.sleep(0.01)
+print(out[0], flush=True)
+time.sleep(60)
+"#;
+
+/// The sources to compare: the kernel's lists where this kernel has them, and /proc.
+fn sources() -> Vec<&'static str> {
+    if tests::kernel().mechanisms["snapshot"] == "tree-walk" { vec!["kernel", "proc"] } else { vec!["proc"] }
+}
+
+/// A thread other than the leader that joined a net namespace whose mount
+/// is gone holds it: active, with the process and thread named (kernel and
+/// /proc sources agree), never "orphaned".
+#[test]
+fn a_thread_in_a_net_namespace_holds_it() {
+    if !root_or_skip("a_thread_in_a_net_namespace_holds_it") {
+        return;
+    }
+    let name = unique("nstrace-thread");
+    let netns = tests::IpNetns::add(name.clone());
+    let path = format!("/run/netns/{name}");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
+    let (holder, tid) = spawn_ready(Command::new("python3").args(["-c", THREAD_PY, &path]));
+    let tid: u32 = tid.parse().expect("the thread id");
+    assert_ne!(tid, holder.pid());
+    drop(netns); // the mount goes; only the thread is in it
+    for source in sources() {
+        let rows = ls_json(&["--source", source]);
+        let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("{source}: no row for {inode}"));
+        assert_eq!(row["state"], "active", "{source}: {row}");
+        let tasks = holders_of(row, "task");
+        assert!(
+            tasks.iter().any(|h| h["pid"] == holder.pid() && h["tid"] == tid && h["hold"] == "member"),
+            "{source}: thread {tid} of {}: {row}",
+            holder.pid()
+        );
+    }
+    let (code, out, _) = nstrace(&["why", "--no-service", &inode.to_string()]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("thread {tid} of process {} (python3) is in it", holder.pid())), "{out}");
+}
+
+/// A thread that unshared a pid namespace and forked into it holds it as
+/// pid_for_children, with its tid (kernel and /proc sources agree).
+#[test]
+fn a_thread_holds_a_pid_namespace_for_its_children() {
+    if !root_or_skip("a_thread_holds_a_pid_namespace_for_its_children") {
+        return;
+    }
+    let (holder, line) = spawn_ready(Command::new("python3").args(["-c", THREAD_PY, "pid"]));
+    let mut parts = line.split_whitespace().map(|p| p.parse::<u32>().expect("tid and child pid"));
+    let (tid, child) = (parts.next().unwrap(), parts.next().unwrap());
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on a pid this test made.
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
+    let _child = Kill(child);
+    let inode = ns_inode(child, "pid");
+    assert_ne!(inode, ns_inode(holder.pid(), "pid"), "the child is in a new pid namespace");
+    for source in sources() {
+        let rows = ls_json(&["--source", source]);
+        let row = find_row(&rows, "pid", inode).unwrap_or_else(|| panic!("{source}: no row for {inode}"));
+        let tasks = holders_of(row, "task");
+        assert!(
+            tasks.iter().any(|h| h["pid"] == holder.pid() && h["tid"] == tid && h["hold"] == "pid-for-children"),
+            "{source}: thread {tid} of {} as pid_for_children: {row}",
+            holder.pid()
+        );
+        assert!(tasks.iter().any(|h| h["pid"] == child && h["hold"] == "member"), "{source}: the child: {row}");
+    }
+}

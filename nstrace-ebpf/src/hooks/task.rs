@@ -151,6 +151,8 @@ pub fn fill_task_event(
         let parent = ptr_at(task, config!(offsets.task_real_parent));
         (*e).parent_tgid = u32_at(parent, config!(offsets.task_tgid));
         (*e).flags = flags;
+        (*e).threads = 0;
+        (*e)._reserved = 0;
         read_comm(task, &mut (*e).comm);
         (*e).ns = set.refs;
     }

@@ -54,6 +54,9 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.task_real_parent = req("task_struct", "real_parent")?;
     o.task_group_leader = req("task_struct", "group_leader")?;
     o.task_flags = opt("task_struct", "flags")?;
+    // Only used to find multi-threaded processes in the task walk: optional.
+    o.task_signal = opt("task_struct", "signal")?;
+    o.signal_nr_threads = opt("signal_struct", "nr_threads")?;
     // Only used to name the kind of fd setns(2) got: optional.
     o.task_files = opt("task_struct", "files")?;
     o.files_fdt = opt("files_struct", "fdt")?;

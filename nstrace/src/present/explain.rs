@@ -28,6 +28,9 @@ pub struct Dependent {
 pub enum Reason {
     Task {
         pid: u32,
+        /// A thread of the process, where only it (not its leader) holds it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tid: Option<u32>,
         comm: String,
         hold: TaskHold,
     },
@@ -80,11 +83,17 @@ impl Reason {
     /// A short description of the holder.
     pub fn describe(&self) -> String {
         match self {
-            Reason::Task { pid, comm, hold } => match hold {
-                TaskHold::Member => format!("process {pid} ({comm}) is in it"),
-                TaskHold::PidForChildren => format!("process {pid} ({comm}) holds it as pid_for_children"),
-                TaskHold::TimeForChildren => format!("process {pid} ({comm}) holds it as time_for_children"),
-            },
+            Reason::Task { pid, tid, comm, hold } => {
+                let who = match tid {
+                    Some(tid) => format!("thread {tid} of process {pid} ({comm})"),
+                    None => format!("process {pid} ({comm})"),
+                };
+                match hold {
+                    TaskHold::Member => format!("{who} is in it"),
+                    TaskHold::PidForChildren => format!("{who} holds it as pid_for_children"),
+                    TaskHold::TimeForChildren => format!("{who} holds it as time_for_children"),
+                }
+            }
             Reason::Fd { pid, fd, comm, cmdline } => format!("open fd {fd} of process {pid} ({comm}: {cmdline})"),
             Reason::Mount { path, mnt_ns, via_pid, netns_name } => {
                 let name = netns_name.as_ref().map(|n| format!(" (ip netns {n})")).unwrap_or_default();
@@ -159,7 +168,9 @@ impl<'a> Explainer<'a> {
         let mut out = Vec::new();
         for h in &row.holders {
             out.push(match h {
-                Holder::Task { pid, comm, hold } => Reason::Task { pid: *pid, comm: comm.to_string(), hold: *hold },
+                Holder::Task { pid, tid, comm, hold } => {
+                    Reason::Task { pid: *pid, tid: *tid, comm: comm.to_string(), hold: *hold }
+                }
                 Holder::Fd { pid, fd, comm } => {
                     Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: cmdline(*pid) }
                 }
@@ -224,12 +235,16 @@ mod tests {
     fn descriptions_name_the_holder() {
         let fd = Reason::Fd { pid: 7, fd: 5, comm: "py".into(), cmdline: "python3 r.py".into() };
         assert_eq!(fd.describe(), "open fd 5 of process 7 (py: python3 r.py)");
-        let pfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::PidForChildren };
+        let pfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::PidForChildren, tid: None };
         assert_eq!(pfc.describe(), "process 3 (unshare) holds it as pid_for_children");
-        let tfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::TimeForChildren };
+        let tfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::TimeForChildren, tid: None };
         assert_eq!(tfc.describe(), "process 3 (unshare) holds it as time_for_children");
-        let member = Reason::Task { pid: 3, comm: "sh".into(), hold: TaskHold::Member };
+        let member = Reason::Task { pid: 3, comm: "sh".into(), hold: TaskHold::Member, tid: None };
         assert_eq!(member.describe(), "process 3 (sh) is in it");
+        let thread = Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::Member };
+        assert_eq!(thread.describe(), "thread 5 of process 3 (cni) is in it");
+        let thread = Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::PidForChildren };
+        assert_eq!(thread.describe(), "thread 5 of process 3 (cni) holds it as pid_for_children");
         assert!(member.is_member() && !pfc.is_member() && !tfc.is_member() && !fd.is_member());
         assert_eq!(
             mount(2, Some("x")).describe(),

@@ -274,7 +274,7 @@ fn holders_decide_state_tasks_command_names_and_containers() {
         0,
     );
     let mut scan = HolderScan::default();
-    let task = |pid, comm: &str| Holder::Task { pid, comm: comm.into(), hold: TaskHold::Member };
+    let task = |pid, comm: &str| Holder::Task { pid, comm: comm.into(), hold: TaskHold::Member, tid: None };
     let key = |t, i| NsKey { ns_type: t, inode: i };
     scan.holders.insert(key(NsType::Net, 10), vec![task(30, "b"), task(20, "a"), task(30, "b")]);
     let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1 };

@@ -4,7 +4,7 @@ use super::*;
 use crate::{containers::Container, model::NsState};
 
 fn task(pid: u32) -> Holder {
-    Holder::Task { pid, comm: "sh".into(), hold: crate::model::TaskHold::Member }
+    Holder::Task { pid, comm: "sh".into(), hold: crate::model::TaskHold::Member, tid: None }
 }
 
 fn fd(pid: u32, fd: i32) -> Holder {

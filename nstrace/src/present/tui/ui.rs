@@ -273,7 +273,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
         }));
     }
     for h in &r.holders {
-        if let Holder::Task { pid, comm, hold } = h {
+        if let Holder::Task { pid, comm, hold, .. } = h {
             if n_tasks >= DETAIL_TASKS {
                 extra_tasks += 1;
                 continue;

@@ -72,6 +72,14 @@ pub struct HolderScan {
 /// An fd whose link reads as a path: (pid, fd, comm, link).
 type PathFd = (u32, i32, Comm, Box<[u8]>);
 
+/// What the kernel's task list says of a process: its `stat` facts and its
+/// leader's namespace set (inodes by slot).
+#[derive(Clone, Debug)]
+struct Known {
+    stat: Stat,
+    slots: [Option<u64>; TASK_NS_SLOTS],
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HoldersError {
     #[error("cannot open {path}")]
@@ -104,8 +112,9 @@ pub fn scan_excluding(exclude: &[u32]) -> Result<HolderScan, HoldersError> {
 
 /// Like [`scan_excluding`], but with every process's namespace set already
 /// known from the kernel's task list: the per-process namespace links are
-/// not read (they are most of the cost), only fds, mounts and cgroups.
-/// Threads whose namespaces differ from their leader's are not seen then.
+/// not read (they are most of the cost), only fds, mounts, cgroups, and
+/// the threads of multi-threaded processes (a thread may `setns` on its
+/// own: Go's `netns.Do`), whose links are compared with their leader's.
 pub fn scan_with_kernel_tasks(exclude: &[u32], tasks: &[TaskNsEvent]) -> Result<HolderScan, HoldersError> {
     scan_with(exclude, Some(tasks))
 }
@@ -124,12 +133,15 @@ fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderSca
     })
     .map_err(|source| HoldersError::List { path: "/proc".into(), source })?;
 
-    let known: Option<HashMap<u32, Stat>> = tasks.map(|tasks| {
+    let known: Option<HashMap<u32, Known>> = tasks.map(|tasks| {
         tasks
             .iter()
             .map(|t| {
                 let comm = comm_str(&t.comm);
-                (t.subject_tgid, Stat { comm, ppid: t.parent_tgid, flags: t.flags as u64, threads: 1 })
+                // 0: a kernel whose BTF lacks signal->nr_threads: threads unread.
+                let stat = Stat { comm, ppid: t.parent_tgid, flags: t.flags as u64, threads: t.threads.max(1) };
+                let slots = std::array::from_fn(|i| (t.ns[i].inum != 0).then_some(t.ns[i].inum as u64));
+                (t.subject_tgid, Known { stat, slots })
             })
             .collect()
     });
@@ -164,7 +176,7 @@ pub fn add_kernel_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &
                 .get(&key)
                 .is_some_and(|list| list.iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid)));
             if !held {
-                push_holder(&mut scan.holders, key, Holder::Task { pid, comm: comm.clone(), hold });
+                push_holder(&mut scan.holders, key, Holder::Task { pid, comm: comm.clone(), hold, tid: None });
             }
         };
         for ty in NsType::ALL {
@@ -207,6 +219,24 @@ const SLOT_LINKS: [&CStr; TASK_NS_SLOTS] =
 /// never changes), so only the leader's are read.
 const THREAD_SLOTS: [usize; 7] = [0, 1, 2, 5, 6, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN];
 
+/// A task's holds: (namespace, how, inode) per slot; "for children" only
+/// where it differs from the task's own namespace of that type.
+fn slot_holds(slots: &[Option<u64>; TASK_NS_SLOTS]) -> impl Iterator<Item = (NsKey, TaskHold, u64)> + '_ {
+    slots.iter().enumerate().filter_map(|(i, ino)| {
+        let ino = (*ino)?;
+        let own = match i {
+            SLOT_PID_FOR_CHILDREN => slots[NsType::Pid as usize],
+            SLOT_TIME_FOR_CHILDREN => slots[NsType::Time as usize],
+            _ => None,
+        };
+        if own == Some(ino) {
+            return None;
+        }
+        let (key, hold) = slot_key(i, ino);
+        Some((key, hold, ino))
+    })
+}
+
 fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
     let (ns_type, hold) = match slot {
         SLOT_PID_FOR_CHILDREN => (NsType::Pid, TaskHold::PidForChildren),
@@ -220,7 +250,7 @@ fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
 /// chunk results are merged in pid order so output is deterministic.
 /// `known`: per-process facts from the kernel's task list; when given, the
 /// namespace links and `stat` files are not read.
-fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], known: Option<&HashMap<u32, Stat>>) -> HolderScan {
+fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], known: Option<&HashMap<u32, Known>>) -> HolderScan {
     let chunks: Vec<&[u32]> = pids.chunks(CHUNK).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.len()).min(8);
     if threads <= 1 {
@@ -287,7 +317,7 @@ struct Worker<'a> {
     current_pid: u32,
     /// Facts from the kernel's task list: when present, namespace links and
     /// `stat` are not read.
-    known: Option<&'a HashMap<u32, Stat>>,
+    known: Option<&'a HashMap<u32, Known>>,
     out: HolderScan,
 }
 
@@ -296,7 +326,7 @@ fn is_denied(e: &io::Error) -> bool {
 }
 
 impl<'a> Worker<'a> {
-    fn new(proc_fd: BorrowedFd<'a>, known: Option<&'a HashMap<u32, Stat>>) -> Self {
+    fn new(proc_fd: BorrowedFd<'a>, known: Option<&'a HashMap<u32, Known>>) -> Self {
         Worker {
             known,
             proc_fd,
@@ -332,9 +362,11 @@ impl<'a> Worker<'a> {
             p.num(pid).push(name);
             p
         };
-        // The kernel's task list already gave comm, ppid and flags.
-        let stat = match self.known.and_then(|k| k.get(&pid)) {
-            Some(s) => s.clone(),
+        // The kernel's task list already gave comm, ppid, flags, threads and
+        // the leader's namespaces.
+        let known = self.known.and_then(|k| k.get(&pid));
+        let stat = match known {
+            Some(k) => k.stat.clone(),
             None => {
                 sys::read_small(proc_fd, at(b"/stat").as_cstr(), &mut self.file)?;
                 let Some(stat) = parse_stat(&self.file) else {
@@ -358,19 +390,25 @@ impl<'a> Worker<'a> {
         } else {
             Err(io::Error::other("skipped"))
         };
-        let leader = match links {
-            Ok(slots) => {
+        let leader = match (links, known) {
+            (Ok(slots), _) => {
                 self.add_slots(pid, &comm, &slots, None);
                 Some(slots)
             }
-            Err(e) => {
+            // The kernel gave the leader's set (added as holders later, by
+            // `add_kernel_tasks`): threads count only where they differ.
+            (Err(_), Some(k)) => {
+                self.note_slots(&k.slots);
+                Some(k.slots)
+            }
+            (Err(e), None) => {
                 if is_denied(&e) {
                     self.out.denied.push(pid);
                 }
                 None
             }
         };
-        if stat.threads > 1 && self.known.is_none() {
+        if stat.threads > 1 {
             self.scan_threads(pid, at(b"/task").as_cstr(), &comm, leader);
         }
         if stat.flags & PF_KTHREAD == 0 {
@@ -416,26 +454,25 @@ impl<'a> Worker<'a> {
         Ok(slots)
     }
 
+    /// Marks a task's holds as recorded without recording them (the
+    /// kernel's task list gives the leader's).
+    fn note_slots(&mut self, slots: &[Option<u64>; TASK_NS_SLOTS]) {
+        for (key, hold, _) in slot_holds(slots) {
+            if !self.added.contains(&(key, hold)) {
+                self.added.push((key, hold));
+            }
+        }
+    }
+
     /// Records one task's slots as holders of process `pid`, once each;
     /// `tid` is set when the task is not the leader.
     fn add_slots(&mut self, pid: u32, comm: &Comm, slots: &[Option<u64>; TASK_NS_SLOTS], tid: Option<u32>) {
-        for (i, ino) in slots.iter().enumerate() {
-            let Some(ino) = *ino else { continue };
-            // "for children" only counts where it differs from the task's own.
-            let own = match i {
-                SLOT_PID_FOR_CHILDREN => slots[NsType::Pid as usize],
-                SLOT_TIME_FOR_CHILDREN => slots[NsType::Time as usize],
-                _ => None,
-            };
-            if own == Some(ino) {
-                continue;
-            }
-            let (key, hold) = slot_key(i, ino);
+        for (key, hold, ino) in slot_holds(slots) {
             if self.added.contains(&(key, hold)) {
                 continue;
             }
             self.added.push((key, hold));
-            let h = Holder::Task { pid, comm: comm.clone(), hold };
+            let h = Holder::Task { pid, comm: comm.clone(), hold, tid };
             push_holder(&mut self.out.holders, key, h);
             if let Some(tid) = tid {
                 self.out.thread_tids.entry(key).or_insert(tid);

@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn an_fd_goes_before_mounts_and_in_pid_order_once() {
-        let task = |pid| Holder::Task { pid, comm: "sh".into(), hold: TaskHold::Member };
+        let task = |pid| Holder::Task { pid, comm: "sh".into(), hold: TaskHold::Member, tid: None };
         let fd = |pid, fd| Holder::Fd { pid, fd, comm: "py".into() };
         let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 };
         let mut list = vec![task(5), fd(9, 3), mount.clone()];

@@ -63,7 +63,7 @@ fn provenance_journal_orders_updates_before_deaths() {
 fn pins_are_added_released_and_bounded() {
     use crate::model::{PinKind, Pins};
     let mut p = Pins::default();
-    assert!(!p.update(&[Holder::Task { pid: 1, comm: "x".into(), hold: TaskHold::Member }], 1.0), "tasks are not pins");
+    assert!(!p.update(&[Holder::Task { pid: 1, comm: "x".into(), hold: TaskHold::Member, tid: None }], 1.0), "tasks are not pins");
     assert!(p.is_empty());
     let fd = Holder::Fd { pid: 7, fd: 3, comm: "py".into() };
     let mount = Holder::Mount { path: "/run/netns/a".into(), mnt_ns: 9, via_pid: 1 };
@@ -163,7 +163,7 @@ fn a_container_seen_or_a_pin_made_is_journaled_alone_or_together() {
     s.on_create(&create(NsType::Net, 5, 90, SEC, 7), &mut out);
     s.take_provenance();
     let key = NsKey { ns_type: NsType::Net, inode: 90 };
-    let task = |pid| Holder::Task { pid, comm: "sh".into(), hold: TaskHold::Member };
+    let task = |pid| Holder::Task { pid, comm: "sh".into(), hold: TaskHold::Member, tid: None };
     let in_docker = |id: char| ProcInfo {
         cgroup: format!("/system.slice/docker-{}.scope", id.to_string().repeat(64)),
         ..Default::default()
@@ -269,7 +269,7 @@ fn containers_are_named_where_provenance_changed() {
     let mut scan = HolderScan::default();
     scan.holders.insert(
         NsKey { ns_type: NsType::Net, inode: 90 },
-        vec![Holder::Task { pid: 7, comm: "sh".into(), hold: TaskHold::Member }],
+        vec![Holder::Task { pid: 7, comm: "sh".into(), hold: TaskHold::Member, tid: None }],
     );
     let cgroup = format!("/system.slice/docker-{}.scope", "c".repeat(64));
     scan.processes.insert(7, ProcInfo { cgroup, ..Default::default() });

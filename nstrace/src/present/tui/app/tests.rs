@@ -43,7 +43,7 @@ fn sample() -> App {
     net.row.holders = vec![Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1 }].into();
     let mut uts = ns(NsType::Uts, 20, NsState::Active, 1, Some(NOW - 1.0));
     uts.row.command = Some("sleep".into());
-    uts.row.holders = vec![Holder::Task { pid: 7, comm: "sleep".into(), hold: TaskHold::Member }].into();
+    uts.row.holders = vec![Holder::Task { pid: 7, comm: "sleep".into(), hold: TaskHold::Member, tid: None }].into();
     let mut init_net = ns(NsType::Net, 30, NsState::Active, 90, None);
     init_net.row.command = Some("systemd".into());
     init_net.row.containers =
