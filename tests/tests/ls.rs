@@ -510,3 +510,66 @@ fn a_thread_holds_a_pid_namespace_for_its_children() {
         assert!(tasks.iter().any(|h| h["pid"] == child && h["hold"] == "member"), "{source}: the child: {row}");
     }
 }
+
+/// Whether listmount(2) can list another mount namespace by id (6.11+), and
+/// an fd of it gives that id (NS_MNT_GET_INFO, 6.12+): kernel 6.12 or newer.
+fn listmount_by_ns_id() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 12)
+}
+
+/// A process unshares a mount namespace, bind-mounts a netns there and
+/// exits; another keeps an fd to that mount namespace. The netns is held by
+/// the mount in a mount namespace no task is in, whose holder is the fd:
+/// `why` says so and its release command works.
+#[test]
+fn a_mount_in_a_mount_namespace_no_task_is_in_holds_the_namespace() {
+    let test = "a_mount_in_a_mount_namespace_no_task_is_in_holds_the_namespace";
+    if !root_or_skip(test) {
+        return;
+    }
+    if !listmount_by_ns_id() {
+        tests::skip(test, "listmount(2) by mount namespace id needs Linux 6.12+");
+        return;
+    }
+    let name = unique("nstrace-mntns");
+    let netns = tests::IpNetns::add(name.clone());
+    let path = format!("/run/netns/{name}");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
+    let dir = tempdir();
+    let pin = format!("{dir}/pin");
+    std::fs::write(&pin, b"").unwrap();
+    let script = format!("mount --bind {path} {pin} && echo mounted && exec sleep 60");
+    let (mounter, _) =
+        spawn_ready(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
+    let mnt_ns = ns_inode(mounter.pid(), "mnt");
+    let hold = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(60)\n";
+    let (holder, fd) =
+        spawn_ready(Command::new("python3").args(["-c", hold, &format!("/proc/{}/ns/mnt", mounter.pid())]));
+    drop(mounter); // no task is in that mount namespace any more
+    drop(netns); // nor is the netns mounted where tasks are
+    for source in sources() {
+        let rows = ls_json(&["--source", source]);
+        let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("{source}: no row for {inode}"));
+        assert_eq!(row["state"], "mounted", "{source}: {row}");
+        let mounts = holders_of(row, "mount");
+        assert!(mounts.iter().any(|m| m["path"] == pin.as_str() && m["mnt_ns"] == mnt_ns), "{source}: {row}");
+        let mnt = find_row(&rows, "mnt", mnt_ns).unwrap_or_else(|| panic!("{source}: no mnt row {mnt_ns}"));
+        assert_eq!(mnt["state"], "fd-only", "{source}: {mnt}");
+    }
+    let (code, why, err) = nstrace(&["why", "--no-service", &inode.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let chain = format!(
+        "bind mount at {pin} in mount namespace {mnt_ns} (which no task is in, held by fd {fd} of process {})",
+        holder.pid()
+    );
+    assert!(why.contains(&chain), "{why}");
+    let release = format!("nsenter --mount=/proc/{}/fd/{fd} umount {pin}", holder.pid());
+    assert!(why.contains(&format!("{release}   [safe]")), "{why}");
+    // The release command works: the netns goes.
+    sh(&release);
+    eventually(Duration::from_secs(10), "the netns to go", || {
+        find_row(&ls_json(&["--no-service"]), "net", inode).is_none().then_some(())
+    });
+}

@@ -6,7 +6,11 @@
 
 use serde::Serialize;
 
-use crate::{model::NsRow, origin::ContainerRef, present::explain::Reason};
+use crate::{
+    model::NsRow,
+    origin::ContainerRef,
+    present::explain::{FdRef, Reason},
+};
 
 /// One piece of advice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -126,15 +130,30 @@ pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
                 )
             }
         }
-        Reason::Mount { path, mnt_ns, via_pid, netns_name } => mount_advice(path, *mnt_ns, *via_pid, netns_name, ctx),
+        Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_fd } => {
+            mount_advice(path, *mnt_ns, (*via_pid, *mnt_ns_fd), netns_name, ctx)
+        }
         Reason::Owner { .. } => Advice::none("release the namespaces it owns first (nstrace why <inode> on each)"),
         Reason::KernelReference { hint } => Advice::none(format!("find what references it: {hint}")),
     }
 }
 
-fn mount_advice(path: &str, mnt_ns: u64, via_pid: u32, netns_name: &Option<String>, ctx: &Context<'_>) -> Advice {
+/// How to reach the mount namespace: a process in it, else an fd holding it.
+type Entry = (u32, Option<FdRef>);
+
+fn mount_advice(path: &str, mnt_ns: u64, entry: Entry, netns_name: &Option<String>, ctx: &Context<'_>) -> Advice {
     let here = mnt_ns == ctx.own_mnt_ns;
-    let umount = if here { format!("umount {path}") } else { format!("nsenter -t {via_pid} -m umount {path}") };
+    let umount = match entry {
+        _ if here => format!("umount {path}"),
+        (0, Some(FdRef { pid, fd })) => format!("nsenter --mount=/proc/{pid}/fd/{fd} umount {path}"),
+        (0, None) => {
+            return Advice::none(format!(
+                "no task is in mount namespace {mnt_ns} and nstrace found nothing that holds it open: \
+                 nstrace why {mnt_ns}"
+            ));
+        }
+        (via_pid, _) => format!("nsenter -t {via_pid} -m umount {path}"),
+    };
     let named = |c: &&ContainerRef| c.name.clone().unwrap_or_else(|| c.id.chars().take(12).collect());
     if (path.starts_with("/run/docker/netns/") || path.starts_with("/var/run/docker/netns/"))
         && let Some(c) = ctx.containers.iter().find(|c| c.runtime == "docker")
@@ -173,7 +192,7 @@ mod tests {
     }
 
     fn mount(mnt_ns: u64, path: &str, name: Option<&str>) -> Reason {
-        Reason::Mount { path: path.into(), mnt_ns, via_pid: 42, netns_name: name.map(Into::into) }
+        Reason::Mount { path: path.into(), mnt_ns, via_pid: 42, netns_name: name.map(Into::into), mnt_ns_fd: None }
     }
 
     #[test]
@@ -220,6 +239,15 @@ mod tests {
         assert_eq!(advise(&mount(1, "/tmp/pin", None), &ctx(0)).command.as_deref(), Some("umount /tmp/pin"));
         let other = advise(&mount(2, "/run/netns/blue", Some("blue")), &ctx(0));
         assert_eq!(other.command.as_deref(), Some("nsenter -t 42 -m umount /run/netns/blue"));
+        // A mount namespace no task is in: entered through the fd that holds it.
+        let fd = Some(FdRef { pid: 70, fd: 4 });
+        let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_fd: fd };
+        let a = advise(&taskless, &ctx(0));
+        assert_eq!((a.command.as_deref(), a.safe), (Some("nsenter --mount=/proc/70/fd/4 umount /m"), true));
+        let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_fd: None };
+        let a = advise(&unheld, &ctx(0));
+        assert_eq!(a.command, None);
+        assert!(a.note.contains("nstrace why 2"), "{}", a.note);
         let web = [ContainerRef {
             runtime: "docker".into(),
             id: "3f2a9c1b7d4e99".into(),

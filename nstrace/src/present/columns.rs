@@ -77,7 +77,7 @@ pub fn fit(cols: &[Col], natural: &[usize], empty: &[bool], width: Option<usize>
     // 3. Leave out droppable columns, highest rank first.
     let mut droppable: Vec<(u8, usize)> = (0..cols.len())
         .filter_map(|i| match cols[i].give {
-            Give::Drop(rank) if w[i].is_some() => Some((rank, i)),
+            Give::Drop(rank) => Some((rank, i)),
             _ => None,
         })
         .collect();

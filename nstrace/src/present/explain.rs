@@ -22,6 +22,13 @@ pub struct Dependent {
     pub state: NsState,
 }
 
+/// An open fd of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FdRef {
+    pub pid: u32,
+    pub fd: i32,
+}
+
 /// One reason a namespace is alive.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -43,8 +50,13 @@ pub enum Reason {
     Mount {
         path: String,
         mnt_ns: u64,
+        /// A process in that mount namespace; 0 when no task is in it.
         via_pid: u32,
         netns_name: Option<String>,
+        /// For a mount namespace no task is in: an fd that holds it
+        /// (`nsenter --mount=/proc/PID/fd/FD` enters it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mnt_ns_fd: Option<FdRef>,
     },
     Socket {
         pid: u32,
@@ -95,13 +107,14 @@ impl Reason {
                 }
             }
             Reason::Fd { pid, fd, comm, cmdline } => format!("open fd {fd} of process {pid} ({comm}: {cmdline})"),
-            Reason::Mount { path, mnt_ns, via_pid, netns_name } => {
+            Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_fd } => {
                 let name = netns_name.as_ref().map(|n| format!(" (ip netns {n})")).unwrap_or_default();
                 // Pid 2 (kthreadd) is in the initial mount namespace on every host.
-                let which = if *via_pid == 2 {
-                    "the initial one".to_string()
-                } else {
-                    format!("where pid {via_pid} is")
+                let which = match (via_pid, mnt_ns_fd) {
+                    (2, _) => "the initial one".to_string(),
+                    (0, Some(FdRef { pid, fd })) => format!("which no task is in, held by fd {fd} of process {pid}"),
+                    (0, None) => "which no task is in".to_string(),
+                    (pid, _) => format!("where pid {pid} is"),
                 };
                 format!("bind mount at {path}{name} in mount namespace {mnt_ns} ({which})")
             }
@@ -115,10 +128,13 @@ impl Reason {
                     .collect();
                 format!("the live namespaces it owns or parents: {}", list.join(", "))
             }
-            Reason::KernelReference { hint } => format!("kernel reference: {hint}"),
+            Reason::KernelReference { hint } => format!("kernel reference: {hint} ({CHECKED})"),
         }
     }
 }
+
+/// What was ruled out before a kernel reference is named.
+const CHECKED: &str = "no task, thread, nsfs fd, bind mount in any mount namespace, socket or owned namespace holds it";
 
 fn kernel_hint(t: NsType) -> &'static str {
     match t {
@@ -164,6 +180,15 @@ impl<'a> Explainer<'a> {
         self.rows
     }
 
+    /// The first fd holder of a listed namespace.
+    fn fd_holding(&self, ns_type: NsType, inode: u64) -> Option<FdRef> {
+        let row = self.rows.iter().find(|r| r.ns_type == ns_type && r.inode == inode)?;
+        row.holders.iter().find_map(|h| match h {
+            Holder::Fd { pid, fd, .. } => Some(FdRef { pid: *pid, fd: *fd }),
+            _ => None,
+        })
+    }
+
     pub fn reasons(&self, row: &NsRow) -> Vec<Reason> {
         let mut out = Vec::new();
         for h in &row.holders {
@@ -180,8 +205,9 @@ impl<'a> Explainer<'a> {
                     via_pid: *via_pid,
                     netns_name: path
                         .strip_prefix("/run/netns/")
-                        .filter(|_| row.ns_type == NsType::Net)
+                        .filter(|_| row.ns_type == NsType::Net && *via_pid != 0)
                         .map(str::to_string),
+                    mnt_ns_fd: if *via_pid == 0 { self.fd_holding(NsType::Mnt, *mnt_ns) } else { None },
                 },
             });
         }
@@ -228,7 +254,13 @@ mod tests {
     use super::*;
 
     fn mount(mnt_ns: u64, netns_name: Option<&str>) -> Reason {
-        Reason::Mount { path: "/run/netns/x".into(), mnt_ns, via_pid: 42, netns_name: netns_name.map(Into::into) }
+        Reason::Mount {
+            path: "/run/netns/x".into(),
+            mnt_ns,
+            via_pid: 42,
+            netns_name: netns_name.map(Into::into),
+            mnt_ns_fd: None,
+        }
     }
 
     #[test]
@@ -250,14 +282,26 @@ mod tests {
             mount(2, Some("x")).describe(),
             "bind mount at /run/netns/x (ip netns x) in mount namespace 2 (where pid 42 is)"
         );
-        let host = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 2, netns_name: None };
+        let host = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 2, netns_name: None, mnt_ns_fd: None };
         assert_eq!(host.describe(), "bind mount at /m in mount namespace 3 (the initial one)");
+        let fd = Some(FdRef { pid: 70, fd: 4 });
+        let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_fd: fd };
+        assert_eq!(
+            taskless.describe(),
+            "bind mount at /m in mount namespace 3 (which no task is in, held by fd 4 of process 70)"
+        );
+        let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_fd: None };
+        assert_eq!(unheld.describe(), "bind mount at /m in mount namespace 3 (which no task is in)");
         let dep = Dependent { ns_type: NsType::Net, inode: 10, state: NsState::Mounted };
         assert_eq!(
             Reason::Owner { dependents: vec![dep] }.describe(),
             "the live namespaces it owns or parents: net 10 [mounted]"
         );
-        assert_eq!(Reason::KernelReference { hint: "h".into() }.describe(), "kernel reference: h");
+        assert_eq!(
+            Reason::KernelReference { hint: "h".into() }.describe(),
+            "kernel reference: h (no task, thread, nsfs fd, bind mount in any mount namespace, socket or owned \
+             namespace holds it)"
+        );
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! their threads' links read too. An nsfs fd opened through a bind-mount
 //! path reads as that path (or `/` once the mount is gone), not `net:[…]`:
 //! such links are checked against the nsfs mounts found, then stat'ed.
+//! Mounts in a mount namespace no task is in come from listmount(2) and
+//! statmount(2) (6.11+) where an fd of that namespace gives its id.
 //! Known blind spots: nsfs fds in a thread
 //! that unshared its fd table (CLONE_FILES) are not seen (only the leader's
-//! table is read); mounts inside a mount namespace that no task is in cannot
-//! be listed; a `pid_for_children` namespace before its first process is
+//! table is read); mounts inside a mount namespace that no task is in,
+//! before 6.11 or held by nothing we can open; a `pid_for_children` namespace before its first process is
 //! unnamed in /proc (reported in [`HolderScan::unborn_pid_ns`]).
 
 use std::collections::{HashMap, HashSet};
@@ -150,6 +152,7 @@ fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderSca
         add_kernel_tasks(&mut scan, tasks, exclude);
     }
     read_mounts(proc_fd.as_fd(), &mut scan);
+    listmount::read_taskless_mounts(proc_fd.as_fd(), &mut scan);
     path_fds::resolve(proc_fd.as_fd(), &mut scan);
     Ok(scan)
 }
@@ -537,6 +540,7 @@ impl<'a> Worker<'a> {
     }
 }
 
+pub mod listmount;
 mod mounts;
 mod parse;
 mod path_fds;

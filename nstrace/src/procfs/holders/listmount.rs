@@ -1,0 +1,200 @@
+//! nsfs bind mounts inside mount namespaces no task is in, which no
+//! `/proc/PID/mountinfo` shows: listmount(2) and statmount(2) with the mount
+//! namespace's id (6.11+; the id from NS_GET_ID, 6.18+, or NS_MNT_GET_INFO,
+//! 6.12+, on an fd of the namespace). Older kernels: not reachable.
+
+use super::*;
+
+const SYS_STATMOUNT: libc::c_long = 457;
+const SYS_LISTMOUNT: libc::c_long = 458;
+/// `LSMT_ROOT`: list from the namespace's root mount.
+const LSMT_ROOT: u64 = u64::MAX;
+const STATMOUNT_MNT_ROOT: u64 = 0x08;
+const STATMOUNT_MNT_POINT: u64 = 0x10;
+const STATMOUNT_FS_TYPE: u64 = 0x20;
+/// `struct statmount`: the string offsets, then `str[]` at byte 512.
+const SM_FS_TYPE: usize = 36;
+const SM_MNT_ROOT: usize = 104;
+const SM_MNT_POINT: usize = 108;
+const SM_STR: usize = 512;
+/// NS_MNT_GET_INFO: `_IOR(0xb7, 10, struct mnt_ns_info)` (16 bytes).
+const NS_MNT_GET_INFO: libc::c_ulong = (2 << 30) | (16 << 16) | (0xb7 << 8) | 10;
+
+/// `struct mnt_id_req`, version 1 (32 bytes).
+#[repr(C)]
+struct MntIdReq {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+    mnt_ns_id: u64,
+}
+
+/// One nsfs bind mount: where, and which namespace it pins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsfsMount {
+    pub mount_point: String,
+    pub key: NsKey,
+}
+
+/// The id of the mount namespace `fd` refers to (NS_GET_ID, else NS_MNT_GET_INFO).
+pub fn mnt_ns_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    if let Ok(id) = crate::procfs::nsfs::ns_id(fd) {
+        return Ok(id);
+    }
+    let mut info = [0u64; 2];
+    info[0] = 16; // size (u32), nr_mounts (u32) = 0
+    // SAFETY: NS_MNT_GET_INFO reads the size and writes 16 bytes.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_MNT_GET_INFO, info.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[1])
+}
+
+/// The nsfs bind mounts of the mount namespace with id `mnt_ns_id`.
+pub fn nsfs_mounts(mnt_ns_id: u64) -> io::Result<Vec<NsfsMount>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    for mnt_id in list(mnt_ns_id)? {
+        let req = MntIdReq {
+            size: 32,
+            spare: 0,
+            mnt_id,
+            param: STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT | STATMOUNT_FS_TYPE,
+            mnt_ns_id,
+        };
+        loop {
+            // SAFETY: req is a valid mnt_id_req; buf is writable for its length.
+            let r = unsafe { libc::syscall(SYS_STATMOUNT, &req, buf.as_mut_ptr(), buf.len(), 0) };
+            if r == 0 {
+                break;
+            }
+            match io::Error::last_os_error() {
+                e if e.raw_os_error() == Some(libc::EOVERFLOW) && buf.len() < 1 << 20 => {
+                    buf.resize(buf.len() * 4, 0);
+                }
+                // Unmounted meanwhile.
+                e if e.raw_os_error() == Some(libc::ENOENT) => break,
+                e => return Err(e),
+            }
+        }
+        if let Some(m) = parse_statmount(&buf) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Every mount id of the namespace, from its root.
+fn list(mnt_ns_id: u64) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    let mut chunk = [0u64; 512];
+    let mut last = 0;
+    loop {
+        let req = MntIdReq { size: 32, spare: 0, mnt_id: LSMT_ROOT, param: last, mnt_ns_id };
+        // SAFETY: req is a valid mnt_id_req; chunk is writable for its length.
+        let n = unsafe { libc::syscall(SYS_LISTMOUNT, &req, chunk.as_mut_ptr(), chunk.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = &chunk[..n as usize];
+        ids.extend_from_slice(got);
+        match got.last() {
+            Some(&l) if got.len() == chunk.len() => last = l,
+            _ => return Ok(ids),
+        }
+    }
+}
+
+/// An nsfs mount from a `struct statmount` buffer; None for other file systems.
+fn parse_statmount(buf: &[u8]) -> Option<NsfsMount> {
+    let u32_at = |off: usize| Some(u32::from_ne_bytes(buf.get(off..off + 4)?.try_into().ok()?) as usize);
+    let string = |off: usize| {
+        let start = SM_STR + u32_at(off)?;
+        let rest = buf.get(start..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&rest[..end]).ok()
+    };
+    if string(SM_FS_TYPE)? != "nsfs" {
+        return None;
+    }
+    let (ns_type, inode) = parse_ns_link(string(SM_MNT_ROOT)?.as_bytes())?;
+    Some(NsfsMount { mount_point: string(SM_MNT_POINT)?.to_string(), key: NsKey { ns_type, inode } })
+}
+
+/// Adds the nsfs bind mounts of mount namespaces no task is in (known from
+/// an fd holder here) as mount holders with no `via_pid`; again for mount
+/// namespaces those mounts reveal, a few rounds deep.
+pub(super) fn read_taskless_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
+    let mut done: HashSet<u64> = scan.mount_ns_via.keys().copied().collect();
+    for _round in 0..4 {
+        let todo: Vec<(u64, u32, i32)> = scan
+            .holders
+            .iter()
+            .filter(|(k, _)| k.ns_type == NsType::Mnt && !done.contains(&k.inode))
+            .filter_map(|(k, list)| {
+                list.iter().find_map(|h| match h {
+                    Holder::Fd { pid, fd, .. } => Some((k.inode, *pid, *fd)),
+                    _ => None,
+                })
+            })
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        for (inode, pid, fd) in todo {
+            done.insert(inode);
+            let mut p = CPath::new();
+            p.num(pid).push(b"/fd/").num(fd as u32);
+            let Ok(file) = sys::open_at(Some(proc_fd), p.as_cstr(), libc::O_RDONLY) else { continue };
+            let Ok(id) = mnt_ns_id(file.as_fd()) else { continue };
+            let Ok(mounts) = nsfs_mounts(id) else { continue };
+            for m in mounts {
+                let h = Holder::Mount { path: m.mount_point, mnt_ns: inode, via_pid: 0 };
+                let list = scan.holders.entry(m.key).or_default();
+                if !list.contains(&h) {
+                    list.push(h);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statmount_buf(fs_type: &str, root: &str, point: &str) -> Vec<u8> {
+        let mut buf = vec![0u8; SM_STR];
+        let mut strings = Vec::new();
+        let mut put = |off: usize, s: &str, buf: &mut Vec<u8>| {
+            buf[off..off + 4].copy_from_slice(&(strings.len() as u32).to_ne_bytes());
+            strings.extend_from_slice(s.as_bytes());
+            strings.push(0);
+        };
+        put(SM_FS_TYPE, fs_type, &mut buf);
+        put(SM_MNT_ROOT, root, &mut buf);
+        put(SM_MNT_POINT, point, &mut buf);
+        buf.extend_from_slice(&strings);
+        buf
+    }
+
+    #[test]
+    fn statmount_buffers_are_read_for_nsfs_mounts_only() {
+        let m = parse_statmount(&statmount_buf("nsfs", "net:[4026532290]", "/run/netns/x")).unwrap();
+        assert_eq!(m.mount_point, "/run/netns/x");
+        assert_eq!(m.key, NsKey { ns_type: NsType::Net, inode: 4026532290 });
+        assert_eq!(parse_statmount(&statmount_buf("tmpfs", "/", "/tmp")), None);
+        assert_eq!(parse_statmount(&statmount_buf("nsfs", "garbage", "/x")), None);
+        assert_eq!(parse_statmount(&[0u8; 100]), None, "short buffer");
+        let mut cut = statmount_buf("nsfs", "net:[1]", "/x");
+        cut.truncate(cut.len() - 1);
+        assert_eq!(parse_statmount(&cut), None, "no terminating NUL");
+    }
+
+    #[test]
+    fn the_ioctl_number_is_the_kernels() {
+        assert_eq!(NS_MNT_GET_INFO, 0x8010_b70a);
+    }
+}
