@@ -17,7 +17,9 @@ const SM_FS_TYPE: usize = 36;
 const SM_MNT_ROOT: usize = 104;
 const SM_MNT_POINT: usize = 108;
 const SM_STR: usize = 512;
-/// NS_MNT_GET_INFO: `_IOR(0xb7, 10, struct mnt_ns_info)` (16 bytes).
+/// NS_GET_MNTNS_ID: `_IOR(0xb7, 5, __u64)` (6.11+).
+const NS_GET_MNTNS_ID: libc::c_ulong = (2 << 30) | (8 << 16) | (0xb7 << 8) | 5;
+/// NS_MNT_GET_INFO: `_IOR(0xb7, 10, struct mnt_ns_info)` (16 bytes, 6.12+).
 const NS_MNT_GET_INFO: libc::c_ulong = (2 << 30) | (16 << 16) | (0xb7 << 8) | 10;
 
 /// `struct mnt_id_req`, version 1 (32 bytes).
@@ -37,9 +39,15 @@ pub struct NsfsMount {
     pub key: NsKey,
 }
 
-/// The id of the mount namespace `fd` refers to (NS_GET_ID, else NS_MNT_GET_INFO).
+/// The id of the mount namespace `fd` refers to (NS_GET_ID, else
+/// NS_GET_MNTNS_ID, else NS_MNT_GET_INFO).
 pub fn mnt_ns_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     if let Ok(id) = crate::procfs::nsfs::ns_id(fd) {
+        return Ok(id);
+    }
+    let mut id = 0u64;
+    // SAFETY: NS_GET_MNTNS_ID writes one u64.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_MNTNS_ID, &mut id) } == 0 {
         return Ok(id);
     }
     let mut info = [0u64; 2];
@@ -194,7 +202,8 @@ mod tests {
     }
 
     #[test]
-    fn the_ioctl_number_is_the_kernels() {
+    fn the_ioctl_numbers_are_the_kernels() {
         assert_eq!(NS_MNT_GET_INFO, 0x8010_b70a);
+        assert_eq!(NS_GET_MNTNS_ID, 0x8008_b705);
     }
 }
