@@ -97,8 +97,9 @@ impl Source {
 
 /// How a holder scan learns every process's namespaces.
 pub enum TaskSource {
-    /// From the kernel's task list (tree walk kernels).
-    Kernel(Vec<TaskNsEvent>),
+    /// From the kernel's task list (tree walk kernels), with every mount
+    /// namespace's id (inode -> id) for the mounts of those no task is in.
+    Kernel(Vec<TaskNsEvent>, std::collections::HashMap<u64, u64>),
     /// From /proc/PID/ns.
     Proc,
 }
@@ -108,7 +109,7 @@ impl TaskSource {
     pub fn scan(self) -> Result<HolderScan, HoldersError> {
         let me = [std::process::id()];
         match self {
-            TaskSource::Kernel(tasks) => holders::scan_with_kernel_tasks(&me, &tasks),
+            TaskSource::Kernel(tasks, mnt_ids) => holders::scan_with_kernel_tasks(&me, &tasks, &mnt_ids),
             TaskSource::Proc => holders::scan_excluding(&me),
         }
     }
@@ -272,7 +273,13 @@ impl Engine {
         match &mut self.source {
             Source::Tree(w) => {
                 let mut stats = crate::kernel::walker::WalkStats::default();
-                Ok(Some(TaskSource::Kernel(w.walk_tasks(&mut stats)?)))
+                let mnt_ids = self
+                    .store
+                    .live()
+                    .filter(|n| n.row.ns_type == nstrace_common::ns::NsType::Mnt)
+                    .filter_map(|n| Some((n.row.inode, n.row.id?)))
+                    .collect();
+                Ok(Some(TaskSource::Kernel(w.walk_tasks(&mut stats)?, mnt_ids)))
             }
             Source::Proc => Ok(None),
         }

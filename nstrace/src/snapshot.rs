@@ -88,7 +88,12 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     let (records, mut stats) = walker.walk_all()?;
     let tasks = walker.walk_tasks(&mut stats)?;
     log::debug!("walks done at {:?}", t.elapsed());
-    let scan = holders::scan_with_kernel_tasks(&[std::process::id()], &tasks)?;
+    let mnt_ids = records
+        .iter()
+        .filter(|r| r.ns_type == nstrace_common::ns::NsType::Mnt as u32 && r.id != 0)
+        .map(|r| (r.inum as u64, r.id))
+        .collect();
+    let scan = holders::scan_with_kernel_tasks(&[std::process::id()], &tasks, &mnt_ids)?;
     log::debug!("/proc scan done at {:?}", t.elapsed());
     let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
     log::debug!("store built at {:?}", t.elapsed());

@@ -519,13 +519,19 @@ fn listmount_by_ns_id() -> bool {
     (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 12)
 }
 
+/// How a test keeps a mount namespace with no task alive.
+enum MntNsHold {
+    /// A python process with an fd on it.
+    Fd,
+    /// A bind mount of it (nsfs) in our mount namespace.
+    Mount,
+}
+
 /// A process unshares a mount namespace, bind-mounts a netns there and
-/// exits; another keeps an fd to that mount namespace. The netns is held by
-/// the mount in a mount namespace no task is in, whose holder is the fd:
-/// `why` says so and its release command works.
-#[test]
-fn a_mount_in_a_mount_namespace_no_task_is_in_holds_the_namespace() {
-    let test = "a_mount_in_a_mount_namespace_no_task_is_in_holds_the_namespace";
+/// exits; an fd (or a bind mount) keeps that mount namespace. The netns is
+/// held by the mount in a mount namespace no task is in: `why` says so,
+/// names what holds the mount namespace, and its release command works.
+fn mount_in_a_taskless_mount_namespace(test: &str, how: MntNsHold) {
     if !root_or_skip(test) {
         return;
     }
@@ -544,11 +550,25 @@ fn a_mount_in_a_mount_namespace_no_task_is_in_holds_the_namespace() {
     let (mounter, _) =
         spawn_ready(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
     let mnt_ns = ns_inode(mounter.pid(), "mnt");
+    let own_ns = format!("/proc/{}/ns/mnt", mounter.pid());
     let hold = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(60)\n";
-    let (holder, fd) =
-        spawn_ready(Command::new("python3").args(["-c", hold, &format!("/proc/{}/ns/mnt", mounter.pid())]));
+    let mnt_pin = format!("{dir}/mntpin");
+    let (_holder, held_by, entry) = match how {
+        MntNsHold::Fd => {
+            let (holder, fd) = spawn_ready(Command::new("python3").args(["-c", hold, &own_ns]));
+            let (pid, entry) = (holder.pid(), format!("/proc/{}/fd/{fd}", holder.pid()));
+            (Some(holder), format!("fd {fd} of process {pid}"), entry)
+        }
+        MntNsHold::Mount => {
+            std::fs::write(&mnt_pin, b"").unwrap();
+            sh(&format!("mount --bind {own_ns} {mnt_pin}"));
+            (None, format!("the bind mount at {mnt_pin}"), mnt_pin.clone())
+        }
+    };
+    let _umount = matches!(how, MntNsHold::Mount).then(|| Umount(mnt_pin.clone()));
     drop(mounter); // no task is in that mount namespace any more
     drop(netns); // nor is the netns mounted where tasks are
+    let held = if matches!(how, MntNsHold::Fd) { "fd-only" } else { "mounted" };
     for source in sources() {
         let rows = ls_json(&["--source", source]);
         let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("{source}: no row for {inode}"));
@@ -556,20 +576,33 @@ fn a_mount_in_a_mount_namespace_no_task_is_in_holds_the_namespace() {
         let mounts = holders_of(row, "mount");
         assert!(mounts.iter().any(|m| m["path"] == pin.as_str() && m["mnt_ns"] == mnt_ns), "{source}: {row}");
         let mnt = find_row(&rows, "mnt", mnt_ns).unwrap_or_else(|| panic!("{source}: no mnt row {mnt_ns}"));
-        assert_eq!(mnt["state"], "fd-only", "{source}: {mnt}");
+        assert_eq!(mnt["state"], held, "{source}: {mnt}");
     }
     let (code, why, err) = nstrace(&["why", "--no-service", &inode.to_string()]);
     assert_eq!(code, 0, "{err}");
-    let chain = format!(
-        "bind mount at {pin} in mount namespace {mnt_ns} (which no task is in, held by fd {fd} of process {})",
-        holder.pid()
-    );
+    let chain = format!("bind mount at {pin} in mount namespace {mnt_ns} (which no task is in, held by {held_by})");
     assert!(why.contains(&chain), "{why}");
-    let release = format!("nsenter --mount=/proc/{}/fd/{fd} umount {pin}", holder.pid());
+    let release = format!("nsenter --mount={entry} umount {pin}");
     assert!(why.contains(&format!("{release}   [safe]")), "{why}");
     // The release command works: the netns goes.
     sh(&release);
     eventually(Duration::from_secs(10), "the netns to go", || {
         find_row(&ls_json(&["--no-service"]), "net", inode).is_none().then_some(())
     });
+}
+
+#[test]
+fn a_mount_in_a_mount_namespace_held_by_an_fd_holds_the_namespace() {
+    mount_in_a_taskless_mount_namespace(
+        "a_mount_in_a_mount_namespace_held_by_an_fd_holds_the_namespace",
+        MntNsHold::Fd,
+    );
+}
+
+#[test]
+fn a_mount_in_a_mount_namespace_held_by_a_bind_mount_holds_the_namespace() {
+    mount_in_a_taskless_mount_namespace(
+        "a_mount_in_a_mount_namespace_held_by_a_bind_mount_holds_the_namespace",
+        MntNsHold::Mount,
+    );
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::{
     model::NsRow,
     origin::ContainerRef,
-    present::explain::{FdRef, Reason},
+    present::explain::{MntNsEntry, Reason},
 };
 
 /// One piece of advice.
@@ -130,22 +130,22 @@ pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
                 )
             }
         }
-        Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_fd } => {
-            mount_advice(path, *mnt_ns, (*via_pid, *mnt_ns_fd), netns_name, ctx)
+        Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_entry } => {
+            mount_advice(path, *mnt_ns, (*via_pid, mnt_ns_entry.as_ref()), netns_name, ctx)
         }
         Reason::Owner { .. } => Advice::none("release the namespaces it owns first (nstrace why <inode> on each)"),
         Reason::KernelReference { hint } => Advice::none(format!("find what references it: {hint}")),
     }
 }
 
-/// How to reach the mount namespace: a process in it, else an fd holding it.
-type Entry = (u32, Option<FdRef>);
+/// How to reach the mount namespace: a process in it, else a file that refers to it.
+type Entry<'a> = (u32, Option<&'a MntNsEntry>);
 
-fn mount_advice(path: &str, mnt_ns: u64, entry: Entry, netns_name: &Option<String>, ctx: &Context<'_>) -> Advice {
+fn mount_advice(path: &str, mnt_ns: u64, entry: Entry<'_>, netns_name: &Option<String>, ctx: &Context<'_>) -> Advice {
     let here = mnt_ns == ctx.own_mnt_ns;
     let umount = match entry {
         _ if here => format!("umount {path}"),
-        (0, Some(FdRef { pid, fd })) => format!("nsenter --mount=/proc/{pid}/fd/{fd} umount {path}"),
+        (0, Some(e)) => format!("nsenter --mount={} umount {path}", e.path),
         (0, None) => {
             return Advice::none(format!(
                 "no task is in mount namespace {mnt_ns} and nstrace found nothing that holds it open: \
@@ -192,7 +192,7 @@ mod tests {
     }
 
     fn mount(mnt_ns: u64, path: &str, name: Option<&str>) -> Reason {
-        Reason::Mount { path: path.into(), mnt_ns, via_pid: 42, netns_name: name.map(Into::into), mnt_ns_fd: None }
+        Reason::Mount { path: path.into(), mnt_ns, via_pid: 42, netns_name: name.map(Into::into), mnt_ns_entry: None }
     }
 
     #[test]
@@ -240,11 +240,11 @@ mod tests {
         let other = advise(&mount(2, "/run/netns/blue", Some("blue")), &ctx(0));
         assert_eq!(other.command.as_deref(), Some("nsenter -t 42 -m umount /run/netns/blue"));
         // A mount namespace no task is in: entered through the fd that holds it.
-        let fd = Some(FdRef { pid: 70, fd: 4 });
-        let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_fd: fd };
+        let fd = Some(MntNsEntry { path: "/proc/70/fd/4".into(), held_by: "fd 4 of process 70".into() });
+        let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_entry: fd };
         let a = advise(&taskless, &ctx(0));
         assert_eq!((a.command.as_deref(), a.safe), (Some("nsenter --mount=/proc/70/fd/4 umount /m"), true));
-        let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_fd: None };
+        let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_entry: None };
         let a = advise(&unheld, &ctx(0));
         assert_eq!(a.command, None);
         assert!(a.note.contains("nstrace why 2"), "{}", a.note);

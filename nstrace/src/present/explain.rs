@@ -22,11 +22,14 @@ pub struct Dependent {
     pub state: NsState,
 }
 
-/// An open fd of a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct FdRef {
-    pub pid: u32,
-    pub fd: i32,
+/// How to enter a mount namespace no task is in: a file that refers to it
+/// (`nsenter --mount=PATH`), and what that file is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MntNsEntry {
+    /// "/proc/70/fd/4", or a bind mount of the namespace in ours.
+    pub path: String,
+    /// "fd 4 of process 70", "the bind mount at /x".
+    pub held_by: String,
 }
 
 /// One reason a namespace is alive.
@@ -53,10 +56,10 @@ pub enum Reason {
         /// A process in that mount namespace; 0 when no task is in it.
         via_pid: u32,
         netns_name: Option<String>,
-        /// For a mount namespace no task is in: an fd that holds it
-        /// (`nsenter --mount=/proc/PID/fd/FD` enters it).
+        /// For a mount namespace no task is in: what holds it, and how to
+        /// enter it.
         #[serde(skip_serializing_if = "Option::is_none")]
-        mnt_ns_fd: Option<FdRef>,
+        mnt_ns_entry: Option<MntNsEntry>,
     },
     Socket {
         pid: u32,
@@ -107,12 +110,12 @@ impl Reason {
                 }
             }
             Reason::Fd { pid, fd, comm, cmdline } => format!("open fd {fd} of process {pid} ({comm}: {cmdline})"),
-            Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_fd } => {
+            Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_entry } => {
                 let name = netns_name.as_ref().map(|n| format!(" (ip netns {n})")).unwrap_or_default();
                 // Pid 2 (kthreadd) is in the initial mount namespace on every host.
-                let which = match (via_pid, mnt_ns_fd) {
+                let which = match (via_pid, mnt_ns_entry) {
                     (2, _) => "the initial one".to_string(),
-                    (0, Some(FdRef { pid, fd })) => format!("which no task is in, held by fd {fd} of process {pid}"),
+                    (0, Some(e)) => format!("which no task is in, held by {}", e.held_by),
                     (0, None) => "which no task is in".to_string(),
                     (pid, _) => format!("where pid {pid} is"),
                 };
@@ -180,12 +183,24 @@ impl<'a> Explainer<'a> {
         self.rows
     }
 
-    /// The first fd holder of a listed namespace.
-    fn fd_holding(&self, ns_type: NsType, inode: u64) -> Option<FdRef> {
-        let row = self.rows.iter().find(|r| r.ns_type == ns_type && r.inode == inode)?;
-        row.holders.iter().find_map(|h| match h {
-            Holder::Fd { pid, fd, .. } => Some(FdRef { pid: *pid, fd: *fd }),
+    /// How to enter mount namespace `inode`: through an fd that holds it,
+    /// else a bind mount of it in our own mount namespace.
+    fn entry_of(&self, inode: u64) -> Option<MntNsEntry> {
+        let row = self.rows.iter().find(|r| r.ns_type == NsType::Mnt && r.inode == inode)?;
+        let own = std::fs::metadata("/proc/self/ns/mnt").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
+        let fd = row.holders.iter().find_map(|h| match h {
+            Holder::Fd { pid, fd, .. } => {
+                Some(MntNsEntry { path: format!("/proc/{pid}/fd/{fd}"), held_by: format!("fd {fd} of process {pid}") })
+            }
             _ => None,
+        });
+        fd.or_else(|| {
+            row.holders.iter().find_map(|h| match h {
+                Holder::Mount { path, mnt_ns, .. } if Some(*mnt_ns) == own => {
+                    Some(MntNsEntry { path: path.clone(), held_by: format!("the bind mount at {path}") })
+                }
+                _ => None,
+            })
         })
     }
 
@@ -207,7 +222,7 @@ impl<'a> Explainer<'a> {
                         .strip_prefix("/run/netns/")
                         .filter(|_| row.ns_type == NsType::Net && *via_pid != 0)
                         .map(str::to_string),
-                    mnt_ns_fd: if *via_pid == 0 { self.fd_holding(NsType::Mnt, *mnt_ns) } else { None },
+                    mnt_ns_entry: if *via_pid == 0 { self.entry_of(*mnt_ns) } else { None },
                 },
             });
         }
@@ -259,7 +274,7 @@ mod tests {
             mnt_ns,
             via_pid: 42,
             netns_name: netns_name.map(Into::into),
-            mnt_ns_fd: None,
+            mnt_ns_entry: None,
         }
     }
 
@@ -282,15 +297,15 @@ mod tests {
             mount(2, Some("x")).describe(),
             "bind mount at /run/netns/x (ip netns x) in mount namespace 2 (where pid 42 is)"
         );
-        let host = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 2, netns_name: None, mnt_ns_fd: None };
+        let host = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 2, netns_name: None, mnt_ns_entry: None };
         assert_eq!(host.describe(), "bind mount at /m in mount namespace 3 (the initial one)");
-        let fd = Some(FdRef { pid: 70, fd: 4 });
-        let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_fd: fd };
+        let fd = Some(MntNsEntry { path: "/proc/70/fd/4".into(), held_by: "fd 4 of process 70".into() });
+        let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_entry: fd };
         assert_eq!(
             taskless.describe(),
             "bind mount at /m in mount namespace 3 (which no task is in, held by fd 4 of process 70)"
         );
-        let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_fd: None };
+        let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_entry: None };
         assert_eq!(unheld.describe(), "bind mount at /m in mount namespace 3 (which no task is in)");
         let dep = Dependent { ns_type: NsType::Net, inode: 10, state: NsState::Mounted };
         assert_eq!(

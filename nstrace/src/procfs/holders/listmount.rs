@@ -131,19 +131,32 @@ fn parse_statmount(buf: &[u8]) -> Option<NsfsMount> {
     Some(NsfsMount { mount_point: string(SM_MNT_POINT)?.to_string(), key: NsKey { ns_type, inode } })
 }
 
-/// Adds the nsfs bind mounts of mount namespaces no task is in (known from
-/// an fd holder here) as mount holders with no `via_pid`; again for mount
+/// Adds the nsfs bind mounts of mount namespaces no task is in as mount
+/// holders with no `via_pid`: those the kernel's namespace list names
+/// (`ids`: inode -> id, every mount namespace the walk saw) and those an fd
+/// or a reachable bind mount holds (the id asked of it); again for mount
 /// namespaces those mounts reveal, a few rounds deep.
-pub(super) fn read_taskless_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
+pub(super) fn read_taskless_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan, ids: &HashMap<u64, u64>) {
     let mut done: HashSet<u64> = scan.mount_ns_via.keys().copied().collect();
+    let mut listed: Vec<(u64, u64)> = ids.iter().filter(|(ino, _)| !done.contains(ino)).map(|(&i, &d)| (i, d)).collect();
+    listed.sort_unstable();
+    for (inode, id) in listed {
+        done.insert(inode);
+        add_mounts_of(scan, inode, id);
+    }
     for _round in 0..4 {
-        let todo: Vec<(u64, u32, i32)> = scan
+        // A way to open each: an fd ("PID/fd/N"), or a bind mount a task
+        // reaches ("PID/root/PATH").
+        let todo: Vec<(u64, Vec<u8>)> = scan
             .holders
             .iter()
             .filter(|(k, _)| k.ns_type == NsType::Mnt && !done.contains(&k.inode))
             .filter_map(|(k, list)| {
                 list.iter().find_map(|h| match h {
-                    Holder::Fd { pid, fd, .. } => Some((k.inode, *pid, *fd)),
+                    Holder::Fd { pid, fd, .. } => Some((k.inode, format!("{pid}/fd/{fd}").into_bytes())),
+                    Holder::Mount { path, via_pid, .. } if *via_pid != 0 => {
+                        Some((k.inode, format!("{via_pid}/root{path}").into_bytes()))
+                    }
                     _ => None,
                 })
             })
@@ -151,20 +164,25 @@ pub(super) fn read_taskless_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderSca
         if todo.is_empty() {
             return;
         }
-        for (inode, pid, fd) in todo {
+        for (inode, path) in todo {
             done.insert(inode);
-            let mut p = CPath::new();
-            p.num(pid).push(b"/fd/").num(fd as u32);
-            let Ok(file) = sys::open_at(Some(proc_fd), p.as_cstr(), libc::O_RDONLY) else { continue };
-            let Ok(id) = mnt_ns_id(file.as_fd()) else { continue };
-            let Ok(mounts) = nsfs_mounts(id) else { continue };
-            for m in mounts {
-                let h = Holder::Mount { path: m.mount_point, mnt_ns: inode, via_pid: 0 };
-                let list = scan.holders.entry(m.key).or_default();
-                if !list.contains(&h) {
-                    list.push(h);
-                }
+            let Ok(path) = std::ffi::CString::new(path) else { continue };
+            let Ok(file) = sys::open_at(Some(proc_fd), &path, libc::O_RDONLY) else { continue };
+            if let Ok(id) = mnt_ns_id(file.as_fd()) {
+                add_mounts_of(scan, inode, id);
             }
+        }
+    }
+}
+
+/// The nsfs mounts of mount namespace `inode` (id `id`) as its holders' holders.
+fn add_mounts_of(scan: &mut HolderScan, inode: u64, id: u64) {
+    let Ok(mounts) = nsfs_mounts(id) else { return };
+    for m in mounts {
+        let h = Holder::Mount { path: m.mount_point, mnt_ns: inode, via_pid: 0 };
+        let list = scan.holders.entry(m.key).or_default();
+        if !list.contains(&h) {
+            list.push(h);
         }
     }
 }

@@ -109,7 +109,7 @@ pub fn scan() -> Result<HolderScan, HoldersError> {
 /// Scans every process except `exclude` (e.g. our own pid, whose scan fds
 /// would otherwise show up).
 pub fn scan_excluding(exclude: &[u32]) -> Result<HolderScan, HoldersError> {
-    scan_with(exclude, None)
+    scan_with(exclude, None, &HashMap::new())
 }
 
 /// Like [`scan_excluding`], but with every process's namespace set already
@@ -117,11 +117,21 @@ pub fn scan_excluding(exclude: &[u32]) -> Result<HolderScan, HoldersError> {
 /// not read (they are most of the cost), only fds, mounts, cgroups, and
 /// the threads of multi-threaded processes (a thread may `setns` on its
 /// own: Go's `netns.Do`), whose links are compared with their leader's.
-pub fn scan_with_kernel_tasks(exclude: &[u32], tasks: &[TaskNsEvent]) -> Result<HolderScan, HoldersError> {
-    scan_with(exclude, Some(tasks))
+/// `mnt_ids`: every mount namespace the kernel's list has (inode -> id),
+/// for the mounts of those no task is in.
+pub fn scan_with_kernel_tasks(
+    exclude: &[u32],
+    tasks: &[TaskNsEvent],
+    mnt_ids: &HashMap<u64, u64>,
+) -> Result<HolderScan, HoldersError> {
+    scan_with(exclude, Some(tasks), mnt_ids)
 }
 
-fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderScan, HoldersError> {
+fn scan_with(
+    exclude: &[u32],
+    tasks: Option<&[TaskNsEvent]>,
+    mnt_ids: &HashMap<u64, u64>,
+) -> Result<HolderScan, HoldersError> {
     let proc_fd = sys::open_at(None, c"/proc", libc::O_RDONLY | libc::O_DIRECTORY)
         .map_err(|source| HoldersError::Open { path: "/proc".into(), source })?;
     let mut pids = Vec::with_capacity(1024);
@@ -152,7 +162,7 @@ fn scan_with(exclude: &[u32], tasks: Option<&[TaskNsEvent]>) -> Result<HolderSca
         add_kernel_tasks(&mut scan, tasks, exclude);
     }
     read_mounts(proc_fd.as_fd(), &mut scan);
-    listmount::read_taskless_mounts(proc_fd.as_fd(), &mut scan);
+    listmount::read_taskless_mounts(proc_fd.as_fd(), &mut scan, mnt_ids);
     path_fds::resolve(proc_fd.as_fd(), &mut scan);
     Ok(scan)
 }
