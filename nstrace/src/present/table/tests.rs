@@ -316,3 +316,33 @@ fn extra_columns_go_before_command_and_age_is_filled() {
          -    10 net  orphaned     0 -       -     -      5m  ip[7]   -    docker:0123 ip\n"
     );
 }
+
+#[test]
+fn an_empty_column_gives_way_before_any_text_is_cut() {
+    let mut rows = sample_table().to_vec();
+    for r in &mut rows {
+        r.containers = Box::default();
+    }
+    let whole = fitted(&rows, Layout::default());
+    let width = whole.lines().map(|l| l.chars().count()).max().unwrap();
+    let text = fitted(&rows, Layout { width: Some(width - 5), color: false });
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "INODE", "TYPE", "STATE", "TASKS", "HOLDERS", "OWNER", "PARENT", "AGE", "NAME", "COMMAND"],
+        "CONTAINER (all '-') went, nothing else:\n{text}"
+    );
+    assert!(!text.contains('…'), "{text}");
+}
+
+#[test]
+fn only_the_state_column_is_coloured() {
+    // A command and a netns name that read like states stay plain.
+    let mut rows = sample_table().to_vec();
+    rows[0].command = Some("orphaned".into());
+    rows[0].names = vec!["active".to_string()].into();
+    let text = fitted(&rows, Layout { width: None, color: true });
+    let line = text.lines().nth(1).unwrap();
+    assert_eq!(line.matches('\x1b').count(), 2, "only STATE painted: {line:?}");
+    assert!(line.ends_with(" orphaned"), "{line:?}");
+}
