@@ -206,8 +206,7 @@ fn live_view_shows_filters_details_and_restores_the_terminal() {
     println!("uts row found:\n{s}");
     search(&tmux, &netns.0);
     tmux.wait_screen("the netns row (mounted, named)", SHOW, |s| {
-        row_with(&table_rows(s), net_inode, "net")
-            .is_some_and(|r| r[3] == "mounted" && r.contains(&netns.0))
+        row_with(&table_rows(s), net_inode, "net").is_some_and(|r| r[3] == "mounted" && r.contains(&netns.0))
     });
 
     // Esc (outside the prompt) clears the search.

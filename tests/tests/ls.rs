@@ -377,12 +377,12 @@ fn an_fd_opened_through_a_bind_mount_path_holds_the_namespace() {
     let mut netns = Some(tests::IpNetns::add(name.clone()));
     let path = format!("/run/netns/{name}");
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
-    let script = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(60)\n";
+    let script =
+        "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(60)\n";
     let (holder, fd) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
     let fd: u64 = fd.parse().expect("the fd number");
-    let has_fd = |row: &Value| {
-        holders_of(row, "fd").iter().any(|h| h["pid"] == holder.pid() && h["fd"].as_u64() == Some(fd))
-    };
+    let has_fd =
+        |row: &Value| holders_of(row, "fd").iter().any(|h| h["pid"] == holder.pid() && h["fd"].as_u64() == Some(fd));
     for source in ["kernel", "proc"] {
         if source == "kernel" && tests::kernel().mechanisms["snapshot"] != "tree-walk" {
             continue;

@@ -138,8 +138,7 @@ fn write_report(d: &Value, json: bool, w: &mut impl Write) -> std::io::Result<()
                 .flatten()
                 .map(|c| format!("{}:{}", c["runtime"].as_str().unwrap_or("?"), c["id"].as_str().unwrap_or("?")))
                 .collect();
-            let containers =
-                if containers.is_empty() { String::new() } else { format!(" [{}]", containers.join(",")) };
+            let containers = if containers.is_empty() { String::new() } else { format!(" [{}]", containers.join(",")) };
             writeln!(
                 w,
                 "{sign} {} [{}] {}{containers}",

@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use crate::{
     chain::chain,
-    present::columns::Paint,
     error::exit,
     kernel::mechanism::Overrides,
     kernel::probe::{self, Report, Status},
+    present::columns::Paint,
 };
 
 /// Probes the kernel and prints the report (text or pretty JSON). Returns

@@ -169,11 +169,7 @@ pub fn run(args: Args) -> Result<i32> {
     // First: the service's socket is root's too, and a snapshot needs it.
     crate::error::require_privileges()?;
     if args.source.is_none()
-        && let Some(code) = crate::cli::ask_service(
-            "ls",
-            &args.service,
-            &args.term.service_args(),
-        )?
+        && let Some(code) = crate::cli::ask_service("ls", &args.service, &args.term.service_args())?
     {
         return Ok(code);
     }

@@ -34,10 +34,8 @@ pub fn holders_summary(row: &NsRow) -> String {
             None => parts.push((text, 1)),
         }
     }
-    let mut parts: Vec<String> = parts
-        .into_iter()
-        .map(|(text, n)| if n > 1 { format!("{text} ({n} mnt ns)") } else { text })
-        .collect();
+    let mut parts: Vec<String> =
+        parts.into_iter().map(|(text, n)| if n > 1 { format!("{text} ({n} mnt ns)") } else { text }).collect();
     if parts.len() > 2 {
         let more = parts.len() - 2;
         parts.truncate(2);

@@ -82,7 +82,8 @@ fn sep(wide: bool) -> Span<'static> {
 /// never cut in the middle of a number.
 fn header_line(segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Line<'static> {
     let wide = width >= 120;
-    let widths: Vec<usize> = segments.iter().map(|(_, spans)| spans.iter().map(|s| cell_width(&s.content)).sum()).collect();
+    let widths: Vec<usize> =
+        segments.iter().map(|(_, spans)| spans.iter().map(|s| cell_width(&s.content)).sum()).collect();
     let ranks: Vec<u8> = segments.iter().map(|(r, _)| *r).collect();
     let keep = fit_segments(&widths, &ranks, cell_width(&sep(wide).content), width);
     let mut line = Vec::new();

@@ -138,7 +138,8 @@ fn parse_statmount(buf: &[u8]) -> Option<NsfsMount> {
 /// namespaces those mounts reveal, a few rounds deep.
 pub(super) fn read_taskless_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan, ids: &HashMap<u64, u64>) {
     let mut done: HashSet<u64> = scan.mount_ns_via.keys().copied().collect();
-    let mut listed: Vec<(u64, u64)> = ids.iter().filter(|(ino, _)| !done.contains(ino)).map(|(&i, &d)| (i, d)).collect();
+    let mut listed: Vec<(u64, u64)> =
+        ids.iter().filter(|(ino, _)| !done.contains(ino)).map(|(&i, &d)| (i, d)).collect();
     listed.sort_unstable();
     for (inode, id) in listed {
         done.insert(inode);

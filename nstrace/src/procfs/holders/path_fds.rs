@@ -95,7 +95,13 @@ mod tests {
         let target = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
         // SAFETY: plain mount(2) with NUL-terminated strings.
         let mounted = unsafe {
-            libc::mount(c"/proc/self/ns/uts".as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null())
+            libc::mount(
+                c"/proc/self/ns/uts".as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
         } == 0;
         if !mounted {
             crate::test_skip("an_fd_opened_by_path_is_resolved_to_its_namespace", "bind mounts need root");

@@ -63,7 +63,10 @@ fn provenance_journal_orders_updates_before_deaths() {
 fn pins_are_added_released_and_bounded() {
     use crate::model::{PinKind, Pins};
     let mut p = Pins::default();
-    assert!(!p.update(&[Holder::Task { pid: 1, comm: "x".into(), hold: TaskHold::Member, tid: None }], 1.0), "tasks are not pins");
+    assert!(
+        !p.update(&[Holder::Task { pid: 1, comm: "x".into(), hold: TaskHold::Member, tid: None }], 1.0),
+        "tasks are not pins"
+    );
     assert!(p.is_empty());
     let fd = Holder::Fd { pid: 7, fd: 3, comm: "py".into() };
     let mount = Holder::Mount { path: "/run/netns/a".into(), mnt_ns: 9, via_pid: 1 };
@@ -184,7 +187,11 @@ fn a_container_seen_or_a_pin_made_is_journaled_alone_or_together() {
     assert!(upserted(&mut s).is_empty());
     // Another container and a mount at once: recorded once, with both.
     let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 };
-    s.apply_holders(scan_of(vec![task(7), task(8), mount], vec![(7, in_docker('a')), (8, in_docker('b'))]), 4 * SEC, false);
+    s.apply_holders(
+        scan_of(vec![task(7), task(8), mount], vec![(7, in_docker('a')), (8, in_docker('b'))]),
+        4 * SEC,
+        false,
+    );
     let r = upserted(&mut s);
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!((r[0].containers.len(), r[0].pins.len()), (2, 1), "{r:?}");

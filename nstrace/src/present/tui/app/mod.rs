@@ -489,6 +489,5 @@ pub fn format_age(age: Option<f64>) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests;
