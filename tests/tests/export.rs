@@ -364,7 +364,7 @@ fn prometheus_sees_netns_created_and_destroyed() {
 #[test]
 fn promtool_accepts_metrics_and_rules() {
     let test = "promtool_accepts_metrics_and_rules";
-    if !root_or_skip(test) || !tools_or_skip(test, &["promtool"]) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) || !tools_or_skip(test, &["promtool"]) {
         return;
     }
     let rules = repo_root().join("deploy/prometheus/nstrace-rules.yml");
@@ -413,7 +413,8 @@ fn promtool_accepts_metrics_and_rules() {
 
 #[test]
 fn bad_requests_do_not_disturb_the_exporter() {
-    if !root_or_skip("bad_requests_do_not_disturb_the_exporter") {
+    let test = "bad_requests_do_not_disturb_the_exporter";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let _serial = serial();
@@ -482,7 +483,8 @@ fn remote_listen_needs_allow_remote() {
 
 #[test]
 fn sigterm_stops_the_exporter_cleanly() {
-    if !root_or_skip("sigterm_stops_the_exporter_cleanly") {
+    let test = "sigterm_stops_the_exporter_cleanly";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let _serial = serial();
@@ -502,7 +504,8 @@ fn sigterm_stops_the_exporter_cleanly() {
 
 #[test]
 fn per_container_labels_name_a_docker_cgroup() {
-    if !root_or_skip("per_container_labels_name_a_docker_cgroup") {
+    let test = "per_container_labels_name_a_docker_cgroup";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let Some(base) = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
@@ -546,7 +549,8 @@ fn per_container_labels_name_a_docker_cgroup() {
 /// `--max-rows` bounds the table `/namespaces` serves.
 #[test]
 fn max_rows_bounds_the_served_table() {
-    if !root_or_skip("max_rows_bounds_the_served_table") {
+    let test = "max_rows_bounds_the_served_table";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let _serial = serial();

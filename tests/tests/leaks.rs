@@ -139,7 +139,8 @@ fn netns_kept_only_by_a_socket_in_another_netns() {
 
 #[test]
 fn docker_named_cgroup_is_attributed() {
-    if !root_or_skip("docker_named_cgroup_is_attributed") {
+    let test = "docker_named_cgroup_is_attributed";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let base = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
@@ -213,7 +214,7 @@ fn why_prints_the_fix_and_running_it_releases_the_netns() {
 
 #[test]
 fn diff_of_two_snapshots() {
-    if !root_or_skip("diff_of_two_snapshots") {
+    if !root_or_skip("diff_of_two_snapshots") || !tests::kernel_independent("diff_of_two_snapshots") {
         return;
     }
     let dir = tempdir();

@@ -158,7 +158,7 @@ fn search(t: &Tmux, text: &str) {
 #[test]
 fn live_view_shows_filters_details_and_restores_the_terminal() {
     let test = "live_view_shows_filters_details_and_restores_the_terminal";
-    if !root_or_skip(test) {
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     if !tmux_available() {

@@ -242,7 +242,8 @@ fn every_namespace_lsns_reports_is_listed() {
 
 #[test]
 fn bad_filters_and_unknown_ids_are_clear_errors() {
-    if !root_or_skip("bad_filters_and_unknown_ids_are_clear_errors") {
+    let test = "bad_filters_and_unknown_ids_are_clear_errors";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let (code, _, err) = nstrace(&["ls", "--type", "bogus"]);
