@@ -116,7 +116,7 @@ fn table_rows(screen: &str) -> Vec<Vec<String>> {
     let mut inside = false;
     for line in screen.lines() {
         if !inside {
-            inside = line.contains("INODE") && line.contains("TYPE") && line.contains("COMMAND");
+            inside = line.contains("INODE") && line.contains("TYPE") && line.contains("STATE");
             continue;
         }
         let Some(body) = line.strip_prefix('│') else { break };

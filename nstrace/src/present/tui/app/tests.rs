@@ -326,3 +326,21 @@ fn ages_and_commands() {
     }));
     assert!(search_matches(&with_creator, "ip"));
 }
+
+#[test]
+fn a_live_row_wins_over_a_destroyed_one_with_its_inode() {
+    // The kernel reused inode 10: a destroyed net 10 and a live one.
+    let mut dead = ns(NsType::Net, 10, NsState::Active, 0, Some(NOW - 50.0));
+    dead.destroyed = Some(NOW - 20.0);
+    let live = ns(NsType::Net, 10, NsState::Mounted, 0, Some(NOW - 5.0));
+    for rows in [vec![dead.clone(), live.clone()], vec![live.clone(), dead.clone()]] {
+        let mut app = App::default();
+        app.set_view(View { rows, now: NOW, ..Default::default() });
+        let found = app.lookup(NsType::Net, 10).unwrap();
+        assert!(found.destroyed.is_none(), "the live one, in either order");
+    }
+    // Only a destroyed one: it is found.
+    let mut app = App::default();
+    app.set_view(View { rows: vec![dead], now: NOW, ..Default::default() });
+    assert!(app.lookup(NsType::Net, 10).unwrap().destroyed.is_some());
+}
