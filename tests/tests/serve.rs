@@ -225,7 +225,10 @@ fn provenance_survives_the_processes_kill_9_and_a_restart() {
         eventually(Duration::from_secs(10), &format!("creator and pinner {when}"), || {
             let why = service.why_json(&target);
             let pinned = live_pin(&why, &target).and_then(|p| p["by"].as_str().map(str::to_string));
-            (why["creator"]["comm"] == "nsmaker" && pinned.as_deref().is_some_and(|b| b.starts_with("nspinner[")))
+            // Mounted: the service's holder refresh (every second) has seen nsmaker go.
+            (why["creator"]["comm"] == "nsmaker"
+                && pinned.as_deref().is_some_and(|b| b.starts_with("nspinner["))
+                && why["namespace"]["state"] == "mounted")
                 .then_some(why)
         })
     };

@@ -1,7 +1,9 @@
 //! nsfs bind mounts inside mount namespaces no task is in, which no
 //! `/proc/PID/mountinfo` shows: listmount(2) and statmount(2) with the mount
-//! namespace's id (6.11+; the id from NS_GET_ID, 6.18+, or NS_MNT_GET_INFO,
-//! 6.12+, on an fd of the namespace). Older kernels: not reachable.
+//! namespace's id (6.11+; the id from NS_GET_ID, 6.18+, NS_GET_MNTNS_ID,
+//! 6.11+, or NS_MNT_GET_INFO, 6.12+, on an fd of the namespace). Older
+//! kernels: not reachable. On 6.12 (Debian's, in our VM) listmount of
+//! another namespace gave only its first mount, not the mounts below it.
 
 use super::*;
 
@@ -10,6 +12,8 @@ const SYS_LISTMOUNT: libc::c_long = 458;
 /// `LSMT_ROOT`: list from the namespace's root mount.
 const LSMT_ROOT: u64 = u64::MAX;
 const STATMOUNT_MNT_ROOT: u64 = 0x08;
+/// Mounts listed per namespace at most.
+const MAX_MOUNTS: usize = 100_000;
 const STATMOUNT_MNT_POINT: u64 = 0x10;
 const STATMOUNT_FS_TYPE: u64 = 0x20;
 /// `struct statmount`: the string offsets, then `str[]` at byte 512.
@@ -64,7 +68,9 @@ pub fn mnt_ns_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
 pub fn nsfs_mounts(mnt_ns_id: u64) -> io::Result<Vec<NsfsMount>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 4096];
-    for mnt_id in list(mnt_ns_id)? {
+    let ids = list(mnt_ns_id)?;
+    log::debug!("listmount of mount namespace id {mnt_ns_id}: {} mounts", ids.len());
+    for mnt_id in ids {
         let req = MntIdReq {
             size: 32,
             spare: 0,
@@ -87,20 +93,40 @@ pub fn nsfs_mounts(mnt_ns_id: u64) -> io::Result<Vec<NsfsMount>> {
                 e => return Err(e),
             }
         }
-        if let Some(m) = parse_statmount(&buf) {
-            out.push(m);
+        match parse_statmount(&buf) {
+            Some(m) => out.push(m),
+            None => log::trace!("statmount {mnt_id}: {:?}", summary(&buf)),
         }
     }
     Ok(out)
 }
 
-/// Every mount id of the namespace, from its root.
+/// Every mount id of the namespace. Before 6.14 or so listmount(2) lists
+/// a mount's direct children only (later kernels list the whole subtree),
+/// so the tree is walked breadth-first, each id once.
 fn list(mnt_ns_id: u64) -> io::Result<Vec<u64>> {
+    let mut ids = children(mnt_ns_id, LSMT_ROOT)?;
+    let mut seen: HashSet<u64> = ids.iter().copied().collect();
+    let mut next = 0;
+    // Bounded: a namespace with more mounts than this is listed in part.
+    while next < ids.len() && ids.len() < MAX_MOUNTS {
+        let below = children(mnt_ns_id, ids[next]).unwrap_or_else(|e| {
+            log::trace!("listmount below mount {} of mount namespace id {mnt_ns_id}: {e}", ids[next]);
+            Vec::new()
+        });
+        ids.extend(below.into_iter().filter(|id| seen.insert(*id)));
+        next += 1;
+    }
+    Ok(ids)
+}
+
+/// Mounts listmount(2) gives below `mnt_id` (in several calls if many).
+fn children(mnt_ns_id: u64, mnt_id: u64) -> io::Result<Vec<u64>> {
     let mut ids = Vec::new();
     let mut chunk = [0u64; 512];
     let mut last = 0;
     loop {
-        let req = MntIdReq { size: 32, spare: 0, mnt_id: LSMT_ROOT, param: last, mnt_ns_id };
+        let req = MntIdReq { size: 32, spare: 0, mnt_id, param: last, mnt_ns_id };
         // SAFETY: req is a valid mnt_id_req; chunk is writable for its length.
         let n = unsafe { libc::syscall(SYS_LISTMOUNT, &req, chunk.as_mut_ptr(), chunk.len(), 0) };
         if n < 0 {
@@ -113,6 +139,24 @@ fn list(mnt_ns_id: u64) -> io::Result<Vec<u64>> {
             _ => return Ok(ids),
         }
     }
+}
+
+/// The mask and the three strings of a `struct statmount` buffer, for logs.
+fn summary(buf: &[u8]) -> String {
+    let mask = buf.get(8..16).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default())).unwrap_or(0);
+    let string = |off: usize| -> String {
+        let Some(o) = buf.get(off..off + 4).map(|b| u32::from_ne_bytes(b.try_into().unwrap_or_default())) else {
+            return "?".into();
+        };
+        let rest = buf.get(SM_STR + o as usize..).unwrap_or_default();
+        String::from_utf8_lossy(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned()
+    };
+    format!(
+        "mask {mask:#x} fs {:?} root {:?} point {:?}",
+        string(SM_FS_TYPE),
+        string(SM_MNT_ROOT),
+        string(SM_MNT_POINT)
+    )
 }
 
 /// An nsfs mount from a `struct statmount` buffer; None for other file systems.
@@ -169,8 +213,9 @@ pub(super) fn read_taskless_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderSca
             done.insert(inode);
             let Ok(path) = std::ffi::CString::new(path) else { continue };
             let Ok(file) = sys::open_at(Some(proc_fd), &path, libc::O_RDONLY) else { continue };
-            if let Ok(id) = mnt_ns_id(file.as_fd()) {
-                add_mounts_of(scan, inode, id);
+            match mnt_ns_id(file.as_fd()) {
+                Ok(id) => add_mounts_of(scan, inode, id),
+                Err(e) => log::debug!("the id of mount namespace {inode}: {e}"),
             }
         }
     }
@@ -178,7 +223,14 @@ pub(super) fn read_taskless_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderSca
 
 /// The nsfs mounts of mount namespace `inode` (id `id`) as its holders' holders.
 fn add_mounts_of(scan: &mut HolderScan, inode: u64, id: u64) {
-    let Ok(mounts) = nsfs_mounts(id) else { return };
+    let mounts = match nsfs_mounts(id) {
+        Ok(m) => m,
+        Err(e) => {
+            log::debug!("listmount/statmount of mount namespace {inode} (id {id}): {e}");
+            return;
+        }
+    };
+    log::debug!("mount namespace {inode} (id {id}) no task is in: {} nsfs mounts", mounts.len());
     for m in mounts {
         let h = Holder::Mount { path: m.mount_point, mnt_ns: inode, via_pid: 0 };
         let list = scan.holders.entry(m.key).or_default();
