@@ -417,7 +417,8 @@ impl App {
         if self.visible.is_empty() {
             return;
         }
-        self.cursor = index.min(self.visible.len() - 1);
+        // sync_selection clamps it to the last row.
+        self.cursor = index;
         self.sync_selection();
     }
 

@@ -344,3 +344,41 @@ fn a_live_row_wins_over_a_destroyed_one_with_its_inode() {
     app.set_view(View { rows: vec![dead], now: NOW, ..Default::default() });
     assert!(app.lookup(NsType::Net, 10).unwrap().destroyed.is_some());
 }
+
+#[test]
+fn a_filter_that_hides_the_selection_puts_the_cursor_on_top() {
+    let mut app = sample();
+    app.on_key(key('G'));
+    assert_eq!(app.cursor, 4);
+    // type=net: the selected ipc row is gone; the cursor goes to the top.
+    app.on_key(key('t'));
+    assert_eq!(app.type_filter, Some(NsType::Net));
+    assert_eq!((app.cursor, app.selected().unwrap().row.inode), (0, 10));
+    // A refresh without the selected row keeps the cursor's place instead.
+    app.on_key(key('c'));
+    app.on_key(key('G'));
+    let rows: Vec<Namespace> = app.view.rows.iter().filter(|r| r.row.inode != 40).cloned().collect();
+    app.set_view(View { rows, now: NOW, ..Default::default() });
+    assert_eq!(app.cursor, 3, "clamped to the last row, not sent to the top");
+}
+
+#[test]
+fn q_in_the_help_quits_any_other_key_closes_it() {
+    let mut app = sample();
+    app.on_key(key('?'));
+    assert!(app.help);
+    app.on_key(key('s'));
+    assert!(!app.help && !app.quit);
+    assert_eq!(app.sort, SortKey::Age, "the key only closed the help");
+    app.on_key(key('?'));
+    app.on_key(key('q'));
+    assert!(app.quit);
+}
+
+#[test]
+fn search_matches_the_command_alone() {
+    let mut lone = ns(NsType::Uts, 70, NsState::Active, 1, None);
+    lone.row.command = Some("xyzzy".into());
+    assert!(search_matches(&lone, "XYZ"), "the command, case-insensitive, with no holder or name");
+    assert!(!search_matches(&lone, "plugh"));
+}
