@@ -31,6 +31,8 @@ pub(super) fn resolve(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
     for (pid, fd, comm, _) in wanted {
         let mut p = CPath::new();
         p.num(pid).push(b"/fd/").num(fd as u32);
+        // Only nsfs files are opened (NS_GET_NSTYPE below would refuse the
+        // others too; this spares opening a directory or a file).
         match sys::stat_at(proc_fd, p.as_cstr()) {
             Ok((dev, _)) if dev == nsfs_dev => {}
             _ => continue,
@@ -84,6 +86,10 @@ mod tests {
         let mut empty = Vec::new();
         insert_in_order(&mut empty, fd(1, 1));
         assert_eq!(empty, [fd(1, 1)]);
+        // After the same process's task entry, as the scan lists them.
+        let mut same = vec![task(7), mount.clone()];
+        insert_in_order(&mut same, fd(7, 4));
+        assert_eq!(same, [task(7), fd(7, 4), mount]);
     }
 
     /// Our own fd on a netns opened through a bind mount of it, found once
