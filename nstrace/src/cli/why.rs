@@ -67,7 +67,13 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
             && (r.containers.iter().any(|c| target.len() >= 4 && c.id.starts_with(target))
                 || store.find(r.ns_type, r.inode).is_some_and(|ns| ns.seen_in.iter().any(|c| c.matches(target))))
     };
-    rows.iter().find(in_container).copied().ok_or_else(|| {
+    // A container's process (or one of its threads, runc's while it starts)
+    // can be in the host's namespace: the namespace nstrace itself is in is
+    // the last choice, then the one with the fewest tasks.
+    let own = std::fs::metadata(format!("/proc/self/ns/{}", ns_type.name())).map(|m| m.ino()).ok();
+    let mut found: Vec<&NsRow> = rows.iter().filter(in_container).copied().collect();
+    found.sort_by_key(|r| (Some(r.inode) == own, r.tasks));
+    found.first().copied().ok_or_else(|| {
         Error::Usage(format!(
             "{target:?} is not a namespace id or inode, a path, an `ip netns` name, or a container with a {} namespace \
              (see `nstrace ls`)",
