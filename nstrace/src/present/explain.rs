@@ -320,6 +320,41 @@ mod tests {
     }
 
     #[test]
+    fn a_mount_in_a_taskless_mount_namespace_names_what_holds_it() {
+        let own = std::fs::metadata("/proc/self/ns/mnt").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+        let mount = |path: &str, mnt_ns, via_pid| Holder::Mount { path: path.into(), mnt_ns, via_pid };
+        let fd = Holder::Fd { pid: 70, fd: 4, comm: "py".into() };
+        let net = |inode, mnt_ns| NsRow {
+            holders: vec![mount("/run/netns/x", mnt_ns, 0)].into(),
+            ..NsRow::new(NsType::Net, inode)
+        };
+        let by_fd = NsRow { holders: vec![mount("/elsewhere", own, 1), fd].into(), ..NsRow::new(NsType::Mnt, 5) };
+        let by_mount = NsRow { holders: vec![mount("/x", own, 1)].into(), ..NsRow::new(NsType::Mnt, 6) };
+        let foreign = NsRow { holders: vec![mount("/y", own + 1, 9)].into(), ..NsRow::new(NsType::Mnt, 7) };
+        let (n5, n6, n7, n8) = (net(10, 5), net(11, 6), net(12, 7), net(13, 99));
+        let rows = [&n5, &n6, &n7, &n8, &by_fd, &by_mount, &foreign];
+        let e = Explainer::new(&rows);
+        let entry = |row: &NsRow| match &e.reasons(row)[0] {
+            Reason::Mount { mnt_ns_entry, netns_name, .. } => {
+                assert_eq!(*netns_name, None, "not an `ip netns` name: no task sees that path");
+                mnt_ns_entry.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        let fd_entry = MntNsEntry { path: "/proc/70/fd/4".into(), held_by: "fd 4 of process 70".into() };
+        assert_eq!(entry(&n5), Some(fd_entry), "an fd first");
+        assert_eq!(entry(&n6), Some(MntNsEntry { path: "/x".into(), held_by: "the bind mount at /x".into() }));
+        assert_eq!(entry(&n7), None, "a bind mount in another mount namespace is not a path here");
+        assert_eq!(entry(&n8), None, "an unlisted mount namespace");
+        // A mount a task's mount namespace has: named, no entry needed.
+        let tasked = NsRow { holders: vec![mount("/run/netns/x", 5, 42)].into(), ..NsRow::new(NsType::Net, 14) };
+        let rows = [&tasked, &by_fd];
+        let e = Explainer::new(&rows);
+        let Reason::Mount { mnt_ns_entry, netns_name, .. } = &e.reasons(&tasked)[0] else { panic!() };
+        assert_eq!((mnt_ns_entry.clone(), netns_name.as_deref()), (None, Some("x")));
+    }
+
+    #[test]
     fn reasons_from_holders_ownership_and_kernel_hints() {
         let mut user = NsRow::new(NsType::User, 100);
         user.state = NsState::Orphaned;
