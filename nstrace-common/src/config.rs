@@ -66,7 +66,11 @@ pub struct KernelOffsets {
     pub files_fdt: u32,
     pub fdtable_max_fds: u32,
     pub fdtable_fd: u32,
+    /// `fdtable.open_fds`: the bitmap the fd walk reads open fds from.
+    pub fdtable_open_fds: u32,
     pub file_f_inode: u32,
+    /// `inode.i_private`: an nsfs inode's `ns_common`.
+    pub inode_i_private: u32,
     pub inode_i_sb: u32,
     pub sb_s_magic: u32,
     // a creator's command line: task_struct.mm, mm_struct.arg_start/arg_end
@@ -75,6 +79,12 @@ pub struct KernelOffsets {
     pub mm_arg_end: u32,
     /// `nsproxy.count`: 1 at a task's exit means its namespaces lose a reference.
     pub nsproxy_count: u32,
+    // a task's cgroup v2 id: task_struct.cgroups -> css_set.dfl_cgrp ->
+    // cgroup.kn -> kernfs_node.id
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
 }
 
 /// Everything the programs need besides offsets.
@@ -156,13 +166,19 @@ impl KernelOffsets {
             files_fdt: ABSENT,
             fdtable_max_fds: ABSENT,
             fdtable_fd: ABSENT,
+            fdtable_open_fds: ABSENT,
             file_f_inode: ABSENT,
+            inode_i_private: ABSENT,
             inode_i_sb: ABSENT,
             sb_s_magic: ABSENT,
             task_mm: ABSENT,
             mm_arg_start: ABSENT,
             mm_arg_end: ABSENT,
             nsproxy_count: ABSENT,
+            task_cgroups: ABSENT,
+            css_set_dfl_cgrp: ABSENT,
+            cgroup_kn: ABSENT,
+            kernfs_node_id: ABSENT,
         }
     }
 }

@@ -3,8 +3,8 @@
 use core::mem::size_of;
 
 use crate::event::{
-    DestroyHintEvent, EventHeader, EventKind, MountEvent, NsCreateEvent, NsDestroyEvent, NsInfoRecord, SyscallNsEvent,
-    TaskNsEvent,
+    DestroyHintEvent, EventHeader, EventKind, MountEvent, NsCreateEvent, NsDestroyEvent, NsFdRecord, NsInfoRecord,
+    SyscallNsEvent, TaskNsEvent,
 };
 
 /// A decoded record.
@@ -17,6 +17,7 @@ pub enum Record {
     DestroyHint(DestroyHintEvent),
     Destroy(NsDestroyEvent),
     Mount(MountEvent),
+    NsFd(NsFdRecord),
 }
 
 impl Record {
@@ -29,6 +30,7 @@ impl Record {
             Record::DestroyHint(e) => &e.header,
             Record::Destroy(e) => &e.header,
             Record::Mount(e) => &e.header,
+            Record::NsFd(e) => &e.header,
         }
     }
 
@@ -100,6 +102,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         EventKind::DestroyHint => Record::DestroyHint(checked(bytes, kind, &header)?),
         EventKind::Destroy => Record::Destroy(checked(bytes, kind, &header)?),
         EventKind::Mount => Record::Mount(checked(bytes, kind, &header)?),
+        EventKind::NsFd => Record::NsFd(checked(bytes, kind, &header)?),
     })
 }
 
@@ -138,6 +141,7 @@ mod tests {
             flags: 0,
             threads: 0,
             _reserved: 0,
+            cgroup_id: 0,
             comm: *b"unshare\0\0\0\0\0\0\0\0\0",
             ns: [NsRef { id: 7, inum: 4026531840, _reserved: 0 }; 10],
         }
@@ -147,6 +151,27 @@ mod tests {
     fn round_trip() {
         let ev = task_event();
         assert_eq!(decode(&as_bytes(&ev)), Ok(Record::Task(ev)));
+    }
+
+    #[test]
+    fn an_fd_record_round_trips_and_a_short_one_is_refused() {
+        let rec = NsFdRecord {
+            header: EventHeader {
+                kind: EventKind::NsFd as u32,
+                size: size_of::<NsFdRecord>() as u32,
+                ts_ns: 0,
+                tgid: 77,
+                tid: 0,
+            },
+            fd: 5,
+            ns_flag: 0x4000_0000,
+            inum: 4026532000,
+            _reserved: 0,
+            id: 9,
+        };
+        let bytes = as_bytes(&rec);
+        assert_eq!(decode(&bytes), Ok(Record::NsFd(rec)));
+        assert_eq!(decode(&bytes[..40]), Err(DecodeError::Truncated { kind: EventKind::NsFd, got: 40, expected: 48 }));
     }
 
     /// A record whose size is not a multiple of 8 may arrive padded up to

@@ -34,6 +34,9 @@ pub enum EventKind {
     Destroy = 11,
     /// mount(2) with MS_BIND, or move_mount(2), succeeded (who pins what).
     Mount = 12,
+    /// One open nsfs file found by the fd walk (a process holding a
+    /// namespace by an fd).
+    NsFd = 13,
 }
 
 /// Number of slots in the per-kind lost counter map (kinds are < this).
@@ -53,6 +56,7 @@ impl EventKind {
             10 => EventKind::DestroyHint,
             11 => EventKind::Destroy,
             12 => EventKind::Mount,
+            13 => EventKind::NsFd,
             _ => return None,
         })
     }
@@ -70,6 +74,7 @@ impl EventKind {
             EventKind::DestroyHint => "destroy-hint",
             EventKind::Destroy => "destroy",
             EventKind::Mount => "mount",
+            EventKind::NsFd => "ns-fd",
         }
     }
 }
@@ -118,6 +123,11 @@ pub struct TaskNsEvent {
     /// 0 otherwise, and where the kernel's BTF lacks the fields.
     pub threads: u32,
     pub _reserved: u32,
+    /// Task-list walk: the id of the process's cgroup v2 cgroup
+    /// (`cgroups->dfl_cgrp->kn->id`, the cgroup directory's inode), so
+    /// user space reads one /proc/PID/cgroup per cgroup, not per process.
+    /// 0 otherwise, and where the kernel's BTF lacks the fields.
+    pub cgroup_id: u64,
     pub comm: [u8; 16],
     /// Indexed by [`crate::ns::NsType`], then the pid/time "for children"
     /// slots ([`crate::ns::SLOT_PID_FOR_CHILDREN`], ...).
@@ -302,6 +312,26 @@ pub mod walk_status {
 pub const WALK_STATE_NS: u32 = 0;
 /// Index of the task walk's state in the walk state map.
 pub const WALK_STATE_TASKS: u32 = 1;
+/// Index of the fd walk's state in the walk state map.
+pub const WALK_STATE_FDS: u32 = 2;
+/// Entries of the walk state map.
+pub const WALK_STATES: u32 = 3;
+
+/// One open nsfs file of a process (fd walk): which namespace it holds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NsFdRecord {
+    /// `tgid`: the process whose file table holds the fd.
+    pub header: EventHeader,
+    pub fd: u32,
+    /// The namespace's `CLONE_NEW*` flag, 0 where the kernel's `ns_common`
+    /// has no type field (the inode, unique across types, still tells).
+    pub ns_flag: u32,
+    pub inum: u32,
+    pub _reserved: u32,
+    /// ns_id (6.18+), else 0.
+    pub id: u64,
+}
 
 /// State shared between walk runs (chunked resumption), one map entry.
 #[repr(C)]
@@ -318,6 +348,9 @@ pub struct WalkState {
     /// `ns_id` of the namespace at `cursor_node` (task walk: the task's
     /// pid), to validate it.
     pub cursor_id: u64,
+    /// Fd walk: the first fd of the cursor's task still to look at.
+    pub resume_fd: u32,
+    pub _reserved: u32,
 }
 
 macro_rules! const_size {
@@ -328,9 +361,10 @@ macro_rules! const_size {
 // Explicit sizes: a change here is a wire-format change.
 const_size!(EventHeader, 24);
 const_size!(NsRef, 16);
-const_size!(TaskNsEvent, 24 + 16 + 8 + 16 + 16 * TASK_NS_SLOTS);
+const_size!(TaskNsEvent, 24 + 16 + 8 + 8 + 16 + 16 * TASK_NS_SLOTS);
+const_size!(NsFdRecord, 24 + 16 + 8);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
-const_size!(WalkState, 32);
+const_size!(WalkState, 40);
 const_size!(DestroyHintEvent, 32);
 const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16 + 8 + 16 + 8 + CREATOR_ARGS);
 const_size!(MountEvent, 24 + 8 + 8 + 8 + 32 + MOUNT_TARGET);
@@ -340,5 +374,6 @@ const_size!(SyscallNsEvent, 24 + 8 + 16 + 16 + 32 * TASK_NS_SLOTS);
 mod pod {
     use super::*;
     unsafe impl aya::Pod for WalkState {}
+    unsafe impl aya::Pod for NsFdRecord {}
     unsafe impl aya::Pod for NsRef {}
 }

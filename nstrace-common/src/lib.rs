@@ -36,6 +36,7 @@ pub mod names {
     pub const PROG_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
     pub const PROG_NS_WALK: &str = "ns_walk";
     pub const PROG_TASK_WALK: &str = "task_walk";
+    pub const PROG_FD_WALK: &str = "fd_walk";
     pub const PROG_WORKQUEUE_EXECUTE_END: &str = "workqueue_execute_end";
     pub const PROG_SYS_ENTER_UNSHARE: &str = "sys_enter_unshare";
     pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";

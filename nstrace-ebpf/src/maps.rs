@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::Config,
-    event::{MAX_EVENT_KIND, NsRef, WalkState},
+    event::{MAX_EVENT_KIND, NsRef, WALK_STATES, WalkState},
     ns::TASK_NS_SLOTS,
 };
 
@@ -26,9 +26,9 @@ pub static WALK: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_EVENT_KIND, 0);
 
-/// Cursors of the chunked walks (namespaces, tasks).
+/// Cursors of the chunked walks (namespaces, tasks, fds).
 #[map]
-pub static WALK_STATE: Array<WalkState> = Array::with_max_entries(2, 0);
+pub static WALK_STATE: Array<WalkState> = Array::with_max_entries(WALK_STATES, 0);
 
 /// Reads one field of `CONFIG` so the compiler cannot fold the default in.
 macro_rules! config {

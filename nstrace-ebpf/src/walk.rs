@@ -12,6 +12,8 @@
 //!
 //! The return value is `status | emitted << 8` (see `walk_status`).
 
+mod fds;
+
 use aya_ebpf::{
     helpers::{bpf_get_current_task, generated::bpf_loop},
     macros::raw_tracepoint,
@@ -26,14 +28,14 @@ use nstrace_common::{
 use crate::{
     hooks::{
         create::lineage,
-        task::{active_pid_ns, fill_task_event, read_task_set},
+        task::{active_pid_ns, fill_task_event, read_task_set_reusing},
     },
     maps::{WALK, WALK_STATE, config, count_lost},
     read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
 };
 
 /// Most entries one run visits (keeps verification cheap).
-const CHUNK: u32 = 1 << 16;
+pub(crate) const CHUNK: u32 = 1 << 16;
 
 #[raw_tracepoint]
 pub fn ns_walk(_ctx: RawTracePointContext) -> i32 {
@@ -89,7 +91,7 @@ struct Step {
 
 /// Entries this run may visit: the state's budget, at most [`CHUNK`].
 #[inline(always)]
-fn budget(state: *const WalkState) -> u32 {
+pub(crate) fn budget(state: *const WalkState) -> u32 {
     match unsafe { (*state).budget } {
         0 => CHUNK,
         b => b.min(CHUNK),
@@ -185,11 +187,12 @@ unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 
 }
 
 #[inline(always)]
-fn reset(state: *mut WalkState) {
+pub(crate) fn reset(state: *mut WalkState) {
     unsafe {
         (*state).cursor_node = 0;
         (*state).cursor_id = 0;
         (*state).start_node = 0;
+        (*state).resume_fd = 0;
     }
 }
 
@@ -251,6 +254,10 @@ struct TaskStep {
     list_off: u64,
     emitted: u32,
     status: u32,
+    /// The scratch holds this run's previous task's set (see
+    /// `read_task_set_reusing`); never across runs.
+    reuse: u32,
+    _pad: u32,
 }
 
 fn try_task_walk() -> (u32, u32) {
@@ -286,6 +293,8 @@ fn try_task_walk() -> (u32, u32) {
         list_off: list_off as u64,
         emitted: 0,
         status: walk_status::MORE,
+        reuse: 0,
+        _pad: 0,
     };
     unsafe {
         bpf_loop(budget, task_step as *mut core::ffi::c_void, (&raw mut step).cast(), 0);
@@ -310,9 +319,10 @@ unsafe extern "C" fn task_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 
         s.status = walk_status::RESTART;
         return 1;
     }
-    if !emit_task(next - s.list_off) {
+    if !emit_task(next - s.list_off, s.reuse != 0) {
         return 1;
     }
+    s.reuse = 1;
     s.emitted += 1;
     if next == s.start {
         s.status = walk_status::COMPLETE;
@@ -323,13 +333,22 @@ unsafe extern "C" fn task_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 
     0
 }
 
+/// The id of the task's cgroup v2 cgroup (0 where unreadable).
 #[inline(always)]
-fn emit_task(task: u64) -> bool {
+fn cgroup_id(task: u64) -> u64 {
+    let css_set = ptr_at(task, config!(offsets.task_cgroups));
+    let cgroup = ptr_at(css_set, config!(offsets.css_set_dfl_cgrp));
+    let kn = ptr_at(cgroup, config!(offsets.cgroup_kn));
+    u64_at(kn, config!(offsets.kernfs_node_id))
+}
+
+#[inline(always)]
+fn emit_task(task: u64, reuse: bool) -> bool {
     let Some(mut entry) = WALK.reserve::<TaskNsEvent>(0) else {
         count_lost(EventKind::TaskInfo as u32);
         return false;
     };
-    let Some(set) = read_task_set(task) else {
+    let Some(set) = read_task_set_reusing(task, reuse) else {
         entry.discard(0);
         return false;
     };
@@ -338,6 +357,7 @@ fn emit_task(task: u64) -> bool {
     fill_task_event(e, EventKind::TaskInfo, task, set, 0, 0, flags);
     let signal = ptr_at(task, config!(offsets.task_signal));
     unsafe { (*e).threads = if signal == 0 { 0 } else { u32_at(signal, config!(offsets.signal_nr_threads)) } };
+    unsafe { (*e).cgroup_id = cgroup_id(task) };
     entry.submit(0);
     true
 }

@@ -97,9 +97,14 @@ impl Source {
 
 /// How a holder scan learns every process's namespaces.
 pub enum TaskSource {
-    /// From the kernel's task list (tree walk kernels), with every mount
-    /// namespace's id (inode -> id) for the mounts of those no task is in.
-    Kernel(Vec<TaskNsEvent>, std::collections::HashMap<u64, u64>),
+    /// From the kernel's task list (tree walk kernels) and, where the fd
+    /// walk runs, every open nsfs file; with every mount namespace's id
+    /// (inode -> id) for the mounts of those no task is in.
+    Kernel {
+        tasks: Vec<TaskNsEvent>,
+        fds: Option<Vec<nstrace_common::event::NsFdRecord>>,
+        mnt_ids: std::collections::HashMap<u64, u64>,
+    },
     /// From /proc/PID/ns.
     Proc,
 }
@@ -109,7 +114,10 @@ impl TaskSource {
     pub fn scan(self) -> Result<HolderScan, HoldersError> {
         let me = [std::process::id()];
         match self {
-            TaskSource::Kernel(tasks, mnt_ids) => holders::scan_with_kernel_tasks(&me, &tasks, &mnt_ids),
+            TaskSource::Kernel { tasks, fds, mnt_ids } => {
+                let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
+                holders::scan_with_kernel(&me, view)
+            }
             TaskSource::Proc => holders::scan_excluding(&me),
         }
     }
@@ -279,7 +287,9 @@ impl Engine {
                     .filter(|n| n.row.ns_type == nstrace_common::ns::NsType::Mnt)
                     .filter_map(|n| Some((n.row.inode, n.row.id?)))
                     .collect();
-                Ok(Some(TaskSource::Kernel(w.walk_tasks(&mut stats)?, mnt_ids)))
+                let tasks = w.walk_tasks(&mut stats)?;
+                let fds = w.walk_fds(&mut stats)?;
+                Ok(Some(TaskSource::Kernel { tasks, fds, mnt_ids }))
             }
             Source::Proc => Ok(None),
         }

@@ -275,7 +275,7 @@ pub fn errno_name(ret: i64) -> Option<&'static str> {
     })
 }
 
-const NSFS_MAGIC: u32 = 0x6e73_6673;
+use nstrace_common::ns::NSFS_MAGIC;
 const PIDFS_MAGIC: u32 = 0x5049_4446;
 /// Before pidfs (6.9), pidfds lived on the anonymous-inode filesystem.
 const ANON_INODE_FS_MAGIC: u32 = 0x0904_1934;

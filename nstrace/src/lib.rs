@@ -28,6 +28,7 @@ pub mod provenance;
 pub mod remote;
 pub mod snapshot;
 pub mod store;
+pub mod timings;
 
 /// Prints why a unit test skips, past libtest's output capture (which hides
 /// `eprintln!` of passing tests), so a skip is never silent.

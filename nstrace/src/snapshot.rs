@@ -13,6 +13,7 @@ use crate::{
     procfs::holders::{self, HolderScan, HoldersError},
     procfs::namespaces,
     store::{NsStore, REFCOUNT_UNKNOWN},
+    timings::Phases,
 };
 
 /// Where the list of namespaces comes from.
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub store: NsStore,
     /// Walk statistics (kernel source).
     pub walk: Option<walker::WalkStats>,
+    /// How long each phase took.
+    pub phases: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl Snapshot {
@@ -81,30 +84,46 @@ pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
 
 /// The tree walk, then the holders.
 pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
-    let t = std::time::Instant::now();
+    let mut phases = Phases::start();
     // Held while walking: one-shot runs share the pinned walk maps.
     let (mut walker, _lock) = pinned::walker()?;
-    log::debug!("walk programs ready at {:?}", t.elapsed());
+    phases.mark("load walk programs");
     let (records, mut stats) = walker.walk_all()?;
+    phases.mark("walk namespaces");
     let tasks = walker.walk_tasks(&mut stats)?;
-    log::debug!("walks done at {:?}", t.elapsed());
-    let mnt_ids = records
+    phases.mark("walk tasks");
+    let fds = walker.walk_fds(&mut stats)?;
+    phases.mark("walk fds");
+    let mnt_ids = mount_ns_ids(&records);
+    let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
+    let scan = holders::scan_with_kernel(&[std::process::id()], view)?;
+    phases.extend(&scan.phases);
+    let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
+    phases.mark("store");
+    Ok(Snapshot { source: Source::Kernel, store, walk: Some(stats), phases: phases.into_list() })
+}
+
+/// Every mount namespace's id by inode (for listmount).
+fn mount_ns_ids(records: &[NsInfoRecord]) -> HashMap<u64, u64> {
+    records
         .iter()
         .filter(|r| r.ns_type == nstrace_common::ns::NsType::Mnt as u32 && r.id != 0)
         .map(|r| (r.inum as u64, r.id))
-        .collect();
-    let scan = holders::scan_with_kernel_tasks(&[std::process::id()], &tasks, &mnt_ids)?;
-    log::debug!("/proc scan done at {:?}", t.elapsed());
-    let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
-    log::debug!("store built at {:?}", t.elapsed());
-    Ok(Snapshot { source: Source::Kernel, store, walk: Some(stats) })
+        .collect()
 }
 
 /// The lsns method plus nsfs ioctls.
 pub fn take_proc() -> Result<Snapshot, SnapshotError> {
+    let started = std::time::Instant::now();
     let (records, scan) = proc_records()?;
+    // The scan's phases ran inside; the rest is the lsns method's own pass.
+    let scanned: std::time::Duration = scan.phases.iter().map(|(_, d)| *d).sum();
+    let mut phases = Phases::start();
+    phases.extend(&scan.phases);
+    phases.extend(&[("namespaces (/proc)", started.elapsed().saturating_sub(scanned))]);
     let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
-    Ok(Snapshot { source: Source::Proc, store, walk: None })
+    phases.mark("store");
+    Ok(Snapshot { source: Source::Proc, store, walk: None, phases: phases.into_list() })
 }
 
 /// Nesting levels of pid and user namespaces from their parent links.

@@ -195,17 +195,20 @@ pub(crate) fn count_json_array(bytes: &[u8], key: Option<&str>) -> usize {
     arr.as_array().map(Vec::len).unwrap_or(0)
 }
 
-/// Case 1 (and 6): `nstrace ls --json` vs `lsns --json`.
+/// Case 1 (and 6): `nstrace ls --json` vs `lsns --json`, and where
+/// nstrace's time goes (`ls --timings`).
 fn snapshot(r: &mut Report) -> anyhow::Result<()> {
     r.section(
         "Snapshot: `nstrace ls --json` vs `lsns --json`",
-        "Extra namespaces are held by processes (pairs in 8 new namespaces each), so lsns can see them too. \
-         `found` counts rows each tool printed. Time to a complete table is nstrace's wall time (goal < 200 ms at 10,000).",
+        "Extra namespaces are held by processes, each in its own new uts and ipc namespaces, so lsns can see \
+         them too. `found` counts rows each tool printed (nstrace also lists what lsns cannot see). Goal: lsns / \
+         nstrace >= 10x at +2,000 and >= 25x at +10,000, with complete holders.",
     );
     r.md.push_str("| extra namespaces | nstrace ms | lsns ms | lsns / nstrace | nstrace found | lsns found |\n|---|---|---|---|---|---|\n");
     let mut rows = Vec::new();
-    for extra in [100usize, 1000, 10_000] {
-        let held = Held::processes(extra.div_ceil(8))?;
+    let mut phase_tables = Vec::new();
+    for extra in [2_000usize, 10_000] {
+        let held = Held::uts_ipc_processes(extra / 2)?;
         std::thread::sleep(Duration::from_millis(500));
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         let (mut found_ours, mut found_theirs) = (0, 0);
@@ -220,6 +223,7 @@ fn snapshot(r: &mut Report) -> anyhow::Result<()> {
             theirs.push(ms(t));
             found_theirs = count_json_array(&out, Some("namespaces"));
         }
+        phase_tables.push((extra, phases(RUNS)?));
         drop(held);
         let (o, t) = (stats(ours), stats(theirs));
         let ratio = t.median / o.median;
@@ -232,8 +236,46 @@ fn snapshot(r: &mut Report) -> anyhow::Result<()> {
         // Namespaces of killed processes take a moment to be freed.
         std::thread::sleep(Duration::from_secs(2));
     }
+    r.md.push_str(
+        "\nWhere nstrace's time goes (`nstrace ls --json --timings`, medians of separate runs; the process's \
+         start and exit are the difference to the wall time above):\n\n",
+    );
+    let names: Vec<String> =
+        phase_tables.first().map(|(_, p)| p.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
+    r.md.push_str(&format!(
+        "| phase | {} |\n|---|{}\n",
+        phase_tables.iter().map(|(e, _)| format!("+{e} ms")).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(phase_tables.len())
+    ));
+    for name in &names {
+        let cells: Vec<String> = phase_tables
+            .iter()
+            .map(|(_, p)| p.iter().find(|(n, _)| n == name).map_or("-".into(), |(_, v)| format!("{v:.2}")))
+            .collect();
+        r.md.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
+    }
     r.json["snapshot"] = json!(rows);
+    r.json["snapshot_phases"] = json!(phase_tables);
     Ok(())
+}
+
+/// Median time of each phase over `runs` runs of `ls --json --timings`.
+fn phases(runs: usize) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut by_phase: Vec<(String, Vec<f64>)> = Vec::new();
+    for _ in 0..runs {
+        let out = Command::new(nstrace_bin()).args(["ls", "--json", "--timings"]).output()?;
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            let Some((name, value)) = line.strip_prefix("timing ").and_then(|l| l.rsplit_once(": ")) else {
+                continue;
+            };
+            let Some(v) = value.strip_suffix(" ms").and_then(|v| v.parse::<f64>().ok()) else { continue };
+            match by_phase.iter_mut().find(|(n, _)| n == name) {
+                Some((_, vs)) => vs.push(v),
+                None => by_phase.push((name.to_string(), vec![v])),
+            }
+        }
+    }
+    Ok(by_phase.into_iter().map(|(n, vs)| (n, stats(vs).median)).collect())
 }
 
 fn churn_mix() -> (Duration, usize) {

@@ -84,6 +84,22 @@ impl Held {
         Ok(held)
     }
 
+    /// `count` processes, each in its own new uts and ipc namespaces (2 new
+    /// namespaces per process: the snapshot workload).
+    pub fn uts_ipc_processes(count: usize) -> anyhow::Result<Held> {
+        let mut held = Held { groups: Vec::with_capacity(count) };
+        for _ in 0..count {
+            held.groups.push(fork_when_ready(|ready| {
+                // SAFETY: async-signal-safe calls only.
+                if unsafe { libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) } != 0 {
+                    return 1;
+                }
+                ready_and_wait(ready)
+            })?);
+        }
+        Ok(held)
+    }
+
     /// Processes holding `count` namespaces (uts and ipc alternately: each
     /// type has its own per-user limit, /proc/sys/user/max_*_namespaces) by
     /// open nsfs fds, at most 16,000 per process (the hard fd limit here).

