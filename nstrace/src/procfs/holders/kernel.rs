@@ -186,3 +186,110 @@ pub(super) fn add_cgroups(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan, known:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use nstrace_common::event::{EventHeader, EventKind, NsRef};
+    use nstrace_common::ns::TASK_NS_SLOTS;
+
+    use super::*;
+
+    fn task(pid: u32, comm: &str, inums: [u32; TASK_NS_SLOTS], threads: u32, flags: u32) -> TaskNsEvent {
+        let mut c = [0u8; 16];
+        c[..comm.len()].copy_from_slice(comm.as_bytes());
+        TaskNsEvent {
+            header: EventHeader { kind: EventKind::TaskInfo as u32, size: 0, ts_ns: 0, tgid: 0, tid: 0 },
+            subject_tgid: pid,
+            subject_tid: pid,
+            parent_tgid: 1,
+            flags,
+            threads,
+            _reserved: 0,
+            cgroup_id: 7,
+            comm: c,
+            ns: inums.map(|inum| NsRef { id: 0, inum, _reserved: 0 }),
+        }
+    }
+
+    fn fd(pid: u32, fd: u32, flag: u64, inum: u32) -> NsFdRecord {
+        NsFdRecord {
+            header: EventHeader { kind: EventKind::NsFd as u32, size: 48, ts_ns: 0, tgid: pid, tid: 0 },
+            fd,
+            ns_flag: flag as u32,
+            inum,
+            _reserved: 0,
+            id: 0,
+        }
+    }
+
+    const HOST: [u32; TASK_NS_SLOTS] = [10, 11, 12, 13, 14, 15, 16, 17, 13, 17];
+
+    #[test]
+    fn the_v2_line_decides_whether_a_cgroup_id_names_the_path() {
+        assert!(has_v2_line(b"0::/system.slice/docker-abc.scope\n"));
+        assert!(has_v2_line(b"12:pids:/\n1:name=systemd:/x\n0::/user.slice\n"));
+        assert!(!has_v2_line(b"12:pids:/docker/abc\n1:cpu:/docker/abc\n"));
+        assert!(!has_v2_line(b""));
+    }
+
+    #[test]
+    fn only_multi_threaded_processes_are_read_when_the_fd_walk_ran() {
+        let tasks = [
+            task(1, "init", HOST, 1, 0),
+            task(2, "kthreadd", HOST, 1, PF_KTHREAD as u32),
+            task(30, "go", HOST, 4, 0),
+            task(40, "nstrace", HOST, 1, 0),
+        ];
+        let known = known(&tasks);
+        let mut scan = HolderScan::default();
+        assert_eq!(pids_to_read(&known, &[40], true, &mut scan), [30]);
+        let mut listed: Vec<u32> = scan.processes.keys().copied().collect();
+        listed.sort_unstable();
+        assert_eq!(listed, [1, 2, 30], "every process but the excluded one is known");
+        assert!(scan.processes[&2].kernel_thread);
+        assert_eq!(scan.processes[&30].threads, 4);
+        // Without the fd walk every user process's fd directory is read.
+        let mut scan = HolderScan::default();
+        assert_eq!(pids_to_read(&known, &[40], false, &mut scan), [1, 30]);
+    }
+
+    #[test]
+    fn fd_records_become_fd_holders_with_their_process_command() {
+        let known = known(&[task(5, "holder", HOST, 1, 0), task(6, "nstrace", HOST, 1, 0)]);
+        let uts = NsType::Uts.clone_flag();
+        let fds = [fd(5, 3, uts, 900), fd(5, 4, uts, 900), fd(5, 9, 0, 901), fd(6, 3, uts, 900), fd(5, 7, uts, 0)];
+        let mut scan = HolderScan::default();
+        add_fds(&mut scan, &fds, &known, &[6]);
+        let key = NsKey { ns_type: NsType::Uts, inode: 900 };
+        let got: Vec<(u32, i32, String)> = scan.holders[&key]
+            .iter()
+            .map(|h| match h {
+                Holder::Fd { pid, fd, comm } => (*pid, *fd, comm.to_string()),
+                other => panic!("not an fd holder: {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [(5, 3, "holder".to_string()), (5, 4, "holder".to_string())]);
+        assert_eq!(scan.holders.len(), 1, "no type, no inode or an excluded pid: no holder");
+    }
+
+    #[test]
+    fn a_task_already_found_through_a_thread_is_not_added_twice() {
+        let mut scan = HolderScan::default();
+        let key = NsKey { ns_type: NsType::Net, inode: 10 };
+        let thread = Holder::Task { pid: 30, comm: "go".into(), hold: TaskHold::Member, tid: Some(31) };
+        push_holder(&mut scan.holders, key, thread);
+        add_tasks(&mut scan, &[task(30, "go", HOST, 2, 0), task(1, "init", HOST, 1, 0)], &[]);
+        let pids: Vec<(u32, Option<u32>)> = scan.holders[&key]
+            .iter()
+            .map(|h| match h {
+                Holder::Task { pid, tid, .. } => (*pid, *tid),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(pids, [(30, Some(31)), (1, None)]);
+        // Every other namespace of both: one holder per process.
+        let uts = NsKey { ns_type: NsType::Uts, inode: 11 };
+        assert_eq!(scan.holders[&uts].len(), 2);
+        assert_eq!(scan.mount_ns_via[&15], 30);
+    }
+}
