@@ -294,7 +294,7 @@ pub struct NsDestroyEvent {
     pub _reserved: u32,
 }
 
-/// Status of one walk run (the low byte of the walk program's return value).
+/// Status of one walk run (`WalkState::status`).
 pub mod walk_status {
     /// The list was walked round to its start.
     pub const COMPLETE: u32 = 0;
@@ -350,6 +350,11 @@ pub struct WalkState {
     pub cursor_id: u64,
     /// Fd walk: the first fd of the cursor's task still to look at.
     pub resume_fd: u32,
+    /// What the last run reported ([`walk_status`]) and how many records it
+    /// wrote. Written by every run: aya's `raw_tracepoint` wrapper returns 0
+    /// whatever the program returns, so the return value cannot carry it.
+    pub status: u32,
+    pub emitted: u32,
     pub _reserved: u32,
 }
 
@@ -364,7 +369,7 @@ const_size!(NsRef, 16);
 const_size!(TaskNsEvent, 24 + 16 + 8 + 8 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsFdRecord, 24 + 16 + 8);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
-const_size!(WalkState, 40);
+const_size!(WalkState, 48);
 const_size!(DestroyHintEvent, 32);
 const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16 + 8 + 16 + 8 + CREATOR_ARGS);
 const_size!(MountEvent, 24 + 8 + 8 + 8 + 32 + MOUNT_TARGET);

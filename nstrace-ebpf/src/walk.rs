@@ -10,7 +10,9 @@
 //! ns_tree`; it is skipped because the `ns_type` at its would-be
 //! `ns_common` is not the expected `CLONE_NEW*` bit.
 //!
-//! The return value is `status | emitted << 8` (see `walk_status`).
+//! Each run writes its status (see `walk_status`) and record count into
+//! its `WalkState` entry: aya's `raw_tracepoint` wrapper returns 0 whatever
+//! the program returns, so the return value cannot carry them.
 
 mod fds;
 
@@ -40,7 +42,19 @@ pub(crate) const CHUNK: u32 = 1 << 16;
 #[raw_tracepoint]
 pub fn ns_walk(_ctx: RawTracePointContext) -> i32 {
     let (status, emitted) = try_ns_walk();
-    (status | (emitted << 8)) as i32
+    report(WALK_STATE_NS, status, emitted);
+    0
+}
+
+/// Leaves a run's outcome where user space reads it.
+#[inline(always)]
+pub(crate) fn report(index: u32, status: u32, emitted: u32) {
+    if let Some(state) = WALK_STATE.get_ptr_mut(index) {
+        unsafe {
+            (*state).status = status;
+            (*state).emitted = emitted;
+        }
+    }
 }
 
 /// A namespace of type `ty` the calling task can reach.
@@ -243,7 +257,8 @@ fn emit(common: u64, ty: usize) -> bool {
 #[raw_tracepoint]
 pub fn task_walk(_ctx: RawTracePointContext) -> i32 {
     let (status, emitted) = try_task_walk();
-    (status | (emitted << 8)) as i32
+    report(WALK_STATE_TASKS, status, emitted);
+    0
 }
 
 #[repr(C)]

@@ -272,3 +272,102 @@ fn a_mount_in_a_mount_namespace_held_by_a_bind_mount_holds_the_namespace() {
         MntNsHold::Mount,
     );
 }
+
+/// More open nsfs files than one walk run visits (5 processes with 15,000
+/// fds each of one new uts namespace: 75,000 fds, a run stops after 65,536
+/// steps, in the middle of a process's file table): the fd walk resumes
+/// where it stopped, so every fd is a holder exactly once, as /proc lists
+/// them.
+#[test]
+fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
+    let test = "every_fd_is_found_when_the_fd_walk_takes_several_runs";
+    if !root_or_skip(test) {
+        return;
+    }
+    if tests::kernel().mechanisms["snapshot"] != "tree-walk" {
+        tests::skip(test, "the fd walk runs with the kernel's namespace lists (6.18+)");
+        return;
+    }
+    const PER_PROCESS: usize = 15_000;
+    let script = format!(
+        "import os, resource, sys, time\n\
+         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+         fds = [os.open(sys.argv[1], os.O_RDONLY) for _ in range({n})]\n\
+         print(os.readlink('/proc/self/ns/uts'), flush=True)\ntime.sleep(120)\n",
+        n = PER_PROCESS
+    );
+    // One namespace of our own, entered by every holder: `unshare` keeps it
+    // alive while the holders start, then exits.
+    let (keeper, _) = spawn_ready(Command::new("unshare").args(["--uts", "sh", "-c", "echo ready; exec sleep 120"]));
+    let path = format!("/proc/{}/ns/uts", keeper.pid());
+    let inode = ns_inode(keeper.pid(), "uts");
+    let holders: Vec<_> = (0..5).map(|_| spawn_ready(Command::new("python3").args(["-c", &script, &path])).0).collect();
+    drop(keeper);
+    let count = |source: &str| -> Vec<(u64, u64)> {
+        let rows = ls_json(&["--source", source, "--type", "uts"]);
+        let row = find_row(&rows, "uts", inode).unwrap_or_else(|| panic!("{source}: no row for {inode}"));
+        let mut fds: Vec<(u64, u64)> =
+            holders_of(row, "fd").iter().map(|h| (h["pid"].as_u64().unwrap(), h["fd"].as_u64().unwrap())).collect();
+        fds.sort_unstable();
+        fds
+    };
+    let kernel = count("kernel");
+    assert_eq!(kernel.len(), 5 * PER_PROCESS, "every fd once");
+    for h in &holders {
+        assert_eq!(kernel.iter().filter(|(p, _)| *p == h.pid() as u64).count(), PER_PROCESS, "pid {}", h.pid());
+    }
+    assert_eq!(kernel, count("proc"), "the kernel's fds are /proc's");
+}
+
+/// More namespaces of one type than the walk ring holds at once (45,000
+/// uts namespaces, each held by an fd; the 4 MiB ring takes ~40,000 rows):
+/// the namespace walk resumes after the ring was drained, so the kernel
+/// listing has every one (before 2026-12-02 the walk stopped after one run
+/// and the rest was silently missing).
+#[test]
+fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
+    let test = "a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole";
+    if !root_or_skip(test) {
+        return;
+    }
+    if tests::kernel().mechanisms["snapshot"] != "tree-walk" {
+        tests::skip(test, "the namespace walk needs the kernel's namespace lists (6.18+)");
+        return;
+    }
+    const PER_PROCESS: usize = 15_000;
+    let script = format!(
+        "import ctypes, os, resource, time\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+         inodes = []\n\
+         for _ in range({n}):\n\
+         \x20   assert libc.unshare(0x04000000) == 0, ctypes.get_errno()\n\
+         \x20   fd = os.open('/proc/self/ns/uts', os.O_RDONLY)\n\
+         \x20   inodes.append(os.fstat(fd).st_ino)\n\
+         print(min(inodes), max(inodes), len(set(inodes)), flush=True)\ntime.sleep(120)\n",
+        n = PER_PROCESS
+    );
+    let holders: Vec<_> = (0..3).map(|_| spawn_ready(Command::new("python3").args(["-c", &script]))).collect();
+    let mut held = std::collections::HashSet::new();
+    for (h, _) in &holders {
+        for entry in std::fs::read_dir(format!("/proc/{}/fd", h.pid())).unwrap().flatten() {
+            if let Ok(link) = std::fs::read_link(entry.path())
+                && let Some(ino) = link.to_str().and_then(|l| l.strip_prefix("uts:[")).and_then(|l| l.strip_suffix(']'))
+            {
+                held.insert(ino.parse::<u64>().unwrap());
+            }
+        }
+    }
+    assert_eq!(held.len(), 3 * PER_PROCESS, "the workload's namespaces");
+    let rows = ls_json(&["--source", "kernel", "--type", "uts"]);
+    let listed: std::collections::HashSet<u64> = rows.iter().filter_map(|r| r["inode"].as_u64()).collect();
+    let missing: Vec<_> = held.difference(&listed).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} held namespaces missing, e.g. {missing:?}",
+        held.len() - held.intersection(&listed).count(),
+        held.len()
+    );
+}

@@ -24,7 +24,7 @@ use nstrace_common::{
     ns::NSFS_MAGIC,
 };
 
-use super::{budget, reset};
+use super::{budget, report, reset};
 use crate::{
     maps::{WALK, WALK_STATE, config, count_lost},
     read::{header, ptr_at, u32_at, u64_at},
@@ -36,7 +36,8 @@ const NEXT_TASK: u32 = u32::MAX;
 #[raw_tracepoint]
 pub fn fd_walk(_ctx: RawTracePointContext) -> i32 {
     let (status, emitted) = try_fd_walk();
-    (status | (emitted << 8)) as i32
+    report(WALK_STATE_FDS, status, emitted);
+    0
 }
 
 /// State of one run, shared with the per-iteration callback on the stack.

@@ -23,6 +23,9 @@ use crate::kernel::loader::{LoaderError, Tracer, WalkParts};
 
 /// Entries one walk run may visit.
 const CHUNK: u32 = 1 << 16;
+/// The status a run's state starts with: a program that wrote none (its
+/// state entry unreachable) is an error, not a complete walk.
+const NOT_REPORTED: u32 = walk_status::UNSUPPORTED;
 /// Restarts of one type's walk before giving up (each means the namespace
 /// under the cursor died between two runs).
 const MAX_RESTARTS: u32 = 16;
@@ -81,10 +84,10 @@ fn io_error(e: ProgramError) -> io::Error {
 }
 
 /// One BPF_PROG_TEST_RUN with zeroed raw-tracepoint arguments (aya's
-/// [`TestRun`]); returns the program's return value.
-fn run(prog: &RawTracePoint) -> io::Result<u32> {
-    let result = prog.test_run(RawTracePointRunOptions::new()).map_err(io_error)?;
-    Ok(result.return_value)
+/// [`TestRun`]); the outcome is in the walk state map.
+fn run(prog: &RawTracePoint) -> io::Result<()> {
+    prog.test_run(RawTracePointRunOptions::new()).map_err(io_error)?;
+    Ok(())
 }
 
 /// What one run of a walk program reported.
@@ -111,6 +114,7 @@ impl Walker {
     fn run_once(
         &mut self,
         list: List,
+        state_index: u32,
         stats: &mut WalkStats,
         ty: Option<NsType>,
         mut on_record: impl FnMut(Record),
@@ -120,8 +124,10 @@ impl Walker {
             List::Tasks => &self.task_prog,
             List::Fds => self.fd_prog.as_ref().ok_or(WalkError::Unsupported)?,
         };
-        let ret = run(prog).map_err(WalkError::TestRun)?;
+        run(prog).map_err(WalkError::TestRun)?;
         stats.runs += 1;
+        let state = self.state.get(&state_index, 0)?;
+        log::trace!("walk run {}: status {}, {} records", stats.runs, state.status, state.emitted);
         // Drain before deciding: a MORE caused by a full ring resumes
         // exactly where the reservation failed.
         while let Some(item) = self.ring.next() {
@@ -130,7 +136,7 @@ impl Walker {
                 Err(_) => stats.malformed_records += 1,
             }
         }
-        match ret & 0xff {
+        match state.status {
             walk_status::COMPLETE => Ok(Run::Complete),
             walk_status::MORE => Ok(Run::More),
             walk_status::RESTART => Ok(Run::Restart),
@@ -154,7 +160,7 @@ impl Walker {
 
     /// Every namespace of one type.
     pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
-        let init = WalkState { ns_type: ty as u32, budget: CHUNK, ..Default::default() };
+        let init = WalkState { ns_type: ty as u32, budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
         self.walk_list(List::Namespaces, WALK_STATE_NS, init, ty, stats, |r| match r {
             Record::NsInfo(r) if r.ns_type == ty as u32 => Some((ns_key(r.id, r.ns_type, r.inum), r)),
             _ => None,
@@ -164,7 +170,7 @@ impl Walker {
     /// Every process (thread-group leader) and its namespace set, from the
     /// kernel's task list, by pid.
     pub fn walk_tasks(&mut self, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
-        let init = WalkState { budget: CHUNK, ..Default::default() };
+        let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
         let mut out = self.walk_list(List::Tasks, WALK_STATE_TASKS, init, NsType::Pid, stats, |r| match r {
             Record::Task(t) if t.header.kind == EventKind::TaskInfo as u32 => Some((t.subject_tid as u64, t)),
             _ => None,
@@ -180,7 +186,7 @@ impl Walker {
         if self.fd_prog.is_none() {
             return Ok(None);
         }
-        let init = WalkState { budget: CHUNK, ..Default::default() };
+        let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
         let found = self.walk_list(List::Fds, WALK_STATE_FDS, init, NsType::Pid, stats, |r| match r {
             Record::NsFd(f) => Some(((f.header.tgid as u64) << 32 | f.fd as u64, f)),
             _ => None,
@@ -215,7 +221,7 @@ impl Walker {
             let mut rows = Vec::new();
             loop {
                 let mut wrapped = false;
-                let run = self.run_once(list, stats, Some(ty), |r| {
+                let run = self.run_once(list, state_index, stats, Some(ty), |r| {
                     if let Some((key, value)) = row(r) {
                         if seen.insert(key) {
                             rows.push(value);
