@@ -124,6 +124,10 @@ pub const fn key_has_id(key: u64) -> bool {
     key & (1 << 63) == 0
 }
 
+/// `NSFS_MAGIC` (include/uapi/linux/magic.h): the superblock magic of
+/// nsfs, the filesystem of `/proc/PID/ns/*` files.
+pub const NSFS_MAGIC: u32 = 0x6e73_6673;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +143,3 @@ mod tests {
         assert!(!key_has_id(net) && !key_has_id(uts) && key_has_id(42));
     }
 }
-
-/// `NSFS_MAGIC` (include/uapi/linux/magic.h): the superblock magic of
-/// nsfs, the filesystem of `/proc/PID/ns/*` files.
-pub const NSFS_MAGIC: u32 = 0x6e73_6673;

@@ -95,6 +95,11 @@ pub fn wakeup_flags() -> u64 {
 pub struct TaskNsSet {
     pub ptrs: [u64; TASK_NS_SLOTS],
     pub refs: [NsRef; TASK_NS_SLOTS],
+    /// The `nsproxy` the set's pointers came from (walk reuse).
+    pub nsproxy: u64,
+    /// The last task's `css_set` and its cgroup v2 id (walk reuse).
+    pub css_set: u64,
+    pub cgroup_id: u64,
 }
 
 /// Per-CPU home of [`TaskNsSet`] (too big for the stack next to a record).

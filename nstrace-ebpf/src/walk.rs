@@ -32,7 +32,7 @@ use crate::{
         create::lineage,
         task::{active_pid_ns, fill_task_event, read_task_set_reusing},
     },
-    maps::{WALK, WALK_STATE, config, count_lost},
+    maps::{TASK_NS_SET, WALK, WALK_STATE, config, count_lost},
     read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
 };
 
@@ -348,13 +348,21 @@ unsafe extern "C" fn task_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 
     0
 }
 
-/// The id of the task's cgroup v2 cgroup (0 where unreadable).
+/// The id of the task's cgroup v2 cgroup (0 where unreadable); with
+/// `reuse`, the previous task's when it has the same `css_set`.
 #[inline(always)]
-fn cgroup_id(task: u64) -> u64 {
+fn cgroup_id(task: u64, reuse: bool) -> u64 {
     let css_set = ptr_at(task, config!(offsets.task_cgroups));
+    let Some(set) = TASK_NS_SET.get_ptr_mut(0) else { return 0 };
+    let set = unsafe { &mut *set };
+    if reuse && css_set == set.css_set {
+        return set.cgroup_id;
+    }
     let cgroup = ptr_at(css_set, config!(offsets.css_set_dfl_cgrp));
     let kn = ptr_at(cgroup, config!(offsets.cgroup_kn));
-    u64_at(kn, config!(offsets.kernfs_node_id))
+    set.css_set = css_set;
+    set.cgroup_id = u64_at(kn, config!(offsets.kernfs_node_id));
+    set.cgroup_id
 }
 
 #[inline(always)]
@@ -372,7 +380,7 @@ fn emit_task(task: u64, reuse: bool) -> bool {
     fill_task_event(e, EventKind::TaskInfo, task, set, 0, 0, flags);
     let signal = ptr_at(task, config!(offsets.task_signal));
     unsafe { (*e).threads = if signal == 0 { 0 } else { u32_at(signal, config!(offsets.signal_nr_threads)) } };
-    unsafe { (*e).cgroup_id = cgroup_id(task) };
+    unsafe { (*e).cgroup_id = cgroup_id(task, reuse) };
     entry.submit(0);
     true
 }

@@ -207,6 +207,8 @@ fn snapshot(r: &mut Report) -> anyhow::Result<()> {
     r.md.push_str("| extra namespaces | nstrace ms | lsns ms | lsns / nstrace | nstrace found | lsns found |\n|---|---|---|---|---|---|\n");
     let mut rows = Vec::new();
     let mut phase_tables = Vec::new();
+    let mut baseline_rows = Vec::new();
+    let baseline = r.baseline.clone();
     for extra in [2_000usize, 10_000] {
         let held = Held::uts_ipc_processes(extra / 2)?;
         std::thread::sleep(Duration::from_millis(500));
@@ -224,6 +226,18 @@ fn snapshot(r: &mut Report) -> anyhow::Result<()> {
             found_theirs = count_json_array(&out, Some("namespaces"));
         }
         phase_tables.push((extra, phases(RUNS)?));
+        if let Some(b) = &baseline {
+            // The earlier binary, same host state. In blocks, each after a
+            // warm-up: a binary's first run replaces the other's pinned walk
+            // programs with its own (loading them takes most of a second).
+            let block = |bin: &Path| -> anyhow::Result<Vec<f64>> {
+                timed(Command::new(bin).args(["ls", "--json"]))?;
+                (0..RUNS).map(|_| Ok(ms(timed(Command::new(bin).args(["ls", "--json"]))?.0))).collect()
+            };
+            let before = block(b)?;
+            let after = block(&nstrace_bin())?;
+            baseline_rows.push((extra, stats(before), stats(after)));
+        }
         drop(held);
         let (o, t) = (stats(ours), stats(theirs));
         let ratio = t.median / o.median;
@@ -253,6 +267,25 @@ fn snapshot(r: &mut Report) -> anyhow::Result<()> {
             .map(|(_, p)| p.iter().find(|(n, _)| n == name).map_or("-".into(), |(_, v)| format!("{v:.2}")))
             .collect();
         r.md.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
+    }
+    if let Some(b) = &baseline {
+        r.md.push_str(&format!(
+            "\nBefore and after, in the same run, with the same processes (`--baseline {}`):\n\n\
+             | extra namespaces | before ms | after ms | before / after |\n|---|---|---|---|\n",
+            b.display()
+        ));
+        for (extra, before, after) in &baseline_rows {
+            r.md.push_str(&format!(
+                "| {extra} | {:.1} ({:.1}..{:.1}) | {:.1} ({:.1}..{:.1}) | {:.1}x |\n",
+                before.median,
+                before.min,
+                before.max,
+                after.median,
+                after.min,
+                after.max,
+                before.median / after.median
+            ));
+        }
     }
     r.json["snapshot"] = json!(rows);
     r.json["snapshot_phases"] = json!(phase_tables);

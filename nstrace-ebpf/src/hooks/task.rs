@@ -59,25 +59,27 @@ pub fn read_task_set(task: u64) -> Option<&'static TaskNsSet> {
 }
 
 /// [`read_task_set`] for a walk over many tasks inside one RCU read
-/// section with preemption off (a test run): with `reuse`, when every
-/// pointer equals the previous task's (still in the scratch), the ids and
-/// inodes are not read again. Most tasks share all their namespaces: this
-/// halves the task walk's kernel reads.
+/// section with preemption off (a test run): with `reuse`, a task whose
+/// nsproxy, user and pid namespaces are the previous task's (still in the
+/// scratch) gets that set without reading the rest. Most tasks share all
+/// their namespaces: this takes two thirds of the task walk's reads away.
 #[inline(always)]
 pub fn read_task_set_reusing(task: u64, reuse: bool) -> Option<&'static TaskNsSet> {
     let set = TASK_NS_SET.get_ptr_mut(0)?;
     let set = unsafe { &mut *set };
-    let ptrs = task_ns_ptrs(task);
-    let mut same = reuse;
-    let mut i = 0;
-    while i < TASK_NS_SLOTS {
-        same &= set.ptrs[i] == ptrs[i];
-        i += 1;
-    }
-    if same {
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let cred = ptr_at(task, config!(offsets.task_real_cred));
+    let user_ns = ptr_at(cred, config!(offsets.cred_user_ns));
+    let pid_ns = active_pid_ns(task);
+    if reuse
+        && nsproxy == set.nsproxy
+        && user_ns == set.ptrs[NsType::User as usize]
+        && pid_ns == set.ptrs[NsType::Pid as usize]
+    {
         return Some(set);
     }
-    set.ptrs = ptrs;
+    set.nsproxy = nsproxy;
+    set.ptrs = task_ns_ptrs(task);
     let mut i = 0;
     while i < TASK_NS_SLOTS {
         set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], SLOT_TYPES[i] as usize));
