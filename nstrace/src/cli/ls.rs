@@ -213,7 +213,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 }
             })
             .collect();
-        crate::cli::write_json_pretty(&mut out, &rows)
+        crate::present::json::to_vec_rows(&rows).and_then(|bytes| out.write_all(&bytes))
     } else if args.tree {
         write_tree(&mut out, &all, &|r: &NsRow| args.filter.matches(r))
     } else {

@@ -6,6 +6,7 @@ pub mod advice;
 pub mod columns;
 pub mod explain;
 pub mod http;
+pub mod json;
 pub mod metrics;
 pub mod provenance;
 pub mod render;
