@@ -49,8 +49,12 @@ pub struct KernelOffsets {
     pub ns_ref: u32,
     /// `ns_id` (6.18+; [`ABSENT`] before).
     pub ns_id: u32,
-    /// `ns_list_node` (6.18+; [`ABSENT`] before).
+    /// The per-type list node: `ns_list_node` (6.18),
+    /// `ns_tree_node.ns_list_entry` (6.19+); [`ABSENT`] before.
     pub ns_list_node: u32,
+    /// `__ns_ref_active` (6.19+; [`ABSENT`] before): tasks, fds and mounts
+    /// using the namespace.
+    pub ns_ref_active: u32,
     /// Offset of the `struct ns_common ns` member inside each namespace
     /// struct, indexed by [`crate::ns::NsType`].
     pub ns_common_in: [u32; NS_TYPES],
@@ -156,6 +160,7 @@ impl KernelOffsets {
             ns_ref: ABSENT,
             ns_id: ABSENT,
             ns_list_node: ABSENT,
+            ns_ref_active: ABSENT,
             ns_common_in: [ABSENT; NS_TYPES],
             owner_in: [ABSENT; NS_TYPES],
             pid_ns_parent: ABSENT,

@@ -103,7 +103,15 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         off => off,
     };
     o.ns_id = opt("ns_common", "ns_id")?;
+    // The per-type list each namespace is on: 6.18 `ns_list_node`; 6.19+
+    // `ns_tree_node.ns_list_entry` (inside an anonymous struct), with
+    // `__ns_ref_active`. Member names decide; a kernel with ns_id but
+    // neither is an unknown layout and is not walked (see `ns_tree_layout`).
     o.ns_list_node = opt("ns_common", "ns_list_node")?;
+    o.ns_ref_active = opt("ns_common", "__ns_ref_active")?;
+    if o.ns_list_node == ABSENT {
+        o.ns_list_node = opt("ns_common", "ns_tree_node.ns_list_entry")?;
+    }
 
     for t in NsType::ALL {
         let (ty, owner) = NS_STRUCTS[t as usize];
@@ -124,7 +132,20 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
 /// True when the kernel has the per-type namespace lists (6.18+) that the
 /// tree walk follows.
 pub fn has_ns_tree(o: &KernelOffsets) -> bool {
-    o.ns_id != ABSENT && o.ns_list_node != ABSENT && o.ns_type != ABSENT
+    ns_tree_layout(o).is_some()
+}
+
+/// Which namespace-list layout the kernel has, as doctor names it; None
+/// when the walk cannot run (before 6.18, or a layout nstrace does not know).
+pub fn ns_tree_layout(o: &KernelOffsets) -> Option<&'static str> {
+    if o.ns_id == ABSENT || o.ns_list_node == ABSENT || o.ns_type == ABSENT {
+        return None;
+    }
+    Some(if o.ns_ref_active == ABSENT {
+        "6.18 layout: ns_common.ns_list_node"
+    } else {
+        "6.19+ layout: ns_common.ns_tree_node.ns_list_entry, __ns_ref_active"
+    })
 }
 
 #[cfg(test)]
@@ -135,8 +156,33 @@ mod tests {
     /// A fake pre-6.18 kernel: `ns_common.count`, no ns_id/ns_list_node/ns_type,
     /// no time or cgroup namespaces. Members sit 8 bytes apart.
     fn old_kernel(skip: Option<(&str, &str)>) -> Btf {
+        fake_kernel(skip, |_, _| None)
+    }
+
+    /// A fake 6.19+ kernel: `ns_common { inum, ns_type, __ns_ref, struct {
+    /// ns_id, __ns_ref_active, ns_tree_node { ns_node, ns_list_entry } } }`
+    /// (without the list entry: a layout nstrace does not know).
+    fn kernel_6_19(list: bool) -> Btf {
+        fake_kernel(None, |b, int| {
+            let members: &[(&str, u32, u32)] =
+                if list { &[("ns_node", int, 0), ("ns_list_entry", int, 192)] } else { &[("ns_node", int, 0)] };
+            let node = b.strukt("ns_tree_node", 40, members);
+            let anon =
+                b.strukt("", 64, &[("ns_id", int, 0), ("__ns_ref_active", int, 64), ("ns_tree_node", node, 128)]);
+            Some(b.strukt(
+                "ns_common",
+                96,
+                &[("inum", int, 0), ("ns_type", int, 32), ("__ns_ref", int, 64), ("", anon, 256)],
+            ))
+        })
+    }
+
+    /// The structs every kernel has, `ns_common` from `ns_common` when it
+    /// gives one, else the pre-6.18 one.
+    fn fake_kernel(skip: Option<(&str, &str)>, ns_common: impl FnOnce(&mut Builder, u32) -> Option<u32>) -> Btf {
         let mut b = Builder::new();
         let int = b.int("int", 4);
+        let custom = ns_common(&mut b, int).is_some();
         let structs: &[(&str, &[&str])] = &[
             (
                 "task_struct",
@@ -155,6 +201,9 @@ mod tests {
             ("mnt_namespace", &["ns", "root", "user_ns"]),
         ];
         for (name, members) in structs {
+            if custom && *name == "ns_common" {
+                continue;
+            }
             let ms: Vec<(&str, u32, u32)> = members
                 .iter()
                 .filter(|m| skip != Some((name, m)))
@@ -181,6 +230,18 @@ mod tests {
         assert_eq!(o.upid_size, 16);
         assert_eq!(o.task_real_parent, 56);
         assert_eq!(o.task_group_leader, 64);
+    }
+
+    #[test]
+    fn the_6_19_layout_is_found_by_member_names() {
+        let o = kernel_offsets(&kernel_6_19(true)).unwrap();
+        assert_eq!((o.ns_id, o.ns_ref_active, o.ns_list_node, o.ns_type, o.ns_ref), (32, 40, 32 + 16 + 24, 4, 8));
+        assert!(ns_tree_layout(&o).is_some_and(|l| l.starts_with("6.19+")), "{o:?}");
+        // ns_id without a list member nstrace knows: refused, not misread.
+        let o = kernel_offsets(&kernel_6_19(false)).unwrap();
+        assert_eq!((o.ns_id, o.ns_list_node), (32, ABSENT));
+        assert_eq!(ns_tree_layout(&o), None);
+        assert!(!has_ns_tree(&o));
     }
 
     #[test]

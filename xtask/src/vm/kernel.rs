@@ -1,6 +1,9 @@
 //! Kernels for `vm-test`: resolves `6.1`/`6.12` (the newest Debian package of
-//! that series), a kernel .deb or a bzImage, unpacks a .deb, and collects the
-//! modules the initramfs loads to mount the host's root over 9p.
+//! that series from the system's apt sources) and `6.19`/`7.0`/`7.3` (from
+//! trixie-backports through a temporary apt configuration: the system's
+//! sources are never touched), a kernel .deb or a bzImage, unpacks .debs,
+//! and collects the modules the initramfs loads to mount the host's root
+//! over 9p.
 
 use std::{
     fs,
@@ -36,6 +39,18 @@ fn output(cmd: &mut Command) -> anyhow::Result<String> {
 /// Resolves and unpacks `spec`; downloads and extracts under `cache`.
 pub fn prepare(spec: &str, cache: &Path) -> anyhow::Result<Kernel> {
     let path = Path::new(spec);
+    if let Some(series) = alias(spec)
+        && split_packages(spec)
+    {
+        let apt = backports::Apt::new(&cache.join("apt"))?;
+        let (binary, modules, version) = apt.newest_kernel(&series)?;
+        let debs = cache.join("debs");
+        let unpacked = [apt.download(&binary, &version, &debs)?, apt.download(&modules, &version, &debs)?];
+        let mut k = from_debs(&unpacked, cache)?;
+        k.label = spec.to_string();
+        k.origin = format!("{binary} {version} (trixie-backports)");
+        return Ok(k);
+    }
     if let Some(series) = alias(spec) {
         let (pkg, version) = newest_package(&series)?;
         let deb = download(&pkg, &version, &cache.join("debs"))?;
@@ -65,6 +80,13 @@ pub fn prepare(spec: &str, cache: &Path) -> anyhow::Result<Kernel> {
     Ok(Kernel { label: name.clone(), origin: image.display().to_string(), image, modules })
 }
 
+/// From 6.19 on, Debian splits a kernel into `linux-binary-*` (the image)
+/// and `linux-modules-*` packages, found in trixie-backports.
+fn split_packages(spec: &str) -> bool {
+    let Some((a, b)) = spec.split_once('.') else { return false };
+    matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(major), Ok(minor)) if (major, minor) >= (6, 19))
+}
+
 /// `6.1` -> `6\.1`; anything not `<major>.<minor>` -> None.
 fn alias(spec: &str) -> Option<String> {
     let (a, b) = spec.split_once('.')?;
@@ -89,6 +111,11 @@ fn newest_package(series: &str) -> anyhow::Result<(String, String)> {
         bail!("apt knows no package matching {regex}");
     }
     let show = output(Command::new("apt-cache").args(["show", "--no-all-versions"]).args(&names))?;
+    newest(&show)?.with_context(|| format!("apt-cache show printed no versions for {names:?}"))
+}
+
+/// The package with the highest version in an `apt-cache show` listing.
+fn newest(show: &str) -> anyhow::Result<Option<(String, String)>> {
     let mut best: Option<(String, String)> = None;
     let mut pkg = String::new();
     for line in show.lines() {
@@ -105,17 +132,23 @@ fn newest_package(series: &str) -> anyhow::Result<(String, String)> {
             }
         }
     }
-    best.with_context(|| format!("apt-cache show printed no versions for {names:?}"))
+    Ok(best)
 }
 
 fn download(pkg: &str, version: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    download_with(Command::new("apt-get"), pkg, version, dir)
+}
+
+/// `pkg` at `version` as a .deb in `dir` (kept: later runs reuse it), by
+/// `apt_get` (the system's apt, or one with a configuration of its own).
+fn download_with(mut apt_get: Command, pkg: &str, version: &str, dir: &Path) -> anyhow::Result<PathBuf> {
     let deb = dir.join(format!("{pkg}_{}_amd64.deb", version.replace(':', "%3a")));
     if deb.is_file() {
         return Ok(deb);
     }
     fs::create_dir_all(dir)?;
     let want = format!("{pkg}={version}");
-    run(Command::new("apt-get").current_dir(dir).args(["download", "-q", "-o", "APT::Sandbox::User=root", &want]))?;
+    run(apt_get.current_dir(dir).args(["download", "-q", "-o", "APT::Sandbox::User=root", &want]))?;
     if !deb.is_file() {
         bail!("apt-get download did not write {}", deb.display());
     }
@@ -123,27 +156,39 @@ fn download(pkg: &str, version: &str, dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn from_deb(deb: &Path, cache: &Path) -> anyhow::Result<Kernel> {
+    from_debs(&[deb.to_path_buf()], cache)
+}
+
+/// Unpacks `debs` into one tree (cached by the first one's name) and finds
+/// the kernel image and modules in it: `boot/vmlinuz-<kver>` and
+/// `lib/modules`, or (merged /usr, 6.19+) `usr/lib/modules/<kver>/vmlinuz`.
+fn from_debs(debs: &[PathBuf], cache: &Path) -> anyhow::Result<Kernel> {
+    let deb = debs.first().context("no .deb to unpack")?;
     let stem = deb.file_stem().and_then(|s| s.to_str()).context("odd .deb name")?.to_string();
     let root = cache.join("kernels").join(&stem);
     if !root.join(".unpacked").is_file() {
         let tmp = cache.join("kernels").join(format!(".{stem}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp)?;
-        run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tmp))?;
+        for d in debs {
+            run(Command::new("dpkg-deb").arg("-x").arg(d).arg(&tmp))?;
+        }
         let _ = fs::remove_dir_all(&root);
         fs::rename(&tmp, &root)?;
         fs::write(root.join(".unpacked"), "")?;
     }
-    let kver = fs::read_dir(root.join("lib/modules"))
+    let base = if root.join("lib/modules").is_dir() { root.clone() } else { root.join("usr") };
+    let kver = fs::read_dir(base.join("lib/modules"))
         .with_context(|| format!("{} has no lib/modules", deb.display()))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .next()
         .with_context(|| format!("{} has an empty lib/modules", deb.display()))?;
-    let image = root.join("boot").join(format!("vmlinuz-{kver}"));
-    if !image.is_file() {
-        bail!("{} has no {}", deb.display(), image.display());
-    }
-    let modules = modules(&root, &kver)?;
+    let image =
+        [root.join("boot").join(format!("vmlinuz-{kver}")), base.join("lib/modules").join(&kver).join("vmlinuz")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .with_context(|| format!("{} has no kernel image for {kver}", deb.display()))?;
+    let modules = modules(&base, &kver)?;
     Ok(Kernel { label: kver, origin: deb.display().to_string(), image, modules })
 }
 
@@ -190,8 +235,20 @@ fn output_bytes(cmd: &mut Command) -> anyhow::Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
+mod backports;
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kernels_from_6_19_on_come_in_split_packages() {
+        for split in ["6.19", "7.0", "7.3", "8.1"] {
+            assert!(super::split_packages(split), "{split}");
+        }
+        for not in ["6.1", "6.12", "6.18", "bzImage", "7"] {
+            assert!(!super::split_packages(not), "{not}");
+        }
+    }
+
     #[test]
     fn aliases_are_major_dot_minor() {
         assert_eq!(super::alias("6.1").as_deref(), Some("6\\.1"));

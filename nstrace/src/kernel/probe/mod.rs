@@ -158,12 +158,16 @@ pub fn probe() -> Report {
         None => Check::new(names::OFFSETS, Status::Error, "no BTF"),
     });
     kernel.push(match &offsets {
-        Some(Ok(o)) if btf_offsets::has_ns_tree(o) => {
-            Check::new(names::NS_TREE, Status::Ok, "ns_common has ns_id, ns_type, ns_list_node")
-        }
-        Some(Ok(_)) => {
-            Check::new(names::NS_TREE, Status::Missing, "ns_common lacks ns_id/ns_list_node (kernel < 6.18)")
-        }
+        Some(Ok(o)) => match btf_offsets::ns_tree_layout(o) {
+            Some(layout) => Check::new(names::NS_TREE, Status::Ok, layout),
+            None if o.ns_id != nstrace_common::config::ABSENT => Check::new(
+                names::NS_TREE,
+                Status::Missing,
+                "ns_common has ns_id but neither ns_list_node (6.18) nor ns_tree_node.ns_list_entry (6.19+): \
+                 a layout nstrace does not know, not walked (/proc is used)",
+            ),
+            None => Check::new(names::NS_TREE, Status::Missing, "ns_common lacks ns_id/ns_list_node (kernel < 6.18)"),
+        },
         _ => Check::new(names::NS_TREE, Status::Error, "no struct offsets"),
     });
 

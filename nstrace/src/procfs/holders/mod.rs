@@ -13,6 +13,9 @@
 //! such links are checked against the nsfs mounts found, then stat'ed.
 //! Mounts in a mount namespace no task is in come from listmount(2) and
 //! statmount(2) (6.11+) where an fd of that namespace gives its id.
+//! With the kernel's walks (6.18+, see `kernel.rs`), the task list gives
+//! every process's namespaces and cgroup id and the fd walk every nsfs fd,
+//! so /proc is read only for threads, mounts and one cgroup file per cgroup.
 //! Known blind spots: nsfs fds in a thread
 //! that unshared its fd table (CLONE_FILES) are not seen (only the leader's
 //! table is read); mounts inside a mount namespace that no task is in,

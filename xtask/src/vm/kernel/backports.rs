@@ -1,0 +1,78 @@
+//! Debian's trixie-backports kernels (6.19 – 7.3) through a temporary apt
+//! configuration of our own: its sources list, lists and cache live under
+//! the VM cache; the system's sources are never read or changed
+//! (../shared/DESIGN.md §3).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use super::{download_with, newest, output};
+use crate::setup::run;
+
+const SOURCES: &str = "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+                       http://deb.debian.org/debian trixie-backports main\n";
+
+pub struct Apt {
+    config: PathBuf,
+}
+
+impl Apt {
+    /// The configuration under `dir`, its package lists refreshed once a day.
+    pub fn new(dir: &Path) -> anyhow::Result<Apt> {
+        for sub in ["lists/partial", "cache/archives/partial", "sources.list.d"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        let dir = fs::canonicalize(dir)?;
+        fs::write(dir.join("sources.list"), SOURCES)?;
+        let d = dir.display();
+        let conf = format!(
+            "Dir::Etc::sourcelist \"{d}/sources.list\";\nDir::Etc::sourceparts \"{d}/sources.list.d\";\n\
+             Dir::State::Lists \"{d}/lists\";\nDir::Cache \"{d}/cache\";\nAPT::Sandbox::User \"root\";\n"
+        );
+        let config = dir.join("apt.conf");
+        fs::write(&config, conf)?;
+        let apt = Apt { config };
+        let stamp = dir.join(".updated");
+        let fresh = fs::metadata(&stamp)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e.as_secs() < 86_400));
+        if !fresh {
+            run(apt.cmd("apt-get").args(["update", "-q"]))?;
+            fs::write(&stamp, "")?;
+        }
+        Ok(apt)
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("APT_CONFIG", &self.config);
+        c
+    }
+
+    /// The newest kernel of `series` (a regex like `7\.3`): its image and
+    /// modules packages (generic amd64 flavour: 9p is a module there) and
+    /// their version.
+    pub fn newest_kernel(&self, series: &str) -> anyhow::Result<(String, String, String)> {
+        let regex = format!("^linux-binary-{series}\\.[0-9]+\\+deb[0-9]+-amd64$");
+        let out = output(self.cmd("apt-cache").args(["search", "--names-only", &regex]))?;
+        let names: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        if names.is_empty() {
+            bail!("trixie-backports has no package matching {regex}");
+        }
+        let show = output(self.cmd("apt-cache").args(["show", "--no-all-versions"]).args(&names))?;
+        let (binary, version) =
+            newest(&show)?.with_context(|| format!("apt-cache show printed no versions for {names:?}"))?;
+        let modules = binary.replacen("linux-binary-", "linux-modules-", 1);
+        Ok((binary, modules, version))
+    }
+
+    /// `pkg` at `version` as a .deb in `dir`.
+    pub fn download(&self, pkg: &str, version: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+        download_with(self.cmd("apt-get"), pkg, version, dir)
+    }
+}
