@@ -153,7 +153,14 @@ pub struct NsInfoRecord {
     pub parent: NsRef,
     /// Kernel address of the `ns_common`, to match later frees.
     pub kaddr: u64,
+    /// `ns_common.__ns_ref_active` (6.19+): tasks, fds and mounts using it;
+    /// [`ACTIVE_UNKNOWN`] where the kernel has no such count.
+    pub active: u32,
+    pub _reserved: u32,
 }
+
+/// [`NsInfoRecord::active`] on kernels without `__ns_ref_active`.
+pub const ACTIVE_UNKNOWN: u32 = u32::MAX;
 
 /// What made a hook see a namespace first ([`NsCreateEvent::cause`]).
 pub mod create_cause {
@@ -368,7 +375,7 @@ const_size!(EventHeader, 24);
 const_size!(NsRef, 16);
 const_size!(TaskNsEvent, 24 + 16 + 8 + 8 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsFdRecord, 24 + 16 + 8);
-const_size!(NsInfoRecord, 24 + 24 + 32 + 8);
+const_size!(NsInfoRecord, 24 + 24 + 32 + 8 + 8);
 const_size!(WalkState, 48);
 const_size!(DestroyHintEvent, 32);
 const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16 + 8 + 16 + 8 + CREATOR_ARGS);

@@ -23,7 +23,9 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status},
+    event::{
+        ACTIVE_UNKNOWN, EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status,
+    },
     ns::{NS_TYPES, NsType},
 };
 
@@ -242,6 +244,11 @@ fn emit(common: u64, ty: usize) -> bool {
         (*e).owner = owner;
         (*e).parent = parent;
         (*e).kaddr = common;
+        (*e).active = match config!(offsets.ns_ref_active) {
+            ABSENT => ACTIVE_UNKNOWN,
+            off => u32_at(common, off),
+        };
+        (*e)._reserved = 0;
     }
     entry.submit(0);
     true

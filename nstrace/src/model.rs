@@ -122,6 +122,11 @@ pub struct NsRow {
     pub holders: Box<[Holder]>,
     /// `ns_common.__ns_ref` (kernel source only).
     pub refcount: Option<u32>,
+    /// `ns_common.__ns_ref_active` (6.19+, kernel source): the tasks, fds
+    /// and mounts using it as the kernel counts them; 0 is the kernel's own
+    /// word that nothing but kernel references keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_refs: Option<u32>,
     /// Inode of the owning user namespace (for user namespaces: the parent).
     pub owner: Option<u64>,
     /// Inode of the parent namespace (pid and user namespaces).
@@ -148,6 +153,7 @@ impl NsRow {
             pids: Box::default(),
             holders: Box::default(),
             refcount: None,
+            active_refs: None,
             owner: None,
             parent: None,
             level: None,

@@ -173,6 +173,8 @@ pub fn proc_records() -> Result<(Vec<NsInfoRecord>, HolderScan), SnapshotError> 
             owner: nsref(p.owner),
             parent: nsref(p.parent),
             kaddr: 0,
+            active: nstrace_common::event::ACTIVE_UNKNOWN,
+            _reserved: 0,
         })
         .collect();
     Ok((records, scan))

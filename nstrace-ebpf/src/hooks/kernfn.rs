@@ -83,7 +83,9 @@ fn emit_destroy(ns_type: u32, inum: u32, id: u64, via: u32) {
 
 // ---- 6.18+: the namespace tree -----------------------------------------------
 
-// void __ns_tree_add_raw(struct ns_common *ns, struct ns_tree *ns_tree)
+// 6.18: void __ns_tree_add_raw(struct ns_common *ns, struct ns_tree *ns_tree)
+// 6.19+: void __ns_tree_add_raw(struct ns_common *ns, struct ns_tree_root *ns_tree)
+// Only the namespace (argument 0) is read: the same on both.
 #[fexit(function = "__ns_tree_add_raw")]
 pub fn fexit_ns_tree_add(ctx: FExitContext) -> i32 {
     let common: u64 = ctx.arg(0);
@@ -95,7 +97,8 @@ pub fn fexit_ns_tree_add(ctx: FExitContext) -> i32 {
     0
 }
 
-// void __ns_tree_remove(struct ns_common *ns, struct ns_tree *ns_tree)
+// 6.18: void __ns_tree_remove(struct ns_common *ns, struct ns_tree *ns_tree)
+// 6.19+: void __ns_tree_remove(struct ns_common *ns, struct ns_tree_root *ns_tree)
 #[fentry(function = "__ns_tree_remove")]
 pub fn fentry_ns_tree_remove(ctx: FEntryContext) -> i32 {
     let common: u64 = ctx.arg(0);

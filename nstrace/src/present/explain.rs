@@ -152,6 +152,20 @@ fn kernel_hint(t: NsType) -> &'static str {
     }
 }
 
+/// [`kernel_hint`], with what the kernel's active count (6.19+) adds: 0
+/// confirms that no task, fd or mount uses it; more means users nstrace did
+/// not find.
+fn kernel_hint_for(row: &NsRow) -> String {
+    let hint = kernel_hint(row.ns_type);
+    match row.active_refs {
+        Some(0) => format!("{hint}; the kernel's own count of tasks, fds and mounts using it is 0"),
+        Some(n) => {
+            format!("{hint}; but the kernel counts {n} active user(s) (tasks, fds or mounts) nstrace did not find")
+        }
+        None => hint.to_string(),
+    }
+}
+
 /// Every reason each of `rows` is alive, keyed by (type, inode).
 pub struct Explainer<'a> {
     rows: &'a [&'a NsRow],
@@ -243,7 +257,7 @@ impl<'a> Explainer<'a> {
             out.push(Reason::Owner { dependents: d.clone() });
         }
         if out.is_empty() {
-            out.push(Reason::KernelReference { hint: kernel_hint(row.ns_type).into() });
+            out.push(Reason::KernelReference { hint: kernel_hint_for(row) });
         }
         out
     }
@@ -387,6 +401,21 @@ mod tests {
         }
         assert!(kernel_hint(NsType::Net).contains("cleanup_net"));
         assert!(kernel_hint(NsType::User).contains("keyrings"));
+    }
+
+    #[test]
+    fn the_kernels_active_count_confirms_or_contradicts_a_kernel_reference() {
+        let row = |active| NsRow { active_refs: active, ..NsRow::new(NsType::Ipc, 20) };
+        let (unknown, zero, two) = (row(None), row(Some(0)), row(Some(2)));
+        let rows = [&unknown, &zero, &two];
+        let e = Explainer { rows: &rows, sockets: HashMap::new(), dependents: HashMap::new() };
+        let hint = |r: &NsRow| match &e.reasons(r)[0] {
+            Reason::KernelReference { hint } => hint.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hint(&unknown), kernel_hint(NsType::Ipc));
+        assert!(hint(&zero).ends_with("using it is 0"), "{}", hint(&zero));
+        assert!(hint(&two).contains("counts 2 active user(s)"), "{}", hint(&two));
     }
 
     #[test]

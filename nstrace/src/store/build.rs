@@ -16,6 +16,7 @@ pub(super) fn row_of(r: &NsInfoRecord) -> Option<NsRow> {
     Some(NsRow {
         id: (r.id != 0).then_some(r.id),
         refcount: refcount_of(r),
+        active_refs: (r.active != nstrace_common::event::ACTIVE_UNKNOWN).then_some(r.active),
         owner: (r.owner.inum != 0).then_some(r.owner.inum as u64),
         parent: (tree && r.parent.inum != 0).then_some(r.parent.inum as u64),
         level: tree.then_some(r.level),

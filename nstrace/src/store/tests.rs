@@ -15,7 +15,7 @@ pub(crate) fn store() -> NsStore {
 
 pub(crate) fn walk_row(ty: NsType, id: u64, inum: u32, refcount: u32) -> NsInfoRecord {
     NsInfoRecord {
-        header: EventHeader { kind: EventKind::NsInfo as u32, size: 88, ts_ns: 0, tgid: 0, tid: 0 },
+        header: EventHeader { kind: EventKind::NsInfo as u32, size: 96, ts_ns: 0, tgid: 0, tid: 0 },
         ns_type: ty as u32,
         level: 0,
         id,
@@ -24,6 +24,8 @@ pub(crate) fn walk_row(ty: NsType, id: u64, inum: u32, refcount: u32) -> NsInfoR
         owner: NsRef { id: 1, inum: 100, _reserved: 0 },
         parent: NsRef::default(),
         kaddr: 0,
+        active: nstrace_common::event::ACTIVE_UNKNOWN,
+        _reserved: 0,
     }
 }
 

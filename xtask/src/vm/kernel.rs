@@ -201,8 +201,14 @@ fn modules(root: &Path, kver: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     }
     let mut paths: Vec<PathBuf> = Vec::new();
     for m in MODULES {
-        let deps = output(Command::new("modprobe").arg("--show-depends").arg("-d").arg(root).args(["-S", kver, m]))
-            .with_context(|| format!("resolving module {m} of {kver}"))?;
+        let deps =
+            match output(Command::new("modprobe").arg("--show-depends").arg("-d").arg(root).args(["-S", kver, m])) {
+                Ok(deps) => deps,
+                // Debian's 6.19+ module packages ship no modules.builtin: a
+                // module with no .ko anywhere in the tree is built in.
+                Err(_) if !has_module_file(&dir, m)? => continue,
+                Err(e) => return Err(e.context(format!("resolving module {m} of {kver}"))),
+            };
         for line in deps.lines() {
             if let Some(p) = line.strip_prefix("insmod ") {
                 let p = PathBuf::from(p.split_whitespace().next().unwrap_or_default());
@@ -225,6 +231,27 @@ fn modules(root: &Path, kver: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             Ok((name.to_string(), data))
         })
         .collect()
+}
+
+/// Whether `dir` (a lib/modules/<kver> tree) has a `<name>.ko*` file
+/// (modprobe treats `-` and `_` alike).
+fn has_module_file(dir: &Path, name: &str) -> anyhow::Result<bool> {
+    let wanted = name.replace('-', "_");
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)?.flatten() {
+            let path = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(path);
+            } else if let Some(file) = path.file_name().and_then(|f| f.to_str())
+                && file.split('.').next().is_some_and(|stem| stem.replace('-', "_") == wanted)
+                && file.contains(".ko")
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn output_bytes(cmd: &mut Command) -> anyhow::Result<Vec<u8>> {
