@@ -180,11 +180,13 @@ impl Engine {
             mechanisms.destroy,
             mechanisms.snapshot
         );
+        let t = std::time::Instant::now();
         let mut tracer = Tracer::load(&opts.load)?;
         let mut source = match mechanisms.snapshot {
             Snapshot::TreeWalk => Source::Tree(Box::new(Walker::load(&mut tracer)?)),
             Snapshot::Proc => Source::Proc,
         };
+        log::debug!("walk programs ready at {:?}", t.elapsed());
         let mut known = tracer.known()?;
         let stream = tracer.events()?;
         // Seed before attaching: everything that exists now is not "created".
@@ -198,6 +200,7 @@ impl Engine {
         if let Some(scan) = scan {
             store.apply_holders(scan, now, false);
         }
+        log::debug!("snapshot of {} namespaces taken at {:?}", rows.len(), t.elapsed());
         for ns in store.live() {
             known.insert(ns.key())?;
         }
@@ -212,10 +215,12 @@ impl Engine {
                 log::warn!("bind mounts will not be attributed to their makers: {}", crate::chain::Chain(&e));
             }
         }
+        log::debug!("task and syscall hooks attached at {:?}", t.elapsed());
         tracer.attach_create(mechanisms.create)?;
         if !tracer.attach_destroy(mechanisms.destroy)? {
             log::info!("no destroy hook: deaths are seen at the next snapshot");
         }
+        log::debug!("create and destroy hooks attached at {:?}", t.elapsed());
         let host_ids = host_namespace_ids();
         let dev = crate::procfs::nsfs::nsfs_dev().unwrap_or(0);
         let mut interval = tokio::time::interval(opts.walk_interval);

@@ -93,7 +93,8 @@ impl Trace {
                 }
             }
         });
-        let ready = ready_rx.recv_timeout(Duration::from_secs(60)).expect("nstrace trace did not become ready");
+        // Loading and verifying every program is slow under software emulation.
+        let ready = ready_rx.recv_timeout(scaled(Duration::from_secs(60))).expect("nstrace trace did not become ready");
         Trace { child, events, ready }
     }
 

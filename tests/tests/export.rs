@@ -114,7 +114,7 @@ impl Exporter {
             }
         });
         let proc = Proc { child, name: "nstrace export" };
-        let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+        let addr = rx.recv_timeout(tests::scaled(Duration::from_secs(60))).unwrap_or_else(|_| {
             panic!("nstrace export did not print its address; stderr: {:?}", lines.lock().unwrap())
         });
         Exporter { proc, addr, stderr: lines, state: tests::RmDir(state) }

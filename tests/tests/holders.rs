@@ -313,6 +313,11 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
         fds
     };
     let kernel = count("kernel");
+    // The kernel listing's fds come from the fd walk (its phase is timed),
+    // not from /proc as where the walk does not load.
+    let (code, _, err) = tests::nstrace(&["ls", "--json", "--source", "kernel", "--type", "uts", "--timings"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("timing fds:"), "the fd walk did not run: {err}");
     assert_eq!(kernel.len(), 5 * PER_PROCESS, "every fd once");
     for h in &holders {
         assert_eq!(kernel.iter().filter(|(p, _)| *p == h.pid() as u64).count(), PER_PROCESS, "pid {}", h.pid());

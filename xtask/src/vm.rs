@@ -195,6 +195,10 @@ fn guest_script(staged: &Staged, opts: &Options) -> String {
         quote(&staged.nstrace.display().to_string()),
         quote(MARK)
     );
+    // RUST_LOG on the host reaches nstrace in the guest (debugging a kernel).
+    if let Ok(level) = env::var("RUST_LOG") {
+        s.push_str(&format!("export RUST_LOG={}\n", quote(&level)));
+    }
     s.push_str(
         r#"mount -t proc proc /proc
 mount -t sysfs sysfs /sys

@@ -168,30 +168,29 @@ fn load_task(s: &mut FdStep, task: u64, from: u32) {
     }
 }
 
-/// Index of the one set bit of `low`, without a loop (BPF has no ctz).
+/// Index of the one set bit of `low` (BPF has no ctz): a de Bruijn
+/// multiply and a table lookup. Branch-free on purpose: six `if`s gave the
+/// verifier 64 differently-known values to carry through the rest of the
+/// step, and 7.x's verifier gave up (over a million instructions).
 #[inline(always)]
 fn bit_index(low: u64) -> u32 {
-    let mut b = 0;
-    if low & 0xffff_ffff_0000_0000 != 0 {
-        b += 32;
-    }
-    if low & 0xffff_0000_ffff_0000 != 0 {
-        b += 16;
-    }
-    if low & 0xff00_ff00_ff00_ff00 != 0 {
-        b += 8;
-    }
-    if low & 0xf0f0_f0f0_f0f0_f0f0 != 0 {
-        b += 4;
-    }
-    if low & 0xcccc_cccc_cccc_cccc != 0 {
-        b += 2;
-    }
-    if low & 0xaaaa_aaaa_aaaa_aaaa != 0 {
-        b += 1;
-    }
-    b
+    let slot = (low.wrapping_mul(DE_BRUIJN) >> 58) as usize & 63;
+    // SAFETY: `slot` < 64, the table's length.
+    unsafe { *BIT_OF_SLOT.get_unchecked(slot) as u32 }
 }
+
+const DE_BRUIJN: u64 = 0x022f_dd63_cc95_386d;
+
+/// Bit position for each value of the top 6 bits of `bit * DE_BRUIJN`.
+static BIT_OF_SLOT: [u8; 64] = {
+    let mut table = [0u8; 64];
+    let mut bit = 0;
+    while bit < 64 {
+        table[((1u64 << bit).wrapping_mul(DE_BRUIJN) >> 58) as usize] = bit as u8;
+        bit += 1;
+    }
+    table
+};
 
 /// One step; returns 1 to stop the loop.
 #[inline(never)]
