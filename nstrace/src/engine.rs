@@ -74,6 +74,7 @@ impl From<crate::snapshot::SnapshotError> for EngineError {
 enum Source {
     Tree(Box<Walker>),
     Proc,
+    Listns,
 }
 
 impl Source {
@@ -84,8 +85,11 @@ impl Source {
     fn snapshot(&mut self, ids: bool) -> Result<(Vec<NsInfoRecord>, Option<HolderScan>), EngineError> {
         match self {
             Source::Tree(w) => Ok((w.walk_all()?.0, None)),
-            Source::Proc => {
-                let (mut rows, scan) = crate::snapshot::proc_records()?;
+            Source::Proc | Source::Listns => {
+                let (mut rows, scan) = match self {
+                    Source::Listns => crate::snapshot::listns_records()?,
+                    _ => crate::snapshot::proc_records()?,
+                };
                 if !ids {
                     rows.iter_mut().for_each(|r| r.id = 0);
                 }
@@ -185,6 +189,7 @@ impl Engine {
         let mut source = match mechanisms.snapshot {
             Snapshot::TreeWalk => Source::Tree(Box::new(Walker::load(&mut tracer)?)),
             Snapshot::Proc => Source::Proc,
+            Snapshot::Listns => Source::Listns,
         };
         log::debug!("walk programs ready at {:?}", t.elapsed());
         let mut known = tracer.known()?;
@@ -275,7 +280,7 @@ impl Engine {
     /// Whether holders come with each snapshot (/proc) rather than from a
     /// separate scan.
     pub fn task_source_is_snapshot(&self) -> bool {
-        matches!(self.source, Source::Proc)
+        matches!(self.source, Source::Proc | Source::Listns)
     }
 
     /// Where a holder scan gets every process's namespaces: the kernel's
@@ -296,7 +301,7 @@ impl Engine {
                 let fds = w.walk_fds(&mut stats)?;
                 Ok(Some(TaskSource::Kernel { tasks, fds, mnt_ids }))
             }
-            Source::Proc => Ok(None),
+            Source::Proc | Source::Listns => Ok(None),
         }
     }
 
@@ -443,10 +448,10 @@ impl Engine {
             Coverage::Partial
         };
         let via = match self.mechanisms.snapshot {
-            Snapshot::TreeWalk => Destroy::TreeWalk,
-            Snapshot::Proc => Destroy::ProcRescan,
-        }
-        .name();
+            Snapshot::TreeWalk => Destroy::TreeWalk.name(),
+            Snapshot::Proc => Destroy::ProcRescan.name(),
+            Snapshot::Listns => "listns",
+        };
         let r = self.store.reconcile(&rows, now, coverage, via, out);
         if let Some(scan) = scan {
             self.store.apply_holders(scan, now, false);

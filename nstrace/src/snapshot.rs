@@ -24,6 +24,9 @@ pub enum Source {
     Kernel,
     /// /proc (tasks, fds, nsfs mounts) plus NS_GET_USERNS/NS_GET_PARENT.
     Proc,
+    /// listns(2) (6.19+) plus the sockets' net namespaces, each opened by
+    /// id for NS_GET_*; holders from /proc.
+    Listns,
 }
 
 pub use crate::model::{NsRow, NsState};
@@ -56,6 +59,10 @@ pub enum SnapshotError {
     Holders(#[from] HoldersError),
     #[error("proc snapshot")]
     Proc(#[from] namespaces::SnapshotError),
+    #[error("listns(2) snapshot")]
+    Listns(#[source] std::io::Error),
+    #[error("listns(2) is not available on this kernel (it needs 6.19+)")]
+    NoListns,
     /// Both sources failed: the /proc error is the cause, the kernel one is
     /// in the message (an error has one chain).
     #[error("neither source works on this kernel (kernel walk: {kernel})")]
@@ -71,6 +78,7 @@ pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
     match source {
         Some(Source::Kernel) => take_kernel(),
         Some(Source::Proc) => take_proc(),
+        Some(Source::Listns) => take_listns(),
         None => match take_kernel() {
             Ok(s) => Ok(s),
             Err(kernel_err) => {
@@ -147,15 +155,52 @@ impl Levels {
     }
 }
 
+/// listns(2), then the holders from /proc.
+pub fn take_listns() -> Result<Snapshot, SnapshotError> {
+    let mut phases = Phases::start();
+    let (records, scan) = listns_records()?;
+    phases.extend(&scan.phases);
+    let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
+    phases.mark("store");
+    Ok(Snapshot { source: Source::Listns, store, walk: None, phases: phases.into_list() })
+}
+
+/// Every namespace listns(2) lists (and the sockets' net namespaces) as
+/// records, and the holders /proc shows.
+pub fn listns_records() -> Result<(Vec<NsInfoRecord>, HolderScan), SnapshotError> {
+    let listed = crate::procfs::listns::list().map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOSYS) => SnapshotError::NoListns,
+        _ => SnapshotError::Listns(e),
+    })?;
+    let found: Vec<namespaces::ProcNs> = listed
+        .into_iter()
+        .map(|n| namespaces::ProcNs {
+            key: crate::model::NsKey { ns_type: n.ns_type, inode: n.inode },
+            id: (n.id != 0).then_some(n.id),
+            owner: n.owner,
+            parent: n.parent,
+            reached_only_via_ioctl: false,
+        })
+        .collect();
+    let scan = holders::scan_excluding(&[std::process::id()])?;
+    Ok((records_of(&found), scan))
+}
+
 /// The lsns method as namespace records (refcounts unknown, levels from the
 /// parent chains) and the holders the same /proc pass found.
 pub fn proc_records() -> Result<(Vec<NsInfoRecord>, HolderScan), SnapshotError> {
-    use nstrace_common::event::{EventHeader, EventKind, NsRef};
     let scan = holders::scan_excluding(&[std::process::id()])?;
     let found = namespaces::snapshot(&scan)?;
-    let levels = Levels::of(&found);
+    Ok((records_of(&found), scan))
+}
+
+/// Snapshot records of namespaces found outside the kernel walk (refcounts
+/// unknown, levels from the parent chains).
+fn records_of(found: &[namespaces::ProcNs]) -> Vec<NsInfoRecord> {
+    use nstrace_common::event::{ACTIVE_UNKNOWN, EventHeader, EventKind, NsRef};
+    let levels = Levels::of(found);
     let nsref = |inode: Option<u64>| NsRef { id: 0, inum: inode.unwrap_or(0) as u32, _reserved: 0 };
-    let records = found
+    found
         .iter()
         .map(|p| NsInfoRecord {
             header: EventHeader {
@@ -173,9 +218,8 @@ pub fn proc_records() -> Result<(Vec<NsInfoRecord>, HolderScan), SnapshotError> 
             owner: nsref(p.owner),
             parent: nsref(p.parent),
             kaddr: 0,
-            active: nstrace_common::event::ACTIVE_UNKNOWN,
+            active: ACTIVE_UNKNOWN,
             _reserved: 0,
         })
-        .collect();
-    Ok((records, scan))
+        .collect()
 }

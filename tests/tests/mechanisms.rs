@@ -190,6 +190,13 @@ fn tree_walk() {
     exercise("tree_walk", &["create=tracepoints", "destroy=tree-walk", "snapshot=tree-walk"]);
 }
 
+/// listns(2) as the snapshot (6.19+): the table is seeded from it and every
+/// create and death is still reported by the hooks.
+#[test]
+fn listns_snapshot() {
+    exercise("listns_snapshot", &["snapshot=listns"]);
+}
+
 #[test]
 fn fentry_on_the_namespace_tree() {
     exercise("fentry_on_the_namespace_tree", &["create=fexit-ns-tree", "destroy=fentry-ns-tree"]);

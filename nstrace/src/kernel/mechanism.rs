@@ -44,6 +44,8 @@ pub enum Snapshot {
     TreeWalk,
     /// The lsns method over /proc plus nsfs ioctls.
     Proc,
+    /// listns(2) (6.19+) plus the sockets' net namespaces; holders from /proc.
+    Listns,
 }
 
 macro_rules! display_as_value {
@@ -93,6 +95,8 @@ pub struct Facts {
     pub kprobes: bool,
     /// The kernel has per-type namespace lists and the walk can run.
     pub tree_walk: bool,
+    /// listns(2) answers (6.19+).
+    pub listns: bool,
     /// Hookable kernel functions (in kallsyms, traceable, with BTF where
     /// fentry needs it).
     pub functions: Vec<String>,
@@ -151,6 +155,7 @@ impl Facts {
             Snapshot::TreeWalk if !self.tree_walk => {
                 Some("no namespace tree walk (needs 6.18+ per-type namespace lists)".into())
             }
+            Snapshot::Listns if !self.listns => Some("no listns(2) (needs 6.19+)".into()),
             _ => None,
         }
     }
@@ -234,6 +239,7 @@ pub fn select(facts: &Facts, forced: &Overrides) -> Result<Mechanisms, Mechanism
             m
         }
         None if facts.tree_walk => Snapshot::TreeWalk,
+        None if facts.listns => Snapshot::Listns,
         None => Snapshot::Proc,
     };
     let destroy = match forced.destroy {
@@ -262,7 +268,13 @@ mod tests {
     use super::*;
 
     fn facts(tracing: bool, kprobes: bool, tree_walk: bool, functions: &[&str]) -> Facts {
-        Facts { tracing, kprobes, tree_walk, functions: functions.iter().map(|f| f.to_string()).collect() }
+        Facts {
+            tracing,
+            kprobes,
+            tree_walk,
+            listns: false,
+            functions: functions.iter().map(|f| f.to_string()).collect(),
+        }
     }
 
     fn pick(f: &Facts) -> (String, String, String) {
@@ -356,5 +368,19 @@ mod tests {
         .filter(|d| d.is_exact_hook())
         .collect();
         assert_eq!(exact, [Destroy::FentryNsTree, Destroy::FentryFreeInum, Destroy::KprobeFreeInum]);
+    }
+
+    #[test]
+    fn listns_is_the_snapshot_where_the_walk_cannot_run() {
+        let mut f = facts(true, false, false, &HOOKED_FUNCTIONS);
+        f.listns = true;
+        assert_eq!(pick(&f).2, "listns");
+        f.tree_walk = true;
+        assert_eq!(pick(&f).2, "tree-walk", "the walk first");
+        let forced = Overrides::parse(&["snapshot=listns".into()]).unwrap();
+        assert_eq!(select(&f, &forced).unwrap().snapshot, Snapshot::Listns);
+        f.listns = false;
+        let err = select(&f, &forced).unwrap_err();
+        assert!(err.to_string().contains("needs 6.19+"), "{err}");
     }
 }

@@ -1,8 +1,10 @@
 //! The /proc side: holders (tasks, threads, nsfs fds, bind mounts), sockets
-//! that pin net namespaces, nsfs ioctls, and the lsns-style namespace list.
+//! that pin net namespaces, nsfs ioctls, the lsns-style namespace list and
+//! listns(2).
 //! Knows nothing of eBPF, the store or any view.
 
 pub mod holders;
+pub mod listns;
 pub mod namespaces;
 pub mod nsfs;
 pub mod sockets;

@@ -240,6 +240,7 @@ pub fn quick_facts() -> Facts {
         tracing: check_tracing(btf.as_ref()).is_ok(),
         kprobes: check_kprobes(tracefs_ok).is_ok(),
         tree_walk: ns_tree,
+        listns: listns_answers(),
         functions: HOOKED_FUNCTIONS.iter().zip(&fns).filter(|(_, c)| c.is_ok()).map(|(f, _)| f.to_string()).collect(),
     }
 }
@@ -251,6 +252,7 @@ pub fn facts(r: &Report) -> Facts {
         tracing: r.ok(names::PROG_TRACING),
         kprobes: r.ok(names::KPROBES),
         tree_walk: r.ok(names::NS_TREE) && r.ok(names::PROG_RAW_TP) && walk_ok,
+        listns: r.ok(names::LISTNS),
         functions: HOOKED_FUNCTIONS
             .iter()
             .filter(|f| r.ok(&format!("{}{f}", names::FN_PREFIX)))
@@ -444,7 +446,7 @@ fn check_tracepoint(tp: &Tracepoint, tracefs_ok: bool) -> Check {
 
 /// listns(2), 6.19+. Syscall numbers above 424 are shared by all
 /// architectures but alpha.
-const SYS_LISTNS: libc::c_long = 470;
+const SYS_LISTNS: libc::c_long = crate::procfs::listns::SYS_LISTNS;
 /// FILEID_NSFS: the handle type nsfs hands out.
 const FILEID_NSFS: i32 = 0xf1;
 
@@ -505,6 +507,11 @@ fn check_nsfs_handles() -> Check {
         libc::EOPNOTSUPP => Check::new(names::NSFS_HANDLES, Status::Missing, "EOPNOTSUPP (kernel < 6.18)"),
         e => Check::new(names::NSFS_HANDLES, Status::Error, errno_name(e)),
     }
+}
+
+/// Whether listns(2) exists (anything but ENOSYS to a NULL request).
+fn listns_answers() -> bool {
+    check_listns().is_ok()
 }
 
 fn check_listns() -> Check {

@@ -79,15 +79,18 @@ fn mechanisms_on_this_kernel() {
 #[test]
 fn mechanisms_elsewhere() {
     assert_eq!(mech(&synthetic(&[])), ("fexit-ns-tree", "fentry-ns-tree", "tree-walk"));
-    // Before 6.18 (no tree, no tree functions) with kprobes only.
+    // Before 6.18 (no tree, no tree functions, no listns) with kprobes only.
     let fn_check = |f: &str| format!("{}{f}", names::FN_PREFIX);
     let (add, remove) = (fn_check("__ns_tree_add_raw"), fn_check("__ns_tree_remove"));
-    let old = synthetic(&[names::PROG_TRACING, names::NS_TREE, &add, &remove]);
+    let old = synthetic(&[names::PROG_TRACING, names::NS_TREE, names::LISTNS, &add, &remove]);
     assert_eq!(mech(&old), ("kprobe-constructors", "kprobe-free-inum", "proc"));
-    let old = synthetic(&[names::NS_TREE, &add, &remove]);
+    let old = synthetic(&[names::NS_TREE, names::LISTNS, &add, &remove]);
     assert_eq!(mech(&old), ("fexit-constructors", "fentry-free-inum", "proc"));
-    let bare = synthetic(&[names::PROG_TRACING, names::KPROBES, names::NS_TREE]);
+    let bare = synthetic(&[names::PROG_TRACING, names::KPROBES, names::NS_TREE, names::LISTNS]);
     assert_eq!(mech(&bare), ("tracepoints", "proc-rescan", "proc"));
+    // A 6.19+ kernel whose namespace-list layout nstrace does not know: listns.
+    let unknown_layout = synthetic(&[names::NS_TREE]);
+    assert_eq!(mech(&unknown_layout), ("fexit-ns-tree", "fentry-ns-tree", "listns"));
     let missing_tp = format!("{}syscalls/sys_enter_setns", names::TP_PREFIX);
     let r = synthetic(&[names::PROG_TRACING, names::KPROBES, &missing_tp]);
     assert_eq!(r.mechanisms.events, "none");
@@ -96,6 +99,9 @@ fn mechanisms_elsewhere() {
     let mut r = synthetic(&[names::PROG_TRACING, names::KPROBES, names::LISTNS]);
     r.tree_walk = Some(Check::new("tree walk", Status::Error, "EINVAL"));
     assert_eq!(mech(&Report { mechanisms: select_mechanisms(&r, &Overrides::default()), ..r }).2, "proc");
+    let mut r = synthetic(&[names::PROG_TRACING, names::KPROBES]);
+    r.tree_walk = Some(Check::new("tree walk", Status::Error, "EINVAL"));
+    assert_eq!(mech(&Report { mechanisms: select_mechanisms(&r, &Overrides::default()), ..r }).2, "listns");
 }
 
 #[test]

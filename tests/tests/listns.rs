@@ -1,0 +1,92 @@
+//! listns(2) (6.19+) as a snapshot source: it lists what the kernel's own
+//! lists hold for tasks, fds and mounts, and with the sockets' net
+//! namespaces (SIOCGSKNS) it also has a netns only a socket keeps, which
+//! listns itself leaves out. Skipped, with the reason, before 6.19. (The
+//! tracer on a listns snapshot: `mechanisms::listns_snapshot`.)
+
+use std::{collections::BTreeMap, process::Command};
+
+use serde_json::Value;
+use tests::{find_row, ls_json, nstrace, root_or_skip, spawn_ready, unique};
+
+fn listns_or_skip(test: &str) -> bool {
+    if !root_or_skip(test) {
+        return false;
+    }
+    let (code, _, err) = nstrace(&["ls", "--json", "--source", "listns", "--type", "uts"]);
+    if code != 0 && err.contains("listns(2) is not available") {
+        tests::skip(test, "no listns(2) on this kernel (6.19+)");
+        return false;
+    }
+    assert_eq!(code, 0, "ls --source listns: {err}");
+    true
+}
+
+fn key(r: &Value) -> (String, u64) {
+    (r["type"].as_str().unwrap().to_string(), r["inode"].as_u64().unwrap())
+}
+
+/// Every namespace in two /proc listings (it lived from the first to the
+/// second) is in the listns listing taken between them, with the same id,
+/// owner and parent; listns lists nothing /proc or the walk do not know.
+#[test]
+fn listns_lists_what_proc_reaches_with_the_same_ids_and_owners() {
+    let test = "listns_lists_what_proc_reaches_with_the_same_ids_and_owners";
+    if !listns_or_skip(test) {
+        return;
+    }
+    let (p1, l, p2) =
+        (ls_json(&["--source", "proc"]), ls_json(&["--source", "listns"]), ls_json(&["--source", "proc"]));
+    let listed: BTreeMap<(String, u64), Value> = l.iter().map(|r| (key(r), r.clone())).collect();
+    let later: std::collections::HashSet<_> = p2.iter().map(key).collect();
+    let mut compared = 0;
+    for p in p1.iter().filter(|r| later.contains(&key(r))) {
+        let k = key(p);
+        let lr = listed.get(&k).unwrap_or_else(|| panic!("{k:?} reached through /proc but not listed by listns: {p}"));
+        for field in ["id", "owner", "parent", "level"] {
+            assert_eq!(lr[field], p[field], "{k:?}: {field} differs: listns {lr} vs /proc {p}");
+        }
+        compared += 1;
+    }
+    assert!(compared > 5, "compared {compared} namespaces");
+    if tests::kernel().mechanisms["snapshot"] == "tree-walk" {
+        let walked: std::collections::HashSet<_> = ls_json(&["--source", "kernel"]).iter().map(key).collect();
+        let earlier: std::collections::HashSet<_> = p1.iter().map(key).collect();
+        for k in listed.keys() {
+            assert!(walked.contains(k) || earlier.contains(k), "{k:?} listed by listns only");
+        }
+    }
+}
+
+/// A netns whose only holder is a socket (its process lives in another
+/// netns, the bind mount is gone): listns leaves it out, the sockets' own
+/// namespaces (SIOCGSKNS) bring it back, held by that socket.
+#[test]
+fn a_netns_only_a_socket_holds_is_listed() {
+    let test = "a_netns_only_a_socket_holds_is_listed";
+    if !listns_or_skip(test) {
+        return;
+    }
+    let name = unique("nstrace-sock");
+    let netns = tests::IpNetns::add(name.clone());
+    let path = format!("/run/netns/{name}");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
+    // setns into it, open a socket, setns back: the socket is the only link.
+    let script = "import ctypes, os, socket, sys, time\n\
+                  libc = ctypes.CDLL(None, use_errno=True)\n\
+                  home = os.open('/proc/self/ns/net', os.O_RDONLY)\n\
+                  there = os.open(sys.argv[1], os.O_RDONLY)\n\
+                  assert libc.setns(there, 0x40000000) == 0\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  assert libc.setns(home, 0x40000000) == 0\n\
+                  os.close(there)\n\
+                  print(s.fileno(), flush=True)\ntime.sleep(120)\n";
+    let (holder, _) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
+    drop(netns); // ip netns del: the mount goes, the socket stays
+    let rows = ls_json(&["--source", "listns", "--type", "net"]);
+    let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("the socket's netns {inode} is not listed"));
+    assert!(row["holders"].as_array().unwrap().is_empty(), "no task, fd or mount holds it: {row}");
+    let (code, out, err) = nstrace(&["why", "--no-service", &inode.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("socket") && out.contains(&holder.pid().to_string()), "why names the socket: {out}");
+}
