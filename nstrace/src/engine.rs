@@ -187,7 +187,15 @@ impl Engine {
         let t = std::time::Instant::now();
         let mut tracer = Tracer::load(&opts.load)?;
         let mut source = match mechanisms.snapshot {
-            Snapshot::TreeWalk => Source::Tree(Box::new(Walker::load(&mut tracer)?)),
+            // The pinned walk programs when they can be used: loading and
+            // verifying them is most of a start's cost.
+            Snapshot::TreeWalk => Source::Tree(Box::new(match crate::kernel::pinned::shared_walker() {
+                Ok(w) => w,
+                Err(e) => {
+                    log::info!("walk programs not shared: {}", crate::chain::Chain(&e));
+                    Walker::load(&mut tracer)?
+                }
+            })),
             Snapshot::Proc => Source::Proc,
             Snapshot::Listns => Source::Listns,
         };

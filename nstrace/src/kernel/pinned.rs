@@ -81,14 +81,30 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
     Ok(Walker::new(WalkParts { ns_prog, task_prog, fd_prog, ring, state }))
 }
 
-/// A walker for a one-shot snapshot, from pins when possible, plus the lock
-/// that must be held while it walks.
-pub fn walker() -> Result<(Walker, Option<File>), WalkError> {
+/// The lock every user of the pinned walk maps holds while it walks
+/// (blocks until the holder is done; None when /run is not writable).
+pub fn lock() -> Option<File> {
     let lock = File::options().create(true).truncate(false).write(true).open(LOCK).ok();
     if let Some(f) = &lock {
         // SAFETY: a valid fd; blocks until other snapshot runs finish.
         unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     }
+    lock
+}
+
+/// A walker over the pinned programs for a long-running process (`trace`,
+/// `live`, `export`, `serve`): it loads them only when no pin exists (the
+/// verifier's cost, seconds under emulation, is paid once per boot), and
+/// it takes [`lock`] for each walk itself ([`Walker::shared`]).
+pub fn shared_walker() -> Result<Walker, WalkError> {
+    let (walker, _lock) = walker()?;
+    Ok(walker.shared())
+}
+
+/// A walker for a one-shot snapshot, from pins when possible, plus the lock
+/// that must be held while it walks.
+pub fn walker() -> Result<(Walker, Option<File>), WalkError> {
+    let lock = lock();
     let root = PathBuf::from(BPFFS).join("nstrace");
     let key = key();
     let dir = root.join(&key);

@@ -64,6 +64,9 @@ pub struct Walker {
     fd_prog: Option<RawTracePoint>,
     ring: RingBuf<MapData>,
     state: Array<MapData, WalkState>,
+    /// The programs and maps are the pinned ones other processes use too:
+    /// each walk takes their lock.
+    shared: bool,
 }
 
 /// Which of the walk programs to run.
@@ -102,7 +105,14 @@ impl Walker {
     /// [`Tracer::walk_parts`], or reopened from pins.
     pub fn new(parts: WalkParts) -> Walker {
         let WalkParts { ns_prog, task_prog, fd_prog, ring, state } = parts;
-        Walker { ns_prog, task_prog, fd_prog, ring, state }
+        Walker { ns_prog, task_prog, fd_prog, ring, state, shared: false }
+    }
+
+    /// This walker's programs and maps are pinned and shared: every walk
+    /// takes the lock (see `pinned::lock`).
+    pub fn shared(mut self) -> Walker {
+        self.shared = true;
+        self
     }
 
     /// Loads the walk programs of `tracer` and takes their maps.
@@ -213,6 +223,7 @@ impl Walker {
         stats: &mut WalkStats,
         row: impl Fn(Record) -> Option<(u64, T)>,
     ) -> Result<Vec<T>, WalkError> {
+        let _lock = self.shared.then(crate::kernel::pinned::lock);
         let mut restarts = 0;
         'restart: loop {
             self.state.set(state_index, init, 0)?;
