@@ -423,3 +423,30 @@ pub fn wait_for_line(stderr: &mut impl BufRead, ready: &str, who: &str) -> Strin
     }
     line
 }
+
+/// A sysctl raised for a test (never lowered), put back on drop.
+pub struct RaisedSysctl {
+    path: String,
+    old: Option<String>,
+}
+
+impl RaisedSysctl {
+    /// Raises `path` (a /proc/sys file holding a number) to `min` if below.
+    pub fn at_least(path: &str, min: u64) -> RaisedSysctl {
+        let old = std::fs::read_to_string(path).ok();
+        let current = old.as_deref().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+        if current >= min {
+            return RaisedSysctl { path: path.into(), old: None };
+        }
+        std::fs::write(path, min.to_string()).unwrap_or_else(|e| panic!("raising {path} to {min}: {e}"));
+        RaisedSysctl { path: path.into(), old }
+    }
+}
+
+impl Drop for RaisedSysctl {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            let _ = std::fs::write(&self.path, old.trim());
+        }
+    }
+}

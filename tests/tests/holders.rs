@@ -288,21 +288,23 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
         tests::skip(test, "the fd walk runs with the kernel's namespace lists (6.18+)");
         return;
     }
-    const PER_PROCESS: usize = 15_000;
+    let per_process = fds_per_process(15_000);
+    let processes = 75_000usize.div_ceil(per_process);
     let script = format!(
         "import os, resource, sys, time\n\
          hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
          resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
          fds = [os.open(sys.argv[1], os.O_RDONLY) for _ in range({n})]\n\
          print(os.readlink('/proc/self/ns/uts'), flush=True)\ntime.sleep(120)\n",
-        n = PER_PROCESS
+        n = per_process
     );
     // One namespace of our own, entered by every holder: `unshare` keeps it
     // alive while the holders start, then exits.
     let (keeper, _) = spawn_ready(Command::new("unshare").args(["--uts", "sh", "-c", "echo ready; exec sleep 120"]));
     let path = format!("/proc/{}/ns/uts", keeper.pid());
     let inode = ns_inode(keeper.pid(), "uts");
-    let holders: Vec<_> = (0..5).map(|_| spawn_ready(Command::new("python3").args(["-c", &script, &path])).0).collect();
+    let holders: Vec<_> =
+        (0..processes).map(|_| spawn_ready(Command::new("python3").args(["-c", &script, &path])).0).collect();
     drop(keeper);
     let count = |source: &str| -> Vec<(u64, u64)> {
         let rows = ls_json(&["--source", source, "--type", "uts"]);
@@ -318,9 +320,9 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
     let (code, _, err) = tests::nstrace(&["ls", "--json", "--source", "kernel", "--type", "uts", "--timings"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("timing fds:"), "the fd walk did not run: {err}");
-    assert_eq!(kernel.len(), 5 * PER_PROCESS, "every fd once");
+    assert_eq!(kernel.len(), processes * per_process, "every fd once");
     for h in &holders {
-        assert_eq!(kernel.iter().filter(|(p, _)| *p == h.pid() as u64).count(), PER_PROCESS, "pid {}", h.pid());
+        assert_eq!(kernel.iter().filter(|(p, _)| *p == h.pid() as u64).count(), per_process, "pid {}", h.pid());
     }
     assert_eq!(kernel, count("proc"), "the kernel's fds are /proc's");
 }
@@ -340,7 +342,10 @@ fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
         tests::skip(test, "the namespace walk needs the kernel's namespace lists (6.18+)");
         return;
     }
-    const PER_PROCESS: usize = 15_000;
+    const NAMESPACES: usize = 45_000;
+    let _limit = tests::RaisedSysctl::at_least("/proc/sys/user/max_uts_namespaces", NAMESPACES as u64 + 1_000);
+    let per_process = fds_per_process(15_000);
+    let processes = NAMESPACES.div_ceil(per_process);
     let script = format!(
         "import ctypes, os, resource, time\n\
          libc = ctypes.CDLL(None, use_errno=True)\n\
@@ -352,9 +357,9 @@ fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
          \x20   fd = os.open('/proc/self/ns/uts', os.O_RDONLY)\n\
          \x20   inodes.append(os.fstat(fd).st_ino)\n\
          print(min(inodes), max(inodes), len(set(inodes)), flush=True)\ntime.sleep(120)\n",
-        n = PER_PROCESS
+        n = per_process
     );
-    let holders: Vec<_> = (0..3).map(|_| spawn_ready(Command::new("python3").args(["-c", &script]))).collect();
+    let holders: Vec<_> = (0..processes).map(|_| spawn_ready(Command::new("python3").args(["-c", &script]))).collect();
     let mut held = std::collections::HashSet::new();
     for (h, _) in &holders {
         for entry in std::fs::read_dir(format!("/proc/{}/fd", h.pid())).unwrap().flatten() {
@@ -365,7 +370,7 @@ fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
             }
         }
     }
-    assert_eq!(held.len(), 3 * PER_PROCESS, "the workload's namespaces");
+    assert_eq!(held.len(), processes * per_process, "the workload's namespaces");
     let rows = ls_json(&["--source", "kernel", "--type", "uts"]);
     let listed: std::collections::HashSet<u64> = rows.iter().filter_map(|r| r["inode"].as_u64()).collect();
     let missing: Vec<_> = held.difference(&listed).take(5).collect();
@@ -375,4 +380,21 @@ fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
         held.len() - held.intersection(&listed).count(),
         held.len()
     );
+}
+
+/// How many fds one process of these tests may open: `wanted`, or what the
+/// fd limit allows (raised to `wanted` where root may, as in the VMs).
+fn fds_per_process(wanted: u64) -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit on our own limits (children inherit).
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_max < wanted + 100 {
+            let raised = libc::rlimit { rlim_cur: wanted + 100, rlim_max: wanted + 100 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_max.saturating_sub(100).min(wanted) as usize
 }
