@@ -128,7 +128,11 @@ fn netns_kept_only_by_a_socket_in_another_netns() {
             continue;
         }
         let (_, report) = leaks_from(&["--source", source]);
-        let l = leak(&report, "net", net).unwrap_or_else(|| panic!("{source}: the socket-pinned netns is a leak"));
+        let l = leak(&report, "net", net).unwrap_or_else(|| {
+            // What the listing had of it, for the failure message.
+            let rows = tests::ls_json(&["--source", source, "--type", "net"]);
+            panic!("{source}: the socket-pinned netns {net} is a leak; ls has {:?}", tests::find_row(&rows, "net", net))
+        });
         assert_eq!(l["state"], "orphaned");
         let s = reasons(l, "socket");
         assert_eq!(s.len(), 1, "{source}: {l}");

@@ -90,3 +90,39 @@ fn a_netns_only_a_socket_holds_is_listed() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("socket") && out.contains(&holder.pid().to_string()), "why names the socket: {out}");
 }
+
+/// A net namespace a process unshared is in both listings, the walk's and
+/// listns's (on failure, the walk's own trace shows how far it went).
+#[test]
+fn a_new_netns_is_in_both_the_walk_and_listns() {
+    let test = "a_new_netns_is_in_both_the_walk_and_listns";
+    if !listns_or_skip(test) {
+        return;
+    }
+    if tests::kernel().mechanisms["snapshot"] != "tree-walk" {
+        tests::skip(test, "no tree walk on this kernel");
+        return;
+    }
+    let (sleeper, inode) = spawn_ready(Command::new("unshare").args([
+        "--net",
+        "sh",
+        "-c",
+        "stat -L -c %i /proc/self/ns/net; exec sleep 120",
+    ]));
+    let inode: u64 = inode.parse().unwrap();
+    let out = Command::new(tests::nstrace_bin())
+        .args(["ls", "--json", "--source", "kernel", "--type", "net"])
+        .env("RUST_LOG", "nstrace::kernel::walker=trace")
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let walked: Vec<u64> = rows.iter().filter_map(|r| r["inode"].as_u64()).collect();
+    assert!(
+        walked.contains(&inode),
+        "the walk did not list netns {inode} of pid {}: it listed {walked:?}; {}",
+        sleeper.pid(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ls_json(&["--source", "listns", "--type", "net"]);
+    assert!(find_row(&listed, "net", inode).is_some(), "listns did not list netns {inode}");
+}
