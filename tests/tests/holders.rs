@@ -28,7 +28,7 @@ fn an_fd_opened_through_a_bind_mount_path_holds_the_namespace() {
     let path = format!("/run/netns/{name}");
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
     let script =
-        "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(60)\n";
+        "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(600)\n";
     let (holder, fd) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
     let fd: u64 = fd.parse().expect("the fd number");
     let has_fd =
@@ -73,7 +73,7 @@ def run():
             raise OSError(ctypes.get_errno(), "unshare")
         child = os.fork()
         if child == 0:
-            time.sleep(60)
+            time.sleep(600)
             os._exit(0)
         out.append(f"{threading.get_native_id()} {child}")
     else:
@@ -82,13 +82,13 @@ def run():
             raise OSError(ctypes.get_errno(), "setns")
         os.close(fd)
         out.append(str(threading.get_native_id()))
-    time.sleep(60)
+    time.sleep(600)
 t = threading.Thread(target=run, daemon=True)
 t.start()
 while not out:
     time.sleep(0.01)
 print(out[0], flush=True)
-time.sleep(60)
+time.sleep(600)
 "#;
 
 /// The sources to compare: the kernel's lists where this kernel has them, and /proc.
@@ -201,12 +201,12 @@ fn mount_in_a_taskless_mount_namespace(test: &str, how: MntNsHold) {
     let dir = tempdir();
     let pin = format!("{dir}/pin");
     std::fs::write(&pin, b"").unwrap();
-    let script = format!("mount --bind {path} {pin} && echo mounted && exec sleep 60");
+    let script = format!("mount --bind {path} {pin} && echo mounted && exec sleep 600");
     let (mounter, _) =
         spawn_ready(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
     let mnt_ns = ns_inode(mounter.pid(), "mnt");
     let own_ns = format!("/proc/{}/ns/mnt", mounter.pid());
-    let hold = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(60)\n";
+    let hold = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(600)\n";
     let mnt_pin = format!("{dir}/mntpin");
     let (_holder, held_by, entry) = match how {
         MntNsHold::Fd => {
