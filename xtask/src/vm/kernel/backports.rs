@@ -60,9 +60,25 @@ impl Apt {
     pub fn newest_kernel(&self, series: &str) -> anyhow::Result<(String, String, String)> {
         let regex = format!("^linux-binary-{series}\\.[0-9]+\\+deb[0-9]+-amd64$");
         let out = output(self.cmd("apt-cache").args(["search", "--names-only", &regex]))?;
-        let names: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
-        if names.is_empty() {
+        let found: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        if found.is_empty() {
             bail!("trixie-backports has no package matching {regex}");
+        }
+        // 9p and virtio are modules in this flavour: a kernel whose modules
+        // package the archive no longer has cannot mount the host's root.
+        let modules =
+            modules_packages(&output(self.cmd("apt-cache").args(["search", "--names-only", "^linux-modules-"]))?);
+        let names: Vec<&str> = found
+            .iter()
+            .copied()
+            .filter(|b| modules.contains(&b.replacen("linux-binary-", "linux-modules-", 1)))
+            .collect();
+        if names.is_empty() {
+            bail!(
+                "trixie-backports has {} but none of their linux-modules-* packages (9p and virtio are modules in \
+                 this flavour, so the VM could not mount the host's root)",
+                found.join(", ")
+            );
         }
         let show = output(self.cmd("apt-cache").args(["show", "--no-all-versions"]).args(&names))?;
         let (binary, version) =
@@ -71,8 +87,13 @@ impl Apt {
         Ok((binary, modules, version))
     }
 
-    /// `pkg` at `version` as a .deb in `dir`.
+    /// `pkg` at `version` as a .deb in `dir` (kept: later runs reuse it).
     pub fn download(&self, pkg: &str, version: &str, dir: &Path) -> anyhow::Result<PathBuf> {
         download_with(self.cmd("apt-get"), pkg, version, dir)
     }
+}
+
+/// Package names in an `apt-cache search` listing.
+fn modules_packages(listing: &str) -> std::collections::HashSet<String> {
+    listing.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect()
 }
