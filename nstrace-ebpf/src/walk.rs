@@ -18,7 +18,8 @@ mod fds;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_task, generated::bpf_loop},
-    macros::raw_tracepoint,
+    macros::{map, raw_tracepoint},
+    maps::PerCpuArray,
     programs::RawTracePointContext,
 };
 use nstrace_common::{
@@ -38,8 +39,42 @@ use crate::{
     read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
 };
 
-/// Most entries one run visits (keeps verification cheap).
+/// Most entries one run visits.
 pub(crate) const CHUNK: u32 = 1 << 16;
+
+/// A walk's per-iteration callback: `ctx` points at a pointer to the run's
+/// state (see [`run_loop`]); returns 1 to stop the loop.
+type StepFn = unsafe extern "C" fn(u64, *mut core::ffi::c_void) -> i64;
+
+/// Calls `step` up to `budget` times with `state`. The state lives in a
+/// per-CPU map, not on the stack, and the callback reaches it through a
+/// pointer: the verifier then knows nothing of its fields, so every
+/// iteration starts from the same verifier state and the callback is
+/// verified in a pass or two. On the stack, the fields' known values made
+/// each iteration a new state (the fd walk took 450,000 verified
+/// instructions on 6.18, minutes under emulation on 7.3).
+#[inline(always)]
+pub(crate) fn run_loop<T>(budget: u32, step: StepFn, state: *mut T) {
+    let mut at = state;
+    unsafe { bpf_loop(budget, step as *mut core::ffi::c_void, (&raw mut at).cast(), 0) };
+}
+
+/// The state [`run_loop`] passes to a callback as `ctx`.
+///
+/// # Safety
+/// `ctx` must be the `ctx` of a callback called by [`run_loop`] with a `*mut T`.
+#[inline(always)]
+pub(crate) unsafe fn step_of<'a, T>(ctx: *mut core::ffi::c_void) -> &'a mut T {
+    unsafe { &mut **(ctx as *mut *mut T) }
+}
+
+/// This CPU's namespace-walk run state.
+#[map]
+static NS_STEP: PerCpuArray<Step> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's task-walk run state.
+#[map]
+static TASK_STEP: PerCpuArray<TaskStep> = PerCpuArray::with_max_entries(1, 0);
 
 #[raw_tracepoint]
 pub fn ns_walk(_ctx: RawTracePointContext) -> i32 {
@@ -89,7 +124,7 @@ fn is_entry(common: u64, expected_flag: u32) -> bool {
     u32_at(common, config!(offsets.ns_type)) == expected_flag && u32_at(common, config!(offsets.ns_inum)) != 0
 }
 
-/// State of one run, shared with the per-entry callback on the stack.
+/// State of one run, shared with the per-entry callback (see [`run_loop`]).
 #[repr(C)]
 struct Step {
     /// Current position (may be the list head).
@@ -145,7 +180,11 @@ fn try_ns_walk() -> (u32, u32) {
             return (walk_status::RESTART, 0);
         }
     }
-    let mut step = Step {
+    let Some(step) = NS_STEP.get_ptr_mut(0) else {
+        return (walk_status::UNSUPPORTED, 0);
+    };
+    let step = unsafe { &mut *step };
+    *step = Step {
         pos: node,
         cursor: node,
         start: unsafe { (*state).start_node },
@@ -155,9 +194,7 @@ fn try_ns_walk() -> (u32, u32) {
         emitted: 0,
         status: walk_status::MORE,
     };
-    unsafe {
-        bpf_loop(budget, walk_step as *mut core::ffi::c_void, (&raw mut step).cast(), 0);
-    }
+    run_loop(budget, walk_step, step);
     match step.status {
         walk_status::MORE => {
             let id = u64_at(step.cursor - list_off as u64, config!(offsets.ns_id));
@@ -173,8 +210,7 @@ fn try_ns_walk() -> (u32, u32) {
 /// One list entry per call; returns 1 to stop the loop.
 #[inline(never)]
 unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let step = ctx as *mut Step;
-    let s = unsafe { &mut *step };
+    let s = unsafe { step_of::<Step>(ctx) };
     let ty = (s.ty & 7) as usize;
     let next = ptr_at(s.pos, 0); // list_head.next
     if next == 0 {
@@ -308,7 +344,11 @@ fn try_task_walk() -> (u32, u32) {
             return (walk_status::RESTART, 0);
         }
     }
-    let mut step = TaskStep {
+    let Some(step) = TASK_STEP.get_ptr_mut(0) else {
+        return (walk_status::UNSUPPORTED, 0);
+    };
+    let step = unsafe { &mut *step };
+    *step = TaskStep {
         pos: node,
         cursor: node,
         start: unsafe { (*state).start_node },
@@ -318,9 +358,7 @@ fn try_task_walk() -> (u32, u32) {
         reuse: 0,
         _pad: 0,
     };
-    unsafe {
-        bpf_loop(budget, task_step as *mut core::ffi::c_void, (&raw mut step).cast(), 0);
-    }
+    run_loop(budget, task_step, step);
     match step.status {
         walk_status::MORE => {
             let pid = u32_at(step.cursor - list_off as u64, config!(offsets.task_pid));
@@ -335,7 +373,7 @@ fn try_task_walk() -> (u32, u32) {
 
 #[inline(never)]
 unsafe extern "C" fn task_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let s = unsafe { &mut *(ctx as *mut TaskStep) };
+    let s = unsafe { step_of::<TaskStep>(ctx) };
     let next = ptr_at(s.pos, 0);
     if next == 0 {
         s.status = walk_status::RESTART;

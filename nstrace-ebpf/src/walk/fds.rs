@@ -14,8 +14,9 @@
 //! that unshared its file table (CLONE_FILES).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, generated::bpf_loop},
-    macros::raw_tracepoint,
+    helpers::bpf_get_current_task,
+    macros::{map, raw_tracepoint},
+    maps::PerCpuArray,
     programs::RawTracePointContext,
 };
 use nstrace_common::{
@@ -24,7 +25,7 @@ use nstrace_common::{
     ns::NSFS_MAGIC,
 };
 
-use super::{budget, report, reset};
+use super::{budget, report, reset, run_loop, step_of};
 use crate::{
     maps::{WALK, WALK_STATE, config, count_lost},
     read::{header, ptr_at, u32_at, u64_at},
@@ -40,7 +41,11 @@ pub fn fd_walk(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// State of one run, shared with the per-iteration callback on the stack.
+/// This CPU's run state (see [`run_loop`]).
+#[map]
+static FD_STEP: PerCpuArray<FdStep> = PerCpuArray::with_max_entries(1, 0);
+
+/// State of one run, shared with the per-iteration callback.
 #[repr(C)]
 struct FdStep {
     /// List node of the task in progress (or of the last one finished).
@@ -83,7 +88,11 @@ fn try_fd_walk() -> (u32, u32) {
         return (walk_status::UNSUPPORTED, 0);
     }
     let budget = budget(state);
-    let mut s = FdStep {
+    let Some(s) = FD_STEP.get_ptr_mut(0) else {
+        return (walk_status::UNSUPPORTED, 0);
+    };
+    let s = unsafe { &mut *s };
+    *s = FdStep {
         pos: 0,
         start: 0,
         list_off: list_off as u64,
@@ -120,15 +129,13 @@ fn try_fd_walk() -> (u32, u32) {
         s.last = (node == s.start) as u32;
         let resume = unsafe { (*state).resume_fd };
         if resume != NEXT_TASK {
-            load_task(&mut s, task, resume);
+            load_task(s, task, resume);
         } else if s.last != 0 {
             reset(state);
             return (walk_status::COMPLETE, 0);
         }
     }
-    unsafe {
-        bpf_loop(budget, fd_step as *mut core::ffi::c_void, (&raw mut s).cast(), 0);
-    }
+    run_loop(budget, fd_step, s);
     if s.status != walk_status::MORE {
         reset(state);
         return (s.status, s.emitted);
@@ -195,7 +202,7 @@ static BIT_OF_SLOT: [u8; 64] = {
 /// One step; returns 1 to stop the loop.
 #[inline(never)]
 unsafe extern "C" fn fd_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let s = unsafe { &mut *(ctx as *mut FdStep) };
+    let s = unsafe { step_of::<FdStep>(ctx) };
     if s.task == 0 {
         let next = ptr_at(s.pos, 0); // list_head.next
         if next == 0 {
