@@ -68,6 +68,17 @@ pub(crate) unsafe fn step_of<'a, T>(ctx: *mut core::ffi::c_void) -> &'a mut T {
     unsafe { &mut **(ctx as *mut *mut T) }
 }
 
+/// This CPU's entry of `map`, set to `init`: a run's fresh state.
+#[inline(always)]
+pub(crate) fn fresh_step<T>(map: &'static PerCpuArray<T>, init: T) -> Option<&'static mut T> {
+    let at = map.get_ptr_mut(0)?;
+    // SAFETY: a live value of this map; a run is the only user of this CPU's entry.
+    unsafe {
+        *at = init;
+        Some(&mut *at)
+    }
+}
+
 /// This CPU's namespace-walk run state.
 #[map]
 static NS_STEP: PerCpuArray<Step> = PerCpuArray::with_max_entries(1, 0);
@@ -180,11 +191,7 @@ fn try_ns_walk() -> (u32, u32) {
             return (walk_status::RESTART, 0);
         }
     }
-    let Some(step) = NS_STEP.get_ptr_mut(0) else {
-        return (walk_status::UNSUPPORTED, 0);
-    };
-    let step = unsafe { &mut *step };
-    *step = Step {
+    let init = Step {
         pos: node,
         cursor: node,
         start: unsafe { (*state).start_node },
@@ -193,6 +200,9 @@ fn try_ns_walk() -> (u32, u32) {
         expected,
         emitted: 0,
         status: walk_status::MORE,
+    };
+    let Some(step) = fresh_step(&NS_STEP, init) else {
+        return (walk_status::UNSUPPORTED, 0);
     };
     run_loop(budget, walk_step, step);
     match step.status {
@@ -344,11 +354,7 @@ fn try_task_walk() -> (u32, u32) {
             return (walk_status::RESTART, 0);
         }
     }
-    let Some(step) = TASK_STEP.get_ptr_mut(0) else {
-        return (walk_status::UNSUPPORTED, 0);
-    };
-    let step = unsafe { &mut *step };
-    *step = TaskStep {
+    let init = TaskStep {
         pos: node,
         cursor: node,
         start: unsafe { (*state).start_node },
@@ -357,6 +363,9 @@ fn try_task_walk() -> (u32, u32) {
         status: walk_status::MORE,
         reuse: 0,
         _pad: 0,
+    };
+    let Some(step) = fresh_step(&TASK_STEP, init) else {
+        return (walk_status::UNSUPPORTED, 0);
     };
     run_loop(budget, task_step, step);
     match step.status {

@@ -25,7 +25,7 @@ use nstrace_common::{
     ns::NSFS_MAGIC,
 };
 
-use super::{budget, report, reset, run_loop, step_of};
+use super::{budget, fresh_step, report, reset, run_loop, step_of};
 use crate::{
     maps::{WALK, WALK_STATE, config, count_lost},
     read::{header, ptr_at, u32_at, u64_at},
@@ -88,11 +88,7 @@ fn try_fd_walk() -> (u32, u32) {
         return (walk_status::UNSUPPORTED, 0);
     }
     let budget = budget(state);
-    let Some(s) = FD_STEP.get_ptr_mut(0) else {
-        return (walk_status::UNSUPPORTED, 0);
-    };
-    let s = unsafe { &mut *s };
-    *s = FdStep {
+    let init = FdStep {
         pos: 0,
         start: 0,
         list_off: list_off as u64,
@@ -108,6 +104,9 @@ fn try_fd_walk() -> (u32, u32) {
         emitted: 0,
         status: walk_status::MORE,
         _pad: 0,
+    };
+    let Some(s) = fresh_step(&FD_STEP, init) else {
+        return (walk_status::UNSUPPORTED, 0);
     };
     let node = unsafe { (*state).cursor_node };
     if node == 0 {
