@@ -125,6 +125,10 @@ pub mod config_flags {
     pub const READY: u32 = 1 << 0;
     /// The kernel has the per-type namespace lists (6.18+).
     pub const HAS_NS_TREE: u32 = 1 << 1;
+    /// Creates are first sightings by the task and syscall hooks (no
+    /// constructor hook): a namespace an unshare or clone flag asked for is
+    /// new for certain, even under a key `KNOWN` already holds.
+    pub const CREATES_FROM_SYSCALLS: u32 = 1 << 2;
 }
 
 impl KernelOffsets {

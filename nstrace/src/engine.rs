@@ -185,7 +185,11 @@ impl Engine {
             mechanisms.snapshot
         );
         let t = std::time::Instant::now();
-        let mut tracer = Tracer::load(&opts.load)?;
+        let load = crate::kernel::loader::LoadOptions {
+            creates_from_syscalls: mechanisms.create == crate::kernel::mechanism::Create::Tracepoints,
+            ..opts.load.clone()
+        };
+        let mut tracer = Tracer::load(&load)?;
         let mut source = match mechanisms.snapshot {
             // The pinned walk programs when they can be used: loading and
             // verifying them is most of a start's cost.

@@ -139,13 +139,42 @@ fn short_lived_uts() -> u64 {
     inode.unwrap_or_else(|| panic!("readlink printed {link:?}"))
 }
 
-#[test]
-fn proc_rescan_sees_a_reused_inode_at_once() {
-    // Before 6.18, without a destroy hook, keys are type+inode and a death
-    // is seen at the next /proc re-scan (1 s). A namespace that takes a
-    // dead one's inode before that must still be reported as created, and
-    // the dead one as destroyed: the hooks see a new struct under the key.
-    let test = "proc_rescan_sees_a_reused_inode_at_once";
+/// Two uts namespaces one after the other, the first one's last task
+/// exiting while an fd to it is open (as a `readlink` of /proc/PID/ns or a
+/// `/proc` scan holds one for a moment), so the exit hook cannot tell it
+/// dies there; the fd is closed at once after. All on one CPU, so that the
+/// second namespace is likely to take the first one's memory as well as
+/// its inode. Returns both inodes.
+fn uts_outliving_its_task_then_another() -> (u64, u64) {
+    let script = r#"
+        ours=$(readlink /proc/self/ns/uts)
+        unshare --uts sleep 0.5 & pid=$!
+        while [ "$(readlink /proc/$pid/ns/uts)" = "$ours" ]; do :; done
+        exec 3</proc/$pid/ns/uts
+        wait $pid
+        readlink /proc/self/fd/3
+        exec 3<&-
+        unshare --uts readlink /proc/self/ns/uts
+    "#;
+    let out = Command::new("taskset").args(["-c", "0", "sh", "-c", script]).output().expect("taskset");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let inodes: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("uts:[").and_then(|l| l.strip_suffix(']')).and_then(|n| n.parse().ok()))
+        .collect();
+    assert_eq!(inodes.len(), 2, "the script printed {text:?} {}", String::from_utf8_lossy(&out.stderr));
+    (inodes[0], inodes[1])
+}
+
+fn two_short_lived_uts() -> (u64, u64) {
+    (short_lived_uts(), short_lived_uts())
+}
+
+/// Before 6.18, without a destroy hook, keys are type+inode and a death is
+/// seen at the next /proc re-scan (1 s). A namespace that takes a dead
+/// one's inode (and even its memory) before that must still be reported as
+/// created, and the dead one as destroyed.
+fn reused_inode_is_reported(test: &str, two_namespaces: fn() -> (u64, u64)) {
     let forced = ["create=tracepoints", "destroy=proc-rescan", "snapshot=proc"];
     if !root_or_skip(test) || !available(test, &forced) {
         return;
@@ -160,7 +189,7 @@ fn proc_rescan_sees_a_reused_inode_at_once() {
     }
     let trace = Trace::start(&args);
     for _ in 0..5 {
-        let (first, second) = (short_lived_uts(), short_lived_uts());
+        let (first, second) = two_namespaces();
         if first != second {
             continue; // the kernel handed out another inode: try again
         }
@@ -183,6 +212,19 @@ fn proc_rescan_sees_a_reused_inode_at_once() {
         return;
     }
     skip(test, "the kernel never reused an inode at once in 5 tries");
+}
+
+#[test]
+fn proc_rescan_sees_a_reused_inode_at_once() {
+    reused_inode_is_reported("proc_rescan_sees_a_reused_inode_at_once", two_short_lived_uts);
+}
+
+#[test]
+fn a_reused_inode_is_seen_when_a_reference_outlived_the_last_task() {
+    reused_inode_is_reported(
+        "a_reused_inode_is_seen_when_a_reference_outlived_the_last_task",
+        uts_outliving_its_task_then_another,
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 
 use nstrace_common::{
     event::{EventKind, NsCreateEvent, NsRef, create_cause},
-    ns::{NsType, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
+    config::config_flags,
+    ns::{NS_TYPES, NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
 };
 
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_task};
@@ -38,33 +39,67 @@ pub fn lineage(ns: u64, ty: usize) -> (NsRef, NsRef, u32) {
     }
 }
 
+/// Slots of a task's namespace set that `cause` with clone or unshare
+/// `flags` filled with a new namespace, as bits (none unless creates are
+/// first sightings: a constructor hook has already reported them). A
+/// clone's child gets each asked-for type as its own; unshare leaves the
+/// task's pid and time namespaces and changes those for its children.
+#[inline(always)]
+fn fresh_slots(cause: u32, flags: u64) -> u32 {
+    if config!(flags) & config_flags::CREATES_FROM_SYSCALLS == 0
+        || (cause != create_cause::FORK && cause != create_cause::UNSHARE)
+    {
+        return 0;
+    }
+    let mut bits = 0;
+    let mut i = 0;
+    while i < NS_TYPES {
+        let ty = NsType::ALL[i];
+        if flags & ty.clone_flag() != 0 {
+            bits |= 1
+                << match ty {
+                    NsType::Pid if cause == create_cause::UNSHARE => SLOT_PID_FOR_CHILDREN,
+                    NsType::Time if cause == create_cause::UNSHARE => SLOT_TIME_FOR_CHILDREN,
+                    _ => i,
+                };
+        }
+        i += 1;
+    }
+    bits
+}
+
 /// Reports each namespace of `task` (read into `set`) not seen before.
 #[inline(always)]
 pub fn report_new_namespaces(task: u64, set: &TaskNsSet, cause: u32, flags: u64, tgid: u32, tid: u32) {
+    let fresh = fresh_slots(cause, flags);
     let mut i = 0;
     while i < TASK_NS_SLOTS {
         let ty = SLOT_TYPES[i] as usize;
         let ns = set.ptrs[i];
         let me = set.refs[i];
+        let new = fresh & (1 << i) != 0;
         i += 1;
         if me.inum == 0 {
             continue;
         }
-        report_one(ns, ty, me, cause, flags, tgid, tid, task);
+        report_one(ns, ty, me, cause, flags, tgid, tid, task, new);
     }
 }
 
 /// Reports the namespace struct `ns` of type `ty` (id and inode `me`) if
-/// no hook reported it before; `task` is the task it was seen in.
+/// no hook reported it before; `task` is the task it was seen in. `new`:
+/// the flags of the syscall that made it say it is new, so a key `KNOWN`
+/// holds with this very struct address names a dead namespace whose
+/// memory and inode it took.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u32, tid: u32, task: u64) {
+pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u32, tid: u32, task: u64, new: bool) {
     let key = known_key(&me, ty);
     let mut cause = cause;
     if let Some(seen) = KNOWN.get_ptr_mut(&key) {
         // SAFETY: a live map value of this map's value type.
         let before = unsafe { *seen };
-        if before == ns {
+        if before == ns && !new {
             return; // already reported
         }
         unsafe { *seen = ns };
@@ -73,7 +108,9 @@ pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u
         }
         // Another struct under the same type+inode, or the key was marked
         // dying at its last task's exit (`hooks::task::DYING`: the new one
-        // may even have the old one's address): the old namespace died and
+        // may even have the old one's address), or the same address with a
+        // flag asking for a new namespace (a transient reference at the last
+        // exit kept the key from being marked): the old namespace died and
         // a new one took its inode before user space heard of the death
         // (without a destroy hook, before 6.18). Report it as new.
         cause |= create_cause::REPLACED;

@@ -56,7 +56,7 @@ fn report_constructed(ns: u64, ty: usize, cause: u32) {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let task = unsafe { bpf_get_current_task() };
-    report_one(ns, ty, me, cause, 0, (pid_tgid >> 32) as u32, pid_tgid as u32, task);
+    report_one(ns, ty, me, cause, 0, (pid_tgid >> 32) as u32, pid_tgid as u32, task, false);
 }
 
 #[inline(always)]

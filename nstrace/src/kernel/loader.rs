@@ -64,11 +64,14 @@ pub struct LoadOptions {
     pub events_ring_bytes: u32,
     /// Capacity of the map of known namespaces.
     pub known_entries: u32,
+    /// The create mechanism is the task and syscall tracepoints
+    /// ([`config_flags::CREATES_FROM_SYSCALLS`]).
+    pub creates_from_syscalls: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { events_ring_bytes: 4 * 1024 * 1024, known_entries: 1 << 18 }
+        LoadOptions { events_ring_bytes: 4 * 1024 * 1024, known_entries: 1 << 18, creates_from_syscalls: false }
     }
 }
 
@@ -77,7 +80,7 @@ impl LoadOptions {
     /// made as small as the kernel allows (creating them is most of the cost
     /// of loading).
     pub fn snapshot_only() -> LoadOptions {
-        LoadOptions { events_ring_bytes: 4096, known_entries: 1 }
+        LoadOptions { events_ring_bytes: 4096, known_entries: 1, creates_from_syscalls: false }
     }
 }
 
@@ -123,6 +126,9 @@ impl Tracer {
         let mut flags = config_flags::READY;
         if has_ns_tree(&offsets) {
             flags |= config_flags::HAS_NS_TREE;
+        }
+        if opts.creates_from_syscalls {
+            flags |= config_flags::CREATES_FROM_SYSCALLS;
         }
         let (tp_arg0, tp_arg1, tp_ret) = syscall_record_offsets();
         let tp_arg3 = mount_record_offset(tp_arg1);
