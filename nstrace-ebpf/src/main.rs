@@ -4,6 +4,7 @@
 #![no_main]
 
 mod hooks;
+mod loops;
 mod maps;
 mod read;
 mod walk;

@@ -17,7 +17,7 @@
 mod fds;
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, generated::bpf_loop},
+    helpers::bpf_get_current_task,
     macros::{map, raw_tracepoint},
     maps::PerCpuArray,
     programs::RawTracePointContext,
@@ -31,6 +31,7 @@ use nstrace_common::{
 };
 
 use crate::{
+    loops::{fresh_step, run_loop, step_of},
     hooks::{
         create::lineage,
         task::{active_pid_ns, fill_task_event, read_task_set_reusing},
@@ -41,43 +42,6 @@ use crate::{
 
 /// Most entries one run visits.
 pub(crate) const CHUNK: u32 = 1 << 16;
-
-/// A walk's per-iteration callback: `ctx` points at a pointer to the run's
-/// state (see [`run_loop`]); returns 1 to stop the loop.
-type StepFn = unsafe extern "C" fn(u64, *mut core::ffi::c_void) -> i64;
-
-/// Calls `step` up to `budget` times with `state`. The state lives in a
-/// per-CPU map, not on the stack, and the callback reaches it through a
-/// pointer: the verifier then knows nothing of its fields, so every
-/// iteration starts from the same verifier state and the callback is
-/// verified in a pass or two. On the stack, the fields' known values made
-/// each iteration a new state (the fd walk took 450,000 verified
-/// instructions on 6.18, minutes under emulation on 7.3).
-#[inline(always)]
-pub(crate) fn run_loop<T>(budget: u32, step: StepFn, state: *mut T) {
-    let mut at = state;
-    unsafe { bpf_loop(budget, step as *mut core::ffi::c_void, (&raw mut at).cast(), 0) };
-}
-
-/// The state [`run_loop`] passes to a callback as `ctx`.
-///
-/// # Safety
-/// `ctx` must be the `ctx` of a callback called by [`run_loop`] with a `*mut T`.
-#[inline(always)]
-pub(crate) unsafe fn step_of<'a, T>(ctx: *mut core::ffi::c_void) -> &'a mut T {
-    unsafe { &mut **(ctx as *mut *mut T) }
-}
-
-/// This CPU's entry of `map`, set to `init`: a run's fresh state.
-#[inline(always)]
-pub(crate) fn fresh_step<T>(map: &'static PerCpuArray<T>, init: T) -> Option<&'static mut T> {
-    let at = map.get_ptr_mut(0)?;
-    // SAFETY: a live value of this map; a run is the only user of this CPU's entry.
-    unsafe {
-        *at = init;
-        Some(&mut *at)
-    }
-}
 
 /// This CPU's namespace-walk run state.
 #[map]

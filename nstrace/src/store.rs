@@ -303,7 +303,9 @@ impl NsStore {
     pub fn on_create(&mut self, c: &NsCreateEvent, out: &mut Vec<Event>) -> bool {
         let Some(ns_type) = NsType::from_u32(c.ns_type) else { return false };
         let key = ns_key(c.id, c.ns_type, c.inum);
-        if self.deaths.is_stale(key, c.header.ts_ns) {
+        // (A record flagged REPLACED is of a new namespace for certain, even
+        // one that came and went before the re-scan that saw the death.)
+        if c.cause & create_cause::REPLACED == 0 && self.deaths.is_stale(key, c.header.ts_ns) {
             return false;
         }
         let created = self.clock.unix(c.header.ts_ns);

@@ -71,7 +71,10 @@ fn unshare_of_each_type_creates_and_destroys() {
             .wait_for(SEEN, |v| {
                 v["event"] == "create" && v["type"] == ty && v["pid"] == pid && k.cause_matches(v, "unshare")
             })
-            .unwrap_or_else(|| panic!("no create event for the new {ty} ns of {pid}"));
+            .unwrap_or_else(|| {
+                let of_type: Vec<_> = trace.events().into_iter().filter(|v| v["type"] == ty || v["pid"] == pid).collect();
+                panic!("no create event for the new {ty} ns of {pid}; events of that type or pid: {of_type:?}")
+            });
         assert!(!k.has_ns_ids || create["id"].as_u64().unwrap() > 0);
         assert!(create["inode"].as_u64().unwrap() > 0);
         assert_eq!(create["comm"], "unshare");

@@ -6,13 +6,18 @@
 use nstrace_common::{
     event::{EventKind, NsCreateEvent, NsRef, create_cause},
     config::config_flags,
-    ns::{NS_TYPES, NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
+    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
 };
 
-use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_task};
+use aya_ebpf::{
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_task},
+    macros::map,
+    maps::PerCpuArray,
+};
 
 use crate::{
-    maps::{EVENTS, KNOWN, TaskNsSet, config, count_lost, wakeup_flags},
+    loops::{fresh_step, run_loop, step_of},
+    maps::{EVENTS, KNOWN, TASK_NS_SET, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, owner_of, ptr_at, read_args, read_comm, u32_at},
 };
 
@@ -39,58 +44,86 @@ pub fn lineage(ns: u64, ty: usize) -> (NsRef, NsRef, u32) {
     }
 }
 
-/// Slots of a task's namespace set that `cause` with clone or unshare
-/// `flags` filled with a new namespace, as bits (none unless creates are
-/// first sightings: a constructor hook has already reported them). A
-/// clone's child gets each asked-for type as its own; unshare leaves the
-/// task's pid and time namespaces and changes those for its children.
+/// Whether slot `slot` of a task's namespace set holds a namespace that
+/// `cause` with clone or unshare `flags` made (never when a constructor
+/// hook reports creates: it has reported them already). A clone's child
+/// gets each asked-for type as its own; unshare leaves the task's pid and
+/// time namespaces and changes those for its children.
 #[inline(always)]
-fn fresh_slots(cause: u32, flags: u64) -> u32 {
-    if config!(flags) & config_flags::CREATES_FROM_SYSCALLS == 0
-        || (cause != create_cause::FORK && cause != create_cause::UNSHARE)
-    {
-        return 0;
+fn made_by_flags(slot: usize, cause: u32, flags: u64) -> bool {
+    if config!(flags) & config_flags::CREATES_FROM_SYSCALLS == 0 || slot >= TASK_NS_SLOTS {
+        return false;
     }
-    let mut bits = 0;
-    let mut i = 0;
-    while i < NS_TYPES {
-        let ty = NsType::ALL[i];
-        if flags & ty.clone_flag() != 0 {
-            bits |= 1
-                << match ty {
-                    NsType::Pid if cause == create_cause::UNSHARE => SLOT_PID_FOR_CHILDREN,
-                    NsType::Time if cause == create_cause::UNSHARE => SLOT_TIME_FOR_CHILDREN,
-                    _ => i,
-                };
-        }
-        i += 1;
+    let ty = SLOT_TYPES[slot];
+    if flags & ty.clone_flag() == 0 {
+        return false;
     }
-    bits
+    let for_children = slot == SLOT_PID_FOR_CHILDREN || slot == SLOT_TIME_FOR_CHILDREN;
+    match cause {
+        create_cause::FORK => !for_children,
+        create_cause::UNSHARE => match ty {
+            NsType::Pid | NsType::Time => for_children,
+            _ => true,
+        },
+        _ => false,
+    }
 }
 
-/// Reports each namespace of `task` (read into `set`) not seen before.
+/// One [`report_new_namespaces`] call's arguments, for its loop's callback.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ReportStep {
+    task: u64,
+    flags: u64,
+    cause: u32,
+    tgid: u32,
+    tid: u32,
+    _reserved: u32,
+}
+
+/// This CPU's [`ReportStep`].
+#[map]
+static REPORT_STEP: PerCpuArray<ReportStep> = PerCpuArray::with_max_entries(1, 0);
+
+/// Reports each namespace of `task` (read into this CPU's `TASK_NS_SET`)
+/// not seen before. A `bpf_loop` over the slots: unrolled, the ten inlined
+/// reports cost the verifier 70,000 instructions per hook.
 #[inline(always)]
-pub fn report_new_namespaces(task: u64, set: &TaskNsSet, cause: u32, flags: u64, tgid: u32, tid: u32) {
-    let fresh = fresh_slots(cause, flags);
-    let mut i = 0;
-    while i < TASK_NS_SLOTS {
-        let ty = SLOT_TYPES[i] as usize;
-        let ns = set.ptrs[i];
-        let me = set.refs[i];
-        let new = fresh & (1 << i) != 0;
-        i += 1;
-        if me.inum == 0 {
-            continue;
-        }
-        report_one(ns, ty, me, cause, flags, tgid, tid, task, new);
+pub fn report_new_namespaces(task: u64, cause: u32, flags: u64, tgid: u32, tid: u32) {
+    let init = ReportStep { task, flags, cause, tgid, tid, _reserved: 0 };
+    let Some(step) = fresh_step(&REPORT_STEP, init) else { return };
+    run_loop(TASK_NS_SLOTS as u32, report_slot, step);
+}
+
+unsafe extern "C" fn report_slot(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let s = unsafe { *step_of::<ReportStep>(ctx) };
+    let slot = index as usize;
+    if slot >= TASK_NS_SLOTS {
+        return 1;
     }
+    let Some(set) = TASK_NS_SET.get_ptr(0) else { return 1 };
+    let (ns, me) = unsafe { ((*set).ptrs[slot], (*set).refs[slot]) };
+    if me.inum != 0 {
+        let new = made_by_flags(slot, s.cause, s.flags);
+        // SLOT_TYPES without a table load, which the verifier could not
+        // bound (per-type offsets are indexed by the type).
+        let ty = match slot {
+            SLOT_PID_FOR_CHILDREN => NsType::Pid as usize,
+            SLOT_TIME_FOR_CHILDREN => NsType::Time as usize,
+            _ => slot,
+        };
+        report_one(ns, ty, me, s.cause, s.flags, s.tgid, s.tid, s.task, new);
+    }
+    0
 }
 
 /// Reports the namespace struct `ns` of type `ty` (id and inode `me`) if
 /// no hook reported it before; `task` is the task it was seen in. `new`:
-/// the flags of the syscall that made it say it is new, so a key `KNOWN`
-/// holds with this very struct address names a dead namespace whose
-/// memory and inode it took.
+/// the flags of the call that made it say it is new, so a key `KNOWN`
+/// holds names a dead namespace whose inode (and maybe memory) it took:
+/// one whose last task's exit could not tell it died, or one user space
+/// declared known from a snapshot and that died before a destroy hook was
+/// attached.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u32, tid: u32, task: u64, new: bool) {
@@ -103,7 +136,7 @@ pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u
             return; // already reported
         }
         unsafe { *seen = ns };
-        if before == 0 {
+        if before == 0 && !new {
             return; // declared known by user space; now its struct is known
         }
         // Another struct under the same type+inode, or the key was marked

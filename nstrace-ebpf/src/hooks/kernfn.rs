@@ -44,9 +44,10 @@ fn type_of_flag(flag: u32) -> usize {
 
 /// Reports the namespace struct `ns` of type `ty` a constructor returned
 /// (the old one when its flag was not asked for: already known, so not
-/// reported again).
+/// reported again). `new`: the flags asked for a new one, so a key `KNOWN`
+/// holds names a dead namespace (see [`report_one`]).
 #[inline(always)]
-fn report_constructed(ns: u64, ty: usize, cause: u32) {
+fn report_constructed(ns: u64, ty: usize, cause: u32, new: bool) {
     if ns == 0 || ns >= MAX_ERRNO.wrapping_neg() {
         return;
     }
@@ -56,7 +57,7 @@ fn report_constructed(ns: u64, ty: usize, cause: u32) {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let task = unsafe { bpf_get_current_task() };
-    report_one(ns, ty, me, cause, 0, (pid_tgid >> 32) as u32, pid_tgid as u32, task, false);
+    report_one(ns, ty, me, cause, 0, (pid_tgid >> 32) as u32, pid_tgid as u32, task, new);
 }
 
 #[inline(always)]
@@ -92,7 +93,9 @@ pub fn fexit_ns_tree_add(ctx: FExitContext) -> i32 {
     let ty = type_of_flag(u32_at(common, config!(offsets.ns_type)));
     let off = ns_common_off(ty);
     if common != 0 && off != nstrace_common::config::ABSENT {
-        report_constructed(common - off as u64, ty, create_cause::NS_TREE_ADD);
+        // Not `new`: a walk may list it between the add and this hook, and
+        // its id key is never another namespace's.
+        report_constructed(common - off as u64, ty, create_cause::NS_TREE_ADD, false);
     }
     0
 }
@@ -157,15 +160,18 @@ macro_rules! constructor {
         #[fexit(function = $func)]
         pub fn $fexit(ctx: FExitContext) -> i32 {
             // fexit sees the arguments, then the return value.
+            let flags: u64 = ctx.arg(0);
             let ns: u64 = ctx.arg(3);
-            report_constructed(ns, $ty as usize, create_cause::CONSTRUCTOR);
+            report_constructed(ns, $ty as usize, create_cause::CONSTRUCTOR, flags & $ty.clone_flag() != 0);
             0
         }
 
         #[kretprobe(function = $func)]
         pub fn $kretprobe(ctx: RetProbeContext) -> u32 {
+            // (The flags are gone at return: a key user space declared
+            // known just before this namespace took it is not seen through.)
             let ns: u64 = ctx.ret();
-            report_constructed(ns, $ty as usize, create_cause::CONSTRUCTOR);
+            report_constructed(ns, $ty as usize, create_cause::CONSTRUCTOR, false);
             0
         }
     };
@@ -188,15 +194,16 @@ constructor!(fexit_copy_time_ns, kretprobe_copy_time_ns, "copy_time_ns", NsType:
 //                                   struct user_namespace *user_ns, struct fs_struct *new_fs)
 #[fexit(function = "copy_mnt_ns")]
 pub fn fexit_copy_mnt_ns(ctx: FExitContext) -> i32 {
+    let flags: u64 = ctx.arg(0);
     let ns: u64 = ctx.arg(4);
-    report_constructed(ns, NsType::Mnt as usize, create_cause::CONSTRUCTOR);
+    report_constructed(ns, NsType::Mnt as usize, create_cause::CONSTRUCTOR, flags & NsType::Mnt.clone_flag() != 0);
     0
 }
 
 #[kretprobe(function = "copy_mnt_ns")]
 pub fn kretprobe_copy_mnt_ns(ctx: RetProbeContext) -> u32 {
     let ns: u64 = ctx.ret();
-    report_constructed(ns, NsType::Mnt as usize, create_cause::CONSTRUCTOR);
+    report_constructed(ns, NsType::Mnt as usize, create_cause::CONSTRUCTOR, false);
     0
 }
 
@@ -209,7 +216,7 @@ pub fn fexit_create_user_ns(ctx: FExitContext) -> i32 {
     let ret: i64 = ctx.arg(1);
     if ret == 0 {
         let ns = ptr_at(cred, config!(offsets.cred_user_ns));
-        report_constructed(ns, NsType::User as usize, create_cause::CONSTRUCTOR);
+        report_constructed(ns, NsType::User as usize, create_cause::CONSTRUCTOR, true);
     }
     0
 }

@@ -102,7 +102,7 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
     let _ = INFLIGHT.remove(&tid);
     if ret == 0 {
         let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };
-        report_new_namespaces(task, set, cause, flags, tgid, tid);
+        report_new_namespaces(task, cause, flags, tgid, tid);
     }
 }
 

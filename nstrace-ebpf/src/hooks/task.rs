@@ -106,7 +106,7 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     let Some(set) = read_task_set(task) else { return Err(-1) };
     let cause = if kind == EventKind::Exec { create_cause::EXEC } else { create_cause::FORK };
     if kind != EventKind::Exit {
-        report_new_namespaces(task, set, cause, clone_flags as u64, tgid, tid);
+        report_new_namespaces(task, cause, clone_flags as u64, tgid, tid);
     } else {
         mark_dying(task, set);
     }

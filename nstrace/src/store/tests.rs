@@ -593,3 +593,25 @@ fn bounded_queues_keep_the_newest() {
     push_bounded(&mut none, 1, 0);
     assert!(none.is_empty(), "a cap of 0 keeps nothing");
 }
+
+#[test]
+fn a_replaced_namespace_that_lived_and_died_between_two_rescans_is_reported() {
+    // The second namespace with an inode was made and gone before the
+    // re-scan that saw the first one's death; its record, older than that
+    // death, is not the dead one's late create: the hook said it is new.
+    let mut s = store();
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Uts, 0, 90, SEC, 7), &mut out);
+    let r = s.reconcile(&[], 3 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    assert_eq!(r.destroyed.len(), 1);
+    let replaced =
+        NsCreateEvent { cause: create_cause::UNSHARE | create_cause::REPLACED, ..create(NsType::Uts, 0, 90, 2 * SEC, 8) };
+    assert!(s.on_create(&replaced, &mut out), "the second one is reported");
+    assert_eq!(kinds(&out), ["create", "destroy", "create"]);
+    assert_eq!(s.get(ns_key(0, NsType::Uts as u32, 90)).unwrap().creator.as_ref().unwrap().pid, 8);
+    // The next re-scan finds it gone too.
+    let r = s.reconcile(&[], 4 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    assert_eq!(r.destroyed.len(), 1);
+    // An unflagged record older than the death stays stale.
+    assert!(!s.on_create(&create(NsType::Uts, 0, 90, 2 * SEC, 9), &mut out));
+}
