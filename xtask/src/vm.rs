@@ -41,6 +41,9 @@ pub struct Options {
     pub mttcg: bool,
     /// Extra arguments for every test binary (e.g. a test name filter).
     pub test_args: Vec<String>,
+    /// The suites (test binaries) to run on a kernel, by its label; every
+    /// suite on a kernel not named here.
+    pub suites: Vec<(String, Vec<String>)>,
 }
 
 impl Options {
@@ -58,7 +61,13 @@ impl Options {
             parallel: true,
             mttcg: false,
             test_args: Vec::new(),
+            suites: Vec::new(),
         }
+    }
+
+    /// Whether suite `name` runs on the kernel labelled `kernel`.
+    fn runs(&self, kernel: &str, name: &str) -> bool {
+        self.suites.iter().find(|(k, _)| k == kernel).is_none_or(|(_, only)| only.iter().any(|s| s == name))
     }
 }
 
@@ -178,7 +187,7 @@ fn quote(s: &str) -> String {
 }
 
 /// The script the guest's PID 1 (the host's /bin/sh) runs after switch_root.
-fn guest_script(staged: &Staged, opts: &Options) -> String {
+fn guest_script(kernel: &str, staged: &Staged, opts: &Options) -> String {
     let mut path: Vec<String> = env::var("PATH").unwrap_or_default().split(':').map(String::from).collect();
     for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         if !path.iter().any(|p| p == d) {
@@ -228,6 +237,10 @@ echo "$M end doctor rc=$?"
     s.push_str(&format!("cd {}\n", quote(&tests_dir.display().to_string())));
     let args: String = opts.test_args.iter().map(|a| format!(" {}", quote(a))).collect();
     for (name, exe) in &staged.tests {
+        if !opts.runs(kernel, name) {
+            s.push_str(&format!("echo \"$M skip test {name}: not chosen for this kernel\"\n"));
+            continue;
+        }
         s.push_str(&format!(
             "echo \"$M begin test {name}\"\ntimeout -k 10 {} {} --test-threads={} --color=never --show-output{args} 2>&1\n\
              echo \"$M end test {name} rc=$?\"\n",
@@ -252,7 +265,7 @@ fn boot(k: &kernel::Kernel, staged: &Staged, opts: &Options, runs: &Path) -> any
     let dir = runs.join(safe);
     fs::create_dir_all(&dir)?;
     let script = dir.join("guest.sh");
-    fs::write(&script, guest_script(staged, opts))?;
+    fs::write(&script, guest_script(&k.label, staged, opts))?;
     let initrd = dir.join("initramfs.cpio");
     fs::write(&initrd, initramfs::build(&k.modules, &script.display().to_string())?)?;
     let mut log = fs::File::create(dir.join("console.log"))?;

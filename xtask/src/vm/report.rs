@@ -54,6 +54,8 @@ pub struct Report {
     doctor_rc: Option<i32>,
     in_doctor: bool,
     binaries: Vec<Binary>,
+    /// Suites not chosen for this kernel (`Options::suites`).
+    not_run: Vec<String>,
     done: bool,
     pub timed_out: bool,
     /// Kernel oopses, warnings, lockups (first few, with what was running).
@@ -156,6 +158,10 @@ impl Report {
             "fatal" => self.errors.push(format!("guest: {rest}")),
             "warn" => self.errors.push(format!("guest: {rest}")),
             "done" => self.done = true,
+            "skip" => {
+                let name = rest.strip_prefix("test ").unwrap_or(rest);
+                self.not_run.push(name.split_once(':').map_or(name, |n| n.0).to_string());
+            }
             "begin" if rest == "doctor" => self.in_doctor = true,
             "end" if rest.starts_with("doctor") => {
                 self.in_doctor = false;
@@ -229,6 +235,9 @@ impl Report {
                 let _ = writeln!(s, "       skipped {l}");
             }
         }
+        if !self.not_run.is_empty() {
+            let _ = writeln!(s, "   not run on this kernel (chosen elsewhere): {}", self.not_run.join(", "));
+        }
         let mut slow: Vec<(&str, Duration)> =
             self.binaries.iter().flat_map(|b| b.tests.iter().map(|t| (t.0.as_str(), t.2))).collect();
         slow.sort_by_key(|t| std::cmp::Reverse(t.1));
@@ -295,6 +304,7 @@ failures:
 
 test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 3.00s
 @@nstrace-vm end test ls rc=101
+@@nstrace-vm skip test serve: not chosen for this kernel
 @@nstrace-vm done";
         let mut r = Report::new("6.1", "pkg", 2);
         for (i, l) in log.lines().enumerate() {
@@ -310,5 +320,6 @@ test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
         assert!(sum.contains("FAILED: b\n           assertion failed: x"), "{sum}");
         assert!(sum.contains("root overlay") && sum.contains("events    tracepoints"), "{sum}");
         assert!(sum.contains("kernel: Oops: int3: 0000 [#1] PREEMPT SMP NOPTI (during ls)"), "{sum}");
+        assert!(sum.contains("not run on this kernel (chosen elsewhere): serve"), "{sum}");
     }
 }
