@@ -57,7 +57,7 @@ enum Command {
         /// `--test-threads` for each test binary in the guest [default: 2, as on the host].
         #[arg(long)]
         test_threads: Option<u32>,
-        /// Minutes one VM may run before it is killed [default: 25].
+        /// Minutes one VM may run before it is killed [default: 40].
         #[arg(long)]
         timeout_min: Option<u64>,
         /// Virtual CPUs [default: 2].
