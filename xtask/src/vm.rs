@@ -54,7 +54,7 @@ impl Options {
             // A whole 7.3 VM took 23 minutes sharing 2 cores with two others; the longest binary
             // (mechanisms) about 6. This only catches a hung guest.
             timeout: Duration::from_secs(40 * 60),
-            binary_timeout: Duration::from_secs(8 * 60),
+            binary_timeout: Duration::from_secs(15 * 60),
             cpus: 2,
             memory_mib: 4096,
             // With one host thread per VM, two VMs on 2 cores take as long as one.
