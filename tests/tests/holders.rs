@@ -295,9 +295,12 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
          hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
          resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
          fds = [os.open(sys.argv[1], os.O_RDONLY) for _ in range({n})]\n\
-         print(os.readlink('/proc/self/ns/uts'), flush=True)\ntime.sleep(120)\n",
+         print(os.readlink('/proc/self/ns/uts'), flush=True)\ntime.sleep(3600)\n",
         n = per_process
     );
+    // (The holders sleep until the test ends and kills them: under emulation
+    // on a busy host, reading 75,000 fds through /proc took longer than the
+    // 120 s they used to sleep.)
     // One namespace of our own, entered by every holder: `unshare` keeps it
     // alive while the holders start, then exits.
     let (keeper, _) = spawn_ready(Command::new("unshare").args(["--uts", "sh", "-c", "echo ready; exec sleep 120"]));
@@ -356,7 +359,7 @@ fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
          \x20   assert libc.unshare(0x04000000) == 0, ctypes.get_errno()\n\
          \x20   fd = os.open('/proc/self/ns/uts', os.O_RDONLY)\n\
          \x20   inodes.append(os.fstat(fd).st_ino)\n\
-         print(min(inodes), max(inodes), len(set(inodes)), flush=True)\ntime.sleep(120)\n",
+         print(min(inodes), max(inodes), len(set(inodes)), flush=True)\ntime.sleep(3600)\n",
         n = per_process
     );
     let holders: Vec<_> = (0..processes).map(|_| spawn_ready(Command::new("python3").args(["-c", &script]))).collect();
