@@ -43,7 +43,7 @@ pub struct Options {
     pub test_args: Vec<String>,
     /// The suites (test binaries) to run on a kernel, by its label; every
     /// suite on a kernel not named here.
-    pub suites: Vec<(String, Vec<String>)>,
+    pub suites: Vec<(String, Suites)>,
 }
 
 impl Options {
@@ -67,8 +67,20 @@ impl Options {
 
     /// Whether suite `name` runs on the kernel labelled `kernel`.
     fn runs(&self, kernel: &str, name: &str) -> bool {
-        self.suites.iter().find(|(k, _)| k == kernel).is_none_or(|(_, only)| only.iter().any(|s| s == name))
+        match self.suites.iter().find(|(k, _)| k == kernel) {
+            None => true,
+            Some((_, Suites::Only(only))) => only.contains(&name),
+            Some((_, Suites::AllBut(left))) => !left.contains(&name),
+        }
     }
+}
+
+/// Which suites a kernel runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Suites {
+    Only(&'static [&'static str]),
+    /// Every suite but these (a new suite runs here without being named).
+    AllBut(&'static [&'static str]),
 }
 
 /// What the guest runs, built on the host and copied to target/vm/stage so a
@@ -334,4 +346,18 @@ fn boot(k: &kernel::Kernel, staged: &Staged, opts: &Options, runs: &Path) -> any
         dir.join("console.log").display()
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod suite_tests {
+    use super::*;
+
+    #[test]
+    fn each_kernel_runs_its_chosen_suites() {
+        let mut o = Options::new(vec!["6.1".into(), "6.12".into(), "7.3".into()]);
+        o.suites = vec![("6.1".into(), Suites::Only(&["ls"])), ("6.12".into(), Suites::AllBut(&["serve"]))];
+        assert!(o.runs("6.1", "ls") && !o.runs("6.1", "serve"));
+        assert!(o.runs("6.12", "ls") && o.runs("6.12", "a_new_suite") && !o.runs("6.12", "serve"));
+        assert!(o.runs("7.3", "serve"), "a kernel not named runs every suite");
+    }
 }
