@@ -39,4 +39,3 @@ pub(crate) fn fresh_step<T>(map: &'static PerCpuArray<T>, init: T) -> Option<&'s
         Some(&mut *at)
     }
 }
-

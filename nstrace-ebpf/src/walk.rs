@@ -31,11 +31,11 @@ use nstrace_common::{
 };
 
 use crate::{
-    loops::{fresh_step, run_loop, step_of},
     hooks::{
         create::lineage,
         task::{active_pid_ns, fill_task_event, read_task_set_reusing},
     },
+    loops::{fresh_step, run_loop, step_of},
     maps::{TASK_NS_SET, WALK, WALK_STATE, config, count_lost},
     read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
 };

@@ -72,7 +72,8 @@ fn unshare_of_each_type_creates_and_destroys() {
                 v["event"] == "create" && v["type"] == ty && v["pid"] == pid && k.cause_matches(v, "unshare")
             })
             .unwrap_or_else(|| {
-                let of_type: Vec<_> = trace.events().into_iter().filter(|v| v["type"] == ty || v["pid"] == pid).collect();
+                let of_type: Vec<_> =
+                    trace.events().into_iter().filter(|v| v["type"] == ty || v["pid"] == pid).collect();
                 panic!("no create event for the new {ty} ns of {pid}; events of that type or pid: {of_type:?}")
             });
         assert!(!k.has_ns_ids || create["id"].as_u64().unwrap() > 0);

@@ -4,8 +4,8 @@
 //! namespace a walk found before the hooks report, and removes dead ones.
 
 use nstrace_common::{
-    event::{EventKind, NsCreateEvent, NsRef, create_cause},
     config::config_flags,
+    event::{EventKind, NsCreateEvent, NsRef, create_cause},
     ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, SLOT_TYPES, TASK_NS_SLOTS, ns_key},
 };
 

@@ -604,8 +604,10 @@ fn a_replaced_namespace_that_lived_and_died_between_two_rescans_is_reported() {
     s.on_create(&create(NsType::Uts, 0, 90, SEC, 7), &mut out);
     let r = s.reconcile(&[], 3 * SEC, Coverage::Complete, "proc-rescan", &mut out);
     assert_eq!(r.destroyed.len(), 1);
-    let replaced =
-        NsCreateEvent { cause: create_cause::UNSHARE | create_cause::REPLACED, ..create(NsType::Uts, 0, 90, 2 * SEC, 8) };
+    let replaced = NsCreateEvent {
+        cause: create_cause::UNSHARE | create_cause::REPLACED,
+        ..create(NsType::Uts, 0, 90, 2 * SEC, 8)
+    };
     assert!(s.on_create(&replaced, &mut out), "the second one is reported");
     assert_eq!(kinds(&out), ["create", "destroy", "create"]);
     assert_eq!(s.get(ns_key(0, NsType::Uts as u32, 90)).unwrap().creator.as_ref().unwrap().pid, 8);
