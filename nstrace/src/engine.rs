@@ -450,12 +450,13 @@ impl Engine {
         let now = Clock::now_boot_ns();
         // A /proc snapshot misses namespaces only the kernel holds; when a
         // hook reports every death, only a resync after lost records may
-        // take absence for death.
-        let coverage = if self.mechanisms.snapshot == Snapshot::TreeWalk
-            || !self.mechanisms.destroy.is_exact_hook()
-            || !reason.is_empty()
-        {
+        // take absence for death at once (a tree walk confirms it at the
+        // next walk, so the hook gets to name it).
+        let exact_hook = self.mechanisms.destroy.is_exact_hook();
+        let coverage = if !reason.is_empty() || !exact_hook {
             Coverage::Complete
+        } else if self.mechanisms.snapshot == Snapshot::TreeWalk {
+            Coverage::BesideDestroyHook
         } else {
             Coverage::Partial
         };

@@ -17,6 +17,7 @@ use nstrace_common::{
 
 use self::{
     build::{create_event, destroy_event, fill_holders, row_of},
+    deaths::RecentDeaths,
     journal::Journal,
     provenance::RecentMounts,
 };
@@ -67,6 +68,12 @@ impl Default for StoreOptions {
 pub enum Coverage {
     /// The kernel's own lists: a namespace missing from them is dead.
     Complete,
+    /// The kernel's lists beside a hook that reports every death: the hook
+    /// names each death. A walk can fall between the last reference going
+    /// and the hook's free (a user or net namespace is freed from a
+    /// workqueue), so one missing from two walks in a row is dead, as of
+    /// the first (the hook missed it).
+    BesideDestroyHook,
     /// /proc: misses namespaces only the kernel holds, so absence proves
     /// nothing (a destroy hook reports deaths instead).
     Partial,
@@ -101,36 +108,6 @@ struct Pending {
     parent: Option<NsIds>,
 }
 
-/// Keys of the most recent deaths with their time (CLOCK_BOOTTIME ns), so
-/// a late create record of a namespace already reaped does not revive it.
-/// Before 6.18 keys are type+inode and inodes are reused at once, so only
-/// records older than the death are stale.
-#[derive(Debug, Default)]
-struct RecentDeaths {
-    order: VecDeque<u64>,
-    at: HashMap<u64, u64>,
-}
-
-const RECENT_DEATHS: usize = 4096;
-
-impl RecentDeaths {
-    fn remember(&mut self, key: u64, died: u64) {
-        if self.at.insert(key, died).is_none() {
-            if self.order.len() == RECENT_DEATHS
-                && let Some(old) = self.order.pop_front()
-            {
-                self.at.remove(&old);
-            }
-            self.order.push_back(key);
-        }
-    }
-
-    /// Whether a record stamped `ts` is about a namespace that died since.
-    fn is_stale(&self, key: u64, ts: u64) -> bool {
-        self.at.get(&key).is_some_and(|&died| ts <= died)
-    }
-}
-
 /// Live totals, for headers and gauges.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Counts {
@@ -154,6 +131,9 @@ pub struct NsStore {
     /// meets the dead one's record.
     destroyed: VecDeque<Box<Namespace>>,
     pending: HashMap<u64, Pending>,
+    /// Live keys the last walk beside a destroy hook did not find, with
+    /// when (see [`Coverage::BesideDestroyHook`]).
+    missing: HashMap<u64, u64>,
     deaths: RecentDeaths,
     /// Live keys by inode: `proc_free_inum` names only the inode (unique
     /// among live namespaces of all types).
@@ -173,6 +153,7 @@ impl NsStore {
             live: HashMap::new(),
             destroyed: VecDeque::new(),
             pending: HashMap::new(),
+            missing: HashMap::new(),
             deaths: RecentDeaths::default(),
             by_inode: HashMap::new(),
             evicted: HashMap::new(),
@@ -403,7 +384,7 @@ impl NsStore {
         via: &'static str,
         out: &mut Vec<Event>,
     ) -> Reconciled {
-        let complete = coverage == Coverage::Complete;
+        let complete = coverage != Coverage::Partial;
         let mut result = Reconciled::default();
         // Sorted keys, not a map: the snapshot can hold 100,000s of rows and
         // this is the reconcile's only per-row allocation (8 bytes each).
@@ -444,8 +425,17 @@ impl NsStore {
             }
             let dead: Vec<u64> =
                 self.live.keys().chain(self.evicted.keys()).filter(|k| !is_alive(k)).copied().collect();
+            let missed_before = std::mem::take(&mut self.missing);
             for key in dead {
-                if self.destroy(key, now, via, out).is_some() {
+                let died = match (coverage, missed_before.get(&key)) {
+                    (Coverage::BesideDestroyHook, None) => {
+                        self.missing.insert(key, now);
+                        continue;
+                    }
+                    (Coverage::BesideDestroyHook, Some(&first)) => first,
+                    _ => now,
+                };
+                if self.destroy(key, died, via, out).is_some() {
                     result.destroyed.push(key);
                 }
             }
@@ -590,6 +580,7 @@ pub(crate) fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
 }
 
 mod build;
+mod deaths;
 mod journal;
 mod provenance;
 #[cfg(test)]

@@ -113,6 +113,36 @@ fn zero_refcount_is_dead() {
     assert_eq!(r.destroyed, [2]);
 }
 
+/// Beside a hook that reports every death, one walk may fall between the
+/// last reference going and the hook's free (a user namespace is freed
+/// from a workqueue): the hook names the death; a second walk confirms
+/// one the hook missed.
+#[test]
+fn a_walk_beside_a_destroy_hook_waits_one_walk_for_the_hook() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::User, 3, 10, 1), walk_row(NsType::Uts, 4, 11, 1)], 0);
+    let gone = [walk_row(NsType::User, 3, 10, 0)];
+    let r = s.reconcile(&gone, SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    assert_eq!((r.destroyed.len(), out.len()), (0, 0), "{out:?}");
+    assert_eq!(s.on_destroy(&freed(10, SEC + SEC / 2), "fentry-free-inum", &mut out), Some(3));
+    let Event::Destroy { via, .. } = &out[0] else { panic!("{out:?}") };
+    assert_eq!(*via, "fentry-free-inum");
+    // The uts namespace no hook reported: dead at the walk that first missed it.
+    out.clear();
+    let r = s.reconcile(&[], 2 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    assert_eq!(r.destroyed, [4]);
+    let Event::Destroy { via, time, .. } = &out[0] else { panic!("{out:?}") };
+    assert_eq!((*via, *time), ("tree-walk", 1_000_001.0));
+    // One that comes back (a walk that raced a slow reference) is not killed.
+    s.seed(&[walk_row(NsType::Net, 5, 12, 1)], 2 * SEC);
+    out.clear();
+    s.reconcile(&[], 3 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    s.reconcile(&[walk_row(NsType::Net, 5, 12, 1)], 4 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    s.reconcile(&[], 5 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    assert!(out.is_empty() && s.get(5).is_some(), "{out:?}");
+}
+
 #[test]
 fn walk_finds_what_lost_records_never_announced() {
     let mut s = store();
