@@ -43,6 +43,7 @@ pub struct KernelOffsets {
     pub pid_numbers: u32,
     pub upid_size: u32,
     pub upid_ns: u32,
+    pub upid_nr: u32,
     // struct ns_common
     pub ns_type: u32,
     pub ns_inum: u32,
@@ -108,6 +109,7 @@ pub struct Config {
     pub tp_ret: u32,
     /// Offset of the fourth argument (mount's flags, move_mount's to_pathname).
     pub tp_arg3: u32,
+    pub _reserved: u32,
     /// Addresses (from kallsyms) of the work functions that finish a
     /// namespace's death: cleanup_net, free_user_ns,
     /// destroy_pid_namespace_work, free_ipc. 0 where unknown.
@@ -119,6 +121,9 @@ pub const DESTROY_WORK_FNS: usize = 4;
 /// Their kallsyms names, in slot order.
 pub const DESTROY_WORK_FN_NAMES: [&str; DESTROY_WORK_FNS] =
     ["cleanup_net", "free_user_ns", "destroy_pid_namespace_work", "free_ipc"];
+/// Slots of [`DESTROY_WORK_FN_NAMES`] the task hooks look at.
+pub const WORK_FREE_USER_NS: usize = 1;
+pub const WORK_DESTROY_PID_NS: usize = 2;
 
 pub mod config_flags {
     /// Offsets were filled in; programs do nothing while this is clear.
@@ -129,6 +134,13 @@ pub mod config_flags {
     /// constructor hook): a namespace an unshare or clone flag asked for is
     /// new for certain, even under a key `KNOWN` already holds.
     pub const CREATES_FROM_SYSCALLS: u32 = 1 << 2;
+    /// Every fork and exec is a record (`trace --event namespaces`, the
+    /// perf layout); otherwise only those that change the task's
+    /// namespace set are.
+    pub const TASK_RECORDS: u32 = 1 << 3;
+    /// A destroy hook reports every death: exits need no record (no hint
+    /// walks, no `DYING` marks).
+    pub const EXACT_DESTROY: u32 = 1 << 4;
 }
 
 impl KernelOffsets {
@@ -159,6 +171,7 @@ impl KernelOffsets {
             pid_numbers: ABSENT,
             upid_size: ABSENT,
             upid_ns: ABSENT,
+            upid_nr: ABSENT,
             ns_type: ABSENT,
             ns_inum: ABSENT,
             ns_ref: ABSENT,
@@ -202,6 +215,7 @@ impl Config {
             tp_arg1: ABSENT,
             tp_ret: ABSENT,
             tp_arg3: ABSENT,
+            _reserved: 0,
             destroy_work_fns: [0; DESTROY_WORK_FNS],
         }
     }

@@ -79,6 +79,43 @@ impl NsType {
     }
 }
 
+/// A set of namespace types (a bit per [`NsType`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NsTypeSet(u8);
+
+impl NsTypeSet {
+    pub const EMPTY: NsTypeSet = NsTypeSet(0);
+    pub const ALL: NsTypeSet = NsTypeSet(0xff);
+
+    pub const fn of(ty: NsType) -> NsTypeSet {
+        NsTypeSet(1 << ty as u8)
+    }
+
+    pub const fn with(self, ty: NsType) -> NsTypeSet {
+        NsTypeSet(self.0 | 1 << ty as u8)
+    }
+
+    pub const fn union(self, other: NsTypeSet) -> NsTypeSet {
+        NsTypeSet(self.0 | other.0)
+    }
+
+    pub const fn contains(self, ty: NsType) -> bool {
+        self.0 & 1 << ty as u8 != 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = NsType> {
+        NsType::ALL.into_iter().filter(move |t| self.contains(*t))
+    }
+}
+
+/// Inode of the initial time namespace (the kernel's `PROC_TIME_INIT_INO`,
+/// include/linux/proc_ns.h: fixed since time namespaces came in 5.6).
+pub const PROC_TIME_INIT_INO: u32 = 0xEFFF_FFFA;
+
 /// All `CLONE_NEW*` bits together.
 pub const CLONE_NEW_MASK: u64 =
     0x4000_0000 | 0x0400_0000 | 0x0800_0000 | 0x2000_0000 | 0x1000_0000 | 0x0002_0000 | 0x0200_0000 | 0x0000_0080;

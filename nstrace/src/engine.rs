@@ -9,7 +9,7 @@ use std::{collections::HashMap, time::Duration};
 use nstrace_common::{
     decode::{Record, StreamItemOwned},
     event::{EventKind, NsInfoRecord, TaskNsEvent, destroy_via},
-    ns::key_has_id,
+    ns::{NsType, NsTypeSet, SLOT_TYPES, TASK_NS_SLOTS, key_has_id},
 };
 
 use crate::{
@@ -32,6 +32,10 @@ pub struct EngineOptions {
     /// not reported, their namespaces still are (at the next fork, exec or
     /// walk).
     pub syscall_events: bool,
+    /// A `namespaces` event for every fork and exec (otherwise only for
+    /// those that change the task's namespaces: the hooks send no record
+    /// for the rest).
+    pub task_records: bool,
     /// Mechanisms forced with `--mechanism` (the rest are picked by probing).
     pub mechanisms: Overrides,
     /// What the store keeps (history, rows, destroyed records).
@@ -44,6 +48,7 @@ impl Default for EngineOptions {
             walk_interval: Duration::from_secs(1),
             load: LoadOptions::default(),
             syscall_events: true,
+            task_records: false,
             mechanisms: Overrides::default(),
             store: StoreOptions::default(),
         }
@@ -157,10 +162,22 @@ pub struct Engine {
     host_ids: std::collections::HashSet<u64>,
     /// Our own mount namespace (inode): mount targets there can be resolved.
     own_mnt_ns: u64,
-    /// When a hint asked for an early walk.
+    /// When a hint asked for an early walk, and of which types.
     walk_soon: Option<tokio::time::Instant>,
+    hinted: NsTypeSet,
     last_walk_at: tokio::time::Instant,
     pub stats: EngineStats,
+}
+
+/// The types whose deaths `Config::destroy_work_fns[which]` finishes.
+fn destroy_work_types(which: u32) -> NsTypeSet {
+    match nstrace_common::config::DESTROY_WORK_FN_NAMES.get(which as usize) {
+        Some(&"cleanup_net") => NsTypeSet::of(NsType::Net),
+        Some(&"free_user_ns") => NsTypeSet::of(NsType::User),
+        Some(&"destroy_pid_namespace_work") => NsTypeSet::of(NsType::Pid),
+        Some(&"free_ipc") => NsTypeSet::of(NsType::Ipc),
+        _ => NsTypeSet::ALL,
+    }
 }
 
 /// Shortest gap between hint-driven walks (bounds their cost under churn).
@@ -185,8 +202,13 @@ impl Engine {
             mechanisms.snapshot
         );
         let t = std::time::Instant::now();
+        let creates_from_syscalls = mechanisms.create == crate::kernel::mechanism::Create::Tracepoints;
         let load = crate::kernel::loader::LoadOptions {
-            creates_from_syscalls: mechanisms.create == crate::kernel::mechanism::Create::Tracepoints,
+            creates_from_syscalls,
+            // Without the syscall hooks, forks and execs are where an
+            // unshare's namespaces are first seen.
+            task_records: opts.task_records || (creates_from_syscalls && !opts.syscall_events),
+            exact_destroy: mechanisms.destroy.is_exact_hook(),
             ..opts.load.clone()
         };
         let mut tracer = Tracer::load(&load)?;
@@ -259,6 +281,7 @@ impl Engine {
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
                 .unwrap_or(0),
             walk_soon: None,
+            hinted: NsTypeSet::EMPTY,
             last_walk_at: tokio::time::Instant::now(),
             stats: EngineStats::default(),
         })
@@ -333,7 +356,8 @@ impl Engine {
             _ = early => {
                 self.stream.drain(|r| records.push(r));
                 self.handle(records, out);
-                return self.reconcile(String::new(), out);
+                let types = std::mem::take(&mut self.hinted);
+                return self.reconcile_types(String::new(), types, out);
             }
             _ = self.interval.tick() => {
                 self.stream.drain(|r| records.push(r));
@@ -347,12 +371,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Something may have died: walk soon (rate-limited). Not needed when a
-    /// kernel hook reports every death.
-    fn hint(&mut self) {
-        if self.mechanisms.destroy.is_exact_hook() {
+    /// A namespace of `types` may have died: walk their lists soon
+    /// (rate-limited). Not needed when a kernel hook reports every death.
+    fn hint(&mut self, types: NsTypeSet) {
+        if self.mechanisms.destroy.is_exact_hook() || types.is_empty() {
             return;
         }
+        self.hinted = self.hinted.union(types);
         if self.walk_soon.is_none() {
             // A /proc re-scan costs far more than a walk: keep them to at
             // most a third of the time.
@@ -369,17 +394,22 @@ impl Engine {
             self.stats.records += 1;
             match item {
                 Ok(Record::Task(t)) => {
-                    if t.header.kind == EventKind::Exit as u32
-                        && t.ns.iter().any(|n| n.id != 0 && !self.host_ids.contains(&n.id))
-                    {
-                        self.hint();
+                    if t.header.kind == EventKind::Exit as u32 {
+                        // What the task held outside the host namespaces.
+                        let types = (0..TASK_NS_SLOTS)
+                            .filter(|&i| t.ns[i].id != 0 && !self.host_ids.contains(&t.ns[i].id))
+                            .fold(NsTypeSet::EMPTY, |set, i| set.with(SLOT_TYPES[i]));
+                        self.hint(types);
                     }
                     events::from_task(&t, self.store.clock(), self.dev, out)
                 }
                 Ok(Record::Syscall(s)) => {
                     // The namespaces left behind may have died.
                     if s.ret == 0 {
-                        self.hint();
+                        let types = (0..TASK_NS_SLOTS)
+                            .filter(|&i| s.before[i] != s.after[i])
+                            .fold(NsTypeSet::EMPTY, |set, i| set.with(SLOT_TYPES[i]));
+                        self.hint(types);
                     }
                     let first = out.len();
                     events::from_syscall(&s, self.store.clock(), self.dev, out);
@@ -387,7 +417,7 @@ impl Engine {
                         self.store.note(e);
                     }
                 }
-                Ok(Record::DestroyHint(_)) => self.hint(),
+                Ok(Record::DestroyHint(h)) => self.hint(destroy_work_types(h.which)),
                 Ok(Record::Destroy(d)) => {
                     // The mechanism, as --mechanism and doctor name it.
                     let via = match (d.via, self.mechanisms.destroy) {
@@ -441,8 +471,27 @@ impl Engine {
     /// Takes a snapshot and makes the store match it. A non-empty `reason`
     /// makes this a reported resync.
     pub fn reconcile(&mut self, reason: String, out: &mut Vec<Event>) -> Result<(), EngineError> {
+        self.reconcile_types(reason, NsTypeSet::ALL, out)
+    }
+
+    /// [`Engine::reconcile`] for the namespaces of `types`: with the tree
+    /// walk, only their lists are walked (a /proc scan reads everything).
+    fn reconcile_types(&mut self, reason: String, types: NsTypeSet, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let started = std::time::Instant::now();
-        let (rows, scan) = self.source.snapshot(self.ids)?;
+        let (rows, scan, types) = match &mut self.source {
+            Source::Tree(w) if types != NsTypeSet::ALL => {
+                let mut stats = crate::kernel::walker::WalkStats::default();
+                let mut rows = Vec::new();
+                for ty in types.iter() {
+                    rows.extend(w.walk_type(ty, &mut stats)?);
+                }
+                (rows, None, types)
+            }
+            _ => {
+                let (rows, scan) = self.source.snapshot(self.ids)?;
+                (rows, scan, NsTypeSet::ALL)
+            }
+        };
         self.last_snapshot_cost = started.elapsed();
         self.stats.walks += 1;
         self.walk_soon = None;
@@ -465,7 +514,7 @@ impl Engine {
             Snapshot::Proc => Destroy::ProcRescan.name(),
             Snapshot::Listns => "listns",
         };
-        let r = self.store.reconcile(&rows, now, coverage, via, out);
+        let r = self.store.reconcile_types(&rows, types, now, coverage, via, out);
         if let Some(scan) = scan {
             self.store.apply_holders(scan, now, false);
         }

@@ -12,7 +12,7 @@ use std::{
 
 use nstrace_common::{
     event::{NS_TYPE_UNKNOWN, NsCreateEvent, NsDestroyEvent, NsInfoRecord, create_cause},
-    ns::{NsType, ns_key},
+    ns::{NsType, NsTypeSet, ns_key},
 };
 
 use self::{
@@ -384,6 +384,20 @@ impl NsStore {
         via: &'static str,
         out: &mut Vec<Event>,
     ) -> Reconciled {
+        self.reconcile_types(records, NsTypeSet::ALL, now, coverage, via, out)
+    }
+
+    /// [`NsStore::reconcile`] with a snapshot of the namespaces of `types`
+    /// only (a walk of the lists a hint named): the others stay as they are.
+    pub fn reconcile_types(
+        &mut self,
+        records: &[NsInfoRecord],
+        types: NsTypeSet,
+        now: u64,
+        coverage: Coverage,
+        via: &'static str,
+        out: &mut Vec<Event>,
+    ) -> Reconciled {
         let complete = coverage != Coverage::Partial;
         let mut result = Reconciled::default();
         // Sorted keys, not a map: the snapshot can hold 100,000s of rows and
@@ -394,7 +408,8 @@ impl NsStore {
         alive.dedup();
         let is_alive = |key: &u64| alive.binary_search(key).is_ok();
         let at = self.clock.unix(now);
-        let mut waiting = std::mem::take(&mut self.pending);
+        let mut waiting: HashMap<u64, Pending> =
+            self.pending.extract_if(|_, p| types.contains(p.ns.row.ns_type)).collect();
         for r in records.iter().filter(|r| r.refcount > 0) {
             let key = ns_key(r.id, r.ns_type, r.inum);
             if let Some(ns) = self.live.get_mut(&key) {
@@ -423,9 +438,19 @@ impl NsStore {
                 self.promote(p, now, out);
                 result.created.push(key);
             }
+            let live = self.live.iter().map(|(k, n)| (k, n.row.ns_type));
+            let evicted = self.evicted.iter().map(|(k, e)| (k, e.ns_type));
             let dead: Vec<u64> =
-                self.live.keys().chain(self.evicted.keys()).filter(|k| !is_alive(k)).copied().collect();
-            let missed_before = std::mem::take(&mut self.missing);
+                live.chain(evicted).filter(|(k, ty)| types.contains(*ty) && !is_alive(k)).map(|(k, _)| *k).collect();
+            // Those of the other types wait for a walk of theirs.
+            let (live, evicted) = (&self.live, &self.evicted);
+            let missed_before: HashMap<u64, u64> = self
+                .missing
+                .extract_if(|k, _| {
+                    let ty = live.get(k).map(|n| n.row.ns_type).or_else(|| evicted.get(k).map(|e| e.ns_type));
+                    ty.is_none_or(|ty| types.contains(ty))
+                })
+                .collect();
             for key in dead {
                 let died = match (coverage, missed_before.get(&key)) {
                     (Coverage::BesideDestroyHook, None) => {

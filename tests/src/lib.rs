@@ -65,6 +65,13 @@ pub struct Trace {
 impl Trace {
     /// Starts the tracer and waits until its programs are attached.
     pub fn start(extra: &[&str]) -> Trace {
+        Trace::try_start(extra).unwrap_or_else(|err| panic!("nstrace trace {extra:?} failed: {err}"))
+    }
+
+    /// [`Trace::start`], or what the tracer printed if it exited before it
+    /// was ready (a forced mechanism the kernel lacks: no `doctor` run
+    /// first, which under emulation costs as much as a start).
+    pub fn try_start(extra: &[&str]) -> Result<Trace, String> {
         let mut child = Command::new(nstrace_bin())
             .args(["trace", "--format", "json"])
             .args(extra)
@@ -75,12 +82,16 @@ impl Trace {
         let stderr = child.stderr.take().unwrap();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
+            let mut printed = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[nstrace] {line}");
                 if line.contains("tracing") {
-                    let _ = ready_tx.send(line.clone());
+                    let _ = ready_tx.send(Ok(line.clone()));
                 }
+                printed.push_str(&line);
+                printed.push('\n');
             }
+            let _ = ready_tx.send(Err(printed));
         });
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
@@ -94,8 +105,18 @@ impl Trace {
             }
         });
         // Loading and verifying every program is slow under software emulation.
-        let ready = ready_rx.recv_timeout(scaled(Duration::from_secs(60))).expect("nstrace trace did not become ready");
-        Trace { child, events, ready }
+        match ready_rx.recv_timeout(scaled(Duration::from_secs(60))) {
+            Ok(Ok(ready)) => Ok(Trace { child, events, ready }),
+            Ok(Err(printed)) => {
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                Err(format!("{status}: {printed}"))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err("it did not become ready".into())
+            }
+        }
     }
 
     /// Waits up to `timeout` ([`scaled`]) for an event matching `pred`.

@@ -21,7 +21,7 @@ fn unshare_net_uts_child_reports_its_new_namespaces() {
     if !root_or_skip("unshare_net_uts_child_reports_its_new_namespaces") {
         return;
     }
-    let trace = Trace::start(&[]);
+    let trace = Trace::start(&["--event", "namespaces,unshare"]);
     let mut cmd = Command::new("sleep");
     cmd.arg("3");
     // SAFETY: unshare is async-signal-safe; the closure runs between fork and exec.
@@ -74,7 +74,7 @@ fn fork_event_carries_the_child() {
     if !root_or_skip("fork_event_carries_the_child") {
         return;
     }
-    let trace = Trace::start(&[]);
+    let trace = Trace::start(&["--event", "namespaces"]);
     let mut sh = Command::new("sh").args(["-c", "sleep 2 & wait"]).spawn().unwrap();
     let child = eventually(Duration::from_secs(5), "sh's child", || children_of(sh.id()).into_iter().next());
     let fork = trace
@@ -84,4 +84,62 @@ fn fork_event_carries_the_child() {
     assert_eq!(fork["tid"], child);
     assert_eq!(ns_of(&fork, "mnt"), ns_inode(std::process::id(), "mnt"));
     assert!(fork["namespaces"][0]["dev"].as_u64().unwrap() > 0, "nsfs dev number");
+}
+
+/// A fork or exec that changes no namespace costs a few reads in the kernel
+/// and sends nothing: without `--event namespaces` only tasks whose
+/// namespaces changed get a `namespaces` event (a child entering its
+/// parent's new pid namespace, an exec entering a new time namespace);
+/// with it, every fork and exec does, as perf --namespaces.
+#[test]
+fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
+    let test = "only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for";
+    if !root_or_skip(test) {
+        return;
+    }
+    let changed_only = Trace::start(&[]);
+    let every = Trace::start(&["--event", "namespaces"]);
+    let is = |v: &Value, cause: &str, pid: u32| v["event"] == "namespaces" && v["cause"] == cause && v["pid"] == pid;
+
+    // A plain fork and exec: nothing changes.
+    let mut sh = Command::new("sh").args(["-c", "sleep 2 & wait"]).spawn().unwrap();
+    let plain = eventually(Duration::from_secs(5), "sh's child", || children_of(sh.id()).into_iter().next());
+    // A child entering the pid namespace its parent unshared; a program
+    // exec'd into the time namespace unshare made for it.
+    let mut pid_ns = Command::new("unshare").args(["--pid", "--fork", "sleep", "2"]).spawn().unwrap();
+    let in_new_pid =
+        eventually(Duration::from_secs(5), "unshare's child", || children_of(pid_ns.id()).into_iter().next());
+    let time = Command::new("unshare").args(["--time", "readlink", "/proc/self/ns/time"]).output().unwrap();
+    let time_inode = String::from_utf8_lossy(&time.stdout).trim().to_owned();
+    assert!(time.status.success(), "unshare --time: {}", String::from_utf8_lossy(&time.stderr));
+
+    for (name, t) in [("every", &every), ("changed only", &changed_only)] {
+        let fork = t
+            .wait_for(Duration::from_secs(5), |v| is(v, "fork", in_new_pid))
+            .unwrap_or_else(|| panic!("{name}: no fork event for {in_new_pid} in a new pid namespace"));
+        assert_eq!(fork["namespaces"][3]["type"], "pid");
+        assert_eq!(fork["namespaces"][3]["inode"], ns_inode(in_new_pid, "pid"), "{name}: {fork}");
+        let exec = t
+            .wait_for(Duration::from_secs(5), |v| {
+                v["event"] == "namespaces" && v["cause"] == "exec" && v["comm"] == "readlink"
+            })
+            .unwrap_or_else(|| panic!("{name}: no exec event for readlink in a new time namespace"));
+        let inode =
+            exec["namespaces"].as_array().unwrap().iter().find(|n| n["type"] == "time").unwrap()["inode"].clone();
+        assert_eq!(format!("time:[{inode}]"), time_inode, "{name}: {exec}");
+    }
+    assert!(
+        every.wait_for(Duration::from_secs(5), |v| is(v, "fork", plain)).is_some(),
+        "every: no event for the plain fork"
+    );
+    assert!(every.wait_for(Duration::from_secs(5), |v| is(v, "exec", plain)).is_some(), "every: no event for its exec");
+    // Both came through the other tracer; give this one as long again.
+    std::thread::sleep(tests::scaled(Duration::from_millis(300)));
+    let plain_events: Vec<Value> =
+        changed_only.events().into_iter().filter(|v| v["event"] == "namespaces" && v["pid"] == plain).collect();
+    assert!(plain_events.is_empty(), "a fork and exec that changed nothing were reported: {plain_events:?}");
+    sh.kill().ok();
+    pid_ns.kill().ok();
+    sh.wait().ok();
+    pid_ns.wait().ok();
 }

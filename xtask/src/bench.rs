@@ -60,7 +60,7 @@ impl Background {
         Background::start_bin(&nstrace_bin(), args, ready)
     }
 
-    fn start_bin(bin: &Path, args: &[&str], ready: &str) -> anyhow::Result<Background> {
+    pub(crate) fn start_bin(bin: &Path, args: &[&str], ready: &str) -> anyhow::Result<Background> {
         let mut child = Command::new(bin).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
@@ -108,13 +108,14 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new()?;
     report.baseline = baseline;
-    let cases: [(&str, Case); 6] = [
+    let cases: [(&str, Case); 7] = [
         ("snapshot", snapshot),
         ("overhead", overhead),
         ("hot_hooks", hot_hooks),
         ("throughput", throughput),
         ("memory", memory),
         ("serve", crate::bench_serve::serve),
+        ("hooks", crate::bench_hooks::hooks),
     ];
     if let Some(bad) = only.iter().find(|o| !cases.iter().any(|(name, _)| name == o)) {
         bail!("no bench case {bad:?}; cases: {:?}", cases.map(|(name, _)| name));
@@ -143,7 +144,7 @@ pub(crate) struct Report {
     pub json: Value,
     pub md: String,
     /// An earlier binary to measure beside this one (`--baseline`).
-    baseline: Option<PathBuf>,
+    pub(crate) baseline: Option<PathBuf>,
 }
 
 impl Report {
@@ -335,35 +336,74 @@ fn churn_mix() -> (Duration, usize) {
     (t, ops)
 }
 
+/// This build and, with `--baseline`, the earlier one: (label, binary).
+fn binaries(r: &Report) -> Vec<(String, PathBuf)> {
+    let mut bins = vec![("with tracer".to_string(), nstrace_bin())];
+    if let Some(b) = &r.baseline {
+        bins.push((format!("with baseline tracer ({})", b.display()), b.clone()));
+    }
+    bins
+}
+
+/// Wall times (ms) of `work` alone and under each of `bins` started with
+/// `args`, interleaved run by run: (label, stats) rows, "without" first.
+fn with_and_without(
+    bins: &[(String, PathBuf)],
+    args: &[&[&str]],
+    work: &dyn Fn() -> Duration,
+) -> anyhow::Result<Vec<(String, Stats)>> {
+    let mut rows: Vec<(String, Vec<f64>)> = vec![("without tracer".into(), Vec::new())];
+    for (label, _) in bins {
+        for a in args {
+            let suffix = if a.contains(&"--no-syscall-events") { ", --no-syscall-events" } else { "" };
+            rows.push((format!("{label}{suffix}"), Vec::new()));
+        }
+    }
+    work(); // warm-up
+    for _ in 0..RUNS {
+        rows[0].1.push(ms(work()));
+        let mut i = 1;
+        for (_, bin) in bins {
+            for a in args {
+                let bg = Background::start_bin(bin, a, "tracing")?;
+                rows[i].1.push(ms(work()));
+                bg.stop()?;
+                i += 1;
+            }
+        }
+    }
+    Ok(rows.into_iter().map(|(label, v)| (label, stats(v))).collect())
+}
+
+/// A table of `rows` with the time each adds over the first.
+fn added_table(rows: &[(String, Stats)]) -> String {
+    let base = rows[0].1.median;
+    let mut md = String::from("| | wall ms | added |\n|---|---|---|\n");
+    for (i, (label, s)) in rows.iter().enumerate() {
+        let added = if i == 0 { String::new() } else { format!("**{:.2}%**", (s.median / base - 1.0) * 100.0) };
+        md.push_str(&format!("| {label} | {:.1} ({:.1}..{:.1}) | {added} |\n", s.median, s.min, s.max));
+    }
+    md
+}
+
 /// Case 2: a namespace churn workload with and without `nstrace trace`.
 fn overhead(r: &mut Report) -> anyhow::Result<()> {
     r.section(
         "Event overhead: namespace churn with and without `nstrace trace`",
         "Workload: fork + unshare of each type + exit (150 each), clone3(CLONE_NEWPID|CLONE_NEWNET) (300), \
-         setns round-trips (2,000 calls). Tracer: `nstrace trace --format json > /dev/null`. Goal: < 2% added wall time.",
+         setns round-trips (2,000 calls). Tracer: `nstrace trace --format json > /dev/null` (and, with \
+         `--baseline`, the earlier build, runs interleaved). Goal: < 2% added wall time.",
     );
-    let (mut without, mut with) = (Vec::new(), Vec::new());
-    let mut ops = 0;
-    churn_mix(); // warm-up
-    for _ in 0..RUNS {
-        let (t, n) = churn_mix();
-        without.push(ms(t));
-        ops = n;
-        let bg = Background::start(&["trace", "--format", "json"], "tracing")?;
-        let (t, _) = churn_mix();
-        with.push(ms(t));
-        bg.stop()?;
-    }
-    let (a, b) = (stats(without), stats(with));
+    let ops = churn_mix().1;
+    let rows = with_and_without(&binaries(r), &[&["trace", "--format", "json"]], &|| churn_mix().0)?;
+    let (a, b) = (&rows[0].1, &rows[1].1);
     let added = (b.median / a.median - 1.0) * 100.0;
     let ns_per_op = (b.median - a.median) * 1e6 / ops as f64;
-    r.md.push_str(&format!(
-        "| | wall ms |\n|---|---|\n| without tracer | {:.1} ({:.1}..{:.1}) |\n| with tracer | {:.1} ({:.1}..{:.1}) |\n\n\
-         Added wall time: **{added:.2}%**; about {ns_per_op:.0} ns per namespace operation ({ops} operations).\n",
-        a.median, a.min, a.max, b.median, b.min, b.max
-    ));
+    r.md.push_str(&added_table(&rows));
+    r.md.push_str(&format!("\nAbout {ns_per_op:.0} ns added per namespace operation ({ops} operations).\n"));
     r.json["overhead"] = json!({ "without_ms": a.median, "with_ms": b.median, "added_percent": added,
-        "ns_per_op": ns_per_op, "ops": ops });
+        "ns_per_op": ns_per_op, "ops": ops,
+        "rows": rows.iter().map(|(l, s)| json!({"label": l, "median_ms": s.median})).collect::<Vec<_>>() });
     Ok(())
 }
 
@@ -374,31 +414,16 @@ fn hot_hooks(r: &mut Report) -> anyhow::Result<()> {
         "200,000 unix-socket open/close cycles with and without `nstrace trace`. nstrace attaches no \
          kfree/kmem_cache_free hooks on this kernel (deaths are confirmed by the tree walk). What remains is \
          the syscalls:* tracepoints for unshare/setns events: while any is attached, every syscall of every \
-         task takes the tracing slow path; `--no-syscall-events` leaves them out. Goal: < 1%.",
+         task takes the tracing slow path; `--no-syscall-events` leaves them out. Goal: < 0.5%.",
     );
     let n = 200_000;
-    let (mut without, mut with, mut nosys) = (Vec::new(), Vec::new(), Vec::new());
-    workload::churn_sockets(n);
-    for _ in 0..RUNS {
-        without.push(ms(workload::churn_sockets(n)));
-        let bg = Background::start(&["trace", "--format", "json"], "tracing")?;
-        with.push(ms(workload::churn_sockets(n)));
-        bg.stop()?;
-        let bg = Background::start(&["trace", "--format", "json", "--no-syscall-events"], "tracing")?;
-        nosys.push(ms(workload::churn_sockets(n)));
-        bg.stop()?;
-    }
-    let (a, b, c) = (stats(without), stats(with), stats(nosys));
-    let added = (b.median / a.median - 1.0) * 100.0;
-    let added_nosys = (c.median / a.median - 1.0) * 100.0;
-    r.md.push_str(&format!(
-        "| | wall ms | added |\n|---|---|---|\n| without tracer | {:.1} ({:.1}..{:.1}) | |\n\
-         | with tracer | {:.1} ({:.1}..{:.1}) | **{added:.2}%** |\n\
-         | with tracer, --no-syscall-events | {:.1} ({:.1}..{:.1}) | **{added_nosys:.2}%** |\n",
-        a.median, a.min, a.max, b.median, b.min, b.max, c.median, c.min, c.max
-    ));
-    r.json["hot_hooks"] = json!({ "without_ms": a.median, "with_ms": b.median, "added_percent": added,
-        "no_syscall_events_ms": c.median, "no_syscall_events_added_percent": added_nosys });
+    let args: [&[&str]; 2] = [&["trace", "--format", "json"], &["trace", "--format", "json", "--no-syscall-events"]];
+    let rows = with_and_without(&binaries(r), &args, &|| workload::churn_sockets(n))?;
+    r.md.push_str(&added_table(&rows));
+    let (a, b, c) = (rows[0].1.median, rows[1].1.median, rows[2].1.median);
+    r.json["hot_hooks"] = json!({ "without_ms": a, "with_ms": b, "added_percent": (b / a - 1.0) * 100.0,
+        "no_syscall_events_ms": c, "no_syscall_events_added_percent": (c / a - 1.0) * 100.0,
+        "rows": rows.iter().map(|(l, s)| json!({"label": l, "median_ms": s.median})).collect::<Vec<_>>() });
     Ok(())
 }
 

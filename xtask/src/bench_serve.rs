@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// CPU time (user + system) of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let rest = &stat[stat.rfind(')').context("no comm in stat")? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();

@@ -1,6 +1,7 @@
 //! Project automation: toolchain set-up, privileged test runs, benchmarks.
 
 mod bench;
+mod bench_hooks;
 mod bench_serve;
 mod setup;
 mod test;
@@ -27,7 +28,7 @@ enum Command {
     },
     /// Set up, build (release) and run the benchmarks; writes docs/benchmarks.{md,json}.
     Bench {
-        /// Run only these cases (snapshot, overhead, hot_hooks, throughput, memory); the report
+        /// Run only these cases (snapshot, overhead, hot_hooks, throughput, memory, serve, hooks); the report
         /// then goes to target/bench/ instead of docs/.
         #[arg(long)]
         only: Vec<String>,

@@ -28,6 +28,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("python3", "python3"),
     // `nstrace serve` tests read its database with the sqlite3 tool, as users do.
     ("sqlite3", "sqlite3"),
+    // `cargo xtask bench --only hooks` reads each program's run time with it.
+    ("bpftool", "bpftool"),
     // A real Docker for the container-leak test (started by the test itself).
     ("dockerd", "docker.io"),
     // `cargo xtask vm-test`: qemu, a static busybox for the initramfs, modprobe/depmod to find

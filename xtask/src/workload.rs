@@ -149,6 +149,31 @@ impl Drop for Held {
 }
 
 /// Forks `n` children that unshare `flags` and exit; returns the wall time.
+/// Plain fork + exit (no namespace change), `n` times; returns the wall time.
+pub fn churn_fork(n: usize) -> std::time::Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: the child only calls _exit.
+        unsafe {
+            let pid = libc::fork();
+            if pid == 0 {
+                libc::_exit(0);
+            }
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    start.elapsed()
+}
+
+/// A thread created and joined, `n` times; returns the wall time.
+pub fn churn_threads(n: usize) -> std::time::Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        let _ = std::thread::spawn(|| {}).join();
+    }
+    start.elapsed()
+}
+
 pub fn churn_unshare(n: usize, flags: libc::c_int) -> std::time::Duration {
     let start = Instant::now();
     for _ in 0..n {

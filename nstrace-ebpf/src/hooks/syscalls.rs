@@ -9,7 +9,8 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventKind, SyscallNsEvent, create_cause},
+    event::{EventKind, NsRef, SyscallNsEvent, create_cause},
+    ns::TASK_NS_SLOTS,
 };
 
 use crate::{
@@ -99,11 +100,24 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
         None => count_lost(kind as u32),
     }
     let flags = unsafe { (*inflight).flags };
+    let changed = if ret == 0 { changed_slots(unsafe { &(*inflight).before }, &set.refs) } else { 0 };
     let _ = INFLIGHT.remove(&tid);
-    if ret == 0 {
-        let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };
-        report_new_namespaces(task, cause, flags, tgid, tid);
+    let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };
+    report_new_namespaces(task, cause, flags, tgid, tid, changed);
+}
+
+/// Bit set of the slots whose namespace differs between `before` and `after`.
+#[inline(always)]
+fn changed_slots(before: &[NsRef; TASK_NS_SLOTS], after: &[NsRef; TASK_NS_SLOTS]) -> u32 {
+    let mut changed = 0;
+    let mut i = 0;
+    while i < TASK_NS_SLOTS {
+        if before[i].inum != after[i].inum || before[i].id != after[i].id {
+            changed |= 1 << i;
+        }
+        i += 1;
     }
+    changed
 }
 
 // SYSCALL_DEFINE1(unshare, unsigned long, unshare_flags)

@@ -1,17 +1,26 @@
-//! Task lifecycle: fork (task_newtask), exec and exit. Each event carries the
-//! task's full namespace set, read from `nsproxy`, `real_cred` and
-//! `thread_pid`.
+//! Task lifecycle: fork (task_newtask), exec and exit. These run for every
+//! task on the host, so each first decides, in a few reads, whether the
+//! task's namespace set changed (fork, exec) or a namespace may end
+//! (exit); only then is the set read and a record sent, carrying the full
+//! set (from `nsproxy`, `real_cred` and `thread_pid`).
 
 use aya_ebpf::{
-    EbpfContext, helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
+
+/// The kernel's `CLONE_THREAD`.
+const CLONE_THREAD: u64 = 0x0001_0000;
 use nstrace_common::{
+    config::{WORK_DESTROY_PID_NS, WORK_FREE_USER_NS, config_flags},
     event::{EventKind, TaskNsEvent, create_cause},
-    ns::{NS_TYPES, NsType, SLOT_TYPES, TASK_NS_SLOTS},
+    ns::{CLONE_NEW_MASK, NS_TYPES, NsType, PROC_TIME_INIT_INO, SLOT_TYPES, TASK_NS_SLOTS},
 };
 
 use crate::{
-    hooks::create::{known_key, report_new_namespaces},
+    hooks::create::{ALL_SLOTS, known_key, report_new_namespaces},
     maps::{EVENTS, KNOWN, TASK_NS_SET, TaskNsSet, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
 };
@@ -95,7 +104,18 @@ pub fn is_self(tgid: u32) -> bool {
 
 #[inline(always)]
 fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i64> {
-    if config!(flags) & nstrace_common::config::config_flags::READY == 0 {
+    let flags = config!(flags);
+    if flags & config_flags::READY == 0 {
+        return Ok(());
+    }
+    // Decided before anything else is read: most tasks change nothing.
+    let every = flags & config_flags::TASK_RECORDS != 0;
+    let wanted = match kind {
+        EventKind::Fork => every || !fork_kept_namespaces(task, clone_flags as u64),
+        EventKind::Exec => every || !exec_kept_namespaces(task),
+        _ => flags & config_flags::EXACT_DESTROY == 0 && exit_may_end_namespaces(task),
+    };
+    if !wanted {
         return Ok(());
     }
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -106,7 +126,7 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     let Some(set) = read_task_set(task) else { return Err(-1) };
     let cause = if kind == EventKind::Exec { create_cause::EXEC } else { create_cause::FORK };
     if kind != EventKind::Exit {
-        report_new_namespaces(task, cause, clone_flags as u64, tgid, tid);
+        report_new_namespaces(task, cause, clone_flags as u64, tgid, tid, ALL_SLOTS);
     } else {
         mark_dying(task, set);
     }
@@ -117,6 +137,75 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     fill_task_event(entry.as_mut_ptr(), kind, task, set, tgid, tid, clone_flags);
     entry.submit(wakeup_flags());
     Ok(())
+}
+
+/// `pid->level` of a task's pid: its pid namespace's depth.
+#[inline(always)]
+fn pid_level(task: u64) -> u32 {
+    u32_at(ptr_at(task, config!(offsets.task_thread_pid)), config!(offsets.pid_level))
+}
+
+/// Whether a fork's child has exactly its parent's namespaces. Without a
+/// `CLONE_NEW*` flag the child shares the parent's nsproxy unless it
+/// enters the time namespace for children; it enters the pid namespace
+/// for children, which is the parent's own or a descendant (a deeper
+/// level iff it differs); the user namespace changes only with
+/// `CLONE_NEWUSER`. A thread shares all of them (the kernel refuses
+/// `CLONE_THREAD` otherwise). Four reads, and none for a thread.
+#[inline(always)]
+fn fork_kept_namespaces(child: u64, clone_flags: u64) -> bool {
+    if clone_flags & CLONE_NEW_MASK != 0 {
+        return false;
+    }
+    if clone_flags & CLONE_THREAD != 0 {
+        return true;
+    }
+    let parent = unsafe { bpf_get_current_task() };
+    let nsproxy = config!(offsets.task_nsproxy);
+    ptr_at(child, nsproxy) == ptr_at(parent, nsproxy) && pid_level(child) == pid_level(parent)
+}
+
+/// Whether an exec left the task's namespaces as they were. The one change
+/// exec makes is entering the time namespace for children (after
+/// unshare(CLONE_NEWTIME)), done by this tracepoint: so whether the task
+/// is in the initial time namespace, where nearly every task is.
+#[inline(always)]
+fn exec_kept_namespaces(task: u64) -> bool {
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let time = ns_common_of(ptr_at(nsproxy, config!(offsets.nsproxy_time)), NsType::Time as usize);
+    u32_at(time, config!(offsets.ns_inum)) == PROC_TIME_INIT_INO
+}
+
+/// Whether a task's exit may end a namespace, for the hint walks and
+/// [`mark_dying`] of mechanisms without a destroy hook: the last task of its
+/// nsproxy. User and pid namespaces are not in the nsproxy; their deaths
+/// finish in work items (`free_user_ns`, `destroy_pid_namespace_work`)
+/// that send hints of their own, so only where the kernel has no such
+/// work item: the last reference (its cred's) to its user namespace, or
+/// the init of a pid namespace below the host's. Most exits take two reads.
+#[inline(always)]
+fn exit_may_end_namespaces(task: u64) -> bool {
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    if nsproxy == 0 || u32_at(nsproxy, config!(offsets.nsproxy_count)) <= 1 {
+        return true;
+    }
+    if config!(destroy_work_fns[WORK_FREE_USER_NS]) == 0 {
+        let cred = ptr_at(task, config!(offsets.task_real_cred));
+        let user = ns_common_of(ptr_at(cred, config!(offsets.cred_user_ns)), NsType::User as usize);
+        if u32_at(user, config!(offsets.ns_ref)) <= 1 {
+            return true;
+        }
+    }
+    if config!(destroy_work_fns[WORK_DESTROY_PID_NS]) != 0 {
+        return false;
+    }
+    let pid = ptr_at(task, config!(offsets.task_thread_pid));
+    let level = u32_at(pid, config!(offsets.pid_level));
+    if level == 0 || level > 32 {
+        return false;
+    }
+    let upid = pid + config!(offsets.pid_numbers) as u64 + level as u64 * config!(offsets.upid_size) as u64;
+    u32_at(upid, config!(offsets.upid_nr)) == 1
 }
 
 /// `KNOWN` value of a namespace whose last reference is going (see [`mark_dying`]).

@@ -53,7 +53,9 @@ pub struct Args {
     /// Only events concerning these namespace types.
     #[arg(long = "type", short = 't', value_enum, value_delimiter = ',')]
     pub types: Vec<TypeArg>,
-    /// Only these event kinds.
+    /// Only these event kinds. A `namespaces` event comes for every fork
+    /// and exec only when `namespaces` is named here (or with `--format
+    /// perf`); otherwise only for a task whose namespaces changed.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub event: Vec<EventArg>,
     /// Only events of processes whose command is this.
@@ -124,6 +126,9 @@ pub async fn run(args: Args) -> Result<i32> {
         walk_interval: args.walk_interval,
         load: crate::kernel::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
         syscall_events: !args.no_syscall_events,
+        // perf --namespaces reports every new task; otherwise a `namespaces`
+        // event only when a task's namespaces change, unless asked for.
+        task_records: args.format == Format::Perf || args.event.contains(&EventArg::Namespaces),
         mechanisms: args.mechanisms.overrides()?,
         // The stream is the output; no per-namespace history to keep.
         store: crate::store::StoreOptions { history: 0, ..Default::default() },

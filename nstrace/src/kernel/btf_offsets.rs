@@ -94,6 +94,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.upid_size =
         btf.struct_size("upid").map_err(|source| OffsetsError::Missing { ty: "upid", member: "(size)", source })?;
     o.upid_ns = req("upid", "ns")?;
+    o.upid_nr = req("upid", "nr")?;
 
     o.ns_type = opt("ns_common", "ns_type")?;
     o.ns_inum = req("ns_common", "inum")?;

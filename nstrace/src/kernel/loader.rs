@@ -67,11 +67,21 @@ pub struct LoadOptions {
     /// The create mechanism is the task and syscall tracepoints
     /// ([`config_flags::CREATES_FROM_SYSCALLS`]).
     pub creates_from_syscalls: bool,
+    /// A record for every fork and exec ([`config_flags::TASK_RECORDS`]).
+    pub task_records: bool,
+    /// The destroy mechanism is an exact hook ([`config_flags::EXACT_DESTROY`]).
+    pub exact_destroy: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { events_ring_bytes: 4 * 1024 * 1024, known_entries: 1 << 18, creates_from_syscalls: false }
+        LoadOptions {
+            events_ring_bytes: 4 * 1024 * 1024,
+            known_entries: 1 << 18,
+            creates_from_syscalls: false,
+            task_records: false,
+            exact_destroy: false,
+        }
     }
 }
 
@@ -80,7 +90,7 @@ impl LoadOptions {
     /// made as small as the kernel allows (creating them is most of the cost
     /// of loading).
     pub fn snapshot_only() -> LoadOptions {
-        LoadOptions { events_ring_bytes: 4096, known_entries: 1, creates_from_syscalls: false }
+        LoadOptions { events_ring_bytes: 4096, known_entries: 1, ..LoadOptions::default() }
     }
 }
 
@@ -130,6 +140,12 @@ impl Tracer {
         if opts.creates_from_syscalls {
             flags |= config_flags::CREATES_FROM_SYSCALLS;
         }
+        if opts.task_records {
+            flags |= config_flags::TASK_RECORDS;
+        }
+        if opts.exact_destroy {
+            flags |= config_flags::EXACT_DESTROY;
+        }
         let (tp_arg0, tp_arg1, tp_ret) = syscall_record_offsets();
         let tp_arg3 = mount_record_offset(tp_arg1);
         let config = Config {
@@ -140,6 +156,7 @@ impl Tracer {
             tp_arg1,
             tp_ret,
             tp_arg3,
+            _reserved: 0,
             destroy_work_fns: destroy_work_fns(),
         };
         let ebpf = EbpfLoader::new()

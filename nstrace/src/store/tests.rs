@@ -143,6 +143,27 @@ fn a_walk_beside_a_destroy_hook_waits_one_walk_for_the_hook() {
     assert!(out.is_empty() && s.get(5).is_some(), "{out:?}");
 }
 
+/// A hint's walk of some types' lists judges only those types.
+#[test]
+fn a_walk_of_some_types_leaves_the_others_alone() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Uts, 4, 11, 1)], 0);
+    let uts = nstrace_common::ns::NsTypeSet::of(NsType::Uts);
+    let r = s.reconcile_types(&[walk_row(NsType::Uts, 4, 11, 1)], uts, SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!(r, Reconciled::default(), "{out:?}");
+    let r = s.reconcile_types(&[], uts, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!(r.destroyed, [4]);
+    assert!(s.get(3).is_some(), "the net namespace was not walked");
+    // A new net namespace a uts walk cannot know of stays pending for its own walk.
+    let net = [walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Net, 5, 12, 1)];
+    s.reconcile(&net, 3 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile_types(&[], uts, 4 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert!(s.get(5).is_none());
+    let r = s.reconcile(&net, 5 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    assert_eq!(r.created, [5]);
+}
+
 #[test]
 fn walk_finds_what_lost_records_never_announced() {
     let mut s = store();

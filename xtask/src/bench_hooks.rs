@@ -1,0 +1,188 @@
+//! `cargo xtask bench --only hooks`: the always-on cost of `nstrace export`
+//! on a busy host. Per program, the kernel's own accounting
+//! (`kernel.bpf_stats_enabled`, read with `bpftool prog show`): ns per run
+//! and runs per operation; beside it the service's CPU time per operation.
+//! With `--baseline`, an earlier binary runs the same workloads in the same
+//! run.
+
+use std::{collections::HashMap, process::Command};
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::{
+    bench::{Background, Report, nstrace_bin},
+    bench_serve::cpu_seconds,
+    workload,
+};
+
+/// Per program name: (runs, ns) so far, for the programs `pid` holds.
+fn prog_stats(pid: u32) -> anyhow::Result<HashMap<String, (u64, u64)>> {
+    let mut ids = std::collections::HashSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        let Ok(info) = std::fs::read_to_string(fd?.path()) else { continue };
+        if let Some(id) = info.lines().find_map(|l| l.strip_prefix("prog_id:")) {
+            ids.insert(id.trim().parse::<u64>()?);
+        }
+    }
+    let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().context("bpftool")?;
+    let progs: Value = serde_json::from_slice(&out.stdout).context("bpftool -j prog show")?;
+    let mut by_name = HashMap::new();
+    for p in progs.as_array().into_iter().flatten() {
+        if !p["id"].as_u64().is_some_and(|id| ids.contains(&id)) {
+            continue;
+        }
+        let name = p["name"].as_str().unwrap_or("?").to_string();
+        let e = by_name.entry(name).or_insert((0, 0));
+        e.0 += p["run_cnt"].as_u64().unwrap_or(0);
+        e.1 += p["run_time_ns"].as_u64().unwrap_or(0);
+    }
+    Ok(by_name)
+}
+
+/// `kernel.bpf_stats_enabled` on while it lives, back to what it was after.
+struct BpfStats(String);
+
+impl BpfStats {
+    fn enable() -> anyhow::Result<BpfStats> {
+        let path = "/proc/sys/kernel/bpf_stats_enabled";
+        let before = std::fs::read_to_string(path).context(path)?.trim().to_string();
+        std::fs::write(path, "1").context(path)?;
+        Ok(BpfStats(before))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", &self.0);
+    }
+}
+
+/// What one workload cost a running service.
+struct Cost {
+    /// Program name -> (runs per operation, ns per run).
+    progs: Vec<(String, f64, f64)>,
+    bpf_ns_per_op: f64,
+    service_ns_per_op: f64,
+}
+
+/// Runs `work` (which does `ops` operations) under the service `bg`, whose
+/// CPU when idle (periodic walks and refreshes) is `idle_per_s` ns a second.
+fn measure(bg: &Background, ops: usize, idle_per_s: f64, work: &fn()) -> anyhow::Result<Cost> {
+    let started = std::time::Instant::now();
+    let (before, cpu_before) = (prog_stats(bg.pid())?, cpu_seconds(bg.pid())?);
+    work();
+    // The service's share of the work includes draining what it was sent.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (after, cpu_after) = (prog_stats(bg.pid())?, cpu_seconds(bg.pid())?);
+    let mut progs: Vec<(String, f64, f64)> = after
+        .iter()
+        .filter_map(|(name, &(runs, ns))| {
+            let (r0, n0) = before.get(name).copied().unwrap_or((0, 0));
+            let runs = runs.checked_sub(r0)?;
+            (runs > 0).then(|| (name.clone(), runs as f64 / ops as f64, (ns - n0) as f64 / runs as f64))
+        })
+        .collect();
+    progs.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
+    let bpf_ns_per_op = progs.iter().map(|(_, per_op, ns)| per_op * ns).sum();
+    let idle = idle_per_s * started.elapsed().as_secs_f64();
+    let service_ns_per_op = ((cpu_after - cpu_before) * 1e9 - idle).max(0.0) / ops as f64;
+    Ok(Cost { progs, bpf_ns_per_op, service_ns_per_op })
+}
+
+/// The service's CPU when nothing happens, in ns per second (over 5 s).
+fn idle_ns_per_s(bg: &Background) -> anyhow::Result<f64> {
+    let before = cpu_seconds(bg.pid())?;
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    Ok((cpu_seconds(bg.pid())? - before) * 1e9 / 5.0)
+}
+
+fn start_export(bin: &std::path::Path, state: &str) -> anyhow::Result<Background> {
+    let db = format!("{state}/nstrace.db");
+    let socket = format!("{state}/nstrace.sock");
+    let _ = std::fs::remove_dir_all(state);
+    std::fs::create_dir_all(state)?;
+    Background::start_bin(
+        bin,
+        &["export", "--listen", "127.0.0.1:0", "--db", &db, "--socket", &socket],
+        "serving on http://",
+    )
+}
+
+const FORKS: usize = 20_000;
+const THREADS: usize = 20_000;
+const UNSHARES: usize = 5_000;
+
+/// The workloads: name, key in the JSON, operations, and the work.
+type Workload = (&'static str, &'static str, usize, fn());
+
+const WORKLOADS: [Workload; 3] = [
+    ("plain fork + exit", "plain_fork", FORKS, || {
+        workload::churn_fork(FORKS);
+    }),
+    ("thread create + exit (the floor: no read at all)", "thread", THREADS, || {
+        workload::churn_threads(THREADS);
+    }),
+    ("fork + unshare(CLONE_NEWUTS) + exit", "unshare", UNSHARES, || {
+        workload::churn_unshare(UNSHARES, libc::CLONE_NEWUTS);
+    }),
+];
+
+pub(crate) fn hooks(r: &mut Report) -> anyhow::Result<()> {
+    r.section(
+        "Hook cost: what `nstrace export` costs a busy host",
+        "`nstrace export` (the always-on service: database, metrics) runs while each workload below runs. \
+         Per program: runs per operation and ns per run from the kernel's `bpf_stats_enabled` accounting \
+         (`bpftool prog show`; the accounting itself adds two clock reads per run); the service's CPU (user + \
+         system) per operation, less its idle CPU over the same time. Goals: every task hook < 300 ns per run \
+         and service < 1 µs per plain fork; < 2 µs of BPF and < 3 µs of service per fork + unshare + exit.",
+    );
+    let _stats = BpfStats::enable()?;
+    let mut bins = vec![("this".to_string(), nstrace_bin())];
+    if let Some(b) = r.baseline.clone() {
+        bins.push((format!("baseline ({})", b.display()), b));
+    }
+    // Per binary: label, idle ns per second, a cost per workload.
+    let mut rows: Vec<(String, f64, Vec<Cost>)> = Vec::new();
+    workload::churn_fork(2000); // warm-up
+    for (label, bin) in &bins {
+        let bg = start_export(bin, "/tmp/nstrace-bench-hooks")?;
+        let idle = idle_ns_per_s(&bg)?;
+        let costs =
+            WORKLOADS.iter().map(|(_, _, ops, work)| measure(&bg, *ops, idle, work)).collect::<Result<_, _>>()?;
+        bg.stop()?;
+        rows.push((label.clone(), idle, costs));
+    }
+    let mut json_rows: Vec<Value> =
+        rows.iter().map(|(label, idle, _)| json!({"binary": label, "idle_ns_per_s": idle})).collect();
+    for (i, (title, key, _, _)) in WORKLOADS.iter().enumerate() {
+        r.md.push_str(&format!("**{title}**\n\n| binary | program | runs per op | ns per run |\n|---|---|---|---|\n"));
+        for (label, _, costs) in &rows {
+            for (name, per_op, ns) in &costs[i].progs {
+                r.md.push_str(&format!("| {label} | {name} | {per_op:.2} | {ns:.0} |\n"));
+            }
+        }
+        r.md.push_str(
+            "\n| binary | BPF ns per op | service ns per op | service idle, % of a CPU |\n|---|---|---|---|\n",
+        );
+        for ((label, idle, costs), json_row) in rows.iter().zip(&mut json_rows) {
+            let c = &costs[i];
+            r.md.push_str(&format!(
+                "| {label} | **{:.0}** | **{:.0}** | {:.2} |\n",
+                c.bpf_ns_per_op,
+                c.service_ns_per_op,
+                idle / 1e7
+            ));
+            let programs: Vec<Value> = c
+                .progs
+                .iter()
+                .map(|(n, per_op, ns)| json!({"name": n, "runs_per_op": per_op, "ns_per_run": ns}))
+                .collect();
+            json_row[*key] = json!({ "bpf_ns_per_op": c.bpf_ns_per_op, "service_ns_per_op": c.service_ns_per_op,
+                "programs": programs });
+        }
+        r.md.push('\n');
+    }
+    r.json["hooks"] = json!(json_rows);
+    Ok(())
+}
