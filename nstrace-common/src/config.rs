@@ -84,6 +84,8 @@ pub struct KernelOffsets {
     pub mm_arg_end: u32,
     /// `nsproxy.count`: 1 at a task's exit means its namespaces lose a reference.
     pub nsproxy_count: u32,
+    /// `sizeof(struct nsproxy)`: its pointers are read in one go.
+    pub nsproxy_size: u32,
     // a task's cgroup v2 id: task_struct.cgroups -> css_set.dfl_cgrp ->
     // cgroup.kn -> kernfs_node.id
     pub task_cgroups: u32,
@@ -109,7 +111,6 @@ pub struct Config {
     pub tp_ret: u32,
     /// Offset of the fourth argument (mount's flags, move_mount's to_pathname).
     pub tp_arg3: u32,
-    pub _reserved: u32,
     /// Addresses (from kallsyms) of the work functions that finish a
     /// namespace's death: cleanup_net, free_user_ns,
     /// destroy_pid_namespace_work, free_ipc. 0 where unknown.
@@ -197,6 +198,7 @@ impl KernelOffsets {
             mm_arg_start: ABSENT,
             mm_arg_end: ABSENT,
             nsproxy_count: ABSENT,
+            nsproxy_size: ABSENT,
             task_cgroups: ABSENT,
             css_set_dfl_cgrp: ABSENT,
             cgroup_kn: ABSENT,
@@ -215,7 +217,6 @@ impl Config {
             tp_arg1: ABSENT,
             tp_ret: ABSENT,
             tp_arg3: ABSENT,
-            _reserved: 0,
             destroy_work_fns: [0; DESTROY_WORK_FNS],
         }
     }

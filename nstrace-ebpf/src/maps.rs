@@ -100,6 +100,8 @@ pub struct TaskNsSet {
     /// The last task's `css_set` and its cgroup v2 id (walk reuse).
     pub css_set: u64,
     pub cgroup_id: u64,
+    /// The nsproxy as read (see `hooks::task::task_ns_ptrs`).
+    pub nsproxy_raw: [u64; 16],
 }
 
 /// Per-CPU home of [`TaskNsSet`] (too big for the stack next to a record).

@@ -102,13 +102,15 @@ fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
     let is = |v: &Value, cause: &str, pid: u32| v["event"] == "namespaces" && v["cause"] == cause && v["pid"] == pid;
 
     // A plain fork and exec: nothing changes.
-    let mut sh = Command::new("sh").args(["-c", "sleep 2 & wait"]).spawn().unwrap();
+    let mut sh = Command::new("sh").args(["-c", "sleep 60 & wait"]).spawn().unwrap();
     let plain = eventually(Duration::from_secs(5), "sh's child", || children_of(sh.id()).into_iter().next());
     // A child entering the pid namespace its parent unshared; a program
     // exec'd into the time namespace unshare made for it.
-    let mut pid_ns = Command::new("unshare").args(["--pid", "--fork", "sleep", "2"]).spawn().unwrap();
+    let mut pid_ns = Command::new("unshare").args(["--pid", "--fork", "sleep", "60"]).spawn().unwrap();
     let in_new_pid =
         eventually(Duration::from_secs(5), "unshare's child", || children_of(pid_ns.id()).into_iter().next());
+    // Read now: under emulation the events can take longer than a short sleep.
+    let new_pid_ns = ns_inode(in_new_pid, "pid");
     let time = Command::new("unshare").args(["--time", "readlink", "/proc/self/ns/time"]).output().unwrap();
     let time_inode = String::from_utf8_lossy(&time.stdout).trim().to_owned();
     assert!(time.status.success(), "unshare --time: {}", String::from_utf8_lossy(&time.stderr));
@@ -118,7 +120,7 @@ fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
             .wait_for(Duration::from_secs(5), |v| is(v, "fork", in_new_pid))
             .unwrap_or_else(|| panic!("{name}: no fork event for {in_new_pid} in a new pid namespace"));
         assert_eq!(fork["namespaces"][3]["type"], "pid");
-        assert_eq!(fork["namespaces"][3]["inode"], ns_inode(in_new_pid, "pid"), "{name}: {fork}");
+        assert_eq!(fork["namespaces"][3]["inode"], new_pid_ns, "{name}: {fork}");
         let exec = t
             .wait_for(Duration::from_secs(5), |v| {
                 v["event"] == "namespaces" && v["cause"] == "exec" && v["comm"] == "readlink"
@@ -138,8 +140,10 @@ fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
     let plain_events: Vec<Value> =
         changed_only.events().into_iter().filter(|v| v["event"] == "namespaces" && v["pid"] == plain).collect();
     assert!(plain_events.is_empty(), "a fork and exec that changed nothing were reported: {plain_events:?}");
-    sh.kill().ok();
-    pid_ns.kill().ok();
+    for child in [plain, in_new_pid] {
+        // SAFETY: kill(2) on a pid of ours.
+        unsafe { libc::kill(child as i32, libc::SIGKILL) };
+    }
     sh.wait().ok();
     pid_ns.wait().ok();
 }

@@ -13,8 +13,9 @@ use aya_ebpf::{
 
 /// The kernel's `CLONE_THREAD`.
 const CLONE_THREAD: u64 = 0x0001_0000;
+use aya_ebpf::helpers::generated;
 use nstrace_common::{
-    config::{WORK_DESTROY_PID_NS, WORK_FREE_USER_NS, config_flags},
+    config::{ABSENT, WORK_DESTROY_PID_NS, WORK_FREE_USER_NS, config_flags},
     event::{EventKind, TaskNsEvent, create_cause},
     ns::{CLONE_NEW_MASK, NS_TYPES, NsType, PROC_TIME_INIT_INO, SLOT_TYPES, TASK_NS_SLOTS},
 };
@@ -40,22 +41,41 @@ pub fn active_pid_ns(task: u64) -> u64 {
     ptr_at(upid, config!(offsets.upid_ns))
 }
 
-/// Pointers to the namespace structs of `task`, by slot.
+/// Words of `struct nsproxy` read at once (72 bytes on 6.x; a probe read
+/// costs about the same for 8 bytes or 128).
+const NSPROXY_WORDS: usize = 16;
+
+/// The field at byte `off` of an nsproxy read into `raw` (0 if ABSENT).
 #[inline(always)]
-pub fn task_ns_ptrs(task: u64) -> [u64; TASK_NS_SLOTS] {
-    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
-    let cred = ptr_at(task, config!(offsets.task_real_cred));
+fn nsproxy_field(raw: &[u64; NSPROXY_WORDS], off: u32) -> u64 {
+    let word = off as usize / 8;
+    if off == ABSENT || word >= NSPROXY_WORDS { 0 } else { raw[word] }
+}
+
+/// Pointers to the namespace structs of a task by slot, given its nsproxy,
+/// user and pid namespaces: the nsproxy in one read into `raw`, field by
+/// field if that read fails.
+#[inline(always)]
+pub fn task_ns_ptrs(nsproxy: u64, user_ns: u64, pid_ns: u64, raw: &mut [u64; NSPROXY_WORDS]) -> [u64; TASK_NS_SLOTS] {
+    let size = config!(offsets.nsproxy_size);
+    // A constant to the verifier: it keeps one of the two.
+    let whole = size != ABSENT && (size as usize) <= NSPROXY_WORDS * 8;
+    if whole {
+        // Branch-free like every read: a failed one leaves zeroes.
+        unsafe { generated::bpf_probe_read_kernel(raw.as_mut_ptr().cast(), size, nsproxy as *const core::ffi::c_void) };
+    }
+    let field = |off: u32| if whole { nsproxy_field(raw, off) } else { ptr_at(nsproxy, off) };
     [
-        ptr_at(nsproxy, config!(offsets.nsproxy_net)),
-        ptr_at(nsproxy, config!(offsets.nsproxy_uts)),
-        ptr_at(nsproxy, config!(offsets.nsproxy_ipc)),
-        active_pid_ns(task),
-        ptr_at(cred, config!(offsets.cred_user_ns)),
-        ptr_at(nsproxy, config!(offsets.nsproxy_mnt)),
-        ptr_at(nsproxy, config!(offsets.nsproxy_cgroup)),
-        ptr_at(nsproxy, config!(offsets.nsproxy_time)),
-        ptr_at(nsproxy, config!(offsets.nsproxy_pid_for_children)),
-        ptr_at(nsproxy, config!(offsets.nsproxy_time_for_children)),
+        field(config!(offsets.nsproxy_net)),
+        field(config!(offsets.nsproxy_uts)),
+        field(config!(offsets.nsproxy_ipc)),
+        pid_ns,
+        user_ns,
+        field(config!(offsets.nsproxy_mnt)),
+        field(config!(offsets.nsproxy_cgroup)),
+        field(config!(offsets.nsproxy_time)),
+        field(config!(offsets.nsproxy_pid_for_children)),
+        field(config!(offsets.nsproxy_time_for_children)),
     ]
 }
 
@@ -88,7 +108,7 @@ pub fn read_task_set_reusing(task: u64, reuse: bool) -> Option<&'static TaskNsSe
         return Some(set);
     }
     set.nsproxy = nsproxy;
-    set.ptrs = task_ns_ptrs(task);
+    set.ptrs = task_ns_ptrs(nsproxy, user_ns, pid_ns, &mut set.nsproxy_raw);
     let mut i = 0;
     while i < TASK_NS_SLOTS {
         set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], SLOT_TYPES[i] as usize));

@@ -73,6 +73,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.mm_arg_start = opt("mm_struct", "arg_start")?;
     o.mm_arg_end = opt("mm_struct", "arg_end")?;
     o.nsproxy_count = opt("nsproxy", "count")?;
+    o.nsproxy_size = btf.struct_size("nsproxy").unwrap_or(ABSENT);
     // Only used to read one /proc/PID/cgroup per cgroup: optional.
     o.task_cgroups = opt("task_struct", "cgroups")?;
     o.css_set_dfl_cgrp = opt("css_set", "dfl_cgrp")?;

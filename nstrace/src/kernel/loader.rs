@@ -156,7 +156,6 @@ impl Tracer {
             tp_arg1,
             tp_ret,
             tp_arg3,
-            _reserved: 0,
             destroy_work_fns: destroy_work_fns(),
         };
         let ebpf = EbpfLoader::new()
