@@ -114,6 +114,11 @@ fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
     let time = Command::new("unshare").args(["--time", "readlink", "/proc/self/ns/time"]).output().unwrap();
     let time_inode = String::from_utf8_lossy(&time.stdout).trim().to_owned();
     assert!(time.status.success(), "unshare --time: {}", String::from_utf8_lossy(&time.stderr));
+    // Older kernels (6.1) move only the children, not an exec, into it.
+    let exec_enters_time_ns = time_inode != format!("time:[{}]", ns_inode(std::process::id(), "time"));
+    if !exec_enters_time_ns {
+        println!("{test}: exec does not enter the time namespace for children on this kernel: no exec case");
+    }
 
     for (name, t) in [("every", &every), ("changed only", &changed_only)] {
         let fork = t
@@ -121,6 +126,9 @@ fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
             .unwrap_or_else(|| panic!("{name}: no fork event for {in_new_pid} in a new pid namespace"));
         assert_eq!(fork["namespaces"][3]["type"], "pid");
         assert_eq!(fork["namespaces"][3]["inode"], new_pid_ns, "{name}: {fork}");
+        if !exec_enters_time_ns {
+            continue;
+        }
         let exec = t
             .wait_for(Duration::from_secs(5), |v| {
                 v["event"] == "namespaces" && v["cause"] == "exec" && v["comm"] == "readlink"
