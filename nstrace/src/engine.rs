@@ -165,6 +165,8 @@ pub struct Engine {
     /// When a hint asked for an early walk, and of which types.
     walk_soon: Option<tokio::time::Instant>,
     hinted: NsTypeSet,
+    /// When the lost-record counters were last read.
+    last_lost_check: tokio::time::Instant,
     last_walk_at: tokio::time::Instant,
     pub stats: EngineStats,
 }
@@ -179,6 +181,10 @@ fn destroy_work_types(which: u32) -> NsTypeSet {
         _ => NsTypeSet::ALL,
     }
 }
+
+/// Shortest gap between readings of the lost-record counters outside the
+/// periodic walk.
+const LOST_CHECK_GAP: Duration = Duration::from_millis(250);
 
 /// Shortest gap between hint-driven walks (bounds their cost under churn).
 const HINT_WALK_GAP: Duration = Duration::from_millis(50);
@@ -282,6 +288,7 @@ impl Engine {
                 .unwrap_or(0),
             walk_soon: None,
             hinted: NsTypeSet::EMPTY,
+            last_lost_check: tokio::time::Instant::now(),
             last_walk_at: tokio::time::Instant::now(),
             stats: EngineStats::default(),
         })
@@ -351,8 +358,21 @@ impl Engine {
                 None => std::future::pending().await,
             }
         };
+        // A loss is healed soon, not at the next periodic walk (which may be
+        // a minute away); at most a fifth of the time goes to such resyncs.
+        let lost_due = self.last_lost_check + LOST_CHECK_GAP.max(self.last_snapshot_cost * 4);
         tokio::select! {
             batch = self.stream.next_batch(|r| records.push(r)) => { batch?; }
+            _ = tokio::time::sleep_until(lost_due) => {
+                self.stream.drain(|r| records.push(r));
+                self.handle(records, out);
+                self.last_lost_check = tokio::time::Instant::now();
+                let lost = self.check_lost(out)?;
+                if lost > 0 {
+                    return self.reconcile(format!("{lost} records lost"), out);
+                }
+                return Ok(());
+            }
             _ = early => {
                 self.stream.drain(|r| records.push(r));
                 self.handle(records, out);
@@ -362,6 +382,7 @@ impl Engine {
             _ = self.interval.tick() => {
                 self.stream.drain(|r| records.push(r));
                 self.handle(records, out);
+                self.last_lost_check = tokio::time::Instant::now();
                 let lost = self.check_lost(out)?;
                 let reason = if lost > 0 { format!("{lost} records lost") } else { String::new() };
                 return self.reconcile(reason, out);
@@ -531,6 +552,12 @@ impl Engine {
             self.known.remove(key);
         }
         if !reason.is_empty() {
+            // What the resync found unannounced becomes a record at the
+            // next walk (a hook record may be in flight): make it soon.
+            if self.store.has_pending() && self.walk_soon.is_none() {
+                self.walk_soon = Some(tokio::time::Instant::now() + HINT_WALK_GAP.max(self.last_snapshot_cost * 2));
+                self.hinted = NsTypeSet::ALL;
+            }
             self.stats.resyncs += 1;
             out.push(Event::Resync {
                 time: self.store.clock().unix(now),

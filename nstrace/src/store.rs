@@ -176,6 +176,12 @@ impl NsStore {
     }
 
     /// Number of live records.
+    /// Whether a snapshot found namespaces no hook announced (they become
+    /// records at the next snapshot that still finds them).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     pub fn len(&self) -> usize {
         self.live.len()
     }

@@ -172,8 +172,9 @@ fn lost_records_are_counted_reported_and_healed_by_a_resync() {
         return;
     }
     let _serial = serial();
-    // A 4 KiB ring cannot hold a storm: records are lost.
-    let trace = Trace::start(&["--ring-bytes", "4096", "--event", "create,lost,resync"]);
+    // A 4 KiB ring cannot hold a storm: records are lost. The periodic walk
+    // is a minute away: the loss must be seen and healed without it.
+    let trace = Trace::start(&["--ring-bytes", "4096", "--event", "create,lost,resync", "--walk-interval", "60"]);
     // 200 processes each keep a new uts namespace; 1,500 more live and die at once.
     let mut held = Vec::new();
     for i in 0..1700 {
@@ -212,7 +213,7 @@ fn lost_records_are_counted_reported_and_healed_by_a_resync() {
         let v: HashSet<u64> = held.0.iter().map(|&p| ns_inode(p as u32, "uts")).collect();
         (v.len() == held.0.len() && !v.contains(&host)).then_some(v)
     });
-    // Losses are reported at the next periodic walk, which resyncs.
+    // Losses are reported within a quarter of a second, and a resync follows.
     let resync_after = |t: f64| move |v: &Value| v["event"] == "resync" && v["time"].as_f64().is_some_and(|rt| rt >= t);
     let first_lost = trace.wait_for(Duration::from_secs(5), |v| v["event"] == "lost").expect("a lost event");
     let resync = trace
