@@ -148,21 +148,9 @@ impl Drop for Held {
     }
 }
 
-/// Forks `n` children that unshare `flags` and exit; returns the wall time.
 /// Plain fork + exit (no namespace change), `n` times; returns the wall time.
 pub fn churn_fork(n: usize) -> std::time::Duration {
-    let start = Instant::now();
-    for _ in 0..n {
-        // SAFETY: the child only calls _exit.
-        unsafe {
-            let pid = libc::fork();
-            if pid == 0 {
-                libc::_exit(0);
-            }
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-    }
-    start.elapsed()
+    churn_unshare(n, -1)
 }
 
 /// A thread created and joined, `n` times; returns the wall time.
@@ -174,13 +162,18 @@ pub fn churn_threads(n: usize) -> std::time::Duration {
     start.elapsed()
 }
 
+/// Forks `n` children that unshare `flags` (none if negative) and exit;
+/// returns the wall time.
 pub fn churn_unshare(n: usize, flags: libc::c_int) -> std::time::Duration {
     let start = Instant::now();
     for _ in 0..n {
+        // SAFETY: the child only calls unshare and _exit.
         unsafe {
             let pid = libc::fork();
             if pid == 0 {
-                libc::unshare(flags);
+                if flags >= 0 {
+                    libc::unshare(flags);
+                }
                 libc::_exit(0);
             }
             libc::waitpid(pid, std::ptr::null_mut(), 0);
