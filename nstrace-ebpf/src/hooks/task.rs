@@ -37,8 +37,13 @@ pub fn active_pid_ns(task: u64) -> u64 {
     if level > 32 {
         return 0;
     }
-    let upid = pid + config!(offsets.pid_numbers) as u64 + level * config!(offsets.upid_size) as u64;
-    ptr_at(upid, config!(offsets.upid_ns))
+    ptr_at(upid_at(pid, level), config!(offsets.upid_ns))
+}
+
+/// `&pid->numbers[level]`.
+#[inline(always)]
+fn upid_at(pid: u64, level: u64) -> u64 {
+    pid + config!(offsets.pid_numbers) as u64 + level * config!(offsets.upid_size) as u64
 }
 
 /// Words of `struct nsproxy` read at once (72 bytes on 6.x; a probe read
@@ -224,8 +229,7 @@ fn exit_may_end_namespaces(task: u64) -> bool {
     if level == 0 || level > 32 {
         return false;
     }
-    let upid = pid + config!(offsets.pid_numbers) as u64 + level as u64 * config!(offsets.upid_size) as u64;
-    u32_at(upid, config!(offsets.upid_nr)) == 1
+    u32_at(upid_at(pid, level as u64), config!(offsets.upid_nr)) == 1
 }
 
 /// `KNOWN` value of a namespace whose last reference is going (see [`mark_dying`]).
