@@ -171,6 +171,11 @@ pub struct Engine {
     pub stats: EngineStats,
 }
 
+/// The types of the task-set slots for which `pick` holds.
+fn slot_types(pick: impl Fn(usize) -> bool) -> NsTypeSet {
+    (0..TASK_NS_SLOTS).filter(|&i| pick(i)).fold(NsTypeSet::EMPTY, |set, i| set.with(SLOT_TYPES[i]))
+}
+
 /// The types whose deaths `Config::destroy_work_fns[which]` finishes.
 fn destroy_work_types(which: u32) -> NsTypeSet {
     match nstrace_common::config::DESTROY_WORK_FN_NAMES.get(which as usize) {
@@ -417,9 +422,7 @@ impl Engine {
                 Ok(Record::Task(t)) => {
                     if t.header.kind == EventKind::Exit as u32 {
                         // What the task held outside the host namespaces.
-                        let types = (0..TASK_NS_SLOTS)
-                            .filter(|&i| t.ns[i].id != 0 && !self.host_ids.contains(&t.ns[i].id))
-                            .fold(NsTypeSet::EMPTY, |set, i| set.with(SLOT_TYPES[i]));
+                        let types = slot_types(|i| t.ns[i].id != 0 && !self.host_ids.contains(&t.ns[i].id));
                         self.hint(types);
                     }
                     events::from_task(&t, self.store.clock(), self.dev, out)
@@ -427,10 +430,7 @@ impl Engine {
                 Ok(Record::Syscall(s)) => {
                     // The namespaces left behind may have died.
                     if s.ret == 0 {
-                        let types = (0..TASK_NS_SLOTS)
-                            .filter(|&i| s.before[i] != s.after[i])
-                            .fold(NsTypeSet::EMPTY, |set, i| set.with(SLOT_TYPES[i]));
-                        self.hint(types);
+                        self.hint(slot_types(|i| s.before[i] != s.after[i]));
                     }
                     let first = out.len();
                     events::from_syscall(&s, self.store.clock(), self.dev, out);
