@@ -157,24 +157,37 @@ fn scan_cgroups(root: &Path) -> HashMap<u64, String> {
     out
 }
 
-/// Reads the origin of `pid` under `proc` (`/proc`) and the runtimes'
-/// state under `root` (`/`). Missing pieces stay `None`.
-pub fn capture(proc: &Path, root: &Path, pid: u32) -> Origin {
+/// Reads from /proc (`proc`) what `known` (what the create record carried)
+/// lacks of the origin of `pid`: the record has no executable, and may lack
+/// the command line (a kernel thread, a hook without it), the parent or the
+/// cgroup. Each file read is a path walk through a new /proc/PID, so nothing
+/// known is read again. The container is left for [`ContainerNames`];
+/// missing pieces stay `None`.
+pub fn capture(proc: &Path, pid: u32, known: &Origin) -> Origin {
     let dir = proc.join(pid.to_string());
     let exe = std::fs::read_link(dir.join("exe")).ok().map(|p| p.to_string_lossy().into_owned());
-    let cmdline = std::fs::read(dir.join("cmdline"))
-        .ok()
-        .map(|b| {
-            b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" ")
-        })
-        .filter(|c| !c.is_empty());
-    let parent = std::fs::read_to_string(dir.join("stat")).ok().and_then(|s| parent_of(&s)).and_then(|ppid| {
+    let cmdline = known.cmdline.clone().or_else(|| {
+        std::fs::read(dir.join("cmdline"))
+            .ok()
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(String::from_utf8_lossy)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|c| !c.is_empty())
+    });
+    let parent = known.parent.clone().or_else(|| {
+        let ppid = parent_of(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
         let comm = std::fs::read_to_string(proc.join(ppid.to_string()).join("comm")).ok()?;
         Some(format!("{}[{ppid}]", comm.trim()))
     });
-    let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok().and_then(|c| unified_cgroup(&c));
-    let container = cgroup.as_deref().and_then(|c| container_of(root, c));
-    Origin { exe, cmdline, parent, cgroup, container, cgroup_id: None }
+    let cgroup = known
+        .cgroup
+        .clone()
+        .or_else(|| std::fs::read_to_string(dir.join("cgroup")).ok().and_then(|c| unified_cgroup(&c)));
+    Origin { exe, cmdline, parent, cgroup, container: None, cgroup_id: known.cgroup_id }
 }
 
 /// The parent pid from /proc/PID/stat (after the parenthesised comm).
@@ -190,13 +203,49 @@ fn unified_cgroup(text: &str) -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix("0::")).or_else(|| paths.last().copied()).map(str::to_string)
 }
 
-/// The container of a cgroup path, named from the runtime's state on disk.
-pub fn container_of(root: &Path, cgroup: &str) -> Option<ContainerRef> {
-    let c = containers::from_cgroup(cgroup)?;
-    let mut r =
-        ContainerRef { runtime: c.runtime.to_string(), id: c.id.clone(), pod_uid: c.pod.clone(), ..Default::default() };
-    (r.name, r.pod) = name_of(root, &r);
-    Some(r)
+/// Containers named from the runtimes' state under `root` (`/`), each read
+/// once: a container keeps its name, and a namespace churn inside one
+/// container would otherwise read its config for every namespace.
+pub struct ContainerNames {
+    root: PathBuf,
+    /// (runtime, id) -> (name, pod); only found names are kept (a runtime
+    /// may write its state after the container's first namespaces).
+    known: HashMap<(String, String), (Option<String>, Option<String>)>,
+}
+
+impl ContainerNames {
+    pub fn new(root: impl Into<PathBuf>) -> ContainerNames {
+        ContainerNames { root: root.into(), known: HashMap::new() }
+    }
+
+    /// The container of a cgroup path, with its name and pod.
+    pub fn container_of(&mut self, cgroup: &str) -> Option<ContainerRef> {
+        let c = containers::from_cgroup(cgroup)?;
+        let mut r = ContainerRef {
+            runtime: c.runtime.to_string(),
+            id: c.id.clone(),
+            pod_uid: c.pod.clone(),
+            ..Default::default()
+        };
+        (r.name, r.pod) = self.name(&r);
+        Some(r)
+    }
+
+    /// The name and pod of container `c`.
+    pub fn name(&mut self, c: &ContainerRef) -> (Option<String>, Option<String>) {
+        let key = (c.runtime.clone(), c.id.clone());
+        if let Some(known) = self.known.get(&key) {
+            return known.clone();
+        }
+        let found = name_of(&self.root, c);
+        if found.0.is_some() {
+            if self.known.len() >= 10_000 {
+                self.known.clear();
+            }
+            self.known.insert(key, found.clone());
+        }
+        found
+    }
 }
 
 /// The name and pod (namespace/name) of container `c`, from the runtime's
@@ -284,15 +333,22 @@ mod tests {
         let dir = root.join("var/lib/docker/containers").join(ID);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).unwrap();
-        let c = container_of(&root, &format!("/system.slice/docker-{ID}.scope")).unwrap();
+        let c = ContainerNames::new(&root).container_of(&format!("/system.slice/docker-{ID}.scope")).unwrap();
         assert_eq!((c.runtime.as_str(), c.id.as_str(), c.name.as_deref()), ("docker", ID, Some("web")));
         assert_eq!(c.short(), "docker:3f2a9c1b7d4e (web)");
         assert!(c.matches("web") && c.matches("3f2a9c") && !c.matches("3f2") && !c.matches("db"));
         // A container whose state is gone keeps its id, without a name.
         std::fs::remove_dir_all(&root).unwrap();
-        let c = container_of(&root, &format!("/docker/{ID}")).unwrap();
+        let mut names = ContainerNames::new(&root);
+        let c = names.container_of(&format!("/docker/{ID}")).unwrap();
         assert_eq!((c.short(), c.name), ("docker:3f2a9c1b7d4e".to_string(), None));
-        assert_eq!(container_of(&root, "/user.slice/session-1.scope"), None);
+        assert_eq!(names.container_of("/user.slice/session-1.scope"), None);
+        // A found name is kept: the config read once serves every later namespace.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).unwrap();
+        assert_eq!(names.container_of(&format!("/docker/{ID}")).unwrap().name.as_deref(), Some("web"));
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(names.container_of(&format!("/docker/{ID}")).unwrap().name.as_deref(), Some("web"));
     }
 
     #[test]
@@ -357,9 +413,20 @@ mod tests {
 
     #[test]
     fn capture_of_this_process() {
-        let o = capture(Path::new("/proc"), Path::new("/"), std::process::id());
+        let o = capture(Path::new("/proc"), std::process::id(), &Origin::default());
         assert!(o.exe.as_deref().is_some_and(|e| e.contains("nstrace")), "{o:?}");
         assert!(o.cmdline.is_some() && o.parent.is_some() && o.cgroup.is_some(), "{o:?}");
-        assert_eq!(capture(Path::new("/proc"), Path::new("/"), u32::MAX), Origin::default());
+        assert_eq!(capture(Path::new("/proc"), u32::MAX, &Origin::default()), Origin::default());
+        // What the record carried is kept, not read again; the executable is read.
+        let known = Origin {
+            cmdline: Some("from the record".into()),
+            parent: Some("sh[1]".into()),
+            cgroup: Some("/named".into()),
+            cgroup_id: Some(7),
+            ..Default::default()
+        };
+        let o = capture(Path::new("/proc"), std::process::id(), &known);
+        assert_eq!(o, Origin { exe: o.exe.clone(), ..known.clone() });
+        assert!(o.exe.is_some(), "{o:?}");
     }
 }

@@ -116,7 +116,7 @@ pub async fn run(args: Args) -> Result<i32> {
         retention,
     );
     let mut cgroups = origin::CgroupNames::new(origin::cgroup2_mount());
-    let mut names = Names::new();
+    let mut names = origin::ContainerNames::new("/");
     // Clients' history reads its own connection (WAL: readers never block the writer).
     let mut reader: Option<Db> = None;
 
@@ -166,7 +166,7 @@ pub async fn run(args: Args) -> Result<i32> {
                 Ok(events) => {
                     if !events.is_empty() {
                         shared.with_metrics(|m| events.iter().for_each(|e| m.observe(e)));
-                        record_origins(&mut monitor, &mut cgroups, &events);
+                        record_origins(&mut monitor, &mut cgroups, &mut names, &events);
                     }
                     flush_provenance(&mut monitor, &writer, &mut names);
                     if last_publish.elapsed() >= PUBLISH_EVERY {
@@ -311,45 +311,35 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
 /// Where each new namespace came from: the cgroup the create record names
 /// (its container at creation time), and what /proc still shows of the
 /// creator (it may have exited already).
-fn record_origins(monitor: &mut Monitor, cgroups: &mut origin::CgroupNames, events: &[Event]) {
-    let root = Path::new("/");
+fn record_origins(
+    monitor: &mut Monitor,
+    cgroups: &mut origin::CgroupNames,
+    names: &mut origin::ContainerNames,
+    events: &[Event],
+) {
     for e in events {
         if let Event::Create { ns_type, id, inode, pid, time, .. } = e
             && *pid != 0
         {
             let key = nstrace_common::ns::ns_key(*id, *ns_type as u32, *inode as u32);
-            let mut o = origin::capture(Path::new("/proc"), root, *pid);
-            let cgroup_id = monitor.store().get(key).and_then(|ns| ns.creator.as_ref()?.origin.cgroup_id);
-            if let Some(path) = cgroup_id.and_then(|id| cgroups.path(id, *time)) {
-                o.container = origin::container_of(root, &path);
-                o.cgroup = Some(path);
+            let Some(mut known) = monitor.store().get(key).and_then(|ns| Some(ns.creator.as_ref()?.origin.clone()))
+            else {
+                continue;
+            };
+            if known.cgroup.is_none() {
+                known.cgroup = known.cgroup_id.and_then(|id| cgroups.path(id, *time));
             }
+            let mut o = origin::capture(Path::new("/proc"), *pid, &known);
+            o.container = o.cgroup.as_deref().and_then(|c| names.container_of(c));
             monitor.store_mut().set_origin(key, o);
         }
     }
 }
 
-/// Container names by runtime and id (a container keeps its name).
-type Names = HashMap<(String, String), (Option<String>, Option<String>)>;
-
 /// Hands the store's provenance changes to the writer, naming the
 /// containers seen in them first.
-fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut Names) {
-    monitor.store_mut().name_containers(|c| {
-        let key = (c.runtime.clone(), c.id.clone());
-        if let Some(known) = names.get(&key) {
-            return Some(known.clone());
-        }
-        let found = origin::name_of(Path::new("/"), c);
-        // Only found names are kept (a runtime may write its state later).
-        if found.0.is_some() {
-            if names.len() >= 10_000 {
-                names.clear();
-            }
-            names.insert(key, found.clone());
-        }
-        Some(found)
-    });
+fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut origin::ContainerNames) {
+    monitor.store_mut().name_containers(|c| Some(names.name(c)));
     let mut changes = monitor.store_mut().take_provenance();
     if changes.is_empty() {
         return;

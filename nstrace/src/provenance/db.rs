@@ -222,23 +222,41 @@ impl Db {
         // Row mappings made or dropped in this transaction: undone if it fails.
         let mut made = Vec::new();
         let mut dropped = Vec::new();
+        // For each change, the index of the next change of the same
+        // namespace: a new namespace whose next change is its death is
+        // written once, dead (churn makes many that live a few ms).
+        let mut next_of_key = HashMap::new();
+        let mut next = vec![None; changes.len()];
+        for (i, c) in changes.iter().enumerate().rev() {
+            next[i] = next_of_key.insert(c.key(), i);
+        }
+        let mut written_dead = vec![false; changes.len()];
         let result = (|| -> Result<(), rusqlite::Error> {
-            for c in changes {
+            for (i, c) in changes.iter().enumerate() {
                 match c {
                     Change::Upsert(r) => {
                         let rowid = match rowids.get(&r.key) {
                             Some(&rowid) => {
                                 update(&tx, rowid, r)?;
+                                tx.prepare_cached("DELETE FROM pins WHERE ns = ?1")?.execute(params![rowid])?;
                                 rowid
                             }
                             None => {
-                                let rowid = insert(&tx, &self.boot_id, r)?;
-                                rowids.insert(r.key, rowid);
-                                made.push(r.key);
+                                let death = next[i].and_then(|j| match &changes[j] {
+                                    Change::Died { death, .. } => Some((j, death)),
+                                    Change::Upsert(_) => None,
+                                });
+                                let rowid = insert(&tx, &self.boot_id, r, death.map(|(_, d)| d))?;
+                                match death {
+                                    Some((j, _)) => written_dead[j] = true,
+                                    None => {
+                                        rowids.insert(r.key, rowid);
+                                        made.push(r.key);
+                                    }
+                                }
                                 rowid
                             }
                         };
-                        tx.execute("DELETE FROM pins WHERE ns = ?1", params![rowid])?;
                         let mut pin = tx.prepare_cached(
                             "INSERT INTO pins(ns, kind, target, mnt_ns, made_by, attribution, since, released)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -256,36 +274,40 @@ impl Db {
                             ])?;
                         }
                     }
-                    Change::Died { key, ns_type, inode, id, death } => {
-                        let rowid = match rowids.remove(key) {
-                            Some(rowid) => {
-                                dropped.push((*key, rowid));
-                                rowid
-                            }
-                            // Never recorded alive (evicted, or older than this run's records).
-                            None => {
-                                let r = Record {
-                                    key: *key,
-                                    ns_type: *ns_type,
-                                    inode: *inode,
-                                    id: *id,
-                                    created: None,
-                                    first_seen: death.at,
-                                    creator: None,
-                                    owner: None,
-                                    parent: None,
-                                    pins: Vec::new(),
-                                    containers: Vec::new(),
-                                    identity: None,
-                                };
-                                insert(&tx, &self.boot_id, &r)?
-                            }
-                        };
-                        tx.execute(
-                            "UPDATE namespaces SET destroyed_at = ?2, lifetime = ?3, destroyed_via = ?4 WHERE rowid = ?1",
-                            params![rowid, death.at, death.lifetime, death.via],
-                        )?;
-                    }
+                    Change::Died { .. } if written_dead[i] => {}
+                    Change::Died { key, ns_type, inode, id, death } => match rowids.remove(key) {
+                        Some(rowid) => {
+                            dropped.push((*key, rowid));
+                            tx.prepare_cached(
+                                "UPDATE namespaces SET destroyed_at = ?2, lifetime = ?3, destroyed_via = ?4 \
+                                 WHERE rowid = ?1",
+                            )?
+                            .execute(params![
+                                rowid,
+                                death.at,
+                                death.lifetime,
+                                death.via
+                            ])?;
+                        }
+                        // Never recorded alive (evicted, or older than this run's records).
+                        None => {
+                            let r = Record {
+                                key: *key,
+                                ns_type: *ns_type,
+                                inode: *inode,
+                                id: *id,
+                                created: None,
+                                first_seen: death.at,
+                                creator: None,
+                                owner: None,
+                                parent: None,
+                                pins: Vec::new(),
+                                containers: Vec::new(),
+                                identity: None,
+                            };
+                            insert(&tx, &self.boot_id, &r, Some(death))?;
+                        }
+                    },
                 }
             }
             Ok(())

@@ -73,6 +73,16 @@ pub enum Change {
     Died { key: u64, ns_type: NsType, inode: u64, id: Option<u64>, death: Death },
 }
 
+impl Change {
+    /// The store key of the namespace changed.
+    pub fn key(&self) -> u64 {
+        match self {
+            Change::Upsert(r) => r.key,
+            Change::Died { key, .. } => *key,
+        }
+    }
+}
+
 /// What a service's `history --alive --json` says of each live namespace:
 /// (store key, creation time, creator). Entries it cannot read are skipped.
 pub fn remembered(history: &serde_json::Value) -> Vec<(u64, Option<f64>, Option<Creator>)> {

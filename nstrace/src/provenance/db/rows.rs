@@ -6,7 +6,7 @@ use rusqlite::params;
 use crate::{
     model::Creator,
     origin::{ContainerRef, Origin},
-    provenance::Record,
+    provenance::{Death, Record},
 };
 
 pub(super) const COLUMNS: &str = "rowid, type, inode, ns_id, created_at, first_seen, creator_pid, creator_tid, creator_comm, cause, \
@@ -14,48 +14,137 @@ pub(super) const COLUMNS: &str = "rowid, type, inode, ns_id, created_at, first_s
     owner_inode, parent_inode, identity, containers";
 pub(super) const COLUMN_COUNT: usize = 24;
 
-pub(super) fn insert(tx: &rusqlite::Transaction<'_>, boot_id: &str, r: &Record) -> Result<i64, rusqlite::Error> {
-    tx.execute(
-        "INSERT INTO namespaces(boot_id, type, inode, ns_id, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![boot_id, r.ns_type.name(), r.inode as i64, r.id.map(|i| i as i64), r.first_seen],
+/// A new row for `r`, already dead when `death` is given (a namespace born
+/// and gone within one batch is written once).
+pub(super) fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    boot_id: &str,
+    r: &Record,
+    death: Option<&Death>,
+) -> Result<i64, rusqlite::Error> {
+    // Cached: a churn writes thousands of rows a second, and parsing the
+    // statement each time cost more than running it.
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO namespaces(boot_id, type, inode, ns_id, first_seen, created_at, creator_pid, creator_tid,
+         creator_comm, cause, flags, exe, cmdline, parent_process, cgroup, container_runtime, container_id,
+         container_name, pod, pod_uid, owner_inode, parent_inode, identity, containers, destroyed_at, lifetime,
+         destroyed_via)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
+         ?23, ?24, ?25, ?26, ?27)",
     )?;
-    let rowid = tx.last_insert_rowid();
-    update(tx, rowid, r)?;
-    Ok(rowid)
+    let v = Values::of(r);
+    stmt.execute(params![
+        boot_id,
+        r.ns_type.name(),
+        r.inode as i64,
+        r.id.map(|i| i as i64),
+        r.first_seen,
+        v.created,
+        v.pid,
+        v.tid,
+        v.comm,
+        v.cause,
+        v.flags,
+        v.exe,
+        v.cmdline,
+        v.parent,
+        v.cgroup,
+        v.runtime,
+        v.container_id,
+        v.container_name,
+        v.pod,
+        v.pod_uid,
+        v.owner,
+        v.parent_ns,
+        r.identity,
+        v.containers,
+        death.map(|d| d.at),
+        death.and_then(|d| d.lifetime),
+        death.map(|d| d.via.as_str()),
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// A record's columns as SQL values (shared by insert and update).
+struct Values<'a> {
+    created: Option<f64>,
+    pid: Option<u32>,
+    tid: Option<u32>,
+    comm: Option<&'a str>,
+    cause: Option<&'a str>,
+    flags: Option<i64>,
+    exe: Option<&'a str>,
+    cmdline: Option<&'a str>,
+    parent: Option<&'a str>,
+    cgroup: Option<&'a str>,
+    runtime: Option<&'a str>,
+    container_id: Option<&'a str>,
+    container_name: Option<&'a str>,
+    pod: Option<&'a str>,
+    pod_uid: Option<&'a str>,
+    owner: Option<i64>,
+    parent_ns: Option<i64>,
+    containers: Option<String>,
+}
+
+impl<'a> Values<'a> {
+    fn of(r: &'a Record) -> Values<'a> {
+        let c = r.creator.as_ref();
+        let o = c.map(|c| &c.origin);
+        let k = o.and_then(|o| o.container.as_ref());
+        Values {
+            created: r.created,
+            pid: c.map(|c| c.pid),
+            tid: c.map(|c| c.tid),
+            comm: c.map(|c| c.comm.as_str()),
+            cause: c.map(|c| c.cause),
+            flags: c.map(|c| c.flags as i64),
+            exe: o.and_then(|o| o.exe.as_deref()),
+            cmdline: o.and_then(|o| o.cmdline.as_deref()),
+            parent: o.and_then(|o| o.parent.as_deref()),
+            cgroup: o.and_then(|o| o.cgroup.as_deref()),
+            runtime: k.map(|k| k.runtime.as_str()),
+            container_id: k.map(|k| k.id.as_str()),
+            container_name: k.and_then(|k| k.name.as_deref()),
+            pod: k.and_then(|k| k.pod.as_deref()),
+            pod_uid: k.and_then(|k| k.pod_uid.as_deref()),
+            owner: r.owner.map(|i| i as i64),
+            parent_ns: r.parent.map(|i| i as i64),
+            containers: (!r.containers.is_empty()).then(|| serde_json::to_string(&r.containers).unwrap_or_default()),
+        }
+    }
 }
 
 pub(super) fn update(tx: &rusqlite::Transaction<'_>, rowid: i64, r: &Record) -> Result<(), rusqlite::Error> {
-    let c = r.creator.as_ref();
-    let o = c.map(|c| &c.origin);
-    let k = o.and_then(|o| o.container.as_ref());
     let mut stmt = tx.prepare_cached(
         "UPDATE namespaces SET created_at = ?2, creator_pid = ?3, creator_tid = ?4, creator_comm = ?5, cause = ?6,
          flags = ?7, exe = ?8, cmdline = ?9, parent_process = ?10, cgroup = ?11, container_runtime = ?12,
          container_id = ?13, container_name = ?14, pod = ?15, pod_uid = ?16, owner_inode = ?17, parent_inode = ?18,
          identity = coalesce(?19, identity), first_seen = min(first_seen, ?20), containers = ?21 WHERE rowid = ?1",
     )?;
+    let v = Values::of(r);
     stmt.execute(params![
         rowid,
-        r.created,
-        c.map(|c| c.pid),
-        c.map(|c| c.tid),
-        c.map(|c| c.comm.as_str()),
-        c.map(|c| c.cause),
-        c.map(|c| c.flags as i64),
-        o.and_then(|o| o.exe.as_deref()),
-        o.and_then(|o| o.cmdline.as_deref()),
-        o.and_then(|o| o.parent.as_deref()),
-        o.and_then(|o| o.cgroup.as_deref()),
-        k.map(|k| k.runtime.as_str()),
-        k.map(|k| k.id.as_str()),
-        k.and_then(|k| k.name.as_deref()),
-        k.and_then(|k| k.pod.as_deref()),
-        k.and_then(|k| k.pod_uid.as_deref()),
-        r.owner.map(|i| i as i64),
-        r.parent.map(|i| i as i64),
+        v.created,
+        v.pid,
+        v.tid,
+        v.comm,
+        v.cause,
+        v.flags,
+        v.exe,
+        v.cmdline,
+        v.parent,
+        v.cgroup,
+        v.runtime,
+        v.container_id,
+        v.container_name,
+        v.pod,
+        v.pod_uid,
+        v.owner,
+        v.parent_ns,
         r.identity,
         r.first_seen,
-        (!r.containers.is_empty()).then(|| serde_json::to_string(&r.containers).unwrap_or_default()),
+        v.containers,
     ])?;
     Ok(())
 }

@@ -246,3 +246,40 @@ fn a_failed_write_keeps_the_mappings() {
     assert!(db.apply(&changes, &mut rowids).is_err());
     assert_eq!(rowids, before, "rolled back: the death is still to write, the new row never existed");
 }
+
+#[test]
+fn a_namespace_born_and_dead_in_one_batch_is_one_dead_row() {
+    let dir = TempDir::new("one-batch");
+    let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    let mut rowids = HashMap::new();
+    // Before 6.18 keys are type+inode: the inode is reused by a second
+    // namespace in the same batch, which stays alive.
+    let first = record(NsType::Uts, 20, None, 100.0);
+    let mut second = record(NsType::Uts, 20, None, 100.5);
+    second.creator.as_mut().unwrap().pid = 77;
+    let died = |at| Change::Died {
+        key: first.key,
+        ns_type: NsType::Uts,
+        inode: 20,
+        id: None,
+        death: Death { at, lifetime: Some(at - 100.0), via: "tree-walk".into() },
+    };
+    db.apply(
+        &[Change::Upsert(Box::new(first.clone())), died(100.2), Change::Upsert(Box::new(second.clone()))],
+        &mut rowids,
+    )
+    .unwrap();
+    let h = db.history(&Query { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(h.len(), 2, "{h:?}");
+    let dead = h.iter().find(|e| e.destroyed.is_some()).unwrap();
+    assert_eq!((dead.record.creator.as_ref().unwrap().pid, dead.via.as_deref()), (42, Some("tree-walk")));
+    assert_eq!(dead.record.pins, first.pins, "its pins are written too");
+    let alive = db.alive().unwrap();
+    assert_eq!(alive.len(), 1);
+    assert_eq!(alive[0].record.creator.as_ref().unwrap().pid, 77);
+    assert_eq!(rowids.len(), 1, "only the live one keeps a row mapping");
+    // The live one's death, in a later batch, closes its own row.
+    db.apply(&[died(103.0)], &mut rowids).unwrap();
+    assert!(db.alive().unwrap().is_empty() && rowids.is_empty());
+    assert_eq!(db.history(&Query { alive: Some(false), limit: 10, ..Default::default() }).unwrap().len(), 2);
+}
