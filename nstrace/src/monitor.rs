@@ -162,7 +162,8 @@ impl Monitor {
             // /proc snapshots bring the holders: their cost is the refresh's.
             self.refresh_micros = self.engine.last_snapshot_cost().as_micros() as u64;
         }
-        if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= self.opts.refresh) {
+        let gap = crate::engine::periodic_gap(self.opts.refresh, self.engine.store().len());
+        if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= gap) {
             let started = Instant::now();
             // Counted from the start, so a slow scan does not pile up.
             self.last_refresh = Some(started);

@@ -53,6 +53,8 @@ pub(crate) fn nstrace_bin() -> PathBuf {
 pub(crate) struct Background {
     child: Child,
     stderr: BufReader<std::process::ChildStderr>,
+    /// The line it printed when ready (an export names its address there).
+    ready_line: String,
 }
 
 impl Background {
@@ -73,11 +75,31 @@ impl Background {
                 break;
             }
         }
-        Ok(Background { child, stderr })
+        Ok(Background { child, stderr, ready_line: line })
     }
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The sum of an export's samples of `metric`, from its /metrics page.
+    pub(crate) fn metric(&self, metric: &str) -> anyhow::Result<f64> {
+        use std::io::Write as _;
+        let addr = self
+            .ready_line
+            .split("http://")
+            .nth(1)
+            .and_then(|a| a.split(['/', ' ', '\n']).next())
+            .context("no http address in the ready line")?;
+        let mut conn = std::net::TcpStream::connect(addr)?;
+        write!(conn, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut page = String::new();
+        conn.read_to_string(&mut page)?;
+        Ok(page
+            .lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(metric))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
     }
 
     /// Stops it and returns the rest of its stderr.
@@ -108,7 +130,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new()?;
     report.baseline = baseline;
-    let cases: [(&str, Case); 7] = [
+    let cases: [(&str, Case); 8] = [
         ("snapshot", snapshot),
         ("overhead", overhead),
         ("hot_hooks", hot_hooks),
@@ -116,6 +138,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
         ("memory", memory),
         ("serve", crate::bench_serve::serve),
         ("hooks", crate::bench_hooks::hooks),
+        ("busy_host", crate::bench_hooks::busy_host),
     ];
     if let Some(bad) = only.iter().find(|o| !cases.iter().any(|(name, _)| name == o)) {
         bail!("no bench case {bad:?}; cases: {:?}", cases.map(|(name, _)| name));

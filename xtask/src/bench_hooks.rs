@@ -186,3 +186,58 @@ pub(crate) fn hooks(r: &mut Report) -> anyhow::Result<()> {
     r.json["hooks"] = json!(json_rows);
     Ok(())
 }
+
+/// Namespaces held open for [`busy_host`], and the churn rate beside them.
+const LIVE: usize = 10_000;
+const CHURN_PER_S: usize = 1_000;
+const BUSY_SECS: u64 = 10;
+
+/// A host that has many namespaces and makes more all the time: the
+/// service's share of one CPU with 10,000 live namespaces, idle and under a
+/// steady churn of 1,000 namespace operations a second.
+pub(crate) fn busy_host(r: &mut Report) -> anyhow::Result<()> {
+    r.section(
+        "A busy host: 10,000 live namespaces and 1,000 namespace operations a second",
+        "`nstrace export` runs while 10,000 uts and ipc namespaces are held open by fds; first idle, then \
+         while a steady churn makes and ends 1,000 namespaces a second (fork + unshare(uts) + exit in steps \
+         of 10 ms). The service's CPU (user + system) as a share of one CPU over each period. Goal: under \
+         5% of one CPU during the churn.",
+    );
+    let mut bins = vec![("this".to_string(), nstrace_bin())];
+    if let Some(b) = r.baseline.clone() {
+        bins.push((format!("baseline ({})", b.display()), b));
+    }
+    r.md.push_str(
+        "| binary | live namespaces | idle, % of a CPU | during the churn, % of a CPU | ops done | service µs per op (less idle) |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let mut rows = Vec::new();
+    for (label, bin) in &bins {
+        let bg = start_export(bin, "/tmp/nstrace-bench-busy")?;
+        let held = workload::Held::fds(LIVE)?;
+        // Let the service take in the 10,000 creates and a periodic walk.
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        let share = |from: f64, secs: f64| -> anyhow::Result<f64> { Ok((cpu_seconds(bg.pid())? - from) / secs) };
+        let before = cpu_seconds(bg.pid())?;
+        std::thread::sleep(std::time::Duration::from_secs(BUSY_SECS));
+        let idle = share(before, BUSY_SECS as f64)?;
+        let before = cpu_seconds(bg.pid())?;
+        let started = std::time::Instant::now();
+        let ops = workload::paced_unshare(CHURN_PER_S, BUSY_SECS, libc::CLONE_NEWUTS);
+        let busy = share(before, started.elapsed().as_secs_f64())?;
+        let live = bg.metric("nstrace_namespaces")?;
+        drop(held);
+        bg.stop()?;
+        let per_op_us = (busy - idle).max(0.0) * started.elapsed().as_secs_f64() * 1e6 / ops as f64;
+        r.md.push_str(&format!(
+            "| {label} | {live:.0} | {:.2} | **{:.2}** | {ops} | {per_op_us:.1} |\n",
+            idle * 100.0,
+            busy * 100.0
+        ));
+        rows.push(json!({"binary": label, "live_namespaces": live, "idle_cpu_percent": idle * 100.0,
+            "churn_cpu_percent": busy * 100.0, "ops": ops, "service_us_per_op": per_op_us}));
+    }
+    r.md.push('\n');
+    r.json["busy_host"] = json!(rows);
+    Ok(())
+}

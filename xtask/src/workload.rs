@@ -182,6 +182,22 @@ pub fn churn_unshare(n: usize, flags: libc::c_int) -> std::time::Duration {
     start.elapsed()
 }
 
+/// `rate` fork + unshare(`flags`) + exit a second, for `secs` seconds, in
+/// steps of 10 ms (a steady churn rather than a burst); returns how many ran.
+pub fn paced_unshare(rate: usize, secs: u64, flags: libc::c_int) -> usize {
+    let step = std::time::Duration::from_millis(10);
+    let per_step = (rate / 100).max(1);
+    let start = Instant::now();
+    let mut done = 0;
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        let due = start + step * (done / per_step + 1) as u32;
+        churn_unshare(per_step, flags);
+        done += per_step;
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    done
+}
+
 /// clone3 with CLONE_NEW* flags, `n` times; returns the wall time.
 pub fn churn_clone3(n: usize, flags: u64) -> std::time::Duration {
     #[repr(C)]

@@ -363,7 +363,10 @@ fn publish(shared: &Shared, monitor: &Monitor, writer: &Writer) {
         m.set_database(&health);
     });
     shared.set_degraded(health.error.map(|e| format!("provenance database: {e}")));
-    shared.publish_namespaces(monitor.ns_rows().into_iter().cloned().collect());
+    if shared.rows_wanted() {
+        shared.publish_namespaces(monitor.ns_rows().into_iter().cloned().collect());
+    }
+    shared.mark_fresh();
 }
 
 /// Reads one request and writes the reply the event loop made for it.
