@@ -150,7 +150,7 @@ fn ip_netns_add_from_a_script_names_ip_and_the_script() {
     assert!(creator["cmdline"].as_str().is_some_and(|c| c == format!("ip netns add {name}")), "{creator}");
     assert!(creator["parent"].as_str().is_some_and(|p| p.starts_with("make-netns.sh[")), "{creator}");
     // ls: AGE filled, and the -o columns.
-    let (_, table, _) = service.ask(&["ls", "--type", "net", "-o", "creator,pinned-by"]);
+    let (_, table, _) = service.ask(&["ls", "--type", "net", "-o", "+creator,pinned-by"]);
     let header = table.lines().next().unwrap();
     assert!(header.contains(" AGE CREATOR ") && header.contains(" PINNED-BY "), "{header}");
     let line = table
@@ -163,7 +163,7 @@ fn ip_netns_add_from_a_script_names_ip_and_the_script() {
     assert!(line.matches(" ip[").count() >= 2, "creator and pinner ip: {line}");
     // The service writes the table in the client's width (COLUMNS here).
     let narrow = Command::new(nstrace_bin())
-        .args(["ls", "-o", "creator,pinned-by"])
+        .args(["ls", "-o", "+creator,pinned-by"])
         .env("NSTRACE_SOCKET", service.socket())
         .env("COLUMNS", "80")
         .output()

@@ -33,7 +33,7 @@ pub fn run_nstrace(args: &[String]) -> anyhow::Result<()> {
 /// `cargo xtask vm-test --kernel K` runs every suite on K.
 const VM_KERNELS: &[(&str, Suites)] = &[
     ("6.1", Suites::Only(&["foundation", "mechanisms", "ls", "leaks", "serve"])),
-    ("6.12", Suites::AllBut(&["leaks", "serve", "ls", "holders"])),
+    ("6.12", Suites::AllBut(&["leaks", "serve", "ls", "lsns", "holders"])),
     ("7.3", Suites::Only(&["foundation", "mechanisms", "listns", "ls"])),
 ];
 

@@ -6,11 +6,12 @@ use nstrace_common::ns::NsType;
 
 use crate::{
     error::{Error, Result},
-    model::{Creator, Namespace, Pin},
+    model::{Creator, Pin},
     origin::ContainerRef,
     present::{
         columns::TermArgs,
-        table::{Extra, Layout, container_text, human_age, write_table_with, write_tree},
+        lsns::{self, Cells, Line, LsCol, OutputSpec},
+        table::{Extra, Layout, write_table_with, write_tree},
     },
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
@@ -41,47 +42,6 @@ impl From<TypeArg> for NsType {
             TypeArg::Cgroup => NsType::Cgroup,
             TypeArg::Time => NsType::Time,
         }
-    }
-}
-
-/// Columns `-o` adds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Column {
-    /// When it was made (UTC).
-    Created,
-    /// Who made it: comm[pid].
-    Creator,
-    /// The container it was made in (or that used it): a default column now,
-    /// accepted for scripts that name it.
-    Container,
-    /// Who made the mount or holds the fd that pins it.
-    PinnedBy,
-}
-
-impl Column {
-    fn header(self) -> &'static str {
-        match self {
-            Column::Created => "CREATED",
-            Column::Creator => "CREATOR",
-            Column::Container => "CONTAINER",
-            Column::PinnedBy => "PINNED-BY",
-        }
-    }
-
-    fn cell(self, ns: Option<&Namespace>) -> String {
-        let Some(ns) = ns else { return "-".into() };
-        let cell = match self {
-            Column::Created => ns.created.map(crate::present::render::clock_time),
-            Column::Creator => ns.creator.as_ref().map(|c| format!("{}[{}]", c.comm, c.pid)),
-            Column::Container => ns
-                .creator
-                .as_ref()
-                .and_then(|c| c.origin.container.as_ref())
-                .or_else(|| ns.seen_in.iter().next())
-                .map(|c| c.short()),
-            Column::PinnedBy => ns.pins.iter().find(|p| p.released.is_none()).and_then(|p| p.by.clone()),
-        };
-        cell.unwrap_or_else(|| "-".into())
     }
 }
 
@@ -146,15 +106,44 @@ impl Filter {
 pub struct Args {
     #[command(flatten)]
     pub filter: Filter,
-    /// Print a JSON array instead of a table.
-    #[arg(long, conflicts_with = "tree")]
+    /// Only the namespace with this inode, as lsns's positional argument.
+    #[arg(value_name = "NAMESPACE")]
+    pub namespace: Option<u64>,
+    /// Print nstrace's rows as a JSON array (every field, holders in full).
+    #[arg(long, conflicts_with_all = ["tree", "lsns_json", "raw"])]
     pub json: bool,
     /// Print the user-namespace ownership tree and the pid-namespace hierarchy.
     #[arg(long)]
     pub tree: bool,
-    /// Add columns (comma-separated) from what `nstrace serve` remembers.
-    #[arg(long, short = 'o', value_enum, value_delimiter = ',')]
-    pub output: Vec<Column>,
+    /// Columns, as lsns -o: LIST replaces the columns (lsns's form), +LIST
+    /// adds them to nstrace's table. lsns's NS, TYPE, PATH, NPROCS, PID,
+    /// PPID, COMMAND, UID, USER, NETNSID, NSFS, PNS, ONS; nstrace's ID, STATE,
+    /// HOLDERS, AGE, and from `nstrace serve` CREATED, CREATOR, CONTAINER,
+    /// PINNED-BY.
+    #[arg(long, short = 'o', value_name = "LIST", value_parser = parse_output)]
+    pub output: Option<OutputSpec>,
+    /// Every column (lsns's, then nstrace's), in lsns's form.
+    #[arg(long)]
+    pub output_all: bool,
+    /// lsns's JSON: {"namespaces": [...]} with the columns' names as keys.
+    #[arg(short = 'J', long = "lsns-json", conflicts_with = "tree")]
+    pub lsns_json: bool,
+    /// lsns's form without the heading line.
+    #[arg(short = 'n', long = "noheadings")]
+    pub no_headings: bool,
+    /// lsns's raw form: cells separated by one space, blanks as \x20.
+    #[arg(short = 'r', long, conflicts_with = "tree")]
+    pub raw: bool,
+    /// lsns's list form (the form nstrace always prints; accepted for scripts).
+    #[arg(short = 'l', long)]
+    pub list: bool,
+    /// Do not use multi-line cells (accepted for scripts: NSFS paths are
+    /// always comma-separated on one line in tables).
+    #[arg(short = 'W', long = "nowrap")]
+    pub no_wrap: bool,
+    /// Only the namespaces of this process (as lsns -p), in lsns's form.
+    #[arg(short = 'p', long = "task", value_name = "PID", conflicts_with = "namespace")]
+    pub task: Option<u32>,
     /// Force a one-shot snapshot from this source (default: ask `nstrace
     /// serve`, else the kernel's lists when available, else /proc).
     #[arg(long, value_enum)]
@@ -191,12 +180,74 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(code)
 }
 
+fn parse_output(list: &str) -> std::result::Result<OutputSpec, String> {
+    lsns::parse_output(list)
+}
+
+/// The columns of lsns's form, when the arguments ask for it: `-o LIST`,
+/// `--output-all`, or any of lsns's form options (lsns's default columns,
+/// plus those `-o +LIST` adds). None: nstrace's own table.
+fn lsns_columns(args: &Args) -> Option<Vec<LsCol>> {
+    if args.output_all {
+        return Some(LsCol::ALL.to_vec());
+    }
+    // lsns's defaults: a namespace's processes for `<namespace>`; NETNSID
+    // and NSFS with `-t net`.
+    let defaults: Vec<LsCol> = if args.namespace.is_some() {
+        vec![LsCol::Pid, LsCol::Ppid, LsCol::User, LsCol::Command]
+    } else if args.filter.types == [TypeArg::Net] {
+        let mut d = LsCol::LSNS_DEFAULT.to_vec();
+        d.splice(5..5, [LsCol::Netnsid, LsCol::Nsfs]);
+        d
+    } else {
+        LsCol::LSNS_DEFAULT.to_vec()
+    };
+    let lsns_form = args.lsns_json
+        || args.no_headings
+        || args.raw
+        || args.list
+        || args.no_wrap
+        || args.task.is_some()
+        || args.namespace.is_some();
+    match &args.output {
+        Some(OutputSpec::Exactly(cols)) => Some(cols.clone()),
+        Some(OutputSpec::Extend(more)) if lsns_form => Some([&defaults[..], more].concat()),
+        _ => lsns_form.then_some(defaults),
+    }
+}
+
+/// The (type, inode) of each namespace process `pid` is in (lsns -p).
+fn task_namespaces(pid: u32) -> Result<Vec<(NsType, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(Error::Usage(format!("no process with pid {pid}")));
+    }
+    Ok(NsType::ALL
+        .into_iter()
+        .filter_map(|t| {
+            let m = std::fs::metadata(format!("/proc/{pid}/ns/{}", t.name())).ok()?;
+            Some((t, m.ino()))
+        })
+        .collect())
+}
+
 /// The listing of `store`'s live namespaces (a snapshot's, or the service's).
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let all = store.rows();
-    let rows = args.filter.apply(all.clone())?;
+    let mut rows = args.filter.apply(all.clone())?;
+    if let Some(inode) = args.namespace {
+        rows.retain(|r| r.inode == inode);
+        if rows.is_empty() {
+            return Err(Error::Usage(format!("no namespace with inode {inode} exists (see `nstrace ls`)")));
+        }
+    }
+    if let Some(pid) = args.task {
+        let theirs = task_namespaces(pid)?;
+        rows.retain(|r| theirs.contains(&(r.ns_type, r.inode)));
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let record = |r: &NsRow| store.find(r.ns_type, r.inode);
+    let cells = Cells::new(store, now);
     let mut out = out;
     let written = if args.json {
         let rows: Vec<JsonRow> = rows
@@ -216,20 +267,38 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         crate::present::json::to_vec_rows(&rows).and_then(|bytes| out.write_all(&bytes))
     } else if args.tree {
         write_tree(&mut out, &all, &|r: &NsRow| args.filter.matches(r))
-    } else {
-        let extra = Extra {
-            age: Box::new(|r: &NsRow| record(r).and_then(|n| n.age(now)).map(human_age)),
-            container: Box::new(|r: &NsRow| match container_text(r).as_str() {
-                "-" => Column::Container.cell(record(r)),
-                live => live.to_string(),
-            }),
-            columns: args
-                .output
+    } else if let Some(cols) = lsns_columns(args) {
+        // lsns lists by namespace inode; `<namespace>`: its processes.
+        rows.sort_by_key(|r| (r.inode, r.ns_type));
+        let lines: Vec<Line> = match args.namespace {
+            Some(_) => rows
                 .iter()
-                .filter(|c| **c != Column::Container)
+                .flat_map(|row| lsns::member_pids(row).into_iter().map(|pid| Line { row, pid: Some(pid) }))
+                .collect(),
+            None => rows.iter().map(|row| Line::of(row)).collect(),
+        };
+        let form = lsns::Form {
+            headings: !args.no_headings,
+            list: args.list,
+            raw: args.raw,
+            json: args.lsns_json,
+            width: args.term.width(),
+        };
+        lsns::write(out, &lines, &cols, &cells, form)
+    } else {
+        let more = match &args.output {
+            Some(OutputSpec::Extend(more)) => more.clone(),
+            _ => Vec::new(),
+        };
+        let cells = &cells;
+        let extra = Extra {
+            age: Box::new(move |r: &NsRow| Some(cells.table_text(LsCol::Age, r)).filter(|a| a != "-")),
+            container: Box::new(move |r: &NsRow| cells.table_text(LsCol::Container, r)),
+            columns: more
+                .into_iter()
+                .filter(|c| !matches!(c, LsCol::Container | LsCol::Age))
                 .map(|c| {
-                    let c = *c;
-                    let cell: Box<dyn Fn(&NsRow) -> String> = Box::new(move |r: &NsRow| c.cell(record(r)));
+                    let cell: Box<dyn Fn(&NsRow) -> String> = Box::new(move |r: &NsRow| cells.table_text(c, r));
                     (c.header(), cell)
                 })
                 .collect(),

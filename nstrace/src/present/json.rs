@@ -194,20 +194,20 @@ mod tests {
         let got = text(&rows);
         let want = r#"[
   {
-    "command": null,
-    "creator": {"args": ["a", "b \"c\""], "pid": 7},
+    "id": 1,
+    "pids": [1, 2, 3],
     "holders": [
       {"kind": "task", "pid": 1},
-      {"fd": 3, "kind": "fd", "pid": 2}
+      {"kind": "fd", "pid": 2, "fd": 3}
     ],
-    "id": 1,
     "names": [],
-    "pids": [1, 2, 3]
+    "creator": {"pid": 7, "args": ["a", "b \"c\""]},
+    "command": null
   },
   {
-    "holders": [],
     "id": 2,
-    "pids": []
+    "pids": [],
+    "holders": []
   }
 ]
 "#;

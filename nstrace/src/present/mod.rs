@@ -7,6 +7,7 @@ pub mod columns;
 pub mod explain;
 pub mod http;
 pub mod json;
+pub mod lsns;
 pub mod metrics;
 pub mod provenance;
 pub mod render;

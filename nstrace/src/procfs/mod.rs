@@ -6,5 +6,6 @@
 pub mod holders;
 pub mod listns;
 pub mod namespaces;
+pub mod netnsid;
 pub mod nsfs;
 pub mod sockets;

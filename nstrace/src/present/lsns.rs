@@ -1,0 +1,556 @@
+//! lsns's columns and output forms for `nstrace ls` (`-o`, `--output-all`,
+//! `-n`, `-r`, `-J`): a script written for util-linux's lsns reads the same
+//! answer from nstrace, with nstrace's own columns after lsns's.
+
+use std::{cell::RefCell, collections::HashMap, io::Write, os::fd::AsFd};
+
+use crate::{
+    model::{Holder, Namespace, NsRow, TaskHold},
+    present::{
+        columns::{Col, Give, cell_width, fit, write_line},
+        table::{container_text, holders_summary, human_age},
+    },
+    procfs::netnsid::{Netlink, NetnsId},
+    store::NsStore,
+};
+
+/// A column: lsns's thirteen (same names and meaning), then nstrace's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LsCol {
+    Ns,
+    Type,
+    Path,
+    Nprocs,
+    Pid,
+    Ppid,
+    Command,
+    Uid,
+    User,
+    Netnsid,
+    Nsfs,
+    Pns,
+    Ons,
+    Id,
+    State,
+    Holders,
+    Age,
+    Created,
+    Creator,
+    Container,
+    PinnedBy,
+}
+
+impl LsCol {
+    pub const ALL: [LsCol; 21] = [
+        LsCol::Ns,
+        LsCol::Type,
+        LsCol::Path,
+        LsCol::Nprocs,
+        LsCol::Pid,
+        LsCol::Ppid,
+        LsCol::Command,
+        LsCol::Uid,
+        LsCol::User,
+        LsCol::Netnsid,
+        LsCol::Nsfs,
+        LsCol::Pns,
+        LsCol::Ons,
+        LsCol::Id,
+        LsCol::State,
+        LsCol::Holders,
+        LsCol::Age,
+        LsCol::Created,
+        LsCol::Creator,
+        LsCol::Container,
+        LsCol::PinnedBy,
+    ];
+
+    /// lsns's default columns.
+    pub const LSNS_DEFAULT: [LsCol; 6] =
+        [LsCol::Ns, LsCol::Type, LsCol::Nprocs, LsCol::Pid, LsCol::User, LsCol::Command];
+
+    pub fn header(self) -> &'static str {
+        match self {
+            LsCol::Ns => "NS",
+            LsCol::Type => "TYPE",
+            LsCol::Path => "PATH",
+            LsCol::Nprocs => "NPROCS",
+            LsCol::Pid => "PID",
+            LsCol::Ppid => "PPID",
+            LsCol::Command => "COMMAND",
+            LsCol::Uid => "UID",
+            LsCol::User => "USER",
+            LsCol::Netnsid => "NETNSID",
+            LsCol::Nsfs => "NSFS",
+            LsCol::Pns => "PNS",
+            LsCol::Ons => "ONS",
+            LsCol::Id => "ID",
+            LsCol::State => "STATE",
+            LsCol::Holders => "HOLDERS",
+            LsCol::Age => "AGE",
+            LsCol::Created => "CREATED",
+            LsCol::Creator => "CREATOR",
+            LsCol::Container => "CONTAINER",
+            LsCol::PinnedBy => "PINNED-BY",
+        }
+    }
+
+    /// The key in `-J` output: the header in lower case, as lsns does.
+    pub fn json_key(self) -> String {
+        self.header().to_ascii_lowercase()
+    }
+
+    /// A column by name, in any case ("pinned-by" or "pinned_by").
+    pub fn from_name(name: &str) -> Option<LsCol> {
+        let name = name.trim().replace('_', "-");
+        LsCol::ALL.into_iter().find(|c| c.header().eq_ignore_ascii_case(&name))
+    }
+
+    /// Numbers are right-aligned in tables and numbers in JSON.
+    fn numeric(self) -> bool {
+        matches!(
+            self,
+            LsCol::Ns | LsCol::Nprocs | LsCol::Pid | LsCol::Ppid | LsCol::Uid | LsCol::Pns | LsCol::Ons | LsCol::Id
+        )
+    }
+
+    /// How the column gives way in a narrow terminal.
+    fn give(self) -> Give {
+        match self {
+            LsCol::Command | LsCol::Path | LsCol::Nsfs | LsCol::Holders | LsCol::Container | LsCol::PinnedBy => {
+                Give::Truncate(8)
+            }
+            LsCol::Creator | LsCol::User => Give::Truncate(6),
+            _ => Give::Keep,
+        }
+    }
+}
+
+/// What `-o LIST` asks for: lsns's meaning, `+LIST` extends the default
+/// columns, a plain list replaces them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputSpec {
+    Extend(Vec<LsCol>),
+    Exactly(Vec<LsCol>),
+}
+
+/// Parses `-o`'s list; an unknown name is an error that lists the known ones.
+pub fn parse_output(list: &str) -> Result<OutputSpec, String> {
+    let (extend, names) = match list.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, list),
+    };
+    let cols = names
+        .split(',')
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| {
+            LsCol::from_name(n).ok_or_else(|| {
+                let known: Vec<&str> = LsCol::ALL.iter().map(|c| c.header()).collect();
+                format!("unknown column {n:?}; columns: {}", known.join(","))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if cols.is_empty() {
+        return Err("no column named in -o".into());
+    }
+    Ok(if extend { OutputSpec::Extend(cols) } else { OutputSpec::Exactly(cols) })
+}
+
+/// One cell's value: lsns prints numbers, text, or nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Num(i64),
+    Real(f64),
+    Text(String),
+    Null,
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Num(n) => n.to_string(),
+            Value::Real(r) => format!("{r:.3}"),
+            Value::Text(t) => t.clone(),
+            Value::Null => String::new(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Value::Num(n) => (*n).into(),
+            Value::Real(r) => (*r).into(),
+            Value::Text(t) => t.as_str().into(),
+            Value::Null => serde_json::Value::Null,
+        }
+    }
+}
+
+/// What /proc says of the process lsns names for a namespace (read once
+/// per pid per listing).
+#[derive(Clone, Debug, Default)]
+struct ProcFacts {
+    ppid: Option<u32>,
+    uid: Option<u32>,
+    command: Option<String>,
+}
+
+fn read_proc(pid: u32) -> ProcFacts {
+    use std::os::unix::fs::MetadataExt;
+    let dir = format!("/proc/{pid}");
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).ok();
+    let ppid = stat.as_deref().and_then(|s| s[s.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok());
+    let uid = std::fs::metadata(&dir).ok().map(|m| m.uid());
+    let cmdline = std::fs::read(format!("{dir}/cmdline")).ok().map(|b| {
+        let args: Vec<String> =
+            b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        args.join(" ")
+    });
+    // Kernel threads have no command line: lsns shows their comm.
+    let command = cmdline.filter(|c| !c.is_empty()).or_else(|| {
+        let s = stat.as_deref()?;
+        Some(s[s.find('(')? + 1..s.rfind(')')?].to_string())
+    });
+    ProcFacts { ppid, uid, command }
+}
+
+/// User names by uid, from /etc/passwd.
+fn read_users() -> HashMap<u32, String> {
+    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
+        })
+        .collect()
+}
+
+/// The processes lsns counts for a namespace: those whose
+/// `/proc/PID/ns/<type>` is it (not pid_for_children, not a thread alone).
+pub fn member_pids(row: &NsRow) -> Vec<u32> {
+    let mut pids: Vec<u32> = row
+        .holders
+        .iter()
+        .filter_map(|h| match h {
+            Holder::Task { pid, tid: None, hold: TaskHold::Member, .. } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// One output line: a namespace, described through process `pid` (its
+/// lowest member, or one member per line for lsns's `<namespace>` form).
+#[derive(Clone, Copy, Debug)]
+pub struct Line<'r> {
+    pub row: &'r NsRow,
+    pub pid: Option<u32>,
+}
+
+impl<'r> Line<'r> {
+    /// A namespace's line, through its lowest member (as lsns).
+    pub fn of(row: &'r NsRow) -> Line<'r> {
+        Line { row, pid: member_pids(row).first().copied() }
+    }
+}
+
+/// Cells of every column for the rows of one listing.
+pub struct Cells<'a> {
+    store: &'a NsStore,
+    /// Unix time of the listing (AGE).
+    now: f64,
+    /// The mount namespace NSFS paths are seen from (the reader's).
+    own_mnt_ns: u64,
+    procs: RefCell<HashMap<u32, ProcFacts>>,
+    users: HashMap<u32, String>,
+    netlink: Option<Netlink>,
+}
+
+impl<'a> Cells<'a> {
+    pub fn new(store: &'a NsStore, now: f64) -> Cells<'a> {
+        use std::os::unix::fs::MetadataExt;
+        Cells {
+            store,
+            now,
+            own_mnt_ns: std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0),
+            procs: RefCell::new(HashMap::new()),
+            users: read_users(),
+            netlink: Netlink::open().ok(),
+        }
+    }
+
+    fn proc(&self, pid: u32) -> ProcFacts {
+        self.procs.borrow_mut().entry(pid).or_insert_with(|| read_proc(pid)).clone()
+    }
+
+    fn record(&self, row: &NsRow) -> Option<&'a Namespace> {
+        self.store.find(row.ns_type, row.inode)
+    }
+
+    /// The nsfs mount points of `row` in the reader's mount namespace.
+    fn nsfs_paths<'r>(&self, row: &'r NsRow) -> Vec<&'r str> {
+        let mut paths: Vec<&str> = row
+            .holders
+            .iter()
+            .filter_map(|h| match h {
+                Holder::Mount { path, mnt_ns, .. } if *mnt_ns == self.own_mnt_ns => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        paths.dedup();
+        paths
+    }
+
+    fn netnsid(&self, row: &NsRow, pid: Option<u32>) -> Value {
+        if row.ns_type != nstrace_common::ns::NsType::Net {
+            return Value::Null;
+        }
+        // Through the line's process, else any member or mount that opens
+        // (some sandboxes hide /proc/1/ns even from root).
+        let paths = pid
+            .into_iter()
+            .chain(member_pids(row))
+            .map(|p| format!("/proc/{p}/ns/net"))
+            .chain(self.nsfs_paths(row).into_iter().map(str::to_string));
+        let Some(file) = paths.into_iter().find_map(|p| std::fs::File::open(p).ok()) else { return Value::Null };
+        let Some(netlink) = &self.netlink else { return Value::Null };
+        match netlink.nsid(file.as_fd()) {
+            // A text column in lsns (its JSON too): "7", or "unassigned".
+            Ok(NetnsId::Assigned(id)) => Value::Text(id.to_string()),
+            Ok(NetnsId::Unassigned) => Value::Text("unassigned".into()),
+            Err(_) => Value::Null,
+        }
+    }
+
+    /// The value of `col` for `line`.
+    pub fn value(&self, col: LsCol, line: Line<'_>) -> Value {
+        let row = line.row;
+        let members = || member_pids(row);
+        let lowest = || line.pid;
+        let text = |s: Option<String>| s.map_or(Value::Null, Value::Text);
+        match col {
+            LsCol::Ns => Value::Num(row.inode as i64),
+            LsCol::Type => Value::Text(row.ns_type.name().into()),
+            LsCol::Path => text(lowest().map(|p| format!("/proc/{p}/ns/{}", row.ns_type.name()))),
+            LsCol::Nprocs => Value::Num(members().len() as i64),
+            LsCol::Pid => lowest().map_or(Value::Null, |p| Value::Num(p as i64)),
+            LsCol::Ppid => lowest().and_then(|p| self.proc(p).ppid).map_or(Value::Null, |p| Value::Num(p as i64)),
+            LsCol::Command => text(lowest().and_then(|p| self.proc(p).command)),
+            LsCol::Uid => lowest().and_then(|p| self.proc(p).uid).map_or(Value::Null, |u| Value::Num(u as i64)),
+            LsCol::User => text(
+                lowest()
+                    .and_then(|p| self.proc(p).uid)
+                    .map(|u| self.users.get(&u).cloned().unwrap_or_else(|| u.to_string())),
+            ),
+            LsCol::Netnsid => self.netnsid(row, lowest()),
+            LsCol::Nsfs => {
+                let paths = self.nsfs_paths(row);
+                if paths.is_empty() { Value::Null } else { Value::Text(paths.join("\n")) }
+            }
+            LsCol::Pns => Value::Num(row.parent.unwrap_or(0) as i64),
+            LsCol::Ons => Value::Num(row.owner.unwrap_or(0) as i64),
+            LsCol::Id => row.id.map_or(Value::Null, |id| Value::Num(id as i64)),
+            LsCol::State => Value::Text(row.state.name().into()),
+            LsCol::Holders => match holders_summary(row).as_str() {
+                "-" => Value::Null,
+                s => Value::Text(s.into()),
+            },
+            LsCol::Age => self.record(row).and_then(|n| n.age(self.now)).map_or(Value::Null, Value::Real),
+            LsCol::Created => self.record(row).and_then(|n| n.created).map_or(Value::Null, Value::Real),
+            LsCol::Creator => {
+                text(self.record(row).and_then(|n| n.creator.as_ref()).map(|c| format!("{}[{}]", c.comm, c.pid)))
+            }
+            LsCol::Container => text(match container_text(row).as_str() {
+                "-" => self
+                    .record(row)
+                    .and_then(|n| {
+                        n.creator.as_ref().and_then(|c| c.origin.container.as_ref()).or(n.seen_in.iter().next())
+                    })
+                    .map(|c| c.short()),
+                live => Some(live.to_string()),
+            }),
+            LsCol::PinnedBy => {
+                text(self.record(row).and_then(|n| n.pins.iter().find(|p| p.released.is_none())?.by.clone()))
+            }
+        }
+    }
+
+    /// The cell text of `col` in nstrace's own table ("-" for nothing).
+    pub fn table_text(&self, col: LsCol, row: &NsRow) -> String {
+        match (col, self.value(col, Line::of(row))) {
+            (_, Value::Null) => "-".into(),
+            (LsCol::Age, Value::Real(secs)) => human_age(secs),
+            (LsCol::Created, Value::Real(at)) => crate::present::render::clock_time(at),
+            (_, v) => v.text().replace('\n', ","),
+        }
+    }
+}
+
+/// How an lsns-style listing goes out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    pub headings: bool,
+    /// Flat (`-l`), not lsns's process tree.
+    pub list: bool,
+    pub raw: bool,
+    pub json: bool,
+    /// Fit in this width (None: as wide as it takes).
+    pub width: Option<usize>,
+}
+
+/// lsns's raw form: a cell's blanks, backslashes and every byte that is not
+/// printable ASCII as \xHH, so every line splits on spaces into the same
+/// fields.
+pub fn raw_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b == b' ' || b == b'\\' || !(0x21..0x7f).contains(&b) {
+            out.push_str(&format!("\\x{b:02x}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+/// lsns's process tree (its default without `-l`): a line goes under the
+/// latest line before it whose process is its process's parent. None for a
+/// top-level line.
+fn process_tree(lines: &[Line<'_>], cells: &Cells<'_>) -> Vec<Option<usize>> {
+    let mut latest: HashMap<u32, usize> = HashMap::new();
+    let mut parents = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let parent = line.pid.and_then(|p| cells.proc(p).ppid).and_then(|pp| latest.get(&pp).copied());
+        parents.push(parent);
+        if let Some(p) = line.pid {
+            latest.insert(p, i);
+        }
+    }
+    parents
+}
+
+/// The tree art before each line's COMMAND ("├─", "└─", "│ " per level).
+fn tree_prefixes(parents: &[Option<usize>]) -> Vec<String> {
+    let n = parents.len();
+    // Whether line i is its parent's last child.
+    let mut last = vec![true; n];
+    let mut seen_child: HashMap<Option<usize>, usize> = HashMap::new();
+    for (i, p) in parents.iter().enumerate() {
+        if let Some(prev) = seen_child.insert(*p, i) {
+            last[prev] = false;
+        }
+    }
+    (0..n)
+        .map(|i| {
+            let Some(_) = parents[i] else { return String::new() };
+            let mut parts = vec![if last[i] { "└─" } else { "├─" }];
+            let mut up = parents[i];
+            while let Some(a) = up {
+                if parents[a].is_none() {
+                    break;
+                }
+                parts.push(if last[a] { "  " } else { "│ " });
+                up = parents[a];
+            }
+            parts.reverse();
+            parts.concat()
+        })
+        .collect()
+}
+
+/// Writes `lines` with `cols` as lsns would: a table, raw lines, or
+/// `{"namespaces": [...]}` (-J); as a process tree unless `form.list`
+/// (lsns draws it on COMMAND, so only when COMMAND is shown).
+pub fn write(
+    out: &mut dyn Write,
+    lines: &[Line<'_>],
+    cols: &[LsCol],
+    cells: &Cells<'_>,
+    form: Form,
+) -> std::io::Result<()> {
+    let values: Vec<Vec<Value>> = lines.iter().map(|l| cols.iter().map(|c| cells.value(*c, *l)).collect()).collect();
+    let tree = !form.list && cols.contains(&LsCol::Command);
+    let parents = if tree { process_tree(lines, cells) } else { vec![None; lines.len()] };
+    if form.json {
+        let objects: Vec<serde_json::Map<String, serde_json::Value>> =
+            values.iter().map(|vals| cols.iter().zip(vals).map(|(c, v)| (c.json_key(), v.json())).collect()).collect();
+        let doc = serde_json::json!({ "namespaces": nest(objects, &parents) });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        return writeln!(out);
+    }
+    let header: Vec<String> = cols.iter().map(|c| c.header().to_string()).collect();
+    let prefixes = tree_prefixes(&parents);
+    // Multi-line cells (NSFS) on one line, comma-separated (as lsns -W).
+    let texts: Vec<Vec<String>> = values
+        .iter()
+        .zip(&prefixes)
+        .map(|(vals, prefix)| {
+            cols.iter()
+                .zip(vals)
+                .map(|(c, v)| {
+                    let text = v.text().replace('\n', ",");
+                    if *c == LsCol::Command { format!("{prefix}{text}") } else { text }
+                })
+                .collect()
+        })
+        .collect();
+    if form.raw {
+        if form.headings {
+            writeln!(out, "{}", header.join(" "))?;
+        }
+        for t in &texts {
+            let line: Vec<String> = t.iter().map(|c| raw_escape(c)).collect();
+            writeln!(out, "{}", line.join(" "))?;
+        }
+        return Ok(());
+    }
+    let table_cols: Vec<Col> = cols
+        .iter()
+        .map(|c| if c.numeric() { Col::right(c.header(), c.give()) } else { Col::left(c.header(), c.give()) })
+        .collect();
+    let mut natural: Vec<usize> = header.iter().map(|h| cell_width(h)).collect();
+    for t in &texts {
+        for (i, c) in t.iter().enumerate() {
+            natural[i] = natural[i].max(cell_width(c));
+        }
+    }
+    let widths = fit(&table_cols, &natural, &vec![false; cols.len()], form.width);
+    let plain = |_: usize, s: &str| s.to_string();
+    if form.headings {
+        write_line(out, &table_cols, &widths, &header, &plain)?;
+    }
+    for t in &texts {
+        write_line(out, &table_cols, &widths, t, &plain)?;
+    }
+    Ok(())
+}
+
+/// JSON objects nested as `parents` says: children under "children".
+fn nest(objects: Vec<serde_json::Map<String, serde_json::Value>>, parents: &[Option<usize>]) -> Vec<serde_json::Value> {
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); objects.len()];
+    let mut top = Vec::new();
+    for (i, p) in parents.iter().enumerate() {
+        match p {
+            Some(p) => children[*p].push(i),
+            None => top.push(i),
+        }
+    }
+    let mut slots: Vec<Option<serde_json::Map<String, serde_json::Value>>> = objects.into_iter().map(Some).collect();
+    fn build(
+        i: usize,
+        slots: &mut [Option<serde_json::Map<String, serde_json::Value>>],
+        children: &[Vec<usize>],
+    ) -> serde_json::Value {
+        let mut m = slots[i].take().unwrap_or_default();
+        if !children[i].is_empty() {
+            let kids: Vec<serde_json::Value> = children[i].iter().map(|&c| build(c, slots, children)).collect();
+            m.insert("children".into(), kids.into());
+        }
+        serde_json::Value::Object(m)
+    }
+    top.into_iter().map(|i| build(i, &mut slots, &children)).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+use super::*;
+
+#[test]
+fn output_lists_parse_as_lsns_reads_them() {
+    assert_eq!(
+        parse_output("NS,type,Nprocs").unwrap(),
+        OutputSpec::Exactly(vec![LsCol::Ns, LsCol::Type, LsCol::Nprocs])
+    );
+    assert_eq!(parse_output("+creator,pinned_by").unwrap(), OutputSpec::Extend(vec![LsCol::Creator, LsCol::PinnedBy]));
+    let err = parse_output("NS,BOGUS").unwrap_err();
+    assert!(err.contains("\"BOGUS\"") && err.contains("NETNSID") && err.contains("PINNED-BY"), "{err}");
+    assert!(parse_output("+").is_err());
+    // Every column's name reads back as itself.
+    for c in LsCol::ALL {
+        assert_eq!(LsCol::from_name(&c.json_key()), Some(c));
+    }
+}
+
+#[test]
+fn raw_cells_never_split_a_line_into_more_fields() {
+    assert_eq!(raw_escape("ip netns add x"), "ip\\x20netns\\x20add\\x20x");
+    assert_eq!(raw_escape("a\\b\tc"), "a\\x5cb\\x09c");
+    assert_eq!(raw_escape("└─sh"), "\\xe2\\x94\\x94\\xe2\\x94\\x80sh", "as lsns: every non-ASCII byte");
+}
+
+fn row_with(holders: Vec<Holder>) -> NsRow {
+    NsRow { holders: holders.into(), ..NsRow::new(nstrace_common::ns::NsType::Net, 4026532000) }
+}
+
+#[test]
+fn lsns_counts_the_processes_that_live_in_it() {
+    let comm: crate::model::Comm = "sh".into();
+    let task = |pid, tid, hold| Holder::Task { pid, tid, comm: comm.clone(), hold };
+    let row = row_with(vec![
+        task(300, None, TaskHold::Member),
+        task(42, None, TaskHold::Member),
+        task(42, None, TaskHold::Member),
+        // Only as pid_for_children, or only a thread: not in lsns's count.
+        task(7, None, TaskHold::PidForChildren),
+        task(9, Some(10), TaskHold::Member),
+        Holder::Fd { pid: 5, fd: 3, comm: comm.clone() },
+    ]);
+    assert_eq!(member_pids(&row), [42, 300]);
+}
+
+#[test]
+fn json_form_is_lsns_document_with_typed_values() {
+    let store = NsStore::new(Default::default(), Default::default());
+    let cells = Cells::new(&store, 0.0);
+    let row = NsRow { owner: Some(4026531837), ..row_with(Vec::new()) };
+    let mut out = Vec::new();
+    let form = Form { headings: true, json: true, ..Form::default() };
+    let cols = [LsCol::Ns, LsCol::Type, LsCol::Nprocs, LsCol::Pid, LsCol::Ons, LsCol::Pns];
+    write(&mut out, &[Line::of(&row)], &cols, &cells, form).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"namespaces": [
+            {"ns": 4026532000u64, "type": "net", "nprocs": 0, "pid": null, "ons": 4026531837u64, "pns": 0}
+        ]})
+    );
+    // Raw: one line per row, empty cells kept as empty fields.
+    let mut out = Vec::new();
+    let form = Form { raw: true, ..Form::default() };
+    write(&mut out, &[Line::of(&row)], &[LsCol::Ns, LsCol::Pid, LsCol::Type], &cells, form).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "4026532000  net\n");
+}
+
+#[test]
+fn the_process_tree_hangs_each_line_under_its_parent_process() {
+    // Lines 0..4: parents as lsns's process tree finds them.
+    let parents = [None, Some(0), Some(1), Some(0), None];
+    assert_eq!(tree_prefixes(&parents), ["", "├─", "│ └─", "└─", ""]);
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
+        (0..5).map(|i| std::iter::once(("ns".to_string(), serde_json::Value::from(i))).collect()).collect();
+    let nested = serde_json::Value::from(nest(objects, &parents));
+    assert_eq!(
+        nested,
+        serde_json::json!([
+            {"ns": 0, "children": [{"ns": 1, "children": [{"ns": 2}]}, {"ns": 3}]},
+            {"ns": 4}
+        ])
+    );
+}

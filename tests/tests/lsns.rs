@@ -1,0 +1,174 @@
+//! `nstrace ls` for lsns users: the same options, columns and answers as
+//! util-linux's lsns on the same host state, for namespaces these tests make.
+
+use std::process::Command;
+
+use serde_json::Value;
+use tests::{ChildGuard, nstrace, root_or_skip, sh, spawn_ready, unique};
+
+/// Every column both print.
+const SHARED: &str = "NS,TYPE,NPROCS,PID,PPID,UID,USER,NETNSID,NSFS,PNS,ONS,PATH,COMMAND";
+
+/// lsns's answer (retried: util-linux 2.38 exits 1 without a word when a
+/// process it reads exits under it, which other tests' processes do).
+fn lsns(args: &[&str]) -> String {
+    (0..5)
+        .find_map(|_| {
+            let o = Command::new("lsns").args(args).output().ok()?;
+            o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        })
+        .unwrap_or_else(|| panic!("lsns {args:?} failed five times"))
+}
+
+/// nstrace's answer to the same arguments (a one-shot snapshot: the rows
+/// and their lsns columns come from the kernel and /proc as lsns's do).
+fn ours(args: &[&str]) -> String {
+    let mut all = vec!["ls", "--no-service"];
+    all.extend_from_slice(args);
+    let (code, out, err) = nstrace(&all);
+    assert_eq!(code, 0, "nstrace {all:?}: {err}");
+    out
+}
+
+/// Every object of an lsns -J document, children included (lsns nests
+/// them under their parent process's line without -l).
+fn flatten(doc: &Value) -> Vec<Value> {
+    fn walk(v: &Value, out: &mut Vec<Value>) {
+        for n in v.as_array().into_iter().flatten() {
+            let mut own = n.clone();
+            if let Some(o) = own.as_object_mut() {
+                o.remove("children");
+            }
+            out.push(own);
+            walk(&n["children"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&doc["namespaces"], &mut out);
+    out
+}
+
+fn by_ns(rows: &[Value], ns: u64) -> Option<&Value> {
+    rows.iter().find(|r| r["ns"].as_u64() == Some(ns))
+}
+
+/// A process alone in new uts, ipc and net namespaces, and a named net
+/// namespace (nsfs mount, an nsid assigned here) with a process in it.
+struct Scene {
+    _alone: ChildGuard,
+    _in_named: ChildGuard,
+    name: String,
+    /// The nsid assigned here to the named namespace.
+    nsid: u32,
+    /// (type, inode) of each namespace the scene made.
+    made: Vec<(&'static str, u64)>,
+    alone_pid: u32,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+fn scene() -> Scene {
+    let (alone, _) =
+        spawn_ready(Command::new("unshare").args(["-n", "-u", "-i", "sh", "-c", "echo ready; exec sleep 300"]));
+    let name = unique("nstrace-lsns");
+    // Scenes run side by side: each its own nsid.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nsid = 700 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    sh(&format!("ip netns add {name} && ip netns set {name} {nsid}"));
+    let (in_named, _) =
+        spawn_ready(Command::new("ip").args(["netns", "exec", &name, "sh", "-c", "echo ready; exec sleep 301"]));
+    let ino = |pid: u32, ty| tests::ns_inode(pid, ty);
+    let made = vec![
+        ("net", ino(alone.pid(), "net")),
+        ("uts", ino(alone.pid(), "uts")),
+        ("ipc", ino(alone.pid(), "ipc")),
+        ("net", ino(in_named.pid(), "net")),
+    ];
+    let alone_pid = alone.pid();
+    Scene { _alone: alone, _in_named: in_named, name, nsid, made, alone_pid }
+}
+
+#[test]
+fn every_shared_column_agrees_with_lsns() {
+    if !root_or_skip("every_shared_column_agrees_with_lsns") {
+        return;
+    }
+    let s = scene();
+    let theirs: Value = serde_json::from_str(&lsns(&["-J", "-l", "-o", SHARED])).unwrap();
+    let mine: Value = serde_json::from_str(&ours(&["-J", "-l", "-o", SHARED])).unwrap();
+    let (theirs, mine) = (flatten(&theirs), flatten(&mine));
+    for (ty, ns) in &s.made {
+        let t = by_ns(&theirs, *ns).unwrap_or_else(|| panic!("lsns does not list {ty} {ns}"));
+        let m = by_ns(&mine, *ns).unwrap_or_else(|| panic!("nstrace does not list {ty} {ns}: {mine:?}"));
+        assert_eq!(m, t, "{ty} {ns}: nstrace (left) and lsns (right) differ");
+    }
+    // The named one shows what lsns shows of an nsfs mount and an nsid.
+    let named = by_ns(&mine, s.made[3].1).unwrap();
+    assert_eq!(named["netnsid"], s.nsid.to_string(), "{named}");
+    assert_eq!(named["nsfs"], format!("/run/netns/{}", s.name), "{named}");
+    assert_eq!(by_ns(&mine, s.made[0].1).unwrap()["netnsid"], "unassigned");
+    // Host namespaces: the columns no passing process changes agree too.
+    for t in &theirs {
+        if let Some(m) = by_ns(&mine, t["ns"].as_u64().unwrap()) {
+            for key in ["type", "pns", "ons", "netnsid", "nsfs"] {
+                assert_eq!(m[key], t[key], "{key} of {t}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_lsns_script_of_the_issue_gets_the_same_answer() {
+    if !root_or_skip("the_lsns_script_of_the_issue_gets_the_same_answer") {
+        return;
+    }
+    let s = scene();
+    let args = ["-J", "-o", "NS,TYPE,NPROCS,PID,USER,COMMAND"];
+    let theirs: Value = serde_json::from_str(&lsns(&args)).unwrap();
+    let mine: Value = serde_json::from_str(&ours(&args)).unwrap();
+    assert!(mine["namespaces"].is_array(), "lsns's document shape: {mine}");
+    let (theirs, mine) = (flatten(&theirs), flatten(&mine));
+    for (ty, ns) in &s.made {
+        let t = by_ns(&theirs, *ns).unwrap_or_else(|| panic!("lsns does not list {ty} {ns}"));
+        assert_eq!(by_ns(&mine, *ns), Some(t), "{ty} {ns}");
+    }
+    // Keys in lsns's order.
+    let keys: Vec<&String> = mine[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["ns", "type", "nprocs", "pid", "user", "command"]);
+}
+
+#[test]
+fn task_namespace_raw_and_heading_options_work_as_in_lsns() {
+    if !root_or_skip("task_namespace_raw_and_heading_options_work_as_in_lsns") {
+        return;
+    }
+    let s = scene();
+    let pid = s.alone_pid.to_string();
+    // -p: the process's eight namespaces.
+    let set = |text: String| {
+        let mut v: Vec<String> = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        v.sort();
+        v
+    };
+    let theirs = set(lsns(&["-p", &pid, "-l", "-n", "-o", "NS,TYPE"]));
+    assert_eq!(theirs.len(), 8, "{theirs:?}");
+    assert_eq!(set(ours(&["-p", &pid, "-l", "-n", "-o", "NS,TYPE"])), theirs);
+    // <namespace>: its processes, lsns's columns for that form.
+    let uts = s.made[1].1.to_string();
+    let theirs = lsns(&[&uts, "-l", "-r"]);
+    assert_eq!(ours(&[&uts, "-l", "-r"]), theirs);
+    assert!(theirs.starts_with("PID PPID USER COMMAND\n") && theirs.contains("sleep\\x20300"), "{theirs}");
+    // -r -n: raw lines with lsns's escapes, no heading.
+    let args = ["-r", "-n", "-l", "-t", "uts", "-o", "NS,TYPE,NPROCS,PID,COMMAND"];
+    let line = |text: &str| text.lines().find(|l| l.starts_with(&uts)).map(str::to_string);
+    assert_eq!(line(&ours(&args)), line(&lsns(&args)));
+    assert!(line(&ours(&args)).is_some());
+    // A column lsns does not know is a clear error.
+    let (code, _, err) = nstrace(&["ls", "--no-service", "-o", "NS,BOGUS"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("BOGUS") && err.contains("NETNSID"), "{err}");
+}
