@@ -25,6 +25,14 @@ pub enum TaskHold {
     TimeForChildren,
 }
 
+/// A pid as the process's own pid namespace sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PidInNs {
+    pub pid: u32,
+    /// The inode of that pid namespace.
+    pub pid_ns: u64,
+}
+
 /// A process's command name, shared by every holder of that process (one
 /// process can hold thousands of namespaces by fd).
 pub type Comm = std::sync::Arc<str>;
@@ -139,6 +147,9 @@ pub struct NsRow {
     pub command: Option<Box<str>>,
     /// Containers whose tasks use it (from their cgroup paths).
     pub containers: Box<[Container]>,
+    /// Its processes outside any container (the host's): a namespace the
+    /// host shares with containers belongs to none of them.
+    pub host_tasks: u32,
 }
 
 impl NsRow {
@@ -160,7 +171,26 @@ impl NsRow {
             names: Box::default(),
             command: None,
             containers: Box::default(),
+            host_tasks: 0,
         }
+    }
+
+    /// The container this namespace belongs to by its tasks: the one
+    /// container every task in it is in. None when no task is in a
+    /// container, or when it is shared (see [`NsRow::shared_by`]).
+    pub fn sole_container(&self) -> Option<&Container> {
+        match &*self.containers {
+            [only] if self.host_tasks == 0 => Some(only),
+            _ => None,
+        }
+    }
+
+    /// How many containers share it, when it is shared: by several
+    /// containers, or by the host and containers (the host's own user,
+    /// cgroup or time namespace, used by a container too).
+    pub fn shared_by(&self) -> Option<usize> {
+        (self.containers.len() > 1 || (self.host_tasks > 0 && !self.containers.is_empty()))
+            .then_some(self.containers.len())
     }
 
     pub fn key(&self) -> NsKey {

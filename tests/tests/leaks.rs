@@ -185,6 +185,22 @@ fn docker_named_cgroup_is_attributed() {
     let (code, out, err) = nstrace(&["why", &format!("/proc/{}/ns/net", p.pid())]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("container: docker {id}")), "{out}");
+    // The host's user namespace, which this "container" shares with every
+    // host process, is not claimed for it: shared, and `why` says so.
+    let user = ns_inode(p.pid(), "user");
+    assert_eq!(user, ns_inode(std::process::id(), "user"));
+    let (code, out, err) = nstrace(&["ls", "--no-service", "-l", "-r", "-n", "-t", "user,net", "-o", "NS,CONTAINER"]);
+    assert_eq!(code, 0, "{err}");
+    let cell = |ns: u64| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{ns} ")))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    assert_eq!(cell(user), "shared\\x20by\\x201\\x20container", "{out}");
+    assert_eq!(cell(net), format!("docker:{}", &id[..12]));
+    let (_, why_user, _) = nstrace(&["why", "--no-service", &format!("/proc/{}/ns/user", p.pid())]);
+    assert!(why_user.contains("shared:    by 1 container and "), "{why_user}");
 }
 
 #[test]

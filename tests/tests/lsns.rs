@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use serde_json::Value;
-use tests::{ChildGuard, nstrace, root_or_skip, sh, spawn_ready, unique};
+use tests::{ChildGuard, children_of, eventually, nstrace, root_or_skip, sh, spawn_ready, unique};
 
 /// Every column both print.
 const SHARED: &str = "NS,TYPE,NPROCS,PID,PPID,UID,USER,NETNSID,NSFS,PNS,ONS,PATH,COMMAND";
@@ -171,4 +171,40 @@ fn task_namespace_raw_and_heading_options_work_as_in_lsns() {
     let (code, _, err) = nstrace(&["ls", "--no-service", "-o", "NS,BOGUS"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("BOGUS") && err.contains("NETNSID"), "{err}");
+}
+
+#[test]
+fn holders_in_a_pid_namespace_are_named_by_their_own_pid_too() {
+    if !root_or_skip("holders_in_a_pid_namespace_are_named_by_their_own_pid_too") {
+        return;
+    }
+    let (unshare, _) =
+        spawn_ready(Command::new("unshare").args(["--pid", "--fork", "sh", "-c", "echo ready; exec sleep 302"]));
+    let child = eventually(std::time::Duration::from_secs(5), "the child in the new pid namespace", || {
+        children_of(unshare.pid()).first().copied()
+    });
+    // What the kernel says: its pid here, then in each nested namespace.
+    let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap();
+    let nspid: Vec<u32> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!((nspid.len(), nspid[0], nspid[1]), (2, child, 1), "{status}");
+    let pid_ns = tests::ns_inode(child, "pid");
+    let (code, out, err) = nstrace(&["why", "--json", "--no-service", &format!("/proc/{child}/ns/pid")]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let task = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "task" && r["pid"] == child)
+        .unwrap_or_else(|| panic!("no task {child} in {v}"));
+    assert_eq!(task["in_pid_ns"], serde_json::json!({"pid": nspid[1], "pid_ns": pid_ns}), "{task}");
+    let (_, text, _) = nstrace(&["why", "--no-service", &format!("/proc/{child}/ns/pid")]);
+    assert!(text.contains(&format!("process {child} (sleep; 1 in pid namespace {pid_ns}) is in it")), "{text}");
+    drop(unshare);
 }

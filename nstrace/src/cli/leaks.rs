@@ -204,7 +204,10 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
     writeln!(out, "  by holder: {}", join(&r.by_holder))?;
     for l in &r.leaks {
         let age = l.age.map(human_age).unwrap_or_else(|| "unknown (not seen created)".into());
-        let containers: Vec<String> = l.row.containers.iter().map(|c| c.short()).collect();
+        let containers: Vec<String> = match crate::present::table::container_text(&l.row).as_str() {
+            "-" => Vec::new(),
+            text => vec![text.to_string()],
+        };
         writeln!(
             out,
             "\n{} {} id={} [{}] age: {age}{}",

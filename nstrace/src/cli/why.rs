@@ -209,6 +209,13 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             if !row.names.is_empty() {
                 writeln!(out, "  ip netns:  {}", row.names.join(", "))?;
             }
+            if let Some(n) = row.shared_by() {
+                let host = match row.host_tasks {
+                    0 => String::new(),
+                    h => format!(" and {h} host process{}", if h == 1 { "" } else { "es" }),
+                };
+                writeln!(out, "  shared:    by {n} container{}{host}", if n == 1 { "" } else { "s" })?;
+            }
             for c in &row.containers {
                 writeln!(
                     out,

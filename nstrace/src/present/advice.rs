@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_namespace_in_use_gets_no_command() {
-        let task = Reason::Task { pid: 1, comm: "systemd".into(), hold: TaskHold::Member, tid: None };
+        let task = Reason::Task { pid: 1, comm: "systemd".into(), hold: TaskHold::Member, tid: None, in_pid_ns: None };
         let a = advise(&task, &ctx(80));
         assert_eq!(a.command, None);
         assert_eq!(a.note, "in use by 80 processes: not a leak, nothing to release");
@@ -278,7 +278,8 @@ mod tests {
         assert!(a.command.is_none() && a.note.contains("nstrace why"));
         let a = advise(&Reason::KernelReference { hint: "sockets".into() }, &ctx(0));
         assert_eq!(a.text(), "(nothing to run)   # find what references it: sockets");
-        let pfc = Reason::Task { pid: 9, comm: "unshare".into(), hold: TaskHold::PidForChildren, tid: None };
+        let pfc =
+            Reason::Task { pid: 9, comm: "unshare".into(), hold: TaskHold::PidForChildren, tid: None, in_pid_ns: None };
         assert!(advise(&pfc, &ctx(0)).command.is_none());
     }
 

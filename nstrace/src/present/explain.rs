@@ -8,7 +8,7 @@ use nstrace_common::ns::NsType;
 use serde::Serialize;
 
 use crate::{
-    model::{Holder, TaskHold},
+    model::{Holder, PidInNs, TaskHold},
     procfs::sockets::{self, SocketHolder},
     snapshot::{NsRow, NsState},
 };
@@ -43,6 +43,10 @@ pub enum Reason {
         tid: Option<u32>,
         comm: String,
         hold: TaskHold,
+        /// Its pid as its own pid namespace sees it, when that is not ours
+        /// (a container's process: pid 30445 here is pid 1 there).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_pid_ns: Option<PidInNs>,
     },
     Fd {
         pid: u32,
@@ -98,10 +102,11 @@ impl Reason {
     /// A short description of the holder.
     pub fn describe(&self) -> String {
         match self {
-            Reason::Task { pid, tid, comm, hold } => {
+            Reason::Task { pid, tid, comm, hold, in_pid_ns } => {
+                let there = in_pid_ns.map(|p| format!("; {} in pid namespace {}", p.pid, p.pid_ns)).unwrap_or_default();
                 let who = match tid {
-                    Some(tid) => format!("thread {tid} of process {pid} ({comm})"),
-                    None => format!("process {pid} ({comm})"),
+                    Some(tid) => format!("thread {tid} of process {pid} ({comm}{there})"),
+                    None => format!("process {pid} ({comm}{there})"),
                 };
                 match hold {
                     TaskHold::Member => format!("{who} is in it"),
@@ -222,9 +227,13 @@ impl<'a> Explainer<'a> {
         let mut out = Vec::new();
         for h in &row.holders {
             out.push(match h {
-                Holder::Task { pid, tid, comm, hold } => {
-                    Reason::Task { pid: *pid, tid: *tid, comm: comm.to_string(), hold: *hold }
-                }
+                Holder::Task { pid, tid, comm, hold } => Reason::Task {
+                    pid: *pid,
+                    tid: *tid,
+                    comm: comm.to_string(),
+                    hold: *hold,
+                    in_pid_ns: crate::procfs::holders::pid_in_own_ns(*pid),
+                },
                 Holder::Fd { pid, fd, comm } => {
                     Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: cmdline(*pid) }
                 }
@@ -296,16 +305,32 @@ mod tests {
     fn descriptions_name_the_holder() {
         let fd = Reason::Fd { pid: 7, fd: 5, comm: "py".into(), cmdline: "python3 r.py".into() };
         assert_eq!(fd.describe(), "open fd 5 of process 7 (py: python3 r.py)");
-        let pfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::PidForChildren, tid: None };
+        let pfc =
+            Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::PidForChildren, tid: None, in_pid_ns: None };
         assert_eq!(pfc.describe(), "process 3 (unshare) holds it as pid_for_children");
-        let tfc = Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::TimeForChildren, tid: None };
+        let tfc = Reason::Task {
+            pid: 3,
+            comm: "unshare".into(),
+            hold: TaskHold::TimeForChildren,
+            tid: None,
+            in_pid_ns: None,
+        };
         assert_eq!(tfc.describe(), "process 3 (unshare) holds it as time_for_children");
-        let member = Reason::Task { pid: 3, comm: "sh".into(), hold: TaskHold::Member, tid: None };
+        let member = Reason::Task { pid: 3, comm: "sh".into(), hold: TaskHold::Member, tid: None, in_pid_ns: None };
         assert_eq!(member.describe(), "process 3 (sh) is in it");
-        let thread = Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::Member };
+        let thread = Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::Member, in_pid_ns: None };
         assert_eq!(thread.describe(), "thread 5 of process 3 (cni) is in it");
-        let thread = Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::PidForChildren };
+        let thread =
+            Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::PidForChildren, in_pid_ns: None };
         assert_eq!(thread.describe(), "thread 5 of process 3 (cni) holds it as pid_for_children");
+        let contained = Reason::Task {
+            pid: 30445,
+            tid: None,
+            comm: "sh".into(),
+            hold: TaskHold::Member,
+            in_pid_ns: Some(PidInNs { pid: 1, pid_ns: 4026532181 }),
+        };
+        assert_eq!(contained.describe(), "process 30445 (sh; 1 in pid namespace 4026532181) is in it");
         assert!(member.is_member() && !pfc.is_member() && !tfc.is_member() && !fd.is_member());
         assert_eq!(
             mount(2, Some("x")).describe(),

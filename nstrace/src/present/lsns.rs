@@ -361,15 +361,18 @@ impl<'a> Cells<'a> {
             LsCol::Creator => {
                 text(self.record(row).and_then(|n| n.creator.as_ref()).map(|c| format!("{}[{}]", c.comm, c.pid)))
             }
-            LsCol::Container => text(match container_text(row).as_str() {
-                "-" => self
-                    .record(row)
-                    .and_then(|n| {
-                        n.creator.as_ref().and_then(|c| c.origin.container.as_ref()).or(n.seen_in.iter().next())
-                    })
-                    .map(|c| c.short()),
-                live => Some(live.to_string()),
-            }),
+            // The container that made it (the service's provenance), else
+            // the one all its tasks are in, else "shared by N containers";
+            // a namespace no task uses: the containers that used it.
+            LsCol::Container => {
+                let record = self.record(row);
+                let creator = record.and_then(|n| n.creator.as_ref()?.origin.container.as_ref());
+                text(match (creator, container_text(row).as_str()) {
+                    (Some(c), _) => Some(c.short()),
+                    (None, "-") => record.and_then(|n| n.seen_in.iter().next()).map(|c| c.short()),
+                    (None, live) => Some(live.to_string()),
+                })
+            }
             LsCol::PinnedBy => {
                 text(self.record(row).and_then(|n| n.pins.iter().find(|p| p.released.is_none())?.by.clone()))
             }

@@ -49,10 +49,16 @@ pub fn name_text(r: &NsRow) -> String {
     if r.names.is_empty() { "-".into() } else { r.names.join(",") }
 }
 
-/// The CONTAINER cell from the row alone: the containers its tasks are in.
+/// The CONTAINER cell from the row alone: the container all its tasks are
+/// in, or "shared by N containers" (with the host, or among themselves:
+/// never one of them for all).
 pub fn container_text(r: &NsRow) -> String {
-    let c: Vec<String> = r.containers.iter().map(|c| c.short()).collect();
-    if c.is_empty() { "-".into() } else { c.join(",") }
+    match (r.sole_container(), r.shared_by()) {
+        (Some(c), _) => c.short(),
+        (None, Some(1)) => "shared by 1 container".into(),
+        (None, Some(n)) => format!("shared by {n} containers"),
+        (None, None) => "-".into(),
+    }
 }
 
 /// The COMMAND cell: the command of the namespace's first task.

@@ -46,6 +46,14 @@ pub(super) fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<Str
     let mut cgroups: Vec<&str> = pids.iter().filter_map(|p| scan.processes.get(p)).map(|p| &*p.cgroup).collect();
     cgroups.sort_unstable();
     cgroups.dedup();
+    // Processes in no container's cgroup are the host's (counted per
+    // process, once a cgroup is known to be no container's).
+    let host_cgroups: Vec<&str> =
+        cgroups.iter().copied().filter(|c| crate::containers::from_cgroup(c).is_none()).collect();
+    row.host_tasks = pids
+        .iter()
+        .filter(|p| scan.processes.get(p).is_some_and(|pr| host_cgroups.binary_search(&&*pr.cgroup).is_ok()))
+        .count() as u32;
     let mut containers: Vec<_> = cgroups.into_iter().filter_map(crate::containers::from_cgroup).collect();
     containers.sort();
     containers.dedup();

@@ -369,7 +369,9 @@ impl Metrics {
         let mut counts: std::collections::HashMap<(String, String, TypeLabel), i64> = Default::default();
         let mut seen: std::collections::BTreeSet<(String, String)> = Default::default();
         for r in rows.into_iter().filter(|r| r.destroyed.is_none()) {
-            for c in &r.row.containers {
+            // A namespace the host or other containers share is no one
+            // container's (the host's user namespace is in every one).
+            if let Some(c) = r.row.sole_container() {
                 let mut key = (c.runtime.to_string(), c.id.clone());
                 if !seen.contains(&key) {
                     if seen.len() >= *cap {

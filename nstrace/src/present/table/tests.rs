@@ -80,7 +80,25 @@ fn name_container_and_command_are_apart() {
     };
     assert_eq!(command_text(&r), "ip");
     assert_eq!(name_text(&r), "blue,red");
-    assert_eq!(container_text(&r), "docker:abcdef123456,lxc:web");
+    assert_eq!(container_text(&r), "shared by 2 containers", "two containers share it: it is neither's");
+}
+
+#[test]
+fn a_namespace_the_host_shares_with_a_container_is_not_the_containers() {
+    let web = container("docker", "abcdef1234567890");
+    let only = NsRow { containers: vec![web.clone()].into(), ..NsRow::new(NsType::Uts, 1) };
+    assert_eq!(
+        (container_text(&only), only.sole_container(), only.shared_by()),
+        ("docker:abcdef123456".into(), Some(&web), None)
+    );
+    // The host's user namespace: ~90 host processes and one container's.
+    let host = NsRow { host_tasks: 90, ..only.clone() };
+    assert_eq!(
+        (container_text(&host), host.sole_container(), host.shared_by()),
+        ("shared by 1 container".into(), None, Some(1))
+    );
+    let plain = NsRow { host_tasks: 90, ..NsRow::new(NsType::User, 2) };
+    assert_eq!((container_text(&plain), plain.shared_by()), ("-".into(), None));
 }
 
 fn sample_table() -> [NsRow; 3] {

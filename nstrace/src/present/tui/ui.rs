@@ -243,6 +243,9 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
         facts.push(format!("ip netns {}", r.names.join(",")));
     }
     out.push(Line::from(facts.join("  ")));
+    if let Some(n) = r.shared_by() {
+        out.push(Line::from(format!("shared by {n} container(s) and {} host process(es)", r.host_tasks)));
+    }
     for c in &r.containers {
         let pod = c.pod.as_deref().map(|p| format!(" (pod {p})")).unwrap_or_default();
         out.push(Line::from(format!("container {} {}{pod}", c.runtime, c.id)));

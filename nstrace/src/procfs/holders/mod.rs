@@ -192,6 +192,26 @@ pub fn cmdline(pid: u32) -> io::Result<Vec<String>> {
     Ok(raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
 }
 
+/// Process `pid`'s pid as its own pid namespace sees it, and that
+/// namespace's inode, when it is not our pid namespace (the last field of
+/// `NSpid:` in /proc/PID/status differs from the first).
+pub fn pid_in_own_ns(pid: u32) -> Option<crate::model::PidInNs> {
+    use std::os::unix::fs::MetadataExt;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let own = nspid_innermost(&status)?;
+    if own == pid {
+        return None;
+    }
+    let pid_ns = std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok()?.ino();
+    Some(crate::model::PidInNs { pid: own, pid_ns })
+}
+
+/// The innermost pid of a /proc/PID/status text's `NSpid:` line.
+fn nspid_innermost(status: &str) -> Option<u32> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
 const DENTS_BUF: usize = 32 * 1024;
 /// Pids per unit of work handed to a scanning thread.
 const CHUNK: usize = 128;

@@ -205,3 +205,12 @@ fn pid_for_children() {
     assert!(hs.iter().any(|h| matches!(h, Holder::Task { pid, hold: TaskHold::PidForChildren, .. } if *pid == b)));
     assert!(hs.iter().any(|h| matches!(h, Holder::Task { hold: TaskHold::Member, .. })), "{hs:?}");
 }
+
+#[test]
+fn the_innermost_nspid_is_the_pid_a_process_sees_for_itself() {
+    assert_eq!(nspid_innermost("Name:\tsh\nNSpid:\t30445\t1\n"), Some(1));
+    assert_eq!(nspid_innermost("NSpid:\t812\n"), Some(812));
+    assert_eq!(nspid_innermost("Name:\tsh\n"), None);
+    // Our own process is in our pid namespace: nothing to translate.
+    assert_eq!(pid_in_own_ns(std::process::id()), None);
+}
