@@ -208,3 +208,51 @@ fn holders_in_a_pid_namespace_are_named_by_their_own_pid_too() {
     assert!(text.contains(&format!("process {child} (sleep; 1 in pid namespace {pid_ns}) is in it")), "{text}");
     drop(unshare);
 }
+
+#[test]
+fn owner_uid_names_who_made_the_owning_user_namespace() {
+    let test = "owner_uid_names_who_made_the_owning_user_namespace";
+    if !root_or_skip(test) {
+        return;
+    }
+    // nobody makes a user namespace and a net namespace it owns.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "-U", "-n"]);
+    cmd.args(["sh", "-c", "echo ready; exec sleep 304"]);
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let guard = ChildGuard::new(child);
+    let ready = eventually(std::time::Duration::from_secs(5), "nobody's namespaces", || {
+        let pid = guard.pid();
+        let net = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
+        let own = std::fs::metadata("/proc/self/ns/user").ok()?;
+        let user = std::fs::metadata(format!("/proc/{pid}/ns/user")).ok()?;
+        use std::os::unix::fs::MetadataExt;
+        (user.ino() != own.ino()).then(|| (net.ino(), user.ino()))
+    });
+    let out = ours(&["-l", "-r", "-n", "-t", "user,net", "-o", "NS,UID,USER,OWNER-UID"]);
+    for ns in [ready.0, ready.1] {
+        let line = out.lines().find(|l| l.starts_with(&format!("{ns} "))).unwrap_or_else(|| panic!("{ns}: {out}"));
+        assert_eq!(line, format!("{ns} 65534 nobody 65534"), "{out}");
+    }
+    // The host's namespaces are root's.
+    let host = tests::ns_inode(std::process::id(), "net");
+    assert!(out.lines().any(|l| l.starts_with(&format!("{host} ")) && l.ends_with(" 0")), "{out}");
+}
+
+#[test]
+fn tree_takes_lsns_relations() {
+    if !root_or_skip("tree_takes_lsns_relations") {
+        return;
+    }
+    let both = ours(&["--tree"]);
+    assert!(both.contains("user namespace ownership:") && both.contains("pid namespace hierarchy:"), "{both}");
+    let owner = ours(&["--tree=owner"]);
+    assert!(owner.starts_with("user namespace ownership:") && !owner.contains("pid namespace hierarchy"), "{owner}");
+    let parent = ours(&["-T=parent"]);
+    assert!(parent.starts_with("pid namespace hierarchy:") && !parent.contains("ownership"), "{parent}");
+    // process: lsns's form, as a process tree (lsns's own default).
+    let process: Value = serde_json::from_str(&ours(&["-T=process", "-J"])).unwrap();
+    assert!(process["namespaces"].as_array().is_some_and(|a| !a.is_empty()), "{process}");
+    let (code, _, err) = nstrace(&["ls", "--no-service", "--tree=sideways"]);
+    assert_eq!(code, 2, "{err}");
+}

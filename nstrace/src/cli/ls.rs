@@ -11,7 +11,7 @@ use crate::{
     present::{
         columns::TermArgs,
         lsns::{self, Cells, Line, LsCol, OutputSpec},
-        table::{Extra, Layout, write_table_with, write_tree},
+        table::{Extra, Layout, write_table_with, write_trees},
     },
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
@@ -43,6 +43,19 @@ impl From<TypeArg> for NsType {
             TypeArg::Time => NsType::Time,
         }
     }
+}
+
+/// `--tree`'s relations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TreeArg {
+    /// Ownership and the pid hierarchy.
+    Both,
+    /// Which user namespace owns which namespace.
+    Owner,
+    /// Parent and child pid namespaces.
+    Parent,
+    /// lsns's form, each namespace under its lowest process's parent's.
+    Process,
 }
 
 /// A row of `ls --json`: the row, plus what the store knows of it.
@@ -112,9 +125,11 @@ pub struct Args {
     /// Print nstrace's rows as a JSON array (every field, holders in full).
     #[arg(long, conflicts_with_all = ["tree", "lsns_json", "raw"])]
     pub json: bool,
-    /// Print the user-namespace ownership tree and the pid-namespace hierarchy.
-    #[arg(long)]
-    pub tree: bool,
+    /// Print the user-namespace ownership tree and the pid-namespace
+    /// hierarchy; as lsns -T: `--tree=owner` the first, `--tree=parent` the
+    /// second, `--tree=process` lsns's form as a process tree.
+    #[arg(short = 'T', long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "both")]
+    pub tree: Option<TreeArg>,
     /// Columns, as lsns -o: LIST replaces the columns (lsns's form), +LIST
     /// adds them to nstrace's table. lsns's NS, TYPE, PATH, NPROCS, PID,
     /// PPID, COMMAND, UID, USER, NETNSID, NSFS, PNS, ONS; nstrace's ID, STATE,
@@ -126,13 +141,13 @@ pub struct Args {
     #[arg(long)]
     pub output_all: bool,
     /// lsns's JSON: {"namespaces": [...]} with the columns' names as keys.
-    #[arg(short = 'J', long = "lsns-json", conflicts_with = "tree")]
+    #[arg(short = 'J', long = "lsns-json")]
     pub lsns_json: bool,
     /// lsns's form without the heading line.
     #[arg(short = 'n', long = "noheadings")]
     pub no_headings: bool,
     /// lsns's raw form: cells separated by one space, blanks as \x20.
-    #[arg(short = 'r', long, conflicts_with = "tree")]
+    #[arg(short = 'r', long)]
     pub raw: bool,
     /// lsns's list form (the form nstrace always prints; accepted for scripts).
     #[arg(short = 'l', long)]
@@ -202,7 +217,8 @@ fn lsns_columns(args: &Args) -> Option<Vec<LsCol>> {
     } else {
         LsCol::LSNS_DEFAULT.to_vec()
     };
-    let lsns_form = args.lsns_json
+    let lsns_form = args.tree == Some(TreeArg::Process)
+        || args.lsns_json
         || args.no_headings
         || args.raw
         || args.list
@@ -265,8 +281,9 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             })
             .collect();
         crate::present::json::to_vec_rows(&rows).and_then(|bytes| out.write_all(&bytes))
-    } else if args.tree {
-        write_tree(&mut out, &all, &|r: &NsRow| args.filter.matches(r))
+    } else if let Some(tree) = args.tree.filter(|t| *t != TreeArg::Process && !args.lsns_json && !args.raw) {
+        let (owner, parent) = (tree != TreeArg::Parent, tree != TreeArg::Owner);
+        write_trees(&mut out, &all, &|r: &NsRow| args.filter.matches(r), owner, parent)
     } else if let Some(cols) = lsns_columns(args) {
         // lsns lists by namespace inode; `<namespace>`: its processes.
         rows.sort_by_key(|r| (r.inode, r.ns_type));

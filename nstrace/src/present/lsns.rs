@@ -34,6 +34,7 @@ pub enum LsCol {
     State,
     Holders,
     Age,
+    OwnerUid,
     Created,
     Creator,
     Container,
@@ -41,7 +42,7 @@ pub enum LsCol {
 }
 
 impl LsCol {
-    pub const ALL: [LsCol; 21] = [
+    pub const ALL: [LsCol; 22] = [
         LsCol::Ns,
         LsCol::Type,
         LsCol::Path,
@@ -59,6 +60,7 @@ impl LsCol {
         LsCol::State,
         LsCol::Holders,
         LsCol::Age,
+        LsCol::OwnerUid,
         LsCol::Created,
         LsCol::Creator,
         LsCol::Container,
@@ -88,6 +90,7 @@ impl LsCol {
             LsCol::State => "STATE",
             LsCol::Holders => "HOLDERS",
             LsCol::Age => "AGE",
+            LsCol::OwnerUid => "OWNER-UID",
             LsCol::Created => "CREATED",
             LsCol::Creator => "CREATOR",
             LsCol::Container => "CONTAINER",
@@ -110,7 +113,15 @@ impl LsCol {
     fn numeric(self) -> bool {
         matches!(
             self,
-            LsCol::Ns | LsCol::Nprocs | LsCol::Pid | LsCol::Ppid | LsCol::Uid | LsCol::Pns | LsCol::Ons | LsCol::Id
+            LsCol::Ns
+                | LsCol::Nprocs
+                | LsCol::Pid
+                | LsCol::Ppid
+                | LsCol::Uid
+                | LsCol::Pns
+                | LsCol::Ons
+                | LsCol::Id
+                | LsCol::OwnerUid
         )
     }
 
@@ -302,18 +313,52 @@ impl<'a> Cells<'a> {
         paths
     }
 
+    /// The namespace opened through the line's process, else any holder
+    /// that opens: a member, a task holding it for its children, an fd, a
+    /// mount here (some sandboxes hide /proc/1/ns even from root).
+    fn open_ns(&self, row: &NsRow, pid: Option<u32>) -> Option<std::fs::File> {
+        let ty = row.ns_type.name();
+        let holders = row.holders.iter().filter_map(|h| match h {
+            Holder::Task { pid, hold: TaskHold::PidForChildren, .. } => {
+                Some(format!("/proc/{pid}/ns/pid_for_children"))
+            }
+            Holder::Task { pid, hold: TaskHold::TimeForChildren, .. } => {
+                Some(format!("/proc/{pid}/ns/time_for_children"))
+            }
+            Holder::Task { pid, .. } => Some(format!("/proc/{pid}/ns/{ty}")),
+            Holder::Fd { pid, fd, .. } => Some(format!("/proc/{pid}/fd/{fd}")),
+            Holder::Mount { .. } => None,
+        });
+        let paths = pid
+            .map(|p| format!("/proc/{p}/ns/{ty}"))
+            .into_iter()
+            .chain(holders)
+            .chain(self.nsfs_paths(row).into_iter().map(str::to_string));
+        // The inode is checked: a pid or fd may have been reused since.
+        paths
+            .into_iter()
+            .filter_map(|p| std::fs::File::open(p).ok())
+            .find(|f| crate::procfs::nsfs::inode(f).is_ok_and(|ino| ino == row.inode))
+    }
+
+    /// NS_GET_OWNER_UID: of the user namespace itself, or of the one that
+    /// owns a namespace of another type.
+    fn owner_uid(&self, row: &NsRow, pid: Option<u32>) -> Value {
+        use crate::procfs::nsfs;
+        let Some(file) = self.open_ns(row, pid) else { return Value::Null };
+        let uid = if row.ns_type == nstrace_common::ns::NsType::User {
+            nsfs::owner_uid(&file).ok()
+        } else {
+            nsfs::owner(&file).ok().flatten().and_then(|user| nsfs::owner_uid(user).ok())
+        };
+        uid.map_or(Value::Null, |u| Value::Num(u as i64))
+    }
+
     fn netnsid(&self, row: &NsRow, pid: Option<u32>) -> Value {
         if row.ns_type != nstrace_common::ns::NsType::Net {
             return Value::Null;
         }
-        // Through the line's process, else any member or mount that opens
-        // (some sandboxes hide /proc/1/ns even from root).
-        let paths = pid
-            .into_iter()
-            .chain(member_pids(row))
-            .map(|p| format!("/proc/{p}/ns/net"))
-            .chain(self.nsfs_paths(row).into_iter().map(str::to_string));
-        let Some(file) = paths.into_iter().find_map(|p| std::fs::File::open(p).ok()) else { return Value::Null };
+        let Some(file) = self.open_ns(row, pid) else { return Value::Null };
         let Some(netlink) = &self.netlink else { return Value::Null };
         match netlink.nsid(file.as_fd()) {
             // A text column in lsns (its JSON too): "7", or "unassigned".
@@ -351,6 +396,7 @@ impl<'a> Cells<'a> {
             LsCol::Pns => Value::Num(row.parent.unwrap_or(0) as i64),
             LsCol::Ons => Value::Num(row.owner.unwrap_or(0) as i64),
             LsCol::Id => row.id.map_or(Value::Null, |id| Value::Num(id as i64)),
+            LsCol::OwnerUid => self.owner_uid(row, lowest()),
             LsCol::State => Value::Text(row.state.name().into()),
             LsCol::Holders => match holders_summary(row).as_str() {
                 "-" => Value::Null,

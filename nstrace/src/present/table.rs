@@ -214,6 +214,18 @@ fn describe(r: &NsRow) -> String {
 /// ownership tree; a user namespace is also shown when a row below it is,
 /// so the tree stays connected. The pid hierarchy shows every pid row.
 pub fn write_tree(out: &mut impl Write, rows: &[&NsRow], filter: &Filter<'_>) -> std::io::Result<()> {
+    write_trees(out, rows, filter, true, true)
+}
+
+/// [`write_tree`], with the ownership tree (`owner`), the pid hierarchy
+/// (`parent`) or both (lsns's `-T owner` and `-T parent`).
+pub fn write_trees(
+    out: &mut impl Write,
+    rows: &[&NsRow],
+    filter: &Filter<'_>,
+    owner: bool,
+    parent: bool,
+) -> std::io::Result<()> {
     use std::collections::{BTreeMap, HashSet};
     let users: HashSet<u64> = rows.iter().filter(|r| r.ns_type == NsType::User).map(|r| r.inode).collect();
     let mut children: BTreeMap<u64, Vec<&NsRow>> = BTreeMap::new();
@@ -264,14 +276,19 @@ pub fn write_tree(out: &mut impl Write, rows: &[&NsRow], filter: &Filter<'_>) ->
         }
         Ok(())
     }
-    writeln!(out, "user namespace ownership:")?;
-    for r in roots.iter().filter(|r| shown(r, &children, filter)) {
-        walk(out, r, "  ", true, &children, filter, 0)?;
+    if owner {
+        writeln!(out, "user namespace ownership:")?;
+        for r in roots.iter().filter(|r| shown(r, &children, filter)) {
+            walk(out, r, "  ", true, &children, filter, 0)?;
+        }
+    }
+    if !parent {
+        return Ok(());
     }
     // pid hierarchy
     let pids: Vec<&NsRow> = rows.iter().copied().filter(|r| r.ns_type == NsType::Pid).collect();
     let pid_set: HashSet<u64> = pids.iter().map(|r| r.inode).collect();
-    writeln!(out, "\npid namespace hierarchy:")?;
+    writeln!(out, "{}pid namespace hierarchy:", if owner { "\n" } else { "" })?;
     fn pid_walk(out: &mut impl Write, r: &NsRow, pids: &[&NsRow], depth: usize) -> std::io::Result<()> {
         writeln!(out, "  {}{}", "   ".repeat(depth), describe(r))?;
         if depth > 40 {
