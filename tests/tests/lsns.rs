@@ -206,6 +206,12 @@ fn holders_in_a_pid_namespace_are_named_by_their_own_pid_too() {
     assert_eq!(task["in_pid_ns"], serde_json::json!({"pid": nspid[1], "pid_ns": pid_ns}), "{task}");
     let (_, text, _) = nstrace(&["why", "--no-service", &format!("/proc/{child}/ns/pid")]);
     assert!(text.contains(&format!("process {child} (sleep; 1 in pid namespace {pid_ns}) is in it")), "{text}");
+    // ls --json: each row names its contained holders' own pids.
+    let rows = tests::ls_json(&["--no-service", "--type", "pid"]);
+    let row = tests::find_row(&rows, "pid", pid_ns).unwrap_or_else(|| panic!("no row for {pid_ns}"));
+    assert_eq!(row["in_pid_ns"][child.to_string()], serde_json::json!({"pid": 1, "pid_ns": pid_ns}), "{row}");
+    let host = tests::find_row(&rows, "pid", tests::ns_inode(std::process::id(), "pid")).unwrap();
+    assert!(host.get("in_pid_ns").is_none(), "our own pid namespace needs no translation: {host}");
     drop(unshare);
 }
 

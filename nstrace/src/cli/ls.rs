@@ -6,7 +6,7 @@ use nstrace_common::ns::NsType;
 
 use crate::{
     error::{Error, Result},
-    model::{Creator, Pin},
+    model::{Creator, Holder, PidInNs, Pin},
     origin::ContainerRef,
     present::{
         columns::TermArgs,
@@ -73,6 +73,22 @@ struct JsonRow<'a> {
     pins: Vec<&'a Pin>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     seen_in: Vec<&'a ContainerRef>,
+    /// Pid -> its pid in its own pid namespace, for the task holders in
+    /// another pid namespace than ours (a container's pid 1).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    in_pid_ns: std::collections::BTreeMap<u32, PidInNs>,
+}
+
+/// The processes in a pid namespace other than ours, with their own pids:
+/// only the members of the other pid namespaces need /proc/PID/status read.
+fn contained_pids(rows: &[&NsRow]) -> std::collections::HashMap<u32, PidInNs> {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
+    rows.iter()
+        .filter(|r| r.ns_type == NsType::Pid && r.inode != own)
+        .flat_map(|r| lsns::member_pids(r))
+        .filter_map(|pid| Some((pid, crate::procfs::holders::pid_in_own_ns(pid)?)))
+        .collect()
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -266,6 +282,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let cells = Cells::new(store, now);
     let mut out = out;
     let written = if args.json {
+        let contained = contained_pids(&all);
         let rows: Vec<JsonRow> = rows
             .iter()
             .map(|row| {
@@ -277,6 +294,14 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                     creator: ns.and_then(|n| n.creator.as_deref()),
                     pins: ns.map(|n| n.pins.iter().collect()).unwrap_or_default(),
                     seen_in: ns.map(|n| n.seen_in.iter().collect()).unwrap_or_default(),
+                    in_pid_ns: row
+                        .holders
+                        .iter()
+                        .filter_map(|h| match h {
+                            Holder::Task { pid, .. } => Some((*pid, *contained.get(pid)?)),
+                            _ => None,
+                        })
+                        .collect(),
                 }
             })
             .collect();
