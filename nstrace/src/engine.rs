@@ -9,7 +9,7 @@ use std::{collections::HashMap, time::Duration};
 use nstrace_common::{
     decode::{Record, StreamItemOwned},
     event::{EventKind, NsInfoRecord, TaskNsEvent, destroy_via},
-    ns::{NsType, NsTypeSet, SLOT_TYPES, TASK_NS_SLOTS, key_has_id},
+    ns::{NsTypeSet, key_has_id},
 };
 
 use crate::{
@@ -20,6 +20,11 @@ use crate::{
     procfs::holders::{self, HolderScan, HoldersError},
     store::{Coverage, NsStore, StoreOptions},
 };
+
+mod pace;
+
+pub use pace::periodic_gap;
+use pace::{HINT_WALK_GAP, LOST_CHECK_GAP, destroy_work_types, host_namespace_ids, slot_types};
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -171,46 +176,6 @@ pub struct Engine {
     last_lost_check: tokio::time::Instant,
     last_walk_at: tokio::time::Instant,
     pub stats: EngineStats,
-}
-
-/// The types of the task-set slots for which `pick` holds.
-fn slot_types(pick: impl Fn(usize) -> bool) -> NsTypeSet {
-    (0..TASK_NS_SLOTS).filter(|&i| pick(i)).fold(NsTypeSet::EMPTY, |set, i| set.with(SLOT_TYPES[i]))
-}
-
-/// The types whose deaths `Config::destroy_work_fns[which]` finishes.
-fn destroy_work_types(which: u32) -> NsTypeSet {
-    match nstrace_common::config::DESTROY_WORK_FN_NAMES.get(which as usize) {
-        Some(&"cleanup_net") => NsTypeSet::of(NsType::Net),
-        Some(&"free_user_ns") => NsTypeSet::of(NsType::User),
-        Some(&"destroy_pid_namespace_work") => NsTypeSet::of(NsType::Pid),
-        Some(&"free_ipc") => NsTypeSet::of(NsType::Ipc),
-        _ => NsTypeSet::ALL,
-    }
-}
-
-/// Shortest gap between readings of the lost-record counters outside the
-/// periodic walk.
-const LOST_CHECK_GAP: Duration = Duration::from_millis(250);
-
-/// The gap between periodic walks (and the monitor's holder refreshes):
-/// the configured interval per 2,500 namespaces alive. Their cost grows with
-/// the namespaces (~20 ms each at 10,000 here): a large host gets them less
-/// often rather than paying 2% of a CPU for each. By count, not by measured
-/// cost, so a slow (emulated) machine with few namespaces keeps its pace.
-pub fn periodic_gap(interval: Duration, live: usize) -> Duration {
-    interval * (live / 2_500).max(1) as u32
-}
-
-/// Shortest gap between hint-driven walks (bounds their cost under churn).
-const HINT_WALK_GAP: Duration = Duration::from_millis(50);
-
-fn host_namespace_ids() -> std::collections::HashSet<u64> {
-    nstrace_common::ns::NsType::ALL
-        .iter()
-        .filter_map(|t| crate::procfs::nsfs::open(std::path::Path::new(&format!("/proc/self/ns/{}", t.name()))).ok())
-        .filter_map(|fd| crate::procfs::nsfs::ns_id(&fd).ok())
-        .collect()
 }
 
 impl Engine {
