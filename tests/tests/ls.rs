@@ -22,7 +22,7 @@ fn each_type_with_a_live_task_is_active() {
     // unshare forks sleep into new namespaces of all eight types.
     let unshare = ChildGuard::new(
         Command::new("unshare")
-            .args(["-U", "-p", "-f", "-T", "-n", "-u", "-i", "-m", "-C", "sleep", "600"])
+            .args(["-U", "-p", "-f", "--kill-child", "-T", "-n", "-u", "-i", "-m", "-C", "sleep", "600"])
             .spawn()
             .expect("spawn unshare"),
     );

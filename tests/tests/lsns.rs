@@ -111,14 +111,28 @@ fn every_shared_column_agrees_with_lsns() {
     assert_eq!(named["netnsid"], s.nsid.to_string(), "{named}");
     assert_eq!(named["nsfs"], format!("/run/netns/{}", s.name), "{named}");
     assert_eq!(by_ns(&mine, s.made[0].1).unwrap()["netnsid"], "unassigned");
-    // Host namespaces: the columns no passing process changes agree too.
+    // Every namespace lsns lists, column for column, where nothing changed
+    // while nstrace looked: the other tests' processes come and go, so a
+    // row counts only when lsns printed it the same before and after.
+    let after: Value = serde_json::from_str(&lsns(&["-J", "-l", "-o", SHARED])).unwrap();
+    let after = flatten(&after);
+    let mut compared = 0;
     for t in &theirs {
-        if let Some(m) = by_ns(&mine, t["ns"].as_u64().unwrap()) {
-            for key in ["type", "pns", "ons", "netnsid", "nsfs"] {
-                assert_eq!(m[key], t[key], "{key} of {t}");
-            }
+        let ns = t["ns"].as_u64().unwrap();
+        let Some(a) = by_ns(&after, ns) else { continue };
+        let keys: Vec<&String> = t.as_object().unwrap().keys().collect();
+        let stable = |k: &str| a[k] == t[k];
+        if !keys.iter().filter(|k| k.as_str() != "nprocs").all(|k| stable(k)) {
+            continue;
         }
+        let m = by_ns(&mine, ns).unwrap_or_else(|| panic!("lsns lists {t} throughout, nstrace does not"));
+        for k in keys.into_iter().filter(|k| k.as_str() != "nprocs" || stable(k)) {
+            assert_eq!(m[k], t[k], "{k} of {ns}: nstrace (left) and lsns (right) differ in {m} / {t}");
+        }
+        compared += 1;
     }
+    // The host's own eight at least, and the scene's.
+    assert!(compared >= 8 + s.made.len(), "only {compared} of {} rows were stable", theirs.len());
 }
 
 #[test]
@@ -178,8 +192,14 @@ fn holders_in_a_pid_namespace_are_named_by_their_own_pid_too() {
     if !root_or_skip("holders_in_a_pid_namespace_are_named_by_their_own_pid_too") {
         return;
     }
-    let (unshare, _) =
-        spawn_ready(Command::new("unshare").args(["--pid", "--fork", "sh", "-c", "echo ready; exec sleep 302"]));
+    let (unshare, _) = spawn_ready(Command::new("unshare").args([
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 302",
+    ]));
     let child = eventually(std::time::Duration::from_secs(5), "the child in the new pid namespace", || {
         children_of(unshare.pid()).first().copied()
     });
@@ -261,4 +281,90 @@ fn tree_takes_lsns_relations() {
     assert!(process["namespaces"].as_array().is_some_and(|a| !a.is_empty()), "{process}");
     let (code, _, err) = nstrace(&["ls", "--no-service", "--tree=sideways"]);
     assert_eq!(code, 2, "{err}");
+}
+
+/// A zombie that is pid 1 of a new pid namespace, made by a thread of
+/// ours that never lets it be reaped until dropped: the thread unshares
+/// the pid namespace for its children, forks a child that exits at once,
+/// and waits for the word to reap it.
+struct ZombieInit {
+    pid: u32,
+    reap: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ZombieInit {
+    fn make() -> ZombieInit {
+        let (tell, pid) = std::sync::mpsc::channel();
+        let (reap, reaped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // Only this thread's children go to the new pid namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWPID) }, 0, "unshare(CLONE_NEWPID)");
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                unsafe { libc::_exit(0) };
+            }
+            assert!(child > 0, "fork");
+            tell.send(child as u32).unwrap();
+            let _ = reaped.recv();
+            unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+        });
+        ZombieInit { pid: pid.recv().unwrap(), reap: Some(reap), thread: Some(thread) }
+    }
+}
+
+impl Drop for ZombieInit {
+    fn drop(&mut self) {
+        drop(self.reap.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_zombie_init_holds_its_pid_namespace_and_why_names_its_parent() {
+    let test = "a_zombie_init_holds_its_pid_namespace_and_why_names_its_parent";
+    if !root_or_skip(test) {
+        return;
+    }
+    let init = ZombieInit::make();
+    let zombie = init.pid;
+    let parent = std::process::id();
+    eventually(std::time::Duration::from_secs(5), "the child to exit", || {
+        let stat = std::fs::read_to_string(format!("/proc/{zombie}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')).then_some(())
+    });
+    let pid_ns = tests::ns_inode(zombie, "pid");
+    let target = pid_ns.to_string();
+    let cols = ["-J", "-o", "NS,TYPE,NPROCS,PID,PPID", &target];
+    let theirs: Value = serde_json::from_str(&lsns(&cols)).unwrap();
+    let expected = serde_json::json!({"ns": pid_ns, "type": "pid", "nprocs": 1, "pid": zombie, "ppid": parent});
+    assert_eq!(flatten(&theirs), vec![expected.clone()], "lsns counts the zombie");
+    for source in ["kernel", "proc"] {
+        let mine: Value = serde_json::from_str(&ours(&[
+            "--source",
+            source,
+            "-J",
+            "-l",
+            "-o",
+            "NS,TYPE,NPROCS,PID,PPID",
+            "-t",
+            "pid",
+        ]))
+        .unwrap();
+        let row = flatten(&mine).into_iter().find(|r| r["ns"] == pid_ns);
+        assert_eq!(row, Some(expected.clone()), "--source {source}");
+    }
+    let (code, text, err) = nstrace(&["why", "--no-service", &target]);
+    assert_eq!(code, 0, "{err}");
+    let named = format!("; 1 in pid namespace {pid_ns}; a zombie its parent {parent} has not reaped) is in it");
+    assert!(text.contains(&format!("process {zombie} (")) && text.contains(&named), "{text}");
+    assert!(text.contains(&format!("fix or stop process {parent}")), "{text}");
+    drop(init);
+    // Reaped: the namespace is gone.
+    eventually(std::time::Duration::from_secs(5), "the namespace to go", || {
+        let (_, out, _) = nstrace(&["ls", "--no-service", "-n", "-o", "NS", "-t", "pid"]);
+        (!out.lines().any(|l| l.trim() == target)).then_some(())
+    });
 }

@@ -176,7 +176,10 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     let seen: Vec<ContainerRef> = seen_in.iter().map(|c| (*c).clone()).collect();
     let containers = advice::known_containers(row, &seen);
-    let ctx = advice::Context { own_mnt_ns: own_mnt, tasks: row.tasks, containers: &containers };
+    // Zombies are counted in but use nothing: their parents get advice.
+    let zombies = reasons.iter().filter(|r| r.is_member() && r.is_zombie()).count() as u32;
+    let ctx =
+        advice::Context { own_mnt_ns: own_mnt, tasks: row.tasks.saturating_sub(zombies), containers: &containers };
     let release: Vec<advice::Advice> = reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     let mut out = out;
     let written = if args.json {
@@ -270,8 +273,12 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             if members > MEMBERS_SHOWN && !args.all {
                 writeln!(out, "  - ... and {} more processes in it (`--all` lists them)", members - MEMBERS_SHOWN)?;
             }
-            if row.tasks > 0 {
-                writeln!(out, "\nto release it: nothing to do ({})", release.first().map_or("", |a| a.note.as_str()))?;
+            if ctx.tasks > 0 {
+                let in_use = reasons.iter().zip(&release).find(|(r, _)| !r.is_zombie());
+                writeln!(out, "\nto release it: nothing to do ({})", in_use.map_or("", |(_, a)| a.note.as_str()))?;
+                for (_, a) in reasons.iter().zip(&release).filter(|(r, _)| r.is_zombie()) {
+                    writeln!(out, "  {}", a.text())?;
+                }
             } else {
                 writeln!(out, "\nto release it (nstrace runs nothing; [safe]: only releases this namespace's pin):")?;
                 for a in &release {

@@ -107,6 +107,14 @@ pub fn protected(pid: u32, comm: &str, cmdline: &str) -> bool {
 
 /// The advice for one holder of a namespace.
 pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
+    // A zombie is counted in, but uses nothing: only its parent's wait
+    // (or the parent's exit, which hands it to a reaper) lets go.
+    if let Reason::Task { pid, unreaped_by: Some(parent), .. } = reason {
+        return Advice::none(format!(
+            "process {pid} has exited, but its parent {parent} has not reaped it (waitpid): fix or stop process \
+             {parent}"
+        ));
+    }
     if ctx.tasks > 0 {
         return Advice::none(format!(
             "in use by {} process{}: not a leak, nothing to release",
@@ -197,10 +205,29 @@ mod tests {
 
     #[test]
     fn a_namespace_in_use_gets_no_command() {
-        let task = Reason::Task { pid: 1, comm: "systemd".into(), hold: TaskHold::Member, tid: None, in_pid_ns: None };
+        let task = Reason::Task {
+            pid: 1,
+            comm: "systemd".into(),
+            hold: TaskHold::Member,
+            tid: None,
+            in_pid_ns: None,
+            unreaped_by: None,
+        };
         let a = advise(&task, &ctx(80));
         assert_eq!(a.command, None);
         assert_eq!(a.note, "in use by 80 processes: not a leak, nothing to release");
+        // Except by a zombie: its parent is what to look at.
+        let zombie = Reason::Task {
+            pid: 9,
+            comm: "init".into(),
+            hold: TaskHold::Member,
+            tid: None,
+            in_pid_ns: None,
+            unreaped_by: Some(8),
+        };
+        let a = advise(&zombie, &ctx(1));
+        assert_eq!(a.command, None);
+        assert!(a.note.contains("parent 8 has not reaped it"), "{}", a.note);
         assert!(advise(&mount(1, "/run/netns/x", Some("x")), &ctx(1)).note.contains("1 process:"));
     }
 
@@ -278,8 +305,14 @@ mod tests {
         assert!(a.command.is_none() && a.note.contains("nstrace why"));
         let a = advise(&Reason::KernelReference { hint: "sockets".into() }, &ctx(0));
         assert_eq!(a.text(), "(nothing to run)   # find what references it: sockets");
-        let pfc =
-            Reason::Task { pid: 9, comm: "unshare".into(), hold: TaskHold::PidForChildren, tid: None, in_pid_ns: None };
+        let pfc = Reason::Task {
+            pid: 9,
+            comm: "unshare".into(),
+            hold: TaskHold::PidForChildren,
+            tid: None,
+            in_pid_ns: None,
+            unreaped_by: None,
+        };
         assert!(advise(&pfc, &ctx(0)).command.is_none());
     }
 

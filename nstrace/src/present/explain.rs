@@ -47,6 +47,10 @@ pub enum Reason {
         /// (a container's process: pid 30445 here is pid 1 there).
         #[serde(skip_serializing_if = "Option::is_none")]
         in_pid_ns: Option<PidInNs>,
+        /// A zombie: the parent that has not reaped it (until it does, the
+        /// zombie holds its pid and user namespaces).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unreaped_by: Option<u32>,
     },
     Fd {
         pid: u32,
@@ -99,11 +103,20 @@ impl Reason {
         matches!(self, Reason::Task { hold: TaskHold::Member, .. })
     }
 
+    /// A zombie process in it (exited, its parent has not reaped it).
+    pub fn is_zombie(&self) -> bool {
+        matches!(self, Reason::Task { unreaped_by: Some(_), .. })
+    }
+
     /// A short description of the holder.
     pub fn describe(&self) -> String {
         match self {
-            Reason::Task { pid, tid, comm, hold, in_pid_ns } => {
-                let there = in_pid_ns.map(|p| format!("; {} in pid namespace {}", p.pid, p.pid_ns)).unwrap_or_default();
+            Reason::Task { pid, tid, comm, hold, in_pid_ns, unreaped_by } => {
+                let mut there =
+                    in_pid_ns.map(|p| format!("; {} in pid namespace {}", p.pid, p.pid_ns)).unwrap_or_default();
+                if let Some(parent) = unreaped_by {
+                    there += &format!("; a zombie its parent {parent} has not reaped");
+                }
                 let who = match tid {
                     Some(tid) => format!("thread {tid} of process {pid} ({comm}{there})"),
                     None => format!("process {pid} ({comm}{there})"),
@@ -233,6 +246,7 @@ impl<'a> Explainer<'a> {
                     comm: comm.to_string(),
                     hold: *hold,
                     in_pid_ns: crate::procfs::holders::pid_in_own_ns(*pid),
+                    unreaped_by: crate::procfs::holders::zombie_parent(*pid),
                 },
                 Holder::Fd { pid, fd, comm } => {
                     Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: cmdline(*pid) }
@@ -305,8 +319,14 @@ mod tests {
     fn descriptions_name_the_holder() {
         let fd = Reason::Fd { pid: 7, fd: 5, comm: "py".into(), cmdline: "python3 r.py".into() };
         assert_eq!(fd.describe(), "open fd 5 of process 7 (py: python3 r.py)");
-        let pfc =
-            Reason::Task { pid: 3, comm: "unshare".into(), hold: TaskHold::PidForChildren, tid: None, in_pid_ns: None };
+        let pfc = Reason::Task {
+            pid: 3,
+            comm: "unshare".into(),
+            hold: TaskHold::PidForChildren,
+            tid: None,
+            in_pid_ns: None,
+            unreaped_by: None,
+        };
         assert_eq!(pfc.describe(), "process 3 (unshare) holds it as pid_for_children");
         let tfc = Reason::Task {
             pid: 3,
@@ -314,14 +334,35 @@ mod tests {
             hold: TaskHold::TimeForChildren,
             tid: None,
             in_pid_ns: None,
+            unreaped_by: None,
         };
         assert_eq!(tfc.describe(), "process 3 (unshare) holds it as time_for_children");
-        let member = Reason::Task { pid: 3, comm: "sh".into(), hold: TaskHold::Member, tid: None, in_pid_ns: None };
+        let member = Reason::Task {
+            pid: 3,
+            comm: "sh".into(),
+            hold: TaskHold::Member,
+            tid: None,
+            in_pid_ns: None,
+            unreaped_by: None,
+        };
         assert_eq!(member.describe(), "process 3 (sh) is in it");
-        let thread = Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::Member, in_pid_ns: None };
+        let thread = Reason::Task {
+            pid: 3,
+            tid: Some(5),
+            comm: "cni".into(),
+            hold: TaskHold::Member,
+            in_pid_ns: None,
+            unreaped_by: None,
+        };
         assert_eq!(thread.describe(), "thread 5 of process 3 (cni) is in it");
-        let thread =
-            Reason::Task { pid: 3, tid: Some(5), comm: "cni".into(), hold: TaskHold::PidForChildren, in_pid_ns: None };
+        let thread = Reason::Task {
+            pid: 3,
+            tid: Some(5),
+            comm: "cni".into(),
+            hold: TaskHold::PidForChildren,
+            in_pid_ns: None,
+            unreaped_by: None,
+        };
         assert_eq!(thread.describe(), "thread 5 of process 3 (cni) holds it as pid_for_children");
         let contained = Reason::Task {
             pid: 30445,
@@ -329,8 +370,21 @@ mod tests {
             comm: "sh".into(),
             hold: TaskHold::Member,
             in_pid_ns: Some(PidInNs { pid: 1, pid_ns: 4026532181 }),
+            unreaped_by: None,
         };
         assert_eq!(contained.describe(), "process 30445 (sh; 1 in pid namespace 4026532181) is in it");
+        let zombie = Reason::Task {
+            pid: 30446,
+            tid: None,
+            comm: "init".into(),
+            hold: TaskHold::Member,
+            in_pid_ns: Some(PidInNs { pid: 1, pid_ns: 4026532182 }),
+            unreaped_by: Some(30400),
+        };
+        assert_eq!(
+            zombie.describe(),
+            "process 30446 (init; 1 in pid namespace 4026532182; a zombie its parent 30400 has not reaped) is in it"
+        );
         assert!(member.is_member() && !pfc.is_member() && !tfc.is_member() && !fd.is_member());
         assert_eq!(
             mount(2, Some("x")).describe(),

@@ -261,9 +261,15 @@ pub struct Line<'r> {
 }
 
 impl<'r> Line<'r> {
-    /// A namespace's line, through its lowest member (as lsns).
+    /// A namespace's line, through its lowest member whose
+    /// `/proc/PID/ns/<type>` can be reached (as lsns, which sees only
+    /// those; some sandboxes hide pid 1's even from root, and a PATH that
+    /// cannot be opened is of no use).
     pub fn of(row: &'r NsRow) -> Line<'r> {
-        Line { row, pid: member_pids(row).first().copied() }
+        let ty = row.ns_type.name();
+        let members = member_pids(row);
+        let reachable = members.iter().copied().find(|p| std::fs::metadata(format!("/proc/{p}/ns/{ty}")).is_ok());
+        Line { row, pid: reachable.or(members.first().copied()) }
     }
 }
 

@@ -206,6 +206,17 @@ pub fn pid_in_own_ns(pid: u32) -> Option<crate::model::PidInNs> {
     Some(crate::model::PidInNs { pid: own, pid_ns })
 }
 
+/// The parent of process `pid` when `pid` is a zombie (exited, not yet
+/// reaped: it still holds its pid and user namespaces until the parent
+/// waits for it).
+pub fn zombie_parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    if parse::stat_state(&stat)? != b'Z' {
+        return None;
+    }
+    parse::parse_stat(&stat).map(|s| s.ppid)
+}
+
 /// The innermost pid of a /proc/PID/status text's `NSpid:` line.
 fn nspid_innermost(status: &str) -> Option<u32> {
     let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
@@ -338,6 +349,9 @@ struct Worker<'a> {
     out: HolderScan,
 }
 
+/// The slots a zombie still has links for (`/proc/PID/ns/{pid,user}`).
+const ZOMBIE_SLOTS: [usize; 2] = [NsType::Pid as usize, NsType::User as usize];
+
 fn is_denied(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }
@@ -423,6 +437,11 @@ impl<'a> Worker<'a> {
             (Err(e), None) => {
                 if is_denied(&e) {
                     self.out.denied.push(pid);
+                } else if let Ok(slots) = self.read_links(at(b"/ns").as_cstr(), &ZOMBIE_SLOTS) {
+                    // A zombie: no nsproxy, but its struct pid and cred
+                    // still hold its pid and user namespaces (lsns counts
+                    // it, and an unreaped pid-namespace init is a leak).
+                    self.add_slots(pid, &comm, &slots, None);
                 }
                 None
             }

@@ -66,6 +66,12 @@ pub fn parse_stat(s: &[u8]) -> Option<Stat> {
     Some(Stat { comm, ppid, flags, threads })
 }
 
+/// The state letter of a `/proc/PID/stat` text (`Z` for a zombie).
+pub fn stat_state(s: &[u8]) -> Option<u8> {
+    let close = s.iter().rposition(|&b| b == b')')?;
+    s[close + 1..].iter().copied().find(|b| *b != b' ')
+}
+
 /// The cgroup v2 entry (`0::/path`) of `/proc/PID/cgroup`, else the path
 /// of the first line (v1-only hosts).
 pub fn parse_cgroup(s: &[u8]) -> Option<String> {
