@@ -1,6 +1,8 @@
 //! Helpers for the root integration tests: find the binary, skip loudly
 //! when not root, run `nstrace trace` in the background and wait for events.
 
+pub mod exporter;
+
 use std::{
     io::{BufRead, BufReader},
     os::unix::fs::MetadataExt,

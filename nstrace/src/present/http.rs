@@ -10,7 +10,13 @@
 //! Clients cannot hold the server hostage: headers must arrive within
 //! [`Limits::header_read_timeout`] and fit [`Limits::max_header_size`], a
 //! connection lives at most [`Limits::connection_time_limit`], and at most
-//! [`Limits::max_connections`] are served at once (more are closed at accept).
+//! [`Limits::max_connections`] hold a slot at once. When all are taken, a
+//! new client takes the slot of the one that has waited longest for its
+//! own request (a trickler, an idle keep-alive: [`conns`]); when every slot
+//! is serving, it gets a clean 503 (at most [`Limits::max_rejecting`] at
+//! once; beyond that it is closed at accept).
+
+mod conns;
 
 use std::{
     convert::Infallible,
@@ -36,10 +42,13 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
 
 use crate::{
-    present::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE},
+    present::metrics::{ConnectionLabel, Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE},
     snapshot::NsRow,
 };
 
@@ -54,8 +63,14 @@ pub struct Limits {
     pub max_buf_size: usize,
     /// A connection is closed after this long, keep-alive or not.
     pub connection_time_limit: Duration,
-    /// Connections served at once; more are closed right after accept.
+    /// Connections holding a slot at once.
     pub max_connections: usize,
+    /// A connection that has waited this long for its next request gives
+    /// its slot to a new client when all are taken.
+    pub evict_after: Duration,
+    /// 503 answers being written at once (to clients that came while every
+    /// slot was serving); more are closed at accept.
+    pub max_rejecting: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -68,6 +83,8 @@ impl Default for Limits {
             max_buf_size: 16 * 1024,
             connection_time_limit: Duration::from_secs(60),
             max_connections: 64,
+            evict_after: Duration::from_millis(250),
+            max_rejecting: 1024,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -170,7 +187,8 @@ pub async fn serve(
         .max_headers(64)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let conns = conns::Conns::new(limits.max_connections, limits.evict_after);
+    let rejecting = Arc::new(Semaphore::new(limits.max_rejecting));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -185,30 +203,58 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            log::warn!("closing connection from {peer}: {} connections already open", limits.max_connections);
-            continue;
+        let conn = match conns.admit(Instant::now()) {
+            conns::Admission::Slot { conn, evicted } => {
+                shared.with_metrics(|m| {
+                    m.count_connection(ConnectionLabel::accepted);
+                    if evicted {
+                        m.count_connection(ConnectionLabel::evicted);
+                    }
+                });
+                Arc::new(conn)
+            }
+            conns::Admission::Full => {
+                match rejecting.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        shared.with_metrics(|m| m.count_connection(ConnectionLabel::rejected));
+                        tokio::spawn(reject(stream, builder.clone(), permit, limits.max_connections));
+                    }
+                    Err(_) => {
+                        shared.with_metrics(|m| m.count_connection(ConnectionLabel::dropped));
+                        log::debug!(
+                            "closing connection from {peer}: every slot is serving and 503s are at their bound"
+                        );
+                    }
+                }
+                continue;
+            }
         };
         let shared = shared.clone();
+        let serving = conn.clone();
         let service = service_fn(move |req| {
             let shared = shared.clone();
+            // Busy until the reply's body is written out.
+            let busy = serving.busy();
             async move {
                 // Rows are copied for the clients that ask, when they ask.
                 let rows = match req.uri().path() {
                     "/namespaces" => Some(shared.fresh_namespaces(Duration::from_secs(2)).await),
                     _ => None,
                 };
-                Ok::<_, Infallible>(route(&shared, &req, rows))
+                let reply = route(&shared, &req, rows);
+                Ok::<_, Infallible>(reply.map(|body| conns::Tracked { body, _busy: Some(busy) }))
             }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let served = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let time_limit = limits.connection_time_limit;
         tokio::spawn(async move {
-            let _slot = slot;
-            match tokio::time::timeout(time_limit, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => log::debug!("connection from {peer}: {e}"),
-                Err(_) => log::debug!("connection from {peer} closed after {time_limit:?}"),
+            tokio::select! {
+                r = tokio::time::timeout(time_limit, served) => match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => log::debug!("connection from {peer}: {e}"),
+                    Err(_) => log::debug!("connection from {peer} closed after {time_limit:?}"),
+                },
+                _ = conn.evicted() => log::debug!("connection from {peer} gave its slot to a new client"),
             }
         });
     }
@@ -217,6 +263,22 @@ pub async fn serve(
         log::warn!("shutdown: connections still open after {:?}; closing them", limits.shutdown_grace);
     }
     Ok(())
+}
+
+/// Answers a client that came while every slot was serving: 503, then
+/// close (its request is read first, so the answer is not lost to a reset).
+async fn reject(stream: TcpStream, mut builder: http1::Builder, _permit: OwnedSemaphorePermit, slots: usize) {
+    builder.keep_alive(false).header_read_timeout(Duration::from_secs(1));
+    let service = service_fn(move |_req| async move {
+        let mut r = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            format!("busy: all {slots} connection slots are serving requests; retry\n"),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        Ok::<_, Infallible>(r)
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(3), builder.serve_connection(TokioIo::new(stream), service)).await;
 }
 
 type Reply = Response<Full<Bytes>>;

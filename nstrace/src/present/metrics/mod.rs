@@ -99,6 +99,29 @@ pub struct TypeStateLabels {
     pub state: NsState,
 }
 
+/// What became of a connection to the metrics endpoint.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum ConnectionLabel {
+    /// Given a slot.
+    accepted,
+    /// Closed to give its slot to a new client: it had not sent a whole
+    /// request for a while, or sat idle between requests.
+    evicted,
+    /// Answered 503 at once: every slot was busy serving.
+    rejected,
+    /// Closed unanswered: the 503 answers were at their bound too.
+    dropped,
+}
+
+const CONNECTION_OUTCOMES: [ConnectionLabel; 4] =
+    [ConnectionLabel::accepted, ConnectionLabel::evicted, ConnectionLabel::rejected, ConnectionLabel::dropped];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    pub outcome: ConnectionLabel,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: ResultLabel,
@@ -167,6 +190,7 @@ pub struct Metrics {
     records: Counter,
     malformed: Counter,
     walks: Counter,
+    connections: Family<ConnectionLabels, Counter>,
     scrape_duration: GaugeF64,
     refresh_duration: GaugeF64,
     leak_age: f64,
@@ -201,6 +225,7 @@ impl Metrics {
             records: Counter::default(),
             malformed: Counter::default(),
             walks: Counter::default(),
+            connections: Family::default(),
             scrape_duration: GaugeF64::default(),
             refresh_duration: GaugeF64::default(),
             leak_age: leak_age.as_secs_f64(),
@@ -252,6 +277,12 @@ impl Metrics {
         r.register("records", "Ring-buffer records read", m.records.clone());
         r.register("malformed_records", "Ring-buffer records that could not be decoded", m.malformed.clone());
         r.register("walks", "Namespace tree walks", m.walks.clone());
+        r.register(
+            "http_connections",
+            "Connections to the metrics endpoint, by what became of them (evicted: a slow or idle client gave \
+             its slot to a new one; rejected: answered 503 while every slot was serving)",
+            m.connections.clone(),
+        );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
             .get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into(), kernel: kernel_release() })
@@ -292,10 +323,18 @@ impl Metrics {
                 let _ = self.unshare_namespaces.get_or_create(&TypeResultLabels { r#type: ty, result });
             }
         }
+        for outcome in CONNECTION_OUTCOMES {
+            let _ = self.connections.get_or_create(&ConnectionLabels { outcome });
+        }
         for result in RESULTS {
             let _ = self.setns.get_or_create(&ResultLabels { result });
             let _ = self.unshare.get_or_create(&ResultLabels { result });
         }
+    }
+
+    /// Counts one connection to the metrics endpoint.
+    pub fn count_connection(&self, outcome: ConnectionLabel) {
+        self.connections.get_or_create(&ConnectionLabels { outcome }).inc();
     }
 
     /// Counts one event (creates, destroys, setns and unshare calls).
