@@ -44,6 +44,18 @@ enum Command {
     Export(cli::serve::Args),
     /// Namespaces the provenance database remembers, including those gone.
     History(cli::history::Args),
+    /// Print a shell completion script (e.g. `nstrace completions bash > /etc/bash_completion.d/nstrace`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (nstrace.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    ManPages {
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +92,16 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Live(args) => runtime()?.block_on(cli::live::run(args)),
         Command::Serve(args) | Command::Export(args) => runtime()?.block_on(cli::serve::run(args)),
         Command::History(args) => cli::history::run(args),
+        Command::Completions { shell } => cli::to_stdout(|mut out| {
+            cli::completions::completions(shell, <Cli as clap::CommandFactory>::command(), &mut out)?;
+            Ok(0)
+        }),
+        Command::ManPages { dir } => {
+            for name in cli::completions::man_pages(<Cli as clap::CommandFactory>::command(), &dir)? {
+                println!("{}", dir.join(name).display());
+            }
+            Ok(0)
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use tests::{nstrace_bin, root_or_skip};
+use tests::{nstrace, nstrace_bin, root_or_skip};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -95,4 +95,98 @@ fn the_systemd_unit_runs_serve_with_systemds_directories() {
     assert!(status.success(), "serve stopped with {status} on SIGTERM");
     // The socket is gone with the service (systemd removes the directory).
     assert!(!Path::new(&format!("{runtime}/nstrace.sock")).exists());
+}
+
+/// What bash offers for the last of `words` (the one being completed).
+fn bash_completes(words: &[&str]) -> Vec<String> {
+    let line = words.join(" ");
+    let words: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let words = words.join(" ");
+    let script = format!(
+        "source <('{bin}' completions bash) || exit 9\n\
+         COMP_WORDS=({words}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
+         COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n\
+         _nstrace nstrace \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        bin = nstrace_bin().display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "bash: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn completions_complete_subcommands_and_options_in_each_shell() {
+    let test = "completions_complete_subcommands_and_options_in_each_shell";
+    if !tests::kernel_independent(test) {
+        return;
+    }
+    let offered = bash_completes(&["nstrace", "l"]);
+    for sub in ["ls", "leaks", "live"] {
+        assert!(offered.contains(&sub.to_string()), "bash offers {offered:?} for `nstrace l`");
+    }
+    assert!(!offered.iter().any(|w| w == "why"), "{offered:?}");
+    let offered = bash_completes(&["nstrace", "ls", "--ty"]);
+    assert_eq!(offered, ["--type"], "bash after `nstrace ls --ty`");
+    let offered = bash_completes(&["nstrace", "ls", "--source", ""]);
+    assert_eq!(offered, ["kernel", "proc", "listns"].map(String::from), "bash after `nstrace ls --source`");
+    // zsh and fish load theirs without an error (and define the completion).
+    for (shell, check) in [
+        ("zsh", "autoload -Uz compinit && compinit -u && source /dev/stdin && (( $+functions[_nstrace] ))"),
+        ("fish", "source - && complete -C'nstrace l' | string match -q -r '^ls'"),
+    ] {
+        if !have(shell) {
+            tests::skip(
+                test,
+                &format!("{shell} not installed (cargo xtask setup installs it): its script is not loaded"),
+            );
+            continue;
+        }
+        let (code, script, err) = nstrace(&["completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        let mut child =
+            Command::new(shell).args(["-c", check]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (code, _, err) = nstrace(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
+}
+
+#[test]
+fn the_man_pages_in_docs_are_current() {
+    let test = "the_man_pages_in_docs_are_current";
+    if !tests::kernel_independent(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _cleanup = tests::RmDir(dir.clone());
+    let (code, _, err) = nstrace(&["man-pages", "--dir", &dir]);
+    assert_eq!(code, 0, "{err}");
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".1"))
+            .collect();
+        v.sort();
+        v
+    };
+    let shipped = repo_root().join("docs/man");
+    let fresh = names(Path::new(&dir));
+    assert_eq!(names(&shipped), fresh, "docs/man/ is stale: run `cargo xtask man`");
+    for sub in ["ls", "why", "leaks", "serve", "completions"] {
+        assert!(fresh.contains(&format!("nstrace-{sub}.1")), "no page for {sub}: {fresh:?}");
+    }
+    for name in &fresh {
+        let (a, b) = (std::fs::read(shipped.join(name)).unwrap(), std::fs::read(Path::new(&dir).join(name)).unwrap());
+        assert!(a == b, "docs/man/{name} is stale: run `cargo xtask man`");
+    }
+    // man renders them (where man-db is installed).
+    if have("man") {
+        let out = Command::new("man").args(["-l", "-P", "cat"]).arg(shipped.join("nstrace-ls.1")).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("--lsns-json"), "man -l nstrace-ls.1: {text}");
+    }
 }

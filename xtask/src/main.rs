@@ -48,6 +48,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Write the man pages (nstrace.1 and one per subcommand) into docs/man/ from the clap
+    /// definitions (a test checks that they are current).
+    Man,
     /// Boot kernels under qemu (TCG) with this host's root filesystem and run the root
     /// integration tests inside each; prints a summary per kernel.
     VmTest {
@@ -91,6 +94,10 @@ fn main() -> anyhow::Result<()> {
         Command::Test { host_only, args } => {
             setup::setup()?;
             test::test(&args, host_only || std::env::var_os("NSTRACE_SKIP_VM").is_some_and(|v| v != "0"))
+        }
+        Command::Man => {
+            setup::setup()?;
+            test::man_pages()
         }
         Command::VmTest { kernels, test_threads, timeout_min, cpus, sequential, mttcg, args } => {
             setup::setup()?;

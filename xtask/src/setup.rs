@@ -32,6 +32,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     // A real Docker for the container-leak test (started by the test itself).
     ("dockerd", "docker.io"),
+    // `nstrace completions zsh|fish`: the scripts are loaded by the real shells; systemd-analyze
+    // verifies the unit.
+    ("zsh", "zsh"),
+    ("fish", "fish"),
+    ("systemd-analyze", "systemd"),
     // `cargo xtask vm-test`: qemu, a static busybox for the initramfs, modprobe/depmod to find
     // the modules that mount the host root, xz to unpack them, apt-get download for kernels.
     ("qemu-system-x86_64", "qemu-system-x86"),

@@ -21,6 +21,22 @@ pub fn run_nstrace(args: &[String]) -> anyhow::Result<()> {
     run(&mut cmd)
 }
 
+/// Regenerates docs/man/ (stale pages of removed subcommands go too).
+pub fn man_pages() -> anyhow::Result<()> {
+    let root = workspace_root();
+    run(cargo().current_dir(&root).args(["build", "-p", "nstrace", "--bins"]))?;
+    let dir = root.join("docs/man");
+    if dir.exists() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "1") {
+                std::fs::remove_file(path)?;
+            }
+        }
+    }
+    run(Command::new(root.join("target/debug/nstrace")).args(["man-pages", "--dir"]).arg(&dir))
+}
+
 /// The kernels `cargo xtask test` also runs the integration tests on, and
 /// the suites each runs. Three VMs share 2 cores and a VM is one host
 /// thread, so the suites are split to even out their times and keep the

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod completions;
 pub mod diff;
 pub mod doctor;
 pub mod export;

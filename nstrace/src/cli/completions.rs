@@ -1,0 +1,32 @@
+//! `nstrace completions SHELL` (a completion script on stdout) and the man
+//! pages (`nstrace man-pages --dir DIR`, hidden: `cargo xtask man` writes
+//! them into docs/man/), both from the clap definitions, so they never
+//! drift from the command line itself.
+
+use std::{io::Write, path::Path};
+
+use clap_complete::Shell;
+
+use crate::error::Error;
+
+/// Writes the completion script for `shell` to `out`.
+pub fn completions(shell: Shell, mut cmd: clap::Command, out: &mut dyn Write) -> Result<(), Error> {
+    let name = cmd.get_name().to_string();
+    clap_complete::generate(shell, &mut cmd, name, out);
+    out.flush().map_err(|e| Error::io("writing the completion script", e))
+}
+
+/// Writes `nstrace.1` and one page per subcommand (`nstrace-ls.1`, ...)
+/// into `dir`; returns their names, sorted.
+pub fn man_pages(cmd: clap::Command, dir: &Path) -> Result<Vec<String>, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    clap_mangen::generate_to(cmd, dir)
+        .map_err(|e| Error::io(format!("writing man pages into {}", dir.display()), e))?;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".1"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
