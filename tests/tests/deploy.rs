@@ -24,6 +24,37 @@ fn exec_start(unit: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_string).collect()
 }
 
+/// Starts `nstrace serve ARGS`, waits for its readiness line, stops it with
+/// SIGTERM; returns that line and how it exited.
+fn serve_until_ready(args: &[String], whose: &str) -> (String, std::process::ExitStatus) {
+    let mut child = Command::new(nstrace_bin())
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let ready = loop {
+        match rx.recv_timeout(tests::scaled(Duration::from_secs(60))) {
+            Ok(line) if line.starts_with("nstrace: serving on") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let ready = ready.unwrap_or_else(|| panic!("serve with {whose} arguments {args:?} did not start: {seen:?}"));
+    (ready, status)
+}
+
 #[test]
 fn the_systemd_unit_runs_serve_with_systemds_directories() {
     let test = "the_systemd_unit_runs_serve_with_systemds_directories";
@@ -61,39 +92,14 @@ fn the_systemd_unit_runs_serve_with_systemds_directories() {
         .map(|w| w.replace("${STATE_DIRECTORY}", &state).replace("${RUNTIME_DIRECTORY}", &runtime))
         .map(|w| if w == "127.0.0.1:9764" { "127.0.0.1:0".to_string() } else { w })
         .collect();
-    let mut child = Command::new(nstrace_bin())
-        .arg("serve")
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let guard_pid = child.id();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let ready = loop {
-        match rx.recv_timeout(tests::scaled(Duration::from_secs(60))) {
-            Ok(line) if line.starts_with("nstrace: serving on") => break Some(line),
-            Ok(line) => seen.push(line),
-            Err(_) => break None,
-        }
-    };
-    unsafe { libc::kill(guard_pid as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let ready = ready.unwrap_or_else(|| panic!("serve with the unit's arguments {args:?} did not start: {seen:?}"));
+    let (ready, status) = serve_until_ready(&args, "the unit's");
     assert!(
         ready.contains(&format!("{state}/nstrace.db")) && ready.contains(&format!("{runtime}/nstrace.sock")),
         "{ready}"
     );
     assert!(Path::new(&format!("{state}/nstrace.db")).exists());
     assert!(status.success(), "serve stopped with {status} on SIGTERM");
-    // The socket is gone with the service (systemd removes the directory).
+    // The socket goes with the service.
     assert!(!Path::new(&format!("{runtime}/nstrace.sock")).exists());
 }
 
@@ -189,4 +195,47 @@ fn the_man_pages_in_docs_are_current() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("--lsns-json"), "man -l nstrace-ls.1: {text}");
     }
+}
+
+#[test]
+fn the_daemonset_runs_the_image_xtask_builds_with_what_serve_needs() {
+    let test = "the_daemonset_runs_the_image_xtask_builds_with_what_serve_needs";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
+        return;
+    }
+    let yaml = std::fs::read_to_string(repo_root().join("deploy/kubernetes/nstrace-daemonset.yaml")).unwrap();
+    let (_, version, _) = nstrace(&["--version"]);
+    let version = version.split_whitespace().nth(1).unwrap().to_string();
+    // `cargo xtask image`'s default tag.
+    assert!(
+        yaml.contains(&format!("image: nstrace:{version}\n")),
+        "the DaemonSet runs another image than nstrace:{version}"
+    );
+    let containerfile = std::fs::read_to_string(repo_root().join("deploy/Containerfile")).unwrap();
+    assert!(containerfile.contains("FROM scratch"), "the image needs no registry");
+    assert!(yaml.contains("hostPID: true"));
+    // Every host path serve uses is mounted.
+    for path in
+        ["/sys/kernel/btf", "/sys/kernel/tracing", "/sys/fs/bpf", "/run/netns", "/run/nstrace", "/var/lib/nstrace"]
+    {
+        assert!(yaml.contains(&format!("mountPath: {path}\n")), "the DaemonSet does not mount {path}");
+        assert!(yaml.contains(&format!("path: {path}\n")), "the DaemonSet has no hostPath {path}");
+    }
+    // Its arguments start serve (paths under a temporary root, loopback).
+    let args: Vec<&str> = yaml
+        .lines()
+        .skip_while(|l| l.trim() != "- serve")
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- ") || l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("- "))
+        .collect();
+    assert!(args.contains(&"--allow-remote"), "{args:?}");
+    let root = tests::tempdir();
+    let _cleanup = tests::RmDir(root.clone());
+    let args: Vec<String> =
+        args.iter().map(|a| a.replace("=/", &format!("={root}/")).replace("0.0.0.0:9764", "127.0.0.1:0")).collect();
+    let (ready, status) = serve_until_ready(&args, "the DaemonSet's");
+    assert!(ready.contains(&format!("{root}/var/lib/nstrace/nstrace.db")), "{ready}");
+    assert!(status.success(), "serve stopped with {status} on SIGTERM");
 }

@@ -34,10 +34,24 @@ struct DockerGuard;
 
 impl Drop for DockerGuard {
     fn drop(&mut self) {
-        for pattern in [SOCK, "containerd-shim", "/var/run/docker/containerd/containerd.toml"] {
+        let patterns = [SOCK, "containerd-shim", "/var/run/docker/containerd/containerd.toml"];
+        for pattern in patterns {
             for pid in pids_of(pattern) {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
+        }
+        // Gone (and reaped) before the next test looks for a running dockerd.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left: Vec<i32> = patterns.iter().chain(&["dockerd"]).flat_map(|p| pids_of(p)).collect();
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            // Ours (dockerd is this test's child): reap them.
+            for pid in left {
+                let _ = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = Command::new("sh")
             .args(["-c", "for m in /run/docker/netns/*; do umount \"$m\" 2>/dev/null; rm -f \"$m\"; done"])
@@ -67,22 +81,55 @@ impl Drop for Serve {
     }
 }
 
-#[test]
-fn a_killed_docker_leaks_a_netns_that_leaks_names() {
-    let test = "a_killed_docker_leaks_a_netns_that_leaks_names";
+/// The tests here start and kill their own dockerd: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether a Docker can be started here; prints why not.
+fn docker_or_skip(test: &str) -> bool {
     if !root_or_skip(test) {
-        return;
+        return false;
     }
     if std::env::var("NSTRACE_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0) > 1.0 {
         skip(test, "Docker is tested on the host run only (the VMs run a read-only copy of the host root)");
-        return;
+        return false;
     }
     if Command::new("dockerd").arg("--version").output().is_err() {
         skip(test, "dockerd is not installed (cargo xtask setup installs docker.io)");
-        return;
+        return false;
     }
     if !pids_of("dockerd").is_empty() {
         skip(test, "a dockerd is already running on this host: the test kills the one it starts, not yours");
+        return false;
+    }
+    true
+}
+
+/// A dockerd on [`SOCK`] with no bridge and no iptables rules, logging
+/// into `dir`; answering when this returns.
+fn start_dockerd(dir: &str) -> std::process::Child {
+    let log = std::fs::File::create(format!("{dir}/dockerd.log")).unwrap();
+    let dockerd = Command::new("dockerd")
+        .args(["-H", &format!("unix://{SOCK}"), "--bridge", "none", "--iptables=false", "--ip6tables=false"])
+        .args(["--pidfile", &format!("{dir}/dockerd.pid")])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start dockerd");
+    eventually(Duration::from_secs(60), "dockerd answering", || {
+        let ok = Command::new("docker").args(["-H", &format!("unix://{SOCK}"), "version"]).output().ok()?;
+        ok.status.success().then_some(())
+    });
+    dockerd
+}
+
+#[test]
+fn a_killed_docker_leaks_a_netns_that_leaks_names() {
+    let test = "a_killed_docker_leaks_a_netns_that_leaks_names";
+    let _serial = serial();
+    if !docker_or_skip(test) {
         return;
     }
     let dir = tests::tempdir();
@@ -105,18 +152,7 @@ fn a_killed_docker_leaks_a_netns_that_leaks_names() {
     let serve = Serve { child, socket };
 
     let _guard = DockerGuard;
-    let log = std::fs::File::create(format!("{dir}/dockerd.log")).unwrap();
-    let mut dockerd = Command::new("dockerd")
-        .args(["-H", &format!("unix://{SOCK}"), "--bridge", "none", "--iptables=false", "--ip6tables=false"])
-        .args(["--pidfile", &format!("{dir}/dockerd.pid")])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start dockerd");
-    eventually(Duration::from_secs(60), "dockerd answering", || {
-        let ok = Command::new("docker").args(["-H", &format!("unix://{SOCK}"), "version"]).output().ok()?;
-        ok.status.success().then_some(())
-    });
+    let mut dockerd = start_dockerd(&dir);
     // An image from a local root filesystem: static busybox.
     let rootfs = format!("{dir}/rootfs");
     std::fs::create_dir_all(format!("{rootfs}/bin")).unwrap();
@@ -201,4 +237,83 @@ fn a_killed_docker_leaks_a_netns_that_leaks_names() {
         text.contains(&format!("({name})")) && text.contains("pinned by mount") && text.contains("dockerd["),
         "{text}"
     );
+}
+
+#[test]
+fn the_image_lists_the_hosts_namespaces_from_a_privileged_container() {
+    let test = "the_image_lists_the_hosts_namespaces_from_a_privileged_container";
+    let _serial = serial();
+    if !docker_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let _guard = DockerGuard;
+    let mut dockerd = start_dockerd(&dir);
+    // Built as users build it (deploy/Containerfile, from scratch), with the binary under test.
+    let tag = "nstrace-test-image:latest";
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["run", "-q", "-p", "xtask", "--", "image", "--tag", tag, "--docker-host", &format!("unix://{SOCK}")])
+        .arg("--binary")
+        .arg(nstrace_bin())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo xtask image failed: {status}");
+    // A namespace only the host's mount namespace names.
+    let name = tests::unique("nstrace-image");
+    sh(&format!("ip netns add {name}"));
+    let _netns = NetnsGuard(name.clone());
+    let named = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(format!("/run/netns/{name}")).unwrap());
+    // What the DaemonSet gives it: privileged, the host's pid namespace, BTF.
+    let run = |privilege: &[&str]| {
+        let mut args = vec!["run", "--rm", "--pid", "host", "--network", "none"];
+        args.extend_from_slice(privilege);
+        args.extend_from_slice(&["-v", "/sys/kernel/btf:/sys/kernel/btf:ro", tag, "ls", "--json", "--no-service"]);
+        Command::new("docker").arg("-H").arg(format!("unix://{SOCK}")).args(&args).output().unwrap()
+    };
+    let mut ran = run(&["--privileged"]);
+    let err = String::from_utf8_lossy(&ran.stderr).into_owned();
+    if !ran.status.success() && err.contains("unable to apply caps") {
+        // A sandboxed host whose own bounding set lacks a capability
+        // (CAP_SYS_RESOURCE here) cannot give a container all of them.
+        println!(
+            "{test}: --privileged needs capabilities this host lacks ({}); running with those nstrace uses",
+            err.trim()
+        );
+        ran = run(&[
+            "--cap-add=SYS_ADMIN",
+            "--cap-add=SYS_PTRACE",
+            "--cap-add=DAC_READ_SEARCH",
+            "--cap-add=DAC_OVERRIDE",
+            "--cap-add=NET_ADMIN",
+            "--security-opt=seccomp=unconfined",
+            "--security-opt=apparmor=unconfined",
+            "--security-opt=systempaths=unconfined",
+        ]);
+    }
+    assert!(ran.status.success(), "ls --json in the image: {}", String::from_utf8_lossy(&ran.stderr));
+    let out = String::from_utf8_lossy(&ran.stdout).into_owned();
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("ls --json in the image: {e}: {out}"));
+    let has = |ty: &str, inode: u64| rows.iter().any(|r| r["type"] == ty && r["inode"] == inode);
+    for ty in ["net", "mnt", "pid", "user", "uts", "ipc", "cgroup"] {
+        let host = tests::ns_inode(std::process::id(), ty);
+        assert!(has(ty, host), "the host's {ty} namespace {host} is not listed from the container");
+    }
+    assert!(has("net", named), "the host's named netns {name} ({named}) is not listed from the container");
+    let row = rows.iter().find(|r| r["type"] == "net" && r["inode"] == named).unwrap();
+    assert!(row["names"].as_array().is_some_and(|n| n.iter().any(|n| n == name.as_str())), "{row}");
+    let _ = dockerd.kill();
+    let _ = dockerd.wait();
+}
+
+/// Deletes an `ip netns` when dropped.
+struct NetnsGuard(String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
 }

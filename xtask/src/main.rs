@@ -3,6 +3,7 @@
 mod bench;
 mod bench_hooks;
 mod bench_serve;
+mod image;
 mod setup;
 mod test;
 mod vm;
@@ -47,6 +48,18 @@ enum Command {
         /// to the test binaries in the VMs.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Build the container image the DaemonSet runs (deploy/Containerfile, from scratch: the
+    /// nstrace binary and the libraries it links; no registry needed).
+    Image {
+        /// Ship this binary instead of building the release one.
+        #[arg(long)]
+        binary: Option<std::path::PathBuf>,
+        #[arg(long, default_value = concat!("nstrace:", env!("CARGO_PKG_VERSION")))]
+        tag: String,
+        /// The Docker daemon to build with (`docker -H`).
+        #[arg(long)]
+        docker_host: Option<String>,
     },
     /// Write the man pages (nstrace.1 and one per subcommand) into docs/man/ from the clap
     /// definitions (a test checks that they are current).
@@ -94,6 +107,12 @@ fn main() -> anyhow::Result<()> {
         Command::Test { host_only, args } => {
             setup::setup()?;
             test::test(&args, host_only || std::env::var_os("NSTRACE_SKIP_VM").is_some_and(|v| v != "0"))
+        }
+        Command::Image { binary, tag, docker_host } => {
+            if binary.is_none() {
+                setup::setup()?;
+            }
+            image::image(&image::Options { binary, tag, docker_host })
         }
         Command::Man => {
             setup::setup()?;

@@ -25,7 +25,11 @@ use crate::{
 };
 
 const BPFFS: &str = "/sys/fs/bpf";
-const LOCK: &str = "/run/nstrace-walk.lock";
+/// Beside the service's socket: a container running nstrace (the
+/// DaemonSet) mounts the host's /run/nstrace and /sys/fs/bpf, so it and
+/// the host's own runs share the pins and this lock.
+const LOCK_DIR: &str = "/run/nstrace";
+const LOCK: &str = "/run/nstrace/walk.lock";
 
 fn key() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
@@ -84,6 +88,8 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
 /// The lock every user of the pinned walk maps holds while it walks
 /// (blocks until the holder is done; None when /run is not writable).
 pub fn lock() -> Option<File> {
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(LOCK_DIR);
     let lock = File::options().create(true).truncate(false).write(true).open(LOCK).ok();
     if let Some(f) = &lock {
         // SAFETY: a valid fd; blocks until other snapshot runs finish.
