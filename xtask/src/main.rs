@@ -87,6 +87,10 @@ enum Command {
         /// faster, but guests crashed in BPF trampoline patching with it.
         #[arg(long)]
         mttcg: bool,
+        /// Run only this suite (a test binary: foundation, mechanisms, listns, ...); repeat for
+        /// several [default: every suite].
+        #[arg(long = "suite")]
+        suites: Vec<String>,
         /// Extra arguments for each test binary (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -118,7 +122,7 @@ fn main() -> anyhow::Result<()> {
             setup::setup()?;
             test::man_pages()
         }
-        Command::VmTest { kernels, test_threads, timeout_min, cpus, sequential, mttcg, args } => {
+        Command::VmTest { kernels, test_threads, timeout_min, cpus, sequential, mttcg, suites, args } => {
             setup::setup()?;
             let mut opts = vm::Options::new(kernels);
             opts.test_threads = test_threads.unwrap_or(opts.test_threads);
@@ -127,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             opts.parallel = !sequential;
             opts.mttcg = mttcg;
             opts.test_args = args;
+            opts.only_suites = suites;
             vm::vm_test(&opts)
         }
     }

@@ -44,6 +44,8 @@ pub struct Options {
     /// The suites (test binaries) to run on a kernel, by its label; every
     /// suite on a kernel not named here.
     pub suites: Vec<(String, Suites)>,
+    /// Only these suites, on every kernel (`vm-test --suite`).
+    pub only_suites: Vec<String>,
 }
 
 impl Options {
@@ -62,11 +64,15 @@ impl Options {
             mttcg: false,
             test_args: Vec::new(),
             suites: Vec::new(),
+            only_suites: Vec::new(),
         }
     }
 
     /// Whether suite `name` runs on the kernel labelled `kernel`.
     fn runs(&self, kernel: &str, name: &str) -> bool {
+        if !self.only_suites.is_empty() {
+            return self.only_suites.iter().any(|s| s == name);
+        }
         match self.suites.iter().find(|(k, _)| k == kernel) {
             None => true,
             Some((_, Suites::Only(only))) => only.contains(&name),
@@ -359,5 +365,7 @@ mod suite_tests {
         assert!(o.runs("6.1", "ls") && !o.runs("6.1", "serve"));
         assert!(o.runs("6.12", "ls") && o.runs("6.12", "a_new_suite") && !o.runs("6.12", "serve"));
         assert!(o.runs("7.3", "serve"), "a kernel not named runs every suite");
+        o.only_suites = vec!["mechanisms".into()];
+        assert!(o.runs("7.3", "mechanisms") && !o.runs("7.3", "serve") && !o.runs("6.1", "ls"), "--suite wins");
     }
 }
