@@ -43,6 +43,22 @@ pub enum LsCol {
 }
 
 impl LsCol {
+    /// Whether the column's value comes from the namespace's lowest
+    /// process (lsns's PID and what it says of that process).
+    pub fn describes_a_process(self) -> bool {
+        matches!(
+            self,
+            LsCol::Path
+                | LsCol::Pid
+                | LsCol::Ppid
+                | LsCol::Command
+                | LsCol::Uid
+                | LsCol::User
+                | LsCol::Netnsid
+                | LsCol::OwnerUid
+        )
+    }
+
     pub const ALL: [LsCol; 22] = [
         LsCol::Ns,
         LsCol::Type,
@@ -271,6 +287,12 @@ impl<'r> Line<'r> {
         let reachable = members.iter().copied().find(|p| std::fs::metadata(format!("/proc/{p}/ns/{ty}")).is_ok());
         Line { row, pid: reachable.or(members.first().copied()) }
     }
+
+    /// A line for a column that describes no process (no member lookup:
+    /// nstrace's own table asks for AGE and CONTAINER on every row).
+    fn bare(row: &'r NsRow) -> Line<'r> {
+        Line { row, pid: None }
+    }
 }
 
 /// Cells of every column for the rows of one listing.
@@ -434,7 +456,8 @@ impl<'a> Cells<'a> {
 
     /// The cell text of `col` in nstrace's own table ("-" for nothing).
     pub fn table_text(&self, col: LsCol, row: &NsRow) -> String {
-        match (col, self.value(col, Line::of(row))) {
+        let line = if col.describes_a_process() { Line::of(row) } else { Line::bare(row) };
+        match (col, self.value(col, line)) {
             (_, Value::Null) => "-".into(),
             (LsCol::Age, Value::Real(secs)) => human_age(secs),
             (LsCol::Created, Value::Real(at)) => crate::present::render::clock_time(at),

@@ -82,3 +82,29 @@ fn the_process_tree_hangs_each_line_under_its_parent_process() {
         ])
     );
 }
+
+#[test]
+fn only_the_process_columns_depend_on_the_lowest_process() {
+    // Our own process is a member: every per-process column has a value
+    // through it (NETNSID and OWNER-UID would also open the namespace
+    // through another holder), and none of the others changes without it.
+    let me = std::process::id();
+    let comm: crate::model::Comm = "test".into();
+    use std::os::unix::fs::MetadataExt;
+    let own_net = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    let row = NsRow {
+        holders: vec![Holder::Task { pid: me, tid: None, comm, hold: TaskHold::Member }].into(),
+        ..NsRow::new(nstrace_common::ns::NsType::Net, own_net)
+    };
+    let store = NsStore::new(Default::default(), Default::default());
+    let cells = Cells::new(&store, 0.0);
+    for col in LsCol::ALL {
+        let through = cells.value(col, Line { row: &row, pid: Some(me) });
+        let bare = cells.value(col, Line::bare(&row));
+        if col.describes_a_process() {
+            assert_ne!(through, Value::Null, "{col:?} has a value through the lowest process");
+        } else {
+            assert_eq!(through, bare, "{col:?} does not depend on a process");
+        }
+    }
+}
