@@ -41,6 +41,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // the modules that mount the host root, xz to unpack them, apt-get download for kernels.
     ("qemu-system-x86_64", "qemu-system-x86"),
     ("busybox", "busybox-static"),
+    // 6.19–7.1 guests boot from an ext4 root image (no 9p module for them).
+    ("mke2fs", "e2fsprogs"),
     ("modprobe", "kmod"),
     ("depmod", "kmod"),
     ("xz", "xz-utils"),

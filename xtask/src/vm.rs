@@ -5,6 +5,7 @@
 mod initramfs;
 mod kernel;
 mod report;
+mod rootdisk;
 
 use std::{
     env, fs,
@@ -285,7 +286,13 @@ fn boot(k: &kernel::Kernel, staged: &Staged, opts: &Options, runs: &Path) -> any
     let script = dir.join("guest.sh");
     fs::write(&script, guest_script(&k.label, staged, opts))?;
     let initrd = dir.join("initramfs.cpio");
-    fs::write(&initrd, initramfs::build(&k.modules, &script.display().to_string())?)?;
+    fs::write(&initrd, initramfs::build(&k.modules, &script.display().to_string(), k.disk_root)?)?;
+    let root_image = dir.join("root.img");
+    if k.disk_root {
+        eprintln!("xtask: {}: no 9p module for this kernel; making its root image", k.label);
+        let stage = staged.nstrace.parent().context("the stage directory")?.to_path_buf();
+        rootdisk::build(&root_image, &[workspace_root().join("tests"), stage, script.clone()])?;
+    }
     let mut log = fs::File::create(dir.join("console.log"))?;
     let mut cmd = Command::new("qemu-system-x86_64");
     let accel = if opts.mttcg { "tcg,thread=multi" } else { "tcg,thread=single" };
@@ -297,12 +304,18 @@ fn boot(k: &kernel::Kernel, staged: &Staged, opts: &Options, runs: &Path) -> any
         .arg("-initrd")
         .arg(&initrd)
         .arg("-append")
-        .arg(CMDLINE)
-        .arg("-virtfs")
-        .arg(format!("local,path=/,mount_tag={},security_model=none,readonly=on,multidevs=remap", initramfs::ROOT_TAG))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .arg(CMDLINE);
+    if k.disk_root {
+        cmd.arg("-drive")
+            .arg(format!("file={},if=none,id=root,format=raw", root_image.display()))
+            .args(["-device", "nvme,drive=root,serial=nstrace-root"]);
+    } else {
+        cmd.arg("-virtfs").arg(format!(
+            "local,path=/,mount_tag={},security_model=none,readonly=on,multidevs=remap",
+            initramfs::ROOT_TAG
+        ));
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     eprintln!("xtask: booting {} ({}) under qemu (TCG)", k.label, k.origin);
     eprintln!("xtask: running {cmd:?}");
     let start = Instant::now();

@@ -14,7 +14,27 @@ pub const MARK: &str = "@@nstrace-vm";
 /// /init: load modules, mount the host root read-only over 9p, put an
 /// overlay with a tmpfs upper layer over it (or, if overlayfs refuses 9p,
 /// keep it read-only with tmpfs on the writable places) and switch to it.
-fn init_script(modules: &[String], guest_script: &str) -> String {
+/// With `disk_root`, the root is instead the (throwaway, writable) ext4
+/// image on the NVMe drive (see `rootdisk`).
+fn init_script(modules: &[String], guest_script: &str, disk_root: bool) -> String {
+    if disk_root {
+        return format!(
+            r#"#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+fatal() {{ echo "{MARK} fatal $*"; echo o > /proc/sysrq-trigger; sleep 10; }}
+mkdir -p /newroot
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/nvme0n1 ] && break; sleep 1; done
+mount -t ext4 /dev/nvme0n1 /newroot || fatal "cannot mount the root image (NVMe, ext4)"
+echo "{MARK} root disk"
+umount /proc /sys /dev
+exec switch_root /newroot /bin/sh {guest_script}
+"#
+        );
+    }
     let insmods: String =
         modules.iter().map(|m| format!("insmod /modules/{m} || echo \"{MARK} warn insmod {m} failed\"\n")).collect();
     format!(
@@ -84,8 +104,9 @@ impl Cpio {
 }
 
 /// The initramfs (uncompressed newc cpio) for `modules` (name, .ko) that
-/// ends by running the host's `/bin/sh guest_script` as PID 1.
-pub fn build(modules: &[(String, Vec<u8>)], guest_script: &str) -> anyhow::Result<Vec<u8>> {
+/// ends by running the host's `/bin/sh guest_script` as PID 1 (on the
+/// NVMe root image with `disk_root`).
+pub fn build(modules: &[(String, Vec<u8>)], guest_script: &str, disk_root: bool) -> anyhow::Result<Vec<u8>> {
     let busybox = fs::read("/bin/busybox").context("reading /bin/busybox (package busybox-static)")?;
     let mut c = Cpio { buf: Vec::new(), ino: 0 };
     for d in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "modules"] {
@@ -98,6 +119,6 @@ pub fn build(modules: &[(String, Vec<u8>)], guest_script: &str) -> anyhow::Resul
         c.file(&format!("modules/{name}"), 0o644, ko);
     }
     let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
-    c.file("init", 0o755, init_script(&names, guest_script).as_bytes());
+    c.file("init", 0o755, init_script(&names, guest_script, disk_root).as_bytes());
     Ok(c.finish())
 }

@@ -26,6 +26,9 @@ pub struct Kernel {
     pub image: PathBuf,
     /// (file name, uncompressed .ko) in load order; empty when built in.
     pub modules: Vec<(String, Vec<u8>)>,
+    /// 9p cannot be loaded (no modules): the guest's root is an ext4 image
+    /// of the host's tools and the staged tests on an NVMe drive.
+    pub disk_root: bool,
 }
 
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
@@ -45,8 +48,11 @@ pub fn prepare(spec: &str, cache: &Path) -> anyhow::Result<Kernel> {
         let apt = backports::Apt::new(&cache.join("apt"))?;
         let (binary, modules, version) = apt.newest_kernel(&series)?;
         let debs = cache.join("debs");
-        let unpacked = [apt.download(&binary, &version, &debs)?, apt.download(&modules, &version, &debs)?];
-        let mut k = from_debs(&unpacked, cache)?;
+        let image_deb = apt.download(&binary, &version, &debs)?;
+        let mut k = match modules {
+            Some(modules) => from_debs(&[image_deb, apt.download(&modules, &version, &debs)?], cache)?,
+            None => image_only(&image_deb, cache)?,
+        };
         k.label = spec.to_string();
         k.origin = format!("{binary} {version} (trixie-backports)");
         return Ok(k);
@@ -77,7 +83,7 @@ pub fn prepare(spec: &str, cache: &Path) -> anyhow::Result<Kernel> {
             Vec::new()
         }
     };
-    Ok(Kernel { label: name.clone(), origin: image.display().to_string(), image, modules })
+    Ok(Kernel { label: name.clone(), origin: image.display().to_string(), image, modules, disk_root: false })
 }
 
 /// From 6.19 on, Debian splits a kernel into `linux-binary-*` (the image)
@@ -189,7 +195,26 @@ fn from_debs(debs: &[PathBuf], cache: &Path) -> anyhow::Result<Kernel> {
             .find(|p| p.is_file())
             .with_context(|| format!("{} has no kernel image for {kver}", deb.display()))?;
     let modules = modules(&base, &kver)?;
-    Ok(Kernel { label: kver, origin: deb.display().to_string(), image, modules })
+    Ok(Kernel { label: kver, origin: deb.display().to_string(), image, modules, disk_root: false })
+}
+
+/// A kernel package without modules (`boot/vmlinuz-<kver>` only): booted
+/// from a root image (see [`Kernel::disk_root`]).
+fn image_only(deb: &Path, cache: &Path) -> anyhow::Result<Kernel> {
+    let stem = deb.file_stem().and_then(|s| s.to_str()).context("odd .deb name")?.to_string();
+    let root = cache.join("kernels").join(&stem);
+    if !root.join(".unpacked").is_file() {
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root)?;
+        run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
+        fs::write(root.join(".unpacked"), "")?;
+    }
+    let image = fs::read_dir(root.join("boot"))
+        .with_context(|| format!("{} has no boot/", deb.display()))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+        .with_context(|| format!("{} has no boot/vmlinuz-*", deb.display()))?;
+    Ok(Kernel { label: stem, origin: deb.display().to_string(), image, modules: Vec::new(), disk_root: true })
 }
 
 /// The uncompressed modules (and their dependencies) of [`MODULES`] that

@@ -56,16 +56,17 @@ impl Apt {
 
     /// The newest kernel of `series` (a regex like `7\.3`): its image and
     /// modules packages (generic amd64 flavour: 9p is a module there) and
-    /// their version.
-    pub fn newest_kernel(&self, series: &str) -> anyhow::Result<(String, String, String)> {
+    /// their version. Where the archive has no modules package for any of
+    /// the series' images (6.19, 7.0, 7.1), the newest `cloud-amd64` image
+    /// and no modules: its NVMe and ext4 are built in, so the guest boots
+    /// from a root image instead of the host's root over 9p.
+    pub fn newest_kernel(&self, series: &str) -> anyhow::Result<(String, Option<String>, String)> {
         let regex = format!("^linux-binary-{series}\\.[0-9]+\\+deb[0-9]+-amd64$");
         let out = output(self.cmd("apt-cache").args(["search", "--names-only", &regex]))?;
         let found: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
         if found.is_empty() {
             bail!("trixie-backports has no package matching {regex}");
         }
-        // 9p and virtio are modules in this flavour: a kernel whose modules
-        // package the archive no longer has cannot mount the host's root.
         let modules =
             modules_packages(&output(self.cmd("apt-cache").args(["search", "--names-only", "^linux-modules-"]))?);
         let names: Vec<&str> = found
@@ -74,17 +75,25 @@ impl Apt {
             .filter(|b| modules.contains(&b.replacen("linux-binary-", "linux-modules-", 1)))
             .collect();
         if names.is_empty() {
-            bail!(
-                "trixie-backports has {} but none of their linux-modules-* packages (9p and virtio are modules in \
-                 this flavour, so the VM could not mount the host's root)",
-                found.join(", ")
-            );
+            let regex = format!("^linux-binary-{series}\\.[0-9]+\\+deb[0-9]+-cloud-amd64$");
+            let out = output(self.cmd("apt-cache").args(["search", "--names-only", &regex]))?;
+            let cloud: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
+            if cloud.is_empty() {
+                bail!(
+                    "trixie-backports has {} but none of their linux-modules-* packages, and no cloud-amd64 image",
+                    found.join(", ")
+                );
+            }
+            let show = output(self.cmd("apt-cache").args(["show", "--no-all-versions"]).args(&cloud))?;
+            let (binary, version) =
+                newest(&show)?.with_context(|| format!("apt-cache show printed no versions for {cloud:?}"))?;
+            return Ok((binary, None, version));
         }
         let show = output(self.cmd("apt-cache").args(["show", "--no-all-versions"]).args(&names))?;
         let (binary, version) =
             newest(&show)?.with_context(|| format!("apt-cache show printed no versions for {names:?}"))?;
         let modules = binary.replacen("linux-binary-", "linux-modules-", 1);
-        Ok((binary, modules, version))
+        Ok((binary, Some(modules), version))
     }
 
     /// `pkg` at `version` as a .deb in `dir` (kept: later runs reuse it).
