@@ -291,7 +291,10 @@ fn boot(k: &kernel::Kernel, staged: &Staged, opts: &Options, runs: &Path) -> any
     if k.disk_root {
         eprintln!("xtask: {}: no 9p module for this kernel; making its root image", k.label);
         let stage = staged.nstrace.parent().context("the stage directory")?.to_path_buf();
-        rootdisk::build(&root_image, &[workspace_root().join("tests"), stage, script.clone()])?;
+        // The workspace files tests read (the tests directory, deploy/, docs/).
+        let ws = workspace_root();
+        let extra = [ws.join("tests"), ws.join("deploy"), ws.join("docs"), stage, script.clone()];
+        rootdisk::build(&root_image, &extra)?;
     }
     let mut log = fs::File::create(dir.join("console.log"))?;
     let mut cmd = Command::new("qemu-system-x86_64");
