@@ -82,11 +82,30 @@ pub fn ask_service(command: &str, svc: &ServiceArgs, extra: &[String]) -> Result
     }
 }
 
+/// A pipe on stdout holds 64 KiB: megabytes of `ls --json` then cross it
+/// in as many wake-ups of the reader. Ask for the largest buffer an
+/// unprivileged pipe may have (`/proc/sys/fs/pipe-max-size`, 1 MiB by
+/// default); nothing changes where stdout is not a pipe or it is refused.
+fn widen_stdout_pipe() {
+    use std::os::unix::fs::FileTypeExt;
+    let is_pipe = std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo());
+    if is_pipe {
+        let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .unwrap_or(1 << 20)
+            .min(1 << 20);
+        // SAFETY: fcntl on our own stdout; failure leaves the pipe as it was.
+        unsafe { libc::fcntl(1, libc::F_SETPIPE_SZ, max) };
+    }
+}
+
 /// Runs `answer` on a buffered stdout; a reader that went away is not an error.
 pub fn to_stdout(
     answer: impl FnOnce(&mut dyn std::io::Write) -> Result<i32, crate::error::Error>,
 ) -> Result<i32, crate::error::Error> {
     use std::io::Write;
+    widen_stdout_pipe();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let code = match answer(&mut out) {
