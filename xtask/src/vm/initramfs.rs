@@ -17,35 +17,21 @@ pub const MARK: &str = "@@nstrace-vm";
 /// With `disk_root`, the root is instead the (throwaway, writable) ext4
 /// image on the NVMe drive (see `rootdisk`).
 fn init_script(modules: &[String], guest_script: &str, disk_root: bool) -> String {
-    if disk_root {
-        return format!(
-            r#"#!/bin/busybox sh
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-fatal() {{ echo "{MARK} fatal $*"; echo o > /proc/sysrq-trigger; sleep 10; }}
-mkdir -p /newroot
+    let mount_root = if disk_root {
+        format!(
+            r#"mkdir -p /newroot
 for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/nvme0n1 ] && break; sleep 1; done
 mount -t ext4 /dev/nvme0n1 /newroot || fatal "cannot mount the root image (NVMe, ext4)"
 echo "{MARK} root disk"
-umount /proc /sys /dev
-exec switch_root /newroot /bin/sh {guest_script}
 "#
-        );
-    }
-    let insmods: String =
-        modules.iter().map(|m| format!("insmod /modules/{m} || echo \"{MARK} warn insmod {m} failed\"\n")).collect();
-    format!(
-        r#"#!/bin/busybox sh
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-fatal() {{ echo "{MARK} fatal $*"; echo o > /proc/sysrq-trigger; sleep 10; }}
-{insmods}mkdir -p /lower /rw /newroot
+        )
+    } else {
+        let insmods: String = modules
+            .iter()
+            .map(|m| format!("insmod /modules/{m} || echo \"{MARK} warn insmod {m} failed\"\n"))
+            .collect();
+        format!(
+            r#"{insmods}mkdir -p /lower /rw /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose {ROOT_TAG} /lower || fatal "cannot mount the host root over 9p"
 mount -t tmpfs -o mode=0755 rw /rw
 mkdir -p /rw/upper /rw/work
@@ -56,7 +42,18 @@ else
     mount --bind /lower /newroot
     for d in /tmp /run /var/tmp /root; do mount -t tmpfs tmpfs /newroot$d; done
 fi
-umount /proc /sys /dev
+"#
+        )
+    };
+    format!(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+fatal() {{ echo "{MARK} fatal $*"; echo o > /proc/sysrq-trigger; sleep 10; }}
+{mount_root}umount /proc /sys /dev
 exec switch_root /newroot /bin/sh {guest_script}
 "#
     )
