@@ -276,6 +276,16 @@ os.close(fd)
 s.close()
 "#;
 
+/// The workspace's root (deploy/, docs/ are read from there).
+pub fn repo_root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Whether `cmd` is an executable file in a PATH directory.
+pub fn have(cmd: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
 /// A fresh directory under /tmp (removed by [`Umount`] or by the test).
 pub fn tempdir() -> String {
     let dir = format!("/tmp/{}", unique("nstrace-test"));

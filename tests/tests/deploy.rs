@@ -3,20 +3,12 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
 
-use tests::{nstrace, nstrace_bin, root_or_skip};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
-}
+use tests::{have, nstrace, nstrace_bin, repo_root, root_or_skip};
 
 /// The unit's `ExecStart=` words.
 fn exec_start(unit: &str) -> Vec<String> {

@@ -252,7 +252,7 @@ fn the_image_lists_the_hosts_namespaces_from_a_privileged_container() {
     let mut dockerd = start_dockerd(&dir);
     // Built as users build it (deploy/Containerfile, from scratch), with the binary under test.
     let tag = "nstrace-test-image:latest";
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = tests::repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)

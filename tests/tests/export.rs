@@ -5,7 +5,7 @@
 use std::{
     io::{ErrorKind, Read, Write},
     net::{SocketAddr, TcpStream},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     sync::{Mutex, MutexGuard},
     thread,
@@ -14,21 +14,13 @@ use std::{
 
 use serde_json::Value;
 use tests::exporter::{Exporter, Proc, assert_still_serving, free_port, get, parse_reply, raw_request};
-use tests::{nstrace, root_or_skip, sh, unique};
+use tests::{have, nstrace, repo_root, root_or_skip, sh, unique};
 
 /// The exporters load eBPF programs and the timing checks want a quiet
 /// machine: run these tests one at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn have(cmd: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
 }
 
 /// True when every command is installed; otherwise prints why `test` is skipped.
