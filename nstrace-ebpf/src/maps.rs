@@ -18,9 +18,11 @@ pub static CONFIG: Config = Config::empty();
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
-/// Tree-walk records; drained by user space between walk runs.
+/// Tree-walk records; drained by user space between walk runs. Small on
+/// purpose: a full ring ends a run and the next resumes at the cursor,
+/// while every one-shot snapshot maps (and unmaps) the whole ring twice.
 #[map]
-pub static WALK: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+pub static WALK: RingBuf = RingBuf::with_byte_size(1024 * 1024, 0);
 
 /// Reserve failures per event kind.
 #[map]

@@ -25,19 +25,18 @@ use aya_ebpf::{
 use nstrace_common::{
     config::ABSENT,
     event::{
-        ACTIVE_UNKNOWN, EventKind, NsInfoRecord, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status,
+        ACTIVE_UNKNOWN, EventKind, NsInfoRecord, NsRef, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status,
     },
     ns::{NS_TYPES, NsType},
 };
 
 use crate::{
     hooks::{
-        create::lineage,
         task::{active_pid_ns, fill_task_event, read_task_set_reusing},
     },
     loops::{fresh_step, run_loop, step_of},
-    maps::{TASK_NS_SET, WALK, WALK_STATE, config, count_lost},
-    read::{header, ns_common_of, ns_common_off, ns_ref, ptr_at, u32_at, u64_at},
+    maps::{TASK_NS_SET, WALK, WALK_STATE, config},
+    read::{header, ns_common_of, ns_common_off, ns_ref, owner_of, ptr_at, u32_at, u64_at},
 };
 
 /// Most entries one run visits.
@@ -109,10 +108,17 @@ struct Step {
     start: u64,
     list_off: u64,
     ty: u64,
+    /// The last owner (and pid parent) read and its id/inode: most
+    /// namespaces of a type share them, two reads each saved.
+    owner: u64,
+    owner_ref: NsRef,
+    parent: u64,
+    parent_ref: NsRef,
     expected: u32,
     emitted: u32,
     /// Set when the callback stops the loop.
     status: u32,
+    _pad: u32,
 }
 
 /// Entries this run may visit: the state's budget, at most [`CHUNK`].
@@ -161,9 +167,14 @@ fn try_ns_walk() -> (u32, u32) {
         start: unsafe { (*state).start_node },
         list_off: list_off as u64,
         ty: ty as u64,
+        owner: 0,
+        owner_ref: NsRef::default(),
+        parent: 0,
+        parent_ref: NsRef::default(),
         expected,
         emitted: 0,
         status: walk_status::MORE,
+        _pad: 0,
     };
     let Some(step) = fresh_step(&NS_STEP, init) else {
         return (walk_status::UNSUPPORTED, 0);
@@ -194,14 +205,14 @@ unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 
     let common = next - s.list_off;
     if next == s.start {
         // Back where we started: the start namespace is the last row.
-        if emit(common, ty) {
+        if emit(common, ty, s) {
             s.emitted += 1;
             s.status = walk_status::COMPLETE;
         }
         return 1;
     }
     if is_entry(common, s.expected) {
-        if !emit(common, ty) {
+        if !emit(common, ty, s) {
             return 1;
         }
         s.emitted += 1;
@@ -233,15 +244,39 @@ fn save(state: *mut WalkState, node: u64, id: u64, emitted: u32) -> (u32, u32) {
     (walk_status::MORE, emitted)
 }
 
+/// [`crate::hooks::create::lineage`], with the owner's and pid parent's id/inode from `s` when
+/// they are the previous row's (the walk is one RCU read section: a
+/// pointer cannot name another namespace within it).
+#[inline(always)]
+fn cached_lineage(ns: u64, ty: usize, s: &mut Step) -> (NsRef, NsRef, u32) {
+    let owner = owner_of(ns, ty);
+    if owner != s.owner {
+        s.owner = owner;
+        s.owner_ref = ns_ref(ns_common_of(owner, NsType::User as usize));
+    }
+    if ty == NsType::Pid as usize {
+        let p = ptr_at(ns, config!(offsets.pid_ns_parent));
+        if p != s.parent {
+            s.parent = p;
+            s.parent_ref = ns_ref(ns_common_of(p, ty));
+        }
+        (s.owner_ref, s.parent_ref, u32_at(ns, config!(offsets.pid_ns_level)))
+    } else if ty == NsType::User as usize {
+        (s.owner_ref, s.owner_ref, u32_at(ns, config!(offsets.user_ns_level)))
+    } else {
+        (s.owner_ref, NsRef::default(), 0)
+    }
+}
+
 /// Writes one row; false when the ring buffer is full.
 #[inline(always)]
-fn emit(common: u64, ty: usize) -> bool {
+fn emit(common: u64, ty: usize, s: &mut Step) -> bool {
     let Some(mut entry) = WALK.reserve::<NsInfoRecord>(0) else {
-        count_lost(EventKind::NsInfo as u32);
+        // Not a loss: the run ends here and the next resumes at this entry.
         return false;
     };
     let ns = common - ns_common_off(ty) as u64;
-    let (owner, parent, level) = lineage(ns, ty);
+    let (owner, parent, level) = cached_lineage(ns, ty, s);
     let me = ns_ref(common);
     let e = entry.as_mut_ptr();
     unsafe {
@@ -386,7 +421,7 @@ fn cgroup_id(task: u64, reuse: bool) -> u64 {
 #[inline(always)]
 fn emit_task(task: u64, reuse: bool) -> bool {
     let Some(mut entry) = WALK.reserve::<TaskNsEvent>(0) else {
-        count_lost(EventKind::TaskInfo as u32);
+        // Not a loss: the run ends here and the next resumes at this entry.
         return false;
     };
     let Some(set) = read_task_set_reusing(task, reuse) else {

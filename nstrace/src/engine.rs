@@ -117,7 +117,7 @@ pub enum TaskSource {
     Kernel {
         tasks: Vec<TaskNsEvent>,
         fds: Option<Vec<nstrace_common::event::NsFdRecord>>,
-        mnt_ids: std::collections::HashMap<u64, u64>,
+        mnt_ids: foldhash::HashMap<u64, u64>,
     },
     /// From /proc/PID/ns.
     Proc,

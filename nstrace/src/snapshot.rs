@@ -2,7 +2,7 @@
 //! tree walk, 6.18+) or, on older kernels, the lsns method over /proc;
 //! joined with the holders found in /proc.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use nstrace_common::event::NsInfoRecord;
 use serde::Serialize;

@@ -6,10 +6,11 @@
 //! transition is unit-tested without a kernel (`store/tests.rs`).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     time::Duration,
 };
 
+use foldhash::{HashMap, HashMapExt};
 use nstrace_common::{
     event::{NS_TYPE_UNKNOWN, NsCreateEvent, NsDestroyEvent, NsInfoRecord, create_cause},
     ns::{NsType, ns_key},

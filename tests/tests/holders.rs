@@ -331,7 +331,7 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
 }
 
 /// More namespaces of one type than the walk ring holds at once (45,000
-/// uts namespaces, each held by an fd; the 4 MiB ring takes ~40,000 rows):
+/// uts namespaces, each held by an fd; the 1 MiB ring takes ~10,000 rows):
 /// the namespace walk resumes after the ring was drained, so the kernel
 /// listing has every one (before 2026-12-02 the walk stopped after one run
 /// and the rest was silently missing).

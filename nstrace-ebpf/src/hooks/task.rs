@@ -113,12 +113,17 @@ pub fn read_task_set_reusing(task: u64, reuse: bool) -> Option<&'static TaskNsSe
         return Some(set);
     }
     set.nsproxy = nsproxy;
-    set.ptrs = task_ns_ptrs(nsproxy, user_ns, pid_ns, &mut set.nsproxy_raw);
+    let ptrs = task_ns_ptrs(nsproxy, user_ns, pid_ns, &mut set.nsproxy_raw);
     let mut i = 0;
     while i < TASK_NS_SLOTS {
-        set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], SLOT_TYPES[i] as usize));
+        // Slot by slot too: a task in its own uts namespace still shares
+        // the other nine with the previous task (two reads each saved).
+        if !(reuse && ptrs[i] == set.ptrs[i]) {
+            set.refs[i] = ns_ref(ns_common_of(ptrs[i], SLOT_TYPES[i] as usize));
+        }
         i += 1;
     }
+    set.ptrs = ptrs;
     Some(set)
 }
 

@@ -27,7 +27,7 @@ use nstrace_common::{
 
 use super::{budget, fresh_step, report, reset, run_loop, step_of};
 use crate::{
-    maps::{WALK, WALK_STATE, config, count_lost},
+    maps::{WALK, WALK_STATE, config},
     read::{header, ptr_at, u32_at, u64_at},
 };
 
@@ -59,6 +59,14 @@ struct FdStep {
     open_fds: u64,
     /// Bits of the current bitmap word not looked at yet.
     word: u64,
+    /// The task in progress's last file found not to be nsfs (its fds
+    /// 1 and 2 are often one file).
+    other_file: u64,
+    /// Superblocks known: nsfs's one, and the last other one seen (most
+    /// fds of most processes are on a few filesystems). A superblock
+    /// outlives the files on it, so this holds for the whole run.
+    nsfs_sb: u64,
+    other_sb: u64,
     /// Fd number of the current word's bit 0.
     base: u32,
     next_word: u32,
@@ -96,6 +104,9 @@ fn try_fd_walk() -> (u32, u32) {
         fds: 0,
         open_fds: 0,
         word: 0,
+        other_file: 0,
+        nsfs_sb: 0,
+        other_sb: 0,
         base: 0,
         next_word: 0,
         words: 0,
@@ -161,6 +172,7 @@ fn load_task(s: &mut FdStep, task: u64, from: u32) {
     let fdt = ptr_at(files, config!(offsets.files_fdt));
     let max_fds = u32_at(fdt, config!(offsets.fdtable_max_fds));
     s.task = task;
+    s.other_file = 0;
     s.pid = u32_at(task, config!(offsets.task_tgid));
     s.fds = ptr_at(fdt, config!(offsets.fdtable_fd));
     s.open_fds = ptr_at(fdt, config!(offsets.fdtable_open_fds));
@@ -241,13 +253,25 @@ unsafe extern "C" fn fd_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 #[inline(always)]
 fn emit_if_nsfs(s: &mut FdStep, fd: u32) -> bool {
     let file = ptr_at(s.fds + fd as u64 * 8, 0);
-    let inode = ptr_at(file, config!(offsets.file_f_inode));
-    let sb = ptr_at(inode, config!(offsets.inode_i_sb));
-    if file == 0 || u64_at(sb, config!(offsets.sb_s_magic)) as u32 != NSFS_MAGIC {
+    if file == 0 || file == s.other_file {
         return true;
     }
+    let inode = ptr_at(file, config!(offsets.file_f_inode));
+    let sb = ptr_at(inode, config!(offsets.inode_i_sb));
+    if sb == 0 || sb == s.other_sb {
+        s.other_file = file;
+        return true;
+    }
+    if sb != s.nsfs_sb {
+        if u64_at(sb, config!(offsets.sb_s_magic)) as u32 != NSFS_MAGIC {
+            s.other_sb = sb;
+            s.other_file = file;
+            return true;
+        }
+        s.nsfs_sb = sb;
+    }
     let Some(mut entry) = WALK.reserve::<NsFdRecord>(0) else {
-        count_lost(EventKind::NsFd as u32);
+        // Not a loss: the run ends here and the next resumes at this entry.
         return false;
     };
     let common = ptr_at(inode, config!(offsets.inode_i_private));

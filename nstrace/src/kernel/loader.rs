@@ -18,6 +18,7 @@ use crate::{
     kernel::btf::{Btf, BtfError},
     kernel::btf_offsets::{OffsetsError, has_ns_tree, kernel_offsets},
     kernel::mechanism::{Create, Destroy},
+    kernel::test_run::WalkProgram,
 };
 
 /// The eBPF object built by build.rs (empty when built without bpf-linker).
@@ -320,11 +321,11 @@ impl Tracer {
 
     /// Loads a program that is only ever run with BPF_PROG_TEST_RUN and
     /// returns an owned handle to it (aya's object keeps its own).
-    fn load_for_test_run(&mut self, name: &'static str) -> Result<RawTracePoint, LoaderError> {
+    fn load_for_test_run(&mut self, name: &'static str) -> Result<WalkProgram, LoaderError> {
         let err = |source| LoaderError::Program { name, source };
         let prog = self.raw_tracepoint(name)?;
         prog.load().map_err(err)?;
-        RawTracePoint::from_program_info(prog.info().map_err(err)?, name.into()).map_err(err)
+        WalkProgram::from_loaded(prog).map_err(err)
     }
 
     /// Pins the walk maps under `dir` (before [`Tracer::walker`] takes them).
@@ -481,10 +482,10 @@ pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20
 
 /// The loaded walk programs and their maps, for a walker.
 pub struct WalkParts {
-    pub ns_prog: RawTracePoint,
-    pub task_prog: RawTracePoint,
+    pub ns_prog: WalkProgram,
+    pub task_prog: WalkProgram,
     /// The fd walk, where it loaded.
-    pub fd_prog: Option<RawTracePoint>,
+    pub fd_prog: Option<WalkProgram>,
     pub ring: RingBuf<MapData>,
     pub state: Array<MapData, nstrace_common::event::WalkState>,
 }

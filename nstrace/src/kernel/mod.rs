@@ -9,5 +9,6 @@ pub mod loader;
 pub mod mechanism;
 pub mod pinned;
 pub mod probe;
+pub mod test_run;
 pub mod tracefs;
 pub mod walker;

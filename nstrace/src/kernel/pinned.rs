@@ -13,14 +13,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{
-    maps::{Array, Map, MapData, RingBuf},
-    programs::RawTracePoint,
-};
+use aya::maps::{Array, Map, MapData, RingBuf};
 use nstrace_common::names;
 
 use crate::{
     kernel::loader::{EBPF_OBJECT, LoadOptions, LoaderError, Tracer, WalkParts},
+    kernel::test_run::WalkProgram,
     kernel::walker::{WalkError, Walker},
 };
 
@@ -71,7 +69,8 @@ fn remove_stale(root: &Path, keep: &str) {
 
 fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
     let prog = |name: &'static str| {
-        RawTracePoint::from_pin(dir.join(name)).map_err(|source| LoaderError::Program { name, source })
+        WalkProgram::from_pin(&dir.join(name))
+            .map_err(|source| LoaderError::Program { name, source: aya::programs::ProgramError::IOError(source) })
     };
     let map =
         |name: &'static str| MapData::from_pin(dir.join(name)).map_err(|source| LoaderError::Map { name, source });

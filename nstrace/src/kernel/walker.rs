@@ -1,15 +1,12 @@
 //! The exact in-kernel snapshot: runs the `ns_walk` program with
-//! BPF_PROG_TEST_RUN (aya's [`TestRun`] for [`RawTracePoint`]) once per
-//! chunk, per namespace type, and collects the rows it writes to the WALK
-//! ring buffer.
+//! BPF_PROG_TEST_RUN ([`WalkProgram::run`]) once per chunk, per namespace
+//! type, and collects the rows it writes to the WALK ring buffer.
 
-use std::{collections::HashSet, io, time::Instant};
+use std::{io, time::Instant};
 
-use aya::{
-    RawTracePointRunOptions, TestRun,
-    maps::{Array, MapData, RingBuf},
-    programs::{ProgramError, RawTracePoint},
-};
+use foldhash::{HashSet, HashSetExt};
+
+use aya::maps::{Array, MapData, RingBuf};
 use nstrace_common::{
     decode::{Record, decode},
     event::{
@@ -19,7 +16,10 @@ use nstrace_common::{
     ns::{NsType, ns_key},
 };
 
-use crate::kernel::loader::{LoaderError, Tracer, WalkParts};
+use crate::kernel::{
+    loader::{LoaderError, Tracer, WalkParts},
+    test_run::WalkProgram,
+};
 
 /// Entries one walk run may visit.
 const CHUNK: u32 = 1 << 16;
@@ -59,9 +59,9 @@ pub struct WalkStats {
 
 /// Owns the walk programs and maps; safe to move into a task.
 pub struct Walker {
-    ns_prog: RawTracePoint,
-    task_prog: RawTracePoint,
-    fd_prog: Option<RawTracePoint>,
+    ns_prog: WalkProgram,
+    task_prog: WalkProgram,
+    fd_prog: Option<WalkProgram>,
     ring: RingBuf<MapData>,
     state: Array<MapData, WalkState>,
     /// The programs and maps are the pinned ones other processes use too:
@@ -75,22 +75,6 @@ enum List {
     Namespaces,
     Tasks,
     Fds,
-}
-
-/// The errno of a failed bpf() call, else the error as text.
-fn io_error(e: ProgramError) -> io::Error {
-    match e {
-        ProgramError::SyscallError(e) => e.io_error,
-        ProgramError::IOError(e) => e,
-        e => io::Error::other(e.to_string()),
-    }
-}
-
-/// One BPF_PROG_TEST_RUN with zeroed raw-tracepoint arguments (aya's
-/// [`TestRun`]); the outcome is in the walk state map.
-fn run(prog: &RawTracePoint) -> io::Result<()> {
-    prog.test_run(RawTracePointRunOptions::new()).map_err(io_error)?;
-    Ok(())
 }
 
 /// What one run of a walk program reported.
@@ -134,7 +118,7 @@ impl Walker {
             List::Tasks => &self.task_prog,
             List::Fds => self.fd_prog.as_ref().ok_or(WalkError::Unsupported)?,
         };
-        run(prog).map_err(WalkError::TestRun)?;
+        prog.run().map_err(WalkError::TestRun)?;
         stats.runs += 1;
         let state = self.state.get(&state_index, 0)?;
         log::trace!("walk run {}: status {}, {} records", stats.runs, state.status, state.emitted);

@@ -1,6 +1,8 @@
 //! Recent deaths, so late hook records do not revive a reaped namespace.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 
 /// Keys of the most recent deaths with their time (CLOCK_BOOTTIME ns), so
 /// a late create record of a namespace already reaped does not revive it.

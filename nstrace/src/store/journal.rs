@@ -1,7 +1,7 @@
 //! The store's provenance journal: which records changed since the
 //! database last heard of them (only kept when `serve` asks for it).
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use crate::{
     model::Namespace,

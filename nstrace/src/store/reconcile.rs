@@ -2,7 +2,7 @@
 //! added after one snapshot's grace, what a complete snapshot no longer
 //! lists is destroyed.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use nstrace_common::{
     event::NsInfoRecord,

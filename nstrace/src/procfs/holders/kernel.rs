@@ -3,7 +3,7 @@
 //! id, so /proc is read only for threads, mounts and one cgroup file per
 //! cgroup.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::os::fd::BorrowedFd;
 
 use nstrace_common::{

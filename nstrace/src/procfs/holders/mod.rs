@@ -22,7 +22,7 @@
 //! before 6.11 or held by nothing we can open; a `pid_for_children` namespace before its first process is
 //! unnamed in /proc (reported in [`HolderScan::unborn_pid_ns`]).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
