@@ -42,11 +42,22 @@ fn main() -> anyhow::Result<()> {
             );
         }
         fs::write(out_dir.join("nstrace"), b"").context("writing placeholder eBPF object")?;
-        return Ok(());
+        return write_object_key(&out_dir);
     }
     let root_dir = ebpf_dir.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
     aya_build::build_ebpf(
         [Package { name: "nstrace-ebpf", root_dir, ..Default::default() }],
         Toolchain::Custom("stable"),
-    )
+    )?;
+    write_object_key(&out_dir)
+}
+
+/// A hash of the object, for the names of its pins (hashing the object at
+/// run time was a twentieth of a quiet host's `nstrace ls`).
+fn write_object_key(out_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::hash::{Hash, Hasher};
+    let object = fs::read(out_dir.join("nstrace")).context("reading the eBPF object")?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    object.hash(&mut h);
+    fs::write(out_dir.join("nstrace.key"), format!("{:016x}", h.finish())).context("writing the object's key")
 }

@@ -25,15 +25,14 @@ use aya_ebpf::{
 use nstrace_common::{
     config::ABSENT,
     event::{
-        ACTIVE_UNKNOWN, EventKind, NsInfoRecord, NsRef, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState, walk_status,
+        ACTIVE_UNKNOWN, EventKind, NsInfoRecord, NsRef, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState,
+        walk_status,
     },
     ns::{NS_TYPES, NsType},
 };
 
 use crate::{
-    hooks::{
-        task::{active_pid_ns, fill_task_event, read_task_set_reusing},
-    },
+    hooks::task::{active_pid_ns, fill_task_event, read_task_set_reusing},
     loops::{fresh_step, run_loop, step_of},
     maps::{TASK_NS_SET, WALK, WALK_STATE, config},
     read::{header, ns_common_of, ns_common_off, ns_ref, owner_of, ptr_at, u32_at, u64_at},

@@ -5,10 +5,7 @@
 //! Pure state: no I/O, no clock reads (callers pass `now`), so every
 //! transition is unit-tested without a kernel (`store/tests.rs`).
 
-use std::{
-    collections::VecDeque,
-    time::Duration,
-};
+use std::{collections::VecDeque, time::Duration};
 
 use foldhash::{HashMap, HashMapExt};
 use nstrace_common::{

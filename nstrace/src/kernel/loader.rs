@@ -23,6 +23,8 @@ use crate::{
 
 /// The eBPF object built by build.rs (empty when built without bpf-linker).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nstrace"));
+/// A hash of [`EBPF_OBJECT`], computed by build.rs.
+pub const EBPF_OBJECT_KEY: &str = include_str!(concat!(env!("OUT_DIR"), "/nstrace.key"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {

@@ -17,7 +17,7 @@ use aya::maps::{Array, Map, MapData, RingBuf};
 use nstrace_common::names;
 
 use crate::{
-    kernel::loader::{EBPF_OBJECT, LoadOptions, LoaderError, Tracer, WalkParts},
+    kernel::loader::{EBPF_OBJECT, EBPF_OBJECT_KEY, LoadOptions, LoaderError, Tracer, WalkParts},
     kernel::test_run::WalkProgram,
     kernel::walker::{WalkError, Walker},
 };
@@ -32,7 +32,7 @@ const LOCK: &str = "/run/nstrace/walk.lock";
 fn key() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    EBPF_OBJECT.hash(&mut h);
+    EBPF_OBJECT_KEY.hash(&mut h);
     boot.trim().hash(&mut h);
     format!("{:016x}", h.finish())
 }
