@@ -14,7 +14,7 @@ use nstrace_common::{
 };
 
 use self::{
-    build::{create_event, destroy_event, fill_holders, row_of},
+    build::{CgroupMemo, create_event, destroy_event, fill_holders, row_of},
     deaths::RecentDeaths,
     journal::Journal,
     provenance::RecentMounts,
@@ -238,6 +238,8 @@ impl NsStore {
     /// Fills an empty store from a snapshot (namespaces that predate nstrace).
     pub fn seed(&mut self, records: &[NsInfoRecord], now: u64) {
         let at = self.clock.unix(now);
+        self.live.reserve(records.len());
+        self.by_inode.reserve(records.len());
         for r in records.iter().filter(|r| r.refcount > 0) {
             if let Some(row) = row_of(r) {
                 self.insert(Namespace::seen(row, at));
@@ -383,6 +385,7 @@ impl NsStore {
     /// snapshot adds them.
     pub fn apply_holders(&mut self, mut scan: HolderScan, now: u64, adopt: bool) {
         let at = self.clock.unix(now);
+        let mut memo = CgroupMemo::default();
         for ns in self.live.values_mut() {
             let key = ns.row.key();
             let holders = scan.holders.remove(&key).unwrap_or_default();
@@ -392,7 +395,7 @@ impl NsStore {
                 Vec::new()
             };
             let before = (ns.row.state, ns.row.tasks);
-            fill_holders(&mut ns.row, holders, names, &scan);
+            fill_holders(&mut ns.row, holders, names, &scan, &mut memo);
             if self.opts.provenance {
                 let changed = ns.pins.update(&ns.row.holders, at) | ns.seen_in.note(&ns.row.containers);
                 if self.mounts.attribute(&mut ns.pins) || changed {
@@ -409,7 +412,7 @@ impl NsStore {
                 let holders = scan.holders.remove(&key).unwrap_or_default();
                 let names = scan.netns_names.remove(&key.inode).unwrap_or_default();
                 let mut row = NsRow::new(key.ns_type, key.inode);
-                fill_holders(&mut row, holders, names, &scan);
+                fill_holders(&mut row, holders, names, &scan, &mut memo);
                 let mut ns = Namespace::seen(row, at);
                 if self.opts.provenance {
                     ns.pins.update(&ns.row.holders, at);

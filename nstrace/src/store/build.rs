@@ -4,6 +4,7 @@ use nstrace_common::{event::NsInfoRecord, ns::NsType};
 
 use super::refcount_of;
 use crate::{
+    containers::Container,
     events::{Clock, Event, NsIds, flags_text},
     model::{Creator, Holder, Namespace, NsRow, NsState},
     procfs::holders::HolderScan,
@@ -24,15 +25,35 @@ pub(super) fn row_of(r: &NsInfoRecord) -> Option<NsRow> {
     })
 }
 
+/// Containers by cgroup path, parsed once per path: one snapshot fills
+/// thousands of rows whose processes sit in a handful of cgroups.
+#[derive(Default)]
+pub(super) struct CgroupMemo(foldhash::HashMap<Box<str>, Option<Container>>);
+
+impl CgroupMemo {
+    fn container(&mut self, cgroup: &str) -> Option<Container> {
+        if let Some(known) = self.0.get(cgroup) {
+            return known.clone();
+        }
+        let found = crate::containers::from_cgroup(cgroup);
+        self.0.insert(cgroup.into(), found.clone());
+        found
+    }
+}
+
 /// A row's holder-derived fields: holders, state, pids, command, containers, names.
-pub(super) fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<String>, scan: &HolderScan) {
-    let mut pids: Vec<u32> = holders
-        .iter()
-        .filter_map(|h| match h {
-            Holder::Task { pid, .. } => Some(*pid),
-            _ => None,
-        })
-        .collect();
+pub(super) fn fill_holders(
+    row: &mut NsRow,
+    holders: Vec<Holder>,
+    names: Vec<String>,
+    scan: &HolderScan,
+    memo: &mut CgroupMemo,
+) {
+    let mut pids: Vec<u32> = Vec::with_capacity(holders.len());
+    pids.extend(holders.iter().filter_map(|h| match h {
+        Holder::Task { pid, .. } => Some(*pid),
+        _ => None,
+    }));
     pids.sort_unstable();
     pids.dedup();
     row.command = pids.first().and_then(|first| {
@@ -41,22 +62,34 @@ pub(super) fn fill_holders(row: &mut NsRow, holders: Vec<Holder>, names: Vec<Str
             _ => None,
         })
     });
-    // Each distinct cgroup once: a shared namespace has thousands of
-    // processes in a handful of cgroups.
-    let mut cgroups: Vec<&str> = pids.iter().filter_map(|p| scan.processes.get(p)).map(|p| &*p.cgroup).collect();
-    cgroups.sort_unstable();
-    cgroups.dedup();
-    // Processes in no container's cgroup are the host's (counted per
-    // process, once a cgroup is known to be no container's).
-    let host_cgroups: Vec<&str> =
-        cgroups.iter().copied().filter(|c| crate::containers::from_cgroup(c).is_none()).collect();
-    row.host_tasks = pids
-        .iter()
-        .filter(|p| scan.processes.get(p).is_some_and(|pr| host_cgroups.binary_search(&&*pr.cgroup).is_ok()))
-        .count() as u32;
-    let mut containers: Vec<_> = cgroups.into_iter().filter_map(crate::containers::from_cgroup).collect();
-    containers.sort();
-    containers.dedup();
+    let cgroup_of = |pid: &u32| scan.processes.get(pid).map(|p| &*p.cgroup);
+    let (host_tasks, containers) = match &pids[..] {
+        // Most namespaces have one process: no lists to build.
+        [pid] => match cgroup_of(pid).map(|c| memo.container(c)) {
+            Some(Some(container)) => (0, vec![container]),
+            Some(None) => (1, Vec::new()),
+            None => (0, Vec::new()),
+        },
+        _ => {
+            // Each distinct cgroup once: a shared namespace has thousands
+            // of processes in a handful of cgroups.
+            let mut cgroups: Vec<&str> = pids.iter().filter_map(cgroup_of).collect();
+            cgroups.sort_unstable();
+            cgroups.dedup();
+            let found: Vec<Option<Container>> = cgroups.iter().map(|c| memo.container(c)).collect();
+            // Processes in no container's cgroup are the host's.
+            let host = pids
+                .iter()
+                .filter_map(cgroup_of)
+                .filter(|c| cgroups.binary_search(c).is_ok_and(|i| found[i].is_none()))
+                .count();
+            let mut containers: Vec<Container> = found.into_iter().flatten().collect();
+            containers.sort();
+            containers.dedup();
+            (host as u32, containers)
+        }
+    };
+    row.host_tasks = host_tasks;
     row.containers = containers.into();
     row.tasks = pids.len() as u32;
     row.pids = pids.into();
