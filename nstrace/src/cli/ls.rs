@@ -80,8 +80,8 @@ struct JsonRow<'a> {
 }
 
 impl JsonRow<'_> {
-    /// This row as serde writes it inside the list (`present::json`'s
-    /// layout), the namespace's own fields by `present::json::fast`.
+    /// This row as serde_json writes it, the namespace's own fields by
+    /// `present::json::fast`.
     fn write(&self, buf: &mut Vec<u8>) -> std::io::Result<()> {
         use crate::present::json::fast::{field, ns_row_fields};
         buf.push(b'{');
@@ -104,7 +104,7 @@ impl JsonRow<'_> {
         if !self.in_pid_ns.is_empty() {
             field(buf, "in_pid_ns", &self.in_pid_ns)?;
         }
-        buf.extend_from_slice(b"\n  }");
+        buf.push(b'}');
         Ok(())
     }
 }

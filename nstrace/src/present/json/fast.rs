@@ -1,6 +1,6 @@
 //! `ls --json`'s hot path: a row's [`NsRow`] fields and its task holders
-//! written straight into the buffer, byte for byte as the serde path lays
-//! them out (a test compares the two on every kind of value). serde's
+//! written straight into the buffer, byte for byte as serde_json writes
+//! them (a test compares the two on every kind of value). serde's
 //! per-token calls were most of the output's time at 10,000 namespaces:
 //! every key went through string escaping, every holder through an
 //! internally tagged enum. Anything rarer (other holders, containers,
@@ -10,14 +10,9 @@ use std::io;
 
 use serde::Serialize;
 
-use super::{INDENT, serialize_at};
 use crate::model::{Holder, NsRow, TaskHold};
 
-/// Where a row's fields start their lines: inside the list, inside the row.
-const FIELD_DEPTH: usize = 2;
-
-/// Appends the fields of `row` as they follow `{` (or a previous field)
-/// inside a row of the list.
+/// Appends the fields of `row` as they follow `{`.
 pub fn ns_row_fields(row: &NsRow, buf: &mut Vec<u8>) -> io::Result<()> {
     key(buf, "id", true);
     opt_num(buf, row.id);
@@ -33,7 +28,7 @@ pub fn ns_row_fields(row: &NsRow, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.push(b'[');
     for (i, pid) in row.pids.iter().enumerate() {
         if i > 0 {
-            buf.extend_from_slice(b", ");
+            buf.push(b',');
         }
         num(buf, *pid);
     }
@@ -72,55 +67,38 @@ pub fn field(buf: &mut Vec<u8>, name: &str, v: &impl Serialize) -> io::Result<()
     value(buf, v)
 }
 
-/// `,` unless first, a new line at field depth, `"name": `.
+/// `,` unless first, then `"name":`.
 fn key(buf: &mut Vec<u8>, name: &str, first: bool) {
     if !first {
         buf.push(b',');
     }
-    buf.push(b'\n');
-    for _ in 0..FIELD_DEPTH {
-        buf.extend_from_slice(INDENT);
-    }
     plain_str(buf, name);
-    buf.extend_from_slice(b": ");
+    buf.push(b':');
 }
 
-/// The holders list: one holder per line, as the formatter puts
-/// containers inside a row's value.
+/// The holders list, task holders by hand.
 fn holders(list: &[Holder], buf: &mut Vec<u8>) -> io::Result<()> {
-    if list.is_empty() {
-        buf.extend_from_slice(b"[]");
-        return Ok(());
-    }
     buf.push(b'[');
     for (i, h) in list.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        buf.push(b'\n');
-        for _ in 0..=FIELD_DEPTH {
-            buf.extend_from_slice(INDENT);
-        }
         match h {
             Holder::Task { pid, tid, comm, hold } => {
-                buf.extend_from_slice(b"{\"kind\": \"task\", \"pid\": ");
+                buf.extend_from_slice(b"{\"kind\":\"task\",\"pid\":");
                 num(buf, *pid);
                 if let Some(tid) = tid {
-                    buf.extend_from_slice(b", \"tid\": ");
+                    buf.extend_from_slice(b",\"tid\":");
                     num(buf, *tid);
                 }
-                buf.extend_from_slice(b", \"comm\": ");
+                buf.extend_from_slice(b",\"comm\":");
                 string(buf, comm)?;
-                buf.extend_from_slice(b", \"hold\": ");
+                buf.extend_from_slice(b",\"hold\":");
                 plain_str(buf, hold_name(*hold));
                 buf.push(b'}');
             }
-            other => serialize_at(buf, other, FIELD_DEPTH + 1)?,
+            other => value(buf, other)?,
         }
-    }
-    buf.push(b'\n');
-    for _ in 0..FIELD_DEPTH {
-        buf.extend_from_slice(INDENT);
     }
     buf.push(b']');
     Ok(())
@@ -134,9 +112,9 @@ fn hold_name(hold: TaskHold) -> &'static str {
     }
 }
 
-/// A row field's value through serde, laid out as inside a row.
-fn value(buf: &mut Vec<u8>, v: &impl Serialize) -> io::Result<()> {
-    serialize_at(buf, v, FIELD_DEPTH)
+/// A value through serde.
+fn value(buf: &mut Vec<u8>, v: &(impl Serialize + ?Sized)) -> io::Result<()> {
+    serde_json::to_writer(&mut *buf, v).map_err(io::Error::from)
 }
 
 fn num(buf: &mut Vec<u8>, n: impl itoa::Integer) {
@@ -161,7 +139,7 @@ fn plain_str(buf: &mut Vec<u8>, s: &str) {
 /// Any string: as is when nothing in it needs escaping, else serde's escapes.
 fn string(buf: &mut Vec<u8>, s: &str) -> io::Result<()> {
     if needs_escape(s) {
-        return serde_json::to_writer(&mut *buf, s).map_err(io::Error::from);
+        return value(buf, s);
     }
     plain_str(buf, s);
     Ok(())
