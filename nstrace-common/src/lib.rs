@@ -22,6 +22,8 @@ pub mod names {
     /// Ring buffer carrying tree-walk records (kept apart so a large walk
     /// never makes lifecycle events drop).
     pub const WALK_MAP: &str = "WALK";
+    /// Ring buffer of the fd walk's records (it runs beside the task walk).
+    pub const WALK_FDS_MAP: &str = "WALK_FDS";
     /// Per-CPU array of ring-buffer reserve failures, indexed by event kind.
     pub const LOST_MAP: &str = "LOST";
     /// Walk cursor and status, one entry.

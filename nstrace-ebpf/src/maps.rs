@@ -24,6 +24,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 pub static WALK: RingBuf = RingBuf::with_byte_size(1024 * 1024, 0);
 
+/// The fd walk's records: its own ring, so it can run beside the task walk
+/// (nsfs fds are few; a full ring ends a run like WALK's).
+#[map]
+pub static WALK_FDS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
 /// Reserve failures per event kind.
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_EVENT_KIND, 0);

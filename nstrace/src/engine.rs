@@ -321,8 +321,7 @@ impl Engine {
                     .filter(|n| n.row.ns_type == nstrace_common::ns::NsType::Mnt)
                     .filter_map(|n| Some((n.row.inode, n.row.id?)))
                     .collect();
-                let tasks = w.walk_tasks(&mut stats)?;
-                let fds = w.walk_fds(&mut stats)?;
+                let (tasks, fds) = w.walk_tasks_and_fds(&mut stats)?;
                 Ok(Some(TaskSource::Kernel { tasks, fds, mnt_ids }))
             }
             Source::Proc | Source::Listns => Ok(None),

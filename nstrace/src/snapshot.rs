@@ -98,10 +98,8 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     phases.mark("load walk programs");
     let (records, mut stats) = walker.walk_all()?;
     phases.mark("walk namespaces");
-    let tasks = walker.walk_tasks(&mut stats)?;
-    phases.mark("walk tasks");
-    let fds = walker.walk_fds(&mut stats)?;
-    phases.mark("walk fds");
+    let (tasks, fds) = walker.walk_tasks_and_fds(&mut stats)?;
+    phases.mark("walk tasks and fds");
     let mnt_ids = mount_ns_ids(&records);
     let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
     let scan = holders::scan_with_kernel(&[std::process::id()], view)?;

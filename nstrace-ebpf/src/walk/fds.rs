@@ -27,7 +27,7 @@ use nstrace_common::{
 
 use super::{budget, fresh_step, report, reset, run_loop, step_of};
 use crate::{
-    maps::{WALK, WALK_STATE, config},
+    maps::{WALK_FDS, WALK_STATE, config},
     read::{header, ptr_at, u32_at, u64_at},
 };
 
@@ -270,7 +270,7 @@ fn emit_if_nsfs(s: &mut FdStep, fd: u32) -> bool {
         }
         s.nsfs_sb = sb;
     }
-    let Some(mut entry) = WALK.reserve::<NsFdRecord>(0) else {
+    let Some(mut entry) = WALK_FDS.reserve::<NsFdRecord>(0) else {
         // Not a loss: the run ends here and the next resumes at this entry.
         return false;
     };

@@ -1,11 +1,11 @@
 //! Loads the eBPF object, fills its configuration from BTF, attaches hook
 //! families and hands out their ring buffers.
 
-use std::io;
+use std::{io, os::fd::AsFd};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf},
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 use nstrace_common::{
@@ -332,7 +332,7 @@ impl Tracer {
 
     /// Pins the walk maps under `dir` (before [`Tracer::walker`] takes them).
     pub fn pin_walk_maps(&self, dir: &std::path::Path) -> Result<(), LoaderError> {
-        for name in [names::WALK_MAP, names::WALK_STATE_MAP] {
+        for name in [names::WALK_MAP, names::WALK_FDS_MAP, names::WALK_STATE_MAP] {
             let map = self.ebpf.map(name).ok_or(LoaderError::MissingMap(name))?;
             map.pin(dir.join(name)).map_err(|e| LoaderError::Pin { name, source: Box::new(e) })?;
         }
@@ -365,11 +365,18 @@ impl Tracer {
             }
         };
         let ring = self.take_ring(names::WALK_MAP)?;
-        let state_map =
-            self.ebpf.take_map(names::WALK_STATE_MAP).ok_or(LoaderError::MissingMap(names::WALK_STATE_MAP))?;
-        let state =
-            Array::try_from(state_map).map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
-        Ok(WalkParts { ns_prog, task_prog, fd_prog, ring, state })
+        let fd_ring = self.take_ring(names::WALK_FDS_MAP)?;
+        let name = names::WALK_STATE_MAP;
+        let state_map = self.ebpf.take_map(name).ok_or(LoaderError::MissingMap(name))?;
+        let err = |source| LoaderError::Map { name, source };
+        let Map::Array(data) = &state_map else {
+            return Err(err(aya::maps::MapError::InvalidMapType { map_type: 0 }));
+        };
+        // A second handle for the fd walk's thread.
+        let second = data.fd().as_fd().try_clone_to_owned().map_err(|e| err(aya::maps::MapError::IoError(e)))?;
+        let fd_state = Array::try_from(Map::Array(MapData::from_fd(second).map_err(err)?)).map_err(err)?;
+        let state = Array::try_from(state_map).map_err(err)?;
+        Ok(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state })
     }
 
     fn take_ring(&mut self, name: &'static str) -> Result<RingBuf<MapData>, LoaderError> {
@@ -490,6 +497,9 @@ pub struct WalkParts {
     pub fd_prog: Option<WalkProgram>,
     pub ring: RingBuf<MapData>,
     pub state: Array<MapData, nstrace_common::event::WalkState>,
+    /// The fd walk's ring, and its own handle on the state map.
+    pub fd_ring: RingBuf<MapData>,
+    pub fd_state: Array<MapData, nstrace_common::event::WalkState>,
 }
 
 /// Reads decoded records from the event ring buffer.

@@ -76,12 +76,17 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
         |name: &'static str| MapData::from_pin(dir.join(name)).map_err(|source| LoaderError::Map { name, source });
     let ring = RingBuf::try_from(Map::RingBuf(map(names::WALK_MAP)?))
         .map_err(|source| LoaderError::Map { name: names::WALK_MAP, source })?;
-    let state = Array::try_from(Map::Array(map(names::WALK_STATE_MAP)?))
-        .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })?;
+    let state_handle = || {
+        Array::try_from(Map::Array(map(names::WALK_STATE_MAP)?))
+            .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })
+    };
+    let (state, fd_state) = (state_handle()?, state_handle()?);
+    let fd_ring = RingBuf::try_from(Map::RingBuf(map(names::WALK_FDS_MAP)?))
+        .map_err(|source| LoaderError::Map { name: names::WALK_FDS_MAP, source })?;
     let (ns_prog, task_prog) = (prog(names::PROG_NS_WALK)?, prog(names::PROG_TASK_WALK)?);
     // Pinned only where it loaded.
     let fd_prog = prog(names::PROG_FD_WALK).ok();
-    Ok(Walker::new(WalkParts { ns_prog, task_prog, fd_prog, ring, state }))
+    Ok(Walker::new(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state }))
 }
 
 /// The lock every user of the pinned walk maps holds while it walks

@@ -61,20 +61,26 @@ pub struct WalkStats {
 pub struct Walker {
     ns_prog: WalkProgram,
     task_prog: WalkProgram,
-    fd_prog: Option<WalkProgram>,
-    ring: RingBuf<MapData>,
-    state: Array<MapData, WalkState>,
+    /// The namespace and task walks report through the WALK ring.
+    lane: Lane,
+    /// The fd walk (where it loaded) has its own ring, so it can run beside
+    /// the task walk.
+    fds: Option<FdWalk>,
     /// The programs and maps are the pinned ones other processes use too:
     /// each walk takes their lock.
     shared: bool,
 }
 
-/// Which of the walk programs to run.
-#[derive(Clone, Copy)]
-enum List {
-    Namespaces,
-    Tasks,
-    Fds,
+/// A ring buffer and a handle on the walk state map: what one walk at a
+/// time reports through.
+struct Lane {
+    ring: RingBuf<MapData>,
+    state: Array<MapData, WalkState>,
+}
+
+struct FdWalk {
+    prog: WalkProgram,
+    lane: Lane,
 }
 
 /// What one run of a walk program reported.
@@ -88,8 +94,9 @@ impl Walker {
     /// A walker over loaded programs and maps: fresh from
     /// [`Tracer::walk_parts`], or reopened from pins.
     pub fn new(parts: WalkParts) -> Walker {
-        let WalkParts { ns_prog, task_prog, fd_prog, ring, state } = parts;
-        Walker { ns_prog, task_prog, fd_prog, ring, state, shared: false }
+        let WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state } = parts;
+        let fds = fd_prog.map(|prog| FdWalk { prog, lane: Lane { ring: fd_ring, state: fd_state } });
+        Walker { ns_prog, task_prog, lane: Lane { ring, state }, fds, shared: false }
     }
 
     /// This walker's programs and maps are pinned and shared: every walk
@@ -104,49 +111,19 @@ impl Walker {
         Ok(Walker::new(tracer.walk_parts()?))
     }
 
-    /// Runs the walk program of `list` once, hands every record it wrote to `on_record`.
-    fn run_once(
-        &mut self,
-        list: List,
-        state_index: u32,
-        stats: &mut WalkStats,
-        ty: Option<NsType>,
-        mut on_record: impl FnMut(Record),
-    ) -> Result<Run, WalkError> {
-        let prog = match list {
-            List::Namespaces => &self.ns_prog,
-            List::Tasks => &self.task_prog,
-            List::Fds => self.fd_prog.as_ref().ok_or(WalkError::Unsupported)?,
-        };
-        prog.run().map_err(WalkError::TestRun)?;
-        stats.runs += 1;
-        let state = self.state.get(&state_index, 0)?;
-        log::trace!("walk run {}: status {}, {} records", stats.runs, state.status, state.emitted);
-        // Drain before deciding: a MORE caused by a full ring resumes
-        // exactly where the reservation failed.
-        while let Some(item) = self.ring.next() {
-            match decode(&item) {
-                Ok(r) => on_record(r),
-                Err(_) => stats.malformed_records += 1,
-            }
-        }
-        match state.status {
-            walk_status::COMPLETE => Ok(Run::Complete),
-            walk_status::MORE => Ok(Run::More),
-            walk_status::RESTART => Ok(Run::Restart),
-            walk_status::NO_START => Err(WalkError::NoStart(ty.unwrap_or(NsType::Pid))),
-            walk_status::UNSUPPORTED => Err(WalkError::Unsupported),
-            other => Err(WalkError::BadStatus(other)),
-        }
+    /// The lock a shared walker holds while it walks.
+    fn lock(&self) -> Option<std::fs::File> {
+        self.shared.then(crate::kernel::pinned::lock).flatten()
     }
 
     /// Every namespace of every type the kernel lists.
     pub fn walk_all(&mut self) -> Result<(Vec<NsInfoRecord>, WalkStats), WalkError> {
         let started = Instant::now();
+        let _lock = self.lock();
         let mut stats = WalkStats::default();
         let mut rows = Vec::new();
         for ty in NsType::ALL {
-            rows.extend(self.walk_type(ty, &mut stats)?);
+            rows.extend(namespaces(&self.ns_prog, &mut self.lane, ty, &mut stats)?);
         }
         stats.micros = started.elapsed().as_micros() as u64;
         Ok((rows, stats))
@@ -154,93 +131,167 @@ impl Walker {
 
     /// Every namespace of one type.
     pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
-        let init = WalkState { ns_type: ty as u32, budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
-        self.walk_list(List::Namespaces, WALK_STATE_NS, init, ty, stats, |r| match r {
-            Record::NsInfo(r) if r.ns_type == ty as u32 => Some((ns_key(r.id, r.ns_type, r.inum), r)),
-            _ => None,
-        })
+        let _lock = self.lock();
+        namespaces(&self.ns_prog, &mut self.lane, ty, stats)
     }
 
     /// Every process (thread-group leader) and its namespace set, from the
-    /// kernel's task list, by pid.
-    pub fn walk_tasks(&mut self, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
-        let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
-        let mut out = self.walk_list(List::Tasks, WALK_STATE_TASKS, init, NsType::Pid, stats, |r| match r {
-            Record::Task(t) if t.header.kind == EventKind::TaskInfo as u32 => Some((t.subject_tid as u64, t)),
-            _ => None,
-        })?;
-        out.sort_by_key(|t| t.subject_tgid);
-        Ok(out)
-    }
-
-    /// Every open nsfs file of every process (thread-group leaders' file
-    /// tables), by pid then fd; None where the fd walk did not load or the
-    /// kernel's BTF lacks what it reads (then /proc is listed instead).
-    pub fn walk_fds(&mut self, stats: &mut WalkStats) -> Result<Option<Vec<NsFdRecord>>, WalkError> {
-        if self.fd_prog.is_none() {
-            return Ok(None);
-        }
-        let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
-        let found = self.walk_list(List::Fds, WALK_STATE_FDS, init, NsType::Pid, stats, |r| match r {
-            Record::NsFd(f) => Some(((f.header.tgid as u64) << 32 | f.fd as u64, f)),
-            _ => None,
-        });
-        let mut out = match found {
-            Ok(out) => out,
-            Err(WalkError::Unsupported) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        out.sort_by_key(|f| (f.header.tgid, f.fd));
-        Ok(Some(out))
-    }
-
-    /// Runs a walk program until its circular list is complete: resumes
-    /// after MORE, starts over after RESTART (bounded), and stops early when
-    /// a key repeats (the start entry left the list and the walk came round
-    /// again). Returns the rows in list order, each once.
-    fn walk_list<T>(
+    /// kernel's task list, by pid; and every open nsfs file of every
+    /// process, by pid then fd (None where the fd walk did not load or the
+    /// kernel's BTF lacks what it reads: /proc is listed instead). The two
+    /// walks run at once, the fd walk on a second thread: both wait on
+    /// memory the task walk's cache does not hold, and the waits overlap.
+    #[allow(clippy::type_complexity)]
+    pub fn walk_tasks_and_fds(
         &mut self,
-        list: List,
-        state_index: u32,
-        init: WalkState,
-        ty: NsType,
         stats: &mut WalkStats,
-        row: impl Fn(Record) -> Option<(u64, T)>,
-    ) -> Result<Vec<T>, WalkError> {
-        let _lock = self.shared.then(crate::kernel::pinned::lock);
-        let mut restarts = 0;
-        'restart: loop {
-            self.state.set(state_index, init, 0)?;
-            // Keys only detect the wrap; rows stay in list order.
-            let mut seen: HashSet<u64> = HashSet::new();
-            let mut rows = Vec::new();
-            loop {
-                let mut wrapped = false;
-                let run = self.run_once(list, state_index, stats, Some(ty), |r| {
-                    if let Some((key, value)) = row(r) {
-                        if seen.insert(key) {
-                            rows.push(value);
-                        } else {
-                            wrapped = true;
-                        }
-                    }
-                })?;
-                match run {
-                    Run::Complete => break,
-                    Run::More if wrapped => break,
-                    Run::More => continue,
-                    Run::Restart => {
-                        restarts += 1;
-                        stats.restarts += 1;
-                        if restarts > MAX_RESTARTS {
-                            return Err(WalkError::Unstable { ty, restarts });
-                        }
-                        continue 'restart;
+    ) -> Result<(Vec<TaskNsEvent>, Option<Vec<NsFdRecord>>), WalkError> {
+        let _lock = self.lock();
+        let Walker { task_prog, lane, fds, .. } = self;
+        let (tasks, fds) = match fds {
+            Some(fd_walk) => std::thread::scope(|scope| {
+                let fd_side = scope.spawn(|| {
+                    let mut fd_stats = WalkStats::default();
+                    fd_list(fd_walk, &mut fd_stats).map(|fds| (fds, fd_stats))
+                });
+                let tasks = tasks(task_prog, lane, stats);
+                (tasks, fd_side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            }),
+            None => (tasks(task_prog, lane, stats), Ok((None, WalkStats::default()))),
+        };
+        let tasks = tasks?;
+        let (fds, fd_stats) = fds?;
+        stats.add(&fd_stats);
+        Ok((tasks, fds))
+    }
+}
+
+impl WalkStats {
+    fn add(&mut self, other: &WalkStats) {
+        self.runs += other.runs;
+        self.restarts += other.restarts;
+        self.malformed_records += other.malformed_records;
+    }
+}
+
+/// Every namespace of type `ty`.
+fn namespaces(
+    prog: &WalkProgram,
+    lane: &mut Lane,
+    ty: NsType,
+    stats: &mut WalkStats,
+) -> Result<Vec<NsInfoRecord>, WalkError> {
+    let init = WalkState { ns_type: ty as u32, budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
+    walk_list(prog, lane, WALK_STATE_NS, init, ty, stats, |r| match r {
+        Record::NsInfo(r) if r.ns_type == ty as u32 => Some((ns_key(r.id, r.ns_type, r.inum), r)),
+        _ => None,
+    })
+}
+
+/// Every process and its namespace set, by pid.
+fn tasks(prog: &WalkProgram, lane: &mut Lane, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
+    let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
+    let mut out = walk_list(prog, lane, WALK_STATE_TASKS, init, NsType::Pid, stats, |r| match r {
+        Record::Task(t) if t.header.kind == EventKind::TaskInfo as u32 => Some((t.subject_tid as u64, t)),
+        _ => None,
+    })?;
+    out.sort_by_key(|t| t.subject_tgid);
+    Ok(out)
+}
+
+/// Every open nsfs file of every process (thread-group leaders' file
+/// tables), by pid then fd; None where the kernel lacks what the walk reads.
+fn fd_list(fd_walk: &mut FdWalk, stats: &mut WalkStats) -> Result<Option<Vec<NsFdRecord>>, WalkError> {
+    let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
+    let found = walk_list(&fd_walk.prog, &mut fd_walk.lane, WALK_STATE_FDS, init, NsType::Pid, stats, |r| match r {
+        Record::NsFd(f) => Some(((f.header.tgid as u64) << 32 | f.fd as u64, f)),
+        _ => None,
+    });
+    let mut out = match found {
+        Ok(out) => out,
+        Err(WalkError::Unsupported) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    out.sort_by_key(|f| (f.header.tgid, f.fd));
+    Ok(Some(out))
+}
+
+/// Runs `prog` once, hands every record it wrote to `on_record`.
+fn run_once(
+    prog: &WalkProgram,
+    lane: &mut Lane,
+    state_index: u32,
+    stats: &mut WalkStats,
+    ty: NsType,
+    mut on_record: impl FnMut(Record),
+) -> Result<Run, WalkError> {
+    prog.run().map_err(WalkError::TestRun)?;
+    stats.runs += 1;
+    let state = lane.state.get(&state_index, 0)?;
+    log::trace!("walk run {}: status {}, {} records", stats.runs, state.status, state.emitted);
+    // Drain before deciding: a MORE caused by a full ring resumes exactly
+    // where the reservation failed.
+    while let Some(item) = lane.ring.next() {
+        match decode(&item) {
+            Ok(r) => on_record(r),
+            Err(_) => stats.malformed_records += 1,
+        }
+    }
+    match state.status {
+        walk_status::COMPLETE => Ok(Run::Complete),
+        walk_status::MORE => Ok(Run::More),
+        walk_status::RESTART => Ok(Run::Restart),
+        walk_status::NO_START => Err(WalkError::NoStart(ty)),
+        walk_status::UNSUPPORTED => Err(WalkError::Unsupported),
+        other => Err(WalkError::BadStatus(other)),
+    }
+}
+
+/// Runs a walk program until its circular list is complete: resumes after
+/// MORE, starts over after RESTART (bounded), and stops early when a key
+/// repeats (the start entry left the list and the walk came round again).
+/// Returns the rows in list order, each once.
+fn walk_list<T>(
+    prog: &WalkProgram,
+    lane: &mut Lane,
+    state_index: u32,
+    init: WalkState,
+    ty: NsType,
+    stats: &mut WalkStats,
+    row: impl Fn(Record) -> Option<(u64, T)>,
+) -> Result<Vec<T>, WalkError> {
+    let mut restarts = 0;
+    'restart: loop {
+        lane.state.set(state_index, init, 0)?;
+        // Keys only detect the wrap; rows stay in list order.
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut rows = Vec::new();
+        loop {
+            let mut wrapped = false;
+            let run = run_once(prog, lane, state_index, stats, ty, |r| {
+                if let Some((key, value)) = row(r) {
+                    if seen.insert(key) {
+                        rows.push(value);
+                    } else {
+                        wrapped = true;
                     }
                 }
+            })?;
+            match run {
+                Run::Complete => break,
+                Run::More if wrapped => break,
+                Run::More => continue,
+                Run::Restart => {
+                    restarts += 1;
+                    stats.restarts += 1;
+                    if restarts > MAX_RESTARTS {
+                        return Err(WalkError::Unstable { ty, restarts });
+                    }
+                    continue 'restart;
+                }
             }
-            self.state.set(state_index, WalkState::default(), 0)?;
-            return Ok(rows);
         }
+        lane.state.set(state_index, WalkState::default(), 0)?;
+        return Ok(rows);
     }
 }
