@@ -101,6 +101,8 @@ pub fn wakeup_flags() -> u64 {
 #[derive(Clone, Copy)]
 pub struct TaskNsSet {
     pub ptrs: [u64; TASK_NS_SLOTS],
+    /// The previous task's `ptrs` (walk reuse, slot by slot).
+    pub prev_ptrs: [u64; TASK_NS_SLOTS],
     pub refs: [NsRef; TASK_NS_SLOTS],
     /// The `nsproxy` the set's pointers came from (walk reuse).
     pub nsproxy: u64,

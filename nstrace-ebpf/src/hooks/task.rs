@@ -113,17 +113,19 @@ pub fn read_task_set_reusing(task: u64, reuse: bool) -> Option<&'static TaskNsSe
         return Some(set);
     }
     set.nsproxy = nsproxy;
-    let ptrs = task_ns_ptrs(nsproxy, user_ns, pid_ns, &mut set.nsproxy_raw);
+    // The previous task's pointers stay in the map, not on the stack: the
+    // hooks that inline this are near the 512-byte stack limit.
+    set.prev_ptrs = set.ptrs;
+    set.ptrs = task_ns_ptrs(nsproxy, user_ns, pid_ns, &mut set.nsproxy_raw);
     let mut i = 0;
     while i < TASK_NS_SLOTS {
         // Slot by slot too: a task in its own uts namespace still shares
         // the other nine with the previous task (two reads each saved).
-        if !(reuse && ptrs[i] == set.ptrs[i]) {
-            set.refs[i] = ns_ref(ns_common_of(ptrs[i], SLOT_TYPES[i] as usize));
+        if !(reuse && set.ptrs[i] == set.prev_ptrs[i]) {
+            set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], SLOT_TYPES[i] as usize));
         }
         i += 1;
     }
-    set.ptrs = ptrs;
     Some(set)
 }
 
