@@ -111,7 +111,7 @@ impl JsonRow<'_> {
 
 /// The processes in a pid namespace other than ours, with their own pids:
 /// only the members of the other pid namespaces need /proc/PID/status read.
-fn contained_pids(rows: &[&NsRow]) -> std::collections::HashMap<u32, PidInNs> {
+fn contained_pids(rows: &[&NsRow]) -> foldhash::HashMap<u32, PidInNs> {
     use std::os::unix::fs::MetadataExt;
     let own = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
     rows.iter()
@@ -324,14 +324,18 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                     creator: ns.and_then(|n| n.creator.as_deref()),
                     pins: ns.map(|n| n.pins.iter().collect()).unwrap_or_default(),
                     seen_in: ns.map(|n| n.seen_in.iter().collect()).unwrap_or_default(),
-                    in_pid_ns: row
-                        .holders
-                        .iter()
-                        .filter_map(|h| match h {
-                            Holder::Task { pid, .. } => Some((*pid, *contained.get(pid)?)),
-                            _ => None,
-                        })
-                        .collect(),
+                    // Most hosts run nothing in another pid namespace.
+                    in_pid_ns: if contained.is_empty() {
+                        Default::default()
+                    } else {
+                        row.holders
+                            .iter()
+                            .filter_map(|h| match h {
+                                Holder::Task { pid, .. } => Some((*pid, *contained.get(pid)?)),
+                                _ => None,
+                            })
+                            .collect()
+                    },
                 }
             })
             .collect();
