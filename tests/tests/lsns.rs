@@ -6,6 +6,15 @@ use std::process::Command;
 use serde_json::Value;
 use tests::{ChildGuard, children_of, eventually, nstrace, root_or_skip, sh, spawn_ready, unique};
 
+/// The comparison of every row wants the host to itself: the other tests
+/// here start and stop processes, and their nstrace runs would be counted
+/// in the host's namespaces while lsns, before and after, sees none of them.
+static HOST: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn host_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    HOST.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Every column both print.
 const SHARED: &str = "NS,TYPE,NPROCS,PID,PPID,UID,USER,NETNSID,NSFS,PNS,ONS,PATH,COMMAND";
 
@@ -94,6 +103,7 @@ fn scene() -> Scene {
 
 #[test]
 fn every_shared_column_agrees_with_lsns() {
+    let _host = HOST.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     if !root_or_skip("every_shared_column_agrees_with_lsns") {
         return;
     }
@@ -117,6 +127,7 @@ fn every_shared_column_agrees_with_lsns() {
     let after: Value = serde_json::from_str(&lsns(&["-J", "-l", "-o", SHARED])).unwrap();
     let after = flatten(&after);
     let mut compared = 0;
+    let mut counts_to_recheck = Vec::new();
     for t in &theirs {
         let ns = t["ns"].as_u64().unwrap();
         let Some(a) = by_ns(&after, ns) else { continue };
@@ -126,17 +137,34 @@ fn every_shared_column_agrees_with_lsns() {
             continue;
         }
         let m = by_ns(&mine, ns).unwrap_or_else(|| panic!("lsns lists {t} throughout, nstrace does not"));
-        for k in keys.into_iter().filter(|k| k.as_str() != "nprocs" || stable(k)) {
+        for k in keys.into_iter().filter(|k| k.as_str() != "nprocs") {
             assert_eq!(m[k], t[k], "{k} of {ns}: nstrace (left) and lsns (right) differ in {m} / {t}");
+        }
+        if stable("nprocs") && m["nprocs"] != t["nprocs"] {
+            counts_to_recheck.push(ns);
         }
         compared += 1;
     }
     // The host's own eight at least, and the scene's.
     assert!(compared >= 8 + s.made.len(), "only {compared} of {} rows were stable", theirs.len());
+    // A process can live and die between the two lsns runs (a kworker the
+    // kernel starts and stops, another test's child): a count that differs
+    // must agree in one of three more looks, lsns before and after each.
+    for ns in counts_to_recheck {
+        let agreed = (0..3).any(|_| {
+            let count = |v: &Value| by_ns(&flatten(v), ns).map(|r| r["nprocs"].clone());
+            let before = count(&serde_json::from_str(&lsns(&["-J", "-l", "-o", SHARED])).unwrap());
+            let mine = count(&serde_json::from_str(&ours(&["-J", "-l", "-o", SHARED])).unwrap());
+            let after = count(&serde_json::from_str(&lsns(&["-J", "-l", "-o", SHARED])).unwrap());
+            before == after && mine == before
+        });
+        assert!(agreed, "nprocs of {ns}: nstrace and lsns differed in four looks while lsns's count held");
+    }
 }
 
 #[test]
 fn the_lsns_script_of_the_issue_gets_the_same_answer() {
+    let _host = host_shared();
     if !root_or_skip("the_lsns_script_of_the_issue_gets_the_same_answer") {
         return;
     }
@@ -157,6 +185,7 @@ fn the_lsns_script_of_the_issue_gets_the_same_answer() {
 
 #[test]
 fn task_namespace_raw_and_heading_options_work_as_in_lsns() {
+    let _host = host_shared();
     if !root_or_skip("task_namespace_raw_and_heading_options_work_as_in_lsns") {
         return;
     }
@@ -189,6 +218,7 @@ fn task_namespace_raw_and_heading_options_work_as_in_lsns() {
 
 #[test]
 fn holders_in_a_pid_namespace_are_named_by_their_own_pid_too() {
+    let _host = host_shared();
     if !root_or_skip("holders_in_a_pid_namespace_are_named_by_their_own_pid_too") {
         return;
     }
@@ -237,6 +267,7 @@ fn holders_in_a_pid_namespace_are_named_by_their_own_pid_too() {
 
 #[test]
 fn owner_uid_names_who_made_the_owning_user_namespace() {
+    let _host = host_shared();
     let test = "owner_uid_names_who_made_the_owning_user_namespace";
     if !root_or_skip(test) {
         return;
@@ -267,6 +298,7 @@ fn owner_uid_names_who_made_the_owning_user_namespace() {
 
 #[test]
 fn tree_takes_lsns_relations() {
+    let _host = host_shared();
     if !root_or_skip("tree_takes_lsns_relations") {
         return;
     }
@@ -324,6 +356,7 @@ impl Drop for ZombieInit {
 
 #[test]
 fn a_zombie_init_holds_its_pid_namespace_and_why_names_its_parent() {
+    let _host = host_shared();
     let test = "a_zombie_init_holds_its_pid_namespace_and_why_names_its_parent";
     if !root_or_skip(test) {
         return;
