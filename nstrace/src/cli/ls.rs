@@ -419,6 +419,10 @@ mod tests {
             Holder::Task { pid: 1, tid: None, comm: "init".into(), hold: TaskHold::Member },
             Holder::Task { pid: 300, tid: Some(301), comm: "we\"ird\tname\\".into(), hold: TaskHold::PidForChildren },
             Holder::Task { pid: 302, tid: None, comm: "ünï".into(), hold: TaskHold::TimeForChildren },
+            // One reason to escape each: a quote, a control character, a backslash.
+            Holder::Task { pid: 303, tid: None, comm: "a\"b".into(), hold: TaskHold::Member },
+            Holder::Task { pid: 304, tid: None, comm: "c\u{1}d".into(), hold: TaskHold::Member },
+            Holder::Task { pid: 305, tid: None, comm: "e\\f".into(), hold: TaskHold::Member },
             Holder::Fd { pid: 7, fd: 3, comm: "ip".into() },
             Holder::Mount { path: "/run/netns/a \"b\"".into(), mnt_ns: 4026531841, via_pid: 1 },
         ]

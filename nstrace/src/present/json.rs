@@ -162,5 +162,9 @@ mod tests {
         assert!(many.len() > 2 && many.len() <= MAX_PIECES, "{} pieces", many.len());
         assert_eq!((many[0].start, many.last().unwrap().end), (0, 3_000), "every row once");
         assert!(many.windows(2).all(|w| w[0].end == w[1].start));
+        assert!(many.iter().all(|p| !p.is_empty()), "no empty piece: {many:?}");
+        // Rows that fill a piece each: the last one ends the list exactly.
+        let heavy = split_by_weight(&[(); 5], |_| PIECE_WEIGHT);
+        assert_eq!(heavy, [0..1, 1..2, 2..3, 3..4, 4..5]);
     }
 }

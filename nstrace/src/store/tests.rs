@@ -439,16 +439,19 @@ fn snapshot_rows_carry_refcount_owner_parent_and_level() {
         parent: NsRef { id: 1, inum: 9, _reserved: 0 },
         ..walk_row(NsType::Net, 4, 40, REFCOUNT_UNKNOWN)
     };
-    s.seed(&[user, proc_row, walk_row(NsType::Uts, 6, 60, 0)], 0);
+    // 6.19+ counts active references; before, the walk says it cannot.
+    let counted = NsInfoRecord { active: 2, ..walk_row(NsType::Ipc, 7, 70, 3) };
+    s.seed(&[user, proc_row, walk_row(NsType::Uts, 6, 60, 0), counted], 0);
     let u = &s.get(3).unwrap().row;
     assert_eq!((u.refcount, u.owner, u.parent, u.level), (Some(5), Some(100), Some(20), Some(1)));
+    assert_eq!((u.active_refs, s.get(7).unwrap().row.active_refs), (None, Some(2)));
     let n = &s.get(4).unwrap().row;
     assert_eq!((n.refcount, n.parent, n.level), (None, None, None), "/proc knows no refcount; net has no parent");
     assert!(s.get(6).is_none(), "no reference left: not alive");
     // A later snapshot updates the refcount and the owner, unless it does not know them.
     let moved = NsInfoRecord { owner: NsRef { id: 8, inum: 800, _reserved: 0 }, ..walk_row(NsType::User, 3, 30, 7) };
     let unknown_owner = NsInfoRecord { owner: NsRef::default(), ..proc_row };
-    s.reconcile(&[moved, unknown_owner], SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&[moved, unknown_owner, counted], SEC, Coverage::Complete, "tree-walk", &mut out);
     let u = &s.get(3).unwrap().row;
     assert_eq!((u.refcount, u.owner), (Some(7), Some(800)));
     assert_eq!(s.get(4).unwrap().row.owner, Some(100), "an unknown owner keeps the known one");
