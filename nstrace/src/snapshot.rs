@@ -99,7 +99,7 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     let (records, mut stats) = walker.walk_all()?;
     phases.mark("walk namespaces");
     let (tasks, fds) = walker.walk_tasks_and_fds(&mut stats)?;
-    phases.mark("walk tasks and fds");
+    phases.mark(if fds.is_some() { "walk tasks and fds" } else { "walk tasks (fds from /proc)" });
     let mnt_ids = mount_ns_ids(&records);
     let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
     let scan = holders::scan_with_kernel(&[std::process::id()], view)?;

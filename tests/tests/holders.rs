@@ -322,7 +322,7 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
     // not from /proc as where the walk does not load.
     let (code, _, err) = tests::nstrace(&["ls", "--json", "--source", "kernel", "--type", "uts", "--timings"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("timing fds:"), "the fd walk did not run: {err}");
+    assert!(err.contains("timing walk tasks and fds:"), "the fd walk did not run: {err}");
     assert_eq!(kernel.len(), processes * per_process, "every fd once");
     for h in &holders {
         assert_eq!(kernel.iter().filter(|(p, _)| *p == h.pid() as u64).count(), per_process, "pid {}", h.pid());

@@ -366,3 +366,24 @@ fn table_fits_the_terminal_and_colours_only_when_asked() {
 fn ns_inode_of_path(path: &str) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).expect("stat"))
 }
+
+/// Where the kernel's lists are walked, the fd walk loads and runs beside
+/// the task walk (else nsfs fds would come from /proc: still right, but the
+/// slow way, and nothing else would say so).
+#[test]
+fn the_fd_walk_runs_wherever_the_tree_walk_does() {
+    let test = "the_fd_walk_runs_wherever_the_tree_walk_does";
+    if !root_or_skip(test) {
+        return;
+    }
+    let kernel = tests::kernel();
+    if kernel.mechanisms["snapshot"] != "tree-walk" {
+        tests::skip(test, "no namespace tree walk on this kernel (6.18+)");
+        return;
+    }
+    let fd_walk = &kernel.doctor["fd_walk"];
+    assert_eq!(fd_walk["status"], "ok", "doctor: {fd_walk}");
+    let (code, _, err) = nstrace(&["ls", "--json", "--timings", "--source", "kernel"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("timing walk tasks and fds:"), "the fd walk did not run: {err}");
+}

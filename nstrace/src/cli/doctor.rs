@@ -17,7 +17,9 @@ use crate::{
 pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
     let mut report = probe::probe();
     if probe::fatal_reason(&report).is_none() {
-        report.tree_walk = Some(tree_walk_check());
+        let (tree_walk, fd_walk) = walk_checks();
+        report.tree_walk = Some(tree_walk);
+        report.fd_walk = fd_walk;
     }
     report.mechanisms = probe::select_mechanisms(&report, forced);
     let fatal = probe::fatal_reason(&report);
@@ -29,26 +31,45 @@ pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) ->
     Ok(if fatal.is_some() { exit::FINDINGS.into() } else { exit::OK.into() })
 }
 
-/// Loads our eBPF object and walks every namespace list once.
-fn tree_walk_check() -> probe::Check {
+/// Loads our eBPF object and takes one whole snapshot as `ls` does: every
+/// namespace list, then the task and fd walks. The fd walk's check is None
+/// when the tree walk itself failed.
+fn walk_checks() -> (probe::Check, Option<probe::Check>) {
     const NAME: &str = "namespace tree walk";
-    let result = crate::kernel::loader::Tracer::load(&Default::default())
-        .map_err(|e| chain(&e))
-        .and_then(|mut t| {
-            if !t.has_ns_tree() {
-                return Err("kernel has no per-type namespace lists (needs 6.18+)".to_string());
-            }
-            crate::kernel::walker::Walker::load(&mut t).map_err(|e| chain(&e))
-        })
-        .and_then(|mut w| w.walk_all().map_err(|e| chain(&e)));
-    match result {
-        Ok((rows, stats)) => probe::Check::new(
-            NAME,
+    const FDS: &str = "fd walk";
+    let walker = crate::kernel::loader::Tracer::load(&Default::default()).map_err(|e| chain(&e)).and_then(|mut t| {
+        if !t.has_ns_tree() {
+            return Err("kernel has no per-type namespace lists (needs 6.18+)".to_string());
+        }
+        crate::kernel::walker::Walker::load(&mut t).map_err(|e| chain(&e))
+    });
+    let mut walker = match walker {
+        Ok(w) => w,
+        Err(e) => return (probe::Check::new(NAME, Status::Error, e), None),
+    };
+    let (rows, mut stats) = match walker.walk_all() {
+        Ok(found) => found,
+        Err(e) => return (probe::Check::new(NAME, Status::Error, chain(&e)), None),
+    };
+    let tree = probe::Check::new(
+        NAME,
+        Status::Ok,
+        format!("{} namespaces in {} us ({} runs)", rows.len(), stats.micros, stats.runs),
+    );
+    let fds = match walker.walk_tasks_and_fds(&mut stats) {
+        Ok((tasks, Some(fds))) => probe::Check::new(
+            FDS,
             Status::Ok,
-            format!("{} namespaces in {} us ({} runs)", rows.len(), stats.micros, stats.runs),
+            format!("{} nsfs fds in the file tables of {} processes", fds.len(), tasks.len()),
         ),
-        Err(e) => probe::Check::new(NAME, Status::Error, e),
-    }
+        Ok((_, None)) => probe::Check::new(
+            FDS,
+            Status::Missing,
+            "not loaded on this kernel (RUST_LOG=info says why): nsfs fds come from /proc",
+        ),
+        Err(e) => probe::Check::new(FDS, Status::Error, chain(&e)),
+    };
+    (tree, Some(fds))
 }
 
 /// JSON keeps the fatal reason inside the document so the output stays parseable.
@@ -64,7 +85,7 @@ pub fn write_json(report: &Report, fatal: Option<&str>, out: &mut impl Write) ->
 }
 
 pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut impl Write) -> std::io::Result<()> {
-    let checks = report.sections.iter().flat_map(|s| &s.checks).chain(&report.tree_walk);
+    let checks = report.sections.iter().flat_map(|s| &s.checks).chain(&report.tree_walk).chain(&report.fd_walk);
     let width = checks.map(|c| c.name.len()).max().unwrap_or(0);
     for section in &report.sections {
         writeln!(out, "{}", section.title)?;
@@ -74,7 +95,9 @@ pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut i
     }
     if let Some(c) = &report.tree_walk {
         writeln!(out, "tree walk")?;
-        writeln!(out, "  {}  {:<width$}  {}", marker(c.status, color), c.name, c.detail)?;
+        for c in std::iter::once(c).chain(&report.fd_walk) {
+            writeln!(out, "  {}  {:<width$}  {}", marker(c.status, color), c.name, c.detail)?;
+        }
     }
     let m = &report.mechanisms;
     writeln!(out, "mechanisms")?;
@@ -122,6 +145,7 @@ mod tests {
                 error: None,
             },
             tree_walk: None,
+            fd_walk: None,
         }
     }
 

@@ -125,6 +125,9 @@ pub struct Report {
     /// Result of running the eBPF tree walk once; filled in by the loader,
     /// [`probe`] leaves it `None`.
     pub tree_walk: Option<Check>,
+    /// Whether the fd walk (nsfs files from every file table) loaded and
+    /// ran beside the task walk; without it fds come from /proc.
+    pub fd_walk: Option<Check>,
 }
 
 impl Report {
@@ -199,6 +202,7 @@ pub fn probe() -> Report {
         ],
         mechanisms: Mechanisms::empty(),
         tree_walk: None,
+        fd_walk: None,
     };
     report.mechanisms = select_mechanisms(&report, &Overrides::default());
     report

@@ -59,6 +59,7 @@ fn synthetic(fail: &[&str]) -> Report {
         sections: vec![Section { title: "all".into(), checks }],
         mechanisms: Mechanisms::empty(),
         tree_walk: None,
+        fd_walk: None,
     };
     r.mechanisms = select_mechanisms(&r, &Overrides::default());
     r
