@@ -40,8 +40,8 @@ pub fn man_pages() -> anyhow::Result<()> {
 /// The kernels `cargo xtask test` also runs the integration tests on, and
 /// the suites each runs. Three VMs share 2 cores and a VM is one host
 /// thread, so the suites are split to even out their times and keep the
-/// whole run under 30 minutes (2026-12-05, CI: 6.1 7 min, 6.12 9, 7.3 6,
-/// after the host's suites; `holders` alone: 6.1 52 s, 6.12 62 s, 7.3 229 s):
+/// whole run under 30 minutes (2026-12-05, CI with `holders` on 6.1 and 7.3:
+/// 6.1 9 min, 6.12 10, 7.3 11, the whole run 20; without it 7, 9 and 6):
 /// 6.1 and 6.12 pick the same mechanisms and share the engine's suites; 7.3
 /// (the 6.19+ layout) runs those of the new snapshot and hooks. `holders`
 /// runs on 6.1 (the /proc scan, printing why the listmount and walk cases
