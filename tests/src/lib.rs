@@ -201,14 +201,71 @@ impl Drop for ChildGuard {
 }
 
 /// Spawns `cmd` with piped stdout and waits for its first line (a readiness
-/// signal from the child).
+/// signal from the child), up to a minute ([`scaled`]). The child is a
+/// keeper: it lives until the returned guard is dropped (or the test
+/// process dies: it gets SIGKILL then), so scripts end in `sleep infinity`,
+/// never in a sleep that must outlast other work. Its stderr is echoed and,
+/// when it dies or hangs before its first line, quoted in the panic.
 pub fn spawn_ready(cmd: &mut Command) -> (ChildGuard, String) {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn child");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read readiness line");
-    assert!(!line.is_empty(), "child exited before saying it was ready");
-    (ChildGuard { child, _stdout: Some(stdout) }, line.trim().to_string())
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn child");
+    let who = format!("child {}", child.id());
+    let said = echo_stderr(&mut child, who);
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut stdout = stdout;
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line);
+        let _ = tx.send((read.map(|n| n > 0 && line.ends_with('\n')), line, stdout));
+    });
+    let timeout = scaled(Duration::from_secs(60));
+    let (ok, line, stdout) = match rx.recv_timeout(timeout) {
+        Ok((Ok(true), line, stdout)) => (true, line, Some(stdout)),
+        Ok((_, line, _)) => (false, line, None),
+        Err(_) => (false, String::new(), None),
+    };
+    if !ok {
+        let _ = child.kill();
+        let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+        // Let the echo thread take the last of stderr.
+        thread::sleep(Duration::from_millis(100));
+        let said = said.lock().unwrap().clone();
+        panic!(
+            "child {cmd:?} did not say it was ready within {timeout:?} (it printed {line:?}; {status}); its stderr: {said}"
+        );
+    }
+    (ChildGuard { child, _stdout: stdout }, line.trim().to_string())
+}
+
+/// Echoes a child's stderr (prefixed by `who`, for the test's captured
+/// output) and keeps its last 4 KiB for failure messages.
+fn echo_stderr(child: &mut Child, who: String) -> Arc<Mutex<String>> {
+    let kept = Arc::new(Mutex::new(String::new()));
+    if let Some(stderr) = child.stderr.take() {
+        let sink = kept.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{who}] {line}");
+                let mut kept = sink.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+                if kept.len() > 4096 {
+                    let cut = kept.len() - 4096;
+                    let cut = (cut..kept.len()).find(|&i| kept.is_char_boundary(i)).unwrap_or(0);
+                    kept.drain(..cut);
+                }
+            }
+        });
+    }
+    kept
 }
 
 /// Children of `pid` (from /proc/PID/task/*/children).
@@ -260,7 +317,7 @@ print("listening", flush=True)
 conn, _ = srv.accept()
 msg, fds, flags, addr = socket.recv_fds(conn, 16, 1)
 print(fds[0], flush=True)
-time.sleep(60)
+while True: time.sleep(3600)
 "#;
 
 /// Python that prints the inode of its net namespace, sends an fd on it to

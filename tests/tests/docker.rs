@@ -41,7 +41,7 @@ impl Drop for DockerGuard {
             }
         }
         // Gone (and reaped) before the next test looks for a running dockerd.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + tests::scaled(Duration::from_secs(10));
         loop {
             let left: Vec<i32> = patterns.iter().chain(&["dockerd"]).flat_map(|p| pids_of(p)).collect();
             if left.is_empty() || std::time::Instant::now() > deadline {

@@ -74,7 +74,7 @@ impl Prometheus {
             .spawn()
             .expect("spawn prometheus");
         let mut p = Prometheus { proc: Proc { child, name: "prometheus" }, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + tests::scaled(Duration::from_secs(60));
         loop {
             if let Ok(raw) = raw_request(addr, format!("GET /-/ready HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
                 && parse_reply(&raw).status == 200
@@ -113,7 +113,7 @@ impl Prometheus {
 
     /// Polls `expr` until `pred` holds on its value; panics after `timeout`.
     fn wait_for(&self, timeout: Duration, expr: &str, what: &str, pred: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + tests::scaled(timeout);
         let mut last = None;
         loop {
             last = self.query(expr).or(last);
@@ -388,7 +388,7 @@ fn per_container_labels_name_a_docker_cgroup() {
     let cg = format!("{base}/system.slice/docker-{id}.scope");
     std::fs::create_dir_all(&cg).unwrap();
     let mut child = Command::new("unshare")
-        .args(["-n", "-u", "sh", "-c", "read x; exec sleep 60"])
+        .args(["-n", "-u", "sh", "-c", "read x; exec sleep infinity"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -397,7 +397,7 @@ fn per_container_labels_name_a_docker_cgroup() {
     writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
     let exporter = Exporter::start(&["--per-container", "--refresh", "0.5"]);
     let want = format!(r#"nstrace_container_namespaces{{runtime="docker",container="{id}",type="net"}} 1"#);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + tests::scaled(Duration::from_secs(20));
     let mut last = String::new();
     while std::time::Instant::now() < deadline {
         last = get(exporter.addr, "/metrics", "").body;

@@ -94,7 +94,7 @@ fn namespaces_records_carry_the_nsfs_device_and_inodes() {
         return;
     }
     let _serial = serial();
-    let mut child = gated(&["unshare", "--uts", "--net", "sleep", "30"]);
+    let mut child = gated(&["unshare", "--uts", "--net", "sleep", "infinity"]);
     let pid = child.pid();
     let trace = Trace::start(&["--event", "namespaces", "--pid", &pid.to_string()]);
     child.send_line("go");
@@ -152,7 +152,7 @@ fn a_death_hint_reports_the_death_long_before_the_periodic_walk() {
         "--ipc",
         "sh",
         "-c",
-        "stat -L -c %i /proc/self/ns/ipc; exec sleep 30",
+        "stat -L -c %i /proc/self/ns/ipc; exec sleep infinity",
     ]));
     let inode: u64 = inode.parse().unwrap();
     let create = trace
@@ -327,7 +327,7 @@ fn why_resolves_a_namespace_id() {
         "--uts",
         "sh",
         "-c",
-        "stat -L -c %i /proc/self/ns/uts; exec sleep 30",
+        "stat -L -c %i /proc/self/ns/uts; exec sleep infinity",
     ]));
     let inode: u64 = inode.parse().unwrap();
     // NS_GET_ID (_IOR(0xb7, 13, u64)), asked of the kernel by the test itself.
@@ -402,7 +402,7 @@ fn ls_state_filter_and_tree_show_exactly_what_exists() {
         "--net",
         "sh",
         "-c",
-        "echo ok; sleep 30",
+        "echo ok; exec sleep infinity",
     ]));
     assert_eq!(line, "ok");
     let pid = child.pid();

@@ -28,7 +28,7 @@ fn an_fd_opened_through_a_bind_mount_path_holds_the_namespace() {
     let path = format!("/run/netns/{name}");
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
     let script =
-        "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(600)\n";
+        "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\nwhile True: time.sleep(3600)\n";
     let (holder, fd) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
     let fd: u64 = fd.parse().expect("the fd number");
     let has_fd =
@@ -73,8 +73,8 @@ def run():
             raise OSError(ctypes.get_errno(), "unshare")
         child = os.fork()
         if child == 0:
-            time.sleep(600)
-            os._exit(0)
+            libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: dies with the test's keeper
+            while True: time.sleep(3600)
         out.append(f"{threading.get_native_id()} {child}")
     else:
         fd = os.open(sys.argv[1], os.O_RDONLY)
@@ -82,13 +82,13 @@ def run():
             raise OSError(ctypes.get_errno(), "setns")
         os.close(fd)
         out.append(str(threading.get_native_id()))
-    time.sleep(600)
+    while True: time.sleep(3600)
 t = threading.Thread(target=run, daemon=True)
 t.start()
 while not out:
     time.sleep(0.01)
 print(out[0], flush=True)
-time.sleep(600)
+while True: time.sleep(3600)
 "#;
 
 /// The sources to compare: the kernel's lists where this kernel has them, and /proc.
@@ -201,12 +201,12 @@ fn mount_in_a_taskless_mount_namespace(test: &str, how: MntNsHold) {
     let dir = tempdir();
     let pin = format!("{dir}/pin");
     std::fs::write(&pin, b"").unwrap();
-    let script = format!("mount --bind {path} {pin} && echo mounted && exec sleep 600");
+    let script = format!("mount --bind {path} {pin} && echo mounted && exec sleep infinity");
     let (mounter, _) =
         spawn_ready(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
     let mnt_ns = ns_inode(mounter.pid(), "mnt");
     let own_ns = format!("/proc/{}/ns/mnt", mounter.pid());
-    let hold = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\ntime.sleep(600)\n";
+    let hold = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\nwhile True: time.sleep(3600)\n";
     let mnt_pin = format!("{dir}/mntpin");
     let (_holder, held_by, entry) = match how {
         MntNsHold::Fd => {
@@ -295,7 +295,7 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
          hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
          resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
          fds = [os.open(sys.argv[1], os.O_RDONLY) for _ in range({n})]\n\
-         print(os.readlink('/proc/self/ns/uts'), flush=True)\ntime.sleep(3600)\n",
+         print(os.readlink('/proc/self/ns/uts'), flush=True)\nwhile True: time.sleep(3600)\n",
         n = per_process
     );
     // (The holders sleep until the test ends and kills them: under emulation
@@ -303,7 +303,7 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
     // 120 s they used to sleep.)
     // One namespace of our own, entered by every holder: `unshare` keeps it
     // alive while the holders start, then exits.
-    let (keeper, _) = spawn_ready(Command::new("unshare").args(["--uts", "sh", "-c", "echo ready; exec sleep 120"]));
+    let (keeper, _) = spawn_ready(Command::new("unshare").args(["--uts", "sh", "-c", "echo ready; exec sleep infinity"]));
     let path = format!("/proc/{}/ns/uts", keeper.pid());
     let inode = ns_inode(keeper.pid(), "uts");
     let holders: Vec<_> =
@@ -359,7 +359,7 @@ fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
          \x20   assert libc.unshare(0x04000000) == 0, ctypes.get_errno()\n\
          \x20   fd = os.open('/proc/self/ns/uts', os.O_RDONLY)\n\
          \x20   inodes.append(os.fstat(fd).st_ino)\n\
-         print(min(inodes), max(inodes), len(set(inodes)), flush=True)\ntime.sleep(3600)\n",
+         print(min(inodes), max(inodes), len(set(inodes)), flush=True)\nwhile True: time.sleep(3600)\n",
         n = per_process
     );
     let holders: Vec<_> = (0..processes).map(|_| spawn_ready(Command::new("python3").args(["-c", &script]))).collect();

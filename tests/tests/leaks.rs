@@ -37,7 +37,7 @@ fn netns_kept_by_a_bind_mount_after_its_process_exited() {
     let dir = tempdir();
     let target = format!("{dir}/netns");
     std::fs::write(&target, b"").unwrap();
-    let (p, _) = spawn_ready(Command::new("unshare").args(["-n", "sh", "-c", "echo ready; exec sleep 600"]));
+    let (p, _) = spawn_ready(Command::new("unshare").args(["-n", "sh", "-c", "echo ready; exec sleep infinity"]));
     let net = ns_inode(p.pid(), "net");
     sh(&format!("mount --bind /proc/{}/ns/net {target}", p.pid()));
     let _umount = Umount(target.clone());
@@ -84,7 +84,7 @@ fn user_ns_kept_only_as_owner_of_a_mounted_netns() {
     let dir = tempdir();
     let target = format!("{dir}/netns");
     std::fs::write(&target, b"").unwrap();
-    let (p, _) = spawn_ready(Command::new("unshare").args(["-U", "-n", "sh", "-c", "echo ready; exec sleep 600"]));
+    let (p, _) = spawn_ready(Command::new("unshare").args(["-U", "-n", "sh", "-c", "echo ready; exec sleep infinity"]));
     let (user, net) = (ns_inode(p.pid(), "user"), ns_inode(p.pid(), "net"));
     sh(&format!("mount --bind /proc/{}/ns/net {target}", p.pid()));
     let _umount = Umount(target.clone());
@@ -110,7 +110,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 assert libc.setns(home, 0x40000000) == 0
 os.close(home)
 print(s.fileno(), flush=True)
-time.sleep(600)
+while True: time.sleep(3600)
 "#;
 
 #[test]
@@ -168,7 +168,7 @@ fn docker_named_cgroup_is_attributed() {
     // The child waits on stdin until it has been moved into the cgroup.
     let (mut p, _) = {
         let mut cmd = Command::new("unshare");
-        cmd.args(["-n", "sh", "-c", "echo ready; read x; exec sleep 600"]).stdin(std::process::Stdio::piped());
+        cmd.args(["-n", "sh", "-c", "echo ready; read x; exec sleep infinity"]).stdin(std::process::Stdio::piped());
         spawn_ready(&mut cmd)
     };
     std::fs::write(format!("{cg}/cgroup.procs"), p.pid().to_string()).unwrap();

@@ -80,7 +80,7 @@ fn a_netns_only_a_socket_holds_is_listed() {
                   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
                   assert libc.setns(home, 0x40000000) == 0\n\
                   os.close(there)\n\
-                  print(s.fileno(), flush=True)\ntime.sleep(3600)\n";
+                  print(s.fileno(), flush=True)\nwhile True: time.sleep(3600)\n";
     let (holder, _) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
     drop(netns); // ip netns del: the mount goes, the socket stays
     let rows = ls_json(&["--source", "listns", "--type", "net"]);
@@ -107,7 +107,7 @@ fn a_new_netns_is_in_both_the_walk_and_listns() {
         "--net",
         "sh",
         "-c",
-        "stat -L -c %i /proc/self/ns/net; exec sleep 120",
+        "stat -L -c %i /proc/self/ns/net; exec sleep infinity",
     ]));
     let inode: u64 = inode.parse().unwrap();
     let out = Command::new(tests::nstrace_bin())

@@ -22,7 +22,7 @@ fn each_type_with_a_live_task_is_active() {
     // unshare forks sleep into new namespaces of all eight types.
     let unshare = ChildGuard::new(
         Command::new("unshare")
-            .args(["-U", "-p", "-f", "--kill-child", "-T", "-n", "-u", "-i", "-m", "-C", "sleep", "600"])
+            .args(["-U", "-p", "-f", "--kill-child", "-T", "-n", "-u", "-i", "-m", "-C", "sleep", "infinity"])
             .spawn()
             .expect("spawn unshare"),
     );
@@ -121,10 +121,10 @@ if libc.unshare(0x20000000 | 0x80) != 0:
 print("ready", flush=True)
 sys.stdin.readline()
 if os.fork() == 0:
-    time.sleep(600)
-    os._exit(0)
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: dies with the test's keeper
+    while True: time.sleep(3600)
 print("forked", flush=True)
-time.sleep(600)
+while True: time.sleep(3600)
 "#;
 
 #[test]
@@ -184,7 +184,7 @@ fn user_ns_owning_a_mounted_netns_is_orphaned() {
     let dir = tempdir();
     let target = format!("{dir}/netns");
     std::fs::write(&target, b"").unwrap();
-    let (proc_, _) = spawn_ready(Command::new("unshare").args(["-U", "-n", "sh", "-c", "echo ready; exec sleep 600"]));
+    let (proc_, _) = spawn_ready(Command::new("unshare").args(["-U", "-n", "sh", "-c", "echo ready; exec sleep infinity"]));
     let pid = proc_.pid();
     let (user, net) = (ns_inode(pid, "user"), ns_inode(pid, "net"));
     sh(&format!("mount --bind /proc/{pid}/ns/net {target}"));

@@ -82,14 +82,14 @@ impl Drop for Scene {
 
 fn scene() -> Scene {
     let (alone, _) =
-        spawn_ready(Command::new("unshare").args(["-n", "-u", "-i", "sh", "-c", "echo ready; exec sleep 300"]));
+        spawn_ready(Command::new("unshare").args(["-n", "-u", "-i", "sh", "-c", "echo ready; exec sleep infinity"]));
     let name = unique("nstrace-lsns");
     // Scenes run side by side: each its own nsid.
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nsid = 700 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     sh(&format!("ip netns add {name} && ip netns set {name} {nsid}"));
     let (in_named, _) =
-        spawn_ready(Command::new("ip").args(["netns", "exec", &name, "sh", "-c", "echo ready; exec sleep 301"]));
+        spawn_ready(Command::new("ip").args(["netns", "exec", &name, "sh", "-c", "echo ready; exec sleep infinity"]));
     let ino = |pid: u32, ty| tests::ns_inode(pid, ty);
     let made = vec![
         ("net", ino(alone.pid(), "net")),
@@ -204,7 +204,7 @@ fn task_namespace_raw_and_heading_options_work_as_in_lsns() {
     let uts = s.made[1].1.to_string();
     let theirs = lsns(&[&uts, "-l", "-r"]);
     assert_eq!(ours(&[&uts, "-l", "-r"]), theirs);
-    assert!(theirs.starts_with("PID PPID USER COMMAND\n") && theirs.contains("sleep\\x20300"), "{theirs}");
+    assert!(theirs.starts_with("PID PPID USER COMMAND\n") && theirs.contains("sleep\\x20infinity"), "{theirs}");
     // -r -n: raw lines with lsns's escapes, no heading.
     let args = ["-r", "-n", "-l", "-t", "uts", "-o", "NS,TYPE,NPROCS,PID,COMMAND"];
     let line = |text: &str| text.lines().find(|l| l.starts_with(&uts)).map(str::to_string);
@@ -228,7 +228,7 @@ fn holders_in_a_pid_namespace_are_named_by_their_own_pid_too() {
         "--kill-child",
         "sh",
         "-c",
-        "echo ready; exec sleep 302",
+        "echo ready; exec sleep infinity",
     ]));
     let child = eventually(std::time::Duration::from_secs(5), "the child in the new pid namespace", || {
         children_of(unshare.pid()).first().copied()
@@ -275,7 +275,7 @@ fn owner_uid_names_who_made_the_owning_user_namespace() {
     // nobody makes a user namespace and a net namespace it owns.
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "-U", "-n"]);
-    cmd.args(["sh", "-c", "echo ready; exec sleep 304"]);
+    cmd.args(["sh", "-c", "echo ready; exec sleep infinity"]);
     let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let guard = ChildGuard::new(child);
     let ready = eventually(std::time::Duration::from_secs(5), "nobody's namespaces", || {

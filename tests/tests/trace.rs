@@ -155,7 +155,7 @@ fn clone3_with_new_pid_and_net() {
 
 /// A target process in its own net and uts namespaces.
 fn target() -> ChildGuard {
-    spawn_ready(Command::new("unshare").args(["-n", "-u", "sh", "-c", "echo ready; exec sleep 60"])).0
+    spawn_ready(Command::new("unshare").args(["-n", "-u", "sh", "-c", "echo ready; exec sleep infinity"])).0
 }
 
 /// Runs `sleep` in a child that first calls setns(fd, nstype) with an fd from
@@ -261,7 +261,7 @@ print(os.fstat(fd).st_ino, flush=True)
 sys.stdin.readline()
 os.close(fd)
 print("closed", flush=True)
-time.sleep(60)
+while True: time.sleep(3600)
 "#;
 
 #[test]
