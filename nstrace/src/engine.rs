@@ -4,11 +4,15 @@
 //! [`NsStore`]; views read it. Lost records are counted, reported and
 //! healed by a resync.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use nstrace_common::{
     decode::{Record, StreamItemOwned},
-    event::{EventKind, NsInfoRecord, TaskNsEvent, destroy_via},
+    event::{EventKind, NsInfoRecord, destroy_via},
     ns::{NsTypeSet, key_has_id},
 };
 
@@ -16,7 +20,7 @@ use crate::{
     events::{self, Clock, Event},
     kernel::loader::{EventStream, KnownMap, LoadOptions, LoaderError, Tracer},
     kernel::mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
-    kernel::walker::{WalkError, Walker},
+    kernel::walker::{WalkError, WalkFailure, Walker},
     procfs::holders::{self, HolderScan, HoldersError},
     store::{Coverage, NsStore, StoreOptions},
 };
@@ -72,6 +76,8 @@ pub enum EngineError {
     Proc(#[source] Box<crate::snapshot::SnapshotError>),
     #[error("/proc scan")]
     Holders(#[from] HoldersError),
+    #[error("the snapshot thread failed: {0}")]
+    WalkTask(String),
 }
 
 impl From<crate::snapshot::SnapshotError> for EngineError {
@@ -80,59 +86,130 @@ impl From<crate::snapshot::SnapshotError> for EngineError {
     }
 }
 
-/// Where the engine's snapshots come from.
+/// Where the engine's snapshots come from. Cheap to clone: a snapshot runs
+/// on a blocking thread with its own handle (the walker is shared with the
+/// holder scans, one walk at a time).
+#[derive(Clone)]
 enum Source {
-    Tree(Box<Walker>),
+    Tree(Arc<Mutex<Walker>>),
     Proc,
     Listns,
 }
 
+/// A walk that failed this time (the lock, a stall, the budget) and how
+/// it was answered instead.
+#[derive(Clone, Debug)]
+pub struct WalkTrouble {
+    pub failure: WalkFailure,
+    /// The error, for health and logs.
+    pub message: String,
+}
+
+/// What a snapshot brought back.
+struct Taken {
+    rows: Vec<NsInfoRecord>,
+    /// With /proc: the holders the same pass found.
+    scan: Option<HolderScan>,
+    /// The types the rows cover.
+    types: NsTypeSet,
+    /// The tree walk failed and /proc answered: absence proves nothing then.
+    fell_back: Option<WalkTrouble>,
+}
+
 impl Source {
-    /// The namespaces, and with /proc the holders found by the same pass.
-    /// `ids`: whether the hooks read ns_id (its offset is in BTF); when they
+    /// The namespaces of `types` (all of them but with the tree walk), and
+    /// with /proc the holders found by the same pass. Blocking. `ids`:
+    /// whether the hooks read ns_id (its offset is in BTF); when they
     /// cannot, ids from NS_GET_ID are dropped so both sides key namespaces
-    /// the same way (type and inode).
-    fn snapshot(&mut self, ids: bool) -> Result<(Vec<NsInfoRecord>, Option<HolderScan>), EngineError> {
+    /// the same way (type and inode). A tree walk that fails where the next
+    /// may work is answered from /proc this time.
+    fn take(&self, ids: bool, types: NsTypeSet) -> Result<Taken, EngineError> {
+        let from_proc = |listns: bool| -> Result<(Vec<NsInfoRecord>, HolderScan), EngineError> {
+            let (mut rows, scan) =
+                if listns { crate::snapshot::listns_records()? } else { crate::snapshot::proc_records()? };
+            if !ids {
+                rows.iter_mut().for_each(|r| r.id = 0);
+            }
+            Ok((rows, scan))
+        };
         match self {
-            Source::Tree(w) => Ok((w.walk_all()?.0, None)),
-            Source::Proc | Source::Listns => {
-                let (mut rows, scan) = match self {
-                    Source::Listns => crate::snapshot::listns_records()?,
-                    _ => crate::snapshot::proc_records()?,
+            Source::Tree(w) => {
+                let walked = {
+                    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                    if types == NsTypeSet::ALL {
+                        w.walk_all().map(|(rows, _)| rows)
+                    } else {
+                        w.walk_types(types.iter(), &mut Default::default())
+                    }
                 };
-                if !ids {
-                    rows.iter_mut().for_each(|r| r.id = 0);
+                match walked {
+                    Ok(rows) => Ok(Taken { rows, scan: None, types, fell_back: None }),
+                    Err(e) => {
+                        let Some(failure) = e.failure() else { return Err(e.into()) };
+                        let message = crate::chain::chain(&e);
+                        log::warn!("tree walk failed ({message}); this refresh comes from /proc");
+                        let (rows, scan) = from_proc(false)?;
+                        let fell_back = Some(WalkTrouble { failure, message });
+                        Ok(Taken { rows, scan: Some(scan), types: NsTypeSet::ALL, fell_back })
+                    }
                 }
-                Ok((rows, Some(scan)))
+            }
+            Source::Proc | Source::Listns => {
+                let (rows, scan) = from_proc(matches!(self, Source::Listns))?;
+                Ok(Taken { rows, scan: Some(scan), types: NsTypeSet::ALL, fell_back: None })
             }
         }
     }
 }
+
+/// A snapshot running on a blocking thread, and what it is for.
+struct Walking {
+    /// Non-empty: a reported resync.
+    reason: String,
+    started: std::time::Instant,
+    handle: tokio::task::JoinHandle<Result<Taken, EngineError>>,
+}
+
+/// Records held while a snapshot runs, at most: past it they are counted
+/// lost and a resync follows.
+const MAX_HELD: usize = 1 << 16;
 
 /// How a holder scan learns every process's namespaces.
 pub enum TaskSource {
     /// From the kernel's task list (tree walk kernels) and, where the fd
     /// walk runs, every open nsfs file; with every mount namespace's id
     /// (inode -> id) for the mounts of those no task is in.
-    Kernel {
-        tasks: Vec<TaskNsEvent>,
-        fds: Option<Vec<nstrace_common::event::NsFdRecord>>,
-        mnt_ids: foldhash::HashMap<u64, u64>,
-    },
+    Kernel { walker: Arc<Mutex<Walker>>, mnt_ids: foldhash::HashMap<u64, u64> },
     /// From /proc/PID/ns.
     Proc,
 }
 
 impl TaskSource {
-    /// Scans /proc for holders (blocking).
-    pub fn scan(self) -> Result<HolderScan, HoldersError> {
+    /// Walks the tasks and fds (where the kernel is walked) and scans /proc
+    /// for the rest of the holders (blocking). A walk that fails this time
+    /// is answered from /proc alone, and said so.
+    pub fn scan(self) -> Result<(HolderScan, Option<WalkTrouble>), HoldersError> {
         let me = [std::process::id()];
         match self {
-            TaskSource::Kernel { tasks, fds, mnt_ids } => {
-                let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
-                holders::scan_with_kernel(&me, view)
+            TaskSource::Kernel { walker, mnt_ids } => {
+                let walked = {
+                    let mut w = walker.lock().unwrap_or_else(|e| e.into_inner());
+                    w.walk_tasks_and_fds(&mut Default::default())
+                };
+                match walked {
+                    Ok((tasks, fds)) => {
+                        let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
+                        Ok((holders::scan_with_kernel(&me, view)?, None))
+                    }
+                    Err(e) => {
+                        let failure = e.failure().unwrap_or(WalkFailure::Error);
+                        let message = crate::chain::chain(&e);
+                        log::warn!("task walk failed ({message}); holders come from /proc this time");
+                        Ok((holders::scan_excluding(&me)?, Some(WalkTrouble { failure, message })))
+                    }
+                }
             }
-            TaskSource::Proc => holders::scan_excluding(&me),
+            TaskSource::Proc => Ok((holders::scan_excluding(&me)?, None)),
         }
     }
 }
@@ -145,6 +222,8 @@ pub struct EngineStats {
     pub lost: u64,
     pub resyncs: u64,
     pub walks: u64,
+    /// Walks that failed (and were answered from /proc), by why.
+    pub walk_failures: BTreeMap<WalkFailure, u64>,
 }
 
 pub struct Engine {
@@ -175,6 +254,15 @@ pub struct Engine {
     /// When the lost-record counters were last read.
     last_lost_check: tokio::time::Instant,
     last_walk_at: tokio::time::Instant,
+    /// The snapshot running off the event loop, if any.
+    walking: Option<Walking>,
+    /// Records that arrived while it ran: handled once it is applied (the
+    /// snapshot is older than they are), at most [`MAX_HELD`].
+    held: Vec<StreamItemOwned>,
+    /// Records not held (past [`MAX_HELD`]): lost, healed by a resync.
+    dropped_while_walking: u64,
+    /// The last walk failure, until a walk works again.
+    trouble: Option<WalkTrouble>,
     pub stats: EngineStats,
 }
 
@@ -199,16 +287,16 @@ impl Engine {
             ..opts.load.clone()
         };
         let mut tracer = Tracer::load(&load)?;
-        let mut source = match mechanisms.snapshot {
+        let source = match mechanisms.snapshot {
             // The pinned walk programs when they can be used: loading and
             // verifying them is most of a start's cost.
-            Snapshot::TreeWalk => Source::Tree(Box::new(match crate::kernel::pinned::shared_walker() {
+            Snapshot::TreeWalk => Source::Tree(Arc::new(Mutex::new(match crate::kernel::pinned::shared_walker() {
                 Ok(w) => w,
                 Err(e) => {
                     log::info!("walk programs not shared: {}", crate::chain::Chain(&e));
                     Walker::load(&mut tracer)?
                 }
-            })),
+            }))),
             Snapshot::Proc => Source::Proc,
             Snapshot::Listns => Source::Listns,
         };
@@ -218,7 +306,7 @@ impl Engine {
         // Seed before attaching: everything that exists now is not "created".
         let started = std::time::Instant::now();
         let ids = tracer.config().offsets.ns_id != nstrace_common::config::ABSENT;
-        let (rows, scan) = source.snapshot(ids)?;
+        let Taken { rows, scan, fell_back, .. } = source.take(ids, NsTypeSet::ALL)?;
         let last_snapshot_cost = started.elapsed();
         let now = Clock::now_boot_ns();
         let mut store = NsStore::new(Clock::new(), opts.store.clone());
@@ -272,8 +360,13 @@ impl Engine {
             batch: Vec::new(),
             last_lost_check: tokio::time::Instant::now(),
             last_walk_at: tokio::time::Instant::now(),
+            walking: None,
+            held: Vec::new(),
+            dropped_while_walking: 0,
+            trouble: None,
             stats: EngineStats::default(),
-        })
+        }
+        .noting(fell_back))
     }
 
     /// The mechanism doing each job.
@@ -311,25 +404,44 @@ impl Engine {
     /// task list when the tree walk runs (it sees what /proc hides). None
     /// with /proc snapshots: each one already brought the holders (one
     /// /proc pass per refresh, not two).
-    pub fn task_source(&mut self) -> Result<Option<TaskSource>, EngineError> {
-        match &mut self.source {
+    pub fn task_source(&mut self) -> Option<TaskSource> {
+        match &self.source {
             Source::Tree(w) => {
-                let mut stats = crate::kernel::walker::WalkStats::default();
                 let mnt_ids = self
                     .store
                     .live()
                     .filter(|n| n.row.ns_type == nstrace_common::ns::NsType::Mnt)
                     .filter_map(|n| Some((n.row.inode, n.row.id?)))
                     .collect();
-                let (tasks, fds) = w.walk_tasks_and_fds(&mut stats)?;
-                Ok(Some(TaskSource::Kernel { tasks, fds, mnt_ids }))
+                Some(TaskSource::Kernel { walker: w.clone(), mnt_ids })
             }
-            Source::Proc | Source::Listns => Ok(None),
+            Source::Proc | Source::Listns => None,
         }
     }
 
-    /// Waits for records, a due early walk or the next periodic walk, and
-    /// appends the resulting events.
+    /// The last walk failure, while walks fail (None once one works).
+    pub fn walk_trouble(&self) -> Option<&WalkTrouble> {
+        self.trouble.as_ref()
+    }
+
+    /// Counts how a walk went (a failure, or a success that clears the trouble).
+    pub fn note_walk(&mut self, fell_back: Option<WalkTrouble>) {
+        if let Some(t) = &fell_back {
+            *self.stats.walk_failures.entry(t.failure).or_insert(0) += 1;
+        }
+        self.trouble = fell_back;
+    }
+
+    fn noting(mut self, fell_back: Option<WalkTrouble>) -> Engine {
+        self.note_walk(fell_back);
+        self
+    }
+
+    /// Waits for records, a due early walk or the next periodic walk, or
+    /// for the running snapshot to finish, and appends the resulting
+    /// events. Cancellation-safe: a snapshot runs on a blocking thread and
+    /// is kept across steps, so the caller's other work (signals, requests,
+    /// scrapes) never waits for a walk or a /proc scan.
     pub async fn step(&mut self, out: &mut Vec<Event>) -> Result<(), EngineError> {
         /// What ended the wait.
         enum Woke {
@@ -337,15 +449,24 @@ impl Engine {
             LostCheck,
             EarlyWalk,
             PeriodicWalk,
+            Walked(Result<Taken, EngineError>),
         }
         // The batch buffer keeps its capacity from step to step: records are
         // large, and growing a fresh vector for each batch was a tenth of
         // the service's CPU under churn.
         let mut records = std::mem::take(&mut self.batch);
+        let idle = self.walking.is_none();
         let soon = self.walk_soon;
         let early = async move {
             match soon {
                 Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let walking = &mut self.walking;
+        let walked = async move {
+            match walking.as_mut() {
+                Some(w) => (&mut w.handle).await,
                 None => std::future::pending().await,
             }
         };
@@ -354,37 +475,84 @@ impl Engine {
         let lost_due = self.last_lost_check + LOST_CHECK_GAP.max(self.last_snapshot_cost * 4);
         let woke = tokio::select! {
             batch = self.stream.next_batch(|r| records.push(r)) => { batch.map(|_| Woke::Records) }
-            _ = tokio::time::sleep_until(lost_due) => Ok(Woke::LostCheck),
-            _ = early => Ok(Woke::EarlyWalk),
-            _ = self.interval.tick() => Ok(Woke::PeriodicWalk),
+            _ = tokio::time::sleep_until(lost_due), if idle => Ok(Woke::LostCheck),
+            _ = early, if idle => Ok(Woke::EarlyWalk),
+            _ = self.interval.tick(), if idle => Ok(Woke::PeriodicWalk),
+            done = walked => Ok(Woke::Walked(done.unwrap_or_else(|e| Err(EngineError::WalkTask(e.to_string()))))),
         };
         if !matches!(woke, Ok(Woke::Records)) {
             self.stream.drain(|r| records.push(r));
         }
+        let woke = woke?;
+        if let Woke::Walked(taken) = woke {
+            let walking = self.walking.take().expect("a snapshot was running");
+            self.apply(walking, taken?, out);
+            // What arrived meanwhile is newer than the snapshot.
+            let mut held = std::mem::take(&mut self.held);
+            self.handle(&mut held, out);
+            self.held = held;
+            self.handle(&mut records, out);
+            self.batch = records;
+            if self.dropped_while_walking > 0 {
+                let dropped = std::mem::take(&mut self.dropped_while_walking);
+                self.stats.lost += dropped;
+                self.start_walk(format!("{dropped} records not held while a walk ran"), NsTypeSet::ALL);
+            }
+            return Ok(());
+        }
+        if self.walking.is_some() {
+            self.hold(&mut records);
+            self.batch = records;
+            return Ok(());
+        }
         self.handle(&mut records, out);
         self.batch = records;
-        match woke? {
-            Woke::Records => Ok(()),
+        match woke {
+            Woke::Records | Woke::Walked(_) => {}
             Woke::LostCheck => {
                 self.last_lost_check = tokio::time::Instant::now();
-                match self.check_lost(out)? {
-                    0 => Ok(()),
-                    lost => self.reconcile(format!("{lost} records lost"), out),
+                if let lost @ 1.. = self.check_lost(out)? {
+                    self.start_walk(format!("{lost} records lost"), NsTypeSet::ALL);
                 }
             }
             Woke::EarlyWalk => {
                 let types = std::mem::take(&mut self.hinted);
-                self.reconcile_types(String::new(), types, out)
+                self.start_walk(String::new(), types);
             }
             Woke::PeriodicWalk => {
                 self.last_lost_check = tokio::time::Instant::now();
                 let lost = self.check_lost(out)?;
                 let reason = if lost > 0 { format!("{lost} records lost") } else { String::new() };
-                let walked = self.reconcile(reason, out);
+                self.start_walk(reason, NsTypeSet::ALL);
                 self.interval.reset_after(periodic_gap(self.interval.period(), self.store.len()));
-                walked
             }
         }
+        Ok(())
+    }
+
+    /// Keeps records that arrive while a snapshot runs, up to [`MAX_HELD`].
+    fn hold(&mut self, records: &mut Vec<StreamItemOwned>) {
+        let room = MAX_HELD.saturating_sub(self.held.len());
+        if records.len() > room {
+            self.dropped_while_walking += (records.len() - room) as u64;
+            records.truncate(room);
+        }
+        self.held.append(records);
+    }
+
+    /// Starts a snapshot of `types` on a blocking thread; a non-empty
+    /// `reason` makes it a reported resync. The timers that start walks
+    /// wait while one runs.
+    fn start_walk(&mut self, reason: String, types: NsTypeSet) {
+        let source = self.source.clone();
+        let ids = self.ids;
+        let types = match self.source {
+            Source::Tree(_) if reason.is_empty() => types,
+            // A resync, or a /proc scan: everything.
+            _ => NsTypeSet::ALL,
+        };
+        let handle = tokio::task::spawn_blocking(move || source.take(ids, types));
+        self.walking = Some(Walking { reason, started: std::time::Instant::now(), handle });
     }
 
     /// A namespace of `types` may have died: walk their lists soon
@@ -482,30 +650,12 @@ impl Engine {
         Ok(new)
     }
 
-    /// Takes a snapshot and makes the store match it. A non-empty `reason`
-    /// makes this a reported resync.
-    pub fn reconcile(&mut self, reason: String, out: &mut Vec<Event>) -> Result<(), EngineError> {
-        self.reconcile_types(reason, NsTypeSet::ALL, out)
-    }
-
-    /// [`Engine::reconcile`] for the namespaces of `types`: with the tree
-    /// walk, only their lists are walked (a /proc scan reads everything).
-    fn reconcile_types(&mut self, reason: String, types: NsTypeSet, out: &mut Vec<Event>) -> Result<(), EngineError> {
-        let started = std::time::Instant::now();
-        let (rows, scan, types) = match &mut self.source {
-            Source::Tree(w) if types != NsTypeSet::ALL => {
-                let mut stats = crate::kernel::walker::WalkStats::default();
-                let mut rows = Vec::new();
-                for ty in types.iter() {
-                    rows.extend(w.walk_type(ty, &mut stats)?);
-                }
-                (rows, None, types)
-            }
-            _ => {
-                let (rows, scan) = self.source.snapshot(self.ids)?;
-                (rows, scan, NsTypeSet::ALL)
-            }
-        };
+    /// Makes the store match a finished snapshot.
+    fn apply(&mut self, walking: Walking, taken: Taken, out: &mut Vec<Event>) {
+        let Walking { reason, started, .. } = walking;
+        let Taken { rows, scan, types, fell_back } = taken;
+        let fell_back_now = fell_back.is_some();
+        self.note_walk(fell_back);
         self.last_snapshot_cost = started.elapsed();
         self.stats.walks += 1;
         self.walk_soon = None;
@@ -516,7 +666,10 @@ impl Engine {
         // take absence for death at once (a tree walk confirms it at the
         // next walk, so the hook gets to name it).
         let exact_hook = self.mechanisms.destroy.is_exact_hook();
-        let coverage = if !reason.is_empty() || !exact_hook {
+        let coverage = if fell_back_now {
+            // /proc answered for a failed walk: deaths wait for the next one.
+            Coverage::Partial
+        } else if !reason.is_empty() || !exact_hook {
             Coverage::Complete
         } else if self.mechanisms.snapshot == Snapshot::TreeWalk {
             Coverage::BesideDestroyHook
@@ -524,6 +677,7 @@ impl Engine {
             Coverage::Partial
         };
         let via = match self.mechanisms.snapshot {
+            Snapshot::TreeWalk if fell_back_now => Destroy::ProcRescan.name(),
             Snapshot::TreeWalk => Destroy::TreeWalk.name(),
             Snapshot::Proc => Destroy::ProcRescan.name(),
             Snapshot::Listns => "listns",
@@ -560,7 +714,6 @@ impl Engine {
                 destroyed: r.destroyed.len(),
             });
         }
-        Ok(())
     }
 }
 

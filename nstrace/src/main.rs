@@ -88,9 +88,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Leaks(args) => cli::leaks::run(args),
         Command::Why(args) => cli::why::run(args),
         Command::Diff(args) => cli::diff::run(args),
-        Command::Trace(args) => runtime()?.block_on(cli::trace::run(args)),
-        Command::Live(args) => runtime()?.block_on(cli::live::run(args)),
-        Command::Serve(args) | Command::Export(args) => runtime()?.block_on(cli::serve::run(args)),
+        Command::Trace(args) => run_async(cli::trace::run(args)),
+        Command::Live(args) => run_async(cli::live::run(args)),
+        Command::Serve(args) | Command::Export(args) => run_async(cli::serve::run(args)),
         Command::History(args) => cli::history::run(args),
         Command::Completions { shell } => cli::to_stdout(|mut out| {
             cli::completions::completions(shell, <Cli as clap::CommandFactory>::command(), &mut out)?;
@@ -103,6 +103,16 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(0)
         }
     }
+}
+
+/// Runs a long-running command; once it returns, work still on a blocking
+/// thread (a walk waiting for its lock, a /proc scan) does not hold the
+/// exit: a stop is a stop.
+fn run_async(command: impl std::future::Future<Output = Result<i32, Error>>) -> Result<i32, Error> {
+    let rt = runtime()?;
+    let result = rt.block_on(command);
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -59,8 +59,10 @@ pub struct Totals {
     pub destroyed_rate: f64,
 }
 
-/// A holder scan running on a blocking thread, and when it started.
-type PendingScan = (Instant, tokio::task::JoinHandle<Result<holders::HolderScan, holders::HoldersError>>);
+/// A holder scan (with the task and fd walks) running on a blocking
+/// thread, and when it started.
+type PendingScan = (Instant, tokio::task::JoinHandle<Result<ScanResult, holders::HoldersError>>);
+type ScanResult = (holders::HolderScan, Option<crate::engine::WalkTrouble>);
 
 pub struct Monitor {
     engine: Engine,
@@ -98,6 +100,11 @@ impl Monitor {
 
     pub fn stats(&self) -> &EngineStats {
         &self.engine.stats
+    }
+
+    /// The last walk failure, while walks fail (answered from /proc meanwhile).
+    pub fn walk_trouble(&self) -> Option<&crate::engine::WalkTrouble> {
+        self.engine.walk_trouble()
     }
 
     pub fn clock(&self) -> &Clock {
@@ -147,7 +154,8 @@ impl Monitor {
             r = self.engine.step(&mut events) => r?,
             done = scan_done => {
                 let (started, _) = self.scan.take().expect("a scan was running");
-                let scan = done.map_err(MonitorError::ScanTask)??;
+                let (scan, trouble) = done.map_err(MonitorError::ScanTask)??;
+                self.engine.note_walk(trouble);
                 self.apply_scan(scan, started);
             }
         }
@@ -167,7 +175,7 @@ impl Monitor {
             let started = Instant::now();
             // Counted from the start, so a slow scan does not pile up.
             self.last_refresh = Some(started);
-            if let Some(tasks) = self.engine.task_source()? {
+            if let Some(tasks) = self.engine.task_source() {
                 let handle = tokio::task::spawn_blocking(move || tasks.scan());
                 self.scan = Some((started, handle));
             }
@@ -178,8 +186,9 @@ impl Monitor {
     /// Re-reads holders into the store, synchronously.
     pub fn refresh(&mut self) -> Result<(), MonitorError> {
         let started = Instant::now();
-        if let Some(tasks) = self.engine.task_source()? {
-            let scan = tasks.scan()?;
+        if let Some(tasks) = self.engine.task_source() {
+            let (scan, trouble) = tasks.scan()?;
+            self.engine.note_walk(trouble);
             self.apply_scan(scan, started);
         }
         self.last_refresh = Some(started);

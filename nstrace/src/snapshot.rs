@@ -83,15 +83,39 @@ pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
             Ok(s) => Ok(s),
             Err(kernel_err) => {
                 let kernel = crate::chain::chain(&kernel_err);
-                log::info!("kernel snapshot unavailable ({kernel}); using /proc");
+                if kernel_err.walk_failure().is_some() {
+                    // Not the kernel's lack: this walk failed, the next may not. Said, not hidden.
+                    eprintln!("nstrace: the kernel walk failed this time ({kernel}); listing from /proc");
+                } else {
+                    log::info!("kernel snapshot unavailable ({kernel}); using /proc");
+                }
                 take_proc().map_err(|proc_err| SnapshotError::NoSource { kernel, proc: Box::new(proc_err) })
             }
         },
     }
 }
 
+impl SnapshotError {
+    /// Why a kernel walk failed where the next may work (see [`walker::WalkError::failure`]).
+    pub fn walk_failure(&self) -> Option<walker::WalkFailure> {
+        match self {
+            SnapshotError::Walk(e) => e.failure(),
+            _ => None,
+        }
+    }
+}
+
 /// The tree walk, then the holders.
 pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
+    let taken = walk_kernel();
+    if let Err(SnapshotError::Walk(walker::WalkError::Stalled { .. })) = &taken {
+        // Whatever stalled it is in the pins: the next run loads afresh.
+        pinned::discard();
+    }
+    taken
+}
+
+fn walk_kernel() -> Result<Snapshot, SnapshotError> {
     let mut phases = Phases::start();
     // Held while walking: one-shot runs share the pinned walk maps.
     let (mut walker, _lock) = pinned::walker()?;

@@ -99,7 +99,7 @@ pub struct Evicted {
 /// record may still be on its way (a walk can run between a namespace's
 /// creation and its creator's syscall exit), so it becomes a record only if
 /// the next snapshot still finds it unreported.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Pending {
     ns: Namespace,
     owner: Option<NsIds>,
@@ -143,6 +143,25 @@ pub struct NsStore {
 }
 
 impl NsStore {
+    /// A copy that answers questions off the event loop (`serve`'s
+    /// requests): the records, the views' inputs; no provenance journal
+    /// (changes stay with the one store that writes them).
+    pub fn copy_for_reading(&self) -> NsStore {
+        NsStore {
+            clock: self.clock,
+            opts: self.opts.clone(),
+            live: self.live.clone(),
+            destroyed: self.destroyed.clone(),
+            pending: self.pending.clone(),
+            missing: self.missing.clone(),
+            deaths: self.deaths.clone(),
+            by_inode: self.by_inode.clone(),
+            evicted: self.evicted.clone(),
+            journal: Journal::new(false),
+            mounts: self.mounts.clone(),
+        }
+    }
+
     pub fn new(clock: Clock, opts: StoreOptions) -> NsStore {
         NsStore {
             clock,

@@ -47,6 +47,12 @@ use crate::{
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// A client must send its request within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests answered at once (each on a blocking thread, from its own copy
+/// of the store); more wait in the queue.
+const MAX_ANSWERING: usize = 2;
+/// How long a stopping service waits for the database (SIGTERM must end it
+/// within 2 s whatever it is doing).
+const STOP_FLUSH: Duration = Duration::from_millis(1200);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -118,7 +124,9 @@ pub async fn run(args: Args) -> Result<i32> {
     let mut cgroups = origin::CgroupNames::new(origin::cgroup2_mount());
     let mut names = origin::ContainerNames::new("/");
     // Clients' history reads its own connection (WAL: readers never block the writer).
-    let mut reader: Option<Db> = None;
+    let reader: Arc<std::sync::Mutex<Option<Db>>> = Arc::default();
+    // Answers run here, off the loop that drains the ring and feeds /metrics.
+    let mut answering = tokio::task::JoinSet::new();
 
     let stale_after = (ex.walk_interval.max(ex.refresh) * 10).max(Duration::from_secs(30));
     let metrics = if ex.per_container {
@@ -158,10 +166,13 @@ pub async fn run(args: Args) -> Result<i32> {
                 Ok((stream, _)) => { tokio::spawn(serve_client(stream, request_tx.clone())); }
                 Err(e) => log::warn!("accepting on {}: {e}", args.socket.display()),
             },
-            Some((request, reply)) = requests.recv() => {
-                let answer = answer(&request, &monitor, &writer, &mut reader, &args.db);
-                let _ = reply.send(answer);
+            Some((request, reply)) = requests.recv(), if answering.len() < MAX_ANSWERING => {
+                let job = Job::new(&request, &monitor, &writer, &reader, &args.db);
+                answering.spawn_blocking(move || {
+                    let _ = reply.send(job.answer(&request));
+                });
             }
+            Some(_) = answering.join_next(), if !answering.is_empty() => {}
             stepped = monitor.step() => match stepped {
                 Ok(events) => {
                     if !events.is_empty() {
@@ -180,12 +191,12 @@ pub async fn run(args: Args) -> Result<i32> {
     };
     let _ = stop_tx.send(());
     if !server.is_finished() {
-        let _ = server.await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), server).await;
     }
     flush_provenance(&mut monitor, &writer, &mut names);
-    let written = writer.flush(Duration::from_secs(10));
-    let h = writer.health();
-    drop(writer);
+    let health = writer.health_handle();
+    let written = writer.stop(STOP_FLUSH);
+    let h = health.lock().map(|h| h.clone()).unwrap_or_default();
     let s = monitor.stats();
     eprintln!(
         "nstrace: serve stopped; {} records, {} lost, {} resyncs; database: {} changes written{}",
@@ -362,7 +373,11 @@ fn publish(shared: &Shared, monitor: &Monitor, writer: &Writer) {
         m.set_from_monitor(monitor);
         m.set_database(&health);
     });
-    shared.set_degraded(health.error.map(|e| format!("provenance database: {e}")));
+    let mut degraded: Vec<String> = health.error.map(|e| format!("provenance database: {e}")).into_iter().collect();
+    if let Some(t) = monitor.walk_trouble() {
+        degraded.push(format!("walk {}: {} (answering from /proc meanwhile)", t.failure.name(), t.message));
+    }
+    shared.set_degraded((!degraded.is_empty()).then(|| degraded.join("; ")));
     if shared.rows_wanted() {
         shared.publish_namespaces(monitor.ns_rows().into_iter().cloned().collect());
     }
@@ -399,40 +414,69 @@ async fn serve_client(mut stream: UnixStream, requests: mpsc::Sender<Pending>) {
     let _ = stream.shutdown().await;
 }
 
-/// Runs a client's command against the store (and the database).
-fn answer(request: &Request, monitor: &Monitor, writer: &Writer, reader: &mut Option<Db>, db: &Path) -> Reply {
-    let mut stdout = Vec::new();
-    let argv = || std::iter::once(format!("nstrace {}", request.command)).chain(request.args.iter().cloned());
-    let result = match request.command.as_str() {
-        "ls" => {
-            LsCommand::try_parse_from(argv()).map(|c| crate::cli::ls::answer(&c.args, monitor.store(), &mut stdout))
+/// One request's answer, prepared on the event loop (a copy of the store
+/// for `ls`, `why` and `leaks`; the database handles for `history`) and run
+/// on a blocking thread.
+struct Job {
+    store: Option<crate::store::NsStore>,
+    flusher: crate::provenance::writer::Flusher,
+    reader: Arc<std::sync::Mutex<Option<Db>>>,
+    db: PathBuf,
+}
+
+impl Job {
+    fn new(
+        request: &Request,
+        monitor: &Monitor,
+        writer: &Writer,
+        reader: &Arc<std::sync::Mutex<Option<Db>>>,
+        db: &Path,
+    ) -> Job {
+        let needs_store = matches!(request.command.as_str(), "ls" | "why" | "leaks");
+        Job {
+            store: needs_store.then(|| monitor.store().copy_for_reading()),
+            flusher: writer.flusher(),
+            reader: reader.clone(),
+            db: db.to_path_buf(),
         }
-        "why" => {
-            WhyCommand::try_parse_from(argv()).map(|c| crate::cli::why::answer(&c.args, monitor.store(), &mut stdout))
-        }
-        "leaks" => LeaksCommand::try_parse_from(argv())
-            .map(|c| crate::cli::leaks::answer(&c.args, monitor.store(), &mut stdout)),
-        "history" => HistoryCommand::try_parse_from(argv()).map(|c| {
-            // What happened just now is in the file before it is read.
-            writer.flush(Duration::from_secs(2));
-            if reader.is_none() {
-                *reader =
-                    Some(Db::open_read_only(db).map_err(|e| Error::failed_with("opening the provenance database", e))?);
+    }
+
+    /// Runs the client's command against the store copy (or the database).
+    fn answer(&self, request: &Request) -> Reply {
+        let mut stdout = Vec::new();
+        let argv = || std::iter::once(format!("nstrace {}", request.command)).chain(request.args.iter().cloned());
+        let store = || self.store.as_ref().expect("copied for this command");
+        let result = match request.command.as_str() {
+            "ls" => LsCommand::try_parse_from(argv()).map(|c| crate::cli::ls::answer(&c.args, store(), &mut stdout)),
+            "why" => WhyCommand::try_parse_from(argv()).map(|c| crate::cli::why::answer(&c.args, store(), &mut stdout)),
+            "leaks" => {
+                LeaksCommand::try_parse_from(argv()).map(|c| crate::cli::leaks::answer(&c.args, store(), &mut stdout))
             }
-            crate::cli::history::answer(&c.args, reader.as_ref().expect("opened above"), &mut stdout)
-        }),
-        other => return Reply::error(exit::USAGE, format!("unknown command {other:?}")),
-    };
-    match result {
-        Err(e) => Reply { exit: e.exit_code(), stdout: String::new(), stderr: e.render().to_string() },
-        Ok(Ok(code)) => {
-            Reply { exit: code, stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::new() }
+            "history" => HistoryCommand::try_parse_from(argv()).map(|c| {
+                // What happened just now is in the file before it is read.
+                self.flusher.flush(Duration::from_secs(2));
+                let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+                if reader.is_none() {
+                    *reader = Some(
+                        Db::open_read_only(&self.db)
+                            .map_err(|e| Error::failed_with("opening the provenance database", e))?,
+                    );
+                }
+                crate::cli::history::answer(&c.args, reader.as_ref().expect("opened above"), &mut stdout)
+            }),
+            other => return Reply::error(exit::USAGE, format!("unknown command {other:?}")),
+        };
+        match result {
+            Err(e) => Reply { exit: e.exit_code(), stdout: String::new(), stderr: e.render().to_string() },
+            Ok(Ok(code)) => {
+                Reply { exit: code, stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::new() }
+            }
+            Ok(Err(e)) => Reply {
+                exit: e.exit_code().into(),
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: format!("nstrace: {}\n", crate::chain::Chain(&e)),
+            },
         }
-        Ok(Err(e)) => Reply {
-            exit: e.exit_code().into(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: format!("nstrace: {}\n", crate::chain::Chain(&e)),
-        },
     }
 }
 

@@ -364,8 +364,8 @@ impl Tracer {
                 None
             }
         };
-        let ring = self.take_ring(names::WALK_MAP)?;
-        let fd_ring = self.take_ring(names::WALK_FDS_MAP)?;
+        let ring = self.take_ring_data(names::WALK_MAP)?;
+        let fd_ring = self.take_ring_data(names::WALK_FDS_MAP)?;
         let name = names::WALK_STATE_MAP;
         let state_map = self.ebpf.take_map(name).ok_or(LoaderError::MissingMap(name))?;
         let err = |source| LoaderError::Map { name, source };
@@ -377,6 +377,13 @@ impl Tracer {
         let fd_state = Array::try_from(Map::Array(MapData::from_fd(second).map_err(err)?)).map_err(err)?;
         let state = Array::try_from(state_map).map_err(err)?;
         Ok(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state })
+    }
+
+    fn take_ring_data(&mut self, name: &'static str) -> Result<MapData, LoaderError> {
+        match self.ebpf.take_map(name).ok_or(LoaderError::MissingMap(name))? {
+            Map::RingBuf(data) => Ok(data),
+            _ => Err(LoaderError::Map { name, source: aya::maps::MapError::InvalidMapType { map_type: 0 } }),
+        }
     }
 
     fn take_ring(&mut self, name: &'static str) -> Result<RingBuf<MapData>, LoaderError> {
@@ -495,10 +502,11 @@ pub struct WalkParts {
     pub task_prog: WalkProgram,
     /// The fd walk, where it loaded.
     pub fd_prog: Option<WalkProgram>,
-    pub ring: RingBuf<MapData>,
+    /// The walk ring (a reader is made per walk: see `ring_pos`).
+    pub ring: MapData,
     pub state: Array<MapData, nstrace_common::event::WalkState>,
     /// The fd walk's ring, and its own handle on the state map.
-    pub fd_ring: RingBuf<MapData>,
+    pub fd_ring: MapData,
     pub fd_state: Array<MapData, nstrace_common::event::WalkState>,
 }
 

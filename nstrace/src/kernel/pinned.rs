@@ -3,17 +3,24 @@
 //! maps in bpffs; later runs open the pins and skip reading BTF, loading
 //! the object and verifying the programs (most of a snapshot's cost on a
 //! quiet host). Pins are keyed by the eBPF object and the boot, so a new
-//! binary or a reboot loads afresh; older pins are removed then. Runs share
-//! the walk maps, so a lock file serialises them.
+//! binary or a reboot loads afresh; older pins are removed then.
+//!
+//! Runs share the walk maps, so they take turns: the lock is an flock on
+//! the pin root itself (`/sys/fs/bpf/nstrace`), so every process that can
+//! open the pins takes the same lock wherever its /run is (a container, a
+//! chroot). The wait for it is bounded ([`lock_wait`]); past it the caller
+//! is told who holds it ([`LockBusy`]) and answers from /proc.
 
 use std::{
     fs::File,
     hash::{Hash, Hasher},
     os::fd::AsRawFd,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
-use aya::maps::{Array, Map, MapData, RingBuf};
+use aya::maps::{Array, Map, MapData};
 use nstrace_common::names;
 
 use crate::{
@@ -23,16 +30,20 @@ use crate::{
 };
 
 const BPFFS: &str = "/sys/fs/bpf";
-/// Beside the service's socket: a container running nstrace (the
-/// DaemonSet) mounts the host's /run/nstrace and /sys/fs/bpf, so it and
-/// the host's own runs share the pins and this lock.
-const LOCK_DIR: &str = "/run/nstrace";
-const LOCK: &str = "/run/nstrace/walk.lock";
+/// The pin root: every key's pins live below it, and it is the lock.
+const PIN_ROOT: &str = "/sys/fs/bpf/nstrace";
+/// How the pins are shared. Part of the key: builds that share them
+/// differently (before 2026-12-06 the lock was /run/nstrace/walk.lock and
+/// readers kept stale ring positions) never open each other's pins.
+const PIN_PROTOCOL: &str = "flock-pin-root, settle-ring-per-walk";
+/// How long a run waits for the walk lock by default.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 fn key() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     EBPF_OBJECT_KEY.hash(&mut h);
+    PIN_PROTOCOL.hash(&mut h);
     boot.trim().hash(&mut h);
     format!("{:016x}", h.finish())
 }
@@ -74,32 +85,112 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
     };
     let map =
         |name: &'static str| MapData::from_pin(dir.join(name)).map_err(|source| LoaderError::Map { name, source });
-    let ring = RingBuf::try_from(Map::RingBuf(map(names::WALK_MAP)?))
-        .map_err(|source| LoaderError::Map { name: names::WALK_MAP, source })?;
+    let ring = map(names::WALK_MAP)?;
     let state_handle = || {
         Array::try_from(Map::Array(map(names::WALK_STATE_MAP)?))
             .map_err(|source| LoaderError::Map { name: names::WALK_STATE_MAP, source })
     };
     let (state, fd_state) = (state_handle()?, state_handle()?);
-    let fd_ring = RingBuf::try_from(Map::RingBuf(map(names::WALK_FDS_MAP)?))
-        .map_err(|source| LoaderError::Map { name: names::WALK_FDS_MAP, source })?;
+    let fd_ring = map(names::WALK_FDS_MAP)?;
     let (ns_prog, task_prog) = (prog(names::PROG_NS_WALK)?, prog(names::PROG_TASK_WALK)?);
     // Pinned only where it loaded.
     let fd_prog = prog(names::PROG_FD_WALK).ok();
     Ok(Walker::new(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state }))
 }
 
-/// The lock every user of the pinned walk maps holds while it walks
-/// (blocks until the holder is done; None when /run is not writable).
-pub fn lock() -> Option<File> {
-    use std::os::unix::fs::DirBuilderExt;
-    let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(LOCK_DIR);
-    let lock = File::options().create(true).truncate(false).write(true).open(LOCK).ok();
-    if let Some(f) = &lock {
-        // SAFETY: a valid fd; blocks until other snapshot runs finish.
-        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+/// The walk lock, held until dropped.
+#[derive(Debug)]
+pub struct PinLock(#[allow(dead_code)] File);
+
+/// The walk lock was held by another process for the whole wait.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the walk lock ({PIN_ROOT}) is held by {} and was not released within {:.1}s",
+    holder.as_ref().map_or_else(|| "another process".to_string(), |h| h.to_string()),
+    waited.as_secs_f64()
+)]
+pub struct LockBusy {
+    pub holder: Option<LockHolder>,
+    pub waited: Duration,
+}
+
+/// Who holds a lock, from /proc/locks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub comm: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // comm is the process's to set: escaped.
+        write!(f, "pid {} ({})", self.pid, self.comm.escape_debug())
     }
-    lock
+}
+
+/// How long to wait for the walk lock: `NSTRACE_LOCK_WAIT` (seconds) or 3 s.
+pub fn lock_wait() -> Duration {
+    std::env::var("NSTRACE_LOCK_WAIT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(LOCK_WAIT, |s| Duration::from_secs_f64(s.min(3600.0)))
+}
+
+/// Takes the walk lock: an flock on the pin root, waiting at most `wait`.
+/// None when there is no bpffs to pin in (nothing is shared then).
+pub fn lock(wait: Duration) -> Result<Option<PinLock>, LockBusy> {
+    if !ensure_bpffs() {
+        return Ok(None);
+    }
+    let _ = std::fs::create_dir_all(PIN_ROOT);
+    let Ok(dir) = File::open(PIN_ROOT) else { return Ok(None) };
+    let started = Instant::now();
+    loop {
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(PinLock(dir)));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) && err.raw_os_error() != Some(libc::EINTR) {
+            // A file system without flock: nothing to take turns on.
+            log::info!("no walk lock on {PIN_ROOT}: {err}");
+            return Ok(None);
+        }
+        if started.elapsed() >= wait {
+            let holder = dir.metadata().ok().and_then(|m| lock_holder(&read_locks(), m.dev(), m.ino()));
+            return Err(LockBusy { holder, waited: started.elapsed() });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn read_locks() -> String {
+    std::fs::read_to_string("/proc/locks").unwrap_or_default()
+}
+
+/// The process holding an flock on the file (`dev`, `ino`), from the text
+/// of /proc/locks (`1: FLOCK  ADVISORY  WRITE 26540 00:28:16710 0 EOF`;
+/// waiters' lines carry `->`).
+fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<LockHolder> {
+    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    locks.lines().filter(|l| !l.contains("->")).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(1) != Some(&"FLOCK") || f.get(5) != Some(&want.as_str()) {
+            return None;
+        }
+        let pid: u32 = f.get(4)?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim_end().to_string();
+        Some(LockHolder { pid, comm })
+    })
+}
+
+/// Removes this build's pins (a walk over them stalled): the next run
+/// loads and pins afresh. Runs that have them open keep their own copy.
+pub fn discard() {
+    let dir = PathBuf::from(PIN_ROOT).join(key());
+    log::warn!("discarding the walk pins in {}: a walk over them stalled", dir.display());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A walker over the pinned programs for a long-running process (`trace`,
@@ -112,14 +203,15 @@ pub fn shared_walker() -> Result<Walker, WalkError> {
 }
 
 /// A walker for a one-shot snapshot, from pins when possible, plus the lock
-/// that must be held while it walks.
-pub fn walker() -> Result<(Walker, Option<File>), WalkError> {
-    let lock = lock();
-    let root = PathBuf::from(BPFFS).join("nstrace");
+/// that must be held while it walks (waited for at most [`lock_wait`]).
+pub fn walker() -> Result<(Walker, Option<PinLock>), WalkError> {
+    let lock = lock(lock_wait())?;
+    let root = PathBuf::from(PIN_ROOT);
     let key = key();
     let dir = root.join(&key);
     if !EBPF_OBJECT.is_empty() && ensure_bpffs() {
         if let Ok(w) = open_pins(&dir) {
+            log::debug!("walk pins in {}", dir.display());
             return Ok((w, lock));
         }
         remove_stale(&root, &key);
@@ -139,4 +231,24 @@ pub fn walker() -> Result<(Walker, Option<File>), WalkError> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok((walker, lock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCKS: &str = "1: FLOCK  ADVISORY  WRITE 26540 00:28:16710 0 EOF\n\
+                         1: -> FLOCK  ADVISORY  WRITE 26999 00:28:16710 0 EOF\n\
+                         2: FLOCK  ADVISORY  WRITE 26006 fe:00:10011258 0 EOF\n\
+                         3: POSIX  ADVISORY  WRITE 26007 00:28:16711 0 EOF\n";
+
+    #[test]
+    fn the_holder_is_the_flock_on_that_device_and_inode_not_a_waiter() {
+        let dev = libc::makedev(0, 0x28);
+        assert_eq!(lock_holder(LOCKS, dev, 16710).map(|h| h.pid), Some(26540));
+        assert_eq!(lock_holder(LOCKS, libc::makedev(0xfe, 0), 10011258).map(|h| h.pid), Some(26006));
+        // A POSIX lock is not ours; another inode is not ours.
+        assert_eq!(lock_holder(LOCKS, dev, 16711), None);
+        assert_eq!(lock_holder(LOCKS, dev, 1), None);
+    }
 }

@@ -2,11 +2,15 @@
 //! BPF_PROG_TEST_RUN ([`WalkProgram::run`]) once per chunk, per namespace
 //! type, and collects the rows it writes to the WALK ring buffer.
 
-use std::{io, time::Instant};
+use std::{
+    io,
+    os::fd::AsFd,
+    time::{Duration, Instant},
+};
 
 use foldhash::{HashSet, HashSetExt};
 
-use aya::maps::{Array, MapData, RingBuf};
+use aya::maps::{Array, Map, MapData, RingBuf};
 use nstrace_common::{
     decode::{Record, decode},
     event::{
@@ -18,6 +22,8 @@ use nstrace_common::{
 
 use crate::kernel::{
     loader::{LoaderError, Tracer, WalkParts},
+    pinned::{LockBusy, PinLock},
+    ring_pos::{self, Settled},
     test_run::WalkProgram,
 };
 
@@ -29,6 +35,14 @@ const NOT_REPORTED: u32 = walk_status::UNSUPPORTED;
 /// Restarts of one type's walk before giving up (each means the namespace
 /// under the cursor died between two runs).
 const MAX_RESTARTS: u32 = 16;
+/// Runs in a row that report MORE but neither write a row nor move the
+/// walk's cursor: the walk cannot advance (a ring that will not take a
+/// record), so it stops instead of spinning.
+const MAX_IDLE_RUNS: u32 = 3;
+/// Wall-clock budget of one walk (all lists, or the tasks and fds): a
+/// backstop far above a healthy walk (milliseconds on a host, seconds under
+/// emulation with 100,000 fds).
+pub const WALK_BUDGET: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
@@ -46,6 +60,63 @@ pub enum WalkError {
     Unstable { ty: NsType, restarts: u32 },
     #[error("walk program returned unknown status {0}")]
     BadStatus(u32),
+    #[error(transparent)]
+    Busy(#[from] LockBusy),
+    #[error("the {ty:?} walk made no progress in {runs} runs in a row (its ring takes no record)")]
+    Stalled { ty: NsType, runs: u32 },
+    #[error("the {ty:?} walk was still running after {}s, its budget", budget.as_secs())]
+    OverBudget { ty: NsType, budget: Duration },
+    #[error("settling the walk ring")]
+    Ring(#[source] io::Error),
+}
+
+/// Why a walk failed, as a bounded label (`nstrace_walk_failures_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WalkFailure {
+    /// Another process held the walk lock past the wait.
+    LockBusy,
+    /// A walk stopped advancing.
+    Stalled,
+    /// A walk ran past its wall-clock budget.
+    OverBudget,
+    /// A list kept changing under the walk.
+    Unstable,
+    /// Anything else (a bpf(2) or map error).
+    Error,
+}
+
+impl WalkFailure {
+    pub const ALL: [WalkFailure; 5] =
+        [WalkFailure::LockBusy, WalkFailure::Stalled, WalkFailure::OverBudget, WalkFailure::Unstable, WalkFailure::Error];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WalkFailure::LockBusy => "lock-busy",
+            WalkFailure::Stalled => "stalled",
+            WalkFailure::OverBudget => "over-budget",
+            WalkFailure::Unstable => "unstable",
+            WalkFailure::Error => "error",
+        }
+    }
+}
+
+impl WalkError {
+    /// Whether this walk failed where another may work (the lock, a stall,
+    /// the budget): a caller answers from /proc this time and walks again
+    /// next time. The others mean the kernel cannot be walked at all.
+    pub fn failure(&self) -> Option<WalkFailure> {
+        match self {
+            WalkError::Busy(_) => Some(WalkFailure::LockBusy),
+            WalkError::Stalled { .. } => Some(WalkFailure::Stalled),
+            WalkError::OverBudget { .. } => Some(WalkFailure::OverBudget),
+            WalkError::Unstable { .. } => Some(WalkFailure::Unstable),
+            WalkError::TestRun(_) | WalkError::Map(_) | WalkError::Ring(_) | WalkError::BadStatus(_) => {
+                Some(WalkFailure::Error)
+            }
+            WalkError::Load(_) | WalkError::Unsupported | WalkError::NoStart(_) => None,
+        }
+    }
 }
 
 /// Statistics of one full walk.
@@ -54,6 +125,9 @@ pub struct WalkStats {
     pub runs: u32,
     pub restarts: u32,
     pub malformed_records: u32,
+    /// Rings found with records left by another walker, or with positions
+    /// no reader can leave: emptied before walking.
+    pub rings_settled: u32,
     pub micros: u64,
 }
 
@@ -72,10 +146,21 @@ pub struct Walker {
 }
 
 /// A ring buffer and a handle on the walk state map: what one walk at a
-/// time reports through.
+/// time reports through. The ring's reader is made afresh for each walk,
+/// after [`ring_pos::settle`]: a reader kept between walks goes stale when
+/// other processes read the same pinned ring.
 struct Lane {
-    ring: RingBuf<MapData>,
+    ring: Map,
+    /// The ring's data size in bytes.
+    size: u64,
     state: Array<MapData, WalkState>,
+}
+
+impl Lane {
+    fn new(ring: MapData, state: Array<MapData, WalkState>) -> Lane {
+        let size = ring.info().map(|i| i.max_entries() as u64).unwrap_or(u64::MAX);
+        Lane { ring: Map::RingBuf(ring), size, state }
+    }
 }
 
 struct FdWalk {
@@ -95,8 +180,8 @@ impl Walker {
     /// [`Tracer::walk_parts`], or reopened from pins.
     pub fn new(parts: WalkParts) -> Walker {
         let WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state } = parts;
-        let fds = fd_prog.map(|prog| FdWalk { prog, lane: Lane { ring: fd_ring, state: fd_state } });
-        Walker { ns_prog, task_prog, lane: Lane { ring, state }, fds, shared: false }
+        let fds = fd_prog.map(|prog| FdWalk { prog, lane: Lane::new(fd_ring, fd_state) });
+        Walker { ns_prog, task_prog, lane: Lane::new(ring, state), fds, shared: false }
     }
 
     /// This walker's programs and maps are pinned and shared: every walk
@@ -111,28 +196,41 @@ impl Walker {
         Ok(Walker::new(tracer.walk_parts()?))
     }
 
-    /// The lock a shared walker holds while it walks.
-    fn lock(&self) -> Option<std::fs::File> {
-        self.shared.then(crate::kernel::pinned::lock).flatten()
+    /// The lock a shared walker holds while it walks (bounded wait).
+    fn lock(&self) -> Result<Option<PinLock>, WalkError> {
+        if !self.shared {
+            return Ok(None);
+        }
+        Ok(crate::kernel::pinned::lock(crate::kernel::pinned::lock_wait())?)
     }
 
     /// Every namespace of every type the kernel lists.
     pub fn walk_all(&mut self) -> Result<(Vec<NsInfoRecord>, WalkStats), WalkError> {
         let started = Instant::now();
-        let _lock = self.lock();
+        let _lock = self.lock()?;
+        let deadline = started + WALK_BUDGET;
         let mut stats = WalkStats::default();
         let mut rows = Vec::new();
         for ty in NsType::ALL {
-            rows.extend(namespaces(&self.ns_prog, &mut self.lane, ty, &mut stats)?);
+            rows.extend(namespaces(&self.ns_prog, &mut self.lane, ty, &mut stats, deadline)?);
         }
         stats.micros = started.elapsed().as_micros() as u64;
         Ok((rows, stats))
     }
 
-    /// Every namespace of one type.
-    pub fn walk_type(&mut self, ty: NsType, stats: &mut WalkStats) -> Result<Vec<NsInfoRecord>, WalkError> {
-        let _lock = self.lock();
-        namespaces(&self.ns_prog, &mut self.lane, ty, stats)
+    /// Every namespace of the given types.
+    pub fn walk_types(
+        &mut self,
+        types: impl IntoIterator<Item = NsType>,
+        stats: &mut WalkStats,
+    ) -> Result<Vec<NsInfoRecord>, WalkError> {
+        let _lock = self.lock()?;
+        let deadline = Instant::now() + WALK_BUDGET;
+        let mut rows = Vec::new();
+        for ty in types {
+            rows.extend(namespaces(&self.ns_prog, &mut self.lane, ty, stats, deadline)?);
+        }
+        Ok(rows)
     }
 
     /// Every process (thread-group leader) and its namespace set, from the
@@ -146,18 +244,19 @@ impl Walker {
         &mut self,
         stats: &mut WalkStats,
     ) -> Result<(Vec<TaskNsEvent>, Option<Vec<NsFdRecord>>), WalkError> {
-        let _lock = self.lock();
+        let _lock = self.lock()?;
+        let deadline = Instant::now() + WALK_BUDGET;
         let Walker { task_prog, lane, fds, .. } = self;
         let (tasks, fds) = match fds {
             Some(fd_walk) => std::thread::scope(|scope| {
                 let fd_side = scope.spawn(|| {
                     let mut fd_stats = WalkStats::default();
-                    fd_list(fd_walk, &mut fd_stats).map(|fds| (fds, fd_stats))
+                    fd_list(fd_walk, &mut fd_stats, deadline).map(|fds| (fds, fd_stats))
                 });
-                let tasks = tasks(task_prog, lane, stats);
+                let tasks = tasks(task_prog, lane, stats, deadline);
                 (tasks, fd_side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             }),
-            None => (tasks(task_prog, lane, stats), Ok((None, WalkStats::default()))),
+            None => (tasks(task_prog, lane, stats, deadline), Ok((None, WalkStats::default()))),
         };
         let tasks = tasks?;
         let (fds, fd_stats) = fds?;
@@ -171,6 +270,7 @@ impl WalkStats {
         self.runs += other.runs;
         self.restarts += other.restarts;
         self.malformed_records += other.malformed_records;
+        self.rings_settled += other.rings_settled;
     }
 }
 
@@ -180,18 +280,24 @@ fn namespaces(
     lane: &mut Lane,
     ty: NsType,
     stats: &mut WalkStats,
+    deadline: Instant,
 ) -> Result<Vec<NsInfoRecord>, WalkError> {
     let init = WalkState { ns_type: ty as u32, budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
-    walk_list(prog, lane, WALK_STATE_NS, init, ty, stats, |r| match r {
+    walk_list(prog, lane, WALK_STATE_NS, init, ty, stats, deadline, |r| match r {
         Record::NsInfo(r) if r.ns_type == ty as u32 => Some((ns_key(r.id, r.ns_type, r.inum), r)),
         _ => None,
     })
 }
 
 /// Every process and its namespace set, by pid.
-fn tasks(prog: &WalkProgram, lane: &mut Lane, stats: &mut WalkStats) -> Result<Vec<TaskNsEvent>, WalkError> {
+fn tasks(
+    prog: &WalkProgram,
+    lane: &mut Lane,
+    stats: &mut WalkStats,
+    deadline: Instant,
+) -> Result<Vec<TaskNsEvent>, WalkError> {
     let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
-    let mut out = walk_list(prog, lane, WALK_STATE_TASKS, init, NsType::Pid, stats, |r| match r {
+    let mut out = walk_list(prog, lane, WALK_STATE_TASKS, init, NsType::Pid, stats, deadline, |r| match r {
         Record::Task(t) if t.header.kind == EventKind::TaskInfo as u32 => Some((t.subject_tid as u64, t)),
         _ => None,
     })?;
@@ -201,12 +307,17 @@ fn tasks(prog: &WalkProgram, lane: &mut Lane, stats: &mut WalkStats) -> Result<V
 
 /// Every open nsfs file of every process (thread-group leaders' file
 /// tables), by pid then fd; None where the kernel lacks what the walk reads.
-fn fd_list(fd_walk: &mut FdWalk, stats: &mut WalkStats) -> Result<Option<Vec<NsFdRecord>>, WalkError> {
+fn fd_list(
+    fd_walk: &mut FdWalk,
+    stats: &mut WalkStats,
+    deadline: Instant,
+) -> Result<Option<Vec<NsFdRecord>>, WalkError> {
     let init = WalkState { budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
-    let found = walk_list(&fd_walk.prog, &mut fd_walk.lane, WALK_STATE_FDS, init, NsType::Pid, stats, |r| match r {
-        Record::NsFd(f) => Some(((f.header.tgid as u64) << 32 | f.fd as u64, f)),
-        _ => None,
-    });
+    let found =
+        walk_list(&fd_walk.prog, &mut fd_walk.lane, WALK_STATE_FDS, init, NsType::Pid, stats, deadline, |r| match r {
+            Record::NsFd(f) => Some(((f.header.tgid as u64) << 32 | f.fd as u64, f)),
+            _ => None,
+        });
     let mut out = match found {
         Ok(out) => out,
         Err(WalkError::Unsupported) => return Ok(None),
@@ -216,41 +327,65 @@ fn fd_list(fd_walk: &mut FdWalk, stats: &mut WalkStats) -> Result<Option<Vec<NsF
     Ok(Some(out))
 }
 
-/// Runs `prog` once, hands every record it wrote to `on_record`.
+/// Runs `prog` once, hands every record it wrote to `on_record`; returns
+/// what the run reported and the state it left.
 fn run_once(
     prog: &WalkProgram,
-    lane: &mut Lane,
+    ring: &mut RingBuf<&MapData>,
+    state_map: &Array<MapData, WalkState>,
     state_index: u32,
     stats: &mut WalkStats,
     ty: NsType,
     mut on_record: impl FnMut(Record),
-) -> Result<Run, WalkError> {
+) -> Result<(Run, WalkState), WalkError> {
     prog.run().map_err(WalkError::TestRun)?;
     stats.runs += 1;
-    let state = lane.state.get(&state_index, 0)?;
+    let state = state_map.get(&state_index, 0)?;
     log::trace!("walk run {}: status {}, {} records", stats.runs, state.status, state.emitted);
     // Drain before deciding: a MORE caused by a full ring resumes exactly
     // where the reservation failed.
-    while let Some(item) = lane.ring.next() {
+    while let Some(item) = ring.next() {
         match decode(&item) {
             Ok(r) => on_record(r),
             Err(_) => stats.malformed_records += 1,
         }
     }
-    match state.status {
-        walk_status::COMPLETE => Ok(Run::Complete),
-        walk_status::MORE => Ok(Run::More),
-        walk_status::RESTART => Ok(Run::Restart),
-        walk_status::NO_START => Err(WalkError::NoStart(ty)),
-        walk_status::UNSUPPORTED => Err(WalkError::Unsupported),
-        other => Err(WalkError::BadStatus(other)),
+    let run = match state.status {
+        walk_status::COMPLETE => Run::Complete,
+        walk_status::MORE => Run::More,
+        walk_status::RESTART => Run::Restart,
+        walk_status::NO_START => return Err(WalkError::NoStart(ty)),
+        walk_status::UNSUPPORTED => return Err(WalkError::Unsupported),
+        other => return Err(WalkError::BadStatus(other)),
+    };
+    Ok((run, state))
+}
+
+/// Where a walk is: what must move between two runs for it to advance.
+fn position(s: &WalkState) -> (u64, u64, u64, u32) {
+    (s.start_node, s.cursor_node, s.cursor_id, s.resume_fd)
+}
+
+/// Empties the lane's ring (see [`ring_pos`]) and opens a fresh reader on it.
+fn open_ring<'a>(ring: &'a Map, size: u64, stats: &mut WalkStats) -> Result<RingBuf<&'a MapData>, WalkError> {
+    let Map::RingBuf(data) = ring else { unreachable!("lanes hold ring buffers") };
+    match ring_pos::settle(data.fd().as_fd(), size).map_err(WalkError::Ring)? {
+        Settled::Clean => {}
+        found => {
+            stats.rings_settled += 1;
+            log::warn!("walk ring settled before walking: {found:?}");
+        }
     }
+    RingBuf::try_from(ring).map_err(WalkError::Map)
 }
 
 /// Runs a walk program until its circular list is complete: resumes after
 /// MORE, starts over after RESTART (bounded), and stops early when a key
 /// repeats (the start entry left the list and the walk came round again).
-/// Returns the rows in list order, each once.
+/// Every loop is bounded: [`MAX_IDLE_RUNS`] runs that do not advance end
+/// it with [`WalkError::Stalled`], the `deadline` with
+/// [`WalkError::OverBudget`]. Returns the rows in list order, each once.
+#[allow(clippy::too_many_arguments)]
 fn walk_list<T>(
     prog: &WalkProgram,
     lane: &mut Lane,
@@ -258,17 +393,23 @@ fn walk_list<T>(
     init: WalkState,
     ty: NsType,
     stats: &mut WalkStats,
+    deadline: Instant,
     row: impl Fn(Record) -> Option<(u64, T)>,
 ) -> Result<Vec<T>, WalkError> {
+    let Lane { ring, size, state: state_map } = lane;
+    let mut ring = open_ring(ring, *size, stats)?;
     let mut restarts = 0;
     'restart: loop {
-        lane.state.set(state_index, init, 0)?;
+        state_map.set(state_index, init, 0)?;
         // Keys only detect the wrap; rows stay in list order.
         let mut seen: HashSet<u64> = HashSet::new();
         let mut rows = Vec::new();
+        let mut at = position(&init);
+        let mut idle = 0;
         loop {
             let mut wrapped = false;
-            let run = run_once(prog, lane, state_index, stats, ty, |r| {
+            let before = rows.len();
+            let (run, state) = run_once(prog, &mut ring, state_map, state_index, stats, ty, |r| {
                 if let Some((key, value)) = row(r) {
                     if seen.insert(key) {
                         rows.push(value);
@@ -280,7 +421,21 @@ fn walk_list<T>(
             match run {
                 Run::Complete => break,
                 Run::More if wrapped => break,
-                Run::More => continue,
+                Run::More => {
+                    let now_at = position(&state);
+                    if rows.len() == before && state.emitted == 0 && now_at == at {
+                        idle += 1;
+                        if idle >= MAX_IDLE_RUNS {
+                            return Err(WalkError::Stalled { ty, runs: idle });
+                        }
+                    } else {
+                        idle = 0;
+                    }
+                    at = now_at;
+                    if Instant::now() > deadline {
+                        return Err(WalkError::OverBudget { ty, budget: WALK_BUDGET });
+                    }
+                }
                 Run::Restart => {
                     restarts += 1;
                     stats.restarts += 1;
@@ -291,7 +446,7 @@ fn walk_list<T>(
                 }
             }
         }
-        lane.state.set(state_index, WalkState::default(), 0)?;
+        state_map.set(state_index, WalkState::default(), 0)?;
         return Ok(rows);
     }
 }

@@ -89,19 +89,51 @@ impl Writer {
 
     /// Waits (up to `timeout`) until everything sent so far is committed or failed.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let (done, wait) = mpsc::channel();
-        match &self.tx {
-            Some(tx) if tx.send(Msg::Flush(done)).is_ok() => wait.recv_timeout(timeout).is_ok(),
-            _ => false,
-        }
+        self.flusher().flush(timeout)
     }
 
     pub fn health(&self) -> Health {
         self.health.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
+    /// A handle that can wait for the queue from another thread (`history`
+    /// answered off the event loop).
+    pub fn flusher(&self) -> Flusher {
+        Flusher { tx: self.tx.clone() }
+    }
+
+    /// Stops the writer: waits up to `timeout` for what is queued to be
+    /// committed, then lets the thread go. A database that does not answer
+    /// (a hung disk) cannot hold a stopping service; returns whether all
+    /// was written.
+    pub fn stop(mut self, timeout: Duration) -> bool {
+        let written = self.flush(timeout);
+        self.tx.take();
+        if !written {
+            // Detached: it ends when its write does, or with the process.
+            self.thread.take();
+        }
+        written
+    }
+
     pub fn health_handle(&self) -> Arc<Mutex<Health>> {
         self.health.clone()
+    }
+}
+
+/// Waits for the writer's queue from any thread.
+pub struct Flusher {
+    tx: Option<mpsc::Sender<Msg>>,
+}
+
+impl Flusher {
+    /// [`Writer::flush`].
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (done, wait) = mpsc::channel();
+        match &self.tx {
+            Some(tx) if tx.send(Msg::Flush(done)).is_ok() => wait.recv_timeout(timeout).is_ok(),
+            _ => false,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use foldhash::HashMap;
 /// a late create record of a namespace already reaped does not revive it.
 /// Before 6.18 keys are type+inode and inodes are reused at once, so only
 /// records older than the death are stale.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct RecentDeaths {
     pub(super) order: VecDeque<u64>,
     at: HashMap<u64, u64>,

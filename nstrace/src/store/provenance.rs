@@ -29,7 +29,7 @@ struct SeenMount {
     by: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct RecentMounts(VecDeque<SeenMount>);
 
 impl RecentMounts {

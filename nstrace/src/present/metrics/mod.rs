@@ -19,6 +19,7 @@ use prometheus_client::{
 
 use crate::{
     engine::EngineStats,
+    kernel::walker::WalkFailure,
     events::{Clock, Event, types_in_flags},
     model::Namespace,
     monitor::Monitor,
@@ -122,6 +123,18 @@ pub struct ConnectionLabels {
     pub outcome: ConnectionLabel,
 }
 
+/// A failed walk's reason, by the name the rest of nstrace gives it.
+impl EncodeLabelValue for WalkFailure {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WalkFailureLabels {
+    pub reason: WalkFailure,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: ResultLabel,
@@ -190,6 +203,7 @@ pub struct Metrics {
     records: Counter,
     malformed: Counter,
     walks: Counter,
+    walk_failures: Family<WalkFailureLabels, Counter>,
     connections: Family<ConnectionLabels, Counter>,
     scrape_duration: GaugeF64,
     refresh_duration: GaugeF64,
@@ -225,6 +239,7 @@ impl Metrics {
             records: Counter::default(),
             malformed: Counter::default(),
             walks: Counter::default(),
+            walk_failures: Family::default(),
             connections: Family::default(),
             scrape_duration: GaugeF64::default(),
             refresh_duration: GaugeF64::default(),
@@ -277,6 +292,16 @@ impl Metrics {
         r.register("records", "Ring-buffer records read", m.records.clone());
         r.register("malformed_records", "Ring-buffer records that could not be decoded", m.malformed.clone());
         r.register("walks", "Namespace tree walks", m.walks.clone());
+        for reason in WalkFailure::ALL {
+            let _ = m.walk_failures.get_or_create(&WalkFailureLabels { reason });
+        }
+        r.register(
+            "walk_failures",
+            "Kernel walks that failed and were answered from /proc instead, by reason (lock-busy: another \
+             process held the walk lock past the wait; stalled: a walk stopped advancing; over-budget: a walk \
+             ran past its time; unstable: a list kept changing; error: a bpf(2) or map error)",
+            m.walk_failures.clone(),
+        );
         r.register(
             "http_connections",
             "Connections to the metrics endpoint, by what became of them (evicted: a slow or idle client gave \
@@ -477,6 +502,9 @@ impl Metrics {
         catch_up(&self.records, s.records);
         catch_up(&self.malformed, s.malformed);
         catch_up(&self.walks, s.walks);
+        for (reason, n) in &s.walk_failures {
+            catch_up(&self.walk_failures.get_or_create(&WalkFailureLabels { reason: *reason }), *n);
+        }
     }
 
     /// The OpenMetrics text exposition (ends with `# EOF`), from
