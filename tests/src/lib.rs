@@ -2,6 +2,7 @@
 //! when not root, run `nstrace trace` in the background and wait for events.
 
 pub mod exporter;
+pub mod service;
 
 use std::{
     io::{BufRead, BufReader},
@@ -176,6 +177,10 @@ impl ChildGuard {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
     }
 
     /// Writes a line to the child's stdin (spawned with a piped stdin).

@@ -135,6 +135,30 @@ fn scrape(addr: SocketAddr, timeout: Duration) -> Result<(u16, bool), String> {
     Ok((r.status, whole))
 }
 
+/// 300 connections arrive at once and send nothing (a port scan, a
+/// client stampede after a network blip): scrapes right after them are
+/// answered at once, because a connection takes a serving slot only when
+/// its request starts to arrive (before 2026-12-06 the 64 slots went to
+/// the first 64 silent ones for 250 ms, and the first scrape got a 503).
+#[test]
+fn a_burst_of_silent_connections_takes_no_slot_from_a_scrape() {
+    let test = "a_burst_of_silent_connections_takes_no_slot_from_a_scrape";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
+        return;
+    }
+    let exporter = Exporter::start(&[]);
+    let addr = exporter.addr;
+    assert_still_serving(addr, "start");
+    let silent: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    // Their accepts are queued before the scrapes' are.
+    let timeout = tests::scaled(Duration::from_secs(1));
+    let results: Vec<_> = (0..8).map(|_| scrape(addr, timeout)).collect();
+    let answered = results.iter().filter(|r| matches!(r, Ok((200, true)))).count();
+    drop(silent);
+    assert_eq!(answered, 8, "{test}: scrapes right after 300 silent connections: {results:?}");
+    assert_still_serving(addr, "300 silent connections");
+}
+
 #[test]
 fn slow_clients_cannot_starve_real_scrapes() {
     let test = "slow_clients_cannot_starve_real_scrapes";

@@ -217,8 +217,10 @@ fn guest_script(kernel: &str, staged: &Staged, opts: &Options) -> String {
     let mut s = format!(
         // Software emulation runs the kernel's deferred work (RCU grace
         // periods before namespaces are freed) many times slower: the
-        // tests stretch their timeouts by this factor.
-        "export PATH={} HOME=/root TERM=xterm LANG=C.UTF-8 NSTRACE_TEST_TIME_SCALE=10 NSTRACE_BIN={}\nM={}\n",
+        // tests stretch their timeouts by this factor; a one-shot run there
+        // waits longer for the walk lock than on a host (10 s of verifier
+        // while another test's run loads the pins is ordinary there).
+        "export PATH={} HOME=/root TERM=xterm LANG=C.UTF-8 NSTRACE_TEST_TIME_SCALE=10 NSTRACE_LOCK_WAIT=30 NSTRACE_BIN={}\nM={}\n",
         quote(&path.join(":")),
         quote(&staged.nstrace.display().to_string()),
         quote(MARK)

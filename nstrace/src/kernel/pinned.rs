@@ -123,6 +123,10 @@ pub struct LockHolder {
 
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.comm.is_empty() {
+            // flock(1) and the like: the lock lives on in a child that inherited it.
+            return write!(f, "pid {} (no longer running: a process it started holds it)", self.pid);
+        }
         // comm is the process's to set: escaped.
         write!(f, "pid {} ({})", self.pid, self.comm.escape_debug())
     }
@@ -229,6 +233,8 @@ pub fn walker() -> Result<(Walker, Option<PinLock>), WalkError> {
     if pinnable && let Err(e) = tracer.pin_walk_programs(&dir) {
         log::info!("not caching the walk programs: {}", crate::chain::Chain(&e));
         let _ = std::fs::remove_dir_all(&dir);
+    } else if pinnable {
+        log::debug!("walk pins in {} (new)", dir.display());
     }
     Ok((walker, lock))
 }

@@ -71,6 +71,10 @@ pub struct Limits {
     /// 503 answers being written at once (to clients that came while every
     /// slot was serving); more are closed at accept.
     pub max_rejecting: usize,
+    /// Connections that have sent nothing yet, held without a slot (a
+    /// connection takes a slot once its request starts to arrive, so a
+    /// crowd of silent ones never locks a scrape out); more are closed.
+    pub max_silent: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -85,6 +89,7 @@ impl Default for Limits {
             max_connections: 64,
             evict_after: Duration::from_millis(250),
             max_rejecting: 1024,
+            max_silent: 4096,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -189,6 +194,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let conns = conns::Conns::new(limits.max_connections, limits.evict_after);
     let rejecting = Arc::new(Semaphore::new(limits.max_rejecting));
+    let silent = Arc::new(Semaphore::new(limits.max_silent));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -203,7 +209,53 @@ pub async fn serve(
                 }
             },
         };
-        let conn = match conns.admit(Instant::now()) {
+        let Ok(silent) = silent.clone().try_acquire_owned() else {
+            shared.with_metrics(|m| m.count_connection(ConnectionLabel::dropped));
+            log::debug!("closing connection from {peer}: too many connections that sent nothing");
+            continue;
+        };
+        let ctx = Accepted {
+            shared: shared.clone(),
+            conns: conns.clone(),
+            rejecting: rejecting.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            limits: limits.clone(),
+        };
+        tokio::spawn(async move {
+            // A slot only once the request starts to arrive (or the peer
+            // closes): waiting costs a socket, not a slot.
+            let first = tokio::time::timeout(ctx.limits.header_read_timeout, stream.readable()).await;
+            drop(silent);
+            if matches!(first, Ok(Ok(()))) {
+                ctx.serve(stream, peer);
+            } else {
+                log::debug!("connection from {peer} sent nothing within {:?}", ctx.limits.header_read_timeout);
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        log::warn!("shutdown: connections still open after {:?}; closing them", limits.shutdown_grace);
+    }
+    Ok(())
+}
+
+/// A connection that has started to send its request, and what serving it needs.
+struct Accepted {
+    shared: Arc<Shared>,
+    conns: Arc<conns::Conns>,
+    rejecting: Arc<Semaphore>,
+    builder: http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    limits: Limits,
+}
+
+impl Accepted {
+    /// Gives the connection a slot (or a 503) and serves it on a task of its own.
+    fn serve(self, stream: TcpStream, peer: std::net::SocketAddr) {
+        let shared = &self.shared;
+        let conn = match self.conns.admit(Instant::now()) {
             conns::Admission::Slot { conn, evicted } => {
                 shared.with_metrics(|m| {
                     m.count_connection(ConnectionLabel::accepted);
@@ -214,10 +266,10 @@ pub async fn serve(
                 Arc::new(conn)
             }
             conns::Admission::Full => {
-                match rejecting.clone().try_acquire_owned() {
+                match self.rejecting.clone().try_acquire_owned() {
                     Ok(permit) => {
                         shared.with_metrics(|m| m.count_connection(ConnectionLabel::rejected));
-                        tokio::spawn(reject(stream, builder.clone(), permit, limits.max_connections));
+                        tokio::spawn(reject(stream, self.builder.clone(), permit, self.limits.max_connections));
                     }
                     Err(_) => {
                         shared.with_metrics(|m| m.count_connection(ConnectionLabel::dropped));
@@ -226,7 +278,7 @@ pub async fn serve(
                         );
                     }
                 }
-                continue;
+                return;
             }
         };
         let shared = shared.clone();
@@ -245,8 +297,8 @@ pub async fn serve(
                 Ok::<_, Infallible>(reply.map(|body| conns::Tracked { body, _busy: Some(busy) }))
             }
         });
-        let served = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        let time_limit = limits.connection_time_limit;
+        let served = self.watcher.watch(self.builder.serve_connection(TokioIo::new(stream), service));
+        let time_limit = self.limits.connection_time_limit;
         tokio::spawn(async move {
             tokio::select! {
                 r = tokio::time::timeout(time_limit, served) => match r {
@@ -258,11 +310,6 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
-        log::warn!("shutdown: connections still open after {:?}; closing them", limits.shutdown_grace);
-    }
-    Ok(())
 }
 
 /// Answers a client that came while every slot was serving: 503, then
