@@ -110,4 +110,3 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
-

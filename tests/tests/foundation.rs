@@ -106,7 +106,8 @@ fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
     let plain = eventually(Duration::from_secs(5), "sh's child", || children_of(sh.id()).into_iter().next());
     // A child entering the pid namespace its parent unshared; a program
     // exec'd into the time namespace unshare made for it.
-    let mut pid_ns = Command::new("unshare").args(["--pid", "--fork", "--kill-child", "sleep", "infinity"]).spawn().unwrap();
+    let mut pid_ns =
+        Command::new("unshare").args(["--pid", "--fork", "--kill-child", "sleep", "infinity"]).spawn().unwrap();
     let in_new_pid =
         eventually(Duration::from_secs(5), "unshare's child", || children_of(pid_ns.id()).into_iter().next());
     // Read now: under emulation the events can take longer than a short sleep.

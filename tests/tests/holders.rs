@@ -27,8 +27,7 @@ fn an_fd_opened_through_a_bind_mount_path_holds_the_namespace() {
     let mut netns = Some(tests::IpNetns::add(name.clone()));
     let path = format!("/run/netns/{name}");
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
-    let script =
-        "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\nwhile True: time.sleep(3600)\n";
+    let script = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\nwhile True: time.sleep(3600)\n";
     let (holder, fd) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
     let fd: u64 = fd.parse().expect("the fd number");
     let has_fd =
@@ -248,7 +247,7 @@ fn mount_in_a_taskless_mount_namespace(test: &str, how: MntNsHold) {
     assert_eq!(code, 0, "{err}");
     let chain = format!("bind mount at {pin} in mount namespace {mnt_ns} (which no task is in, held by {held_by})");
     assert!(why.contains(&chain), "{why}");
-    let release = format!("nsenter --mount={entry} umount {pin}");
+    let release = format!("nsenter '--mount={entry}' umount {pin}");
     assert!(why.contains(&format!("{release}   [safe]")), "{why}");
     // The release command works: the netns goes.
     sh(&release);
@@ -303,7 +302,8 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
     // 120 s they used to sleep.)
     // One namespace of our own, entered by every holder: `unshare` keeps it
     // alive while the holders start, then exits.
-    let (keeper, _) = spawn_ready(Command::new("unshare").args(["--uts", "sh", "-c", "echo ready; exec sleep infinity"]));
+    let (keeper, _) =
+        spawn_ready(Command::new("unshare").args(["--uts", "sh", "-c", "echo ready; exec sleep infinity"]));
     let path = format!("/proc/{}/ns/uts", keeper.pid());
     let inode = ns_inode(keeper.pid(), "uts");
     let holders: Vec<_> =

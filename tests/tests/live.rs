@@ -187,8 +187,9 @@ fn live_view_shows_filters_details_and_restores_the_terminal() {
     let net_inode = std::fs::metadata(format!("/run/netns/{}", netns.0))
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .expect("stat /run/netns/<name>");
-    let sleeper =
-        ChildGuard::new(Command::new("unshare").args(["-u", "sleep", "infinity"]).spawn().expect("spawn unshare -u sleep"));
+    let sleeper = ChildGuard::new(
+        Command::new("unshare").args(["-u", "sleep", "infinity"]).spawn().expect("spawn unshare -u sleep"),
+    );
     let my_uts = ns_inode(std::process::id(), "uts");
     let uts_inode = eventually(Duration::from_secs(5), "the new uts namespace", || {
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", sleeper.pid())).ok()?;

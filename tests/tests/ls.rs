@@ -184,7 +184,8 @@ fn user_ns_owning_a_mounted_netns_is_orphaned() {
     let dir = tempdir();
     let target = format!("{dir}/netns");
     std::fs::write(&target, b"").unwrap();
-    let (proc_, _) = spawn_ready(Command::new("unshare").args(["-U", "-n", "sh", "-c", "echo ready; exec sleep infinity"]));
+    let (proc_, _) =
+        spawn_ready(Command::new("unshare").args(["-U", "-n", "sh", "-c", "echo ready; exec sleep infinity"]));
     let pid = proc_.pid();
     let (user, net) = (ns_inode(pid, "user"), ns_inode(pid, "net"));
     sh(&format!("mount --bind /proc/{pid}/ns/net {target}"));

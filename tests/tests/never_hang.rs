@@ -16,8 +16,7 @@ use std::{
 
 use serde_json::Value;
 use tests::{
-    ChildGuard, RmDir, Trace, nstrace_bin, root_or_skip, scaled, service::Service, skip, spawn_ready,
-    tempdir,
+    ChildGuard, RmDir, Trace, nstrace_bin, root_or_skip, scaled, service::Service, skip, spawn_ready, tempdir,
 };
 
 /// These tests share the host's walk pins and lock: one at a time.
@@ -305,7 +304,8 @@ fn position(fd: &OwnedFd, page: usize, set: Option<u64>) -> u64 {
     use std::os::fd::AsRawFd;
     let len = 4096;
     let prot = if set.is_some() { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), (page * len) as i64) };
+    let p =
+        unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), (page * len) as i64) };
     assert_ne!(p, libc::MAP_FAILED, "mmap ring page {page}: {}", std::io::Error::last_os_error());
     let pos = unsafe { &*(p as *const std::sync::atomic::AtomicU64) };
     let value = pos.load(std::sync::atomic::Ordering::SeqCst);
@@ -433,7 +433,11 @@ fn serve_answers_scrapes_and_stops_while_it_answers_requests() {
                 let mut asked = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let out = Command::new(nstrace_bin()).args(&args).env("NSTRACE_SOCKET", &socket).output().unwrap();
-                    assert!(out.status.code().is_some_and(|c| c <= 1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                    assert!(
+                        out.status.code().is_some_and(|c| c <= 1),
+                        "{args:?}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                     asked += 1;
                 }
                 asked
@@ -454,7 +458,8 @@ fn serve_answers_scrapes_and_stops_while_it_answers_requests() {
         for _ in 0..20 {
             assert!(Command::new("unshare").args(["-u", "true"]).status().unwrap().success());
         }
-        let (status, body) = get_within(&service.addr, "/metrics", second).unwrap_or_else(|e| panic!("{test}: scrape {i}: {e}"));
+        let (status, body) =
+            get_within(&service.addr, "/metrics", second).unwrap_or_else(|e| panic!("{test}: scrape {i}: {e}"));
         assert_eq!(status, 200);
         assert!(body.contains("nstrace_events_lost_total 0"), "{test}: records were lost");
         thread::sleep(Duration::from_millis(200));

@@ -82,16 +82,16 @@ impl Background {
         self.child.id()
     }
 
+    /// The HTTP address an export or serve named in its ready line.
+    pub(crate) fn address(&self) -> Option<String> {
+        Some(self.ready_line.split("http://").nth(1)?.split(['/', ' ', '\n']).next()?.to_string())
+    }
+
     /// The sum of an export's samples of `metric`, from its /metrics page.
     pub(crate) fn metric(&self, metric: &str) -> anyhow::Result<f64> {
         use std::io::Write as _;
-        let addr = self
-            .ready_line
-            .split("http://")
-            .nth(1)
-            .and_then(|a| a.split(['/', ' ', '\n']).next())
-            .context("no http address in the ready line")?;
-        let mut conn = std::net::TcpStream::connect(addr)?;
+        let addr = self.address().context("no http address in the ready line")?;
+        let mut conn = std::net::TcpStream::connect(&addr)?;
         write!(conn, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
         let mut page = String::new();
         conn.read_to_string(&mut page)?;
@@ -130,7 +130,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new()?;
     report.baseline = baseline;
-    let cases: [(&str, Case); 8] = [
+    let cases: [(&str, Case); 9] = [
         ("snapshot", snapshot),
         ("overhead", overhead),
         ("hot_hooks", hot_hooks),
@@ -139,6 +139,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
         ("serve", crate::bench_serve::serve),
         ("hooks", crate::bench_hooks::hooks),
         ("busy_host", crate::bench_hooks::busy_host),
+        ("soak", crate::bench_soak::soak),
     ];
     if let Some(bad) = only.iter().find(|o| !cases.iter().any(|(name, _)| name == o)) {
         bail!("no bench case {bad:?}; cases: {:?}", cases.map(|(name, _)| name));

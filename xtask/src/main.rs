@@ -3,6 +3,7 @@
 mod bench;
 mod bench_hooks;
 mod bench_serve;
+mod bench_soak;
 mod image;
 mod setup;
 mod test;
@@ -29,8 +30,8 @@ enum Command {
     },
     /// Set up, build (release) and run the benchmarks; writes docs/benchmarks.{md,json}.
     Bench {
-        /// Run only these cases (snapshot, overhead, hot_hooks, throughput, memory, serve, hooks); the report
-        /// then goes to target/bench/ instead of docs/.
+        /// Run only these cases (snapshot, overhead, hot_hooks, throughput, memory, serve, hooks, busy_host,
+        /// soak: 30 minutes, or NSTRACE_SOAK_MINUTES); the report then goes to target/bench/ instead of docs/.
         #[arg(long)]
         only: Vec<String>,
         /// An earlier nstrace binary to measure side by side where a case supports it (memory).

@@ -42,7 +42,8 @@ impl Page {
         let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
         // SAFETY: a fresh shared mapping of a ring buffer map's metadata
         // page (the kernel allows page 0 writable, page 1 read-only).
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), offset as i64) };
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), offset as i64) };
         if ptr == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(Page { ptr, len }) }
     }
 

@@ -87,8 +87,13 @@ pub enum WalkFailure {
 }
 
 impl WalkFailure {
-    pub const ALL: [WalkFailure; 5] =
-        [WalkFailure::LockBusy, WalkFailure::Stalled, WalkFailure::OverBudget, WalkFailure::Unstable, WalkFailure::Error];
+    pub const ALL: [WalkFailure; 5] = [
+        WalkFailure::LockBusy,
+        WalkFailure::Stalled,
+        WalkFailure::OverBudget,
+        WalkFailure::Unstable,
+        WalkFailure::Error,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

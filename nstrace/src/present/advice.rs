@@ -15,31 +15,58 @@ use crate::{
 /// One piece of advice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Advice {
-    /// The command to run; None when nothing should be run.
+    /// The command to run, quoted for a POSIX shell (what to paste); None
+    /// when nothing should be run.
     pub command: Option<String>,
-    /// Whether the command only releases this namespace's pin (runnable as-is).
+    /// The same command as words, exactly (what a program would exec).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// Whether the command only releases this namespace's pin and has no
+    /// word that needed quoting (runnable as-is).
     pub safe: bool,
     /// What else to know.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub note: String,
 }
 
+/// Builds a command from words.
+fn words<const N: usize>(w: [&str; N]) -> Vec<String> {
+    w.iter().map(|s| s.to_string()).collect()
+}
+
+/// `argv` quoted for a POSIX shell, each word with `shlex` (a NUL, which
+/// no path or name holds, is shown escaped: such a line cannot be pasted).
+pub fn shell_line(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str))
+        .unwrap_or_else(|_| argv.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "))
+}
+
+/// A word a shell reads as itself, with nothing a reader could misjudge:
+/// letters, digits and `_./:@%+=,-`.
+fn plain_word(w: &str) -> bool {
+    !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./:@%+=,-".contains(&b))
+}
+
 impl Advice {
-    fn run(command: String, safe: bool, note: impl Into<String>) -> Advice {
-        Advice { command: Some(command), safe, note: note.into() }
+    /// Advice to run `argv`; anything odd in a word makes it "check first".
+    fn run(argv: Vec<String>, safe: bool, note: impl Into<String>) -> Advice {
+        let safe = safe && argv.iter().all(|w| plain_word(w));
+        Advice { command: Some(shell_line(&argv)), argv: Some(argv), safe, note: note.into() }
     }
 
     fn none(note: impl Into<String>) -> Advice {
-        Advice { command: None, safe: false, note: note.into() }
+        Advice { command: None, argv: None, safe: false, note: note.into() }
     }
 
-    /// One line: "umount /x   [safe] # note", or "(nothing to run) note".
+    /// One line: "umount /x   [safe] # note", or "(nothing to run) note";
+    /// escaped for the terminal.
     pub fn text(&self) -> String {
         let note = if self.note.is_empty() { String::new() } else { format!("   # {}", self.note) };
-        match &self.command {
+        let line = match &self.command {
             Some(c) => format!("{c}   [{}]{note}", if self.safe { "safe" } else { "check first" }),
             None => format!("(nothing to run){note}"),
-        }
+        };
+        crate::present::escape::text(&line).into_owned()
     }
 }
 
@@ -132,7 +159,7 @@ pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
                 ))
             } else {
                 Advice::run(
-                    format!("gdb -p {pid} --batch -ex 'call (int)close({fd})'"),
+                    words(["gdb", "-p", &pid.to_string(), "--batch", "-ex", &format!("call (int)close({fd})")]),
                     false,
                     format!("or stop {comm}[{pid}] if it is yours"),
                 )
@@ -152,35 +179,38 @@ type Entry<'a> = (u32, Option<&'a MntNsEntry>);
 fn mount_advice(path: &str, mnt_ns: u64, entry: Entry<'_>, netns_name: &Option<String>, ctx: &Context<'_>) -> Advice {
     let here = mnt_ns == ctx.own_mnt_ns;
     let umount = match entry {
-        _ if here => format!("umount {path}"),
-        (0, Some(e)) => format!("nsenter --mount={} umount {path}", e.path),
+        _ if here => words(["umount", path]),
+        (0, Some(e)) => words(["nsenter", &format!("--mount={}", e.path), "umount", path]),
         (0, None) => {
             return Advice::none(format!(
                 "no task is in mount namespace {mnt_ns} and nstrace found nothing that holds it open: \
                  nstrace why {mnt_ns}"
             ));
         }
-        (via_pid, _) => format!("nsenter -t {via_pid} -m umount {path}"),
+        (via_pid, _) => words(["nsenter", "-t", &via_pid.to_string(), "-m", "umount", path]),
     };
+    let umount_line = shell_line(&umount);
     let named = |c: &&ContainerRef| c.name.clone().unwrap_or_else(|| c.id.chars().take(12).collect());
     if (path.starts_with("/run/docker/netns/") || path.starts_with("/var/run/docker/netns/"))
         && let Some(c) = ctx.containers.iter().find(|c| c.runtime == "docker")
     {
         return Advice::run(
-            format!("docker rm -f {}", named(&c)),
+            words(["docker", "rm", "-f", &named(&c)]),
             true,
-            format!("dockerd must be running; without it: {umount}"),
+            format!("dockerd must be running; without it: {umount_line}"),
         );
     }
     if let Some(pod) = ctx.containers.iter().find_map(|c| c.pod.as_ref()) {
+        // The pod's name reaches the shell as an argument, never as code.
+        let script = r#"crictl rmp -f "$(crictl pods -q --name "$1")""#;
         return Advice::run(
-            format!("crictl rmp -f $(crictl pods -q --name {})", pod_name(pod)),
+            words(["sh", "-c", script, "sh", pod_name(pod)]),
             true,
-            format!("pod {pod}; else: {umount}"),
+            format!("pod {pod}; else: {umount_line}"),
         );
     }
     match netns_name {
-        Some(n) if here => Advice::run(format!("ip netns del {n}"), true, String::new()),
+        Some(n) if here => Advice::run(words(["ip", "netns", "del", n]), true, String::new()),
         _ => Advice::run(umount, true, String::new()),
     }
 }
@@ -270,7 +300,7 @@ mod tests {
         let fd = Some(MntNsEntry { path: "/proc/70/fd/4".into(), held_by: "fd 4 of process 70".into() });
         let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_entry: fd };
         let a = advise(&taskless, &ctx(0));
-        assert_eq!((a.command.as_deref(), a.safe), (Some("nsenter --mount=/proc/70/fd/4 umount /m"), true));
+        assert_eq!((a.command.as_deref(), a.safe), (Some("nsenter '--mount=/proc/70/fd/4' umount /m"), true));
         let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_entry: None };
         let a = advise(&unheld, &ctx(0));
         assert_eq!(a.command, None);
@@ -296,7 +326,32 @@ mod tests {
             ..Default::default()
         }];
         let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &pod, ..docker });
-        assert_eq!(a.command.as_deref(), Some("crictl rmp -f $(crictl pods -q --name web-1)"));
+        assert_eq!(
+            a.command.as_deref(),
+            Some(r#"sh -c 'crictl rmp -f "$(crictl pods -q --name "$1")"' sh web-1"#)
+        );
+        assert!(!a.safe, "a shell script is checked first");
+    }
+
+    /// A path a process chose can hold anything: each word is quoted, the
+    /// JSON carries the exact words, and anything odd is "check first".
+    #[test]
+    fn hostile_paths_are_quoted_and_checked_first() {
+        let hostile = "/tmp/x/my ns;$(touch PWNED)";
+        let a = advise(&mount(1, hostile, None), &ctx(0));
+        assert_eq!(a.command.as_deref(), Some("umount '/tmp/x/my ns;$(touch PWNED)'"));
+        assert_eq!(a.argv, Some(vec!["umount".to_string(), hostile.to_string()]));
+        assert!(!a.safe);
+        assert!(a.text().ends_with("[check first]"), "{}", a.text());
+        let other = advise(&mount(2, "/x/a'b", None), &ctx(0));
+        assert_eq!(other.command.as_deref(), Some(r#"nsenter -t 42 -m umount "/x/a'b""#));
+        // A newline is quoted for the shell and shown escaped on the terminal.
+        let a = advise(&mount(1, "/tmp/a\nkept alive by: FAKE", None), &ctx(0));
+        assert!(!a.text().contains('\n'), "{}", a.text());
+        assert!(a.text().contains("\\x0a"), "{}", a.text());
+        let named = advise(&mount(1, "/run/netns/x;reboot", Some("x;reboot")), &ctx(0));
+        assert_eq!(named.command.as_deref(), Some("ip netns del 'x;reboot'"));
+        assert!(!named.safe);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod advice;
 pub mod columns;
+pub mod escape;
 pub mod explain;
 pub mod http;
 pub mod json;

@@ -19,8 +19,8 @@ use prometheus_client::{
 
 use crate::{
     engine::EngineStats,
-    kernel::walker::WalkFailure,
     events::{Clock, Event, types_in_flags},
+    kernel::walker::WalkFailure,
     model::Namespace,
     monitor::Monitor,
     snapshot::NsState,

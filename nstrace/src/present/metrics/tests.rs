@@ -191,7 +191,15 @@ fn gauges_follow_rows_and_flag_old_orphans() {
         dead,
     ];
     m.set_from_rows(rows, now);
-    m.set_engine_stats(&EngineStats { records: 10, malformed: 0, lost: 4, resyncs: 1, walks: 7 });
+    let failures = [(crate::kernel::walker::WalkFailure::LockBusy, 2)].into_iter().collect();
+    m.set_engine_stats(&EngineStats {
+        records: 10,
+        malformed: 0,
+        lost: 4,
+        resyncs: 1,
+        walks: 7,
+        walk_failures: failures,
+    });
     let text = m.encode();
     let s = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}")).to_string();
     assert_eq!(s(r#"nstrace_namespaces{type="net",state="active"}"#), "1");
@@ -204,9 +212,12 @@ fn gauges_follow_rows_and_flag_old_orphans() {
     assert_eq!(s(r#"nstrace_leak_suspects{type="pid"}"#), "1");
     assert_eq!(s("nstrace_events_lost_total"), "4");
     assert_eq!(s("nstrace_resyncs_total"), "1");
+    // Every reason is a series from the start, each counted under its own name.
+    assert_eq!(s(r#"nstrace_walk_failures_total{reason="lock-busy"}"#), "2");
+    assert_eq!(s(r#"nstrace_walk_failures_total{reason="stalled"}"#), "0");
     // The rows go away: gauges drop back to zero, counters stay.
     m.set_from_rows([], now);
-    m.set_engine_stats(&EngineStats { records: 10, malformed: 0, lost: 4, resyncs: 1, walks: 8 });
+    m.set_engine_stats(&EngineStats { records: 10, malformed: 0, lost: 4, resyncs: 1, walks: 8, ..Default::default() });
     let text = m.encode();
     assert_eq!(sample(&text, r#"nstrace_namespaces{type="net",state="mounted"}"#), Some("0"));
     assert_eq!(sample(&text, r#"nstrace_leak_suspects{type="net"}"#), Some("0"));
