@@ -36,6 +36,7 @@ enum Command {
     /// Stream namespace events.
     Trace(cli::trace::Args),
     /// Live view of every namespace (full-screen).
+    #[command(after_help = nstrace::present::tui::KEYS_HELP)]
     Live(cli::live::Args),
     /// The service: trace, serve Prometheus metrics, record provenance in a
     /// database, answer ls/why/leaks/history on a unix socket.

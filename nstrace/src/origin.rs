@@ -68,12 +68,17 @@ impl Origin {
     /// What the create record itself carries: the command line (arguments
     /// NUL-separated), the parent, the cgroup id.
     pub fn from_record(args: &[u8], parent_pid: u32, parent_comm: &str, cgroup_id: u64) -> Origin {
-        let cmdline = args
+        let mut cmdline = args
             .split(|&c| c == 0)
             .filter(|a| !a.is_empty())
             .map(String::from_utf8_lossy)
             .collect::<Vec<_>>()
             .join(" ");
+        // The record holds the first bytes of the arguments: a buffer that
+        // ends inside an argument was cut, and says so.
+        if args.last().is_some_and(|&b| b != 0) {
+            cmdline.push('…');
+        }
         Origin {
             cmdline: (!cmdline.is_empty()).then_some(cmdline),
             parent: (parent_pid != 0).then(|| format!("{parent_comm}[{parent_pid}]")),

@@ -133,3 +133,97 @@ fn every_command_piped_into_head_ends_quietly() {
         assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{cmd}: {stderr}");
     }
 }
+
+/// A bind mount at a path a hostile process chose: the advice quotes it
+/// (and says check first), JSON carries the exact words, and the quoted
+/// command run by a shell unmounts exactly that path and runs nothing else.
+#[test]
+fn a_hostile_mount_path_is_quoted_and_unmounts_only_itself() {
+    let test = "a_hostile_mount_path_is_quoted_and_unmounts_only_itself";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
+        return;
+    }
+    let scratch = tests::tempdir();
+    let _rm = tests::RmDir(scratch.clone());
+    let path = format!("{scratch}/my ns;$(touch PWNED)");
+    std::fs::write(&path, "").unwrap();
+    let (keeper, _) = spawn_ready(Command::new("unshare").args(["-n", "sh", "-c", "echo ready; exec sleep infinity"]));
+    let netns = format!("/proc/{}/ns/net", keeper.pid());
+    let inode = std::fs::metadata(&netns).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    assert!(Command::new("mount").args(["--bind", &netns, &path]).status().unwrap().success());
+    let _umount = tests::Umount(path.clone());
+    drop(keeper);
+    let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains("my\\040ns;$(touch\\040PWNED)");
+    assert!(mounted());
+
+    let (_, out, err) = nstrace(&["leaks", "--json", "--no-service"]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let leak = report["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["inode"] == inode || l["row"]["inode"] == inode)
+        .unwrap_or_else(|| panic!("{test}: no leak for net {inode}: {out}"));
+    let fix = leak["fix"].as_array().unwrap().iter().find(|f| f["argv"].is_array()).expect("a command");
+    assert_eq!(fix["argv"], serde_json::json!(["umount", path]), "{fix}");
+    assert_eq!(fix["command"], format!("umount '{path}'"), "{fix}");
+    assert_eq!(fix["safe"], false, "odd characters: check first: {fix}");
+    let (_, text, _) = nstrace(&["leaks", "--no-service"]);
+    assert!(text.contains(&format!("fix: umount '{path}'   [check first]")), "{text}");
+
+    let command = fix["command"].as_str().unwrap();
+    let ran = Command::new("sh").args(["-c", command]).current_dir(&scratch).status().unwrap();
+    assert!(ran.success(), "{command}");
+    assert!(!mounted(), "{test}: the mount is still there after {command}");
+    assert!(!std::path::Path::new(&format!("{scratch}/PWNED")).exists(), "{test}: the path's $(…) ran");
+    assert!(!std::path::Path::new("PWNED").exists(), "{test}: the path's $(…) ran");
+}
+
+/// A holder whose command line carries escape sequences and a newline that
+/// imitates nstrace's own output: text shows them escaped, on one line;
+/// JSON keeps the exact argument.
+#[test]
+fn a_hostile_command_line_cannot_forge_output() {
+    let test = "a_hostile_command_line_cannot_forge_output";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
+        return;
+    }
+    let hostile = "\u{1b}[31mRED\nkept alive by: FAKE LINE\u{1b}[0m";
+    let (keeper, _) = spawn_ready(Command::new("unshare").args(["-n", "sh", "-c", "echo ready; exec sleep infinity"]));
+    let netns = format!("/proc/{}/ns/net", keeper.pid());
+    let inode = std::fs::metadata(&netns).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let (_holder, uts) = spawn_ready(Command::new("python3").args([
+        "-c",
+        // It holds the net namespace by an fd, and is the one process of a
+        // uts namespace of its own, named with an escape and a newline
+        // too (PR_SET_NAME: `ls` shows its comm).
+        "import ctypes, os, sys, time\n\
+         fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+         libc = ctypes.CDLL(None)\n\
+         assert libc.unshare(0x04000000) == 0\n\
+         libc.prctl(15, b'\\x1b[31mRED\\nFAKE', 0, 0, 0)\n\
+         print(os.readlink('/proc/self/ns/uts'), flush=True)\n\
+         while True: time.sleep(3600)\n",
+        &netns,
+        hostile,
+    ]));
+    drop(keeper);
+    let target = inode.to_string();
+    let uts = uts.trim_start_matches("uts:[").trim_end_matches(']').to_string();
+    let wide = ["ls", "--no-service", "--type", "uts", "--width", "400"];
+    for args in [&["why", "--no-service", &target][..], &["leaks", "--no-service"], &wide] {
+        let (code, text, err) = nstrace(args);
+        assert!(code <= 1, "{args:?}: {err}");
+        assert!(!text.contains('\u{1b}'), "{test}: {args:?} printed a raw ESC:\n{text}");
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("kept alive by: FAKE")), "{test}: {args:?}:\n{text}");
+        if args[0] == "ls" {
+            let row =
+                text.lines().find(|l| l.contains(&uts)).unwrap_or_else(|| panic!("{test}: no uts {uts}:\n{text}"));
+            assert!(row.ends_with("\\x1b[31mRED\\x0aFAKE"), "{test}: the comm is not shown escaped: {row}");
+        } else {
+            assert!(text.contains("\\x1b[31mRED\\x0akept alive by: FAKE LINE\\x1b[0m"), "{test}: {args:?}:\n{text}");
+        }
+    }
+    let v = why_json(&target);
+    assert!(v.to_string().contains(&serde_json::to_string(hostile).unwrap()[1..]), "JSON keeps the exact value: {v}");
+}

@@ -107,7 +107,8 @@ fn scrape(addr: SocketAddr, timeout: Duration) -> Result<(u16, bool), String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
     let deadline = Instant::now() + timeout;
     s.set_read_timeout(Some(timeout)).unwrap();
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+    let accept = "Accept: application/openmetrics-text; version=1.0.0";
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{accept}\r\nConnection: close\r\n\r\n").as_bytes())
         .map_err(|e| format!("send: {e}"))?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];

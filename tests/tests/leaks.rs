@@ -186,7 +186,8 @@ fn docker_named_cgroup_is_attributed() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("container: docker {id}")), "{out}");
     // The host's user namespace, which this "container" shares with every
-    // host process, is not claimed for it: shared, and `why` says so.
+    // host process, is not claimed for it: the host's and which container
+    // shares it, and `why` says so.
     let user = ns_inode(p.pid(), "user");
     assert_eq!(user, ns_inode(std::process::id(), "user"));
     let (code, out, err) = nstrace(&["ls", "--no-service", "-l", "-r", "-n", "-t", "user,net", "-o", "NS,CONTAINER"]);
@@ -197,7 +198,7 @@ fn docker_named_cgroup_is_attributed() {
             .map(str::to_string)
             .unwrap_or_else(|| panic!("{out}"))
     };
-    assert_eq!(cell(user), "shared\\x20by\\x201\\x20container", "{out}");
+    assert_eq!(cell(user), format!("host+docker:{}", &id[..12]), "{out}");
     assert_eq!(cell(net), format!("docker:{}", &id[..12]));
     let (_, why_user, _) = nstrace(&["why", "--no-service", &format!("/proc/{}/ns/user", p.pid())]);
     assert!(why_user.contains("shared:    by 1 container and "), "{why_user}");

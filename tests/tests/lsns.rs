@@ -151,15 +151,65 @@ fn every_shared_column_agrees_with_lsns() {
     // kernel starts and stops, another test's child): a count that differs
     // must agree in one of three more looks, lsns before and after each.
     for ns in counts_to_recheck {
+        let mut last = (Value::Null, Value::Null);
         let agreed = (0..3).any(|_| {
             let count = |v: &Value| by_ns(&flatten(v), ns).map(|r| r["nprocs"].clone());
             let before = count(&serde_json::from_str(&lsns(&["-J", "-l", "-o", SHARED])).unwrap());
             let mine = count(&serde_json::from_str(&ours(&["-J", "-l", "-o", SHARED])).unwrap());
             let after = count(&serde_json::from_str(&lsns(&["-J", "-l", "-o", SHARED])).unwrap());
+            last = (mine.clone().unwrap_or_default(), before.clone().unwrap_or_default());
             before == after && mine == before
         });
-        assert!(agreed, "nprocs of {ns}: nstrace and lsns differed in four looks while lsns's count held");
+        assert!(
+            agreed,
+            "nprocs of {ns}: nstrace and lsns differed in four looks while lsns's count held (last: nstrace {}, \
+             lsns {}); {}",
+            last.0,
+            last.1,
+            pids_that_differ(ns)
+        );
     }
+}
+
+/// The processes /proc shows in namespace `inode` (any type) against those
+/// `nstrace ls --json` lists, each difference with its comm and state.
+fn pids_that_differ(inode: u64) -> String {
+    let in_ns = |pid: u32| {
+        ["mnt", "net", "uts", "ipc", "pid", "user", "cgroup", "time"].iter().any(|t| {
+            std::fs::read_link(format!("/proc/{pid}/ns/{t}"))
+                .is_ok_and(|l| l.to_string_lossy().ends_with(&format!(":[{inode}]")))
+        })
+    };
+    let proc_pids: std::collections::BTreeSet<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&pid| in_ns(pid))
+        .collect();
+    let rows: Vec<Value> = serde_json::from_str(&ours(&["--json"])).unwrap();
+    let listed: std::collections::BTreeSet<u32> = rows
+        .iter()
+        .filter(|r| r["inode"] == inode)
+        .flat_map(|r| r["pids"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_u64().map(|p| p as u32))
+        .collect();
+    let describe = |pid: &u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let comm_state = stat
+            .split_once(" (")
+            .map(|(_, r)| r.rsplit_once(") ").map(|(c, s)| (c.to_string(), s.chars().next().unwrap_or('?'))))
+            .flatten();
+        match comm_state {
+            Some((comm, state)) => format!("{pid} {comm} [{state}]"),
+            None => format!("{pid} (gone)"),
+        }
+    };
+    let only_proc: Vec<String> = proc_pids.difference(&listed).map(describe).collect();
+    let only_ours: Vec<String> = listed.difference(&proc_pids).map(describe).collect();
+    format!(
+        "/proc shows {} processes, nstrace lists {}; only in /proc: {only_proc:?}; only in nstrace: {only_ours:?}",
+        proc_pids.len(),
+        listed.len()
+    )
 }
 
 #[test]

@@ -422,6 +422,10 @@ fn serve_answers_scrapes_and_stops_while_it_answers_requests() {
          while True: time.sleep(3600)\n",
     ]));
     let (_keeper, inode) = own_uts();
+    // Its records reach serve a few ms after the kernel made it.
+    tests::eventually(Duration::from_secs(10), "serve to see our uts namespace", || {
+        (!service.why_json(&inode.to_string()).is_null()).then_some(())
+    });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let socket = service.socket();
     let clients: Vec<_> = [&["leaks", "--json"][..], &["why", &inode.to_string()], &["ls", "--json"], &["leaks"]]

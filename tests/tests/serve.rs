@@ -151,7 +151,7 @@ fn provenance_survives_the_processes_kill_9_and_a_restart() {
     let why = check(&service, "after kill -9 and a restart");
     assert_eq!(why["created"].as_f64(), Some(created), "the creation time survives: {why}");
     assert!(
-        service.stderr.lock().unwrap().iter().any(|l| l.contains("remembered from the last run")),
+        service.stderr.lock().unwrap().iter().any(|l| l.contains("recorded by an earlier run are still alive")),
         "the restart says what it adopted"
     );
 

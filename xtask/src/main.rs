@@ -23,7 +23,8 @@ struct Cli {
 enum Command {
     /// Install what building and testing need: rust-src, bpf-linker, Debian packages.
     Setup,
-    /// Set up, build (release) and run nstrace with the given arguments (default: `live`).
+    /// Set up what building needs (rust-src, bpf-linker; no test tools), build (release) and run
+    /// nstrace with the given arguments (default: `live`).
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -102,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::setup(),
         Command::Run { args } => {
-            setup::setup()?;
+            setup::build_only()?;
             test::run_nstrace(&args)
         }
         Command::Bench { only, baseline } => {
@@ -120,7 +121,7 @@ fn main() -> anyhow::Result<()> {
             image::image(&image::Options { binary, tag, docker_host })
         }
         Command::Man => {
-            setup::setup()?;
+            setup::build_only()?;
             test::man_pages()
         }
         Command::VmTest { kernels, test_threads, timeout_min, cpus, sequential, mttcg, suites, args } => {

@@ -51,10 +51,20 @@ const PACKAGES: &[(&str, &str)] = &[
     ("timeout", "coreutils"),
 ];
 
+/// What building and testing need: the toolchain, then every package the
+/// tests drive.
 pub fn setup() -> anyhow::Result<()> {
+    build_only()?;
+    ensure_packages()?;
+    Ok(())
+}
+
+/// What building (and so running) nstrace needs, and no more: rust-src and
+/// bpf-linker. `cargo xtask run` installs no test tools (docker, qemu,
+/// prometheus, shells).
+pub fn build_only() -> anyhow::Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
-    ensure_packages()?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ pub struct HttpArgs {
     /// authentication and /namespaces shows every process's command.
     #[arg(long)]
     pub allow_remote: bool,
-    /// Seconds after which a namespace that no task uses counts as a leak suspect.
+    /// How old a namespace that no task uses must be to count as a leak suspect (300, 5m, 1h, ...).
     #[arg(long, value_parser = parse_seconds, default_value = "300")]
     pub leak_age: Duration,
     /// Add nstrace_container_namespaces{runtime,container,type} (container
@@ -28,13 +28,13 @@ pub struct HttpArgs {
     /// Most containers labelled by --per-container; the rest are "other".
     #[arg(long, default_value_t = 100)]
     pub per_container_cap: usize,
-    /// Seconds between tree walks that confirm deaths and heal lost events.
+    /// Time between tree walks that confirm deaths and heal lost events (1, 500ms, 5s, ...).
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
     /// Most namespaces kept in memory; destroyed rows are evicted first.
     #[arg(long, default_value_t = 100_000)]
     pub max_rows: usize,
-    /// Seconds between holder refreshes (/proc scan and task walk) that set states.
+    /// Time between holder refreshes (/proc scan and task walk) that set states (1, 500ms, 5s, ...).
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub refresh: Duration,
     #[command(flatten)]

@@ -63,17 +63,24 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    if args.db.is_none()
-        && let Some(code) = crate::cli::ask_service("history", &args.service, &[])?
-    {
-        return Ok(code);
+    if args.db.is_none() {
+        // The service's socket and database are root's, as every other
+        // command's kernel access is: the same error, the same exit code.
+        crate::error::require_privileges()?;
+        if let Some(code) = crate::cli::ask_service_or("history", &args.service, &[], "the database file directly")? {
+            return Ok(code);
+        }
     }
     let path = args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
-    if !path.exists() {
-        return Err(Error::Usage(format!(
-            "no provenance database at {}: `nstrace serve` records one (or pass --db PATH)",
-            path.display()
-        )));
+    match std::fs::metadata(&path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Usage(format!(
+                "no provenance database at {}: `nstrace serve` records one (or pass --db PATH)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     }
     let db = Db::open_read_only(&path).map_err(|e| Error::failed_with("opening the provenance database", e))?;
     crate::cli::to_stdout(|out| answer(&args, &db, out))

@@ -2,6 +2,7 @@
 //! holds them, with the concrete holder. Exit status: 0 none, 1 leaks, 2
 //! usage error, 3 runtime failure.
 
+use crate::present::escape::text as esc;
 use std::{collections::BTreeMap, io::Write, time::Duration};
 
 use nstrace_common::ns::NsType;
@@ -197,7 +198,7 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
     }
     writeln!(out, "{} namespace(s) with no task{min}", r.count)?;
     for note in &r.notes {
-        writeln!(out, "  note: {note}")?;
+        writeln!(out, "  note: {}", esc(note))?;
     }
     let join = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
     writeln!(out, "  by type:   {}", join(&r.by_type))?;
@@ -215,19 +216,19 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
             l.row.inode,
             l.row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             l.row.state.name(),
-            if containers.is_empty() { String::new() } else { format!(" containers: {}", containers.join(",")) }
+            if containers.is_empty() { String::new() } else { format!(" containers: {}", esc(&containers.join(","))) }
         )?;
         if let Some(c) = &l.creator {
-            writeln!(out, "  created by {}", crate::present::provenance::creator_text(c))?;
+            writeln!(out, "  created by {}", esc(&crate::present::provenance::creator_text(c)))?;
         }
         for c in &l.seen_in {
-            writeln!(out, "  seen in container {}", crate::present::provenance::container_text(c))?;
+            writeln!(out, "  seen in container {}", esc(&crate::present::provenance::container_text(c)))?;
         }
         for p in l.pins.iter().filter(|p| p.released.is_none()) {
-            writeln!(out, "  pinned by {}", crate::present::provenance::pin_text(p))?;
+            writeln!(out, "  pinned by {}", esc(&crate::present::provenance::pin_text(p)))?;
         }
         for (reason, fix) in l.reasons.iter().zip(&l.fix) {
-            writeln!(out, "  kept alive by: {}", reason.describe())?;
+            writeln!(out, "  kept alive by: {}", esc(&reason.describe()))?;
             writeln!(out, "    fix: {}", fix.text())?;
         }
     }
@@ -255,8 +256,8 @@ fn write_compact(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
             l.row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             l.row.state.name(),
             l.age.map(|a| format!("{a:.0}s")).unwrap_or_else(|| "?".into()),
-            target.map(|t| format!(" {t}")).unwrap_or_default(),
-            fix.unwrap_or_else(|| "-".into())
+            esc(&target.map(|t| format!(" {t}")).unwrap_or_default()),
+            esc(&fix.unwrap_or_else(|| "-".into()))
         )?;
     }
     Ok(())

@@ -19,7 +19,7 @@ use crate::{
     monitor::{Monitor, MonitorOptions, Totals},
     present::tui::{
         InputThread, TerminalGuard,
-        app::{App, RowState},
+        app::{App, RowState, format_age},
         ui,
     },
     present::{
@@ -32,14 +32,14 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Seconds between screen refreshes (and holder re-reads).
+    /// Time between screen refreshes and holder re-reads (1, 500ms, 5s, ...).
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub interval: Duration,
     /// Print a snapshot table every interval instead of the full-screen view
     /// (the default when stdout is not a terminal).
     #[arg(long)]
     pub plain: bool,
-    /// Seconds between tree walks that confirm deaths and heal lost events.
+    /// Time between tree walks that confirm deaths and heal lost events (1, 500ms, 5s, ...).
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
     /// Most namespaces kept in memory; destroyed rows are evicted first.
@@ -214,16 +214,21 @@ async fn run_plain(mut monitor: Monitor, app: App, interval: Duration, layout: L
             _ = tick.tick() => {
                 // Destroyed rows only when asked for by the state filter.
                 let want_destroyed = app.state_filter == Some(RowState::Destroyed);
-                let mut rows: Vec<&NsRow> = monitor
-                    .rows()
-                    .filter(|r| (r.destroyed.is_some() == want_destroyed) && app.matches(r))
-                    .map(|r| &r.row)
-                    .collect();
-                rows.sort_by_key(|r| r.key());
                 let now = monitor.clock().unix(Clock::now_boot_ns());
+                let shown: Vec<_> =
+                    monitor.rows().filter(|r| (r.destroyed.is_some() == want_destroyed) && app.matches(r)).collect();
+                // AGE as the full-screen view shows it (the store's creation times).
+                let ages: std::collections::HashMap<_, _> =
+                    shown.iter().filter_map(|ns| Some((ns.row.key(), ns.age(now)?))).collect();
+                let extra = Extra {
+                    age: Box::new(move |r: &NsRow| ages.get(&r.key()).map(|a| format_age(Some(*a)))),
+                    ..Extra::none()
+                };
+                let mut rows: Vec<&NsRow> = shown.iter().map(|ns| &ns.row).collect();
+                rows.sort_by_key(|r| r.key());
                 let header = plain_header(now, &monitor.totals(), monitor.stats().lost, monitor.refresh_micros);
                 let written = writeln!(out, "{header}")
-                    .and_then(|_| write_table_with(&mut out, &rows, &Extra::none(), layout))
+                    .and_then(|_| write_table_with(&mut out, &rows, &extra, layout))
                     .and_then(|_| writeln!(out))
                     .and_then(|_| out.flush());
                 match written {

@@ -46,6 +46,16 @@ pub struct ServiceArgs {
 /// service and prints its answer. `Ok(None)`: no service answers; the
 /// caller takes a snapshot (and this says so once on stderr).
 pub fn ask_service(command: &str, svc: &ServiceArgs, extra: &[String]) -> Result<Option<i32>, crate::error::Error> {
+    ask_service_or(command, svc, extra, "a one-shot snapshot (creation, creators and pins unknown)")
+}
+
+/// [`ask_service`], saying what answers instead (`instead`) when no service does.
+pub fn ask_service_or(
+    command: &str,
+    svc: &ServiceArgs,
+    extra: &[String],
+    instead: &str,
+) -> Result<Option<i32>, crate::error::Error> {
     use std::io::Write;
     if svc.no_service {
         return Ok(None);
@@ -68,15 +78,11 @@ pub fn ask_service(command: &str, svc: &ServiceArgs, extra: &[String]) -> Result
             Ok(Some(reply.exit))
         }
         Ok(None) => {
-            eprintln!(
-                "nstrace: no `nstrace serve` answers on {}: answering from a one-shot snapshot \
-                 (creation, creators and pins unknown)",
-                path.display()
-            );
+            eprintln!("nstrace: no `nstrace serve` answers on {}: answering from {instead}", path.display());
             Ok(None)
         }
         Err(e) => {
-            eprintln!("nstrace: {}; answering from a one-shot snapshot", crate::chain::Chain(&e));
+            eprintln!("nstrace: {}; answering from {instead}", crate::chain::Chain(&e));
             Ok(None)
         }
     }
@@ -129,16 +135,20 @@ pub fn write_json_pretty(out: &mut dyn std::io::Write, value: &impl serde::Seria
 
 /// A duration on the command line: `0`, `90` or `90s`, `5m`, `2h`, `7d`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (number, unit) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
-        _ => (s, 's'),
+    let (number, unit) = match s.strip_suffix("ms") {
+        Some(n) => (n, "ms"),
+        None => match s.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], &s[i..]),
+            _ => (s, "s"),
+        },
     };
     let scale = match unit {
-        's' => 1.0,
-        'm' => 60.0,
-        'h' => 3600.0,
-        'd' => 86_400.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h or d)")),
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s, m, h or d)")),
     };
     let v: f64 = number.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 0, 30s, 5m, 2h, 1d)"))?;
     if !(v.is_finite() && v >= 0.0) {
@@ -159,8 +169,22 @@ mod tests {
         {
             assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)), "{text}");
         }
-        for bad in ["", "x", "5w", "-1", "m", "nan"] {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "x", "5w", "-1", "m", "ms", "nan"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Every option that takes a time takes the same spellings: the old
+    /// plain seconds, and units (issue 35: --leak-age took seconds only
+    /// while --min-age took 5m).
+    #[test]
+    fn every_time_option_takes_one_syntax() {
+        use crate::cli::trace::parse_seconds;
+        assert_eq!(parse_seconds("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_seconds("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("0").is_err(), "an interval of zero");
     }
 }

@@ -86,9 +86,12 @@ pub async fn run(args: Args) -> Result<i32> {
     let socket = bind_socket(&args.socket)?;
     let _socket_file = RemoveOnDrop(args.socket.clone());
     let boot_id = boot_id();
-    let (db, db_note) = match Db::open(&args.db, &boot_id) {
-        Ok((db, note)) => (Some(db), note),
-        Err(e) => (None, Some(format!("provenance database: {}", crate::chain::Chain(&e)))),
+    let (db, db_error, db_note) = match Db::open(&args.db, &boot_id) {
+        Ok((db, note)) => (Some(db), None, note),
+        Err(e) => {
+            let error = crate::chain::Chain(&e).to_string();
+            (None, Some(error.clone()), Some(format!("provenance database: {error}")))
+        }
     };
     let _db_lock = lock_database(&args.db)?;
     if let Some(note) = &db_note {
@@ -117,7 +120,8 @@ pub async fn run(args: Args) -> Result<i32> {
                 let rowids = adopt(&mut db, &mut monitor)?;
                 Start::Open(db, rowids)
             }
-            None => Start::Retry { path: args.db.clone(), boot_id, error: db_note.clone().unwrap_or_default() },
+            // The writer says "provenance database: …" itself.
+            None => Start::Retry { path: args.db.clone(), boot_id, error: db_error.unwrap_or_default() },
         },
         retention,
     );
@@ -305,7 +309,9 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
     db.close_unseen(&ended, now).map_err(|e| Error::failed_with("writing the provenance database", e))?;
     if adopted + gone + unproven > 0 {
         eprintln!(
-            "nstrace: provenance: {adopted} namespaces remembered from the last run; {gone} died meanwhile{}",
+            "nstrace: provenance: {adopted} namespace(s) recorded by an earlier run are still alive and keep their \
+             records; {gone} recorded one(s) ended while serve was not running (closed in the database as \
+             while-nstrace-was-down; normal after a stop){}",
             if unproven > 0 {
                 format!(
                     "; {unproven} whose inode is alive but could be a new namespace (no ids before 6.18, no pin \

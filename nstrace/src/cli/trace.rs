@@ -44,7 +44,7 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Stop after this many seconds (default: until Ctrl-C).
+    /// Stop after this long (10, 30s, 5m, ...; default: until Ctrl-C).
     #[arg(long, value_parser = parse_seconds)]
     pub duration: Option<Duration>,
     /// Only events about these processes.
@@ -61,7 +61,7 @@ pub struct Args {
     /// Only events of processes whose command is this.
     #[arg(long)]
     pub comm: Option<String>,
-    /// Seconds between tree walks that confirm deaths and heal lost events.
+    /// Time between tree walks that confirm deaths and heal lost events (1, 500ms, 5s, ...).
     #[arg(long, value_parser = parse_seconds, default_value = "1")]
     pub walk_interval: Duration,
     /// Do not attach the unshare/setns syscall tracepoints (they put every
@@ -83,12 +83,14 @@ pub fn parse_ring_bytes(s: &str) -> std::result::Result<u32, String> {
     Ok(v)
 }
 
+/// A duration above zero, in the one syntax every option takes (plain
+/// seconds as before, or 500ms, 30s, 5m, 2h, 1d: see [`crate::cli::parse_duration`]).
 pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
-    let v: f64 = s.trim_end_matches('s').parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("'{s}' must be a positive number of seconds"));
+    let d = crate::cli::parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("'{s}' must be more than zero"));
     }
-    Ok(Duration::from_secs_f64(v))
+    Ok(d)
 }
 
 impl Args {

@@ -1,6 +1,7 @@
 //! `nstrace why <id|inode|/proc/PID/ns/TYPE|path|netns name|container>`: one
 //! namespace explained, with what would release each holder (never run).
 
+use crate::present::escape::text as esc;
 use std::{io::Write, os::unix::fs::MetadataExt};
 
 use nstrace_common::ns::NsType;
@@ -45,20 +46,44 @@ pub struct Args {
 /// netns` name; a container's name or id (its namespace of type `ns_type`,
 /// net by default).
 pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: Option<NsType>) -> Result<&'a NsRow> {
+    if target.trim().is_empty() {
+        return Err(Error::Usage(
+            "no target: give a namespace id or inode, a /proc/PID/ns/TYPE or bind-mount path, an `ip netns` name \
+             or a container"
+                .into(),
+        ));
+    }
+    let netns = format!("/run/netns/{target}");
+    let named = !target.contains('/') && std::path::Path::new(&netns).exists();
     if let Ok(n) = target.parse::<u64>() {
         // Ids are small; inodes are large: try the id first, then the inode.
-        return rows
+        let of_type = |r: &&&NsRow| ns_type.is_none_or(|t| r.ns_type == t);
+        let by_number = rows
             .iter()
+            .filter(of_type)
             .copied()
             .find(|r| r.id == Some(n))
-            .or_else(|| rows.iter().copied().find(|r| r.inode == n))
-            .ok_or_else(|| Error::Usage(format!("no namespace with id or inode {n} exists (see `nstrace ls`)")));
+            .or_else(|| rows.iter().filter(of_type).copied().find(|r| r.inode == n));
+        return match (by_number, named) {
+            (Some(r), true) => Err(Error::Usage(format!(
+                "{n} is ambiguous: {} namespace {} has id or inode {n}, and `ip netns` {n} is {netns}; \
+                 say `nstrace why {}` for the first or `nstrace why {netns}` for the second",
+                r.ns_type.name(),
+                r.inode,
+                r.inode,
+            ))),
+            (Some(r), false) => Ok(r),
+            (None, true) => resolve_path(rows, &netns),
+            (None, false) => Err(Error::Usage(match ns_type {
+                Some(t) => format!("no {} namespace with id or inode {n} exists (see `nstrace ls`)", t.name()),
+                None => format!("no namespace with id or inode {n} exists (see `nstrace ls`)"),
+            })),
+        };
     }
     if target.contains('/') {
         return resolve_path(rows, target);
     }
-    let netns = format!("/run/netns/{target}");
-    if std::path::Path::new(&netns).exists() {
+    if named {
         return resolve_path(rows, &netns);
     }
     let ns_type = ns_type.unwrap_or(NsType::Net);
@@ -210,37 +235,33 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 writeln!(out, "  refcount:  {r}")?;
             }
             if !row.names.is_empty() {
-                writeln!(out, "  ip netns:  {}", row.names.join(", "))?;
+                writeln!(out, "  ip netns:  {}", esc(&row.names.join(", ")))?;
             }
             if let Some(n) = row.shared_by() {
                 let host = match row.host_tasks {
                     0 => String::new(),
                     h => format!(" and {h} host process{}", if h == 1 { "" } else { "es" }),
                 };
-                writeln!(out, "  shared:    by {n} container{}{host}", if n == 1 { "" } else { "s" })?;
+                // Which ones: their lines follow ("container: ...").
+                writeln!(out, "  shared:    by {n} container{}{host} (listed below)", if n == 1 { "" } else { "s" })?;
             }
             for c in &row.containers {
-                writeln!(
-                    out,
-                    "  container: {} {}{}",
-                    c.runtime,
-                    c.id,
-                    c.pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default()
-                )?;
+                let pod = c.pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default();
+                writeln!(out, "  container: {} {}", c.runtime, esc(&format!("{}{pod}", c.id)))?;
             }
             if let Some(p) = row.parent {
                 writeln!(out, "  parent:    {} {p} (level {})", row.ns_type.name(), row.level.unwrap_or(0))?;
             }
             let chain = chain(&rows, row);
             if !chain.is_empty() {
-                writeln!(out, "  owners:    {}", chain.join(" <- "))?;
+                writeln!(out, "  owners:    {}", esc(&chain.join(" <- ")))?;
             }
             match (created, creator) {
                 (Some(t), Some(c)) => writeln!(
                     out,
                     "  created:   {} by {}",
                     crate::present::render::clock_time(t),
-                    crate::present::provenance::creator_text(c)
+                    esc(&crate::present::provenance::creator_text(c))
                 )?,
                 (Some(t), None) => writeln!(
                     out,
@@ -250,13 +271,13 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 _ => writeln!(out, "  created:   {UNKNOWN_CREATION}")?,
             }
             for c in &seen_in {
-                writeln!(out, "  seen in:   {}", crate::present::provenance::container_text(c))?;
+                writeln!(out, "  seen in:   {}", esc(&crate::present::provenance::container_text(c)))?;
             }
             for p in &pins {
-                writeln!(out, "  pinned:    {}", crate::present::provenance::pin_text(p))?;
+                writeln!(out, "  pinned:    {}", esc(&crate::present::provenance::pin_text(p)))?;
             }
             for e in &history {
-                writeln!(out, "  history:   {}", crate::present::render::event_text(e))?;
+                writeln!(out, "  history:   {}", esc(&crate::present::render::event_text(e)))?;
             }
             writeln!(out, "\nkept alive by:")?;
             let members = reasons.iter().filter(|r| r.is_member()).count();
@@ -268,14 +289,14 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                         continue;
                     }
                 }
-                writeln!(out, "  - {}", r.describe())?;
+                writeln!(out, "  - {}", esc(&r.describe()))?;
             }
             if members > MEMBERS_SHOWN && !args.all {
                 writeln!(out, "  - ... and {} more processes in it (`--all` lists them)", members - MEMBERS_SHOWN)?;
             }
             if ctx.tasks > 0 {
                 let in_use = reasons.iter().zip(&release).find(|(r, _)| !r.is_zombie());
-                writeln!(out, "\nto release it: nothing to do ({})", in_use.map_or("", |(_, a)| a.note.as_str()))?;
+                writeln!(out, "\nto release it: nothing to do ({})", esc(in_use.map_or("", |(_, a)| a.note.as_str())))?;
                 for (_, a) in reasons.iter().zip(&release).filter(|(r, _)| r.is_zombie()) {
                     writeln!(out, "  {}", a.text())?;
                 }

@@ -326,10 +326,7 @@ mod tests {
             ..Default::default()
         }];
         let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &pod, ..docker });
-        assert_eq!(
-            a.command.as_deref(),
-            Some(r#"sh -c 'crictl rmp -f "$(crictl pods -q --name "$1")"' sh web-1"#)
-        );
+        assert_eq!(a.command.as_deref(), Some(r#"sh -c 'crictl rmp -f "$(crictl pods -q --name "$1")"' sh web-1"#));
         assert!(!a.safe, "a shell script is checked first");
     }
 

@@ -110,6 +110,11 @@ impl Reason {
 
     /// A short description of the holder.
     pub fn describe(&self) -> String {
+        crate::present::escape::text(&self.describe_raw()).into_owned()
+    }
+
+    /// [`Self::describe`] before escaping.
+    fn describe_raw(&self) -> String {
         match self {
             Reason::Task { pid, tid, comm, hold, in_pid_ns, unreaped_by } => {
                 let mut there =

@@ -224,10 +224,12 @@ pub async fn serve(
         };
         tokio::spawn(async move {
             // A slot only once the request starts to arrive (or the peer
-            // closes): waiting costs a socket, not a slot.
-            let first = tokio::time::timeout(ctx.limits.header_read_timeout, stream.readable()).await;
+            // closes): waiting costs a socket, not a slot. (A peek, not
+            // `readable()`, which may wake before any byte is there.)
+            let mut byte = [0u8; 1];
+            let first = tokio::time::timeout(ctx.limits.header_read_timeout, stream.peek(&mut byte)).await;
             drop(silent);
-            if matches!(first, Ok(Ok(()))) {
+            if matches!(first, Ok(Ok(_))) {
                 ctx.serve(stream, peer);
             } else {
                 log::debug!("connection from {peer} sent nothing within {:?}", ctx.limits.header_read_timeout);
@@ -397,9 +399,11 @@ fn route(shared: &Shared, req: &Request<Incoming>, rows: Option<Arc<Vec<NsRow>>>
 /// OpenMetrics unless the client asks for the classic text format and does
 /// not accept OpenMetrics (a missing Accept or `*/*` gets OpenMetrics).
 fn wants_classic_text(accept: Option<&HeaderValue>) -> bool {
-    let Some(accept) = accept.and_then(|a| a.to_str().ok()) else { return false };
-    let accept = accept.to_ascii_lowercase();
-    !accept.contains("application/openmetrics-text") && accept.contains("text/plain")
+    // OpenMetrics only to a client that names it (Prometheus does); curl,
+    // promtool and older scrapers get the classic text, where every counter
+    // family's HELP names its `_total` samples.
+    let Some(accept) = accept.and_then(|a| a.to_str().ok()) else { return true };
+    !accept.to_ascii_lowercase().contains("application/openmetrics-text")
 }
 
 /// The URL printed for humans: `http://ADDR/metrics`.
@@ -412,10 +416,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn negotiation_prefers_openmetrics() {
+    fn openmetrics_only_to_a_client_that_asks_for_it() {
         let h = |s: &'static str| HeaderValue::from_static(s);
-        assert!(!wants_classic_text(None));
-        assert!(!wants_classic_text(Some(&h("*/*"))));
+        // curl (*/*) and a client that sends nothing: the classic text.
+        assert!(wants_classic_text(None));
+        assert!(wants_classic_text(Some(&h("*/*"))));
         // What Prometheus sends.
         assert!(!wants_classic_text(Some(&h(
             "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\

@@ -198,7 +198,7 @@ impl Value {
         match self {
             Value::Num(n) => n.to_string(),
             Value::Real(r) => format!("{r:.3}"),
-            Value::Text(t) => t.clone(),
+            Value::Text(t) => crate::present::escape::text(t).into_owned(),
             Value::Null => String::new(),
         }
     }
@@ -303,6 +303,10 @@ pub struct Cells<'a> {
     /// The mount namespace NSFS paths are seen from (the reader's).
     own_mnt_ns: u64,
     procs: RefCell<HashMap<u32, ProcFacts>>,
+    /// Whether /proc/PID/ns of a process can be read (lsns counts only those).
+    reachable: RefCell<HashMap<u32, bool>>,
+    /// The namespaces this process is in (inodes): lsns counts itself in its own.
+    own: Vec<u64>,
     users: HashMap<u32, String>,
     netlink: Option<Netlink>,
 }
@@ -315,9 +319,29 @@ impl<'a> Cells<'a> {
             now,
             own_mnt_ns: std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0),
             procs: RefCell::new(HashMap::new()),
+            reachable: RefCell::new(HashMap::new()),
+            own: nstrace_common::ns::NsType::ALL
+                .iter()
+                .filter_map(|t| std::fs::metadata(format!("/proc/self/ns/{}", t.name())).ok().map(|m| m.ino()))
+                .collect(),
             users: read_users(),
             netlink: Netlink::open().ok(),
         }
+    }
+
+    /// NPROCS as lsns counts it: the members whose /proc/PID/ns links can
+    /// be read (a sandbox can hide pid 1's even from root; the kernel walk
+    /// still finds it), and the listing process itself in the namespaces
+    /// it is in (lsns counts itself; nstrace leaves itself out of holders).
+    fn nprocs(&self, row: &NsRow) -> usize {
+        let ty = row.ns_type.name();
+        let mut reachable = self.reachable.borrow_mut();
+        let seen = member_pids(row)
+            .into_iter()
+            .filter(|&p| p != std::process::id())
+            .filter(|&p| *reachable.entry(p).or_insert_with(|| std::fs::metadata(format!("/proc/{p}/ns/{ty}")).is_ok()))
+            .count();
+        seen + usize::from(self.own.contains(&row.inode))
     }
 
     pub(super) fn proc(&self, pid: u32) -> ProcFacts {
@@ -400,14 +424,13 @@ impl<'a> Cells<'a> {
     /// The value of `col` for `line`.
     pub fn value(&self, col: LsCol, line: Line<'_>) -> Value {
         let row = line.row;
-        let members = || member_pids(row);
         let lowest = || line.pid;
         let text = |s: Option<String>| s.map_or(Value::Null, Value::Text);
         match col {
             LsCol::Ns => Value::Num(row.inode as i64),
             LsCol::Type => Value::Text(row.ns_type.name().into()),
             LsCol::Path => text(lowest().map(|p| format!("/proc/{p}/ns/{}", row.ns_type.name()))),
-            LsCol::Nprocs => Value::Num(members().len() as i64),
+            LsCol::Nprocs => Value::Num(self.nprocs(row) as i64),
             LsCol::Pid => lowest().map_or(Value::Null, |p| Value::Num(p as i64)),
             LsCol::Ppid => lowest().and_then(|p| self.proc(p).ppid).map_or(Value::Null, |p| Value::Num(p as i64)),
             LsCol::Command => text(lowest().and_then(|p| self.proc(p).command)),

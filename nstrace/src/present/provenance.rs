@@ -7,6 +7,11 @@ use crate::{
 
 /// "ip[812] (ip netns add blue; /usr/bin/ip) via unshare, parent sh[800], in docker:3f2a9c1b7d4e (web)".
 pub fn creator_text(c: &Creator) -> String {
+    crate::present::escape::text(&creator_text_raw(c)).into_owned()
+}
+
+/// [`creator_text`] before escaping.
+fn creator_text_raw(c: &Creator) -> String {
     let mut s = format!("{}[{}]", c.comm, c.pid);
     match (&c.origin.cmdline, &c.origin.exe) {
         (Some(cmd), Some(exe)) => s.push_str(&format!(" ({cmd}; {exe})")),
@@ -26,6 +31,11 @@ pub fn creator_text(c: &Creator) -> String {
 
 /// "docker:3f2a9c1b7d4e (web) pod prod/web-1".
 pub fn container_text(c: &crate::origin::ContainerRef) -> String {
+    crate::present::escape::text(&container_text_raw(c)).into_owned()
+}
+
+/// [`container_text`] before escaping.
+fn container_text_raw(c: &crate::origin::ContainerRef) -> String {
     match &c.pod {
         Some(pod) => format!("{} pod {pod}", c.short()),
         None => c.short(),
@@ -34,6 +44,11 @@ pub fn container_text(c: &crate::origin::ContainerRef) -> String {
 
 /// "mount /run/netns/blue (mnt ns 4026531841) by ip[812] [mount-syscall] since 10:00:01.000000".
 pub fn pin_text(p: &Pin) -> String {
+    crate::present::escape::text(&pin_text_raw(p)).into_owned()
+}
+
+/// [`pin_text`] before escaping.
+fn pin_text_raw(p: &Pin) -> String {
     let mut s = match p.kind {
         PinKind::Mount => format!("mount {}", p.target),
         PinKind::Fd => format!("fd {}", p.target),

@@ -32,6 +32,11 @@ fn result(r: i64, errno: &Option<&str>) -> String {
 
 /// One human-readable line per event.
 pub fn event_text(e: &Event) -> String {
+    crate::present::escape::text(&event_text_raw(e)).into_owned()
+}
+
+/// [`event_text`] before escaping.
+fn event_text_raw(e: &Event) -> String {
     match e {
         Event::Create { time, pid, comm, ns_type, id, inode, owner, parent, cause, flags_text, .. } => format!(
             "{} create     {:<6} id={id} inode={inode} owner={} parent={} by {comm}[{pid}] via {cause} {flags_text}",

@@ -21,6 +21,11 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 /// "+2". A mount seen in several mount namespaces (propagated copies) is one
 /// entry that says in how many: "mount /run/netns/x (3 mnt ns)".
 pub fn holders_summary(row: &NsRow) -> String {
+    crate::present::escape::text(&holders_summary_raw(row)).into_owned()
+}
+
+/// [`holders_summary`] before escaping.
+fn holders_summary_raw(row: &NsRow) -> String {
     // (text, mount namespaces) in the order first seen.
     let mut parts: Vec<(String, usize)> = Vec::new();
     for h in &row.holders {
@@ -46,6 +51,11 @@ pub fn holders_summary(row: &NsRow) -> String {
 
 /// The NAME cell: the `ip netns` names of a net namespace.
 pub fn name_text(r: &NsRow) -> String {
+    crate::present::escape::text(&name_text_raw(r)).into_owned()
+}
+
+/// [`name_text`] before escaping.
+fn name_text_raw(r: &NsRow) -> String {
     if r.names.is_empty() { "-".into() } else { r.names.join(",") }
 }
 
@@ -53,9 +63,15 @@ pub fn name_text(r: &NsRow) -> String {
 /// in, or "shared by N containers" (with the host, or among themselves:
 /// never one of them for all).
 pub fn container_text(r: &NsRow) -> String {
+    crate::present::escape::text(&container_text_raw(r)).into_owned()
+}
+
+/// [`container_text`] before escaping.
+fn container_text_raw(r: &NsRow) -> String {
     match (r.sole_container(), r.shared_by()) {
         (Some(c), _) => c.short(),
-        (None, Some(1)) => "shared by 1 container".into(),
+        // The host's own namespace that one container uses too: which one.
+        (None, Some(1)) => format!("host+{}", r.containers[0].short()),
         (None, Some(n)) => format!("shared by {n} containers"),
         (None, None) => "-".into(),
     }
@@ -63,6 +79,11 @@ pub fn container_text(r: &NsRow) -> String {
 
 /// The COMMAND cell: the command of the namespace's first task.
 pub fn command_text(r: &NsRow) -> String {
+    crate::present::escape::text(&command_text_raw(r)).into_owned()
+}
+
+/// [`command_text`] before escaping.
+fn command_text_raw(r: &NsRow) -> String {
     r.command.as_deref().unwrap_or("-").to_string()
 }
 

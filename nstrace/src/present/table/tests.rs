@@ -95,7 +95,8 @@ fn a_namespace_the_host_shares_with_a_container_is_not_the_containers() {
     let host = NsRow { host_tasks: 90, ..only.clone() };
     assert_eq!(
         (container_text(&host), host.sole_container(), host.shared_by()),
-        ("shared by 1 container".into(), None, Some(1))
+        ("host+docker:abcdef123456".into(), None, Some(1)),
+        "which container shares the host's namespace, named"
     );
     let plain = NsRow { host_tasks: 90, ..NsRow::new(NsType::User, 2) };
     assert_eq!((container_text(&plain), plain.shared_by()), ("-".into(), None));

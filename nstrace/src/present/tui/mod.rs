@@ -3,6 +3,30 @@
 //! the terminal on every way out (return, error, Ctrl-C, panic) and a
 //! thread that turns terminal input into channel messages.
 
+/// The keys of the full-screen view: its help screen (`?`) and
+/// `nstrace live --help` show this one text (at most 76 columns: it fits
+/// an 80-column terminal inside its frame).
+pub const KEYS_HELP: &str = "\
+Keys:
+  q, Ctrl-C   quit
+  /           search: command, ip-netns name, container, holder comm,
+              mount path, id or inode (the table follows as you type;
+              Enter keeps it, Esc cancels; Esc later clears it)
+  s           cycle sort: age, type, state, tasks
+  r           reverse the sort
+  t           cycle type: all, net, uts, ipc, pid, user, mnt, cgroup, time
+  S           cycle state: all, active, mounted, fd-only, orphaned,
+              destroyed
+  c           clear all filters
+  Enter       open/close the detail pane of the selected namespace
+  p, space    pause/resume the display (tracing goes on)
+  up/k down/j move; PgUp/PgDn page; g/Home top; G/End bottom
+  ?           this help (any key closes it)
+
+Destroyed namespaces stay dimmed for a while, below the live ones. AGE is
+'-' for namespaces created before nstrace started and not recorded by
+`nstrace serve`.";
+
 pub mod app;
 pub mod ui;
 

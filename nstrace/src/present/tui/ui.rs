@@ -2,6 +2,7 @@
 //! footer and the help overlay. No state changes here besides telling the
 //! app how many table rows fit.
 
+use crate::present::escape::text as esc;
 use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
@@ -208,7 +209,7 @@ fn chain_text(chain: &[(u64, Option<&Namespace>)], ty: &str) -> String {
             Some(r) => format!(
                 "{ty} {inode} [{}]{}",
                 RowState::of(r).name(),
-                r.row.command.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+                r.row.command.as_deref().map(|c| format!(" {}", esc(c))).unwrap_or_default()
             ),
             None => format!("{ty} {inode} (not listed)"),
         })
@@ -240,7 +241,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     facts.push(format!("tasks {}", r.tasks));
     facts.push(format!("age {}", format_age(ns.age(app.view.now))));
     if !r.names.is_empty() {
-        facts.push(format!("ip netns {}", r.names.join(",")));
+        facts.push(format!("ip netns {}", esc(&r.names.join(","))));
     }
     out.push(Line::from(facts.join("  ")));
     if let Some(n) = r.shared_by() {
@@ -248,13 +249,13 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     }
     for c in &r.containers {
         let pod = c.pod.as_deref().map(|p| format!(" (pod {p})")).unwrap_or_default();
-        out.push(Line::from(format!("container {} {}{pod}", c.runtime, c.id)));
+        out.push(Line::from(esc(&format!("container {} {}{pod}", c.runtime, c.id)).into_owned()));
     }
     match (&ns.created, &ns.creator) {
         (Some(t), Some(c)) => out.push(Line::from(format!(
             "created {} by {}[{}] via {}{}",
             clock_time(*t),
-            c.comm,
+            esc(&c.comm),
             c.pid,
             c.cause,
             if c.flags != 0 { format!(" ({})", crate::events::flags_text(c.flags)) } else { String::new() }
@@ -271,8 +272,10 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     let mut extra_tasks = 0;
     for h in r.holders.iter().filter(|h| !matches!(h, Holder::Task { .. })) {
         out.push(Line::from(match h {
-            Holder::Fd { pid, fd, comm } => format!("  fd    {pid}:{fd} ({comm})"),
-            Holder::Mount { path, mnt_ns, via_pid } => format!("  mount {path} (mnt ns {mnt_ns}, via pid {via_pid})"),
+            Holder::Fd { pid, fd, comm } => format!("  fd    {pid}:{fd} ({})", esc(comm)),
+            Holder::Mount { path, mnt_ns, via_pid } => {
+                format!("  mount {} (mnt ns {mnt_ns}, via pid {via_pid})", esc(path))
+            }
             Holder::Task { .. } => unreachable!(),
         }));
     }
@@ -288,7 +291,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
                 TaskHold::PidForChildren => "pid_for_children",
                 TaskHold::TimeForChildren => "time_for_children",
             };
-            out.push(Line::from(format!("  task  {pid} {comm} ({hold})")));
+            out.push(Line::from(format!("  task  {pid} {} ({hold})", esc(comm))));
         }
     }
     if extra_tasks > 0 {
@@ -372,23 +375,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_help(f: &mut Frame, area: Rect) {
-    let text = [
-        "q, Ctrl-C     quit",
-        "/             search command, ip-netns name, container, holder comm, mount path, id or inode",
-        "              (the table follows as you type; Enter keeps it, Esc cancels; Esc later clears it)",
-        "s             cycle sort: age → type → state → tasks",
-        "r             reverse the sort",
-        "t             cycle type filter: all → net → uts → ipc → pid → user → mnt → cgroup → time",
-        "S             cycle state filter: all → active → mounted → fd-only → orphaned → destroyed",
-        "c             clear all filters",
-        "Enter         open/close the detail pane of the selected namespace",
-        "p, space      pause/resume the display (tracing goes on)",
-        "↑/k ↓/j       move; PgUp/PgDn page; g/Home top; G/End bottom",
-        "?             this help (any key closes it)",
-        "",
-        "Destroyed namespaces stay dimmed for a while, below the live ones. AGE is '-' for namespaces",
-        "created before nstrace started.",
-    ];
+    let text: Vec<&str> = crate::present::tui::KEYS_HELP.lines().skip(1).collect();
     let width = (text.iter().map(|l| l.chars().count()).max().unwrap_or(40) as u16 + 4).min(area.width);
     let height = (text.len() as u16 + 2).min(area.height);
     let popup = area.centered(Constraint::Length(width), Constraint::Length(height));

@@ -94,3 +94,14 @@ fn a_wide_window_shows_everything_uncut() {
     let header = lines.iter().find(|l| l.contains("INODE")).unwrap();
     assert!(header.contains("OWNER") && header.contains("ID") && header.contains("AGE"), "{header}");
 }
+
+/// The keys' help fits an 80-column terminal inside its frame, and is the
+/// text `live --help` shows (one text, two places).
+#[test]
+fn the_keys_help_fits_80_columns() {
+    let help = crate::present::tui::KEYS_HELP;
+    for line in help.lines() {
+        assert!(line.chars().count() <= 76, "{} columns: {line:?}", line.chars().count());
+    }
+    assert!(help.starts_with("Keys:\n") && help.contains("  ?           this help"), "{help}");
+}
