@@ -3,10 +3,37 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use nstrace::{chain::Chain, cli, error::Error};
 
+/// The states, exit codes and examples: `nstrace --help` and the man page.
+const MORE_HELP: &str = "\
+States (every namespace is in exactly one):
+  active     a task is in it, or holds it as pid_for_children/time_for_children
+  mounted    no task; an nsfs bind mount holds it (ip netns add, a runtime's
+             /run/docker/netns/...), in any mount namespace
+  fd-only    no task, no mount; only an open nsfs fd
+  orphaned   none of these: a socket in another net namespace, a namespace it
+             owns or parents, or a kernel reference
+  destroyed  gone (kept a while in live and history)
+
+Exit codes:
+  0  success
+  1  findings: leaks found leaked namespaces, diff found differences,
+     doctor says nstrace cannot run on this kernel
+  2  usage: bad arguments, an unknown or ambiguous target
+  3  runtime: not root (or without CAP_BPF, CAP_SYS_ADMIN...), no BTF, a
+     kernel that refuses a program, an unreadable database
+
+Examples:
+  nstrace ls                        every namespace, its state and holders
+  nstrace leaks                     namespaces no task is in, and each fix
+  nstrace why /run/netns/blue       what keeps one namespace alive
+  nstrace trace --format json       namespace events as they happen
+  nstrace live                      the full-screen table (keys: live --help)
+  nstrace serve                     the service: metrics, provenance, socket";
+
 /// nstrace: every Linux namespace on this host, who holds it, and why it
 /// did not go away.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_long_help = MORE_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -298,6 +298,10 @@ impl NsStore {
         let at = self.clock.unix(died);
         ns.destroyed = Some(at);
         ns.last_change = at;
+        // Nothing holds what is gone: a destroyed row lists no holder (its
+        // pins are released above; history keeps what held it).
+        ns.row.holders = Default::default();
+        ns.row.tasks = 0;
         ns.history.push(event, self.opts.history);
         self.destroyed.push_back(ns);
         Some(key)

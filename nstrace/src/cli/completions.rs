@@ -10,8 +10,12 @@ use clap_complete::Shell;
 use crate::error::Error;
 
 /// Writes the completion script for `shell` to `out`.
-pub fn completions(shell: Shell, mut cmd: clap::Command, out: &mut dyn Write) -> Result<(), Error> {
+pub fn completions(shell: Shell, cmd: clap::Command, out: &mut dyn Write) -> Result<(), Error> {
     let name = cmd.get_name().to_string();
+    // Hidden subcommands (`man-pages`, for packagers) are not offered:
+    // clap_complete lists them, so the command is rebuilt without them.
+    let visible: Vec<clap::Command> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect();
+    let mut cmd = clap::Command::new("nstrace").version(env!("CARGO_PKG_VERSION")).subcommands(visible);
     clap_complete::generate(shell, &mut cmd, name, out);
     out.flush().map_err(|e| Error::io("writing the completion script", e))
 }
@@ -29,4 +33,23 @@ pub fn man_pages(cmd: clap::Command, dir: &Path) -> Result<Vec<String>, Error> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hidden subcommand (`man-pages`) is for packagers: no shell offers it.
+    #[test]
+    fn hidden_subcommands_are_not_offered() {
+        let cmd = clap::Command::new("nstrace")
+            .subcommand(clap::Command::new("leaks"))
+            .subcommand(clap::Command::new("man-pages").hide(true));
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut out = Vec::new();
+            completions(shell, cmd.clone(), &mut out).unwrap();
+            let script = String::from_utf8(out).unwrap();
+            assert!(script.contains("leaks") && !script.contains("man-pages"), "{shell}: {script}");
+        }
+    }
 }

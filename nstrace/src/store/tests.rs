@@ -564,3 +564,22 @@ fn bounded_queues_keep_the_newest() {
     push_bounded(&mut none, 1, 0);
     assert!(none.is_empty(), "a cap of 0 keeps nothing");
 }
+
+/// A destroyed row lists no holder: its mount held it while it lived, not
+/// after (issue 35: `live` showed a destroyed netns still "held" by its
+/// bind mount).
+#[test]
+fn a_destroyed_row_lists_no_holder() {
+    let mut s = store();
+    let mut out = Vec::new();
+    s.seed(&[walk_row(NsType::Net, 3, 10, 5), walk_row(NsType::Net, 4, 11, 1)], 0);
+    let mut scan = HolderScan::default();
+    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1 };
+    scan.holders.insert(NsKey { ns_type: NsType::Net, inode: 11 }, vec![mount]);
+    s.apply_holders(scan, SEC, false);
+    assert_eq!(s.get(4).unwrap().row.holders.len(), 1, "mounted while alive");
+    s.reconcile(&[walk_row(NsType::Net, 3, 10, 5)], 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    let dead: Vec<_> = s.destroyed().collect();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].row.holders.is_empty() && dead[0].row.tasks == 0, "{:?}", dead[0].row.holders);
+}

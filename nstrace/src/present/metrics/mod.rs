@@ -276,9 +276,18 @@ impl Metrics {
             m.lifetime.clone(),
         );
         r.register_with_unit(
+            "taskless_namespace_age",
+            "Age of the oldest live namespace that no task uses: mounted, fd-only or orphaned (0: none); counted \
+             from its creation, or from when nstrace first saw it",
+            Unit::Seconds,
+            m.orphaned_age.clone(),
+        );
+        // The old name said less than it measured (not only the orphaned
+        // state): kept, the same series, until dashboards have moved.
+        r.register_with_unit(
             "orphaned_namespace_age",
-            "Age of the oldest live namespace that no task uses (0: none); counted from its creation, or from \
-             when nstrace first saw it",
+            "Deprecated: the same as nstrace_taskless_namespace_age_seconds (every namespace no task uses, not \
+             only orphaned ones); to be removed",
             Unit::Seconds,
             m.orphaned_age.clone(),
         );

@@ -80,6 +80,7 @@ fn fresh_registry_has_every_family_at_zero() {
         "# TYPE nstrace_setns_namespaces counter",
         "# TYPE nstrace_unshare_namespaces counter",
         "# TYPE nstrace_namespace_lifetime_seconds histogram",
+        "# TYPE nstrace_taskless_namespace_age_seconds gauge",
         "# TYPE nstrace_orphaned_namespace_age_seconds gauge",
         "# TYPE nstrace_leak_suspects gauge",
         "# TYPE nstrace_events_lost counter",
@@ -205,7 +206,9 @@ fn gauges_follow_rows_and_flag_old_orphans() {
     assert_eq!(s(r#"nstrace_namespaces{type="net",state="active"}"#), "1");
     assert_eq!(s(r#"nstrace_namespaces{type="net",state="mounted"}"#), "2");
     assert_eq!(s(r#"nstrace_namespaces{type="pid",state="fd-only"}"#), "1");
-    assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="net"}"#), "1000.0");
+    // Mounted and fd-only namespaces count: no task uses them. The name says so.
+    assert_eq!(s(r#"nstrace_taskless_namespace_age_seconds{type="net"}"#), "1000.0");
+    assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="net"}"#), "1000.0", "the old name, deprecated");
     assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="pid"}"#), "400.0");
     assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="uts"}"#), "0.0");
     assert_eq!(s(r#"nstrace_leak_suspects{type="net"}"#), "1");
