@@ -402,7 +402,10 @@ fn failures(metrics: &str, reason: &str) -> f64 {
 #[test]
 fn serve_answers_scrapes_and_stops_while_it_answers_requests() {
     let test = "serve_answers_scrapes_and_stops_while_it_answers_requests";
-    if !root_or_skip(test) {
+    // How serve's loop is built, not what a kernel does; under emulation
+    // this load (clients, racing snapshots, churn) starves every thread of
+    // the guest's two CPUs for seconds, so a one-second bound means nothing there.
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
         return;
     }
     let _serial = serial();
