@@ -12,7 +12,7 @@ use std::{
 
 use nstrace_common::{
     decode::{Record, StreamItemOwned},
-    event::{EventKind, NsInfoRecord, destroy_via},
+    event::{EventKind, destroy_via},
     ns::{NsTypeSet, key_has_id},
 };
 
@@ -21,14 +21,17 @@ use crate::{
     kernel::loader::{EventStream, KnownMap, LoadOptions, LoaderError, Tracer},
     kernel::mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
     kernel::walker::{WalkError, WalkFailure, Walker},
-    procfs::holders::{self, HolderScan, HoldersError},
+    procfs::holders::HoldersError,
     store::{Coverage, NsStore, StoreOptions},
 };
 
 mod pace;
+mod source;
 
 pub use pace::periodic_gap;
 use pace::{HINT_WALK_GAP, LOST_CHECK_GAP, destroy_work_types, host_namespace_ids, slot_types};
+use source::{Source, Taken};
+pub use source::{TaskSource, WalkTrouble};
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -86,82 +89,6 @@ impl From<crate::snapshot::SnapshotError> for EngineError {
     }
 }
 
-/// Where the engine's snapshots come from. Cheap to clone: a snapshot runs
-/// on a blocking thread with its own handle (the walker is shared with the
-/// holder scans, one walk at a time).
-#[derive(Clone)]
-enum Source {
-    Tree(Arc<Mutex<Walker>>),
-    Proc,
-    Listns,
-}
-
-/// A walk that failed this time (the lock, a stall, the budget) and how
-/// it was answered instead.
-#[derive(Clone, Debug)]
-pub struct WalkTrouble {
-    pub failure: WalkFailure,
-    /// The error, for health and logs.
-    pub message: String,
-}
-
-/// What a snapshot brought back.
-struct Taken {
-    rows: Vec<NsInfoRecord>,
-    /// With /proc: the holders the same pass found.
-    scan: Option<HolderScan>,
-    /// The types the rows cover.
-    types: NsTypeSet,
-    /// The tree walk failed and /proc answered: absence proves nothing then.
-    fell_back: Option<WalkTrouble>,
-}
-
-impl Source {
-    /// The namespaces of `types` (all of them but with the tree walk), and
-    /// with /proc the holders found by the same pass. Blocking. `ids`:
-    /// whether the hooks read ns_id (its offset is in BTF); when they
-    /// cannot, ids from NS_GET_ID are dropped so both sides key namespaces
-    /// the same way (type and inode). A tree walk that fails where the next
-    /// may work is answered from /proc this time.
-    fn take(&self, ids: bool, types: NsTypeSet) -> Result<Taken, EngineError> {
-        let from_proc = |listns: bool| -> Result<(Vec<NsInfoRecord>, HolderScan), EngineError> {
-            let (mut rows, scan) =
-                if listns { crate::snapshot::listns_records()? } else { crate::snapshot::proc_records()? };
-            if !ids {
-                rows.iter_mut().for_each(|r| r.id = 0);
-            }
-            Ok((rows, scan))
-        };
-        match self {
-            Source::Tree(w) => {
-                let walked = {
-                    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-                    if types == NsTypeSet::ALL {
-                        w.walk_all().map(|(rows, _)| rows)
-                    } else {
-                        w.walk_types(types.iter(), &mut Default::default())
-                    }
-                };
-                match walked {
-                    Ok(rows) => Ok(Taken { rows, scan: None, types, fell_back: None }),
-                    Err(e) => {
-                        let Some(failure) = e.failure() else { return Err(e.into()) };
-                        let message = crate::chain::chain(&e);
-                        log::warn!("tree walk failed ({message}); this refresh comes from /proc");
-                        let (rows, scan) = from_proc(false)?;
-                        let fell_back = Some(WalkTrouble { failure, message });
-                        Ok(Taken { rows, scan: Some(scan), types: NsTypeSet::ALL, fell_back })
-                    }
-                }
-            }
-            Source::Proc | Source::Listns => {
-                let (rows, scan) = from_proc(matches!(self, Source::Listns))?;
-                Ok(Taken { rows, scan: Some(scan), types: NsTypeSet::ALL, fell_back: None })
-            }
-        }
-    }
-}
-
 /// A snapshot running on a blocking thread, and what it is for.
 struct Walking {
     /// Non-empty: a reported resync.
@@ -173,46 +100,6 @@ struct Walking {
 /// Records held while a snapshot runs, at most: past it they are counted
 /// lost and a resync follows.
 const MAX_HELD: usize = 1 << 16;
-
-/// How a holder scan learns every process's namespaces.
-pub enum TaskSource {
-    /// From the kernel's task list (tree walk kernels) and, where the fd
-    /// walk runs, every open nsfs file; with every mount namespace's id
-    /// (inode -> id) for the mounts of those no task is in.
-    Kernel { walker: Arc<Mutex<Walker>>, mnt_ids: foldhash::HashMap<u64, u64> },
-    /// From /proc/PID/ns.
-    Proc,
-}
-
-impl TaskSource {
-    /// Walks the tasks and fds (where the kernel is walked) and scans /proc
-    /// for the rest of the holders (blocking). A walk that fails this time
-    /// is answered from /proc alone, and said so.
-    pub fn scan(self) -> Result<(HolderScan, Option<WalkTrouble>), HoldersError> {
-        let me = [std::process::id()];
-        match self {
-            TaskSource::Kernel { walker, mnt_ids } => {
-                let walked = {
-                    let mut w = walker.lock().unwrap_or_else(|e| e.into_inner());
-                    w.walk_tasks_and_fds(&mut Default::default())
-                };
-                match walked {
-                    Ok((tasks, fds)) => {
-                        let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
-                        Ok((holders::scan_with_kernel(&me, view)?, None))
-                    }
-                    Err(e) => {
-                        let failure = e.failure().unwrap_or(WalkFailure::Error);
-                        let message = crate::chain::chain(&e);
-                        log::warn!("task walk failed ({message}); holders come from /proc this time");
-                        Ok((holders::scan_excluding(&me)?, Some(WalkTrouble { failure, message })))
-                    }
-                }
-            }
-            TaskSource::Proc => Ok((holders::scan_excluding(&me)?, None)),
-        }
-    }
-}
 
 /// Counters a user (or the exporter) may want.
 #[derive(Clone, Debug, Default, serde::Serialize)]
