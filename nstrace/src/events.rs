@@ -327,6 +327,11 @@ impl Clock {
         boot_ns as f64 / 1e9 + self.offset
     }
 
+    /// Wall-clock time now, as Unix seconds: the one place nstrace reads it.
+    pub fn unix_now() -> f64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    }
+
     pub fn now_boot_ns() -> u64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: ts is a valid timespec.

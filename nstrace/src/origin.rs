@@ -117,8 +117,7 @@ impl CgroupNames {
     /// time): a cgroup made since the last read is found by reading again.
     pub fn path(&mut self, id: u64, when: f64) -> Option<String> {
         if !self.by_id.contains_key(&id) && when >= self.scanned {
-            self.scanned =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            self.scanned = crate::events::Clock::unix_now();
             self.by_id = scan_cgroups(&self.root);
         }
         self.by_id.get(&id).cloned()
@@ -403,7 +402,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!("nstrace-cgroup-{}", std::process::id()));
         std::fs::create_dir_all(root.join("system.slice/docker-x.scope")).unwrap();
         let id = std::fs::metadata(root.join("system.slice/docker-x.scope")).unwrap().ino();
-        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = crate::events::Clock::unix_now;
         let mut names = CgroupNames::new(&root);
         assert_eq!(names.path(id, now()).as_deref(), Some("/system.slice/docker-x.scope"));
         let before = now() - 10.0;

@@ -4,13 +4,13 @@
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::Mutex,
     thread,
     time::{Duration, Instant},
 };
 
-use crate::nstrace_bin;
+use crate::nstrace_command;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -61,7 +61,7 @@ pub struct Exporter {
 impl Exporter {
     pub fn start(extra: &[&str]) -> Exporter {
         let state = format!("/tmp/{}", crate::unique("nstrace-test-export"));
-        let mut child = Command::new(nstrace_bin())
+        let mut child = nstrace_command()
             .args(["export", "--listen", "127.0.0.1:0"])
             .args(["--db", &format!("{state}/nstrace.db"), "--socket", &format!("{state}/nstrace.sock")])
             .args(extra)

@@ -42,9 +42,76 @@ pub fn nstrace_bin() -> PathBuf {
     p
 }
 
+/// The bpffs directory where test runs keep the walk pins and their lock:
+/// never the host's (`/sys/fs/bpf/nstrace`), so an nstrace the host runs
+/// neither shares a walk with a test nor waits on one.
+pub const TEST_PIN_ROOT: &str = "/sys/fs/bpf/nstrace-tests";
+
+/// The environment every nstrace a test starts gets, so it is answered by
+/// this build only: a socket path no service listens on (a test that wants
+/// a service sets its own `NSTRACE_SOCKET` after this), a database path of
+/// its own, and the test runs' pin root. Shell scripts that run nstrace get
+/// it through `Command::envs`; tmux sessions through `-e`.
+pub fn private_env() -> [(&'static str, String); 3] {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| format!("/tmp/nstrace-test-run-{}", std::process::id()));
+    [
+        ("NSTRACE_SOCKET", format!("{dir}/no-service.sock")),
+        ("NSTRACE_DB", format!("{dir}/no-service.db")),
+        ("NSTRACE_PIN_ROOT", TEST_PIN_ROOT.to_string()),
+    ]
+}
+
+/// `nstrace` (this build) with [`private_env`].
+pub fn nstrace_command() -> Command {
+    let mut cmd = Command::new(nstrace_bin());
+    cmd.envs(private_env());
+    cmd
+}
+
+/// How long a one-shot nstrace run may take before the test calls it hung.
+fn one_shot_deadline() -> Duration {
+    scaled(Duration::from_secs(120))
+}
+
+/// Runs `cmd` to completion, or kills it and panics with what it printed
+/// once it has run past a generous deadline: a run that hangs (a walk that
+/// never ends, a lock never released) fails the test with a reason instead
+/// of hanging the suite.
+pub fn output_bounded(cmd: &mut Command) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let (out, err) = (pipe(Box::new(child.stdout.take().unwrap())), pipe(Box::new(child.stderr.take().unwrap())));
+    let deadline = Instant::now() + one_shot_deadline();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} did not end within {:?}; it printed: {}",
+                one_shot_deadline(),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+}
+
 /// Runs nstrace to completion and returns (exit code, stdout, stderr).
 pub fn nstrace(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(nstrace_bin()).args(args).output().expect("spawn nstrace");
+    let out = output_bounded(nstrace_command().args(args));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -75,7 +142,7 @@ impl Trace {
     /// was ready (a forced mechanism the kernel lacks: no `doctor` run
     /// first, which under emulation costs as much as a start).
     pub fn try_start(extra: &[&str]) -> Result<Trace, String> {
-        let mut child = Command::new(nstrace_bin())
+        let mut child = nstrace_command()
             .args(["trace", "--format", "json"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -134,6 +201,11 @@ impl Trace {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The tracer's own pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn events(&self) -> Vec<Value> {
@@ -490,13 +562,19 @@ pub fn kernel_independent(test: &str) -> bool {
 /// A storm of 5,000 namespaces: 2,500 children, each unsharing a uts and
 /// an ipc namespace, then exiting. Returns the children's pids.
 pub fn storm_of_5000() -> std::collections::HashSet<u64> {
+    short_lived_namespaces(2500, libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
+}
+
+/// `n` children, one after another, each unsharing `flags` (CLONE_NEW*)
+/// and exiting: namespaces that live a moment. Returns the children's pids.
+pub fn short_lived_namespaces(n: usize, flags: libc::c_int) -> std::collections::HashSet<u64> {
     let mut pids = std::collections::HashSet::new();
-    for _ in 0..2500 {
+    for _ in 0..n {
         // SAFETY: the child only makes async-signal-safe calls before _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             unsafe {
-                libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC);
+                libc::unshare(flags);
                 libc::_exit(0);
             }
         }

@@ -3,14 +3,14 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use serde_json::Value;
 
-use crate::nstrace_bin;
+use crate::nstrace_command;
 
 /// A running `nstrace serve` with its own database and socket.
 pub struct Service {
@@ -32,8 +32,20 @@ impl Service {
 
     /// [`Service::start_with`] with extra environment variables.
     pub fn start_env(dir: &str, db: &str, env: &[(&str, &str)]) -> Service {
-        let mut child = Command::new(nstrace_bin())
+        Service::start_full(dir, db, &[], env)
+    }
+
+    /// [`Service::start`] with extra `serve` options.
+    pub fn start_args(dir: &str, args: &[&str]) -> Service {
+        Service::start_full(dir, &format!("{dir}/db/nstrace.db"), args, &[])
+    }
+
+    /// `nstrace serve` on `dir`'s socket and the database `db`, with extra
+    /// options and environment variables.
+    pub fn start_full(dir: &str, db: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+        let mut child = nstrace_command()
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--socket", &format!("{dir}/nstrace.sock")])
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -60,13 +72,25 @@ impl Service {
         Service { child, dir: dir.into(), stderr: lines, addr }
     }
 
+    /// The database file of a service started by [`Service::start`].
+    pub fn db(&self) -> String {
+        format!("{}/db/nstrace.db", self.dir)
+    }
+
+    /// GET /metrics: the text.
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.http("/metrics");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub fn socket(&self) -> String {
         format!("{}/nstrace.sock", self.dir)
     }
 
     /// Runs `nstrace ARGS` as a client of this service.
     pub fn ask(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(nstrace_bin()).args(args).env("NSTRACE_SOCKET", self.socket()).output().unwrap();
+        let out = nstrace_command().args(args).env("NSTRACE_SOCKET", self.socket()).output().unwrap();
         let (stdout, stderr) =
             (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
         assert!(!stderr.contains("one-shot snapshot"), "the service did not answer {args:?}: {stderr}");
@@ -109,4 +133,27 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of sample `name` whose labels include every `labels` pair,
+/// from a Prometheus text page.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let (set, value) = match rest.strip_prefix('{') {
+            Some(r) => r.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        labels
+            .iter()
+            .all(|(k, v)| set.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Runs one query with the sqlite3 tool; its lines.
+pub fn sqlite(db: &str, query: &str) -> Vec<String> {
+    let out = std::process::Command::new("sqlite3").arg(db).arg(query).output().expect("sqlite3");
+    assert!(out.status.success(), "sqlite3 {query}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }

@@ -123,7 +123,7 @@ fn every_command_piped_into_head_ends_quietly() {
         ("doctor", "[01]"),
     ] {
         let script = format!("{bin} {cmd} | {{ exec 0<&-; sleep 0.5; }}; echo ${{PIPESTATUS[0]}}");
-        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+        let out = Command::new("bash").envs(tests::private_env()).args(["-c", &script]).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let code = stdout.trim();
         assert!(

@@ -19,13 +19,8 @@ fn exec_start(unit: &str) -> Vec<String> {
 /// Starts `nstrace serve ARGS`, waits for its readiness line, stops it with
 /// SIGTERM; returns that line and how it exited.
 fn serve_until_ready(args: &[String], whose: &str) -> (String, std::process::ExitStatus) {
-    let mut child = Command::new(nstrace_bin())
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        tests::nstrace_command().arg("serve").args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -108,7 +103,7 @@ fn bash_completes(words: &[&str]) -> Vec<String> {
          printf '%s\\n' \"${{COMPREPLY[@]}}\"",
         bin = nstrace_bin().display()
     );
-    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let out = Command::new("bash").envs(tests::private_env()).args(["-c", &script]).output().unwrap();
     assert!(out.status.success(), "bash: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }

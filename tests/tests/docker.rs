@@ -67,7 +67,7 @@ struct Serve {
 
 impl Serve {
     fn ask(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(nstrace_bin()).args(args).env("NSTRACE_SOCKET", &self.socket).output().unwrap();
+        let out = tests::nstrace_command().args(args).env("NSTRACE_SOCKET", &self.socket).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("one-shot snapshot"), "the service did not answer: {err}");
         (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -135,7 +135,7 @@ fn a_killed_docker_leaks_a_netns_that_leaks_names() {
     let dir = tests::tempdir();
     let _rm = RmDir(dir.clone());
     let socket = format!("{dir}/nstrace.sock");
-    let mut child = Command::new(nstrace_bin())
+    let mut child = tests::nstrace_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--db", &format!("{dir}/nstrace.db"), "--socket", &socket])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -263,7 +263,7 @@ fn live_exits_cleanly_on_sigterm() {
         return;
     }
     let _serial = serial();
-    let mut child = Command::new(nstrace_bin())
+    let mut child = tests::nstrace_command()
         .args(["live", "--plain"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -295,7 +295,7 @@ fn max_rows_bounds_the_live_table() {
     let _serial = serial();
     let host_total = tests::ls_json(&[]).len();
     assert!(host_total > 5, "this host has {host_total} namespaces: too few to test a cap of 5");
-    let mut child = Command::new(nstrace_bin())
+    let mut child = tests::nstrace_command()
         .args(["live", "--plain", "--max-rows", "5", "--interval", "0.5"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -474,6 +474,7 @@ fn unprivileged_users_get_a_clear_error_not_an_empty_answer() {
     for args in [&["ls", "--json"][..], &["leaks"], &["why", "1"], &["trace", "--duration", "1"], &["live", "--plain"]]
     {
         let out = Command::new("setpriv")
+            .envs(tests::private_env())
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin)
             .args(args)
@@ -487,6 +488,7 @@ fn unprivileged_users_get_a_clear_error_not_an_empty_answer() {
     }
     // doctor is for finding out what is missing: it runs, and says it cannot.
     let out = Command::new("setpriv")
+        .envs(tests::private_env())
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)
         .arg("doctor")

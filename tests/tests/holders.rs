@@ -160,6 +160,70 @@ fn a_thread_holds_a_pid_namespace_for_its_children() {
     }
 }
 
+/// Python whose second thread unshares argv[1] (CLONE_NEW* as a number)
+/// and stays: it prints that thread's id.
+const THREAD_UNSHARE_PY: &str = r#"
+import ctypes, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+def run():
+    if libc.unshare(int(sys.argv[1])) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    out.append(str(threading.get_native_id()))
+    while True: time.sleep(3600)
+threading.Thread(target=run, daemon=True).start()
+while not out:
+    time.sleep(0.01)
+print(out[0], flush=True)
+while True: time.sleep(3600)
+"#;
+
+/// Every type a thread can hold alone (not user: unshare(CLONE_NEWUSER)
+/// wants a single-threaded process): the thread, not its process, is the
+/// holder, with its tid and how it holds it, from both sources.
+#[test]
+fn a_thread_alone_holds_a_namespace_of_every_type_it_can_unshare() {
+    let test = "a_thread_alone_holds_a_namespace_of_every_type_it_can_unshare";
+    if !root_or_skip(test) {
+        return;
+    }
+    for (ty, flag, link, hold) in [
+        ("mnt", libc::CLONE_NEWNS, "mnt", "member"),
+        ("uts", libc::CLONE_NEWUTS, "uts", "member"),
+        ("ipc", libc::CLONE_NEWIPC, "ipc", "member"),
+        ("net", libc::CLONE_NEWNET, "net", "member"),
+        ("cgroup", libc::CLONE_NEWCGROUP, "cgroup", "member"),
+        ("time", libc::CLONE_NEWTIME, "time_for_children", "time-for-children"),
+        ("pid", libc::CLONE_NEWPID, "pid_for_children", "pid-for-children"),
+    ] {
+        if ty == "time" && !std::path::Path::new("/proc/self/ns/time").exists() {
+            tests::skip(test, "no time namespaces (before 5.6): time skipped");
+            continue;
+        }
+        let (holder, tid) = spawn_ready(Command::new("python3").args(["-c", THREAD_UNSHARE_PY, &flag.to_string()]));
+        let tid: u32 = tid.parse().expect("the thread id");
+        let pid = holder.pid();
+        let inode = std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(format!("/proc/{pid}/task/{tid}/ns/{link}")).expect("the thread's ns link"),
+        );
+        assert_ne!(inode, ns_inode(pid, link), "{ty}: the leader is not in the thread's namespace");
+        for source in sources() {
+            let rows = ls_json(&["--source", source, "--type", ty]);
+            let row = find_row(&rows, ty, inode).unwrap_or_else(|| panic!("{source}: no {ty} row for {inode}"));
+            let tasks = holders_of(row, "task");
+            assert!(
+                tasks.iter().any(|h| h["pid"] == pid && h["tid"] == tid && h["hold"] == hold),
+                "{source}: {ty}: thread {tid} of {pid} holds it as {hold}: {row}"
+            );
+            assert!(
+                !tasks.iter().any(|h| h["pid"] == pid && h["tid"] != tid),
+                "{source}: {ty}: only the thread, not its process: {row}"
+            );
+            assert_ne!(row["state"], "orphaned", "{source}: {ty}: {row}");
+        }
+    }
+}
+
 /// Whether listmount(2) lists every mount of another mount namespace by
 /// id. It takes ids from 6.11, but in the 6.12 VM it listed only that
 /// namespace's first mount (the copy of the root file system), not the bind
@@ -227,7 +291,7 @@ fn mount_in_a_taskless_mount_namespace(test: &str, how: MntNsHold) {
         let rows = ls_json(&["--source", source]);
         let row = find_row(&rows, "net", inode).unwrap_or_else(|| {
             // What nstrace tried, for the failure message.
-            let out = Command::new(tests::nstrace_bin())
+            let out = tests::nstrace_command()
                 .args(["ls", "--json", "--no-service", "--source", source])
                 .env("RUST_LOG", "nstrace=trace")
                 .output()

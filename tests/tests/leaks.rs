@@ -274,7 +274,7 @@ fn diff_of_two_snapshots() {
         "{} diff {a} {b} | {{ exec 0<&-; sleep 0.5; }}; echo ${{PIPESTATUS[0]}}",
         tests::nstrace_bin().display()
     );
-    let piped = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+    let piped = std::process::Command::new("bash").envs(tests::private_env()).args(["-c", &script]).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&piped.stdout).trim(),
         "1",

@@ -110,7 +110,7 @@ fn a_new_netns_is_in_both_the_walk_and_listns() {
         "stat -L -c %i /proc/self/ns/net; exec sleep infinity",
     ]));
     let inode: u64 = inode.parse().unwrap();
-    let out = Command::new(tests::nstrace_bin())
+    let out = tests::nstrace_command()
         .args(["ls", "--json", "--source", "kernel", "--type", "net"])
         .env("RUST_LOG", "nstrace::kernel::walker=trace")
         .output()

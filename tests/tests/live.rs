@@ -39,7 +39,8 @@ impl Tmux {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
+        // The server (started by the first command) hands them to the shell.
+        c.envs(tests::private_env()).args(["-L", &self.socket]);
         c
     }
 

@@ -329,7 +329,7 @@ fn table_fits_the_terminal_and_colours_only_when_asked() {
     let _netns = tests::IpNetns::add(name.clone());
     let inode = ns_inode_of_path(&format!("/run/netns/{name}"));
     let ls = |env: &[(&str, &str)], args: &[&str]| {
-        let mut c = Command::new(tests::nstrace_bin());
+        let mut c = tests::nstrace_command();
         c.args(["ls", "--no-service"]).args(args).env_remove("COLUMNS").env_remove("NO_COLOR");
         for (k, v) in env {
             c.env(k, v);

@@ -22,7 +22,7 @@ use tests::{
 /// These tests share the host's walk pins and lock: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const PIN_ROOT: &str = "/sys/fs/bpf/nstrace";
+const PIN_ROOT: &str = tests::TEST_PIN_ROOT;
 /// Every command here waits this long for the walk lock (the VMs' default is longer).
 const LOCK_WAIT: (&str, &str) = ("NSTRACE_LOCK_WAIT", "3");
 
@@ -54,7 +54,7 @@ struct Outcome {
 /// Runs `nstrace ARGS` and kills it if it has not ended within `limit`.
 fn bounded(args: &[&str], limit: Duration) -> Outcome {
     let started = Instant::now();
-    let mut child = Command::new(nstrace_bin())
+    let mut child = tests::nstrace_command()
         .args(args)
         .env(LOCK_WAIT.0, LOCK_WAIT.1)
         .stdout(Stdio::piped())
@@ -108,7 +108,7 @@ fn own_uts() -> (ChildGuard, u64) {
 
 /// A long-running `nstrace live --plain`, its tables drained.
 fn live_plain() -> ChildGuard {
-    let mut child = Command::new(nstrace_bin())
+    let mut child = tests::nstrace_command()
         .args(["live", "--plain", "--interval", "1"])
         .env(LOCK_WAIT.0, LOCK_WAIT.1)
         .stdout(Stdio::piped())
@@ -223,8 +223,8 @@ fn runs_that_see_different_run_directories_still_take_turns() {
     );
     let private = format!("mkdir -p /run/nstrace && mount -t tmpfs tmpfs /run/nstrace && {script}");
     let spawn = |cmd: &mut Command| cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-    let plain = spawn(Command::new("sh").args(["-c", &script]));
-    let own_run = spawn(Command::new("unshare").args(["-m", "sh", "-c", &private]));
+    let plain = spawn(Command::new("sh").envs(tests::private_env()).args(["-c", &script]));
+    let own_run = spawn(Command::new("unshare").envs(tests::private_env()).args(["-m", "sh", "-c", &private]));
     for (who, child) in [("the host's loop", plain), ("the loop with its own /run/nstrace", own_run)] {
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -246,7 +246,7 @@ fn a_walk_ring_left_inconsistent_is_settled_by_the_next_run() {
     let _serial = serial();
     let (_keeper, inode) = own_uts();
     let debug = |_: ()| {
-        let out = Command::new(nstrace_bin())
+        let out = tests::nstrace_command()
             .args(["ls", "--no-service", "--json", "--type", "uts"])
             .env("RUST_LOG", "nstrace::kernel::pinned=debug")
             .env(LOCK_WAIT.0, LOCK_WAIT.1)
@@ -334,7 +334,7 @@ fn a_walk_lock_held_forever_is_named_and_hangs_nothing() {
     let dir = tempdir();
     let _rm = RmDir(dir.clone());
     let mut service = Service::start_env(&dir, &format!("{dir}/nstrace.db"), &[LOCK_WAIT]);
-    let mut trace = Command::new(nstrace_bin())
+    let mut trace = tests::nstrace_command()
         .args(["trace", "--format", "json"])
         .env(LOCK_WAIT.0, LOCK_WAIT.1)
         .stdout(Stdio::null())
@@ -442,7 +442,7 @@ fn serve_answers_scrapes_and_stops_while_it_answers_requests() {
             thread::spawn(move || {
                 let mut asked = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let out = Command::new(nstrace_bin()).args(&args).env("NSTRACE_SOCKET", &socket).output().unwrap();
+                    let out = tests::nstrace_command().args(&args).env("NSTRACE_SOCKET", &socket).output().unwrap();
                     assert!(
                         out.status.code().is_some_and(|c| c <= 1),
                         "{args:?}: {}",

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use tests::{RmDir, nstrace_bin, root_or_skip, scaled, tempdir};
+use tests::{RmDir, root_or_skip, scaled, tempdir};
 
 /// One PERF_RECORD_NAMESPACES as perf script prints it: comm, pid, tid and
 /// (index, type, dev, inode) per namespace.
@@ -71,7 +71,7 @@ fn perf_format_matches_perf_script() {
         tests::skip("perf_format_matches_perf_script", "perf (linux-perf) does not run on this kernel");
         return;
     }
-    let mut trace = Command::new(nstrace_bin())
+    let mut trace = tests::nstrace_command()
         .args(["trace", "--format", "perf", "--event", "namespaces"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

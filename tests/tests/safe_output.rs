@@ -17,6 +17,7 @@ fn history_as_nobody_is_a_privilege_error() {
     }
     let run = |cmd: &str| {
         let out = Command::new("setpriv")
+            .envs(tests::private_env())
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(nstrace_bin())
             .arg(cmd)
@@ -71,4 +72,47 @@ fn a_number_that_is_also_a_netns_name_is_ambiguous() {
     let (code, _, err) = nstrace(&["why", "--no-service", ""]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no target") && !err.contains("/run/netns/"), "{test}: {err}");
+}
+
+/// Terminal columns a line takes: CJK characters take two.
+fn columns(line: &str) -> usize {
+    line.chars()
+        .map(|c| {
+            if ('\u{1100}'..='\u{115f}').contains(&c)
+                || ('\u{2e80}'..='\u{a4cf}').contains(&c)
+                || ('\u{ac00}'..='\u{d7a3}').contains(&c)
+                || ('\u{f900}'..='\u{faff}').contains(&c)
+                || ('\u{ff00}'..='\u{ff60}').contains(&c)
+            {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// An `ip netns` name in Chinese keeps `ls` within the terminal: each of its
+/// characters takes two columns, and the table is fitted to columns, not
+/// characters.
+#[test]
+fn a_wide_netns_name_keeps_ls_within_80_columns() {
+    let test = "a_wide_netns_name_keeps_ls_within_80_columns";
+    if !root_or_skip(test) || !tests::kernel_independent(test) {
+        return;
+    }
+    let name = format!("网络命名空间测试{}", unique("-"));
+    let _netns = IpNetns::add(name.clone());
+    for args in [
+        &["ls", "--no-service"][..],
+        &["ls", "--no-service", "-o", "+creator,pinned-by"],
+        &["ls", "--no-service", "-t", "net"],
+    ] {
+        let out = tests::output_bounded(tests::nstrace_command().args(args).env("COLUMNS", "80"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("网络"), "{args:?}: the name is shown: {text}");
+        for line in text.lines() {
+            assert!(columns(line) <= 80, "{args:?}: {} columns: {line}", columns(line));
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tests::{IpNetns, RmDir, eventually, nstrace_bin, root_or_skip, service::Service, sh, skip, unique};
+use tests::{IpNetns, RmDir, eventually, root_or_skip, service::Service, sh, skip, unique};
 
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -68,7 +68,7 @@ fn ip_netns_add_from_a_script_names_ip_and_the_script() {
     assert!(age.ends_with('s') && age[..age.len() - 1].parse::<u32>().is_ok(), "AGE {age} in {line}");
     assert!(line.matches(" ip[").count() >= 2, "creator and pinner ip: {line}");
     // The service writes the table in the client's width (COLUMNS here).
-    let narrow = Command::new(nstrace_bin())
+    let narrow = tests::nstrace_command()
         .args(["ls", "-o", "+creator,pinned-by"])
         .env("NSTRACE_SOCKET", service.socket())
         .env("COLUMNS", "80")
@@ -184,6 +184,73 @@ fn provenance_survives_the_processes_kill_9_and_a_restart() {
     assert!(pinner.starts_with("nspinner["), "{pinner}");
 }
 
+/// Rows of namespaces a restart cannot carry on are closed with the
+/// reason: died while serve was down, recorded in an earlier boot, or (no
+/// ids before 6.18, no pin to prove it) possibly a new namespace on a
+/// reused inode. `history` says which.
+#[test]
+fn rows_closed_at_a_restart_say_why() {
+    let test = "rows_closed_at_a_restart_say_why";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let service = Service::start(&dir);
+    let keeper = || {
+        let (child, _) =
+            tests::spawn_ready(Command::new("unshare").args(["-u", "sh", "-c", "echo ready; exec sleep infinity"]));
+        let inode = tests::ns_inode(child.pid(), "uts");
+        (child, inode)
+    };
+    let (gone, earlier_boot, alive) = (keeper(), keeper(), keeper());
+    let history = |service: &Service, extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["history", "--type", "uts", "--json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = service.ask(&args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    eventually(Duration::from_secs(10), "the three namespaces recorded alive", || {
+        let rows = history(&service, &["--alive"]);
+        [gone.1, earlier_boot.1, alive.1].iter().all(|i| rows.iter().any(|r| r["inode"] == *i)).then_some(())
+    });
+    assert!(service.stop().success());
+    // While serve is down: one namespace dies, one row is made an earlier boot's.
+    let gone_inode = gone.1;
+    drop(gone);
+    sh(&format!(
+        "sqlite3 {dir}/db/nstrace.db \"UPDATE namespaces SET boot_id = 'an-earlier-boot' WHERE type = 'uts' AND \
+         inode = {} AND destroyed_at IS NULL\"",
+        earlier_boot.1
+    ));
+    let service = Service::start(&dir);
+    let rows = history(&service, &[]);
+    let row = |inode: u64, what: &str| -> &Value {
+        rows.iter()
+            .find(|r| r["inode"] == inode && r["creator"]["comm"] == "unshare")
+            .unwrap_or_else(|| panic!("{what}: no row of uts {inode} made by unshare in {rows:?}"))
+    };
+    let r = row(gone_inode, "died while serve was down");
+    assert_eq!(r["via"], "while-nstrace-was-down", "{r}");
+    assert!(r["destroyed"].is_number(), "{r}");
+    let r = row(earlier_boot.1, "an earlier boot's");
+    assert_eq!((&r["via"], &r["boot_id"]), (&"reboot".into(), &"an-earlier-boot".into()), "{r}");
+    let r = row(alive.1, "alive all along");
+    if tests::kernel().has_ns_ids {
+        // Its id proves it is the same namespace: the record goes on.
+        assert!(r["destroyed"].is_null() && r["created"].is_number(), "adopted: {r}");
+    } else {
+        // Nothing proves the inode was not freed and reused meanwhile.
+        assert_eq!(r["via"], "identity-unknown", "{r}");
+    }
+    let (_, text, _) = service.ask(&["history", "--type", "uts", "--destroyed"]);
+    for says in [format!("uts {gone_inode} "), "(while-nstrace-was-down)".into(), "(reboot)".into()] {
+        assert!(text.contains(&says), "history says {says}: {text}");
+    }
+    drop((earlier_boot, alive));
+}
+
 /// Unmounts a bind mount when dropped (the test's own file stays for RmDir).
 struct Unmount(String);
 
@@ -203,8 +270,7 @@ fn a_second_service_on_the_same_socket_or_database_is_refused() {
     let _rm = RmDir(dir.clone());
     let _service = Service::start(&dir);
     let run = |args: &[&str]| {
-        let out =
-            Command::new(nstrace_bin()).arg("serve").args(["--listen", "127.0.0.1:0"]).args(args).output().unwrap();
+        let out = tests::nstrace_command().arg("serve").args(["--listen", "127.0.0.1:0"]).args(args).output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let db = format!("{dir}/db/nstrace.db");
@@ -337,7 +403,7 @@ fn without_a_service_commands_say_so_and_answer_from_a_snapshot() {
     }
     let dir = tests::tempdir();
     let _rm = RmDir(dir.clone());
-    let out = Command::new(nstrace_bin())
+    let out = tests::nstrace_command()
         .args(["ls", "--json"])
         .env("NSTRACE_SOCKET", format!("{dir}/none.sock"))
         .output()
@@ -347,7 +413,7 @@ fn without_a_service_commands_say_so_and_answer_from_a_snapshot() {
     assert_eq!(err.matches("one-shot snapshot").count(), 1, "said once: {err}");
     assert!(serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap().len() > 1);
     // history needs the database.
-    let out = Command::new(nstrace_bin()).args(["history", "--db", &format!("{dir}/missing.db")]).output().unwrap();
+    let out = tests::nstrace_command().args(["history", "--db", &format!("{dir}/missing.db")]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no provenance database"));
 }

@@ -373,3 +373,26 @@ fn undead_storm_namespaces(events: &[Value], pids: &HashSet<u64>, k: &tests::Ker
     }
     births.iter().filter(|(k, (n, _))| deaths.get(*k).copied().unwrap_or(0) < *n).count()
 }
+
+/// nstrace's own threads, forks and execs are not traced: not in its
+/// output, not fed to its store. (Its walk threads start while it runs:
+/// with the filter gone, they show up here.)
+#[test]
+fn nstrace_never_traces_itself() {
+    let test = "nstrace_never_traces_itself";
+    if !root_or_skip(test) {
+        return;
+    }
+    let trace = Trace::start(&["--event", "namespaces", "--walk-interval", "1"]);
+    let own = trace.pid();
+    std::thread::sleep(tests::scaled(Duration::from_secs(6)));
+    // Others are traced meanwhile: a process the test starts now.
+    let mut started = Command::new("true").spawn().unwrap();
+    let child = started.id();
+    started.wait().unwrap();
+    trace
+        .wait_for(Duration::from_secs(10), |e| e["event"] == "namespaces" && e["pid"] == child)
+        .expect("the test's own fork traced");
+    let mine: Vec<Value> = trace.events().into_iter().filter(|e| e["pid"] == own).collect();
+    assert!(mine.is_empty(), "nstrace (pid {own}) traced itself: {mine:?}");
+}

@@ -10,7 +10,7 @@ use std::{
     process::{Command, Stdio},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -90,19 +90,25 @@ pub fn soak(r: &mut Report) -> anyhow::Result<()> {
     let addr = serve.address().context("serve's address")?;
     let pid = serve.pid();
     let stop = Arc::new(AtomicBool::new(false));
+    // Namespace operations so far: each unshare makes one, each exit ends one.
+    let ops = Arc::new(AtomicU64::new(0));
     let churn = {
-        let stop = stop.clone();
+        let (stop, ops) = (stop.clone(), ops.clone());
         std::thread::spawn(move || {
-            let mut ops = 0;
             while !stop.load(Ordering::Relaxed) {
-                ops += 2 * workload::paced_unshare(50, 5, libc::CLONE_NEWUTS);
+                let made = workload::paced_unshare(50, 1, libc::CLONE_NEWUTS);
+                ops.fetch_add(2 * made as u64, Ordering::Relaxed);
             }
-            ops
         })
     };
     // Warmed up: the baseline memory is taken after the first minute.
     std::thread::sleep(Duration::from_secs(60.min(minutes * 60 / 4)));
     let (rss_start, cpu_start, started) = (rss_kib(pid), cpu_seconds(pid)?, Instant::now());
+    let ops_start = ops.load(Ordering::Relaxed);
+    // Resident memory every tenth of the soak: flat, or still growing?
+    let mut rss_series = vec![rss_start];
+    let sample_every = Duration::from_secs(minutes * 6).max(Duration::from_secs(5));
+    let mut next_sample = started + sample_every;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let (mut killed, mut completed, mut hangs, mut slow_scrapes, mut scrapes) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut worst_scrape = Duration::ZERO;
@@ -147,12 +153,18 @@ pub fn soak(r: &mut Report) -> anyhow::Result<()> {
             rss_max = rss_max.max(rss_kib(pid));
             last_scrape = Instant::now();
         }
+        if Instant::now() >= next_sample {
+            rss_series.push(rss_kib(pid));
+            next_sample += sample_every;
+        }
         std::thread::sleep(Duration::from_millis(300));
     }
-    stop.store(true, Ordering::Relaxed);
-    let ops = churn.join().map_err(|_| anyhow::anyhow!("churn thread panicked"))?;
+    let ops = ops.load(Ordering::Relaxed) - ops_start;
     let (rss_end, cpu) = (rss_kib(pid), cpu_seconds(pid)? - cpu_start);
     let secs = started.elapsed().as_secs_f64();
+    rss_series.push(rss_end);
+    stop.store(true, Ordering::Relaxed);
+    churn.join().map_err(|_| anyhow::anyhow!("churn thread panicked"))?;
     // Settle: the last deaths reach serve within a few walks.
     std::thread::sleep(Duration::from_secs(3));
     let proc_listing = || -> anyhow::Result<HashSet<(String, u64)>> {
@@ -176,19 +188,22 @@ pub fn soak(r: &mut Report) -> anyhow::Result<()> {
          | one-shot runs that had to end | {completed} ended, **{hangs} hung** (over {} s) |\n\
          | scrapes | {scrapes}, {slow_scrapes} over 1 s, slowest {:.1} ms |\n\
          | serve's resident memory | {rss_start} KiB after warm-up, {rss_end} KiB at the end ({growth:+.0} KiB), at most {rss_max} KiB |\n\
+         | resident memory every {} s (KiB) | {} |\n\
          | serve's CPU | {:.1} ms/s |\n\
          | namespaces /proc shows that serve's table lacks | **{missing}** |\n\
          | SIGTERM to exit | {:.0} ms |\n",
         ops as f64 / secs,
         HANG.as_secs(),
         worst_scrape.as_secs_f64() * 1e3,
+        sample_every.as_secs(),
+        rss_series.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
         cpu * 1e3 / secs,
         stop_took.as_secs_f64() * 1e3,
     ));
     r.json["soak"] = json!({
         "seconds": secs, "operations": ops, "killed": killed, "completed": completed, "hangs": hangs,
         "scrapes": scrapes, "slow_scrapes": slow_scrapes, "rss_start_kib": rss_start, "rss_end_kib": rss_end,
-        "rss_max_kib": rss_max, "cpu_ms_per_s": cpu * 1e3 / secs, "missing": missing,
+        "rss_max_kib": rss_max, "rss_series_kib": rss_series, "cpu_ms_per_s": cpu * 1e3 / secs, "missing": missing,
         "stop_ms": stop_took.as_secs_f64() * 1e3,
     });
     anyhow::ensure!(hangs == 0 && missing == 0, "soak: {hangs} hung runs, {missing} namespaces missing");

@@ -4,6 +4,7 @@ mod bench;
 mod bench_hooks;
 mod bench_serve;
 mod bench_soak;
+mod decoy;
 mod image;
 mod setup;
 mod test;

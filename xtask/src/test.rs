@@ -63,11 +63,18 @@ pub fn test(args: &[String], host_only: bool) -> anyhow::Result<()> {
     if !is_root() {
         eprintln!("xtask: not root: root integration tests will print why they skip");
     }
-    let host = run(cargo()
+    let bin = root.join("target/debug/nstrace");
+    let decoy = if is_root() { crate::decoy::Decoy::start(&bin)? } else { None };
+    let mut host = run(cargo()
         .current_dir(&root)
         .args(["test", "--workspace", "--exclude", "nstrace-ebpf"])
         .args(args)
-        .env("NSTRACE_BIN", root.join("target/debug/nstrace")));
+        .env("NSTRACE_BIN", &bin));
+    if let Some(decoy) = decoy {
+        host = host.and(decoy.finish());
+    }
+    // The test runs' walk pins (tests::TEST_PIN_ROOT) go with them.
+    let _ = std::fs::remove_dir_all("/sys/fs/bpf/nstrace-tests");
     if host_only {
         return host;
     }

@@ -185,8 +185,9 @@ pub fn churn_unshare(n: usize, flags: libc::c_int) -> std::time::Duration {
 /// `rate` fork + unshare(`flags`) + exit a second, for `secs` seconds, in
 /// steps of 10 ms (a steady churn rather than a burst); returns how many ran.
 pub fn paced_unshare(rate: usize, secs: u64, flags: libc::c_int) -> usize {
-    let step = std::time::Duration::from_millis(10);
+    // Steps of 10 ms, or one unshare a step below 100 a second.
     let per_step = (rate / 100).max(1);
+    let step = std::time::Duration::from_secs(1) * per_step as u32 / rate.max(1) as u32;
     let start = Instant::now();
     let mut done = 0;
     while start.elapsed() < std::time::Duration::from_secs(secs) {

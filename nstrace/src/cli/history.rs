@@ -47,11 +47,11 @@ pub struct Args {
 
 impl Args {
     fn query(&self) -> Query {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = crate::events::Clock::unix_now();
         Query {
             ns_type: self.ns_type.map(NsType::from),
             container: self.container.clone(),
-            since: self.since.map(|s| now.saturating_sub(s).as_secs_f64()),
+            since: self.since.map(|s| (now - s.as_secs_f64()).max(0.0)),
             alive: match (self.alive, self.destroyed) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),

@@ -16,7 +16,6 @@ use crate::{
     present::{
         advice::{self, Advice},
         explain::{Explainer, Reason},
-        table::human_age,
     },
     snapshot::{self, NsRow, NsState, Source},
     store::NsStore,
@@ -101,7 +100,7 @@ pub fn candidates(rows: &[&NsRow], types: &[NsType]) -> Vec<Leak> {
 
 /// Namespaces with no task, with their reasons (no age filter).
 pub fn find(rows: &[&NsRow], types: &[NsType]) -> LeakReport {
-    report(candidates(rows, types), None, unix_now())
+    report(candidates(rows, types), None, crate::events::Clock::unix_now())
 }
 
 /// The report on `leaks` as of `now` (unix seconds): each leak's age from
@@ -132,10 +131,6 @@ pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: f64) -> LeakRepo
         notes.push(format!("{unknown_age} {n} of unknown age kept: nstrace did not see {them} created"));
     }
     LeakReport { count: leaks.len(), by_type, by_holder, min_age: min, unknown_age, notes, leaks }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -169,7 +164,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         let ctx = advice::Context { own_mnt_ns, tasks: l.row.tasks, containers: &containers };
         l.fix = l.reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     }
-    let report = report(leaks, args.min_age, unix_now());
+    let report = report(leaks, args.min_age, crate::events::Clock::unix_now());
     let mut out = out;
     let written = if args.json {
         crate::cli::write_json_pretty(&mut out, &report)
@@ -204,7 +199,7 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
     writeln!(out, "  by type:   {}", join(&r.by_type))?;
     writeln!(out, "  by holder: {}", join(&r.by_holder))?;
     for l in &r.leaks {
-        let age = l.age.map(human_age).unwrap_or_else(|| "unknown (not seen created)".into());
+        let age = l.age.map(crate::present::age::coarse).unwrap_or_else(|| "unknown (not seen created)".into());
         let containers: Vec<String> = match crate::present::table::container_text(&l.row).as_str() {
             "-" => Vec::new(),
             text => vec![text.to_string()],

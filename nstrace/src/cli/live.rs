@@ -19,7 +19,7 @@ use crate::{
     monitor::{Monitor, MonitorOptions, Totals},
     present::tui::{
         InputThread, TerminalGuard,
-        app::{App, RowState, format_age},
+        app::{App, RowState},
         ui,
     },
     present::{
@@ -221,7 +221,7 @@ async fn run_plain(mut monitor: Monitor, app: App, interval: Duration, layout: L
                 let ages: std::collections::HashMap<_, _> =
                     shown.iter().filter_map(|ns| Some((ns.row.key(), ns.age(now)?))).collect();
                 let extra = Extra {
-                    age: Box::new(move |r: &NsRow| ages.get(&r.key()).map(|a| format_age(Some(*a)))),
+                    age: Box::new(move |r: &NsRow| ages.get(&r.key()).map(|a| crate::present::age::fine(Some(*a)))),
                     ..Extra::none()
                 };
                 let mut rows: Vec<&NsRow> = shown.iter().map(|ns| &ns.row).collect();

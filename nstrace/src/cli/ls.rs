@@ -307,7 +307,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         let theirs = task_namespaces(pid)?;
         rows.retain(|r| theirs.contains(&(r.ns_type, r.inode)));
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let now = crate::events::Clock::unix_now();
     let record = |r: &NsRow| store.find(r.ns_type, r.inode);
     let cells = Cells::new(store, now);
     let mut out = out;

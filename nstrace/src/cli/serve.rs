@@ -167,7 +167,7 @@ pub async fn run(args: Args) -> Result<i32> {
                 });
             }
             accepted = socket.accept() => match accepted {
-                Ok((stream, _)) => { tokio::spawn(serve_client(stream, request_tx.clone())); }
+                Ok((stream, _)) => { tokio::spawn(serve_client(stream, request_tx.clone(), shared.clone())); }
                 Err(e) => log::warn!("accepting on {}: {e}", args.socket.display()),
             },
             Some((request, reply)) = requests.recv(), if answering.len() < MAX_ANSWERING => {
@@ -305,8 +305,8 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
             }
         }
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-    db.close_unseen(&ended, now).map_err(|e| Error::failed_with("writing the provenance database", e))?;
+    db.close_unseen(&ended, crate::events::Clock::unix_now())
+        .map_err(|e| Error::failed_with("writing the provenance database", e))?;
     if adopted + gone + unproven > 0 {
         eprintln!(
             "nstrace: provenance: {adopted} namespace(s) recorded by an earlier run are still alive and keep their \
@@ -391,7 +391,7 @@ fn publish(shared: &Shared, monitor: &Monitor, writer: &Writer) {
 }
 
 /// Reads one request and writes the reply the event loop made for it.
-async fn serve_client(mut stream: UnixStream, requests: mpsc::Sender<Pending>) {
+async fn serve_client(mut stream: UnixStream, requests: mpsc::Sender<Pending>, shared: Arc<Shared>) {
     let mut line = Vec::new();
     let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
         let mut buf = [0u8; 4096];
@@ -403,7 +403,13 @@ async fn serve_client(mut stream: UnixStream, requests: mpsc::Sender<Pending>) {
         }
     })
     .await;
-    let reply = match (read, remote::read_request(&line[..])) {
+    let request = remote::read_request(&line[..]);
+    let command = match (&read, &request) {
+        (Ok(()), Ok(r)) => r.command.as_str(),
+        _ => "invalid",
+    };
+    shared.with_metrics(|m| m.service_request(command));
+    let reply = match (read, request) {
         (Err(_), _) => Reply::error(exit::USAGE, format!("no complete request within {}s", REQUEST_TIMEOUT.as_secs())),
         (Ok(()), Err(e)) => Reply::error(exit::USAGE, e),
         (Ok(()), Ok(request)) => {

@@ -39,6 +39,20 @@ const PIN_PROTOCOL: &str = "flock-pin-root, settle-ring-per-walk";
 /// How long a run waits for the walk lock by default.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
+/// The pin root in use: `NSTRACE_PIN_ROOT` (a directory in bpffs, so a
+/// test run or a second installation keeps pins and lock of its own), else
+/// [`PIN_ROOT`].
+pub fn pin_root() -> PathBuf {
+    match std::env::var_os("NSTRACE_PIN_ROOT").map(PathBuf::from) {
+        Some(root) if root.starts_with(BPFFS) && root != Path::new(BPFFS) => root,
+        Some(root) => {
+            log::warn!("NSTRACE_PIN_ROOT={} is not a directory below {BPFFS}: using {PIN_ROOT}", root.display());
+            PathBuf::from(PIN_ROOT)
+        }
+        None => PathBuf::from(PIN_ROOT),
+    }
+}
+
 fn key() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -105,11 +119,13 @@ pub struct PinLock(#[allow(dead_code)] File);
 /// The walk lock was held by another process for the whole wait.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the walk lock ({PIN_ROOT}) is held by {} and was not released within {:.1}s",
+    "the walk lock ({}) is held by {} and was not released within {:.1}s",
+    root.display(),
     holder.as_ref().map_or_else(|| "another process".to_string(), |h| h.to_string()),
     waited.as_secs_f64()
 )]
 pub struct LockBusy {
+    pub root: PathBuf,
     pub holder: Option<LockHolder>,
     pub waited: Duration,
 }
@@ -147,8 +163,9 @@ pub fn lock(wait: Duration) -> Result<Option<PinLock>, LockBusy> {
     if !ensure_bpffs() {
         return Ok(None);
     }
-    let _ = std::fs::create_dir_all(PIN_ROOT);
-    let Ok(dir) = File::open(PIN_ROOT) else { return Ok(None) };
+    let root = pin_root();
+    let _ = std::fs::create_dir_all(&root);
+    let Ok(dir) = File::open(&root) else { return Ok(None) };
     let started = Instant::now();
     loop {
         // SAFETY: flock on an fd we own.
@@ -158,12 +175,12 @@ pub fn lock(wait: Duration) -> Result<Option<PinLock>, LockBusy> {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) && err.raw_os_error() != Some(libc::EINTR) {
             // A file system without flock: nothing to take turns on.
-            log::info!("no walk lock on {PIN_ROOT}: {err}");
+            log::info!("no walk lock on {}: {err}", root.display());
             return Ok(None);
         }
         if started.elapsed() >= wait {
             let holder = dir.metadata().ok().and_then(|m| lock_holder(&read_locks(), m.dev(), m.ino()));
-            return Err(LockBusy { holder, waited: started.elapsed() });
+            return Err(LockBusy { root, holder, waited: started.elapsed() });
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -192,7 +209,7 @@ fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<LockHolder> {
 /// Removes this build's pins (a walk over them stalled): the next run
 /// loads and pins afresh. Runs that have them open keep their own copy.
 pub fn discard() {
-    let dir = PathBuf::from(PIN_ROOT).join(key());
+    let dir = pin_root().join(key());
     log::warn!("discarding the walk pins in {}: a walk over them stalled", dir.display());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -210,7 +227,7 @@ pub fn shared_walker() -> Result<Walker, WalkError> {
 /// that must be held while it walks (waited for at most [`lock_wait`]).
 pub fn walker() -> Result<(Walker, Option<PinLock>), WalkError> {
     let lock = lock(lock_wait())?;
-    let root = PathBuf::from(PIN_ROOT);
+    let root = pin_root();
     let key = key();
     let dir = root.join(&key);
     if !EBPF_OBJECT.is_empty() && ensure_bpffs() {

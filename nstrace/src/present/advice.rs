@@ -289,6 +289,24 @@ mod tests {
     }
 
     #[test]
+    fn pid_1_is_left_alone_whatever_its_name() {
+        // A container's or a VM's init is often a shell or a tiny reaper.
+        for comm in ["tini", "bash", "dumb-init", "sh", "python3", "my-app"] {
+            for reason in [
+                Reason::Fd { pid: 1, fd: 4, comm: comm.into(), cmdline: format!("/usr/bin/{comm} --flag") },
+                Reason::Socket { pid: 1, fd: 4, comm: comm.into(), cmdline: format!("/usr/bin/{comm}"), socket: 9 },
+            ] {
+                let a = advise(&reason, &ctx(0));
+                assert_eq!(a.command, None, "pid 1 named {comm}: {a:?}");
+                assert!(!a.text().contains("gdb -p") && !a.text().contains("kill 1"), "{a:?}");
+            }
+        }
+        // The same names at another pid get the advice.
+        let app = Reason::Fd { pid: 4242, fd: 4, comm: "tini".into(), cmdline: "/usr/bin/tini".into() };
+        assert!(advise(&app, &ctx(0)).command.is_some());
+    }
+
+    #[test]
     fn mounts_get_the_runtime_command_first() {
         let a = advise(&mount(1, "/run/netns/blue", Some("blue")), &ctx(0));
         assert_eq!((a.command.as_deref(), a.safe), (Some("ip netns del blue"), true));

@@ -34,9 +34,10 @@ impl Col {
     }
 }
 
-/// Characters a cell takes on screen (our cells hold no wide characters).
+/// Columns a cell takes on a terminal: a CJK character (a netns or
+/// container name may hold them) takes two, a combining mark none.
 pub fn cell_width(s: &str) -> usize {
-    s.chars().count()
+    unicode_width::UnicodeWidthStr::width(s)
 }
 
 /// The width of each column in `width` characters (columns are one space
@@ -128,7 +129,17 @@ pub fn clip(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
     if width == 0 {
         return "".into();
     }
-    let mut out: String = s.chars().take(width - 1).collect();
+    // Whole characters while they fit, leaving one column for the "…".
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out.into()
 }

@@ -9,7 +9,7 @@ use crate::{
     model::{Holder, Namespace, NsRow, TaskHold},
     present::{
         columns::{Col, Give, cell_width, fit, write_line},
-        table::{container_text, holders_summary, human_age},
+        table::{container_text, holders_summary},
     },
     procfs::netnsid::{Netlink, NetnsId},
     store::NsStore,
@@ -482,7 +482,7 @@ impl<'a> Cells<'a> {
         let line = if col.describes_a_process() { Line::of(row) } else { Line::bare(row) };
         match (col, self.value(col, line)) {
             (_, Value::Null) => "-".into(),
-            (LsCol::Age, Value::Real(secs)) => human_age(secs),
+            (LsCol::Age, Value::Real(secs)) => crate::present::age::coarse(secs),
             (LsCol::Created, Value::Real(at)) => crate::present::render::clock_time(at),
             (_, v) => v.text().replace('\n', ","),
         }

@@ -3,6 +3,7 @@
 //! the store and events; never feeds them.
 
 pub mod advice;
+pub mod age;
 pub mod columns;
 pub mod escape;
 pub mod explain;

@@ -201,17 +201,6 @@ pub fn write_table_with(
     Ok(())
 }
 
-/// An age as people read it: 42s, 17m, 5h, 3d.
-pub fn human_age(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
 fn describe(r: &NsRow) -> String {
     let mut s = format!("{} {} [{}]", r.ns_type.name(), r.inode, r.state.name());
     if let Some(id) = r.id {

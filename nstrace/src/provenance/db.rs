@@ -118,8 +118,8 @@ impl Db {
         match Db::open_rw(path, boot_id) {
             Ok(db) => Ok((db, None)),
             Err(DbError::Sqlite { source, .. }) if is_corrupt(&source) => {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), now.as_secs()));
+                let now = crate::events::Clock::unix_now() as u64;
+                let aside = PathBuf::from(format!("{}.corrupt-{now}", path.display()));
                 std::fs::rename(path, &aside).map_err(|source| DbError::Dir { path: aside.clone(), source })?;
                 for suffix in ["-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -172,6 +172,11 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The boot whose namespaces this connection records.
+    pub fn boot_id(&self) -> &str {
+        &self.boot_id
     }
 
     fn err(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> DbError + '_ {

@@ -18,6 +18,9 @@ use super::{Change, db::Db};
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// A failed commit or open is retried this often.
 const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// Pruning runs at least this often (sooner for a short `--retain`, and
+/// whenever a tenth of `--db-max-rows` has been written since the last).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Changes kept in memory while the database cannot be written; past it the
 /// oldest are dropped (and counted).
 const MAX_QUEUED: usize = 1_000_000;
@@ -46,6 +49,17 @@ pub struct Health {
 pub struct Retention {
     pub max_age: Duration,
     pub max_rows: usize,
+}
+
+impl Retention {
+    /// Whether a prune is due, `since` after the last one with `written`
+    /// changes committed since: a row outlives `--retain` by at most a
+    /// tenth of it (a second at least), and the table outgrows
+    /// `--db-max-rows` by at most a tenth.
+    fn prune_due(&self, since: Duration, written: usize) -> bool {
+        let every = PRUNE_EVERY.min(self.max_age / 10).max(Duration::from_secs(1));
+        since >= every || written >= (self.max_rows / 10).max(1)
+    }
 }
 
 enum Msg {
@@ -155,6 +169,8 @@ struct State {
     health: Arc<Mutex<Health>>,
     retention: Retention,
     last_prune: Option<Instant>,
+    /// Changes committed since the last prune.
+    written_since_prune: usize,
 }
 
 fn run(start: Start, rx: mpsc::Receiver<Msg>, health: Arc<Mutex<Health>>, retention: Retention) {
@@ -166,6 +182,7 @@ fn run(start: Start, rx: mpsc::Receiver<Msg>, health: Arc<Mutex<Health>>, retent
         health,
         retention,
         last_prune: None,
+        written_since_prune: 0,
     };
     match start {
         Start::Open(db, rowids) => {
@@ -250,6 +267,13 @@ impl State {
                     if let Some(note) = note {
                         log::warn!("{note}");
                     }
+                    // Rows the file holds now (a file system repaired and
+                    // mounted again may hold fewer than before): a death
+                    // whose row is gone is written as a row of its own.
+                    match db.alive() {
+                        Ok(alive) => self.rowids = alive.into_iter().map(|a| (a.record.key, a.rowid)).collect(),
+                        Err(e) => return self.fail(crate::chain::Chain(&e).to_string()),
+                    }
                     self.db = Some(db);
                     self.reopen = None;
                 }
@@ -257,35 +281,58 @@ impl State {
             }
         }
         let Some(db) = self.db.as_mut() else { return };
+        let n = self.queue.len();
+        let result = if n == 0 { Ok(()) } else { db.apply(&self.queue, &mut self.rowids) };
+        if let Err(e) = result {
+            // Kept, and retried on a connection opened afresh: a file
+            // system that went read-only mid-run comes back as a new mount.
+            self.reopen = Some((db.path().to_path_buf(), db.boot_id().to_string()));
+            self.db = None;
+            return self.fail(crate::chain::Chain(&e).to_string());
+        }
+        self.queue.clear();
+        self.written_since_prune += n;
+        // Pruned after the write, so the row cap holds at the end of a burst.
         let mut pruned = 0;
-        if self.last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let before = now.saturating_sub(self.retention.max_age).as_secs_f64();
+        if self.last_prune.is_none_or(|t| self.retention.prune_due(t.elapsed(), self.written_since_prune)) {
+            let before = (crate::events::Clock::unix_now() - self.retention.max_age.as_secs_f64()).max(0.0);
             match db.prune(before, self.retention.max_rows) {
                 Ok(n) => pruned = n,
                 Err(e) => log::warn!("pruning the provenance database: {}", crate::chain::Chain(&e)),
             }
             self.last_prune = Some(Instant::now());
+            self.written_since_prune = 0;
         }
-        let n = self.queue.len();
-        let result = if n == 0 { Ok(()) } else { db.apply(&self.queue, &mut self.rowids) };
         let bytes = db.bytes().unwrap_or(0);
-        match result {
-            Ok(()) => {
-                self.queue.clear();
-                if let Ok(mut h) = self.health.lock() {
-                    if h.failing {
-                        log::warn!("provenance database: writing again");
-                    }
-                    h.failing = false;
-                    h.error = None;
-                    h.written += n as u64;
-                    h.queued = 0;
-                    h.pruned += pruned as u64;
-                    h.bytes = bytes;
-                }
+        if let Ok(mut h) = self.health.lock() {
+            if h.failing {
+                log::warn!("provenance database: writing again");
             }
-            Err(e) => self.fail(crate::chain::Chain(&e).to_string()),
+            h.failing = false;
+            h.error = None;
+            h.written += n as u64;
+            h.queued = 0;
+            h.pruned += pruned as u64;
+            h.bytes = bytes;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prune_is_due_a_tenth_of_the_retention_or_a_tenth_of_the_rows_after_the_last() {
+        let week = Retention { max_age: Duration::from_secs(7 * 86400), max_rows: 1_000_000 };
+        assert!(!week.prune_due(Duration::from_secs(59), 99_999));
+        assert!(week.prune_due(PRUNE_EVERY, 0), "every minute at least");
+        assert!(week.prune_due(Duration::ZERO, 100_000), "a tenth of the row cap written");
+        let short = Retention { max_age: Duration::from_secs(20), max_rows: 1_000_000 };
+        assert!(!short.prune_due(Duration::from_millis(1900), 0));
+        assert!(short.prune_due(Duration::from_secs(2), 0), "a tenth of --retain 20s");
+        let tiny = Retention { max_age: Duration::from_secs(1), max_rows: 5 };
+        assert!(!tiny.prune_due(Duration::from_millis(999), 0), "a second at least");
+        assert!(tiny.prune_due(Duration::ZERO, 1), "a tenth of 5 rows is one");
     }
 }

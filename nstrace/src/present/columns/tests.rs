@@ -83,6 +83,23 @@ fn clip_marks_what_it_cut() {
 }
 
 #[test]
+fn wide_characters_take_two_columns() {
+    // An `ip netns` name in Chinese: six characters, twelve columns.
+    assert_eq!(cell_width("网络命名空间"), 12);
+    assert_eq!(cell_width("e\u{301}"), 1, "a combining accent takes none");
+    assert_eq!(clip("网络命名空间", 12), "网络命名空间");
+    assert_eq!(clip("网络命名空间", 7), "网络命…");
+    assert_eq!(cell_width(&clip("网络命名空间", 6)), 5, "never wider than asked");
+    let cols = [Col::left("NAME", Give::Truncate(3)), Col::left("STATE", Give::Keep)];
+    let mut out = Vec::new();
+    write_line(&mut out, &cols, &[Some(8), Some(6)], &["网络命名空间".into(), "active".into()], &|_, s| s.into())
+        .unwrap();
+    let line = String::from_utf8(out).unwrap();
+    assert_eq!(line, "网络命…  active\n", "padded to 8 columns");
+    assert_eq!(cell_width(line.trim_end()), 15, "8 + 1 + 6 columns");
+}
+
+#[test]
 fn lines_pad_before_painting() {
     let cols = [Col::right("N", Give::Keep), Col::left("STATE", Give::Keep), Col::left("CMD", Give::Truncate(3))];
     let widths = [Some(3), Some(8), Some(5)];

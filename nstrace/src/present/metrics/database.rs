@@ -1,15 +1,47 @@
-//! Gauges and counters of `serve`'s provenance database (registered only by `serve`).
+//! Gauges and counters only `serve` has: its provenance database and the
+//! requests its socket answers.
 
 use prometheus_client::{
-    metrics::{counter::Counter, gauge::Gauge},
+    encoding::{EncodeLabelSet, EncodeLabelValue},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::{Registry, Unit},
 };
 
 use super::catch_up;
 use crate::provenance::writer::Health;
 
+/// What a client asked the service's socket (`invalid`: a request it could
+/// not read or does not answer).
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RequestLabel {
+    ls,
+    why,
+    leaks,
+    history,
+    invalid,
+}
+
+impl RequestLabel {
+    pub fn of(command: &str) -> RequestLabel {
+        match command {
+            "ls" => RequestLabel::ls,
+            "why" => RequestLabel::why,
+            "leaks" => RequestLabel::leaks,
+            "history" => RequestLabel::history,
+            _ => RequestLabel::invalid,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub command: RequestLabel,
+}
+
 #[derive(Debug, Default)]
 pub struct DatabaseMetrics {
+    requests: Family<RequestLabels, Counter>,
     up: Gauge,
     written: Counter,
     failures: Counter,
@@ -49,7 +81,18 @@ impl DatabaseMetrics {
         );
         registry.register("database_rows_pruned", "Rows pruned by --retain and --db-max-rows", m.pruned.clone());
         registry.register_with_unit("database_size", "Size of the provenance database", Unit::Bytes, m.bytes.clone());
+        for command in
+            [RequestLabel::ls, RequestLabel::why, RequestLabel::leaks, RequestLabel::history, RequestLabel::invalid]
+        {
+            let _ = m.requests.get_or_create(&RequestLabels { command });
+        }
+        registry.register("service_requests", "Requests the service socket received, by command", m.requests.clone());
         m
+    }
+
+    /// One request on the service socket.
+    pub fn request(&self, command: RequestLabel) {
+        self.requests.get_or_create(&RequestLabels { command }).inc();
     }
 
     pub fn set(&self, h: &Health) {

@@ -429,6 +429,13 @@ impl Metrics {
         self
     }
 
+    /// Counts a request on serve's socket (a no-op unless enabled).
+    pub fn service_request(&self, command: &str) {
+        if let Some(d) = &self.database {
+            d.request(database::RequestLabel::of(command));
+        }
+    }
+
     /// The database gauges (a no-op unless enabled).
     pub fn set_database(&self, health: &crate::provenance::writer::Health) {
         if let Some(d) = &self.database {

@@ -313,7 +313,7 @@ fn ages_read_like_people_say_them() {
         (86_400.0, "1d"),
         (-5.0, "0s"),
     ] {
-        assert_eq!(human_age(secs), text, "{secs}");
+        assert_eq!(crate::present::age::coarse(secs), text, "{secs}");
     }
 }
 

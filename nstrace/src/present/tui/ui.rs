@@ -11,7 +11,7 @@ use ratatui::{
     widgets::{Block, Clear, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::app::{App, RowState, format_age};
+use super::app::{App, RowState};
 use crate::{
     model::Namespace,
     model::{Holder, TaskHold},
@@ -141,7 +141,7 @@ fn cells(ns: &Namespace, now: f64) -> [String; 11] {
         r.tasks.to_string(),
         holders_summary(r),
         r.owner.map(|o| o.to_string()).unwrap_or_else(|| "-".into()),
-        format_age(ns.age(now)),
+        crate::present::age::fine(ns.age(now)),
         name_text(r),
         container_text(r),
         command_text(r),
@@ -239,7 +239,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
         facts.push(format!("level {l}"));
     }
     facts.push(format!("tasks {}", r.tasks));
-    facts.push(format!("age {}", format_age(ns.age(app.view.now))));
+    facts.push(format!("age {}", crate::present::age::fine(ns.age(app.view.now))));
     if !r.names.is_empty() {
         facts.push(format!("ip netns {}", esc(&r.names.join(","))));
     }

@@ -478,17 +478,5 @@ fn compare(a: &Namespace, b: &Namespace, sort: SortKey, now: f64) -> std::cmp::O
     }
 }
 
-/// "42s", "3m07s", "2h05m", "3d04h"; "-" when unknown.
-pub fn format_age(age: Option<f64>) -> String {
-    let Some(a) = age else { return "-".into() };
-    let s = a.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
-        _ => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -305,11 +305,11 @@ fn initial_filters_and_texts() {
 
 #[test]
 fn ages_and_commands() {
-    assert_eq!(format_age(None), "-");
-    assert_eq!(format_age(Some(42.7)), "42s");
-    assert_eq!(format_age(Some(187.0)), "3m07s");
-    assert_eq!(format_age(Some(7500.0)), "2h05m");
-    assert_eq!(format_age(Some(3.0 * 86_400.0 + 4.0 * 3600.0)), "3d04h");
+    assert_eq!(crate::present::age::fine(None), "-");
+    assert_eq!(crate::present::age::fine(Some(42.7)), "42s");
+    assert_eq!(crate::present::age::fine(Some(187.0)), "3m07s");
+    assert_eq!(crate::present::age::fine(Some(7500.0)), "2h05m");
+    assert_eq!(crate::present::age::fine(Some(3.0 * 86_400.0 + 4.0 * 3600.0)), "3d04h");
     let app = sample();
     let net = app.lookup(NsType::Net, 10).unwrap();
     assert_eq!((command_text(&net.row), name_text(&net.row)), ("-".into(), "blue".into()));
