@@ -226,4 +226,5 @@ impl Config {
 const _: () = assert!(core::mem::offset_of!(Config, destroy_work_fns) % 8 == 0);
 
 #[cfg(feature = "user")]
+// SAFETY: #[repr(C)] plain data with explicit padding and no pointers: any bytes are a valid value.
 unsafe impl aya::Pod for Config {}

@@ -123,6 +123,7 @@ mod tests {
 
     fn as_bytes<T: Copy>(v: &T) -> Vec<u8> {
         let p = (v as *const T).cast::<u8>();
+        // SAFETY: `v` is a live T, read as its size_of::<T>() bytes.
         unsafe { core::slice::from_raw_parts(p, size_of::<T>()) }.to_vec()
     }
 

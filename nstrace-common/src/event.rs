@@ -385,7 +385,10 @@ const_size!(SyscallNsEvent, 24 + 8 + 16 + 16 + 32 * TASK_NS_SLOTS);
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
+    // SAFETY: #[repr(C)] plain data with explicit padding and no pointers: any bytes are a valid value.
     unsafe impl aya::Pod for WalkState {}
+    // SAFETY: #[repr(C)] plain data with explicit padding and no pointers: any bytes are a valid value.
     unsafe impl aya::Pod for NsFdRecord {}
+    // SAFETY: #[repr(C)] plain data with explicit padding and no pointers: any bytes are a valid value.
     unsafe impl aya::Pod for NsRef {}
 }

@@ -260,7 +260,7 @@ impl PinKind {
 
 /// Containers whose tasks were seen in a namespace while it lived (a
 /// leaked netns keeps no task to say whose it was). One word when none.
-#[allow(clippy::box_collection)]
+#[expect(clippy::box_collection, reason = "None is one word; most namespaces have none")]
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(transparent)]
 pub struct SeenIn(Option<Box<Vec<ContainerRef>>>);
@@ -320,7 +320,7 @@ impl SeenIn {
 }
 
 /// A namespace's pins, oldest first. Most namespaces have none: one word.
-#[allow(clippy::box_collection)]
+#[expect(clippy::box_collection, reason = "None is one word; most namespaces have none")]
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(transparent)]
 pub struct Pins(Option<Box<Vec<Pin>>>);
@@ -450,7 +450,7 @@ pub struct Namespace {
 /// A namespace's latest events, oldest first. Most namespaces have none,
 /// so an empty history costs one word.
 // Boxed on purpose: an empty VecDeque is four words, `None` here is one.
-#[allow(clippy::box_collection)]
+#[expect(clippy::box_collection, reason = "None is one word; most namespaces have none")]
 #[derive(Clone, Debug, Default)]
 pub struct History(Option<Box<VecDeque<Event>>>);
 

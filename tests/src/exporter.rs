@@ -28,6 +28,7 @@ impl Proc {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Some(status);
         }
+        // SAFETY: kill(2) takes no pointers; the pid is our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 /// True when running as root; otherwise prints why `test` is skipped.
 pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
@@ -573,6 +574,7 @@ pub fn short_lived_namespaces(n: usize, flags: libc::c_int) -> std::collections:
         // SAFETY: the child only makes async-signal-safe calls before _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // SAFETY: unshare(2) takes no pointers.
             unsafe {
                 libc::unshare(flags);
                 libc::_exit(0);
@@ -580,6 +582,7 @@ pub fn short_lived_namespaces(n: usize, flags: libc::c_int) -> std::collections:
         }
         assert!(pid > 0);
         pids.insert(pid as u64);
+        // SAFETY: waitpid(2) on our own child; a null status pointer is allowed.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     }
     pids

@@ -123,6 +123,7 @@ impl Service {
     }
 
     pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) takes no pointers; the pid is our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap()
     }

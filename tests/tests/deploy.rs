@@ -36,6 +36,7 @@ fn serve_until_ready(args: &[String], whose: &str) -> (String, std::process::Exi
             Err(_) => break None,
         }
     };
+    // SAFETY: kill(2) takes no pointers; the pid is our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     let ready = ready.unwrap_or_else(|| panic!("serve with {whose} arguments {args:?} did not start: {seen:?}"));

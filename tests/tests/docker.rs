@@ -37,6 +37,7 @@ impl Drop for DockerGuard {
         let patterns = [SOCK, "containerd-shim", "/var/run/docker/containerd/containerd.toml"];
         for pattern in patterns {
             for pid in pids_of(pattern) {
+                // SAFETY: kill(2) takes no pointers; the pid is our own child.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
@@ -49,6 +50,7 @@ impl Drop for DockerGuard {
             }
             // Ours (dockerd is this test's child): reap them.
             for pid in left {
+                // SAFETY: waitpid(2) on our own child; a null status pointer is allowed.
                 let _ = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -193,6 +195,7 @@ fn a_killed_docker_leaks_a_netns_that_leaks_names() {
     victims.extend(pids_of("/var/run/docker/containerd/containerd.toml"));
     victims.extend(pids_of(&format!("containerd-shim.*{id}")));
     for v in &victims {
+        // SAFETY: kill(2) takes no pointers; the pid is our own child.
         unsafe { libc::kill(*v, libc::SIGKILL) };
     }
     let _ = dockerd.wait();

@@ -181,6 +181,7 @@ fn lost_records_are_counted_reported_and_healed_by_a_resync() {
         // SAFETY: the child only makes async-signal-safe calls.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // SAFETY: unshare(2) takes no pointers.
             unsafe {
                 libc::unshare(libc::CLONE_NEWUTS);
                 if i % 17 == 0 {
@@ -193,6 +194,7 @@ fn lost_records_are_counted_reported_and_healed_by_a_resync() {
         if i % 17 == 0 {
             held.push(pid);
         } else {
+            // SAFETY: waitpid(2) on our own child; a null status pointer is allowed.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         }
     }
@@ -200,6 +202,7 @@ fn lost_records_are_counted_reported_and_healed_by_a_resync() {
     impl Drop for Reap {
         fn drop(&mut self) {
             for &p in &self.0 {
+                // SAFETY: kill(2) takes no pointers; the pid is our own child.
                 unsafe {
                     libc::kill(p, libc::SIGKILL);
                     libc::waitpid(p, std::ptr::null_mut(), 0);
@@ -272,6 +275,7 @@ fn live_exits_cleanly_on_sigterm() {
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     // (A note that no `nstrace serve` answers may come first.)
     tests::wait_for_line(&mut stderr, "live table", "nstrace live");
+    // SAFETY: kill(2) takes no pointers; the pid is our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + scaled(Duration::from_secs(5));
     let status = loop {

@@ -196,8 +196,7 @@ fn pids_that_differ(inode: u64) -> String {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let comm_state = stat
             .split_once(" (")
-            .map(|(_, r)| r.rsplit_once(") ").map(|(c, s)| (c.to_string(), s.chars().next().unwrap_or('?'))))
-            .flatten();
+            .and_then(|(_, r)| r.rsplit_once(") ").map(|(c, s)| (c.to_string(), s.chars().next().unwrap_or('?'))));
         match comm_state {
             Some((comm, state)) => format!("{pid} {comm} [{state}]"),
             None => format!("{pid} (gone)"),
@@ -381,14 +380,18 @@ impl ZombieInit {
         let (reap, reaped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             // Only this thread's children go to the new pid namespace.
+            // SAFETY: unshare(2) takes no pointers.
             assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWPID) }, 0, "unshare(CLONE_NEWPID)");
+            // SAFETY: the child only makes async-signal-safe calls before _exit.
             let child = unsafe { libc::fork() };
             if child == 0 {
+                // SAFETY: _exit(2) ends the forked child at once.
                 unsafe { libc::_exit(0) };
             }
             assert!(child > 0, "fork");
             tell.send(child as u32).unwrap();
             let _ = reaped.recv();
+            // SAFETY: waitpid(2) on our own child; a null status pointer is allowed.
             unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
         });
         ZombieInit { pid: pid.recv().unwrap(), reap: Some(reap), thread: Some(thread) }

@@ -143,6 +143,7 @@ fn get_within(addr: &str, path: &str, limit: Duration) -> Result<(u16, String), 
 /// running after `limit`, then killed).
 fn stop_within(child: &mut Child, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
+    // SAFETY: kill(2) takes no pointers; the pid is our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -281,8 +282,10 @@ fn obj_get(path: &str) -> OwnedFd {
     let c = std::ffi::CString::new(path).unwrap();
     let mut attr = [0u64; 16];
     attr[0] = c.as_ptr() as u64;
+    // SAFETY: `attr` is a zeroed bpf_attr, large enough for this command, alive for the call.
     let fd = unsafe { libc::syscall(libc::SYS_bpf, 7, attr.as_mut_ptr(), 128u32) };
     assert!(fd >= 0, "BPF_OBJ_GET {path}: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel just gave us this fd, and nothing else owns it.
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
@@ -293,6 +296,7 @@ fn map_max_entries(fd: &OwnedFd) -> u32 {
     let mut attr = [0u64; 16];
     attr[0] = fd.as_raw_fd() as u64 | ((std::mem::size_of_val(&info) as u64) << 32);
     attr[1] = info.as_mut_ptr() as u64;
+    // SAFETY: `attr` is a zeroed bpf_attr, large enough for this command, alive for the call.
     let r = unsafe { libc::syscall(libc::SYS_bpf, 15, attr.as_mut_ptr(), 128u32) };
     assert_eq!(r, 0, "BPF_OBJ_GET_INFO_BY_FD: {}", std::io::Error::last_os_error());
     info[4]
@@ -305,13 +309,16 @@ fn position(fd: &OwnedFd, page: usize, set: Option<u64>) -> u64 {
     let len = 4096;
     let prot = if set.is_some() { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
     let p =
+        // SAFETY: maps one page of a map fd we own; MAP_FAILED is checked below.
         unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), (page * len) as i64) };
     assert_ne!(p, libc::MAP_FAILED, "mmap ring page {page}: {}", std::io::Error::last_os_error());
+    // SAFETY: `p` is a mapped, page-aligned page that outlives this reference.
     let pos = unsafe { &*(p as *const std::sync::atomic::AtomicU64) };
     let value = pos.load(std::sync::atomic::Ordering::SeqCst);
     if let Some(v) = set {
         pos.store(v, std::sync::atomic::Ordering::SeqCst);
     }
+    // SAFETY: unmaps exactly what mmap mapped above, no reference to it left.
     unsafe { libc::munmap(p, len) };
     value
 }

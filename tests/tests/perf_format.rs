@@ -88,6 +88,7 @@ fn perf_format_matches_perf_script() {
         .unwrap();
     assert!(rec.status.success(), "perf record: {}", String::from_utf8_lossy(&rec.stderr));
     std::thread::sleep(scaled(Duration::from_millis(300)));
+    // SAFETY: kill(2) takes no pointers; the pid is our own child.
     unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };
     let out = trace.wait_with_output().unwrap();
     let ours = parse_perf(&String::from_utf8_lossy(&out.stdout));

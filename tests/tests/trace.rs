@@ -121,6 +121,7 @@ fn clone3_with_new_pid_and_net() {
     // SAFETY: the child only calls async-signal-safe functions, then _exit.
     let child = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, size_of::<CloneArgs>()) };
     if child == 0 {
+        // SAFETY: _exit(2) ends the forked child at once.
         unsafe {
             libc::usleep(300_000);
             libc::_exit(0);
@@ -147,6 +148,7 @@ fn clone3_with_new_pid_and_net() {
         assert!(k.cause_matches(&c, "fork"), "{c}");
         creates.push(c);
     }
+    // SAFETY: waitpid(2) on our own child; a null status pointer is allowed.
     unsafe { libc::waitpid(child as i32, std::ptr::null_mut(), 0) };
     for c in creates {
         assert_destroyed(&trace, &c);

@@ -104,6 +104,7 @@ impl Background {
 
     /// Stops it and returns the rest of its stderr.
     pub(crate) fn stop(mut self) -> anyhow::Result<String> {
+        // SAFETY: kill(2) takes no pointers; the pid is our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest)?;
@@ -486,6 +487,7 @@ fn throughput(r: &mut Report) -> anyhow::Result<()> {
         let me = std::process::id();
         let t = workload::churn_unshare(5000, libc::CLONE_NEWUTS);
         std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: kill(2) takes no pointers; the pid is our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let mut rest = String::new();
         stderr.read_to_string(&mut rest)?;

@@ -145,6 +145,7 @@ fn lock(cache: &Path) -> anyhow::Result<fs::File> {
     // SAFETY: flock on a file descriptor we own; the lock goes when the file is dropped.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         eprintln!("xtask: another vm-test is running in this checkout; waiting for it");
+        // SAFETY: flock(2) on an fd we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
             bail!("locking {}: {}", cache.join(".lock").display(), std::io::Error::last_os_error());
         }

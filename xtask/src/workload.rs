@@ -137,12 +137,14 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         for &g in &self.groups {
+            // SAFETY: kill(2) takes no pointers; the pid is our own child.
             unsafe {
                 libc::kill(-g, libc::SIGKILL);
                 libc::kill(g, libc::SIGKILL);
             }
         }
         for &g in &self.groups {
+            // SAFETY: waitpid(2) on our own child; a null status pointer is allowed.
             unsafe { libc::waitpid(g, std::ptr::null_mut(), 0) };
         }
     }
@@ -216,6 +218,7 @@ pub fn churn_clone3(n: usize, flags: u64) -> std::time::Duration {
     let args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
     let start = Instant::now();
     for _ in 0..n {
+        // SAFETY: waitpid(2) on our own child; a null status pointer is allowed.
         unsafe {
             let pid = libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, size_of::<CloneArgs>());
             if pid == 0 {
@@ -230,6 +233,7 @@ pub fn churn_clone3(n: usize, flags: u64) -> std::time::Duration {
 /// setns into a target's net+uts namespaces and back, `n` times, in a child.
 pub fn churn_setns(n: usize) -> std::time::Duration {
     let start = Instant::now();
+    // SAFETY: unshare(2) takes no pointers.
     unsafe {
         let pid = libc::fork();
         if pid == 0 {
@@ -255,6 +259,7 @@ pub fn churn_setns(n: usize) -> std::time::Duration {
 pub fn churn_sockets(n: usize) -> std::time::Duration {
     let start = Instant::now();
     for _ in 0..n {
+        // SAFETY: socket(2) takes no pointers; close(2) closes what it made.
         unsafe {
             let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
             libc::close(fd);

@@ -65,6 +65,7 @@ fn key() -> String {
 fn ensure_bpffs() -> bool {
     let magic_ok = |p: &str| {
         let c = std::ffi::CString::new(p).unwrap_or_default();
+        // SAFETY: a plain C struct, for which all zeroes is a valid value.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: valid path and out-pointer.
         unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as u32 == 0xcafe_4a11 }
@@ -114,7 +115,7 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
 
 /// The walk lock, held until dropped.
 #[derive(Debug)]
-pub struct PinLock(#[allow(dead_code)] File);
+pub struct PinLock(#[expect(dead_code, reason = "held for its flock, released on drop")] File);
 
 /// The walk lock was held by another process for the whole wait.
 #[derive(Debug, thiserror::Error)]

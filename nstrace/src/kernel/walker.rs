@@ -244,7 +244,6 @@ impl Walker {
     /// kernel's BTF lacks what it reads: /proc is listed instead). The two
     /// walks run at once, the fd walk on a second thread: both wait on
     /// memory the task walk's cache does not hold, and the waits overlap.
-    #[allow(clippy::type_complexity)]
     pub fn walk_tasks_and_fds(
         &mut self,
         stats: &mut WalkStats,
@@ -390,7 +389,7 @@ fn open_ring<'a>(ring: &'a Map, size: u64, stats: &mut WalkStats) -> Result<Ring
 /// Every loop is bounded: [`MAX_IDLE_RUNS`] runs that do not advance end
 /// it with [`WalkError::Stalled`], the `deadline` with
 /// [`WalkError::OverBudget`]. Returns the rows in list order, each once.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "one walk's program, maps, cursor and budget, read in one place")]
 fn walk_list<T>(
     prog: &WalkProgram,
     lane: &mut Lane,

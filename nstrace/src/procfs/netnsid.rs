@@ -150,6 +150,7 @@ mod tests {
 
     #[test]
     fn our_own_network_namespace_answers() {
+        // SAFETY: geteuid(2) takes no arguments and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("skipped: needs root to ask for a namespace id");
             return;

@@ -26,6 +26,7 @@ const SIOCGSKNS: libc::c_ulong = 0x894C;
 fn borrow_fd(pidfd: &OwnedFd, fd: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall; a non-negative result is a new fd we own.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    // SAFETY: the kernel just gave us this fd, and nothing else owns it.
     (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
@@ -36,8 +37,11 @@ fn netns_of_socket(sock: &OwnedFd) -> Option<(OwnedFd, u64)> {
     if ns < 0 {
         return None;
     }
+    // SAFETY: the kernel just gave us this fd, and nothing else owns it.
     let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+    // SAFETY: a plain C struct, for which all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd and a valid out-pointer.
     (unsafe { libc::fstat(ns.as_raw_fd(), &mut st) } == 0).then_some((ns, st.st_ino))
 }
 
@@ -66,6 +70,7 @@ fn for_each_socket(mut f: impl FnMut(u32, i32, u64, OwnedFd, u64)) {
                 if r < 0 {
                     break;
                 }
+                // SAFETY: the kernel just gave us this fd, and nothing else owns it.
                 pidfd = Some(unsafe { OwnedFd::from_raw_fd(r as i32) });
             }
             let Some(sock) = borrow_fd(pidfd.as_ref().unwrap(), fd) else { continue };

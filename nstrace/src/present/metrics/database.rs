@@ -12,7 +12,7 @@ use crate::provenance::writer::Health;
 
 /// What a client asked the service's socket (`invalid`: a request it could
 /// not read or does not answer).
-#[allow(non_camel_case_types)]
+#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum RequestLabel {
     ls,

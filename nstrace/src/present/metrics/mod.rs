@@ -36,7 +36,7 @@ const LIFETIME_BUCKETS: [f64; 14] =
     [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6.0 * 3600.0, 86400.0, 3.0 * 86400.0, 7.0 * 86400.0];
 
 /// A namespace type as a label value (`type="net"`, ...).
-#[allow(non_camel_case_types)]
+#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum TypeLabel {
     net,
@@ -65,7 +65,7 @@ impl From<NsType> for TypeLabel {
 }
 
 /// A syscall's outcome as a label value.
-#[allow(non_camel_case_types)]
+#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum ResultLabel {
     ok,
@@ -101,7 +101,7 @@ pub struct TypeStateLabels {
 }
 
 /// What became of a connection to the metrics endpoint.
-#[allow(non_camel_case_types)]
+#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum ConnectionLabel {
     /// Given a slot.
@@ -556,6 +556,7 @@ impl Metrics {
 fn kernel_release() -> String {
     // SAFETY: utsname is plain data; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid utsname for uname(2) to fill.
     if unsafe { libc::uname(&mut u) } != 0 {
         return "unknown".into();
     }
