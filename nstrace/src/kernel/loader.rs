@@ -119,13 +119,6 @@ pub struct Tracer {
     aya_btf: Option<aya::Btf>,
 }
 
-/// Raw tracepoint programs of the task family: (program, tracepoint).
-const TASK_HOOKS: [(&str, &str); 3] = [
-    (names::PROG_TASK_NEWTASK, "task_newtask"),
-    (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
-    (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
-];
-
 impl Tracer {
     /// Reads offsets from BTF and loads the object (no program attached yet).
     pub fn load(opts: &LoadOptions) -> Result<Tracer, LoaderError> {
@@ -189,7 +182,8 @@ impl Tracer {
 
     /// Loads and attaches the task lifecycle family (fork, exec, exit).
     pub fn attach_task_hooks(&mut self) -> Result<(), LoaderError> {
-        for (name, tracepoint) in TASK_HOOKS {
+        for tp in names::TASK_TRACEPOINTS {
+            let (name, tracepoint) = (tp.program, tp.name);
             let prog = self.raw_tracepoint(name)?;
             prog.load().map_err(|source| LoaderError::Program { name, source })?;
             prog.attach(tracepoint).map_err(|source| LoaderError::Attach { name, tracepoint, source })?;
@@ -202,11 +196,21 @@ impl Tracer {
         if self.config.tp_ret == nstrace_common::config::ABSENT {
             return Err(LoaderError::Tracefs(syscall_record_error()));
         }
-        for (name, event) in SYSCALL_HOOKS {
+        self.attach_tracepoints(&names::SYSCALL_TRACEPOINTS)
+    }
+
+    /// Loads and attaches (classic) tracepoint programs.
+    fn attach_tracepoints(&mut self, tracepoints: &[names::Tracepoint]) -> Result<(), LoaderError> {
+        for tp in tracepoints {
+            let name = tp.program;
             let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
             let prog: &mut TracePoint = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
             prog.load().map_err(|source| LoaderError::Program { name, source })?;
-            prog.attach("syscalls", event).map_err(|source| LoaderError::Attach { name, tracepoint: event, source })?;
+            prog.attach(tp.category, tp.name).map_err(|source| LoaderError::Attach {
+                name,
+                tracepoint: tp.name,
+                source,
+            })?;
         }
         Ok(())
     }
@@ -220,18 +224,7 @@ impl Tracer {
                 field: "dir_name, flags, to_pathname at the expected offsets".into(),
             }));
         }
-        for tp in names::MOUNT_TRACEPOINTS {
-            let name = tp.program;
-            let prog = self.ebpf.program_mut(name).ok_or(LoaderError::MissingProgram(name))?;
-            let prog: &mut TracePoint = prog.try_into().map_err(|source| LoaderError::Program { name, source })?;
-            prog.load().map_err(|source| LoaderError::Program { name, source })?;
-            prog.attach(tp.category, tp.name).map_err(|source| LoaderError::Attach {
-                name,
-                tracepoint: tp.name,
-                source,
-            })?;
-        }
-        Ok(())
+        self.attach_tracepoints(&names::MOUNT_TRACEPOINTS)
     }
 
     /// Attaches the destroy-hint hook (workqueue_execute_end) when kallsyms
@@ -404,13 +397,6 @@ impl Tracer {
         Ok(EventStream { ring, lost })
     }
 }
-
-const SYSCALL_HOOKS: [(&str, &str); 4] = [
-    (names::PROG_SYS_ENTER_UNSHARE, "sys_enter_unshare"),
-    (names::PROG_SYS_EXIT_UNSHARE, "sys_exit_unshare"),
-    (names::PROG_SYS_ENTER_SETNS, "sys_enter_setns"),
-    (names::PROG_SYS_EXIT_SETNS, "sys_exit_setns"),
-];
 
 /// Offsets of arg0/arg1 in sys_enter_* and of ret in sys_exit_* records,
 /// read from tracefs; ABSENT when tracefs or the tracepoints are missing.
