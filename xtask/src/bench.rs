@@ -148,6 +148,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for (name, case) in cases.into_iter().filter(|(name, _)| only.is_empty() || only.iter().any(|o| o == name)) {
         eprintln!("xtask: bench case {name}");
+        let start = report.md.len();
         // A failed case is reported, and the others still run.
         if let Err(e) = case(&mut report) {
             eprintln!("xtask: bench case {name} failed: {e:#}");
@@ -155,10 +156,10 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
             report.json["failed"][name] = json!(format!("{e:#}"));
             failed.push(name);
         }
+        let text = report.md[start..].to_string();
+        report.cases.push((name, text));
     }
-    let dir = if only.is_empty() { root.join("docs") } else { root.join("target/bench") };
-    std::fs::create_dir_all(&dir)?;
-    report.write(&dir, started.elapsed())?;
+    report.write(&root.join("docs"), started.elapsed())?;
     if !failed.is_empty() {
         bail!("bench cases failed: {failed:?}");
     }
@@ -170,6 +171,8 @@ pub(crate) struct Report {
     pub md: String,
     /// An earlier binary to measure beside this one (`--baseline`).
     pub(crate) baseline: Option<PathBuf>,
+    /// Each case run, with the text it wrote.
+    cases: Vec<(&'static str, String)>,
 }
 
 impl Report {
@@ -193,6 +196,7 @@ impl Report {
             json: json!({ "date": date, "kernel": kernel, "commit": commit, "cpus": cpus }),
             md,
             baseline: None,
+            cases: Vec::new(),
         })
     }
 
@@ -200,16 +204,40 @@ impl Report {
         self.md.push_str(&format!("\n## {title}\n\n{intro}\n\n"));
     }
 
+    /// Writes each case's section into docs/benchmarks.md in place (between
+    /// its markers, or over its heading's section the first time), so the
+    /// hand-written analysis around them and the cases not run stay; the
+    /// JSON keeps the other cases' figures too.
     fn write(&mut self, dir: &Path, took: Duration) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
-        self.md.push_str(&format!("\nThe whole run took {:.0} s.\n", took.as_secs_f64()));
-        self.json["seconds"] = json!(took.as_secs_f64());
-        std::fs::write(dir.join("benchmarks.md"), &self.md)?;
-        std::fs::write(dir.join("benchmarks.json"), serde_json::to_string_pretty(&self.json)? + "\n")?;
+        let md_path = dir.join("benchmarks.md");
+        let mut doc = std::fs::read_to_string(&md_path).unwrap_or_else(|_| "# nstrace benchmarks\n".into());
+        let stamp = format!(
+            "_Measured {} on kernel {}, commit {}, {} CPUs, by `cargo xtask bench --only {{name}}` ({:.0} s for this run)._",
+            self.json["date"].as_str().unwrap_or("?"),
+            self.json["kernel"].as_str().unwrap_or("?"),
+            self.json["commit"].as_str().unwrap_or("?"),
+            self.json["cpus"],
+            took.as_secs_f64()
+        );
+        for (name, text) in &self.cases {
+            doc = merge_section(&doc, name, text.trim(), &stamp.replace("{name}", name));
+        }
+        std::fs::write(&md_path, &doc)?;
+        let json_path = dir.join("benchmarks.json");
+        let mut json: Value =
+            std::fs::read_to_string(&json_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(json!({}));
+        if let (Some(all), Some(new)) = (json.as_object_mut(), self.json.as_object()) {
+            for (k, v) in new {
+                all.insert(k.clone(), v.clone());
+            }
+        }
+        std::fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")?;
         eprintln!("{}", self.md);
-        eprintln!("xtask: wrote docs/benchmarks.md and docs/benchmarks.json");
+        eprintln!("xtask: wrote {} section(s) of docs/benchmarks.md and docs/benchmarks.json", self.cases.len());
         Ok(())
     }
+
 }
 
 pub(crate) fn count_json_array(bytes: &[u8], key: Option<&str>) -> usize {
@@ -572,4 +600,43 @@ fn memory(r: &mut Report) -> anyhow::Result<()> {
     }
     r.json["memory"] = json!(rows);
     Ok(())
+}
+
+/// `doc` with case `name`'s section set to `body` (which starts with its
+/// `## ` heading): between `<!-- bench:NAME -->` markers where they are,
+/// else over the section with the same heading, else at the end.
+fn merge_section(doc: &str, name: &str, body: &str, stamp: &str) -> String {
+    let (begin, end) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
+    let block = format!("{begin}\n{body}\n\n{stamp}\n{end}\n");
+    if let (Some(b), Some(e)) = (doc.find(&begin), doc.find(&end))
+        && b < e
+    {
+        return format!("{}{block}{}", &doc[..b], doc[e + end.len()..].trim_start_matches('\n'));
+    }
+    if let Some(heading) = body.lines().next().filter(|l| l.starts_with("## "))
+        && let Some(at) = doc.find(&format!("\n{heading}\n"))
+    {
+        let from = at + 1;
+        let to = doc[from + heading.len()..].find("\n## ").map_or(doc.len(), |i| from + heading.len() + i + 1);
+        return format!("{}{block}\n{}", &doc[..from], &doc[to..]);
+    }
+    format!("{}\n{block}", doc.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_section;
+
+    #[test]
+    fn a_case_replaces_its_own_section_and_nothing_else() {
+        let doc = "# B\n\nintro\n\n## One\n\nold one\n\n## Two\n\nhand-written\n";
+        let once = merge_section(doc, "one", "## One\n\nnew one", "_stamp_");
+        assert_eq!(once, "# B\n\nintro\n\n<!-- bench:one -->\n## One\n\nnew one\n\n_stamp_\n<!-- /bench:one -->\n\n## Two\n\nhand-written\n");
+        let twice = merge_section(&once, "one", "## One\n\nnewer", "_s2_");
+        assert!(twice.contains("newer") && !twice.contains("new one") && twice.contains("## Two\n\nhand-written"), "{twice}");
+        assert_eq!(twice.matches("<!-- bench:one -->").count(), 1);
+        let added = merge_section(&twice, "soak", "## Soak\n\nfigures", "_s3_");
+        assert!(added.ends_with("<!-- bench:soak -->\n## Soak\n\nfigures\n\n_s3_\n<!-- /bench:soak -->\n"), "{added}");
+        assert!(added.contains("## Two\n\nhand-written"));
+    }
 }
