@@ -58,7 +58,7 @@ pub enum Event {
         parent: Option<NsIds>,
         level: Option<u32>,
         /// fork, unshare, setns, exec, or walk (first seen by the periodic walk).
-        cause: &'static str,
+        cause: Cause,
         flags: u64,
         flags_text: String,
     },
@@ -117,7 +117,7 @@ pub enum Event {
         tid: u32,
         comm: String,
         /// fork, exec, setns or unshare.
-        cause: &'static str,
+        cause: Cause,
         namespaces: Vec<PerfNs>,
     },
     /// A bind mount (or move_mount) was made: it may pin a namespace.
@@ -239,22 +239,80 @@ pub fn flags_text(flags: u64) -> String {
     if parts.is_empty() { "0".into() } else { parts.join("|") }
 }
 
-pub fn cause_name(cause: u32) -> &'static str {
-    match create_cause::base(cause) {
-        create_cause::FORK => "fork",
-        create_cause::UNSHARE => "unshare",
-        create_cause::SETNS => "setns",
-        create_cause::EXEC => "exec",
-        create_cause::NS_TREE_ADD => "ns-tree-add",
-        create_cause::CONSTRUCTOR => "constructor",
-        _ => "unknown",
+/// How a namespace came to be (a create event's, a creator's `cause`), or
+/// what made a task report its namespaces (a `namespaces` event's): the
+/// same kebab-case names in the JSON, the text and the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    Fork,
+    Unshare,
+    Setns,
+    Exec,
+    /// The 6.18+ namespace tree hook saw it added (the syscall may say how later).
+    NsTreeAdd,
+    /// A namespace constructor's hook saw it made (the syscall may say how later).
+    Constructor,
+    /// First seen by a walk or snapshot: its creation was not seen.
+    Walk,
+    /// Read back from a database row that names no cause nstrace knows.
+    Unknown,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 8] = [
+        Cause::Fork,
+        Cause::Unshare,
+        Cause::Setns,
+        Cause::Exec,
+        Cause::NsTreeAdd,
+        Cause::Constructor,
+        Cause::Walk,
+        Cause::Unknown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Fork => "fork",
+            Cause::Unshare => "unshare",
+            Cause::Setns => "setns",
+            Cause::Exec => "exec",
+            Cause::NsTreeAdd => "ns-tree-add",
+            Cause::Constructor => "constructor",
+            Cause::Walk => "walk",
+            Cause::Unknown => "unknown",
+        }
+    }
+
+    /// The cause a create record carries (`create_cause`).
+    pub fn of_record(cause: u32) -> Cause {
+        match create_cause::base(cause) {
+            create_cause::FORK => Cause::Fork,
+            create_cause::UNSHARE => Cause::Unshare,
+            create_cause::SETNS => Cause::Setns,
+            create_cause::EXEC => Cause::Exec,
+            create_cause::NS_TREE_ADD => Cause::NsTreeAdd,
+            create_cause::CONSTRUCTOR => Cause::Constructor,
+            _ => Cause::Unknown,
+        }
+    }
+
+    /// A name read back (the database, a service's JSON).
+    pub fn of_name(name: &str) -> Cause {
+        Cause::ALL.into_iter().find(|c| c.name() == name).unwrap_or(Cause::Unknown)
+    }
+
+    /// A kernel hook saw the namespace made before the syscall that asked
+    /// for it could say how: that syscall's event names the real cause.
+    pub fn awaits_syscall(self) -> bool {
+        matches!(self, Cause::Constructor | Cause::NsTreeAdd)
     }
 }
 
-/// The `&'static` cause for a name read back (the database); "unknown" otherwise.
-pub fn cause_by_name(name: &str) -> &'static str {
-    const NAMES: [&str; 8] = ["fork", "unshare", "setns", "exec", "ns-tree-add", "constructor", "walk", "proc"];
-    NAMES.into_iter().find(|n| *n == name).unwrap_or("unknown")
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 pub fn errno_name(ret: i64) -> Option<&'static str> {
@@ -351,12 +409,12 @@ pub fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>)
     let time = clock.unix(e.header.ts_ns);
     let comm = comm_str(&e.comm);
     let cause = match EventKind::from_u32(e.header.kind) {
-        Some(EventKind::Fork) => "fork",
-        Some(EventKind::Exec) => "exec",
+        Some(EventKind::Fork) => Cause::Fork,
+        Some(EventKind::Exec) => Cause::Exec,
         _ => return,
     };
     let flags = e.flags as u64;
-    if cause == "fork" && flags & CLONE_NEW_MASK != 0 {
+    if cause == Cause::Fork && flags & CLONE_NEW_MASK != 0 {
         out.push(Event::Clone {
             time,
             pid: e.header.tgid,
@@ -436,7 +494,7 @@ pub fn from_syscall(e: &SyscallNsEvent, clock: &Clock, dev: u64, out: &mut Vec<E
             pid,
             tid,
             comm,
-            cause: if unshare { "unshare" } else { "setns" },
+            cause: if unshare { Cause::Unshare } else { Cause::Setns },
             namespaces: perf_namespaces(&e.after, dev),
         });
     }

@@ -209,7 +209,7 @@ pub struct Creator {
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
-    pub cause: &'static str,
+    pub cause: crate::events::Cause,
     pub flags: u64,
     /// Executable, command line, cgroup and container, read from /proc
     /// when the record arrived (`serve` and `live` only).

@@ -22,7 +22,7 @@ use self::{
 use nstrace_common::decode::comm_str;
 
 use crate::{
-    events::{Clock, Event, NsIds, cause_name},
+    events::{Cause, Clock, Event, NsIds},
     model::{Creator, Namespace, NsKey, NsRow, NsState},
     origin::Origin,
     procfs::holders::HolderScan,
@@ -323,7 +323,7 @@ impl NsStore {
             pid: c.subject_tgid,
             tid: c.subject_tid,
             comm: comm_str(&c.comm),
-            cause: cause_name(c.cause),
+            cause: Cause::of_record(c.cause),
             flags: c.flags,
             origin: Origin::from_record(&c.args, c.parent_tgid, &comm_str(&c.parent_comm), c.cgroup_id),
         };
@@ -460,9 +460,9 @@ impl NsStore {
                 // the syscall that asked for it says how, with its flags.
                 if let (Event::Unshare { pid, flags, .. }, Some(creator)) = (e, ns.creator.as_mut())
                     && creator.pid == *pid
-                    && matches!(creator.cause, "constructor" | "ns-tree-add")
+                    && creator.cause.awaits_syscall()
                 {
-                    creator.cause = "unshare";
+                    creator.cause = Cause::Unshare;
                     creator.flags = *flags;
                     self.journal.touch(key);
                 }

@@ -237,7 +237,6 @@ impl Report {
         eprintln!("xtask: wrote {} section(s) of docs/benchmarks.md and docs/benchmarks.json", self.cases.len());
         Ok(())
     }
-
 }
 
 pub(crate) fn count_json_array(bytes: &[u8], key: Option<&str>) -> usize {
@@ -631,9 +630,15 @@ mod tests {
     fn a_case_replaces_its_own_section_and_nothing_else() {
         let doc = "# B\n\nintro\n\n## One\n\nold one\n\n## Two\n\nhand-written\n";
         let once = merge_section(doc, "one", "## One\n\nnew one", "_stamp_");
-        assert_eq!(once, "# B\n\nintro\n\n<!-- bench:one -->\n## One\n\nnew one\n\n_stamp_\n<!-- /bench:one -->\n\n## Two\n\nhand-written\n");
+        assert_eq!(
+            once,
+            "# B\n\nintro\n\n<!-- bench:one -->\n## One\n\nnew one\n\n_stamp_\n<!-- /bench:one -->\n\n## Two\n\nhand-written\n"
+        );
         let twice = merge_section(&once, "one", "## One\n\nnewer", "_s2_");
-        assert!(twice.contains("newer") && !twice.contains("new one") && twice.contains("## Two\n\nhand-written"), "{twice}");
+        assert!(
+            twice.contains("newer") && !twice.contains("new one") && twice.contains("## Two\n\nhand-written"),
+            "{twice}"
+        );
         assert_eq!(twice.matches("<!-- bench:one -->").count(), 1);
         let added = merge_section(&twice, "soak", "## Soak\n\nfigures", "_s3_");
         assert!(added.ends_with("<!-- bench:soak -->\n## Soak\n\nfigures\n\n_s3_\n<!-- /bench:soak -->\n"), "{added}");

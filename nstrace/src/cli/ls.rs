@@ -440,7 +440,7 @@ mod tests {
             pid: 9,
             tid: 10,
             comm: "unshare".into(),
-            cause: "unshare",
+            cause: crate::events::Cause::Unshare,
             flags: 0x2000_0000,
             origin: Default::default(),
         };

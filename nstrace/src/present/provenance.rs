@@ -74,8 +74,14 @@ mod tests {
 
     #[test]
     fn creator_and_pin_lines() {
-        let mut c =
-            Creator { pid: 812, tid: 812, comm: "ip".into(), cause: "unshare", flags: 0, origin: Origin::default() };
+        let mut c = Creator {
+            pid: 812,
+            tid: 812,
+            comm: "ip".into(),
+            cause: crate::events::Cause::Unshare,
+            flags: 0,
+            origin: Origin::default(),
+        };
         assert_eq!(creator_text(&c), "ip[812] via unshare");
         c.origin = Origin {
             exe: Some("/usr/bin/ip".into()),

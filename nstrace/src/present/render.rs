@@ -125,7 +125,7 @@ mod tests {
             pid: 42,
             tid: 43,
             comm: "bash".into(),
-            cause: "fork",
+            cause: crate::events::Cause::Fork,
             namespaces: perf_ns(types),
         }
     }
@@ -175,7 +175,7 @@ mod tests {
             owner,
             parent,
             level: None,
-            cause: "unshare",
+            cause: crate::events::Cause::Unshare,
             flags: 0x4000_0000,
             flags_text: "CLONE_NEWNET".into(),
         };

@@ -97,7 +97,7 @@ pub fn remembered(history: &serde_json::Value) -> Vec<(u64, Option<f64>, Option<
                 pid: pid as u32,
                 tid: c["tid"].as_u64().unwrap_or(pid) as u32,
                 comm: c["comm"].as_str().unwrap_or_default().to_string(),
-                cause: crate::events::cause_by_name(c["cause"].as_str().unwrap_or_default()),
+                cause: crate::events::Cause::of_name(c["cause"].as_str().unwrap_or_default()),
                 flags: c["flags"].as_u64().unwrap_or(0),
                 origin: serde_json::from_value(c.clone()).unwrap_or_default(),
             });
@@ -123,7 +123,10 @@ mod tests {
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!((r[0].0, r[0].1), (nstrace_common::ns::ns_key(7, 0, 10), Some(5.5)));
         let c = r[0].2.as_ref().unwrap();
-        assert_eq!((c.pid, c.tid, c.comm.as_str(), c.cause, c.flags), (3, 4, "ip", "unshare", 1 << 30));
+        assert_eq!(
+            (c.pid, c.tid, c.comm.as_str(), c.cause, c.flags),
+            (3, 4, "ip", crate::events::Cause::Unshare, 1 << 30)
+        );
         assert_eq!((c.origin.cmdline.as_deref(), c.origin.parent.as_deref()), (Some("ip netns add x"), Some("sh[2]")));
         assert_eq!((r[1].0, r[1].1, r[1].2.is_none()), (nstrace_common::ns::ns_key(0, 1, 11), None, true));
         assert!(remembered(&serde_json::json!({})).is_empty());

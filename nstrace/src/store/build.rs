@@ -107,7 +107,7 @@ pub(super) fn create_event(
 ) -> Event {
     let (pid, tid, comm, cause, flags) = match &ns.creator {
         Some(c) => (c.pid, c.tid, c.comm.clone(), c.cause, c.flags),
-        None => (0, 0, String::new(), "walk", 0),
+        None => (0, 0, String::new(), crate::events::Cause::Walk, 0),
     };
     Event::Create {
         time: ns.created.unwrap_or_else(|| clock.unix(ts)),

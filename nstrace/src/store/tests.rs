@@ -79,7 +79,7 @@ fn create_records_the_creator_and_reports_once() {
     assert_eq!(kinds(&out), ["create"]);
     let ns = s.get(50).expect("recorded");
     let creator = ns.creator.as_ref().expect("creator");
-    assert_eq!((creator.pid, creator.comm.as_str(), creator.cause), (7, "unshare", "unshare"));
+    assert_eq!((creator.pid, creator.comm.as_str(), creator.cause), (7, "unshare", crate::events::Cause::Unshare));
     assert_eq!(ns.created, Some(1_000_002.0));
     assert_eq!(ns.row.state, NsState::Active);
     assert_eq!(ns.history.len(), 1);
@@ -176,7 +176,7 @@ fn walk_finds_what_lost_records_never_announced() {
     let r = s.reconcile(&rows, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
     assert_eq!(r.created, [44]);
     let Event::Create { cause, pid, .. } = &out[0] else { panic!() };
-    assert_eq!((*cause, *pid), ("walk", 0));
+    assert_eq!((*cause, *pid), (crate::events::Cause::Walk, 0));
     let ns = s.get(44).unwrap();
     assert!(ns.creator.is_none());
     assert_eq!(ns.created, Some(1_000_001.0), "first seen by the first walk");
@@ -386,10 +386,14 @@ fn an_unshare_names_how_a_constructor_hook_saw_creation() {
         new: vec![NsChange { ns_type: NsType::Net, slot: "net", id: 5, inode: 50 }],
     };
     s.note(&unshare(8));
-    assert_eq!(s.get(5).unwrap().creator.as_ref().unwrap().cause, "constructor", "another process's unshare");
+    assert_eq!(
+        s.get(5).unwrap().creator.as_ref().unwrap().cause,
+        crate::events::Cause::Constructor,
+        "another process's unshare"
+    );
     s.note(&unshare(7));
     let c = s.get(5).unwrap().creator.as_ref().unwrap();
-    assert_eq!((c.cause, c.flags), ("unshare", NsType::Net.clone_flag()));
+    assert_eq!((c.cause, c.flags), (crate::events::Cause::Unshare, NsType::Net.clone_flag()));
 }
 
 fn pid_create(id: u64, inum: u32, ts: u64, pid: u32) -> NsCreateEvent {

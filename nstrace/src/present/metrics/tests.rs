@@ -13,7 +13,7 @@ fn create(ns_type: NsType, inode: u64) -> Event {
         owner: None,
         parent: None,
         level: None,
-        cause: "unshare",
+        cause: crate::events::Cause::Unshare,
         flags: ns_type.clone_flag(),
         flags_text: String::new(),
     }

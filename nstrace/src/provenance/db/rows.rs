@@ -97,7 +97,7 @@ impl<'a> Values<'a> {
             pid: c.map(|c| c.pid),
             tid: c.map(|c| c.tid),
             comm: c.map(|c| c.comm.as_str()),
-            cause: c.map(|c| c.cause),
+            cause: c.map(|c| c.cause.name()),
             flags: c.map(|c| c.flags as i64),
             exe: o.and_then(|o| o.exe.as_deref()),
             cmdline: o.and_then(|o| o.cmdline.as_deref()),
@@ -171,7 +171,7 @@ pub(super) fn record_of(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Err
                 pid,
                 tid: row.get::<_, Option<u32>>(7)?.unwrap_or(pid),
                 comm: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                cause: crate::events::cause_by_name(&row.get::<_, Option<String>>(9)?.unwrap_or_default()),
+                cause: crate::events::Cause::of_name(&row.get::<_, Option<String>>(9)?.unwrap_or_default()),
                 flags: row.get::<_, Option<i64>>(10)?.unwrap_or(0) as u64,
                 origin: Origin {
                     exe: row.get(11)?,

@@ -36,7 +36,7 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record 
             pid: 42,
             tid: 43,
             comm: "dockerd".into(),
-            cause: "unshare",
+            cause: crate::events::Cause::Unshare,
             flags: 0x4000_0000,
             origin: Origin {
                 exe: Some("/usr/bin/dockerd".into()),

@@ -70,7 +70,7 @@ fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_by_the_hook_at_once() {
     assert!(s.on_create(&replaced, &mut out), "the new one is reported");
     let ns = s.get(ns_key(0, 0, 90)).unwrap();
     assert_eq!((ns.destroyed, ns.creator.as_ref().unwrap().pid), (None, 8));
-    assert_eq!(ns.creator.as_ref().unwrap().cause, "unshare", "the flag is not part of the cause");
+    assert_eq!(ns.creator.as_ref().unwrap().cause, crate::events::Cause::Unshare, "the flag is not part of the cause");
     let dead: Vec<_> = s.destroyed().collect();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].creator.as_ref().unwrap().pid, 7);

@@ -320,7 +320,7 @@ fn ages_and_commands() {
         pid: 1,
         tid: 1,
         comm: "ip".into(),
-        cause: "unshare",
+        cause: crate::events::Cause::Unshare,
         flags: 0,
         origin: Default::default(),
     }));
