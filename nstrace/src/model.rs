@@ -232,9 +232,8 @@ pub struct Pin {
     /// the process whose mount(2) call made it, when a hook saw it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    /// How `by` is known: "fd-owner", "mount-syscall", or "unknown" (a
-    /// mount first noticed by a refresh).
-    pub attribution: String,
+    /// How `by` is known.
+    pub attribution: Attribution,
     /// Unix time it was first seen.
     pub since: f64,
     /// Unix time it was gone, if it is.
@@ -247,6 +246,41 @@ pub struct Pin {
 pub enum PinKind {
     Mount,
     Fd,
+}
+
+/// How a pin's maker is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attribution {
+    /// The process that holds the fd.
+    FdOwner,
+    /// The mount hook saw the process's mount(2) or move_mount(2).
+    MountSyscall,
+    /// A mount first noticed by a refresh: its maker was not seen.
+    Unknown,
+}
+
+impl Attribution {
+    pub const ALL: [Attribution; 3] = [Attribution::FdOwner, Attribution::MountSyscall, Attribution::Unknown];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Attribution::FdOwner => "fd-owner",
+            Attribution::MountSyscall => "mount-syscall",
+            Attribution::Unknown => "unknown",
+        }
+    }
+
+    /// A name read back from the database.
+    pub fn of_name(name: &str) -> Attribution {
+        Attribution::ALL.into_iter().find(|a| a.name() == name).unwrap_or(Attribution::Unknown)
+    }
+}
+
+impl std::fmt::Display for Attribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl PinKind {
@@ -365,7 +399,7 @@ impl Pins {
             let known =
                 pins.iter().any(|p| p.released.is_none() && p.kind == kind && p.target == target && p.mnt_ns == mnt_ns);
             if !known {
-                let attribution = if by.is_some() { "fd-owner" } else { "unknown" }.to_string();
+                let attribution = if by.is_some() { Attribution::FdOwner } else { Attribution::Unknown };
                 pins.push(Pin { kind, target, mnt_ns, by, attribution, since: now, released: None });
                 changed = true;
             }
@@ -405,7 +439,7 @@ impl Pins {
     }
 
     /// Attributes the live mount pin at `target` in `mnt_ns` to `by`.
-    pub fn attribute(&mut self, target: &str, mnt_ns: u64, by: String, attribution: &str) -> bool {
+    pub fn attribute(&mut self, target: &str, mnt_ns: u64, by: String, attribution: Attribution) -> bool {
         let Some(p) = self.0.as_mut().and_then(|v| {
             v.iter_mut().find(|p| {
                 p.kind == PinKind::Mount && p.released.is_none() && p.target == target && p.mnt_ns == Some(mnt_ns)
@@ -414,7 +448,7 @@ impl Pins {
             return false;
         };
         p.by = Some(by);
-        p.attribution = attribution.to_string();
+        p.attribution = attribution;
         true
     }
 }

@@ -449,7 +449,7 @@ mod tests {
             target: "/run/netns/blue".into(),
             mnt_ns: Some(4026531841),
             by: Some("ip[77]".into()),
-            attribution: "mount-syscall".into(),
+            attribution: crate::model::Attribution::MountSyscall,
             since: 1.5,
             released: None,
         };

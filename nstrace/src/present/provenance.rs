@@ -106,7 +106,7 @@ mod tests {
             target: "/run/netns/blue".into(),
             mnt_ns: Some(7),
             by: None,
-            attribution: "unknown".into(),
+            attribution: crate::model::Attribution::Unknown,
             since: 3600.5,
             released: None,
         };
@@ -115,7 +115,7 @@ mod tests {
             "mount /run/netns/blue (mnt ns 7) by an unknown process [first seen by a refresh] since 01:00:00.500000"
         );
         p.by = Some("ip[812]".into());
-        p.attribution = "mount-syscall".into();
+        p.attribution = crate::model::Attribution::MountSyscall;
         p.released = Some(3601.0);
         assert_eq!(
             pin_text(&p),
@@ -126,7 +126,7 @@ mod tests {
             target: "9:3".into(),
             mnt_ns: None,
             by: Some("py[9]".into()),
-            attribution: "fd-owner".into(),
+            attribution: crate::model::Attribution::FdOwner,
             since: 0.0,
             released: None,
         };

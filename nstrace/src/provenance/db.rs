@@ -273,7 +273,7 @@ impl Db {
                                 p.target,
                                 p.mnt_ns.map(|m| m as i64),
                                 p.by,
-                                p.attribution,
+                                p.attribution.name(),
                                 p.since,
                                 p.released
                             ])?;
@@ -358,7 +358,7 @@ impl Db {
                 target: r.get(1)?,
                 mnt_ns: r.get::<_, Option<i64>>(2)?.map(|m| m as u64),
                 by: r.get(3)?,
-                attribution: r.get(4)?,
+                attribution: crate::model::Attribution::of_name(&r.get::<_, String>(4)?),
                 since: r.get(5)?,
                 released: r.get(6)?,
             })

@@ -56,7 +56,7 @@ impl RecentMounts {
                     && (m.target == target || m.path.as_deref() == Some(target.as_str()))
             });
             if let Some(m) = maker {
-                changed |= pins.attribute(&target, mnt_ns, m.by.clone(), "mount-syscall");
+                changed |= pins.attribute(&target, mnt_ns, m.by.clone(), crate::model::Attribution::MountSyscall);
             }
         }
         changed

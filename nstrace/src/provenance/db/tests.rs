@@ -60,7 +60,7 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record 
             target: "/run/docker/netns/abc".into(),
             mnt_ns: Some(4026531841),
             by: Some("dockerd[42]".into()),
-            attribution: "mount-syscall".into(),
+            attribution: crate::model::Attribution::MountSyscall,
             since: created + 1.0,
             released: None,
         }],

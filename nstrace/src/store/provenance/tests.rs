@@ -74,15 +74,18 @@ fn pins_are_added_released_and_bounded() {
     assert!(!p.update(&[fd.clone(), mount.clone()], 3.0), "nothing new");
     let pins: Vec<_> = p.iter().cloned().collect();
     assert_eq!(
-        (pins[0].kind, pins[0].target.as_str(), pins[0].by.as_deref(), pins[0].attribution.as_str()),
+        (pins[0].kind, pins[0].target.as_str(), pins[0].by.as_deref(), pins[0].attribution.name()),
         (PinKind::Fd, "7:3", Some("py[7]"), "fd-owner")
     );
     assert_eq!(
-        (pins[1].kind, pins[1].mnt_ns, pins[1].by.as_deref(), pins[1].attribution.as_str()),
+        (pins[1].kind, pins[1].mnt_ns, pins[1].by.as_deref(), pins[1].attribution.name()),
         (PinKind::Mount, Some(9), None, "unknown")
     );
-    assert!(p.attribute("/run/netns/a", 9, "ip[5]".into(), "mount-syscall"));
-    assert!(!p.attribute("/run/netns/a", 8, "ip[5]".into(), "mount-syscall"), "another mount namespace");
+    assert!(p.attribute("/run/netns/a", 9, "ip[5]".into(), crate::model::Attribution::MountSyscall));
+    assert!(
+        !p.attribute("/run/netns/a", 8, "ip[5]".into(), crate::model::Attribution::MountSyscall),
+        "another mount namespace"
+    );
     assert!(p.update(std::slice::from_ref(&mount), 4.0), "the fd closed");
     let pins: Vec<_> = p.iter().cloned().collect();
     assert_eq!((pins[0].released, pins[1].released, pins[1].by.as_deref()), (Some(4.0), None, Some("ip[5]")));
@@ -127,7 +130,7 @@ fn a_bind_mount_names_who_pinned_a_namespace() {
     s.on_mount(&mount(1_000_001.5, "/var/run/docker/netns/x", Some("/run/docker/netns/x")));
     s.apply_holders(scan_with("/run/docker/netns/x"), 2 * SEC + SEC / 2, false);
     let pin = s.get(5).unwrap().pins.iter().next().cloned().unwrap();
-    assert_eq!((pin.by.as_deref(), pin.attribution.as_str()), (Some("dockerd[40] (parent init[1])"), "mount-syscall"));
+    assert_eq!((pin.by.as_deref(), pin.attribution.name()), (Some("dockerd[40] (parent init[1])"), "mount-syscall"));
     // A refresh first, the record after: named at the next refresh.
     s.on_create(&create(NsType::Uts, 6, 91, SEC, 7), &mut out);
     let mut scan = HolderScan::default();
