@@ -89,10 +89,36 @@ impl From<crate::snapshot::SnapshotError> for EngineError {
     }
 }
 
+/// Why a snapshot runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WalkPurpose {
+    /// The periodic walk, or an early one after a death hint.
+    Routine,
+    /// A reported resync: `lost` ring records are healed by it.
+    Resync { lost: u64 },
+    /// A reported resync: `dropped` records arrived while a walk ran and
+    /// were more than could be held.
+    Overflow { dropped: u64 },
+}
+
+impl WalkPurpose {
+    fn after_loss(lost: u64) -> WalkPurpose {
+        if lost > 0 { WalkPurpose::Resync { lost } } else { WalkPurpose::Routine }
+    }
+
+    /// What a resync says it healed.
+    fn reason(self) -> Option<String> {
+        match self {
+            WalkPurpose::Routine => None,
+            WalkPurpose::Resync { lost } => Some(format!("{lost} records lost")),
+            WalkPurpose::Overflow { dropped } => Some(format!("{dropped} records not held while a walk ran")),
+        }
+    }
+}
+
 /// A snapshot running on a blocking thread, and what it is for.
 struct Walking {
-    /// Non-empty: a reported resync.
-    reason: String,
+    purpose: WalkPurpose,
     started: std::time::Instant,
     handle: tokio::task::JoinHandle<Result<Taken, EngineError>>,
 }
@@ -384,7 +410,7 @@ impl Engine {
             if self.dropped_while_walking > 0 {
                 let dropped = std::mem::take(&mut self.dropped_while_walking);
                 self.stats.lost += dropped;
-                self.start_walk(format!("{dropped} records not held while a walk ran"), NsTypeSet::ALL);
+                self.start_walk(WalkPurpose::Overflow { dropped }, NsTypeSet::ALL);
             }
             return Ok(());
         }
@@ -400,18 +426,17 @@ impl Engine {
             Woke::LostCheck => {
                 self.last_lost_check = tokio::time::Instant::now();
                 if let lost @ 1.. = self.check_lost(out)? {
-                    self.start_walk(format!("{lost} records lost"), NsTypeSet::ALL);
+                    self.start_walk(WalkPurpose::Resync { lost }, NsTypeSet::ALL);
                 }
             }
             Woke::EarlyWalk => {
                 let types = std::mem::take(&mut self.hinted);
-                self.start_walk(String::new(), types);
+                self.start_walk(WalkPurpose::Routine, types);
             }
             Woke::PeriodicWalk => {
                 self.last_lost_check = tokio::time::Instant::now();
                 let lost = self.check_lost(out)?;
-                let reason = if lost > 0 { format!("{lost} records lost") } else { String::new() };
-                self.start_walk(reason, NsTypeSet::ALL);
+                self.start_walk(WalkPurpose::after_loss(lost), NsTypeSet::ALL);
                 self.interval.reset_after(periodic_gap(self.interval.period(), self.store.len()));
             }
         }
@@ -428,19 +453,18 @@ impl Engine {
         self.held.append(records);
     }
 
-    /// Starts a snapshot of `types` on a blocking thread; a non-empty
-    /// `reason` makes it a reported resync. The timers that start walks
-    /// wait while one runs.
-    fn start_walk(&mut self, reason: String, types: NsTypeSet) {
+    /// Starts a snapshot of `types` on a blocking thread. The timers that
+    /// start walks wait while one runs.
+    fn start_walk(&mut self, purpose: WalkPurpose, types: NsTypeSet) {
         let source = self.source.clone();
         let ids = self.ids;
         let types = match self.source {
-            Source::Tree(_) if reason.is_empty() => types,
+            Source::Tree(_) if purpose == WalkPurpose::Routine => types,
             // A resync, or a /proc scan: everything.
             _ => NsTypeSet::ALL,
         };
         let handle = tokio::task::spawn_blocking(move || source.take(ids, types));
-        self.walking = Some(Walking { reason, started: std::time::Instant::now(), handle });
+        self.walking = Some(Walking { purpose, started: std::time::Instant::now(), handle });
     }
 
     /// A namespace of `types` may have died: walk their lists soon
@@ -540,7 +564,7 @@ impl Engine {
 
     /// Makes the store match a finished snapshot.
     fn apply(&mut self, walking: Walking, taken: Taken, out: &mut Vec<Event>) {
-        let Walking { reason, started, .. } = walking;
+        let Walking { purpose, started, .. } = walking;
         let Taken { rows, scan, types, fell_back } = taken;
         let fell_back_now = fell_back.is_some();
         self.note_walk(fell_back);
@@ -557,7 +581,7 @@ impl Engine {
         let coverage = if fell_back_now {
             // /proc answered for a failed walk: deaths wait for the next one.
             Coverage::Partial
-        } else if !reason.is_empty() || !exact_hook {
+        } else if purpose != WalkPurpose::Routine || !exact_hook {
             Coverage::Complete
         } else if self.mechanisms.snapshot == Snapshot::TreeWalk {
             Coverage::BesideDestroyHook
@@ -586,7 +610,7 @@ impl Engine {
         for &key in &r.destroyed {
             self.known.remove(key);
         }
-        if !reason.is_empty() {
+        if let Some(reason) = purpose.reason() {
             // What the resync found unannounced becomes a record at the
             // next walk (a hook record may be in flight): make it soon.
             if self.store.has_pending() && self.walk_soon.is_none() {
