@@ -10,9 +10,9 @@ pub struct Container {
     pub runtime: &'static str,
     /// Container id (64 hex digits) or machine/container name.
     pub id: String,
-    /// Kubernetes pod UID, when the path has one.
+    /// Kubernetes pod UID, when the path has one (as `ContainerRef::pod_uid`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
+    pub pod_uid: Option<String>,
 }
 
 impl Container {
@@ -48,12 +48,12 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
             if let Some(id) = scope.strip_prefix(prefix)
                 && is_hex64(id)
             {
-                return Some(Container { runtime, id: id.into(), pod: pod.clone() });
+                return Some(Container { runtime, id: id.into(), pod_uid: pod.clone() });
             }
         }
         if let Some(name) = scope.strip_prefix("machine-").filter(|_| seg.ends_with(".scope")) {
             // systemd escapes '-' in machine names as \x2d.
-            return Some(Container { runtime: "nspawn", id: name.replace("\\x2d", "-"), pod: None });
+            return Some(Container { runtime: "nspawn", id: name.replace("\\x2d", "-"), pod_uid: None });
         }
         if is_hex64(seg) {
             // cgroupfs driver: /docker/<id>, /kubepods/.../pod<uid>/<id>
@@ -64,19 +64,19 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
             } else {
                 "docker"
             };
-            return Some(Container { runtime, id: seg.into(), pod: pod.clone() });
+            return Some(Container { runtime, id: seg.into(), pod_uid: pod.clone() });
         }
     }
     // LXC: /lxc.payload.<name>/... or /lxc/<name>/...
     let mut segs = path.split('/').filter(|s| !s.is_empty());
     while let Some(seg) = segs.next() {
         if let Some(name) = seg.strip_prefix("lxc.payload.") {
-            return Some(Container { runtime: "lxc", id: name.into(), pod: None });
+            return Some(Container { runtime: "lxc", id: name.into(), pod_uid: None });
         }
         if seg == "lxc"
             && let Some(name) = segs.next()
         {
-            return Some(Container { runtime: "lxc", id: name.into(), pod: None });
+            return Some(Container { runtime: "lxc", id: name.into(), pod_uid: None });
         }
     }
     None
@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn docker_systemd_and_cgroupfs() {
         let c = from_cgroup(&format!("/system.slice/docker-{ID}.scope")).unwrap();
-        assert_eq!((c.runtime, c.id.as_str(), c.pod.as_deref()), ("docker", ID, None));
+        assert_eq!((c.runtime, c.id.as_str(), c.pod_uid.as_deref()), ("docker", ID, None));
         assert_eq!(from_cgroup(&format!("/docker/{ID}")).unwrap().runtime, "docker");
         assert_eq!(c.short(), "docker:4f1c2e7d9a0b");
     }
@@ -103,14 +103,14 @@ mod tests {
         );
         let c = from_cgroup(&p).unwrap();
         assert_eq!(c.runtime, "containerd");
-        assert_eq!(c.pod.as_deref(), Some("0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6"));
+        assert_eq!(c.pod_uid.as_deref(), Some("0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6"));
         let c = from_cgroup(&format!(
             "/kubepods.slice/kubepods-pod0f7e1c9a_1b2c_4d5e_8f90_a1b2c3d4e5f6.slice/crio-{ID}.scope"
         ))
         .unwrap();
         assert_eq!(c.runtime, "cri-o");
         let c = from_cgroup(&format!("/kubepods/besteffort/pod0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6/{ID}")).unwrap();
-        assert_eq!((c.runtime, c.pod.is_some()), ("containerd", true));
+        assert_eq!((c.runtime, c.pod_uid.is_some()), ("containerd", true));
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl SeenIn {
             let r = ContainerRef {
                 runtime: c.runtime.into(),
                 id: c.id.clone(),
-                pod_uid: c.pod.clone(),
+                pod_uid: c.pod_uid.clone(),
                 ..Default::default()
             };
             self.0.get_or_insert_with(Default::default).push(r);

@@ -228,7 +228,7 @@ impl ContainerNames {
         let mut r = ContainerRef {
             runtime: c.runtime.to_string(),
             id: c.id.clone(),
-            pod_uid: c.pod.clone(),
+            pod_uid: c.pod_uid.clone(),
             ..Default::default()
         };
         (r.name, r.pod) = self.name(&r);

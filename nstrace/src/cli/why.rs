@@ -246,7 +246,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 writeln!(out, "  shared:    by {n} container{}{host} (listed below)", if n == 1 { "" } else { "s" })?;
             }
             for c in &row.containers {
-                let pod = c.pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default();
+                let pod = c.pod_uid.as_ref().map(|p| format!(" (pod uid {p})")).unwrap_or_default();
                 writeln!(out, "  container: {} {}", c.runtime, esc(&format!("{}{pod}", c.id)))?;
             }
             if let Some(p) = row.parent {

@@ -90,7 +90,7 @@ pub fn known_containers(row: &NsRow, seen_in: &[ContainerRef]) -> Vec<ContainerR
             out.push(ContainerRef {
                 runtime: c.runtime.into(),
                 id: c.id.clone(),
-                pod_uid: c.pod.clone(),
+                pod_uid: c.pod_uid.clone(),
                 ..Default::default()
             });
         }
@@ -391,9 +391,9 @@ mod tests {
         use crate::containers::Container;
         let mut row = NsRow::new(nstrace_common::ns::NsType::Net, 10);
         row.containers = vec![
-            Container { runtime: "docker", id: "aaa".into(), pod: None },
-            Container { runtime: "containerd", id: "bbb".into(), pod: Some("uid-1".into()) },
-            Container { runtime: "cri-o", id: "aaa".into(), pod: None },
+            Container { runtime: "docker", id: "aaa".into(), pod_uid: None },
+            Container { runtime: "containerd", id: "bbb".into(), pod_uid: Some("uid-1".into()) },
+            Container { runtime: "cri-o", id: "aaa".into(), pod_uid: None },
         ]
         .into();
         let seen = [ContainerRef {

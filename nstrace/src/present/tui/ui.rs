@@ -248,7 +248,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
         out.push(Line::from(format!("shared by {n} container(s) and {} host process(es)", r.host_tasks)));
     }
     for c in &r.containers {
-        let pod = c.pod.as_deref().map(|p| format!(" (pod {p})")).unwrap_or_default();
+        let pod = c.pod_uid.as_deref().map(|p| format!(" (pod uid {p})")).unwrap_or_default();
         out.push(Line::from(esc(&format!("container {} {}{pod}", c.runtime, c.id)).into_owned()));
     }
     match (&ns.created, &ns.creator) {

@@ -453,7 +453,7 @@ pub fn search_matches(ns: &Namespace, needle: &str) -> bool {
             Holder::Task { comm, .. } | Holder::Fd { comm, .. } => has(comm),
             Holder::Mount { path, .. } => has(path),
         })
-        || row.containers.iter().any(|c| has(&c.short()) || has(&c.id) || c.pod.as_deref().is_some_and(has))
+        || row.containers.iter().any(|c| has(&c.short()) || has(&c.id) || c.pod_uid.as_deref().is_some_and(has))
         || ns.creator.as_ref().is_some_and(|c| has(&c.comm))
         || row.inode.to_string() == needle
         || row.id.is_some_and(|id| id.to_string() == needle)
