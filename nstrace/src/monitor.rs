@@ -116,10 +116,33 @@ impl Monitor {
         self.engine.store()
     }
 
-    /// The store, for what only the caller knows (`serve`: creators'
-    /// origins, provenance from its database).
-    pub fn store_mut(&mut self) -> &mut NsStore {
-        self.engine.store_mut()
+    /// Gives a live namespace the provenance only the caller knows (`serve`:
+    /// its database; `live`: the service's answer); false when it is not live.
+    pub fn adopt(
+        &mut self,
+        key: u64,
+        created: Option<f64>,
+        creator: Option<crate::model::Creator>,
+        pins: Vec<crate::model::Pin>,
+        containers: Vec<crate::origin::ContainerRef>,
+    ) -> bool {
+        self.engine.store_mut().adopt(key, created, creator, pins, containers)
+    }
+
+    /// Completes a creator's origin with what `serve` read from /proc.
+    pub fn set_origin(&mut self, key: u64, origin: crate::origin::Origin) {
+        self.engine.store_mut().set_origin(key, origin);
+    }
+
+    /// The provenance changes since the last call, after naming (through
+    /// `namer`: runtime state on disk) the containers seen in them.
+    pub fn take_provenance(
+        &mut self,
+        namer: impl FnMut(&crate::origin::ContainerRef) -> Option<(Option<String>, Option<String>)>,
+    ) -> Vec<crate::provenance::Change> {
+        let store = self.engine.store_mut();
+        store.name_containers(namer);
+        store.take_provenance()
     }
 
     /// Live, then recently destroyed records.

@@ -101,7 +101,7 @@ fn adopt_from_service(monitor: &mut Monitor, service: &crate::cli::ServiceArgs) 
         Ok(Some(reply)) if reply.exit == 0 => {
             let v: serde_json::Value = serde_json::from_str(&reply.stdout).unwrap_or_default();
             for (key, created, creator) in crate::provenance::remembered(&v) {
-                monitor.store_mut().adopt(key, created, creator, Vec::new(), Vec::new());
+                monitor.adopt(key, created, creator, Vec::new(), Vec::new());
             }
         }
         Ok(Some(reply)) => log::warn!("nstrace serve on {}: {}", path.display(), reply.stderr.trim()),

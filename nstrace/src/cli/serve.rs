@@ -291,7 +291,7 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
         };
         match same {
             Some(true) => {
-                monitor.store_mut().adopt(r.key, r.created, r.creator, r.pins, r.containers);
+                monitor.adopt(r.key, r.created, r.creator, r.pins, r.containers);
                 rowids.insert(r.key, a.rowid);
                 adopted += 1;
             }
@@ -348,7 +348,7 @@ fn record_origins(
             }
             let mut o = origin::capture(Path::new("/proc"), *pid, &known);
             o.container = o.cgroup.as_deref().and_then(|c| names.container_of(c));
-            monitor.store_mut().set_origin(key, o);
+            monitor.set_origin(key, o);
         }
     }
 }
@@ -356,8 +356,7 @@ fn record_origins(
 /// Hands the store's provenance changes to the writer, naming the
 /// containers seen in them first.
 fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut origin::ContainerNames) {
-    monitor.store_mut().name_containers(|c| Some(names.name(c)));
-    let mut changes = monitor.store_mut().take_provenance();
+    let mut changes = monitor.take_provenance(|c| Some(names.name(c)));
     if changes.is_empty() {
         return;
     }
