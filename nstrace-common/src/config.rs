@@ -122,6 +122,9 @@ pub const DESTROY_WORK_FNS: usize = 4;
 /// Their kallsyms names, in slot order.
 pub const DESTROY_WORK_FN_NAMES: [&str; DESTROY_WORK_FNS] =
     ["cleanup_net", "free_user_ns", "destroy_pid_namespace_work", "free_ipc"];
+/// The namespace type each slot's work function finishes, in slot order.
+pub const DESTROY_WORK_FN_TYPES: [crate::ns::NsType; DESTROY_WORK_FNS] =
+    [crate::ns::NsType::Net, crate::ns::NsType::User, crate::ns::NsType::Pid, crate::ns::NsType::Ipc];
 /// Slots of [`DESTROY_WORK_FN_NAMES`] the task hooks look at.
 pub const WORK_FREE_USER_NS: usize = 1;
 pub const WORK_DESTROY_PID_NS: usize = 2;

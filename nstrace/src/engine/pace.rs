@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use nstrace_common::ns::{NsType, NsTypeSet, SLOT_TYPES, TASK_NS_SLOTS};
+use nstrace_common::ns::{NsTypeSet, SLOT_TYPES, TASK_NS_SLOTS};
 
 /// The types of the task-set slots for which `pick` holds.
 pub(super) fn slot_types(pick: impl Fn(usize) -> bool) -> NsTypeSet {
@@ -12,13 +12,8 @@ pub(super) fn slot_types(pick: impl Fn(usize) -> bool) -> NsTypeSet {
 
 /// The types whose deaths `Config::destroy_work_fns[which]` finishes.
 pub(super) fn destroy_work_types(which: u32) -> NsTypeSet {
-    match nstrace_common::config::DESTROY_WORK_FN_NAMES.get(which as usize) {
-        Some(&"cleanup_net") => NsTypeSet::of(NsType::Net),
-        Some(&"free_user_ns") => NsTypeSet::of(NsType::User),
-        Some(&"destroy_pid_namespace_work") => NsTypeSet::of(NsType::Pid),
-        Some(&"free_ipc") => NsTypeSet::of(NsType::Ipc),
-        _ => NsTypeSet::ALL,
-    }
+    // A slot the record should not carry: any type may have died.
+    nstrace_common::config::DESTROY_WORK_FN_TYPES.get(which as usize).map_or(NsTypeSet::ALL, |t| NsTypeSet::of(*t))
 }
 
 /// Shortest gap between readings of the lost-record counters outside the
