@@ -35,32 +35,20 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prom
 const LIFETIME_BUCKETS: [f64; 14] =
     [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6.0 * 3600.0, 86400.0, 3.0 * 86400.0, 7.0 * 86400.0];
 
-/// A namespace type as a label value (`type="net"`, ...).
-#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum TypeLabel {
-    net,
-    uts,
-    ipc,
-    pid,
-    user,
-    mnt,
-    cgroup,
-    time,
-}
+/// A namespace type as a label value (`type="net"`, ...): its name, so the
+/// label set is the eight types and nothing else.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct TypeLabel(pub NsType);
 
 impl From<NsType> for TypeLabel {
     fn from(t: NsType) -> TypeLabel {
-        match t {
-            NsType::Net => TypeLabel::net,
-            NsType::Uts => TypeLabel::uts,
-            NsType::Ipc => TypeLabel::ipc,
-            NsType::Pid => TypeLabel::pid,
-            NsType::User => TypeLabel::user,
-            NsType::Mnt => TypeLabel::mnt,
-            NsType::Cgroup => TypeLabel::cgroup,
-            NsType::Time => TypeLabel::time,
-        }
+        TypeLabel(t)
+    }
+}
+
+impl EncodeLabelValue for TypeLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.0.name())
     }
 }
 
