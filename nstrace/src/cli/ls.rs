@@ -17,31 +17,33 @@ use crate::{
     store::NsStore,
 };
 
-/// Namespace type names accepted on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TypeArg {
-    Net,
-    Uts,
-    Ipc,
-    Pid,
-    User,
-    Mnt,
-    Cgroup,
-    Time,
+/// A namespace type on the command line: the names (and order) of
+/// [`NsType::ALL`], so the CLI has no list of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeArg(pub NsType);
+
+impl clap::ValueEnum for TypeArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        const ALL: [TypeArg; NsType::ALL.len()] = {
+            let mut out = [TypeArg(NsType::Net); NsType::ALL.len()];
+            let mut i = 0;
+            while i < out.len() {
+                out[i] = TypeArg(NsType::ALL[i]);
+                i += 1;
+            }
+            out
+        };
+        &ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.name()))
+    }
 }
 
 impl From<TypeArg> for NsType {
     fn from(t: TypeArg) -> NsType {
-        match t {
-            TypeArg::Net => NsType::Net,
-            TypeArg::Uts => NsType::Uts,
-            TypeArg::Ipc => NsType::Ipc,
-            TypeArg::Pid => NsType::Pid,
-            TypeArg::User => NsType::User,
-            TypeArg::Mnt => NsType::Mnt,
-            TypeArg::Cgroup => NsType::Cgroup,
-            TypeArg::Time => NsType::Time,
-        }
+        t.0
     }
 }
 
@@ -256,7 +258,7 @@ fn lsns_columns(args: &Args) -> Option<Vec<LsCol>> {
     // and NSFS with `-t net`.
     let defaults: Vec<LsCol> = if args.namespace.is_some() {
         vec![LsCol::Pid, LsCol::Ppid, LsCol::User, LsCol::Command]
-    } else if args.filter.types == [TypeArg::Net] {
+    } else if args.filter.types == [TypeArg(NsType::Net)] {
         let mut d = LsCol::LSNS_DEFAULT.to_vec();
         d.splice(5..5, [LsCol::Netnsid, LsCol::Nsfs]);
         d
