@@ -143,8 +143,17 @@ pub const SLOT_TYPES: [NsType; TASK_NS_SLOTS] = {
 };
 
 /// Name of each slot (as in /proc/PID/ns/).
-pub const SLOT_NAMES: [&str; TASK_NS_SLOTS] =
-    ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time", "pid_for_children", "time_for_children"];
+pub const SLOT_NAMES: [&str; TASK_NS_SLOTS] = {
+    let mut n = [""; TASK_NS_SLOTS];
+    let mut i = 0;
+    while i < NS_TYPES {
+        n[i] = NsType::ALL[i].name();
+        i += 1;
+    }
+    n[SLOT_PID_FOR_CHILDREN] = "pid_for_children";
+    n[SLOT_TIME_FOR_CHILDREN] = "time_for_children";
+    n
+};
 
 /// The one identity of a namespace, on both sides of the ring buffer: its
 /// `ns_id` where the kernel has ids (6.18+, never reused), else its type and
@@ -168,6 +177,14 @@ pub const NSFS_MAGIC: u32 = 0x6e73_6673;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_named_as_proc_names_the_links() {
+        assert_eq!(
+            SLOT_NAMES,
+            ["net", "uts", "ipc", "pid", "user", "mnt", "cgroup", "time", "pid_for_children", "time_for_children"]
+        );
+    }
 
     #[test]
     fn keys_prefer_ids_and_keep_types_apart_without_them() {
