@@ -17,7 +17,7 @@ use crate::{
         advice::{self, Advice},
         explain::{Explainer, Reason},
     },
-    snapshot::{self, NsRow, NsState, Source},
+    snapshot::{NsRow, NsState, Source},
     store::NsStore,
 };
 
@@ -134,15 +134,9 @@ pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: f64) -> LeakRepo
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    // First: the service's socket is root's too, and a snapshot needs it.
-    crate::error::require_privileges()?;
-    if args.source.is_none()
-        && let Some(code) = crate::cli::ask_service("leaks", &args.service, &[])?
-    {
-        return Ok(code);
-    }
-    let snap = snapshot::take(args.source)?;
-    crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+    crate::cli::from_service_or_snapshot("leaks", &args.service, args.source, &[], |snap| {
+        crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+    })
 }
 
 /// The leaks among `store`'s namespaces (a snapshot's, or the service's).

@@ -13,7 +13,7 @@ use crate::{
         lsns::{self, Cells, Line, LsCol, OutputSpec},
         table::{Extra, Layout, write_table_with, write_trees},
     },
-    snapshot::{self, NsRow, NsState, Source},
+    snapshot::{NsRow, NsState, Source},
     store::NsStore,
 };
 
@@ -222,25 +222,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    // First: the service's socket is root's too, and a snapshot needs it.
-    crate::error::require_privileges()?;
-    if args.source.is_none()
-        && let Some(code) = crate::cli::ask_service("ls", &args.service, &args.term.service_args())?
-    {
-        return Ok(code);
-    }
-    let snap = snapshot::take(args.source)?;
-    let mut phases = crate::timings::Phases::start();
-    phases.extend(&snap.phases);
-    let code = crate::cli::to_stdout(|out| answer(&args, &snap.store, out))?;
-    phases.mark("output");
-    if args.timings {
-        let _ = crate::timings::write(&mut std::io::stderr().lock(), phases.list());
-    }
-    // The process ends next: freeing every record one by one would only
-    // add to the wall time (milliseconds at 10,000 namespaces).
-    std::mem::forget(snap);
-    Ok(code)
+    crate::cli::from_service_or_snapshot("ls", &args.service, args.source, &args.term.service_args(), |snap| {
+        let mut phases = crate::timings::Phases::start();
+        phases.extend(&snap.phases);
+        let code = crate::cli::to_stdout(|out| answer(&args, &snap.store, out))?;
+        phases.mark("output");
+        if args.timings {
+            let _ = crate::timings::write(&mut std::io::stderr().lock(), phases.list());
+        }
+        // The process ends next: freeing every record one by one would only
+        // add to the wall time (milliseconds at 10,000 namespaces).
+        std::mem::forget(snap);
+        Ok(code)
+    })
 }
 
 fn parse_output(list: &str) -> std::result::Result<OutputSpec, String> {

@@ -45,6 +45,25 @@ pub struct ServiceArgs {
 /// Runs `command` (with this process's own arguments, then `extra`) on the
 /// service and prints its answer. `Ok(None)`: no service answers; the
 /// caller takes a snapshot (and this says so once on stderr).
+/// How `ls`, `why` and `leaks` run: root first (the service's socket is
+/// root's too, and a snapshot needs it); then the service, unless a source
+/// is forced; else `answer` from a one-shot snapshot.
+pub fn from_service_or_snapshot(
+    command: &str,
+    svc: &ServiceArgs,
+    source: Option<crate::snapshot::Source>,
+    extra: &[String],
+    answer: impl FnOnce(crate::snapshot::Snapshot) -> Result<i32, crate::error::Error>,
+) -> Result<i32, crate::error::Error> {
+    crate::error::require_privileges()?;
+    if source.is_none()
+        && let Some(code) = ask_service(command, svc, extra)?
+    {
+        return Ok(code);
+    }
+    answer(crate::snapshot::take(source)?)
+}
+
 pub fn ask_service(command: &str, svc: &ServiceArgs, extra: &[String]) -> Result<Option<i32>, crate::error::Error> {
     ask_service_or(command, svc, extra, "a one-shot snapshot (creation, creators and pins unknown)")
 }

@@ -12,7 +12,7 @@ use crate::{
     origin::ContainerRef,
     present::advice,
     present::explain::Explainer,
-    snapshot::{self, NsRow, Source},
+    snapshot::{NsRow, Source},
     store::NsStore,
 };
 
@@ -174,15 +174,9 @@ fn chain(rows: &[&NsRow], start: &NsRow) -> Vec<String> {
 const UNKNOWN_CREATION: &str = "unknown (nstrace was not tracing when it was created)";
 
 pub fn run(args: Args) -> Result<i32> {
-    // First: the service's socket is root's too, and a snapshot needs it.
-    crate::error::require_privileges()?;
-    if args.source.is_none()
-        && let Some(code) = crate::cli::ask_service("why", &args.service, &[])?
-    {
-        return Ok(code);
-    }
-    let snap = snapshot::take(args.source)?;
-    crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+    crate::cli::from_service_or_snapshot("why", &args.service, args.source, &[], |snap| {
+        crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+    })
 }
 
 /// One namespace of `store` explained (a snapshot's, or the service's).
