@@ -116,7 +116,7 @@ fn retain_removes_destroyed_rows_older_than_it_and_keeps_younger_ones() {
     assert_eq!(destroyed_uts_of(&db, &old), 0, "rows destroyed over 6 s ago are pruned");
     assert_eq!(destroyed_uts_of(&db, &young), 20, "rows destroyed under 6 s ago are kept");
     // Live rows are never pruned, however old.
-    let host_uts = tests::ns_inode(1, "uts");
+    let host_uts = tests::ns_inode(std::process::id(), "uts");
     assert_eq!(
         sqlite(&db, &format!("SELECT count(*) FROM namespaces WHERE inode = {host_uts} AND destroyed_at IS NULL")),
         ["1"]
@@ -136,7 +136,7 @@ impl Ext4 {
         std::fs::create_dir_all(&mnt).unwrap();
         let ok = |cmd: &mut Command| cmd.status().is_ok_and(|s| s.success());
         (ok(Command::new("truncate").args(["-s", "64M", &image]))
-            && ok(Command::new("mkfs.ext4").args(["-q", "-F", &image])))
+            && ok(Command::new("mkfs.ext4").args(["-q", "-F", "-m", "0", &image])))
         .then(|| Ext4 { image, mnt })
         .filter(|e| e.mount())
     }
@@ -156,9 +156,13 @@ impl Ext4 {
         std::fs::write(&knob, "nstrace test\n").is_ok()
     }
 
-    /// What an administrator does: detach it, repair it, mount it again.
+    /// What an administrator does: unmount it (serve, failing, holds no
+    /// file on it), repair it, mount it again.
     fn repair(&self) {
-        sh(&format!("umount -l {}", self.mnt));
+        let unmounted = eventually(Duration::from_secs(10), "the failed file system unmounted", || {
+            Command::new("umount").arg(&self.mnt).status().is_ok_and(|s| s.success()).then_some(())
+        });
+        let () = unmounted;
         let _ = Command::new("e2fsck").args(["-fy", &self.image]).output();
         assert!(self.mount(), "mounting {} again", self.image);
     }
@@ -203,15 +207,24 @@ fn writes_that_fail_after_the_database_opened_are_kept_and_written_later() {
         assert_eq!(service.http("/healthz").0, 200);
     };
 
-    // 1. Disk full: the namespaces made meanwhile land once there is room.
-    let _ = Command::new("dd").args(["if=/dev/zero", &format!("of={}/fill", fs.mnt), "bs=1M"]).output();
+    // 1. Disk full (no blocks kept for root: -m 0; the big writes, then
+    // what is left in small ones): the namespaces made meanwhile land once
+    // there is room.
+    for (file, block) in [("fill", "bs=1M"), ("fill2", "bs=4k")] {
+        let _ = Command::new("dd").args(["if=/dev/zero", &format!("of={}/{file}", fs.mnt), block]).output();
+        sh("sync");
+    }
     let while_full = short_lived_namespaces(300, libc::CLONE_NEWUTS);
     failing(&service);
     let failures = metric(&service, "nstrace_database_write_failures_total");
     let queued = metric(&service, "nstrace_database_changes_queued");
     // Failed commits are counted, not the changes they carried.
     assert!(failures >= 1.0 && failures < queued, "failures {failures}, changes queued {queued}");
-    std::fs::remove_file(format!("{}/fill", fs.mnt)).unwrap();
+    for file in ["fill", "fill2"] {
+        std::fs::remove_file(format!("{}/{file}", fs.mnt)).unwrap();
+    }
+    // (On disk before the error below aborts the journal.)
+    sh("sync");
     recovered(&service, &while_full, "the rows made while the disk was full");
     // Writing again adds writes, not failures.
     let failures = metric(&service, "nstrace_database_write_failures_total");

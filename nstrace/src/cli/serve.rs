@@ -88,12 +88,12 @@ pub async fn run(args: Args) -> Result<i32> {
     let boot_id = boot_id();
     let (db, db_error, db_note) = match Db::open(&args.db, &boot_id) {
         Ok((db, note)) => (Some(db), None, note),
+        Err(e @ crate::provenance::db::DbError::InUse { .. }) => return Err(Error::Usage(e.to_string())),
         Err(e) => {
             let error = crate::chain::Chain(&e).to_string();
             (None, Some(error.clone()), Some(format!("provenance database: {error}")))
         }
     };
-    let _db_lock = lock_database(&args.db)?;
     if let Some(note) = &db_note {
         eprintln!("nstrace: {note}");
     }
@@ -252,18 +252,6 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// Holds an exclusive flock on the database file while serve runs (None
-/// when the file cannot be opened: the writer reports that and retries).
-fn lock_database(path: &Path) -> Result<Option<std::fs::File>> {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = std::fs::File::open(path) else { return Ok(None) };
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::Usage(format!("{} is in use by another nstrace serve", path.display())));
-    }
-    Ok(Some(file))
 }
 
 /// This boot's id (namespaces' inodes are only meaningful within one boot).

@@ -63,6 +63,8 @@ pub enum DbError {
     Dir { path: PathBuf, source: std::io::Error },
     #[error("{path} was written by a newer nstrace (schema {found}, this one knows {SCHEMA_VERSION})")]
     TooNew { path: PathBuf, found: i64 },
+    #[error("{path} is in use by another nstrace serve")]
+    InUse { path: PathBuf },
 }
 
 /// A namespace the database holds as alive.
@@ -99,6 +101,10 @@ pub struct Db {
     conn: Connection,
     path: PathBuf,
     boot_id: String,
+    /// A writer's exclusive flock on the file, held while the connection
+    /// is: a writer that lets go of a failed file system (to retry on it
+    /// repaired) lets go of the lock too.
+    _lock: Option<std::fs::File>,
 }
 
 impl Db {
@@ -141,6 +147,11 @@ impl Db {
     fn open_rw(path: &Path, boot_id: &str) -> Result<Db, DbError> {
         let err = |what| move |source| DbError::Sqlite { what, path: path.into(), source };
         let conn = Connection::open(path).map_err(err("opening"))?;
+        let lock = std::fs::File::open(path).map_err(|source| DbError::Dir { path: path.into(), source })?;
+        // SAFETY: flock(2) on an fd we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(DbError::InUse { path: path.into() });
+        }
         // quick_check reads every page: a damaged file fails here, not mid-run.
         let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err("checking"))?;
         if ok != "ok" {
@@ -157,7 +168,7 @@ impl Db {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=2000;",
         )
         .map_err(err("configuring"))?;
-        let mut db = Db { conn, path: path.into(), boot_id: boot_id.into() };
+        let mut db = Db { conn, path: path.into(), boot_id: boot_id.into(), _lock: Some(lock) };
         db.migrate()?;
         Ok(db)
     }
@@ -167,7 +178,7 @@ impl Db {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(|source| DbError::Sqlite { what: "opening", path: path.into(), source })?;
-        Ok(Db { conn, path: path.into(), boot_id: String::new() })
+        Ok(Db { conn, path: path.into(), boot_id: String::new(), _lock: None })
     }
 
     pub fn path(&self) -> &Path {
