@@ -18,8 +18,9 @@ use nstrace_common::{
 
 use crate::{
     events::{self, Clock, Event},
-    kernel::loader::{EventStream, KnownMap, LoadOptions, LoaderError, Tracer},
+    kernel::loader::{KnownMap, LoadOptions, LoaderError, Tracer},
     kernel::mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
+    kernel::ring::EventStream,
     kernel::walker::{WalkError, WalkFailure, Walker},
     procfs::holders::HoldersError,
     store::{Coverage, NsStore, StoreOptions},

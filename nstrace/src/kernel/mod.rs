@@ -9,6 +9,7 @@ pub mod loader;
 pub mod mechanism;
 pub mod pinned;
 pub mod probe;
+pub mod ring;
 pub mod ring_pos;
 pub mod test_run;
 pub mod tracefs;

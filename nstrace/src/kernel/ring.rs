@@ -1,0 +1,88 @@
+//! The event ring: reads the hooks' records as they come (drained every
+//! [`DRAIN_EVERY`], or at once when the ring fills) and decodes each in
+//! the one decoder (`nstrace_common::decode`); counts the records the
+//! hooks could not reserve room for.
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use nstrace_common::{
+    event::{EventKind, MAX_EVENT_KIND},
+    names,
+};
+
+use crate::kernel::loader::LoaderError;
+
+/// How often the reader drains records submitted without a wakeup: the
+/// most an event waits before user space sees it.
+pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Reads decoded records from the event ring buffer.
+pub struct EventStream {
+    ring: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
+    lost: PerCpuArray<MapData, u64>,
+}
+
+/// One item of the event stream: a record, or bytes that did not decode.
+pub type StreamItem = Result<nstrace_common::decode::Record, nstrace_common::decode::DecodeError>;
+
+impl EventStream {
+    /// The stream over the events ring and the per-kind lost counters.
+    pub(super) fn new(ring: RingBuf<MapData>, lost: PerCpuArray<MapData, u64>) -> Result<EventStream, LoaderError> {
+        // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd,
+        // so the fd stays open for as long as it is registered.
+        let ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
+            .map_err(|e| LoaderError::Io(std::io::Error::other(e.to_string())))?;
+        Ok(EventStream { ring, lost })
+    }
+
+    /// Waits until records are available (the programs wake the reader only
+    /// when the ring fills up, so this also drains every [`DRAIN_EVERY`]),
+    /// then hands every available one to `f`.
+    pub async fn next_batch(&mut self, mut f: impl FnMut(StreamItem)) -> Result<usize, LoaderError> {
+        loop {
+            tokio::select! {
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard?;
+                    let ring = guard.get_inner_mut();
+                    let mut n = 0;
+                    while let Some(item) = ring.next() {
+                        f(nstrace_common::decode::decode(&item));
+                        n += 1;
+                    }
+                    guard.clear_ready();
+                    return Ok(n);
+                }
+                _ = tokio::time::sleep(DRAIN_EVERY) => {
+                    let n = self.drain(&mut f);
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands every record available right now to `f`, without waiting.
+    pub fn drain(&mut self, mut f: impl FnMut(StreamItem)) -> usize {
+        let ring = self.ring.get_mut();
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            f(nstrace_common::decode::decode(&item));
+            n += 1;
+        }
+        n
+    }
+
+    /// Ring-buffer reserve failures so far, per event kind (summed over CPUs).
+    pub fn lost_counts(&self) -> Result<Vec<(EventKind, u64)>, LoaderError> {
+        let mut out = Vec::new();
+        for kind in 0..MAX_EVENT_KIND {
+            let values =
+                self.lost.get(&kind, 0).map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
+            let total: u64 = values.iter().sum();
+            if let (Some(kind), true) = (EventKind::from_u32(kind), total > 0) {
+                out.push((kind, total));
+            }
+        }
+        Ok(out)
+    }
+}
