@@ -1,7 +1,11 @@
 //! The kernel side: BTF and struct offsets, the capability probe and the
 //! mechanism chosen per job, loading and attaching the eBPF programs, the
-//! ring-buffer stream and the namespace/task walks. Knows nothing of /proc,
-//! the store or any view.
+//! event ring (`ring`), the pinned walk programs and the namespace, task
+//! and fd walks. Reads of the kernel's own files (kallsyms, tracefs
+//! formats, /proc/locks, the boot id) and the probe's nsfs/listns checks
+//! (through `procfs`) happen here; the namespace table, /proc scans of
+//! processes and every view do not: they are `store`, `procfs` and
+//! `present`.
 
 pub mod btf;
 pub mod btf_offsets;
