@@ -332,8 +332,7 @@ impl Engine {
             Walked(Result<Taken, EngineError>),
         }
         // The batch buffer keeps its capacity from step to step: records are
-        // large, and growing a fresh vector for each batch was a tenth of
-        // the service's CPU under churn.
+        // large (docs/benchmarks.md: the service's CPU under churn).
         let mut records = std::mem::take(&mut self.batch);
         let idle = self.walking.is_none();
         let soon = self.walk_soon;
@@ -418,9 +417,9 @@ impl Engine {
         self.hinted = self.hinted.union(types);
         if self.walk_soon.is_none() {
             // Within a budget: a walk of the kernel's lists grows with the
-            // namespaces alive (~5 ms for 10,000 here), so under churn they
-            // take at most a 50th of the time; a /proc re-scan costs far
-            // more and is the only way to see deaths there: a third.
+            // namespaces alive, so under churn they take at most a 50th of
+            // the time; a /proc re-scan costs far more and is the only way
+            // to see deaths there: a third.
             let factor = if matches!(self.source, Source::Tree(_)) { 50 } else { 2 };
             let gap = HINT_WALK_GAP.max(self.last_snapshot_cost * factor);
             let earliest = self.last_walk_at + gap;

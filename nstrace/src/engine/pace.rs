@@ -22,9 +22,10 @@ pub(super) const LOST_CHECK_GAP: Duration = Duration::from_millis(250);
 
 /// The gap between periodic walks (and the monitor's holder refreshes):
 /// the configured interval per 2,500 namespaces alive. Their cost grows with
-/// the namespaces (~20 ms each at 10,000 here): a large host gets them less
-/// often rather than paying 2% of a CPU for each. By count, not by measured
-/// cost, so a slow (emulated) machine with few namespaces keeps its pace.
+/// the namespaces (docs/benchmarks.md, a busy host): a large host gets them
+/// less often rather than paying a share of a CPU for each. By count, not
+/// by measured cost, so a slow (emulated) machine with few namespaces
+/// keeps its pace.
 pub fn periodic_gap(interval: Duration, live: usize) -> Duration {
     interval * (live / 2_500).max(1) as u32
 }

@@ -99,9 +99,8 @@ impl Default for Limits {
 pub struct Shared {
     metrics: Mutex<Metrics>,
     namespaces: RwLock<Arc<Vec<NsRow>>>,
-    /// A `/namespaces` client waits for fresh rows: copying every row is
-    /// done only when someone asks (at 10,000 namespaces, copying them four
-    /// times a second was a tenth of the service's CPU).
+    /// A `/namespaces` client waits for fresh rows: every row is copied
+    /// only when someone asks (docs/benchmarks.md: the service's CPU).
     rows_wanted: AtomicBool,
     rows_ready: tokio::sync::Notify,
     last_publish: Mutex<Instant>,
