@@ -103,6 +103,16 @@ fn a_wide_netns_name_keeps_ls_within_80_columns() {
     }
     let name = format!("网络命名空间测试{}", unique("-"));
     let _netns = IpNetns::add(name.clone());
+    // A process in it with a long command line: its row fills the width.
+    let (_keeper, _) = tests::spawn_ready(Command::new("ip").args([
+        "netns",
+        "exec",
+        &name,
+        "python3",
+        "-c",
+        "print('ready', flush=True)\nimport time\nwhile True: time.sleep(3600)",
+        "a-long-argument-so-the-command-column-is-cut-to-fit-the-terminal-width",
+    ]));
     for args in [
         &["ls", "--no-service"][..],
         &["ls", "--no-service", "-o", "+creator,pinned-by"],
