@@ -463,7 +463,7 @@ impl Engine {
                     // The hook forgot type+inode keys itself (an inode is
                     // reused at once; doing it here would race the new
                     // namespace's first sighting). Ids never are.
-                    if let Some(key) = self.store.on_destroy(&d, via.name(), out)
+                    if let Some(key) = self.store.on_destroy(&d, via.into(), out)
                         && key_has_id(key)
                     {
                         self.known.remove(key);

@@ -73,7 +73,7 @@ pub enum Event {
         creator_pid: Option<u32>,
         /// The mechanism that saw it die (a kernel hook, or the walk or
         /// /proc re-scan that no longer found it).
-        via: &'static str,
+        via: DeathVia,
     },
     Setns {
         time: f64,
@@ -306,6 +306,85 @@ impl Cause {
     /// for it could say how: that syscall's event names the real cause.
     pub fn awaits_syscall(self) -> bool {
         matches!(self, Cause::Constructor | Cause::NsTreeAdd)
+    }
+}
+
+/// How a namespace's death was seen: the destroy mechanism that saw it
+/// (as `--mechanism` and `doctor` name it), or why a restarted `serve`
+/// closed its row. The same names in the JSON, the text and the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeathVia {
+    FentryNsTree,
+    FentryFreeInum,
+    KprobeFreeInum,
+    TreeWalk,
+    ProcRescan,
+    /// The listns(2) snapshot no longer listed it.
+    Listns,
+    /// `serve` was not running when it died: found gone at the restart.
+    WhileNstraceWasDown,
+    /// Recorded in an earlier boot.
+    Reboot,
+    /// Before 6.18, nothing proved the inode alive at a restart was the
+    /// same namespace: its row was closed, a new one opened.
+    IdentityUnknown,
+    /// A create record for its inode arrived while it was still listed:
+    /// the inode was freed and reused before its death was seen.
+    InodeReused,
+}
+
+impl DeathVia {
+    pub const ALL: [DeathVia; 10] = [
+        DeathVia::FentryNsTree,
+        DeathVia::FentryFreeInum,
+        DeathVia::KprobeFreeInum,
+        DeathVia::TreeWalk,
+        DeathVia::ProcRescan,
+        DeathVia::Listns,
+        DeathVia::WhileNstraceWasDown,
+        DeathVia::Reboot,
+        DeathVia::IdentityUnknown,
+        DeathVia::InodeReused,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeathVia::FentryNsTree => "fentry-ns-tree",
+            DeathVia::FentryFreeInum => "fentry-free-inum",
+            DeathVia::KprobeFreeInum => "kprobe-free-inum",
+            DeathVia::TreeWalk => "tree-walk",
+            DeathVia::ProcRescan => "proc-rescan",
+            DeathVia::Listns => "listns",
+            DeathVia::WhileNstraceWasDown => "while-nstrace-was-down",
+            DeathVia::Reboot => "reboot",
+            DeathVia::IdentityUnknown => "identity-unknown",
+            DeathVia::InodeReused => "inode-reused",
+        }
+    }
+
+    /// A name read back from the database (None: none, or one this build does not know).
+    pub fn of_name(name: &str) -> Option<DeathVia> {
+        DeathVia::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+impl From<crate::kernel::mechanism::Destroy> for DeathVia {
+    fn from(d: crate::kernel::mechanism::Destroy) -> DeathVia {
+        use crate::kernel::mechanism::Destroy;
+        match d {
+            Destroy::FentryNsTree => DeathVia::FentryNsTree,
+            Destroy::FentryFreeInum => DeathVia::FentryFreeInum,
+            Destroy::KprobeFreeInum => DeathVia::KprobeFreeInum,
+            Destroy::TreeWalk => DeathVia::TreeWalk,
+            Destroy::ProcRescan => DeathVia::ProcRescan,
+        }
+    }
+}
+
+impl std::fmt::Display for DeathVia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

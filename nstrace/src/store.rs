@@ -22,7 +22,7 @@ use self::{
 use nstrace_common::decode::comm_str;
 
 use crate::{
-    events::{Cause, Clock, Event, NsIds},
+    events::{Cause, Clock, DeathVia, Event, NsIds},
     model::{Creator, Namespace, NsKey, NsRow, NsState},
     origin::Origin,
     procfs::holders::HolderScan,
@@ -31,9 +31,6 @@ use crate::{
 
 /// Refcount of a record from a source that cannot read it (/proc).
 pub const REFCOUNT_UNKNOWN: u32 = u32::MAX;
-
-/// `via` of a death found because a new namespace took the dead one's inode.
-pub const INODE_REUSED: &str = "inode-reused";
 
 /// `NsInfoRecord::refcount` when the source knows it.
 pub fn refcount_of(r: &NsInfoRecord) -> Option<u32> {
@@ -277,10 +274,8 @@ impl NsStore {
     fn kill(&mut self, key: u64, died: u64, event: Event) -> Option<u64> {
         self.deaths.remember(key, died);
         let death = match &event {
-            Event::Destroy { time, lifetime, via, .. } => {
-                Death { at: *time, lifetime: *lifetime, via: via.to_string() }
-            }
-            _ => Death { at: self.clock.unix(died), lifetime: None, via: String::new() },
+            Event::Destroy { time, lifetime, via, .. } => Death { at: *time, lifetime: *lifetime, via: Some(*via) },
+            _ => Death { at: self.clock.unix(died), lifetime: None, via: None },
         };
         if let Some(e) = self.evicted.remove(&key) {
             // Reported, but no record to keep.
@@ -330,7 +325,7 @@ impl NsStore {
         if c.cause & create_cause::REPLACED != 0 && self.live.contains_key(&key) {
             // The hook saw a new struct under a live key: the one we have
             // died just before (no destroy hook saw it) and left its inode.
-            self.destroy(key, c.header.ts_ns.saturating_sub(1), INODE_REUSED, out);
+            self.destroy(key, c.header.ts_ns.saturating_sub(1), DeathVia::InodeReused, out);
         }
         if let Some(ns) = self.live.get_mut(&key) {
             // The walk got there first (its create event said "walk"):
@@ -370,7 +365,7 @@ impl NsStore {
     /// A hook saw a namespace die. Pushes a `destroy` event and returns the
     /// key when it was live (`proc_free_inum` also frees procfs inodes:
     /// those are not in the store and are ignored). `via` names the mechanism.
-    pub fn on_destroy(&mut self, d: &NsDestroyEvent, via: &'static str, out: &mut Vec<Event>) -> Option<u64> {
+    pub fn on_destroy(&mut self, d: &NsDestroyEvent, via: DeathVia, out: &mut Vec<Event>) -> Option<u64> {
         let key = if d.ns_type == NS_TYPE_UNKNOWN {
             *self.by_inode.get(&d.inum).or_else(|| self.evicted_by_inode(d.inum))?
         } else {
@@ -388,7 +383,7 @@ impl NsStore {
         self.evicted.iter().find(|(_, e)| e.inode == inum as u64).map(|(k, _)| k)
     }
 
-    fn destroy(&mut self, key: u64, died: u64, via: &'static str, out: &mut Vec<Event>) -> Option<u64> {
+    fn destroy(&mut self, key: u64, died: u64, via: DeathVia, out: &mut Vec<Event>) -> Option<u64> {
         let event = match (self.live.get(&key), self.evicted.get(&key)) {
             (Some(ns), _) => destroy_event(&ns.row, ns.created, ns.creator.as_deref(), died, via, &self.clock),
             (None, Some(e)) => {

@@ -107,7 +107,7 @@ fn write_text(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
             (Some(t), via) => format!(
                 "destroyed {} ({}) after {}",
                 clock_time(t),
-                via.as_deref().unwrap_or("?"),
+                via.map_or("?", |v| v.name()),
                 e.lifetime.map(|l| format!("{l:.3}s")).unwrap_or_else(|| "an unknown time".into())
             ),
             (None, _) => "alive".into(),

@@ -26,6 +26,7 @@ use crate::{
     },
     engine::EngineOptions,
     error::{Error, Result, exit},
+    events::DeathVia,
     events::Event,
     monitor::{Monitor, MonitorOptions},
     origin,
@@ -284,11 +285,11 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
                 adopted += 1;
             }
             Some(false) => {
-                ended.push((a.rowid, "identity-unknown"));
+                ended.push((a.rowid, DeathVia::IdentityUnknown));
                 unproven += 1;
             }
             None => {
-                ended.push((a.rowid, "while-nstrace-was-down"));
+                ended.push((a.rowid, DeathVia::WhileNstraceWasDown));
                 gone += 1;
             }
         }

@@ -2,6 +2,7 @@
 //! records held meanwhile, and making the store match one when it ends.
 
 use super::*;
+use crate::events::DeathVia;
 
 /// Why a snapshot runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,10 +94,10 @@ impl Engine {
             Coverage::Partial
         };
         let via = match self.mechanisms.snapshot {
-            Snapshot::TreeWalk if fell_back_now => Destroy::ProcRescan.name(),
-            Snapshot::TreeWalk => Destroy::TreeWalk.name(),
-            Snapshot::Proc => Destroy::ProcRescan.name(),
-            Snapshot::Listns => "listns",
+            Snapshot::TreeWalk if fell_back_now => DeathVia::ProcRescan,
+            Snapshot::TreeWalk => DeathVia::TreeWalk,
+            Snapshot::Proc => DeathVia::ProcRescan,
+            Snapshot::Listns => DeathVia::Listns,
         };
         let r = self.store.reconcile_types(&rows, types, now, coverage, via, out);
         if let Some(scan) = scan {

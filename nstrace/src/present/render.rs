@@ -196,7 +196,7 @@ mod tests {
             inode: 4026532001,
             lifetime,
             creator_pid: None,
-            via: "walk",
+            via: crate::events::DeathVia::TreeWalk,
         };
         assert_eq!(
             event_text(&destroy(Some(1.23456))),

@@ -94,7 +94,7 @@ pub struct Entry {
     pub boot_id: String,
     pub destroyed: Option<f64>,
     pub lifetime: Option<f64>,
-    pub via: Option<String>,
+    pub via: Option<crate::events::DeathVia>,
 }
 
 pub struct Db {
@@ -302,7 +302,7 @@ impl Db {
                                 rowid,
                                 death.at,
                                 death.lifetime,
-                                death.via
+                                death.via.map(crate::events::DeathVia::name)
                             ])?;
                         }
                         // Never recorded alive (evicted, or older than this run's records).
@@ -384,7 +384,7 @@ impl Db {
     /// `identity-unknown`: its type and inode are alive but nothing proves
     /// it is the same namespace, which starts a new row), and those of an
     /// earlier boot (`reboot`), at `at`.
-    pub fn close_unseen(&mut self, rowids: &[(i64, &str)], at: f64) -> Result<usize, DbError> {
+    pub fn close_unseen(&mut self, rowids: &[(i64, crate::events::DeathVia)], at: f64) -> Result<usize, DbError> {
         let tx = self.conn.transaction().map_err(|source| DbError::Sqlite {
             what: "writing to",
             path: self.path.clone(),
@@ -396,7 +396,7 @@ impl Db {
                 .prepare("UPDATE namespaces SET destroyed_at = ?2, destroyed_via = ?3 WHERE rowid = ?1")
                 .map_err(|source| DbError::Sqlite { what: "writing to", path: self.path.clone(), source })?;
             for (r, via) in rowids {
-                n += stmt.execute(params![r, at, via]).map_err(|source| DbError::Sqlite {
+                n += stmt.execute(params![r, at, via.name()]).map_err(|source| DbError::Sqlite {
                     what: "writing to",
                     path: self.path.clone(),
                     source,
@@ -404,8 +404,8 @@ impl Db {
             }
             n += tx
                 .execute(
-                    "UPDATE namespaces SET destroyed_at = ?2, destroyed_via = 'reboot' WHERE boot_id != ?1 AND destroyed_at IS NULL",
-                    params![self.boot_id, at],
+                    "UPDATE namespaces SET destroyed_at = ?2, destroyed_via = ?3 WHERE boot_id != ?1 AND destroyed_at IS NULL",
+                    params![self.boot_id, at, crate::events::DeathVia::Reboot.name()],
                 )
                 .map_err(|source| DbError::Sqlite { what: "writing to", path: self.path.clone(), source })?;
         }
@@ -470,7 +470,10 @@ impl Db {
                         boot_id: row.get(COLUMN_COUNT)?,
                         destroyed: row.get(COLUMN_COUNT + 1)?,
                         lifetime: row.get(COLUMN_COUNT + 2)?,
-                        via: row.get(COLUMN_COUNT + 3)?,
+                        via: row
+                            .get::<_, Option<String>>(COLUMN_COUNT + 3)?
+                            .as_deref()
+                            .and_then(crate::events::DeathVia::of_name),
                     },
                 ))
             })

@@ -61,7 +61,8 @@ impl Record {
 pub struct Death {
     pub at: f64,
     pub lifetime: Option<f64>,
-    pub via: String,
+    /// None: not known how (a death told without its mechanism).
+    pub via: Option<crate::events::DeathVia>,
 }
 
 /// One change for the database, in the order the store saw them.

@@ -131,7 +131,7 @@ pub(super) fn destroy_event(
     created: Option<f64>,
     creator: Option<&Creator>,
     died: u64,
-    via: &'static str,
+    via: crate::events::DeathVia,
     clock: &Clock,
 ) -> Event {
     let time = clock.unix(died);

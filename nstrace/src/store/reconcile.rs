@@ -29,7 +29,7 @@ impl NsStore {
         records: &[NsInfoRecord],
         now: u64,
         coverage: Coverage,
-        via: &'static str,
+        via: crate::events::DeathVia,
         out: &mut Vec<Event>,
     ) -> Reconciled {
         self.reconcile_types(records, NsTypeSet::ALL, now, coverage, via, out)
@@ -43,7 +43,7 @@ impl NsStore {
         types: NsTypeSet,
         now: u64,
         coverage: Coverage,
-        via: &'static str,
+        via: crate::events::DeathVia,
         out: &mut Vec<Event>,
     ) -> Reconciled {
         let complete = coverage != Coverage::Partial;

@@ -93,10 +93,16 @@ fn destroy_by_walk_reports_lifetime_and_creator() {
     s.seed(&[walk_row(NsType::Net, 3, 10, 5)], 0);
     s.on_create(&create(NsType::Net, 50, 11, SEC, 7), &mut out);
     out.clear();
-    let r = s.reconcile(&[walk_row(NsType::Net, 3, 10, 5)], 4 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile(
+        &[walk_row(NsType::Net, 3, 10, 5)],
+        4 * SEC,
+        Coverage::Complete,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
     assert_eq!(r, Reconciled { created: vec![], destroyed: vec![50] });
     let Event::Destroy { lifetime, creator_pid, via, id, .. } = &out[0] else { panic!("{out:?}") };
-    assert_eq!((*id, *lifetime, *creator_pid, *via), (50, Some(3.0), Some(7), "tree-walk"));
+    assert_eq!((*id, *lifetime, *creator_pid, *via), (50, Some(3.0), Some(7), crate::events::DeathVia::TreeWalk));
     assert!(s.get(50).is_none());
     let dead: Vec<_> = s.destroyed().collect();
     assert_eq!(dead.len(), 1);
@@ -109,7 +115,13 @@ fn zero_refcount_is_dead() {
     let mut s = store();
     let mut out = Vec::new();
     s.seed(&[walk_row(NsType::Time, 2, 20, 1)], 0);
-    let r = s.reconcile(&[walk_row(NsType::Time, 2, 20, 0)], 1, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile(
+        &[walk_row(NsType::Time, 2, 20, 0)],
+        1,
+        Coverage::Complete,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
     assert_eq!(r.destroyed, [2]);
 }
 
@@ -123,23 +135,29 @@ fn a_walk_beside_a_destroy_hook_waits_one_walk_for_the_hook() {
     let mut out = Vec::new();
     s.seed(&[walk_row(NsType::User, 3, 10, 1), walk_row(NsType::Uts, 4, 11, 1)], 0);
     let gone = [walk_row(NsType::User, 3, 10, 0)];
-    let r = s.reconcile(&gone, SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    let r = s.reconcile(&gone, SEC, Coverage::BesideDestroyHook, crate::events::DeathVia::TreeWalk, &mut out);
     assert_eq!((r.destroyed.len(), out.len()), (0, 0), "{out:?}");
-    assert_eq!(s.on_destroy(&freed(10, SEC + SEC / 2), "fentry-free-inum", &mut out), Some(3));
+    assert_eq!(s.on_destroy(&freed(10, SEC + SEC / 2), crate::events::DeathVia::FentryFreeInum, &mut out), Some(3));
     let Event::Destroy { via, .. } = &out[0] else { panic!("{out:?}") };
-    assert_eq!(*via, "fentry-free-inum");
+    assert_eq!(*via, crate::events::DeathVia::FentryFreeInum);
     // The uts namespace no hook reported: dead at the walk that first missed it.
     out.clear();
-    let r = s.reconcile(&[], 2 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    let r = s.reconcile(&[], 2 * SEC, Coverage::BesideDestroyHook, crate::events::DeathVia::TreeWalk, &mut out);
     assert_eq!(r.destroyed, [4]);
     let Event::Destroy { via, time, .. } = &out[0] else { panic!("{out:?}") };
-    assert_eq!((*via, *time), ("tree-walk", 1_000_001.0));
+    assert_eq!((*via, *time), (crate::events::DeathVia::TreeWalk, 1_000_001.0));
     // One that comes back (a walk that raced a slow reference) is not killed.
     s.seed(&[walk_row(NsType::Net, 5, 12, 1)], 2 * SEC);
     out.clear();
-    s.reconcile(&[], 3 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
-    s.reconcile(&[walk_row(NsType::Net, 5, 12, 1)], 4 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
-    s.reconcile(&[], 5 * SEC, Coverage::BesideDestroyHook, "tree-walk", &mut out);
+    s.reconcile(&[], 3 * SEC, Coverage::BesideDestroyHook, crate::events::DeathVia::TreeWalk, &mut out);
+    s.reconcile(
+        &[walk_row(NsType::Net, 5, 12, 1)],
+        4 * SEC,
+        Coverage::BesideDestroyHook,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
+    s.reconcile(&[], 5 * SEC, Coverage::BesideDestroyHook, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(out.is_empty() && s.get(5).is_some(), "{out:?}");
 }
 
@@ -150,17 +168,24 @@ fn a_walk_of_some_types_leaves_the_others_alone() {
     let mut out = Vec::new();
     s.seed(&[walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Uts, 4, 11, 1)], 0);
     let uts = nstrace_common::ns::NsTypeSet::of(NsType::Uts);
-    let r = s.reconcile_types(&[walk_row(NsType::Uts, 4, 11, 1)], uts, SEC, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile_types(
+        &[walk_row(NsType::Uts, 4, 11, 1)],
+        uts,
+        SEC,
+        Coverage::Complete,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
     assert_eq!(r, Reconciled::default(), "{out:?}");
-    let r = s.reconcile_types(&[], uts, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile_types(&[], uts, 2 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert_eq!(r.destroyed, [4]);
     assert!(s.get(3).is_some(), "the net namespace was not walked");
     // A new net namespace a uts walk cannot know of stays pending for its own walk.
     let net = [walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Net, 5, 12, 1)];
-    s.reconcile(&net, 3 * SEC, Coverage::Complete, "tree-walk", &mut out);
-    s.reconcile_types(&[], uts, 4 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&net, 3 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
+    s.reconcile_types(&[], uts, 4 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(s.get(5).is_none());
-    let r = s.reconcile(&net, 5 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile(&net, 5 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert_eq!(r.created, [5]);
 }
 
@@ -171,9 +196,11 @@ fn walk_finds_what_lost_records_never_announced() {
     s.seed(&[walk_row(NsType::Net, 3, 10, 1)], 0);
     let rows = [walk_row(NsType::Net, 3, 10, 1), walk_row(NsType::Pid, 44, 55, 1)];
     // The first walk only notes it: a hook record may be in flight.
-    assert!(s.reconcile(&rows, SEC, Coverage::Complete, "tree-walk", &mut out).created.is_empty());
+    assert!(
+        s.reconcile(&rows, SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out).created.is_empty()
+    );
     assert!(s.get(44).is_none());
-    let r = s.reconcile(&rows, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile(&rows, 2 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert_eq!(r.created, [44]);
     let Event::Create { cause, pid, .. } = &out[0] else { panic!() };
     assert_eq!((*cause, *pid), (crate::events::Cause::Walk, 0));
@@ -186,8 +213,14 @@ fn walk_finds_what_lost_records_never_announced() {
 fn unreported_namespace_that_died_is_created_and_destroyed() {
     let mut s = store();
     let mut out = Vec::new();
-    s.reconcile(&[walk_row(NsType::Uts, 80, 81, 1)], 1, Coverage::Complete, "tree-walk", &mut out);
-    let r = s.reconcile(&[], 2, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(
+        &[walk_row(NsType::Uts, 80, 81, 1)],
+        1,
+        Coverage::Complete,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
+    let r = s.reconcile(&[], 2, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert_eq!((r.created.len(), r.destroyed.len()), (1, 1));
     assert_eq!(kinds(&out), ["create", "destroy"]);
 }
@@ -197,17 +230,19 @@ fn create_record_after_the_walk_saw_it_keeps_the_creator() {
     let mut s = store();
     let mut out = Vec::new();
     let row = [walk_row(NsType::Uts, 70, 71, 1)];
-    s.reconcile(&row, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&row, 2 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(s.on_create(&create(NsType::Uts, 70, 71, SEC, 9), &mut out), "the hook reports it");
-    assert!(s.reconcile(&row, 3 * SEC, Coverage::Complete, "tree-walk", &mut out).created.is_empty());
+    assert!(
+        s.reconcile(&row, 3 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out).created.is_empty()
+    );
     assert_eq!(kinds(&out), ["create"]);
     assert_eq!(s.get(70).unwrap().creator.as_ref().unwrap().pid, 9);
 
     // Later still: two walks promoted it ("walk"), then the record came.
     let mut s = store();
     let mut out = Vec::new();
-    s.reconcile(&row, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
-    s.reconcile(&row, 3 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&row, 2 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
+    s.reconcile(&row, 3 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(!s.on_create(&create(NsType::Uts, 70, 71, SEC, 9), &mut out), "reported once");
     assert_eq!(kinds(&out), ["create"]);
     let ns = s.get(70).unwrap();
@@ -222,12 +257,12 @@ fn partial_snapshots_never_decide_a_death() {
     s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
     // Seen once, unreported, then gone: not promoted.
     let rows = [walk_row(NsType::Uts, 0, 81, 1), walk_row(NsType::Ipc, 0, 90, 1)];
-    s.reconcile(&rows, 1, Coverage::Partial, "proc-rescan", &mut out);
-    let r = s.reconcile(&[], 2, Coverage::Partial, "proc-rescan", &mut out);
+    s.reconcile(&rows, 1, Coverage::Partial, crate::events::DeathVia::ProcRescan, &mut out);
+    let r = s.reconcile(&[], 2, Coverage::Partial, crate::events::DeathVia::ProcRescan, &mut out);
     assert_eq!(r, Reconciled::default());
     assert!(out.is_empty());
     assert_eq!(s.len(), 1, "the seeded one stays until a hook reports its death");
-    assert!(s.on_destroy(&freed(81, 3), "fentry-free-inum", &mut out).is_some());
+    assert!(s.on_destroy(&freed(81, 3), crate::events::DeathVia::FentryFreeInum, &mut out).is_some());
     assert!(s.is_empty());
 }
 
@@ -300,8 +335,8 @@ fn max_rows_evicts_destroyed_records_first_then_shrinks_the_stalest() {
     for i in [4u32, 5] {
         s.on_create(&create(NsType::Net, i as u64, i, 3 * SEC, 7), &mut out);
     }
-    s.on_destroy(&freed(4, 4 * SEC), "fentry-free-inum", &mut out);
-    s.on_destroy(&freed(5, 4 * SEC), "fentry-free-inum", &mut out);
+    s.on_destroy(&freed(4, 4 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
+    s.on_destroy(&freed(5, 4 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     assert_eq!((s.len(), s.destroyed().count()), (3, 2));
     s.evict(5 * SEC);
     assert_eq!((s.len(), s.destroyed().count()), (3, 0), "destroyed records went first");
@@ -317,9 +352,12 @@ fn max_rows_evicts_destroyed_records_first_then_shrinks_the_stalest() {
     // Still tracked: a walk does not announce it again, its death is reported.
     out.clear();
     let rows = [walk_row(NsType::Net, 1, 1, 1), walk_row(NsType::Net, 2, 2, 1), walk_row(NsType::Net, 3, 3, 1)];
-    assert_eq!(s.reconcile(&rows, 6 * SEC, Coverage::Complete, "tree-walk", &mut out), Reconciled::default());
+    assert_eq!(
+        s.reconcile(&rows, 6 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out),
+        Reconciled::default()
+    );
     assert!(!s.on_create(&create(NsType::Net, 1, 1, SEC, 7), &mut out));
-    let r = s.reconcile(&rows[1..], 7 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    let r = s.reconcile(&rows[1..], 7 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert_eq!(r.destroyed, [1]);
     assert_eq!(kinds(&out), ["destroy"]);
     assert_eq!(s.counts().evicted, 0);
@@ -332,8 +370,8 @@ fn destroyed_records_expire() {
     let mut out = Vec::new();
     s.on_create(&create(NsType::Net, 1, 1, SEC, 7), &mut out);
     s.on_create(&create(NsType::Net, 2, 2, SEC, 7), &mut out);
-    s.on_destroy(&freed(1, 10 * SEC), "fentry-free-inum", &mut out);
-    s.on_destroy(&freed(2, 95 * SEC), "fentry-free-inum", &mut out);
+    s.on_destroy(&freed(1, 10 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
+    s.on_destroy(&freed(2, 95 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     s.evict(100 * SEC);
     let left: Vec<u64> = s.destroyed().map(|n| n.row.inode).collect();
     assert_eq!(left, [2]);
@@ -455,7 +493,7 @@ fn snapshot_rows_carry_refcount_owner_parent_and_level() {
     // A later snapshot updates the refcount and the owner, unless it does not know them.
     let moved = NsInfoRecord { owner: NsRef { id: 8, inum: 800, _reserved: 0 }, ..walk_row(NsType::User, 3, 30, 7) };
     let unknown_owner = NsInfoRecord { owner: NsRef::default(), ..proc_row };
-    s.reconcile(&[moved, unknown_owner, counted], SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&[moved, unknown_owner, counted], SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     let u = &s.get(3).unwrap().row;
     assert_eq!((u.refcount, u.owner), (Some(7), Some(800)));
     assert_eq!(s.get(4).unwrap().row.owner, Some(100), "an unknown owner keeps the known one");
@@ -467,8 +505,8 @@ fn a_namespace_listed_with_no_reference_left_is_never_announced() {
     let mut s = store();
     let mut out = Vec::new();
     let dying = [walk_row(NsType::Ipc, 7, 70, 0)];
-    s.reconcile(&dying, SEC, Coverage::Complete, "tree-walk", &mut out);
-    s.reconcile(&dying, 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&dying, SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
+    s.reconcile(&dying, 2 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(out.is_empty(), "{out:?}");
     assert!(s.is_empty());
 }
@@ -481,7 +519,7 @@ fn store_accessors() {
     let mut out = Vec::new();
     s.on_create(&create(NsType::Net, 1, 10, SEC, 7), &mut out);
     s.on_create(&create(NsType::Net, 2, 11, SEC, 7), &mut out);
-    s.on_destroy(&freed(11, 2 * SEC), "fentry-free-inum", &mut out);
+    s.on_destroy(&freed(11, 2 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     assert!(!s.is_empty());
     assert!(s.contains(1) && !s.contains(2) && !s.contains(3));
     let mut all: Vec<u64> = s.records().map(|n| n.row.inode).collect();
@@ -513,9 +551,15 @@ fn a_death_seen_late_does_not_unlink_the_inode_from_its_new_owner() {
     s.seed(&[walk_row(NsType::Net, 0, 10, 1)], 0);
     s.on_create(&create(NsType::Uts, 0, 10, SEC, 7), &mut out);
     // The rescan sees the net namespace gone.
-    s.reconcile(&[walk_row(NsType::Uts, 0, 10, 1)], 2 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    s.reconcile(
+        &[walk_row(NsType::Uts, 0, 10, 1)],
+        2 * SEC,
+        Coverage::Complete,
+        crate::events::DeathVia::ProcRescan,
+        &mut out,
+    );
     // The free-inum hook names only the inode: it is the uts namespace's.
-    let key = s.on_destroy(&freed(10, 3 * SEC), "fentry-free-inum", &mut out);
+    let key = s.on_destroy(&freed(10, 3 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     assert_eq!(key, Some(ns_key(0, NsType::Uts as u32, 10)));
 }
 
@@ -527,7 +571,7 @@ fn max_rows_edges() {
     for i in 1..=3u32 {
         s.on_create(&create(NsType::Net, i as u64, i, i as u64 * SEC, 7), &mut out);
     }
-    s.on_destroy(&freed(3, 4 * SEC), "fentry-free-inum", &mut out);
+    s.on_destroy(&freed(3, 4 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     s.evict(5 * SEC);
     assert_eq!((s.len(), s.destroyed().count()), (2, 1), "exactly at the cap: nothing goes");
     // Five live over a cap of two: the three stalest shrink.
@@ -551,10 +595,10 @@ fn max_rows_edges() {
     assert_eq!((counts.live, counts.evicted, counts.by_type[0]), (5, 3, (NsType::Net, 5)), "evicted still counted");
     // An evicted namespace's death by inode alone is still reported, with its id.
     out.clear();
-    assert_eq!(s.on_destroy(&freed(2, 7 * SEC), "fentry-free-inum", &mut out), Some(2));
+    assert_eq!(s.on_destroy(&freed(2, 7 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out), Some(2));
     let Event::Destroy { id, inode, lifetime, .. } = &out[0] else { panic!("{out:?}") };
     assert_eq!((*id, *inode, *lifetime), (2, 2, None));
-    assert!(s.on_destroy(&freed(99, 7 * SEC), "fentry-free-inum", &mut out).is_none());
+    assert!(s.on_destroy(&freed(99, 7 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out).is_none());
 }
 
 #[test]
@@ -582,7 +626,13 @@ fn a_destroyed_row_lists_no_holder() {
     scan.holders.insert(NsKey { ns_type: NsType::Net, inode: 11 }, vec![mount]);
     s.apply_holders(scan, SEC, false);
     assert_eq!(s.get(4).unwrap().row.holders.len(), 1, "mounted while alive");
-    s.reconcile(&[walk_row(NsType::Net, 3, 10, 5)], 2 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(
+        &[walk_row(NsType::Net, 3, 10, 5)],
+        2 * SEC,
+        Coverage::Complete,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
     let dead: Vec<_> = s.destroyed().collect();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].row.holders.is_empty() && dead[0].row.tasks == 0, "{:?}", dead[0].row.holders);

@@ -113,7 +113,7 @@ fn events_are_counted_by_type_and_result() {
         inode: 100,
         lifetime: Some(2.5),
         creator_pid: Some(42),
-        via: "tree-walk",
+        via: crate::events::DeathVia::TreeWalk,
     });
     m.observe(&Event::Destroy {
         time: 1001.0,
@@ -122,7 +122,7 @@ fn events_are_counted_by_type_and_result() {
         inode: 101,
         lifetime: None,
         creator_pid: None,
-        via: "proc-rescan",
+        via: crate::events::DeathVia::ProcRescan,
     });
     m.observe(&Event::Unshare {
         time: 1.0,

@@ -60,7 +60,7 @@ pub(super) fn insert(
         v.containers,
         death.map(|d| d.at),
         death.and_then(|d| d.lifetime),
-        death.map(|d| d.via.as_str()),
+        death.and_then(|d| d.via.map(crate::events::DeathVia::name)),
     ])?;
     Ok(tx.last_insert_rowid())
 }

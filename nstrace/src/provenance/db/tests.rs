@@ -88,7 +88,7 @@ fn records_round_trip_and_deaths_close_them() {
     let mut later = net.clone();
     later.pins[0].released = Some(1010.0);
     db.apply(&[Change::Upsert(Box::new(later.clone()))], &mut rowids).unwrap();
-    let death = Death { at: 1020.0, lifetime: Some(20.0), via: "fentry-ns-tree".into() };
+    let death = Death { at: 1020.0, lifetime: Some(20.0), via: crate::events::DeathVia::of_name("fentry-ns-tree") };
     db.apply(&[Change::Died { key: net.key, ns_type: NsType::Net, inode: net.inode, id: net.id, death }], &mut rowids)
         .unwrap();
     assert_eq!(rowids.len(), 1);
@@ -96,7 +96,7 @@ fn records_round_trip_and_deaths_close_them() {
     let h = db.history(&Query { alive: Some(false), limit: 10, ..Default::default() }).unwrap();
     assert_eq!(h.len(), 1);
     assert_eq!(
-        (h[0].destroyed, h[0].lifetime, h[0].via.as_deref()),
+        (h[0].destroyed, h[0].lifetime, h[0].via.map(crate::events::DeathVia::name)),
         (Some(1020.0), Some(20.0), Some("fentry-ns-tree"))
     );
     assert_eq!(h[0].record.pins[0].released, Some(1010.0));
@@ -104,7 +104,7 @@ fn records_round_trip_and_deaths_close_them() {
     assert_eq!(db.integrity().unwrap(), "ok");
     assert!(db.bytes().unwrap() > 0);
     // A death never seen alive still gets a row.
-    let d = Death { at: 1030.0, lifetime: None, via: "proc-rescan".into() };
+    let d = Death { at: 1030.0, lifetime: None, via: crate::events::DeathVia::of_name("proc-rescan") };
     db.apply(&[Change::Died { key: 9, ns_type: NsType::Ipc, inode: 5, id: None, death: d }], &mut rowids).unwrap();
     assert_eq!(db.history(&Query { ns_type: Some(NsType::Ipc), limit: 10, ..Default::default() }).unwrap().len(), 1);
 }
@@ -127,7 +127,7 @@ fn history_filters_by_type_container_time_and_state() {
         &mut rowids,
     )
     .unwrap();
-    let death = Death { at: 150.0, lifetime: Some(50.0), via: "x".into() };
+    let death = Death { at: 150.0, lifetime: Some(50.0), via: crate::events::DeathVia::of_name("x") };
     db.apply(&[Change::Died { key: a.key, ns_type: a.ns_type, inode: a.inode, id: a.id, death }], &mut rowids).unwrap();
     let q =
         |q: Query| db.history(&Query { limit: 100, ..q }).unwrap().iter().map(|e| e.record.inode).collect::<Vec<_>>();
@@ -160,10 +160,10 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
     let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
     let alive = db.alive().unwrap();
     assert_eq!(alive.len(), 1);
-    assert_eq!(db.close_unseen(&[(alive[0].rowid, "while-nstrace-was-down")], 500.0).unwrap(), 1);
+    assert_eq!(db.close_unseen(&[(alive[0].rowid, crate::events::DeathVia::WhileNstraceWasDown)], 500.0).unwrap(), 1);
     assert!(db.alive().unwrap().is_empty());
     let h = db.history(&Query { limit: 5, ..Default::default() }).unwrap();
-    assert_eq!(h[0].via.as_deref(), Some("while-nstrace-was-down"));
+    assert_eq!(h[0].via.map(crate::events::DeathVia::name), Some("while-nstrace-was-down"));
     // Another boot: rows of the old one are closed as "reboot".
     let mut rowids = HashMap::new();
     db.apply(&[Change::Upsert(Box::new(record(NsType::Uts, 11, None, 200.0)))], &mut rowids).unwrap();
@@ -172,7 +172,7 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
     assert!(db.alive().unwrap().is_empty(), "another boot's rows are not this boot's namespaces");
     assert_eq!(db.close_unseen(&[], 600.0).unwrap(), 1);
     let h = db.history(&Query { ns_type: Some(NsType::Uts), limit: 5, ..Default::default() }).unwrap();
-    assert_eq!(h[0].via.as_deref(), Some("reboot"));
+    assert_eq!(h[0].via.map(crate::events::DeathVia::name), Some("reboot"));
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn prune_by_age_then_by_row_cap() {
         let r = record(NsType::Ipc, 100 + i, Some(i + 1), i as f64);
         changes.push(Change::Upsert(Box::new(r.clone())));
         if i < 8 {
-            let death = Death { at: 10.0 + i as f64, lifetime: None, via: "x".into() };
+            let death = Death { at: 10.0 + i as f64, lifetime: None, via: crate::events::DeathVia::of_name("x") };
             changes.push(Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death });
         }
     }
@@ -237,7 +237,7 @@ fn a_failed_write_keeps_the_mappings() {
     db.apply(&[Change::Upsert(Box::new(r.clone()))], &mut rowids).unwrap();
     let before = rowids.clone();
     db.conn.execute_batch("DROP TABLE pins").unwrap();
-    let death = Death { at: 2.0, lifetime: None, via: "x".into() };
+    let death = Death { at: 2.0, lifetime: None, via: crate::events::DeathVia::of_name("x") };
     let fresh = record(NsType::Uts, 11, Some(2), 1.0);
     let changes = [
         Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death },
@@ -262,7 +262,7 @@ fn a_namespace_born_and_dead_in_one_batch_is_one_dead_row() {
         ns_type: NsType::Uts,
         inode: 20,
         id: None,
-        death: Death { at, lifetime: Some(at - 100.0), via: "tree-walk".into() },
+        death: Death { at, lifetime: Some(at - 100.0), via: crate::events::DeathVia::of_name("tree-walk") },
     };
     db.apply(
         &[Change::Upsert(Box::new(first.clone())), died(100.2), Change::Upsert(Box::new(second.clone()))],
@@ -272,7 +272,10 @@ fn a_namespace_born_and_dead_in_one_batch_is_one_dead_row() {
     let h = db.history(&Query { limit: 10, ..Default::default() }).unwrap();
     assert_eq!(h.len(), 2, "{h:?}");
     let dead = h.iter().find(|e| e.destroyed.is_some()).unwrap();
-    assert_eq!((dead.record.creator.as_ref().unwrap().pid, dead.via.as_deref()), (42, Some("tree-walk")));
+    assert_eq!(
+        (dead.record.creator.as_ref().unwrap().pid, dead.via.map(crate::events::DeathVia::name)),
+        (42, Some("tree-walk"))
+    );
     assert_eq!(dead.record.pins, first.pins, "its pins are written too");
     let alive = db.alive().unwrap();
     assert_eq!(alive.len(), 1);

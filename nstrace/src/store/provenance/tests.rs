@@ -43,7 +43,7 @@ fn provenance_journal_orders_updates_before_deaths() {
     scan.holders.insert(NsKey { ns_type: NsType::Net, inode: 90 }, vec![mount]);
     s.apply_holders(scan, 2 * SEC, false);
     let d = NsDestroyEvent { ns_type: NsType::Net as u32, id: 5, ..freed(90, 3 * SEC) };
-    s.on_destroy(&d, "fentry-ns-tree", &mut out);
+    s.on_destroy(&d, crate::events::DeathVia::FentryNsTree, &mut out);
     let changes = s.take_provenance();
     assert_eq!(changes.len(), 2, "{changes:?}");
     let Change::Upsert(r) = &changes[0] else { panic!("{changes:?}") };
@@ -51,7 +51,7 @@ fn provenance_journal_orders_updates_before_deaths() {
     assert_eq!((r.pins.len(), r.pins[0].target.as_str(), r.pins[0].since), (1, "/run/netns/blue", 1_000_002.0));
     assert_eq!(r.pins[0].released, Some(1_000_003.0), "a death releases its pins");
     let Change::Died { key: k, death, .. } = &changes[1] else { panic!("{changes:?}") };
-    assert_eq!((*k, death.at, death.via.as_str()), (key, 1_000_003.0, "fentry-ns-tree"));
+    assert_eq!((*k, death.at, death.via.map_or("", |v| v.name())), (key, 1_000_003.0, "fentry-ns-tree"));
     assert_eq!(death.lifetime, Some(2.0));
     // A store without the journal keeps nothing.
     let mut plain = store();
@@ -211,7 +211,7 @@ fn the_death_of_an_evicted_namespace_keeps_its_id() {
     assert_eq!(s.counts().evicted, 1);
     s.take_provenance();
     let d = NsDestroyEvent { ns_type: NsType::Net as u32, id: 5, ..freed(90, 4 * SEC) };
-    s.on_destroy(&d, "fentry-ns-tree", &mut out);
+    s.on_destroy(&d, crate::events::DeathVia::FentryNsTree, &mut out);
     let died: Vec<_> = s
         .take_provenance()
         .into_iter()

@@ -8,7 +8,7 @@ fn late_create_of_a_reaped_namespace_does_not_revive_it() {
     let mut s = store();
     let mut out = Vec::new();
     s.on_create(&create(NsType::Ipc, 20, 30, SEC, 7), &mut out);
-    s.reconcile(&[], 5 * SEC, Coverage::Complete, "tree-walk", &mut out);
+    s.reconcile(&[], 5 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(!s.on_create(&create(NsType::Ipc, 20, 30, SEC, 7), &mut out));
     assert!(s.is_empty());
 }
@@ -20,7 +20,10 @@ fn inode_reuse_without_ids_and_an_exact_destroy_hook_is_a_new_namespace() {
     let mut out = Vec::new();
     s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
     s.on_create(&create(NsType::Uts, 0, 90, SEC, 7), &mut out);
-    assert_eq!(s.on_destroy(&freed(90, 2 * SEC), "fentry-free-inum", &mut out), Some(ns_key(0, 1, 90)));
+    assert_eq!(
+        s.on_destroy(&freed(90, 2 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out),
+        Some(ns_key(0, 1, 90))
+    );
     // A new namespace gets the same inode at once, created by someone else.
     assert!(s.on_create(&create(NsType::Uts, 0, 90, 3 * SEC, 8), &mut out));
     let key = ns_key(0, NsType::Uts as u32, 90);
@@ -41,7 +44,7 @@ fn inode_reuse_without_ids_and_an_exact_destroy_hook_is_a_new_namespace() {
     // A record older than the death is stale.
     assert!(!s.on_create(&create(NsType::Uts, 0, 90, 2 * SEC - 1, 7), &mut out));
     // procfs inodes freed through the same hook are not namespaces.
-    assert_eq!(s.on_destroy(&freed(4242, 5 * SEC), "fentry-free-inum", &mut out), None);
+    assert_eq!(s.on_destroy(&freed(4242, 5 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out), None);
 }
 
 #[test]
@@ -49,7 +52,7 @@ fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_at_the_next_rescan() {
     let mut s = store();
     let mut out = Vec::new();
     s.on_create(&create(NsType::Net, 0, 90, SEC, 7), &mut out);
-    let r = s.reconcile(&[], 2 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    let r = s.reconcile(&[], 2 * SEC, Coverage::Complete, crate::events::DeathVia::ProcRescan, &mut out);
     assert_eq!(r.destroyed.len(), 1);
     assert!(s.on_create(&create(NsType::Net, 0, 90, 3 * SEC, 8), &mut out));
     let ns = s.get(ns_key(0, 0, 90)).unwrap();
@@ -75,9 +78,19 @@ fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_by_the_hook_at_once() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].creator.as_ref().unwrap().pid, 7);
     assert_eq!(kinds(&out), ["create", "destroy", "create"]);
-    assert!(matches!(&out[1], Event::Destroy { via, .. } if *via == INODE_REUSED), "{:?}", out[1]);
+    assert!(
+        matches!(&out[1], Event::Destroy { via, .. } if *via == crate::events::DeathVia::InodeReused),
+        "{:?}",
+        out[1]
+    );
     // The re-scan that follows finds the new one alive.
-    let r = s.reconcile(&[walk_row(NsType::Net, 0, 90, 1)], 4 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    let r = s.reconcile(
+        &[walk_row(NsType::Net, 0, 90, 1)],
+        4 * SEC,
+        Coverage::Complete,
+        crate::events::DeathVia::ProcRescan,
+        &mut out,
+    );
     assert_eq!(r, Reconciled::default());
     assert_eq!(s.live().count(), 1);
     // A flagged record for a key the store does not hold is just new.
@@ -96,7 +109,7 @@ fn a_replaced_namespace_that_lived_and_died_between_two_rescans_is_reported() {
     let mut s = store();
     let mut out = Vec::new();
     s.on_create(&create(NsType::Uts, 0, 90, SEC, 7), &mut out);
-    let r = s.reconcile(&[], 3 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    let r = s.reconcile(&[], 3 * SEC, Coverage::Complete, crate::events::DeathVia::ProcRescan, &mut out);
     assert_eq!(r.destroyed.len(), 1);
     let replaced = NsCreateEvent {
         cause: create_cause::UNSHARE | create_cause::REPLACED,
@@ -106,7 +119,7 @@ fn a_replaced_namespace_that_lived_and_died_between_two_rescans_is_reported() {
     assert_eq!(kinds(&out), ["create", "destroy", "create"]);
     assert_eq!(s.get(ns_key(0, NsType::Uts as u32, 90)).unwrap().creator.as_ref().unwrap().pid, 8);
     // The next re-scan finds it gone too.
-    let r = s.reconcile(&[], 4 * SEC, Coverage::Complete, "proc-rescan", &mut out);
+    let r = s.reconcile(&[], 4 * SEC, Coverage::Complete, crate::events::DeathVia::ProcRescan, &mut out);
     assert_eq!(r.destroyed.len(), 1);
     // An unflagged record older than the death stays stale.
     assert!(!s.on_create(&create(NsType::Uts, 0, 90, 2 * SEC, 9), &mut out));
