@@ -2,12 +2,61 @@
 //! any v1 hierarchy path): docker, containerd/CRI (Kubernetes pods), CRI-O,
 //! podman, systemd-nspawn and LXC.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The container runtime a cgroup path names: the same kebab-case names in
+/// the JSON, the text, the metrics' labels and the database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    Docker,
+    Containerd,
+    CriO,
+    Podman,
+    Nspawn,
+    Lxc,
+    /// Read back from a database row naming a runtime this build does not know.
+    #[default]
+    Unknown,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 7] = [
+        Runtime::Docker,
+        Runtime::Containerd,
+        Runtime::CriO,
+        Runtime::Podman,
+        Runtime::Nspawn,
+        Runtime::Lxc,
+        Runtime::Unknown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::Podman => "podman",
+            Runtime::Nspawn => "nspawn",
+            Runtime::Lxc => "lxc",
+            Runtime::Unknown => "unknown",
+        }
+    }
+
+    pub fn of_name(name: &str) -> Runtime {
+        Runtime::ALL.into_iter().find(|r| r.name() == name).unwrap_or(Runtime::Unknown)
+    }
+}
+
+impl std::fmt::Display for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Container {
-    /// docker, containerd, cri-o, podman, nspawn, lxc.
-    pub runtime: &'static str,
+    pub runtime: Runtime,
     /// Container id (64 hex digits) or machine/container name.
     pub id: String,
     /// Kubernetes pod UID, when the path has one (as `ContainerRef::pod_uid`).
@@ -42,9 +91,12 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
     // Innermost match wins: nested cgroups end in the container's own scope.
     for seg in path.split('/').rev() {
         let scope = seg.strip_suffix(".scope").unwrap_or(seg);
-        for (prefix, runtime) in
-            [("docker-", "docker"), ("cri-containerd-", "containerd"), ("crio-", "cri-o"), ("libpod-", "podman")]
-        {
+        for (prefix, runtime) in [
+            ("docker-", Runtime::Docker),
+            ("cri-containerd-", Runtime::Containerd),
+            ("crio-", Runtime::CriO),
+            ("libpod-", Runtime::Podman),
+        ] {
             if let Some(id) = scope.strip_prefix(prefix)
                 && is_hex64(id)
             {
@@ -53,16 +105,16 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
         }
         if let Some(name) = scope.strip_prefix("machine-").filter(|_| seg.ends_with(".scope")) {
             // systemd escapes '-' in machine names as \x2d.
-            return Some(Container { runtime: "nspawn", id: name.replace("\\x2d", "-"), pod_uid: None });
+            return Some(Container { runtime: Runtime::Nspawn, id: name.replace("\\x2d", "-"), pod_uid: None });
         }
         if is_hex64(seg) {
             // cgroupfs driver: /docker/<id>, /kubepods/.../pod<uid>/<id>
             let runtime = if path.contains("/docker/") {
-                "docker"
+                Runtime::Docker
             } else if pod.is_some() {
-                "containerd"
+                Runtime::Containerd
             } else {
-                "docker"
+                Runtime::Docker
             };
             return Some(Container { runtime, id: seg.into(), pod_uid: pod.clone() });
         }
@@ -71,12 +123,12 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
     let mut segs = path.split('/').filter(|s| !s.is_empty());
     while let Some(seg) = segs.next() {
         if let Some(name) = seg.strip_prefix("lxc.payload.") {
-            return Some(Container { runtime: "lxc", id: name.into(), pod_uid: None });
+            return Some(Container { runtime: Runtime::Lxc, id: name.into(), pod_uid: None });
         }
         if seg == "lxc"
             && let Some(name) = segs.next()
         {
-            return Some(Container { runtime: "lxc", id: name.into(), pod_uid: None });
+            return Some(Container { runtime: Runtime::Lxc, id: name.into(), pod_uid: None });
         }
     }
     None
@@ -91,8 +143,8 @@ mod tests {
     #[test]
     fn docker_systemd_and_cgroupfs() {
         let c = from_cgroup(&format!("/system.slice/docker-{ID}.scope")).unwrap();
-        assert_eq!((c.runtime, c.id.as_str(), c.pod_uid.as_deref()), ("docker", ID, None));
-        assert_eq!(from_cgroup(&format!("/docker/{ID}")).unwrap().runtime, "docker");
+        assert_eq!((c.runtime, c.id.as_str(), c.pod_uid.as_deref()), (Runtime::Docker, ID, None));
+        assert_eq!(from_cgroup(&format!("/docker/{ID}")).unwrap().runtime, Runtime::Docker);
         assert_eq!(c.short(), "docker:4f1c2e7d9a0b");
     }
 
@@ -102,22 +154,25 @@ mod tests {
             "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0f7e1c9a_1b2c_4d5e_8f90_a1b2c3d4e5f6.slice/cri-containerd-{ID}.scope"
         );
         let c = from_cgroup(&p).unwrap();
-        assert_eq!(c.runtime, "containerd");
+        assert_eq!(c.runtime, Runtime::Containerd);
         assert_eq!(c.pod_uid.as_deref(), Some("0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6"));
         let c = from_cgroup(&format!(
             "/kubepods.slice/kubepods-pod0f7e1c9a_1b2c_4d5e_8f90_a1b2c3d4e5f6.slice/crio-{ID}.scope"
         ))
         .unwrap();
-        assert_eq!(c.runtime, "cri-o");
+        assert_eq!(c.runtime, Runtime::CriO);
         let c = from_cgroup(&format!("/kubepods/besteffort/pod0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6/{ID}")).unwrap();
-        assert_eq!((c.runtime, c.pod_uid.is_some()), ("containerd", true));
+        assert_eq!((c.runtime, c.pod_uid.is_some()), (Runtime::Containerd, true));
     }
 
     #[test]
     fn podman_nspawn_lxc() {
-        assert_eq!(from_cgroup(&format!("/machine.slice/libpod-{ID}.scope/container")).unwrap().runtime, "podman");
+        assert_eq!(
+            from_cgroup(&format!("/machine.slice/libpod-{ID}.scope/container")).unwrap().runtime,
+            Runtime::Podman
+        );
         let c = from_cgroup("/machine.slice/machine-my\\x2dbox.scope/payload").unwrap();
-        assert_eq!((c.runtime, c.id.as_str()), ("nspawn", "my-box"));
+        assert_eq!((c.runtime, c.id.as_str()), (Runtime::Nspawn, "my-box"));
         assert_eq!(from_cgroup("/lxc.payload.web1/init.scope").unwrap().id, "web1");
         assert_eq!(from_cgroup("/lxc/web2/x").unwrap().id, "web2");
     }

@@ -318,12 +318,8 @@ impl SeenIn {
             if self.iter().any(|s| s.runtime == c.runtime && s.id == c.id) || self.iter().count() >= Self::CAP {
                 continue;
             }
-            let r = ContainerRef {
-                runtime: c.runtime.into(),
-                id: c.id.clone(),
-                pod_uid: c.pod_uid.clone(),
-                ..Default::default()
-            };
+            let r =
+                ContainerRef { runtime: c.runtime, id: c.id.clone(), pod_uid: c.pod_uid.clone(), ..Default::default() };
             self.0.get_or_insert_with(Default::default).push(r);
             changed = true;
         }

@@ -15,8 +15,7 @@ use crate::containers;
 /// A container as a user names it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRef {
-    /// docker, containerd, cri-o, podman, nspawn, lxc.
-    pub runtime: String,
+    pub runtime: crate::containers::Runtime,
     pub id: String,
     /// The runtime's name for it (docker's `--name`, the Kubernetes container name).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,7 +213,7 @@ pub struct ContainerNames {
     root: PathBuf,
     /// (runtime, id) -> (name, pod); only found names are kept (a runtime
     /// may write its state after the container's first namespaces).
-    known: HashMap<(String, String), (Option<String>, Option<String>)>,
+    known: HashMap<(containers::Runtime, String), (Option<String>, Option<String>)>,
 }
 
 impl ContainerNames {
@@ -225,19 +224,15 @@ impl ContainerNames {
     /// The container of a cgroup path, with its name and pod.
     pub fn container_of(&mut self, cgroup: &str) -> Option<ContainerRef> {
         let c = containers::from_cgroup(cgroup)?;
-        let mut r = ContainerRef {
-            runtime: c.runtime.to_string(),
-            id: c.id.clone(),
-            pod_uid: c.pod_uid.clone(),
-            ..Default::default()
-        };
+        let mut r =
+            ContainerRef { runtime: c.runtime, id: c.id.clone(), pod_uid: c.pod_uid.clone(), ..Default::default() };
         (r.name, r.pod) = self.name(&r);
         Some(r)
     }
 
     /// The name and pod of container `c`.
     pub fn name(&mut self, c: &ContainerRef) -> (Option<String>, Option<String>) {
-        let key = (c.runtime.clone(), c.id.clone());
+        let key = (c.runtime, c.id.clone());
         if let Some(known) = self.known.get(&key) {
             return known.clone();
         }
@@ -257,12 +252,13 @@ impl ContainerNames {
 /// annotations (containerd, CRI-O, podman), kubelet's pod log directories.
 pub fn name_of(root: &Path, c: &ContainerRef) -> (Option<String>, Option<String>) {
     let (mut name, mut pod) = (None, None);
-    match c.runtime.as_str() {
-        "docker" => {
+    use crate::containers::Runtime;
+    match c.runtime {
+        Runtime::Docker => {
             let config = root.join("var/lib/docker/containers").join(&c.id).join("config.v2.json");
             name = std::fs::read_to_string(config).ok().and_then(|t| docker_name(&t));
         }
-        "containerd" | "cri-o" | "podman" => {
+        Runtime::Containerd | Runtime::CriO | Runtime::Podman => {
             for bundle in [
                 root.join("run/containerd/io.containerd.runtime.v2.task/k8s.io").join(&c.id).join("config.json"),
                 root.join("var/lib/containers/storage/overlay-containers").join(&c.id).join("userdata/config.json"),
@@ -338,7 +334,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).unwrap();
         let c = ContainerNames::new(&root).container_of(&format!("/system.slice/docker-{ID}.scope")).unwrap();
-        assert_eq!((c.runtime.as_str(), c.id.as_str(), c.name.as_deref()), ("docker", ID, Some("web")));
+        assert_eq!(
+            (c.runtime, c.id.as_str(), c.name.as_deref()),
+            (crate::containers::Runtime::Docker, ID, Some("web"))
+        );
         assert_eq!(c.short(), "docker:3f2a9c1b7d4e (web)");
         assert!(c.matches("web") && c.matches("3f2a9c") && !c.matches("3f2") && !c.matches("db"));
         // A container whose state is gone keeps its id, without a name.

@@ -430,7 +430,12 @@ mod tests {
         full.level = Some(1);
         full.names = vec!["blue".into(), "re\"d".into()].into();
         full.command = Some("bash\n".into());
-        full.containers = vec![Container { runtime: "docker", id: "ab12".into(), pod_uid: Some("p-1".into()) }].into();
+        full.containers = vec![Container {
+            runtime: crate::containers::Runtime::Docker,
+            id: "ab12".into(),
+            pod_uid: Some("p-1".into()),
+        }]
+        .into();
         full.host_tasks = 1;
         let creator = Creator {
             pid: 9,

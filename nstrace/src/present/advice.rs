@@ -88,7 +88,7 @@ pub fn known_containers(row: &NsRow, seen_in: &[ContainerRef]) -> Vec<ContainerR
     for c in row.containers.iter() {
         if !out.iter().any(|s| s.runtime == c.runtime && s.id == c.id) {
             out.push(ContainerRef {
-                runtime: c.runtime.into(),
+                runtime: c.runtime,
                 id: c.id.clone(),
                 pod_uid: c.pod_uid.clone(),
                 ..Default::default()
@@ -192,7 +192,7 @@ fn mount_advice(path: &str, mnt_ns: u64, entry: Entry<'_>, netns_name: &Option<S
     let umount_line = shell_line(&umount);
     let named = |c: &&ContainerRef| c.name.clone().unwrap_or_else(|| c.id.chars().take(12).collect());
     if (path.starts_with("/run/docker/netns/") || path.starts_with("/var/run/docker/netns/"))
-        && let Some(c) = ctx.containers.iter().find(|c| c.runtime == "docker")
+        && let Some(c) = ctx.containers.iter().find(|c| c.runtime == crate::containers::Runtime::Docker)
     {
         return Advice::run(
             words(["docker", "rm", "-f", &named(&c)]),
@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(a.command, None);
         assert!(a.note.contains("nstrace why 2"), "{}", a.note);
         let web = [ContainerRef {
-            runtime: "docker".into(),
+            runtime: crate::containers::Runtime::Docker,
             id: "3f2a9c1b7d4e99".into(),
             name: Some("web".into()),
             ..Default::default()
@@ -338,7 +338,7 @@ mod tests {
             advise(&mount(1, "/var/run/docker/netns/abc", None), &Context { containers: &unnamed, ..docker.clone() });
         assert_eq!(a.command.as_deref(), Some("docker rm -f 3f2a9c1b7d4e"));
         let pod = [ContainerRef {
-            runtime: "containerd".into(),
+            runtime: crate::containers::Runtime::Containerd,
             id: "ab".into(),
             pod: Some("prod/web-1".into()),
             ..Default::default()
@@ -391,22 +391,24 @@ mod tests {
         use crate::containers::Container;
         let mut row = NsRow::new(nstrace_common::ns::NsType::Net, 10);
         row.containers = vec![
-            Container { runtime: "docker", id: "aaa".into(), pod_uid: None },
-            Container { runtime: "containerd", id: "bbb".into(), pod_uid: Some("uid-1".into()) },
-            Container { runtime: "cri-o", id: "aaa".into(), pod_uid: None },
+            Container { runtime: crate::containers::Runtime::Docker, id: "aaa".into(), pod_uid: None },
+            Container {
+                runtime: crate::containers::Runtime::Containerd,
+                id: "bbb".into(),
+                pod_uid: Some("uid-1".into()),
+            },
+            Container { runtime: crate::containers::Runtime::CriO, id: "aaa".into(), pod_uid: None },
         ]
         .into();
         let seen = [ContainerRef {
-            runtime: "docker".into(),
+            runtime: crate::containers::Runtime::Docker,
             id: "aaa".into(),
             name: Some("web".into()),
             ..Default::default()
         }];
         let known = known_containers(&row, &seen);
-        let got: Vec<(&str, &str, Option<&str>, Option<&str>)> = known
-            .iter()
-            .map(|c| (c.runtime.as_str(), c.id.as_str(), c.name.as_deref(), c.pod_uid.as_deref()))
-            .collect();
+        let got: Vec<(&str, &str, Option<&str>, Option<&str>)> =
+            known.iter().map(|c| (c.runtime.name(), c.id.as_str(), c.name.as_deref(), c.pod_uid.as_deref())).collect();
         assert_eq!(
             got,
             [

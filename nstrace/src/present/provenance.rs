@@ -90,7 +90,7 @@ mod tests {
             cgroup: None,
             cgroup_id: None,
             container: Some(ContainerRef {
-                runtime: "docker".into(),
+                runtime: crate::containers::Runtime::Docker,
                 id: "3f2a9c1b7d4e99".into(),
                 name: Some("web".into()),
                 pod: Some("prod/web-1".into()),

@@ -28,7 +28,7 @@ fn pid_row(inode: u64, parent: Option<u64>) -> NsRow {
 }
 
 fn container(runtime: &'static str, id: &str) -> Container {
-    Container { runtime, id: id.into(), pod_uid: None }
+    Container { runtime: crate::containers::Runtime::of_name(runtime), id: id.into(), pod_uid: None }
 }
 
 fn table(rows: &[NsRow]) -> String {

@@ -103,7 +103,7 @@ impl<'a> Values<'a> {
             cmdline: o.and_then(|o| o.cmdline.as_deref()),
             parent: o.and_then(|o| o.parent.as_deref()),
             cgroup: o.and_then(|o| o.cgroup.as_deref()),
-            runtime: k.map(|k| k.runtime.as_str()),
+            runtime: k.map(|k| k.runtime.name()),
             container_id: k.map(|k| k.id.as_str()),
             container_name: k.and_then(|k| k.name.as_deref()),
             pod: k.and_then(|k| k.pod.as_deref()),
@@ -159,7 +159,7 @@ pub(super) fn record_of(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Err
             let runtime: Option<String> = row.get(15)?;
             let container = match runtime {
                 Some(runtime) => Some(ContainerRef {
-                    runtime,
+                    runtime: crate::containers::Runtime::of_name(&runtime),
                     id: row.get::<_, Option<String>>(16)?.unwrap_or_default(),
                     name: row.get(17)?,
                     pod: row.get(18)?,

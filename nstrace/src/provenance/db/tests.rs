@@ -23,8 +23,12 @@ impl Drop for TempDir {
 }
 
 fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record {
-    let container =
-        ContainerRef { runtime: "docker".into(), id: "ab".repeat(32), name: Some("web".into()), ..Default::default() };
+    let container = ContainerRef {
+        runtime: crate::containers::Runtime::Docker,
+        id: "ab".repeat(32),
+        name: Some("web".into()),
+        ..Default::default()
+    };
     Record {
         key: nstrace_common::ns::ns_key(id.unwrap_or(0), ns_type as u32, inode as u32),
         ns_type,
@@ -50,7 +54,7 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record 
         owner: Some(4026531837),
         parent: None,
         containers: vec![ContainerRef {
-            runtime: "docker".into(),
+            runtime: crate::containers::Runtime::Docker,
             id: "cd".repeat(32),
             name: Some("db".into()),
             ..Default::default()

@@ -46,8 +46,12 @@ fn sample() -> App {
     uts.row.holders = vec![Holder::Task { pid: 7, comm: "sleep".into(), hold: TaskHold::Member, tid: None }].into();
     let mut init_net = ns(NsType::Net, 30, NsState::Active, 90, None);
     init_net.row.command = Some("systemd".into());
-    init_net.row.containers =
-        vec![Container { runtime: "docker", id: "ab".repeat(32), pod_uid: Some("0123-pod-uid".into()) }].into();
+    init_net.row.containers = vec![Container {
+        runtime: crate::containers::Runtime::Docker,
+        id: "ab".repeat(32),
+        pod_uid: Some("0123-pod-uid".into()),
+    }]
+    .into();
     init_net.row.holders = vec![Holder::Fd { pid: 99, fd: 4, comm: "containerd".into() }].into();
     let mut dead = ns(NsType::Ipc, 40, NsState::Active, 0, Some(NOW - 30.0));
     dead.destroyed = Some(NOW - 2.0);
