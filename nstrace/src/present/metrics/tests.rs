@@ -242,3 +242,19 @@ fn classic_text_names_counter_families_with_total() {
     assert!(text.contains("# TYPE nstrace_namespaces gauge\n"), "{text}");
     assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
 }
+
+#[test]
+fn lifetimes_are_bucketed_from_100_ms_to_a_week() {
+    let m = Metrics::new(Duration::from_secs(300));
+    let text = m.encode_prometheus_text();
+    let bounds: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(r#"nstrace_namespace_lifetime_seconds_bucket{type="net","#))
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        bounds,
+        ["0.1", "0.5", "1", "5", "10", "30", "60", "300", "900", "3600", "21600", "86400", "259200", "604800", "+Inf"],
+        "{text}"
+    );
+}
