@@ -29,7 +29,7 @@ pub enum Source {
     Listns,
 }
 
-pub use crate::model::{NsRow, NsState};
+use crate::model::NsRow;
 
 /// One snapshot, as a store: what the one-shot commands read.
 #[derive(Debug)]

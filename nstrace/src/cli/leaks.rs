@@ -12,12 +12,13 @@ use crate::{
     cli::ls::TypeArg,
     error::{Error, Result, exit},
     model::{Creator, Pin},
+    model::{NsRow, NsState},
     origin::ContainerRef,
     present::{
         advice::{self, Advice},
         explain::{Explainer, Reason},
     },
-    snapshot::{NsRow, NsState, Source},
+    snapshot::Source,
     store::NsStore,
 };
 

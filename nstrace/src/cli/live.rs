@@ -16,6 +16,7 @@ use crate::{
     engine::EngineOptions,
     error::{Error, Result},
     events::Clock,
+    model::NsRow,
     monitor::{Monitor, MonitorOptions, Totals},
     present::tui::{
         InputThread, TerminalGuard,
@@ -26,7 +27,6 @@ use crate::{
         render::clock_time,
         table::{Extra, Layout, write_table_with},
     },
-    snapshot::NsRow,
     store::StoreOptions,
 };
 
@@ -246,7 +246,7 @@ mod tests {
     use nstrace_common::ns::NsType;
 
     use super::*;
-    use crate::snapshot::NsState;
+    use crate::model::NsState;
 
     #[test]
     fn plain_header_has_time_totals_rates_and_lost() {

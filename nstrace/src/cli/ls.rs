@@ -7,13 +7,14 @@ use nstrace_common::ns::NsType;
 use crate::{
     error::{Error, Result},
     model::{Creator, Holder, PidInNs, Pin},
+    model::{NsRow, NsState},
     origin::ContainerRef,
     present::{
         columns::TermArgs,
         lsns::{self, Cells, Line, LsCol, OutputSpec},
         table::{Extra, Layout, write_table_with, write_trees},
     },
-    snapshot::{NsRow, NsState, Source},
+    snapshot::Source,
     store::NsStore,
 };
 

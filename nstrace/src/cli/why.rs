@@ -8,11 +8,12 @@ use nstrace_common::ns::NsType;
 
 use crate::{
     error::{Error, Result},
+    model::NsRow,
     model::{Holder, TaskHold},
     origin::ContainerRef,
     present::advice,
     present::explain::Explainer,
-    snapshot::{NsRow, Source},
+    snapshot::Source,
     store::NsStore,
 };
 

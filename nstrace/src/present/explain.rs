@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::{
     model::{Holder, PidInNs, TaskHold},
+    model::{NsRow, NsState},
     procfs::sockets::{self, SocketHolder},
-    snapshot::{NsRow, NsState},
 };
 
 /// A namespace another one keeps alive through its owner/parent link.

@@ -48,8 +48,8 @@ use tokio::{
 };
 
 use crate::{
+    model::NsRow,
     present::metrics::{ConnectionLabel, Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE},
-    snapshot::NsRow,
 };
 
 /// Bounds on what one client may cost the server.

@@ -22,8 +22,8 @@ use crate::{
     events::{Clock, Event, types_in_flags},
     kernel::walker::WalkFailure,
     model::Namespace,
+    model::NsState,
     monitor::Monitor,
-    snapshot::NsState,
 };
 
 /// Content type of [`Metrics::encode`] (OpenMetrics text).

@@ -20,7 +20,7 @@ fn create(ns_type: NsType, inode: u64) -> Event {
 }
 
 fn in_container(ns_type: NsType, inode: u64, id: &str) -> Namespace {
-    let mut row = crate::snapshot::NsRow::new(ns_type, inode);
+    let mut row = crate::model::NsRow::new(ns_type, inode);
     row.containers = vec![crate::containers::Container {
         runtime: crate::containers::Runtime::Docker,
         id: id.into(),

@@ -11,9 +11,9 @@ use crate::{
     events::Clock,
     model::Holder,
     model::Namespace,
+    model::NsState,
     monitor::{Monitor, Totals},
     present::render::event_text,
-    snapshot::NsState,
 };
 
 /// Feed lines kept for the event pane.

@@ -2,9 +2,9 @@ use super::*;
 use crate::{
     containers::Container,
     model::Creator,
+    model::NsRow,
     model::TaskHold,
     present::table::{command_text, container_text, name_text},
-    snapshot::NsRow,
 };
 
 const NOW: f64 = 1_000_000.0;

@@ -5,9 +5,9 @@ use ratatui::{Terminal, backend::TestBackend};
 
 use super::*;
 use crate::{
+    model::{NsRow, NsState},
     monitor::Totals,
     present::tui::app::View,
-    snapshot::{NsRow, NsState},
     store::Counts,
 };
 
