@@ -258,3 +258,18 @@ fn lifetimes_are_bucketed_from_100_ms_to_a_week() {
         "{text}"
     );
 }
+
+#[test]
+fn service_requests_are_counted_by_command_and_the_rest_as_invalid() {
+    let m = Metrics::new(Duration::from_secs(300)).with_database();
+    for command in ["ls", "why", "why", "leaks", "history", "trace", ""] {
+        m.service_request(command);
+    }
+    let text = m.encode_prometheus_text();
+    let count = |c: &str| sample(&text, &format!(r#"nstrace_service_requests_total{{command="{c}"}}"#));
+    assert_eq!(
+        ["ls", "why", "leaks", "history", "invalid"].map(count),
+        [Some("1"), Some("2"), Some("1"), Some("1"), Some("2")],
+        "{text}"
+    );
+}
