@@ -169,3 +169,21 @@ fn leaks_through_the_service_filter_by_type_and_age_from_creation() {
     let (_, r) = leaks(&service, &["--min-age", "1h"]);
     assert!(!listed(&r, "net", net) && !listed(&r, "ipc", ipc), "still not an hour old after a restart: {r}");
 }
+
+/// A fresh node has no /run/nstrace: serve makes the socket's directory.
+#[test]
+fn the_socket_directory_is_made_when_missing() {
+    let test = "the_socket_directory_is_made_when_missing";
+    if !host_only(test) {
+        return;
+    }
+    let dir = tempdir();
+    let _rm = RmDir(dir.clone());
+    let run = format!("{dir}/fresh/run/nstrace");
+    assert!(!std::path::Path::new(&run).exists());
+    let service = Service::start_full(&run, &format!("{dir}/db/nstrace.db"), &[], &[]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&run).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o755, "{run}");
+    let (code, out, _) = service.ask(&["ls", "--json"]);
+    assert!(code == 0 && serde_json::from_str::<Vec<Value>>(&out).is_ok_and(|r| r.len() > 1), "{out}");
+}
