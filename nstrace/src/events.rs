@@ -452,12 +452,10 @@ impl Clock {
 
     pub fn new() -> Clock {
         let now = |id| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: ts is a valid timespec.
-            unsafe { libc::clock_gettime(id, &mut ts) };
+            let ts = rustix::time::clock_gettime(id);
             ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
         };
-        Clock { offset: now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME) }
+        Clock { offset: now(rustix::time::ClockId::Realtime) - now(rustix::time::ClockId::Boottime) }
     }
 
     pub fn unix(&self, boot_ns: u64) -> f64 {
@@ -470,9 +468,7 @@ impl Clock {
     }
 
     pub fn now_boot_ns() -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: ts is a valid timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 }

@@ -14,7 +14,6 @@
 use std::{
     fs::File,
     hash::{Hash, Hasher},
-    os::fd::AsRawFd,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -63,13 +62,8 @@ fn key() -> String {
 }
 
 fn ensure_bpffs() -> bool {
-    let magic_ok = |p: &str| {
-        let c = std::ffi::CString::new(p).unwrap_or_default();
-        // SAFETY: a plain C struct, for which all zeroes is a valid value.
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        // SAFETY: valid path and out-pointer.
-        unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as u32 == 0xcafe_4a11 }
-    };
+    const BPF_FS_MAGIC: u32 = 0xcafe_4a11;
+    let magic_ok = |p: &str| rustix::fs::statfs(p).is_ok_and(|st| st.f_type as u32 == BPF_FS_MAGIC);
     if magic_ok(BPFFS) {
         return true;
     }
@@ -169,11 +163,10 @@ pub fn lock(wait: Duration) -> Result<Option<PinLock>, LockBusy> {
     let Ok(dir) = File::open(&root) else { return Ok(None) };
     let started = Instant::now();
     loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(PinLock(dir)));
-        }
-        let err = std::io::Error::last_os_error();
+        let err = match rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Some(PinLock(dir))),
+            Err(e) => std::io::Error::from(e),
+        };
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) && err.raw_os_error() != Some(libc::EINTR) {
             // A file system without flock: nothing to take turns on.
             log::info!("no walk lock on {}: {err}", root.display());

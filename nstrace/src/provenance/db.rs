@@ -148,8 +148,7 @@ impl Db {
         let err = |what| move |source| DbError::Sqlite { what, path: path.into(), source };
         let conn = Connection::open(path).map_err(err("opening"))?;
         let lock = std::fs::File::open(path).map_err(|source| DbError::Dir { path: path.into(), source })?;
-        // SAFETY: flock(2) on an fd we own.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(DbError::InUse { path: path.into() });
         }
         // quick_check reads every page: a damaged file fails here, not mid-run.
