@@ -122,6 +122,14 @@ impl Service {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM; the exit status and everything serve printed.
+    pub fn stop_and_output(self) -> (std::process::ExitStatus, Vec<String>) {
+        let lines = self.stderr.clone();
+        let status = self.stop();
+        let printed = lines.lock().unwrap().clone();
+        (status, printed)
+    }
+
     pub fn stop(mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) takes no pointers; the pid is our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

@@ -244,6 +244,11 @@ fn writes_that_fail_after_the_database_opened_are_kept_and_written_later() {
     recovered(&service, &while_read_only, "the rows made while the file system was read-only");
     assert_eq!(metric(&service, "nstrace_database_changes_dropped_total"), 0.0, "nothing lost");
     assert_eq!(sqlite(&db, "PRAGMA integrity_check"), ["ok"]);
+    // A stop flushes what is queued and says it was written.
+    let (status, printed) = service.stop_and_output();
+    assert!(status.success());
+    let last = printed.iter().find(|l| l.contains("serve stopped")).cloned().unwrap_or_default();
+    assert!(last.contains("changes written") && !last.contains("not confirmed") && !last.contains("failing"), "{last}");
 }
 
 /// A cgroup named like one of Docker's: processes moved into it are

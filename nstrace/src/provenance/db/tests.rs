@@ -180,6 +180,17 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
 }
 
 #[test]
+fn a_writer_knows_its_boot_and_its_file() {
+    let dir = TempDir::new("boot");
+    let (db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    // A writer that reopens the file after a failure opens it for the same boot.
+    assert_eq!((db.boot_id(), db.path()), ("boot-a", dir.db().as_path()));
+    assert!(matches!(Db::open(&dir.db(), "boot-a"), Err(DbError::InUse { .. })), "one writer at a time");
+    drop(db);
+    assert!(Db::open(&dir.db(), "boot-a").is_ok(), "the lock goes with the connection");
+}
+
+#[test]
 fn prune_by_age_then_by_row_cap() {
     let dir = TempDir::new("prune");
     let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
