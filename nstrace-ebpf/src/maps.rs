@@ -1,4 +1,10 @@
 //! Maps and the configuration global.
+//!
+//! # Safety
+//! `CONFIG` is read with `read_volatile` (the loader fills it before the
+//! programs load, so the compiler must not fold it); map values are used
+//! only through pointers from lookups checked for null, and a per-CPU value
+//! belongs to this CPU for the program's run.
 
 use aya_ebpf::{
     macros::map,

@@ -1,4 +1,9 @@
 //! Reading kernel memory at offsets found in BTF.
+//!
+//! # Safety
+//! Kernel and user memory is read only through `bpf_probe_read_kernel` and
+//! `bpf_probe_read_user`: a bad address gives an error (the value stays
+//! zero), never a fault. Offsets come from BTF, never from this crate.
 
 use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_buf, generated};
 use nstrace_common::{

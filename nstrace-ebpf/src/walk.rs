@@ -13,6 +13,13 @@
 //! Each run writes its status (see `walk_status`) and record count into
 //! its `WalkState` entry: aya's `raw_tracepoint` wrapper returns 0 whatever
 //! the program returns, so the return value cannot carry them.
+//!
+//! # Safety
+//! The repeated `unsafe` here is one pattern: map values (the walk state,
+//! ring reservations) through pointers from lookups or reservations checked
+//! for null, valid until the program returns; `bpf_get_current_task` is
+//! always valid in a program. Kernel memory is read only through
+//! `read.rs`.
 
 mod fds;
 

@@ -2,6 +2,11 @@
 //! set after it may have changed (fork, exec, unshare, setns) reports the
 //! namespaces not yet in `KNOWN`. User space seeds `KNOWN` with every
 //! namespace a walk found before the hooks report, and removes dead ones.
+//!
+//! # Safety
+//! Map values (`KNOWN`, the per-CPU task set, ring reservations) through
+//! pointers from lookups or reservations checked for null, valid until the
+//! program returns; kernel memory only through `read.rs`.
 
 use nstrace_common::{
     config::config_flags,

@@ -4,6 +4,10 @@
 //! milliseconds rather than at the next periodic walk; the walk stays the
 //! judge of what died. Comparing one pointer against four keeps this hook
 //! cheap on a hot tracepoint.
+//!
+//! # Safety
+//! A ring reservation checked for null, written then submitted; kernel
+//! memory only through `read.rs`.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
 use nstrace_common::{

@@ -9,6 +9,11 @@
 //!   frees its inode number there when it dies (`ns_free_inum`), so one
 //!   hook sees every death. It also sees procfs inodes; user space ignores
 //!   inode numbers it does not know.
+//!
+//! # Safety
+//! `bpf_get_current_task` is always valid in a program; ring reservations
+//! are checked for null before they are written; kernel memory only
+//! through `read.rs`.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_task},

@@ -1,6 +1,11 @@
 //! mount(2) with MS_BIND and move_mount(2): who made a mount, where. User
 //! space matches these with the nsfs bind mounts a refresh finds, to say
 //! who pinned a namespace (`ip netns add`, a CNI plugin, dockerd).
+//!
+//! # Safety
+//! Tracepoint arguments are read at offsets from tracefs with the context's
+//! own bounded reads; ring reservations are checked for null; user memory
+//! (the mount path) only through `read.rs`.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, generated},

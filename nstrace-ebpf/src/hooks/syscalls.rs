@@ -1,5 +1,11 @@
 //! unshare(2) and setns(2): the arguments at entry, the result and the
 //! caller's namespace set before and after at exit.
+//!
+//! # Safety
+//! Tracepoint arguments are read at offsets from tracefs with the context's
+//! own bounded reads; the in-flight entry is a map value from a lookup
+//! checked for null, this task's alone between entry and exit; kernel
+//! memory only through `read.rs`.
 
 use aya_ebpf::{
     EbpfContext,

@@ -3,6 +3,12 @@
 //! task's namespace set changed (fork, exec) or a namespace may end
 //! (exit); only then is the set read and a record sent, carrying the full
 //! set (from `nsproxy`, `real_cred` and `thread_pid`).
+//!
+//! # Safety
+//! Map values (the per-CPU task set, the dying marks, ring reservations)
+//! through pointers from lookups or reservations checked for null, valid
+//! until the program returns; `bpf_get_current_task` is always valid;
+//! kernel memory (the nsproxy) only through `bpf_probe_read_kernel`.
 
 use aya_ebpf::{
     EbpfContext,

@@ -12,6 +12,13 @@
 //! process with 100,000 fds or a full ring buffer resumes exactly where
 //! it stopped. Blind spot (as /proc's leader-only `fd` listing): a thread
 //! that unshared its file table (CLONE_FILES).
+//!
+//! # Safety
+//! The repeated `unsafe` here is one pattern: map values (the walk state,
+//! ring reservations) through pointers from lookups or reservations checked
+//! for null, valid until the program returns; `bpf_get_current_task` is
+//! always valid in a program. Kernel memory is read only through
+//! `read.rs`.
 
 use aya_ebpf::{
     helpers::bpf_get_current_task,
