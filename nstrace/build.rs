@@ -45,6 +45,11 @@ fn main() -> anyhow::Result<()> {
         return write_object_key(&out_dir);
     }
     let root_dir = ebpf_dir.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
+    // Only the eBPF build needs `-Z build-std=core` on the stable
+    // toolchain: the cargo aya-build starts inherits this, nothing else does.
+    // SAFETY: a build script is one thread; nothing reads the environment
+    // while it is set.
+    unsafe { env::set_var("RUSTC_BOOTSTRAP", "1") };
     aya_build::build_ebpf(
         [Package { name: "nstrace-ebpf", root_dir, ..Default::default() }],
         Toolchain::Custom("stable"),
@@ -52,8 +57,8 @@ fn main() -> anyhow::Result<()> {
     write_object_key(&out_dir)
 }
 
-/// A hash of the object, for the names of its pins (hashing the object at
-/// run time was a twentieth of a quiet host's `nstrace ls`).
+/// A hash of the object, for the names of its pins (computed here, not at
+/// every run).
 fn write_object_key(out_dir: &std::path::Path) -> anyhow::Result<()> {
     use std::hash::{Hash, Hasher};
     let object = fs::read(out_dir.join("nstrace")).context("reading the eBPF object")?;
