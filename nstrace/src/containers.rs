@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 /// the JSON, the text, the metrics' labels and the database.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::EnumIter, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Runtime {
     Docker,
     Containerd,
@@ -21,36 +23,13 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 7] = [
-        Runtime::Docker,
-        Runtime::Containerd,
-        Runtime::CriO,
-        Runtime::Podman,
-        Runtime::Nspawn,
-        Runtime::Lxc,
-        Runtime::Unknown,
-    ];
-
     pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Docker => "docker",
-            Runtime::Containerd => "containerd",
-            Runtime::CriO => "cri-o",
-            Runtime::Podman => "podman",
-            Runtime::Nspawn => "nspawn",
-            Runtime::Lxc => "lxc",
-            Runtime::Unknown => "unknown",
-        }
+        self.into()
     }
 
+    /// A name read back from the database.
     pub fn of_name(name: &str) -> Runtime {
-        Runtime::ALL.into_iter().find(|r| r.name() == name).unwrap_or(Runtime::Unknown)
-    }
-}
-
-impl std::fmt::Display for Runtime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        name.parse().unwrap_or(Runtime::Unknown)
     }
 }
 

@@ -244,6 +244,8 @@ pub fn flags_text(flags: u64) -> String {
 /// same kebab-case names in the JSON, the text and the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::EnumIter, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Cause {
     Fork,
     Unshare,
@@ -260,28 +262,8 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
-        Cause::Fork,
-        Cause::Unshare,
-        Cause::Setns,
-        Cause::Exec,
-        Cause::NsTreeAdd,
-        Cause::Constructor,
-        Cause::Walk,
-        Cause::Unknown,
-    ];
-
     pub fn name(self) -> &'static str {
-        match self {
-            Cause::Fork => "fork",
-            Cause::Unshare => "unshare",
-            Cause::Setns => "setns",
-            Cause::Exec => "exec",
-            Cause::NsTreeAdd => "ns-tree-add",
-            Cause::Constructor => "constructor",
-            Cause::Walk => "walk",
-            Cause::Unknown => "unknown",
-        }
+        self.into()
     }
 
     /// The cause a create record carries (`create_cause`).
@@ -299,7 +281,7 @@ impl Cause {
 
     /// A name read back (the database, a service's JSON).
     pub fn of_name(name: &str) -> Cause {
-        Cause::ALL.into_iter().find(|c| c.name() == name).unwrap_or(Cause::Unknown)
+        name.parse().unwrap_or(Cause::Unknown)
     }
 
     /// A kernel hook saw the namespace made before the syscall that asked
@@ -314,6 +296,8 @@ impl Cause {
 /// closed its row. The same names in the JSON, the text and the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::EnumIter, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "kebab-case")]
 pub enum DeathVia {
     FentryNsTree,
     FentryFreeInum,
@@ -335,37 +319,13 @@ pub enum DeathVia {
 }
 
 impl DeathVia {
-    pub const ALL: [DeathVia; 10] = [
-        DeathVia::FentryNsTree,
-        DeathVia::FentryFreeInum,
-        DeathVia::KprobeFreeInum,
-        DeathVia::TreeWalk,
-        DeathVia::ProcRescan,
-        DeathVia::Listns,
-        DeathVia::WhileNstraceWasDown,
-        DeathVia::Reboot,
-        DeathVia::IdentityUnknown,
-        DeathVia::InodeReused,
-    ];
-
     pub fn name(self) -> &'static str {
-        match self {
-            DeathVia::FentryNsTree => "fentry-ns-tree",
-            DeathVia::FentryFreeInum => "fentry-free-inum",
-            DeathVia::KprobeFreeInum => "kprobe-free-inum",
-            DeathVia::TreeWalk => "tree-walk",
-            DeathVia::ProcRescan => "proc-rescan",
-            DeathVia::Listns => "listns",
-            DeathVia::WhileNstraceWasDown => "while-nstrace-was-down",
-            DeathVia::Reboot => "reboot",
-            DeathVia::IdentityUnknown => "identity-unknown",
-            DeathVia::InodeReused => "inode-reused",
-        }
+        self.into()
     }
 
     /// A name read back from the database (None: none, or one this build does not know).
     pub fn of_name(name: &str) -> Option<DeathVia> {
-        DeathVia::ALL.into_iter().find(|v| v.name() == name)
+        name.parse().ok()
     }
 }
 
@@ -379,18 +339,6 @@ impl From<crate::kernel::mechanism::Destroy> for DeathVia {
             Destroy::TreeWalk => DeathVia::TreeWalk,
             Destroy::ProcRescan => DeathVia::ProcRescan,
         }
-    }
-}
-
-impl std::fmt::Display for DeathVia {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -606,5 +554,35 @@ mod tests {
         assert_eq!(fd_kind(0x6e73_6673), "nsfs");
         assert_eq!(fd_kind(0x5049_4446), "pidfd");
         assert_eq!(fd_kind(0), "unknown");
+    }
+}
+
+#[cfg(test)]
+mod domain_word_tests {
+    use strum::IntoEnumIterator;
+
+    /// Each domain word has one name, the same in the JSON (serde), the
+    /// text and the database (`name`/`of_name`).
+    fn one_name_each<T: IntoEnumIterator + serde::Serialize + Copy + PartialEq + std::fmt::Debug>(
+        name: impl Fn(T) -> &'static str,
+        back: impl Fn(&str) -> Option<T>,
+    ) {
+        for v in T::iter() {
+            assert_eq!(serde_json::to_value(v).unwrap(), name(v), "{v:?}");
+            assert_eq!(back(name(v)), Some(v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn domain_words_have_one_name_each() {
+        use super::{Cause, DeathVia};
+        use crate::{containers::Runtime, model::Attribution};
+        one_name_each(Cause::name, |n| Some(Cause::of_name(n)));
+        one_name_each(DeathVia::name, DeathVia::of_name);
+        one_name_each(Attribution::name, |n| Some(Attribution::of_name(n)));
+        one_name_each(Runtime::name, |n| Some(Runtime::of_name(n)));
+        assert_eq!(Runtime::CriO.name(), "cri-o");
+        assert_eq!(DeathVia::WhileNstraceWasDown.to_string(), "while-nstrace-was-down");
+        assert_eq!((Cause::of_name("bogus"), DeathVia::of_name("bogus")), (Cause::Unknown, None));
     }
 }

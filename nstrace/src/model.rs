@@ -251,6 +251,8 @@ pub enum PinKind {
 /// How a pin's maker is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::EnumIter, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Attribution {
     /// The process that holds the fd.
     FdOwner,
@@ -261,25 +263,13 @@ pub enum Attribution {
 }
 
 impl Attribution {
-    pub const ALL: [Attribution; 3] = [Attribution::FdOwner, Attribution::MountSyscall, Attribution::Unknown];
-
     pub fn name(self) -> &'static str {
-        match self {
-            Attribution::FdOwner => "fd-owner",
-            Attribution::MountSyscall => "mount-syscall",
-            Attribution::Unknown => "unknown",
-        }
+        self.into()
     }
 
     /// A name read back from the database.
     pub fn of_name(name: &str) -> Attribution {
-        Attribution::ALL.into_iter().find(|a| a.name() == name).unwrap_or(Attribution::Unknown)
-    }
-}
-
-impl std::fmt::Display for Attribution {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        name.parse().unwrap_or(Attribution::Unknown)
     }
 }
 
