@@ -185,6 +185,9 @@ fn a_writer_knows_its_boot_and_its_file() {
     let (db, _) = Db::open(&dir.db(), "boot-a").unwrap();
     // A writer that reopens the file after a failure opens it for the same boot.
     assert_eq!((db.boot_id(), db.path()), ("boot-a", dir.db().as_path()));
+    // nstrace_database_size_bytes: the file and its WAL, a page at least.
+    let on_disk = std::fs::metadata(dir.db()).unwrap().len();
+    assert!(db.bytes().unwrap() >= on_disk.max(4096), "{:?} vs {on_disk}", db.bytes());
     assert!(matches!(Db::open(&dir.db(), "boot-a"), Err(DbError::InUse { .. })), "one writer at a time");
     drop(db);
     assert!(Db::open(&dir.db(), "boot-a").is_ok(), "the lock goes with the connection");
