@@ -273,3 +273,23 @@ fn service_requests_are_counted_by_command_and_the_rest_as_invalid() {
         "{text}"
     );
 }
+
+#[test]
+fn a_lifetime_that_is_not_a_duration_is_counted_as_a_death_but_not_observed() {
+    let m = Metrics::new(Duration::from_secs(300));
+    for (i, lifetime) in [Some(-1.0), Some(f64::NAN), Some(f64::INFINITY), Some(2.0)].into_iter().enumerate() {
+        m.observe(&Event::Destroy {
+            time: 1001.0,
+            ns_type: NsType::Ipc,
+            id: 0,
+            inode: 500 + i as u64,
+            lifetime,
+            creator_pid: None,
+            via: crate::events::DeathVia::TreeWalk,
+        });
+    }
+    let text = m.encode_prometheus_text();
+    assert_eq!(sample(&text, r#"nstrace_namespaces_destroyed_total{type="ipc"}"#), Some("4"));
+    assert_eq!(sample(&text, r#"nstrace_namespace_lifetime_seconds_count{type="ipc"}"#), Some("1"), "{text}");
+    assert_eq!(sample(&text, r#"nstrace_namespace_lifetime_seconds_sum{type="ipc"}"#), Some("2.0"), "{text}");
+}
