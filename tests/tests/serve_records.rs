@@ -159,10 +159,9 @@ impl Ext4 {
     /// What an administrator does: unmount it (serve, failing, holds no
     /// file on it), repair it, mount it again.
     fn repair(&self) {
-        let unmounted = eventually(Duration::from_secs(10), "the failed file system unmounted", || {
+        eventually(Duration::from_secs(10), "the failed file system unmounted", || {
             Command::new("umount").arg(&self.mnt).status().is_ok_and(|s| s.success()).then_some(())
         });
-        let () = unmounted;
         let _ = Command::new("e2fsck").args(["-fy", &self.image]).output();
         assert!(self.mount(), "mounting {} again", self.image);
     }
