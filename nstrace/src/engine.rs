@@ -1,8 +1,9 @@
 //! The running tracer: loads and attaches every hook family, seeds the
 //! store from a snapshot, then feeds it ring-buffer records and periodic
 //! snapshots, which it turns into [`Event`]s. The engine owns the one
-//! [`NsStore`]; views read it. Lost records are counted, reported and
-//! healed by a resync.
+//! [`NsStore`] and is its only writer: views read it, and what callers add
+//! (holder scans, provenance) goes through the engine's methods in
+//! `writes.rs`. Lost records are counted, reported and healed by a resync.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -29,6 +30,7 @@ use crate::{
 mod pace;
 mod source;
 mod walking;
+mod writes;
 
 use walking::{WalkPurpose, Walking};
 
@@ -262,11 +264,6 @@ impl Engine {
     /// The one namespace store.
     pub fn store(&self) -> &NsStore {
         &self.store
-    }
-
-    /// For applying holder scans and evicting; records are fed by the engine.
-    pub fn store_mut(&mut self) -> &mut NsStore {
-        &mut self.store
     }
 
     pub fn clock(&self) -> &Clock {

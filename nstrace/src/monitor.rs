@@ -126,12 +126,12 @@ impl Monitor {
         pins: Vec<crate::model::Pin>,
         containers: Vec<crate::origin::ContainerRef>,
     ) -> bool {
-        self.engine.store_mut().adopt(key, created, creator, pins, containers)
+        self.engine.adopt(key, created, creator, pins, containers)
     }
 
     /// Completes a creator's origin with what `serve` read from /proc.
     pub fn set_origin(&mut self, key: u64, origin: crate::origin::Origin) {
-        self.engine.store_mut().set_origin(key, origin);
+        self.engine.set_origin(key, origin);
     }
 
     /// The provenance changes since the last call, after naming (through
@@ -140,9 +140,7 @@ impl Monitor {
         &mut self,
         namer: impl FnMut(&crate::origin::ContainerRef) -> Option<(Option<String>, Option<String>)>,
     ) -> Vec<crate::provenance::Change> {
-        let store = self.engine.store_mut();
-        store.name_containers(namer);
-        store.take_provenance()
+        self.engine.take_provenance(namer)
     }
 
     /// Live, then recently destroyed records.
@@ -219,10 +217,7 @@ impl Monitor {
     }
 
     fn apply_scan(&mut self, scan: holders::HolderScan, started: Instant) {
-        let now = Clock::now_boot_ns();
-        let store = self.engine.store_mut();
-        store.apply_holders(scan, now, false);
-        store.evict(now);
+        self.engine.apply_holders(scan, Clock::now_boot_ns());
         // A scan allocates every holder afresh; hand the freed memory back
         // so resident memory tracks the store, not the peak.
         #[cfg(target_env = "gnu")]
