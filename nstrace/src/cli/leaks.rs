@@ -18,6 +18,7 @@ use crate::{
         advice::{self, Advice},
         explain::{Explainer, Reason},
     },
+    procfs::facts::HolderFacts,
     snapshot::Source,
     store::NsStore,
 };
@@ -79,13 +80,22 @@ pub struct LeakReport {
     pub leaks: Vec<Leak>,
 }
 
-/// Namespaces with no task (of `types`; every type when empty), with their
-/// reasons. Creation times are left unknown: a one-shot snapshot does not
-/// know them.
-pub fn candidates(rows: &[&NsRow], types: &[NsType]) -> Vec<Leak> {
-    let explainer = Explainer::new(rows);
+/// The namespaces with no task among `rows` (of `types`; every type when
+/// empty).
+pub fn taskless<'a>(rows: &[&'a NsRow], types: &[NsType]) -> Vec<&'a NsRow> {
     rows.iter()
         .filter(|row| row.state != NsState::Active && (types.is_empty() || types.contains(&row.ns_type)))
+        .copied()
+        .collect()
+}
+
+/// `leaking` (among `rows`) with their reasons, from `facts` gathered for
+/// them. Creation times are left unknown: a one-shot snapshot does not know
+/// them.
+pub fn candidates(rows: &[&NsRow], leaking: &[&NsRow], facts: &HolderFacts) -> Vec<Leak> {
+    let explainer = Explainer::new(rows, facts);
+    leaking
+        .iter()
         .map(|row| Leak {
             row: (*row).clone(),
             created: None,
@@ -97,11 +107,6 @@ pub fn candidates(rows: &[&NsRow], types: &[NsType]) -> Vec<Leak> {
             fix: Vec::new(),
         })
         .collect()
-}
-
-/// Namespaces with no task, with their reasons (no age filter).
-pub fn find(rows: &[&NsRow], types: &[NsType]) -> LeakReport {
-    report(candidates(rows, types), None, crate::events::Clock::unix_now())
 }
 
 /// The report on `leaks` as of `now` (unix seconds): each leak's age from
@@ -143,11 +148,13 @@ pub fn run(args: Args) -> Result<i32> {
 /// The leaks among `store`'s namespaces (a snapshot's, or the service's).
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
-    let mut leaks = candidates(&store.rows(), &types);
+    let rows = store.rows();
+    let leaking = taskless(&rows, &types);
+    let facts = HolderFacts::gather(&leaking);
+    let mut leaks = candidates(&rows, &leaking, &facts);
     // Creation times the store knows (none for a one-shot snapshot: then
     // --min-age keeps every leak, and says so).
-    let own_mnt_ns =
-        std::fs::metadata("/proc/self/ns/mnt").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap_or(0);
+    let own_mnt_ns = facts.own_mnt_ns.unwrap_or(0);
     for l in &mut leaks {
         if let Some(ns) = store.find(l.row.ns_type, l.row.inode) {
             l.created = ns.created;

@@ -14,6 +14,10 @@ use crate::{
         lsns::{self, Cells, Line, LsCol, OutputSpec},
         table::{Extra, Layout, write_table_with, write_trees},
     },
+    procfs::facts::{
+        self,
+        lsns::{LsnsFacts, member_pids},
+    },
     snapshot::Source,
     store::NsStore,
 };
@@ -110,18 +114,6 @@ impl JsonRow<'_> {
         buf.push(b'}');
         Ok(())
     }
-}
-
-/// The processes in a pid namespace other than ours, with their own pids:
-/// only the members of the other pid namespaces need /proc/PID/status read.
-fn contained_pids(rows: &[&NsRow]) -> foldhash::HashMap<u32, PidInNs> {
-    use std::os::unix::fs::MetadataExt;
-    let own = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
-    rows.iter()
-        .filter(|r| r.ns_type == NsType::Pid && r.inode != own)
-        .flat_map(|r| lsns::member_pids(r))
-        .filter_map(|pid| Some((pid, crate::procfs::holders::pid_in_own_ns(pid)?)))
-        .collect()
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -275,19 +267,36 @@ fn lsns_columns(args: &Args) -> Option<Vec<LsCol>> {
     }
 }
 
-/// The (type, inode) of each namespace process `pid` is in (lsns -p).
-fn task_namespaces(pid: u32) -> Result<Vec<(NsType, u64)>> {
-    use std::os::unix::fs::MetadataExt;
-    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        return Err(Error::Usage(format!("no process with pid {pid}")));
+/// What `cols` show of `rows` from /proc, read before the listing is
+/// written, and the lines: one per row, through the process lsns describes
+/// it by, or with `every_member` (lsns's `<namespace>` form) one per member.
+fn lsns_lines<'r>(rows: &[&'r NsRow], cols: &[LsCol], every_member: bool) -> (Vec<Line<'r>>, LsnsFacts) {
+    let needs = lsns::Needs::of(cols);
+    let mut facts = LsnsFacts::default();
+    if needs.own {
+        facts.read_own();
     }
-    Ok(NsType::ALL
-        .into_iter()
-        .filter_map(|t| {
-            let m = std::fs::metadata(format!("/proc/{pid}/ns/{}", t.name())).ok()?;
-            Some((t, m.ino()))
-        })
-        .collect())
+    if needs.nprocs {
+        facts.count_members(rows);
+    }
+    let lines: Vec<Line> = if every_member {
+        rows.iter().flat_map(|row| member_pids(row).into_iter().map(|pid| Line { row, pid: Some(pid) })).collect()
+    } else {
+        if needs.lowest {
+            facts.find_lowest(rows);
+        }
+        rows.iter().map(|row| Line::of(row, &facts)).collect()
+    };
+    if needs.procs {
+        facts.read_procs(lines.iter().filter_map(|l| l.pid));
+    }
+    if needs.users {
+        facts.read_users();
+    }
+    if needs.owner_uid || needs.netnsid {
+        facts.open_namespaces(lines.iter().map(|l| (l.row, l.pid)), needs.owner_uid, needs.netnsid);
+    }
+    (lines, facts)
 }
 
 /// The listing of `store`'s live namespaces (a snapshot's, or the service's).
@@ -301,15 +310,14 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         }
     }
     if let Some(pid) = args.task {
-        let theirs = task_namespaces(pid)?;
+        let theirs = facts::namespaces_of(pid).ok_or_else(|| Error::Usage(format!("no process with pid {pid}")))?;
         rows.retain(|r| theirs.contains(&(r.ns_type, r.inode)));
     }
     let now = crate::events::Clock::unix_now();
     let record = |r: &NsRow| store.find(r.ns_type, r.inode);
-    let cells = Cells::new(store, now);
     let mut out = out;
     let written = if args.json {
-        let contained = contained_pids(&all);
+        let contained = facts::pids_in_other_pid_ns(&all);
         let rows: Vec<JsonRow> = rows
             .iter()
             .map(|row| {
@@ -343,13 +351,8 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     } else if let Some(cols) = lsns_columns(args) {
         // lsns lists by namespace inode; `<namespace>`: its processes.
         rows.sort_by_key(|r| (r.inode, r.ns_type));
-        let lines: Vec<Line> = match args.namespace {
-            Some(_) => rows
-                .iter()
-                .flat_map(|row| lsns::member_pids(row).into_iter().map(|pid| Line { row, pid: Some(pid) }))
-                .collect(),
-            None => rows.iter().map(|row| Line::of(row)).collect(),
-        };
+        let (lines, facts) = lsns_lines(&rows, &cols, args.namespace.is_some());
+        let cells = Cells::new(store, now, &facts);
         let form = lsns::Form {
             headings: !args.no_headings,
             list: args.list,
@@ -363,7 +366,8 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             Some(OutputSpec::Extend(more)) => more.clone(),
             _ => Vec::new(),
         };
-        let cells = &cells;
+        let (_, facts) = lsns_lines(&rows, &more, false);
+        let cells = &Cells::new(store, now, &facts);
         let extra = Extra {
             age: Box::new(move |r: &NsRow| Some(cells.table_text(LsCol::Age, r)).filter(|a| a != "-")),
             container: Box::new(move |r: &NsRow| cells.table_text(LsCol::Container, r)),

@@ -13,6 +13,7 @@ use crate::{
     origin::ContainerRef,
     present::advice,
     present::explain::Explainer,
+    procfs::facts::HolderFacts,
     snapshot::Source,
     store::NsStore,
 };
@@ -96,7 +97,7 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
     // A container's process (or one of its threads, runc's while it starts)
     // can be in the host's namespace: the namespace nstrace itself is in is
     // the last choice, then the one with the fewest tasks.
-    let own = std::fs::metadata(format!("/proc/self/ns/{}", ns_type.name())).map(|m| m.ino()).ok();
+    let own = crate::procfs::facts::own_ns(ns_type);
     let mut found: Vec<&NsRow> = rows.iter().filter(in_container).copied().collect();
     found.sort_by_key(|r| (Some(r.inode) == own, r.tasks));
     found.first().copied().ok_or_else(|| {
@@ -184,7 +185,8 @@ pub fn run(args: Args) -> Result<i32> {
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let rows = store.rows();
     let row = resolve(store, &rows, &args.target, args.ns_type.map(NsType::from))?;
-    let explainer = Explainer::new(&rows);
+    let facts = HolderFacts::gather(&[row]);
+    let explainer = Explainer::new(&rows, &facts);
     let reasons = explainer.reasons(row);
     // What events taught the store (nothing, for a one-shot snapshot).
     let record = store.find(row.ns_type, row.inode);
@@ -193,7 +195,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let history: Vec<&crate::events::Event> = record.map(|r| r.history.iter().collect()).unwrap_or_default();
     let pins: Vec<&crate::model::Pin> = record.map(|r| r.pins.iter().collect()).unwrap_or_default();
     let seen_in: Vec<&crate::origin::ContainerRef> = record.map(|r| r.seen_in.iter().collect()).unwrap_or_default();
-    let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
+    let own_mnt = facts.own_mnt_ns.unwrap_or(0);
     let seen: Vec<ContainerRef> = seen_in.iter().map(|c| (*c).clone()).collect();
     let containers = advice::known_containers(row, &seen);
     // Zombies are counted in but use nothing: their parents get advice.

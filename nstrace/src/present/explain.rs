@@ -1,8 +1,11 @@
 //! Why a namespace is alive: every holder, including the kernel references
 //! /proc does not show (owned namespaces, sockets). What to do about each
 //! is [`crate::present::advice`]. Shared by `nstrace leaks` and `nstrace why`.
+//!
+//! Reads the rows and what /proc said of their holders before
+//! ([`HolderFacts`], gathered by the caller); does no I/O.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use nstrace_common::ns::NsType;
 use serde::Serialize;
@@ -10,7 +13,7 @@ use serde::Serialize;
 use crate::{
     model::{Holder, PidInNs, TaskHold},
     model::{NsRow, NsState},
-    procfs::sockets::{self, SocketHolder},
+    procfs::facts::{Command, HolderFacts},
 };
 
 /// A namespace another one keeps alive through its owner/parent link.
@@ -192,17 +195,16 @@ fn kernel_hint_for(row: &NsRow) -> String {
 /// Every reason each of `rows` is alive, keyed by (type, inode).
 pub struct Explainer<'a> {
     rows: &'a [&'a NsRow],
-    sockets: HashMap<u64, Vec<SocketHolder>>,
+    /// Gathered for the rows [`Self::reasons`] is asked about.
+    facts: &'a HolderFacts,
     dependents: HashMap<u64, Vec<Dependent>>,
 }
 
 impl<'a> Explainer<'a> {
-    /// Prepares reasons for `rows`; looks for pinning sockets only for the
-    /// net namespaces in `rows` that no task is in (that scan is not free).
-    pub fn new(rows: &'a [&'a NsRow]) -> Explainer<'a> {
-        let taskless_net: HashSet<u64> =
-            rows.iter().filter(|r| r.ns_type == NsType::Net && r.tasks == 0).map(|r| r.inode).collect();
-        let sockets = sockets::holders_of(&taskless_net);
+    /// Prepares reasons among `rows` (every row: owners, dependents and
+    /// mount namespaces are looked up there), with `facts` gathered for the
+    /// rows to explain.
+    pub fn new(rows: &'a [&'a NsRow], facts: &'a HolderFacts) -> Explainer<'a> {
         let mut dependents: HashMap<u64, Vec<Dependent>> = HashMap::new();
         for r in rows {
             for up in [r.owner, if matches!(r.ns_type, NsType::Pid) { r.parent } else { None }].into_iter().flatten() {
@@ -213,7 +215,7 @@ impl<'a> Explainer<'a> {
                 });
             }
         }
-        Explainer { rows, sockets, dependents }
+        Explainer { rows, facts, dependents }
     }
 
     pub fn rows(&self) -> &'a [&'a NsRow] {
@@ -224,7 +226,7 @@ impl<'a> Explainer<'a> {
     /// else a bind mount of it in our own mount namespace.
     fn entry_of(&self, inode: u64) -> Option<MntNsEntry> {
         let row = self.rows.iter().find(|r| r.ns_type == NsType::Mnt && r.inode == inode)?;
-        let own = std::fs::metadata("/proc/self/ns/mnt").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
+        let own = self.facts.own_mnt_ns;
         let fd = row.holders.iter().find_map(|h| match h {
             Holder::Fd { pid, fd, .. } => {
                 Some(MntNsEntry { path: format!("/proc/{pid}/fd/{fd}"), held_by: format!("fd {fd} of process {pid}") })
@@ -245,16 +247,19 @@ impl<'a> Explainer<'a> {
         let mut out = Vec::new();
         for h in &row.holders {
             out.push(match h {
-                Holder::Task { pid, tid, comm, hold } => Reason::Task {
-                    pid: *pid,
-                    tid: *tid,
-                    comm: comm.to_string(),
-                    hold: *hold,
-                    in_pid_ns: crate::procfs::holders::pid_in_own_ns(*pid),
-                    unreaped_by: crate::procfs::holders::zombie_parent(*pid),
-                },
+                Holder::Task { pid, tid, comm, hold } => {
+                    let facts = self.facts.tasks.get(pid).copied().unwrap_or_default();
+                    Reason::Task {
+                        pid: *pid,
+                        tid: *tid,
+                        comm: comm.to_string(),
+                        hold: *hold,
+                        in_pid_ns: facts.in_pid_ns,
+                        unreaped_by: facts.unreaped_by,
+                    }
+                }
                 Holder::Fd { pid, fd, comm } => {
-                    Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: cmdline(*pid) }
+                    Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: self.cmdline(*pid) }
                 }
                 Holder::Mount { path, mnt_ns, via_pid } => Reason::Mount {
                     path: path.clone(),
@@ -269,12 +274,12 @@ impl<'a> Explainer<'a> {
             });
         }
         if row.ns_type == NsType::Net {
-            for s in self.sockets.get(&row.inode).into_iter().flatten() {
+            for s in self.facts.sockets.get(&row.inode).into_iter().flatten() {
                 out.push(Reason::Socket {
                     pid: s.pid,
                     fd: s.fd,
                     comm: s.comm.clone(),
-                    cmdline: cmdline(s.pid),
+                    cmdline: self.cmdline(s.pid),
                     socket: s.socket,
                 });
             }
@@ -289,26 +294,26 @@ impl<'a> Explainer<'a> {
         }
         out
     }
+
+    /// A process's command line, or its comm in brackets.
+    fn cmdline(&self, pid: u32) -> String {
+        shown_cmdline(self.facts.commands.get(&pid))
+    }
 }
 
-/// A process's command line, or its comm in brackets.
-pub fn cmdline(pid: u32) -> String {
-    shown_cmdline(crate::procfs::holders::cmdline(pid).ok(), || {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()
-    })
-}
-
-/// The arguments, or (kernel threads have none) the comm in brackets, as ps does.
-fn shown_cmdline(args: Option<Vec<String>>, comm: impl FnOnce() -> Option<String>) -> String {
-    match args {
-        Some(args) if !args.is_empty() => args.join(" "),
-        _ => comm().map(|c| format!("[{}]", c.trim())).unwrap_or_else(|| "?".into()),
+/// The arguments, or (kernel threads have none) the comm in brackets, as
+/// ps does; "?" when neither could be read.
+fn shown_cmdline(command: Option<&Command>) -> String {
+    match command {
+        Some(Command { args: Some(args), .. }) if !args.is_empty() => args.join(" "),
+        _ => command.and_then(|c| c.comm.as_deref()).map(|c| format!("[{}]", c.trim())).unwrap_or_else(|| "?".into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procfs::{facts::TaskFacts, sockets::SocketHolder};
 
     fn mount(mnt_ns: u64, netns_name: Option<&str>) -> Reason {
         Reason::Mount {
@@ -421,7 +426,8 @@ mod tests {
 
     #[test]
     fn a_mount_in_a_taskless_mount_namespace_names_what_holds_it() {
-        let own = std::fs::metadata("/proc/self/ns/mnt").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+        let own = 4026531841;
+        let facts = HolderFacts { own_mnt_ns: Some(own), ..HolderFacts::default() };
         let mount = |path: &str, mnt_ns, via_pid| Holder::Mount { path: path.into(), mnt_ns, via_pid };
         let fd = Holder::Fd { pid: 70, fd: 4, comm: "py".into() };
         let net = |inode, mnt_ns| NsRow {
@@ -433,7 +439,7 @@ mod tests {
         let foreign = NsRow { holders: vec![mount("/y", own + 1, 9)].into(), ..NsRow::new(NsType::Mnt, 7) };
         let (n5, n6, n7, n8) = (net(10, 5), net(11, 6), net(12, 7), net(13, 99));
         let rows = [&n5, &n6, &n7, &n8, &by_fd, &by_mount, &foreign];
-        let e = Explainer::new(&rows);
+        let e = Explainer::new(&rows, &facts);
         let entry = |row: &NsRow| match &e.reasons(row)[0] {
             Reason::Mount { mnt_ns_entry, netns_name, .. } => {
                 assert_eq!(*netns_name, None, "not an `ip netns` name: no task sees that path");
@@ -449,7 +455,7 @@ mod tests {
         // A mount a task's mount namespace has: named, no entry needed.
         let tasked = NsRow { holders: vec![mount("/run/netns/x", 5, 42)].into(), ..NsRow::new(NsType::Net, 14) };
         let rows = [&tasked, &by_fd];
-        let e = Explainer::new(&rows);
+        let e = Explainer::new(&rows, &facts);
         let Reason::Mount { mnt_ns_entry, netns_name, .. } = &e.reasons(&tasked)[0] else { panic!() };
         assert_eq!((mnt_ns_entry.clone(), netns_name.as_deref()), (None, Some("x")));
     }
@@ -461,13 +467,14 @@ mod tests {
         let mut net = NsRow::new(NsType::Net, 10);
         net.owner = Some(100);
         net.state = NsState::Mounted;
-        net.tasks = 1; // not taskless: no socket scan in a unit test
+        net.tasks = 1;
         net.holders = vec![Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 }].into();
         let mut uts = NsRow::new(NsType::Uts, 11);
         uts.holders = vec![Holder::Mount { path: "/run/netns/y".into(), mnt_ns: 1, via_pid: 1 }].into();
         let (pid, mnt) = (NsRow::new(NsType::Pid, 12), NsRow::new(NsType::Mnt, 13));
         let rows = [&user, &net, &uts, &pid, &mnt];
-        let e = Explainer::new(&rows);
+        let facts = HolderFacts::default();
+        let e = Explainer::new(&rows, &facts);
         assert_eq!(e.rows().len(), 5);
         let r = e.reasons(&user);
         assert_eq!(r.len(), 1);
@@ -494,7 +501,8 @@ mod tests {
         let row = |active| NsRow { active_refs: active, ..NsRow::new(NsType::Ipc, 20) };
         let (unknown, zero, two) = (row(None), row(Some(0)), row(Some(2)));
         let rows = [&unknown, &zero, &two];
-        let e = Explainer { rows: &rows, sockets: HashMap::new(), dependents: HashMap::new() };
+        let facts = HolderFacts::default();
+        let e = Explainer::new(&rows, &facts);
         let hint = |r: &NsRow| match &e.reasons(r)[0] {
             Reason::KernelReference { hint } => hint.clone(),
             other => panic!("{other:?}"),
@@ -505,20 +513,34 @@ mod tests {
     }
 
     #[test]
-    fn cmdline_of_a_process() {
-        let me = cmdline(std::process::id());
-        assert!(me.contains("nstrace"), "{me}");
-        assert!(!me.starts_with('['), "a process with arguments: {me}");
-        assert_eq!(cmdline(u32::MAX), "?", "no such process");
+    fn kernel_threads_show_their_comm_in_brackets() {
+        let command = |args: Option<Vec<&str>>, comm: Option<&str>| Command {
+            args: args.map(|a| a.into_iter().map(String::from).collect()),
+            comm: comm.map(String::from),
+        };
+        let kthreadd = Some("kthreadd\n");
+        assert_eq!(shown_cmdline(Some(&command(Some(vec![]), kthreadd))), "[kthreadd]");
+        assert_eq!(shown_cmdline(Some(&command(None, kthreadd))), "[kthreadd]", "unreadable cmdline");
+        assert_eq!(shown_cmdline(Some(&command(Some(vec!["ip", "netns"]), None))), "ip netns");
+        assert_eq!(shown_cmdline(Some(&command(None, None))), "?");
+        assert_eq!(shown_cmdline(None), "?", "no such process");
     }
 
     #[test]
-    fn kernel_threads_show_their_comm_in_brackets() {
-        let comm = || Some("kthreadd\n".to_string());
-        assert_eq!(shown_cmdline(Some(vec![]), comm), "[kthreadd]");
-        assert_eq!(shown_cmdline(None, comm), "[kthreadd]", "unreadable cmdline");
-        assert_eq!(shown_cmdline(Some(vec!["ip".into(), "netns".into()]), comm), "ip netns");
-        assert_eq!(shown_cmdline(None, || None), "?");
+    fn holders_are_described_with_what_proc_said_of_them() {
+        let task = Holder::Task { pid: 30445, tid: None, comm: "sh".into(), hold: TaskHold::Member };
+        let fd = Holder::Fd { pid: 7, fd: 5, comm: "py".into() };
+        let row = NsRow { holders: vec![task, fd].into(), ..NsRow::new(NsType::Uts, 10) };
+        let in_pid_ns = Some(PidInNs { pid: 1, pid_ns: 4026532181 });
+        let facts = HolderFacts {
+            tasks: HashMap::from([(30445, TaskFacts { in_pid_ns, unreaped_by: Some(30400) })]),
+            commands: HashMap::from([(7, Command { args: Some(vec!["python3".into(), "r.py".into()]), comm: None })]),
+            ..HolderFacts::default()
+        };
+        let rows = [&row];
+        let r = Explainer::new(&rows, &facts).reasons(&row);
+        assert!(matches!(r[0], Reason::Task { in_pid_ns: Some(_), unreaped_by: Some(30400), .. }), "{r:?}");
+        assert_eq!(r[1].describe(), "open fd 5 of process 7 (py: python3 r.py)");
     }
 
     #[test]
@@ -527,8 +549,9 @@ mod tests {
         // separate inode spaces): the socket scan's answer is about the net one.
         let (net, uts) = (NsRow::new(NsType::Net, 10), NsRow::new(NsType::Uts, 10));
         let rows = [&net, &uts];
-        let holder = SocketHolder { pid: std::process::id(), fd: 3, comm: "nstrace".into(), socket: 77 };
-        let e = Explainer { rows: &rows, sockets: HashMap::from([(10, vec![holder])]), dependents: HashMap::new() };
+        let holder = SocketHolder { pid: 4242, fd: 3, comm: "nstrace".into(), socket: 77 };
+        let facts = HolderFacts { sockets: HashMap::from([(10, vec![holder])]), ..HolderFacts::default() };
+        let e = Explainer::new(&rows, &facts);
         let r = e.reasons(&net);
         assert!(matches!(r[0], Reason::Socket { fd: 3, socket: 77, .. }), "{r:?}");
         let r = e.reasons(&uts);

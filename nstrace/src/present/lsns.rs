@@ -1,17 +1,24 @@
 //! lsns's columns and output forms for `nstrace ls` (`-o`, `--output-all`,
 //! `-n`, `-r`, `-J`): a script written for util-linux's lsns reads the same
 //! answer from nstrace, with nstrace's own columns after lsns's.
+//!
+//! Reads the store and what /proc said before the listing
+//! ([`LsnsFacts`], gathered by the caller for the columns asked); does
+//! no I/O but writing the listing to the writer it is given.
 
-use std::{cell::RefCell, collections::HashMap, io::Write, os::fd::AsFd};
+use std::io::Write;
 
 use self::tree::{nest, process_tree, tree_prefixes};
 use crate::{
-    model::{Holder, Namespace, NsRow, TaskHold},
+    model::{Holder, Namespace, NsRow},
     present::{
         columns::{Col, Give, cell_width, fit, write_line},
         table::{container_text, holders_summary},
     },
-    procfs::netnsid::{Netlink, NetnsId},
+    procfs::{
+        facts::lsns::{LsnsFacts, ProcFacts},
+        netnsid::NetnsId,
+    },
     store::NsStore,
 };
 
@@ -213,59 +220,37 @@ impl Value {
     }
 }
 
-/// What /proc says of the process lsns names for a namespace (read once
-/// per pid per listing).
-#[derive(Clone, Debug, Default)]
-pub(super) struct ProcFacts {
-    ppid: Option<u32>,
-    uid: Option<u32>,
-    command: Option<String>,
+/// What a listing's columns need read from /proc first (the caller reads
+/// it into [`LsnsFacts`]); nothing for the columns that come from the
+/// store and the holders alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The reader's own namespaces ([`LsnsFacts::read_own`]).
+    pub own: bool,
+    /// The process each line describes ([`LsnsFacts::find_lowest`]).
+    pub lowest: bool,
+    pub nprocs: bool,
+    /// The lines' processes' parent, uid and command.
+    pub procs: bool,
+    pub users: bool,
+    pub owner_uid: bool,
+    pub netnsid: bool,
 }
 
-fn read_proc(pid: u32) -> ProcFacts {
-    use std::os::unix::fs::MetadataExt;
-    let dir = format!("/proc/{pid}");
-    let stat = std::fs::read_to_string(format!("{dir}/stat")).ok();
-    let ppid = stat.as_deref().and_then(|s| s[s.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok());
-    let uid = std::fs::metadata(&dir).ok().map(|m| m.uid());
-    let cmdline = std::fs::read(format!("{dir}/cmdline")).ok().map(|b| {
-        let args: Vec<String> =
-            b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        args.join(" ")
-    });
-    // Kernel threads have no command line: lsns shows their comm.
-    let command = cmdline.filter(|c| !c.is_empty()).or_else(|| {
-        let s = stat.as_deref()?;
-        Some(s[s.find('(')? + 1..s.rfind(')')?].to_string())
-    });
-    ProcFacts { ppid, uid, command }
-}
-
-/// User names by uid, from /etc/passwd.
-fn read_users() -> HashMap<u32, String> {
-    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
-        })
-        .collect()
-}
-
-/// The processes lsns counts for a namespace: those whose
-/// `/proc/PID/ns/<type>` is it (not pid_for_children, not a thread alone).
-pub fn member_pids(row: &NsRow) -> Vec<u32> {
-    let mut pids: Vec<u32> = row
-        .holders
-        .iter()
-        .filter_map(|h| match h {
-            Holder::Task { pid, tid: None, hold: TaskHold::Member, .. } => Some(*pid),
-            _ => None,
-        })
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    pids
+impl Needs {
+    pub fn of(cols: &[LsCol]) -> Needs {
+        let any = |f: fn(&LsCol) -> bool| cols.iter().any(f);
+        Needs {
+            own: any(|c| matches!(c, LsCol::Nsfs | LsCol::Nprocs | LsCol::OwnerUid | LsCol::Netnsid)),
+            lowest: any(|c| c.describes_a_process()),
+            nprocs: cols.contains(&LsCol::Nprocs),
+            // COMMAND also draws the process tree (each line's parent).
+            procs: any(|c| matches!(c, LsCol::Ppid | LsCol::Command | LsCol::Uid | LsCol::User)),
+            users: cols.contains(&LsCol::User),
+            owner_uid: cols.contains(&LsCol::OwnerUid),
+            netnsid: cols.contains(&LsCol::Netnsid),
+        }
+    }
 }
 
 /// One output line: a namespace, described through process `pid` (its
@@ -277,75 +262,35 @@ pub struct Line<'r> {
 }
 
 impl<'r> Line<'r> {
-    /// A namespace's line, through its lowest member whose
-    /// `/proc/PID/ns/<type>` can be reached (as lsns, which sees only
-    /// those; some sandboxes hide pid 1's even from root, and a PATH that
-    /// cannot be opened is of no use).
-    pub fn of(row: &'r NsRow) -> Line<'r> {
-        let ty = row.ns_type.name();
-        let members = member_pids(row);
-        let reachable = members.iter().copied().find(|p| std::fs::metadata(format!("/proc/{p}/ns/{ty}")).is_ok());
-        Line { row, pid: reachable.or(members.first().copied()) }
+    /// A namespace's line, through the process [`LsnsFacts::find_lowest`]
+    /// chose (none when it was not asked: no column describes a process).
+    pub fn of(row: &'r NsRow, facts: &LsnsFacts) -> Line<'r> {
+        Line { row, pid: facts.lowest.get(&(row.ns_type, row.inode)).copied() }
     }
 
-    /// A line for a column that describes no process (no member lookup:
-    /// nstrace's own table asks for AGE and CONTAINER on every row).
+    /// A line for a column that describes no process (nstrace's own table
+    /// asks for AGE and CONTAINER on every row).
     fn bare(row: &'r NsRow) -> Line<'r> {
         Line { row, pid: None }
     }
 }
 
-/// Cells of every column for the rows of one listing.
+/// Cells of every column for the rows of one listing, from the store and
+/// from what /proc said before the listing ([`LsnsFacts`]).
 pub struct Cells<'a> {
     store: &'a NsStore,
     /// Unix time of the listing (AGE).
     now: f64,
-    /// The mount namespace NSFS paths are seen from (the reader's).
-    own_mnt_ns: u64,
-    procs: RefCell<HashMap<u32, ProcFacts>>,
-    /// Whether /proc/PID/ns of a process can be read (lsns counts only those).
-    reachable: RefCell<HashMap<u32, bool>>,
-    /// The namespaces this process is in (inodes): lsns counts itself in its own.
-    own: Vec<u64>,
-    users: HashMap<u32, String>,
-    netlink: Option<Netlink>,
+    facts: &'a LsnsFacts,
 }
 
 impl<'a> Cells<'a> {
-    pub fn new(store: &'a NsStore, now: f64) -> Cells<'a> {
-        use std::os::unix::fs::MetadataExt;
-        Cells {
-            store,
-            now,
-            own_mnt_ns: std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0),
-            procs: RefCell::new(HashMap::new()),
-            reachable: RefCell::new(HashMap::new()),
-            own: nstrace_common::ns::NsType::ALL
-                .iter()
-                .filter_map(|t| std::fs::metadata(format!("/proc/self/ns/{}", t.name())).ok().map(|m| m.ino()))
-                .collect(),
-            users: read_users(),
-            netlink: Netlink::open().ok(),
-        }
-    }
-
-    /// NPROCS as lsns counts it: the members whose /proc/PID/ns links can
-    /// be read (a sandbox can hide pid 1's even from root; the kernel walk
-    /// still finds it), and the listing process itself in the namespaces
-    /// it is in (lsns counts itself; nstrace leaves itself out of holders).
-    fn nprocs(&self, row: &NsRow) -> usize {
-        let ty = row.ns_type.name();
-        let mut reachable = self.reachable.borrow_mut();
-        let seen = member_pids(row)
-            .into_iter()
-            .filter(|&p| p != std::process::id())
-            .filter(|&p| *reachable.entry(p).or_insert_with(|| std::fs::metadata(format!("/proc/{p}/ns/{ty}")).is_ok()))
-            .count();
-        seen + usize::from(self.own.contains(&row.inode))
+    pub fn new(store: &'a NsStore, now: f64, facts: &'a LsnsFacts) -> Cells<'a> {
+        Cells { store, now, facts }
     }
 
     pub(super) fn proc(&self, pid: u32) -> ProcFacts {
-        self.procs.borrow_mut().entry(pid).or_insert_with(|| read_proc(pid)).clone()
+        self.facts.procs.get(&pid).cloned().unwrap_or_default()
     }
 
     fn record(&self, row: &NsRow) -> Option<&'a Namespace> {
@@ -358,7 +303,7 @@ impl<'a> Cells<'a> {
             .holders
             .iter()
             .filter_map(|h| match h {
-                Holder::Mount { path, mnt_ns, .. } if *mnt_ns == self.own_mnt_ns => Some(path.as_str()),
+                Holder::Mount { path, mnt_ns, .. } if *mnt_ns == self.facts.own_mnt_ns => Some(path.as_str()),
                 _ => None,
             })
             .collect();
@@ -366,58 +311,15 @@ impl<'a> Cells<'a> {
         paths
     }
 
-    /// The namespace opened through the line's process, else any holder
-    /// that opens: a member, a task holding it for its children, an fd, a
-    /// mount here (some sandboxes hide /proc/1/ns even from root).
-    fn open_ns(&self, row: &NsRow, pid: Option<u32>) -> Option<std::fs::File> {
-        let ty = row.ns_type.name();
-        let holders = row.holders.iter().filter_map(|h| match h {
-            Holder::Task { pid, hold: TaskHold::PidForChildren, .. } => {
-                Some(format!("/proc/{pid}/ns/pid_for_children"))
-            }
-            Holder::Task { pid, hold: TaskHold::TimeForChildren, .. } => {
-                Some(format!("/proc/{pid}/ns/time_for_children"))
-            }
-            Holder::Task { pid, .. } => Some(format!("/proc/{pid}/ns/{ty}")),
-            Holder::Fd { pid, fd, .. } => Some(format!("/proc/{pid}/fd/{fd}")),
-            Holder::Mount { .. } => None,
-        });
-        let paths = pid
-            .map(|p| format!("/proc/{p}/ns/{ty}"))
-            .into_iter()
-            .chain(holders)
-            .chain(self.nsfs_paths(row).into_iter().map(str::to_string));
-        // The inode is checked: a pid or fd may have been reused since.
-        paths
-            .into_iter()
-            .filter_map(|p| std::fs::File::open(p).ok())
-            .find(|f| crate::procfs::nsfs::inode(f).is_ok_and(|ino| ino == row.inode))
-    }
-
-    /// NS_GET_OWNER_UID: of the user namespace itself, or of the one that
-    /// owns a namespace of another type.
-    fn owner_uid(&self, row: &NsRow, pid: Option<u32>) -> Value {
-        use crate::procfs::nsfs;
-        let Some(file) = self.open_ns(row, pid) else { return Value::Null };
-        let uid = if row.ns_type == nstrace_common::ns::NsType::User {
-            nsfs::owner_uid(&file).ok()
-        } else {
-            nsfs::owner(&file).ok().flatten().and_then(|user| nsfs::owner_uid(user).ok())
-        };
-        uid.map_or(Value::Null, |u| Value::Num(u as i64))
-    }
-
-    fn netnsid(&self, row: &NsRow, pid: Option<u32>) -> Value {
+    fn netnsid(&self, row: &NsRow) -> Value {
         if row.ns_type != nstrace_common::ns::NsType::Net {
             return Value::Null;
         }
-        let Some(file) = self.open_ns(row, pid) else { return Value::Null };
-        let Some(netlink) = &self.netlink else { return Value::Null };
-        match netlink.nsid(file.as_fd()) {
+        match self.facts.netnsids.get(&row.inode) {
             // A text column in lsns (its JSON too): "7", or "unassigned".
-            Ok(NetnsId::Assigned(id)) => Value::Text(id.to_string()),
-            Ok(NetnsId::Unassigned) => Value::Text("unassigned".into()),
-            Err(_) => Value::Null,
+            Some(NetnsId::Assigned(id)) => Value::Text(id.to_string()),
+            Some(NetnsId::Unassigned) => Value::Text("unassigned".into()),
+            None => Value::Null,
         }
     }
 
@@ -430,7 +332,7 @@ impl<'a> Cells<'a> {
             LsCol::Ns => Value::Num(row.inode as i64),
             LsCol::Type => Value::Text(row.ns_type.name().into()),
             LsCol::Path => text(lowest().map(|p| format!("/proc/{p}/ns/{}", row.ns_type.name()))),
-            LsCol::Nprocs => Value::Num(self.nprocs(row) as i64),
+            LsCol::Nprocs => Value::Num(self.facts.nprocs.get(&(row.ns_type, row.inode)).copied().unwrap_or(0) as i64),
             LsCol::Pid => lowest().map_or(Value::Null, |p| Value::Num(p as i64)),
             LsCol::Ppid => lowest().and_then(|p| self.proc(p).ppid).map_or(Value::Null, |p| Value::Num(p as i64)),
             LsCol::Command => text(lowest().and_then(|p| self.proc(p).command)),
@@ -438,9 +340,9 @@ impl<'a> Cells<'a> {
             LsCol::User => text(
                 lowest()
                     .and_then(|p| self.proc(p).uid)
-                    .map(|u| self.users.get(&u).cloned().unwrap_or_else(|| u.to_string())),
+                    .map(|u| self.facts.users.get(&u).cloned().unwrap_or_else(|| u.to_string())),
             ),
-            LsCol::Netnsid => self.netnsid(row, lowest()),
+            LsCol::Netnsid => self.netnsid(row),
             LsCol::Nsfs => {
                 let paths = self.nsfs_paths(row);
                 if paths.is_empty() { Value::Null } else { Value::Text(paths.join("\n")) }
@@ -448,7 +350,9 @@ impl<'a> Cells<'a> {
             LsCol::Pns => Value::Num(row.parent.unwrap_or(0) as i64),
             LsCol::Ons => Value::Num(row.owner.unwrap_or(0) as i64),
             LsCol::Id => row.id.map_or(Value::Null, |id| Value::Num(id as i64)),
-            LsCol::OwnerUid => self.owner_uid(row, lowest()),
+            LsCol::OwnerUid => {
+                self.facts.owner_uids.get(&(row.ns_type, row.inode)).map_or(Value::Null, |u| Value::Num(*u as i64))
+            }
             LsCol::State => Value::Text(row.state.name().into()),
             LsCol::Holders => match holders_summary(row).as_str() {
                 "-" => Value::Null,
@@ -479,7 +383,7 @@ impl<'a> Cells<'a> {
 
     /// The cell text of `col` in nstrace's own table ("-" for nothing).
     pub fn table_text(&self, col: LsCol, row: &NsRow) -> String {
-        let line = if col.describes_a_process() { Line::of(row) } else { Line::bare(row) };
+        let line = if col.describes_a_process() { Line::of(row, self.facts) } else { Line::bare(row) };
         match (col, self.value(col, line)) {
             (_, Value::Null) => "-".into(),
             (LsCol::Age, Value::Real(secs)) => crate::present::age::coarse(secs),

@@ -1,8 +1,12 @@
 //! The /proc side: holders (tasks, threads, nsfs fds, bind mounts), sockets
-//! that pin net namespaces, nsfs ioctls, the lsns-style namespace list and
-//! listns(2).
-//! Knows nothing of eBPF, the store or any view.
+//! that pin net namespaces, nsfs ioctls, the lsns-style namespace list,
+//! listns(2), and the facts the views show beyond the holders ([`facts`]:
+//! read before rendering, so that views do no I/O).
+//! Reads /proc, nsfs files and /etc/passwd and asks the kernel through
+//! ioctls, netlink and listns; writes nothing. Knows nothing of eBPF, the
+//! store or any view.
 
+pub mod facts;
 pub mod holders;
 pub mod listns;
 pub mod namespaces;

@@ -1,4 +1,6 @@
 use super::*;
+use crate::model::TaskHold;
+use nstrace_common::ns::NsType;
 
 #[test]
 fn output_lists_parse_as_lsns_reads_them() {
@@ -24,34 +26,19 @@ fn raw_cells_never_split_a_line_into_more_fields() {
 }
 
 fn row_with(holders: Vec<Holder>) -> NsRow {
-    NsRow { holders: holders.into(), ..NsRow::new(nstrace_common::ns::NsType::Net, 4026532000) }
-}
-
-#[test]
-fn lsns_counts_the_processes_that_live_in_it() {
-    let comm: crate::model::Comm = "sh".into();
-    let task = |pid, tid, hold| Holder::Task { pid, tid, comm: comm.clone(), hold };
-    let row = row_with(vec![
-        task(300, None, TaskHold::Member),
-        task(42, None, TaskHold::Member),
-        task(42, None, TaskHold::Member),
-        // Only as pid_for_children, or only a thread: not in lsns's count.
-        task(7, None, TaskHold::PidForChildren),
-        task(9, Some(10), TaskHold::Member),
-        Holder::Fd { pid: 5, fd: 3, comm: comm.clone() },
-    ]);
-    assert_eq!(member_pids(&row), [42, 300]);
+    NsRow { holders: holders.into(), ..NsRow::new(NsType::Net, 4026532000) }
 }
 
 #[test]
 fn json_form_is_lsns_document_with_typed_values() {
     let store = NsStore::new(Default::default(), Default::default());
-    let cells = Cells::new(&store, 0.0);
+    let facts = LsnsFacts::default();
+    let cells = Cells::new(&store, 0.0, &facts);
     let row = NsRow { owner: Some(4026531837), ..row_with(Vec::new()) };
     let mut out = Vec::new();
     let form = Form { headings: true, json: true, ..Form::default() };
     let cols = [LsCol::Ns, LsCol::Type, LsCol::Nprocs, LsCol::Pid, LsCol::Ons, LsCol::Pns];
-    write(&mut out, &[Line::of(&row)], &cols, &cells, form).unwrap();
+    write(&mut out, &[Line::of(&row, &facts)], &cols, &cells, form).unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         doc,
@@ -62,7 +49,7 @@ fn json_form_is_lsns_document_with_typed_values() {
     // Raw: one line per row, empty cells kept as empty fields.
     let mut out = Vec::new();
     let form = Form { raw: true, ..Form::default() };
-    write(&mut out, &[Line::of(&row)], &[LsCol::Ns, LsCol::Pid, LsCol::Type], &cells, form).unwrap();
+    write(&mut out, &[Line::of(&row, &facts)], &[LsCol::Ns, LsCol::Pid, LsCol::Type], &cells, form).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), "4026532000  net\n");
 }
 
@@ -85,19 +72,28 @@ fn the_process_tree_hangs_each_line_under_its_parent_process() {
 
 #[test]
 fn only_the_process_columns_depend_on_the_lowest_process() {
-    // Our own process is a member: every per-process column has a value
-    // through it (NETNSID and OWNER-UID would also open the namespace
-    // through another holder), and none of the others changes without it.
-    let me = std::process::id();
+    // What /proc said of a member process and of the namespace: every
+    // per-process column has a value through it, and none of the others
+    // changes without it.
+    let me = 4242;
     let comm: crate::model::Comm = "test".into();
-    use std::os::unix::fs::MetadataExt;
-    let own_net = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    let inode = 4026531840;
     let row = NsRow {
         holders: vec![Holder::Task { pid: me, tid: None, comm, hold: TaskHold::Member }].into(),
-        ..NsRow::new(nstrace_common::ns::NsType::Net, own_net)
+        ..NsRow::new(NsType::Net, inode)
+    };
+    let facts = LsnsFacts {
+        lowest: [((NsType::Net, inode), me)].into(),
+        nprocs: [((NsType::Net, inode), 1)].into(),
+        procs: [(me, ProcFacts { ppid: Some(1), uid: Some(0), command: Some("test".into()) })].into(),
+        users: [(0, "root".to_string())].into(),
+        owner_uids: [((NsType::Net, inode), 0)].into(),
+        netnsids: [(inode, NetnsId::Unassigned)].into(),
+        ..LsnsFacts::default()
     };
     let store = NsStore::new(Default::default(), Default::default());
-    let cells = Cells::new(&store, 0.0);
+    let cells = Cells::new(&store, 0.0, &facts);
+    assert_eq!(Line::of(&row, &facts).pid, Some(me));
     for col in LsCol::ALL {
         let through = cells.value(col, Line { row: &row, pid: Some(me) });
         let bare = cells.value(col, Line::bare(&row));
@@ -107,4 +103,23 @@ fn only_the_process_columns_depend_on_the_lowest_process() {
             assert_eq!(through, bare, "{col:?} does not depend on a process");
         }
     }
+    let text = |col, pid| cells.value(col, Line { row: &row, pid });
+    assert_eq!(
+        [LsCol::Nprocs, LsCol::Ppid, LsCol::User, LsCol::Netnsid].map(|c| text(c, Some(me))),
+        [Value::Num(1), Value::Num(1), Value::Text("root".into()), Value::Text("unassigned".into())]
+    );
+    assert_eq!(text(LsCol::Path, Some(me)), Value::Text("/proc/4242/ns/net".into()));
+}
+
+#[test]
+fn each_column_needs_only_its_own_facts() {
+    assert_eq!(
+        Needs::of(&LsCol::LSNS_DEFAULT),
+        Needs { own: true, lowest: true, nprocs: true, procs: true, users: true, ..Needs::default() }
+    );
+    assert_eq!(Needs::of(&[LsCol::Ns, LsCol::Type, LsCol::Age, LsCol::Container]), Needs::default());
+    assert_eq!(Needs::of(&[LsCol::Nsfs]), Needs { own: true, ..Needs::default() });
+    assert_eq!(Needs::of(&[LsCol::Path]), Needs { lowest: true, ..Needs::default() });
+    assert_eq!(Needs::of(&[LsCol::Netnsid]), Needs { own: true, lowest: true, netnsid: true, ..Needs::default() });
+    assert_eq!(Needs::of(&[LsCol::OwnerUid]), Needs { own: true, lowest: true, owner_uid: true, ..Needs::default() });
 }
