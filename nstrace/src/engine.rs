@@ -233,9 +233,7 @@ impl Engine {
             lost_seen: HashMap::new(),
             interval,
             host_ids,
-            own_mnt_ns: std::fs::metadata("/proc/self/ns/mnt")
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-                .unwrap_or(0),
+            own_mnt_ns: crate::procfs::facts::own_ns(nstrace_common::ns::NsType::Mnt).unwrap_or(0),
             walk_soon: None,
             hinted: NsTypeSet::EMPTY,
             batch: Vec::new(),

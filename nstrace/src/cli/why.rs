@@ -2,7 +2,7 @@
 //! namespace explained, with what would release each holder (never run).
 
 use crate::present::escape::text as esc;
-use std::{io::Write, os::unix::fs::MetadataExt};
+use std::io::Write;
 
 use nstrace_common::ns::NsType;
 
@@ -13,7 +13,7 @@ use crate::{
     origin::ContainerRef,
     present::advice,
     present::explain::Explainer,
-    procfs::facts::HolderFacts,
+    procfs::facts::{self, HolderFacts, NsFileError},
     snapshot::Source,
     store::NsStore,
 };
@@ -56,7 +56,7 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
         ));
     }
     let netns = format!("/run/netns/{target}");
-    let named = !target.contains('/') && std::path::Path::new(&netns).exists();
+    let named = !target.contains('/') && facts::ip_netns_exists(target);
     if let Ok(n) = target.parse::<u64>() {
         // Ids are small; inodes are large: try the id first, then the inode.
         let of_type = |r: &&&NsRow| ns_type.is_none_or(|t| r.ns_type == t);
@@ -97,7 +97,7 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
     // A container's process (or one of its threads, runc's while it starts)
     // can be in the host's namespace: the namespace nstrace itself is in is
     // the last choice, then the one with the fewest tasks.
-    let own = crate::procfs::facts::own_ns(ns_type);
+    let own = facts::own_ns(ns_type);
     let mut found: Vec<&NsRow> = rows.iter().filter(in_container).copied().collect();
     found.sort_by_key(|r| (Some(r.inode) == own, r.tasks));
     found.first().copied().ok_or_else(|| {
@@ -112,8 +112,9 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
 fn resolve_path<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
     // /proc/PID/ns/pid_for_children names nothing until PID's first child
     // exists: the holder scan knows the namespace.
+    let named = facts::ns_file(target);
     if let Some((pid, hold)) = for_children(target)
-        && std::fs::metadata(target).is_err()
+        && matches!(named, Err(NsFileError::Stat(_)))
     {
         return rows
             .iter()
@@ -125,14 +126,15 @@ fn resolve_path<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
                 Error::Usage(format!("process {pid} holds no namespace as {}", target.rsplit('/').next().unwrap_or("")))
             });
     }
-    let meta = std::fs::metadata(target).map_err(|e| Error::input(format!("cannot open {target}"), e))?;
-    let fd = crate::procfs::nsfs::open(std::path::Path::new(target))
-        .map_err(|e| Error::input(format!("opening {target}"), e))?;
-    let ty = crate::procfs::nsfs::ns_type(&fd)
-        .map_err(|_| Error::Usage(format!("{target} is not a namespace file (nsfs)")))?;
-    rows.iter().copied().find(|r| r.inode == meta.ino() && r.ns_type == ty).ok_or_else(|| {
-        Error::Usage(format!("{target} names {} namespace {} which is not listed", ty.name(), meta.ino()))
-    })
+    let (ty, ino) = named.map_err(|e| match e {
+        NsFileError::Stat(e) => Error::input(format!("cannot open {target}"), e),
+        NsFileError::Open(e) => Error::input(format!("opening {target}"), e),
+        NsFileError::NotNsfs => Error::Usage(format!("{target} is not a namespace file (nsfs)")),
+    })?;
+    rows.iter()
+        .copied()
+        .find(|r| r.inode == ino && r.ns_type == ty)
+        .ok_or_else(|| Error::Usage(format!("{target} names {} namespace {ino} which is not listed", ty.name())))
 }
 
 /// (PID, hold) of "/proc/PID/ns/pid_for_children" or ".../time_for_children".

@@ -1,11 +1,13 @@
-//! What the views need from /proc beyond the holder scan, read before they
-//! render so that they only read data: the reader's own namespaces, and
-//! for `why` and `leaks` ([`HolderFacts`]) the holders' pids in their own
-//! pid namespaces, zombie parents, command lines and the sockets that pin
-//! net namespaces. `ls -o`'s lsns columns have theirs in [`lsns`].
+//! What the commands need from /proc beyond the holder scan, read before
+//! the views render so that they only read data: the reader's own
+//! namespaces, which namespace a path or process names, and for `why` and
+//! `leaks` ([`HolderFacts`]) the holders' pids in their own pid namespaces,
+//! zombie parents, command lines and the sockets that pin net namespaces.
+//! `ls -o`'s lsns columns have theirs in [`lsns`].
 //!
-//! Reads /proc/self/ns/*, /proc/PID/{status,stat,cmdline,comm,ns/pid} and,
-//! through [`sockets`], every process's socket fds. Writes nothing.
+//! Reads /proc/self/ns/*, /proc/PID/{status,stat,cmdline,comm,ns/*}, the
+//! namespace files `why` is given, /run/netns and, through [`sockets`],
+//! every process's socket fds. Writes nothing.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -28,6 +30,31 @@ pub mod lsns;
 /// (`/proc/self/ns/<type>`); None when it cannot be read.
 pub fn own_ns(t: NsType) -> Option<u64> {
     std::fs::metadata(format!("/proc/self/ns/{}", t.name())).map(|m| m.ino()).ok()
+}
+
+/// Whether `ip netns` has a namespace named `name` (`/run/netns/NAME`).
+pub fn ip_netns_exists(name: &str) -> bool {
+    std::path::Path::new(&format!("/run/netns/{name}")).exists()
+}
+
+/// Why a path names no namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum NsFileError {
+    #[error("no such file")]
+    Stat(#[source] std::io::Error),
+    #[error("cannot be opened")]
+    Open(#[source] std::io::Error),
+    #[error("not a namespace file (nsfs)")]
+    NotNsfs,
+}
+
+/// The namespace a namespace file (`/proc/PID/ns/TYPE`, a bind mount, an
+/// nsfs fd's link) refers to: its type and inode.
+pub fn ns_file(path: &str) -> Result<(NsType, u64), NsFileError> {
+    let ino = std::fs::metadata(path).map_err(NsFileError::Stat)?.ino();
+    let fd = super::nsfs::open(std::path::Path::new(path)).map_err(NsFileError::Open)?;
+    let ty = super::nsfs::ns_type(&fd).map_err(|_| NsFileError::NotNsfs)?;
+    Ok((ty, ino))
 }
 
 /// The (type, inode) of each namespace process `pid` is in (lsns -p);
