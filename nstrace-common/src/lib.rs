@@ -17,6 +17,8 @@ pub mod decode;
 
 /// Names of maps and programs, shared so the loader never guesses a string.
 pub mod names {
+    use crate::ns::NsType;
+
     /// Ring buffer carrying lifecycle and task events.
     pub const EVENTS_MAP: &str = "EVENTS";
     /// Ring buffer carrying tree-walk records (kept apart so a large walk
@@ -109,14 +111,35 @@ pub mod names {
     pub const PROG_FEXIT_CREATE_USER_NS: &str = "fexit_create_user_ns";
     pub const PROG_FEXIT_COPY_MNT_NS: &str = "fexit_copy_mnt_ns";
     pub const PROG_KRETPROBE_COPY_MNT_NS: &str = "kretprobe_copy_mnt_ns";
-    /// Per-type constructors `f(flags, user_ns, old_ns) -> new_ns`:
-    /// (kernel function, fexit program, kretprobe program, type index).
-    pub const CONSTRUCTORS: [(&str, &str, &str, u32); 6] = [
-        ("copy_net_ns", "fexit_copy_net_ns", "kretprobe_copy_net_ns", 0),
-        ("copy_utsname", "fexit_copy_utsname", "kretprobe_copy_utsname", 1),
-        ("copy_ipcs", "fexit_copy_ipcs", "kretprobe_copy_ipcs", 2),
-        ("copy_pid_ns", "fexit_copy_pid_ns", "kretprobe_copy_pid_ns", 3),
-        ("copy_cgroup_ns", "fexit_copy_cgroup_ns", "kretprobe_copy_cgroup_ns", 6),
-        ("copy_time_ns", "fexit_copy_time_ns", "kretprobe_copy_time_ns", 7),
+    /// A per-type namespace constructor the kernel-function mechanisms hook:
+    /// the kernel function, its fexit and kretprobe programs, and the type
+    /// of namespace it makes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Constructor {
+        pub function: &'static str,
+        pub fexit: &'static str,
+        pub kretprobe: &'static str,
+        pub ns_type: NsType,
+    }
+
+    const fn constructor(
+        function: &'static str,
+        fexit: &'static str,
+        kretprobe: &'static str,
+        ns_type: NsType,
+    ) -> Constructor {
+        Constructor { function, fexit, kretprobe, ns_type }
+    }
+
+    /// Every per-type constructor (user namespaces have none of this shape:
+    /// `create_user_ns` is hooked by fexit alone, [`PROG_FEXIT_CREATE_USER_NS`]).
+    pub const CONSTRUCTORS: [Constructor; 7] = [
+        constructor("copy_net_ns", "fexit_copy_net_ns", "kretprobe_copy_net_ns", NsType::Net),
+        constructor("copy_utsname", "fexit_copy_utsname", "kretprobe_copy_utsname", NsType::Uts),
+        constructor("copy_ipcs", "fexit_copy_ipcs", "kretprobe_copy_ipcs", NsType::Ipc),
+        constructor("copy_pid_ns", "fexit_copy_pid_ns", "kretprobe_copy_pid_ns", NsType::Pid),
+        constructor("copy_cgroup_ns", "fexit_copy_cgroup_ns", "kretprobe_copy_cgroup_ns", NsType::Cgroup),
+        constructor("copy_time_ns", "fexit_copy_time_ns", "kretprobe_copy_time_ns", NsType::Time),
+        constructor("copy_mnt_ns", PROG_FEXIT_COPY_MNT_NS, PROG_KRETPROBE_COPY_MNT_NS, NsType::Mnt),
     ];
 }

@@ -76,26 +76,22 @@ pub(crate) fn report(index: u32, status: u32, emitted: u32) {
 
 /// A namespace of type `ty` the calling task can reach.
 #[inline(always)]
-fn start_ns(ty: usize) -> u64 {
+fn start_ns(ty: NsType) -> u64 {
     let task = unsafe { bpf_get_current_task() };
-    if ty == NsType::User as usize {
-        let cred = ptr_at(task, config!(offsets.task_real_cred));
-        return ptr_at(cred, config!(offsets.cred_user_ns));
-    }
-    if ty == NsType::Pid as usize {
-        return active_pid_ns(task);
-    }
-    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
     let off = match ty {
-        0 => config!(offsets.nsproxy_net),
-        1 => config!(offsets.nsproxy_uts),
-        2 => config!(offsets.nsproxy_ipc),
-        5 => config!(offsets.nsproxy_mnt),
-        6 => config!(offsets.nsproxy_cgroup),
-        7 => config!(offsets.nsproxy_time),
-        _ => ABSENT,
+        NsType::User => {
+            let cred = ptr_at(task, config!(offsets.task_real_cred));
+            return ptr_at(cred, config!(offsets.cred_user_ns));
+        }
+        NsType::Pid => return active_pid_ns(task),
+        NsType::Net => config!(offsets.nsproxy_net),
+        NsType::Uts => config!(offsets.nsproxy_uts),
+        NsType::Ipc => config!(offsets.nsproxy_ipc),
+        NsType::Mnt => config!(offsets.nsproxy_mnt),
+        NsType::Cgroup => config!(offsets.nsproxy_cgroup),
+        NsType::Time => config!(offsets.nsproxy_time),
     };
-    ptr_at(nsproxy, off)
+    ptr_at(ptr_at(task, config!(offsets.task_nsproxy)), off)
 }
 
 /// Whether the `ns_common` at `common` is a live namespace of the expected type.
@@ -145,15 +141,15 @@ fn try_ns_walk() -> (u32, u32) {
     if ty >= NS_TYPES || list_off == ABSENT || config!(offsets.ns_type) == ABSENT {
         return (walk_status::UNSUPPORTED, 0);
     }
-    let expected = match NsType::from_u32(ty as u32) {
-        Some(t) => t.clone_flag() as u32,
-        None => return (walk_status::UNSUPPORTED, 0),
+    let Some(ns_type) = NsType::from_u32(ty as u32) else {
+        return (walk_status::UNSUPPORTED, 0);
     };
+    let expected = ns_type.clone_flag() as u32;
     let budget = budget(state);
 
     let mut node = unsafe { (*state).cursor_node };
     if node == 0 {
-        let common = ns_common_of(start_ns(ty), ty);
+        let common = ns_common_of(start_ns(ns_type), ty);
         if common == 0 || !is_entry(common, expected) {
             return (walk_status::NO_START, 0);
         }

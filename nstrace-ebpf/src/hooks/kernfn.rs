@@ -160,6 +160,8 @@ pub fn kprobe_free_inum(ctx: ProbeContext) -> u32 {
 
 /// fexit and kretprobe programs for a constructor with the prototype
 /// `struct X *f(unsigned long flags, struct user_namespace *, struct X *old)`.
+/// The program names, functions and types are those of
+/// `nstrace_common::names::CONSTRUCTORS` (attribute macros take literals only).
 macro_rules! constructor {
     ($fexit:ident, $kretprobe:ident, $func:literal, $ty:expr) => {
         #[fexit(function = $func)]

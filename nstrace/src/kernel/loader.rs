@@ -249,20 +249,18 @@ impl Tracer {
     /// `tracepoints`: the task and syscall hooks report first sightings).
     pub fn attach_create(&mut self, m: Create) -> Result<(), LoaderError> {
         use nstrace_common::names::*;
-        let constructors = CONSTRUCTORS.iter().map(|(f, fexit, kret, _)| (*f, *fexit, *kret));
-        let with_mnt = constructors.chain([("copy_mnt_ns", PROG_FEXIT_COPY_MNT_NS, PROG_KRETPROBE_COPY_MNT_NS)]);
         match m {
             Create::Tracepoints => Ok(()),
             Create::FexitNsTree => self.attach_fexit(PROG_FEXIT_NS_TREE_ADD, "__ns_tree_add_raw"),
             Create::FexitConstructors => {
-                for (function, fexit, _) in with_mnt {
-                    self.attach_fexit(fexit, function)?;
+                for c in CONSTRUCTORS {
+                    self.attach_fexit(c.fexit, c.function)?;
                 }
                 self.attach_fexit(PROG_FEXIT_CREATE_USER_NS, "create_user_ns")
             }
             Create::KprobeConstructors => {
-                for (function, _, kretprobe) in with_mnt {
-                    self.attach_kprobe(kretprobe, function)?;
+                for c in CONSTRUCTORS {
+                    self.attach_kprobe(c.kretprobe, c.function)?;
                 }
                 Ok(())
             }

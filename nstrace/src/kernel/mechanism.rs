@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use nstrace_common::names::CONSTRUCTORS;
 use serde::Serialize;
 
 /// How new namespaces are reported.
@@ -103,22 +104,31 @@ pub struct Facts {
 }
 
 /// Kernel functions the constructor mechanisms hook (all must be hookable).
-pub const CONSTRUCTOR_FUNCTIONS: [&str; 7] =
-    ["copy_net_ns", "copy_utsname", "copy_ipcs", "copy_pid_ns", "copy_cgroup_ns", "copy_time_ns", "copy_mnt_ns"];
+pub const CONSTRUCTOR_FUNCTIONS: [&str; CONSTRUCTORS.len()] = {
+    let mut f = [""; CONSTRUCTORS.len()];
+    let mut i = 0;
+    while i < f.len() {
+        f[i] = CONSTRUCTORS[i].function;
+        i += 1;
+    }
+    f
+};
+/// Kernel functions hooked apart from the per-type constructors.
+const OTHER_HOOKED_FUNCTIONS: [&str; 4] = ["__ns_tree_add_raw", "__ns_tree_remove", "proc_free_inum", "create_user_ns"];
 /// Every kernel function any mechanism hooks.
-pub const HOOKED_FUNCTIONS: [&str; 11] = [
-    "__ns_tree_add_raw",
-    "__ns_tree_remove",
-    "proc_free_inum",
-    "create_user_ns",
-    "copy_net_ns",
-    "copy_utsname",
-    "copy_ipcs",
-    "copy_pid_ns",
-    "copy_cgroup_ns",
-    "copy_time_ns",
-    "copy_mnt_ns",
-];
+pub const HOOKED_FUNCTIONS: [&str; OTHER_HOOKED_FUNCTIONS.len() + CONSTRUCTORS.len()] = {
+    let mut f = [""; OTHER_HOOKED_FUNCTIONS.len() + CONSTRUCTORS.len()];
+    let mut i = 0;
+    while i < f.len() {
+        f[i] = if i < OTHER_HOOKED_FUNCTIONS.len() {
+            OTHER_HOOKED_FUNCTIONS[i]
+        } else {
+            CONSTRUCTOR_FUNCTIONS[i - OTHER_HOOKED_FUNCTIONS.len()]
+        };
+        i += 1;
+    }
+    f
+};
 
 impl Facts {
     fn has(&self, f: &str) -> bool {
