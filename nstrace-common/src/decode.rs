@@ -40,8 +40,8 @@ impl Record {
     }
 }
 
-/// A decoded record or why it was rejected (owned, for batching).
-pub type StreamItemOwned = Result<Record, DecodeError>;
+/// One item of a record stream: a decoded record, or why its bytes were rejected.
+pub type StreamItem = Result<Record, DecodeError>;
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,7 +12,7 @@ use std::{
 };
 
 use nstrace_common::{
-    decode::{Record, StreamItemOwned},
+    decode::{Record, StreamItem},
     event::{EventKind, destroy_via},
     ns::{NsTypeSet, key_has_id},
 };
@@ -131,7 +131,7 @@ pub struct Engine {
     walk_soon: Option<tokio::time::Instant>,
     hinted: NsTypeSet,
     /// Records drained and not yet handled (empty between steps).
-    batch: Vec<StreamItemOwned>,
+    batch: Vec<StreamItem>,
     /// When the lost-record counters were last read.
     last_lost_check: tokio::time::Instant,
     last_walk_at: tokio::time::Instant,
@@ -139,7 +139,7 @@ pub struct Engine {
     walking: Option<Walking>,
     /// Records that arrived while it ran: handled once it is applied (the
     /// snapshot is older than they are), at most [`MAX_HELD`].
-    held: Vec<StreamItemOwned>,
+    held: Vec<StreamItem>,
     /// Records not held (past [`MAX_HELD`]): lost, healed by a resync.
     dropped_while_walking: u64,
     /// The last walk failure, until a walk works again.
@@ -424,31 +424,27 @@ impl Engine {
         }
     }
 
-    fn handle(&mut self, records: &mut Vec<StreamItemOwned>, out: &mut Vec<Event>) {
+    fn handle(&mut self, records: &mut Vec<StreamItem>, out: &mut Vec<Event>) {
         for item in records.drain(..) {
             self.stats.records += 1;
-            match item {
-                Ok(Record::Task(t)) => {
-                    if t.header.kind == EventKind::Exit as u32 {
-                        // What the task held outside the host namespaces.
-                        let types = slot_types(|i| t.ns[i].id != 0 && !self.host_ids.contains(&t.ns[i].id));
-                        self.hint(types);
-                    }
-                    events::from_task(&t, self.store.clock(), self.dev, out)
+            let record = match item {
+                Ok(record) => record,
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    log::warn!("malformed ring-buffer record skipped: {e}");
+                    continue;
                 }
-                Ok(Record::Syscall(s)) => {
-                    // The namespaces left behind may have died.
-                    if s.ret == 0 {
-                        self.hint(slot_types(|i| s.before[i] != s.after[i]));
-                    }
-                    let first = out.len();
-                    events::from_syscall(&s, self.store.clock(), self.dev, out);
-                    for e in &out[first..] {
-                        self.store.note(e);
-                    }
+            };
+            match &record {
+                Record::Task(t) if t.header.kind == EventKind::Exit as u32 => {
+                    // What the task held outside the host namespaces.
+                    let types = slot_types(|i| t.ns[i].id != 0 && !self.host_ids.contains(&t.ns[i].id));
+                    self.hint(types);
                 }
-                Ok(Record::DestroyHint(h)) => self.hint(destroy_work_types(h.which)),
-                Ok(Record::Destroy(d)) => {
+                // The namespaces left behind may have died.
+                Record::Syscall(s) if s.ret == 0 => self.hint(slot_types(|i| s.before[i] != s.after[i])),
+                Record::DestroyHint(h) => self.hint(destroy_work_types(h.which)),
+                Record::Destroy(d) => {
                     // The mechanism, as --mechanism and doctor name it.
                     let via = match (d.via, self.mechanisms.destroy) {
                         (destroy_via::NS_TREE_REMOVE, _) => Destroy::FentryNsTree,
@@ -458,25 +454,24 @@ impl Engine {
                     // The hook forgot type+inode keys itself (an inode is
                     // reused at once; doing it here would race the new
                     // namespace's first sighting). Ids never are.
-                    if let Some(key) = self.store.on_destroy(&d, via.into(), out)
+                    if let Some(key) = self.store.on_destroy(d, via.into(), out)
                         && key_has_id(key)
                     {
                         self.known.remove(key);
                     }
                 }
-                Ok(Record::Create(c)) => {
-                    self.store.on_create(&c, out);
+                Record::Create(c) => {
+                    self.store.on_create(c, out);
                 }
-                Ok(Record::Mount(m)) => {
-                    let e = events::from_mount(&m, self.store.clock(), resolve_target(&m, self.own_mnt_ns));
-                    self.store.on_mount(&e);
-                    out.push(e);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.stats.malformed += 1;
-                    log::warn!("malformed ring-buffer record skipped: {e}");
-                }
+                _ => {}
+            }
+            let first = out.len();
+            let own_mnt_ns = self.own_mnt_ns;
+            events::from_record(&record, self.store.clock(), self.dev, |m| resolve_target(m, own_mnt_ns), out);
+            // What syscalls changed and mounts made, for the namespaces' records.
+            for e in &out[first..] {
+                self.store.note(e);
+                self.store.on_mount(e);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The events nstrace reports to users, built from decoded records.
 
 use nstrace_common::{
+    decode::Record,
     event::{EventKind, MountEvent, NsRef, SyscallNsEvent, TaskNsEvent, create_cause, mount_syscall},
     ns::{CLONE_NEW_MASK, NsType, SLOT_NAMES, SLOT_TYPES, TASK_NS_SLOTS},
 };
@@ -427,8 +428,29 @@ impl Default for Clock {
     }
 }
 
+/// The one place a decoded record becomes events: `clone`/`namespaces`
+/// for a task record, `unshare`/`setns` then `namespaces` for a syscall
+/// record, `mount` for a mount record. Create and destroy records become
+/// events in the store, which knows what they add to and end; other
+/// records (walk rows, destroy hints) are not events. `mount_path`
+/// resolves a mount's target (see [`Event::Mount`]'s `path`).
+pub fn from_record(
+    record: &Record,
+    clock: &Clock,
+    dev: u64,
+    mount_path: impl FnOnce(&MountEvent) -> Option<String>,
+    out: &mut Vec<Event>,
+) {
+    match record {
+        Record::Task(t) => from_task(t, clock, dev, out),
+        Record::Syscall(s) => from_syscall(s, clock, dev, out),
+        Record::Mount(m) => out.push(from_mount(m, clock, mount_path(m))),
+        _ => {}
+    }
+}
+
 /// Events a task record stands for: `namespaces` (fork, exec) and `clone`.
-pub fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
+fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
     let time = clock.unix(e.header.ts_ns);
     let comm = comm_str(&e.comm);
     let cause = match EventKind::from_u32(e.header.kind) {
@@ -460,9 +482,8 @@ pub fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>)
     });
 }
 
-/// Events a syscall record stands for: `unshare`/`setns`, then `namespaces`.
 /// A mount record as an event; `path` is the target with symlinks resolved.
-pub fn from_mount(e: &MountEvent, clock: &Clock, path: Option<String>) -> Event {
+fn from_mount(e: &MountEvent, clock: &Clock, path: Option<String>) -> Event {
     Event::Mount {
         time: clock.unix(e.header.ts_ns),
         pid: e.header.tgid,
@@ -478,7 +499,8 @@ pub fn from_mount(e: &MountEvent, clock: &Clock, path: Option<String>) -> Event 
     }
 }
 
-pub fn from_syscall(e: &SyscallNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
+/// Events a syscall record stands for: `unshare`/`setns`, then `namespaces`.
+fn from_syscall(e: &SyscallNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
     let time = clock.unix(e.header.ts_ns);
     let comm = comm_str(&e.comm);
     let (pid, tid) = (e.header.tgid, e.header.tid);

@@ -44,7 +44,7 @@ pub(super) const MAX_HELD: usize = 1 << 16;
 
 impl Engine {
     /// Keeps records that arrive while a snapshot runs, up to [`MAX_HELD`].
-    pub(super) fn hold(&mut self, records: &mut Vec<StreamItemOwned>) {
+    pub(super) fn hold(&mut self, records: &mut Vec<StreamItem>) {
         let room = MAX_HELD.saturating_sub(self.held.len());
         if records.len() > room {
             self.dropped_while_walking += (records.len() - room) as u64;

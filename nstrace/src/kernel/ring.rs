@@ -5,6 +5,7 @@
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use nstrace_common::{
+    decode::StreamItem,
     event::{EventKind, MAX_EVENT_KIND},
     names,
 };
@@ -20,9 +21,6 @@ pub struct EventStream {
     ring: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
 }
-
-/// One item of the event stream: a record, or bytes that did not decode.
-pub type StreamItem = Result<nstrace_common::decode::Record, nstrace_common::decode::DecodeError>;
 
 impl EventStream {
     /// The stream over the events ring and the per-kind lost counters.
