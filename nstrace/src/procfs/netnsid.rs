@@ -4,14 +4,15 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, BorrowedFd},
 };
 
-const RTM_NEWNSID: u16 = 88;
-const RTM_GETNSID: u16 = 90;
-const NETNSA_NSID: u16 = 1;
-const NETNSA_FD: u16 = 3;
-const NLMSG_ERROR: u16 = 2;
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    nsid::{NsidAttribute, NsidMessage},
+};
+use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
 /// What the network subsystem says of one namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,99 +25,64 @@ pub enum NetnsId {
 }
 
 /// A NETLINK_ROUTE socket, one per listing.
-pub struct Netlink(OwnedFd);
+pub struct Netlink(Socket);
 
 impl Netlink {
     pub fn open() -> io::Result<Netlink> {
-        // SAFETY: plain socket(2); the fd is owned at once.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a new descriptor nobody else owns.
-        Ok(Netlink(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(Netlink(Socket::new(NETLINK_ROUTE)?))
     }
 
     /// The id of the network namespace `ns` (an nsfs fd).
     pub fn nsid(&self, ns: BorrowedFd<'_>) -> io::Result<NetnsId> {
-        let request = request(ns.as_raw_fd() as u32);
-        // SAFETY: the buffer outlives the call; the kernel copies it.
-        let sent = unsafe { libc::send(self.0.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut reply = [0u8; 256];
-        // SAFETY: the kernel writes at most reply.len() bytes.
-        let n = unsafe { libc::recv(self.0.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        parse_reply(&reply[..n as usize])
+        self.0.send(&request(ns.as_raw_fd() as u32), 0)?;
+        let (reply, _) = self.0.recv_from_full()?;
+        parse_reply(&reply)
     }
 }
 
-/// nlmsghdr (16 bytes), rtgenmsg padded to 4, one NETNSA_FD attribute.
+/// RTM_GETNSID for the namespace open as `fd` (NETNSA_FD).
 fn request(fd: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(28);
-    m.extend_from_slice(&28u32.to_ne_bytes());
-    m.extend_from_slice(&RTM_GETNSID.to_ne_bytes());
-    m.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
-    m.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
-    m.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
-    m.extend_from_slice(&8u16.to_ne_bytes());
-    m.extend_from_slice(&NETNSA_FD.to_ne_bytes());
-    m.extend_from_slice(&fd.to_ne_bytes());
-    m
+    let mut nsid = NsidMessage::default();
+    nsid.attributes.push(NsidAttribute::Fd(fd));
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    header.sequence_number = 1;
+    let mut message = NetlinkMessage::new(header, RouteNetlinkMessage::GetNsId(nsid).into());
+    message.finalize();
+    let mut buf = vec![0; message.buffer_len()];
+    message.serialize(&mut buf);
+    buf
 }
 
-fn bad(what: &str) -> io::Error {
+fn bad(what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("RTM_GETNSID reply: {what}"))
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn i32_at(b: &[u8], at: usize) -> Option<i32> {
-    Some(i32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// The NETNSA_NSID of an RTM_NEWNSID reply, or the error an NLMSG_ERROR
 /// carries.
 fn parse_reply(b: &[u8]) -> io::Result<NetnsId> {
-    let len = i32_at(b, 0).ok_or_else(|| bad("short"))? as usize;
-    let kind = u16_at(b, 4).ok_or_else(|| bad("short"))?;
-    if len > b.len() || len < 16 {
-        return Err(bad("length out of range"));
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(b).map_err(bad)?;
+    match reply.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                NsidAttribute::Id(id) => Some(if *id < 0 { NetnsId::Unassigned } else { NetnsId::Assigned(*id) }),
+                _ => None,
+            })
+            .ok_or_else(|| bad("no NETNSA_NSID")),
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
+        _ => Err(bad("unexpected message type")),
     }
-    if kind == NLMSG_ERROR {
-        let errno = i32_at(b, 16).ok_or_else(|| bad("short error"))?;
-        return Err(io::Error::from_raw_os_error(-errno));
-    }
-    if kind != RTM_NEWNSID {
-        return Err(bad("unexpected message type"));
-    }
-    // Attributes follow the header and the padded rtgenmsg.
-    let mut at = 20;
-    while at + 4 <= len {
-        let attr_len = u16_at(b, at).ok_or_else(|| bad("short attribute"))? as usize;
-        let attr_type = u16_at(b, at + 2).ok_or_else(|| bad("short attribute"))?;
-        if attr_len < 4 {
-            return Err(bad("attribute length"));
-        }
-        if attr_type == NETNSA_NSID {
-            let id = i32_at(b, at + 4).ok_or_else(|| bad("short NETNSA_NSID"))?;
-            return Ok(if id < 0 { NetnsId::Unassigned } else { NetnsId::Assigned(id) });
-        }
-        at += attr_len.next_multiple_of(4);
-    }
-    Err(bad("no NETNSA_NSID"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RTM_NEWNSID: u16 = 88;
+    const NETNSA_NSID: u16 = 1;
+    const NLMSG_ERROR: u16 = 2;
 
     fn reply(kind: u16, attrs: &[(u16, i32)]) -> Vec<u8> {
         let len = 20 + attrs.len() * 8;
