@@ -15,6 +15,7 @@ pub mod pinned;
 pub mod probe;
 pub mod ring;
 pub mod ring_pos;
+pub mod sys_bpf;
 pub mod test_run;
 pub mod tracefs;
 pub mod walker;

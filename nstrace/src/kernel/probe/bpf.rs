@@ -10,6 +10,7 @@ use aya::{
 };
 
 use super::*;
+use crate::kernel::sys_bpf::{bpf_attach_type, bpf_cmd, bpf_fd, bpf_prog_type, zeroed_attr};
 
 pub(super) const PROG_TYPE_TRACEPOINT: ProgramType = ProgramType::TracePoint;
 pub(super) const PROG_TYPE_RAW_TRACEPOINT: ProgramType = ProgramType::RawTracePoint;
@@ -95,40 +96,10 @@ pub(super) fn check_ringbuf() -> Check {
 //   a program of a loaded object (`aya::Ebpf`): probing that way would load
 //   nstrace's whole object, maps and all.
 // - aya's trivial-program loader (`sys::with_trivial_prog`, `sys::bpf_prog_load`)
-//   is `pub(super)`/`pub(crate)`, and the `bpf_attr` bindings live in
-//   `aya_obj::generated`, which aya does not re-export.
+//   is `pub(super)`/`pub(crate)`.
 
-const BPF_PROG_LOAD: libc::c_int = 5;
-const PROG_TYPE_TRACING: u32 = 26;
-const TRACE_FENTRY: u32 = 24;
-
-/// `union bpf_attr` for BPF_PROG_LOAD, up to `attach_btf_id`, zero-padded.
-#[repr(C)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    prog_btf_fd: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    func_info_cnt: u32,
-    line_info_rec_size: u32,
-    line_info: u64,
-    line_info_cnt: u32,
-    attach_btf_id: u32,
-    _rest: [u8; 16],
-}
-
-const _: () = assert!(size_of::<ProgLoadAttr>() == 128);
+const PROG_TYPE_TRACING: u32 = bpf_prog_type::BPF_PROG_TYPE_TRACING as u32;
+const TRACE_FENTRY: u32 = bpf_attach_type::BPF_TRACE_FENTRY as u32;
 
 /// Loads `r0 = 0; exit` as a TRACING program attached to the vmlinux BTF
 /// function `attach_btf_id`; the fd is closed at once.
@@ -139,45 +110,20 @@ fn load_fentry(expected_attach_type: u32, attach_btf_id: u32) -> Result<(), i32>
         [0x95, 0, 0, 0, 0, 0, 0, 0], // BPF_JMP | BPF_EXIT
     ];
     let license = c"GPL";
-    let mut attr = ProgLoadAttr {
-        prog_type: PROG_TYPE_TRACING,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 0,
-        log_size: 0,
-        log_buf: 0,
-        kern_version: 0,
-        prog_flags: 0,
-        prog_name: *b"nstrace_probe\0\0\0",
-        prog_ifindex: 0,
-        expected_attach_type,
-        prog_btf_fd: 0,
-        func_info_rec_size: 0,
-        func_info: 0,
-        func_info_cnt: 0,
-        line_info_rec_size: 0,
-        line_info: 0,
-        line_info_cnt: 0,
-        attach_btf_id,
-        _rest: [0; 16],
-    };
-    // SAFETY: attr is a fully initialised, zero-padded bpf_attr for
-    // BPF_PROG_LOAD; the pointers inside it outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            &mut attr as *mut ProgLoadAttr,
-            size_of::<ProgLoadAttr>() as libc::c_uint,
-        )
-    };
-    if r < 0 {
-        return Err(errno());
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_3.prog_type = PROG_TYPE_TRACING;
+    attr.__bindgen_anon_3.insn_cnt = insns.len() as u32;
+    attr.__bindgen_anon_3.insns = insns.as_ptr() as u64;
+    attr.__bindgen_anon_3.license = license.as_ptr() as u64;
+    attr.__bindgen_anon_3.expected_attach_type = expected_attach_type;
+    attr.__bindgen_anon_3.attach_btf_id = attach_btf_id;
+    let mut name = [0; 16];
+    for (to, from) in name.iter_mut().zip(b"nstrace_probe") {
+        *to = *from as libc::c_char;
     }
-    // SAFETY: on success BPF_PROG_LOAD returns a new fd we own; dropping closes it.
-    drop(unsafe { OwnedFd::from_raw_fd(r as i32) });
-    Ok(())
+    attr.__bindgen_anon_3.prog_name = name;
+    // Dropping the new fd closes it.
+    bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut attr).map(drop).map_err(|e| e.raw_os_error().unwrap_or(0))
 }
 
 /// Lifts RLIMIT_MEMLOCK: kernels before 5.11 charge BPF memory to it and

@@ -5,7 +5,7 @@
 //! number: distributions backport and configure features differently.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use serde::Serialize;
