@@ -18,8 +18,8 @@ pub enum EventKind {
     Exit = 3,
     /// One namespace found by a tree walk.
     NsInfo = 4,
-    // 5 was a per-run "walk done" record, never emitted (the walk reports
-    // its status in its return value and state map): keep it unused.
+    // 5 stays unused: no record ends a walk run (a run reports its status
+    // in its `WalkState` entry).
     /// One process found by the task-list walk (its namespace set).
     TaskInfo = 6,
     /// First sighting of a namespace by a hook.
@@ -340,7 +340,9 @@ pub struct NsFdRecord {
     pub id: u64,
 }
 
-/// State shared between walk runs (chunked resumption), one map entry.
+/// State shared between runs of one walk (chunked resumption): one entry
+/// of the walk state map per walk ([`WALK_STATE_NS`], [`WALK_STATE_TASKS`],
+/// [`WALK_STATE_FDS`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalkState {

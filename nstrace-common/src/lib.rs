@@ -28,9 +28,12 @@ pub mod names {
     pub const WALK_FDS_MAP: &str = "WALK_FDS";
     /// Per-CPU array of ring-buffer reserve failures, indexed by event kind.
     pub const LOST_MAP: &str = "LOST";
-    /// Walk cursor and status, one entry.
+    /// Array of walk states (cursor, status, records written), one entry
+    /// per walk ([`crate::event::WALK_STATE_NS`] and the others).
     pub const WALK_STATE_MAP: &str = "WALK_STATE";
-    /// Hash map of namespaces already reported (ns_id -> 1).
+    /// Hash map of namespaces already reported: [`crate::ns::ns_key`] -> the
+    /// address of the namespace's struct (0: user space declared it known
+    /// and no hook has seen its struct yet).
     pub const KNOWN_MAP: &str = "KNOWN";
     /// Read-only global holding [`crate::config::Config`].
     pub const CONFIG_GLOBAL: &str = "CONFIG";

@@ -11,9 +11,9 @@ pub(crate) type StepFn = unsafe extern "C" fn(u64, *mut core::ffi::c_void) -> i6
 /// per-CPU map, not on the stack, and the callback reaches it through a
 /// pointer: the verifier then knows nothing of its fields, so every
 /// iteration starts from the same verifier state and the callback is
-/// verified in a pass or two. On the stack, the fields' known values made
-/// each iteration a new state (the fd walk took 450,000 verified
-/// instructions on 6.18, minutes under emulation on 7.3).
+/// verified in a pass or two. On the stack, the fields' known values would
+/// make each iteration a new state, and the verifier would walk every
+/// iteration of the loop.
 #[inline(always)]
 pub(crate) fn run_loop<T>(budget: u32, step: StepFn, state: *mut T) {
     let mut at = state;

@@ -39,7 +39,9 @@ pub static WALK_FDS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_EVENT_KIND, 0);
 
-/// Cursors of the chunked walks (namespaces, tasks, fds).
+/// State of the chunked walks (namespaces, tasks, fds), one entry each:
+/// user space writes the budget and type; each run writes its cursor, its
+/// status and how many records it wrote (the walk's only way to report).
 #[map]
 pub static WALK_STATE: Array<WalkState> = Array::with_max_entries(WALK_STATES, 0);
 
@@ -63,8 +65,11 @@ pub fn count_lost(kind: u32) {
     }
 }
 
-/// Namespaces already reported as created (key: see `hooks::create::known_key`),
-/// to the address of their struct (0: declared known by user space).
+/// Namespaces already reported as created (key: `hooks::create::known_key`),
+/// to the address of their namespace struct (`struct net`, ..., not its
+/// `ns_common`; 0: declared known by user space, struct not seen yet). The
+/// hooks compare it to tell a new struct under a reused key; the destroy
+/// hooks (`hooks::kernfn`) remove keys; the walks only read the kernel.
 #[map]
 pub static KNOWN: HashMap<u64, u64> = HashMap::with_max_entries(1 << 18, 0);
 

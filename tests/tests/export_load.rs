@@ -139,8 +139,8 @@ fn scrape(addr: SocketAddr, timeout: Duration) -> Result<(u16, bool), String> {
 /// 300 connections arrive at once and send nothing (a port scan, a
 /// client stampede after a network blip): scrapes right after them are
 /// answered at once, because a connection takes a serving slot only when
-/// its request starts to arrive (before 2026-12-06 the 64 slots went to
-/// the first 64 silent ones for 250 ms, and the first scrape got a 503).
+/// its request starts to arrive (were the 64 slots to go to the first 64
+/// silent ones until they time out, the first scrape would get a 503).
 #[test]
 fn a_burst_of_silent_connections_takes_no_slot_from_a_scrape() {
     let test = "a_burst_of_silent_connections_takes_no_slot_from_a_scrape";

@@ -364,8 +364,8 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
         n = per_process
     );
     // (The holders sleep until the test ends and kills them: under emulation
-    // on a busy host, reading 75,000 fds through /proc took longer than the
-    // 120 s they used to sleep.)
+    // on a busy host, reading 75,000 fds through /proc takes longer than any
+    // fixed sleep could be sure to cover.)
     // One namespace of our own, entered by every holder: `unshare` keeps it
     // alive while the holders start, then exits.
     let (keeper, _) =
@@ -399,8 +399,8 @@ fn every_fd_is_found_when_the_fd_walk_takes_several_runs() {
 /// More namespaces of one type than the walk ring holds at once (45,000
 /// uts namespaces, each held by an fd; the 1 MiB ring takes ~10,000 rows):
 /// the namespace walk resumes after the ring was drained, so the kernel
-/// listing has every one (before 2026-12-02 the walk stopped after one run
-/// and the rest was silently missing).
+/// listing has every one (a walk that stopped after one run would leave the
+/// rest silently missing).
 #[test]
 fn a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole() {
     let test = "a_type_with_more_namespaces_than_the_ring_holds_is_listed_whole";

@@ -1,4 +1,4 @@
-//! Never hang (issue 34): walks that always end beside other walkers,
+//! Never hang: walks that always end beside other walkers,
 //! waits for the walk lock that are bounded and name their holder, a
 //! service that keeps answering scrapes and stops on SIGTERM whatever it
 //! is doing.
@@ -161,9 +161,9 @@ fn stop_within(child: &mut Child, limit: Duration) -> Option<Duration> {
 /// One-shot runs beside long-running walkers (`trace`, `serve`, `live
 /// --plain`), all sharing the pinned walk programs and rings: every run
 /// ends with the test's namespace listed, the kernel listing misses
-/// nothing /proc shows, and `trace --duration` still ends. (Before
-/// 2026-12-06 a long-running reader's stale ring position wedged every
-/// one-shot run after the first ~50-90, spinning at 100% of a CPU.)
+/// nothing /proc shows, and `trace --duration` still ends (a long-running
+/// reader's stale ring position would wedge the one-shot runs after it,
+/// spinning at 100% of a CPU: see nstrace/src/kernel/ring_pos.rs).
 #[test]
 fn one_shot_runs_beside_long_running_walkers_all_end() {
     let test = "one_shot_runs_beside_long_running_walkers_all_end";
@@ -206,7 +206,7 @@ fn one_shot_runs_beside_long_running_walkers_all_end() {
 /// Two loops of one-shot runs, one in a mount namespace with its own
 /// /run/nstrace (a container that mounts the host's bpffs but not its
 /// /run, a chroot): they take turns all the same, because the lock is on
-/// the pins in bpffs. (Before, 45 of 50 such runs spun for 15 s and more.)
+/// the pins in bpffs.
 #[test]
 fn runs_that_see_different_run_directories_still_take_turns() {
     let test = "runs_that_see_different_run_directories_still_take_turns";

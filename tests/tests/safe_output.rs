@@ -1,4 +1,4 @@
-//! Answers a new user can trust (issue 35): the same privilege error from
+//! Answers a new user can trust: the same privilege error from
 //! every command, names that could mean two namespaces said to be
 //! ambiguous, no target given said so.
 

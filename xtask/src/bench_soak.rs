@@ -1,7 +1,7 @@
 //! `cargo xtask bench --only soak`: `nstrace serve` for a long while (30
 //! minutes, or `NSTRACE_SOAK_MINUTES`) under a steady namespace churn,
-//! with one-shot `ls` runs beside it killed at random moments mid-walk
-//! (issue 34): no run may hang, no scrape may wait, resident memory stays
+//! with one-shot `ls` runs beside it killed at random moments mid-walk:
+//! no run may hang, no scrape may wait, resident memory stays
 //! flat, and at the end serve's table has every namespace /proc shows.
 
 use std::{

@@ -1,6 +1,6 @@
 //! A service on the host's default socket while the host suites run.
 //! Every test must be answered by the build under test with a socket,
-//! database and pins of its own (issue 42): this one stands for the
+//! database and pins of its own: this one stands for the
 //! `nstrace serve` a user's node or a developer's machine runs, and must
 //! receive no request.
 

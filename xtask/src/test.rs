@@ -38,16 +38,15 @@ pub fn man_pages() -> anyhow::Result<()> {
 }
 
 /// The kernels `cargo xtask test` also runs the integration tests on, and
-/// the suites each runs. Three VMs share 2 cores and a VM is one host
-/// thread, so the suites are split to even out their times and keep the
-/// whole run under 30 minutes (2026-12-05, CI with `holders` on 6.1 and 7.3:
-/// 6.1 9 min, 6.12 10, 7.3 11, the whole run 20; without it 7, 9 and 6):
-/// 6.1 and 6.12 pick the same mechanisms and share the engine's suites; 7.3
-/// (the 6.19+ layout) runs those of the new snapshot and hooks. `holders`
-/// runs on 6.1 (the /proc scan, printing why the listmount and walk cases
-/// skip) and on 7.3 (the task and fd walks, listmount by `mnt_ns_id`);
-/// `lsns` on 7.3, the newest kernel (~20 s there; issue 43).
-/// `cargo xtask vm-test --kernel K` runs every suite on K.
+/// the suites each runs: the one place this split is written. Three VMs
+/// share 2 cores and a VM is one host thread, so the suites are split to
+/// even out their times and keep the whole run under 30 minutes (the times
+/// are in docs/benchmarks.md, "The test run's VMs"): 6.1 and 6.12 pick the
+/// same mechanisms and share the engine's suites; 7.3 (the 6.19+ layout)
+/// runs those of the new snapshot and hooks. `holders` runs on 6.1 (the
+/// /proc scan, printing why the listmount and walk cases skip) and on 7.3
+/// (the task and fd walks, listmount by `mnt_ns_id`); `lsns` on 7.3 only,
+/// the newest kernel. `cargo xtask vm-test --kernel K` runs every suite on K.
 const VM_KERNELS: &[(&str, Suites)] = &[
     ("6.1", Suites::Only(&["foundation", "mechanisms", "ls", "leaks", "serve", "holders"])),
     ("6.12", Suites::AllBut(&["leaks", "serve", "ls", "lsns", "holders"])),

@@ -54,8 +54,8 @@ impl Options {
         Options {
             kernels,
             test_threads: 2,
-            // A whole 7.3 VM took 23 minutes sharing 2 cores with two others; the longest binary
-            // (mechanisms) about 6. This only catches a hung guest.
+            // Far above a whole VM's run and its longest binary (docs/benchmarks.md, "The test
+            // run's VMs"): this only catches a hung guest.
             timeout: Duration::from_secs(40 * 60),
             binary_timeout: Duration::from_secs(15 * 60),
             cpus: 2,

@@ -224,7 +224,7 @@ pub fn run(args: Args) -> Result<i32> {
             let _ = crate::timings::write(&mut std::io::stderr().lock(), phases.list());
         }
         // The process ends next: freeing every record one by one would only
-        // add to the wall time (milliseconds at 10,000 namespaces).
+        // add to the wall time (it grows with the namespaces listed).
         std::mem::forget(snap);
         Ok(code)
     })

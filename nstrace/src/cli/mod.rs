@@ -194,9 +194,8 @@ mod tests {
         }
     }
 
-    /// Every option that takes a time takes the same spellings: the old
-    /// plain seconds, and units (issue 35: --leak-age took seconds only
-    /// while --min-age took 5m).
+    /// Every option that takes a time takes the same spellings: plain
+    /// seconds and units (`--leak-age` and `--min-age` alike).
     #[test]
     fn every_time_option_takes_one_syntax() {
         use crate::cli::trace::parse_seconds;

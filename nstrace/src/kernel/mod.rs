@@ -1,11 +1,13 @@
 //! The kernel side: BTF and struct offsets, the capability probe and the
 //! mechanism chosen per job, loading and attaching the eBPF programs, the
-//! event ring (`ring`), the pinned walk programs and the namespace, task
-//! and fd walks. Reads of the kernel's own files (kallsyms, tracefs
-//! formats, /proc/locks, the boot id) and the probe's nsfs/listns checks
-//! (through `procfs`) happen here; the namespace table, /proc scans of
-//! processes and every view do not: they are `store`, `procfs` and
-//! `present`.
+//! event ring (`ring`), the pinned walk programs, the bpf(2) calls made by
+//! hand (`sys_bpf`) and the namespace, task and fd walks. It reads the
+//! kernel's own files: BTF, kallsyms, tracefs, the boot id, /proc/locks and
+//! the comm of a process holding the walk lock, and for the probe the
+//! kernel release, its own capabilities (/proc/self/status) and its own
+//! network namespace (nsfs and listns through `procfs`). It keeps no
+//! namespace table and scans no processes' /proc entries, and renders
+//! nothing: that is `store`, `procfs` and `present`.
 
 pub mod btf;
 pub mod btf_offsets;

@@ -32,8 +32,8 @@ const BPFFS: &str = "/sys/fs/bpf";
 /// The pin root: every key's pins live below it, and it is the lock.
 const PIN_ROOT: &str = "/sys/fs/bpf/nstrace";
 /// How the pins are shared. Part of the key: builds that share them
-/// differently (before 2026-12-06 the lock was /run/nstrace/walk.lock and
-/// readers kept stale ring positions) never open each other's pins.
+/// differently (another lock, or readers that keep their own ring
+/// positions) never open each other's pins.
 const PIN_PROTOCOL: &str = "flock-pin-root, settle-ring-per-walk";
 /// How long a run waits for the walk lock by default.
 const LOCK_WAIT: Duration = Duration::from_secs(3);

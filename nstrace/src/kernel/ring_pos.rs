@@ -6,7 +6,7 @@
 //! wrong for the pinned walk rings every nstrace run of the boot reads in
 //! turn. A reader whose copy is stale moves the shared position *back*; the
 //! kernel then sees a ring fuller than it is, refuses every reservation,
-//! and a walk that resumes on MORE spins (issue 34). So each walk starts
+//! and a walk that resumes on MORE spins. So each walk starts
 //! here, under the pin lock: whatever is left in the ring is not ours (a
 //! crashed or killed walker's), the consumer position is set to the
 //! producer's, and a fresh `RingBuf` is made over the settled ring.

@@ -1,6 +1,8 @@
-//! The exact in-kernel snapshot: runs the `ns_walk` program with
-//! BPF_PROG_TEST_RUN ([`WalkProgram::run`]) once per chunk, per namespace
-//! type, and collects the rows it writes to the WALK ring buffer.
+//! The exact in-kernel snapshot: runs the walk programs with
+//! BPF_PROG_TEST_RUN ([`WalkProgram::run`]) once per chunk (`ns_walk` per
+//! namespace type, `task_walk` and `fd_walk` side by side) and collects the
+//! rows they write to their ring buffers (WALK, WALK_FDS); each run's status
+//! is in its walk state entry.
 
 use std::{
     io,
@@ -40,8 +42,8 @@ const MAX_RESTARTS: u32 = 16;
 /// record), so it stops instead of spinning.
 const MAX_IDLE_RUNS: u32 = 3;
 /// Wall-clock budget of one walk (all lists, or the tasks and fds): a
-/// backstop far above a healthy walk (milliseconds on a host, seconds under
-/// emulation with 100,000 fds).
+/// backstop far above a healthy walk, even under emulation with 100,000
+/// fds.
 pub const WALK_BUDGET: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +60,7 @@ pub enum WalkError {
     NoStart(NsType),
     #[error("the {ty:?} list (or the task list) kept changing under the walk ({restarts} restarts)")]
     Unstable { ty: NsType, restarts: u32 },
-    #[error("walk program returned unknown status {0}")]
+    #[error("walk program reported unknown status {0}")]
     BadStatus(u32),
     #[error(transparent)]
     Busy(#[from] LockBusy),

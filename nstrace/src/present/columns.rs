@@ -185,8 +185,8 @@ pub enum ColorChoice {
 
 impl ColorChoice {
     /// Whether to colour, for output to a terminal or not (`tty`), with
-    /// the environment's NO_COLOR and TERM (https://no-color.org: a flag
-    /// given on the command line wins over NO_COLOR).
+    /// the environment's NO_COLOR and TERM (as the NO_COLOR convention
+    /// says, a flag given on the command line wins over NO_COLOR).
     pub fn enabled(self, tty: bool, no_color: Option<&str>, term: Option<&str>) -> bool {
         match self {
             ColorChoice::Always => true,

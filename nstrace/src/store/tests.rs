@@ -435,8 +435,8 @@ fn bounded_queues_keep_the_newest() {
 }
 
 /// A destroyed row lists no holder: its mount held it while it lived, not
-/// after (issue 35: `live` showed a destroyed netns still "held" by its
-/// bind mount).
+/// after (`live` must not show a destroyed netns still "held" by its bind
+/// mount).
 #[test]
 fn a_destroyed_row_lists_no_holder() {
     let mut s = store();

@@ -1,9 +1,11 @@
-//! Kernels for `vm-test`: resolves `6.1`/`6.12` (the newest Debian package of
-//! that series from the system's apt sources) and `6.19`/`7.0`/`7.3` (from
-//! trixie-backports through a temporary apt configuration: the system's
-//! sources are never touched), a kernel .deb or a bzImage, unpacks .debs,
-//! and collects the modules the initramfs loads to mount the host's root
-//! over 9p.
+//! Kernels for `vm-test`: resolves a series before 6.19 such as `6.1` or
+//! `6.12` (the newest Debian package of that series from the system's apt
+//! sources) and one from 6.19 on such as `7.3` (from trixie-backports
+//! through a temporary apt configuration: the system's sources are never
+//! touched), a kernel .deb or a bzImage, unpacks .debs, and collects the
+//! modules the initramfs loads to mount the host's root over 9p. The
+//! kernels `cargo xtask test` boots (6.1, 6.12, 7.3) are `VM_KERNELS` in
+//! test.rs.
 
 use std::{
     fs,

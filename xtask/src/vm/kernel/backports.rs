@@ -1,7 +1,6 @@
-//! Debian's trixie-backports kernels (6.19 – 7.3) through a temporary apt
+//! Debian's trixie-backports kernels (6.19 and later) through a temporary apt
 //! configuration of our own: its sources list, lists and cache live under
-//! the VM cache; the system's sources are never read or changed
-//! (../shared/DESIGN.md §3).
+//! the VM cache; the system's sources are never read or changed.
 
 use std::{
     fs,
