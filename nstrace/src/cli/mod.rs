@@ -42,9 +42,6 @@ pub struct ServiceArgs {
     pub no_service: bool,
 }
 
-/// Runs `command` (with this process's own arguments, then `extra`) on the
-/// service and prints its answer. `Ok(None)`: no service answers; the
-/// caller takes a snapshot (and this says so once on stderr).
 /// How `ls`, `why` and `leaks` run: root first (the service's socket is
 /// root's too, and a snapshot needs it); then the service, unless a source
 /// is forced; else `answer` from a one-shot snapshot.
@@ -64,6 +61,9 @@ pub fn from_service_or_snapshot(
     answer(crate::snapshot::take(source)?)
 }
 
+/// Runs `command` (with this process's own arguments, then `extra`) on the
+/// service and prints its answer. `Ok(None)`: no service answers; the
+/// caller takes a snapshot (and this says so once on stderr).
 pub fn ask_service(command: &str, svc: &ServiceArgs, extra: &[String]) -> Result<Option<i32>, crate::error::Error> {
     ask_service_or(command, svc, extra, "a one-shot snapshot (creation, creators and pins unknown)")
 }
