@@ -36,7 +36,7 @@ use walking::{WalkPurpose, Walking};
 
 pub use pace::periodic_gap;
 use pace::{HINT_WALK_GAP, LOST_CHECK_GAP, destroy_work_types, host_namespace_ids, slot_types};
-use source::{Source, Taken};
+use source::{Snapshotter, Taken};
 pub use source::{TaskSource, WalkTrouble};
 
 #[derive(Clone, Debug)]
@@ -109,9 +109,9 @@ pub struct EngineStats {
 
 pub struct Engine {
     _tracer: Tracer,
-    source: Source,
+    snapshotter: Snapshotter,
     mechanisms: Mechanisms,
-    /// Whether the hooks read ns_id (see [`Source::snapshot`]).
+    /// Whether the hooks read ns_id (see [`Snapshotter::take`]).
     ids: bool,
     /// How long the last snapshot took (spaces out hint-driven ones).
     last_snapshot_cost: Duration,
@@ -168,18 +168,20 @@ impl Engine {
             ..opts.load.clone()
         };
         let mut tracer = Tracer::load(&load)?;
-        let source = match mechanisms.snapshot {
+        let snapshotter = match mechanisms.snapshot {
             // The pinned walk programs when they can be used: loading and
             // verifying them is most of a start's cost.
-            Snapshot::TreeWalk => Source::Tree(Arc::new(Mutex::new(match crate::kernel::pinned::shared_walker() {
-                Ok(w) => w,
-                Err(e) => {
-                    log::info!("walk programs not shared: {}", crate::chain::Chain(&e));
-                    Walker::load(&mut tracer)?
-                }
-            }))),
-            Snapshot::Proc => Source::Proc,
-            Snapshot::Listns => Source::Listns,
+            Snapshot::TreeWalk => {
+                Snapshotter::Tree(Arc::new(Mutex::new(match crate::kernel::pinned::shared_walker() {
+                    Ok(w) => w,
+                    Err(e) => {
+                        log::info!("walk programs not shared: {}", crate::chain::Chain(&e));
+                        Walker::load(&mut tracer)?
+                    }
+                })))
+            }
+            Snapshot::Proc => Snapshotter::Proc,
+            Snapshot::Listns => Snapshotter::Listns,
         };
         log::debug!("walk programs ready at {:?}", t.elapsed());
         let mut known = tracer.known()?;
@@ -187,7 +189,7 @@ impl Engine {
         // Seed before attaching: everything that exists now is not "created".
         let started = std::time::Instant::now();
         let ids = tracer.config().offsets.ns_id != nstrace_common::config::ABSENT;
-        let Taken { rows, scan, fell_back, .. } = source.take(ids, NsTypeSet::ALL)?;
+        let Taken { rows, scan, fell_back, .. } = snapshotter.take(ids, NsTypeSet::ALL)?;
         let last_snapshot_cost = started.elapsed();
         let now = Clock::now_boot_ns();
         let mut store = NsStore::new(Clock::new(), opts.store.clone());
@@ -222,7 +224,7 @@ impl Engine {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Engine {
             _tracer: tracer,
-            source,
+            snapshotter,
             mechanisms,
             ids,
             last_snapshot_cost,
@@ -271,7 +273,7 @@ impl Engine {
     /// Whether holders come with each snapshot (/proc) rather than from a
     /// separate scan.
     pub fn task_source_is_snapshot(&self) -> bool {
-        matches!(self.source, Source::Proc | Source::Listns)
+        matches!(self.snapshotter, Snapshotter::Proc | Snapshotter::Listns)
     }
 
     /// Where a holder scan gets every process's namespaces: the kernel's
@@ -279,8 +281,8 @@ impl Engine {
     /// with /proc snapshots: each one already brought the holders (one
     /// /proc pass per refresh, not two).
     pub fn task_source(&mut self) -> Option<TaskSource> {
-        match &self.source {
-            Source::Tree(w) => {
+        match &self.snapshotter {
+            Snapshotter::Tree(w) => {
                 let mnt_ids = self
                     .store
                     .live()
@@ -289,7 +291,7 @@ impl Engine {
                     .collect();
                 Some(TaskSource::Kernel { walker: w.clone(), mnt_ids })
             }
-            Source::Proc | Source::Listns => None,
+            Snapshotter::Proc | Snapshotter::Listns => None,
         }
     }
 
@@ -415,7 +417,7 @@ impl Engine {
             // namespaces alive, so under churn they take at most a 50th of
             // the time; a /proc re-scan costs far more and is the only way
             // to see deaths there: a third.
-            let factor = if matches!(self.source, Source::Tree(_)) { 50 } else { 2 };
+            let factor = if matches!(self.snapshotter, Snapshotter::Tree(_)) { 50 } else { 2 };
             let gap = HINT_WALK_GAP.max(self.last_snapshot_cost * factor);
             let earliest = self.last_walk_at + gap;
             // A little delay lets a burst of exits share one walk.

@@ -12,11 +12,12 @@ use crate::{
     procfs::holders::{self, HolderScan, HoldersError},
 };
 
-/// Where the engine's snapshots come from. Cheap to clone: a snapshot runs
+/// What takes the engine's snapshots: the chosen snapshot mechanism with
+/// what it needs (the tree walk's walker). Cheap to clone: a snapshot runs
 /// on a blocking thread with its own handle (the walker is shared with the
 /// holder scans, one walk at a time).
 #[derive(Clone)]
-pub(super) enum Source {
+pub(super) enum Snapshotter {
     Tree(Arc<Mutex<Walker>>),
     Proc,
     Listns,
@@ -42,7 +43,7 @@ pub(super) struct Taken {
     pub(super) fell_back: Option<WalkTrouble>,
 }
 
-impl Source {
+impl Snapshotter {
     /// The namespaces of `types` (all of them but with the tree walk), and
     /// with /proc the holders found by the same pass. Blocking. `ids`:
     /// whether the hooks read ns_id (its offset is in BTF); when they
@@ -59,7 +60,7 @@ impl Source {
             Ok((rows, scan))
         };
         match self {
-            Source::Tree(w) => {
+            Snapshotter::Tree(w) => {
                 let walked = {
                     let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
                     if types == NsTypeSet::ALL {
@@ -80,8 +81,8 @@ impl Source {
                     }
                 }
             }
-            Source::Proc | Source::Listns => {
-                let (rows, scan) = from_proc(matches!(self, Source::Listns))?;
+            Snapshotter::Proc | Snapshotter::Listns => {
+                let (rows, scan) = from_proc(matches!(self, Snapshotter::Listns))?;
                 Ok(Taken { rows, scan: Some(scan), types: NsTypeSet::ALL, fell_back: None })
             }
         }

@@ -56,14 +56,14 @@ impl Engine {
     /// Starts a snapshot of `types` on a blocking thread. The timers that
     /// start walks wait while one runs.
     pub(super) fn start_walk(&mut self, purpose: WalkPurpose, types: NsTypeSet) {
-        let source = self.source.clone();
+        let snapshotter = self.snapshotter.clone();
         let ids = self.ids;
-        let types = match self.source {
-            Source::Tree(_) if purpose == WalkPurpose::Routine => types,
+        let types = match self.snapshotter {
+            Snapshotter::Tree(_) if purpose == WalkPurpose::Routine => types,
             // A resync, or a /proc scan: everything.
             _ => NsTypeSet::ALL,
         };
-        let handle = tokio::task::spawn_blocking(move || source.take(ids, types));
+        let handle = tokio::task::spawn_blocking(move || snapshotter.take(ids, types));
         self.walking = Some(Walking { purpose, started: std::time::Instant::now(), handle });
     }
 
