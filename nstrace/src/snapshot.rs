@@ -31,9 +31,10 @@ pub enum Source {
 
 use crate::model::NsRow;
 
-/// One snapshot, as a store: what the one-shot commands read.
+/// A one-shot snapshot, as a store: what `ls`, `why` and `leaks` read
+/// when no service answers.
 #[derive(Debug)]
-pub struct Snapshot {
+pub struct OneShot {
     pub source: Source,
     pub store: NsStore,
     /// Walk statistics (kernel source).
@@ -42,7 +43,7 @@ pub struct Snapshot {
     pub phases: Vec<(&'static str, std::time::Duration)>,
 }
 
-impl Snapshot {
+impl OneShot {
     /// The live rows, by type and inode.
     pub fn rows(&self) -> Vec<&NsRow> {
         self.store.rows()
@@ -74,7 +75,7 @@ pub enum SnapshotError {
 }
 
 /// Takes a snapshot from `source`, or the best source available.
-pub fn take(source: Option<Source>) -> Result<Snapshot, SnapshotError> {
+pub fn take(source: Option<Source>) -> Result<OneShot, SnapshotError> {
     match source {
         Some(Source::Kernel) => take_kernel(),
         Some(Source::Proc) => take_proc(),
@@ -106,7 +107,7 @@ impl SnapshotError {
 }
 
 /// The tree walk, then the holders.
-pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
+pub fn take_kernel() -> Result<OneShot, SnapshotError> {
     let taken = walk_kernel();
     if let Err(SnapshotError::Walk(walker::WalkError::Stalled { .. })) = &taken {
         // Whatever stalled it is in the pins: the next run loads afresh.
@@ -115,7 +116,7 @@ pub fn take_kernel() -> Result<Snapshot, SnapshotError> {
     taken
 }
 
-fn walk_kernel() -> Result<Snapshot, SnapshotError> {
+fn walk_kernel() -> Result<OneShot, SnapshotError> {
     let mut phases = Phases::start();
     // Held while walking: one-shot runs share the pinned walk maps.
     let (mut walker, _lock) = pinned::walker()?;
@@ -130,7 +131,7 @@ fn walk_kernel() -> Result<Snapshot, SnapshotError> {
     phases.extend(&scan.phases);
     let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
     phases.mark("store");
-    Ok(Snapshot { source: Source::Kernel, store, walk: Some(stats), phases: phases.into_list() })
+    Ok(OneShot { source: Source::Kernel, store, walk: Some(stats), phases: phases.into_list() })
 }
 
 /// Every mount namespace's id by inode (for listmount).
@@ -143,7 +144,7 @@ fn mount_ns_ids(records: &[NsInfoRecord]) -> HashMap<u64, u64> {
 }
 
 /// The lsns method plus nsfs ioctls.
-pub fn take_proc() -> Result<Snapshot, SnapshotError> {
+pub fn take_proc() -> Result<OneShot, SnapshotError> {
     let started = std::time::Instant::now();
     let (records, scan) = proc_records()?;
     // The scan's phases ran inside; the rest is the lsns method's own pass.
@@ -153,7 +154,7 @@ pub fn take_proc() -> Result<Snapshot, SnapshotError> {
     phases.extend(&[("namespaces (/proc)", started.elapsed().saturating_sub(scanned))]);
     let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
     phases.mark("store");
-    Ok(Snapshot { source: Source::Proc, store, walk: None, phases: phases.into_list() })
+    Ok(OneShot { source: Source::Proc, store, walk: None, phases: phases.into_list() })
 }
 
 /// Nesting levels of pid and user namespaces from their parent links.
@@ -178,13 +179,13 @@ impl Levels {
 }
 
 /// listns(2), then the holders from /proc.
-pub fn take_listns() -> Result<Snapshot, SnapshotError> {
+pub fn take_listns() -> Result<OneShot, SnapshotError> {
     let mut phases = Phases::start();
     let (records, scan) = listns_records()?;
     phases.extend(&scan.phases);
     let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());
     phases.mark("store");
-    Ok(Snapshot { source: Source::Listns, store, walk: None, phases: phases.into_list() })
+    Ok(OneShot { source: Source::Listns, store, walk: None, phases: phases.into_list() })
 }
 
 /// Every namespace listns(2) lists (and the sockets' net namespaces) as

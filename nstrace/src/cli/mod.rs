@@ -50,7 +50,7 @@ pub fn from_service_or_snapshot(
     svc: &ServiceArgs,
     source: Option<crate::snapshot::Source>,
     extra: &[String],
-    answer: impl FnOnce(crate::snapshot::Snapshot) -> Result<i32, crate::error::Error>,
+    answer: impl FnOnce(crate::snapshot::OneShot) -> Result<i32, crate::error::Error>,
 ) -> Result<i32, crate::error::Error> {
     crate::error::require_privileges()?;
     if source.is_none()
