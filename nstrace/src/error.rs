@@ -154,7 +154,7 @@ mod tests {
     use crate::chain::Chain;
     use crate::{
         kernel::btf::BtfError, kernel::btf_offsets::OffsetsError, kernel::mechanism::MechanismError,
-        kernel::tracefs::TracefsError, procfs::holders::HoldersError, procfs::namespaces::SnapshotError as ProcError,
+        kernel::tracefs::TracefsError, procfs::holders::HoldersError, procfs::namespaces::ProcScanError,
     };
 
     fn enoent() -> io::Error {
@@ -206,7 +206,7 @@ mod tests {
         for e in [TracefsError::Mount(enoent()), TracefsError::Io { path: "x/format".into(), source: enoent() }] {
             once(&printed(&e), &os);
         }
-        once(&printed(&ProcError::Nsfs(enoent())), &os);
+        once(&printed(&ProcScanError::Nsfs(enoent())), &os);
         let json = serde_json::from_str::<serde_json::Value>("[").unwrap_err();
         once(&printed(&Error::input("a.json is not an `nstrace ls --json` document", json)), "EOF");
         let e = Error::failed_with("the HTTP server task failed", io::Error::other("boom"));

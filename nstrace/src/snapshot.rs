@@ -59,7 +59,7 @@ pub enum SnapshotError {
     #[error("scanning /proc")]
     Holders(#[from] HoldersError),
     #[error("proc snapshot")]
-    Proc(#[from] namespaces::SnapshotError),
+    Proc(#[from] namespaces::ProcScanError),
     #[error("listns(2) snapshot")]
     Listns(#[source] std::io::Error),
     #[error("listns(2) is not available on this kernel (it needs 6.19+)")]

@@ -32,8 +32,9 @@ pub struct ProcNs {
     pub reached_only_via_ioctl: bool,
 }
 
+/// Why the /proc scan of namespaces failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
+pub enum ProcScanError {
     #[error("cannot stat nsfs through /proc/self/ns/net")]
     Nsfs(#[source] io::Error),
 }
@@ -41,8 +42,8 @@ pub enum SnapshotError {
 /// Builds one row per namespace: holder keys first (sorted), then those
 /// reached only by ioctl (sorted). Work is spread over the cores: each
 /// namespace costs two opens and several ioctls.
-pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, SnapshotError> {
-    let dev = nsfs::nsfs_dev().map_err(SnapshotError::Nsfs)?;
+pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, ProcScanError> {
+    let dev = nsfs::nsfs_dev().map_err(ProcScanError::Nsfs)?;
     let mut keys: Vec<NsKey> = scan.holders.keys().copied().collect();
     keys.sort_unstable();
     let known = Mutex::new(keys.iter().copied().collect::<HashSet<NsKey>>());
