@@ -126,7 +126,7 @@ fn marker(s: Status, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::probe::{Check, Mechanisms, Section};
+    use crate::kernel::probe::{Check, MechanismReport, Section};
 
     fn report() -> Report {
         Report {
@@ -137,7 +137,7 @@ mod tests {
                     Check::new("prog tracing (fentry)", Status::Missing, "not loadable: EPERM"),
                 ],
             }],
-            mechanisms: Mechanisms {
+            mechanisms: MechanismReport {
                 events: "tracepoints".into(),
                 create: "tracepoints".into(),
                 destroy: "tree-walk".into(),

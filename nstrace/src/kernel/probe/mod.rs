@@ -92,9 +92,10 @@ pub struct Section {
     pub checks: Vec<Check>,
 }
 
-/// What nstrace will use for each job on this kernel.
+/// What `doctor` reports nstrace will use for each job on this kernel, by
+/// name ([`crate::kernel::mechanism::Mechanisms`] is the choice itself).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Mechanisms {
+pub struct MechanismReport {
     /// Task and syscall events (fork, exec, exit, unshare, setns):
     /// "tracepoints" or "none".
     pub events: String,
@@ -106,9 +107,9 @@ pub struct Mechanisms {
     pub error: Option<String>,
 }
 
-impl Mechanisms {
-    fn empty() -> Mechanisms {
-        Mechanisms {
+impl MechanismReport {
+    fn empty() -> MechanismReport {
+        MechanismReport {
             events: String::new(),
             create: String::new(),
             destroy: String::new(),
@@ -121,7 +122,7 @@ impl Mechanisms {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub sections: Vec<Section>,
-    pub mechanisms: Mechanisms,
+    pub mechanisms: MechanismReport,
     /// Result of running the eBPF tree walk once; filled in by the loader,
     /// [`probe`] leaves it `None`.
     pub tree_walk: Option<Check>,
@@ -200,7 +201,7 @@ pub fn probe() -> Report {
             section("namespace interfaces", ns_api),
             section("kernel functions", functions),
         ],
-        mechanisms: Mechanisms::empty(),
+        mechanisms: MechanismReport::empty(),
         tree_walk: None,
         fd_walk: None,
     };
@@ -267,12 +268,12 @@ pub fn facts(r: &Report) -> Facts {
 
 /// Picks a mechanism per job from the checks (pure; call again after
 /// filling in `tree_walk`), honouring forced ones.
-pub fn select_mechanisms(r: &Report, forced: &Overrides) -> Mechanisms {
+pub fn select_mechanisms(r: &Report, forced: &Overrides) -> MechanismReport {
     // The task and syscall tracepoints carry task events; the workqueue one
     // is only a destroy hint (attached when kallsyms names a work function).
     let core_tps = TASK_TRACEPOINTS.iter().chain(&SYSCALL_TRACEPOINTS).all(|tp| r.ok(&tracepoint_check_name(tp)));
     let events = if r.ok(names::PROG_RAW_TP) && r.ok(names::PROG_TP) && core_tps { "tracepoints" } else { "none" };
-    let mut m = Mechanisms { events: events.into(), ..Mechanisms::empty() };
+    let mut m = MechanismReport { events: events.into(), ..MechanismReport::empty() };
     match mechanism::select(&facts(r), forced) {
         Ok(sel) => {
             m.create = sel.create.to_string();

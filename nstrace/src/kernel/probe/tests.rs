@@ -57,7 +57,7 @@ fn synthetic(fail: &[&str]) -> Report {
         .collect();
     let mut r = Report {
         sections: vec![Section { title: "all".into(), checks }],
-        mechanisms: Mechanisms::empty(),
+        mechanisms: MechanismReport::empty(),
         tree_walk: None,
         fd_walk: None,
     };
