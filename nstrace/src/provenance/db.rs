@@ -13,7 +13,7 @@ use nstrace_common::ns::NsType;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use self::rows::{COLUMN_COUNT, COLUMNS, insert, record_of, update};
-use super::{Change, Record};
+use super::{Change, NsProvenance};
 use crate::model::{Pin, PinKind};
 
 /// Bumped with each migration in [`MIGRATIONS`].
@@ -71,7 +71,7 @@ pub enum DbError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alive {
     pub rowid: i64,
-    pub record: Record,
+    pub record: NsProvenance,
 }
 
 /// What `history` selects.
@@ -90,7 +90,7 @@ pub struct Query {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Entry {
     #[serde(flatten)]
-    pub record: Record,
+    pub record: NsProvenance,
     pub boot_id: String,
     pub destroyed: Option<f64>,
     pub lifetime: Option<f64>,
@@ -306,7 +306,7 @@ impl Db {
                         }
                         // Never recorded alive (evicted, or older than this run's records).
                         None => {
-                            let r = Record {
+                            let r = NsProvenance {
                                 key: *key,
                                 ns_type: *ns_type,
                                 inode: *inode,
@@ -500,7 +500,7 @@ impl Db {
     }
 
     /// Looks up a row by its never-reused id, or by type and inode (this boot, alive first).
-    pub fn find(&self, ns_type: NsType, inode: u64, id: Option<u64>) -> Result<Option<Record>, DbError> {
+    pub fn find(&self, ns_type: NsType, inode: u64, id: Option<u64>) -> Result<Option<NsProvenance>, DbError> {
         let (sql, args): (String, Vec<rusqlite::types::Value>) = match id {
             Some(id) => (
                 format!("SELECT {COLUMNS} FROM namespaces WHERE ns_id = ?1 ORDER BY rowid DESC LIMIT 1"),

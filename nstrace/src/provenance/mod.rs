@@ -13,7 +13,7 @@ pub mod writer;
 
 /// What the database keeps of one namespace.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Record {
+pub struct NsProvenance {
     /// The store's key ([`nstrace_common::ns::ns_key`]).
     #[serde(skip)]
     pub key: u64,
@@ -37,9 +37,9 @@ pub struct Record {
     pub identity: Option<i64>,
 }
 
-impl Record {
-    pub fn of(ns: &Namespace) -> Record {
-        Record {
+impl NsProvenance {
+    pub fn of(ns: &Namespace) -> NsProvenance {
+        NsProvenance {
             key: ns.key(),
             ns_type: ns.row.ns_type,
             inode: ns.row.inode,
@@ -69,7 +69,7 @@ pub struct Death {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     /// The namespace's provenance as it is now (insert or update).
-    Upsert(Box<Record>),
+    Upsert(Box<NsProvenance>),
     /// The namespace `key` died.
     Died { key: u64, ns_type: NsType, inode: u64, id: Option<u64>, death: Death },
 }

@@ -5,7 +5,7 @@ use foldhash::HashSet;
 
 use crate::{
     model::Namespace,
-    provenance::{Change, Death, Record},
+    provenance::{Change, Death, NsProvenance},
 };
 
 #[derive(Debug, Default)]
@@ -43,7 +43,7 @@ impl Journal {
         if self.dirty.remove(&key)
             && let Some(ns) = ns
         {
-            self.log.push(Change::Upsert(Box::new(Record::of(ns))));
+            self.log.push(Change::Upsert(Box::new(NsProvenance::of(ns))));
         }
         let (ns_type, inode, id) = match (ns, evicted) {
             (Some(ns), _) => (ns.row.ns_type, ns.row.inode, ns.row.id),
@@ -59,7 +59,7 @@ impl Journal {
     }
 
     /// Every change since the last call, oldest first.
-    pub fn take(&mut self, live: impl Fn(u64) -> Option<Record>) -> Vec<Change> {
+    pub fn take(&mut self, live: impl Fn(u64) -> Option<NsProvenance>) -> Vec<Change> {
         let mut out = std::mem::take(&mut self.log);
         out.extend(self.dirty.drain().filter_map(live).map(|r| Change::Upsert(Box::new(r))));
         out

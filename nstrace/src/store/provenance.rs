@@ -9,7 +9,7 @@ use crate::{
     events::Event,
     model::{Creator, Pin, PinKind, Pins},
     origin::{ContainerRef, Origin},
-    provenance::{Change, Record},
+    provenance::{Change, NsProvenance},
 };
 
 /// Bind mounts remembered for attribution.
@@ -76,7 +76,7 @@ impl NsStore {
     /// unless [`StoreOptions::provenance`]).
     pub fn take_provenance(&mut self) -> Vec<Change> {
         let live = &self.live;
-        self.journal.take(|key| live.get(&key).map(|ns| Record::of(ns)))
+        self.journal.take(|key| live.get(&key).map(|ns| NsProvenance::of(ns)))
     }
 
     /// Gives the live namespace `key` what an earlier run knew of it (the

@@ -1,4 +1,4 @@
-//! Rows of the `namespaces` table as [`Record`]s and back.
+//! Rows of the `namespaces` table as [`NsProvenance`]s and back.
 
 use nstrace_common::ns::NsType;
 use rusqlite::params;
@@ -6,7 +6,7 @@ use rusqlite::params;
 use crate::{
     model::Creator,
     origin::{ContainerRef, Origin},
-    provenance::{Death, Record},
+    provenance::{Death, NsProvenance},
 };
 
 pub(super) const COLUMNS: &str = "rowid, type, inode, ns_id, created_at, first_seen, creator_pid, creator_tid, creator_comm, cause, \
@@ -19,7 +19,7 @@ pub(super) const COLUMN_COUNT: usize = 24;
 pub(super) fn insert(
     tx: &rusqlite::Transaction<'_>,
     boot_id: &str,
-    r: &Record,
+    r: &NsProvenance,
     death: Option<&Death>,
 ) -> Result<i64, rusqlite::Error> {
     // Cached: a churn writes thousands of rows a second, and parsing the
@@ -88,7 +88,7 @@ struct Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    fn of(r: &'a Record) -> Values<'a> {
+    fn of(r: &'a NsProvenance) -> Values<'a> {
         let c = r.creator.as_ref();
         let o = c.map(|c| &c.origin);
         let k = o.and_then(|o| o.container.as_ref());
@@ -115,7 +115,7 @@ impl<'a> Values<'a> {
     }
 }
 
-pub(super) fn update(tx: &rusqlite::Transaction<'_>, rowid: i64, r: &Record) -> Result<(), rusqlite::Error> {
+pub(super) fn update(tx: &rusqlite::Transaction<'_>, rowid: i64, r: &NsProvenance) -> Result<(), rusqlite::Error> {
     let mut stmt = tx.prepare_cached(
         "UPDATE namespaces SET created_at = ?2, creator_pid = ?3, creator_tid = ?4, creator_comm = ?5, cause = ?6,
          flags = ?7, exe = ?8, cmdline = ?9, parent_process = ?10, cgroup = ?11, container_runtime = ?12,
@@ -149,7 +149,7 @@ pub(super) fn update(tx: &rusqlite::Transaction<'_>, rowid: i64, r: &Record) -> 
     Ok(())
 }
 
-pub(super) fn record_of(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Error> {
+pub(super) fn record_of(row: &rusqlite::Row<'_>) -> Result<NsProvenance, rusqlite::Error> {
     let ns_type: String = row.get(1)?;
     let ns_type = NsType::ALL.into_iter().find(|t| t.name() == ns_type).unwrap_or(NsType::Net);
     let inode = row.get::<_, i64>(2)? as u64;
@@ -185,7 +185,7 @@ pub(super) fn record_of(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Err
         }
         None => None,
     };
-    Ok(Record {
+    Ok(NsProvenance {
         key: nstrace_common::ns::ns_key(id.unwrap_or(0), ns_type as u32, inode as u32),
         ns_type,
         inode,

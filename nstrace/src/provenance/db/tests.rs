@@ -22,14 +22,14 @@ impl Drop for TempDir {
     }
 }
 
-fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> Record {
+fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> NsProvenance {
     let container = ContainerRef {
         runtime: crate::containers::Runtime::Docker,
         id: "ab".repeat(32),
         name: Some("web".into()),
         ..Default::default()
     };
-    Record {
+    NsProvenance {
         key: nstrace_common::ns::ns_key(id.unwrap_or(0), ns_type as u32, inode as u32),
         ns_type,
         inode,
@@ -81,7 +81,7 @@ fn records_round_trip_and_deaths_close_them() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o700, "the directory is private");
     let mut rowids = HashMap::new();
     let net = record(NsType::Net, 4026532500, Some(77), 1000.0);
-    let uts = Record { creator: None, pins: vec![], ..record(NsType::Uts, 4026532501, Some(78), 1001.0) };
+    let uts = NsProvenance { creator: None, pins: vec![], ..record(NsType::Uts, 4026532501, Some(78), 1001.0) };
     db.apply(&[Change::Upsert(Box::new(net.clone())), Change::Upsert(Box::new(uts.clone()))], &mut rowids).unwrap();
     assert_eq!(rowids.len(), 2);
     let alive = db.alive().unwrap();

@@ -151,7 +151,7 @@ fn a_bind_mount_names_who_pinned_a_namespace() {
 }
 
 /// The records the next `take_provenance` upserts, by inode.
-fn upserted(s: &mut NsStore) -> Vec<crate::provenance::Record> {
+fn upserted(s: &mut NsStore) -> Vec<crate::provenance::NsProvenance> {
     s.take_provenance()
         .into_iter()
         .filter_map(|c| match c {
