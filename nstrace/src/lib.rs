@@ -15,6 +15,7 @@
 pub mod chain;
 pub mod cli;
 pub mod containers;
+pub mod database;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -24,7 +25,6 @@ pub mod monitor;
 pub mod origin;
 pub mod present;
 pub mod procfs;
-pub mod provenance;
 pub mod remote;
 pub mod snapshot;
 pub mod store;

@@ -139,7 +139,7 @@ impl Monitor {
     pub fn take_provenance(
         &mut self,
         namer: impl FnMut(&crate::origin::ContainerRef) -> Option<(Option<String>, Option<String>)>,
-    ) -> Vec<crate::provenance::Change> {
+    ) -> Vec<crate::database::Change> {
         self.engine.take_provenance(namer)
     }
 

@@ -22,11 +22,11 @@ use self::{
 use nstrace_common::decode::comm_str;
 
 use crate::{
+    database::Death,
     events::{Cause, Clock, DeathVia, Event, NsIds},
     model::{Creator, Namespace, NsKey, NsRow, NsState},
     origin::Origin,
     procfs::holders::HolderScan,
-    provenance::Death,
 };
 
 /// Refcount of a record from a source that cannot read it (/proc).

@@ -7,9 +7,9 @@ use nstrace_common::ns::NsType;
 
 use crate::{
     cli::ls::TypeArg,
+    database::db::{Db, Entry, Query},
     error::{Error, Result},
     present::{provenance::creator_text, render::clock_time},
-    provenance::db::{Db, Entry, Query},
 };
 
 /// Where `serve` keeps its database unless told otherwise.

@@ -100,7 +100,7 @@ fn adopt_from_service(monitor: &mut Monitor, service: &crate::cli::ServiceArgs) 
     match crate::remote::call(&path, &request, Duration::from_secs(30)) {
         Ok(Some(reply)) if reply.exit == 0 => {
             let v: serde_json::Value = serde_json::from_str(&reply.stdout).unwrap_or_default();
-            for (key, created, creator) in crate::provenance::remembered(&v) {
+            for (key, created, creator) in crate::database::remembered(&v) {
                 monitor.adopt(key, created, creator, Vec::new(), Vec::new());
             }
         }

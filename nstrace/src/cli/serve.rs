@@ -24,6 +24,12 @@ use crate::{
         export::{self, check_listen},
         history::DEFAULT_DB,
     },
+    database::{
+        Change,
+        db::Db,
+        identity,
+        writer::{Retention, Start, Writer},
+    },
     engine::EngineOptions,
     error::{Error, Result, exit},
     events::DeathVia,
@@ -33,12 +39,6 @@ use crate::{
     present::{
         http::{self, Limits, Shared},
         metrics::Metrics,
-    },
-    provenance::{
-        Change,
-        db::Db,
-        identity,
-        writer::{Retention, Start, Writer},
     },
     remote::{self, DEFAULT_SOCKET, Reply, Request},
     store::StoreOptions,
@@ -89,7 +89,7 @@ pub async fn run(args: Args) -> Result<i32> {
     let boot_id = boot_id();
     let (db, db_error, db_note) = match Db::open(&args.db, &boot_id) {
         Ok((db, note)) => (Some(db), None, note),
-        Err(e @ crate::provenance::db::DbError::InUse { .. }) => return Err(Error::Usage(e.to_string())),
+        Err(e @ crate::database::db::DbError::InUse { .. }) => return Err(Error::Usage(e.to_string())),
         Err(e) => {
             let error = crate::chain::Chain(&e).to_string();
             (None, Some(error.clone()), Some(format!("provenance database: {error}")))
@@ -419,7 +419,7 @@ async fn serve_client(mut stream: UnixStream, requests: mpsc::Sender<Pending>, s
 /// on a blocking thread.
 struct Job {
     store: Option<crate::store::NsStore>,
-    flusher: crate::provenance::writer::Flusher,
+    flusher: crate::database::writer::Flusher,
     reader: Arc<std::sync::Mutex<Option<Db>>>,
     db: PathBuf,
 }

@@ -6,10 +6,10 @@
 
 use super::Engine;
 use crate::{
+    database::Change,
     model::{Creator, Pin},
     origin::{ContainerRef, Origin},
     procfs::holders::HolderScan,
-    provenance::Change,
 };
 
 impl Engine {

@@ -4,8 +4,8 @@
 use foldhash::HashSet;
 
 use crate::{
+    database::{Change, Death, NsProvenance},
     model::Namespace,
-    provenance::{Change, Death, NsProvenance},
 };
 
 #[derive(Debug, Default)]

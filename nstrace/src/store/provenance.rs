@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 
 use super::NsStore;
 use crate::{
+    database::{Change, NsProvenance},
     events::Event,
     model::{Creator, Pin, PinKind, Pins},
     origin::{ContainerRef, Origin},
-    provenance::{Change, NsProvenance},
 };
 
 /// Bind mounts remembered for attribution.

@@ -8,7 +8,7 @@ use prometheus_client::{
 };
 
 use super::catch_up;
-use crate::provenance::writer::Health;
+use crate::database::writer::Health;
 
 /// What a client asked the service's socket (`invalid`: a request it could
 /// not read or does not answer).

@@ -425,7 +425,7 @@ impl Metrics {
     }
 
     /// The database gauges (a no-op unless enabled).
-    pub fn set_database(&self, health: &crate::provenance::writer::Health) {
+    pub fn set_database(&self, health: &crate::database::writer::Health) {
         if let Some(d) = &self.database {
             d.set(health);
         }

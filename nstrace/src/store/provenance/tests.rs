@@ -1,11 +1,11 @@
 //! The store's provenance side: the journal, pins and who made them.
 
 use crate::{
+    database::Change,
     events::Event,
     model::{Holder, NsKey, TaskHold},
     origin::Origin,
     procfs::holders::HolderScan,
-    provenance::Change,
     store::{
         NsStore, StoreOptions,
         tests::{SEC, create, freed, store, walk_row},
@@ -151,7 +151,7 @@ fn a_bind_mount_names_who_pinned_a_namespace() {
 }
 
 /// The records the next `take_provenance` upserts, by inode.
-fn upserted(s: &mut NsStore) -> Vec<crate::provenance::NsProvenance> {
+fn upserted(s: &mut NsStore) -> Vec<crate::database::NsProvenance> {
     s.take_provenance()
         .into_iter()
         .filter_map(|c| match c {

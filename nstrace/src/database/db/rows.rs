@@ -4,9 +4,9 @@ use nstrace_common::ns::NsType;
 use rusqlite::params;
 
 use crate::{
+    database::{Death, NsProvenance},
     model::Creator,
     origin::{ContainerRef, Origin},
-    provenance::{Death, NsProvenance},
 };
 
 pub(super) const COLUMNS: &str = "rowid, type, inode, ns_id, created_at, first_seen, creator_pid, creator_tid, creator_comm, cause, \

@@ -1,8 +1,8 @@
 use super::*;
 use crate::{
+    database::Death,
     model::Creator,
     origin::{ContainerRef, Origin},
-    provenance::Death,
 };
 
 struct TempDir(PathBuf);

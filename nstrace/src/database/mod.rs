@@ -1,6 +1,6 @@
-//! Provenance: who created each namespace, from which container, who
-//! pinned it and when, kept by `nstrace serve` in an SQLite database so it
-//! outlives the processes (and nstrace runs) that saw it happen.
+//! The provenance database: who created each namespace, from which
+//! container, who pinned it and when, kept by `nstrace serve` in SQLite so
+//! it outlives the processes (and nstrace runs) that saw it happen.
 
 use nstrace_common::ns::NsType;
 use serde::{Deserialize, Serialize};
