@@ -9,7 +9,7 @@ use crate::{
     cli::ls::TypeArg,
     database::db::{Db, Entry, Query},
     error::{Error, Result},
-    present::{provenance::creator_text, render::clock_time},
+    present::{provenance_text::creator_text, render::clock_time},
 };
 
 /// Where `serve` keeps its database unless told otherwise.
@@ -126,7 +126,7 @@ fn write_text(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
             None => writeln!(out, "  created by: unknown (before nstrace serve watched)")?,
         }
         for p in &r.pins {
-            writeln!(out, "  pinned by {}", crate::present::provenance::pin_text(p))?;
+            writeln!(out, "  pinned by {}", crate::present::provenance_text::pin_text(p))?;
         }
     }
     Ok(())

@@ -216,13 +216,13 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
             if containers.is_empty() { String::new() } else { format!(" containers: {}", esc(&containers.join(","))) }
         )?;
         if let Some(c) = &l.creator {
-            writeln!(out, "  created by {}", esc(&crate::present::provenance::creator_text(c)))?;
+            writeln!(out, "  created by {}", esc(&crate::present::provenance_text::creator_text(c)))?;
         }
         for c in &l.seen_in {
-            writeln!(out, "  seen in container {}", esc(&crate::present::provenance::container_text(c)))?;
+            writeln!(out, "  seen in container {}", esc(&crate::present::provenance_text::container_text(c)))?;
         }
         for p in l.pins.iter().filter(|p| p.released.is_none()) {
-            writeln!(out, "  pinned by {}", esc(&crate::present::provenance::pin_text(p)))?;
+            writeln!(out, "  pinned by {}", esc(&crate::present::provenance_text::pin_text(p)))?;
         }
         for (reason, fix) in l.reasons.iter().zip(&l.fix) {
             writeln!(out, "  kept alive by: {}", esc(&reason.describe()))?;

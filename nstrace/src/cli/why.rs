@@ -260,7 +260,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                     out,
                     "  created:   {} by {}",
                     crate::present::render::clock_time(t),
-                    esc(&crate::present::provenance::creator_text(c))
+                    esc(&crate::present::provenance_text::creator_text(c))
                 )?,
                 (Some(t), None) => writeln!(
                     out,
@@ -270,10 +270,10 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 _ => writeln!(out, "  created:   {UNKNOWN_CREATION}")?,
             }
             for c in &seen_in {
-                writeln!(out, "  seen in:   {}", esc(&crate::present::provenance::container_text(c)))?;
+                writeln!(out, "  seen in:   {}", esc(&crate::present::provenance_text::container_text(c)))?;
             }
             for p in &pins {
-                writeln!(out, "  pinned:    {}", esc(&crate::present::provenance::pin_text(p)))?;
+                writeln!(out, "  pinned:    {}", esc(&crate::present::provenance_text::pin_text(p)))?;
             }
             for e in &history {
                 writeln!(out, "  history:   {}", esc(&crate::present::render::event_text(e)))?;

@@ -17,7 +17,7 @@ pub mod http;
 pub mod json;
 pub mod lsns;
 pub mod metrics;
-pub mod provenance;
+pub mod provenance_text;
 pub mod render;
 pub mod table;
 pub mod tui;
