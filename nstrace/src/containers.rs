@@ -88,9 +88,10 @@ pub fn from_cgroup(path: &str) -> Option<Container> {
         }
         if is_hex64(seg) {
             // cgroupfs driver: /docker/<id>, /kubepods/.../pod<uid>/<id>
+            // containerd's own grouping is its namespace: /k8s.io/<id> for CRI pods.
             let runtime = if path.contains("/docker/") {
                 Runtime::Docker
-            } else if pod.is_some() {
+            } else if pod.is_some() || path.contains("/k8s.io/") {
                 Runtime::Containerd
             } else {
                 Runtime::Docker
@@ -142,6 +143,8 @@ mod tests {
         assert_eq!(c.runtime, Runtime::CriO);
         let c = from_cgroup(&format!("/kubepods/besteffort/pod0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6/{ID}")).unwrap();
         assert_eq!((c.runtime, c.pod_uid.is_some()), (Runtime::Containerd, true));
+        // A CRI sandbox with no cgroup parent: containerd's namespace names the group.
+        assert_eq!(from_cgroup(&format!("/k8s.io/{ID}")).unwrap().runtime, Runtime::Containerd);
     }
 
     #[test]

@@ -317,13 +317,11 @@ impl SeenIn {
     }
 
     /// Names the containers that have no name yet; true if any got one.
-    pub fn name(&mut self, mut namer: impl FnMut(&ContainerRef) -> Option<(Option<String>, Option<String>)>) -> bool {
+    pub fn name(&mut self, mut namer: impl FnMut(&ContainerRef) -> Option<crate::origin::RuntimeNames>) -> bool {
         let mut changed = false;
         for c in self.0.iter_mut().flat_map(|v| v.iter_mut()).filter(|c| c.name.is_none()) {
-            if let Some((name, pod)) = namer(c) {
-                changed |= name.is_some() || pod.is_some();
-                c.name = name;
-                c.pod = c.pod.take().or(pod);
+            if let Some(names) = namer(c) {
+                changed |= names.fill(c);
             }
         }
         changed

@@ -415,7 +415,10 @@ impl NsStore {
             let before = (ns.row.state, ns.row.tasks);
             fill_holders(&mut ns.row, holders, names, &scan, &mut memo);
             if self.opts.provenance {
-                let changed = ns.pins.update(&ns.row.holders, at) | ns.seen_in.note(&ns.row.containers);
+                // A namespace the host's own processes use too (hostNetwork,
+                // hostPID, the host's cgroup namespace) is no container's.
+                let seen = if ns.row.host_tasks == 0 { ns.seen_in.note(&ns.row.containers) } else { false };
+                let changed = ns.pins.update(&ns.row.holders, at) | seen;
                 if self.mounts.attribute(&mut ns.pins) || changed {
                     self.journal.touch(ns.key());
                 }

@@ -1,6 +1,7 @@
 //! Helpers for the root integration tests: find the binary, skip loudly
 //! when not root, run `nstrace trace` in the background and wait for events.
 
+pub mod cri;
 pub mod exporter;
 pub mod service;
 mod trace;

@@ -32,6 +32,15 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     // A real Docker for the container-leak test (started by the test itself).
     ("dockerd", "docker.io"),
+    // Kubernetes nodes without a kubelet: a private containerd's CRI plugin with a CNI bridge,
+    // driven by the tests' CRI client (k8s-cri, whose build runs protoc); cc builds the static
+    // pause program.
+    ("containerd", "containerd"),
+    ("ctr", "containerd"),
+    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+    ("protoc", "protobuf-compiler"),
+    ("cc", "gcc"),
+    ("/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"),
     // `nstrace completions zsh|fish`: the scripts are loaded by the real shells; systemd-analyze
     // verifies the unit.
     ("zsh", "zsh"),

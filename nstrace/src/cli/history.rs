@@ -20,9 +20,14 @@ pub struct Args {
     /// Only this type.
     #[arg(long = "type", short = 't', value_enum)]
     pub ns_type: Option<TypeArg>,
-    /// Only namespaces created in this container (its name, or 4+ leading characters of its id).
+    /// Only namespaces of this container: created in it or seen in it (its name, or 4+ leading
+    /// characters of its id).
     #[arg(long)]
     pub container: Option<String>,
+    /// Only namespaces of this Kubernetes pod: its name, namespace/name, UID, or 4+ leading
+    /// characters of its sandbox id.
+    #[arg(long)]
+    pub pod: Option<String>,
     /// Only namespaces alive during the last DURATION (30s, 5m, 2h, 1d).
     #[arg(long, value_parser = crate::cli::parse_duration)]
     pub since: Option<Duration>,
@@ -51,6 +56,7 @@ impl Args {
         Query {
             ns_type: self.ns_type.map(NsType::from),
             container: self.container.clone(),
+            pod: self.pod.clone(),
             since: self.since.map(|s| (now - s.as_secs_f64()).max(0.0)),
             alive: match (self.alive, self.destroyed) {
                 (true, _) => Some(true),

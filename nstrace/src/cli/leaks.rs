@@ -60,6 +60,9 @@ pub struct Leak {
     pub pins: Vec<Pin>,
     /// Containers whose tasks were in it while it lived (from `nstrace serve`).
     pub seen_in: Vec<ContainerRef>,
+    /// The Kubernetes pod (namespace/name, else UID) it belonged to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
     pub reasons: Vec<Reason>,
     /// What to do about each reason, in the same order (never run by nstrace).
     pub fix: Vec<Advice>,
@@ -70,6 +73,9 @@ pub struct LeakReport {
     pub count: usize,
     pub by_type: BTreeMap<String, usize>,
     pub by_holder: BTreeMap<String, usize>,
+    /// Leaks per Kubernetes pod (only those of a pod).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_pod: BTreeMap<String, usize>,
     /// `--min-age` in seconds; null when not given.
     pub min_age: Option<f64>,
     /// Leaks in this report whose age is unknown (with `--min-age`: kept,
@@ -103,6 +109,7 @@ pub fn candidates(rows: &[&NsRow], leaking: &[&NsRow], facts: &HolderFacts) -> V
             creator: None,
             pins: Vec::new(),
             seen_in: Vec::new(),
+            pod: None,
             reasons: explainer.reasons(row),
             fix: Vec::new(),
         })
@@ -122,9 +129,16 @@ pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: f64) -> LeakRepo
             _ => true,
         })
         .collect();
+    let mut leaks = leaks;
+    // A pod's leaks together (pods first, by name); the rest in their order.
+    leaks.sort_by(|a, b| (a.pod.is_none(), &a.pod).cmp(&(b.pod.is_none(), &b.pod)));
     let mut by_type = BTreeMap::new();
     let mut by_holder = BTreeMap::new();
+    let mut by_pod = BTreeMap::new();
     for l in &leaks {
+        if let Some(pod) = &l.pod {
+            *by_pod.entry(pod.clone()).or_insert(0) += 1;
+        }
         *by_type.entry(l.row.ns_type.name().to_string()).or_insert(0) += 1;
         for r in &l.reasons {
             *by_holder.entry(r.kind().to_string()).or_insert(0) += 1;
@@ -136,7 +150,7 @@ pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: f64) -> LeakRepo
         let (n, them) = if unknown_age == 1 { ("leak", "it") } else { ("leaks", "them") };
         notes.push(format!("{unknown_age} {n} of unknown age kept: nstrace did not see {them} created"));
     }
-    LeakReport { count: leaks.len(), by_type, by_holder, min_age: min, unknown_age, notes, leaks }
+    LeakReport { count: leaks.len(), by_type, by_holder, by_pod, min_age: min, unknown_age, notes, leaks }
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -161,6 +175,8 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             l.creator = ns.creator.as_deref().cloned();
             l.pins = ns.pins.iter().cloned().collect();
             l.seen_in = ns.seen_in.iter().cloned().collect();
+            let creator = l.creator.as_ref().and_then(|c| c.origin.container.as_ref());
+            l.pod = crate::origin::pod_of(creator.into_iter().chain(&l.seen_in));
         }
         let containers = advice::known_containers(&l.row, &l.seen_in);
         let ctx = advice::Context { own_mnt_ns, tasks: l.row.tasks, containers: &containers };
@@ -200,6 +216,9 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
     let join = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
     writeln!(out, "  by type:   {}", join(&r.by_type))?;
     writeln!(out, "  by holder: {}", join(&r.by_holder))?;
+    if !r.by_pod.is_empty() {
+        writeln!(out, "  by pod:    {}", esc(&join(&r.by_pod)))?;
+    }
     for l in &r.leaks {
         let age = l.age.map(crate::present::age::coarse).unwrap_or_else(|| "unknown (not seen created)".into());
         let containers: Vec<String> = match crate::present::table::container_text(&l.row).as_str() {
@@ -274,6 +293,7 @@ mod tests {
             creator: None,
             pins: Vec::new(),
             seen_in: Vec::new(),
+            pod: None,
             reasons: vec![Reason::KernelReference { hint: "test".into() }],
             fix: Vec::new(),
         }
@@ -314,6 +334,22 @@ mod tests {
         assert_eq!(inodes(&r), [1, 2, 3, 4]);
         assert_eq!(r.leaks[1].age, Some(10.0));
         assert_eq!((r.unknown_age, r.notes.len(), r.min_age), (1, 0, None));
+    }
+
+    #[test]
+    fn a_pods_leaks_come_together_and_are_counted_by_pod() {
+        let mut l = leaks();
+        l[1].pod = Some("shop/web".into());
+        l[3].pod = Some("shop/web".into());
+        l[2].pod = Some("kube-system/dns".into());
+        let r = report(l, None, NOW);
+        assert_eq!(inodes(&r), [3, 2, 4, 1], "pods by name, then the rest in order");
+        assert_eq!(r.by_pod, [("kube-system/dns".to_string(), 1), ("shop/web".to_string(), 2)].into());
+        let mut text = Vec::new();
+        write_text(&mut text, &r).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("\n  by pod:    kube-system/dns 1, shop/web 2\n"), "{text}");
+        assert!(report(leaks(), None, NOW).by_pod.is_empty());
     }
 
     #[test]

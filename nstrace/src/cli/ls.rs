@@ -175,7 +175,7 @@ pub struct Args {
     /// adds them to nstrace's table. lsns's NS, TYPE, PATH, NPROCS, PID,
     /// PPID, COMMAND, UID, USER, NETNSID, NSFS, PNS, ONS; nstrace's ID, STATE,
     /// HOLDERS, AGE, and from `nstrace serve` CREATED, CREATOR, CONTAINER,
-    /// PINNED-BY.
+    /// PINNED-BY, POD (a Kubernetes pod's namespace/name), RUNTIME.
     #[arg(long, short = 'o', value_name = "LIST", value_parser = parse_output)]
     pub output: Option<OutputSpec>,
     /// Every column (lsns's, then nstrace's), in lsns's form.

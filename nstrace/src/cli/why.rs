@@ -82,7 +82,8 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
             })),
         };
     }
-    if target.contains('/') {
+    // A relative path that does not exist is a pod's `namespace/name`.
+    if target.starts_with('/') || (target.contains('/') && std::path::Path::new(target).exists()) {
         return resolve_path(rows, target);
     }
     if named {
@@ -102,7 +103,7 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
     found.sort_by_key(|r| (Some(r.inode) == own, r.tasks));
     found.first().copied().ok_or_else(|| {
         Error::Usage(format!(
-            "{target:?} is not a namespace id or inode, a path, an `ip netns` name, or a container with a {} namespace \
+            "{target:?} is not a namespace id or inode, a path, an `ip netns` name, or a container or pod with a {} namespace \
              (see `nstrace ls`)",
             ns_type.name()
         ))

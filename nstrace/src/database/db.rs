@@ -74,12 +74,21 @@ pub struct Alive {
     pub record: NsProvenance,
 }
 
+/// Binds `value` to every `?1x` placeholder just appended to `sql` (one
+/// numbered parameter, however often the clause repeats it).
+fn bind(sql: &mut String, args: &mut Vec<rusqlite::types::Value>, value: &str) {
+    args.push(value.to_string().into());
+    *sql = sql.replace("?1x", &format!("?{}", args.len()));
+}
+
 /// What `history` selects.
 #[derive(Clone, Debug, Default)]
 pub struct Query {
     pub ns_type: Option<NsType>,
-    /// A container id prefix or name.
+    /// A container id prefix or name: the creator's container, or one seen in it.
     pub container: Option<String>,
+    /// A pod: its name, namespace/name, UID, or a sandbox id prefix.
+    pub pod: Option<String>,
     /// Unix time: namespaces alive at or after it.
     pub since: Option<f64>,
     pub alive: Option<bool>,
@@ -444,9 +453,25 @@ impl Db {
             sql.push_str(" AND type = ?");
             args.push(t.name().to_string().into());
         }
+        // Prefixes compared with substr, not LIKE: a name may hold `_` or `%`.
         if let Some(c) = &q.container {
-            sql.push_str(" AND (container_name = ? OR (length(?) >= 4 AND container_id LIKE ? || '%'))");
-            args.extend([c.clone().into(), c.clone().into(), c.clone().into()]);
+            sql.push_str(
+                " AND (container_name = ?1x OR (length(?1x) >= 4 AND substr(container_id, 1, length(?1x)) = ?1x) \
+                 OR EXISTS (SELECT 1 FROM json_each(coalesce(containers, '[]')) AS seen \
+                   WHERE seen.value ->> '$.name' = ?1x \
+                      OR (length(?1x) >= 4 AND substr(seen.value ->> '$.id', 1, length(?1x)) = ?1x)))",
+            );
+            bind(&mut sql, &mut args, c);
+        }
+        if let Some(p) = &q.pod {
+            sql.push_str(
+                " AND (pod = ?1x OR substr(pod, -length(?1x) - 1) = '/' || ?1x OR pod_uid = ?1x \
+                 OR EXISTS (SELECT 1 FROM json_each(coalesce(containers, '[]')) AS seen \
+                   WHERE seen.value ->> '$.pod' = ?1x OR substr(seen.value ->> '$.pod', -length(?1x) - 1) = '/' || ?1x \
+                      OR seen.value ->> '$.pod_uid' = ?1x \
+                      OR (length(?1x) >= 4 AND substr(seen.value ->> '$.sandbox', 1, length(?1x)) = ?1x)))",
+            );
+            bind(&mut sql, &mut args, p);
         }
         if let Some(since) = q.since {
             sql.push_str(" AND (destroyed_at IS NULL OR destroyed_at >= ?)");

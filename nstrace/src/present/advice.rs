@@ -200,6 +200,19 @@ fn mount_advice(path: &str, mnt_ns: u64, entry: Entry<'_>, netns_name: &Option<S
             format!("dockerd must be running; without it: {umount_line}"),
         );
     }
+    // A CRI sandbox's netns: the runtime removes the sandbox and its mount
+    // (checked first: it stops the pod); a dead runtime leaves the mount to
+    // unmount and remove by hand.
+    if let Some(c) = ctx.containers.iter().find(|c| c.pod.is_some() && c.sandbox.is_some())
+        && let (Some(pod), Some(sandbox)) = (&c.pod, &c.sandbox)
+    {
+        let rm = shell_line(&words(["rm", path]));
+        return Advice::run(
+            words(["crictl", "rmp", "-f", sandbox]),
+            false,
+            format!("pod {pod}; if its runtime is gone: {umount_line} && {rm}"),
+        );
+    }
     if let Some(pod) = ctx.containers.iter().find_map(|c| c.pod.as_ref()) {
         // The pod's name reaches the shell as an argument, never as code.
         let script = r#"crictl rmp -f "$(crictl pods -q --name "$1")""#;
@@ -343,9 +356,19 @@ mod tests {
             pod: Some("prod/web-1".into()),
             ..Default::default()
         }];
-        let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &pod, ..docker });
+        let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &pod, ..docker.clone() });
         assert_eq!(a.command.as_deref(), Some(r#"sh -c 'crictl rmp -f "$(crictl pods -q --name "$1")"' sh web-1"#));
         assert!(!a.safe, "a shell script is checked first");
+        // With the sandbox id (from the runtime's annotations): that sandbox,
+        // and the exact unmount for when the runtime is gone.
+        let sandbox = [ContainerRef { sandbox: Some("5ab1e0c9".into()), ..pod[0].clone() }];
+        let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &sandbox, ..docker });
+        assert_eq!(a.command.as_deref(), Some("crictl rmp -f 5ab1e0c9"));
+        assert!(!a.safe, "removing a pod is checked first");
+        assert!(
+            a.note.ends_with("if its runtime is gone: umount /run/netns/cni-1234 && rm /run/netns/cni-1234"),
+            "{a:?}"
+        );
     }
 
     /// A path a process chose can hold anything: each word is quoted, the

@@ -47,6 +47,8 @@ pub enum LsCol {
     Creator,
     Container,
     PinnedBy,
+    Pod,
+    Runtime,
 }
 
 impl LsCol {
@@ -66,7 +68,7 @@ impl LsCol {
         )
     }
 
-    pub const ALL: [LsCol; 22] = [
+    pub const ALL: [LsCol; 24] = [
         LsCol::Ns,
         LsCol::Type,
         LsCol::Path,
@@ -89,6 +91,8 @@ impl LsCol {
         LsCol::Creator,
         LsCol::Container,
         LsCol::PinnedBy,
+        LsCol::Pod,
+        LsCol::Runtime,
     ];
 
     /// lsns's default columns.
@@ -119,6 +123,8 @@ impl LsCol {
             LsCol::Creator => "CREATOR",
             LsCol::Container => "CONTAINER",
             LsCol::PinnedBy => "PINNED-BY",
+            LsCol::Pod => "POD",
+            LsCol::Runtime => "RUNTIME",
         }
     }
 
@@ -152,9 +158,13 @@ impl LsCol {
     /// How the column gives way in a narrow terminal.
     fn give(self) -> Give {
         match self {
-            LsCol::Command | LsCol::Path | LsCol::Nsfs | LsCol::Holders | LsCol::Container | LsCol::PinnedBy => {
-                Give::Truncate(8)
-            }
+            LsCol::Command
+            | LsCol::Path
+            | LsCol::Nsfs
+            | LsCol::Holders
+            | LsCol::Container
+            | LsCol::PinnedBy
+            | LsCol::Pod => Give::Truncate(8),
             LsCol::Creator | LsCol::User => Give::Truncate(6),
             _ => Give::Keep,
         }
@@ -377,6 +387,23 @@ impl<'a> Cells<'a> {
             }
             LsCol::PinnedBy => {
                 text(self.record(row).and_then(|n| n.pins.iter().find(|p| p.released.is_none())?.by.clone()))
+            }
+            // The Kubernetes pod (namespace/name, else its UID) of the
+            // container that made it or was seen in it; a namespace the host
+            // shares with a pod is not the pod's.
+            LsCol::Pod => text(self.record(row).and_then(|n| {
+                let creator = n.creator.as_ref().and_then(|c| c.origin.container.as_ref());
+                crate::origin::pod_of(creator.into_iter().chain(n.seen_in.iter()))
+            })),
+            // The runtime of that container, else of the one container all its tasks are in.
+            LsCol::Runtime => {
+                let record = self.record(row);
+                let attributed = record
+                    .and_then(|n| {
+                        n.creator.as_ref().and_then(|c| c.origin.container.as_ref()).or(n.seen_in.iter().next())
+                    })
+                    .map(|c| c.runtime);
+                text(attributed.or(row.sole_container().map(|c| c.runtime)).map(|r| r.name().to_string()))
             }
         }
     }

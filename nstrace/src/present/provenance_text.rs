@@ -95,6 +95,7 @@ mod tests {
                 name: Some("web".into()),
                 pod: Some("prod/web-1".into()),
                 pod_uid: None,
+                sandbox: None,
             }),
         };
         assert_eq!(

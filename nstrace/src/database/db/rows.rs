@@ -164,6 +164,8 @@ pub(super) fn record_of(row: &rusqlite::Row<'_>) -> Result<NsProvenance, rusqlit
                     name: row.get(17)?,
                     pod: row.get(18)?,
                     pod_uid: row.get(19)?,
+                    // Not a column: a creator's sandbox is the pod's, which `containers` keeps.
+                    sandbox: None,
                 }),
                 None => None,
             };

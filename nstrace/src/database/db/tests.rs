@@ -144,6 +144,8 @@ fn history_filters_by_type_container_time_and_state() {
         Vec::<u64>::new(),
         "too short a prefix"
     );
+    assert_eq!(q(Query { container: Some("db".into()), ..Default::default() }), [12, 11, 10], "seen in it");
+    assert_eq!(q(Query { container: Some("cdcd".into()), ..Default::default() }), [12, 11, 10], "seen: id prefix");
     assert_eq!(q(Query { since: Some(160.0), ..Default::default() }), [12, 11], "dead before --since");
     assert_eq!(q(Query { alive: Some(true), ..Default::default() }), [12, 11]);
     assert_eq!(q(Query { alive: Some(false), ..Default::default() }), [10]);
@@ -303,4 +305,36 @@ fn a_namespace_born_and_dead_in_one_batch_is_one_dead_row() {
     db.apply(&[died(103.0)], &mut rowids).unwrap();
     assert!(db.alive().unwrap().is_empty() && rowids.is_empty());
     assert_eq!(db.history(&Query { alive: Some(false), limit: 10, ..Default::default() }).unwrap().len(), 2);
+}
+
+#[test]
+fn history_finds_a_pod_by_name_uid_or_sandbox_in_the_containers_seen() {
+    let dir = TempDir::new("history-pod");
+    let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    let mut rowids = HashMap::new();
+    // A CRI netns: made by the runtime on the host (no creator container),
+    // seen in the pod's sandbox.
+    let mut a = record(NsType::Net, 10, Some(1), 100.0);
+    a.creator.as_mut().unwrap().origin.container = None;
+    a.containers = vec![ContainerRef {
+        runtime: crate::containers::Runtime::Containerd,
+        id: "5ab1e0c9".repeat(8),
+        pod: Some("shop/web_1".into()),
+        pod_uid: Some("u-1".into()),
+        sandbox: Some("5ab1e0c9".repeat(8)),
+        ..Default::default()
+    }];
+    let b = record(NsType::Net, 11, Some(2), 200.0);
+    db.apply(&[Change::Upsert(Box::new(a)), Change::Upsert(Box::new(b))], &mut rowids).unwrap();
+    let q = |pod: &str| {
+        let q = Query { pod: Some(pod.into()), limit: 10, ..Default::default() };
+        db.history(&q).unwrap().iter().map(|e| e.record.inode).collect::<Vec<_>>()
+    };
+    for found in ["web_1", "shop/web_1", "u-1", "5ab1e0c9"] {
+        assert_eq!(q(found), [10], "{found}");
+    }
+    // `_` and `%` are not wildcards; a short prefix and another namespace match nothing.
+    for none in ["web%", "web__", "5ab", "other/web_1", "shop"] {
+        assert_eq!(q(none), Vec::<u64>::new(), "{none}");
+    }
 }

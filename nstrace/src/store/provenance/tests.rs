@@ -271,6 +271,24 @@ fn every_recent_mount_is_remembered_and_a_named_pin_keeps_its_maker() {
 }
 
 #[test]
+fn a_namespace_the_host_shares_with_a_container_is_not_claimed_for_it() {
+    use crate::procfs::holders::ProcInfo;
+    let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
+    let mut out = Vec::new();
+    s.on_create(&create(NsType::Cgroup, 5, 90, SEC, 7), &mut out);
+    let mut scan = HolderScan::default();
+    let task = |pid| Holder::Task { pid, comm: "sh".into(), hold: TaskHold::Member, tid: None };
+    scan.holders.insert(NsKey { ns_type: NsType::Cgroup, inode: 90 }, vec![task(7), task(8)]);
+    let pod = "/kubepods/besteffort/pod0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+    scan.processes.insert(7, ProcInfo { cgroup: format!("{pod}/{}", "c".repeat(64)), ..Default::default() });
+    scan.processes.insert(8, ProcInfo { cgroup: "/user.slice/session-1.scope".into(), ..Default::default() });
+    s.apply_holders(scan, 2 * SEC, false);
+    let ns = s.get(5).unwrap();
+    assert_eq!((ns.row.containers.len(), ns.row.host_tasks), (1, 1), "used by both, and shown so");
+    assert!(ns.seen_in.is_empty(), "a host namespace (hostNetwork, hostPID) is not the pod's: {:?}", ns.seen_in);
+}
+
+#[test]
 fn containers_are_named_where_provenance_changed() {
     use crate::procfs::holders::ProcInfo;
     let mut s = NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions { provenance: true, ..Default::default() });
@@ -287,7 +305,7 @@ fn containers_are_named_where_provenance_changed() {
     let mut asked = Vec::new();
     s.name_containers(|c| {
         asked.push(c.id.clone());
-        Some((Some("web".into()), None))
+        Some(crate::origin::RuntimeNames { name: Some("web".into()), ..Default::default() })
     });
     assert_eq!(asked, ["c".repeat(64)]);
     let seen: Vec<_> = s.get(5).unwrap().seen_in.iter().map(|c| c.name.clone()).collect();
