@@ -317,7 +317,10 @@ impl SeenIn {
     }
 
     /// Names the containers that have no name yet; true if any got one.
-    pub fn name(&mut self, mut namer: impl FnMut(&ContainerRef) -> Option<crate::origin::RuntimeNames>) -> bool {
+    pub fn name(
+        &mut self,
+        mut namer: impl FnMut(&ContainerRef) -> Option<crate::containers::names::RuntimeNames>,
+    ) -> bool {
         let mut changed = false;
         for c in self.0.iter_mut().flat_map(|v| v.iter_mut()).filter(|c| c.name.is_none()) {
             if let Some(names) = namer(c) {

@@ -138,7 +138,7 @@ impl Monitor {
     /// `namer`: runtime state on disk) the containers seen in them.
     pub fn take_provenance(
         &mut self,
-        namer: impl FnMut(&crate::origin::ContainerRef) -> Option<crate::origin::RuntimeNames>,
+        namer: impl FnMut(&crate::origin::ContainerRef) -> Option<crate::containers::names::RuntimeNames>,
     ) -> Vec<crate::database::Change> {
         self.engine.take_provenance(namer)
     }

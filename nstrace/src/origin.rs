@@ -10,8 +10,6 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::containers;
-
 /// A container as a user names it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRef {
@@ -56,32 +54,6 @@ impl ContainerRef {
 /// seen in it.
 pub fn pod_of<'a>(containers: impl IntoIterator<Item = &'a ContainerRef>) -> Option<String> {
     containers.into_iter().find_map(|c| c.pod.clone().or_else(|| c.pod_uid.clone()))
-}
-
-/// What a runtime's own records say of a container: its name and, in a
-/// Kubernetes pod, the pod (namespace/name), its UID and sandbox id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RuntimeNames {
-    pub name: Option<String>,
-    pub pod: Option<String>,
-    pub pod_uid: Option<String>,
-    pub sandbox: Option<String>,
-}
-
-impl RuntimeNames {
-    fn found(&self) -> bool {
-        self.name.is_some() || self.pod.is_some() || self.sandbox.is_some()
-    }
-
-    /// Fills what `c` lacks; true if it learnt anything.
-    pub fn fill(self, c: &mut ContainerRef) -> bool {
-        let before = (c.name.is_some(), c.pod.is_some(), c.pod_uid.is_some(), c.sandbox.is_some());
-        c.name = c.name.take().or(self.name);
-        c.pod = c.pod.take().or(self.pod);
-        c.pod_uid = c.pod_uid.take().or(self.pod_uid);
-        c.sandbox = c.sandbox.take().or(self.sandbox);
-        before != (c.name.is_some(), c.pod.is_some(), c.pod_uid.is_some(), c.sandbox.is_some())
-    }
 }
 
 /// What /proc said about the creating process when the record arrived.
@@ -205,7 +177,8 @@ fn scan_cgroups(root: &Path) -> HashMap<u64, String> {
 /// lacks of the origin of `pid`: the record has no executable, and may lack
 /// the command line (a kernel thread, a hook without it), the parent or the
 /// cgroup. Each file read is a path walk through a new /proc/PID, so nothing
-/// known is read again. The container is left for [`ContainerNames`];
+/// known is read again. The container is left for
+/// [`ContainerNames`](crate::containers::names::ContainerNames);
 /// missing pieces stay `None`.
 pub fn capture(proc: &Path, pid: u32, known: &Origin) -> Origin {
     let dir = proc.join(pid.to_string());
@@ -247,166 +220,9 @@ fn unified_cgroup(text: &str) -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix("0::")).or_else(|| paths.last().copied()).map(str::to_string)
 }
 
-/// Containers named from the runtimes' state under `root` (`/`), each read
-/// once: a container keeps its name, and a namespace churn inside one
-/// container would otherwise read its config for every namespace.
-pub struct ContainerNames {
-    root: PathBuf,
-    /// (runtime, id) -> names; only found names are kept (a runtime may
-    /// write its state after the container's first namespaces).
-    known: HashMap<(containers::Runtime, String), RuntimeNames>,
-    /// containerd's task directories (`<state>/io.containerd.runtime.v2.task/<namespace>`)
-    /// found through its running shims: a containerd with its own `--state`
-    /// (Docker's, a test's) keeps its bundles there.
-    task_dirs: Vec<PathBuf>,
-}
-
-impl ContainerNames {
-    pub fn new(root: impl Into<PathBuf>) -> ContainerNames {
-        ContainerNames { root: root.into(), known: HashMap::new(), task_dirs: Vec::new() }
-    }
-
-    /// The container of a cgroup path, with its name and pod.
-    pub fn container_of(&mut self, cgroup: &str) -> Option<ContainerRef> {
-        let c = containers::from_cgroup(cgroup)?;
-        let mut r =
-            ContainerRef { runtime: c.runtime, id: c.id.clone(), pod_uid: c.pod_uid.clone(), ..Default::default() };
-        self.name(&r).fill(&mut r);
-        Some(r)
-    }
-
-    /// What the runtime's records say of container `c`.
-    pub fn name(&mut self, c: &ContainerRef) -> RuntimeNames {
-        let key = (c.runtime, c.id.clone());
-        if let Some(known) = self.known.get(&key) {
-            return known.clone();
-        }
-        let mut found = names_of(&self.root, &self.task_dirs, c);
-        if !found.found() && matches!(c.runtime, containers::Runtime::Containerd) {
-            // A bundle of a containerd not seen before: look at its shims again.
-            let dirs = shim_task_dirs(&self.root.join("proc"));
-            if dirs != self.task_dirs {
-                self.task_dirs = dirs;
-                found = names_of(&self.root, &self.task_dirs, c);
-            }
-        }
-        if found.found() {
-            if self.known.len() >= 10_000 {
-                self.known.clear();
-            }
-            self.known.insert(key, found.clone());
-        }
-        found
-    }
-}
-
-/// Most containerd task directories remembered (one per containerd and namespace).
-const MAX_TASK_DIRS: usize = 64;
-
-/// The task directories of running containerd shims: a shim's working
-/// directory is the bundle of the task it was started for, and the other
-/// bundles of that containerd namespace are its siblings.
-fn shim_task_dirs(proc: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir(proc).into_iter().flatten().flatten() {
-        let pid = entry.file_name();
-        if !pid.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("containerd-shim") {
-            continue;
-        }
-        if let Some(dir) =
-            std::fs::read_link(entry.path().join("cwd")).ok().and_then(|b| b.parent().map(Path::to_path_buf))
-            && !dirs.contains(&dir)
-            && dirs.len() < MAX_TASK_DIRS
-        {
-            dirs.push(dir);
-        }
-    }
-    dirs.sort();
-    dirs
-}
-
-/// What the runtime's state on disk says of container `c`: Docker's
-/// config.v2.json, the OCI bundle's Kubernetes annotations (containerd,
-/// CRI-O, podman; bundles in the default places and in `task_dirs`),
-/// kubelet's pod log directories.
-fn names_of(root: &Path, task_dirs: &[PathBuf], c: &ContainerRef) -> RuntimeNames {
-    let mut names = RuntimeNames::default();
-    use crate::containers::Runtime;
-    match c.runtime {
-        Runtime::Docker => {
-            let config = root.join("var/lib/docker/containers").join(&c.id).join("config.v2.json");
-            names.name = std::fs::read_to_string(config).ok().and_then(|t| docker_name(&t));
-        }
-        Runtime::Containerd | Runtime::CriO | Runtime::Podman => {
-            let default_dirs = [
-                root.join("run/containerd/io.containerd.runtime.v2.task/k8s.io"),
-                root.join("var/lib/containers/storage/overlay-containers"),
-            ];
-            let bundles = default_dirs.iter().chain(task_dirs).map(|d| {
-                let dir = d.join(&c.id);
-                if d.ends_with("overlay-containers") {
-                    dir.join("userdata/config.json")
-                } else {
-                    dir.join("config.json")
-                }
-            });
-            for bundle in bundles {
-                if let Some(found) = std::fs::read_to_string(bundle).ok().and_then(|t| oci_names(&t)) {
-                    names = found;
-                    break;
-                }
-            }
-        }
-        _ => {}
-    }
-    if names.pod.is_none()
-        && let Some(uid) = c.pod_uid.as_ref().or(names.pod_uid.as_ref())
-    {
-        names.pod = pod_from_log_dirs(&root.join("var/log/pods"), uid);
-    }
-    names
-}
-
-/// Docker's container name ("/web" in config.v2.json → "web").
-fn docker_name(config: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(config).ok()?;
-    Some(v["Name"].as_str()?.trim_start_matches('/').to_string()).filter(|n| !n.is_empty())
-}
-
-/// Container name, pod (namespace/name), pod UID and sandbox id from an OCI
-/// bundle's annotations (containerd's CRI plugin, CRI-O).
-fn oci_names(config: &str) -> Option<RuntimeNames> {
-    let v: serde_json::Value = serde_json::from_str(config).ok()?;
-    let a = v.get("annotations")?;
-    let get = |keys: &[&str]| keys.iter().find_map(|k| a[*k].as_str().map(str::to_string));
-    let name = get(&["io.kubernetes.cri.container-name", "io.kubernetes.container.name"]);
-    let ns = get(&["io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"]);
-    let pod = get(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]);
-    let pod_uid = get(&["io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid"]);
-    let sandbox = get(&["io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID"]);
-    Some(RuntimeNames { name, pod: ns.zip(pod).map(|(ns, pod)| format!("{ns}/{pod}")), pod_uid, sandbox })
-}
-
-/// "namespace/name" from kubelet's /var/log/pods/<namespace>_<name>_<uid>.
-fn pod_from_log_dirs(dir: &Path, uid: &str) -> Option<String> {
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| pod_from_log_dir(&e.file_name().to_string_lossy(), uid))
-}
-
-fn pod_from_log_dir(name: &str, uid: &str) -> Option<String> {
-    let rest = name.strip_suffix(uid)?.strip_suffix('_')?;
-    let (ns, pod) = rest.split_once('_')?;
-    Some(format!("{ns}/{pod}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeef";
 
     #[test]
     fn parent_pid_after_a_comm_with_spaces_and_parens() {
@@ -419,91 +235,6 @@ mod tests {
         assert_eq!(unified_cgroup("0::/system.slice/x.scope\n").as_deref(), Some("/system.slice/x.scope"));
         assert_eq!(unified_cgroup("12:cpu:/docker/a\n1:name=systemd:/docker/b\n").as_deref(), Some("/docker/b"));
         assert_eq!(unified_cgroup(""), None);
-    }
-
-    #[test]
-    fn docker_container_named_from_its_config() {
-        let root = std::env::temp_dir().join(format!("nstrace-origin-{}", std::process::id()));
-        let dir = root.join("var/lib/docker/containers").join(ID);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).unwrap();
-        let c = ContainerNames::new(&root).container_of(&format!("/system.slice/docker-{ID}.scope")).unwrap();
-        assert_eq!(
-            (c.runtime, c.id.as_str(), c.name.as_deref()),
-            (crate::containers::Runtime::Docker, ID, Some("web"))
-        );
-        assert_eq!(c.short(), "docker:3f2a9c1b7d4e (web)");
-        assert!(c.matches("web") && c.matches("3f2a9c") && !c.matches("3f2") && !c.matches("db"));
-        // A container whose state is gone keeps its id, without a name.
-        std::fs::remove_dir_all(&root).unwrap();
-        let mut names = ContainerNames::new(&root);
-        let c = names.container_of(&format!("/docker/{ID}")).unwrap();
-        assert_eq!((c.short(), c.name), ("docker:3f2a9c1b7d4e".to_string(), None));
-        assert_eq!(names.container_of("/user.slice/session-1.scope"), None);
-        // A found name is kept: the config read once serves every later namespace.
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).unwrap();
-        assert_eq!(names.container_of(&format!("/docker/{ID}")).unwrap().name.as_deref(), Some("web"));
-        std::fs::remove_dir_all(&root).unwrap();
-        assert_eq!(names.container_of(&format!("/docker/{ID}")).unwrap().name.as_deref(), Some("web"));
-    }
-
-    #[test]
-    fn kubernetes_names_from_annotations_and_log_dirs() {
-        let config = r#"{"annotations":{"io.kubernetes.cri.container-name":"app",
-            "io.kubernetes.cri.sandbox-namespace":"prod","io.kubernetes.cri.sandbox-name":"web-7d9"}}"#;
-        let names = oci_names(config).unwrap();
-        assert_eq!((names.name.as_deref(), names.pod.as_deref()), (Some("app"), Some("prod/web-7d9")));
-        assert_eq!(oci_names(r#"{"annotations":{}}"#), Some(RuntimeNames::default()));
-        assert_eq!(oci_names("{}"), None);
-        let uid = "0b1c2d3e-aaaa-bbbb-cccc-123456789abc";
-        assert_eq!(
-            pod_from_log_dir(&format!("kube-system_coredns-5d78c_{uid}"), uid).as_deref(),
-            Some("kube-system/coredns-5d78c")
-        );
-        assert_eq!(pod_from_log_dir("kube-system_coredns_other", uid), None);
-        assert_eq!(docker_name(r#"{"Name":"/"}"#), None);
-    }
-
-    #[test]
-    fn a_cri_container_named_from_a_bundle_beside_its_shims() {
-        let root = std::env::temp_dir().join(format!("nstrace-cri-{}", std::process::id()));
-        let tasks = root.join("private-state/io.containerd.runtime.v2.task/k8s.io");
-        std::fs::create_dir_all(tasks.join(ID)).unwrap();
-        std::fs::write(
-            tasks.join(ID).join("config.json"),
-            r#"{"annotations":{"io.kubernetes.cri.container-type":"sandbox","io.kubernetes.cri.sandbox-id":"5ab1e",
-                "io.kubernetes.cri.sandbox-name":"web","io.kubernetes.cri.sandbox-namespace":"shop",
-                "io.kubernetes.cri.sandbox-uid":"u-1"}}"#,
-        )
-        .unwrap();
-        let c = ContainerRef { runtime: crate::containers::Runtime::Containerd, id: ID.into(), ..Default::default() };
-        assert_eq!(names_of(&root, &[], &c), RuntimeNames::default(), "not in the default state dir");
-        let mut c2 = c.clone();
-        assert!(names_of(&root, &[tasks.clone()], &c).fill(&mut c2));
-        assert_eq!(
-            (c2.pod.as_deref(), c2.pod_uid.as_deref(), c2.sandbox.as_deref()),
-            (Some("shop/web"), Some("u-1"), Some("5ab1e"))
-        );
-        // `why` takes the pod's name, namespace/name, or a prefix of its sandbox id.
-        assert!(c2.matches("web") && c2.matches("shop/web") && c2.matches("5ab1e"));
-        assert!(!c2.matches("shop") && !c2.matches("other/web") && !c.matches("web"));
-        std::fs::remove_dir_all(root).unwrap();
-    }
-
-    #[test]
-    fn shims_found_by_their_comm_and_working_directory() {
-        // A fake /proc: one shim (comm containerd-shim-runc-v2, cwd a bundle), one other process.
-        let root = std::env::temp_dir().join(format!("nstrace-shims-{}", std::process::id()));
-        let bundle = root.join("state/io.containerd.runtime.v2.task/k8s.io/abc");
-        std::fs::create_dir_all(&bundle).unwrap();
-        for (pid, comm) in [("10", "containerd-shim-runc-v2\n"), ("11", "bash\n")] {
-            std::fs::create_dir_all(root.join("proc").join(pid)).unwrap();
-            std::fs::write(root.join("proc").join(pid).join("comm"), comm).unwrap();
-            std::os::unix::fs::symlink(&bundle, root.join("proc").join(pid).join("cwd")).unwrap();
-        }
-        assert_eq!(shim_task_dirs(&root.join("proc")), [root.join("state/io.containerd.runtime.v2.task/k8s.io")]);
-        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub async fn run(args: Args) -> Result<i32> {
         retention,
     );
     let mut cgroups = origin::CgroupNames::new(origin::cgroup2_mount());
-    let mut names = origin::ContainerNames::new("/");
+    let mut names = crate::containers::names::ContainerNames::new("/");
     // Clients' history reads its own connection (WAL: readers never block the writer).
     let reader: Arc<std::sync::Mutex<Option<Db>>> = Arc::default();
     // Answers run here, off the loop that drains the ring and feeds /metrics.
@@ -320,7 +320,7 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
 fn record_origins(
     monitor: &mut Monitor,
     cgroups: &mut origin::CgroupNames,
-    names: &mut origin::ContainerNames,
+    names: &mut crate::containers::names::ContainerNames,
     events: &[Event],
 ) {
     for e in events {
@@ -344,7 +344,7 @@ fn record_origins(
 
 /// Hands the store's provenance changes to the writer, naming the
 /// containers seen in them first.
-fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut origin::ContainerNames) {
+fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut crate::containers::names::ContainerNames) {
     let mut changes = monitor.take_provenance(|c| Some(names.name(c)));
     if changes.is_empty() {
         return;

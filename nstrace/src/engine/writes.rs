@@ -42,7 +42,7 @@ impl Engine {
     /// `namer`) the containers seen in them.
     pub fn take_provenance(
         &mut self,
-        namer: impl FnMut(&ContainerRef) -> Option<crate::origin::RuntimeNames>,
+        namer: impl FnMut(&ContainerRef) -> Option<crate::containers::names::RuntimeNames>,
     ) -> Vec<Change> {
         self.store.name_containers(namer);
         self.store.take_provenance()

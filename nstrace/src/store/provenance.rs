@@ -102,7 +102,10 @@ impl NsStore {
 
     /// Names (through `namer`: runtime state on disk) the containers seen in
     /// namespaces whose provenance changed since the database last heard.
-    pub fn name_containers(&mut self, mut namer: impl FnMut(&ContainerRef) -> Option<crate::origin::RuntimeNames>) {
+    pub fn name_containers(
+        &mut self,
+        mut namer: impl FnMut(&ContainerRef) -> Option<crate::containers::names::RuntimeNames>,
+    ) {
         for key in self.journal.dirty_keys() {
             if let Some(ns) = self.live.get_mut(&key) {
                 ns.seen_in.name(&mut namer);

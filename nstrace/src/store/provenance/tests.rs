@@ -305,7 +305,7 @@ fn containers_are_named_where_provenance_changed() {
     let mut asked = Vec::new();
     s.name_containers(|c| {
         asked.push(c.id.clone());
-        Some(crate::origin::RuntimeNames { name: Some("web".into()), ..Default::default() })
+        Some(crate::containers::names::RuntimeNames { name: Some("web".into()), ..Default::default() })
     });
     assert_eq!(asked, ["c".repeat(64)]);
     let seen: Vec<_> = s.get(5).unwrap().seen_in.iter().map(|c| c.name.clone()).collect();

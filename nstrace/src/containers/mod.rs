@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod names;
+
 /// The container runtime a cgroup path names: the same kebab-case names in
 /// the JSON, the text, the metrics' labels and the database.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
