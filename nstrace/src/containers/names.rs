@@ -332,7 +332,7 @@ mod tests {
         }
         let dirs = StateDirs::of_helpers(&root.join("proc"));
         assert_eq!(dirs.containerd, [root.join("state/io.containerd.runtime.v2.task/k8s.io")]);
-        assert_eq!(dirs.podman, [podman.clone()]);
+        assert_eq!(dirs.podman, std::slice::from_ref(&podman));
         // podman's name for it: from containers.json beside the bundles.
         std::fs::write(userdata.join("config.json"), r#"{"annotations":{"io.container.manager":"libpod"}}"#).unwrap();
         std::fs::write(
