@@ -14,17 +14,18 @@ use std::{
 use nstrace_common::{
     decode::{Record, StreamItem},
     event::{EventKind, destroy_via},
-    ns::{NsTypeSet, key_has_id},
+    ns::NsTypeSet,
 };
 
 use crate::{
-    events::{self, Clock, Event},
+    events::{self, Event},
     kernel::loader::{KnownMap, LoadOptions, LoaderError, Tracer},
     kernel::mechanism::{self, Destroy, MechanismError, Mechanisms, Overrides, Snapshot},
     kernel::ring::EventStream,
     kernel::walker::{WalkError, WalkFailure, Walker},
     procfs::holders::HoldersError,
     store::{Coverage, NsStore, StoreOptions},
+    time::Clock,
 };
 
 mod pace;
@@ -457,7 +458,7 @@ impl Engine {
                     // reused at once; doing it here would race the new
                     // namespace's first sighting). Ids never are.
                     if let Some(key) = self.store.on_destroy(d, via.into(), out)
-                        && key_has_id(key)
+                        && key.has_id()
                     {
                         self.known.remove(key);
                     }
@@ -502,7 +503,7 @@ impl Engine {
 /// same or cannot be resolved.
 fn resolve_target(m: &nstrace_common::event::MountEvent, own_mnt_ns: u64) -> Option<String> {
     let target = nstrace_common::decode::comm_str(&m.target);
-    if m.mnt_ns as u64 != own_mnt_ns || !target.starts_with('/') {
+    if u64::from(m.mnt_ns) != own_mnt_ns || !target.starts_with('/') {
         return None;
     }
     let resolved = std::fs::canonicalize(&target).ok()?.to_string_lossy().into_owned();

@@ -7,6 +7,8 @@ use nstrace_common::{
 };
 use serde::Serialize;
 
+use crate::time::{BootNs, Clock, UnixTime};
+
 use nstrace_common::decode::comm_str;
 
 /// A namespace named by id and inode.
@@ -18,7 +20,7 @@ pub struct NsIds {
 
 impl NsIds {
     pub fn of(r: &NsRef) -> Option<NsIds> {
-        (r.inum != 0).then_some(NsIds { id: r.id, inode: r.inum as u64 })
+        (r.inum != 0).then_some(NsIds { id: r.id, inode: u64::from(r.inum) })
     }
 }
 
@@ -47,7 +49,7 @@ pub struct NsChange {
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
     Create {
-        time: f64,
+        time: UnixTime,
         pid: u32,
         tid: u32,
         comm: String,
@@ -64,7 +66,7 @@ pub enum Event {
         flags_text: String,
     },
     Destroy {
-        time: f64,
+        time: UnixTime,
         #[serde(rename = "type")]
         ns_type: NsType,
         id: u64,
@@ -77,7 +79,7 @@ pub enum Event {
         via: DeathVia,
     },
     Setns {
-        time: f64,
+        time: UnixTime,
         pid: u32,
         tid: u32,
         comm: String,
@@ -91,7 +93,7 @@ pub enum Event {
         joined: Vec<NsChange>,
     },
     Unshare {
-        time: f64,
+        time: UnixTime,
         pid: u32,
         tid: u32,
         comm: String,
@@ -102,7 +104,7 @@ pub enum Event {
         new: Vec<NsChange>,
     },
     Clone {
-        time: f64,
+        time: UnixTime,
         pid: u32,
         tid: u32,
         comm: String,
@@ -113,7 +115,7 @@ pub enum Event {
         types: Vec<NsType>,
     },
     Namespaces {
-        time: f64,
+        time: UnixTime,
         pid: u32,
         tid: u32,
         comm: String,
@@ -123,7 +125,7 @@ pub enum Event {
     },
     /// A bind mount (or move_mount) was made: it may pin a namespace.
     Mount {
-        time: f64,
+        time: UnixTime,
         pid: u32,
         tid: u32,
         comm: String,
@@ -141,7 +143,7 @@ pub enum Event {
         path: Option<String>,
     },
     Lost {
-        time: f64,
+        time: UnixTime,
         /// The record kind that could not be reserved.
         kind: &'static str,
         /// Newly lost since the last report.
@@ -149,7 +151,7 @@ pub enum Event {
         total: u64,
     },
     Resync {
-        time: f64,
+        time: UnixTime,
         reason: String,
         namespaces: usize,
         created: usize,
@@ -378,54 +380,18 @@ pub fn fd_kind(magic: u32) -> &'static str {
 pub fn changes(before: &[NsRef; TASK_NS_SLOTS], after: &[NsRef; TASK_NS_SLOTS]) -> Vec<NsChange> {
     (0..TASK_NS_SLOTS)
         .filter(|&i| after[i].inum != 0 && (before[i].inum, before[i].id) != (after[i].inum, after[i].id))
-        .map(|i| NsChange { ns_type: SLOT_TYPES[i], slot: SLOT_NAMES[i], id: after[i].id, inode: after[i].inum as u64 })
+        .map(|i| NsChange {
+            ns_type: SLOT_TYPES[i],
+            slot: SLOT_NAMES[i],
+            id: after[i].id,
+            inode: u64::from(after[i].inum),
+        })
         .collect()
 }
 
 /// perf's order (net, uts, ipc, pid, user, mnt, cgroup) plus time.
 pub fn perf_namespaces(ns: &[NsRef; TASK_NS_SLOTS], dev: u64) -> Vec<PerfNs> {
-    NsType::ALL.into_iter().map(|t| PerfNs { ns_type: t, dev, inode: ns[t as usize].inum as u64 }).collect()
-}
-
-/// Converts record timestamps (CLOCK_BOOTTIME) to Unix time.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    offset: f64,
-}
-
-impl Clock {
-    /// A clock whose Unix time is CLOCK_BOOTTIME plus `offset` seconds (tests).
-    pub fn with_offset(offset: f64) -> Clock {
-        Clock { offset }
-    }
-
-    pub fn new() -> Clock {
-        let now = |id| {
-            let ts = rustix::time::clock_gettime(id);
-            ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
-        };
-        Clock { offset: now(rustix::time::ClockId::Realtime) - now(rustix::time::ClockId::Boottime) }
-    }
-
-    pub fn unix(&self, boot_ns: u64) -> f64 {
-        boot_ns as f64 / 1e9 + self.offset
-    }
-
-    /// Wall-clock time now, as Unix seconds: the one place nstrace reads it.
-    pub fn unix_now() -> f64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-    }
-
-    pub fn now_boot_ns() -> u64 {
-        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new()
-    }
+    NsType::ALL.into_iter().map(|t| PerfNs { ns_type: t, dev, inode: u64::from(ns[t as usize].inum) }).collect()
 }
 
 /// The one place a decoded record becomes events: `clone`/`namespaces`
@@ -451,7 +417,7 @@ pub fn from_record(
 
 /// Events a task record stands for: `namespaces` (fork, exec) and `clone`.
 fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
-    let time = clock.unix(e.header.ts_ns);
+    let time = clock.unix(BootNs::from_nanos(e.header.ts_ns));
     let comm = comm_str(&e.comm);
     let cause = match EventKind::from_u32(e.header.kind) {
         Some(EventKind::Fork) => Cause::Fork,
@@ -485,7 +451,7 @@ fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
 /// A mount record as an event; `path` is the target with symlinks resolved.
 fn from_mount(e: &MountEvent, clock: &Clock, path: Option<String>) -> Event {
     Event::Mount {
-        time: clock.unix(e.header.ts_ns),
+        time: clock.unix(BootNs::from_nanos(e.header.ts_ns)),
         pid: e.header.tgid,
         tid: e.header.tid,
         comm: comm_str(&e.comm),
@@ -493,7 +459,7 @@ fn from_mount(e: &MountEvent, clock: &Clock, path: Option<String>) -> Event {
         parent_comm: comm_str(&e.parent_comm),
         syscall: if e.syscall == mount_syscall::MOVE_MOUNT { "move_mount" } else { "mount" },
         flags: e.flags,
-        mnt_ns: e.mnt_ns as u64,
+        mnt_ns: u64::from(e.mnt_ns),
         target: comm_str(&e.target),
         path,
     }
@@ -501,7 +467,7 @@ fn from_mount(e: &MountEvent, clock: &Clock, path: Option<String>) -> Event {
 
 /// Events a syscall record stands for: `unshare`/`setns`, then `namespaces`.
 fn from_syscall(e: &SyscallNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
-    let time = clock.unix(e.header.ts_ns);
+    let time = clock.unix(BootNs::from_nanos(e.header.ts_ns));
     let comm = comm_str(&e.comm);
     let (pid, tid) = (e.header.tgid, e.header.tid);
     let changed = changes(&e.before, &e.after);

@@ -1,8 +1,9 @@
 //! nstrace: a live table of every Linux namespace on the host, fed by eBPF.
 //!
 //! Layers, each using only those below it:
-//! - `containers`, `events`, `model`: data (container ids from cgroup
-//!   paths, the events users see, the namespace record);
+//! - `containers`, `events`, `model`, `time`: data (container ids from
+//!   cgroup paths, the events users see, the namespace record, the two
+//!   clocks);
 //! - `kernel` (eBPF, BTF, probe, mechanisms, walks) and `procfs` (holders,
 //!   sockets, nsfs, the lsns method);
 //! - `store`: the one namespace table, pure;
@@ -28,6 +29,7 @@ pub mod procfs;
 pub mod remote;
 pub mod snapshot;
 pub mod store;
+pub mod time;
 pub mod timings;
 
 /// Prints why a unit test skips, past libtest's output capture (which hides

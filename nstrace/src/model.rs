@@ -5,11 +5,20 @@ use std::collections::VecDeque;
 
 use nstrace_common::ns::NsType;
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 use crate::{
     containers::Container,
     events::Event,
     origin::{ContainerRef, Origin},
+    time::UnixTime,
+};
+
+mod key;
+mod process;
+pub use self::{
+    key::NsKey,
+    process::{NotAProcess, PinMaker, Process},
 };
 
 /// How a task holds a namespace.
@@ -61,16 +70,6 @@ pub enum Holder {
         /// A process inside that mount namespace (its /proc/PID/root reaches the path).
         via_pid: u32,
     },
-}
-
-/// Identity of a live namespace: type plus nsfs inode. Inodes are reused
-/// after a namespace dies, so a key is only meaningful at one moment; the
-/// kernel's `ns_id` (6.18+) is the never-reused identity where known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct NsKey {
-    #[serde(rename = "type")]
-    pub ns_type: NsType,
-    pub inode: u64,
 }
 
 /// Why a namespace is alive.
@@ -193,13 +192,9 @@ impl NsRow {
             .then_some(self.containers.len())
     }
 
+    /// Its key, with its id where known.
     pub fn key(&self) -> NsKey {
-        NsKey { ns_type: self.ns_type, inode: self.inode }
-    }
-
-    /// The store's key ([`nstrace_common::ns::ns_key`]).
-    pub fn store_key(&self) -> u64 {
-        nstrace_common::ns::ns_key(self.id.unwrap_or(0), self.ns_type as u32, self.inode as u32)
+        NsKey::new(self.ns_type, self.inode).with_id(self.id)
     }
 }
 
@@ -217,6 +212,13 @@ pub struct Creator {
     pub origin: Origin,
 }
 
+impl Creator {
+    /// The creating process (its thread group).
+    pub fn process(&self) -> Process {
+        Process::new(&*self.comm, self.pid)
+    }
+}
+
 /// What keeps a namespace alive besides its tasks, as first seen: a bind
 /// mount, an open fd or an `ip netns` name. Kept after release.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -228,17 +230,17 @@ pub struct Pin {
     /// Mount namespace of a mount.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mnt_ns: Option<u64>,
-    /// The process that made it ("comm[pid]"): the fd's owner; for a mount
-    /// the process whose mount(2) call made it, when a hook saw it.
+    /// The process that made it: the fd's owner; for a mount the process
+    /// whose mount(2) call made it, when a hook saw it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
+    pub by: Option<PinMaker>,
     /// How `by` is known.
     pub attribution: Attribution,
-    /// Unix time it was first seen.
-    pub since: f64,
-    /// Unix time it was gone, if it is.
+    /// When it was first seen.
+    pub since: UnixTime,
+    /// When it was gone, if it is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub released: Option<f64>,
+    pub released: Option<UnixTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,22 +285,22 @@ impl PinKind {
 }
 
 /// Containers whose tasks were seen in a namespace while it lived (a
-/// leaked netns keeps no task to say whose it was). One word when none.
-#[expect(clippy::box_collection, reason = "None is one word; most namespaces have none")]
+/// leaked netns keeps no task to say whose it was). One word, and no
+/// allocation, when none (most namespaces).
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(transparent)]
-pub struct SeenIn(Option<Box<Vec<ContainerRef>>>);
+pub struct SeenIn(ThinVec<ContainerRef>);
 
 impl SeenIn {
     /// Most containers kept per namespace.
     pub const CAP: usize = 16;
 
     pub fn iter(&self) -> impl Iterator<Item = &ContainerRef> {
-        self.0.as_deref().into_iter().flatten()
+        self.0.iter()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|v| v.is_empty())
+        self.0.is_empty()
     }
 
     /// Adds the containers not seen before; true if any was.
@@ -310,7 +312,7 @@ impl SeenIn {
             }
             let r =
                 ContainerRef { runtime: c.runtime, id: c.id.clone(), pod_uid: c.pod_uid.clone(), ..Default::default() };
-            self.0.get_or_insert_with(Default::default).push(r);
+            self.0.push(r);
             changed = true;
         }
         changed
@@ -322,7 +324,7 @@ impl SeenIn {
         mut namer: impl FnMut(&ContainerRef) -> Option<crate::containers::names::RuntimeNames>,
     ) -> bool {
         let mut changed = false;
-        for c in self.0.iter_mut().flat_map(|v| v.iter_mut()).filter(|c| c.name.is_none()) {
+        for c in self.0.iter_mut().filter(|c| c.name.is_none()) {
             if let Some(names) = namer(c) {
                 changed |= names.fill(c);
             }
@@ -334,48 +336,48 @@ impl SeenIn {
     pub fn adopt(&mut self, remembered: Vec<ContainerRef>) {
         for r in remembered {
             if !self.iter().any(|s| s.runtime == r.runtime && s.id == r.id) {
-                self.0.get_or_insert_with(Default::default).push(r);
+                self.0.push(r);
             }
         }
     }
 }
 
-/// A namespace's pins, oldest first. Most namespaces have none: one word.
-#[expect(clippy::box_collection, reason = "None is one word; most namespaces have none")]
+/// A namespace's pins, oldest first. Most namespaces have none: one word,
+/// no allocation.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(transparent)]
-pub struct Pins(Option<Box<Vec<Pin>>>);
+pub struct Pins(ThinVec<Pin>);
 
 impl Pins {
     /// Most pins kept per namespace (older released ones go first).
     pub const CAP: usize = 32;
 
     pub fn iter(&self) -> impl Iterator<Item = &Pin> {
-        self.0.as_deref().into_iter().flatten()
+        self.0.iter()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|v| v.is_empty())
+        self.0.is_empty()
     }
 
     /// Makes the pins match the current non-task `holders` at `now`: new
     /// ones are added, missing ones marked released. True if any changed.
-    pub fn update(&mut self, holders: &[Holder], now: f64) -> bool {
-        let current: Vec<(PinKind, String, Option<u64>, Option<String>)> = holders
+    pub fn update(&mut self, holders: &[Holder], now: UnixTime) -> bool {
+        let current: Vec<(PinKind, String, Option<u64>, Option<PinMaker>)> = holders
             .iter()
             .filter_map(|h| match h {
                 Holder::Task { .. } => None,
                 Holder::Fd { pid, fd, comm } => {
-                    Some((PinKind::Fd, format!("{pid}:{fd}"), None, Some(format!("{comm}[{pid}]"))))
+                    Some((PinKind::Fd, format!("{pid}:{fd}"), None, Some(Process::new(&**comm, *pid).into())))
                 }
                 Holder::Mount { path, mnt_ns, .. } => Some((PinKind::Mount, path.clone(), Some(*mnt_ns), None)),
             })
             .collect();
-        if current.is_empty() && self.0.is_none() {
+        if current.is_empty() && self.0.is_empty() {
             return false;
         }
         let mut changed = false;
-        let pins = self.0.get_or_insert_with(Default::default);
+        let pins = &mut self.0;
         for p in pins.iter_mut().filter(|p| p.released.is_none()) {
             if !current.iter().any(|(k, t, m, _)| *k == p.kind && *t == p.target && *m == p.mnt_ns) {
                 p.released = Some(now);
@@ -406,19 +408,19 @@ impl Pins {
             return;
         }
         let same = |a: &Pin, b: &Pin| a.kind == b.kind && a.target == b.target && a.mnt_ns == b.mnt_ns;
-        let mut pins = remembered;
+        let mut pins: ThinVec<Pin> = remembered.into_iter().collect();
         for p in self.iter() {
             if !pins.iter().any(|r| r.released.is_none() && p.released.is_none() && same(r, p)) {
                 pins.push(p.clone());
             }
         }
-        self.0 = Some(Box::new(pins));
+        self.0 = pins;
     }
 
     /// Marks every live pin released at `at` (the namespace died); true if any was.
-    pub fn release_all(&mut self, at: f64) -> bool {
+    pub fn release_all(&mut self, at: UnixTime) -> bool {
         let mut any = false;
-        for p in self.0.iter_mut().flat_map(|v| v.iter_mut()).filter(|p| p.released.is_none()) {
+        for p in self.0.iter_mut().filter(|p| p.released.is_none()) {
             p.released = Some(at);
             any = true;
         }
@@ -426,11 +428,9 @@ impl Pins {
     }
 
     /// Attributes the live mount pin at `target` in `mnt_ns` to `by`.
-    pub fn attribute(&mut self, target: &str, mnt_ns: u64, by: String, attribution: Attribution) -> bool {
-        let Some(p) = self.0.as_mut().and_then(|v| {
-            v.iter_mut().find(|p| {
-                p.kind == PinKind::Mount && p.released.is_none() && p.target == target && p.mnt_ns == Some(mnt_ns)
-            })
+    pub fn attribute(&mut self, target: &str, mnt_ns: u64, by: PinMaker, attribution: Attribution) -> bool {
+        let Some(p) = self.0.iter_mut().find(|p| {
+            p.kind == PinKind::Mount && p.released.is_none() && p.target == target && p.mnt_ns == Some(mnt_ns)
         }) else {
             return false;
         };
@@ -447,16 +447,16 @@ impl Pins {
 pub struct Namespace {
     #[serde(flatten)]
     pub row: NsRow,
-    /// Unix time of creation, when nstrace saw it.
-    pub created: Option<f64>,
+    /// When it was created, if nstrace saw it.
+    pub created: Option<UnixTime>,
     /// Boxed: most namespaces predate nstrace and have none (saves bytes per row).
     pub creator: Option<Box<Creator>>,
-    /// Unix time nstrace first saw it (its start, for older namespaces).
-    pub first_seen: f64,
-    /// Unix time of the last change seen.
-    pub last_change: f64,
-    /// Unix time of destruction (the record is kept for a while).
-    pub destroyed: Option<f64>,
+    /// When nstrace first saw it (its start, for older namespaces).
+    pub first_seen: UnixTime,
+    /// When the last change seen happened.
+    pub last_change: UnixTime,
+    /// When it was destroyed (the record is kept for a while).
+    pub destroyed: Option<UnixTime>,
     /// The latest events about it, oldest first (bounded by the store).
     #[serde(skip)]
     pub history: History,
@@ -470,7 +470,7 @@ pub struct Namespace {
 
 /// A namespace's latest events, oldest first. Most namespaces have none,
 /// so an empty history costs one word.
-// Boxed on purpose: an empty VecDeque is four words, `None` here is one.
+// Boxed: an empty VecDeque is four words, `None` one; thin-vec has no ring buffer.
 #[expect(clippy::box_collection, reason = "None is one word; most namespaces have none")]
 #[derive(Clone, Debug, Default)]
 pub struct History(Option<Box<VecDeque<Event>>>);
@@ -506,8 +506,8 @@ impl History {
 }
 
 impl Namespace {
-    /// A namespace first seen at `now` (Unix time), with nothing known of its creation.
-    pub fn seen(row: NsRow, now: f64) -> Namespace {
+    /// A namespace first seen at `now`, with nothing known of its creation.
+    pub fn seen(row: NsRow, now: UnixTime) -> Namespace {
         Namespace {
             row,
             created: None,
@@ -521,12 +521,24 @@ impl Namespace {
         }
     }
 
-    pub fn key(&self) -> u64 {
-        self.row.store_key()
+    pub fn key(&self) -> NsKey {
+        self.row.key()
     }
 
     /// Seconds since creation (until death), when known.
-    pub fn age(&self, now: f64) -> Option<f64> {
+    pub fn age(&self, now: UnixTime) -> Option<f64> {
         self.created.map(|c| (self.destroyed.unwrap_or(now) - c).max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_keeps_its_lists_one_word_each() {
+        let word = size_of::<usize>();
+        assert_eq!((size_of::<SeenIn>(), size_of::<Pins>(), size_of::<History>()), (word, word, word));
+        assert_eq!(size_of::<Namespace>(), 256);
     }
 }

@@ -12,11 +12,15 @@ use serde::Serialize;
 
 use crate::{
     engine::{Engine, EngineError, EngineOptions, EngineStats},
-    events::{Clock, Event},
-    model::{Namespace, NsRow},
+    events::Event,
+    model::{Namespace, NsKey, NsRow},
     procfs::holders,
     store::{Counts, NsStore, push_bounded},
+    time::{Clock, UnixTime},
 };
+
+/// The window the create and destroy rates are counted over.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct MonitorOptions {
@@ -73,7 +77,7 @@ pub struct Monitor {
     feed: VecDeque<Event>,
     last_refresh: Option<Instant>,
     /// (time, created?) of recent create/destroy events, for rates.
-    recent: VecDeque<(f64, bool)>,
+    recent: VecDeque<(UnixTime, bool)>,
     pub refresh_micros: u64,
 }
 
@@ -120,8 +124,8 @@ impl Monitor {
     /// its database; `live`: the service's answer); false when it is not live.
     pub fn adopt(
         &mut self,
-        key: u64,
-        created: Option<f64>,
+        key: NsKey,
+        created: Option<UnixTime>,
         creator: Option<crate::model::Creator>,
         pins: Vec<crate::model::Pin>,
         containers: Vec<crate::origin::ContainerRef>,
@@ -130,7 +134,7 @@ impl Monitor {
     }
 
     /// Completes a creator's origin with what `serve` read from /proc.
-    pub fn set_origin(&mut self, key: u64, origin: crate::origin::Origin) {
+    pub fn set_origin(&mut self, key: NsKey, origin: crate::origin::Origin) {
         self.engine.set_origin(key, origin);
     }
 
@@ -229,7 +233,7 @@ impl Monitor {
     }
 
     /// Feeds the event pane and the rates (the store took the event in already).
-    fn count(&mut self, e: &Event, now: f64) {
+    fn count(&mut self, e: &Event, now: UnixTime) {
         match e {
             Event::Create { time, .. } => self.recent.push_back((*time, true)),
             Event::Destroy { time, .. } => self.recent.push_back((*time, false)),
@@ -238,7 +242,7 @@ impl Monitor {
         if !matches!(e, Event::Namespaces { .. }) {
             push_bounded(&mut self.feed, e.clone(), self.opts.feed);
         }
-        while self.recent.front().is_some_and(|(t, _)| *t < now - 10.0) {
+        while self.recent.front().is_some_and(|(t, _)| *t < now - RATE_WINDOW) {
             self.recent.pop_front();
         }
     }
@@ -246,9 +250,10 @@ impl Monitor {
     pub fn totals(&self) -> Totals {
         let now = self.clock().unix(Clock::now_boot_ns());
         let counts = self.store().counts();
-        let window = self.recent.iter().filter(|(time, _)| *time >= now - 10.0);
+        let window = self.recent.iter().filter(|(time, _)| *time >= now - RATE_WINDOW);
         let (c, d) = window.fold((0, 0), |(c, d), (_, created)| if *created { (c + 1, d) } else { (c, d + 1) });
-        Totals { counts, created_rate: c as f64 / 10.0, destroyed_rate: d as f64 / 10.0 }
+        let secs = RATE_WINDOW.as_secs_f64();
+        Totals { counts, created_rate: c as f64 / secs, destroyed_rate: d as f64 / secs }
     }
 
     /// The live rows as `ls --json` rows.

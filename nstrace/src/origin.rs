@@ -10,6 +10,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::{model::Process, time::UnixTime};
+
 /// A container as a user names it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRef {
@@ -63,9 +65,9 @@ pub struct Origin {
     pub exe: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cmdline: Option<String>,
-    /// The parent process, "comm[pid]" (a script that ran `ip netns add`).
+    /// The parent process (a script that ran `ip netns add`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
+    pub parent: Option<Process>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,7 +95,7 @@ impl Origin {
         }
         Origin {
             cmdline: (!cmdline.is_empty()).then_some(cmdline),
-            parent: (parent_pid != 0).then(|| format!("{parent_comm}[{parent_pid}]")),
+            parent: (parent_pid != 0).then(|| Process::new(parent_comm, parent_pid)),
             cgroup_id: (cgroup_id != 0).then_some(cgroup_id),
             ..Default::default()
         }
@@ -116,20 +118,20 @@ impl Origin {
 pub struct CgroupNames {
     root: PathBuf,
     by_id: HashMap<u64, String>,
-    /// Unix time of the last read.
-    scanned: f64,
+    /// When it was last read.
+    scanned: UnixTime,
 }
 
 impl CgroupNames {
     pub fn new(root: impl Into<PathBuf>) -> CgroupNames {
-        CgroupNames { root: root.into(), by_id: HashMap::new(), scanned: f64::NEG_INFINITY }
+        CgroupNames { root: root.into(), by_id: HashMap::new(), scanned: UnixTime::from_secs(f64::NEG_INFINITY) }
     }
 
-    /// The path of cgroup `id`, which some process was in at `when` (Unix
-    /// time): a cgroup made since the last read is found by reading again.
-    pub fn path(&mut self, id: u64, when: f64) -> Option<String> {
+    /// The path of cgroup `id`, which some process was in at `when`: a
+    /// cgroup made since the last read is found by reading again.
+    pub fn path(&mut self, id: u64, when: UnixTime) -> Option<String> {
         if !self.by_id.contains_key(&id) && when >= self.scanned {
-            self.scanned = crate::events::Clock::unix_now();
+            self.scanned = crate::time::Clock::unix_now();
             self.by_id = scan_cgroups(&self.root);
         }
         self.by_id.get(&id).cloned()
@@ -198,7 +200,7 @@ pub fn capture(proc: &Path, pid: u32, known: &Origin) -> Origin {
     let parent = known.parent.clone().or_else(|| {
         let ppid = parent_of(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
         let comm = std::fs::read_to_string(proc.join(ppid.to_string()).join("comm")).ok()?;
-        Some(format!("{}[{ppid}]", comm.trim()))
+        Some(Process::new(comm.trim(), ppid))
     });
     let cgroup = known
         .cgroup
@@ -241,7 +243,7 @@ mod tests {
     fn origin_from_a_create_record_then_completed() {
         let mut o = Origin::from_record(b"ip\0netns\0add\0blue\0\0\0", 800, "sh", 1234);
         assert_eq!(
-            (o.cmdline.as_deref(), o.parent.as_deref(), o.cgroup_id),
+            (o.cmdline.as_deref(), o.parent.as_ref().map(ToString::to_string).as_deref(), o.cgroup_id),
             (Some("ip netns add blue"), Some("sh[800]"), Some(1234))
         );
         assert_eq!(Origin::from_record(&[0; 8], 0, "", 0), Origin::default());
@@ -268,10 +270,10 @@ mod tests {
         let root = std::env::temp_dir().join(format!("nstrace-cgroup-{}", std::process::id()));
         std::fs::create_dir_all(root.join("system.slice/docker-x.scope")).unwrap();
         let id = std::fs::metadata(root.join("system.slice/docker-x.scope")).unwrap().ino();
-        let now = crate::events::Clock::unix_now;
+        let now = crate::time::Clock::unix_now;
         let mut names = CgroupNames::new(&root);
         assert_eq!(names.path(id, now()).as_deref(), Some("/system.slice/docker-x.scope"));
-        let before = now() - 10.0;
+        let before = now() - std::time::Duration::from_secs(10);
         assert_eq!(names.path(1, before), None, "in use before the last read: not read again");
         // A cgroup made since the last read is found by reading again.
         std::fs::create_dir_all(root.join("late")).unwrap();
@@ -290,7 +292,7 @@ mod tests {
         // What the record carried is kept, not read again; the executable is read.
         let known = Origin {
             cmdline: Some("from the record".into()),
-            parent: Some("sh[1]".into()),
+            parent: Some("sh[1]".parse().unwrap()),
             cgroup: Some("/named".into()),
             cgroup_id: Some(7),
             ..Default::default()

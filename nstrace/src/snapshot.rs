@@ -8,11 +8,11 @@ use nstrace_common::event::NsInfoRecord;
 use serde::Serialize;
 
 use crate::{
-    events::Clock,
     kernel::{loader::LoaderError, pinned, walker},
     procfs::holders::{self, HolderScan, HoldersError},
     procfs::namespaces,
     store::{NsStore, REFCOUNT_UNKNOWN},
+    time::Clock,
     timings::Phases,
 };
 
@@ -139,7 +139,7 @@ fn mount_ns_ids(records: &[NsInfoRecord]) -> HashMap<u64, u64> {
     records
         .iter()
         .filter(|r| r.ns_type == nstrace_common::ns::NsType::Mnt as u32 && r.id != 0)
-        .map(|r| (r.inum as u64, r.id))
+        .map(|r| (u64::from(r.inum), r.id))
         .collect()
 }
 
@@ -198,7 +198,7 @@ pub fn listns_records() -> Result<(Vec<NsInfoRecord>, HolderScan), SnapshotError
     let found: Vec<namespaces::ProcNs> = listed
         .into_iter()
         .map(|n| namespaces::ProcNs {
-            key: crate::model::NsKey { ns_type: n.ns_type, inode: n.inode },
+            key: crate::model::NsKey::new(n.ns_type, n.inode),
             id: (n.id != 0).then_some(n.id),
             owner: n.owner,
             parent: n.parent,
@@ -236,7 +236,7 @@ fn records_of(found: &[namespaces::ProcNs]) -> Vec<NsInfoRecord> {
             ns_type: p.key.ns_type as u32,
             level: levels.level(p.key.inode),
             id: p.id.unwrap_or(0),
-            inum: p.key.inode as u32,
+            inum: p.key.inum(),
             refcount: REFCOUNT_UNKNOWN,
             owner: nsref(p.owner),
             parent: nsref(p.parent),

@@ -7,10 +7,10 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use nstrace_common::{
     event::{NS_TYPE_UNKNOWN, NsCreateEvent, NsDestroyEvent, NsInfoRecord, create_cause},
-    ns::{NsType, ns_key},
+    ns::NsType,
 };
 
 use self::{
@@ -23,10 +23,11 @@ use nstrace_common::decode::comm_str;
 
 use crate::{
     database::Death,
-    events::{Cause, Clock, DeathVia, Event, NsIds},
+    events::{Cause, DeathVia, Event, NsIds},
     model::{Creator, Namespace, NsKey, NsRow, NsState},
     origin::Origin,
     procfs::holders::HolderScan,
+    time::{BootNs, Clock, UnixTime},
 };
 
 /// Refcount of a record from a source that cannot read it (/proc).
@@ -78,18 +79,9 @@ pub enum Coverage {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// Namespaces the snapshot found that no hook reported.
-    pub created: Vec<u64>,
+    pub created: Vec<NsKey>,
     /// Namespaces gone from the snapshot (or with no reference left).
-    pub destroyed: Vec<u64>,
-}
-
-/// A live namespace whose record was dropped under `max_rows`: enough to
-/// count it and report its death.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Evicted {
-    pub ns_type: NsType,
-    pub id: u64,
-    pub inode: u64,
+    pub destroyed: Vec<NsKey>,
 }
 
 /// A namespace one snapshot found that no hook has reported yet: the hook's
@@ -118,22 +110,24 @@ pub struct Counts {
 pub struct NsStore {
     clock: Clock,
     opts: StoreOptions,
-    /// Boxed: the map's slots stay two words, so its spare capacity (up to
-    /// half of it after growing) costs little per namespace.
-    live: HashMap<u64, Box<Namespace>>,
+    /// Boxed: a slot is a key and a pointer, so the map's spare capacity
+    /// (up to half of it after growing) costs little per namespace.
+    live: HashMap<NsKey, Box<Namespace>>,
     /// Destroyed records, oldest death first; apart from `live` so a new
     /// namespace reusing a dead one's key (type+inode before 6.18) never
     /// meets the dead one's record.
     destroyed: VecDeque<Box<Namespace>>,
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<NsKey, Pending>,
     /// Live keys the last walk beside a destroy hook did not find, with
     /// when (see [`Coverage::BesideDestroyHook`]).
-    missing: HashMap<u64, u64>,
+    missing: HashMap<NsKey, BootNs>,
     deaths: RecentDeaths,
     /// Live keys by inode: `proc_free_inum` names only the inode (unique
     /// among live namespaces of all types).
-    by_inode: HashMap<u32, u64>,
-    evicted: HashMap<u64, Evicted>,
+    by_inode: HashMap<u64, NsKey>,
+    /// Live namespaces whose records were dropped under `max_rows`: their
+    /// keys are enough to count them and report their deaths.
+    evicted: HashSet<NsKey>,
     journal: Journal,
     /// Recent bind mounts, to say who made the mounts that pin namespaces.
     mounts: RecentMounts,
@@ -170,14 +164,14 @@ impl NsStore {
             missing: HashMap::new(),
             deaths: RecentDeaths::default(),
             by_inode: HashMap::new(),
-            evicted: HashMap::new(),
+            evicted: HashSet::new(),
             mounts: RecentMounts::default(),
         }
     }
 
     /// A store holding one snapshot: what `ls`, `leaks` and `why` read.
     /// Namespaces the holder scan found after the walk get a record too.
-    pub fn from_snapshot(records: &[NsInfoRecord], scan: HolderScan, clock: Clock, now: u64) -> NsStore {
+    pub fn from_snapshot(records: &[NsInfoRecord], scan: HolderScan, clock: Clock, now: BootNs) -> NsStore {
         // Never evicted: one snapshot is shown whole.
         let mut store = NsStore::new(clock, StoreOptions::default());
         store.seed(records, now);
@@ -204,13 +198,13 @@ impl NsStore {
         self.live.is_empty()
     }
 
-    pub fn get(&self, key: u64) -> Option<&Namespace> {
+    pub fn get(&self, key: NsKey) -> Option<&Namespace> {
         self.live.get(&key).map(|n| &**n)
     }
 
     /// Whether the store tracks this live namespace (with or without a record).
-    pub fn contains(&self, key: u64) -> bool {
-        self.live.contains_key(&key) || self.evicted.contains_key(&key)
+    pub fn contains(&self, key: NsKey) -> bool {
+        self.live.contains_key(&key) || self.evicted.contains(&key)
     }
 
     /// Live records, in no particular order.
@@ -229,8 +223,8 @@ impl NsStore {
     }
 
     /// Live namespaces whose records were dropped under `max_rows`.
-    pub fn evicted(&self) -> impl Iterator<Item = &Evicted> {
-        self.evicted.values()
+    pub fn evicted(&self) -> impl Iterator<Item = NsKey> {
+        self.evicted.iter().copied()
     }
 
     /// The live rows sorted by type and inode (the `ls --json` order).
@@ -242,7 +236,7 @@ impl NsStore {
 
     /// The live record of a type and inode.
     pub fn find(&self, ns_type: NsType, inode: u64) -> Option<&Namespace> {
-        if let Some(key) = self.by_inode.get(&(inode as u32))
+        if let Some(key) = self.by_inode.get(&inode)
             && let Some(ns) = self.live.get(key).map(|n| &**n)
             && ns.row.ns_type == ns_type
         {
@@ -252,7 +246,7 @@ impl NsStore {
     }
 
     /// Fills an empty store from a snapshot (namespaces that predate nstrace).
-    pub fn seed(&mut self, records: &[NsInfoRecord], now: u64) {
+    pub fn seed(&mut self, records: &[NsInfoRecord], now: BootNs) {
         let at = self.clock.unix(now);
         self.live.reserve(records.len());
         self.by_inode.reserve(records.len());
@@ -265,30 +259,30 @@ impl NsStore {
 
     fn insert(&mut self, ns: Namespace) {
         let key = ns.key();
-        self.by_inode.insert(ns.row.inode as u32, key);
+        self.by_inode.insert(ns.row.inode, key);
         self.live.insert(key, Box::new(ns));
         self.journal.touch(key);
     }
 
     /// Moves a live namespace to the destroyed records; returns its key.
-    fn kill(&mut self, key: u64, died: u64, event: Event) -> Option<u64> {
+    fn kill(&mut self, key: NsKey, died: BootNs, event: Event) -> Option<NsKey> {
         self.deaths.remember(key, died);
         let death = match &event {
             Event::Destroy { time, lifetime, via, .. } => Death { at: *time, lifetime: *lifetime, via: Some(*via) },
             _ => Death { at: self.clock.unix(died), lifetime: None, via: None },
         };
-        if let Some(e) = self.evicted.remove(&key) {
+        if self.evicted.remove(&key) {
             // Reported, but no record to keep.
-            self.journal.died(None, key, Some((e.ns_type, e.inode, (e.id != 0).then_some(e.id))), death);
+            self.journal.died(None, key, death);
             return Some(key);
         }
         let mut ns = self.live.remove(&key)?;
         if ns.pins.release_all(death.at) {
             self.journal.touch(key);
         }
-        self.journal.died(Some(&ns), key, None, death);
-        if self.by_inode.get(&(ns.row.inode as u32)) == Some(&key) {
-            self.by_inode.remove(&(ns.row.inode as u32));
+        self.journal.died(Some(&ns), key, death);
+        if self.by_inode.get(&ns.row.inode) == Some(&key) {
+            self.by_inode.remove(&ns.row.inode);
         }
         let at = self.clock.unix(died);
         ns.destroyed = Some(at);
@@ -307,13 +301,14 @@ impl NsStore {
     /// took in fills in its creator instead.
     pub fn on_create(&mut self, c: &NsCreateEvent, out: &mut Vec<Event>) -> bool {
         let Some(ns_type) = NsType::from_u32(c.ns_type) else { return false };
-        let key = ns_key(c.id, c.ns_type, c.inum);
+        let key = NsKey::of_record(ns_type, c.id, c.inum);
         // (A record flagged REPLACED is of a new namespace for certain, even
         // one that came and went before the re-scan that saw the death.)
-        if c.cause & create_cause::REPLACED == 0 && self.deaths.is_stale(key, c.header.ts_ns) {
+        let ts = BootNs::from_nanos(c.header.ts_ns);
+        if c.cause & create_cause::REPLACED == 0 && self.deaths.is_stale(key, ts) {
             return false;
         }
-        let created = self.clock.unix(c.header.ts_ns);
+        let created = self.clock.unix(ts);
         let creator = Creator {
             pid: c.subject_tgid,
             tid: c.subject_tid,
@@ -325,7 +320,7 @@ impl NsStore {
         if c.cause & create_cause::REPLACED != 0 && self.live.contains_key(&key) {
             // The hook saw a new struct under a live key: the one we have
             // died just before (no destroy hook saw it) and left its inode.
-            self.destroy(key, c.header.ts_ns.saturating_sub(1), DeathVia::InodeReused, out);
+            self.destroy(key, ts.saturating_sub(Duration::from_nanos(1)), DeathVia::InodeReused, out);
         }
         if let Some(ns) = self.live.get_mut(&key) {
             // The walk got there first (its create event said "walk"):
@@ -336,7 +331,7 @@ impl NsStore {
             }
             return false;
         }
-        if self.evicted.contains_key(&key) {
+        if self.evicted.contains(&key) {
             return false;
         }
         self.pending.remove(&key);
@@ -351,11 +346,11 @@ impl NsStore {
             // The creator is in it (until a holder scan says otherwise).
             state: if c.subject_tgid != 0 { NsState::Active } else { NsState::Orphaned },
             command: (c.subject_tgid != 0).then(|| creator.comm.as_str().into()),
-            ..NsRow::new(ns_type, c.inum as u64)
+            ..NsRow::new(ns_type, key.inode)
         };
         let mut ns =
             Namespace { created: Some(created), creator: Some(Box::new(creator)), ..Namespace::seen(row, created) };
-        let event = create_event(&ns, owner, parent, c.header.ts_ns, &self.clock);
+        let event = create_event(&ns, owner, parent, ts, &self.clock);
         ns.history.push(event.clone(), self.opts.history);
         out.push(event);
         self.insert(ns);
@@ -365,32 +360,33 @@ impl NsStore {
     /// A hook saw a namespace die. Pushes a `destroy` event and returns the
     /// key when it was live (`proc_free_inum` also frees procfs inodes:
     /// those are not in the store and are ignored). `via` names the mechanism.
-    pub fn on_destroy(&mut self, d: &NsDestroyEvent, via: DeathVia, out: &mut Vec<Event>) -> Option<u64> {
+    pub fn on_destroy(&mut self, d: &NsDestroyEvent, via: DeathVia, out: &mut Vec<Event>) -> Option<NsKey> {
         let key = if d.ns_type == NS_TYPE_UNKNOWN {
-            *self.by_inode.get(&d.inum).or_else(|| self.evicted_by_inode(d.inum))?
+            let inode = u64::from(d.inum);
+            self.by_inode.get(&inode).copied().or_else(|| self.evicted_by_inode(inode))?
         } else {
-            ns_key(d.id, d.ns_type, d.inum)
+            NsKey::of_record(NsType::from_u32(d.ns_type)?, d.id, d.inum)
         };
         if self.pending.remove(&key).is_some() {
             // Seen by one snapshot only, never reported: too short-lived to report.
-            self.deaths.remember(key, d.header.ts_ns);
+            self.deaths.remember(key, BootNs::from_nanos(d.header.ts_ns));
             return None;
         }
-        self.destroy(key, d.header.ts_ns, via, out)
+        self.destroy(key, BootNs::from_nanos(d.header.ts_ns), via, out)
     }
 
-    fn evicted_by_inode(&self, inum: u32) -> Option<&u64> {
-        self.evicted.iter().find(|(_, e)| e.inode == inum as u64).map(|(k, _)| k)
+    fn evicted_by_inode(&self, inode: u64) -> Option<NsKey> {
+        self.evicted.iter().find(|k| k.inode == inode).copied()
     }
 
-    fn destroy(&mut self, key: u64, died: u64, via: DeathVia, out: &mut Vec<Event>) -> Option<u64> {
-        let event = match (self.live.get(&key), self.evicted.get(&key)) {
+    fn destroy(&mut self, key: NsKey, died: BootNs, via: DeathVia, out: &mut Vec<Event>) -> Option<NsKey> {
+        let event = match (self.live.get(&key), self.evicted.contains(&key)) {
             (Some(ns), _) => destroy_event(&ns.row, ns.created, ns.creator.as_deref(), died, via, &self.clock),
-            (None, Some(e)) => {
-                let row = NsRow { id: (e.id != 0).then_some(e.id), ..NsRow::new(e.ns_type, e.inode) };
+            (None, true) => {
+                let row = NsRow { id: key.id(), ..NsRow::new(key.ns_type, key.inode) };
                 destroy_event(&row, None, None, died, via, &self.clock)
             }
-            (None, None) => return None,
+            (None, false) => return None,
         };
         out.push(event.clone());
         self.kill(key, died, event)
@@ -401,11 +397,11 @@ impl NsStore {
     /// the scan found that no snapshot listed get a record (a one-shot
     /// snapshot's walk ran just before the scan); otherwise the next
     /// snapshot adds them.
-    pub fn apply_holders(&mut self, mut scan: HolderScan, now: u64, adopt: bool) {
+    pub fn apply_holders(&mut self, mut scan: HolderScan, now: BootNs, adopt: bool) {
         let at = self.clock.unix(now);
         let mut memo = CgroupMemo::default();
         for ns in self.live.values_mut() {
-            let key = ns.row.key();
+            let key = ns.row.key().without_id();
             let holders = scan.holders.remove(&key).unwrap_or_default();
             let names = if key.ns_type == NsType::Net {
                 scan.netns_names.remove(&key.inode).unwrap_or_default()
@@ -450,7 +446,7 @@ impl NsStore {
             return;
         };
         for c in changes {
-            let key = ns_key(c.id, c.ns_type as u32, c.inode as u32);
+            let key = NsKey::new(c.ns_type, c.inode).with_id(Some(c.id));
             if let Some(ns) = self.live.get_mut(&key) {
                 ns.last_change = *time;
                 ns.history.push(e.clone(), self.opts.history);
@@ -471,7 +467,7 @@ impl NsStore {
     /// Drops destroyed records older than `keep_destroyed`, then, over
     /// `max_rows`, destroyed records (oldest death first), then shrinks the
     /// live records that changed longest ago to a bare identity.
-    pub fn evict(&mut self, now: u64) {
+    pub fn evict(&mut self, now: BootNs) {
         let now = self.clock.unix(now);
         let keep = self.opts.keep_destroyed.as_secs_f64();
         while self.destroyed.front().is_some_and(|d| d.destroyed.is_some_and(|at| now - at >= keep)) {
@@ -482,14 +478,13 @@ impl NsStore {
         if self.live.len() <= max {
             return;
         }
-        let mut order: Vec<(f64, u64)> = self.live.iter().map(|(k, n)| (n.last_change, *k)).collect();
+        let mut order: Vec<(UnixTime, NsKey)> = self.live.iter().map(|(k, n)| (n.last_change, *k)).collect();
         order.sort_by(|a, b| a.0.total_cmp(&b.0));
         let excess = self.live.len() - max;
         for (_, key) in order.into_iter().take(excess) {
             if let Some(ns) = self.live.remove(&key) {
-                self.by_inode.remove(&(ns.row.inode as u32));
-                let e = Evicted { ns_type: ns.row.ns_type, id: ns.row.id.unwrap_or(0), inode: ns.row.inode };
-                self.evicted.insert(key, e);
+                self.by_inode.remove(&ns.row.inode);
+                self.evicted.insert(key);
             }
         }
     }
@@ -502,7 +497,7 @@ impl NsStore {
             by_type[ns.row.ns_type as usize] += 1;
             *by_state.entry(ns.row.state).or_default() += 1;
         }
-        for e in self.evicted.values() {
+        for e in &self.evicted {
             by_type[e.ns_type as usize] += 1;
         }
         let mut states: Vec<(NsState, usize)> = by_state.into_iter().collect();

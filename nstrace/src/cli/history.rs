@@ -10,6 +10,7 @@ use crate::{
     database::db::{Db, Entry, Query},
     error::{Error, Result},
     present::{provenance_text::creator_text, render::clock_time},
+    time::UnixTime,
 };
 
 /// Where `serve` keeps its database unless told otherwise.
@@ -52,12 +53,12 @@ pub struct Args {
 
 impl Args {
     fn query(&self) -> Query {
-        let now = crate::events::Clock::unix_now();
+        let now = crate::time::Clock::unix_now();
         Query {
             ns_type: self.ns_type.map(NsType::from),
             container: self.container.clone(),
             pod: self.pod.clone(),
-            since: self.since.map(|s| (now - s.as_secs_f64()).max(0.0)),
+            since: self.since.map(|s| UnixTime::from_secs((now - s).as_secs().max(0.0))),
             alive: match (self.alive, self.destroyed) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),
@@ -108,7 +109,7 @@ fn write_text(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
     }
     for e in entries {
         let r = &e.record;
-        let when = |t: Option<f64>| t.map(clock_time).unwrap_or_else(|| "-".into());
+        let when = |t: Option<UnixTime>| t.map(clock_time).unwrap_or_else(|| "-".into());
         let state = match (e.destroyed, &e.via) {
             (Some(t), via) => format!(
                 "destroyed {} ({}) after {}",

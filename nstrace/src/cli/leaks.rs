@@ -21,6 +21,7 @@ use crate::{
     procfs::facts::HolderFacts,
     snapshot::Source,
     store::NsStore,
+    time::UnixTime,
 };
 
 #[derive(Debug, clap::Args)]
@@ -50,8 +51,8 @@ pub struct Args {
 pub struct Leak {
     #[serde(flatten)]
     pub row: NsRow,
-    /// Unix time of creation; null: nstrace did not see it created.
-    pub created: Option<f64>,
+    /// When it was created; null: nstrace did not see it created.
+    pub created: Option<UnixTime>,
     /// Seconds since creation; null: unknown (nstrace did not see it created).
     pub age: Option<f64>,
     /// Who created it, and from which container (from `nstrace serve`).
@@ -116,10 +117,10 @@ pub fn candidates(rows: &[&NsRow], leaking: &[&NsRow], facts: &HolderFacts) -> V
         .collect()
 }
 
-/// The report on `leaks` as of `now` (unix seconds): each leak's age from
+/// The report on `leaks` as of `now`: each leak's age from
 /// its creation time where known; with `min_age`, only the leaks at least
 /// that old, plus those whose age is unknown (kept, counted and noted).
-pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: f64) -> LeakReport {
+pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: UnixTime) -> LeakReport {
     let min = min_age.map(|d| d.as_secs_f64());
     let leaks: Vec<Leak> = leaks
         .into_iter()
@@ -182,7 +183,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         let ctx = advice::Context { own_mnt_ns, tasks: l.row.tasks, containers: &containers };
         l.fix = l.reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     }
-    let report = report(leaks, args.min_age, crate::events::Clock::unix_now());
+    let report = report(leaks, args.min_age, crate::time::Clock::unix_now());
     let mut out = out;
     let written = if args.json {
         crate::cli::write_json_pretty(&mut out, &report)
@@ -288,7 +289,7 @@ mod tests {
     fn leak(ns_type: NsType, inode: u64, created: Option<f64>) -> Leak {
         Leak {
             row: NsRow::new(ns_type, inode),
-            created,
+            created: created.map(UnixTime::from_secs),
             age: None,
             creator: None,
             pins: Vec::new(),
@@ -314,7 +315,7 @@ mod tests {
 
     #[test]
     fn min_age_keeps_old_and_unknown_ages() {
-        let r = report(leaks(), Some(Duration::from_secs(60)), NOW);
+        let r = report(leaks(), Some(Duration::from_secs(60)), UnixTime::from_secs(NOW));
         assert_eq!(inodes(&r), [1, 3, 4], "the 10 s old one goes; unknown age is kept");
         assert_eq!(r.count, 3);
         assert_eq!(r.leaks[0].age, Some(100.0));
@@ -330,7 +331,7 @@ mod tests {
 
     #[test]
     fn without_min_age_every_leak_is_kept_with_its_age() {
-        let r = report(leaks(), None, NOW);
+        let r = report(leaks(), None, UnixTime::from_secs(NOW));
         assert_eq!(inodes(&r), [1, 2, 3, 4]);
         assert_eq!(r.leaks[1].age, Some(10.0));
         assert_eq!((r.unknown_age, r.notes.len(), r.min_age), (1, 0, None));
@@ -342,28 +343,32 @@ mod tests {
         l[1].pod = Some("shop/web".into());
         l[3].pod = Some("shop/web".into());
         l[2].pod = Some("kube-system/dns".into());
-        let r = report(l, None, NOW);
+        let r = report(l, None, UnixTime::from_secs(NOW));
         assert_eq!(inodes(&r), [3, 2, 4, 1], "pods by name, then the rest in order");
         assert_eq!(r.by_pod, [("kube-system/dns".to_string(), 1), ("shop/web".to_string(), 2)].into());
         let mut text = Vec::new();
         write_text(&mut text, &r).unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains("\n  by pod:    kube-system/dns 1, shop/web 2\n"), "{text}");
-        assert!(report(leaks(), None, NOW).by_pod.is_empty());
+        assert!(report(leaks(), None, UnixTime::from_secs(NOW)).by_pod.is_empty());
     }
 
     #[test]
     fn min_age_above_every_known_age_keeps_only_unknown_ones() {
-        let r = report(leaks(), Some(Duration::from_secs(1000)), NOW);
+        let r = report(leaks(), Some(Duration::from_secs(1000)), UnixTime::from_secs(NOW));
         assert_eq!(inodes(&r), [3]);
-        let r = report(vec![leak(NsType::Net, 1, Some(NOW - 5.0))], Some(Duration::from_secs(60)), NOW);
+        let r = report(
+            vec![leak(NsType::Net, 1, Some(NOW - 5.0))],
+            Some(Duration::from_secs(60)),
+            UnixTime::from_secs(NOW),
+        );
         assert_eq!((r.count, r.unknown_age), (0, 0));
         assert!(r.notes.is_empty());
     }
 
     #[test]
     fn unknown_ages_are_marked_in_text_and_json() {
-        let r = report(leaks(), Some(Duration::from_secs(60)), NOW);
+        let r = report(leaks(), Some(Duration::from_secs(60)), UnixTime::from_secs(NOW));
         let mut text = Vec::new();
         write_text(&mut text, &r).unwrap();
         let text = String::from_utf8(text).unwrap();
@@ -380,15 +385,19 @@ mod tests {
 
     #[test]
     fn exit_status_is_zero_only_without_leaks() {
-        let none = report(Vec::new(), None, NOW);
+        let none = report(Vec::new(), None, UnixTime::from_secs(NOW));
         assert_eq!(exit_status(&none), 0);
         let mut out = Vec::new();
         write_text(&mut out, &none).unwrap();
         assert!(String::from_utf8(out).unwrap().starts_with("no leaked namespaces"));
-        assert_eq!(exit_status(&report(leaks(), None, NOW)), 1);
+        assert_eq!(exit_status(&report(leaks(), None, UnixTime::from_secs(NOW))), 1);
         // Filtered down to none: 0 again.
         assert_eq!(
-            exit_status(&report(vec![leak(NsType::Net, 9, Some(NOW - 1.0))], Some(Duration::from_secs(60)), NOW)),
+            exit_status(&report(
+                vec![leak(NsType::Net, 9, Some(NOW - 1.0))],
+                Some(Duration::from_secs(60)),
+                UnixTime::from_secs(NOW)
+            )),
             0
         );
     }

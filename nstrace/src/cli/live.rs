@@ -15,7 +15,6 @@ use crate::{
     cli::{ls::TypeArg, trace::parse_seconds},
     engine::EngineOptions,
     error::{Error, Result},
-    events::Clock,
     model::NsRow,
     monitor::{Monitor, MonitorOptions, Totals},
     present::tui::{
@@ -28,6 +27,7 @@ use crate::{
         table::{Extra, Layout, write_table_with},
     },
     store::StoreOptions,
+    time::{Clock, UnixTime},
 };
 
 #[derive(Debug, clap::Args)]
@@ -179,7 +179,7 @@ async fn run_tui(mut monitor: Monitor, mut app: App, interval: Duration) -> Resu
 
 /// One header line: time, totals per type and state, rates, lost events,
 /// and what the last holder refresh cost.
-fn plain_header(now: f64, t: &Totals, lost: u64, refresh_micros: u64) -> String {
+fn plain_header(now: UnixTime, t: &Totals, lost: u64, refresh_micros: u64) -> String {
     let types: Vec<String> = t.counts.by_type.iter().map(|(ty, n)| format!("{} {n}", ty.name())).collect();
     let states: Vec<String> = t.counts.by_state.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
     format!(
@@ -247,6 +247,7 @@ mod tests {
 
     use super::*;
     use crate::model::NsState;
+    use crate::time::UnixTime;
 
     #[test]
     fn plain_header_has_time_totals_rates_and_lost() {
@@ -262,7 +263,7 @@ mod tests {
             destroyed_rate: 0.3,
         };
         assert_eq!(
-            plain_header(3661.5, &t, 7, 2500),
+            plain_header(UnixTime::from_secs(3661.5), &t, 7, 2500),
             "01:01:01 5 namespaces (net 3, uts 2) | active 4, mounted 1 | created 0.5/s destroyed 0.3/s | lost 7 | refresh 2.5 ms"
         );
     }

@@ -71,7 +71,7 @@ struct JsonRow<'a> {
     #[serde(flatten)]
     row: &'a NsRow,
     #[serde(skip_serializing_if = "Option::is_none")]
-    created: Option<f64>,
+    created: Option<crate::time::UnixTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     age: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -313,7 +313,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         let theirs = facts::namespaces_of(pid).ok_or_else(|| Error::Usage(format!("no process with pid {pid}")))?;
         rows.retain(|r| theirs.contains(&(r.ns_type, r.inode)));
     }
-    let now = crate::events::Clock::unix_now();
+    let now = crate::time::Clock::unix_now();
     let record = |r: &NsRow| store.find(r.ns_type, r.inode);
     let mut out = out;
     let written = if args.json {
@@ -390,6 +390,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::UnixTime;
     use crate::{
         containers::Container,
         model::{Holder, NsState, PidInNs, Pin, PinKind, TaskHold},
@@ -454,14 +455,14 @@ mod tests {
             kind: PinKind::Mount,
             target: "/run/netns/blue".into(),
             mnt_ns: Some(4026531841),
-            by: Some("ip[77]".into()),
+            by: Some("ip[77]".parse().unwrap()),
             attribution: crate::model::Attribution::MountSyscall,
-            since: 1.5,
+            since: UnixTime::from_secs(1.5),
             released: None,
         };
         let rich = JsonRow {
             row: &full,
-            created: Some(1_764_000_000.25),
+            created: Some(UnixTime::from_secs(1_764_000_000.25)),
             age: Some(3.5),
             creator: Some(&creator),
             pins: vec![&pin],

@@ -34,6 +34,7 @@ use crate::{
     error::{Error, Result, exit},
     events::DeathVia,
     events::Event,
+    model::NsKey,
     monitor::{Monitor, MonitorOptions},
     origin,
     present::{
@@ -262,7 +263,7 @@ fn boot_id() -> String {
 
 /// Gives the store what the database remembers of namespaces still alive;
 /// returns the row of each (by store key) and closes the rest.
-fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
+fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<crate::model::NsKey, i64>> {
     let fail = |e| Error::failed_with("reading the provenance database", e);
     let alive = db.alive().map_err(fail)?;
     let mut rowids = HashMap::new();
@@ -294,7 +295,7 @@ fn adopt(db: &mut Db, monitor: &mut Monitor) -> Result<HashMap<u64, i64>> {
             }
         }
     }
-    db.close_unseen(&ended, crate::events::Clock::unix_now())
+    db.close_unseen(&ended, crate::time::Clock::unix_now())
         .map_err(|e| Error::failed_with("writing the provenance database", e))?;
     if adopted + gone + unproven > 0 {
         eprintln!(
@@ -327,7 +328,7 @@ fn record_origins(
         if let Event::Create { ns_type, id, inode, pid, time, .. } = e
             && *pid != 0
         {
-            let key = nstrace_common::ns::ns_key(*id, *ns_type as u32, *inode as u32);
+            let key = NsKey::new(*ns_type, *inode).with_id(Some(*id));
             let Some(mut known) = monitor.store().get(key).and_then(|ns| Some(ns.creator.as_ref()?.origin.clone()))
             else {
                 continue;

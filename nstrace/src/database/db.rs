@@ -14,7 +14,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use self::rows::{COLUMN_COUNT, COLUMNS, insert, record_of, update};
 use super::{Change, NsProvenance};
-use crate::model::{Pin, PinKind};
+use crate::{
+    model::{Pin, PinKind},
+    time::UnixTime,
+};
 
 /// Bumped with each migration in [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = 1;
@@ -89,8 +92,8 @@ pub struct Query {
     pub container: Option<String>,
     /// A pod: its name, namespace/name, UID, or a sandbox id prefix.
     pub pod: Option<String>,
-    /// Unix time: namespaces alive at or after it.
-    pub since: Option<f64>,
+    /// Namespaces alive at or after it.
+    pub since: Option<UnixTime>,
     pub alive: Option<bool>,
     pub limit: usize,
 }
@@ -101,7 +104,7 @@ pub struct Entry {
     #[serde(flatten)]
     pub record: NsProvenance,
     pub boot_id: String,
-    pub destroyed: Option<f64>,
+    pub destroyed: Option<UnixTime>,
     pub lifetime: Option<f64>,
     pub via: Option<crate::events::DeathVia>,
 }
@@ -133,7 +136,7 @@ impl Db {
         match Db::open_rw(path, boot_id) {
             Ok(db) => Ok((db, None)),
             Err(DbError::Sqlite { source, .. }) if is_corrupt(&source) => {
-                let now = crate::events::Clock::unix_now() as u64;
+                let now = crate::time::Clock::unix_now().as_secs() as u64;
                 let aside = PathBuf::from(format!("{}.corrupt-{now}", path.display()));
                 std::fs::rename(path, &aside).map_err(|source| DbError::Dir { path: aside.clone(), source })?;
                 for suffix in ["-wal", "-shm"] {
@@ -239,7 +242,7 @@ impl Db {
 
     /// Writes `changes` in one transaction. `rowids` maps the store's keys
     /// of live namespaces to their rows (the writer keeps it).
-    pub fn apply(&mut self, changes: &[Change], rowids: &mut HashMap<u64, i64>) -> Result<(), DbError> {
+    pub fn apply(&mut self, changes: &[Change], rowids: &mut HashMap<crate::model::NsKey, i64>) -> Result<(), DbError> {
         let path = self.path.clone();
         let err = |source| DbError::Sqlite { what: "writing to", path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
@@ -299,7 +302,7 @@ impl Db {
                         }
                     }
                     Change::Died { .. } if written_dead[i] => {}
-                    Change::Died { key, ns_type, inode, id, death } => match rowids.remove(key) {
+                    Change::Died { key, death } => match rowids.remove(key) {
                         Some(rowid) => {
                             dropped.push((*key, rowid));
                             tx.prepare_cached(
@@ -317,9 +320,9 @@ impl Db {
                         None => {
                             let r = NsProvenance {
                                 key: *key,
-                                ns_type: *ns_type,
-                                inode: *inode,
-                                id: *id,
+                                ns_type: key.ns_type,
+                                inode: key.inode,
+                                id: key.id(),
                                 created: None,
                                 first_seen: death.at,
                                 creator: None,
@@ -392,7 +395,7 @@ impl Db {
     /// `identity-unknown`: its type and inode are alive but nothing proves
     /// it is the same namespace, which starts a new row), and those of an
     /// earlier boot (`reboot`), at `at`.
-    pub fn close_unseen(&mut self, rowids: &[(i64, crate::events::DeathVia)], at: f64) -> Result<usize, DbError> {
+    pub fn close_unseen(&mut self, rowids: &[(i64, crate::events::DeathVia)], at: UnixTime) -> Result<usize, DbError> {
         let tx = self.conn.transaction().map_err(|source| DbError::Sqlite {
             what: "writing to",
             path: self.path.clone(),
@@ -421,9 +424,9 @@ impl Db {
         Ok(n)
     }
 
-    /// Deletes namespaces destroyed before `before` (Unix time), then the
+    /// Deletes namespaces destroyed before `before`, then the
     /// oldest destroyed ones past `max_rows` rows. Returns how many went.
-    pub fn prune(&mut self, before: f64, max_rows: usize) -> Result<usize, DbError> {
+    pub fn prune(&mut self, before: UnixTime, max_rows: usize) -> Result<usize, DbError> {
         let mut n = self
             .conn
             .execute("DELETE FROM namespaces WHERE destroyed_at IS NOT NULL AND destroyed_at < ?1", params![before])
@@ -475,7 +478,7 @@ impl Db {
         }
         if let Some(since) = q.since {
             sql.push_str(" AND (destroyed_at IS NULL OR destroyed_at >= ?)");
-            args.push(since.into());
+            args.push(since.as_secs().into());
         }
         match q.alive {
             Some(true) => sql.push_str(" AND destroyed_at IS NULL"),

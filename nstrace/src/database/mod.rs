@@ -5,7 +5,10 @@
 use nstrace_common::ns::NsType;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Creator, Namespace, Pin};
+use crate::{
+    model::{Creator, Namespace, NsKey, Pin},
+    time::UnixTime,
+};
 
 pub mod db;
 pub mod identity;
@@ -14,16 +17,16 @@ pub mod writer;
 /// What the database keeps of one namespace.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NsProvenance {
-    /// The store's key ([`nstrace_common::ns::ns_key`]).
+    /// The store's key.
     #[serde(skip)]
-    pub key: u64,
+    pub key: NsKey,
     #[serde(rename = "type")]
     pub ns_type: NsType,
     pub inode: u64,
     pub id: Option<u64>,
-    /// Unix time of creation, when a hook saw it.
-    pub created: Option<f64>,
-    pub first_seen: f64,
+    /// When it was created, if a hook saw it.
+    pub created: Option<UnixTime>,
+    pub first_seen: UnixTime,
     pub creator: Option<Creator>,
     pub owner: Option<u64>,
     pub parent: Option<u64>,
@@ -59,7 +62,8 @@ impl NsProvenance {
 /// How a namespace's death was seen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Death {
-    pub at: f64,
+    pub at: UnixTime,
+    /// Seconds from creation, when known.
     pub lifetime: Option<f64>,
     /// None: not known how (a death told without its mechanism).
     pub via: Option<crate::events::DeathVia>,
@@ -71,12 +75,12 @@ pub enum Change {
     /// The namespace's provenance as it is now (insert or update).
     Upsert(Box<NsProvenance>),
     /// The namespace `key` died.
-    Died { key: u64, ns_type: NsType, inode: u64, id: Option<u64>, death: Death },
+    Died { key: NsKey, death: Death },
 }
 
 impl Change {
     /// The store key of the namespace changed.
-    pub fn key(&self) -> u64 {
+    pub fn key(&self) -> NsKey {
         match self {
             Change::Upsert(r) => r.key,
             Change::Died { key, .. } => *key,
@@ -86,13 +90,13 @@ impl Change {
 
 /// What a service's `history --alive --json` says of each live namespace:
 /// (store key, creation time, creator). Entries it cannot read are skipped.
-pub fn remembered(history: &serde_json::Value) -> Vec<(u64, Option<f64>, Option<Creator>)> {
+pub fn remembered(history: &serde_json::Value) -> Vec<(NsKey, Option<UnixTime>, Option<Creator>)> {
     let Some(rows) = history.as_array() else { return Vec::new() };
     rows.iter()
         .filter_map(|r| {
             let ns_type: NsType = serde_json::from_value(r["type"].clone()).ok()?;
             let inode = r["inode"].as_u64()?;
-            let id = r["id"].as_u64().unwrap_or(0);
+            let id = r["id"].as_u64();
             let c = &r["creator"];
             let creator = c["pid"].as_u64().map(|pid| Creator {
                 pid: pid as u32,
@@ -102,8 +106,8 @@ pub fn remembered(history: &serde_json::Value) -> Vec<(u64, Option<f64>, Option<
                 flags: c["flags"].as_u64().unwrap_or(0),
                 origin: serde_json::from_value(c.clone()).unwrap_or_default(),
             });
-            let key = nstrace_common::ns::ns_key(id, ns_type as u32, inode as u32);
-            Some((key, r["created"].as_f64(), creator))
+            let key = NsKey::new(ns_type, inode).with_id(id);
+            Some((key, r["created"].as_f64().map(UnixTime::from_secs), creator))
         })
         .collect()
 }
@@ -122,14 +126,17 @@ mod tests {
         ]);
         let r = remembered(&v);
         assert_eq!(r.len(), 2, "{r:?}");
-        assert_eq!((r[0].0, r[0].1), (nstrace_common::ns::ns_key(7, 0, 10), Some(5.5)));
+        assert_eq!((r[0].0, r[0].1), (NsKey::new(NsType::Net, 10).with_id(Some(7)), Some(UnixTime::from_secs(5.5))));
         let c = r[0].2.as_ref().unwrap();
         assert_eq!(
             (c.pid, c.tid, c.comm.as_str(), c.cause, c.flags),
             (3, 4, "ip", crate::events::Cause::Unshare, 1 << 30)
         );
-        assert_eq!((c.origin.cmdline.as_deref(), c.origin.parent.as_deref()), (Some("ip netns add x"), Some("sh[2]")));
-        assert_eq!((r[1].0, r[1].1, r[1].2.is_none()), (nstrace_common::ns::ns_key(0, 1, 11), None, true));
+        assert_eq!(
+            (c.origin.cmdline.as_deref(), c.origin.parent.as_ref().map(ToString::to_string).as_deref()),
+            (Some("ip netns add x"), Some("sh[2]"))
+        );
+        assert_eq!((r[1].0, r[1].1, r[1].2.is_none()), (NsKey::new(NsType::Uts, 11), None, true));
         assert!(remembered(&serde_json::json!({})).is_empty());
     }
 }

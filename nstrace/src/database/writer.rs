@@ -13,6 +13,7 @@ use std::{
 };
 
 use super::{Change, db::Db};
+use crate::time::UnixTime;
 
 /// Changes are committed at least this often.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
@@ -77,7 +78,7 @@ pub struct Writer {
 /// How the writer gets its database: already open, or opened (and
 /// re-tried) on its thread.
 pub enum Start {
-    Open(Db, HashMap<u64, i64>),
+    Open(Db, HashMap<crate::model::NsKey, i64>),
     Retry { path: PathBuf, boot_id: String, error: String },
 }
 
@@ -163,7 +164,7 @@ impl Drop for Writer {
 
 struct State {
     db: Option<Db>,
-    rowids: HashMap<u64, i64>,
+    rowids: HashMap<crate::model::NsKey, i64>,
     queue: Vec<Change>,
     reopen: Option<(PathBuf, String)>,
     health: Arc<Mutex<Health>>,
@@ -295,7 +296,8 @@ impl State {
         // Pruned after the write, so the row cap holds at the end of a burst.
         let mut pruned = 0;
         if self.last_prune.is_none_or(|t| self.retention.prune_due(t.elapsed(), self.written_since_prune)) {
-            let before = (crate::events::Clock::unix_now() - self.retention.max_age.as_secs_f64()).max(0.0);
+            let before =
+                UnixTime::from_secs((crate::time::Clock::unix_now() - self.retention.max_age).as_secs().max(0.0));
             match db.prune(before, self.retention.max_rows) {
                 Ok(n) => pruned = n,
                 Err(e) => log::warn!("pruning the provenance database: {}", crate::chain::Chain(&e)),

@@ -108,7 +108,7 @@ impl Engine {
             // Without ids, a free-inum hook forgets keys in the kernel; a
             // key put back from here could outlive its namespace and hide
             // the next one with that inode. Ids are never reused.
-            if key_has_id(key) || !self.mechanisms.destroy.is_exact_hook() {
+            if key.has_id() || !self.mechanisms.destroy.is_exact_hook() {
                 let _ = self.known.insert(key);
             }
         }

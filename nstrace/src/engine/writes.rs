@@ -7,15 +7,16 @@
 use super::Engine;
 use crate::{
     database::Change,
-    model::{Creator, Pin},
+    model::{Creator, NsKey, Pin},
     origin::{ContainerRef, Origin},
     procfs::holders::HolderScan,
+    time::{BootNs, UnixTime},
 };
 
 impl Engine {
-    /// Applies a holder scan taken at `now` (boot-clock ns) to the live
-    /// records, then evicts what the store no longer keeps.
-    pub fn apply_holders(&mut self, scan: HolderScan, now: u64) {
+    /// Applies a holder scan taken at `now` to the live records, then
+    /// evicts what the store no longer keeps.
+    pub fn apply_holders(&mut self, scan: HolderScan, now: BootNs) {
         self.store.apply_holders(scan, now, false);
         self.store.evict(now);
     }
@@ -24,8 +25,8 @@ impl Engine {
     /// when it is not live.
     pub fn adopt(
         &mut self,
-        key: u64,
-        created: Option<f64>,
+        key: NsKey,
+        created: Option<UnixTime>,
         creator: Option<Creator>,
         pins: Vec<Pin>,
         containers: Vec<ContainerRef>,
@@ -34,7 +35,7 @@ impl Engine {
     }
 
     /// Completes a creator's origin with what the caller read from /proc.
-    pub fn set_origin(&mut self, key: u64, origin: Origin) {
+    pub fn set_origin(&mut self, key: NsKey, origin: Origin) {
         self.store.set_origin(key, origin);
     }
 

@@ -19,6 +19,7 @@ use crate::{
     kernel::mechanism::{Create, Destroy},
     kernel::ring::EventStream,
     kernel::test_run::WalkProgram,
+    model::NsKey,
 };
 
 /// The eBPF object built by build.rs (empty when built without bpf-linker).
@@ -459,16 +460,16 @@ const BPF_NOEXIST: u64 = 1;
 impl KnownMap {
     /// Marks namespaces as known so the hooks do not report them (value 0:
     /// struct not known; the first hook to see the namespace fills it in).
-    pub fn insert(&mut self, key: u64) -> Result<(), LoaderError> {
-        match self.0.insert(key, 0, BPF_NOEXIST) {
+    pub fn insert(&mut self, key: NsKey) -> Result<(), LoaderError> {
+        match self.0.insert(key.wire(), 0, BPF_NOEXIST) {
             Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r.map_err(|source| LoaderError::Map { name: names::KNOWN_MAP, source }),
         }
     }
 
     /// Forgets a dead namespace (keeps the map bounded).
-    pub fn remove(&mut self, key: u64) {
-        let _ = self.0.remove(&key);
+    pub fn remove(&mut self, key: NsKey) {
+        let _ = self.0.remove(&key.wire());
     }
 }
 

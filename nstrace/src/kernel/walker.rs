@@ -19,14 +19,17 @@ use nstrace_common::{
         EventKind, NsFdRecord, NsInfoRecord, TaskNsEvent, WALK_STATE_FDS, WALK_STATE_NS, WALK_STATE_TASKS, WalkState,
         walk_status,
     },
-    ns::{NsType, ns_key},
+    ns::NsType,
 };
 
-use crate::kernel::{
-    loader::{LoaderError, Tracer, WalkParts},
-    pinned::{LockBusy, PinLock},
-    ring_pos::{self, Settled},
-    test_run::WalkProgram,
+use crate::{
+    kernel::{
+        loader::{LoaderError, Tracer, WalkParts},
+        pinned::{LockBusy, PinLock},
+        ring_pos::{self, Settled},
+        test_run::WalkProgram,
+    },
+    model::NsKey,
 };
 
 /// Entries one walk run may visit.
@@ -290,7 +293,7 @@ fn namespaces(
 ) -> Result<Vec<NsInfoRecord>, WalkError> {
     let init = WalkState { ns_type: ty as u32, budget: CHUNK, status: NOT_REPORTED, ..Default::default() };
     walk_list(prog, lane, WALK_STATE_NS, init, ty, stats, deadline, |r| match r {
-        Record::NsInfo(r) if r.ns_type == ty as u32 => Some((ns_key(r.id, r.ns_type, r.inum), r)),
+        Record::NsInfo(r) if r.ns_type == ty as u32 => Some((NsKey::of_record(ty, r.id, r.inum), r)),
         _ => None,
     })
 }
@@ -392,7 +395,7 @@ fn open_ring<'a>(ring: &'a Map, size: u64, stats: &mut WalkStats) -> Result<Ring
 /// it with [`WalkError::Stalled`], the `deadline` with
 /// [`WalkError::OverBudget`]. Returns the rows in list order, each once.
 #[expect(clippy::too_many_arguments, reason = "one walk's program, maps, cursor and budget, read in one place")]
-fn walk_list<T>(
+fn walk_list<K: Eq + std::hash::Hash, T>(
     prog: &WalkProgram,
     lane: &mut Lane,
     state_index: u32,
@@ -400,7 +403,7 @@ fn walk_list<T>(
     ty: NsType,
     stats: &mut WalkStats,
     deadline: Instant,
-    row: impl Fn(Record) -> Option<(u64, T)>,
+    row: impl Fn(Record) -> Option<(K, T)>,
 ) -> Result<Vec<T>, WalkError> {
     let Lane { ring, size, state: state_map } = lane;
     let mut ring = open_ring(ring, *size, stats)?;
@@ -408,7 +411,7 @@ fn walk_list<T>(
     'restart: loop {
         state_map.set(state_index, init, 0)?;
         // Keys only detect the wrap; rows stay in list order.
-        let mut seen: HashSet<u64> = HashSet::new();
+        let mut seen: HashSet<K> = HashSet::new();
         let mut rows = Vec::new();
         let mut at = position(&init);
         let mut idle = 0;

@@ -290,12 +290,12 @@ impl<'r> Line<'r> {
 pub struct Cells<'a> {
     store: &'a NsStore,
     /// Unix time of the listing (AGE).
-    now: f64,
+    now: crate::time::UnixTime,
     facts: &'a LsnsFacts,
 }
 
 impl<'a> Cells<'a> {
-    pub fn new(store: &'a NsStore, now: f64, facts: &'a LsnsFacts) -> Cells<'a> {
+    pub fn new(store: &'a NsStore, now: crate::time::UnixTime, facts: &'a LsnsFacts) -> Cells<'a> {
         Cells { store, now, facts }
     }
 
@@ -369,10 +369,10 @@ impl<'a> Cells<'a> {
                 s => Value::Text(s.into()),
             },
             LsCol::Age => self.record(row).and_then(|n| n.age(self.now)).map_or(Value::Null, Value::Real),
-            LsCol::Created => self.record(row).and_then(|n| n.created).map_or(Value::Null, Value::Real),
-            LsCol::Creator => {
-                text(self.record(row).and_then(|n| n.creator.as_ref()).map(|c| format!("{}[{}]", c.comm, c.pid)))
+            LsCol::Created => {
+                self.record(row).and_then(|n| n.created).map_or(Value::Null, |t| Value::Real(t.as_secs()))
             }
+            LsCol::Creator => text(self.record(row).and_then(|n| n.creator.as_ref()).map(|c| c.process().to_string())),
             // The container that made it (the service's provenance), else
             // the one all its tasks are in, else "shared by N containers";
             // a namespace no task uses: the containers that used it.
@@ -385,9 +385,10 @@ impl<'a> Cells<'a> {
                     (None, live) => Some(live.to_string()),
                 })
             }
-            LsCol::PinnedBy => {
-                text(self.record(row).and_then(|n| n.pins.iter().find(|p| p.released.is_none())?.by.clone()))
-            }
+            LsCol::PinnedBy => text(
+                self.record(row)
+                    .and_then(|n| n.pins.iter().find(|p| p.released.is_none())?.by.as_ref().map(ToString::to_string)),
+            ),
             // The Kubernetes pod (namespace/name, else its UID) of the
             // container that made it or was seen in it; a namespace the host
             // shares with a pod is not the pod's.
@@ -414,7 +415,9 @@ impl<'a> Cells<'a> {
         match (col, self.value(col, line)) {
             (_, Value::Null) => "-".into(),
             (LsCol::Age, Value::Real(secs)) => crate::present::age::coarse(secs),
-            (LsCol::Created, Value::Real(at)) => crate::present::render::clock_time(at),
+            (LsCol::Created, Value::Real(at)) => {
+                crate::present::render::clock_time(crate::time::UnixTime::from_secs(at))
+            }
             (_, v) => v.text().replace('\n', ","),
         }
     }

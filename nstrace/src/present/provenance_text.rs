@@ -12,7 +12,7 @@ pub fn creator_text(c: &Creator) -> String {
 
 /// [`creator_text`] before escaping.
 fn creator_text_raw(c: &Creator) -> String {
-    let mut s = format!("{}[{}]", c.comm, c.pid);
+    let mut s = c.process().to_string();
     match (&c.origin.cmdline, &c.origin.exe) {
         (Some(cmd), Some(exe)) => s.push_str(&format!(" ({cmd}; {exe})")),
         (Some(cmd), None) => s.push_str(&format!(" ({cmd})")),
@@ -71,6 +71,7 @@ fn pin_text_raw(p: &Pin) -> String {
 mod tests {
     use super::*;
     use crate::origin::{ContainerRef, Origin};
+    use crate::time::UnixTime;
 
     #[test]
     fn creator_and_pin_lines() {
@@ -86,7 +87,7 @@ mod tests {
         c.origin = Origin {
             exe: Some("/usr/bin/ip".into()),
             cmdline: Some("ip netns add blue".into()),
-            parent: Some("sh[800]".into()),
+            parent: Some("sh[800]".parse().unwrap()),
             cgroup: None,
             cgroup_id: None,
             container: Some(ContainerRef {
@@ -108,16 +109,16 @@ mod tests {
             mnt_ns: Some(7),
             by: None,
             attribution: crate::model::Attribution::Unknown,
-            since: 3600.5,
+            since: UnixTime::from_secs(3600.5),
             released: None,
         };
         assert_eq!(
             pin_text(&p),
             "mount /run/netns/blue (mnt ns 7) by an unknown process [first seen by a refresh] since 01:00:00.500000"
         );
-        p.by = Some("ip[812]".into());
+        p.by = Some("ip[812]".parse().unwrap());
         p.attribution = crate::model::Attribution::MountSyscall;
-        p.released = Some(3601.0);
+        p.released = Some(UnixTime::from_secs(3601.0));
         assert_eq!(
             pin_text(&p),
             "mount /run/netns/blue (mnt ns 7) by ip[812] [mount-syscall] since 01:00:00.500000, released 01:00:01.000000"
@@ -126,9 +127,9 @@ mod tests {
             kind: PinKind::Fd,
             target: "9:3".into(),
             mnt_ns: None,
-            by: Some("py[9]".into()),
+            by: Some("py[9]".parse().unwrap()),
             attribution: crate::model::Attribution::FdOwner,
-            since: 0.0,
+            since: UnixTime::from_secs(0.0),
             released: None,
         };
         assert_eq!(pin_text(&fd), "fd 9:3 by py[9] [fd-owner] since 00:00:00.000000");

@@ -2,10 +2,14 @@
 
 use std::fmt::Write as _;
 
-use crate::events::{Event, NsChange, NsIds};
+use crate::{
+    events::{Event, NsChange, NsIds},
+    time::UnixTime,
+};
 
 /// "HH:MM:SS.micros" (UTC) of a Unix time.
-pub fn clock_time(unix: f64) -> String {
+pub fn clock_time(unix: UnixTime) -> String {
+    let unix = unix.as_secs();
     let secs = unix.floor() as i64;
     let micros = ((unix - secs as f64) * 1e6) as u32;
     let day = secs.rem_euclid(86_400);
@@ -114,6 +118,7 @@ mod tests {
 
     use super::*;
     use crate::events::PerfNs;
+    use crate::time::UnixTime;
 
     fn perf_ns(types: &[NsType]) -> Vec<PerfNs> {
         types.iter().map(|t| PerfNs { ns_type: *t, dev: 4, inode: 0xf000_0000 + *t as u64 }).collect()
@@ -121,7 +126,7 @@ mod tests {
 
     fn namespaces(types: &[NsType]) -> Event {
         Event::Namespaces {
-            time: 12.5,
+            time: UnixTime::from_secs(12.5),
             pid: 42,
             tid: 43,
             comm: "bash".into(),
@@ -141,17 +146,17 @@ mod tests {
         );
         let s = event_perf(&namespaces(&[NsType::Pid])).unwrap();
         assert!(s.ends_with("nr_namespaces: 1\n\t\t[0/pid: 4/0xf0000003]"), "{s}");
-        let lost = Event::Lost { time: 1.0, kind: "create", count: 1, total: 1 };
+        let lost = Event::Lost { time: UnixTime::from_secs(1.0), kind: "create", count: 1, total: 1 };
         assert_eq!(event_perf(&lost), None);
     }
 
     #[test]
     fn clock() {
-        assert_eq!(clock_time(0.0), "00:00:00.000000");
-        assert_eq!(clock_time(3661.25), "01:01:01.250000");
-        assert_eq!(clock_time(86_399.5), "23:59:59.500000");
-        assert_eq!(clock_time(86_400.75), "00:00:00.750000");
-        assert_eq!(clock_time(-0.5), "23:59:59.500000");
+        assert_eq!(clock_time(UnixTime::from_secs(0.0)), "00:00:00.000000");
+        assert_eq!(clock_time(UnixTime::from_secs(3661.25)), "01:01:01.250000");
+        assert_eq!(clock_time(UnixTime::from_secs(86_399.5)), "23:59:59.500000");
+        assert_eq!(clock_time(UnixTime::from_secs(86_400.75)), "00:00:00.750000");
+        assert_eq!(clock_time(UnixTime::from_secs(-0.5)), "23:59:59.500000");
     }
 
     fn ids(id: u64, inode: u64) -> Option<NsIds> {
@@ -165,7 +170,7 @@ mod tests {
     #[test]
     fn create_and_destroy_lines() {
         let create = |owner, parent| Event::Create {
-            time: 12.5,
+            time: UnixTime::from_secs(12.5),
             pid: 42,
             tid: 43,
             comm: "unshare".into(),
@@ -190,7 +195,7 @@ mod tests {
              by unshare[42] via unshare CLONE_NEWNET"
         );
         let destroy = |lifetime| Event::Destroy {
-            time: 12.5,
+            time: UnixTime::from_secs(12.5),
             ns_type: NsType::Cgroup,
             id: 9,
             inode: 4026532001,
@@ -211,7 +216,7 @@ mod tests {
     #[test]
     fn setns_and_unshare_lines() {
         let setns = |result, errno, joined| Event::Setns {
-            time: 12.5,
+            time: UnixTime::from_secs(12.5),
             pid: 42,
             tid: 43,
             comm: "ip".into(),
@@ -235,7 +240,7 @@ mod tests {
              joined=net=7/4026532000,pid_for_children=8/4026532001"
         );
         let unshare = |result, errno, new| Event::Unshare {
-            time: 12.5,
+            time: UnixTime::from_secs(12.5),
             pid: 42,
             tid: 42,
             comm: "unshare".into(),
@@ -258,7 +263,7 @@ mod tests {
     #[test]
     fn other_event_lines() {
         let clone = Event::Clone {
-            time: 12.5,
+            time: UnixTime::from_secs(12.5),
             pid: 42,
             tid: 43,
             comm: "bash".into(),
@@ -275,7 +280,7 @@ mod tests {
         );
         assert_eq!(event_text(&namespaces(&[])), "00:00:12.500000 namespaces bash[42/43] on fork:");
         let mount = |path| Event::Mount {
-            time: 12.5,
+            time: UnixTime::from_secs(12.5),
             pid: 42,
             tid: 43,
             comm: "ip".into(),
@@ -296,10 +301,15 @@ mod tests {
             "00:00:12.500000 mount      ip[42] (parent bash[1]) mount /run/netns/blue (= /var/run/netns/blue) \
              in mnt ns 4026531841"
         );
-        let lost = Event::Lost { time: 12.5, kind: "create", count: 5, total: 17 };
+        let lost = Event::Lost { time: UnixTime::from_secs(12.5), kind: "create", count: 5, total: 17 };
         assert_eq!(event_text(&lost), "00:00:12.500000 lost       5 create records (total 17); resyncing");
-        let resync =
-            Event::Resync { time: 12.5, reason: "lost events".into(), namespaces: 120, created: 3, destroyed: 2 };
+        let resync = Event::Resync {
+            time: UnixTime::from_secs(12.5),
+            reason: "lost events".into(),
+            namespaces: 120,
+            created: 3,
+            destroyed: 2,
+        };
         assert_eq!(event_text(&resync), "00:00:12.500000 resync     lost events: 120 namespaces, 3 found, 2 gone");
     }
 }

@@ -67,7 +67,7 @@ pub fn snapshot(scan: &HolderScan) -> Result<Vec<ProcNs>, ProcScanError> {
     // no /proc link names them.
     let mut by_socket = Vec::new();
     for (inode, fd) in crate::procfs::sockets::netns_of_sockets() {
-        let key = NsKey { ns_type: NsType::Net, inode };
+        let key = NsKey::new(NsType::Net, inode);
         if known.lock().unwrap_or_else(|e| e.into_inner()).insert(key) {
             expand(key, Some(fd), dev, &known, &mut by_socket);
         }
@@ -135,7 +135,7 @@ fn describe(
         let fd = r.ok()??;
         let (d, inode) = nsfs::dev_ino(&fd).ok()?;
         (d == dev).then_some(())?;
-        found(NsKey { ns_type: t, inode }, fd);
+        found(NsKey::new(t, inode), fd);
         Some(inode)
     };
     row.owner = follow(nsfs::owner(fd), NsType::User);
@@ -193,12 +193,12 @@ mod tests {
     fn reaches_owner_of_host_net() {
         let scan = crate::procfs::holders::scan().unwrap();
         let rows = snapshot(&scan).unwrap();
-        let net = NsKey { ns_type: NsType::Net, inode: inode("/proc/self/ns/net") };
+        let net = NsKey::new(NsType::Net, inode("/proc/self/ns/net"));
         let user = inode("/proc/self/ns/user");
         let row = rows.iter().find(|r| r.key == net).expect("our net ns");
         assert_eq!(row.owner, Some(user));
         assert!(!row.reached_only_via_ioctl);
-        let urow = rows.iter().find(|r| r.key == NsKey { ns_type: NsType::User, inode: user }).unwrap();
+        let urow = rows.iter().find(|r| r.key == NsKey::new(NsType::User, user)).unwrap();
         const USER_NS_INIT_INO: u64 = 0xEFFF_FFFD;
         if user == USER_NS_INIT_INO {
             assert_eq!(urow.parent, None);
@@ -238,7 +238,7 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         let net_fd = net_fd.expect("child entered its namespaces");
-        let net = NsKey { ns_type: NsType::Net, inode: nsfs::inode(&net_fd).unwrap() };
+        let net = NsKey::new(NsType::Net, nsfs::inode(&net_fd).unwrap());
 
         let rows = snapshot(&crate::procfs::holders::scan().unwrap()).unwrap();
         let row = rows.iter().find(|r| r.key == net).expect("net ns held by our fd");

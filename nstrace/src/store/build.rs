@@ -5,23 +5,29 @@ use nstrace_common::{event::NsInfoRecord, ns::NsType};
 use super::refcount_of;
 use crate::{
     containers::Container,
-    events::{Clock, Event, NsIds, flags_text},
-    model::{Creator, Holder, Namespace, NsRow, NsState},
+    events::{Event, NsIds, flags_text},
+    model::{Creator, Holder, Namespace, NsKey, NsRow, NsState},
     procfs::holders::HolderScan,
+    time::{BootNs, Clock, UnixTime},
 };
+
+/// The namespace a snapshot record describes (None: unknown type).
+pub(super) fn key_of(r: &NsInfoRecord) -> Option<NsKey> {
+    Some(NsKey::of_record(NsType::from_u32(r.ns_type)?, r.id, r.inum))
+}
 
 /// The row a snapshot record describes (None: unknown type).
 pub(super) fn row_of(r: &NsInfoRecord) -> Option<NsRow> {
-    let ns_type = NsType::from_u32(r.ns_type)?;
-    let tree = matches!(ns_type, NsType::Pid | NsType::User);
+    let key = key_of(r)?;
+    let tree = matches!(key.ns_type, NsType::Pid | NsType::User);
     Some(NsRow {
-        id: (r.id != 0).then_some(r.id),
+        id: key.id(),
         refcount: refcount_of(r),
         active_refs: (r.active != nstrace_common::event::ACTIVE_UNKNOWN).then_some(r.active),
-        owner: (r.owner.inum != 0).then_some(r.owner.inum as u64),
-        parent: (tree && r.parent.inum != 0).then_some(r.parent.inum as u64),
+        owner: (r.owner.inum != 0).then_some(u64::from(r.owner.inum)),
+        parent: (tree && r.parent.inum != 0).then_some(u64::from(r.parent.inum)),
         level: tree.then_some(r.level),
-        ..NsRow::new(ns_type, r.inum as u64)
+        ..NsRow::new(key.ns_type, key.inode)
     })
 }
 
@@ -102,7 +108,7 @@ pub(super) fn create_event(
     ns: &Namespace,
     owner: Option<NsIds>,
     parent: Option<NsIds>,
-    ts: u64,
+    ts: BootNs,
     clock: &Clock,
 ) -> Event {
     let (pid, tid, comm, cause, flags) = match &ns.creator {
@@ -128,9 +134,9 @@ pub(super) fn create_event(
 
 pub(super) fn destroy_event(
     row: &NsRow,
-    created: Option<f64>,
+    created: Option<UnixTime>,
     creator: Option<&Creator>,
-    died: u64,
+    died: BootNs,
     via: crate::events::DeathVia,
     clock: &Clock,
 ) -> Event {

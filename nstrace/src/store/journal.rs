@@ -5,14 +5,14 @@ use foldhash::HashSet;
 
 use crate::{
     database::{Change, Death, NsProvenance},
-    model::Namespace,
+    model::{Namespace, NsKey},
 };
 
 #[derive(Debug, Default)]
 pub struct Journal {
     enabled: bool,
     /// Live keys whose provenance changed.
-    dirty: HashSet<u64>,
+    dirty: HashSet<NsKey>,
     /// Deaths (preceded by their last update), in order.
     log: Vec<Change>,
 }
@@ -23,20 +23,14 @@ impl Journal {
     }
 
     /// The namespace `key` was created, adopted or its provenance changed.
-    pub fn touch(&mut self, key: u64) {
+    pub fn touch(&mut self, key: NsKey) {
         if self.enabled {
             self.dirty.insert(key);
         }
     }
 
     /// `ns` died: its last state first if the database has not seen it.
-    pub fn died(
-        &mut self,
-        ns: Option<&Namespace>,
-        key: u64,
-        evicted: Option<(nstrace_common::ns::NsType, u64, Option<u64>)>,
-        death: Death,
-    ) {
+    pub fn died(&mut self, ns: Option<&Namespace>, key: NsKey, death: Death) {
         if !self.enabled {
             return;
         }
@@ -45,21 +39,16 @@ impl Journal {
         {
             self.log.push(Change::Upsert(Box::new(NsProvenance::of(ns))));
         }
-        let (ns_type, inode, id) = match (ns, evicted) {
-            (Some(ns), _) => (ns.row.ns_type, ns.row.inode, ns.row.id),
-            (None, Some(e)) => e,
-            (None, None) => return,
-        };
-        self.log.push(Change::Died { key, ns_type, inode, id, death });
+        self.log.push(Change::Died { key, death });
     }
 
     /// Live keys whose provenance changed since the last [`Journal::take`].
-    pub fn dirty_keys(&self) -> Vec<u64> {
+    pub fn dirty_keys(&self) -> Vec<NsKey> {
         self.dirty.iter().copied().collect()
     }
 
     /// Every change since the last call, oldest first.
-    pub fn take(&mut self, live: impl Fn(u64) -> Option<NsProvenance>) -> Vec<Change> {
+    pub fn take(&mut self, live: impl Fn(NsKey) -> Option<NsProvenance>) -> Vec<Change> {
         let mut out = std::mem::take(&mut self.log);
         out.extend(self.dirty.drain().filter_map(live).map(|r| Change::Upsert(Box::new(r))));
         out

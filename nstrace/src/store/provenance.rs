@@ -2,31 +2,31 @@
 //! database remembers, the journal of changes, and who made the mounts
 //! that pin namespaces.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, time::Duration};
 
 use super::NsStore;
 use crate::{
     database::{Change, NsProvenance},
     events::Event,
-    model::{Creator, Pin, PinKind, Pins},
+    model::{Creator, NsKey, Pin, PinKind, PinMaker, Pins, Process},
     origin::{ContainerRef, Origin},
+    time::UnixTime,
 };
 
 /// Bind mounts remembered for attribution.
 const RECENT_MOUNTS: usize = 1024;
 /// A mount event may be stamped this much after the refresh that first saw
 /// its mount (the refresh runs on another thread).
-const MOUNT_SKEW: f64 = 2.0;
+const MOUNT_SKEW: Duration = Duration::from_secs(2);
 
 /// One bind mount a hook saw.
 #[derive(Clone, Debug, PartialEq)]
 struct SeenMount {
-    time: f64,
+    time: UnixTime,
     mnt_ns: u64,
     target: String,
     path: Option<String>,
-    /// "ip[812] (parent sh[800])".
-    by: String,
+    by: PinMaker,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -42,7 +42,7 @@ impl RecentMounts {
 
     /// Names the makers of `pins`' mounts not yet attributed; true if any.
     pub(super) fn attribute(&self, pins: &mut Pins) -> bool {
-        let unknown: Vec<(String, u64, f64)> = pins
+        let unknown: Vec<(String, u64, UnixTime)> = pins
             .iter()
             .filter(|p| p.kind == PinKind::Mount && p.by.is_none() && p.released.is_none())
             .filter_map(|p| Some((p.target.clone(), p.mnt_ns?, p.since)))
@@ -65,7 +65,7 @@ impl RecentMounts {
 
 impl NsStore {
     /// Completes, with what /proc said, the origin of the live namespace `key`'s creator.
-    pub fn set_origin(&mut self, key: u64, origin: Origin) {
+    pub fn set_origin(&mut self, key: NsKey, origin: Origin) {
         if let Some(c) = self.live.get_mut(&key).and_then(|ns| ns.creator.as_mut()) {
             c.origin.complete(origin);
             self.journal.touch(key);
@@ -83,8 +83,8 @@ impl NsStore {
     /// provenance database, after a restart). Keeps what this run saw.
     pub fn adopt(
         &mut self,
-        key: u64,
-        created: Option<f64>,
+        key: NsKey,
+        created: Option<UnixTime>,
         creator: Option<Creator>,
         pins: Vec<Pin>,
         containers: Vec<ContainerRef>,
@@ -125,7 +125,10 @@ impl NsStore {
                 mnt_ns: *mnt_ns,
                 target: target.clone(),
                 path: path.clone(),
-                by: format!("{comm}[{pid}] (parent {parent_comm}[{parent_pid}])"),
+                by: PinMaker {
+                    process: Process::new(comm, *pid),
+                    parent: Some(Process::new(parent_comm, *parent_pid)),
+                },
             });
         }
     }

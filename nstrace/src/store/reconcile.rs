@@ -6,17 +6,18 @@ use foldhash::HashMap;
 
 use nstrace_common::{
     event::NsInfoRecord,
-    ns::{NsType, NsTypeSet, ns_key},
+    ns::{NsType, NsTypeSet},
 };
 
 use super::{
     Coverage, NsStore, Pending, Reconciled,
-    build::{create_event, row_of},
+    build::{create_event, key_of, row_of},
     refcount_of,
 };
 use crate::{
     events::{Event, NsIds},
-    model::Namespace,
+    model::{Namespace, NsKey},
+    time::BootNs,
 };
 
 impl NsStore {
@@ -27,7 +28,7 @@ impl NsStore {
     pub fn reconcile(
         &mut self,
         records: &[NsInfoRecord],
-        now: u64,
+        now: BootNs,
         coverage: Coverage,
         via: crate::events::DeathVia,
         out: &mut Vec<Event>,
@@ -41,7 +42,7 @@ impl NsStore {
         &mut self,
         records: &[NsInfoRecord],
         types: NsTypeSet,
-        now: u64,
+        now: BootNs,
         coverage: Coverage,
         via: crate::events::DeathVia,
         out: &mut Vec<Event>,
@@ -49,26 +50,25 @@ impl NsStore {
         let complete = coverage != Coverage::Partial;
         let mut result = Reconciled::default();
         // Sorted keys, not a map: the snapshot can hold 100,000s of rows and
-        // this is the reconcile's only per-row allocation (8 bytes each).
-        let mut alive: Vec<u64> =
-            records.iter().filter(|r| r.refcount > 0).map(|r| ns_key(r.id, r.ns_type, r.inum)).collect();
+        // this is the reconcile's only per-row allocation.
+        let mut alive: Vec<NsKey> = records.iter().filter(|r| r.refcount > 0).filter_map(key_of).collect();
         alive.sort_unstable();
         alive.dedup();
-        let is_alive = |key: &u64| alive.binary_search(key).is_ok();
+        let is_alive = |key: &NsKey| alive.binary_search(key).is_ok();
         let at = self.clock.unix(now);
-        let mut waiting: HashMap<u64, Pending> =
+        let mut waiting: HashMap<NsKey, Pending> =
             self.pending.extract_if(|_, p| types.contains(p.ns.row.ns_type)).collect();
         for r in records.iter().filter(|r| r.refcount > 0) {
-            let key = ns_key(r.id, r.ns_type, r.inum);
+            let Some(key) = key_of(r) else { continue };
             if let Some(ns) = self.live.get_mut(&key) {
                 if let Some(rc) = refcount_of(r) {
                     ns.row.refcount = Some(rc);
                 }
                 // Hooks do not see owner changes; the snapshot is exact.
                 if r.owner.inum != 0 {
-                    ns.row.owner = Some(r.owner.inum as u64);
+                    ns.row.owner = Some(u64::from(r.owner.inum));
                 }
-            } else if self.evicted.contains_key(&key) || self.pending.contains_key(&key) {
+            } else if self.evicted.contains(&key) || self.pending.contains_key(&key) {
             } else if let Some(p) = waiting.remove(&key) {
                 self.promote(p, now, out);
                 result.created.push(key);
@@ -86,18 +86,15 @@ impl NsStore {
                 self.promote(p, now, out);
                 result.created.push(key);
             }
-            let live = self.live.iter().map(|(k, n)| (k, n.row.ns_type));
-            let evicted = self.evicted.iter().map(|(k, e)| (k, e.ns_type));
-            let dead: Vec<u64> =
-                live.chain(evicted).filter(|(k, ty)| types.contains(*ty) && !is_alive(k)).map(|(k, _)| *k).collect();
+            let dead: Vec<NsKey> = (self.live.keys().chain(&self.evicted))
+                .filter(|k| types.contains(k.ns_type) && !is_alive(k))
+                .copied()
+                .collect();
             // Those of the other types wait for a walk of theirs.
             let (live, evicted) = (&self.live, &self.evicted);
-            let missed_before: HashMap<u64, u64> = self
+            let missed_before: HashMap<NsKey, BootNs> = self
                 .missing
-                .extract_if(|k, _| {
-                    let ty = live.get(k).map(|n| n.row.ns_type).or_else(|| evicted.get(k).map(|e| e.ns_type));
-                    ty.is_none_or(|ty| types.contains(ty))
-                })
+                .extract_if(|k, _| !(live.contains_key(k) || evicted.contains(k)) || types.contains(k.ns_type))
                 .collect();
             for key in dead {
                 let died = match (coverage, missed_before.get(&key)) {
@@ -116,7 +113,7 @@ impl NsStore {
         result
     }
 
-    fn promote(&mut self, p: Pending, now: u64, out: &mut Vec<Event>) {
+    fn promote(&mut self, p: Pending, now: BootNs, out: &mut Vec<Event>) {
         let mut ns = p.ns;
         let event = create_event(&ns, p.owner, p.parent, now, &self.clock);
         ns.history.push(event.clone(), self.opts.history);

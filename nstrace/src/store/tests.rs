@@ -1,3 +1,4 @@
+use crate::time::{BootNs, UnixTime};
 use nstrace_common::event::{EventHeader, EventKind, NsRef, create_cause};
 
 use super::*;
@@ -11,6 +12,16 @@ pub(crate) const SEC: u64 = 1_000_000_000;
 
 pub(crate) fn store() -> NsStore {
     NsStore::new(Clock::with_offset(1_000_000.0), StoreOptions::default())
+}
+
+/// The live record with kernel id `id`.
+pub(crate) fn by_id(s: &NsStore, id: u64) -> Option<&Namespace> {
+    s.live().find(|n| n.row.id == Some(id))
+}
+
+/// The kernel ids of `keys` (0: none).
+pub(crate) fn ids(keys: &[NsKey]) -> Vec<u64> {
+    keys.iter().map(|k| k.id().unwrap_or(0)).collect()
 }
 
 pub(crate) fn walk_row(ty: NsType, id: u64, inum: u32, refcount: u32) -> NsInfoRecord {
@@ -74,14 +85,14 @@ mod walks;
 fn create_records_the_creator_and_reports_once() {
     let mut s = store();
     let mut out = Vec::new();
-    s.seed(&[walk_row(NsType::Net, 3, 10, 5)], 0);
+    s.seed(&[walk_row(NsType::Net, 3, 10, 5)], BootNs::from_nanos(0));
     assert!(s.on_create(&create(NsType::Net, 50, 11, 2 * SEC, 7), &mut out));
     assert!(!s.on_create(&create(NsType::Net, 50, 11, 3 * SEC, 7), &mut out), "a duplicate is not new");
     assert_eq!(kinds(&out), ["create"]);
-    let ns = s.get(50).expect("recorded");
+    let ns = by_id(&s, 50).expect("recorded");
     let creator = ns.creator.as_ref().expect("creator");
     assert_eq!((creator.pid, creator.comm.as_str(), creator.cause), (7, "unshare", crate::events::Cause::Unshare));
-    assert_eq!(ns.created, Some(1_000_002.0));
+    assert_eq!(ns.created, Some(UnixTime::from_secs(1_000_002.0)));
     assert_eq!(ns.row.state, NsState::Active);
     assert_eq!(ns.history.len(), 1);
     assert_eq!(s.len(), 2);
@@ -97,11 +108,11 @@ fn holders_decide_state_tasks_command_names_and_containers() {
             walk_row(NsType::Uts, 3, 12, 1),
             walk_row(NsType::Ipc, 4, 13, 1),
         ],
-        0,
+        BootNs::from_nanos(0),
     );
     let mut scan = HolderScan::default();
     let task = |pid, comm: &str| Holder::Task { pid, comm: comm.into(), hold: TaskHold::Member, tid: None };
-    let key = |t, i| NsKey { ns_type: t, inode: i };
+    let key = |t, i| NsKey::new(t, i);
     scan.holders.insert(key(NsType::Net, 10), vec![task(30, "b"), task(20, "a"), task(30, "b")]);
     let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1 };
     scan.holders.insert(key(NsType::Net, 11), vec![mount]);
@@ -114,16 +125,16 @@ fn holders_decide_state_tasks_command_names_and_containers() {
     scan.processes.insert(30, info("0::/user.slice"));
     // Found by the scan only (created after the walk): ignored unless adopted.
     scan.holders.insert(key(NsType::Pid, 99), vec![task(20, "a")]);
-    s.apply_holders(scan, SEC, false);
-    let net = s.get(1).unwrap();
+    s.apply_holders(scan, BootNs::from_nanos(SEC), false);
+    let net = by_id(&s, 1).unwrap();
     assert_eq!((net.row.state, net.row.tasks, &net.row.pids[..]), (NsState::Active, 2, &[20, 30][..]));
     assert_eq!(net.row.command.as_deref(), Some("a"), "the lowest pid's command");
     assert_eq!(net.row.containers.len(), 1);
-    assert_eq!(net.last_change, 1_000_001.0);
-    let mounted = s.get(2).unwrap();
+    assert_eq!(net.last_change, UnixTime::from_secs(1_000_001.0));
+    let mounted = by_id(&s, 2).unwrap();
     assert_eq!((mounted.row.state, &mounted.row.names[..]), (NsState::Mounted, &["x".to_string()][..]));
-    assert_eq!(s.get(3).unwrap().row.state, NsState::FdOnly);
-    assert_eq!(s.get(4).unwrap().row.state, NsState::Orphaned);
+    assert_eq!(by_id(&s, 3).unwrap().row.state, NsState::FdOnly);
+    assert_eq!(by_id(&s, 4).unwrap().row.state, NsState::Orphaned);
     assert_eq!(s.len(), 4);
     let counts = s.counts();
     assert_eq!(counts.live, 4);
@@ -135,8 +146,13 @@ fn holders_decide_state_tasks_command_names_and_containers() {
 fn one_shot_store_adopts_what_the_scan_found_after_the_walk() {
     let mut scan = HolderScan::default();
     let fd = Holder::Fd { pid: 9, fd: 4, comm: "c".into() };
-    scan.holders.insert(NsKey { ns_type: NsType::Pid, inode: 99 }, vec![fd]);
-    let s = NsStore::from_snapshot(&[walk_row(NsType::Net, 1, 10, 1)], scan, Clock::with_offset(0.0), 0);
+    scan.holders.insert(NsKey::new(NsType::Pid, 99), vec![fd]);
+    let s = NsStore::from_snapshot(
+        &[walk_row(NsType::Net, 1, 10, 1)],
+        scan,
+        Clock::with_offset(0.0),
+        BootNs::from_nanos(0),
+    );
     let rows = s.rows();
     assert_eq!(rows.len(), 2);
     assert_eq!((rows[0].ns_type, rows[1].ns_type), (NsType::Net, NsType::Pid), "type, then inode order");
@@ -159,27 +175,39 @@ fn max_rows_evicts_destroyed_records_first_then_shrinks_the_stalest() {
     s.on_destroy(&freed(4, 4 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     s.on_destroy(&freed(5, 4 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     assert_eq!((s.len(), s.destroyed().count()), (3, 2));
-    s.evict(5 * SEC);
+    s.evict(BootNs::from_nanos(5 * SEC));
     assert_eq!((s.len(), s.destroyed().count()), (3, 0), "destroyed records went first");
     let opts = StoreOptions { max_rows: 2, ..StoreOptions::default() };
     s.opts = opts;
-    s.evict(5 * SEC);
+    s.evict(BootNs::from_nanos(5 * SEC));
     let mut kept: Vec<u64> = s.live().map(|n| n.row.inode).collect();
     kept.sort();
     assert_eq!(kept, [2, 3], "the record that changed longest ago shrank");
     let counts = s.counts();
     assert_eq!((counts.live, counts.evicted), (3, 1), "still counted");
-    assert!(s.contains(1));
+    assert!(s.contains(NsKey::of_record(NsType::Net, 1, 1)));
     // Still tracked: a walk does not announce it again, its death is reported.
     out.clear();
     let rows = [walk_row(NsType::Net, 1, 1, 1), walk_row(NsType::Net, 2, 2, 1), walk_row(NsType::Net, 3, 3, 1)];
     assert_eq!(
-        s.reconcile(&rows, 6 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out),
+        s.reconcile(
+            &rows,
+            BootNs::from_nanos(6 * SEC),
+            Coverage::Complete,
+            crate::events::DeathVia::TreeWalk,
+            &mut out
+        ),
         Reconciled::default()
     );
     assert!(!s.on_create(&create(NsType::Net, 1, 1, SEC, 7), &mut out));
-    let r = s.reconcile(&rows[1..], 7 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
-    assert_eq!(r.destroyed, [1]);
+    let r = s.reconcile(
+        &rows[1..],
+        BootNs::from_nanos(7 * SEC),
+        Coverage::Complete,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
+    assert_eq!(ids(&r.destroyed), [1]);
     assert_eq!(kinds(&out), ["destroy"]);
     assert_eq!(s.counts().evicted, 0);
 }
@@ -193,7 +221,7 @@ fn destroyed_records_expire() {
     s.on_create(&create(NsType::Net, 2, 2, SEC, 7), &mut out);
     s.on_destroy(&freed(1, 10 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     s.on_destroy(&freed(2, 95 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
-    s.evict(100 * SEC);
+    s.evict(BootNs::from_nanos(100 * SEC));
     let left: Vec<u64> = s.destroyed().map(|n| n.row.inode).collect();
     assert_eq!(left, [2]);
 }
@@ -205,7 +233,7 @@ fn history_is_bounded_and_keeps_the_latest() {
     s.on_create(&create(NsType::Net, 5, 50, SEC, 7), &mut out);
     for i in 0..40 {
         let e = Event::Setns {
-            time: i as f64,
+            time: UnixTime::from_secs(i as f64),
             pid: i,
             tid: i,
             comm: "ip".into(),
@@ -219,11 +247,11 @@ fn history_is_bounded_and_keeps_the_latest() {
         };
         s.note(&e);
     }
-    let ns = s.get(5).unwrap();
+    let ns = by_id(&s, 5).unwrap();
     assert_eq!(ns.history.len(), 16);
     let Some(Event::Setns { pid, .. }) = ns.history.back() else { panic!() };
     assert_eq!(*pid, 39);
-    assert_eq!(ns.last_change, 39.0);
+    assert_eq!(ns.last_change, UnixTime::from_secs(39.0));
 }
 
 #[test]
@@ -234,7 +262,7 @@ fn an_unshare_names_how_a_constructor_hook_saw_creation() {
         |pid| NsCreateEvent { cause: create_cause::CONSTRUCTOR, flags: 0, ..create(NsType::Net, 5, 50, SEC, pid) };
     s.on_create(&by_constructor(7), &mut out);
     let unshare = |pid| Event::Unshare {
-        time: 2.0,
+        time: UnixTime::from_secs(2.0),
         pid,
         tid: pid,
         comm: "ip".into(),
@@ -246,12 +274,12 @@ fn an_unshare_names_how_a_constructor_hook_saw_creation() {
     };
     s.note(&unshare(8));
     assert_eq!(
-        s.get(5).unwrap().creator.as_ref().unwrap().cause,
+        by_id(&s, 5).unwrap().creator.as_ref().unwrap().cause,
         crate::events::Cause::Constructor,
         "another process's unshare"
     );
     s.note(&unshare(7));
-    let c = s.get(5).unwrap().creator.as_ref().unwrap();
+    let c = by_id(&s, 5).unwrap().creator.as_ref().unwrap();
     assert_eq!((c.cause, c.flags), (crate::events::Cause::Unshare, NsType::Net.clone_flag()));
 }
 
@@ -268,14 +296,14 @@ fn a_hook_record_fills_in_owner_parent_level_and_command() {
     let mut s = store();
     let mut out = Vec::new();
     s.on_create(&pid_create(9, 90, SEC, 7), &mut out);
-    let row = &s.get(9).unwrap().row;
+    let row = &by_id(&s, 9).unwrap().row;
     assert_eq!((row.owner, row.parent, row.level), (Some(100), Some(400), Some(2)));
     assert_eq!((row.command.as_deref(), row.state, row.id), (Some("unshare"), NsState::Active, Some(9)));
     let Event::Create { owner, parent, level, .. } = &out[0] else { panic!() };
     assert_eq!((owner.map(|o| o.id), parent.map(|p| p.inode), *level), (Some(1), Some(400), Some(2)));
     // A namespace no task made (pid 0: a kernel hook saw it first).
     s.on_create(&create(NsType::Net, 10, 91, SEC, 0), &mut out);
-    let row = &s.get(10).unwrap().row;
+    let row = &by_id(&s, 10).unwrap().row;
     assert_eq!((row.command.as_deref(), row.state), (None, NsState::Orphaned));
     // Non-tree types have no parent or level.
     assert_eq!((row.parent, row.level), (None, None));
@@ -287,8 +315,8 @@ fn a_late_duplicate_record_does_not_replace_the_creator() {
     let mut out = Vec::new();
     s.on_create(&create(NsType::Net, 5, 50, 5 * SEC, 7), &mut out);
     assert!(!s.on_create(&create(NsType::Net, 5, 50, SEC, 9), &mut out));
-    let ns = s.get(5).unwrap();
-    assert_eq!((ns.creator.as_ref().unwrap().pid, ns.created), (7, Some(1_000_005.0)));
+    let ns = by_id(&s, 5).unwrap();
+    assert_eq!((ns.creator.as_ref().unwrap().pid, ns.created), (7, Some(UnixTime::from_secs(1_000_005.0))));
 }
 
 #[test]
@@ -304,20 +332,26 @@ fn snapshot_rows_carry_refcount_owner_parent_and_level() {
     };
     // 6.19+ counts active references; before, the walk says it cannot.
     let counted = NsInfoRecord { active: 2, ..walk_row(NsType::Ipc, 7, 70, 3) };
-    s.seed(&[user, proc_row, walk_row(NsType::Uts, 6, 60, 0), counted], 0);
-    let u = &s.get(3).unwrap().row;
+    s.seed(&[user, proc_row, walk_row(NsType::Uts, 6, 60, 0), counted], BootNs::from_nanos(0));
+    let u = &by_id(&s, 3).unwrap().row;
     assert_eq!((u.refcount, u.owner, u.parent, u.level), (Some(5), Some(100), Some(20), Some(1)));
-    assert_eq!((u.active_refs, s.get(7).unwrap().row.active_refs), (None, Some(2)));
-    let n = &s.get(4).unwrap().row;
+    assert_eq!((u.active_refs, by_id(&s, 7).unwrap().row.active_refs), (None, Some(2)));
+    let n = &by_id(&s, 4).unwrap().row;
     assert_eq!((n.refcount, n.parent, n.level), (None, None, None), "/proc knows no refcount; net has no parent");
-    assert!(s.get(6).is_none(), "no reference left: not alive");
+    assert!(by_id(&s, 6).is_none(), "no reference left: not alive");
     // A later snapshot updates the refcount and the owner, unless it does not know them.
     let moved = NsInfoRecord { owner: NsRef { id: 8, inum: 800, _reserved: 0 }, ..walk_row(NsType::User, 3, 30, 7) };
     let unknown_owner = NsInfoRecord { owner: NsRef::default(), ..proc_row };
-    s.reconcile(&[moved, unknown_owner, counted], SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
-    let u = &s.get(3).unwrap().row;
+    s.reconcile(
+        &[moved, unknown_owner, counted],
+        BootNs::from_nanos(SEC),
+        Coverage::Complete,
+        crate::events::DeathVia::TreeWalk,
+        &mut out,
+    );
+    let u = &by_id(&s, 3).unwrap().row;
     assert_eq!((u.refcount, u.owner), (Some(7), Some(800)));
-    assert_eq!(s.get(4).unwrap().row.owner, Some(100), "an unknown owner keeps the known one");
+    assert_eq!(by_id(&s, 4).unwrap().row.owner, Some(100), "an unknown owner keeps the known one");
     assert!(out.is_empty());
 }
 
@@ -326,8 +360,8 @@ fn a_namespace_listed_with_no_reference_left_is_never_announced() {
     let mut s = store();
     let mut out = Vec::new();
     let dying = [walk_row(NsType::Ipc, 7, 70, 0)];
-    s.reconcile(&dying, SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
-    s.reconcile(&dying, 2 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
+    s.reconcile(&dying, BootNs::from_nanos(SEC), Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
+    s.reconcile(&dying, BootNs::from_nanos(2 * SEC), Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(out.is_empty(), "{out:?}");
     assert!(s.is_empty());
 }
@@ -336,13 +370,14 @@ fn a_namespace_listed_with_no_reference_left_is_never_announced() {
 fn store_accessors() {
     let mut s = store();
     assert!(s.is_empty());
-    assert_eq!(s.clock().unix(0), 1_000_000.0);
+    assert_eq!(s.clock().unix(BootNs::from_nanos(0)), UnixTime::from_secs(1_000_000.0));
     let mut out = Vec::new();
     s.on_create(&create(NsType::Net, 1, 10, SEC, 7), &mut out);
     s.on_create(&create(NsType::Net, 2, 11, SEC, 7), &mut out);
     s.on_destroy(&freed(11, 2 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
     assert!(!s.is_empty());
-    assert!(s.contains(1) && !s.contains(2) && !s.contains(3));
+    let net = |id, inum| NsKey::of_record(NsType::Net, id, inum);
+    assert!(s.contains(net(1, 10)) && !s.contains(net(2, 11)) && !s.contains(net(3, 12)));
     let mut all: Vec<u64> = s.records().map(|n| n.row.inode).collect();
     all.sort();
     assert_eq!(all, [10, 11], "live and destroyed records");
@@ -352,14 +387,15 @@ fn store_accessors() {
 #[test]
 fn recent_deaths_remember_the_latest_4096() {
     let mut d = RecentDeaths::default();
-    d.remember(1, 10);
-    d.remember(2, 10);
-    assert!(d.is_stale(1, 5) && d.is_stale(2, 10) && !d.is_stale(2, 11));
-    for k in 3..=4097 {
-        d.remember(k, 10);
+    let (k, at) = (|inode| NsKey::new(NsType::Uts, inode), BootNs::from_nanos);
+    d.remember(k(1), at(10));
+    d.remember(k(2), at(10));
+    assert!(d.is_stale(k(1), at(5)) && d.is_stale(k(2), at(10)) && !d.is_stale(k(2), at(11)));
+    for i in 3..=4097 {
+        d.remember(k(i), at(10));
     }
-    assert!(!d.is_stale(1, 5), "the oldest death is forgotten");
-    assert!(d.is_stale(2, 5) && d.is_stale(4097, 5));
+    assert!(!d.is_stale(k(1), at(5)), "the oldest death is forgotten");
+    assert!(d.is_stale(k(2), at(5)) && d.is_stale(k(4097), at(5)));
     assert_eq!(d.order.len(), 4096);
 }
 
@@ -369,19 +405,19 @@ fn a_death_seen_late_does_not_unlink_the_inode_from_its_new_owner() {
     // namespace on inode 10 died unseen and a uts namespace got inode 10.
     let mut s = store();
     let mut out = Vec::new();
-    s.seed(&[walk_row(NsType::Net, 0, 10, 1)], 0);
+    s.seed(&[walk_row(NsType::Net, 0, 10, 1)], BootNs::from_nanos(0));
     s.on_create(&create(NsType::Uts, 0, 10, SEC, 7), &mut out);
     // The rescan sees the net namespace gone.
     s.reconcile(
         &[walk_row(NsType::Uts, 0, 10, 1)],
-        2 * SEC,
+        BootNs::from_nanos(2 * SEC),
         Coverage::Complete,
         crate::events::DeathVia::ProcRescan,
         &mut out,
     );
     // The free-inum hook names only the inode: it is the uts namespace's.
     let key = s.on_destroy(&freed(10, 3 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
-    assert_eq!(key, Some(ns_key(0, NsType::Uts as u32, 10)));
+    assert_eq!(key, Some(NsKey::new(NsType::Uts, 10)));
 }
 
 #[test]
@@ -393,7 +429,7 @@ fn max_rows_edges() {
         s.on_create(&create(NsType::Net, i as u64, i, i as u64 * SEC, 7), &mut out);
     }
     s.on_destroy(&freed(3, 4 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out);
-    s.evict(5 * SEC);
+    s.evict(BootNs::from_nanos(5 * SEC));
     assert_eq!((s.len(), s.destroyed().count()), (2, 1), "exactly at the cap: nothing goes");
     // Five live over a cap of two: the three stalest shrink.
     let opts = StoreOptions { max_rows: 2, ..StoreOptions::default() };
@@ -401,22 +437,22 @@ fn max_rows_edges() {
     for i in 1..=5u32 {
         s.on_create(&create(NsType::Net, i as u64, i, i as u64 * SEC, 7), &mut out);
     }
-    s.evict(6 * SEC);
+    s.evict(BootNs::from_nanos(6 * SEC));
     let mut kept: Vec<u64> = s.live().map(|n| n.row.inode).collect();
     kept.sort();
     assert_eq!(kept, [4, 5]);
-    let evicted: Vec<Evicted> = {
-        let mut v: Vec<Evicted> = s.evicted().copied().collect();
-        v.sort_by_key(|e| e.inode);
-        v
-    };
-    assert_eq!(evicted[0], Evicted { ns_type: NsType::Net, id: 1, inode: 1 });
+    let mut evicted: Vec<NsKey> = s.evicted().collect();
+    evicted.sort_by_key(|e| e.inode);
+    assert_eq!(evicted[0], NsKey::of_record(NsType::Net, 1, 1));
     assert_eq!(evicted.len(), 3);
     let counts = s.counts();
     assert_eq!((counts.live, counts.evicted, counts.by_type[0]), (5, 3, (NsType::Net, 5)), "evicted still counted");
     // An evicted namespace's death by inode alone is still reported, with its id.
     out.clear();
-    assert_eq!(s.on_destroy(&freed(2, 7 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out), Some(2));
+    assert_eq!(
+        s.on_destroy(&freed(2, 7 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out),
+        Some(NsKey::of_record(NsType::Net, 2, 2))
+    );
     let Event::Destroy { id, inode, lifetime, .. } = &out[0] else { panic!("{out:?}") };
     assert_eq!((*id, *inode, *lifetime), (2, 2, None));
     assert!(s.on_destroy(&freed(99, 7 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out).is_none());
@@ -441,15 +477,15 @@ fn bounded_queues_keep_the_newest() {
 fn a_destroyed_row_lists_no_holder() {
     let mut s = store();
     let mut out = Vec::new();
-    s.seed(&[walk_row(NsType::Net, 3, 10, 5), walk_row(NsType::Net, 4, 11, 1)], 0);
+    s.seed(&[walk_row(NsType::Net, 3, 10, 5), walk_row(NsType::Net, 4, 11, 1)], BootNs::from_nanos(0));
     let mut scan = HolderScan::default();
     let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1 };
-    scan.holders.insert(NsKey { ns_type: NsType::Net, inode: 11 }, vec![mount]);
-    s.apply_holders(scan, SEC, false);
-    assert_eq!(s.get(4).unwrap().row.holders.len(), 1, "mounted while alive");
+    scan.holders.insert(NsKey::new(NsType::Net, 11), vec![mount]);
+    s.apply_holders(scan, BootNs::from_nanos(SEC), false);
+    assert_eq!(by_id(&s, 4).unwrap().row.holders.len(), 1, "mounted while alive");
     s.reconcile(
         &[walk_row(NsType::Net, 3, 10, 5)],
-        2 * SEC,
+        BootNs::from_nanos(2 * SEC),
         Coverage::Complete,
         crate::events::DeathVia::TreeWalk,
         &mut out,

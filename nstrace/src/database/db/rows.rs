@@ -5,8 +5,9 @@ use rusqlite::params;
 
 use crate::{
     database::{Death, NsProvenance},
-    model::Creator,
+    model::{Creator, NsKey, PinMaker, Process},
     origin::{ContainerRef, Origin},
+    time::UnixTime,
 };
 
 pub(super) const COLUMNS: &str = "rowid, type, inode, ns_id, created_at, first_seen, creator_pid, creator_tid, creator_comm, cause, \
@@ -65,9 +66,42 @@ pub(super) fn insert(
     Ok(tx.last_insert_rowid())
 }
 
+/// Times are REAL columns of Unix seconds.
+impl rusqlite::ToSql for UnixTime {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_secs().into())
+    }
+}
+
+impl rusqlite::types::FromSql for UnixTime {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<UnixTime> {
+        f64::column_result(v).map(UnixTime::from_secs)
+    }
+}
+
+/// Processes are TEXT columns, "comm[pid]" as shown.
+macro_rules! as_text {
+    ($t:ty) => {
+        impl rusqlite::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.to_string().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<$t> {
+                String::column_result(v)?.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    };
+}
+
+as_text!(Process);
+as_text!(PinMaker);
+
 /// A record's columns as SQL values (shared by insert and update).
 struct Values<'a> {
-    created: Option<f64>,
+    created: Option<UnixTime>,
     pid: Option<u32>,
     tid: Option<u32>,
     comm: Option<&'a str>,
@@ -75,7 +109,7 @@ struct Values<'a> {
     flags: Option<i64>,
     exe: Option<&'a str>,
     cmdline: Option<&'a str>,
-    parent: Option<&'a str>,
+    parent: Option<&'a Process>,
     cgroup: Option<&'a str>,
     runtime: Option<&'a str>,
     container_id: Option<&'a str>,
@@ -101,7 +135,7 @@ impl<'a> Values<'a> {
             flags: c.map(|c| c.flags as i64),
             exe: o.and_then(|o| o.exe.as_deref()),
             cmdline: o.and_then(|o| o.cmdline.as_deref()),
-            parent: o.and_then(|o| o.parent.as_deref()),
+            parent: o.and_then(|o| o.parent.as_ref()),
             cgroup: o.and_then(|o| o.cgroup.as_deref()),
             runtime: k.map(|k| k.runtime.name()),
             container_id: k.map(|k| k.id.as_str()),
@@ -188,7 +222,7 @@ pub(super) fn record_of(row: &rusqlite::Row<'_>) -> Result<NsProvenance, rusqlit
         None => None,
     };
     Ok(NsProvenance {
-        key: nstrace_common::ns::ns_key(id.unwrap_or(0), ns_type as u32, inode as u32),
+        key: NsKey::new(ns_type, inode).with_id(id),
         ns_type,
         inode,
         id,

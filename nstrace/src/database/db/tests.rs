@@ -1,8 +1,9 @@
 use super::*;
 use crate::{
     database::Death,
-    model::Creator,
+    model::{Creator, NsKey},
     origin::{ContainerRef, Origin},
+    time::UnixTime,
 };
 
 struct TempDir(PathBuf);
@@ -30,12 +31,12 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> NsProve
         ..Default::default()
     };
     NsProvenance {
-        key: nstrace_common::ns::ns_key(id.unwrap_or(0), ns_type as u32, inode as u32),
+        key: NsKey::new(ns_type, inode).with_id(id),
         ns_type,
         inode,
         id,
-        created: Some(created),
-        first_seen: created,
+        created: Some(UnixTime::from_secs(created)),
+        first_seen: UnixTime::from_secs(created),
         creator: Some(Creator {
             pid: 42,
             tid: 43,
@@ -45,7 +46,7 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> NsProve
             origin: Origin {
                 exe: Some("/usr/bin/dockerd".into()),
                 cmdline: Some("dockerd -H x".into()),
-                parent: Some("init[1]".into()),
+                parent: Some("init[1]".parse().unwrap()),
                 cgroup: Some("/system.slice/docker.service".into()),
                 container: Some(container),
                 cgroup_id: None,
@@ -63,9 +64,9 @@ fn record(ns_type: NsType, inode: u64, id: Option<u64>, created: f64) -> NsProve
             kind: PinKind::Mount,
             target: "/run/docker/netns/abc".into(),
             mnt_ns: Some(4026531841),
-            by: Some("dockerd[42]".into()),
+            by: Some("dockerd[42]".parse().unwrap()),
             attribution: crate::model::Attribution::MountSyscall,
-            since: created + 1.0,
+            since: UnixTime::from_secs(created + 1.0),
             released: None,
         }],
         identity: Some(123),
@@ -90,26 +91,30 @@ fn records_round_trip_and_deaths_close_them() {
     assert_eq!(got.record, net, "everything written comes back");
     // An update replaces the pins; a death closes the row.
     let mut later = net.clone();
-    later.pins[0].released = Some(1010.0);
+    later.pins[0].released = Some(UnixTime::from_secs(1010.0));
     db.apply(&[Change::Upsert(Box::new(later.clone()))], &mut rowids).unwrap();
-    let death = Death { at: 1020.0, lifetime: Some(20.0), via: crate::events::DeathVia::of_name("fentry-ns-tree") };
-    db.apply(&[Change::Died { key: net.key, ns_type: NsType::Net, inode: net.inode, id: net.id, death }], &mut rowids)
-        .unwrap();
+    let death = Death {
+        at: UnixTime::from_secs(1020.0),
+        lifetime: Some(20.0),
+        via: crate::events::DeathVia::of_name("fentry-ns-tree"),
+    };
+    db.apply(&[Change::Died { key: net.key, death }], &mut rowids).unwrap();
     assert_eq!(rowids.len(), 1);
     assert_eq!(db.alive().unwrap().len(), 1);
     let h = db.history(&Query { alive: Some(false), limit: 10, ..Default::default() }).unwrap();
     assert_eq!(h.len(), 1);
     assert_eq!(
         (h[0].destroyed, h[0].lifetime, h[0].via.map(crate::events::DeathVia::name)),
-        (Some(1020.0), Some(20.0), Some("fentry-ns-tree"))
+        (Some(UnixTime::from_secs(1020.0)), Some(20.0), Some("fentry-ns-tree"))
     );
-    assert_eq!(h[0].record.pins[0].released, Some(1010.0));
+    assert_eq!(h[0].record.pins[0].released, Some(UnixTime::from_secs(1010.0)));
     assert_eq!(h[0].boot_id, "boot-a");
     assert_eq!(db.integrity().unwrap(), "ok");
     assert!(db.bytes().unwrap() > 0);
     // A death never seen alive still gets a row.
-    let d = Death { at: 1030.0, lifetime: None, via: crate::events::DeathVia::of_name("proc-rescan") };
-    db.apply(&[Change::Died { key: 9, ns_type: NsType::Ipc, inode: 5, id: None, death: d }], &mut rowids).unwrap();
+    let d =
+        Death { at: UnixTime::from_secs(1030.0), lifetime: None, via: crate::events::DeathVia::of_name("proc-rescan") };
+    db.apply(&[Change::Died { key: NsKey::new(NsType::Ipc, 5), death: d }], &mut rowids).unwrap();
     assert_eq!(db.history(&Query { ns_type: Some(NsType::Ipc), limit: 10, ..Default::default() }).unwrap().len(), 1);
 }
 
@@ -131,8 +136,9 @@ fn history_filters_by_type_container_time_and_state() {
         &mut rowids,
     )
     .unwrap();
-    let death = Death { at: 150.0, lifetime: Some(50.0), via: crate::events::DeathVia::of_name("x") };
-    db.apply(&[Change::Died { key: a.key, ns_type: a.ns_type, inode: a.inode, id: a.id, death }], &mut rowids).unwrap();
+    let death =
+        Death { at: UnixTime::from_secs(150.0), lifetime: Some(50.0), via: crate::events::DeathVia::of_name("x") };
+    db.apply(&[Change::Died { key: a.key, death }], &mut rowids).unwrap();
     let q =
         |q: Query| db.history(&Query { limit: 100, ..q }).unwrap().iter().map(|e| e.record.inode).collect::<Vec<_>>();
     assert_eq!(q(Query::default()), [12, 11, 10], "newest first");
@@ -146,7 +152,11 @@ fn history_filters_by_type_container_time_and_state() {
     );
     assert_eq!(q(Query { container: Some("db".into()), ..Default::default() }), [12, 11, 10], "seen in it");
     assert_eq!(q(Query { container: Some("cdcd".into()), ..Default::default() }), [12, 11, 10], "seen: id prefix");
-    assert_eq!(q(Query { since: Some(160.0), ..Default::default() }), [12, 11], "dead before --since");
+    assert_eq!(
+        q(Query { since: Some(UnixTime::from_secs(160.0)), ..Default::default() }),
+        [12, 11],
+        "dead before --since"
+    );
     assert_eq!(q(Query { alive: Some(true), ..Default::default() }), [12, 11]);
     assert_eq!(q(Query { alive: Some(false), ..Default::default() }), [10]);
     assert_eq!(db.history(&Query { limit: 1, ..Default::default() }).unwrap().len(), 1);
@@ -166,7 +176,11 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
     let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
     let alive = db.alive().unwrap();
     assert_eq!(alive.len(), 1);
-    assert_eq!(db.close_unseen(&[(alive[0].rowid, crate::events::DeathVia::WhileNstraceWasDown)], 500.0).unwrap(), 1);
+    assert_eq!(
+        db.close_unseen(&[(alive[0].rowid, crate::events::DeathVia::WhileNstraceWasDown)], UnixTime::from_secs(500.0))
+            .unwrap(),
+        1
+    );
     assert!(db.alive().unwrap().is_empty());
     let h = db.history(&Query { limit: 5, ..Default::default() }).unwrap();
     assert_eq!(h[0].via.map(crate::events::DeathVia::name), Some("while-nstrace-was-down"));
@@ -176,7 +190,7 @@ fn restart_closes_what_died_meanwhile_and_other_boots() {
     drop(db);
     let (mut db, _) = Db::open(&dir.db(), "boot-b").unwrap();
     assert!(db.alive().unwrap().is_empty(), "another boot's rows are not this boot's namespaces");
-    assert_eq!(db.close_unseen(&[], 600.0).unwrap(), 1);
+    assert_eq!(db.close_unseen(&[], UnixTime::from_secs(600.0)).unwrap(), 1);
     let h = db.history(&Query { ns_type: Some(NsType::Uts), limit: 5, ..Default::default() }).unwrap();
     assert_eq!(h[0].via.map(crate::events::DeathVia::name), Some("reboot"));
 }
@@ -205,13 +219,17 @@ fn prune_by_age_then_by_row_cap() {
         let r = record(NsType::Ipc, 100 + i, Some(i + 1), i as f64);
         changes.push(Change::Upsert(Box::new(r.clone())));
         if i < 8 {
-            let death = Death { at: 10.0 + i as f64, lifetime: None, via: crate::events::DeathVia::of_name("x") };
-            changes.push(Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death });
+            let death = Death {
+                at: UnixTime::from_secs(10.0 + i as f64),
+                lifetime: None,
+                via: crate::events::DeathVia::of_name("x"),
+            };
+            changes.push(Change::Died { key: r.key, death });
         }
     }
     db.apply(&changes, &mut rowids).unwrap();
-    assert_eq!(db.prune(12.0, 1000).unwrap(), 2, "dead before t=12");
-    assert_eq!(db.prune(0.0, 5).unwrap(), 3, "then the oldest dead past 5 rows");
+    assert_eq!(db.prune(UnixTime::from_secs(12.0), 1000).unwrap(), 2, "dead before t=12");
+    assert_eq!(db.prune(UnixTime::from_secs(0.0), 5).unwrap(), 3, "then the oldest dead past 5 rows");
     let left = db.history(&Query { limit: 100, ..Default::default() }).unwrap();
     assert_eq!(left.len(), 5);
     assert_eq!(left.iter().filter(|e| e.destroyed.is_none()).count(), 2, "live rows are never pruned");
@@ -257,12 +275,9 @@ fn a_failed_write_keeps_the_mappings() {
     db.apply(&[Change::Upsert(Box::new(r.clone()))], &mut rowids).unwrap();
     let before = rowids.clone();
     db.conn.execute_batch("DROP TABLE pins").unwrap();
-    let death = Death { at: 2.0, lifetime: None, via: crate::events::DeathVia::of_name("x") };
+    let death = Death { at: UnixTime::from_secs(2.0), lifetime: None, via: crate::events::DeathVia::of_name("x") };
     let fresh = record(NsType::Uts, 11, Some(2), 1.0);
-    let changes = [
-        Change::Died { key: r.key, ns_type: r.ns_type, inode: r.inode, id: r.id, death },
-        Change::Upsert(Box::new(fresh)),
-    ];
+    let changes = [Change::Died { key: r.key, death }, Change::Upsert(Box::new(fresh))];
     assert!(db.apply(&changes, &mut rowids).is_err());
     assert_eq!(rowids, before, "rolled back: the death is still to write, the new row never existed");
 }
@@ -279,13 +294,18 @@ fn a_namespace_born_and_dead_in_one_batch_is_one_dead_row() {
     second.creator.as_mut().unwrap().pid = 77;
     let died = |at| Change::Died {
         key: first.key,
-        ns_type: NsType::Uts,
-        inode: 20,
-        id: None,
-        death: Death { at, lifetime: Some(at - 100.0), via: crate::events::DeathVia::of_name("tree-walk") },
+        death: Death {
+            at,
+            lifetime: Some(at - UnixTime::from_secs(100.0)),
+            via: crate::events::DeathVia::of_name("tree-walk"),
+        },
     };
     db.apply(
-        &[Change::Upsert(Box::new(first.clone())), died(100.2), Change::Upsert(Box::new(second.clone()))],
+        &[
+            Change::Upsert(Box::new(first.clone())),
+            died(UnixTime::from_secs(100.2)),
+            Change::Upsert(Box::new(second.clone())),
+        ],
         &mut rowids,
     )
     .unwrap();
@@ -302,7 +322,7 @@ fn a_namespace_born_and_dead_in_one_batch_is_one_dead_row() {
     assert_eq!(alive[0].record.creator.as_ref().unwrap().pid, 77);
     assert_eq!(rowids.len(), 1, "only the live one keeps a row mapping");
     // The live one's death, in a later batch, closes its own row.
-    db.apply(&[died(103.0)], &mut rowids).unwrap();
+    db.apply(&[died(UnixTime::from_secs(103.0))], &mut rowids).unwrap();
     assert!(db.alive().unwrap().is_empty() && rowids.is_empty());
     assert_eq!(db.history(&Query { alive: Some(false), limit: 10, ..Default::default() }).unwrap().len(), 2);
 }

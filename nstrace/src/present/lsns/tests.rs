@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::TaskHold;
+use crate::time::UnixTime;
 use nstrace_common::ns::NsType;
 
 #[test]
@@ -33,7 +34,7 @@ fn row_with(holders: Vec<Holder>) -> NsRow {
 fn json_form_is_lsns_document_with_typed_values() {
     let store = NsStore::new(Default::default(), Default::default());
     let facts = LsnsFacts::default();
-    let cells = Cells::new(&store, 0.0, &facts);
+    let cells = Cells::new(&store, UnixTime::from_secs(0.0), &facts);
     let row = NsRow { owner: Some(4026531837), ..row_with(Vec::new()) };
     let mut out = Vec::new();
     let form = Form { headings: true, json: true, ..Form::default() };
@@ -92,7 +93,7 @@ fn only_the_process_columns_depend_on_the_lowest_process() {
         ..LsnsFacts::default()
     };
     let store = NsStore::new(Default::default(), Default::default());
-    let cells = Cells::new(&store, 0.0, &facts);
+    let cells = Cells::new(&store, UnixTime::from_secs(0.0), &facts);
     assert_eq!(Line::of(&row, &facts).pid, Some(me));
     for col in LsCol::ALL {
         let through = cells.value(col, Line { row: &row, pid: Some(me) });

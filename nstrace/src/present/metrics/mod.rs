@@ -19,11 +19,12 @@ use prometheus_client::{
 
 use crate::{
     engine::EngineStats,
-    events::{Clock, Event, types_in_flags},
+    events::{Event, types_in_flags},
     kernel::walker::WalkFailure,
     model::Namespace,
     model::NsState,
     monitor::Monitor,
+    time::{Clock, UnixTime},
 };
 
 /// Content type of [`Metrics::encode`] (OpenMetrics text).
@@ -155,10 +156,10 @@ type GaugeF64 = Gauge<f64, AtomicU64>;
 pub struct RowFacts {
     pub ns_type: NsType,
     pub state: NsState,
-    /// Unix times, as in [`Namespace`].
-    pub created: Option<f64>,
-    pub first_seen: f64,
-    pub destroyed: Option<f64>,
+    /// As in [`Namespace`].
+    pub created: Option<UnixTime>,
+    pub first_seen: UnixTime,
+    pub destroyed: Option<UnixTime>,
 }
 
 impl RowFacts {
@@ -467,9 +468,8 @@ impl Metrics {
         self.refresh_duration.set(monitor.refresh_micros as f64 / 1e6);
     }
 
-    /// The per-type/state gauges from live rows (destroyed rows are skipped);
-    /// `now` is Unix time.
-    pub fn set_from_rows(&self, rows: impl IntoIterator<Item = RowFacts>, now: f64) {
+    /// The per-type/state gauges from live rows (destroyed rows are skipped).
+    pub fn set_from_rows(&self, rows: impl IntoIterator<Item = RowFacts>, now: UnixTime) {
         const N: usize = NsType::ALL.len();
         let mut counts = [[0i64; STATES.len()]; N];
         let mut oldest = [0f64; N];

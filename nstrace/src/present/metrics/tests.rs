@@ -1,9 +1,10 @@
 use super::*;
 use crate::events::NsChange;
+use crate::time::UnixTime;
 
 fn create(ns_type: NsType, inode: u64) -> Event {
     Event::Create {
-        time: 1000.0,
+        time: UnixTime::from_secs(1000.0),
         pid: 42,
         tid: 42,
         comm: "ip".into(),
@@ -31,8 +32,8 @@ fn in_container(ns_type: NsType, inode: u64, id: &str) -> Namespace {
         row,
         created: None,
         creator: None,
-        first_seen: 0.0,
-        last_change: 0.0,
+        first_seen: UnixTime::from_secs(0.0),
+        last_change: UnixTime::from_secs(0.0),
         destroyed: None,
         history: Default::default(),
         pins: Default::default(),
@@ -64,7 +65,13 @@ fn per_container_gauge_is_opt_in_and_capped() {
 }
 
 fn live(ns_type: NsType, state: NsState, created: Option<f64>, first_seen: f64) -> RowFacts {
-    RowFacts { ns_type, state, created, first_seen, destroyed: None }
+    RowFacts {
+        ns_type,
+        state,
+        created: created.map(UnixTime::from_secs),
+        first_seen: UnixTime::from_secs(first_seen),
+        destroyed: None,
+    }
 }
 
 fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
@@ -112,7 +119,7 @@ fn events_are_counted_by_type_and_result() {
     }
     m.observe(&create(NsType::User, 200));
     m.observe(&Event::Destroy {
-        time: 1001.0,
+        time: UnixTime::from_secs(1001.0),
         ns_type: NsType::Net,
         id: 100,
         inode: 100,
@@ -121,7 +128,7 @@ fn events_are_counted_by_type_and_result() {
         via: crate::events::DeathVia::TreeWalk,
     });
     m.observe(&Event::Destroy {
-        time: 1001.0,
+        time: UnixTime::from_secs(1001.0),
         ns_type: NsType::Net,
         id: 101,
         inode: 101,
@@ -130,7 +137,7 @@ fn events_are_counted_by_type_and_result() {
         via: crate::events::DeathVia::ProcRescan,
     });
     m.observe(&Event::Unshare {
-        time: 1.0,
+        time: UnixTime::from_secs(1.0),
         pid: 1,
         tid: 1,
         comm: "unshare".into(),
@@ -141,7 +148,7 @@ fn events_are_counted_by_type_and_result() {
         new: Vec::new(),
     });
     m.observe(&Event::Unshare {
-        time: 1.0,
+        time: UnixTime::from_secs(1.0),
         pid: 1,
         tid: 1,
         comm: "unshare".into(),
@@ -153,7 +160,7 @@ fn events_are_counted_by_type_and_result() {
     });
     // nstype 0: the type comes from what was joined.
     m.observe(&Event::Setns {
-        time: 1.0,
+        time: UnixTime::from_secs(1.0),
         pid: 1,
         tid: 1,
         comm: "nsenter".into(),
@@ -188,7 +195,7 @@ fn gauges_follow_rows_and_flag_old_orphans() {
     let m = Metrics::new(Duration::from_secs(300));
     let now = 10_000.0;
     let mut dead = live(NsType::Net, NsState::Mounted, Some(0.0), 0.0);
-    dead.destroyed = Some(9_000.0);
+    dead.destroyed = Some(UnixTime::from_secs(9_000.0));
     let rows = [
         live(NsType::Net, NsState::Active, Some(100.0), 100.0),
         live(NsType::Net, NsState::Mounted, Some(now - 1000.0), now - 1000.0),
@@ -196,7 +203,7 @@ fn gauges_follow_rows_and_flag_old_orphans() {
         live(NsType::Pid, NsState::FdOnly, None, now - 400.0),
         dead,
     ];
-    m.set_from_rows(rows, now);
+    m.set_from_rows(rows, UnixTime::from_secs(now));
     let failures = [(crate::kernel::walker::WalkFailure::LockBusy, 2)].into_iter().collect();
     m.set_engine_stats(&EngineStats {
         records: 10,
@@ -224,7 +231,7 @@ fn gauges_follow_rows_and_flag_old_orphans() {
     assert_eq!(s(r#"nstrace_walk_failures_total{reason="lock-busy"}"#), "2");
     assert_eq!(s(r#"nstrace_walk_failures_total{reason="stalled"}"#), "0");
     // The rows go away: gauges drop back to zero, counters stay.
-    m.set_from_rows([], now);
+    m.set_from_rows([], UnixTime::from_secs(now));
     m.set_engine_stats(&EngineStats { records: 10, malformed: 0, lost: 4, resyncs: 1, walks: 8, ..Default::default() });
     let text = m.encode();
     assert_eq!(sample(&text, r#"nstrace_namespaces{type="net",state="mounted"}"#), Some("0"));
@@ -279,7 +286,7 @@ fn a_lifetime_that_is_not_a_duration_is_counted_as_a_death_but_not_observed() {
     let m = Metrics::new(Duration::from_secs(300));
     for (i, lifetime) in [Some(-1.0), Some(f64::NAN), Some(f64::INFINITY), Some(2.0)].into_iter().enumerate() {
         m.observe(&Event::Destroy {
-            time: 1001.0,
+            time: UnixTime::from_secs(1001.0),
             ns_type: NsType::Ipc,
             id: 0,
             inode: 500 + i as u64,

@@ -131,7 +131,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(vec![header_line(l1, width), header_line(l2, width)]), area);
 }
 
-fn cells(ns: &Namespace, now: f64) -> [String; 11] {
+fn cells(ns: &Namespace, now: crate::time::UnixTime) -> [String; 11] {
     let r = &ns.row;
     [
         r.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),

@@ -34,7 +34,7 @@ pub(super) fn known(tasks: &[TaskNsEvent]) -> HashMap<u32, Known> {
             let comm = comm_str(&t.comm);
             // 0: a kernel whose BTF lacks signal->nr_threads: threads unread.
             let stat = Stat { comm, ppid: t.parent_tgid, flags: t.flags as u64, threads: t.threads.max(1) };
-            let slots = std::array::from_fn(|i| (t.ns[i].inum != 0).then_some(t.ns[i].inum as u64));
+            let slots = std::array::from_fn(|i| (t.ns[i].inum != 0).then_some(u64::from(t.ns[i].inum)));
             (t.subject_tgid, Known { stat, slots, cgroup_id: t.cgroup_id })
         })
         .collect()
@@ -92,7 +92,7 @@ pub(super) fn add_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &
             if inum == 0 {
                 return;
             }
-            let key = NsKey { ns_type, inode: inum as u64 };
+            let key = NsKey::new(ns_type, u64::from(inum));
             let earlier = before.get(&key).copied().unwrap_or(0);
             let held = earlier > 0
                 && scan.holders.get(&key).is_some_and(|list| {
@@ -113,7 +113,7 @@ pub(super) fn add_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &
         if tfc != t.ns[NsType::Time as usize].inum {
             add(NsType::Time, tfc, TaskHold::TimeForChildren);
         }
-        let mnt = t.ns[NsType::Mnt as usize].inum as u64;
+        let mnt = u64::from(t.ns[NsType::Mnt as usize].inum);
         if mnt != 0 {
             scan.mount_ns_via.entry(mnt).or_insert(pid);
         }
@@ -141,7 +141,7 @@ pub(super) fn add_fds(scan: &mut HolderScan, fds: &[NsFdRecord], known: &HashMap
                 c
             }
         };
-        let key = NsKey { ns_type, inode: f.inum as u64 };
+        let key = NsKey::new(ns_type, u64::from(f.inum));
         push_holder(&mut scan.holders, key, Holder::Fd { pid, fd: f.fd as i32, comm: c });
     }
 }
@@ -260,7 +260,7 @@ mod tests {
         let fds = [fd(5, 3, uts, 900), fd(5, 4, uts, 900), fd(5, 9, 0, 901), fd(6, 3, uts, 900), fd(5, 7, uts, 0)];
         let mut scan = HolderScan::default();
         add_fds(&mut scan, &fds, &known, &[6]);
-        let key = NsKey { ns_type: NsType::Uts, inode: 900 };
+        let key = NsKey::new(NsType::Uts, 900);
         let got: Vec<(u32, i32, String)> = scan.holders[&key]
             .iter()
             .map(|h| match h {
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn a_task_already_found_through_a_thread_is_not_added_twice() {
         let mut scan = HolderScan::default();
-        let key = NsKey { ns_type: NsType::Net, inode: 10 };
+        let key = NsKey::new(NsType::Net, 10);
         let thread = Holder::Task { pid: 30, comm: "go".into(), hold: TaskHold::Member, tid: Some(31) };
         push_holder(&mut scan.holders, key, thread);
         add_tasks(&mut scan, &[task(30, "go", HOST, 2, 0), task(1, "init", HOST, 1, 0)], &[]);
@@ -288,7 +288,7 @@ mod tests {
             .collect();
         assert_eq!(pids, [(30, Some(31)), (1, None)]);
         // Every other namespace of both: one holder per process.
-        let uts = NsKey { ns_type: NsType::Uts, inode: 11 };
+        let uts = NsKey::new(NsType::Uts, 11);
         assert_eq!(scan.holders[&uts].len(), 2);
         assert_eq!(scan.mount_ns_via[&15], 30);
     }

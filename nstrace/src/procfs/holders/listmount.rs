@@ -172,7 +172,7 @@ fn parse_statmount(buf: &[u8]) -> Option<NsfsMount> {
         return None;
     }
     let (ns_type, inode) = parse_ns_link(string(SM_MNT_ROOT)?.as_bytes())?;
-    Some(NsfsMount { mount_point: string(SM_MNT_POINT)?.to_string(), key: NsKey { ns_type, inode } })
+    Some(NsfsMount { mount_point: string(SM_MNT_POINT)?.to_string(), key: NsKey::new(ns_type, inode) })
 }
 
 /// Adds the nsfs bind mounts of mount namespaces no task is in as mount
@@ -263,7 +263,7 @@ mod tests {
     fn statmount_buffers_are_read_for_nsfs_mounts_only() {
         let m = parse_statmount(&statmount_buf("nsfs", "net:[4026532290]", "/run/netns/x")).unwrap();
         assert_eq!(m.mount_point, "/run/netns/x");
-        assert_eq!(m.key, NsKey { ns_type: NsType::Net, inode: 4026532290 });
+        assert_eq!(m.key, NsKey::new(NsType::Net, 4026532290));
         assert_eq!(parse_statmount(&statmount_buf("tmpfs", "/", "/tmp")), None);
         assert_eq!(parse_statmount(&statmount_buf("nsfs", "garbage", "/x")), None);
         assert_eq!(parse_statmount(&[0u8; 100]), None, "short buffer");

@@ -262,7 +262,7 @@ fn slot_key(slot: usize, inode: u64) -> (NsKey, TaskHold) {
         SLOT_TIME_FOR_CHILDREN => (NsType::Time, TaskHold::TimeForChildren),
         s => (NsType::ALL[s], TaskHold::Member),
     };
-    (NsKey { ns_type, inode }, hold)
+    (NsKey::new(ns_type, inode), hold)
 }
 
 /// Splits the pid list into chunks claimed by up to one thread per core;
@@ -567,7 +567,7 @@ impl<'a> Worker<'a> {
             };
             if let Some((ns_type, inode)) = parse_ns_link(l) {
                 let h = Holder::Fd { pid, fd: fd as i32, comm: comm.clone() };
-                push_holder(&mut out.holders, NsKey { ns_type, inode }, h);
+                push_holder(&mut out.holders, NsKey::new(ns_type, inode), h);
             } else if l.first() == Some(&b'/') {
                 out.path_fds.push((pid, fd as i32, comm.clone(), l.into()));
             }

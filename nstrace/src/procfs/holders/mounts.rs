@@ -12,7 +12,7 @@ pub(super) fn read_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
     mnt_list.sort_unstable();
     for (mnt_ns, first) in mnt_list {
         // Fall back to other members if the first one has exited or moved.
-        let key = NsKey { ns_type: NsType::Mnt, inode: mnt_ns };
+        let key = NsKey::new(NsType::Mnt, mnt_ns);
         let others = scan.holders.get(&key).into_iter().flatten().filter_map(|h| match h {
             Holder::Task { pid, hold: TaskHold::Member, .. } if *pid != first => Some(*pid),
             _ => None,
@@ -47,7 +47,7 @@ pub(super) fn read_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
             let Some((ns_type, inode)) = parse_ns_link(m.root.as_bytes()) else {
                 continue;
             };
-            let key = NsKey { ns_type, inode };
+            let key = NsKey::new(ns_type, inode);
             if !seen.insert((key, mnt_ns, m.mount_point.clone())) {
                 continue; // the same path mounted over itself
             }

@@ -43,7 +43,7 @@ pub(super) fn resolve(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
         else {
             continue;
         };
-        found.push((NsKey { ns_type, inode }, Holder::Fd { pid, fd, comm }));
+        found.push((NsKey::new(ns_type, inode), Holder::Fd { pid, fd, comm }));
     }
     for (key, h) in found {
         insert_in_order(scan.holders.entry(key).or_default(), h);
@@ -125,7 +125,7 @@ mod tests {
         // Not an nsfs mount anyone listed: left alone.
         resolve(proc_fd.as_fd(), &mut scan);
         assert!(scan.holders.is_empty());
-        let key = NsKey { ns_type: NsType::Uts, inode };
+        let key = NsKey::new(NsType::Uts, inode);
         scan.holders.insert(key, vec![Holder::Mount { path: dir.to_str().unwrap().into(), mnt_ns: 1, via_pid: me }]);
         scan.path_fds.push((me, fd, "test".into(), link));
         resolve(proc_fd.as_fd(), &mut scan);

@@ -82,7 +82,7 @@ fn finds_own_process_and_fd() {
     let fd = f.as_raw_fd();
     let me = std::process::id();
     let scan = scan().unwrap();
-    let key = NsKey { ns_type: NsType::Uts, inode: ns_inode("/proc/self/ns/uts") };
+    let key = NsKey::new(NsType::Uts, ns_inode("/proc/self/ns/uts"));
     let hs = &scan.holders[&key];
     assert!(hs.iter().any(|h| matches!(h, Holder::Fd { pid, fd: n, .. } if *pid == me && *n == fd)));
     assert!(hs.iter().any(|h| matches!(h, Holder::Task { pid, hold: TaskHold::Member, .. } if *pid == me)));
@@ -114,7 +114,7 @@ fn finds_ip_netns_bind_mount() {
     let path = format!("/run/netns/{name}");
     let inode = crate::procfs::nsfs::inode(crate::procfs::nsfs::open(path.as_ref()).unwrap()).unwrap();
     let scan = scan().unwrap();
-    let hs = &scan.holders[&NsKey { ns_type: NsType::Net, inode }];
+    let hs = &scan.holders[&NsKey::new(NsType::Net, inode)];
     let host_mnt = ns_inode("/proc/self/ns/mnt");
     assert!(
         hs.iter().any(|h| matches!(h, Holder::Mount { path: p, mnt_ns, .. } if *p == path && *mnt_ns == host_mnt)),
@@ -145,7 +145,7 @@ fn finds_thread_only_namespace() {
     done_tx.send(()).unwrap();
     t.join().unwrap();
     let ino = ino.expect("unshare(CLONE_NEWUTS) in a thread");
-    let key = NsKey { ns_type: NsType::Uts, inode: ino };
+    let key = NsKey::new(NsType::Uts, ino);
     let me = std::process::id();
     assert!(scan.holders[&key].iter().any(|h| matches!(h, Holder::Task { pid, .. } if *pid == me)));
     assert_eq!(scan.thread_tids.get(&key), Some(&tid));
@@ -201,7 +201,7 @@ fn pid_for_children() {
     let scan = scan().unwrap();
     assert!(scan.unborn_pid_ns.contains(&a), "{:?}", scan.unborn_pid_ns);
     let pfc = ns_inode(&format!("/proc/{b}/ns/pid_for_children"));
-    let hs = &scan.holders[&NsKey { ns_type: NsType::Pid, inode: pfc }];
+    let hs = &scan.holders[&NsKey::new(NsType::Pid, pfc)];
     assert!(hs.iter().any(|h| matches!(h, Holder::Task { pid, hold: TaskHold::PidForChildren, .. } if *pid == b)));
     assert!(hs.iter().any(|h| matches!(h, Holder::Task { hold: TaskHold::Member, .. })), "{hs:?}");
 }

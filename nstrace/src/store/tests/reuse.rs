@@ -2,13 +2,14 @@
 //! late records and new namespaces under a dead one's key.
 
 use super::*;
+use crate::time::{BootNs, UnixTime};
 
 #[test]
 fn late_create_of_a_reaped_namespace_does_not_revive_it() {
     let mut s = store();
     let mut out = Vec::new();
     s.on_create(&create(NsType::Ipc, 20, 30, SEC, 7), &mut out);
-    s.reconcile(&[], 5 * SEC, Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
+    s.reconcile(&[], BootNs::from_nanos(5 * SEC), Coverage::Complete, crate::events::DeathVia::TreeWalk, &mut out);
     assert!(!s.on_create(&create(NsType::Ipc, 20, 30, SEC, 7), &mut out));
     assert!(s.is_empty());
 }
@@ -18,24 +19,24 @@ fn inode_reuse_without_ids_and_an_exact_destroy_hook_is_a_new_namespace() {
     // Before 6.18: keys are type+inode; the free-inum hook names the inode.
     let mut s = store();
     let mut out = Vec::new();
-    s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], 0);
+    s.seed(&[walk_row(NsType::Uts, 0, 81, 1)], BootNs::from_nanos(0));
     s.on_create(&create(NsType::Uts, 0, 90, SEC, 7), &mut out);
     assert_eq!(
         s.on_destroy(&freed(90, 2 * SEC), crate::events::DeathVia::FentryFreeInum, &mut out),
-        Some(ns_key(0, 1, 90))
+        Some(NsKey::new(NsType::Uts, 90))
     );
     // A new namespace gets the same inode at once, created by someone else.
     assert!(s.on_create(&create(NsType::Uts, 0, 90, 3 * SEC, 8), &mut out));
-    let key = ns_key(0, NsType::Uts as u32, 90);
+    let key = NsKey::new(NsType::Uts, 90);
     let ns = s.get(key).expect("the new one is live");
     assert_eq!(ns.destroyed, None, "not shown as destroyed");
     assert_eq!(ns.creator.as_ref().unwrap().pid, 8, "does not inherit the dead one's creator");
-    assert_eq!(ns.created, Some(1_000_003.0));
+    assert_eq!(ns.created, Some(UnixTime::from_secs(1_000_003.0)));
     // The holder scan attaches to the live one.
     let mut scan = HolderScan::default();
     let fd = Holder::Fd { pid: 8, fd: 3, comm: "holder".into() };
-    scan.holders.insert(NsKey { ns_type: NsType::Uts, inode: 90 }, vec![fd]);
-    s.apply_holders(scan, 4 * SEC, false);
+    scan.holders.insert(NsKey::new(NsType::Uts, 90), vec![fd]);
+    s.apply_holders(scan, BootNs::from_nanos(4 * SEC), false);
     assert_eq!(s.get(key).unwrap().row.state, NsState::FdOnly);
     let dead: Vec<_> = s.destroyed().collect();
     assert_eq!(dead.len(), 1);
@@ -52,10 +53,16 @@ fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_at_the_next_rescan() {
     let mut s = store();
     let mut out = Vec::new();
     s.on_create(&create(NsType::Net, 0, 90, SEC, 7), &mut out);
-    let r = s.reconcile(&[], 2 * SEC, Coverage::Complete, crate::events::DeathVia::ProcRescan, &mut out);
+    let r = s.reconcile(
+        &[],
+        BootNs::from_nanos(2 * SEC),
+        Coverage::Complete,
+        crate::events::DeathVia::ProcRescan,
+        &mut out,
+    );
     assert_eq!(r.destroyed.len(), 1);
     assert!(s.on_create(&create(NsType::Net, 0, 90, 3 * SEC, 8), &mut out));
-    let ns = s.get(ns_key(0, 0, 90)).unwrap();
+    let ns = s.get(NsKey::new(NsType::Net, 90)).unwrap();
     assert_eq!((ns.destroyed, ns.creator.as_ref().unwrap().pid), (None, 8));
 }
 
@@ -71,7 +78,7 @@ fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_by_the_hook_at_once() {
         ..create(NsType::Net, 0, 90, 3 * SEC, 8)
     };
     assert!(s.on_create(&replaced, &mut out), "the new one is reported");
-    let ns = s.get(ns_key(0, 0, 90)).unwrap();
+    let ns = s.get(NsKey::new(NsType::Net, 90)).unwrap();
     assert_eq!((ns.destroyed, ns.creator.as_ref().unwrap().pid), (None, 8));
     assert_eq!(ns.creator.as_ref().unwrap().cause, crate::events::Cause::Unshare, "the flag is not part of the cause");
     let dead: Vec<_> = s.destroyed().collect();
@@ -86,7 +93,7 @@ fn inode_reuse_without_ids_or_a_destroy_hook_is_seen_by_the_hook_at_once() {
     // The re-scan that follows finds the new one alive.
     let r = s.reconcile(
         &[walk_row(NsType::Net, 0, 90, 1)],
-        4 * SEC,
+        BootNs::from_nanos(4 * SEC),
         Coverage::Complete,
         crate::events::DeathVia::ProcRescan,
         &mut out,
@@ -109,7 +116,13 @@ fn a_replaced_namespace_that_lived_and_died_between_two_rescans_is_reported() {
     let mut s = store();
     let mut out = Vec::new();
     s.on_create(&create(NsType::Uts, 0, 90, SEC, 7), &mut out);
-    let r = s.reconcile(&[], 3 * SEC, Coverage::Complete, crate::events::DeathVia::ProcRescan, &mut out);
+    let r = s.reconcile(
+        &[],
+        BootNs::from_nanos(3 * SEC),
+        Coverage::Complete,
+        crate::events::DeathVia::ProcRescan,
+        &mut out,
+    );
     assert_eq!(r.destroyed.len(), 1);
     let replaced = NsCreateEvent {
         cause: create_cause::UNSHARE | create_cause::REPLACED,
@@ -117,9 +130,15 @@ fn a_replaced_namespace_that_lived_and_died_between_two_rescans_is_reported() {
     };
     assert!(s.on_create(&replaced, &mut out), "the second one is reported");
     assert_eq!(kinds(&out), ["create", "destroy", "create"]);
-    assert_eq!(s.get(ns_key(0, NsType::Uts as u32, 90)).unwrap().creator.as_ref().unwrap().pid, 8);
+    assert_eq!(s.get(NsKey::new(NsType::Uts, 90)).unwrap().creator.as_ref().unwrap().pid, 8);
     // The next re-scan finds it gone too.
-    let r = s.reconcile(&[], 4 * SEC, Coverage::Complete, crate::events::DeathVia::ProcRescan, &mut out);
+    let r = s.reconcile(
+        &[],
+        BootNs::from_nanos(4 * SEC),
+        Coverage::Complete,
+        crate::events::DeathVia::ProcRescan,
+        &mut out,
+    );
     assert_eq!(r.destroyed.len(), 1);
     // An unflagged record older than the death stays stale.
     assert!(!s.on_create(&create(NsType::Uts, 0, 90, 2 * SEC, 9), &mut out));

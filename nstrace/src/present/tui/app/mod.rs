@@ -8,12 +8,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use nstrace_common::ns::NsType;
 
 use crate::{
-    events::Clock,
     model::Holder,
     model::Namespace,
     model::NsState,
     monitor::{Monitor, Totals},
     present::render::event_text,
+    time::Clock,
 };
 
 /// Feed lines kept for the event pane.
@@ -107,7 +107,7 @@ pub struct View {
     pub lost: u64,
     pub refresh_micros: u64,
     /// Unix time the view was taken.
-    pub now: f64,
+    pub now: crate::time::UnixTime,
 }
 
 /// All UI state of `nstrace live`.
@@ -138,7 +138,7 @@ pub struct App {
     /// Rows the table can show at once (set by the drawing code).
     pub page: usize,
     /// Key of the selected namespace, kept across refreshes.
-    selected: Option<u64>,
+    selected: Option<crate::model::NsKey>,
     /// Indices into `view.rows` of the rows shown, in order.
     visible: Vec<usize>,
     /// (type, inode) -> index into `view.rows` (live rows win over destroyed ones).
@@ -459,7 +459,7 @@ pub fn search_matches(ns: &Namespace, needle: &str) -> bool {
         || row.id.is_some_and(|id| id.to_string() == needle)
 }
 
-fn compare(a: &Namespace, b: &Namespace, sort: SortKey, now: f64) -> std::cmp::Ordering {
+fn compare(a: &Namespace, b: &Namespace, sort: SortKey, now: crate::time::UnixTime) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     let tie = || (a.row.ns_type, a.row.inode, a.row.id).cmp(&(b.row.ns_type, b.row.inode, b.row.id));
     match sort {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::time::UnixTime;
 use crate::{
     containers::Container,
     model::Creator,
@@ -12,10 +13,10 @@ const NOW: f64 = 1_000_000.0;
 fn ns(ty: NsType, inode: u64, state: NsState, tasks: usize, created: Option<f64>) -> Namespace {
     Namespace {
         row: NsRow { id: Some(inode + 1000), state, tasks: tasks as u32, ..NsRow::new(ty, inode) },
-        created,
+        created: created.map(UnixTime::from_secs),
         creator: None,
-        first_seen: created.unwrap_or(NOW - 100.0),
-        last_change: NOW,
+        first_seen: UnixTime::from_secs(created.unwrap_or(NOW - 100.0)),
+        last_change: UnixTime::from_secs(NOW),
         destroyed: None,
         history: Default::default(),
         pins: Default::default(),
@@ -54,10 +55,14 @@ fn sample() -> App {
     .into();
     init_net.row.holders = vec![Holder::Fd { pid: 99, fd: 4, comm: "containerd".into() }].into();
     let mut dead = ns(NsType::Ipc, 40, NsState::Active, 0, Some(NOW - 30.0));
-    dead.destroyed = Some(NOW - 2.0);
+    dead.destroyed = Some(UnixTime::from_secs(NOW - 2.0));
     let pid = ns(NsType::Pid, 50, NsState::Orphaned, 3, None);
     let mut app = App::default();
-    app.set_view(View { rows: vec![pid, dead, init_net, uts, net], now: NOW, ..Default::default() });
+    app.set_view(View {
+        rows: vec![pid, dead, init_net, uts, net],
+        now: UnixTime::from_secs(NOW),
+        ..Default::default()
+    });
     app
 }
 
@@ -242,12 +247,12 @@ fn selection_follows_the_namespace_across_refreshes() {
     // A new, younger namespace appears at the top.
     let mut rows = app.view.rows.clone();
     rows.push(ns(NsType::Mnt, 60, NsState::Active, 1, Some(NOW - 0.5)));
-    app.set_view(View { rows, now: NOW, ..Default::default() });
+    app.set_view(View { rows, now: UnixTime::from_secs(NOW), ..Default::default() });
     assert_eq!(inodes(&app)[0], 60);
     assert_eq!(app.selected().unwrap().row.inode, 10);
     // The selected one goes away: the cursor stays at its place.
     let rows: Vec<Namespace> = app.view.rows.iter().filter(|r| r.row.inode != 10).cloned().collect();
-    app.set_view(View { rows, now: NOW, ..Default::default() });
+    app.set_view(View { rows, now: UnixTime::from_secs(NOW), ..Default::default() });
     assert_eq!(app.cursor, 2);
     assert_eq!(app.selected().unwrap().row.inode, 30);
 }
@@ -274,7 +279,7 @@ fn owner_and_parent_chains_walk_to_the_root() {
     let mut app = App::default();
     app.set_view(View {
         rows: vec![root, mid, leaf, net.clone(), pid_root, pid.clone(), lost.clone()],
-        now: NOW,
+        now: UnixTime::from_secs(NOW),
         ..Default::default()
     });
     let inos = |c: Vec<(u64, Option<&Namespace>)>| c.into_iter().map(|(i, r)| (i, r.is_some())).collect::<Vec<_>>();
@@ -291,7 +296,7 @@ fn chains_stop_on_loops() {
     let mut b = ns(NsType::User, 2, NsState::Active, 1, None);
     b.row.owner = Some(1);
     let mut app = App::default();
-    app.set_view(View { rows: vec![a.clone(), b], now: NOW, ..Default::default() });
+    app.set_view(View { rows: vec![a.clone(), b], now: UnixTime::from_secs(NOW), ..Default::default() });
     assert_eq!(app.owner_chain(&a).len(), 2);
 }
 
@@ -335,17 +340,17 @@ fn ages_and_commands() {
 fn a_live_row_wins_over_a_destroyed_one_with_its_inode() {
     // The kernel reused inode 10: a destroyed net 10 and a live one.
     let mut dead = ns(NsType::Net, 10, NsState::Active, 0, Some(NOW - 50.0));
-    dead.destroyed = Some(NOW - 20.0);
+    dead.destroyed = Some(UnixTime::from_secs(NOW - 20.0));
     let live = ns(NsType::Net, 10, NsState::Mounted, 0, Some(NOW - 5.0));
     for rows in [vec![dead.clone(), live.clone()], vec![live.clone(), dead.clone()]] {
         let mut app = App::default();
-        app.set_view(View { rows, now: NOW, ..Default::default() });
+        app.set_view(View { rows, now: UnixTime::from_secs(NOW), ..Default::default() });
         let found = app.lookup(NsType::Net, 10).unwrap();
         assert!(found.destroyed.is_none(), "the live one, in either order");
     }
     // Only a destroyed one: it is found.
     let mut app = App::default();
-    app.set_view(View { rows: vec![dead], now: NOW, ..Default::default() });
+    app.set_view(View { rows: vec![dead], now: UnixTime::from_secs(NOW), ..Default::default() });
     assert!(app.lookup(NsType::Net, 10).unwrap().destroyed.is_some());
 }
 
@@ -362,7 +367,7 @@ fn a_filter_that_hides_the_selection_puts_the_cursor_on_top() {
     app.on_key(key('c'));
     app.on_key(key('G'));
     let rows: Vec<Namespace> = app.view.rows.iter().filter(|r| r.row.inode != 40).cloned().collect();
-    app.set_view(View { rows, now: NOW, ..Default::default() });
+    app.set_view(View { rows, now: UnixTime::from_secs(NOW), ..Default::default() });
     assert_eq!(app.cursor, 3, "clamped to the last row, not sent to the top");
 }
 

@@ -1,5 +1,6 @@
 //! The drawing at the sizes people use, on ratatui's test backend.
 
+use crate::time::UnixTime;
 use nstrace_common::ns::NsType;
 use ratatui::{Terminal, backend::TestBackend};
 
@@ -16,10 +17,10 @@ const NOW: f64 = 1_000_000.0;
 fn ns(ty: NsType, inode: u64, state: NsState, tasks: u32) -> Namespace {
     Namespace {
         row: NsRow { id: Some(inode - 4026531000), state, tasks, ..NsRow::new(ty, inode) },
-        created: Some(NOW - 5.0),
+        created: Some(UnixTime::from_secs(NOW - 5.0)),
         creator: None,
-        first_seen: NOW - 5.0,
-        last_change: NOW,
+        first_seen: UnixTime::from_secs(NOW - 5.0),
+        last_change: UnixTime::from_secs(NOW),
         destroyed: None,
         history: Default::default(),
         pins: Default::default(),
@@ -49,7 +50,7 @@ fn app() -> App {
     };
     let mut app = App::default();
     app.mechanisms = "create fexit-ns-tree · destroy fentry-ns-tree · snapshot tree-walk".into();
-    app.set_view(View { rows: vec![net, uts], totals, now: NOW, lost: 3, ..Default::default() });
+    app.set_view(View { rows: vec![net, uts], totals, now: UnixTime::from_secs(NOW), lost: 3, ..Default::default() });
     app
 }
 
