@@ -192,6 +192,7 @@ fn a_killed_runtime_leaks_a_cni_netns_that_names_its_pod() {
     let by_hand = format!("umount /run/netns/{cni} && rm /run/netns/{cni}");
     assert!(fix["note"].as_str().is_some_and(|n| n.ends_with(&by_hand)), "{fix}");
     let (_, text, _) = service.ask(&["leaks", "--min-age", "0"]);
+    eprintln!("nstrace leaks --min-age 0:\n{text}");
     assert!(text.contains(&format!("pod {}/{}", pod.namespace, pod.name)), "{text}");
     assert!(text.contains(&format!("\n  by pod:    {}/{} 1", pod.namespace, pod.name)), "grouped by pod: {text}");
     assert_eq!(leak["pod"], format!("{}/{}", pod.namespace, pod.name), "{leak}");

@@ -39,6 +39,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ctr", "containerd"),
     ("/usr/lib/cni/bridge", "containernetworking-plugins"),
     ("protoc", "protobuf-compiler"),
+    // podman (rootful) for the podman leak test.
+    ("podman", "podman"),
     ("cc", "gcc"),
     ("/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"),
     // `nstrace completions zsh|fish`: the scripts are loaded by the real shells; systemd-analyze

@@ -200,6 +200,19 @@ fn mount_advice(path: &str, mnt_ns: u64, entry: Entry<'_>, netns_name: &Option<S
             format!("dockerd must be running; without it: {umount_line}"),
         );
     }
+    // A podman container's netns (podman makes it on the host before the
+    // container): `podman rm -f` removes the container, its netns and its
+    // network state; `ip netns del` alone leaves podman's own state broken.
+    if (path.starts_with("/run/netns/netns-") || path.starts_with("/var/run/netns/netns-"))
+        && let Some(c) = ctx.containers.iter().find(|c| c.runtime == crate::containers::Runtime::Podman)
+    {
+        let rm = shell_line(&words(["rm", path]));
+        return Advice::run(
+            words(["podman", "rm", "-f", &named(&c)]),
+            false,
+            format!("podman's container; if its state is gone: {umount_line} && {rm}"),
+        );
+    }
     // A CRI sandbox's netns: the runtime removes the sandbox and its mount
     // (checked first: it stops the pod); a dead runtime leaves the mount to
     // unmount and remove by hand.
@@ -361,6 +374,16 @@ mod tests {
         assert!(!a.safe, "a shell script is checked first");
         // With the sandbox id (from the runtime's annotations): that sandbox,
         // and the exact unmount for when the runtime is gone.
+        let podman = [ContainerRef {
+            runtime: crate::containers::Runtime::Podman,
+            id: "ec41f82a61eb".into(),
+            name: Some("leaky".into()),
+            ..Default::default()
+        }];
+        let netns = "/run/netns/netns-8111d651-e4b5-6c1b-7509-1848ebb90822";
+        let a = advise(&mount(1, netns, Some("netns-8111d651")), &Context { containers: &podman, ..docker.clone() });
+        assert_eq!((a.command.as_deref(), a.safe), (Some("podman rm -f leaky"), false));
+        assert!(a.note.ends_with(&format!("state is gone: umount {netns} && rm {netns}")), "{a:?}");
         let sandbox = [ContainerRef { sandbox: Some("5ab1e0c9".into()), ..pod[0].clone() }];
         let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &sandbox, ..docker });
         assert_eq!(a.command.as_deref(), Some("crictl rmp -f 5ab1e0c9"));

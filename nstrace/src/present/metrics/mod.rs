@@ -53,6 +53,31 @@ impl EncodeLabelValue for TypeLabel {
     }
 }
 
+/// The container runtime a namespace belongs to, as a label value: one of
+/// [`Runtime`](crate::containers::Runtime)'s names, or `none` (no container).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct RuntimeLabel(pub Option<crate::containers::Runtime>);
+
+impl RuntimeLabel {
+    /// Every value the label takes: the set stays bounded.
+    fn all() -> impl Iterator<Item = RuntimeLabel> {
+        use strum::IntoEnumIterator;
+        std::iter::once(RuntimeLabel(None)).chain(crate::containers::Runtime::iter().map(|r| RuntimeLabel(Some(r))))
+    }
+}
+
+impl EncodeLabelValue for RuntimeLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.0.map_or("none", crate::containers::Runtime::name))
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeRuntimeLabels {
+    pub r#type: TypeLabel,
+    pub runtime: RuntimeLabel,
+}
+
 /// A syscall's outcome as a label value.
 #[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -160,16 +185,20 @@ pub struct RowFacts {
     pub created: Option<UnixTime>,
     pub first_seen: UnixTime,
     pub destroyed: Option<UnixTime>,
+    /// The runtime of the container that made it, else of the first seen in it.
+    pub runtime: Option<crate::containers::Runtime>,
 }
 
 impl RowFacts {
     pub fn of(r: &Namespace) -> RowFacts {
+        let creator = r.creator.as_ref().and_then(|c| c.origin.container.as_ref());
         RowFacts {
             ns_type: r.row.ns_type,
             state: r.row.state,
             created: r.created,
             first_seen: r.first_seen,
             destroyed: r.destroyed,
+            runtime: creator.or(r.seen_in.iter().next()).map(|c| c.runtime),
         }
     }
 }
@@ -187,6 +216,7 @@ pub struct Metrics {
     lifetime: Family<TypeLabels, Histogram, fn() -> Histogram>,
     orphaned_age: Family<TypeLabels, GaugeF64>,
     leak_suspects: Family<TypeLabels, Gauge>,
+    leak_suspects_by_runtime: Family<TypeRuntimeLabels, Gauge>,
     events_lost: Counter,
     resyncs: Counter,
     records: Counter,
@@ -223,6 +253,7 @@ impl Metrics {
             lifetime: Family::new_with_constructor(lifetime_histogram as fn() -> Histogram),
             orphaned_age: Family::default(),
             leak_suspects: Family::default(),
+            leak_suspects_by_runtime: Family::default(),
             events_lost: Counter::default(),
             resyncs: Counter::default(),
             records: Counter::default(),
@@ -285,6 +316,11 @@ impl Metrics {
             "Live namespaces that no task uses and that are older than the exporter's --leak-age",
             m.leak_suspects.clone(),
         );
+        r.register(
+            "leak_suspects_by_runtime",
+            "nstrace_leak_suspects by the runtime of the container that made or used each one (none: no container)",
+            m.leak_suspects_by_runtime.clone(),
+        );
         r.register("events_lost", "Ring-buffer records lost (healed by a resync walk)", m.events_lost.clone());
         r.register("resyncs", "Full resyncs after lost records", m.resyncs.clone());
         r.register("records", "Ring-buffer records read", m.records.clone());
@@ -338,6 +374,9 @@ impl Metrics {
             let _ = self.lifetime.get_or_create(&t);
             let _ = self.orphaned_age.get_or_create(&t);
             let _ = self.leak_suspects.get_or_create(&t);
+            for runtime in RuntimeLabel::all() {
+                let _ = self.leak_suspects_by_runtime.get_or_create(&TypeRuntimeLabels { r#type: ty, runtime });
+            }
             for state in STATES {
                 let _ = self.namespaces.get_or_create(&TypeStateLabels { r#type: ty, state });
             }
@@ -474,6 +513,7 @@ impl Metrics {
         let mut counts = [[0i64; STATES.len()]; N];
         let mut oldest = [0f64; N];
         let mut suspects = [0i64; N];
+        let mut by_runtime: std::collections::HashMap<(usize, RuntimeLabel), i64> = Default::default();
         for r in rows.into_iter().filter(|r| r.destroyed.is_none()) {
             let ty = r.ns_type as usize;
             if ty >= N {
@@ -486,6 +526,7 @@ impl Metrics {
                 oldest[ty] = oldest[ty].max(age);
                 if age > self.leak_age {
                     suspects[ty] += 1;
+                    *by_runtime.entry((ty, RuntimeLabel(r.runtime))).or_insert(0) += 1;
                 }
             }
         }
@@ -496,6 +537,10 @@ impl Metrics {
             }
             self.orphaned_age.get_or_create(&TypeLabels { r#type: t }).set(oldest[i]);
             self.leak_suspects.get_or_create(&TypeLabels { r#type: t }).set(suspects[i]);
+            for runtime in RuntimeLabel::all() {
+                let n = by_runtime.get(&(i, runtime)).copied().unwrap_or(0);
+                self.leak_suspects_by_runtime.get_or_create(&TypeRuntimeLabels { r#type: t, runtime }).set(n);
+            }
         }
     }
 

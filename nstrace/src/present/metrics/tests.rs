@@ -71,6 +71,7 @@ fn live(ns_type: NsType, state: NsState, created: Option<f64>, first_seen: f64) 
         created: created.map(UnixTime::from_secs),
         first_seen: UnixTime::from_secs(first_seen),
         destroyed: None,
+        runtime: None,
     }
 }
 
@@ -200,7 +201,10 @@ fn gauges_follow_rows_and_flag_old_orphans() {
         live(NsType::Net, NsState::Active, Some(100.0), 100.0),
         live(NsType::Net, NsState::Mounted, Some(now - 1000.0), now - 1000.0),
         live(NsType::Net, NsState::Mounted, None, now - 10.0),
-        live(NsType::Pid, NsState::FdOnly, None, now - 400.0),
+        RowFacts {
+            runtime: Some(crate::containers::Runtime::Podman),
+            ..live(NsType::Pid, NsState::FdOnly, None, now - 400.0)
+        },
         dead,
     ];
     m.set_from_rows(rows, UnixTime::from_secs(now));
@@ -225,6 +229,11 @@ fn gauges_follow_rows_and_flag_old_orphans() {
     assert_eq!(s(r#"nstrace_orphaned_namespace_age_seconds{type="uts"}"#), "0.0");
     assert_eq!(s(r#"nstrace_leak_suspects{type="net"}"#), "1");
     assert_eq!(s(r#"nstrace_leak_suspects{type="pid"}"#), "1");
+    // By the runtime whose container made or used it; every runtime a series.
+    assert_eq!(s(r#"nstrace_leak_suspects_by_runtime{type="net",runtime="none"}"#), "1");
+    assert_eq!(s(r#"nstrace_leak_suspects_by_runtime{type="pid",runtime="podman"}"#), "1");
+    assert_eq!(s(r#"nstrace_leak_suspects_by_runtime{type="pid",runtime="none"}"#), "0");
+    assert_eq!(s(r#"nstrace_leak_suspects_by_runtime{type="net",runtime="containerd"}"#), "0");
     assert_eq!(s("nstrace_events_lost_total"), "4");
     assert_eq!(s("nstrace_resyncs_total"), "1");
     // Every reason is a series from the start, each counted under its own name.
