@@ -66,7 +66,10 @@ pub struct Limits {
     /// Connections holding a slot at once.
     pub max_connections: usize,
     /// A connection that has waited this long for its next request gives
-    /// its slot to a new client when all are taken.
+    /// its slot to a new client when all are taken. Short: a real client's
+    /// request arrives right behind its connection, and a crowd that keeps
+    /// every slot younger than this (reconnecting max_connections /
+    /// evict_after times a second) locks scrapes out.
     pub evict_after: Duration,
     /// 503 answers being written at once (to clients that came while every
     /// slot was serving); more are closed at accept.
@@ -87,7 +90,7 @@ impl Default for Limits {
             max_buf_size: 16 * 1024,
             connection_time_limit: Duration::from_secs(60),
             max_connections: 64,
-            evict_after: Duration::from_millis(250),
+            evict_after: Duration::from_millis(100),
             max_rejecting: 1024,
             max_silent: 4096,
             shutdown_grace: Duration::from_secs(5),
