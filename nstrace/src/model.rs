@@ -69,7 +69,36 @@ pub enum Holder {
         mnt_ns: u64,
         /// A process inside that mount namespace (its /proc/PID/root reaches the path).
         via_pid: u32,
+        #[serde(flatten)]
+        stack: MountStack,
     },
+}
+
+/// How a bind mount sits at its mount point: how many mounts of the same
+/// mount namespace are stacked there (unlinking the path fails with EBUSY
+/// until every one is unmounted: `ip netns del` unmounts only the top one),
+/// and its shared peer group (an unmount propagates to the group's mounts
+/// in other mount namespaces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct MountStack {
+    /// Mounts of this namespace at this point in this mount namespace.
+    #[serde(skip_serializing_if = "MountStack::single")]
+    pub stacked: u32,
+    /// mountinfo's `shared:N`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_group: Option<u32>,
+}
+
+impl Default for MountStack {
+    fn default() -> MountStack {
+        MountStack { stacked: 1, peer_group: None }
+    }
+}
+
+impl MountStack {
+    fn single(n: &u32) -> bool {
+        *n <= 1
+    }
 }
 
 /// Why a namespace is alive.

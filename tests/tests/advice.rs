@@ -227,3 +227,82 @@ fn a_hostile_command_line_cannot_forge_output() {
     let v = why_json(&target);
     assert!(v.to_string().contains(&serde_json::to_string(hostile).unwrap()[1..]), "JSON keeps the exact value: {v}");
 }
+
+/// `ip netns del` fails with EBUSY while a shared peer mount namespace (a
+/// container given `/run/netns` with rshared propagation) has mounted the
+/// netns again on top: the mount propagates back and two are stacked on
+/// the host. `why` says so, names the peer and its process, gives the
+/// command that unstacks it (the peer's copy goes with it), and after the
+/// failed `ip netns del` it is `ip netns del` again.
+#[test]
+fn a_netns_mounted_again_by_a_shared_peer_gets_advice_that_unstacks_it() {
+    let test = "a_netns_mounted_again_by_a_shared_peer_gets_advice_that_unstacks_it";
+    if !root_or_skip(test) {
+        return;
+    }
+    let (a, b) = (unique("nstrace-stack-a"), unique("nstrace-stack-b"));
+    let _guards = [IpNetns::add(a.clone()), IpNetns::add(b.clone())];
+    let propagation = tests::sh("findmnt -n -o PROPAGATION /run/netns");
+    if !propagation.contains("shared") {
+        tests::skip(test, &format!("/run/netns is not a shared mount here ({})", propagation.trim()));
+        return;
+    }
+    // The peer: a mount namespace that shares /run/netns's peer group and
+    // mounts each netns again over itself.
+    let script = format!(
+        "mount --bind /run/netns/{a} /run/netns/{a} && mount --bind /run/netns/{b} /run/netns/{b} && echo ready && exec sleep infinity"
+    );
+    let (peer, _) =
+        spawn_ready(Command::new("unshare").args(["-m", "--propagation", "unchanged", "sh", "-c", &script]));
+    let host_mounts = |name: &str| {
+        let needle = format!(" /run/netns/{name} ");
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&needle)).count()
+    };
+    assert_eq!(host_mounts(&a), 2, "propagated back from the peer: two stacked");
+
+    // While two are stacked: why says so and gives the command that unmounts every one.
+    let why = why_json(&format!("/run/netns/{a}"));
+    let reasons = why["reasons"].as_array().unwrap();
+    let release = why["release"].as_array().unwrap();
+    let own_mnt = tests::ns_inode(std::process::id(), "mnt");
+    let peer_mnt = tests::ns_inode(peer.pid(), "mnt");
+    let at = |mnt: u64| reasons.iter().position(|r| r["kind"] == "mount" && r["mnt_ns"] == mnt);
+    let (here, there) = (at(own_mnt).expect("the host's mount"), at(peer_mnt).expect("the peer's mount"));
+    assert_eq!(reasons[here]["stacked"], 2, "{why}");
+    assert_eq!(reasons[here]["peer_group"], reasons[there]["peer_group"], "peers: {why}");
+    assert_eq!(reasons[there]["via_pid"], peer.pid(), "the peer's process: {why}");
+    assert!(release[there]["command"].is_null(), "the peer's copy goes with ours: {why}");
+    let argv: Vec<String> =
+        release[here]["argv"].as_array().expect("a command").iter().map(|w| w.as_str().unwrap().into()).collect();
+    assert_eq!(release[here]["safe"], false, "a shell loop is checked first: {why}");
+    let (_, text, _) = nstrace(&["why", "--no-service", &format!("/run/netns/{a}")]);
+    assert!(text.contains("2 mounts stacked there"), "{text}");
+    let ran = Command::new(&argv[0]).args(&argv[1..]).status().unwrap();
+    assert!(ran.success(), "{argv:?}");
+    assert_eq!(host_mounts(&a), 0, "{argv:?} unmounted every one");
+    assert!(!std::path::Path::new(&format!("/run/netns/{a}")).exists(), "and removed the file");
+    let peer_has = |name: &str| {
+        std::fs::read_to_string(format!("/proc/{}/mountinfo", peer.pid()))
+            .unwrap()
+            .contains(&format!("/run/netns/{name} "))
+    };
+    assert!(!peer_has(&a), "the peer's copies went with the host's");
+
+    // The kernel's own answer: `ip netns del` unmounts one, then unlink fails with EBUSY.
+    let del = Command::new("ip").args(["netns", "del", &b]).output().unwrap();
+    assert!(!del.status.success(), "ip netns del with two stacked mounts");
+    assert!(String::from_utf8_lossy(&del.stderr).contains("Device or resource busy"), "{del:?}");
+    // One left (and its peer): now `ip netns del` does it.
+    let why = why_json(&format!("/run/netns/{b}"));
+    let release = why["release"].as_array().unwrap();
+    let fix = release.iter().find(|f| f["command"].is_string()).expect("a command");
+    assert_eq!(
+        (fix["command"].as_str(), fix["safe"].as_bool()),
+        (Some(format!("ip netns del {b}").as_str()), Some(true)),
+        "{why}"
+    );
+    assert_eq!(release.iter().filter(|f| f["command"].is_string()).count(), 1, "the peer needs nothing: {why}");
+    assert!(Command::new("ip").args(["netns", "del", &b]).status().unwrap().success());
+    assert!(!peer_has(&b), "the peer's copy went with it");
+    drop(peer);
+}

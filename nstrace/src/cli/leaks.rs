@@ -180,7 +180,13 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             l.pod = crate::origin::pod_of(creator.into_iter().chain(&l.seen_in));
         }
         let containers = advice::known_containers(&l.row, &l.seen_in);
-        let ctx = advice::Context { own_mnt_ns, tasks: l.row.tasks, containers: &containers };
+        let own_peer_groups = advice::own_peer_groups(&l.reasons, own_mnt_ns);
+        let ctx = advice::Context {
+            own_mnt_ns,
+            tasks: l.row.tasks,
+            containers: &containers,
+            own_peer_groups: &own_peer_groups,
+        };
         l.fix = l.reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     }
     let report = report(leaks, args.min_age, crate::time::Clock::unix_now());

@@ -426,7 +426,12 @@ mod tests {
             Holder::Task { pid: 304, tid: None, comm: "c\u{1}d".into(), hold: TaskHold::Member },
             Holder::Task { pid: 305, tid: None, comm: "e\\f".into(), hold: TaskHold::Member },
             Holder::Fd { pid: 7, fd: 3, comm: "ip".into() },
-            Holder::Mount { path: "/run/netns/a \"b\"".into(), mnt_ns: 4026531841, via_pid: 1 },
+            Holder::Mount {
+                path: "/run/netns/a \"b\"".into(),
+                mnt_ns: 4026531841,
+                via_pid: 1,
+                stack: Default::default(),
+            },
         ]
         .into();
         full.refcount = Some(5);

@@ -203,8 +203,13 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let containers = advice::known_containers(row, &seen);
     // Zombies are counted in but use nothing: their parents get advice.
     let zombies = reasons.iter().filter(|r| r.is_member() && r.is_zombie()).count() as u32;
-    let ctx =
-        advice::Context { own_mnt_ns: own_mnt, tasks: row.tasks.saturating_sub(zombies), containers: &containers };
+    let own_peer_groups = advice::own_peer_groups(&reasons, own_mnt);
+    let ctx = advice::Context {
+        own_mnt_ns: own_mnt,
+        tasks: row.tasks.saturating_sub(zombies),
+        containers: &containers,
+        own_peer_groups: &own_peer_groups,
+    };
     let release: Vec<advice::Advice> = reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     let mut out = out;
     let written = if args.json {

@@ -79,6 +79,20 @@ pub struct Context<'a> {
     pub tasks: u32,
     /// Containers known to have used it (running, or remembered by `serve`).
     pub containers: &'a [ContainerRef],
+    /// Shared peer groups of its mounts in our own mount namespace
+    /// ([`own_peer_groups`]): unmounting those releases their peers elsewhere.
+    pub own_peer_groups: &'a [u32],
+}
+
+/// The shared peer groups of the mounts among `reasons` that are in mount namespace `own_mnt_ns`.
+pub fn own_peer_groups(reasons: &[Reason], own_mnt_ns: u64) -> Vec<u32> {
+    reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::Mount { mnt_ns, stack, .. } if *mnt_ns == own_mnt_ns => stack.peer_group,
+            _ => None,
+        })
+        .collect()
 }
 
 /// The containers known to have used `row`: those `serve` saw (with
@@ -165,8 +179,8 @@ pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
                 )
             }
         }
-        Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_entry } => {
-            mount_advice(path, *mnt_ns, (*via_pid, mnt_ns_entry.as_ref()), netns_name, ctx)
+        Reason::Mount { path, mnt_ns, via_pid, stack, netns_name, mnt_ns_entry } => {
+            mount_advice(path, *mnt_ns, (*via_pid, mnt_ns_entry.as_ref()), *stack, netns_name, ctx)
         }
         Reason::Owner { .. } => Advice::none("release the namespaces it owns first (nstrace why <inode> on each)"),
         Reason::KernelReference { hint } => Advice::none(format!("find what references it: {hint}")),
@@ -176,8 +190,35 @@ pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
 /// How to reach the mount namespace: a process in it, else a file that refers to it.
 type Entry<'a> = (u32, Option<&'a MntNsEntry>);
 
-fn mount_advice(path: &str, mnt_ns: u64, entry: Entry<'_>, netns_name: &Option<String>, ctx: &Context<'_>) -> Advice {
+fn mount_advice(
+    path: &str,
+    mnt_ns: u64,
+    entry: Entry<'_>,
+    stack: crate::model::MountStack,
+    netns_name: &Option<String>,
+    ctx: &Context<'_>,
+) -> Advice {
     let here = mnt_ns == ctx.own_mnt_ns;
+    if let Some(group) = stack.peer_group.filter(|g| !here && ctx.own_peer_groups.contains(g)) {
+        return Advice::none(format!(
+            "a shared peer (group {group}) of its mount in this mount namespace: unmounting that one unmounts this one"
+        ));
+    }
+    // Mounted more than once here (one propagated back from a shared peer
+    // that mounted it again): unlinking the path fails with EBUSY, and so
+    // do `ip netns del` and the runtimes' own removal, until every one is
+    // unmounted. The loop ends when nothing is left to unmount.
+    if here && stack.stacked > 1 {
+        let script = r#"while umount "$1" 2>/dev/null; do :; done; rm -f "$1""#;
+        return Advice::run(
+            words(["sh", "-c", script, "sh", path]),
+            false,
+            format!(
+                "{} mounts are stacked at it: `ip netns del` and rm fail with EBUSY until all are unmounted",
+                stack.stacked
+            ),
+        );
+    }
     let umount = match entry {
         _ if here => words(["umount", path]),
         (0, Some(e)) => words(["nsenter", &format!("--mount={}", e.path), "umount", path]),
@@ -252,11 +293,18 @@ mod tests {
     use crate::model::TaskHold;
 
     fn ctx(tasks: u32) -> Context<'static> {
-        Context { own_mnt_ns: 1, tasks, containers: &[] }
+        Context { own_mnt_ns: 1, tasks, containers: &[], own_peer_groups: &[] }
     }
 
     fn mount(mnt_ns: u64, path: &str, name: Option<&str>) -> Reason {
-        Reason::Mount { path: path.into(), mnt_ns, via_pid: 42, netns_name: name.map(Into::into), mnt_ns_entry: None }
+        Reason::Mount {
+            path: path.into(),
+            mnt_ns,
+            via_pid: 42,
+            stack: Default::default(),
+            netns_name: name.map(Into::into),
+            mnt_ns_entry: None,
+        }
     }
 
     #[test]
@@ -342,10 +390,24 @@ mod tests {
         assert_eq!(other.command.as_deref(), Some("nsenter -t 42 -m umount /run/netns/blue"));
         // A mount namespace no task is in: entered through the fd that holds it.
         let fd = Some(MntNsEntry { path: "/proc/70/fd/4".into(), held_by: "fd 4 of process 70".into() });
-        let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_entry: fd };
+        let taskless = Reason::Mount {
+            path: "/m".into(),
+            mnt_ns: 2,
+            via_pid: 0,
+            stack: Default::default(),
+            netns_name: None,
+            mnt_ns_entry: fd,
+        };
         let a = advise(&taskless, &ctx(0));
         assert_eq!((a.command.as_deref(), a.safe), (Some("nsenter '--mount=/proc/70/fd/4' umount /m"), true));
-        let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 2, via_pid: 0, netns_name: None, mnt_ns_entry: None };
+        let unheld = Reason::Mount {
+            path: "/m".into(),
+            mnt_ns: 2,
+            via_pid: 0,
+            stack: Default::default(),
+            netns_name: None,
+            mnt_ns_entry: None,
+        };
         let a = advise(&unheld, &ctx(0));
         assert_eq!(a.command, None);
         assert!(a.note.contains("nstrace why 2"), "{}", a.note);
@@ -355,7 +417,7 @@ mod tests {
             name: Some("web".into()),
             ..Default::default()
         }];
-        let docker = Context { own_mnt_ns: 1, tasks: 0, containers: &web };
+        let docker = Context { own_mnt_ns: 1, tasks: 0, containers: &web, own_peer_groups: &[] };
         let a = advise(&mount(1, "/run/docker/netns/abc", None), &docker);
         assert_eq!(a.command.as_deref(), Some("docker rm -f web"));
         assert!(a.note.contains("without it: umount /run/docker/netns/abc"), "{a:?}");
@@ -392,6 +454,39 @@ mod tests {
             a.note.ends_with("if its runtime is gone: umount /run/netns/cni-1234 && rm /run/netns/cni-1234"),
             "{a:?}"
         );
+    }
+
+    /// `ip netns del` fails with EBUSY while the path stays a mount point
+    /// here: two mounts stacked (one propagated back from a shared peer).
+    /// The advice unmounts every one, and the peer elsewhere goes with ours.
+    #[test]
+    fn stacked_mounts_and_their_shared_peers() {
+        let stacked = |mnt_ns: u64, via_pid: u32, n: u32| Reason::Mount {
+            path: "/run/netns/t".into(),
+            mnt_ns,
+            via_pid,
+            stack: crate::model::MountStack { stacked: n, peer_group: Some(3) },
+            netns_name: Some("t".into()),
+            mnt_ns_entry: None,
+        };
+        let reasons = [stacked(1, 2, 2), stacked(7, 70, 1)];
+        let groups = own_peer_groups(&reasons, 1);
+        assert_eq!(groups, [3]);
+        let ctx = Context { own_mnt_ns: 1, tasks: 0, containers: &[], own_peer_groups: &groups };
+        let a = advise(&reasons[0], &ctx);
+        assert_eq!(
+            a.command.as_deref(),
+            Some(r#"sh -c 'while umount "$1" 2>/dev/null; do :; done; rm -f "$1"' sh /run/netns/t"#)
+        );
+        assert!(!a.safe && a.note.starts_with("2 mounts are stacked at it"), "{a:?}");
+        let peer = advise(&reasons[1], &ctx);
+        assert_eq!(peer.command, None, "released with ours: {peer:?}");
+        assert!(peer.note.contains("shared peer (group 3)"), "{peer:?}");
+        // Not a peer of ours (another group, or none here): entered and unmounted there.
+        let alone = Context { own_peer_groups: &[], ..ctx };
+        assert_eq!(advise(&reasons[1], &alone).command.as_deref(), Some("nsenter -t 70 -m umount /run/netns/t"));
+        // One mount here: the usual `ip netns del`.
+        assert_eq!(advise(&stacked(1, 2, 1), &ctx).command.as_deref(), Some("ip netns del t"));
     }
 
     /// A path a process chose can hold anything: each word is quoted, the

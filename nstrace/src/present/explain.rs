@@ -66,6 +66,8 @@ pub enum Reason {
         mnt_ns: u64,
         /// A process in that mount namespace; 0 when no task is in it.
         via_pid: u32,
+        #[serde(flatten)]
+        stack: crate::model::MountStack,
         netns_name: Option<String>,
         /// For a mount namespace no task is in: what holds it, and how to
         /// enter it.
@@ -136,8 +138,13 @@ impl Reason {
                 }
             }
             Reason::Fd { pid, fd, comm, cmdline } => format!("open fd {fd} of process {pid} ({comm}: {cmdline})"),
-            Reason::Mount { path, mnt_ns, via_pid, netns_name, mnt_ns_entry } => {
+            Reason::Mount { path, mnt_ns, via_pid, stack, netns_name, mnt_ns_entry } => {
                 let name = netns_name.as_ref().map(|n| format!(" (ip netns {n})")).unwrap_or_default();
+                let stacked = match stack.stacked {
+                    0 | 1 => String::new(),
+                    n => format!(", {n} mounts stacked there"),
+                };
+                let peers = stack.peer_group.map(|g| format!(", shared peer group {g}")).unwrap_or_default();
                 // Pid 2 (kthreadd) is in the initial mount namespace on every host.
                 let which = match (via_pid, mnt_ns_entry) {
                     (2, _) => "the initial one".to_string(),
@@ -145,7 +152,7 @@ impl Reason {
                     (0, None) => "which no task is in".to_string(),
                     (pid, _) => format!("where pid {pid} is"),
                 };
-                format!("bind mount at {path}{name} in mount namespace {mnt_ns} ({which})")
+                format!("bind mount at {path}{name} in mount namespace {mnt_ns} ({which}{stacked}{peers})")
             }
             Reason::Socket { pid, fd, comm, cmdline, socket } => {
                 format!("socket {socket} (fd {fd} of process {pid}, {comm}: {cmdline}) belongs to it")
@@ -261,10 +268,11 @@ impl<'a> Explainer<'a> {
                 Holder::Fd { pid, fd, comm } => {
                     Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: self.cmdline(*pid) }
                 }
-                Holder::Mount { path, mnt_ns, via_pid } => Reason::Mount {
+                Holder::Mount { path, mnt_ns, via_pid, stack } => Reason::Mount {
                     path: path.clone(),
                     mnt_ns: *mnt_ns,
                     via_pid: *via_pid,
+                    stack: *stack,
                     netns_name: path
                         .strip_prefix("/run/netns/")
                         .filter(|_| row.ns_type == NsType::Net && *via_pid != 0)

@@ -114,7 +114,7 @@ fn holders_decide_state_tasks_command_names_and_containers() {
     let task = |pid, comm: &str| Holder::Task { pid, comm: comm.into(), hold: TaskHold::Member, tid: None };
     let key = |t, i| NsKey::new(t, i);
     scan.holders.insert(key(NsType::Net, 10), vec![task(30, "b"), task(20, "a"), task(30, "b")]);
-    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1 };
+    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1, stack: Default::default() };
     scan.holders.insert(key(NsType::Net, 11), vec![mount]);
     scan.holders.insert(key(NsType::Uts, 12), vec![Holder::Fd { pid: 9, fd: 4, comm: "c".into() }]);
     scan.netns_names.insert(11, vec!["x".into()]);
@@ -479,7 +479,7 @@ fn a_destroyed_row_lists_no_holder() {
     let mut out = Vec::new();
     s.seed(&[walk_row(NsType::Net, 3, 10, 5), walk_row(NsType::Net, 4, 11, 1)], BootNs::from_nanos(0));
     let mut scan = HolderScan::default();
-    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1 };
+    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 5, via_pid: 1, stack: Default::default() };
     scan.holders.insert(NsKey::new(NsType::Net, 11), vec![mount]);
     s.apply_holders(scan, BootNs::from_nanos(SEC), false);
     assert_eq!(by_id(&s, 4).unwrap().row.holders.len(), 1, "mounted while alive");

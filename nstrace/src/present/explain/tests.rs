@@ -6,6 +6,7 @@ fn mount(mnt_ns: u64, netns_name: Option<&str>) -> Reason {
         path: "/run/netns/x".into(),
         mnt_ns,
         via_pid: 42,
+        stack: Default::default(),
         netns_name: netns_name.map(Into::into),
         mnt_ns_entry: None,
     }
@@ -88,15 +89,36 @@ fn descriptions_name_the_holder() {
         mount(2, Some("x")).describe(),
         "bind mount at /run/netns/x (ip netns x) in mount namespace 2 (where pid 42 is)"
     );
-    let host = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 2, netns_name: None, mnt_ns_entry: None };
+    let host = Reason::Mount {
+        path: "/m".into(),
+        mnt_ns: 3,
+        via_pid: 2,
+        stack: Default::default(),
+        netns_name: None,
+        mnt_ns_entry: None,
+    };
     assert_eq!(host.describe(), "bind mount at /m in mount namespace 3 (the initial one)");
     let fd = Some(MntNsEntry { path: "/proc/70/fd/4".into(), held_by: "fd 4 of process 70".into() });
-    let taskless = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_entry: fd };
+    let taskless = Reason::Mount {
+        path: "/m".into(),
+        mnt_ns: 3,
+        via_pid: 0,
+        stack: Default::default(),
+        netns_name: None,
+        mnt_ns_entry: fd,
+    };
     assert_eq!(
         taskless.describe(),
         "bind mount at /m in mount namespace 3 (which no task is in, held by fd 4 of process 70)"
     );
-    let unheld = Reason::Mount { path: "/m".into(), mnt_ns: 3, via_pid: 0, netns_name: None, mnt_ns_entry: None };
+    let unheld = Reason::Mount {
+        path: "/m".into(),
+        mnt_ns: 3,
+        via_pid: 0,
+        stack: Default::default(),
+        netns_name: None,
+        mnt_ns_entry: None,
+    };
     assert_eq!(unheld.describe(), "bind mount at /m in mount namespace 3 (which no task is in)");
     let dep = Dependent { ns_type: NsType::Net, inode: 10, state: NsState::Mounted };
     assert_eq!(
@@ -114,7 +136,8 @@ fn descriptions_name_the_holder() {
 fn a_mount_in_a_taskless_mount_namespace_names_what_holds_it() {
     let own = 4026531841;
     let facts = HolderFacts { own_mnt_ns: Some(own), ..HolderFacts::default() };
-    let mount = |path: &str, mnt_ns, via_pid| Holder::Mount { path: path.into(), mnt_ns, via_pid };
+    let mount =
+        |path: &str, mnt_ns, via_pid| Holder::Mount { path: path.into(), mnt_ns, via_pid, stack: Default::default() };
     let fd = Holder::Fd { pid: 70, fd: 4, comm: "py".into() };
     let net = |inode, mnt_ns| NsRow {
         holders: vec![mount("/run/netns/x", mnt_ns, 0)].into(),
@@ -154,9 +177,11 @@ fn reasons_from_holders_ownership_and_kernel_hints() {
     net.owner = Some(100);
     net.state = NsState::Mounted;
     net.tasks = 1;
-    net.holders = vec![Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 }].into();
+    net.holders =
+        vec![Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1, stack: Default::default() }].into();
     let mut uts = NsRow::new(NsType::Uts, 11);
-    uts.holders = vec![Holder::Mount { path: "/run/netns/y".into(), mnt_ns: 1, via_pid: 1 }].into();
+    uts.holders =
+        vec![Holder::Mount { path: "/run/netns/y".into(), mnt_ns: 1, via_pid: 1, stack: Default::default() }].into();
     let (pid, mnt) = (NsRow::new(NsType::Pid, 12), NsRow::new(NsType::Mnt, 13));
     let rows = [&user, &net, &uts, &pid, &mnt];
     let facts = HolderFacts::default();

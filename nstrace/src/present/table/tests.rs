@@ -16,7 +16,7 @@ fn mount(path: &str) -> Holder {
 }
 
 fn mount_in(path: &str, mnt_ns: u64) -> Holder {
-    Holder::Mount { path: path.into(), mnt_ns, via_pid: 1 }
+    Holder::Mount { path: path.into(), mnt_ns, via_pid: 1, stack: Default::default() }
 }
 
 fn row(ns_type: NsType, inode: u64, owner: Option<u64>) -> NsRow {

@@ -273,7 +273,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     for h in r.holders.iter().filter(|h| !matches!(h, Holder::Task { .. })) {
         out.push(Line::from(match h {
             Holder::Fd { pid, fd, comm } => format!("  fd    {pid}:{fd} ({})", esc(comm)),
-            Holder::Mount { path, mnt_ns, via_pid } => {
+            Holder::Mount { path, mnt_ns, via_pid, .. } => {
                 format!("  mount {} (mnt ns {mnt_ns}, via pid {via_pid})", esc(path))
             }
             Holder::Task { .. } => unreachable!(),

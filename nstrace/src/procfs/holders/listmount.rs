@@ -232,7 +232,7 @@ fn add_mounts_of(scan: &mut HolderScan, inode: u64, id: u64) {
     };
     log::debug!("mount namespace {inode} (id {id}) no task is in: {} nsfs mounts", mounts.len());
     for m in mounts {
-        let h = Holder::Mount { path: m.mount_point, mnt_ns: inode, via_pid: 0 };
+        let h = Holder::Mount { path: m.mount_point, mnt_ns: inode, via_pid: 0, stack: Default::default() };
         let list = scan.holders.entry(m.key).or_default();
         if !list.contains(&h) {
             list.push(h);

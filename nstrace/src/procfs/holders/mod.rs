@@ -22,7 +22,7 @@
 //! before 6.11 or held by nothing we can open; a `pid_for_children` namespace before its first process is
 //! unnamed in /proc (reported in [`HolderScan::unborn_pid_ns`]).
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nstrace_common::ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS};
 
-use crate::model::{Comm, Holder, NsKey, TaskHold};
+use crate::model::{Comm, Holder, MountStack, NsKey, TaskHold};
 use crate::timings::Phases;
 
 pub use kernel::KernelView;

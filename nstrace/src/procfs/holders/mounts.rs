@@ -6,7 +6,8 @@ use super::*;
 pub(super) fn read_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut link = [0u8; 128];
-    let mut seen: HashSet<(NsKey, u64, String)> = HashSet::new();
+    // (namespace, mount namespace, mount point) -> its entry in `found`.
+    let mut seen: HashMap<(NsKey, u64, String), usize> = HashMap::new();
     let mut found: Vec<(NsKey, Holder)> = Vec::new();
     let mut mnt_list: Vec<(u64, u32)> = scan.mount_ns_via.iter().map(|(&k, &v)| (k, v)).collect();
     mnt_list.sort_unstable();
@@ -48,9 +49,15 @@ pub(super) fn read_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
                 continue;
             };
             let key = NsKey::new(ns_type, inode);
-            if !seen.insert((key, mnt_ns, m.mount_point.clone())) {
-                continue; // the same path mounted over itself
+            if let Some(&at) = seen.get(&(key, mnt_ns, m.mount_point.clone())) {
+                // The same namespace mounted again over the same point.
+                if let (_, Holder::Mount { stack, .. }) = &mut found[at] {
+                    stack.stacked += 1;
+                    stack.peer_group = stack.peer_group.or(m.peer_group);
+                }
+                continue;
             }
+            seen.insert((key, mnt_ns, m.mount_point.clone()), found.len());
             if ns_type == NsType::Net
                 && let Some(name) = netns_name(&m.mount_point)
             {
@@ -59,7 +66,8 @@ pub(super) fn read_mounts(proc_fd: BorrowedFd<'_>, scan: &mut HolderScan) {
                     names.push(name.to_owned());
                 }
             }
-            found.push((key, Holder::Mount { path: m.mount_point, mnt_ns, via_pid }));
+            let stack = MountStack { stacked: 1, peer_group: m.peer_group };
+            found.push((key, Holder::Mount { path: m.mount_point, mnt_ns, via_pid, stack }));
         }
     }
     for (key, h) in found {

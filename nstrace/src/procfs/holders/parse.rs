@@ -99,6 +99,8 @@ pub struct MountLine {
     pub mount_point: String,
     pub fs_type: String,
     pub source: String,
+    /// The shared peer group (`shared:N` among the optional fields).
+    pub peer_group: Option<u32>,
 }
 
 /// Parses one `/proc/PID/mountinfo` line: `id parent maj:min root point
@@ -112,10 +114,19 @@ pub fn parse_mountinfo_line(line: &[u8]) -> Option<MountLine> {
     let mount_point = unescape(f.next()?);
     let _opts = f.next()?;
     // Zero or more optional fields end at a lone "-".
-    f.by_ref().find(|x| *x == b"-")?;
+    let mut peer_group = None;
+    loop {
+        let field = f.next()?;
+        if field == b"-" {
+            break;
+        }
+        if let Some(n) = field.strip_prefix(b"shared:") {
+            peer_group = parse_u32(n);
+        }
+    }
     let fs_type = unescape(f.next()?);
     let source = unescape(f.next()?);
-    Some(MountLine { mount_id, root, mount_point, fs_type, source })
+    Some(MountLine { mount_id, root, mount_point, fs_type, source, peer_group })
 }
 
 /// Undoes the kernel's octal escapes (`\040` space, `\011`, `\012`, `\134`).

@@ -75,7 +75,7 @@ mod tests {
     fn an_fd_goes_before_mounts_and_in_pid_order_once() {
         let task = |pid| Holder::Task { pid, comm: "sh".into(), hold: TaskHold::Member, tid: None };
         let fd = |pid, fd| Holder::Fd { pid, fd, comm: "py".into() };
-        let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 };
+        let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1, stack: Default::default() };
         let mut list = vec![task(5), fd(9, 3), mount.clone()];
         insert_in_order(&mut list, fd(7, 4));
         assert_eq!(list, [task(5), fd(7, 4), fd(9, 3), mount.clone()]);
@@ -126,7 +126,15 @@ mod tests {
         resolve(proc_fd.as_fd(), &mut scan);
         assert!(scan.holders.is_empty());
         let key = NsKey::new(NsType::Uts, inode);
-        scan.holders.insert(key, vec![Holder::Mount { path: dir.to_str().unwrap().into(), mnt_ns: 1, via_pid: me }]);
+        scan.holders.insert(
+            key,
+            vec![Holder::Mount {
+                path: dir.to_str().unwrap().into(),
+                mnt_ns: 1,
+                via_pid: me,
+                stack: Default::default(),
+            }],
+        );
         scan.path_fds.push((me, fd, "test".into(), link));
         resolve(proc_fd.as_fd(), &mut scan);
         // SAFETY: umount2 of our own mount.

@@ -31,9 +31,10 @@ fn mountinfo_lines() {
     assert_eq!(m.root, "net:[4026532301]");
     assert_eq!(m.mount_point, "/run/netns/a b");
     assert_eq!((m.fs_type.as_str(), m.source.as_str()), ("nsfs", "nsfs"));
+    assert_eq!(m.peer_group, Some(5), "shared:5 (master:1 is where it receives from)");
     let l = b"27 1 254:0 / / rw,relatime - ext4 /dev/vda rw";
     let m = parse_mountinfo_line(l).unwrap();
-    assert_eq!((m.mount_point.as_str(), m.fs_type.as_str()), ("/", "ext4"));
+    assert_eq!((m.mount_point.as_str(), m.fs_type.as_str(), m.peer_group), ("/", "ext4", None));
     assert_eq!(unescape(b"a\\011b\\012c\\134d\\x"), "a\tb\nc\\d\\x");
     assert_eq!(parse_mountinfo_line(b"27 1 254:0 / / rw shared:1"), None);
     assert_eq!(parse_mountinfo_line(b"x 1 254:0 / / rw - ext4 a b"), None);

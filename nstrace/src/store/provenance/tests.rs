@@ -35,7 +35,7 @@ fn provenance_journal_orders_updates_before_deaths() {
     let key = NsKey::of_record(NsType::Net, 5, 90);
     s.set_origin(key, Origin { exe: Some("/usr/sbin/ip".into()), ..Default::default() });
     let mut scan = HolderScan::default();
-    let mount = Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1 };
+    let mount = Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1, stack: Default::default() };
     scan.holders.insert(NsKey::new(NsType::Net, 90), vec![mount]);
     s.apply_holders(scan, BootNs::from_nanos(2 * SEC), false);
     let d = NsDestroyEvent { ns_type: NsType::Net as u32, id: 5, ..freed(90, 3 * SEC) };
@@ -74,7 +74,7 @@ fn pins_are_added_released_and_bounded() {
     );
     assert!(p.is_empty());
     let fd = Holder::Fd { pid: 7, fd: 3, comm: "py".into() };
-    let mount = Holder::Mount { path: "/run/netns/a".into(), mnt_ns: 9, via_pid: 1 };
+    let mount = Holder::Mount { path: "/run/netns/a".into(), mnt_ns: 9, via_pid: 1, stack: Default::default() };
     assert!(p.update(&[fd.clone(), mount.clone()], UnixTime::from_secs(2.0)));
     assert!(!p.update(&[fd.clone(), mount.clone()], UnixTime::from_secs(3.0)), "nothing new");
     let pins: Vec<_> = p.iter().cloned().collect();
@@ -138,8 +138,10 @@ fn a_bind_mount_names_who_pinned_a_namespace() {
     };
     let scan_with = |path: &str| {
         let mut scan = HolderScan::default();
-        scan.holders
-            .insert(NsKey::new(NsType::Net, 90), vec![Holder::Mount { path: path.into(), mnt_ns: 9, via_pid: 1 }]);
+        scan.holders.insert(
+            NsKey::new(NsType::Net, 90),
+            vec![Holder::Mount { path: path.into(), mnt_ns: 9, via_pid: 1, stack: Default::default() }],
+        );
         scan
     };
     // The mount record first (as the kernel made it), the refresh later.
@@ -153,14 +155,18 @@ fn a_bind_mount_names_who_pinned_a_namespace() {
     // A refresh first, the record after: named at the next refresh.
     s.on_create(&create(NsType::Uts, 6, 91, SEC, 7), &mut out);
     let mut scan = HolderScan::default();
-    scan.holders
-        .insert(NsKey::new(NsType::Uts, 91), vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1 }]);
+    scan.holders.insert(
+        NsKey::new(NsType::Uts, 91),
+        vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1, stack: Default::default() }],
+    );
     s.apply_holders(scan, BootNs::from_nanos(3 * SEC), false);
     assert_eq!(by_id(&s, 6).unwrap().pins.iter().next().unwrap().by, None);
     s.on_mount(&mount(1_000_002.9, "/pin", None));
     let mut scan = HolderScan::default();
-    scan.holders
-        .insert(NsKey::new(NsType::Uts, 91), vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1 }]);
+    scan.holders.insert(
+        NsKey::new(NsType::Uts, 91),
+        vec![Holder::Mount { path: "/pin".into(), mnt_ns: 9, via_pid: 1, stack: Default::default() }],
+    );
     s.apply_holders(scan, BootNs::from_nanos(4 * SEC), false);
     assert!(by_id(&s, 6).unwrap().pins.iter().next().unwrap().by.is_some(), "named at the next refresh");
 }
@@ -204,7 +210,7 @@ fn a_container_seen_or_a_pin_made_is_journaled_alone_or_together() {
     s.apply_holders(scan_of(vec![task(7)], vec![(7, in_docker('a'))]), BootNs::from_nanos(3 * SEC), false);
     assert!(upserted(&mut s).is_empty());
     // Another container and a mount at once: recorded once, with both.
-    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1 };
+    let mount = Holder::Mount { path: "/run/netns/x".into(), mnt_ns: 1, via_pid: 1, stack: Default::default() };
     s.apply_holders(
         scan_of(vec![task(7), task(8), mount], vec![(7, in_docker('a')), (8, in_docker('b'))]),
         BootNs::from_nanos(4 * SEC),
@@ -259,7 +265,10 @@ fn scan_with_mounts(paths: &[&str]) -> HolderScan {
     let mut scan = HolderScan::default();
     scan.holders.insert(
         NsKey::new(NsType::Net, 90),
-        paths.iter().map(|p| Holder::Mount { path: (*p).into(), mnt_ns: 9, via_pid: 1 }).collect(),
+        paths
+            .iter()
+            .map(|p| Holder::Mount { path: (*p).into(), mnt_ns: 9, via_pid: 1, stack: Default::default() })
+            .collect(),
     );
     scan
 }

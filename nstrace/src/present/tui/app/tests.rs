@@ -41,7 +41,8 @@ fn typed(app: &mut App, s: &str) {
 fn sample() -> App {
     let mut net = ns(NsType::Net, 10, NsState::Mounted, 0, Some(NOW - 5.0));
     net.row.names = vec!["blue".into()].into();
-    net.row.holders = vec![Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1 }].into();
+    net.row.holders =
+        vec![Holder::Mount { path: "/run/netns/blue".into(), mnt_ns: 1, via_pid: 1, stack: Default::default() }].into();
     let mut uts = ns(NsType::Uts, 20, NsState::Active, 1, Some(NOW - 1.0));
     uts.row.command = Some("sleep".into());
     uts.row.holders = vec![Holder::Task { pid: 7, comm: "sleep".into(), hold: TaskHold::Member, tid: None }].into();

@@ -32,8 +32,13 @@ fn app() -> App {
     let mut net = ns(NsType::Net, 4026532301, NsState::Mounted, 0);
     net.row.names = vec!["a-rather-long-netns-name".into()].into();
     net.row.owner = Some(4026531837);
-    net.row.holders =
-        vec![Holder::Mount { path: "/run/netns/a-rather-long-netns-name".into(), mnt_ns: 1, via_pid: 1 }].into();
+    net.row.holders = vec![Holder::Mount {
+        path: "/run/netns/a-rather-long-netns-name".into(),
+        mnt_ns: 1,
+        via_pid: 1,
+        stack: Default::default(),
+    }]
+    .into();
     let mut uts = ns(NsType::Uts, 4026532302, NsState::Active, 1);
     uts.row.command = Some("a-long-command-name-for-a-daemon".into());
     uts.row.owner = Some(4026531837);
