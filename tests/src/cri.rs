@@ -239,12 +239,18 @@ impl Containerd {
         info["pid"].as_u64().expect("container pid") as u32
     }
 
-    /// StopPodSandbox + RemovePodSandbox: what the kubelet does when a pod is deleted.
-    pub fn remove_pod(&self, sandbox: &str) {
-        let req = cri::StopPodSandboxRequest { pod_sandbox_id: sandbox.into() };
-        self.call("StopPodSandbox", async |mut c| c.stop_pod_sandbox(req).await);
-        let req = cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox.into() };
-        self.call("RemovePodSandbox", async |mut c| c.remove_pod_sandbox(req).await);
+    /// StopPodSandbox + RemovePodSandbox, what the kubelet does when a pod
+    /// is deleted: the runtime's error, if it refused.
+    pub fn remove_pod(&self, sandbox: &str) -> Result<(), String> {
+        let client = self.client.clone();
+        let id = sandbox.to_string();
+        let done = self.rt.block_on(async move {
+            let mut c = client;
+            let stop = cri::StopPodSandboxRequest { pod_sandbox_id: id.clone() };
+            c.stop_pod_sandbox(stop).await?;
+            c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id }).await
+        });
+        done.map(|_| ()).map_err(|e| e.message().to_string())
     }
 
     /// SIGKILL to containerd, every shim it started and their containers:

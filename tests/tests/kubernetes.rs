@@ -214,3 +214,63 @@ fn a_killed_runtime_leaks_a_cni_netns_that_names_its_pod() {
         assert!(rows.iter().any(|r| r["inode"] == netns && r["type"] == "net"), "history --pod {target}: {out}");
     }
 }
+
+/// The kubelet deletes a pod while a container given the host's /run/netns
+/// with shared propagation has mounted the pod's netns again: the mount
+/// came back to the host, two are stacked, and containerd's removal fails
+/// with EBUSY. `why` names the peer mount namespace and its process and
+/// gives the command that unmounts every copy.
+#[test]
+fn a_pod_whose_netns_a_shared_peer_mounted_again_cannot_be_removed_and_why_says_why() {
+    let test = "a_pod_whose_netns_a_shared_peer_mounted_again_cannot_be_removed_and_why_says_why";
+    let _serial = serial();
+    if !cri_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let containerd = Containerd::start(&format!("{dir}/containerd"));
+    let pod = pod("stuck");
+    let sandbox = containerd.run_pod(&pod);
+    let pause_pid = containerd.sandbox_pid(&sandbox);
+    let netns = tests::ns_inode(pause_pid, "net");
+    let path = std::fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == netns))
+        .expect("the pod's cni netns file")
+        .to_string_lossy()
+        .into_owned();
+    if !tests::sh("findmnt -n -o PROPAGATION /run/netns").contains("shared") {
+        skip(test, "/run/netns is not a shared mount here");
+        return;
+    }
+    let script = format!("mount --bind {path} {path} && echo ready && exec sleep infinity");
+    let (peer, _) = tests::spawn_ready(std::process::Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "unchanged",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let refused = containerd.remove_pod(&sandbox).expect_err("containerd removes a netns mounted twice");
+    assert!(refused.contains("device or resource busy"), "{refused}");
+
+    let (code, out, err) = tests::nstrace(&["why", "--json", "--no-service", &path]);
+    assert_eq!(code, 0, "{err}");
+    let why: Value = serde_json::from_str(&out).unwrap();
+    let reasons = why["reasons"].as_array().unwrap();
+    let peer_mnt = tests::ns_inode(peer.pid(), "mnt");
+    let there = reasons.iter().position(|r| r["kind"] == "mount" && r["mnt_ns"] == peer_mnt).expect("the peer's mount");
+    assert_eq!(reasons[there]["via_pid"], peer.pid(), "{why}");
+    let fix = why["release"].as_array().unwrap().iter().find(|f| f["argv"].is_array()).expect("a command").clone();
+    let argv: Vec<String> = fix["argv"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().into()).collect();
+    let ran = std::process::Command::new(&argv[0]).args(&argv[1..]).status().unwrap();
+    assert!(ran.success(), "{argv:?}");
+    assert!(!std::path::Path::new(&path).exists(), "{argv:?} released {path}: {why}");
+    // Now the kubelet's retry succeeds.
+    containerd.remove_pod(&sandbox).expect("the pod removed once its netns is released");
+    drop(peer);
+}
