@@ -61,7 +61,7 @@ pub fn unavailable() -> Option<String> {
             return Some(format!("{what} is not installed ({path}; cargo xtask setup installs it)"));
         }
     }
-    if std::env::var("NSTRACE_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0) > 1.0 {
+    if crate::in_vm() {
         return Some(
             "container runtimes are tested on the host run only (the VMs run a read-only copy of the host root)".into(),
         );

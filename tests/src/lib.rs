@@ -456,13 +456,19 @@ impl Drop for IpNetns {
     }
 }
 
+/// Whether this runs inside `cargo xtask vm-test`'s guests (which set
+/// `NSTRACE_TEST_TIME_SCALE` above 1).
+pub fn in_vm() -> bool {
+    std::env::var("NSTRACE_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0) > 1.0
+}
+
 /// Whether this test should run here: false (with the reason printed) inside
 /// `cargo xtask vm-test`'s guests for tests of behaviour that does not
 /// depend on the kernel (command-line handling, output, exit status). The
 /// host run covers those; under software emulation each costs a tracer
 /// start-up of 10 s or more, and the VM budget goes to what kernels change.
 pub fn kernel_independent(test: &str) -> bool {
-    let in_vm = std::env::var("NSTRACE_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0) > 1.0;
+    let in_vm = in_vm();
     if in_vm {
         skip(test, "kernel-independent behaviour, covered by the host run");
     }

@@ -117,6 +117,14 @@ impl Service {
         (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
     }
 
+    /// `kill -9`, then a new service on the same directory and database.
+    pub fn restart_after_kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (dir, db) = (self.dir.clone(), self.db());
+        *self = Service::start_with(&dir, &db);
+    }
+
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -94,7 +94,7 @@ fn docker_or_skip(test: &str) -> bool {
     if !root_or_skip(test) {
         return false;
     }
-    if std::env::var("NSTRACE_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0) > 1.0 {
+    if tests::in_vm() {
         skip(test, "Docker is tested on the host run only (the VMs run a read-only copy of the host root)");
         return false;
     }

@@ -21,15 +21,30 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn cri_or_skip(test: &str) -> bool {
+/// A node for one test: its own `nstrace serve` and containerd, one at a
+/// time; None (with the reason printed) where they cannot run.
+/// Fields drop in this order: the runtime first, the directory last.
+struct Node {
+    containerd: Containerd,
+    service: Service,
+    _rm: RmDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+fn node(test: &str) -> Option<Node> {
+    let serial = serial();
     if !root_or_skip(test) {
-        return false;
+        return None;
     }
     if let Some(why) = tests::cri::unavailable() {
         skip(test, &why);
-        return false;
+        return None;
     }
-    true
+    let dir = tests::tempdir();
+    let rm = RmDir(dir.clone());
+    let service = Service::start(&dir);
+    let containerd = Containerd::start(&format!("{dir}/containerd"));
+    Some(Node { containerd, service, _rm: rm, _serial: serial })
 }
 
 fn pod(name: &str) -> Pod {
@@ -49,15 +64,8 @@ fn pod_entries<'a>(row: &'a Value, sandbox: &str) -> Vec<&'a Value> {
 
 #[test]
 fn a_pod_names_its_namespaces() {
-    let test = "a_pod_names_its_namespaces";
-    let _serial = serial();
-    if !cri_or_skip(test) {
-        return;
-    }
-    let dir = tests::tempdir();
-    let _rm = RmDir(dir.clone());
-    let service = Service::start(&dir);
-    let containerd = Containerd::start(&format!("{dir}/containerd"));
+    let Some(mut node) = node("a_pod_names_its_namespaces") else { return };
+    let (containerd, service) = (&node.containerd, &node.service);
     let pod = pod("web");
     let sandbox = containerd.run_pod(&pod);
     let app = containerd.run_sleeper(&sandbox, &pod, "app");
@@ -139,23 +147,15 @@ fn a_pod_names_its_namespaces() {
 
     // kill -9 the service while the pod runs and start it again on its
     // database: the pod is still named.
-    let db = service.db();
-    service.kill9();
-    let service = Service::start_with(&dir, &db);
-    eventually(Duration::from_secs(30), "every pod namespace named after a restart", || all_named(&service));
+    node.service.restart_after_kill9();
+    eventually(Duration::from_secs(30), "every pod namespace named after a restart", || all_named(&node.service));
 }
 
 #[test]
 fn a_killed_runtime_leaks_a_cni_netns_that_names_its_pod() {
-    let test = "a_killed_runtime_leaks_a_cni_netns_that_names_its_pod";
-    let _serial = serial();
-    if !cri_or_skip(test) {
-        return;
-    }
-    let dir = tests::tempdir();
-    let _rm = RmDir(dir.clone());
-    let service = Service::start(&dir);
-    let mut containerd = Containerd::start(&format!("{dir}/containerd"));
+    let Some(mut node) = node("a_killed_runtime_leaks_a_cni_netns_that_names_its_pod") else { return };
+    let service = &node.service;
+    let containerd = &mut node.containerd;
     let pod = pod("leaky");
     let sandbox = containerd.run_pod(&pod);
     let pause_pid = containerd.sandbox_pid(&sandbox);
@@ -223,13 +223,8 @@ fn a_killed_runtime_leaks_a_cni_netns_that_names_its_pod() {
 #[test]
 fn a_pod_whose_netns_a_shared_peer_mounted_again_cannot_be_removed_and_why_says_why() {
     let test = "a_pod_whose_netns_a_shared_peer_mounted_again_cannot_be_removed_and_why_says_why";
-    let _serial = serial();
-    if !cri_or_skip(test) {
-        return;
-    }
-    let dir = tests::tempdir();
-    let _rm = RmDir(dir.clone());
-    let containerd = Containerd::start(&format!("{dir}/containerd"));
+    let Some(node) = node(test) else { return };
+    let containerd = &node.containerd;
     let pod = pod("stuck");
     let sandbox = containerd.run_pod(&pod);
     let pause_pid = containerd.sandbox_pid(&sandbox);
