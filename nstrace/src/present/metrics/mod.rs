@@ -5,14 +5,12 @@
 //! per-process or per-command labels.
 
 use std::{
-    fmt::Write as _,
     sync::atomic::AtomicU64,
     time::{Duration, Instant},
 };
 
 use nstrace_common::ns::NsType;
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
 };
@@ -35,144 +33,6 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prom
 /// Upper bounds (seconds) of the lifetime histogram: 100 ms to a week.
 const LIFETIME_BUCKETS: [f64; 14] =
     [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6.0 * 3600.0, 86400.0, 3.0 * 86400.0, 7.0 * 86400.0];
-
-/// A namespace type as a label value (`type="net"`, ...): its name, so the
-/// label set is the eight types and nothing else.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct TypeLabel(pub NsType);
-
-impl From<NsType> for TypeLabel {
-    fn from(t: NsType) -> TypeLabel {
-        TypeLabel(t)
-    }
-}
-
-impl EncodeLabelValue for TypeLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.0.name())
-    }
-}
-
-/// The container runtime a namespace belongs to, as a label value: one of
-/// [`Runtime`](crate::containers::Runtime)'s names, or `none` (no container).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct RuntimeLabel(pub Option<crate::containers::Runtime>);
-
-impl RuntimeLabel {
-    /// Every value the label takes: the set stays bounded.
-    fn all() -> impl Iterator<Item = RuntimeLabel> {
-        use strum::IntoEnumIterator;
-        std::iter::once(RuntimeLabel(None)).chain(crate::containers::Runtime::iter().map(|r| RuntimeLabel(Some(r))))
-    }
-}
-
-impl EncodeLabelValue for RuntimeLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.0.map_or("none", crate::containers::Runtime::name))
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TypeRuntimeLabels {
-    pub r#type: TypeLabel,
-    pub runtime: RuntimeLabel,
-}
-
-/// A syscall's outcome as a label value.
-#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum ResultLabel {
-    ok,
-    error,
-}
-
-impl ResultLabel {
-    fn of(ret: i64) -> ResultLabel {
-        if ret < 0 { ResultLabel::error } else { ResultLabel::ok }
-    }
-}
-
-/// States are labelled with the names `nstrace ls` prints (`fd-only`, ...),
-/// which the derive (variant identifiers verbatim) cannot spell.
-impl EncodeLabelValue for NsState {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.name())
-    }
-}
-
-const STATES: [NsState; 4] = [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned];
-const RESULTS: [ResultLabel; 2] = [ResultLabel::ok, ResultLabel::error];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TypeLabels {
-    pub r#type: TypeLabel,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TypeStateLabels {
-    pub r#type: TypeLabel,
-    pub state: NsState,
-}
-
-/// What became of a connection to the metrics endpoint.
-#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum ConnectionLabel {
-    /// Given a slot.
-    accepted,
-    /// Closed to give its slot to a new client: it had not sent a whole
-    /// request for a while, or sat idle between requests.
-    evicted,
-    /// Answered 503 at once: every slot was busy serving.
-    rejected,
-    /// Closed unanswered: the 503 answers were at their bound too.
-    dropped,
-}
-
-const CONNECTION_OUTCOMES: [ConnectionLabel; 4] =
-    [ConnectionLabel::accepted, ConnectionLabel::evicted, ConnectionLabel::rejected, ConnectionLabel::dropped];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConnectionLabels {
-    pub outcome: ConnectionLabel,
-}
-
-/// A failed walk's reason, by the name the rest of nstrace gives it.
-impl EncodeLabelValue for WalkFailure {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.name())
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WalkFailureLabels {
-    pub reason: WalkFailure,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: ResultLabel,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TypeResultLabels {
-    pub r#type: TypeLabel,
-    pub result: ResultLabel,
-}
-
-/// Labels of the opt-in per-container gauge (`export --per-container`).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ContainerLabels {
-    pub runtime: String,
-    pub container: String,
-    pub r#type: TypeLabel,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BuildLabels {
-    version: String,
-    kernel: String,
-}
 
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
@@ -602,6 +462,9 @@ fn kernel_release() -> String {
 mod tests;
 
 mod database;
+mod labels;
+
+pub use labels::*;
 
 /// Raises counter `c` to `total` (a running total kept elsewhere).
 pub(crate) fn catch_up(c: &Counter, total: u64) {
