@@ -94,7 +94,7 @@ fn a_pod_names_its_namespaces() {
         });
         named.then_some(rows)
     };
-    let rows = eventually(Duration::from_secs(30), "every pod namespace named in ls --json", || all_named(&service));
+    let rows = eventually(Duration::from_secs(30), "every pod namespace named in ls --json", || all_named(service));
     for (pid, ty, container) in wanted {
         let row = tests::find_row(&rows, ty, tests::ns_inode(pid, ty)).unwrap();
         let c = pod_entries(row, &sandbox).into_iter().find(|c| c["id"] == container.as_str()).unwrap();
