@@ -101,7 +101,8 @@ impl Service {
     /// records reach it a few ms after the kernel made the namespace).
     pub fn why_json(&self, target: &str) -> Value {
         let (code, out, err) = self.ask(&["why", "--json", target]);
-        if code == 2 && err.contains("which is not listed") {
+        // Not seen yet: by path, or by id or inode.
+        if code == 2 && (err.contains("which is not listed") || err.contains("no namespace with id or inode")) {
             return Value::Null;
         }
         assert_eq!(code, 0, "{err}");
