@@ -259,8 +259,67 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).unwrap();
         assert_eq!(names.container_of(&format!("/docker/{ID}")).unwrap().name.as_deref(), Some("web"));
+        // A second one is kept too (the cache is not one entry deep).
+        let other = "9".repeat(64);
+        let other_dir = root.join("var/lib/docker/containers").join(&other);
+        std::fs::create_dir_all(&other_dir).unwrap();
+        std::fs::write(other_dir.join("config.v2.json"), r#"{"Name":"/db"}"#).unwrap();
+        assert_eq!(names.container_of(&format!("/docker/{other}")).unwrap().name.as_deref(), Some("db"));
         std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(names.container_of(&format!("/docker/{ID}")).unwrap().name.as_deref(), Some("web"));
+        assert_eq!(names.container_of(&format!("/docker/{other}")).unwrap().name.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn a_pod_alone_or_a_sandbox_alone_is_a_found_name() {
+        let pod = RuntimeNames { pod: Some("shop/web".into()), ..Default::default() };
+        let sandbox = RuntimeNames { sandbox: Some("5ab1e".into()), ..Default::default() };
+        assert!(pod.found() && sandbox.found() && !RuntimeNames::default().found());
+    }
+
+    #[test]
+    fn a_kubepods_cgroup_keeps_its_pod_uid_and_the_log_dirs_name_the_pod() {
+        let root = std::env::temp_dir().join(format!("nstrace-logdirs-{}", std::process::id()));
+        let uid = "0f7e1c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+        std::fs::create_dir_all(root.join("var/log/pods").join(format!("shop_web-1_{uid}"))).unwrap();
+        let mut names = ContainerNames::new(&root);
+        let c = names.container_of(&format!("/kubepods/besteffort/pod{uid}/{ID}")).unwrap();
+        assert_eq!((c.pod_uid.as_deref(), c.pod.as_deref()), (Some(uid), Some("shop/web-1")), "{c:?}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// A containerd with its own state directory: its bundles are found
+    /// through the fake /proc's shim only after the default places failed.
+    #[test]
+    fn an_unknown_containerd_bundle_is_found_by_looking_at_the_shims_again() {
+        let root = std::env::temp_dir().join(format!("nstrace-rescan-{}", std::process::id()));
+        let tasks = root.join("private/io.containerd.runtime.v2.task/k8s.io");
+        std::fs::create_dir_all(tasks.join(ID)).unwrap();
+        let annotations = r#"{"annotations":{"io.kubernetes.cri.container-name":"app"}}"#;
+        std::fs::write(tasks.join(ID).join("config.json"), annotations).unwrap();
+        let shim = root.join("proc/77");
+        std::fs::create_dir_all(&shim).unwrap();
+        std::fs::write(shim.join("comm"), "containerd-shim-runc-v2\n").unwrap();
+        std::os::unix::fs::symlink(tasks.join(ID), shim.join("cwd")).unwrap();
+        let mut names = ContainerNames::new(&root);
+        let c = ContainerRef { runtime: crate::containers::Runtime::Containerd, id: ID.into(), ..Default::default() };
+        assert_eq!(names.name(&c).name.as_deref(), Some("app"));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn at_most_so_many_state_directories_are_kept() {
+        let root = std::env::temp_dir().join(format!("nstrace-manyshims-{}", std::process::id()));
+        for n in 0..=MAX_STATE_DIRS {
+            let shim = root.join("proc").join(n.to_string());
+            std::fs::create_dir_all(&shim).unwrap();
+            std::fs::write(shim.join("comm"), "containerd-shim-runc-v2\n").unwrap();
+            let bundle = root.join(format!("state{n}/tasks/k8s.io/x"));
+            std::fs::create_dir_all(&bundle).unwrap();
+            std::os::unix::fs::symlink(&bundle, shim.join("cwd")).unwrap();
+        }
+        assert_eq!(StateDirs::of_helpers(&root.join("proc")).containerd.len(), MAX_STATE_DIRS);
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

@@ -446,7 +446,8 @@ mod tests {
         let a = advise(&mount(1, netns, Some("netns-8111d651")), &Context { containers: &podman, ..docker.clone() });
         assert_eq!((a.command.as_deref(), a.safe), (Some("podman rm -f leaky"), false));
         assert!(a.note.ends_with(&format!("state is gone: umount {netns} && rm {netns}")), "{a:?}");
-        let sandbox = [ContainerRef { sandbox: Some("5ab1e0c9".into()), ..pod[0].clone() }];
+        // The container that has both: a pod without a sandbox id listed first does not hide it.
+        let sandbox = [pod[0].clone(), ContainerRef { sandbox: Some("5ab1e0c9".into()), ..pod[0].clone() }];
         let a = advise(&mount(1, "/run/netns/cni-1234", None), &Context { containers: &sandbox, ..docker });
         assert_eq!(a.command.as_deref(), Some("crictl rmp -f 5ab1e0c9"));
         assert!(!a.safe, "removing a pod is checked first");
@@ -469,9 +470,13 @@ mod tests {
             netns_name: Some("t".into()),
             mnt_ns_entry: None,
         };
-        let reasons = [stacked(1, 2, 2), stacked(7, 70, 1)];
+        let mut elsewhere = stacked(8, 80, 1);
+        if let Reason::Mount { stack, .. } = &mut elsewhere {
+            stack.peer_group = Some(9);
+        }
+        let reasons = [stacked(1, 2, 2), stacked(7, 70, 1), elsewhere];
         let groups = own_peer_groups(&reasons, 1);
-        assert_eq!(groups, [3]);
+        assert_eq!(groups, [3], "only the groups of our own mount namespace's mounts");
         let ctx = Context { own_mnt_ns: 1, tasks: 0, containers: &[], own_peer_groups: &groups };
         let a = advise(&reasons[0], &ctx);
         assert_eq!(
