@@ -92,6 +92,24 @@ pub struct KernelOffsets {
     pub css_set_dfl_cgrp: u32,
     pub cgroup_kn: u32,
     pub kernfs_node_id: u32,
+    // What a namespace is charged to (kernel/ucount.c): task_struct.cred ->
+    // cred.euid and cred.ucounts; each namespace struct's `ucounts` ->
+    // ucounts.ns, .uid and .ucount[UCOUNT_<TYPE>_NAMESPACES];
+    // user_namespace.ucount_max[UCOUNT_<TYPE>_NAMESPACES].
+    pub task_cred: u32,
+    pub cred_euid: u32,
+    pub cred_ucounts: u32,
+    pub ucounts_ns: u32,
+    pub ucounts_uid: u32,
+    /// Offset of the `struct ucounts *ucounts` member inside each namespace
+    /// struct, indexed by `NsType`.
+    pub ucounts_in: [u32; NS_TYPES],
+    /// Offset inside `struct ucounts` of each type's counter (`ucount[i]`,
+    /// `i` from BTF's `enum ucount_type`), indexed by `NsType`.
+    pub ucount_of: [u32; NS_TYPES],
+    /// Offset inside `struct user_namespace` of each type's limit
+    /// (`ucount_max[i]`), indexed by `NsType`.
+    pub ucount_max_of: [u32; NS_TYPES],
 }
 
 /// Everything the programs need besides offsets.
@@ -206,6 +224,14 @@ impl KernelOffsets {
             css_set_dfl_cgrp: ABSENT,
             cgroup_kn: ABSENT,
             kernfs_node_id: ABSENT,
+            task_cred: ABSENT,
+            cred_euid: ABSENT,
+            cred_ucounts: ABSENT,
+            ucounts_ns: ABSENT,
+            ucounts_uid: ABSENT,
+            ucounts_in: [ABSENT; NS_TYPES],
+            ucount_of: [ABSENT; NS_TYPES],
+            ucount_max_of: [ABSENT; NS_TYPES],
         }
     }
 }

@@ -4,11 +4,11 @@ use core::mem::size_of;
 
 use crate::event::{
     DestroyHintEvent, EventHeader, EventKind, MountEvent, NsCreateEvent, NsDestroyEvent, NsFdRecord, NsInfoRecord,
-    SyscallNsEvent, TaskNsEvent,
+    RefusalEvent, SyscallNsEvent, TaskNsEvent,
 };
 
 /// A decoded record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     Task(TaskNsEvent),
     NsInfo(NsInfoRecord),
@@ -18,6 +18,8 @@ pub enum Record {
     Destroy(NsDestroyEvent),
     Mount(MountEvent),
     NsFd(NsFdRecord),
+    /// Boxed: three kilobytes, and rare; every other record stays small.
+    Refused(std::boxed::Box<RefusalEvent>),
 }
 
 impl Record {
@@ -31,6 +33,7 @@ impl Record {
             Record::Destroy(e) => &e.header,
             Record::Mount(e) => &e.header,
             Record::NsFd(e) => &e.header,
+            Record::Refused(e) => &e.header,
         }
     }
 
@@ -103,6 +106,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         EventKind::Destroy => Record::Destroy(checked(bytes, kind, &header)?),
         EventKind::Mount => Record::Mount(checked(bytes, kind, &header)?),
         EventKind::NsFd => Record::NsFd(checked(bytes, kind, &header)?),
+        EventKind::Refused => Record::Refused(std::boxed::Box::new(checked(bytes, kind, &header)?)),
     })
 }
 
@@ -146,6 +150,38 @@ mod tests {
             comm: *b"unshare\0\0\0\0\0\0\0\0\0",
             ns: [NsRef { id: 7, inum: 4026531840, _reserved: 0 }; 10],
         }
+    }
+
+    #[test]
+    fn a_refusal_round_trips_boxed_and_a_short_one_is_refused() {
+        use crate::event::{COUNT_UNKNOWN, ChargeLevel, RefusalEvent, CHARGE_LEVELS};
+        let level = ChargeLevel { user_ns: NsRef { id: 9, inum: 4026532100, _reserved: 0 }, uid: 0, depth: 1, counts: [2; 8], limits: [COUNT_UNKNOWN; 8] };
+        let rec = RefusalEvent {
+            header: EventHeader {
+                kind: EventKind::Refused as u32,
+                size: size_of::<RefusalEvent>() as u32,
+                ts_ns: 5,
+                tgid: 70,
+                tid: 71,
+            },
+            syscall: crate::event::refused_syscall::UNSHARE,
+            ret: -28,
+            flags: 0x0400_0000,
+            euid: 0,
+            pid_depth: 0,
+            cgroup_id: 0,
+            comm: *b"unshare\0\0\0\0\0\0\0\0\0",
+            level_count: 2,
+            _reserved: 0,
+            levels: [level; CHARGE_LEVELS],
+        };
+        let bytes = as_bytes(&rec);
+        assert_eq!(decode(&bytes), Ok(Record::Refused(std::boxed::Box::new(rec))));
+        let short = bytes.len() - 8;
+        assert_eq!(
+            decode(&bytes[..short]),
+            Err(DecodeError::Truncated { kind: EventKind::Refused, got: short, expected: bytes.len() })
+        );
     }
 
     #[test]

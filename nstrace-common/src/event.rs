@@ -4,7 +4,7 @@
 //! payload follows and `size` repeats the record's full length so a decoder
 //! can reject a record whose length does not match its kind.
 
-use crate::ns::TASK_NS_SLOTS;
+use crate::ns::{NS_TYPES, TASK_NS_SLOTS};
 
 /// Stable numeric ids of record kinds (part of the wire format).
 #[repr(u32)]
@@ -37,6 +37,9 @@ pub enum EventKind {
     /// One open nsfs file found by the fd walk (a process holding a
     /// namespace by an fd).
     NsFd = 13,
+    /// A namespace-creating syscall failed with ENOSPC or EUSERS: the
+    /// caller's charge chain as the kernel held it then.
+    Refused = 14,
 }
 
 /// Number of slots in the per-kind lost counter map (kinds are < this).
@@ -57,6 +60,7 @@ impl EventKind {
             11 => EventKind::Destroy,
             12 => EventKind::Mount,
             13 => EventKind::NsFd,
+            14 => EventKind::Refused,
             _ => return None,
         })
     }
@@ -75,6 +79,7 @@ impl EventKind {
             EventKind::Destroy => "destroy",
             EventKind::Mount => "mount",
             EventKind::NsFd => "ns-fd",
+            EventKind::Refused => "refused",
         }
     }
 }
@@ -156,8 +161,27 @@ pub struct NsInfoRecord {
     /// `ns_common.__ns_ref_active` (6.19+): tasks, fds and mounts using it;
     /// [`ACTIVE_UNKNOWN`] where the kernel has no such count.
     pub active: u32,
-    pub _reserved: u32,
+    /// The host uid this namespace is charged to (`ucounts->uid`: the
+    /// creator's euid) in its owner; [`UID_UNKNOWN`] where unread.
+    pub charged_uid: u32,
+    /// Address of that `struct ucounts` (one per user namespace and uid).
+    pub charged: u64,
+    /// The kernel's counts in that `ucounts`, indexed by
+    /// [`crate::ns::NsType`]: this type's always, all types for a user
+    /// namespace (whose `ucounts` is the entry its owner holds in the
+    /// parent, through which everything below it is charged).
+    /// [`COUNT_UNKNOWN`] where unread.
+    pub charged_counts: [u32; NS_TYPES],
+    /// User namespaces: their `ucount_max` per type (the
+    /// `/proc/sys/user/max_*_namespaces` seen inside them);
+    /// [`COUNT_UNKNOWN`] otherwise.
+    pub limits: [u32; NS_TYPES],
 }
+
+/// [`NsInfoRecord::charged_uid`] where the kernel's charge was not read.
+pub const UID_UNKNOWN: u32 = u32::MAX;
+/// A count or limit that was not read.
+pub const COUNT_UNKNOWN: u32 = u32::MAX;
 
 /// [`NsInfoRecord::active`] on kernels without `__ns_ref_active`.
 pub const ACTIVE_UNKNOWN: u32 = u32::MAX;
@@ -262,6 +286,61 @@ pub struct SyscallNsEvent {
     pub comm: [u8; 16],
     pub before: [NsRef; TASK_NS_SLOTS],
     pub after: [NsRef; TASK_NS_SLOTS],
+}
+
+/// Levels of a refusal's charge chain a record carries: the caller's user
+/// namespace and each ancestor (user namespaces nest at most 33 deep).
+pub const CHARGE_LEVELS: usize = 34;
+
+/// Which syscall a [`RefusalEvent`] is about.
+pub mod refused_syscall {
+    pub const UNSHARE: u32 = 1;
+    pub const CLONE: u32 = 2;
+    pub const CLONE3: u32 = 3;
+}
+
+/// One level of the chain a new namespace is charged along: the user
+/// namespace, the host uid charged there, and per type the kernel's count
+/// and that user namespace's limit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChargeLevel {
+    pub user_ns: NsRef,
+    /// Host uid charged at this level ([`UID_UNKNOWN`]: the caller's
+    /// euid differs from its uid, so its own entry was not reachable).
+    pub uid: u32,
+    /// Nesting level of `user_ns` (0: the host's).
+    pub depth: u32,
+    /// Indexed by [`crate::ns::NsType`]; [`COUNT_UNKNOWN`] where unread.
+    pub counts: [u32; NS_TYPES],
+    pub limits: [u32; NS_TYPES],
+}
+
+/// A namespace-creating syscall failed with ENOSPC or EUSERS
+/// ([`EventKind::Refused`]): what was asked and, read at the failure, the
+/// counts and limits at every level the kernel checks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusalEvent {
+    pub header: EventHeader,
+    /// One of [`refused_syscall`].
+    pub syscall: u32,
+    /// The negative errno.
+    pub ret: i32,
+    /// The CLONE_NEW* flags asked for.
+    pub flags: u64,
+    /// The caller's euid (host uid).
+    pub euid: u32,
+    /// Nesting level of the pid namespace its children would get as parent
+    /// (`pid_ns_for_children`).
+    pub pid_depth: u32,
+    /// The caller's cgroup (v2) id.
+    pub cgroup_id: u64,
+    pub comm: [u8; 16],
+    /// Levels filled in `levels`, from the caller's user namespace up.
+    pub level_count: u32,
+    pub _reserved: u32,
+    pub levels: [ChargeLevel; CHARGE_LEVELS],
 }
 
 /// A namespace-destroying work function ran ([`EventKind::DestroyHint`]).
@@ -377,7 +456,9 @@ const_size!(EventHeader, 24);
 const_size!(NsRef, 16);
 const_size!(TaskNsEvent, 24 + 16 + 8 + 8 + 16 + 16 * TASK_NS_SLOTS);
 const_size!(NsFdRecord, 24 + 16 + 8);
-const_size!(NsInfoRecord, 24 + 24 + 32 + 8 + 8);
+const_size!(NsInfoRecord, 24 + 24 + 32 + 8 + 8 + 8 + 8 * NS_TYPES);
+const_size!(ChargeLevel, 24 + 8 * NS_TYPES);
+const_size!(RefusalEvent, 24 + 16 + 8 + 8 + 16 + 8 + (24 + 8 * NS_TYPES) * CHARGE_LEVELS);
 const_size!(WalkState, 48);
 const_size!(DestroyHintEvent, 32);
 const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16 + 8 + 16 + 8 + CREATOR_ARGS);

@@ -32,8 +32,8 @@ use aya_ebpf::{
 use nstrace_common::{
     config::ABSENT,
     event::{
-        ACTIVE_UNKNOWN, EventKind, NsInfoRecord, NsRef, TaskNsEvent, WALK_STATE_NS, WALK_STATE_TASKS, WalkState,
-        walk_status,
+        ACTIVE_UNKNOWN, COUNT_UNKNOWN, EventKind, NsInfoRecord, NsRef, TaskNsEvent, UID_UNKNOWN, WALK_STATE_NS,
+        WALK_STATE_TASKS, WalkState, walk_status,
     },
     ns::{NS_TYPES, NsType},
 };
@@ -295,10 +295,44 @@ fn emit(common: u64, ty: usize, s: &mut Step) -> bool {
             ABSENT => ACTIVE_UNKNOWN,
             off => u32_at(common, off),
         };
-        (*e)._reserved = 0;
+        fill_charge(&mut *e, ns, ty);
     }
     entry.submit(0);
     true
+}
+
+/// What the namespace is charged to (its `ucounts`: owner and the
+/// creator's euid) and the kernel's counts there; for a user namespace all
+/// types' counts and its own limits.
+#[inline(always)]
+fn fill_charge(e: &mut NsInfoRecord, ns: u64, ty: usize) {
+    let ucounts = ptr_at(ns, ucounts_off(ty));
+    e.charged = ucounts;
+    e.charged_uid = if ucounts == 0 { UID_UNKNOWN } else { u32_at(ucounts, config!(offsets.ucounts_uid)) };
+    e.charged_counts = [COUNT_UNKNOWN; NS_TYPES];
+    e.limits = [COUNT_UNKNOWN; NS_TYPES];
+    if ucounts != 0 && ty < NS_TYPES {
+        e.charged_counts[ty] = u32_at(ucounts, config!(offsets.ucount_of[ty]));
+    }
+    if ty == NsType::User as usize {
+        let mut t = 0usize;
+        while t < NS_TYPES {
+            if ucounts != 0 {
+                e.charged_counts[t] = u32_at(ucounts, config!(offsets.ucount_of[t]));
+            }
+            e.limits[t] = u32_at(ns, config!(offsets.ucount_max_of[t]));
+            t += 1;
+        }
+    }
+}
+
+/// Offset of the `ucounts` pointer inside type `ty`'s struct.
+#[inline(always)]
+fn ucounts_off(ty: usize) -> u32 {
+    if ty >= NS_TYPES {
+        return ABSENT;
+    }
+    config!(offsets.ucounts_in[ty])
 }
 
 // ---------------------------------------------------------------------------

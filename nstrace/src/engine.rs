@@ -471,6 +471,12 @@ impl Engine {
             let first = out.len();
             let own_mnt_ns = self.own_mnt_ns;
             events::from_record(&record, self.store.clock(), self.dev, |m| resolve_target(m, own_mnt_ns), out);
+            // A refusing caller usually still runs: its container, from its cgroup.
+            for e in &mut out[first..] {
+                if let Event::Refused { pid, container, .. } = e {
+                    *container = caller_container(*pid);
+                }
+            }
             // What syscalls changed and mounts made, for the namespaces' records.
             for e in &out[first..] {
                 self.store.note(e);
@@ -495,6 +501,13 @@ impl Engine {
         self.stats.lost += new;
         Ok(new)
     }
+}
+
+/// The container of process `pid`, from its cgroup (None: gone, or none).
+fn caller_container(pid: u32) -> Option<String> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    crate::containers::from_cgroup(path).map(|c| c.short())
 }
 
 /// The target of a bind mount with symlinks resolved (mountinfo shows

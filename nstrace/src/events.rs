@@ -2,7 +2,10 @@
 
 use nstrace_common::{
     decode::Record,
-    event::{EventKind, MountEvent, NsRef, SyscallNsEvent, TaskNsEvent, create_cause, mount_syscall},
+    event::{
+        EventKind, MountEvent, NsRef, RefusalEvent, SyscallNsEvent, TaskNsEvent, create_cause, mount_syscall,
+        refused_syscall,
+    },
     ns::{CLONE_NEW_MASK, NsType, SLOT_NAMES, SLOT_TYPES, TASK_NS_SLOTS},
 };
 use serde::Serialize;
@@ -142,6 +145,28 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+    /// A namespace-creating syscall failed with ENOSPC or EUSERS, and why.
+    Refused {
+        time: UnixTime,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        /// The caller's euid (host uid): what the kernel charges.
+        uid: u32,
+        /// unshare, clone or clone3.
+        syscall: &'static str,
+        flags: u64,
+        flags_text: String,
+        errno: &'static str,
+        /// The types asked for.
+        types: Vec<NsType>,
+        reason: crate::refusal::RefusalReason,
+        /// The reason in words.
+        text: String,
+        /// The caller's container (from its cgroup, read when the record arrived).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
     Lost {
         time: UnixTime,
         /// The record kind that could not be reserved.
@@ -169,6 +194,7 @@ impl Event {
             Event::Clone { .. } => "clone",
             Event::Namespaces { .. } => "namespaces",
             Event::Mount { .. } => "mount",
+            Event::Refused { .. } => "refused",
             Event::Lost { .. } => "lost",
             Event::Resync { .. } => "resync",
         }
@@ -182,6 +208,7 @@ impl Event {
             | Event::Unshare { pid, .. }
             | Event::Clone { pid, .. }
             | Event::Mount { pid, .. }
+            | Event::Refused { pid, .. }
             | Event::Namespaces { pid, .. } => Some(*pid),
             _ => None,
         }
@@ -194,6 +221,7 @@ impl Event {
             | Event::Unshare { comm, .. }
             | Event::Clone { comm, .. }
             | Event::Mount { comm, .. }
+            | Event::Refused { comm, .. }
             | Event::Namespaces { comm, .. } => Some(comm),
             _ => None,
         }
@@ -208,7 +236,9 @@ impl Event {
                 t.extend(types_in_flags(*flags));
                 t
             }
-            Event::Unshare { flags, .. } | Event::Clone { flags, .. } => types_in_flags(*flags),
+            Event::Unshare { flags, .. } | Event::Clone { flags, .. } | Event::Refused { flags, .. } => {
+                types_in_flags(*flags)
+            }
             Event::Namespaces { .. } => NsType::ALL.to_vec(),
             Event::Lost { .. } | Event::Resync { .. } | Event::Mount { .. } => Vec::new(),
         }
@@ -411,7 +441,31 @@ pub fn from_record(
         Record::Task(t) => from_task(t, clock, dev, out),
         Record::Syscall(s) => from_syscall(s, clock, dev, out),
         Record::Mount(m) => out.push(from_mount(m, clock, mount_path(m))),
+        Record::Refused(r) => out.push(from_refusal(r, clock)),
         _ => {}
+    }
+}
+
+fn from_refusal(e: &RefusalEvent, clock: &Clock) -> Event {
+    let reason = crate::refusal::RefusalReason::of(e);
+    Event::Refused {
+        time: clock.unix(BootNs::from_nanos(e.header.ts_ns)),
+        pid: e.header.tgid,
+        tid: e.header.tid,
+        comm: comm_str(&e.comm),
+        uid: e.euid,
+        syscall: match e.syscall {
+            refused_syscall::CLONE => "clone",
+            refused_syscall::CLONE3 => "clone3",
+            _ => "unshare",
+        },
+        flags: e.flags,
+        flags_text: flags_text(e.flags),
+        errno: errno_name(i64::from(e.ret)).unwrap_or("E?"),
+        types: types_in_flags(e.flags),
+        text: reason.text(),
+        reason,
+        container: None,
     }
 }
 

@@ -14,6 +14,7 @@
 //! - `cli`: one module per subcommand; `error`: what they fail with.
 
 pub mod chain;
+pub mod charges;
 pub mod cli;
 pub mod containers;
 pub mod database;
@@ -26,6 +27,7 @@ pub mod monitor;
 pub mod origin;
 pub mod present;
 pub mod procfs;
+pub mod refusal;
 pub mod remote;
 pub mod snapshot;
 pub mod store;

@@ -58,6 +58,9 @@ enum Command {
     Leaks(cli::leaks::Args),
     /// Explain one namespace: every holder and how to release it.
     Why(cli::why::Args),
+    /// Namespace limits per user namespace and uid: used, limit, headroom
+    /// (why unshare/clone fail with ENOSPC; exit 1 if a level is full).
+    Limits(cli::limits::Args),
     /// Compare two `nstrace ls --json` snapshots.
     Diff(cli::diff::Args),
     /// Stream namespace events.
@@ -115,6 +118,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Ls(args) => cli::ls::run(args),
         Command::Leaks(args) => cli::leaks::run(args),
         Command::Why(args) => cli::why::run(args),
+        Command::Limits(args) => cli::limits::run(args),
         Command::Diff(args) => cli::diff::run(args),
         Command::Trace(args) => run_async(cli::trace::run(args)),
         Command::Live(args) => run_async(cli::live::run(args)),

@@ -14,9 +14,11 @@ use crate::{
     time::UnixTime,
 };
 
+mod charge;
 mod key;
 mod process;
 pub use self::{
+    charge::{Charge, UserNsCharges},
     key::NsKey,
     process::{NotAProcess, PinMaker, Process},
 };
@@ -178,6 +180,20 @@ pub struct NsRow {
     /// Its processes outside any container (the host's): a namespace the
     /// host shares with containers belongs to none of them.
     pub host_tasks: u32,
+    /// The host uid the kernel charges it to (the creator's euid), where
+    /// read (6.18+ walk).
+    #[serde(rename = "charged_uid", serialize_with = "charge_uid", skip_serializing_if = "Option::is_none")]
+    pub charge: Option<Charge>,
+    /// User namespaces: their entry's counts in the parent and their limits.
+    #[serde(skip)]
+    pub user_charges: Option<Box<UserNsCharges>>,
+}
+
+fn charge_uid<S: serde::Serializer>(c: &Option<Charge>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => s.serialize_u32(c.uid),
+        None => s.serialize_none(),
+    }
 }
 
 impl NsRow {
@@ -200,6 +216,8 @@ impl NsRow {
             command: None,
             containers: Box::default(),
             host_tasks: 0,
+            charge: None,
+            user_charges: None,
         }
     }
 

@@ -26,7 +26,7 @@ pub const VERSION: u32 = 1;
 /// Longest request line the service reads.
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// Commands the service answers.
-pub const COMMANDS: [&str; 4] = ["ls", "why", "leaks", "history"];
+pub const COMMANDS: [&str; 5] = ["ls", "why", "leaks", "limits", "history"];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {

@@ -220,7 +220,10 @@ pub fn proc_records() -> Result<(Vec<NsInfoRecord>, HolderScan), SnapshotError> 
 /// Snapshot records of namespaces found outside the kernel walk (refcounts
 /// unknown, levels from the parent chains).
 fn records_of(found: &[namespaces::ProcNs]) -> Vec<NsInfoRecord> {
-    use nstrace_common::event::{ACTIVE_UNKNOWN, EventHeader, EventKind, NsRef};
+    use nstrace_common::{
+        event::{ACTIVE_UNKNOWN, COUNT_UNKNOWN, EventHeader, EventKind, NsRef, UID_UNKNOWN},
+        ns::NS_TYPES,
+    };
     let levels = Levels::of(found);
     let nsref = |inode: Option<u64>| NsRef { id: 0, inum: inode.unwrap_or(0) as u32, _reserved: 0 };
     found
@@ -242,7 +245,10 @@ fn records_of(found: &[namespaces::ProcNs]) -> Vec<NsInfoRecord> {
             parent: nsref(p.parent),
             kaddr: 0,
             active: ACTIVE_UNKNOWN,
-            _reserved: 0,
+            charged_uid: UID_UNKNOWN,
+            charged: 0,
+            charged_counts: [COUNT_UNKNOWN; NS_TYPES],
+            limits: [COUNT_UNKNOWN; NS_TYPES],
         })
         .collect()
 }

@@ -2,5 +2,6 @@ pub mod create;
 pub mod free;
 pub mod kernfn;
 pub mod mount;
+pub mod refusal;
 pub mod syscalls;
 pub mod task;

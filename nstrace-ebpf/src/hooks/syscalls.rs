@@ -15,13 +15,14 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventKind, NsRef, SyscallNsEvent, create_cause},
+    event::{EventKind, NsRef, SyscallNsEvent, create_cause, refused_syscall},
     ns::TASK_NS_SLOTS,
 };
 
 use crate::{
     hooks::{
         create::report_new_namespaces,
+        refusal::{is_refusal, report_refusal},
         task::{is_self, read_task_set},
     },
     maps::{EVENTS, INFLIGHT, Inflight, SCRATCH, config, count_lost, wakeup_flags},
@@ -106,6 +107,9 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
         None => count_lost(kind as u32),
     }
     let flags = unsafe { (*inflight).flags };
+    if kind == EventKind::Unshare && is_refusal(ret) {
+        report_refusal(refused_syscall::UNSHARE, ret, flags);
+    }
     let changed = if ret == 0 { changed_slots(unsafe { &(*inflight).before }, &set.refs) } else { 0 };
     let _ = INFLIGHT.remove(&tid);
     let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };

@@ -154,23 +154,12 @@ pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: UnixTime) -> Lea
     LeakReport { count: leaks.len(), by_type, by_holder, by_pod, min_age: min, unknown_age, notes, leaks }
 }
 
-pub fn run(args: Args) -> Result<i32> {
-    crate::cli::from_service_or_snapshot("leaks", &args.service, args.source, &[], |snap| {
-        crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
-    })
-}
-
-/// The leaks among `store`'s namespaces (a snapshot's, or the service's).
-pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
-    let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
-    let rows = store.rows();
-    let leaking = taskless(&rows, &types);
-    let facts = HolderFacts::gather(&leaking);
-    let mut leaks = candidates(&rows, &leaking, &facts);
-    // Creation times the store knows (none for a one-shot snapshot: then
-    // --min-age keeps every leak, and says so).
+/// What the store knows of each of `leaks` (creation, creator, pins,
+/// containers, pod; none for a one-shot snapshot: then --min-age keeps
+/// every leak, and says so), and the advice for each reason.
+pub fn enrich(store: &NsStore, facts: &HolderFacts, leaks: &mut [Leak]) {
     let own_mnt_ns = facts.own_mnt_ns.unwrap_or(0);
-    for l in &mut leaks {
+    for l in leaks {
         if let Some(ns) = store.find(l.row.ns_type, l.row.inode) {
             l.created = ns.created;
             l.creator = ns.creator.as_deref().cloned();
@@ -189,6 +178,22 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         };
         l.fix = l.reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
     }
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    crate::cli::from_service_or_snapshot("leaks", &args.service, args.source, &[], |snap| {
+        crate::cli::to_stdout(|out| answer(&args, &snap.store, out))
+    })
+}
+
+/// The leaks among `store`'s namespaces (a snapshot's, or the service's).
+pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
+    let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
+    let rows = store.rows();
+    let leaking = taskless(&rows, &types);
+    let facts = HolderFacts::gather(&leaking);
+    let mut leaks = candidates(&rows, &leaking, &facts);
+    enrich(store, &facts, &mut leaks);
     let report = report(leaks, args.min_age, crate::time::Clock::unix_now());
     let mut out = out;
     let written = if args.json {

@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod export;
 pub mod history;
 pub mod leaks;
+pub mod limits;
 pub mod live;
 pub mod ls;
 pub mod serve;

@@ -433,7 +433,7 @@ impl Job {
         reader: &Arc<std::sync::Mutex<Option<Db>>>,
         db: &Path,
     ) -> Job {
-        let needs_store = matches!(request.command.as_str(), "ls" | "why" | "leaks");
+        let needs_store = matches!(request.command.as_str(), "ls" | "why" | "leaks" | "limits");
         Job {
             store: needs_store.then(|| monitor.store().copy_for_reading()),
             flusher: writer.flusher(),
@@ -452,6 +452,9 @@ impl Job {
             "why" => WhyCommand::try_parse_from(argv()).map(|c| crate::cli::why::answer(&c.args, store(), &mut stdout)),
             "leaks" => {
                 LeaksCommand::try_parse_from(argv()).map(|c| crate::cli::leaks::answer(&c.args, store(), &mut stdout))
+            }
+            "limits" => {
+                LimitsCommand::try_parse_from(argv()).map(|c| crate::cli::limits::answer(&c.args, store(), &mut stdout))
             }
             "history" => HistoryCommand::try_parse_from(argv()).map(|c| {
                 // What happened just now is in the file before it is read.
@@ -497,6 +500,12 @@ struct WhyCommand {
 struct LeaksCommand {
     #[command(flatten)]
     args: crate::cli::leaks::Args,
+}
+
+#[derive(Parser)]
+struct LimitsCommand {
+    #[command(flatten)]
+    args: crate::cli::limits::Args,
 }
 
 #[derive(Parser)]

@@ -35,6 +35,7 @@ pub enum EventArg {
     Clone,
     Namespaces,
     Mount,
+    Refused,
     Lost,
     Resync,
 }

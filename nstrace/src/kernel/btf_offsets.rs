@@ -124,11 +124,54 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         o.owner_in[t as usize] = get(ty, owner)?;
     }
 
+    charge_offsets(btf, &mut o, &opt)?;
+
     o.pid_ns_parent = req("pid_namespace", "parent")?;
     o.pid_ns_level = req("pid_namespace", "level")?;
     o.user_ns_parent = req("user_namespace", "parent")?;
     o.user_ns_level = req("user_namespace", "level")?;
     Ok(o)
+}
+
+/// The `enum ucount_type` names of each namespace type's counter, indexed by `NsType`.
+const UCOUNT_NAMES: [&str; NS_TYPES] = [
+    "UCOUNT_NET_NAMESPACES",
+    "UCOUNT_UTS_NAMESPACES",
+    "UCOUNT_IPC_NAMESPACES",
+    "UCOUNT_PID_NAMESPACES",
+    "UCOUNT_USER_NAMESPACES",
+    "UCOUNT_MNT_NAMESPACES",
+    "UCOUNT_CGROUP_NAMESPACES",
+    "UCOUNT_TIME_NAMESPACES",
+];
+
+/// Where the kernel keeps what each namespace is charged to (all optional:
+/// without them refusals and `limits` say less, nothing else changes).
+fn charge_offsets(
+    btf: &Btf,
+    o: &mut KernelOffsets,
+    opt: &dyn Fn(&'static str, &'static str) -> Result<u32, OffsetsError>,
+) -> Result<(), OffsetsError> {
+    o.task_cred = opt("task_struct", "cred")?;
+    o.cred_euid = opt("cred", "euid")?;
+    o.cred_ucounts = opt("cred", "ucounts")?;
+    o.ucounts_ns = opt("ucounts", "ns")?;
+    o.ucounts_uid = opt("ucounts", "uid")?;
+    let counters = opt("ucounts", "ucount")?;
+    let limits = opt("user_namespace", "ucount_max")?;
+    for t in NsType::ALL {
+        let i = t as usize;
+        o.ucounts_in[i] = opt(NS_STRUCTS[i].0, "ucounts")?;
+        // atomic_long_t and long: 8 bytes on the 64-bit kernels nstrace runs on.
+        let index = btf.enumerator(UCOUNT_NAMES[i]).ok().flatten().and_then(|v| u32::try_from(v).ok());
+        let at = |base: u32| match index {
+            Some(index) if base != ABSENT => base.checked_add(index * 8).unwrap_or(ABSENT),
+            _ => ABSENT,
+        };
+        o.ucount_of[i] = at(counters);
+        o.ucount_max_of[i] = at(limits);
+    }
+    Ok(())
 }
 
 /// True when the kernel has the per-type namespace lists (6.18+) that the

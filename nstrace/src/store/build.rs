@@ -6,7 +6,7 @@ use super::refcount_of;
 use crate::{
     containers::Container,
     events::{Event, NsIds, flags_text},
-    model::{Creator, Holder, Namespace, NsKey, NsRow, NsState},
+    model::{Charge, Creator, Holder, Namespace, NsKey, NsRow, NsState, UserNsCharges},
     procfs::holders::HolderScan,
     time::{BootNs, Clock, UnixTime},
 };
@@ -27,6 +27,8 @@ pub(super) fn row_of(r: &NsInfoRecord) -> Option<NsRow> {
         owner: (r.owner.inum != 0).then_some(u64::from(r.owner.inum)),
         parent: (tree && r.parent.inum != 0).then_some(u64::from(r.parent.inum)),
         level: tree.then_some(r.level),
+        charge: Charge::of_record(r, key.ns_type),
+        user_charges: if key.ns_type == NsType::User { UserNsCharges::of_record(r) } else { None },
         ..NsRow::new(key.ns_type, key.inode)
     })
 }

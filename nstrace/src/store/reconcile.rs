@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     events::{Event, NsIds},
-    model::{Namespace, NsKey},
+    model::{Charge, Namespace, NsKey, UserNsCharges},
     time::BootNs,
 };
 
@@ -67,6 +67,15 @@ impl NsStore {
                 // Hooks do not see owner changes; the snapshot is exact.
                 if r.owner.inum != 0 {
                     ns.row.owner = Some(u64::from(r.owner.inum));
+                }
+                // The kernel's counts move with every creation and death.
+                if let Some(charge) = Charge::of_record(r, key.ns_type) {
+                    ns.row.charge = Some(charge);
+                }
+                if key.ns_type == NsType::User
+                    && let Some(charges) = UserNsCharges::of_record(r)
+                {
+                    ns.row.user_charges = Some(charges);
                 }
             } else if self.evicted.contains(&key) || self.pending.contains_key(&key) {
             } else if let Some(p) = waiting.remove(&key) {

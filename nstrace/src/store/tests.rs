@@ -36,7 +36,10 @@ pub(crate) fn walk_row(ty: NsType, id: u64, inum: u32, refcount: u32) -> NsInfoR
         parent: NsRef::default(),
         kaddr: 0,
         active: nstrace_common::event::ACTIVE_UNKNOWN,
-        _reserved: 0,
+        charged_uid: nstrace_common::event::UID_UNKNOWN,
+        charged: 0,
+        charged_counts: [nstrace_common::event::COUNT_UNKNOWN; 8],
+        limits: [nstrace_common::event::COUNT_UNKNOWN; 8],
     }
 }
 

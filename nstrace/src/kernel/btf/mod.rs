@@ -250,6 +250,32 @@ impl Btf {
         self.funcs.get(name).copied()
     }
 
+    /// The value of the enumerator `name` (of any enum), e.g.
+    /// `UCOUNT_UTS_NAMESPACES`; None when no enum has it.
+    pub fn enumerator(&self, name: &str) -> Result<Option<i64>, BtfError> {
+        for &at in &self.type_at {
+            let t = self.hdr_at(at)?;
+            let width = match t.kind {
+                kind::ENUM => 8,
+                kind::ENUM64 => 12,
+                _ => continue,
+            };
+            for i in 0..t.vlen as usize {
+                let m = at + TYPE_HDR + i * width;
+                if self.str(self.u32_at(m)?)? != name {
+                    continue;
+                }
+                let lo = self.u32_at(m + 4)?;
+                return Ok(Some(if width == 8 {
+                    i64::from(lo as i32)
+                } else {
+                    (i64::from(self.u32_at(m + 8)?) << 32) | i64::from(lo)
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Number of types (not counting void).
     pub fn type_count(&self) -> usize {
         self.type_at.len()

@@ -1,0 +1,176 @@
+//! Refused namespace creations: unshare(2), clone(2) and clone3(2) that fail
+//! with ENOSPC or EUSERS. At the failure the caller's charge chain is read
+//! as the kernel checks it (kernel/ucount.c `inc_ucount`): the caller's
+//! `(user namespace, euid)` entry, then each ancestor user namespace with
+//! the entry its child's owner holds there; per level every type's count
+//! and that user namespace's `ucount_max`. User space finds the full level.
+//!
+//! clone/clone3 cost a plain fork one tracepoint argument read at entry and
+//! one at exit; only a clone that asks for a CLONE_NEW* flag is remembered.
+//!
+//! # Safety
+//! Tracepoint arguments through the context's bounded reads; user memory
+//! (clone3's `struct clone_args`) and kernel memory only through probe
+//! reads; ring reservations checked for null.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user,
+    },
+    macros::{map, tracepoint},
+    maps::LruHashMap,
+    programs::TracePointContext,
+};
+use nstrace_common::{
+    event::{
+        CHARGE_LEVELS, COUNT_UNKNOWN, ChargeLevel, EventKind, RefusalEvent, UID_UNKNOWN, refused_syscall,
+    },
+    ns::{CLONE_NEW_MASK, NS_TYPES, NsType},
+};
+
+use crate::{
+    hooks::{syscalls::read_field, task::is_self},
+    maps::{EVENTS, config, count_lost, wakeup_flags},
+    read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
+};
+
+const ENOSPC: i64 = 28;
+const EUSERS: i64 = 87;
+
+/// CLONE_NEW* flags of clone/clone3 calls between entry and exit, by
+/// thread id. LRU: a successful clone leaves its entry (deleting it would
+/// cost every such clone a map update); the next call overwrites it.
+#[map]
+static CLONE_ASKED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// Whether a syscall result is a refusal this module explains.
+#[inline(always)]
+pub fn is_refusal(ret: i64) -> bool {
+    ret == -ENOSPC || ret == -EUSERS
+}
+
+/// Writes a [`RefusalEvent`] for the current task.
+#[inline(never)]
+pub fn report_refusal(syscall: u32, ret: i64, flags: u64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let Some(mut entry) = EVENTS.reserve::<RefusalEvent>(0) else {
+        count_lost(EventKind::Refused as u32);
+        return;
+    };
+    let e = entry.as_mut_ptr();
+    let task = unsafe { bpf_get_current_task() };
+    let cred = ptr_at(task, config!(offsets.task_cred));
+    let euid = u32_at(cred, config!(offsets.cred_euid));
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let pid_ns = ptr_at(nsproxy, config!(offsets.nsproxy_pid_for_children));
+    unsafe {
+        (*e).header = header::<RefusalEvent>(EventKind::Refused, tgid, tid);
+        (*e).syscall = syscall;
+        (*e).ret = ret as i32;
+        (*e).flags = flags;
+        (*e).euid = euid;
+        (*e).pid_depth = u32_at(pid_ns, config!(offsets.pid_ns_level));
+        (*e).cgroup_id = bpf_get_current_cgroup_id();
+        read_comm(task, &mut (*e).comm);
+        (*e)._reserved = 0;
+    }
+    // Level 0: the caller's own entry, `cred->ucounts`, is keyed by the
+    // real uid; namespaces are charged to the euid. Where they differ the
+    // euid's entry is not reachable, and level 0's counts stay unknown.
+    let own = ptr_at(cred, config!(offsets.cred_ucounts));
+    let mut charged = if u32_at(own, config!(offsets.ucounts_uid)) == euid { own } else { 0 };
+    let mut user_ns = ptr_at(cred, config!(offsets.cred_user_ns));
+    let mut uid = euid;
+    let mut filled = 0u32;
+    let mut i = 0usize;
+    while i < CHARGE_LEVELS {
+        if user_ns == 0 {
+            break;
+        }
+        let level = unsafe { &mut (*e).levels[i] };
+        fill_level(level, user_ns, charged, uid);
+        filled += 1;
+        // The next level: the parent, where this user namespace's own
+        // entry (its owner's uid there) is charged.
+        charged = ptr_at(user_ns, config!(offsets.ucounts_in[NsType::User as usize]));
+        uid = if charged == 0 { UID_UNKNOWN } else { u32_at(charged, config!(offsets.ucounts_uid)) };
+        user_ns = ptr_at(user_ns, config!(offsets.user_ns_parent));
+        i += 1;
+    }
+    unsafe { (*e).level_count = filled };
+    entry.submit(wakeup_flags());
+}
+
+#[inline(always)]
+fn fill_level(level: &mut ChargeLevel, user_ns: u64, charged: u64, uid: u32) {
+    level.user_ns = ns_ref(ns_common_of(user_ns, NsType::User as usize));
+    level.uid = uid;
+    level.depth = u32_at(user_ns, config!(offsets.user_ns_level));
+    let mut t = 0usize;
+    while t < NS_TYPES {
+        level.counts[t] =
+            if charged == 0 { COUNT_UNKNOWN } else { u32_at(charged, config!(offsets.ucount_of[t])) };
+        level.limits[t] = u32_at(user_ns, config!(offsets.ucount_max_of[t]));
+        t += 1;
+    }
+}
+
+#[inline(always)]
+fn remember(flags: u64) {
+    let new = flags & CLONE_NEW_MASK;
+    if new == 0 {
+        return;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if is_self((pid_tgid >> 32) as u32) {
+        return;
+    }
+    let _ = CLONE_ASKED.insert(&(pid_tgid as u32), &new, 0);
+}
+
+#[inline(always)]
+fn clone_exit(ctx: &TracePointContext, syscall: u32) {
+    let ret = read_field(ctx, config!(tp_ret)) as i64;
+    if !is_refusal(ret) {
+        return;
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(&flags) = (unsafe { CLONE_ASKED.get(&tid) }) else { return };
+    let _ = CLONE_ASKED.remove(&tid);
+    report_refusal(syscall, ret, flags);
+}
+
+// SYSCALL_DEFINE5(clone, unsigned long, clone_flags, unsigned long, newsp, ...)
+#[tracepoint(category = "syscalls", name = "sys_enter_clone")]
+pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
+    remember(read_field(&ctx, config!(tp_arg0)));
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_clone")]
+pub fn sys_exit_clone(ctx: TracePointContext) -> u32 {
+    clone_exit(&ctx, refused_syscall::CLONE);
+    0
+}
+
+// SYSCALL_DEFINE2(clone3, struct clone_args __user *, uargs, size_t, size);
+// `clone_args.flags` is its first member (u64).
+#[tracepoint(category = "syscalls", name = "sys_enter_clone3")]
+pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
+    let args = read_field(&ctx, config!(tp_arg0));
+    if args != 0
+        && let Ok(flags) = unsafe { bpf_probe_read_user(args as *const u64) }
+    {
+        remember(flags);
+    }
+    let _ = ctx.as_ptr();
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_clone3")]
+pub fn sys_exit_clone3(ctx: TracePointContext) -> u32 {
+    clone_exit(&ctx, refused_syscall::CLONE3);
+    0
+}
