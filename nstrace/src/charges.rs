@@ -173,17 +173,35 @@ pub fn table(store: &NsStore) -> ChargeTable {
     }
 }
 
-/// Headroom per type at the host's user namespace (its limit minus the
-/// most-charged uid's count) and the smallest below it, for the metrics.
-pub fn headroom(table: &ChargeTable) -> Vec<(NsType, bool, i64)> {
-    let mut out: HashMap<(NsType, bool), i64> = HashMap::new();
+/// Which level a headroom figure is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LimitLevel {
+    /// The host's user namespace: its limit minus the most-charged uid's count.
+    Host,
+    /// The fullest level below the host.
+    Nested,
+}
+
+/// Headroom per type at the host's user namespace (every type whose limit
+/// the walk read, charged or not) and at the fullest level below it.
+pub fn headroom(store: &NsStore, table: &ChargeTable) -> Vec<(NsType, LimitLevel, i64)> {
+    let mut out: HashMap<(NsType, LimitLevel), i64> = HashMap::new();
+    let host = store.live().find(|ns| ns.row.ns_type == NsType::User && ns.row.level == Some(0));
+    if let Some(limits) = host.and_then(|h| h.row.user_charges.as_deref()) {
+        for t in NsType::ALL {
+            if let Some(l) = limits.limit(t) {
+                out.insert((t, LimitLevel::Host), i64::from(l));
+            }
+        }
+    }
     for l in &table.levels {
         let (Some(h), Some(depth)) = (l.headroom, l.depth) else { continue };
-        let e = out.entry((l.ns_type, depth == 0)).or_insert(h);
+        let level = if depth == 0 { LimitLevel::Host } else { LimitLevel::Nested };
+        let e = out.entry((l.ns_type, level)).or_insert(h);
         *e = (*e).min(h);
     }
-    let mut v: Vec<(NsType, bool, i64)> = out.into_iter().map(|((t, host), h)| (t, host, h)).collect();
-    v.sort_unstable();
+    let mut v: Vec<(NsType, LimitLevel, i64)> = out.into_iter().map(|((t, level), h)| (t, level, h)).collect();
+    v.sort_unstable_by_key(|&(t, level, _)| (t as u32, level));
     v
 }
 

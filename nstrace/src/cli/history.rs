@@ -38,6 +38,9 @@ pub struct Args {
     /// Only namespaces already destroyed.
     #[arg(long)]
     pub destroyed: bool,
+    /// List refused namespace creations (ENOSPC, EUSERS) and why, instead of namespaces.
+    #[arg(long, conflicts_with_all = ["ns_type", "container", "pod", "alive", "destroyed"])]
+    pub refusals: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -95,10 +98,41 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// The history `db` holds (the service's database, or a file read directly).
 pub fn answer(args: &Args, db: &Db, out: &mut dyn Write) -> Result<i32> {
+    if args.refusals {
+        return answer_refusals(args, db, out);
+    }
     let entries = db.history(&args.query()).map_err(|e| Error::failed_with("reading the provenance database", e))?;
     let mut out = out;
     let written =
         if args.json { crate::cli::write_json_pretty(&mut out, &entries) } else { write_text(&mut out, &entries) };
+    written.map_err(|e| Error::io("writing output", e))?;
+    Ok(0)
+}
+
+fn answer_refusals(args: &Args, db: &Db, out: &mut dyn Write) -> Result<i32> {
+    let since = args.query().since;
+    let rows = db.refusals(since, args.limit).map_err(|e| Error::failed_with("reading the provenance database", e))?;
+    let mut out = out;
+    let written = if args.json {
+        crate::cli::write_json_pretty(&mut out, &rows)
+    } else if rows.is_empty() {
+        writeln!(out, "no refused namespace creations recorded")
+    } else {
+        rows.iter().try_for_each(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("?").to_string();
+            let when = r["time"].as_f64().map(|t| clock_time(UnixTime::from_secs(t))).unwrap_or_default();
+            writeln!(
+                out,
+                "{when} {}[{}] uid={} {} {}: {}",
+                crate::present::escape::text(&s("comm")),
+                r["pid"],
+                r["uid"],
+                s("syscall"),
+                s("flags_text"),
+                crate::present::escape::text(&s("text"))
+            )
+        })
+    };
     written.map_err(|e| Error::io("writing output", e))?;
     Ok(0)
 }

@@ -184,6 +184,14 @@ pub async fn run(args: Args) -> Result<i32> {
                     if !events.is_empty() {
                         shared.with_metrics(|m| events.iter().for_each(|e| m.observe(e)));
                         record_origins(&mut monitor, &mut cgroups, &mut names, &events);
+                        let refusals: Vec<Change> = events
+                            .iter()
+                            .filter_map(crate::database::RefusalRow::of)
+                            .map(|r| Change::Refused(Box::new(r)))
+                            .collect();
+                        if !refusals.is_empty() {
+                            writer.send(refusals);
+                        }
                     }
                     flush_provenance(&mut monitor, &writer, &mut names);
                     if last_publish.elapsed() >= PUBLISH_EVERY {

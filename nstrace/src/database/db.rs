@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Bumped with each migration in [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &["
@@ -56,6 +56,15 @@ CREATE TABLE pins (
     released REAL
 );
 CREATE INDEX pins_ns ON pins(ns);
+", "
+CREATE TABLE refusals (
+    boot_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    pid INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX refusals_at ON refusals(at);
 "];
 
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +264,9 @@ impl Db {
         let mut next_of_key = HashMap::new();
         let mut next = vec![None; changes.len()];
         for (i, c) in changes.iter().enumerate().rev() {
-            next[i] = next_of_key.insert(c.key(), i);
+            if let Some(key) = c.key() {
+                next[i] = next_of_key.insert(key, i);
+            }
         }
         let mut written_dead = vec![false; changes.len()];
         let result = (|| -> Result<(), rusqlite::Error> {
@@ -271,7 +282,7 @@ impl Db {
                             None => {
                                 let death = next[i].and_then(|j| match &changes[j] {
                                     Change::Died { death, .. } => Some((j, death)),
-                                    Change::Upsert(_) => None,
+                                    Change::Upsert(_) | Change::Refused(_) => None,
                                 });
                                 let rowid = insert(&tx, &self.boot_id, r, death.map(|(_, d)| d))?;
                                 match death {
@@ -300,6 +311,12 @@ impl Db {
                                 p.released
                             ])?;
                         }
+                    }
+                    Change::Refused(r) => {
+                        tx.prepare_cached(
+                            "INSERT INTO refusals(boot_id, at, pid, uid, event) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![self.boot_id, r.at, r.pid, r.uid, r.event])?;
                     }
                     Change::Died { .. } if written_dead[i] => {}
                     Change::Died { key, death } => match rowids.remove(key) {
@@ -431,6 +448,14 @@ impl Db {
             .conn
             .execute("DELETE FROM namespaces WHERE destroyed_at IS NOT NULL AND destroyed_at < ?1", params![before])
             .map_err(self.err("pruning"))?;
+        n += self.conn.execute("DELETE FROM refusals WHERE at < ?1", params![before]).map_err(self.err("pruning"))?;
+        n += self
+            .conn
+            .execute(
+                "DELETE FROM refusals WHERE rowid IN (SELECT rowid FROM refusals ORDER BY at DESC LIMIT -1 OFFSET ?1)",
+                params![max_rows as i64],
+            )
+            .map_err(self.err("pruning"))?;
         let total: i64 =
             self.conn.query_row("SELECT count(*) FROM namespaces", [], |r| r.get(0)).map_err(self.err("pruning"))?;
         let excess = total - max_rows as i64;
@@ -445,6 +470,25 @@ impl Db {
                 .map_err(self.err("pruning"))?;
         }
         Ok(n)
+    }
+
+    /// Refused namespace creations (the events as JSON), newest first.
+    pub fn refusals(&self, since: Option<UnixTime>, limit: usize) -> Result<Vec<serde_json::Value>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event FROM refusals WHERE at >= ?1 ORDER BY at DESC LIMIT ?2")
+            .map_err(self.err("reading"))?;
+        let since = since.unwrap_or(UnixTime::from_secs(0.0));
+        let rows = stmt
+            .query_map(params![since, limit as i64], |r| r.get::<_, String>(0))
+            .map_err(self.err("reading"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(self.err("reading"))?;
+            // A row this build cannot parse is shown as text, not dropped.
+            out.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+        }
+        Ok(out)
     }
 
     /// Namespaces matching `q`, newest first.

@@ -76,14 +76,35 @@ pub enum Change {
     Upsert(Box<NsProvenance>),
     /// The namespace `key` died.
     Died { key: NsKey, death: Death },
+    /// The kernel refused to create a namespace (a `refused` event).
+    Refused(Box<RefusalRow>),
+}
+
+/// What the database keeps of one refused namespace creation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefusalRow {
+    pub at: UnixTime,
+    pub pid: u32,
+    pub uid: u32,
+    /// The `refused` event as `trace --format json` prints it.
+    pub event: String,
+}
+
+impl RefusalRow {
+    /// The row of a `refused` event (None for other events).
+    pub fn of(e: &crate::events::Event) -> Option<RefusalRow> {
+        let crate::events::Event::Refused { time, pid, uid, .. } = e else { return None };
+        Some(RefusalRow { at: *time, pid: *pid, uid: *uid, event: serde_json::to_string(e).ok()? })
+    }
 }
 
 impl Change {
-    /// The store key of the namespace changed.
-    pub fn key(&self) -> NsKey {
+    /// The store key of the namespace changed (None: no namespace's).
+    pub fn key(&self) -> Option<NsKey> {
         match self {
-            Change::Upsert(r) => r.key,
-            Change::Died { key, .. } => *key,
+            Change::Upsert(r) => Some(r.key),
+            Change::Died { key, .. } => Some(*key),
+            Change::Refused(_) => None,
         }
     }
 }

@@ -358,3 +358,30 @@ fn history_finds_a_pod_by_name_uid_or_sandbox_in_the_containers_seen() {
         assert_eq!(q(none), Vec::<u64>::new(), "{none}");
     }
 }
+
+/// Refusals are kept as the events `trace` printed, newest first, and go
+/// by age and by the row cap like destroyed namespaces.
+#[test]
+fn refusals_are_kept_newest_first_and_pruned() {
+    let dir = TempDir::new("refusals");
+    let (mut db, _) = Db::open(&dir.db(), "boot-a").unwrap();
+    let refusal = |at: f64, pid: u32| {
+        Change::Refused(Box::new(crate::database::RefusalRow {
+            at: UnixTime::from_secs(at),
+            pid,
+            uid: 0,
+            event: format!(r#"{{"event":"refused","pid":{pid},"reason":{{"kind":"limit"}}}}"#),
+        }))
+    };
+    let mut rowids = HashMap::new();
+    db.apply(&[refusal(1.0, 10), refusal(2.0, 20), refusal(3.0, 30)], &mut rowids).unwrap();
+    assert!(rowids.is_empty(), "a refusal is no namespace's row");
+    let all = db.refusals(None, 100).unwrap();
+    let pids: Vec<u64> = all.iter().map(|r| r["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids, [30, 20, 10]);
+    assert_eq!(all[0]["reason"]["kind"], "limit");
+    assert_eq!(db.refusals(Some(UnixTime::from_secs(2.5)), 100).unwrap().len(), 1, "--since");
+    assert_eq!(db.prune(UnixTime::from_secs(1.5), 1000).unwrap(), 1, "older than --retain");
+    assert_eq!(db.prune(UnixTime::from_secs(0.0), 1).unwrap(), 1, "past the row cap, the oldest");
+    assert_eq!(db.refusals(None, 100).unwrap()[0]["pid"], 30);
+}

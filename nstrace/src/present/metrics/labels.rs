@@ -146,3 +146,50 @@ pub(super) struct BuildLabels {
     pub(super) version: String,
     pub(super) kernel: String,
 }
+
+/// The level of a namespace-limit headroom gauge.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct LimitLevelLabel(pub crate::charges::LimitLevel);
+
+impl EncodeLabelValue for LimitLevelLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self.0 {
+            crate::charges::LimitLevel::Host => "host",
+            crate::charges::LimitLevel::Nested => "nested",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLimitLevelLabels {
+    pub r#type: TypeLabel,
+    pub level: LimitLevelLabel,
+}
+
+/// Why a namespace creation was refused, as a label value.
+#[expect(non_camel_case_types, reason = "variant names are the label values Prometheus shows")]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RefusalLabel {
+    limit,
+    depth,
+    mount_max,
+    unknown,
+}
+
+impl RefusalLabel {
+    pub fn of(r: &crate::refusal::RefusalReason) -> RefusalLabel {
+        use crate::refusal::RefusalReason as R;
+        match r {
+            R::Limit { .. } => RefusalLabel::limit,
+            R::Depth { .. } => RefusalLabel::depth,
+            R::MountMax => RefusalLabel::mount_max,
+            R::Unknown => RefusalLabel::unknown,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeRefusalLabels {
+    pub r#type: TypeLabel,
+    pub reason: RefusalLabel,
+}

@@ -77,6 +77,8 @@ pub struct Metrics {
     orphaned_age: Family<TypeLabels, GaugeF64>,
     leak_suspects: Family<TypeLabels, Gauge>,
     leak_suspects_by_runtime: Family<TypeRuntimeLabels, Gauge>,
+    limit_headroom: Family<TypeLimitLevelLabels, Gauge>,
+    refusals: Family<TypeRefusalLabels, Counter>,
     events_lost: Counter,
     resyncs: Counter,
     records: Counter,
@@ -114,6 +116,8 @@ impl Metrics {
             orphaned_age: Family::default(),
             leak_suspects: Family::default(),
             leak_suspects_by_runtime: Family::default(),
+            limit_headroom: Family::default(),
+            refusals: Family::default(),
             events_lost: Counter::default(),
             resyncs: Counter::default(),
             records: Counter::default(),
@@ -180,6 +184,20 @@ impl Metrics {
             "leak_suspects_by_runtime",
             "nstrace_leak_suspects by the runtime of the container that made or used each one (none: no container)",
             m.leak_suspects_by_runtime.clone(),
+        );
+        r.register(
+            "namespace_limit_headroom",
+            "Namespaces that can still be made before /proc/sys/user/max_<type>_namespaces refuses (ENOSPC), by \
+             type and level (host: the host's user namespace, for its most-charged uid; nested: the fullest \
+             level below it); from the kernel's own counts (6.18+)",
+            m.limit_headroom.clone(),
+        );
+        r.register(
+            "namespace_refusals",
+            "Namespace creations the kernel refused (ENOSPC, EUSERS), by type and reason (limit: a \
+             max_<type>_namespaces was reached; depth: user or pid namespaces nested too deep; mount_max: \
+             /proc/sys/fs/mount-max; unknown)",
+            m.refusals.clone(),
         );
         r.register("events_lost", "Ring-buffer records lost (healed by a resync walk)", m.events_lost.clone());
         r.register("resyncs", "Full resyncs after lost records", m.resyncs.clone());
@@ -286,6 +304,11 @@ impl Metrics {
                     self.setns_namespaces.get_or_create(&TypeResultLabels { r#type: t.into(), result }).inc();
                 }
             }
+            Event::Refused { reason, types, .. } => {
+                let t = reason.ns_type().or_else(|| types.first().copied()).unwrap_or(NsType::User);
+                let labels = TypeRefusalLabels { r#type: t.into(), reason: RefusalLabel::of(reason) };
+                self.refusals.get_or_create(&labels).inc();
+            }
             Event::Unshare { flags, result, .. } => {
                 let result = ResultLabel::of(*result);
                 self.unshare.get_or_create(&ResultLabels { result }).inc();
@@ -362,9 +385,21 @@ impl Metrics {
     pub fn set_from_monitor(&self, monitor: &Monitor) {
         let now = monitor.clock().unix(Clock::now_boot_ns());
         self.set_from_rows(monitor.rows().map(RowFacts::of), now);
+        self.set_limits(monitor.store());
         self.set_containers(monitor.rows());
         self.set_engine_stats(monitor.stats());
         self.refresh_duration.set(monitor.refresh_micros as f64 / 1e6);
+    }
+
+    /// The headroom gauges from the store's charges (none where the walk
+    /// reads no limits: before 6.18).
+    pub fn set_limits(&self, store: &crate::store::NsStore) {
+        let table = crate::charges::table(store);
+        self.limit_headroom.clear();
+        for (t, level, h) in crate::charges::headroom(store, &table) {
+            let labels = TypeLimitLevelLabels { r#type: t.into(), level: LimitLevelLabel(level) };
+            self.limit_headroom.get_or_create(&labels).set(h);
+        }
     }
 
     /// The per-type/state gauges from live rows (destroyed rows are skipped).

@@ -177,7 +177,7 @@ fn upserted(s: &mut NsStore) -> Vec<crate::database::NsProvenance> {
         .into_iter()
         .filter_map(|c| match c {
             Change::Upsert(r) => Some(*r),
-            Change::Died { .. } => None,
+            Change::Died { .. } | Change::Refused(_) => None,
         })
         .collect()
 }
@@ -238,7 +238,7 @@ fn the_death_of_an_evicted_namespace_keeps_its_id() {
         .into_iter()
         .filter_map(|c| match c {
             Change::Died { key, .. } => Some((key.ns_type, key.inode, key.id())),
-            Change::Upsert(_) => None,
+            Change::Upsert(_) | Change::Refused(_) => None,
         })
         .collect();
     assert_eq!(died, [(NsType::Net, 90, Some(5))]);
