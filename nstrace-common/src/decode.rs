@@ -154,8 +154,14 @@ mod tests {
 
     #[test]
     fn a_refusal_round_trips_boxed_and_a_short_one_is_refused() {
-        use crate::event::{COUNT_UNKNOWN, ChargeLevel, RefusalEvent, CHARGE_LEVELS};
-        let level = ChargeLevel { user_ns: NsRef { id: 9, inum: 4026532100, _reserved: 0 }, uid: 0, depth: 1, counts: [2; 8], limits: [COUNT_UNKNOWN; 8] };
+        use crate::event::{CHARGE_LEVELS, COUNT_UNKNOWN, ChargeLevel, RefusalEvent};
+        let level = ChargeLevel {
+            user_ns: NsRef { id: 9, inum: 4026532100, _reserved: 0 },
+            uid: 0,
+            depth: 1,
+            counts: [2; 8],
+            limits: [COUNT_UNKNOWN; 8],
+        };
         let rec = RefusalEvent {
             header: EventHeader {
                 kind: EventKind::Refused as u32,

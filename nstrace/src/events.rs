@@ -163,6 +163,9 @@ pub enum Event {
         reason: crate::refusal::RefusalReason,
         /// The reason in words.
         text: String,
+        /// What lists the namespaces that count against the full level.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        explain: Option<String>,
         /// The caller's container (from its cgroup, read when the record arrived).
         #[serde(skip_serializing_if = "Option::is_none")]
         container: Option<String>,
@@ -464,6 +467,7 @@ fn from_refusal(e: &RefusalEvent, clock: &Clock) -> Event {
         errno: errno_name(i64::from(e.ret)).unwrap_or("E?"),
         types: types_in_flags(e.flags),
         text: reason.text(),
+        explain: reason.explain_command(),
         reason,
         container: None,
     }

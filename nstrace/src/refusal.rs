@@ -71,9 +71,9 @@ impl RefusalReason {
                 _ => {}
             }
             let i = t as usize;
-            let full = levels.iter().find(|l| {
-                l.counts[i] != COUNT_UNKNOWN && l.limits[i] != COUNT_UNKNOWN && l.counts[i] >= l.limits[i]
-            });
+            let full = levels
+                .iter()
+                .find(|l| l.counts[i] != COUNT_UNKNOWN && l.limits[i] != COUNT_UNKNOWN && l.counts[i] >= l.limits[i]);
             if let Some(l) = full {
                 return RefusalReason::Limit {
                     ns_type: t,
@@ -113,6 +113,13 @@ impl RefusalReason {
                 "no namespace limit was full when read (freed since, or not readable on this kernel)".into()
             }
         }
+    }
+
+    /// The command that lists what counts against the full level.
+    pub fn explain_command(&self) -> Option<String> {
+        let RefusalReason::Limit { ns_type, user_ns, uid, .. } = self else { return None };
+        let uid = uid.map(|u| format!(" --uid {u}")).unwrap_or_default();
+        Some(format!("nstrace limits --explain --user-ns {user_ns} --type {}{uid}", ns_type.name()))
     }
 
     /// The bounded label of the metrics.

@@ -46,11 +46,13 @@ pub fn man_pages() -> anyhow::Result<()> {
 /// runs those of the new snapshot and hooks. `holders` runs on 6.1 (the
 /// /proc scan, printing why the listmount and walk cases skip) and on 7.3
 /// (the task and fd walks, listmount by `mnt_ns_id`); `lsns` on 7.3 only,
-/// the newest kernel. `cargo xtask vm-test --kernel K` runs every suite on K.
+/// the newest kernel; `limits` on 6.12 (derived counts) and 7.3 (the kernel's
+/// own, and a host limit root may lower there). `cargo xtask vm-test --kernel K`
+/// runs every suite on K.
 const VM_KERNELS: &[(&str, Suites)] = &[
     ("6.1", Suites::Only(&["foundation", "mechanisms", "ls", "leaks", "serve", "holders"])),
     ("6.12", Suites::AllBut(&["leaks", "serve", "ls", "lsns", "holders"])),
-    ("7.3", Suites::Only(&["foundation", "mechanisms", "listns", "ls", "lsns", "holders"])),
+    ("7.3", Suites::Only(&["foundation", "mechanisms", "listns", "ls", "lsns", "holders", "limits"])),
 ];
 
 /// Unit and root integration tests on this kernel, then (unless `host_only`) the integration

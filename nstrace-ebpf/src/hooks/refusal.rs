@@ -15,17 +15,13 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user,
-    },
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
     macros::{map, tracepoint},
     maps::LruHashMap,
     programs::TracePointContext,
 };
 use nstrace_common::{
-    event::{
-        CHARGE_LEVELS, COUNT_UNKNOWN, ChargeLevel, EventKind, RefusalEvent, UID_UNKNOWN, refused_syscall,
-    },
+    event::{CHARGE_LEVELS, COUNT_UNKNOWN, ChargeLevel, EventKind, RefusalEvent, UID_UNKNOWN, refused_syscall},
     ns::{CLONE_NEW_MASK, NS_TYPES, NsType},
 };
 
@@ -110,8 +106,7 @@ fn fill_level(level: &mut ChargeLevel, user_ns: u64, charged: u64, uid: u32) {
     level.depth = u32_at(user_ns, config!(offsets.user_ns_level));
     let mut t = 0usize;
     while t < NS_TYPES {
-        level.counts[t] =
-            if charged == 0 { COUNT_UNKNOWN } else { u32_at(charged, config!(offsets.ucount_of[t])) };
+        level.counts[t] = if charged == 0 { COUNT_UNKNOWN } else { u32_at(charged, config!(offsets.ucount_of[t])) };
         level.limits[t] = u32_at(user_ns, config!(offsets.ucount_max_of[t]));
         t += 1;
     }

@@ -17,9 +17,10 @@ use crate::{
 pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
     let mut report = probe::probe();
     if probe::fatal_reason(&report).is_none() {
-        let (tree_walk, fd_walk) = walk_checks();
+        let (tree_walk, fd_walk, limits) = walk_checks();
         report.tree_walk = Some(tree_walk);
         report.fd_walk = fd_walk;
+        report.limits = Some(limits);
     }
     report.mechanisms = probe::select_mechanisms(&report, forced);
     let fatal = probe::fatal_reason(&report);
@@ -31,10 +32,50 @@ pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) ->
     Ok(if fatal.is_some() { exit::FINDINGS.into() } else { exit::OK.into() })
 }
 
+const LIMITS: &str = "namespace limits";
+
+/// What `limits` says where the walk cannot read the kernel's counts.
+fn limits_estimated(why: &str) -> probe::Check {
+    probe::Check::new(
+        LIMITS,
+        Status::Missing,
+        format!(
+            "{why}: `nstrace limits` estimates counts from each namespace's owner (the charged uid is unknown) \
+             and knows no limit below the host; refused creations are still explained from the kernel's own \
+             counts, read at the refusal"
+        ),
+    )
+}
+
+/// Whether the walk read the kernel's charges: namespaces with a charged
+/// uid, user namespaces with their limits.
+fn limits_check(rows: &[nstrace_common::event::NsInfoRecord]) -> probe::Check {
+    use nstrace_common::{event::UID_UNKNOWN, ns::NsType};
+    let charged = rows.iter().filter(|r| r.charged_uid != UID_UNKNOWN).count();
+    let users = rows.iter().filter(|r| r.ns_type == NsType::User as u32).count();
+    let with_limits = rows
+        .iter()
+        .filter(|r| r.ns_type == NsType::User as u32)
+        .filter(|r| r.limits.iter().any(|&l| l != nstrace_common::event::COUNT_UNKNOWN))
+        .count();
+    if with_limits == 0 {
+        return limits_estimated("the walk read no user namespace's limits (BTF lacks ucounts or ucount_max)");
+    }
+    probe::Check::new(
+        LIMITS,
+        Status::Ok,
+        format!(
+            "the kernel's own counts (struct ucounts): {charged} of {} namespaces charged (the initial ones never \
+             are), limits of {with_limits} of {users} user namespaces",
+            rows.len()
+        ),
+    )
+}
+
 /// Loads our eBPF object and takes one whole snapshot as `ls` does: every
 /// namespace list, then the task and fd walks. The fd walk's check is None
 /// when the tree walk itself failed.
-fn walk_checks() -> (probe::Check, Option<probe::Check>) {
+fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check) {
     const NAME: &str = "namespace tree walk";
     const FDS: &str = "fd walk";
     let walker = crate::kernel::loader::Tracer::load(&Default::default()).map_err(|e| chain(&e)).and_then(|mut t| {
@@ -45,12 +86,16 @@ fn walk_checks() -> (probe::Check, Option<probe::Check>) {
     });
     let mut walker = match walker {
         Ok(w) => w,
-        Err(e) => return (probe::Check::new(NAME, Status::Error, e), None),
+        Err(e) => return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e)),
     };
     let (rows, mut stats) = match walker.walk_all() {
         Ok(found) => found,
-        Err(e) => return (probe::Check::new(NAME, Status::Error, chain(&e)), None),
+        Err(e) => {
+            let e = chain(&e);
+            return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e));
+        }
     };
+    let limits = limits_check(&rows);
     let tree = probe::Check::new(
         NAME,
         Status::Ok,
@@ -69,7 +114,7 @@ fn walk_checks() -> (probe::Check, Option<probe::Check>) {
         ),
         Err(e) => probe::Check::new(FDS, Status::Error, chain(&e)),
     };
-    (tree, Some(fds))
+    (tree, Some(fds), limits)
 }
 
 /// JSON keeps the fatal reason inside the document so the output stays parseable.
@@ -85,7 +130,13 @@ pub fn write_json(report: &Report, fatal: Option<&str>, out: &mut impl Write) ->
 }
 
 pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut impl Write) -> std::io::Result<()> {
-    let checks = report.sections.iter().flat_map(|s| &s.checks).chain(&report.tree_walk).chain(&report.fd_walk);
+    let checks = report
+        .sections
+        .iter()
+        .flat_map(|s| &s.checks)
+        .chain(&report.tree_walk)
+        .chain(&report.fd_walk)
+        .chain(&report.limits);
     let width = checks.map(|c| c.name.len()).max().unwrap_or(0);
     for section in &report.sections {
         writeln!(out, "{}", section.title)?;
@@ -95,7 +146,7 @@ pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut i
     }
     if let Some(c) = &report.tree_walk {
         writeln!(out, "tree walk")?;
-        for c in std::iter::once(c).chain(&report.fd_walk) {
+        for c in std::iter::once(c).chain(&report.fd_walk).chain(&report.limits) {
             writeln!(out, "  {}  {:<width$}  {}", marker(c.status, color), c.name, c.detail)?;
         }
     }
@@ -146,6 +197,7 @@ mod tests {
             },
             tree_walk: None,
             fd_walk: None,
+            limits: None,
         }
     }
 

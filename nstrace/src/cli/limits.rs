@@ -25,6 +25,9 @@ pub struct Args {
     /// Only levels charged to this host uid.
     #[arg(long)]
     pub uid: Option<u32>,
+    /// Only the levels of this user namespace (its inode, as a refusal names it).
+    #[arg(long, value_name = "INODE")]
+    pub user_ns: Option<u64>,
     /// Only these types.
     #[arg(long = "type", short = 't', value_enum, value_delimiter = ',')]
     pub types: Vec<TypeArg>,
@@ -49,6 +52,9 @@ struct LevelReport<'a> {
     #[serde(flatten)]
     level: &'a Level,
     sysctl: String,
+    /// For a full level: how to raise its limit (a command, never run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raise: Option<String>,
     namespaces: Members<'a>,
 }
 
@@ -89,7 +95,9 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
     let table: ChargeTable = crate::charges::table(store);
     let wanted = |l: &&Level| {
-        (types.is_empty() || types.contains(&l.ns_type)) && args.uid.is_none_or(|u| l.uid == Some(u))
+        (types.is_empty() || types.contains(&l.ns_type))
+            && args.uid.is_none_or(|u| l.uid == Some(u))
+            && args.user_ns.is_none_or(|u| l.user_ns == u)
     };
     let levels: Vec<&Level> = table.levels.iter().filter(wanted).collect();
     let rows = store.rows();
@@ -108,17 +116,36 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             } else {
                 Members::Rows(counted)
             };
-            LevelReport { level: l, sysctl: l.sysctl(), namespaces }
+            let raise = l.headroom.is_some_and(|h| h <= 0).then(|| raise_command(store, l)).flatten();
+            LevelReport { level: l, sysctl: l.sysctl(), raise, namespaces }
         })
         .collect();
-    let report =
-        Report { counts: table.counts, counts_text: counts_text(table.counts), levels: reports, deepest: &table.deepest };
+    let report = Report {
+        counts: table.counts,
+        counts_text: counts_text(table.counts),
+        levels: reports,
+        deepest: &table.deepest,
+    };
     let mut out = out;
     let written =
         if args.json { crate::cli::write_json_pretty(&mut out, &report) } else { write_text(&mut out, &report) };
     written.map_err(|e| Error::io("writing output", e))?;
     let full = report.levels.iter().any(|l| l.level.headroom.is_some_and(|h| h <= 0));
     Ok(if full { exit::FINDINGS } else { exit::OK }.into())
+}
+
+/// How to raise a level's limit: `sysctl` on the host; inside a user
+/// namespace, as its root through one of its processes (None: none runs).
+fn raise_command(store: &NsStore, l: &Level) -> Option<String> {
+    let to = l.limit? + 16;
+    if l.depth == Some(0) {
+        return Some(format!("sysctl -w user.{}={to}", l.sysctl()));
+    }
+    let user = store.find(NsType::User, l.user_ns)?;
+    let pid = user.row.pids.first()?;
+    let script = format!("echo {to} > /proc/sys/user/{}", l.sysctl());
+    let argv = ["nsenter", "--user", "--target", &pid.to_string(), "sh", "-c", &script].map(String::from);
+    Some(crate::present::advice::shell_line(&argv))
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -130,11 +157,16 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     if r.levels.is_empty() {
         writeln!(out, "no namespace counts against a limit here")?;
     } else {
-        writeln!(out, "{:<12} {:>5} {:>10} {:<6} {:>6} {:>10} {:>9}", "USER-NS", "DEPTH", "UID", "TYPE", "USED", "LIMIT", "HEADROOM")?;
+        writeln!(
+            out,
+            "{:<12} {:>5} {:>10} {:<6} {:>6} {:>10} {:>9}",
+            "USER-NS", "DEPTH", "UID", "TYPE", "USED", "LIMIT", "HEADROOM"
+        )?;
     }
     for l in &r.levels {
         let lv = l.level;
-        let full = if lv.headroom.is_some_and(|h| h <= 0) { format!("  FULL: {} reached", l.sysctl) } else { String::new() };
+        let full =
+            if lv.headroom.is_some_and(|h| h <= 0) { format!("  FULL: {} reached", l.sysctl) } else { String::new() };
         writeln!(
             out,
             "{:<12} {:>5} {:>10} {:<6} {:>6} {:>10} {:>9}{full}",
@@ -146,6 +178,13 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             opt(lv.limit),
             opt(lv.headroom)
         )?;
+        if let Some(cmd) = &l.raise {
+            writeln!(
+                out,
+                "    to make room: free one of the namespaces counted here, or raise the limit: {}",
+                esc(cmd)
+            )?;
+        }
         if let Some(k) = lv.kernel_used.filter(|&k| k != lv.derived_used) {
             writeln!(
                 out,

@@ -23,7 +23,8 @@ use crate::{
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE namespaces (
     rowid INTEGER PRIMARY KEY,
@@ -56,7 +57,8 @@ CREATE TABLE pins (
     released REAL
 );
 CREATE INDEX pins_ns ON pins(ns);
-", "
+",
+    "
 CREATE TABLE refusals (
     boot_id TEXT NOT NULL,
     at REAL NOT NULL,
@@ -65,7 +67,8 @@ CREATE TABLE refusals (
     event TEXT NOT NULL
 );
 CREATE INDEX refusals_at ON refusals(at);
-"];
+",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -479,9 +482,8 @@ impl Db {
             .prepare("SELECT event FROM refusals WHERE at >= ?1 ORDER BY at DESC LIMIT ?2")
             .map_err(self.err("reading"))?;
         let since = since.unwrap_or(UnixTime::from_secs(0.0));
-        let rows = stmt
-            .query_map(params![since, limit as i64], |r| r.get::<_, String>(0))
-            .map_err(self.err("reading"))?;
+        let rows =
+            stmt.query_map(params![since, limit as i64], |r| r.get::<_, String>(0)).map_err(self.err("reading"))?;
         let mut out = Vec::new();
         for row in rows {
             let text = row.map_err(self.err("reading"))?;

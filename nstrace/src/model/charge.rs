@@ -56,6 +56,9 @@ impl UserNsCharges {
     /// A user namespace record's counts and limits (None: not read).
     pub fn of_record(r: &NsInfoRecord) -> Option<Box<UserNsCharges>> {
         let limits = r.limits.map(known);
-        limits.iter().any(Option::is_some).then(|| Box::new(UserNsCharges { counts: r.charged_counts.map(known), limits }))
+        limits
+            .iter()
+            .any(Option::is_some)
+            .then(|| Box::new(UserNsCharges { counts: r.charged_counts.map(known), limits }))
     }
 }

@@ -83,11 +83,14 @@ fn event_text_raw(e: &Event) -> String {
             target,
             path.as_ref().map(|p| format!(" (= {p})")).unwrap_or_default()
         ),
-        Event::Refused { time, pid, tid, comm, uid, syscall, flags_text, errno, text, container, .. } => format!(
-            "{} refused    {comm}[{pid}/{tid}] uid={uid}{} {syscall} flags={flags_text} result={errno}: {text}",
-            clock_time(*time),
-            container.as_ref().map(|c| format!(" container={c}")).unwrap_or_default()
-        ),
+        Event::Refused { time, pid, tid, comm, uid, syscall, flags_text, errno, text, explain, container, .. } => {
+            format!(
+                "{} refused    {comm}[{pid}/{tid}] uid={uid}{} {syscall} flags={flags_text} result={errno}: {text}{}",
+                clock_time(*time),
+                container.as_ref().map(|c| format!(" container={c}")).unwrap_or_default(),
+                explain.as_ref().map(|c| format!("; what counts: {c}")).unwrap_or_default()
+            )
+        }
         Event::Lost { time, kind, count, total } => {
             format!("{} lost       {count} {kind} records (total {total}); resyncing", clock_time(*time))
         }

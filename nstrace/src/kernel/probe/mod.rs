@@ -129,6 +129,9 @@ pub struct Report {
     /// Whether the fd walk (nsfs files from every file table) loaded and
     /// ran beside the task walk; without it fds come from /proc.
     pub fd_walk: Option<Check>,
+    /// How `limits` counts namespaces against their limits: the kernel's own
+    /// `struct ucounts` read by the walk, or derived (estimated).
+    pub limits: Option<Check>,
 }
 
 impl Report {
@@ -204,6 +207,7 @@ pub fn probe() -> Report {
         mechanisms: MechanismReport::empty(),
         tree_walk: None,
         fd_walk: None,
+        limits: None,
     };
     report.mechanisms = select_mechanisms(&report, &Overrides::default());
     report

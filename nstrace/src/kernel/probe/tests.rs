@@ -60,6 +60,7 @@ fn synthetic(fail: &[&str]) -> Report {
         mechanisms: MechanismReport::empty(),
         tree_walk: None,
         fd_walk: None,
+        limits: None,
     };
     r.mechanisms = select_mechanisms(&r, &Overrides::default());
     r
