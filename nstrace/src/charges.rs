@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::{
     model::{Namespace, NsKey},
+    procfs::userns::UserNsFacts,
     store::NsStore,
 };
 
@@ -28,8 +29,9 @@ const MAX_CHAIN: usize = 40;
 pub enum CountSource {
     /// The kernel's own `struct ucounts`, read by the tree walk (6.18+).
     Kernel,
-    /// Derived from the namespaces nstrace sees: the charged uid was not
-    /// read, so every namespace counts against uid "unknown" at its owner.
+    /// Derived from the namespaces nstrace sees (an estimate): the
+    /// creator's euid was not read, so each namespace is taken to be
+    /// charged to the owner uid of its owning user namespace.
     Derived,
 }
 
@@ -89,13 +91,21 @@ pub struct ChargeTable {
 type LevelKey = (u64, Option<u32>, NsType);
 
 /// The initial namespaces are never charged; where charges were not read,
-/// the ones with a fixed inode are left out by it.
-fn initial_inode(inode: u64) -> bool {
-    inode >= 0xEFFF_FFFA
+/// the ones with a fixed inode (`PROC_*_INIT_INO`) are left out by it,
+/// and the net and mount namespaces `facts` says are the host's.
+fn initial(inode: u64, facts: &UserNsFacts) -> bool {
+    (0xEFFF_FFFA..=0xEFFF_FFFF).contains(&inode) || facts.initial.contains(&inode)
 }
 
-/// The charge table of `store`'s live namespaces.
+/// The charge table of `store`'s live namespaces, from the kernel's
+/// charges where the walk read them.
 pub fn table(store: &NsStore) -> ChargeTable {
+    table_with(store, &UserNsFacts::default())
+}
+
+/// [`table`], with owner uids and limits read from /proc (`facts`) for a
+/// store whose walk read no charges (before 6.18).
+pub fn table_with(store: &NsStore, facts: &UserNsFacts) -> ChargeTable {
     let users: HashMap<u64, &Namespace> =
         store.live().filter(|ns| ns.row.ns_type == NsType::User).map(|ns| (ns.row.inode, ns)).collect();
     let exact = store.live().any(|ns| ns.row.charge.is_some());
@@ -105,11 +115,15 @@ pub fn table(store: &NsStore) -> ChargeTable {
         let row = &ns.row;
         let charged = match (exact, row.charge) {
             (true, None) => continue,
-            (false, _) if initial_inode(row.inode) => continue,
+            (false, _) if initial(row.inode, facts) => continue,
             _ => row.charge,
         };
         let Some(owner) = row.owner else { continue };
-        let level0 = (owner, charged.map(|c| c.uid), row.ns_type);
+        let uid0 = match charged {
+            Some(c) => Some(c.uid),
+            None => facts.owner_uid.get(&owner).copied(),
+        };
+        let level0 = (owner, uid0, row.ns_type);
         if let Some(count) = charged.and_then(|c| c.count) {
             kernel.insert(level0, count);
         }
@@ -128,10 +142,11 @@ pub fn table(store: &NsStore) -> ChargeTable {
         for _ in 0..MAX_CHAIN {
             let Some(user) = users.get(&at) else { break };
             let Some(parent) = user.row.owner else { break };
-            let uid = user.row.charge.map(|c| c.uid);
-            if exact && uid.is_none() {
-                break;
-            }
+            let uid = match user.row.charge {
+                Some(c) => Some(c.uid),
+                None if exact => break,
+                None => facts.owner_uid.get(&at).copied(),
+            };
             derived.entry((parent, uid, row.ns_type)).or_default().push(row.key());
             at = parent;
         }
@@ -147,7 +162,10 @@ pub fn table(store: &NsStore) -> ChargeTable {
             let kernel_used = if exact { Some(kernel.get(&key).copied().unwrap_or(0)) } else { None };
             let derived_used = u32::try_from(members.len()).unwrap_or(u32::MAX);
             let used = kernel_used.unwrap_or(derived_used);
-            let limit = user.and_then(|u| u.row.user_charges.as_deref()).and_then(|c| c.limit(ns_type));
+            let limit = user
+                .and_then(|u| u.row.user_charges.as_deref())
+                .and_then(|c| c.limit(ns_type))
+                .or_else(|| facts.limits.get(&user_ns).and_then(|l| l[ns_type as usize]));
             Level {
                 user_ns,
                 user_ns_id: user.and_then(|u| u.row.id),

@@ -1,6 +1,7 @@
 use nstrace_common::{event::NsInfoRecord, ns::NsType};
 
 use super::*;
+use crate::procfs::userns::UserNsFacts;
 use crate::{
     procfs::holders::HolderScan,
     store::tests::walk_row,
@@ -108,4 +109,10 @@ fn without_the_kernels_counts_they_are_derived() {
     assert_eq!(t.counts, CountSource::Derived);
     assert_eq!(t.levels.len(), 1, "{:#?}", t.levels);
     assert_eq!((t.levels[0].uid, t.levels[0].derived_used, t.levels[0].kernel_used), (None, 1, None));
+    // With the owner uids and limits /proc gives: charged to the owner's uid.
+    let mut facts = UserNsFacts::default();
+    facts.owner_uid.insert(0xEFFF_FFFD, 0);
+    facts.limits.insert(0xEFFF_FFFD, [Some(5); 8]);
+    let t = table_with(&store(&[host, uts]), &facts);
+    assert_eq!((t.levels[0].uid, t.levels[0].limit, t.levels[0].headroom), (Some(0), Some(5), Some(4)));
 }

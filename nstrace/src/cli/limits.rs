@@ -84,8 +84,9 @@ fn counts_text(c: CountSource) -> &'static str {
     match c {
         CountSource::Kernel => "the kernel's own counts (struct ucounts, read by the namespace-tree walk)",
         CountSource::Derived => {
-            "estimated from the namespaces seen and their owners: this kernel's walk does not read \
-             the charged uid, so counts are per owner, not per uid, and limits below the host are unknown"
+            "estimated: derived from the namespaces seen (the kernel's own counts come with the namespace-tree walk, \
+             6.18+); each is taken to be charged to the owner uid of its user namespace (the \
+             creator's euid is not readable here); limits read inside each user namespace that has a process"
         }
     }
 }
@@ -93,7 +94,10 @@ fn counts_text(c: CountSource) -> &'static str {
 /// The limits of `store`'s namespaces (a snapshot's, or the service's).
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
-    let table: ChargeTable = crate::charges::table(store);
+    let table: ChargeTable = match store.live().any(|ns| ns.row.charge.is_some()) {
+        true => crate::charges::table(store),
+        false => crate::charges::table_with(store, &crate::procfs::userns::gather(&user_namespaces(store))),
+    };
     let wanted = |l: &&Level| {
         (types.is_empty() || types.contains(&l.ns_type))
             && args.uid.is_none_or(|u| l.uid == Some(u))
@@ -146,6 +150,15 @@ fn raise_command(store: &NsStore, l: &Level) -> Option<String> {
     let script = format!("echo {to} > /proc/sys/user/{}", l.sysctl());
     let argv = ["nsenter", "--user", "--target", &pid.to_string(), "sh", "-c", &script].map(String::from);
     Some(crate::present::advice::shell_line(&argv))
+}
+
+/// Each live user namespace with a path to it (a process in it).
+fn user_namespaces(store: &NsStore) -> Vec<(u64, std::path::PathBuf)> {
+    store
+        .live()
+        .filter(|ns| ns.row.ns_type == NsType::User)
+        .filter_map(|ns| Some((ns.row.inode, format!("/proc/{}/ns/user", ns.row.pids.first()?).into())))
+        .collect()
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {

@@ -13,3 +13,4 @@ pub mod namespaces;
 pub mod netnsid;
 pub mod nsfs;
 pub mod sockets;
+pub mod userns;
