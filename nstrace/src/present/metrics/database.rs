@@ -18,6 +18,7 @@ pub enum RequestLabel {
     ls,
     why,
     leaks,
+    limits,
     history,
     invalid,
 }
@@ -28,6 +29,7 @@ impl RequestLabel {
             "ls" => RequestLabel::ls,
             "why" => RequestLabel::why,
             "leaks" => RequestLabel::leaks,
+            "limits" => RequestLabel::limits,
             "history" => RequestLabel::history,
             _ => RequestLabel::invalid,
         }

@@ -309,3 +309,72 @@ fn a_lifetime_that_is_not_a_duration_is_counted_as_a_death_but_not_observed() {
     assert_eq!(sample(&text, r#"nstrace_namespace_lifetime_seconds_count{type="ipc"}"#), Some("1"), "{text}");
     assert_eq!(sample(&text, r#"nstrace_namespace_lifetime_seconds_sum{type="ipc"}"#), Some("2.0"), "{text}");
 }
+
+/// A refusal is counted by type and reason; the headroom gauges follow the
+/// store's charges: the host's limit minus its most-charged uid, and the
+/// fullest level below.
+#[test]
+fn refusals_are_counted_and_headroom_follows_the_charges() {
+    use crate::refusal::RefusalReason;
+    let m = Metrics::new(Duration::from_secs(300));
+    let reason = RefusalReason::Limit {
+        ns_type: NsType::Uts,
+        user_ns: 4_026_532_100,
+        user_ns_id: None,
+        depth: 1,
+        uid: Some(0),
+        used: 2,
+        limit: 2,
+        sysctl: "max_uts_namespaces".into(),
+    };
+    m.observe(&Event::Refused {
+        time: UnixTime::from_secs(1.0),
+        pid: 7,
+        tid: 7,
+        comm: "unshare".into(),
+        uid: 0,
+        syscall: "unshare",
+        flags: NsType::Uts.clone_flag(),
+        flags_text: "CLONE_NEWUTS".into(),
+        errno: "ENOSPC",
+        types: vec![NsType::Uts],
+        text: reason.text(),
+        explain: reason.explain_command(),
+        reason,
+        container: None,
+    });
+    let text = m.encode();
+    assert_eq!(sample(&text, r#"nstrace_namespace_refusals_total{type="uts",reason="limit"}"#), Some("1"), "{text}");
+
+    use nstrace_common::event::NsInfoRecord;
+    let user = |inum: u32, parent: u32, level: u32, limit: u32, uts: u32| -> NsInfoRecord {
+        let mut r = crate::store::tests::walk_row(NsType::User, u64::from(inum), inum, 2);
+        (r.owner.inum, r.parent.inum, r.level) = (parent, parent, level);
+        if parent != 0 {
+            (r.charged, r.charged_uid) = (1, 0);
+        }
+        r.limits = [limit; 8];
+        r.charged_counts = [0; 8];
+        r.charged_counts[NsType::Uts as usize] = uts;
+        r
+    };
+    let mut uts = crate::store::tests::walk_row(NsType::Uts, 9, 900, 1);
+    uts.owner.inum = 200;
+    (uts.charged, uts.charged_uid) = (2, 0);
+    uts.charged_counts[NsType::Uts as usize] = 1;
+    let store = crate::store::NsStore::from_snapshot(
+        &[user(100, 0, 0, 50, 0), user(200, 100, 1, 4, 1), uts],
+        Default::default(),
+        crate::time::Clock::with_offset(0.0),
+        crate::time::BootNs::from_nanos(1),
+    );
+    m.set_limits(&store);
+    let text = m.encode();
+    let headroom = |t: &str, level: &str| {
+        sample(&text, &format!(r#"nstrace_namespace_limit_headroom{{type="{t}",level="{level}"}}"#)).map(String::from)
+    };
+    assert_eq!(headroom("uts", "nested").as_deref(), Some("3"), "limit 4, one used: {text}");
+    assert_eq!(headroom("uts", "host").as_deref(), Some("49"), "limit 50, one used by uid 0 there: {text}");
+    assert_eq!(headroom("net", "host").as_deref(), Some("50"), "nothing charged: {text}");
+    assert_eq!(headroom("net", "nested"), None, "no nested net level: {text}");
+}
