@@ -83,9 +83,14 @@ impl DatabaseMetrics {
         );
         registry.register("database_rows_pruned", "Rows pruned by --retain and --db-max-rows", m.pruned.clone());
         registry.register_with_unit("database_size", "Size of the provenance database", Unit::Bytes, m.bytes.clone());
-        for command in
-            [RequestLabel::ls, RequestLabel::why, RequestLabel::leaks, RequestLabel::history, RequestLabel::invalid]
-        {
+        for command in [
+            RequestLabel::ls,
+            RequestLabel::why,
+            RequestLabel::leaks,
+            RequestLabel::limits,
+            RequestLabel::history,
+            RequestLabel::invalid,
+        ] {
             let _ = m.requests.get_or_create(&RequestLabels { command });
         }
         registry.register("service_requests", "Requests the service socket received, by command", m.requests.clone());
