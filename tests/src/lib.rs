@@ -6,6 +6,7 @@ pub mod exporter;
 pub mod podman;
 pub mod service;
 mod trace;
+pub mod userns;
 
 pub use trace::Trace;
 

@@ -86,7 +86,7 @@ fn counts_text(c: CountSource) -> &'static str {
         CountSource::Derived => {
             "estimated: derived from the namespaces seen (the kernel's own counts come with the namespace-tree walk, \
              6.18+); each is taken to be charged to the owner uid of its user namespace (the \
-             creator's euid is not readable here); limits read inside each user namespace that has a process"
+             creator's euid is not readable here); limits read inside each user namespace (through a process in it or below it)"
         }
     }
 }

@@ -80,7 +80,9 @@ fn limits_inside(fd: &OwnedFd) -> Option<Limits> {
 }
 
 /// Facts of the user namespaces `users` names (inode, a path to it: an
-/// nsfs file); the one nstrace runs in is read directly.
+/// nsfs file) and of their ancestors (reached by `NS_GET_PARENT`: one
+/// without a process of its own still has its limits read); the one
+/// nstrace runs in is read directly.
 pub fn gather(users: &[(u64, PathBuf)]) -> UserNsFacts {
     let mut facts = UserNsFacts::default();
     let own = nsfs::open(Path::new("/proc/self/ns/user")).ok().and_then(|f| nsfs::inode(f).ok());
@@ -99,20 +101,34 @@ pub fn gather(users: &[(u64, PathBuf)]) -> UserNsFacts {
         if nsfs::inode(&fd).ok() != Some(*inode) {
             continue;
         }
-        if let Ok(uid) = nsfs::owner_uid(&fd) {
-            facts.owner_uid.insert(*inode, uid);
-        }
-        let limits = if Some(*inode) == own {
-            let read = |t: NsType| std::fs::read_to_string(sysctl_path(t)).ok()?.trim().parse().ok();
-            Some(NsType::ALL.map(read))
-        } else {
-            limits_inside(&fd)
-        };
-        if let Some(l) = limits {
-            facts.limits.insert(*inode, l);
+        // Up to the host's (or the first one already read): 33 levels at most.
+        let mut at = Some(fd);
+        for _ in 0..40 {
+            let Some(fd) = at.take() else { break };
+            let Ok(inode) = nsfs::inode(&fd) else { break };
+            if facts.limits.contains_key(&inode) {
+                break;
+            }
+            read_one(&mut facts, inode, &fd, own);
+            at = nsfs::parent(&fd).ok().flatten();
         }
     }
     facts
+}
+
+fn read_one(facts: &mut UserNsFacts, inode: u64, fd: &OwnedFd, own: Option<u64>) {
+    if let Ok(uid) = nsfs::owner_uid(fd) {
+        facts.owner_uid.insert(inode, uid);
+    }
+    let limits = if Some(inode) == own {
+        let read = |t: NsType| std::fs::read_to_string(sysctl_path(t)).ok()?.trim().parse().ok();
+        Some(NsType::ALL.map(read))
+    } else {
+        limits_inside(fd)
+    };
+    if let Some(l) = limits {
+        facts.limits.insert(inode, l);
+    }
 }
 
 #[cfg(test)]
