@@ -36,6 +36,9 @@ const LIFETIME_BUCKETS: [f64; 14] =
 
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
+/// How often the limit headroom gauges are recomputed from the table.
+const LIMITS_EVERY: Duration = Duration::from_secs(2);
+
 /// What the gauges need to know of one row of the live table.
 #[derive(Clone, Copy, Debug)]
 pub struct RowFacts {
@@ -78,6 +81,9 @@ pub struct Metrics {
     leak_suspects: Family<TypeLabels, Gauge>,
     leak_suspects_by_runtime: Family<TypeRuntimeLabels, Gauge>,
     limit_headroom: Family<TypeLimitLevelLabels, Gauge>,
+    /// When the headroom was last computed: at most every
+    /// [`LIMITS_EVERY`], as it walks every row.
+    limits_at: std::sync::Mutex<Option<std::time::Instant>>,
     refusals: Family<TypeRefusalLabels, Counter>,
     events_lost: Counter,
     resyncs: Counter,
@@ -117,6 +123,7 @@ impl Metrics {
             leak_suspects: Family::default(),
             leak_suspects_by_runtime: Family::default(),
             limit_headroom: Family::default(),
+            limits_at: std::sync::Mutex::new(None),
             refusals: Family::default(),
             events_lost: Counter::default(),
             resyncs: Counter::default(),
@@ -385,7 +392,11 @@ impl Metrics {
     pub fn set_from_monitor(&self, monitor: &Monitor) {
         let now = monitor.clock().unix(Clock::now_boot_ns());
         self.set_from_rows(monitor.rows().map(RowFacts::of), now);
-        self.set_limits(monitor.store());
+        let mut at = self.limits_at.lock().unwrap_or_else(|e| e.into_inner());
+        if at.is_none_or(|t| t.elapsed() >= LIMITS_EVERY) {
+            *at = Some(std::time::Instant::now());
+            self.set_limits(monitor.store());
+        }
         self.set_containers(monitor.rows());
         self.set_engine_stats(monitor.stats());
         self.refresh_duration.set(monitor.refresh_micros as f64 / 1e6);
