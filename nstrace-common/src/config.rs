@@ -147,6 +147,20 @@ pub const DESTROY_WORK_FN_TYPES: [crate::ns::NsType; DESTROY_WORK_FNS] =
 pub const WORK_FREE_USER_NS: usize = 1;
 pub const WORK_DESTROY_PID_NS: usize = 2;
 
+/// The fork gate's count before user space seeded it: every fork is
+/// checked while the count is not zero.
+pub const GATE_UNKNOWN: u64 = 1 << 40;
+
+/// What a run of the fork gate's seed program does (its first argument).
+pub mod fork_gate_op {
+    /// Count a task (the second argument, a tid) as pending.
+    pub const ADD: u64 = 1;
+    /// A task counted in is gone.
+    pub const REMOVE: u64 = 2;
+    /// Every pending task is counted: drop [`super::GATE_UNKNOWN`] (once).
+    pub const OPEN: u64 = 3;
+}
+
 pub mod config_flags {
     /// Offsets were filled in; programs do nothing while this is clear.
     pub const READY: u32 = 1 << 0;

@@ -44,6 +44,10 @@ pub mod names {
     pub const PROG_NS_WALK: &str = "ns_walk";
     pub const PROG_TASK_WALK: &str = "task_walk";
     pub const PROG_FD_WALK: &str = "fd_walk";
+    /// Seeds and opens the fork gate (run by user space, never attached).
+    pub const PROG_FORK_GATE_SEED: &str = "fork_gate_seed";
+    /// The fork gate's count (see the eBPF crate's `hooks::forkgate`).
+    pub const FORK_GATE_MAP: &str = "FORK_GATE";
     pub const PROG_WORKQUEUE_EXECUTE_END: &str = "workqueue_execute_end";
     pub const PROG_SYS_ENTER_UNSHARE: &str = "sys_enter_unshare";
     pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";

@@ -2,6 +2,8 @@
 //! struct offsets from the `CONFIG` global that user space fills from BTF.
 #![no_std]
 #![no_main]
+// The BPF atomic add (`hooks::forkgate`): core has no 64-bit atomics here.
+#![feature(asm_experimental_arch)]
 
 mod hooks;
 mod loops;

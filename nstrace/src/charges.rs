@@ -108,15 +108,15 @@ pub fn table(store: &NsStore) -> ChargeTable {
 pub fn table_with(store: &NsStore, facts: &UserNsFacts) -> ChargeTable {
     let users: HashMap<u64, &Namespace> =
         store.live().filter(|ns| ns.row.ns_type == NsType::User).map(|ns| (ns.row.inode, ns)).collect();
-    let exact = store.live().any(|ns| ns.row.charge.is_some());
+    let exact = store.live().any(|ns| ns.row.charged().is_some());
     let mut derived: HashMap<LevelKey, Vec<NsKey>> = HashMap::new();
     let mut kernel: HashMap<LevelKey, u32> = HashMap::new();
     for ns in store.live() {
         let row = &ns.row;
-        let charged = match (exact, row.charge) {
+        let charged = match (exact, row.charged()) {
             (true, None) => continue,
             (false, _) if initial(row.inode, facts) => continue,
-            _ => row.charge,
+            _ => row.charged(),
         };
         let Some(owner) = row.owner else { continue };
         let uid0 = match charged {
@@ -124,7 +124,7 @@ pub fn table_with(store: &NsStore, facts: &UserNsFacts) -> ChargeTable {
             None => facts.owner_uid.get(&owner).copied(),
         };
         let level0 = (owner, uid0, row.ns_type);
-        if let Some(count) = charged.and_then(|c| c.count) {
+        if let Some(count) = charged.and_then(|c| c.count()) {
             kernel.insert(level0, count);
         }
         if let Some(counts) = row.user_charges.as_deref()
@@ -142,7 +142,7 @@ pub fn table_with(store: &NsStore, facts: &UserNsFacts) -> ChargeTable {
         for _ in 0..MAX_CHAIN {
             let Some(user) = users.get(&at) else { break };
             let Some(parent) = user.row.owner else { break };
-            let uid = match user.row.charge {
+            let uid = match user.row.charged() {
                 Some(c) => Some(c.uid),
                 None if exact => break,
                 None => facts.owner_uid.get(&at).copied(),

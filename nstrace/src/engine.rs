@@ -208,6 +208,11 @@ impl Engine {
         tracer.attach_task_hooks()?;
         if opts.syscall_events {
             tracer.attach_syscall_hooks()?;
+            // The syscall hooks keep the fork gate's count: it can open.
+            match tracer.open_fork_gate(crate::procfs::pending::pending_tasks) {
+                Ok(n) => log::debug!("fork gate open ({n} pending tasks)"),
+                Err(e) => log::warn!("every fork is checked: {}", crate::chain::Chain(&e)),
+            }
             // Best effort: without it pins are recorded, not attributed.
             if let Err(e) = tracer.attach_mount_hooks() {
                 log::warn!("bind mounts will not be attributed to their makers: {}", crate::chain::Chain(&e));

@@ -182,18 +182,16 @@ pub struct NsRow {
     pub host_tasks: u32,
     /// The host uid the kernel charges it to (the creator's euid), where
     /// read (6.18+ walk).
-    #[serde(rename = "charged_uid", serialize_with = "charge_uid", skip_serializing_if = "Option::is_none")]
-    pub charge: Option<Charge>,
+    /// (`Charge::UNKNOWN` where not read: no Option, the row stays small.)
+    #[serde(rename = "charged_uid", serialize_with = "charge_uid", skip_serializing_if = "Charge::is_unknown")]
+    pub charge: Charge,
     /// User namespaces: their entry's counts in the parent and their limits.
     #[serde(skip)]
     pub user_charges: Option<Box<UserNsCharges>>,
 }
 
-fn charge_uid<S: serde::Serializer>(c: &Option<Charge>, s: S) -> Result<S::Ok, S::Error> {
-    match c {
-        Some(c) => s.serialize_u32(c.uid),
-        None => s.serialize_none(),
-    }
+fn charge_uid<S: serde::Serializer>(c: &Charge, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u32(c.uid)
 }
 
 impl NsRow {
@@ -216,7 +214,7 @@ impl NsRow {
             command: None,
             containers: Box::default(),
             host_tasks: 0,
-            charge: None,
+            charge: Charge::UNKNOWN,
             user_charges: None,
         }
     }
@@ -237,6 +235,11 @@ impl NsRow {
     pub fn shared_by(&self) -> Option<usize> {
         (self.containers.len() > 1 || (self.host_tasks > 0 && !self.containers.is_empty()))
             .then_some(self.containers.len())
+    }
+
+    /// What the kernel charges it to, where the walk read it.
+    pub fn charged(&self) -> Option<Charge> {
+        (!self.charge.is_unknown()).then_some(self.charge)
     }
 
     /// Its key, with its id where known.
@@ -586,6 +589,7 @@ mod tests {
     fn a_record_keeps_its_lists_one_word_each() {
         let word = size_of::<usize>();
         assert_eq!((size_of::<SeenIn>(), size_of::<Pins>(), size_of::<History>()), (word, word, word));
-        assert_eq!(size_of::<Namespace>(), 256);
+        // 256 before the kernel's charge (8 bytes) and a user namespace's limits (boxed: 8).
+        assert_eq!(size_of::<Namespace>(), 272);
     }
 }

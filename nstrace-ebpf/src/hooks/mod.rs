@@ -1,4 +1,5 @@
 pub mod create;
+pub mod forkgate;
 pub mod free;
 pub mod kernfn;
 pub mod mount;

@@ -22,6 +22,7 @@ use nstrace_common::{
 use crate::{
     hooks::{
         create::report_new_namespaces,
+        forkgate,
         refusal::{is_refusal, report_refusal},
         task::{is_self, read_task_set},
     },
@@ -109,6 +110,10 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
     let flags = unsafe { (*inflight).flags };
     if kind == EventKind::Unshare && is_refusal(ret) {
         report_refusal(refused_syscall::UNSHARE, ret, flags);
+    }
+    if ret == 0 {
+        // Its namespaces for children may differ from its own now (or no longer).
+        forkgate::note(tid, task);
     }
     let changed = if ret == 0 { changed_slots(unsafe { &(*inflight).before }, &set.refs) } else { 0 };
     let _ = INFLIGHT.remove(&tid);

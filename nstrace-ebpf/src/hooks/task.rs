@@ -27,7 +27,10 @@ use nstrace_common::{
 };
 
 use crate::{
-    hooks::create::{ALL_SLOTS, known_key, report_new_namespaces},
+    hooks::{
+        create::{ALL_SLOTS, known_key, report_new_namespaces},
+        forkgate::{self, gate_closed},
+    },
     maps::{EVENTS, KNOWN, TASK_NS_SET, TaskNsSet, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
 };
@@ -149,7 +152,8 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     // Decided before anything else is read: most tasks change nothing.
     let every = flags & config_flags::TASK_RECORDS != 0;
     let wanted = match kind {
-        EventKind::Fork => every || !fork_kept_namespaces(task, clone_flags as u64),
+        // The gate is kept whether or not every fork is a record.
+        EventKind::Fork => !fork_kept_namespaces(task, clone_flags as u64) || every,
         EventKind::Exec => every || !exec_kept_namespaces(task),
         _ => flags & config_flags::EXACT_DESTROY == 0 && exit_may_end_namespaces(task),
     };
@@ -190,12 +194,22 @@ fn pid_level(task: u64) -> u32 {
 /// level iff it differs); the user namespace changes only with
 /// `CLONE_NEWUSER`. A thread shares all of them (the kernel refuses
 /// `CLONE_THREAD` otherwise). Four reads, and none for a thread.
+///
+/// While no task is pending (see `hooks::forkgate`), a fork without a
+/// `CLONE_NEW*` flag keeps them for certain: one array lookup, no read.
 #[inline(always)]
 fn fork_kept_namespaces(child: u64, clone_flags: u64) -> bool {
-    if clone_flags & CLONE_NEW_MASK != 0 {
+    let closed = gate_closed();
+    let new = clone_flags & CLONE_NEW_MASK != 0;
+    if closed || new {
+        // A child of a pending task may be pending too: a thread, a
+        // CLONE_VM child of one whose time namespace for children differs.
+        forkgate::note(u32_at(child, config!(offsets.task_pid)), child);
+    }
+    if new {
         return false;
     }
-    if clone_flags & CLONE_THREAD != 0 {
+    if !closed || clone_flags & CLONE_THREAD != 0 {
         return true;
     }
     let parent = unsafe { bpf_get_current_task() };
@@ -321,6 +335,13 @@ pub fn task_newtask(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     let task: u64 = ctx.arg(0);
+    if gate_closed() {
+        // Exec enters the time namespace for children, and a thread that
+        // execs takes its leader's tid (`old_pid` was its own).
+        let old_pid = ctx.arg::<u64>(1) as u32;
+        forkgate::forget(old_pid);
+        forkgate::note(bpf_get_current_pid_tgid() as u32, task);
+    }
     let _ = emit_task_event(EventKind::Exec, task, 0);
     0
 }
@@ -329,6 +350,9 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let task: u64 = ctx.arg(0);
+    if gate_closed() {
+        forkgate::forget(bpf_get_current_pid_tgid() as u32);
+    }
     let _ = emit_task_event(EventKind::Exit, task, 0);
     0
 }

@@ -94,7 +94,7 @@ fn counts_text(c: CountSource) -> &'static str {
 /// The limits of `store`'s namespaces (a snapshot's, or the service's).
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
-    let table: ChargeTable = match store.live().any(|ns| ns.row.charge.is_some()) {
+    let table: ChargeTable = match store.live().any(|ns| ns.row.charged().is_some()) {
         true => crate::charges::table(store),
         false => crate::charges::table_with(store, &crate::procfs::userns::gather(&user_namespaces(store))),
     };

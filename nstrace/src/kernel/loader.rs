@@ -164,7 +164,9 @@ impl Tracer {
             .map_max_entries(names::KNOWN_MAP, opts.known_entries)
             .load(EBPF_OBJECT)?;
         log::debug!("object loaded at {:?}", t.elapsed());
-        Ok(Tracer { ebpf, config, aya_btf: None })
+        let mut tracer = Tracer { ebpf, config, aya_btf: None };
+        tracer.close_fork_gate()?;
+        Ok(tracer)
     }
 
     pub fn config(&self) -> &Config {
@@ -198,6 +200,41 @@ impl Tracer {
             return Err(LoaderError::Tracefs(syscall_record_error()));
         }
         self.attach_tracepoints(&names::SYSCALL_TRACEPOINTS)
+    }
+
+    /// Every fork is checked until [`Tracer::open_fork_gate`] (see the
+    /// eBPF crate's `hooks::forkgate`): written before any hook attaches.
+    fn close_fork_gate(&mut self) -> Result<(), LoaderError> {
+        let name = names::FORK_GATE_MAP;
+        let map = self.ebpf.map_mut(name).ok_or(LoaderError::MissingMap(name))?;
+        let mut gate: Array<_, u64> = Array::try_from(map).map_err(|source| LoaderError::Map { name, source })?;
+        gate.set(0, nstrace_common::config::GATE_UNKNOWN, 0).map_err(|source| LoaderError::Map { name, source })
+    }
+
+    /// Counts the tasks that were pending before the hooks attached (their
+    /// forks may change namespaces without CLONE_NEW*; `pending`, from
+    /// /proc), then opens the fork gate: from here a plain fork is decided
+    /// with no kernel read while no task is pending. Call after the task
+    /// and syscall hooks are attached (they keep the count from then on).
+    pub fn open_fork_gate(&mut self, pending: impl Fn() -> Vec<u32>) -> Result<usize, LoaderError> {
+        use nstrace_common::config::fork_gate_op;
+        let name = names::PROG_FORK_GATE_SEED;
+        let prog = self.raw_tracepoint(name)?;
+        prog.load().map_err(|source| LoaderError::Program { name, source })?;
+        let seed = crate::kernel::test_run::WalkProgram::from_loaded(prog)
+            .map_err(|source| LoaderError::Program { name, source })?;
+        let tids = pending();
+        for &tid in &tids {
+            seed.run_with(&[fork_gate_op::ADD, u64::from(tid)])?;
+        }
+        // One that went between the scan and its count would stay counted.
+        for &tid in &tids {
+            if !std::path::Path::new(&format!("/proc/{tid}")).exists() {
+                seed.run_with(&[fork_gate_op::REMOVE, u64::from(tid)])?;
+            }
+        }
+        seed.run_with(&[fork_gate_op::OPEN, 0])?;
+        Ok(tids.len())
     }
 
     /// Loads and attaches (classic) tracepoint programs.

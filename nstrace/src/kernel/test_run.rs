@@ -46,10 +46,14 @@ impl WalkProgram {
     /// One BPF_PROG_TEST_RUN with zeroed raw-tracepoint arguments; the
     /// program's outcome is in the maps it writes.
     pub fn run(&self) -> io::Result<()> {
-        let args = [0u64; RAW_TP_ARGS];
+        self.run_with(&[0u64; RAW_TP_ARGS])
+    }
+
+    /// One BPF_PROG_TEST_RUN with these raw-tracepoint arguments.
+    pub fn run_with(&self, args: &[u64]) -> io::Result<()> {
         let mut attr = zeroed_attr();
         attr.test.prog_fd = self.fd.as_raw_fd() as u32;
-        attr.test.ctx_size_in = std::mem::size_of_val(&args) as u32;
+        attr.test.ctx_size_in = std::mem::size_of_val(args) as u32;
         attr.test.ctx_in = args.as_ptr() as u64;
         bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr)?;
         Ok(())

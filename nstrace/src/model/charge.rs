@@ -16,9 +16,25 @@ use serde::Serialize;
 pub struct Charge {
     /// The host uid charged: the creator's euid.
     pub uid: u32,
-    /// The kernel's count of this namespace's type in its entry.
+    /// The kernel's count of this namespace's type in its entry
+    /// ([`COUNT_UNKNOWN`]: not read): a sentinel, not an Option, to keep
+    /// the row small (one per namespace).
     #[serde(skip)]
-    pub count: Option<u32>,
+    pub kernel_count: u32,
+}
+
+impl Charge {
+    /// Not read (before 6.18, or from /proc).
+    pub const UNKNOWN: Charge = Charge { uid: UID_UNKNOWN, kernel_count: COUNT_UNKNOWN };
+
+    pub fn is_unknown(&self) -> bool {
+        self.uid == UID_UNKNOWN
+    }
+
+    /// The kernel's count of this namespace's type in its entry, if read.
+    pub fn count(&self) -> Option<u32> {
+        known(self.kernel_count)
+    }
 }
 
 /// A user namespace's own entry in its parent (held by its owner's uid):
@@ -48,7 +64,7 @@ impl Charge {
     /// The charge a snapshot record carries (None: not read).
     pub fn of_record(r: &NsInfoRecord, ty: NsType) -> Option<Charge> {
         (r.charged_uid != UID_UNKNOWN && r.charged != 0)
-            .then(|| Charge { uid: r.charged_uid, count: known(r.charged_counts[ty as usize]) })
+            .then(|| Charge { uid: r.charged_uid, kernel_count: r.charged_counts[ty as usize] })
     }
 }
 

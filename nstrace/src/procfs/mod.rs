@@ -12,5 +12,6 @@ pub mod listns;
 pub mod namespaces;
 pub mod netnsid;
 pub mod nsfs;
+pub mod pending;
 pub mod sockets;
 pub mod userns;

@@ -27,7 +27,7 @@ pub(super) fn row_of(r: &NsInfoRecord) -> Option<NsRow> {
         owner: (r.owner.inum != 0).then_some(u64::from(r.owner.inum)),
         parent: (tree && r.parent.inum != 0).then_some(u64::from(r.parent.inum)),
         level: tree.then_some(r.level),
-        charge: Charge::of_record(r, key.ns_type),
+        charge: Charge::of_record(r, key.ns_type).unwrap_or(Charge::UNKNOWN),
         user_charges: if key.ns_type == NsType::User { UserNsCharges::of_record(r) } else { None },
         ..NsRow::new(key.ns_type, key.inode)
     })

@@ -70,7 +70,7 @@ impl NsStore {
                 }
                 // The kernel's counts move with every creation and death.
                 if let Some(charge) = Charge::of_record(r, key.ns_type) {
-                    ns.row.charge = Some(charge);
+                    ns.row.charge = charge;
                 }
                 if key.ns_type == NsType::User
                     && let Some(charges) = UserNsCharges::of_record(r)
