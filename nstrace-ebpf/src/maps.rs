@@ -63,6 +63,11 @@ pub fn count_lost(kind: u32) {
     if let Some(p) = LOST.get_ptr_mut(kind) {
         unsafe { *p += 1 };
     }
+    // Slot 0 (no kind) totals them: user space reads one slot to learn
+    // that nothing was lost.
+    if let Some(p) = LOST.get_ptr_mut(0) {
+        unsafe { *p += 1 };
+    }
 }
 
 /// Namespaces already reported as created (key: `hooks::create::known_key`),

@@ -142,7 +142,8 @@ pub async fn run(args: Args) -> Result<i32> {
     };
     let shared = Arc::new(Shared::new(metrics.with_database(), stale_after));
     flush_provenance(&mut monitor, &writer, &mut names);
-    publish(&shared, &monitor, &writer);
+    let mut publisher = Publisher::default();
+    publisher.publish(&shared, &monitor, &writer);
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut server = tokio::spawn(http::serve(listener, shared.clone(), Limits::default(), async move {
@@ -195,7 +196,7 @@ pub async fn run(args: Args) -> Result<i32> {
                     }
                     flush_provenance(&mut monitor, &writer, &mut names);
                     if last_publish.elapsed() >= PUBLISH_EVERY {
-                        publish(&shared, &monitor, &writer);
+                        publisher.publish(&shared, &monitor, &writer);
                         last_publish = Instant::now();
                     }
                 }
@@ -370,10 +371,40 @@ fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut crate::c
     writer.send(changes);
 }
 
-fn publish(shared: &Shared, monitor: &Monitor, writer: &Writer) {
+/// Publishes the metrics and health; the per-row gauges (a pass over every
+/// row) only when the table may have changed (records read, walks done)
+/// or [`ROWS_AT_LEAST_EVERY`] passed (ages grow on their own).
+#[derive(Default)]
+struct Publisher {
+    /// Records and walks the engine had counted at the last row pass.
+    seen: Option<(u64, u64)>,
+    rows_at: Option<Instant>,
+}
+
+/// The age gauges are at most this old on an idle host.
+const ROWS_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
+
+impl Publisher {
+    fn publish(&mut self, shared: &Shared, monitor: &Monitor, writer: &Writer) {
+        let stats = monitor.stats();
+        let now = (stats.records, stats.walks);
+        let rows = self.seen != Some(now) || self.rows_at.is_none_or(|t| t.elapsed() >= ROWS_AT_LEAST_EVERY);
+        if rows {
+            self.seen = Some(now);
+            self.rows_at = Some(Instant::now());
+        }
+        publish(shared, monitor, writer, rows);
+    }
+}
+
+fn publish(shared: &Shared, monitor: &Monitor, writer: &Writer, rows: bool) {
     let health = writer.health();
     shared.with_metrics(|m| {
-        m.set_from_monitor(monitor);
+        if rows {
+            m.set_from_monitor(monitor);
+        } else {
+            m.set_engine_stats(monitor.stats());
+        }
         m.set_database(&health);
     });
     let mut degraded: Vec<String> = health.error.map(|e| format!("provenance database: {e}")).into_iter().collect();

@@ -20,6 +20,8 @@ pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20
 pub struct EventStream {
     ring: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
+    /// The total (slot 0) when the per-kind counts were last read, and them.
+    lost_seen: (u64, Vec<(EventKind, u64)>),
 }
 
 impl EventStream {
@@ -29,7 +31,7 @@ impl EventStream {
         // so the fd stays open for as long as it is registered.
         let ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
             .map_err(|e| LoaderError::Io(std::io::Error::other(e.to_string())))?;
-        Ok(EventStream { ring, lost })
+        Ok(EventStream { ring, lost, lost_seen: (0, Vec::new()) })
     }
 
     /// Waits until records are available (the programs wake the reader only
@@ -70,17 +72,26 @@ impl EventStream {
         n
     }
 
-    /// Ring-buffer reserve failures so far, per event kind (summed over CPUs).
-    pub fn lost_counts(&self) -> Result<Vec<(EventKind, u64)>, LoaderError> {
-        let mut out = Vec::new();
-        for kind in 0..MAX_EVENT_KIND {
+    /// Ring-buffer reserve failures so far, per event kind (summed over
+    /// CPUs). One map read while the total (slot 0) has not moved.
+    pub fn lost_counts(&mut self) -> Result<Vec<(EventKind, u64)>, LoaderError> {
+        let read = |kind: u32| -> Result<u64, LoaderError> {
             let values =
                 self.lost.get(&kind, 0).map_err(|source| LoaderError::Map { name: names::LOST_MAP, source })?;
-            let total: u64 = values.iter().sum();
+            Ok(values.iter().sum())
+        };
+        let total = read(0)?;
+        if total == self.lost_seen.0 {
+            return Ok(self.lost_seen.1.clone());
+        }
+        let mut out = Vec::new();
+        for kind in 1..MAX_EVENT_KIND {
+            let total = read(kind)?;
             if let (Some(kind), true) = (EventKind::from_u32(kind), total > 0) {
                 out.push((kind, total));
             }
         }
+        self.lost_seen = (total, out.clone());
         Ok(out)
     }
 }
