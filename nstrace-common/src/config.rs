@@ -110,6 +110,9 @@ pub struct KernelOffsets {
     /// Offset inside `struct user_namespace` of each type's limit
     /// (`ucount_max[i]`), indexed by `NsType`.
     pub ucount_max_of: [u32; NS_TYPES],
+    /// Offset in `struct pt_regs` of a syscall's first argument (x86_64:
+    /// `di`): the flags of a refused clone, read at its exit.
+    pub pt_regs_arg0: u32,
 }
 
 /// Everything the programs need besides offsets.
@@ -246,6 +249,7 @@ impl KernelOffsets {
             ucounts_in: [ABSENT; NS_TYPES],
             ucount_of: [ABSENT; NS_TYPES],
             ucount_max_of: [ABSENT; NS_TYPES],
+            pt_regs_arg0: ABSENT,
         }
     }
 }

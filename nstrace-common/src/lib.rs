@@ -53,9 +53,7 @@ pub mod names {
     pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
     pub const PROG_SYS_ENTER_SETNS: &str = "sys_enter_setns";
     pub const PROG_SYS_EXIT_SETNS: &str = "sys_exit_setns";
-    pub const PROG_SYS_ENTER_CLONE: &str = "sys_enter_clone";
     pub const PROG_SYS_EXIT_CLONE: &str = "sys_exit_clone";
-    pub const PROG_SYS_ENTER_CLONE3: &str = "sys_enter_clone3";
     pub const PROG_SYS_EXIT_CLONE3: &str = "sys_exit_clone3";
     pub const PROG_SYS_ENTER_MOUNT: &str = "sys_enter_mount";
     pub const PROG_SYS_EXIT_MOUNT: &str = "sys_exit_mount";
@@ -81,14 +79,12 @@ pub mod names {
     ];
     /// Syscall tracepoints of the unshare/setns family, and of clone/clone3
     /// for the creations they refuse (ENOSPC, EUSERS).
-    pub const SYSCALL_TRACEPOINTS: [Tracepoint; 8] = [
+    pub const SYSCALL_TRACEPOINTS: [Tracepoint; 6] = [
         Tracepoint { program: PROG_SYS_ENTER_UNSHARE, category: "syscalls", name: "sys_enter_unshare" },
         Tracepoint { program: PROG_SYS_EXIT_UNSHARE, category: "syscalls", name: "sys_exit_unshare" },
         Tracepoint { program: PROG_SYS_ENTER_SETNS, category: "syscalls", name: "sys_enter_setns" },
         Tracepoint { program: PROG_SYS_EXIT_SETNS, category: "syscalls", name: "sys_exit_setns" },
-        Tracepoint { program: PROG_SYS_ENTER_CLONE, category: "syscalls", name: "sys_enter_clone" },
         Tracepoint { program: PROG_SYS_EXIT_CLONE, category: "syscalls", name: "sys_exit_clone" },
-        Tracepoint { program: PROG_SYS_ENTER_CLONE3, category: "syscalls", name: "sys_enter_clone3" },
         Tracepoint { program: PROG_SYS_EXIT_CLONE3, category: "syscalls", name: "sys_exit_clone3" },
     ];
     /// Syscall tracepoints of bind mounts (who pins a namespace).
@@ -103,7 +99,7 @@ pub mod names {
     pub const DESTROY_HINT_TRACEPOINT: Tracepoint =
         Tracepoint { program: PROG_WORKQUEUE_EXECUTE_END, category: "workqueue", name: "workqueue_execute_end" };
     /// Every tracepoint nstrace attaches to, and nothing else.
-    pub const TRACEPOINTS: [Tracepoint; 16] = [
+    pub const TRACEPOINTS: [Tracepoint; 14] = [
         TASK_TRACEPOINTS[0],
         TASK_TRACEPOINTS[1],
         TASK_TRACEPOINTS[2],
@@ -113,8 +109,6 @@ pub mod names {
         SYSCALL_TRACEPOINTS[3],
         SYSCALL_TRACEPOINTS[4],
         SYSCALL_TRACEPOINTS[5],
-        SYSCALL_TRACEPOINTS[6],
-        SYSCALL_TRACEPOINTS[7],
         MOUNT_TRACEPOINTS[0],
         MOUNT_TRACEPOINTS[1],
         MOUNT_TRACEPOINTS[2],

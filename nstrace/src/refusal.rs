@@ -57,7 +57,12 @@ pub enum RefusalReason {
 impl RefusalReason {
     /// The reason of a refusal record.
     pub fn of(e: &RefusalEvent) -> RefusalReason {
-        let asked = types_in_flags(e.flags);
+        // Flags unknown (a clone's, where the registers could not be read):
+        // every type is checked, in the kernel's order.
+        let asked = match types_in_flags(e.flags) {
+            t if t.is_empty() => NsType::ALL.to_vec(),
+            t => t,
+        };
         let levels = &e.levels[..(e.level_count as usize).min(e.levels.len())];
         let caller_depth = levels.first().map_or(0, |l| l.depth);
         for t in CHECK_ORDER.into_iter().filter(|t| asked.contains(t)) {

@@ -5,8 +5,9 @@
 //! the entry its child's owner holds there; per level every type's count
 //! and that user namespace's `ucount_max`. User space finds the full level.
 //!
-//! clone/clone3 cost a plain fork one tracepoint argument read at entry and
-//! one at exit; only a clone that asks for a CLONE_NEW* flag is remembered.
+//! clone/clone3 are hooked at their exit only: a plain fork pays one
+//! argument read per run; the flags of a refused one are read then, from
+//! the task's saved registers.
 //!
 //! # Safety
 //! Tracepoint arguments through the context's bounded reads; user memory
@@ -15,12 +16,15 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
-    macros::{map, tracepoint},
-    maps::LruHashMap,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_task_btf,
+        bpf_probe_read_user, generated::bpf_task_pt_regs,
+    },
+    macros::tracepoint,
     programs::TracePointContext,
 };
 use nstrace_common::{
+    config::ABSENT,
     event::{CHARGE_LEVELS, COUNT_UNKNOWN, ChargeLevel, EventKind, RefusalEvent, UID_UNKNOWN, refused_syscall},
     ns::{CLONE_NEW_MASK, NS_TYPES, NsType},
 };
@@ -33,12 +37,6 @@ use crate::{
 
 const ENOSPC: i64 = 28;
 const EUSERS: i64 = 87;
-
-/// CLONE_NEW* flags of clone/clone3 calls between entry and exit, by
-/// thread id. LRU: a successful clone leaves its entry (deleting it would
-/// cost every such clone a map update); the next call overwrites it.
-#[map]
-static CLONE_ASKED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
 
 /// Whether a syscall result is a refusal this module explains.
 #[inline(always)]
@@ -112,38 +110,40 @@ fn fill_level(level: &mut ChargeLevel, user_ns: u64, charged: u64, uid: u32) {
     }
 }
 
+/// The flags a refused clone or clone3 asked for, read at its exit from
+/// the task's saved user registers (`bpf_task_pt_regs`; the first
+/// argument, at the `pt_regs` offset BTF gives): clone's flags, or clone3's
+/// `struct clone_args *` whose first member is the flags. 0 where unknown.
 #[inline(always)]
-fn remember(flags: u64) {
-    let new = flags & CLONE_NEW_MASK;
-    if new == 0 {
-        return;
+fn asked_flags(syscall: u32) -> u64 {
+    let off = config!(offsets.pt_regs_arg0);
+    if off == ABSENT {
+        return 0;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if is_self((pid_tgid >> 32) as u32) {
-        return;
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    let arg0 = ptr_at(regs, off);
+    if syscall == refused_syscall::CLONE {
+        return arg0 & CLONE_NEW_MASK;
     }
-    let _ = CLONE_ASKED.insert(&(pid_tgid as u32), &new, 0);
+    if arg0 == 0 {
+        return 0;
+    }
+    unsafe { bpf_probe_read_user(arg0 as *const u64) }.map_or(0, |f| f & CLONE_NEW_MASK)
 }
 
+/// A clone that failed with a refusal errno: reported with its flags. Only
+/// the exit is hooked (runs twice per fork, parent and child): a plain
+/// fork pays one argument read per run and nothing else.
 #[inline(always)]
 fn clone_exit(ctx: &TracePointContext, syscall: u32) {
     let ret = read_field(ctx, config!(tp_ret)) as i64;
-    if !is_refusal(ret) {
+    if !is_refusal(ret) || is_self((bpf_get_current_pid_tgid() >> 32) as u32) {
         return;
     }
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(&flags) = (unsafe { CLONE_ASKED.get(&tid) }) else { return };
-    let _ = CLONE_ASKED.remove(&tid);
-    report_refusal(syscall, ret, flags);
+    report_refusal(syscall, ret, asked_flags(syscall));
 }
 
 // SYSCALL_DEFINE5(clone, unsigned long, clone_flags, unsigned long, newsp, ...)
-#[tracepoint(category = "syscalls", name = "sys_enter_clone")]
-pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
-    remember(read_field(&ctx, config!(tp_arg0)));
-    0
-}
-
 #[tracepoint(category = "syscalls", name = "sys_exit_clone")]
 pub fn sys_exit_clone(ctx: TracePointContext) -> u32 {
     clone_exit(&ctx, refused_syscall::CLONE);
@@ -151,21 +151,9 @@ pub fn sys_exit_clone(ctx: TracePointContext) -> u32 {
 }
 
 // SYSCALL_DEFINE2(clone3, struct clone_args __user *, uargs, size_t, size);
-// `clone_args.flags` is its first member (u64).
-#[tracepoint(category = "syscalls", name = "sys_enter_clone3")]
-pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
-    let args = read_field(&ctx, config!(tp_arg0));
-    if args != 0
-        && let Ok(flags) = unsafe { bpf_probe_read_user(args as *const u64) }
-    {
-        remember(flags);
-    }
-    let _ = ctx.as_ptr();
-    0
-}
-
 #[tracepoint(category = "syscalls", name = "sys_exit_clone3")]
 pub fn sys_exit_clone3(ctx: TracePointContext) -> u32 {
     clone_exit(&ctx, refused_syscall::CLONE3);
+    let _ = ctx.as_ptr();
     0
 }

@@ -153,6 +153,9 @@ fn charge_offsets(
     opt: &dyn Fn(&'static str, &'static str) -> Result<u32, OffsetsError>,
 ) -> Result<(), OffsetsError> {
     o.task_cred = opt("task_struct", "cred")?;
+    // x86_64's first syscall argument register; other architectures name it
+    // otherwise (absent: a refused clone's flags stay unknown).
+    o.pt_regs_arg0 = opt("pt_regs", "di")?;
     o.cred_euid = opt("cred", "euid")?;
     o.cred_ucounts = opt("cred", "ucounts")?;
     o.ucounts_ns = opt("ucounts", "ns")?;

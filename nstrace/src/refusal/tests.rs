@@ -119,3 +119,13 @@ fn a_mount_namespace_with_no_full_level_is_mount_max() {
     assert_eq!(RefusalReason::of(&refusal(NEWNS, &[level(4_026_531_837, 0, 0)])), RefusalReason::MountMax);
     assert_eq!(RefusalReason::of(&refusal(UTS, &[level(4_026_531_837, 0, 0)])), RefusalReason::Unknown);
 }
+
+/// A clone whose flags could not be read: the first full level of any type
+/// is named.
+#[test]
+fn unknown_flags_check_every_type() {
+    let mut l = level(4_026_532_100, 1, 0);
+    l.counts[NsType::Net as usize] = 1;
+    l.limits[NsType::Net as usize] = 1;
+    assert_eq!(RefusalReason::of(&refusal(0, &[l])).ns_type(), Some(NsType::Net));
+}
