@@ -156,3 +156,59 @@ fn only_changed_namespace_sets_are_reported_unless_every_task_is_asked_for() {
     sh.wait().ok();
     pid_ns.wait().ok();
 }
+
+/// The fork gate (a plain fork decided with no kernel read while no task
+/// has a pid namespace for children of its own) must not hide the forks
+/// that do change namespaces: those of a task that unshared its pid
+/// namespace for children, whether it did so before `nstrace trace`
+/// started (found in /proc when the gate opens) or after (seen by the
+/// unshare hook). Each such fork is a `namespaces` event whose child is in
+/// the new pid namespace.
+#[test]
+fn forks_into_a_pid_namespace_for_children_are_reported_before_and_after_start() {
+    if !root_or_skip("forks_into_a_pid_namespace_for_children_are_reported_before_and_after_start") {
+        return;
+    }
+    // `unshare --pid` without --fork: the shell itself is the pending task;
+    // each line on its stdin makes it fork one child (the first becomes the
+    // new namespace's init and stays, so later forks can happen).
+    // The children die with the shell (parent-death signal).
+    let script = "k='setpriv --pdeathsig KILL sleep 60'; $k & echo ready; while read x; do $k & echo $!; done";
+    let start = |cmd: &mut Command| {
+        cmd.args(["--pid", "sh", "-c", script]).stdin(std::process::Stdio::piped());
+        tests::spawn_ready(cmd).0
+    };
+    let mut before = start(&mut Command::new("unshare"));
+    // Pending before the tracer starts: its pid namespace for children is
+    // not its own.
+    eventually(Duration::from_secs(5), "the shell's pid namespace for children", || {
+        let p = before.pid();
+        (std::fs::read_link(format!("/proc/{p}/ns/pid_for_children")).ok()?
+            != std::fs::read_link(format!("/proc/{p}/ns/pid")).ok()?)
+        .then_some(())
+    });
+    // No `--event namespaces`: that asks for every fork; here a fork is
+    // reported only if the hooks find its namespaces changed.
+    let trace = Trace::start(&[]);
+    // The one pending before start forks first: no other task may have
+    // closed the gate then.
+    check_fork(&trace, &mut before, "before");
+    let mut after = start(&mut Command::new("unshare"));
+    check_fork(&trace, &mut after, "after");
+}
+
+/// One fork of the pending shell `sh` is reported, its child in the new pid namespace.
+fn check_fork(trace: &Trace, sh: &mut tests::ChildGuard, when: &str) {
+    let shell = sh.pid();
+    sh.send_line("fork");
+    let child: u32 = sh.next_line().trim().parse().expect("the shell prints its child's pid");
+    let event = trace.wait_for(Duration::from_secs(5), |v| v["cause"] == "fork" && v["tid"] == child).unwrap_or_else(|| {
+        panic!(
+            "the fork of pid {child} by {shell} (pending since {when} nstrace started) into a new pid namespace is not \
+             reported; events: {:?}",
+            trace.events()
+        )
+    });
+    assert_eq!(ns_of(&event, "pid"), ns_inode(child, "pid"), "{event}");
+    assert_ne!(ns_of(&event, "pid"), ns_inode(shell, "pid"), "the child is in the new pid namespace: {event}");
+}

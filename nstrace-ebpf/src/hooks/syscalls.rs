@@ -111,8 +111,10 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
     if kind == EventKind::Unshare && is_refusal(ret) {
         report_refusal(refused_syscall::UNSHARE, ret, flags);
     }
-    if ret == 0 {
-        // Its namespaces for children may differ from its own now (or no longer).
+    // Only a pid or time namespace (for children) changes the fork gate:
+    // unshare names them in its flags; setns may name none (an nsfs fd
+    // of any type) or take a pidfd with several.
+    if ret == 0 && (flags & FOR_CHILDREN != 0 || (kind == EventKind::Setns && flags == 0)) {
         forkgate::note(tid, task);
     }
     let changed = if ret == 0 { changed_slots(unsafe { &(*inflight).before }, &set.refs) } else { 0 };
@@ -120,6 +122,9 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
     let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };
     report_new_namespaces(task, cause, flags, tgid, tid, changed);
 }
+
+/// CLONE_NEWPID | CLONE_NEWTIME: the namespaces a task has "for children".
+const FOR_CHILDREN: u64 = 0x2000_0000 | 0x0000_0080;
 
 /// Bit set of the slots whose namespace differs between `before` and `after`.
 /// Without a branch per slot: the verifier would walk each combination.
