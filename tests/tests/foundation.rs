@@ -173,7 +173,7 @@ fn forks_into_a_pid_namespace_for_children_are_reported_before_and_after_start()
     // each line on its stdin makes it fork one child (the first becomes the
     // new namespace's init and stays, so later forks can happen).
     // The children die with the shell (parent-death signal).
-    let script = "k='setpriv --pdeathsig KILL sleep 60'; $k & echo ready; while read x; do $k & echo $!; done";
+    let script = "k='setpriv --pdeathsig KILL sleep infinity'; $k & echo ready; while read x; do $k & echo $!; done";
     let start = |cmd: &mut Command| {
         cmd.args(["--pid", "sh", "-c", script]).stdin(std::process::Stdio::piped());
         tests::spawn_ready(cmd).0
