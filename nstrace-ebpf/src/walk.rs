@@ -311,9 +311,6 @@ fn fill_charge(e: &mut NsInfoRecord, ns: u64, ty: usize) {
     e.charged_uid = if ucounts == 0 { UID_UNKNOWN } else { u32_at(ucounts, config!(offsets.ucounts_uid)) };
     e.charged_counts = [COUNT_UNKNOWN; NS_TYPES];
     e.limits = [COUNT_UNKNOWN; NS_TYPES];
-    if ucounts != 0 && ty < NS_TYPES {
-        e.charged_counts[ty] = u32_at(ucounts, config!(offsets.ucount_of[ty]));
-    }
     if ty == NsType::User as usize {
         let mut t = 0usize;
         while t < NS_TYPES {
@@ -323,6 +320,8 @@ fn fill_charge(e: &mut NsInfoRecord, ns: u64, ty: usize) {
             e.limits[t] = u32_at(ns, config!(offsets.ucount_max_of[t]));
             t += 1;
         }
+    } else if ucounts != 0 && ty < NS_TYPES {
+        e.charged_counts[ty] = u32_at(ucounts, config!(offsets.ucount_of[ty]));
     }
 }
 

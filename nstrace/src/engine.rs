@@ -511,8 +511,7 @@ impl Engine {
 /// The container of process `pid`, from its cgroup (None: gone, or none).
 fn caller_container(pid: u32) -> Option<String> {
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-    crate::containers::from_cgroup(path).map(|c| c.short())
+    crate::containers::from_cgroup(&crate::origin::unified_cgroup(&cgroup)?).map(|c| c.short())
 }
 
 /// The target of a bind mount with symlinks resolved (mountinfo shows

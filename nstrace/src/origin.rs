@@ -217,7 +217,7 @@ fn parent_of(stat: &str) -> Option<u32> {
 
 /// The cgroup v2 path ("0::/system.slice/docker-<id>.scope"), else the
 /// last v1 line's path.
-fn unified_cgroup(text: &str) -> Option<String> {
+pub(crate) fn unified_cgroup(text: &str) -> Option<String> {
     let paths: Vec<&str> = text.lines().filter_map(|l| l.splitn(3, ':').nth(2)).collect();
     text.lines().find_map(|l| l.strip_prefix("0::")).or_else(|| paths.last().copied()).map(str::to_string)
 }

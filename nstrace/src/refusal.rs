@@ -127,16 +127,6 @@ impl RefusalReason {
         Some(format!("nstrace limits --explain --user-ns {user_ns} --type {}{uid}", ns_type.name()))
     }
 
-    /// The bounded label of the metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            RefusalReason::Limit { .. } => "limit",
-            RefusalReason::Depth { .. } => "depth",
-            RefusalReason::MountMax => "mount-max",
-            RefusalReason::Unknown => "unknown",
-        }
-    }
-
     /// The type the reason is about (None: not one type).
     pub fn ns_type(&self) -> Option<NsType> {
         match self {

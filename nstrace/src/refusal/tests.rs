@@ -59,7 +59,7 @@ fn the_callers_own_full_level_is_named() {
         }
     );
     assert_eq!(r.text(), "max_uts_namespaces = 2 in user namespace 4026532100 (depth 1), uid 0 there has 2");
-    assert_eq!(r.label(), "limit");
+    assert_eq!(crate::present::metrics::RefusalLabel::of(&r), crate::present::metrics::RefusalLabel::limit);
 }
 
 /// An ancestor's limit refuses although the creator's own level has room:
