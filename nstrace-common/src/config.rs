@@ -56,6 +56,13 @@ pub struct KernelOffsets {
     /// `__ns_ref_active` (6.19+; [`ABSENT`] before): tasks, fds and mounts
     /// using the namespace.
     pub ns_ref_active: u32,
+    /// In the 6.18 `struct ns_tree` (one per type, static): the list head
+    /// (`ns_list`), the change count of its seqlock
+    /// (`ns_tree_lock.seqcount.seqcount.sequence`: +2 per add or remove) and
+    /// `type`. [`ABSENT`] on other layouts: no cheap change check there.
+    pub ns_tree_list: u32,
+    pub ns_tree_seq: u32,
+    pub ns_tree_type: u32,
     /// Offset of the `struct ns_common ns` member inside each namespace
     /// struct, indexed by [`crate::ns::NsType`].
     pub ns_common_in: [u32; NS_TYPES],
@@ -250,6 +257,9 @@ impl KernelOffsets {
             ucount_of: [ABSENT; NS_TYPES],
             ucount_max_of: [ABSENT; NS_TYPES],
             pt_regs_arg0: ABSENT,
+            ns_tree_list: ABSENT,
+            ns_tree_seq: ABSENT,
+            ns_tree_type: ABSENT,
         }
     }
 }

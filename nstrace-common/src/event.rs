@@ -446,6 +446,21 @@ pub struct WalkState {
     pub _reserved: u32,
 }
 
+/// The 6.18 per-type namespace lists' change counts (see
+/// `Config::offsets.ns_tree_seq`): the tree walk notes each list's head as
+/// it passes it, the change check reads each noted list's count. A count
+/// that moved since a walk means a namespace of that type was added or
+/// removed; one that did not means the walk's rows still hold.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeWatch {
+    /// Address of each type's list head (0: not seen yet).
+    pub heads: [u64; NS_TYPES],
+    /// Each type's change count at the last check (meaningless where the
+    /// head is 0).
+    pub seqs: [u32; NS_TYPES],
+}
+
 macro_rules! const_size {
     ($t:ty, $n:expr) => {
         const _: () = assert!(core::mem::size_of::<$t>() == $n);
@@ -460,6 +475,7 @@ const_size!(NsInfoRecord, 24 + 24 + 32 + 8 + 8 + 8 + 8 * NS_TYPES);
 const_size!(ChargeLevel, 24 + 8 * NS_TYPES);
 const_size!(RefusalEvent, 24 + 16 + 8 + 8 + 16 + 8 + (24 + 8 * NS_TYPES) * CHARGE_LEVELS);
 const_size!(WalkState, 48);
+const_size!(TreeWatch, 12 * NS_TYPES);
 const_size!(DestroyHintEvent, 32);
 const_size!(NsCreateEvent, 24 + 16 + 16 + 32 + 8 + 16 + 8 + 16 + 8 + CREATOR_ARGS);
 const_size!(MountEvent, 24 + 8 + 8 + 8 + 32 + MOUNT_TARGET);
@@ -474,4 +490,6 @@ mod pod {
     unsafe impl aya::Pod for NsFdRecord {}
     // SAFETY: #[repr(C)] plain data with explicit padding and no pointers: any bytes are a valid value.
     unsafe impl aya::Pod for NsRef {}
+    // SAFETY: #[repr(C)] plain data with explicit padding and no pointers: any bytes are a valid value.
+    unsafe impl aya::Pod for TreeWatch {}
 }

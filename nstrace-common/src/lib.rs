@@ -44,6 +44,11 @@ pub mod names {
     pub const PROG_NS_WALK: &str = "ns_walk";
     pub const PROG_TASK_WALK: &str = "task_walk";
     pub const PROG_FD_WALK: &str = "fd_walk";
+    /// Reads the per-type lists' change counts into [`TREE_WATCH_MAP`]
+    /// (run by user space, never attached).
+    pub const PROG_NS_CHANGES: &str = "ns_changes";
+    /// One [`crate::event::TreeWatch`]: list heads the walk noted, counts read.
+    pub const TREE_WATCH_MAP: &str = "TREE_WATCH";
     /// Seeds and opens the fork gate (run by user space, never attached).
     pub const PROG_FORK_GATE_SEED: &str = "fork_gate_seed";
     /// The fork gate's count (see the eBPF crate's `hooks::forkgate`).

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::Config,
-    event::{MAX_EVENT_KIND, NsRef, WALK_STATES, WalkState},
+    event::{MAX_EVENT_KIND, NsRef, TreeWatch, WALK_STATES, WalkState},
     ns::TASK_NS_SLOTS,
 };
 
@@ -44,6 +44,10 @@ pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_EVENT_KIND
 /// status and how many records it wrote (the walk's only way to report).
 #[map]
 pub static WALK_STATE: Array<WalkState> = Array::with_max_entries(WALK_STATES, 0);
+
+/// The per-type lists' heads and change counts (see `walk::changes`).
+#[map]
+pub static TREE_WATCH: Array<TreeWatch> = Array::with_max_entries(1, 0);
 
 /// Reads one field of `CONFIG` so the compiler cannot fold the default in.
 macro_rules! config {
@@ -85,6 +89,10 @@ pub struct Inflight {
     pub fd: i32,
     pub fd_magic: u32,
     pub flags: u64,
+    /// The slots `before` holds (an unshare reads only those its flags
+    /// can change); the rest are taken from the set after the call.
+    pub slots: u32,
+    pub _reserved: u32,
     pub before: [NsRef; TASK_NS_SLOTS],
 }
 
@@ -98,17 +106,17 @@ pub static SCRATCH: PerCpuArray<Inflight> = PerCpuArray::with_max_entries(1, 0);
 
 /// Ring-buffer data that makes a submit wake the reader at once.
 const WAKE_BYTES: u64 = 512 * 1024;
-const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 const BPF_RB_AVAIL_DATA: u64 = 0;
 
-/// Submit flags for EVENTS: waking the reader for every record costs the
-/// traced task an IPI and a context switch, so records are submitted
-/// silently and the reader drains on a short timer; only a filling ring
-/// wakes it early.
+/// Submit flags for EVENTS. With no flag the kernel wakes the reader only
+/// when this record is the first unread one (the reader had caught up), so
+/// a quiet host costs the reader no timer and a burst costs one wakeup per
+/// drain (the reader waits a short while after it, see `ring.rs`); a
+/// filling ring wakes it whatever it is doing.
 #[inline(always)]
 pub fn wakeup_flags() -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA) > WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP }
+    if EVENTS.query(BPF_RB_AVAIL_DATA) > WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { 0 }
 }
 
 /// A task's namespace set, read once per hook: struct pointers (for owner

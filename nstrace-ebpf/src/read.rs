@@ -76,7 +76,15 @@ pub fn ns_ref(common: u64) -> NsRef {
     if common == 0 {
         return NsRef::default();
     }
-    NsRef { id: u64_at(common, config!(offsets.ns_id)), inum: u32_at(common, config!(offsets.ns_inum)), _reserved: 0 }
+    let (id, inum) = (config!(offsets.ns_id), config!(offsets.ns_inum));
+    // 6.18 and 7.x put ns_id 8 bytes after inum: one read for both (each
+    // read of a hot hook is most of its cost).
+    if id != ABSENT && inum != ABSENT && id == inum + 8 {
+        let mut pair = [0u64; 2];
+        unsafe { generated::bpf_probe_read_kernel(pair.as_mut_ptr().cast(), 16, (common + inum as u64) as *const _) };
+        return NsRef { id: pair[1], inum: pair[0] as u32, _reserved: 0 };
+    }
+    NsRef { id: u64_at(common, id), inum: u32_at(common, inum), _reserved: 0 }
 }
 
 /// The owning user namespace of a namespace struct of type `ty`.

@@ -21,6 +21,7 @@
 //! always valid in a program. Kernel memory is read only through
 //! `read.rs`.
 
+mod changes;
 mod fds;
 
 use aya_ebpf::{
@@ -219,6 +220,8 @@ unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 
         }
         s.emitted += 1;
         s.cursor = next;
+    } else {
+        changes::note_head(next, ty, s.expected);
     }
     // Entries and the list head alike: move on.
     s.pos = next;

@@ -42,8 +42,14 @@ pub use source::{TaskSource, WalkTrouble};
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// How often the tree walk confirms deaths and heals losses.
+    /// How often the kernel's lists are checked for deaths (and losses
+    /// healed): a change check where the kernel has one (6.18 lists), which
+    /// walks only the types whose lists changed; a walk of every type where
+    /// it has none.
     pub walk_interval: Duration,
+    /// How often every list is walked whatever the check says (a safety
+    /// net; a destroy hook that reports every death needs nothing more).
+    pub sweep_interval: Duration,
     pub load: LoadOptions,
     /// Attach the unshare/setns syscall tracepoints. While any syscalls:*
     /// tracepoint is attached every syscall of every task takes the
@@ -65,6 +71,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             walk_interval: Duration::from_secs(1),
+            sweep_interval: DEFAULT_SWEEP,
             load: LoadOptions::default(),
             syscall_events: true,
             task_records: false,
@@ -73,6 +80,9 @@ impl Default for EngineOptions {
         }
     }
 }
+
+/// The default safety sweep (see [`EngineOptions::sweep_interval`]).
+pub const DEFAULT_SWEEP: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -130,11 +140,22 @@ pub struct Engine {
     own_mnt_ns: u64,
     /// When a hint asked for an early walk, and of which types.
     walk_soon: Option<tokio::time::Instant>,
+    /// A caller asked for a walk of every type (see [`Engine::request_walk`]).
+    walk_asked: bool,
     hinted: NsTypeSet,
     /// Records drained and not yet handled (empty between steps).
     batch: Vec<StreamItem>,
-    /// When the lost-record counters were last read.
+    /// When the lost-record counters were last read, and whether records
+    /// came since (a loss needs a full ring, and a full ring wakes us: with
+    /// no record since the last check there is nothing to look for).
     last_lost_check: tokio::time::Instant,
+    records_since_lost_check: bool,
+    /// Each list's change count when its type was last walked (see
+    /// `kernel::tree_watch`); None: walk before trusting a count.
+    tree_seen: Option<crate::kernel::tree_watch::Counts>,
+    /// When every list was last walked, and how often that must happen.
+    last_sweep: tokio::time::Instant,
+    sweep_interval: Duration,
     last_walk_at: tokio::time::Instant,
     /// The snapshot running off the event loop, if any.
     walking: Option<Walking>,
@@ -243,9 +264,14 @@ impl Engine {
             host_ids,
             own_mnt_ns: crate::procfs::facts::own_ns(nstrace_common::ns::NsType::Mnt).unwrap_or(0),
             walk_soon: None,
+            walk_asked: false,
             hinted: NsTypeSet::EMPTY,
             batch: Vec::new(),
             last_lost_check: tokio::time::Instant::now(),
+            records_since_lost_check: false,
+            tree_seen: None,
+            last_sweep: tokio::time::Instant::now(),
+            sweep_interval: opts.sweep_interval,
             last_walk_at: tokio::time::Instant::now(),
             walking: None,
             held: Vec::new(),
@@ -338,7 +364,7 @@ impl Engine {
         // large (docs/benchmarks.md: the service's CPU under churn).
         let mut records = std::mem::take(&mut self.batch);
         let idle = self.walking.is_none();
-        let soon = self.walk_soon;
+        let soon = if self.walk_asked { Some(tokio::time::Instant::now()) } else { self.walk_soon };
         let early = async move {
             match soon {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -357,7 +383,7 @@ impl Engine {
         let lost_due = self.last_lost_check + LOST_CHECK_GAP.max(self.last_snapshot_cost * 4);
         let woke = tokio::select! {
             batch = self.stream.next_batch(|r| records.push(r)) => { batch.map(|_| Woke::Records) }
-            _ = tokio::time::sleep_until(lost_due), if idle => Ok(Woke::LostCheck),
+            _ = tokio::time::sleep_until(lost_due), if idle && self.records_since_lost_check => Ok(Woke::LostCheck),
             _ = early, if idle => Ok(Woke::EarlyWalk),
             _ = self.interval.tick(), if idle => Ok(Woke::PeriodicWalk),
             done = walked => Ok(Woke::Walked(done.unwrap_or_else(|e| Err(EngineError::WalkTask(e.to_string()))))),
@@ -392,23 +418,40 @@ impl Engine {
         match woke {
             Woke::Records | Woke::Walked(_) => {}
             Woke::LostCheck => {
-                self.last_lost_check = tokio::time::Instant::now();
                 if let lost @ 1.. = self.check_lost(out)? {
                     self.start_walk(WalkPurpose::Resync { lost }, NsTypeSet::ALL);
                 }
             }
             Woke::EarlyWalk => {
-                let types = std::mem::take(&mut self.hinted);
+                let mut types = std::mem::take(&mut self.hinted);
+                if std::mem::take(&mut self.walk_asked) {
+                    types = NsTypeSet::ALL;
+                }
                 self.start_walk(WalkPurpose::Routine, types);
             }
             Woke::PeriodicWalk => {
-                self.last_lost_check = tokio::time::Instant::now();
                 let lost = self.check_lost(out)?;
-                self.start_walk(WalkPurpose::after_loss(lost), NsTypeSet::ALL);
+                let sweep_due = self.last_sweep.elapsed() >= periodic_gap(self.sweep_interval, self.store.len());
+                let types = if lost > 0 || sweep_due { NsTypeSet::ALL } else { self.changed_types() };
+                if types == NsTypeSet::ALL {
+                    self.last_sweep = tokio::time::Instant::now();
+                }
+                if !types.is_empty() {
+                    self.start_walk(WalkPurpose::after_loss(lost), types);
+                }
                 self.interval.reset_after(periodic_gap(self.interval.period(), self.store.len()));
             }
         }
         Ok(())
+    }
+
+    /// Asks for a walk of every type that starts from now (a caller wants
+    /// the table as it is); returns the [`EngineStats::walks`] count that
+    /// includes it.
+    pub fn request_walk(&mut self) -> u64 {
+        self.walk_asked = true;
+        // A walk already running started before the ask.
+        self.stats.walks + if self.walking.is_some() { 2 } else { 1 }
     }
 
     /// A namespace of `types` may have died: walk their lists soon
@@ -433,6 +476,7 @@ impl Engine {
     }
 
     fn handle(&mut self, records: &mut Vec<StreamItem>, out: &mut Vec<Event>) {
+        self.records_since_lost_check |= !records.is_empty();
         for item in records.drain(..) {
             self.stats.records += 1;
             let record = match item {
@@ -492,6 +536,8 @@ impl Engine {
 
     /// Reports newly lost records; returns how many.
     fn check_lost(&mut self, out: &mut Vec<Event>) -> Result<u64, EngineError> {
+        self.last_lost_check = tokio::time::Instant::now();
+        self.records_since_lost_check = false;
         let mut new = 0;
         for (kind, total) in self.stream.lost_counts()? {
             let seen = self.lost_seen.entry(kind).or_insert(0);

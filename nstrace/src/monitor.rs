@@ -25,15 +25,27 @@ const RATE_WINDOW: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct MonitorOptions {
     pub engine: EngineOptions,
-    /// How often holders are re-read from /proc and the task list.
+    /// Shortest gap between holder re-reads (the task list, fds, /proc),
+    /// which run when an event says holders may have changed or a caller
+    /// asks ([`Monitor::want_fresh_holders`]).
     pub refresh: Duration,
+    /// Longest gap: a re-read runs this often even when nothing said so
+    /// (what no hook sees: an nsfs file opened or closed while its
+    /// namespace lives on, a bind mount unmounted). `live` re-reads every
+    /// `refresh`; the service less often.
+    pub sweep: Duration,
     /// Events kept in the feed.
     pub feed: usize,
 }
 
 impl Default for MonitorOptions {
     fn default() -> Self {
-        MonitorOptions { engine: EngineOptions::default(), refresh: Duration::from_secs(1), feed: 1000 }
+        MonitorOptions {
+            engine: EngineOptions::default(),
+            refresh: Duration::from_secs(1),
+            sweep: Duration::from_secs(1),
+            feed: 1000,
+        }
     }
 }
 
@@ -63,6 +75,14 @@ pub struct Totals {
     pub destroyed_rate: f64,
 }
 
+/// What a caller waits for: the walk and holder re-read counts that
+/// include its ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    walks: u64,
+    holders: u64,
+}
+
 /// A holder scan (with the task and fd walks) running on a blocking
 /// thread, and when it started.
 type PendingScan = (Instant, tokio::task::JoinHandle<Result<ScanResult, holders::HoldersError>>);
@@ -76,6 +96,12 @@ pub struct Monitor {
     scan: Option<PendingScan>,
     feed: VecDeque<Event>,
     last_refresh: Option<Instant>,
+    /// An event since the last re-read may have changed holders.
+    dirty: bool,
+    /// A caller wants holders re-read now.
+    asked: bool,
+    /// Re-reads finished (callers wait for a later one).
+    generation: u64,
     /// (time, created?) of recent create/destroy events, for rates.
     recent: VecDeque<(UnixTime, bool)>,
     pub refresh_micros: u64,
@@ -90,6 +116,9 @@ impl Monitor {
             scan: None,
             feed: VecDeque::new(),
             last_refresh: None,
+            dirty: false,
+            asked: false,
+            generation: 0,
             recent: VecDeque::new(),
             refresh_micros: 0,
         };
@@ -168,6 +197,8 @@ impl Monitor {
     /// Waits for the next batch of events or a finished holder scan;
     /// starts a scan when one is due. Returns the new events (applied).
     pub async fn step(&mut self) -> Result<Vec<Event>, MonitorError> {
+        // A caller may have asked since the last step.
+        self.start_scan_if_due();
         let mut events = Vec::new();
         let scan_done = async {
             match self.scan.as_mut() {
@@ -185,6 +216,7 @@ impl Monitor {
             }
         }
         if !events.is_empty() {
+            self.dirty = true;
             // One clock read per batch, not per event.
             let now = self.clock().unix(Clock::now_boot_ns());
             for e in &events {
@@ -195,17 +227,68 @@ impl Monitor {
             // /proc snapshots bring the holders: their cost is the refresh's.
             self.refresh_micros = self.engine.last_snapshot_cost().as_micros() as u64;
         }
-        let gap = crate::engine::periodic_gap(self.opts.refresh, self.engine.store().len());
-        if self.scan.is_none() && self.last_refresh.is_none_or(|t| t.elapsed() >= gap) {
-            let started = Instant::now();
-            // Counted from the start, so a slow scan does not pile up.
-            self.last_refresh = Some(started);
-            if let Some(tasks) = self.engine.task_source() {
-                let handle = tokio::task::spawn_blocking(move || tasks.scan());
-                self.scan = Some((started, handle));
-            }
-        }
+        self.start_scan_if_due();
         Ok(events)
+    }
+
+    /// Starts a holder re-read off the event loop when one is due: asked
+    /// for, or an event came and `refresh` has passed, or `sweep` has.
+    fn start_scan_if_due(&mut self) {
+        if self.scan.is_some() {
+            return;
+        }
+        let live = self.engine.store().len();
+        let since = self.last_refresh.map(|t| t.elapsed());
+        let due = match since {
+            None => true,
+            Some(since) => {
+                self.asked
+                    || (self.dirty && since >= crate::engine::periodic_gap(self.opts.refresh, live))
+                    || since >= crate::engine::periodic_gap(self.opts.sweep, live)
+            }
+        };
+        if !due {
+            return;
+        }
+        let started = Instant::now();
+        // Counted from the start, so a slow scan does not pile up.
+        self.last_refresh = Some(started);
+        self.dirty = false;
+        self.asked = false;
+        if let Some(tasks) = self.engine.task_source() {
+            let handle = tokio::task::spawn_blocking(move || tasks.scan());
+            self.scan = Some((started, handle));
+        }
+    }
+
+    /// Asks for a walk and a holder re-read that start from now (a caller
+    /// wants the table as it is); [`Monitor::has`] says when both are done.
+    pub fn want_fresh(&mut self) -> Freshness {
+        let walks = self.engine.request_walk();
+        // /proc snapshots bring the holders with the walk.
+        let holders = if self.engine.task_source_is_snapshot() {
+            0
+        } else {
+            self.asked = true;
+            // A re-read already running started before the ask.
+            self.generation + if self.scan.is_some() { 2 } else { 1 }
+        };
+        Freshness { walks, holders }
+    }
+
+    /// Whether the walk and re-read [`Monitor::want_fresh`] asked for are done.
+    pub fn has(&self, f: Freshness) -> bool {
+        self.engine.stats.walks >= f.walks && self.generation >= f.holders
+    }
+
+    /// Holder re-reads finished so far.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How long ago the last holder re-read started.
+    pub fn holders_age(&self) -> Duration {
+        self.last_refresh.map_or(Duration::MAX, |t| t.elapsed())
     }
 
     /// Re-reads holders into the store, synchronously.
@@ -222,6 +305,7 @@ impl Monitor {
 
     fn apply_scan(&mut self, scan: holders::HolderScan, started: Instant) {
         self.engine.apply_holders(scan, Clock::now_boot_ns());
+        self.generation += 1;
         // A scan allocates every holder afresh; hand the freed memory back
         // so resident memory tracks the store, not the peak.
         #[cfg(target_env = "gnu")]

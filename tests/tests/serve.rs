@@ -481,3 +481,51 @@ fn a_storm_of_5000_namespaces_lands_in_the_database() {
     assert_eq!(metric(&metrics, "nstrace_database_changes_dropped_total"), Some(0.0));
     assert_eq!(sh(&format!("sqlite3 {db} 'PRAGMA integrity_check'")).trim(), "ok");
 }
+
+/// No timer re-reads holders on a quiet host (`--sweep` an hour away), and
+/// opening an nsfs file sends no event: `ls` through the service still
+/// shows the new fd, because a request is answered after a walk and a
+/// holder re-read that start when it comes.
+#[test]
+fn a_request_sees_an_fd_opened_after_the_last_refresh() {
+    let test = "a_request_sees_an_fd_opened_after_the_last_refresh";
+    if !root_or_skip(test) {
+        return;
+    }
+    let dir = tests::tempdir();
+    let _rm = RmDir(dir.clone());
+    let service = Service::start_args(&dir, &["--sweep", "3600", "--refresh", "1"]);
+    let (owner, _) = tests::spawn_ready(Command::new("unshare").args([
+        "--uts",
+        "setpriv",
+        "--pdeathsig",
+        "KILL",
+        "sh",
+        "-c",
+        "echo ready; exec sleep infinity",
+    ]));
+    let inode = tests::ns_inode(owner.pid(), "uts");
+    let rows = |service: &Service| -> Vec<Value> {
+        let (code, out, err) = service.ask(&["ls", "--json", "--type", "uts"]);
+        assert_eq!(code, 0, "{test}: {err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    eventually(Duration::from_secs(10), "the service lists the uts namespace", || {
+        tests::find_row(&rows(&service), "uts", inode).map(|_| ())
+    });
+    // Long enough that no re-read is still running from the request above.
+    std::thread::sleep(Duration::from_millis(1500));
+    let path = format!("/proc/{}/ns/uts", owner.pid());
+    let script = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(fd, flush=True)\nwhile True: time.sleep(3600)\n";
+    let (holder, fd) = tests::spawn_ready(Command::new("python3").args(["-c", script, &path]));
+    let fd: u64 = fd.parse().expect("the fd number");
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = rows(&service);
+    let row = tests::find_row(&rows, "uts", inode).unwrap_or_else(|| panic!("{test}: no row for {inode}"));
+    let held = row["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["kind"] == "fd" && h["pid"] == holder.pid() && h["fd"].as_u64() == Some(fd));
+    assert!(held, "{test}: the fd {fd} of {} is not among the holders: {row}", holder.pid());
+}

@@ -252,40 +252,72 @@ fn failing_setns_reports_errno() {
     );
 }
 
-const FD_HOLDER: &str = r#"
+/// A process that makes a namespace of type `name` (its CLONE_NEW* bit
+/// `flag`), keeps it only by an open fd (it goes back to its old one),
+/// prints the inode, closes the fd at a line on stdin and says "closed".
+fn fd_holder(name: &str, flag: u32) -> String {
+    format!(
+        r#"
 import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
-orig = os.open("/proc/self/ns/net", os.O_RDONLY)
-assert libc.unshare(0x40000000) == 0
-fd = os.open("/proc/self/ns/net", os.O_RDONLY)
-assert libc.setns(orig, 0x40000000) == 0
+orig = os.open("/proc/self/ns/{name}", os.O_RDONLY)
+assert libc.unshare({flag:#x}) == 0
+fd = os.open("/proc/self/ns/{name}", os.O_RDONLY)
+assert libc.setns(orig, {flag:#x}) == 0
 print(os.fstat(fd).st_ino, flush=True)
 sys.stdin.readline()
 os.close(fd)
 print("closed", flush=True)
 while True: time.sleep(3600)
-"#;
+"#
+    )
+}
 
-#[test]
-fn netns_whose_last_holder_was_a_closed_fd_is_destroyed() {
-    if !root_or_skip("netns_whose_last_holder_was_a_closed_fd_is_destroyed") {
+/// The death of a namespace kept only by an fd, once the fd is closed:
+/// no task exits and no work item runs for it.
+fn fd_held_namespace_is_destroyed(test: &str, name: &str, flag: u32, extra: &[&str]) {
+    if !root_or_skip(test) {
         return;
     }
-    let trace = Trace::start(&[]);
-    let (mut holder, inode) = spawn_ready(Command::new("python3").args(["-c", FD_HOLDER]).stdin(Stdio::piped()));
+    let trace = Trace::start(extra);
+    let (mut holder, inode) =
+        spawn_ready(Command::new("python3").args(["-c", &fd_holder(name, flag)]).stdin(Stdio::piped()));
     let inode: u64 = inode.parse().unwrap();
     // Match the creator too: inodes are reused at once, so an earlier
     // namespace of another test may have had the same one.
     let create = trace
         .wait_for(SEEN, |v| {
-            v["event"] == "create" && v["type"] == "net" && v["inode"] == inode && v["pid"] == holder.pid()
+            v["event"] == "create" && v["type"] == name && v["inode"] == inode && v["pid"] == holder.pid()
         })
-        .expect("create of the fd-held net ns");
+        .unwrap_or_else(|| panic!("{test}: create of the fd-held {name} namespace"));
     // Still alive while the fd is open.
     assert!(trace.wait_for(Duration::from_millis(1500), |v| kernel().is_destroy_of(v, &create)).is_none());
     holder.send_line("close");
     assert_eq!(holder.next_line(), "closed");
     assert_destroyed(&trace, &create);
+}
+
+#[test]
+fn netns_whose_last_holder_was_a_closed_fd_is_destroyed() {
+    fd_held_namespace_is_destroyed(
+        "netns_whose_last_holder_was_a_closed_fd_is_destroyed",
+        "net",
+        libc::CLONE_NEWNET as u32,
+        &[],
+    );
+}
+
+/// A uts namespace's death sends no hint (no exit, no work item): the
+/// periodic check must see its list change, with the safety sweep an hour
+/// away.
+#[test]
+fn a_closed_fd_ending_a_uts_namespace_is_seen_without_the_sweep() {
+    fd_held_namespace_is_destroyed(
+        "a_closed_fd_ending_a_uts_namespace_is_seen_without_the_sweep",
+        "uts",
+        libc::CLONE_NEWUTS as u32,
+        &["--sweep", "3600"],
+    );
 }
 
 #[test]

@@ -16,15 +16,15 @@ use aya_ebpf::{
 use nstrace_common::{
     config::ABSENT,
     event::{EventKind, NsRef, SyscallNsEvent, create_cause, refused_syscall},
-    ns::TASK_NS_SLOTS,
+    ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN, TASK_NS_SLOTS},
 };
 
 use crate::{
     hooks::{
-        create::report_new_namespaces,
+        create::{ALL_SLOTS, report_new_namespaces},
         forkgate,
         refusal::{is_refusal, report_refusal},
-        task::{is_self, read_task_set},
+        task::{is_self, read_slots, read_task_set},
     },
     maps::{EVENTS, INFLIGHT, Inflight, SCRATCH, config, count_lost, wakeup_flags},
     read::{header, ptr_at, read_comm, u32_at, u64_at},
@@ -61,9 +61,25 @@ fn fd_magic(fd: i32) -> u32 {
     u64_at(sb, config!(offsets.sb_s_magic)) as u32
 }
 
-/// Saves the arguments and the namespace set before the call.
+/// The slots an unshare with `flags` can change: the types it names, the
+/// pid and time ones "for children" (the caller's own stay).
 #[inline(always)]
-fn enter(fd: i32, flags: u64) {
+fn unshare_slots(flags: u64) -> u32 {
+    let slot = |ty: NsType, slot: usize| if flags & ty.clone_flag() != 0 { 1u32 << slot } else { 0 };
+    slot(NsType::Net, NsType::Net as usize)
+        | slot(NsType::Uts, NsType::Uts as usize)
+        | slot(NsType::Ipc, NsType::Ipc as usize)
+        | slot(NsType::User, NsType::User as usize)
+        | slot(NsType::Mnt, NsType::Mnt as usize)
+        | slot(NsType::Cgroup, NsType::Cgroup as usize)
+        | slot(NsType::Pid, SLOT_PID_FOR_CHILDREN)
+        | slot(NsType::Time, SLOT_TIME_FOR_CHILDREN)
+}
+
+/// Saves the arguments and the namespace set before the call (of an
+/// unshare, only the slots it can change).
+#[inline(always)]
+fn enter(fd: i32, flags: u64, slots: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if is_self((pid_tgid >> 32) as u32) {
         return;
@@ -75,8 +91,14 @@ fn enter(fd: i32, flags: u64) {
         (*scratch).fd = fd;
         (*scratch).fd_magic = fd_magic(fd);
         (*scratch).flags = flags;
-        let Some(set) = read_task_set(bpf_get_current_task()) else { return };
-        (*scratch).before = set.refs;
+        (*scratch).slots = slots;
+        (*scratch)._reserved = 0;
+        if slots == ALL_SLOTS {
+            let Some(set) = read_task_set(bpf_get_current_task()) else { return };
+            (*scratch).before = set.refs;
+        } else {
+            read_slots(bpf_get_current_task(), slots, &mut (*scratch).before);
+        }
         let _ = INFLIGHT.insert(&tid, &*scratch, 0);
     }
 }
@@ -102,6 +124,7 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
                 read_comm(task, &mut (*e).comm);
                 (*e).before = (*inflight).before;
                 (*e).after = set.refs;
+                keep_unread(&mut (*e).before, &set.refs, (*inflight).slots);
             }
             entry.submit(wakeup_flags());
         }
@@ -117,10 +140,26 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
     if ret == 0 && (flags & FOR_CHILDREN != 0 || (kind == EventKind::Setns && flags == 0)) {
         forkgate::note(tid, task);
     }
-    let changed = if ret == 0 { changed_slots(unsafe { &(*inflight).before }, &set.refs) } else { 0 };
+    let changed = if ret == 0 {
+        changed_slots(unsafe { &(*inflight).before }, &set.refs) & unsafe { (*inflight).slots }
+    } else {
+        0
+    };
     let _ = INFLIGHT.remove(&tid);
     let cause = if kind == EventKind::Unshare { create_cause::UNSHARE } else { create_cause::SETNS };
     report_new_namespaces(task, cause, flags, tgid, tid, changed);
+}
+
+/// The slots of `before` not read at entry: the same as after the call.
+#[inline(always)]
+fn keep_unread(before: &mut [NsRef; TASK_NS_SLOTS], after: &[NsRef; TASK_NS_SLOTS], read: u32) {
+    let mut i = 0;
+    while i < TASK_NS_SLOTS {
+        if read & (1 << i) == 0 {
+            before[i] = after[i];
+        }
+        i += 1;
+    }
 }
 
 /// CLONE_NEWPID | CLONE_NEWTIME: the namespaces a task has "for children".
@@ -145,7 +184,7 @@ fn changed_slots(before: &[NsRef; TASK_NS_SLOTS], after: &[NsRef; TASK_NS_SLOTS]
 #[tracepoint(category = "syscalls", name = "sys_enter_unshare")]
 pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
     let flags = read_field(&ctx, config!(tp_arg0));
-    enter(-1, flags);
+    enter(-1, flags, unshare_slots(flags));
     let _ = ctx.as_ptr();
     0
 }
@@ -161,7 +200,8 @@ pub fn sys_exit_unshare(ctx: TracePointContext) -> u32 {
 pub fn sys_enter_setns(ctx: TracePointContext) -> u32 {
     let fd = read_field(&ctx, config!(tp_arg0)) as i32;
     let flags = read_field(&ctx, config!(tp_arg1)) as u32 as u64;
-    enter(fd, flags);
+    // An nsfs fd or a pidfd may change any of them.
+    enter(fd, flags, ALL_SLOTS);
     0
 }
 

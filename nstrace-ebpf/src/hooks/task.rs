@@ -22,8 +22,11 @@ const CLONE_THREAD: u64 = 0x0001_0000;
 use aya_ebpf::helpers::generated;
 use nstrace_common::{
     config::{ABSENT, WORK_DESTROY_PID_NS, WORK_FREE_USER_NS, config_flags},
-    event::{EventKind, TaskNsEvent, create_cause},
-    ns::{CLONE_NEW_MASK, NS_TYPES, NsType, PROC_TIME_INIT_INO, SLOT_TYPES, TASK_NS_SLOTS},
+    event::{EventKind, NsRef, TaskNsEvent, create_cause},
+    ns::{
+        CLONE_NEW_MASK, NS_TYPES, NsType, PROC_TIME_INIT_INO, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN,
+        TASK_NS_SLOTS,
+    },
 };
 
 use crate::{
@@ -127,14 +130,17 @@ pub fn read_task_set_reusing(task: u64, reuse: bool) -> Option<&'static TaskNsSe
     set.prev_ptrs = set.ptrs;
     set.ptrs = task_ns_ptrs(nsproxy, user_ns, pid_ns, &mut set.nsproxy_raw);
     let mut i = 0;
-    while i < TASK_NS_SLOTS {
+    while i < NS_TYPES {
         // Slot by slot too: a task in its own uts namespace still shares
-        // the other nine with the previous task (two reads each saved).
+        // the other nine with the previous task (a read each saved).
         if !(reuse && set.ptrs[i] == set.prev_ptrs[i]) {
-            set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], SLOT_TYPES[i] as usize));
+            set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], i));
         }
         i += 1;
     }
+    // Nearly every task's namespaces for children are its own.
+    set.refs[SLOT_PID_FOR_CHILDREN] = same_or_read(set, SLOT_PID_FOR_CHILDREN, NsType::Pid as usize, reuse);
+    set.refs[SLOT_TIME_FOR_CHILDREN] = same_or_read(set, SLOT_TIME_FOR_CHILDREN, NsType::Time as usize, reuse);
     Some(set)
 }
 
@@ -179,6 +185,56 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     fill_task_event(entry.as_mut_ptr(), kind, task, set, tgid, tid, clone_flags);
     entry.submit(wakeup_flags());
     Ok(())
+}
+
+/// Id and inode of the namespaces of `task` in the `slots` bit set only
+/// (the rest of `out` is zeroed): an unshare's entry reads the one or two
+/// it can change, not all ten.
+#[inline(always)]
+pub fn read_slots(task: u64, slots: u32, out: &mut [NsRef; TASK_NS_SLOTS]) {
+    let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let mut i = 0;
+    while i < TASK_NS_SLOTS {
+        out[i] = NsRef::default();
+        if slots & (1 << i) != 0 {
+            let ptr = match i {
+                0 => ptr_at(nsproxy, config!(offsets.nsproxy_net)),
+                1 => ptr_at(nsproxy, config!(offsets.nsproxy_uts)),
+                2 => ptr_at(nsproxy, config!(offsets.nsproxy_ipc)),
+                3 => active_pid_ns(task),
+                4 => ptr_at(ptr_at(task, config!(offsets.task_real_cred)), config!(offsets.cred_user_ns)),
+                5 => ptr_at(nsproxy, config!(offsets.nsproxy_mnt)),
+                6 => ptr_at(nsproxy, config!(offsets.nsproxy_cgroup)),
+                7 => ptr_at(nsproxy, config!(offsets.nsproxy_time)),
+                8 => ptr_at(nsproxy, config!(offsets.nsproxy_pid_for_children)),
+                _ => ptr_at(nsproxy, config!(offsets.nsproxy_time_for_children)),
+            };
+            let ty = match i {
+                SLOT_PID_FOR_CHILDREN => NsType::Pid as usize,
+                SLOT_TIME_FOR_CHILDREN => NsType::Time as usize,
+                own => own,
+            };
+            out[i] = ns_ref(ns_common_of(ptr, ty));
+        }
+        i += 1;
+    }
+}
+
+/// The id and inode of `slot` (a "for children" slot): those of the task's
+/// own namespace of the type (`own`) when it is the same struct, else the
+/// previous task's when reusing and the pointer did not change, else read.
+#[inline(always)]
+fn same_or_read(set: &TaskNsSet, slot: usize, own: usize, reuse: bool) -> NsRef {
+    if slot >= TASK_NS_SLOTS || own >= NS_TYPES {
+        return NsRef::default();
+    }
+    if set.ptrs[slot] == set.ptrs[own] {
+        return set.refs[own];
+    }
+    if reuse && set.ptrs[slot] == set.prev_ptrs[slot] {
+        return set.refs[slot];
+    }
+    ns_ref(ns_common_of(set.ptrs[slot], own))
 }
 
 /// `pid->level` of a task's pid: its pid namespace's depth.

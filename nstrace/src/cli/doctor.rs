@@ -17,10 +17,11 @@ use crate::{
 pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
     let mut report = probe::probe();
     if probe::fatal_reason(&report).is_none() {
-        let (tree_walk, fd_walk, limits) = walk_checks();
+        let (tree_walk, fd_walk, limits, changes) = walk_checks();
         report.tree_walk = Some(tree_walk);
         report.fd_walk = fd_walk;
         report.limits = Some(limits);
+        report.change_check = changes;
     }
     report.mechanisms = probe::select_mechanisms(&report, forced);
     let fatal = probe::fatal_reason(&report);
@@ -72,10 +73,45 @@ fn limits_check(rows: &[nstrace_common::event::NsInfoRecord]) -> probe::Check {
     )
 }
 
+const CHANGES: &str = "change check";
+
+/// How the service learns that a list changed on a quiet host: the 6.18
+/// lists' change counts (read after a walk noted their heads), or a walk
+/// of every list each `--walk-interval`.
+fn change_check(walker: &crate::kernel::walker::Walker) -> probe::Check {
+    let started = std::time::Instant::now();
+    match walker.change_counts() {
+        Some(Ok(counts)) if counts.iter().all(Option::is_some) => probe::Check::new(
+            CHANGES,
+            Status::Ok,
+            format!(
+                "the lists' own change counts (6.18 struct ns_tree seqlocks), read in {} us: a quiet host costs \
+                 no walk; a list is walked when it changed, every list each --sweep",
+                started.elapsed().as_micros()
+            ),
+        ),
+        Some(Ok(counts)) => probe::Check::new(
+            CHANGES,
+            Status::Error,
+            format!(
+                "the walk noted the heads of {} of 8 lists: the others are walked each --walk-interval",
+                counts.iter().flatten().count()
+            ),
+        ),
+        Some(Err(e)) => probe::Check::new(CHANGES, Status::Error, chain(&e)),
+        None => probe::Check::new(
+            CHANGES,
+            Status::Missing,
+            "the lists keep no per-type change count nstrace can read (6.18 only): the service walks every list \
+             each --walk-interval, or only each --sweep where a destroy hook reports every death",
+        ),
+    }
+}
+
 /// Loads our eBPF object and takes one whole snapshot as `ls` does: every
-/// namespace list, then the task and fd walks. The fd walk's check is None
-/// when the tree walk itself failed.
-fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check) {
+/// namespace list, then the task and fd walks, then the change check. The
+/// fd walk's and change check's are None when the tree walk itself failed.
+fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check, Option<probe::Check>) {
     const NAME: &str = "namespace tree walk";
     const FDS: &str = "fd walk";
     let walker = crate::kernel::loader::Tracer::load(&Default::default()).map_err(|e| chain(&e)).and_then(|mut t| {
@@ -86,13 +122,13 @@ fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check) {
     });
     let mut walker = match walker {
         Ok(w) => w,
-        Err(e) => return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e)),
+        Err(e) => return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e), None),
     };
     let (rows, mut stats) = match walker.walk_all() {
         Ok(found) => found,
         Err(e) => {
             let e = chain(&e);
-            return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e));
+            return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e), None);
         }
     };
     let limits = limits_check(&rows);
@@ -114,7 +150,7 @@ fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check) {
         ),
         Err(e) => probe::Check::new(FDS, Status::Error, chain(&e)),
     };
-    (tree, Some(fds), limits)
+    (tree, Some(fds), limits, Some(change_check(&walker)))
 }
 
 /// JSON keeps the fatal reason inside the document so the output stays parseable.
@@ -136,7 +172,8 @@ pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut i
         .flat_map(|s| &s.checks)
         .chain(&report.tree_walk)
         .chain(&report.fd_walk)
-        .chain(&report.limits);
+        .chain(&report.limits)
+        .chain(&report.change_check);
     let width = checks.map(|c| c.name.len()).max().unwrap_or(0);
     for section in &report.sections {
         writeln!(out, "{}", section.title)?;
@@ -146,7 +183,7 @@ pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut i
     }
     if let Some(c) = &report.tree_walk {
         writeln!(out, "tree walk")?;
-        for c in std::iter::once(c).chain(&report.fd_walk).chain(&report.limits) {
+        for c in std::iter::once(c).chain(&report.fd_walk).chain(&report.limits).chain(&report.change_check) {
             writeln!(out, "  {}  {:<width$}  {}", marker(c.status, color), c.name, c.detail)?;
         }
     }
@@ -198,6 +235,7 @@ mod tests {
             tree_walk: None,
             fd_walk: None,
             limits: None,
+            change_check: None,
         }
     }
 

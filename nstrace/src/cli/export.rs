@@ -28,9 +28,8 @@ pub struct HttpArgs {
     /// Most containers labelled by --per-container; the rest are "other".
     #[arg(long, default_value_t = 100)]
     pub per_container_cap: usize,
-    /// Time between tree walks that confirm deaths and heal lost events (1, 500ms, 5s, ...).
-    #[arg(long, value_parser = parse_seconds, default_value = "1")]
-    pub walk_interval: Duration,
+    #[command(flatten)]
+    pub walk: crate::cli::WalkArgs,
     /// Most namespaces kept in memory; destroyed rows are evicted first.
     #[arg(long, default_value_t = 100_000)]
     pub max_rows: usize,

@@ -39,9 +39,8 @@ pub struct Args {
     /// (the default when stdout is not a terminal).
     #[arg(long)]
     pub plain: bool,
-    /// Time between tree walks that confirm deaths and heal lost events (1, 500ms, 5s, ...).
-    #[arg(long, value_parser = parse_seconds, default_value = "1")]
-    pub walk_interval: Duration,
+    #[command(flatten)]
+    pub walk: crate::cli::WalkArgs,
     /// Most namespaces kept in memory; destroyed rows are evicted first.
     #[arg(long, default_value_t = 100_000)]
     pub max_rows: usize,
@@ -64,7 +63,8 @@ pub async fn run(args: Args) -> Result<i32> {
     crate::error::require_privileges()?;
     let opts = MonitorOptions {
         engine: EngineOptions {
-            walk_interval: args.walk_interval,
+            walk_interval: args.walk.walk_interval,
+            sweep_interval: args.walk.sweep,
             mechanisms: args.mechanisms.overrides()?,
             store: StoreOptions { max_rows: args.max_rows, ..Default::default() },
             ..Default::default()

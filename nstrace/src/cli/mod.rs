@@ -31,6 +31,23 @@ impl MechanismArgs {
     }
 }
 
+/// How often the kernel's lists are checked and walked, shared by the
+/// subcommands that trace.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WalkArgs {
+    /// Time between checks that confirm deaths and heal lost events (1, 500ms, 5s, ...):
+    /// on kernels whose namespace lists count their changes (6.18) a check
+    /// reads the counts and walks only the lists that changed; elsewhere it
+    /// walks every list.
+    #[arg(long, value_parser = crate::cli::trace::parse_seconds, default_value = "1")]
+    pub walk_interval: std::time::Duration,
+    /// Time between walks of every list whatever the checks found, and
+    /// (serve, export) between holder refreshes when nothing changed: a
+    /// safety net (1m, 10m, ...). Scaled up by 1 per 2,500 namespaces.
+    #[arg(long, value_parser = crate::cli::trace::parse_seconds, default_value = "60")]
+    pub sweep: std::time::Duration,
+}
+
 /// How a one-shot command finds `nstrace serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServiceArgs {

@@ -35,7 +35,7 @@ use crate::{
     events::DeathVia,
     events::Event,
     model::NsKey,
-    monitor::{Monitor, MonitorOptions},
+    monitor::{Freshness, Monitor, MonitorOptions},
     origin,
     present::{
         http::{self, Limits, Shared},
@@ -52,6 +52,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests answered at once (each on a blocking thread, from its own copy
 /// of the store); more wait in the queue.
 const MAX_ANSWERING: usize = 2;
+/// Requests that wait for a fresh walk and holder re-read, at most.
+const MAX_WAITING: usize = 64;
+/// The most a request waits for them; it is answered from what is there then.
+const FRESH_WAIT: Duration = Duration::from_secs(3);
+
 /// How long a stopping service waits for the database (SIGTERM must end it
 /// within 2 s whatever it is doing).
 const STOP_FLUSH: Duration = Duration::from_millis(1200);
@@ -106,12 +111,14 @@ pub async fn run(args: Args) -> Result<i32> {
 
     let opts = MonitorOptions {
         engine: EngineOptions {
-            walk_interval: ex.walk_interval,
+            walk_interval: ex.walk.walk_interval,
+            sweep_interval: ex.walk.sweep,
             mechanisms: ex.mechanisms.overrides()?,
             store: StoreOptions { max_rows: ex.max_rows, provenance: true, ..Default::default() },
             ..Default::default()
         },
         refresh: ex.refresh,
+        sweep: ex.walk.sweep,
         ..Default::default()
     };
     let mut monitor = Monitor::start(opts)?;
@@ -134,7 +141,7 @@ pub async fn run(args: Args) -> Result<i32> {
     // Answers run here, off the loop that drains the ring and feeds /metrics.
     let mut answering = tokio::task::JoinSet::new();
 
-    let stale_after = (ex.walk_interval.max(ex.refresh) * 10).max(Duration::from_secs(30));
+    let stale_after = (ex.walk.walk_interval.max(ex.refresh) * 10).max(Duration::from_secs(30));
     let metrics = if ex.per_container {
         Metrics::new(ex.leak_age).with_per_container(ex.per_container_cap)
     } else {
@@ -158,7 +165,21 @@ pub async fn run(args: Args) -> Result<i32> {
     );
 
     let mut last_publish = Instant::now();
+    // Requests answered once the table is as fresh as they came (or at
+    // their deadline), in arrival order.
+    let mut waiting: std::collections::VecDeque<(Freshness, tokio::time::Instant, Pending)> = Default::default();
     let outcome: Result<()> = loop {
+        // Those whose walk and re-read are done, or whose wait is over.
+        while let Some((fresh, deadline, _)) = waiting.front()
+            && (monitor.has(*fresh) || *deadline <= tokio::time::Instant::now())
+        {
+            let (_, _, (request, reply)) = waiting.pop_front().expect("a front entry");
+            let job = Job::new(&request, &monitor, &writer, &reader, &args.db);
+            answering.spawn_blocking(move || {
+                let _ = reply.send(job.answer(&request));
+            });
+        }
+        let next_deadline = waiting.front().map(|(_, d, _)| *d);
         tokio::select! {
             _ = sigterm.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),
@@ -173,12 +194,20 @@ pub async fn run(args: Args) -> Result<i32> {
                 Ok((stream, _)) => { tokio::spawn(serve_client(stream, request_tx.clone(), shared.clone())); }
                 Err(e) => log::warn!("accepting on {}: {e}", args.socket.display()),
             },
-            Some((request, reply)) = requests.recv(), if answering.len() < MAX_ANSWERING => {
-                let job = Job::new(&request, &monitor, &writer, &reader, &args.db);
-                answering.spawn_blocking(move || {
-                    let _ = reply.send(job.answer(&request));
-                });
+            Some((request, reply)) = requests.recv(), if answering.len() < MAX_ANSWERING && waiting.len() < MAX_WAITING => {
+                // The table answers: it is walked and its holders re-read
+                // first, unless a re-read began under `refresh` ago (no
+                // timer re-reads them on a quiet host).
+                if wants_fresh_table(&request) && monitor.holders_age() >= ex.refresh {
+                    waiting.push_back((monitor.want_fresh(), tokio::time::Instant::now() + FRESH_WAIT, (request, reply)));
+                } else {
+                    let job = Job::new(&request, &monitor, &writer, &reader, &args.db);
+                    answering.spawn_blocking(move || {
+                        let _ = reply.send(job.answer(&request));
+                    });
+                }
             }
+            _ = tokio::time::sleep_until(next_deadline.unwrap_or_else(tokio::time::Instant::now)), if next_deadline.is_some() => {}
             Some(_) = answering.join_next(), if !answering.is_empty() => {}
             stepped = monitor.step() => match stepped {
                 Ok(events) => {
@@ -226,6 +255,12 @@ pub async fn run(args: Args) -> Result<i32> {
         }
     );
     outcome.map(|()| 0)
+}
+
+/// Whether a request is answered from the live table (history reads the
+/// database alone).
+fn wants_fresh_table(request: &Request) -> bool {
+    matches!(request.command.as_str(), "ls" | "why" | "leaks" | "limits")
 }
 
 /// Binds the service socket (mode 0600) after checking no other service
@@ -372,12 +407,12 @@ fn flush_provenance(monitor: &mut Monitor, writer: &Writer, names: &mut crate::c
 }
 
 /// Publishes the metrics and health; the per-row gauges (a pass over every
-/// row) only when the table may have changed (records read, walks done)
-/// or [`ROWS_AT_LEAST_EVERY`] passed (ages grow on their own).
+/// row) only when the table may have changed (records read, walks done,
+/// holders re-read) or [`ROWS_AT_LEAST_EVERY`] passed (ages grow on their own).
 #[derive(Default)]
 struct Publisher {
-    /// Records and walks the engine had counted at the last row pass.
-    seen: Option<(u64, u64)>,
+    /// Records, walks and holder re-reads counted at the last row pass.
+    seen: Option<(u64, u64, u64)>,
     rows_at: Option<Instant>,
 }
 
@@ -387,7 +422,7 @@ const ROWS_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
 impl Publisher {
     fn publish(&mut self, shared: &Shared, monitor: &Monitor, writer: &Writer) {
         let stats = monitor.stats();
-        let now = (stats.records, stats.walks);
+        let now = (stats.records, stats.walks, monitor.generation());
         let rows = self.seen != Some(now) || self.rows_at.is_none_or(|t| t.elapsed() >= ROWS_AT_LEAST_EVERY);
         if rows {
             self.seen = Some(now);

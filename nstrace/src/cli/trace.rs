@@ -62,9 +62,8 @@ pub struct Args {
     /// Only events of processes whose command is this.
     #[arg(long)]
     pub comm: Option<String>,
-    /// Time between tree walks that confirm deaths and heal lost events (1, 500ms, 5s, ...).
-    #[arg(long, value_parser = parse_seconds, default_value = "1")]
-    pub walk_interval: Duration,
+    #[command(flatten)]
+    pub walk: crate::cli::WalkArgs,
     /// Do not attach the unshare/setns syscall tracepoints (they put every
     /// syscall on the host on the tracing slow path).
     #[arg(long)]
@@ -126,7 +125,8 @@ impl Args {
 pub async fn run(args: Args) -> Result<i32> {
     crate::error::require_privileges()?;
     let opts = EngineOptions {
-        walk_interval: args.walk_interval,
+        walk_interval: args.walk.walk_interval,
+        sweep_interval: args.walk.sweep,
         load: crate::kernel::loader::LoadOptions { events_ring_bytes: args.ring_bytes, ..Default::default() },
         syscall_events: !args.no_syscall_events,
         // perf --namespaces reports every new task; otherwise a `namespaces`

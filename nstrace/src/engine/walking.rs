@@ -31,6 +31,15 @@ impl WalkPurpose {
     }
 }
 
+/// What a change check found.
+enum Check {
+    Counts(crate::kernel::tree_watch::Counts),
+    /// The walker is in use (a holder scan).
+    Busy,
+    /// No check on this kernel (or it failed): walk to know.
+    Unavailable,
+}
+
 /// A snapshot running on a blocking thread, and what it is for.
 pub(super) struct Walking {
     pub(super) purpose: WalkPurpose,
@@ -63,8 +72,46 @@ impl Engine {
             // A resync, or a /proc scan: everything.
             _ => NsTypeSet::ALL,
         };
+        // The counts the walk answers for: a change after this read shows
+        // at the next check.
+        if let Check::Counts(now) = self.change_counts() {
+            let seen = self.tree_seen.get_or_insert([None; nstrace_common::ns::NS_TYPES]);
+            types.iter().for_each(|t| seen[t as usize] = now[t as usize]);
+        }
         let handle = tokio::task::spawn_blocking(move || snapshotter.take(ids, types));
         self.walking = Some(Walking { purpose, started: std::time::Instant::now(), handle });
+    }
+
+    /// The types a periodic check must walk: those whose lists changed
+    /// since they were last walked, where the kernel's lists count changes;
+    /// none when a hook reports every death; every type otherwise (and
+    /// while a snapshot's newcomers wait for the walk that confirms them).
+    pub(super) fn changed_types(&mut self) -> NsTypeSet {
+        if self.store.has_pending() {
+            return NsTypeSet::ALL;
+        }
+        match (self.change_counts(), &self.tree_seen) {
+            (Check::Counts(now), Some(seen)) => crate::kernel::tree_watch::changed(seen, &now),
+            (Check::Counts(_), None) => NsTypeSet::ALL,
+            // A holder scan has the walker: check at the next tick.
+            (Check::Busy, _) => NsTypeSet::EMPTY,
+            (Check::Unavailable, _) if self.mechanisms.destroy.is_exact_hook() => NsTypeSet::EMPTY,
+            (Check::Unavailable, _) => NsTypeSet::ALL,
+        }
+    }
+
+    /// Each list's change count now.
+    fn change_counts(&self) -> Check {
+        let Snapshotter::Tree(walker) = &self.snapshotter else { return Check::Unavailable };
+        let Ok(walker) = walker.try_lock() else { return Check::Busy };
+        match walker.change_counts() {
+            Some(Ok(counts)) => Check::Counts(counts),
+            Some(Err(e)) => {
+                log::debug!("change check: {}", crate::chain::Chain(&e));
+                Check::Unavailable
+            }
+            None => Check::Unavailable,
+        }
     }
 
     /// Makes the store match a finished snapshot.
@@ -72,6 +119,10 @@ impl Engine {
         let Walking { purpose, started, .. } = walking;
         let Taken { rows, scan, types, fell_back } = taken;
         let fell_back_now = fell_back.is_some();
+        if fell_back_now {
+            // /proc answered: the lists were not walked after all.
+            self.tree_seen = None;
+        }
         self.note_walk(fell_back);
         self.last_snapshot_cost = started.elapsed();
         self.stats.walks += 1;

@@ -114,6 +114,12 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     if o.ns_list_node == ABSENT {
         o.ns_list_node = opt("ns_common", "ns_tree_node.ns_list_entry")?;
     }
+    // 6.18's static per-type `struct ns_tree`, whose seqlock counts adds
+    // and removes (the change check). 6.19+ has one lock for every type and
+    // no `struct ns_tree` of this shape: no change check there.
+    o.ns_tree_list = opt("ns_tree", "ns_list")?;
+    o.ns_tree_seq = opt("ns_tree", "ns_tree_lock.seqcount.seqcount.sequence")?;
+    o.ns_tree_type = opt("ns_tree", "type")?;
 
     for t in NsType::ALL {
         let (ty, owner) = NS_STRUCTS[t as usize];

@@ -361,7 +361,7 @@ impl Tracer {
 
     /// Pins the walk maps under `dir` (before [`Tracer::walker`] takes them).
     pub fn pin_walk_maps(&self, dir: &std::path::Path) -> Result<(), LoaderError> {
-        for name in [names::WALK_MAP, names::WALK_FDS_MAP, names::WALK_STATE_MAP] {
+        for name in [names::WALK_MAP, names::WALK_FDS_MAP, names::WALK_STATE_MAP, names::TREE_WATCH_MAP] {
             let map = self.ebpf.map(name).ok_or(LoaderError::MissingMap(name))?;
             map.pin(dir.join(name)).map_err(|e| LoaderError::Pin { name, source: Box::new(e) })?;
         }
@@ -372,7 +372,9 @@ impl Tracer {
     pub fn pin_walk_programs(&mut self, dir: &std::path::Path) -> Result<(), LoaderError> {
         let fds = self.ebpf.program(names::PROG_FD_WALK).is_some_and(|p| p.fd().is_ok());
         let fds = fds.then_some(names::PROG_FD_WALK);
-        for name in [names::PROG_NS_WALK, names::PROG_TASK_WALK].into_iter().chain(fds) {
+        let watch = self.ebpf.program(names::PROG_NS_CHANGES).is_some_and(|p| p.fd().is_ok());
+        let watch = watch.then_some(names::PROG_NS_CHANGES);
+        for name in [names::PROG_NS_WALK, names::PROG_TASK_WALK].into_iter().chain(fds).chain(watch) {
             self.raw_tracepoint(name)?
                 .pin(dir.join(name))
                 .map_err(|e| LoaderError::Pin { name, source: Box::new(e) })?;
@@ -405,7 +407,24 @@ impl Tracer {
         let second = data.fd().as_fd().try_clone_to_owned().map_err(|e| err(aya::maps::MapError::IoError(e)))?;
         let fd_state = Array::try_from(Map::Array(MapData::from_fd(second).map_err(err)?)).map_err(err)?;
         let state = Array::try_from(state_map).map_err(err)?;
-        Ok(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state })
+        let watch = self.tree_watcher()?;
+        Ok(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state, watch })
+    }
+
+    /// The change check, where the kernel has the 6.18 per-type lists
+    /// (None elsewhere: walks then run on a timer). Takes the map the
+    /// namespace walk notes list heads in.
+    fn tree_watcher(&mut self) -> Result<Option<crate::kernel::tree_watch::TreeWatcher>, LoaderError> {
+        let o = &self.config.offsets;
+        let absent = nstrace_common::config::ABSENT;
+        if [o.ns_tree_list, o.ns_tree_seq, o.ns_tree_type].contains(&absent) {
+            return Ok(None);
+        }
+        let prog = self.load_for_test_run(names::PROG_NS_CHANGES)?;
+        let name = names::TREE_WATCH_MAP;
+        let map = self.ebpf.take_map(name).ok_or(LoaderError::MissingMap(name))?;
+        let map = Array::try_from(map).map_err(|source| LoaderError::Map { name, source })?;
+        Ok(Some(crate::kernel::tree_watch::TreeWatcher::new(prog, map)))
     }
 
     fn take_ring_data(&mut self, name: &'static str) -> Result<MapData, LoaderError> {
@@ -522,4 +541,6 @@ pub struct WalkParts {
     /// The fd walk's ring, and its own handle on the state map.
     pub fd_ring: MapData,
     pub fd_state: Array<MapData, nstrace_common::event::WalkState>,
+    /// The change check, where the kernel's lists have one.
+    pub watch: Option<crate::kernel::tree_watch::TreeWatcher>,
 }

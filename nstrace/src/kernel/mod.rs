@@ -20,4 +20,5 @@ pub mod ring_pos;
 pub mod sys_bpf;
 pub mod test_run;
 pub mod tracefs;
+pub mod tree_watch;
 pub mod walker;

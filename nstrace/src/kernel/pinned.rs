@@ -104,7 +104,16 @@ fn open_pins(dir: &Path) -> Result<Walker, LoaderError> {
     let (ns_prog, task_prog) = (prog(names::PROG_NS_WALK)?, prog(names::PROG_TASK_WALK)?);
     // Pinned only where it loaded.
     let fd_prog = prog(names::PROG_FD_WALK).ok();
-    Ok(Walker::new(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state }))
+    // Pinned only where the kernel's lists have a change count.
+    let watch = match (prog(names::PROG_NS_CHANGES), map(names::TREE_WATCH_MAP)) {
+        (Ok(p), Ok(m)) => Some(crate::kernel::tree_watch::TreeWatcher::new(
+            p,
+            Array::try_from(Map::Array(m))
+                .map_err(|source| LoaderError::Map { name: names::TREE_WATCH_MAP, source })?,
+        )),
+        _ => None,
+    };
+    Ok(Walker::new(WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state, watch }))
 }
 
 /// The walk lock, held until dropped.

@@ -153,6 +153,9 @@ pub struct Walker {
     /// The programs and maps are the pinned ones other processes use too:
     /// each walk takes their lock.
     shared: bool,
+    /// The change check (6.18 lists), which reads the list heads the
+    /// namespace walk notes in the same object's map.
+    watch: Option<crate::kernel::tree_watch::TreeWatcher>,
 }
 
 /// A ring buffer and a handle on the walk state map: what one walk at a
@@ -189,9 +192,16 @@ impl Walker {
     /// A walker over loaded programs and maps: fresh from
     /// [`Tracer::walk_parts`], or reopened from pins.
     pub fn new(parts: WalkParts) -> Walker {
-        let WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state } = parts;
+        let WalkParts { ns_prog, task_prog, fd_prog, ring, state, fd_ring, fd_state, watch } = parts;
         let fds = fd_prog.map(|prog| FdWalk { prog, lane: Lane::new(fd_ring, fd_state) });
-        Walker { ns_prog, task_prog, lane: Lane::new(ring, state), fds, shared: false }
+        Walker { ns_prog, task_prog, lane: Lane::new(ring, state), fds, shared: false, watch }
+    }
+
+    /// Each type's list change count now (see [`crate::kernel::tree_watch`]);
+    /// None where the kernel's lists have none. Needs no lock: whoever runs
+    /// the check writes the same current counts.
+    pub fn change_counts(&self) -> Option<Result<crate::kernel::tree_watch::Counts, LoaderError>> {
+        self.watch.as_ref().map(|w| w.counts())
     }
 
     /// This walker's programs and maps are pinned and shared: every walk

@@ -132,6 +132,8 @@ pub struct Report {
     /// How `limits` counts namespaces against their limits: the kernel's own
     /// `struct ucounts` read by the walk, or derived (estimated).
     pub limits: Option<Check>,
+    /// How a quiet host is checked for changes (see `kernel::tree_watch`).
+    pub change_check: Option<Check>,
 }
 
 impl Report {
@@ -206,6 +208,7 @@ pub fn probe() -> Report {
         ],
         mechanisms: MechanismReport::empty(),
         tree_walk: None,
+        change_check: None,
         fd_walk: None,
         limits: None,
     };

@@ -59,6 +59,7 @@ fn synthetic(fail: &[&str]) -> Report {
         sections: vec![Section { title: "all".into(), checks }],
         mechanisms: MechanismReport::empty(),
         tree_walk: None,
+        change_check: None,
         fd_walk: None,
         limits: None,
     };
