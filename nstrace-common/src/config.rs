@@ -169,6 +169,9 @@ pub mod fork_gate_op {
     pub const REMOVE: u64 = 2;
     /// Every pending task is counted: drop [`super::GATE_UNKNOWN`] (once).
     pub const OPEN: u64 = 3;
+    /// Not the gate's: note the caller's (nstrace's own) namespace set, whose
+    /// ids and inodes the hooks then take without reading them.
+    pub const SEED_OWN: u64 = 4;
 }
 
 pub mod config_flags {

@@ -119,6 +119,24 @@ pub fn wakeup_flags() -> u64 {
     if EVENTS.query(BPF_RB_AVAIL_DATA) > WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { 0 }
 }
 
+/// The namespace set of nstrace itself (seeded by user space, see
+/// `hooks::forkgate`): pointers and id/inode per slot. While nstrace runs
+/// these namespaces cannot die, so their structs cannot be reused for new
+/// ones: a hook that finds one of these pointers in a task's set takes its
+/// id and inode from here instead of reading them (most tasks on a host
+/// are in the host's namespaces, which are nstrace's).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct OwnSet {
+    pub ptrs: [u64; TASK_NS_SLOTS],
+    pub refs: [NsRef; TASK_NS_SLOTS],
+    /// 1 once seeded.
+    pub valid: u64,
+}
+
+#[map]
+pub static OWN_SET: Array<OwnSet> = Array::with_max_entries(1, 0);
+
 /// A task's namespace set, read once per hook: struct pointers (for owner
 /// and parent lookups) and id/inode per slot.
 #[repr(C)]

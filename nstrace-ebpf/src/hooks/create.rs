@@ -185,12 +185,18 @@ pub fn report_one(ns: u64, ty: usize, me: NsRef, cause: u32, flags: u64, tgid: u
         (*e).level = level;
         (*e).owner = owner;
         (*e).parent = parent;
-        (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
-        (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
-        read_comm(task, &mut (*e).comm);
         // Where it came from: the current task made it (for fork, the
         // parent; `task` is the child).
         let current = bpf_get_current_task();
+        // unshare and setns: the caller, whose ids the hook has already.
+        if task == current {
+            (*e).subject_tgid = tgid;
+            (*e).subject_tid = tid;
+        } else {
+            (*e).subject_tgid = u32_at(task, config!(offsets.task_tgid));
+            (*e).subject_tid = u32_at(task, config!(offsets.task_pid));
+        }
+        read_comm(task, &mut (*e).comm);
         let parent = ptr_at(current, config!(offsets.task_real_parent));
         (*e).parent_tgid = u32_at(parent, config!(offsets.task_tgid));
         (*e)._reserved = 0;

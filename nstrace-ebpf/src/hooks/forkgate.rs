@@ -127,6 +127,7 @@ pub fn fork_gate_seed(ctx: RawTracePointContext) -> i32 {
                 add(0, GATE_UNKNOWN.wrapping_neg());
             }
         }
+        fork_gate_op::SEED_OWN => crate::hooks::task::seed_own_set(),
         _ => {}
     }
     0

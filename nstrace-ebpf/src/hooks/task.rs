@@ -34,7 +34,7 @@ use crate::{
         create::{ALL_SLOTS, known_key, report_new_namespaces},
         forkgate::{self, gate_closed},
     },
-    maps::{EVENTS, KNOWN, TASK_NS_SET, TaskNsSet, config, count_lost, wakeup_flags},
+    maps::{EVENTS, KNOWN, OWN_SET, OwnSet, TASK_NS_SET, TaskNsSet, config, count_lost, wakeup_flags},
     read::{header, ns_common_of, ns_ref, ptr_at, read_comm, u32_at},
 };
 
@@ -129,12 +129,18 @@ pub fn read_task_set_reusing(task: u64, reuse: bool) -> Option<&'static TaskNsSe
     // hooks that inline this are near the 512-byte stack limit.
     set.prev_ptrs = set.ptrs;
     set.ptrs = task_ns_ptrs(nsproxy, user_ns, pid_ns, &mut set.nsproxy_raw);
+    // Hooks only: the walk programs may be another object's (pinned), whose
+    // own set nobody seeded for this process.
+    let own = if reuse { None } else { own_set() };
     let mut i = 0;
     while i < NS_TYPES {
         // Slot by slot too: a task in its own uts namespace still shares
         // the other nine with the previous task (a read each saved).
         if !(reuse && set.ptrs[i] == set.prev_ptrs[i]) {
-            set.refs[i] = ns_ref(ns_common_of(set.ptrs[i], i));
+            set.refs[i] = match own {
+                Some(own) if own.ptrs[i] == set.ptrs[i] => own.refs[i],
+                _ => ns_ref(ns_common_of(set.ptrs[i], i)),
+            };
         }
         i += 1;
     }
@@ -187,6 +193,22 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
     Ok(())
 }
 
+/// nstrace's own namespace set, once seeded (see [`OwnSet`]).
+#[inline(always)]
+fn own_set() -> Option<&'static OwnSet> {
+    let own = OWN_SET.get(0)?;
+    (own.valid == 1).then_some(own)
+}
+
+/// Seeds [`OwnSet`] with the set of the calling task (user space runs this
+/// in nstrace itself).
+#[inline(always)]
+pub fn seed_own_set() {
+    let Some(set) = read_task_set(unsafe { bpf_get_current_task() }) else { return };
+    let own = OwnSet { ptrs: set.ptrs, refs: set.refs, valid: 1 };
+    let _ = OWN_SET.set(0, &own, 0);
+}
+
 /// Id and inode of the namespaces of `task` in the `slots` bit set only
 /// (the rest of `out` is zeroed): an unshare's entry reads the one or two
 /// it can change, not all ten.
@@ -214,7 +236,10 @@ pub fn read_slots(task: u64, slots: u32, out: &mut [NsRef; TASK_NS_SLOTS]) {
                 SLOT_TIME_FOR_CHILDREN => NsType::Time as usize,
                 own => own,
             };
-            out[i] = ns_ref(ns_common_of(ptr, ty));
+            out[i] = match own_set() {
+                Some(own) if own.ptrs[i] == ptr => own.refs[i],
+                _ => ns_ref(ns_common_of(ptr, ty)),
+            };
         }
         i += 1;
     }

@@ -218,11 +218,7 @@ impl Tracer {
     /// and syscall hooks are attached (they keep the count from then on).
     pub fn open_fork_gate(&mut self, pending: impl Fn() -> Vec<u32>) -> Result<usize, LoaderError> {
         use nstrace_common::config::fork_gate_op;
-        let name = names::PROG_FORK_GATE_SEED;
-        let prog = self.raw_tracepoint(name)?;
-        prog.load().map_err(|source| LoaderError::Program { name, source })?;
-        let seed = crate::kernel::test_run::WalkProgram::from_loaded(prog)
-            .map_err(|source| LoaderError::Program { name, source })?;
+        let seed = self.seed_program()?;
         let tids = pending();
         for &tid in &tids {
             seed.run_with(&[fork_gate_op::ADD, u64::from(tid)])?;
@@ -235,6 +231,25 @@ impl Tracer {
         }
         seed.run_with(&[fork_gate_op::OPEN, 0])?;
         Ok(tids.len())
+    }
+
+    /// Tells the hooks nstrace's own namespace set (they take those
+    /// namespaces' ids and inodes without reading them: see the eBPF
+    /// crate's `maps::OwnSet`). Run in nstrace itself, before the hooks
+    /// attach.
+    pub fn seed_own_set(&mut self) -> Result<(), LoaderError> {
+        self.seed_program()?.run_with(&[nstrace_common::config::fork_gate_op::SEED_OWN, 0])?;
+        Ok(())
+    }
+
+    /// The seed program (fork gate, own set), loaded at its first use.
+    fn seed_program(&mut self) -> Result<crate::kernel::test_run::WalkProgram, LoaderError> {
+        let name = names::PROG_FORK_GATE_SEED;
+        let prog = self.raw_tracepoint(name)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|source| LoaderError::Program { name, source })?;
+        }
+        crate::kernel::test_run::WalkProgram::from_loaded(prog).map_err(|source| LoaderError::Program { name, source })
     }
 
     /// Loads and attaches (classic) tracepoint programs.

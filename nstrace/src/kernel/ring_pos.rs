@@ -1,15 +1,15 @@
-//! The consumer and producer positions of a BPF ring buffer, read (and the
-//! consumer's moved) through mappings of our own.
+//! A walk ring read through mappings of our own ([`Mapped`]).
 //!
 //! aya's `RingBuf` copies the consumer position when it is made and writes
 //! its copy back after each record: right for a ring one process reads,
 //! wrong for the pinned walk rings every nstrace run of the boot reads in
 //! turn. A reader whose copy is stale moves the shared position *back*; the
 //! kernel then sees a ring fuller than it is, refuses every reservation,
-//! and a walk that resumes on MORE spins. So each walk starts
-//! here, under the pin lock: whatever is left in the ring is not ours (a
-//! crashed or killed walker's), the consumer position is set to the
-//! producer's, and a fresh `RingBuf` is made over the settled ring.
+//! and a walk that resumes on MORE spins. So the reader here keeps no
+//! position: each walk starts under the pin lock by settling the ring
+//! (whatever is left is not ours: a crashed or killed walker's; the
+//! consumer position is set to the producer's), and every record read
+//! moves the shared position itself.
 
 use std::{
     io,
@@ -66,26 +66,91 @@ fn page_size() -> usize {
     (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as usize
 }
 
-/// Empties the ring `fd` (of `size` data bytes) by moving its consumer
-/// position to the producer's; says what it found. Call with the ring's
-/// lock held and no reader of it open in this process.
-pub fn settle(fd: BorrowedFd<'_>, size: u64) -> io::Result<Settled> {
-    let consumer_page = Page::map(fd, true, 0)?;
-    let producer_page = Page::map(fd, false, page_size())?;
-    let producer = producer_page.position().load(Ordering::Acquire);
-    let consumer = consumer_page.position().load(Ordering::Acquire);
-    let found = classify(consumer, producer, size);
-    if found != Settled::Clean {
-        consumer_page.position().store(producer, Ordering::Release);
-    }
-    Ok(found)
+/// A ring mapped once and read for the life of a walker: a walk settles it
+/// (its consumer position moved to the producer's, under the lock) and reads its records through the
+/// same mappings, so a walk maps and unmaps nothing (mapping the 1 MiB ring
+/// for every walk was a tenth of the service's CPU under churn). The
+/// consumer position is read from the shared page at every step, never
+/// kept: other processes read the same pinned ring between our walks.
+pub struct Mapped {
+    consumer: Page,
+    /// The producer page, then the data pages mapped twice (the kernel's
+    /// layout: a record that wraps reads as one piece).
+    producer_and_data: Page,
+    size: u64,
 }
 
-/// Moves the consumer position of ring `fd` to `consumer` (tests: to put a
-/// ring in the state a stale reader leaves).
-pub fn set_consumer(fd: BorrowedFd<'_>, consumer: u64) -> io::Result<()> {
-    Page::map(fd, true, 0)?.position().store(consumer, Ordering::Release);
-    Ok(())
+// SAFETY: the mappings are plain shared memory owned by this value; the
+// positions are atomics, records are read through shared references.
+unsafe impl Send for Mapped {}
+
+/// `struct bpf_ringbuf_hdr`: the record length's flag bits and its size.
+const BUSY_BIT: u32 = 1 << 31;
+const DISCARD_BIT: u32 = 1 << 30;
+const HDR_SIZE: u64 = 8;
+
+impl Mapped {
+    /// Maps ring `fd` of `size` data bytes (a power of two).
+    pub fn new(fd: BorrowedFd<'_>, size: u64) -> io::Result<Mapped> {
+        let consumer = Page::map(fd, true, 0)?;
+        let len = page_size() + 2 * size as usize;
+        // SAFETY: a fresh read-only shared mapping of the ring's producer
+        // page and its data pages (mapped twice by the kernel).
+        let ptr = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), page_size() as i64)
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapped { consumer, producer_and_data: Page { ptr, len }, size })
+    }
+
+    /// Empties the ring by moving its consumer position to the
+    /// producer's; says what it found. Call with the ring's lock held.
+    pub fn settle(&self) -> Settled {
+        let producer = self.producer_and_data.position().load(Ordering::Acquire);
+        let consumer = self.consumer.position().load(Ordering::Acquire);
+        let found = classify(consumer, producer, self.size);
+        if found != Settled::Clean {
+            self.consumer.position().store(producer, Ordering::Release);
+        }
+        found
+    }
+
+    /// Hands every committed record to `f` (discarded ones are skipped) and
+    /// moves the consumer position past it; returns how many.
+    pub fn drain(&self, mut f: impl FnMut(&[u8])) -> usize {
+        let data = self.producer_and_data.ptr as usize + page_size();
+        let mask = self.size - 1;
+        let mut n = 0;
+        loop {
+            let consumer = self.consumer.position().load(Ordering::Acquire);
+            let producer = self.producer_and_data.position().load(Ordering::Acquire);
+            if consumer >= producer || producer - consumer > self.size {
+                return n;
+            }
+            let at = data + (consumer & mask) as usize;
+            // SAFETY: `at` is inside the first copy of the data pages; the
+            // header is 8-byte aligned (records are padded to 8 bytes).
+            let word = unsafe { &*(at as *const std::sync::atomic::AtomicU32) }.load(Ordering::Acquire);
+            if word & BUSY_BIT != 0 {
+                return n;
+            }
+            let len = u64::from(word & !(BUSY_BIT | DISCARD_BIT));
+            if len + HDR_SIZE > self.size {
+                // Not a header a producer writes: leave the ring to the next settle.
+                return n;
+            }
+            if word & DISCARD_BIT == 0 {
+                // SAFETY: a committed record of `len` bytes after its header;
+                // the second copy of the data pages covers a wrap.
+                f(unsafe { std::slice::from_raw_parts((at + HDR_SIZE as usize) as *const u8, len as usize) });
+                n += 1;
+            }
+            let next = consumer + (len + HDR_SIZE).next_multiple_of(8);
+            self.consumer.position().store(next, Ordering::Release);
+        }
+    }
 }
 
 fn classify(consumer: u64, producer: u64, size: u64) -> Settled {

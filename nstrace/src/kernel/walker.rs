@@ -12,7 +12,7 @@ use std::{
 
 use foldhash::{HashSet, HashSetExt};
 
-use aya::maps::{Array, Map, MapData, RingBuf};
+use aya::maps::{Array, MapData};
 use nstrace_common::{
     decode::{Record, decode},
     event::{
@@ -26,7 +26,7 @@ use crate::{
     kernel::{
         loader::{LoaderError, Tracer, WalkParts},
         pinned::{LockBusy, PinLock},
-        ring_pos::{self, Settled},
+        ring_pos::{Mapped, Settled},
         test_run::WalkProgram,
     },
     model::NsKey,
@@ -159,21 +159,44 @@ pub struct Walker {
 }
 
 /// A ring buffer and a handle on the walk state map: what one walk at a
-/// time reports through. The ring's reader is made afresh for each walk,
-/// after [`ring_pos::settle`]: a reader kept between walks goes stale when
-/// other processes read the same pinned ring.
+/// time reports through. The ring is mapped once (at the first walk) and
+/// settled before each walk: its positions are read from the shared pages
+/// every time, as other processes read the same pinned ring.
 struct Lane {
-    ring: Map,
+    ring: MapData,
     /// The ring's data size in bytes.
     size: u64,
+    mapped: Option<Mapped>,
     state: Array<MapData, WalkState>,
 }
 
 impl Lane {
     fn new(ring: MapData, state: Array<MapData, WalkState>) -> Lane {
         let size = ring.info().map(|i| i.max_entries() as u64).unwrap_or(u64::MAX);
-        Lane { ring: Map::RingBuf(ring), size, state }
+        Lane { ring, size, mapped: None, state }
     }
+}
+
+/// A lane's ring (`ring`, `size` bytes), mapped into `mapped` at first use,
+/// emptied of what another walker left (see [`ring_pos`]).
+fn settled<'a>(
+    ring: &MapData,
+    size: u64,
+    mapped: &'a mut Option<Mapped>,
+    stats: &mut WalkStats,
+) -> Result<&'a Mapped, WalkError> {
+    let mapped = match mapped {
+        Some(m) => m,
+        slot => slot.insert(Mapped::new(ring.fd().as_fd(), size).map_err(WalkError::Ring)?),
+    };
+    match mapped.settle() {
+        Settled::Clean => {}
+        found => {
+            stats.rings_settled += 1;
+            log::warn!("walk ring settled before walking: {found:?}");
+        }
+    }
+    Ok(mapped)
 }
 
 struct FdWalk {
@@ -350,7 +373,7 @@ fn fd_list(
 /// what the run reported and the state it left.
 fn run_once(
     prog: &WalkProgram,
-    ring: &mut RingBuf<&MapData>,
+    ring: &Mapped,
     state_map: &Array<MapData, WalkState>,
     state_index: u32,
     stats: &mut WalkStats,
@@ -363,12 +386,10 @@ fn run_once(
     log::trace!("walk run {}: status {}, {} records", stats.runs, state.status, state.emitted);
     // Drain before deciding: a MORE caused by a full ring resumes exactly
     // where the reservation failed.
-    while let Some(item) = ring.next() {
-        match decode(&item) {
-            Ok(r) => on_record(r),
-            Err(_) => stats.malformed_records += 1,
-        }
-    }
+    ring.drain(|item| match decode(item) {
+        Ok(r) => on_record(r),
+        Err(_) => stats.malformed_records += 1,
+    });
     let run = match state.status {
         walk_status::COMPLETE => Run::Complete,
         walk_status::MORE => Run::More,
@@ -383,19 +404,6 @@ fn run_once(
 /// Where a walk is: what must move between two runs for it to advance.
 fn position(s: &WalkState) -> (u64, u64, u64, u32) {
     (s.start_node, s.cursor_node, s.cursor_id, s.resume_fd)
-}
-
-/// Empties the lane's ring (see [`ring_pos`]) and opens a fresh reader on it.
-fn open_ring<'a>(ring: &'a Map, size: u64, stats: &mut WalkStats) -> Result<RingBuf<&'a MapData>, WalkError> {
-    let Map::RingBuf(data) = ring else { unreachable!("lanes hold ring buffers") };
-    match ring_pos::settle(data.fd().as_fd(), size).map_err(WalkError::Ring)? {
-        Settled::Clean => {}
-        found => {
-            stats.rings_settled += 1;
-            log::warn!("walk ring settled before walking: {found:?}");
-        }
-    }
-    RingBuf::try_from(ring).map_err(WalkError::Map)
 }
 
 /// Runs a walk program until its circular list is complete: resumes after
@@ -415,8 +423,8 @@ fn walk_list<K: Eq + std::hash::Hash, T>(
     deadline: Instant,
     row: impl Fn(Record) -> Option<(K, T)>,
 ) -> Result<Vec<T>, WalkError> {
-    let Lane { ring, size, state: state_map } = lane;
-    let mut ring = open_ring(ring, *size, stats)?;
+    let Lane { ring, size, mapped, state: state_map } = lane;
+    let ring = settled(ring, *size, mapped, stats)?;
     let mut restarts = 0;
     'restart: loop {
         state_map.set(state_index, init, 0)?;
@@ -428,7 +436,7 @@ fn walk_list<K: Eq + std::hash::Hash, T>(
         loop {
             let mut wrapped = false;
             let before = rows.len();
-            let (run, state) = run_once(prog, &mut ring, state_map, state_index, stats, ty, |r| {
+            let (run, state) = run_once(prog, ring, state_map, state_index, stats, ty, |r| {
                 if let Some((key, value)) = row(r) {
                     if seen.insert(key) {
                         rows.push(value);
