@@ -106,17 +106,38 @@ pub static SCRATCH: PerCpuArray<Inflight> = PerCpuArray::with_max_entries(1, 0);
 
 /// Ring-buffer data that makes a submit wake the reader at once.
 const WAKE_BYTES: u64 = 512 * 1024;
+const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 const BPF_RB_AVAIL_DATA: u64 = 0;
+/// Shortest gap between two submits that may wake the reader: user
+/// space's `ring::DRAIN_EVERY`, whose recheck after each drain reads what
+/// came in between.
+const WAKE_GAP_NS: u64 = 50_000_000;
 
-/// Submit flags for EVENTS. With no flag the kernel wakes the reader only
-/// when this record is the first unread one (the reader had caught up), so
-/// a quiet host costs the reader no timer and a burst costs one wakeup per
-/// drain (the reader waits a short while after it, see `ring.rs`); a
-/// filling ring wakes it whatever it is doing.
+/// When a submit last asked the kernel to wake the reader.
+#[map]
+pub static LAST_WAKE: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Submit flags for EVENTS. Waking the reader costs the traced task an
+/// interrupt and a wakeup (microseconds), so at most one submit per
+/// [`WAKE_GAP_NS`] may wake it, and then only if the reader had caught up
+/// (no flag: the kernel wakes it only when this record is the first unread
+/// one); the rest are silent and read by the reader's recheck 50 ms after
+/// each drain. A quiet ring costs the reader no timer, a lone record is
+/// seen at once, and a filling ring wakes it whatever it is doing.
 #[inline(always)]
 pub fn wakeup_flags() -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA) > WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { 0 }
+    if EVENTS.query(BPF_RB_AVAIL_DATA) > WAKE_BYTES {
+        return BPF_RB_FORCE_WAKEUP;
+    }
+    let Some(last) = LAST_WAKE.get_ptr_mut(0) else { return 0 };
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    // A race between CPUs at worst lets two submits try to wake it.
+    if now.wrapping_sub(unsafe { *last }) < WAKE_GAP_NS {
+        return BPF_RB_NO_WAKEUP;
+    }
+    unsafe { *last = now };
+    0
 }
 
 /// The namespace set of nstrace itself (seeded by user space, see

@@ -1,5 +1,6 @@
-//! The event ring: reads the hooks' records as they come (woken by the
-//! first record after a drain, then batched for up to [`DRAIN_EVERY`], or
+//! The event ring: reads the hooks' records as they come (woken by a
+//! record after a quiet spell, then batched for up to [`DRAIN_EVERY`],
+//! rechecked [`DRAIN_EVERY`] after each drain that found records, or woken
 //! at once when the ring fills) and decodes each in
 //! the one decoder (`nstrace_common::decode`); counts the records the
 //! hooks could not reserve room for.
@@ -13,11 +14,13 @@ use nstrace_common::{
 
 use crate::kernel::loader::LoaderError;
 
-/// The shortest gap between two drains: the first record after a drain
-/// wakes the reader, which waits until this long after the last drain so
-/// a burst is read in one batch (and wakes it once). The most an event
-/// waits before user space sees it; a quiet ring costs no wakeup at all.
-pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+/// The shortest gap between two drains, and the recheck after a drain that
+/// found records: the hooks let at most one record per 50 ms wake the
+/// reader (see the eBPF crate's `maps::wakeup_flags`), which waits until
+/// this long after its last drain so a burst is read in one batch; the
+/// recheck reads records that came silently since. The most an event waits
+/// before user space sees it; a quiet ring costs no timer at all.
+pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Reads decoded records from the event ring buffer.
 pub struct EventStream {
@@ -27,6 +30,9 @@ pub struct EventStream {
     lost_seen: (u64, Vec<(EventKind, u64)>),
     /// When the ring was last drained.
     last_drain: tokio::time::Instant,
+    /// Set by a drain that found records: look again then, whether or not
+    /// a record woke us (the hooks submit most records silently).
+    recheck: Option<tokio::time::Instant>,
 }
 
 impl EventStream {
@@ -36,7 +42,13 @@ impl EventStream {
         // so the fd stays open for as long as it is registered.
         let ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
             .map_err(|e| LoaderError::Io(std::io::Error::other(e.to_string())))?;
-        Ok(EventStream { ring, lost, lost_seen: (0, Vec::new()), last_drain: tokio::time::Instant::now() })
+        Ok(EventStream {
+            ring,
+            lost,
+            lost_seen: (0, Vec::new()),
+            last_drain: tokio::time::Instant::now(),
+            recheck: None,
+        })
     }
 
     /// Waits until records are available (the programs wake the reader
@@ -46,33 +58,56 @@ impl EventStream {
     /// in the ring until they are handed over.
     pub async fn next_batch(&mut self, mut f: impl FnMut(StreamItem)) -> Result<usize, LoaderError> {
         loop {
-            let mut guard = self.ring.readable_mut().await?;
-            tokio::time::sleep_until(self.last_drain + DRAIN_EVERY).await;
-            let ring = guard.get_inner_mut();
-            let mut n = 0;
-            while let Some(item) = ring.next() {
-                f(nstrace_common::decode::decode(&item));
-                n += 1;
-            }
-            // A record submitted after the loop above woke the ring again:
-            // readiness from that later wakeup survives this clear.
-            guard.clear_ready();
-            self.last_drain = tokio::time::Instant::now();
+            let recheck = self.recheck;
+            let woken = tokio::select! {
+                guard = self.ring.readable_mut() => Some(guard?),
+                _ = tokio::time::sleep_until(recheck.unwrap_or_else(tokio::time::Instant::now)), if recheck.is_some() => None,
+            };
+            let rechecked = woken.is_none();
+            let n = match woken {
+                Some(mut guard) => {
+                    tokio::time::sleep_until(self.last_drain + DRAIN_EVERY).await;
+                    let n = Self::read_all(guard.get_inner_mut(), &mut f);
+                    // A record submitted after the loop above woke the ring
+                    // again: readiness from that later wakeup survives this.
+                    guard.clear_ready();
+                    n
+                }
+                None => Self::read_all(self.ring.get_mut(), &mut f),
+            };
+            self.drained(n, rechecked);
             if n > 0 {
                 return Ok(n);
             }
         }
     }
 
-    /// Hands every record available right now to `f`, without waiting.
-    pub fn drain(&mut self, mut f: impl FnMut(StreamItem)) -> usize {
-        self.last_drain = tokio::time::Instant::now();
-        let ring = self.ring.get_mut();
+    fn read_all(ring: &mut RingBuf<MapData>, f: &mut impl FnMut(StreamItem)) -> usize {
         let mut n = 0;
         while let Some(item) = ring.next() {
             f(nstrace_common::decode::decode(&item));
             n += 1;
         }
+        n
+    }
+
+    /// Notes a drain that read `n` records: a recheck follows one that
+    /// found some; only a recheck that found none ends the rechecks (a
+    /// silent record may still come within 50 ms of the last wakeup).
+    fn drained(&mut self, n: usize, rechecked: bool) {
+        let now = tokio::time::Instant::now();
+        self.last_drain = now;
+        if n > 0 {
+            self.recheck = Some(now + DRAIN_EVERY);
+        } else if rechecked {
+            self.recheck = None;
+        }
+    }
+
+    /// Hands every record available right now to `f`, without waiting.
+    pub fn drain(&mut self, mut f: impl FnMut(StreamItem)) -> usize {
+        let n = Self::read_all(self.ring.get_mut(), &mut f);
+        self.drained(n, false);
         n
     }
 
