@@ -58,8 +58,12 @@ impl Retention {
     /// tenth of it (a second at least), and the table outgrows
     /// `--db-max-rows` by at most a tenth.
     fn prune_due(&self, since: Duration, written: usize) -> bool {
-        let every = PRUNE_EVERY.min(self.max_age / 10).max(Duration::from_secs(1));
-        since >= every || written >= (self.max_rows / 10).max(1)
+        since >= self.prune_every() || written >= (self.max_rows / 10).max(1)
+    }
+
+    /// The longest gap between prunes.
+    fn prune_every(&self) -> Duration {
+        PRUNE_EVERY.min(self.max_age / 10).max(Duration::from_secs(1))
     }
 }
 
@@ -197,7 +201,15 @@ fn run(start: Start, rx: mpsc::Receiver<Msg>, health: Arc<Mutex<Health>>, retent
     }
     let mut last_try = Instant::now();
     loop {
-        let wait = if s.failing() { RETRY_EVERY } else { COMMIT_EVERY };
+        // With nothing queued the thread sleeps until a change comes or a
+        // prune is due: an idle service wakes it for nothing.
+        let wait = if s.failing() {
+            RETRY_EVERY
+        } else if s.queue.is_empty() && s.reopen.is_none() {
+            s.retention.prune_every()
+        } else {
+            COMMIT_EVERY
+        };
         match rx.recv_timeout(wait.saturating_sub(last_try.elapsed())) {
             Ok(Msg::Changes(c)) => {
                 s.enqueue(c);
