@@ -133,24 +133,40 @@ impl Mapped {
             // SAFETY: `at` is inside the first copy of the data pages; the
             // header is 8-byte aligned (records are padded to 8 bytes).
             let word = unsafe { &*(at as *const std::sync::atomic::AtomicU32) }.load(Ordering::Acquire);
-            if word & BUSY_BIT != 0 {
-                return n;
-            }
-            let len = u64::from(word & !(BUSY_BIT | DISCARD_BIT));
-            if len + HDR_SIZE > self.size {
-                // Not a header a producer writes: leave the ring to the next settle.
-                return n;
-            }
-            if word & DISCARD_BIT == 0 {
+            let Some(Record { len, next }) = record_at(word, consumer, self.size) else { return n };
+            if let Some(len) = len {
                 // SAFETY: a committed record of `len` bytes after its header;
                 // the second copy of the data pages covers a wrap.
                 f(unsafe { std::slice::from_raw_parts((at + HDR_SIZE as usize) as *const u8, len as usize) });
                 n += 1;
             }
-            let next = consumer + (len + HDR_SIZE).next_multiple_of(8);
             self.consumer.position().store(next, Ordering::Release);
         }
     }
+}
+
+/// What the header word `word` at position `consumer` says.
+#[derive(Debug, PartialEq, Eq)]
+struct Record {
+    /// The record's length, None when it was discarded.
+    len: Option<u64>,
+    /// The consumer position after it (records are padded to 8 bytes).
+    next: u64,
+}
+
+/// The record whose header word is `word`, at `consumer` in a ring of
+/// `size` data bytes; None while it is being written, or when the word is
+/// not a header a producer writes (a length past the ring).
+fn record_at(word: u32, consumer: u64, size: u64) -> Option<Record> {
+    if word & BUSY_BIT != 0 {
+        return None;
+    }
+    let len = u64::from(word & !(BUSY_BIT | DISCARD_BIT));
+    if len + HDR_SIZE > size {
+        return None;
+    }
+    let next = consumer + (len + HDR_SIZE).next_multiple_of(8);
+    Some(Record { len: (word & DISCARD_BIT == 0).then_some(len), next })
 }
 
 fn classify(consumer: u64, producer: u64, size: u64) -> Settled {
@@ -176,5 +192,22 @@ mod tests {
         assert_eq!(classify(8, 4112, 4096), Settled::Inconsistent { consumer: 8, producer: 4112 });
         // Or moved it past what was ever written.
         assert_eq!(classify(128, 64, 4096), Settled::Inconsistent { consumer: 128, producer: 64 });
+        // A whole ring's worth behind, not more: still records to throw away.
+        assert_eq!(classify(4096, 8192, 4096), Settled::Leftover { bytes: 4096 });
+        assert_eq!(classify(4096, 8193, 4096), Settled::Inconsistent { consumer: 4096, producer: 8193 });
+    }
+
+    #[test]
+    fn records_are_read_whole_padded_to_8_bytes_and_never_while_busy() {
+        // A committed 44-byte record at 64: 8 bytes of header, padded to 56.
+        assert_eq!(record_at(44, 64, 4096), Some(Record { len: Some(44), next: 64 + 56 }));
+        assert_eq!(record_at(48, 64, 4096), Some(Record { len: Some(48), next: 64 + 56 }));
+        // Discarded: skipped, the position still moves past it.
+        assert_eq!(record_at(DISCARD_BIT | 44, 64, 4096), Some(Record { len: None, next: 64 + 56 }));
+        // Being written: nothing to read yet.
+        assert_eq!(record_at(BUSY_BIT | 44, 64, 4096), None);
+        // The largest record the ring holds, and one byte more.
+        assert_eq!(record_at(4088, 0, 4096), Some(Record { len: Some(4088), next: 4096 }));
+        assert_eq!(record_at(4089, 0, 4096), None);
     }
 }
