@@ -212,6 +212,11 @@ fn run(start: Start, rx: mpsc::Receiver<Msg>, health: Arc<Mutex<Health>>, retent
         };
         match rx.recv_timeout(wait.saturating_sub(last_try.elapsed())) {
             Ok(Msg::Changes(c)) => {
+                // The first change after a quiet spell starts the batch: it
+                // is committed with what follows within COMMIT_EVERY.
+                if s.queue.is_empty() && !s.failing() {
+                    last_try = Instant::now();
+                }
                 s.enqueue(c);
                 // Keep taking what is already there: one commit per burst.
                 while let Ok(m) = rx.try_recv() {
