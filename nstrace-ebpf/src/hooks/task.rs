@@ -215,6 +215,7 @@ pub fn seed_own_set() {
 #[inline(always)]
 pub fn read_slots(task: u64, slots: u32, out: &mut [NsRef; TASK_NS_SLOTS]) {
     let nsproxy = ptr_at(task, config!(offsets.task_nsproxy));
+    let own = own_set();
     let mut i = 0;
     while i < TASK_NS_SLOTS {
         out[i] = NsRef::default();
@@ -236,7 +237,7 @@ pub fn read_slots(task: u64, slots: u32, out: &mut [NsRef; TASK_NS_SLOTS]) {
                 SLOT_TIME_FOR_CHILDREN => NsType::Time as usize,
                 own => own,
             };
-            out[i] = match own_set() {
+            out[i] = match own {
                 Some(own) if own.ptrs[i] == ptr => own.refs[i],
                 _ => ns_ref(ns_common_of(ptr, ty)),
             };
