@@ -76,10 +76,13 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
             ))),
             (Some(r), false) => Ok(r),
             (None, true) => resolve_path(rows, &netns),
-            (None, false) => Err(Error::Usage(match ns_type {
-                Some(t) => format!("no {} namespace with id or inode {n} exists (see `nstrace ls`)", t.name()),
-                None => format!("no namespace with id or inode {n} exists (see `nstrace ls`)"),
-            })),
+            // A container id prefix can be all digits.
+            (None, false) => in_container(store, rows, target, ns_type).ok_or_else(|| {
+                Error::Usage(match ns_type {
+                    Some(t) => format!("no {} namespace with id or inode {n} exists (see `nstrace ls`)", t.name()),
+                    None => format!("no namespace with id or inode {n} exists (see `nstrace ls`)"),
+                })
+            }),
         };
     }
     // A relative path that does not exist is a pod's `namespace/name`.
@@ -89,8 +92,20 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
     if named {
         return resolve_path(rows, &netns);
     }
+    in_container(store, rows, target, ns_type).ok_or_else(|| {
+        Error::Usage(format!(
+            "{target:?} is not a namespace id or inode, a path, an `ip netns` name, or a container or pod with a {} namespace \
+             (see `nstrace ls`)",
+            ns_type.unwrap_or(NsType::Net).name()
+        ))
+    })
+}
+
+/// The namespace of type `ns_type` (net by default) of the container or pod
+/// `target` names (a name, or an id prefix of 4 or more characters).
+fn in_container<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: Option<NsType>) -> Option<&'a NsRow> {
     let ns_type = ns_type.unwrap_or(NsType::Net);
-    let in_container = |r: &&&NsRow| {
+    let of_container = |r: &&&NsRow| {
         r.ns_type == ns_type
             && (r.containers.iter().any(|c| target.len() >= 4 && c.id.starts_with(target))
                 || store.find(r.ns_type, r.inode).is_some_and(|ns| ns.seen_in.iter().any(|c| c.matches(target))))
@@ -99,15 +114,9 @@ pub fn resolve<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: O
     // can be in the host's namespace: the namespace nstrace itself is in is
     // the last choice, then the one with the fewest tasks.
     let own = facts::own_ns(ns_type);
-    let mut found: Vec<&NsRow> = rows.iter().filter(in_container).copied().collect();
+    let mut found: Vec<&NsRow> = rows.iter().filter(of_container).copied().collect();
     found.sort_by_key(|r| (Some(r.inode) == own, r.tasks));
-    found.first().copied().ok_or_else(|| {
-        Error::Usage(format!(
-            "{target:?} is not a namespace id or inode, a path, an `ip netns` name, or a container or pod with a {} namespace \
-             (see `nstrace ls`)",
-            ns_type.name()
-        ))
-    })
+    found.first().copied()
 }
 
 fn resolve_path<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
@@ -316,4 +325,38 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     };
     written.map_err(|e| Error::io("writing output", e))?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::{Container, Runtime};
+
+    fn in_pod(ns_type: NsType, inode: u64, id: &str) -> NsRow {
+        let containers = vec![Container { runtime: Runtime::of_name("containerd"), id: id.into(), pod_uid: None }];
+        NsRow { containers: containers.into(), tasks: 1, ..NsRow::new(ns_type, inode) }
+    }
+
+    #[test]
+    fn an_all_digit_container_id_prefix_names_its_container() {
+        // CI drew sandbox 434680916734…: `why 434680916734` said no such namespace.
+        let store = NsStore::new(Default::default(), Default::default());
+        let rows = [
+            NsRow { id: Some(12), ..NsRow::new(NsType::Net, 4026531840) },
+            in_pod(NsType::Net, 4026532900, "434680916734beef"),
+            in_pod(NsType::Uts, 4026532901, "434680916734beef"),
+        ];
+        let refs: Vec<&NsRow> = rows.iter().collect();
+        let found = |target: &str, ty: Option<NsType>| resolve(&store, &refs, target, ty).map(|r| r.inode);
+        assert_eq!(found("434680916734", None).unwrap(), 4026532900);
+        assert_eq!(found("434680916734", Some(NsType::Uts)).unwrap(), 4026532901);
+        // A namespace id or inode still comes first.
+        assert_eq!(found("12", None).unwrap(), 4026531840);
+        assert_eq!(found("4026532901", None).unwrap(), 4026532901);
+        // A number that names nothing says so.
+        let err = found("99999", None).unwrap_err().to_string();
+        assert!(err.contains("no namespace with id or inode 99999"), "{err}");
+        let err = found("4346", Some(NsType::Pid)).unwrap_err().to_string();
+        assert!(err.contains("no pid namespace with id or inode 4346"), "{err}");
+    }
 }
