@@ -60,7 +60,7 @@ pub enum Event {
         /// fork, unshare, setns, exec, or walk (first seen by the periodic walk).
         cause: Cause,
         flags: u64,
-        flags_text: String,
+        flags_text: CloneFlags,
     },
     Destroy {
         time: UnixTime,
@@ -84,7 +84,7 @@ pub enum Event {
         /// nsfs, pidfd, or unknown.
         fd_kind: &'static str,
         flags: u64,
-        flags_text: String,
+        flags_text: CloneFlags,
         result: i64,
         errno: Option<&'static str>,
         joined: Vec<NsChange>,
@@ -95,7 +95,7 @@ pub enum Event {
         tid: u32,
         comm: String,
         flags: u64,
-        flags_text: String,
+        flags_text: CloneFlags,
         result: i64,
         errno: Option<&'static str>,
         new: Vec<NsChange>,
@@ -108,7 +108,7 @@ pub enum Event {
         child_pid: u32,
         child_tid: u32,
         flags: u64,
-        flags_text: String,
+        flags_text: CloneFlags,
         types: Vec<NsType>,
     },
     Namespaces {
@@ -150,7 +150,7 @@ pub enum Event {
         /// unshare, clone or clone3.
         syscall: &'static str,
         flags: u64,
-        flags_text: String,
+        flags_text: CloneFlags,
         errno: &'static str,
         /// The types asked for.
         types: Vec<NsType>,
@@ -249,24 +249,42 @@ pub fn types_in_flags(flags: u64) -> Vec<NsType> {
 
 /// "CLONE_NEWNET|CLONE_NEWUTS" (only the namespace bits; others as hex).
 pub fn flags_text(flags: u64) -> String {
-    let mut parts: Vec<String> = NsType::ALL
-        .into_iter()
-        .filter(|t| flags & t.clone_flag() != 0)
-        .map(|t| {
-            format!(
-                "CLONE_NEW{}",
-                match t {
-                    NsType::Mnt => "NS".to_string(),
-                    other => other.name().to_uppercase(),
-                }
-            )
-        })
-        .collect();
-    let rest = flags & !CLONE_NEW_MASK;
-    if rest != 0 {
-        parts.push(format!("{rest:#x}"));
+    CloneFlags(flags).to_string()
+}
+
+/// Clone flags that print as [`flags_text`] does, built only when printed
+/// or serialized: most events are never shown as text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CloneFlags(pub u64);
+
+impl std::fmt::Display for CloneFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        let mut sep = |f: &mut std::fmt::Formatter<'_>| {
+            let s = if first { "" } else { "|" };
+            first = false;
+            f.write_str(s)
+        };
+        for t in NsType::ALL.into_iter().filter(|t| self.0 & t.clone_flag() != 0) {
+            sep(f)?;
+            match t {
+                NsType::Mnt => f.write_str("CLONE_NEWNS")?,
+                other => write!(f, "CLONE_NEW{}", other.name().to_uppercase())?,
+            }
+        }
+        let rest = self.0 & !CLONE_NEW_MASK;
+        if rest != 0 {
+            sep(f)?;
+            write!(f, "{rest:#x}")?;
+        }
+        if self.0 == 0 { f.write_str("0") } else { Ok(()) }
     }
-    if parts.is_empty() { "0".into() } else { parts.join("|") }
+}
+
+impl Serialize for CloneFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// How a namespace came to be (a create event's, a creator's `cause`), or
@@ -434,6 +452,8 @@ mod tests {
         assert_eq!(flags_text(0x0002_0000), "CLONE_NEWNS");
         assert_eq!(flags_text(0x11), "0x11");
         assert_eq!(flags_text(0), "0");
+        assert_eq!(flags_text(0x0002_0000 | 0x11), "CLONE_NEWNS|0x11");
+        assert_eq!(serde_json::to_value(CloneFlags(0x0400_0000)).unwrap(), "CLONE_NEWUTS");
         assert_eq!(types_in_flags(0x80 | 0x2000_0000), vec![NsType::Pid, NsType::Time]);
     }
 

@@ -190,7 +190,7 @@ mod tests {
             level: None,
             cause: crate::events::Cause::Unshare,
             flags: 0x4000_0000,
-            flags_text: "CLONE_NEWNET".into(),
+            flags_text: crate::events::CloneFlags(0x4000_0000),
         };
         assert_eq!(
             event_text(&create(ids(1, 4026531837), None)),
@@ -231,7 +231,7 @@ mod tests {
             fd: 3,
             fd_kind: "nsfs",
             flags: 0,
-            flags_text: "0".into(),
+            flags_text: crate::events::CloneFlags(0),
             result,
             errno,
             joined,
@@ -253,7 +253,7 @@ mod tests {
             tid: 42,
             comm: "unshare".into(),
             flags: 0x1002_0000,
-            flags_text: "CLONE_NEWUSER|CLONE_NEWNS".into(),
+            flags_text: crate::events::CloneFlags(0x1002_0000),
             result,
             errno,
             new,
@@ -278,7 +278,7 @@ mod tests {
             child_pid: 50,
             child_tid: 50,
             flags: 0x2000_0000,
-            flags_text: "CLONE_NEWPID".into(),
+            flags_text: crate::events::CloneFlags(0x2000_0000),
             types: vec![NsType::Pid],
         };
         assert_eq!(event_text(&clone), "00:00:12.500000 clone      bash[42] child=50 flags=CLONE_NEWPID");

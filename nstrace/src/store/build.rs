@@ -5,7 +5,7 @@ use nstrace_common::{event::NsInfoRecord, ns::NsType};
 use super::refcount_of;
 use crate::{
     containers::Container,
-    events::{Event, NsIds, flags_text},
+    events::{CloneFlags, Event, NsIds},
     model::{Charge, Creator, Holder, Namespace, NsKey, NsRow, NsState, UserNsCharges},
     procfs::holders::HolderScan,
     time::{BootNs, Clock, UnixTime},
@@ -130,7 +130,7 @@ pub(super) fn create_event(
         level: ns.row.level,
         cause,
         flags,
-        flags_text: flags_text(flags),
+        flags_text: CloneFlags(flags),
     }
 }
 
