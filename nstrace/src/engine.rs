@@ -13,7 +13,7 @@ use std::{
 
 use nstrace_common::{
     decode::{Record, StreamItem},
-    event::{EventKind, destroy_via},
+    event::{EventKind, destroy_via, hint_phase},
     ns::NsTypeSet,
 };
 
@@ -244,8 +244,15 @@ impl Engine {
         }
         log::debug!("task and syscall hooks attached at {:?}", t.elapsed());
         tracer.attach_create(mechanisms.create)?;
-        if !tracer.attach_destroy(mechanisms.destroy)? {
+        let hinted = tracer.attach_destroy(mechanisms.destroy)?;
+        if !hinted {
             log::info!("no destroy hook: deaths are seen at the next snapshot");
+        }
+        // Best effort: without them a network namespace is gone, not dying.
+        let end_attached = hinted && !mechanisms.destroy.is_exact_hook();
+        match tracer.attach_cleanup_hooks(end_attached) {
+            Ok(tracked) => store.track_teardown(tracked),
+            Err(e) => log::warn!("network namespace teardown is not tracked: {}", crate::chain::Chain(&e)),
         }
         log::debug!("create and destroy hooks attached at {:?}", t.elapsed());
         let host_ids = host_namespace_ids();
@@ -499,7 +506,20 @@ impl Engine {
                 }
                 // The namespaces left behind may have died.
                 Record::Syscall(s) if s.ret == 0 => self.hint(slot_types(|i| s.before[i] != s.after[i])),
-                Record::DestroyHint(h) => self.hint(destroy_work_types(h.which)),
+                Record::DestroyHint(h) => {
+                    let ts = crate::time::BootNs::from_nanos(h.header.ts_ns);
+                    let net = h.which as usize == nstrace_common::config::WORK_CLEANUP_NET;
+                    match h.phase {
+                        hint_phase::START if net => self.store.cleanup_started(ts),
+                        hint_phase::START => {}
+                        _ => {
+                            if net {
+                                self.store.cleanup_ended(ts, out);
+                            }
+                            self.hint(destroy_work_types(h.which));
+                        }
+                    }
+                }
                 Record::Destroy(d) => {
                     // The mechanism, as --mechanism and doctor name it.
                     let via = match (d.via, self.mechanisms.destroy) {
@@ -554,6 +574,10 @@ impl Engine {
             }
         }
         self.stats.lost += new;
+        if new > 0 {
+            // A cleanup run's end may be among them.
+            self.store.cleanup_records_lost(Clock::now_boot_ns(), out);
+        }
         Ok(new)
     }
 }
