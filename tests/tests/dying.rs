@@ -41,26 +41,8 @@ fn ip_batch(lines: &[String]) -> bool {
 
 /// In each named netns: loopback up, a TCP connection to itself closed
 /// (its TIME_WAIT sockets are the teardown's to purge) and a UDP socket
-/// closed. One python process (setns into each) rather than one per netns.
-const SOCKETS: &str = r#"
-import ctypes, fcntl, os, socket, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-for name in sys.argv[1:]:
-    fd = os.open("/run/netns/" + name, os.O_RDONLY)
-    if libc.setns(fd, 0x40000000) != 0:
-        sys.exit("setns " + name)
-    os.close(fd)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    ifr = struct.pack("16sH14x", b"lo", 0)
-    flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, ifr))[1]
-    fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    cli = socket.create_connection(srv.getsockname())
-    conn, _ = srv.accept()
-    cli.close(); conn.close(); srv.close(); s.close()
-"#;
+/// closed (shared with `cargo xtask bench --only teardown`).
+const SOCKETS: &str = include_str!("../netns_sockets.py");
 
 fn net_total(metrics: &str, name: &str) -> f64 {
     sample(metrics, name, &[("type", "net")]).unwrap_or(0.0)
