@@ -13,7 +13,7 @@ use std::{
 
 use nstrace_common::{
     decode::{Record, StreamItem},
-    event::{EventKind, destroy_via, hint_phase},
+    event::{EventKind, destroy_via},
     ns::NsTypeSet,
 };
 
@@ -28,6 +28,7 @@ use crate::{
     time::Clock,
 };
 
+mod hints;
 mod pace;
 mod source;
 mod walking;
@@ -464,28 +465,6 @@ impl Engine {
         self.stats.walks + if self.walking.is_some() { 2 } else { 1 }
     }
 
-    /// A namespace of `types` may have died: walk their lists soon
-    /// (rate-limited). Not needed when a kernel hook reports every death.
-    fn hint(&mut self, types: NsTypeSet) {
-        if self.mechanisms.destroy.is_exact_hook() || types.is_empty() {
-            return;
-        }
-        self.hinted = self.hinted.union(types);
-        if self.walk_soon.is_none() {
-            // Within a budget: a walk of the kernel's lists grows with the
-            // namespaces alive, so under churn they take at most a 200th of
-            // the time (at 10,000 namespaces a death is reported within
-            // about 0.6 s); a /proc re-scan costs far more and is the only
-            // way to see deaths there: a third.
-            let factor = if matches!(self.snapshotter, Snapshotter::Tree(_)) { 200 } else { 2 };
-            let gap = HINT_WALK_GAP.max(self.last_snapshot_cost * factor);
-            let earliest = self.last_walk_at + gap;
-            // A little delay lets a burst of exits share one walk.
-            let at = (tokio::time::Instant::now() + Duration::from_millis(5)).max(earliest);
-            self.walk_soon = Some(at);
-        }
-    }
-
     fn handle(&mut self, records: &mut Vec<StreamItem>, out: &mut Vec<Event>) {
         self.records_since_lost_check |= !records.is_empty();
         for item in records.drain(..) {
@@ -506,20 +485,7 @@ impl Engine {
                 }
                 // The namespaces left behind may have died.
                 Record::Syscall(s) if s.ret == 0 => self.hint(slot_types(|i| s.before[i] != s.after[i])),
-                Record::DestroyHint(h) => {
-                    let ts = crate::time::BootNs::from_nanos(h.header.ts_ns);
-                    let net = h.which as usize == nstrace_common::config::WORK_CLEANUP_NET;
-                    match h.phase {
-                        hint_phase::START if net => self.store.cleanup_started(ts),
-                        hint_phase::START => {}
-                        _ => {
-                            if net {
-                                self.store.cleanup_ended(ts, out);
-                            }
-                            self.hint(destroy_work_types(h.which));
-                        }
-                    }
-                }
+                Record::DestroyHint(h) => self.destroy_hint(h, out),
                 Record::Destroy(d) => {
                     // The mechanism, as --mechanism and doctor name it.
                     let via = match (d.via, self.mechanisms.destroy) {
