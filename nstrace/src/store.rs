@@ -153,7 +153,7 @@ impl NsStore {
             evicted: self.evicted.clone(),
             journal: Journal::new(false),
             mounts: self.mounts.clone(),
-            cleanups: self.cleanups,
+            cleanups: self.cleanups.clone(),
         }
     }
 
@@ -272,6 +272,7 @@ impl NsStore {
     /// Moves a live namespace to the destroyed records; returns its key.
     fn kill(&mut self, key: NsKey, died: BootNs, event: Event) -> Option<NsKey> {
         self.deaths.remember(key, died);
+        self.cleanups.dying.remove(&key);
         let death = match &event {
             Event::Destroy { time, lifetime, via, .. } => Death { at: *time, lifetime: *lifetime, via: Some(*via) },
             _ => Death { at: self.clock.unix(died), lifetime: None, via: None },

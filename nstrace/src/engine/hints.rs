@@ -5,7 +5,7 @@
 use nstrace_common::{
     config::WORK_CLEANUP_NET,
     event::{DestroyHintEvent, hint_phase},
-    ns::NsTypeSet,
+    ns::{NsType, NsTypeSet},
 };
 
 use std::time::Duration;
@@ -41,7 +41,12 @@ impl Engine {
         let ts = BootNs::from_nanos(h.header.ts_ns);
         let net = h.which as usize == WORK_CLEANUP_NET;
         match h.phase {
-            hint_phase::START if net => self.store.cleanup_started(ts),
+            hint_phase::START if net => {
+                self.store.cleanup_started(ts);
+                // What it took leaves the list now: a walk while it runs
+                // shows them dying (a quick run ends before it: they die at once).
+                self.hint(NsTypeSet::of(NsType::Net));
+            }
             hint_phase::START => {}
             _ => {
                 if net {

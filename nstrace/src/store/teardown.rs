@@ -14,6 +14,7 @@
 //! since the run that took it began, whichever is earlier, never before
 //! it was last seen alive) goes on its `destroy` event.
 
+use foldhash::HashSet;
 use nstrace_common::ns::NsType;
 
 use super::NsStore;
@@ -24,8 +25,10 @@ use crate::{
 };
 
 /// What the hooks said of `cleanup_net` runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Cleanups {
+    /// The dying records (a few; the backlog gauges read only these).
+    pub(super) dying: HashSet<NsKey>,
     /// Both hooks are attached: deaths of network namespaces wait for them.
     pub(super) tracked: bool,
     /// Start of the run in progress.
@@ -69,6 +72,15 @@ impl NsStore {
     /// death waits for the end of the run that tears it down.
     pub fn track_teardown(&mut self, tracked: bool) {
         self.cleanups.tracked = tracked;
+    }
+
+    /// Type and start of each dying namespace (the backlog gauges: a
+    /// pass over these, not over every record).
+    pub fn dying_backlog(&self) -> impl Iterator<Item = (NsType, crate::time::UnixTime)> + '_ {
+        self.cleanups.dying.iter().filter_map(|k| {
+            let row = &self.live.get(k)?.row;
+            Some((row.ns_type, row.dying.as_ref()?.since))
+        })
     }
 
     pub fn teardown_status(&self) -> TeardownStatus {
@@ -122,19 +134,20 @@ impl NsStore {
     /// false when teardown is not tracked or nothing explains its death
     /// (the caller destroys it now).
     pub(super) fn net_gone(&mut self, key: NsKey, now: BootNs, how: Gone, via: DeathVia, out: &mut Vec<Event>) -> bool {
-        let c = self.cleanups;
+        let c = &self.cleanups;
+        let (running, last) = (c.running, c.last);
         if !c.tracked || key.ns_type != NsType::Net {
             return false;
         }
         let Some(ns) = self.live.get_mut(&key) else { return false };
         let was = ns.row.dying.as_deref().copied();
-        let verdict = match (how, c.running) {
+        let verdict = match (how, running) {
             (Gone::NoReference, _) => Verdict::Dying(was.map_or(TeardownStage::Queued, |d| d.stage), now, false),
             (Gone::Hook, Some(start)) if start <= now => Verdict::Dying(TeardownStage::Cleanup, now, false),
             (Gone::Hook, _) => Verdict::Dying(TeardownStage::Queued, now, false),
             (Gone::Missing { previous_walk }, running) => {
                 let alive_at = previous_walk.unwrap_or(now).min(now);
-                match (running, c.last) {
+                match (running, last) {
                     // Taken by the run in progress.
                     (Some(start), _) => Verdict::Dying(TeardownStage::Cleanup, start.max(alive_at).min(now), false),
                     // A whole run since it was last seen alive: that run took it.
@@ -152,6 +165,7 @@ impl NsStore {
             Verdict::Unexplained => {
                 // Its teardown time is unknown: none reported.
                 ns.row.dying = None;
+                self.cleanups.dying.remove(&key);
                 return false;
             }
         };
@@ -160,6 +174,7 @@ impl NsStore {
         let dying = Dying { since: self.clock.unix(since), stage, since_boot: since, unexplained, via };
         ns.row.dying = Some(Box::new(dying));
         ns.row.state = NsState::Dying;
+        self.cleanups.dying.insert(key);
         if was.is_none() {
             ns.last_change = dying.since;
             let event = Event::Dying {

@@ -315,6 +315,15 @@ impl Metrics {
         self.connections.get_or_create(&ConnectionLabels { outcome }).inc();
     }
 
+    /// Counts a step's events; the dying backlog at once when one began or
+    /// ended (a teardown can be over before the next publish).
+    pub fn observe_all(&self, events: &[Event], store: &crate::store::NsStore) {
+        events.iter().for_each(|e| self.observe(e));
+        if events.iter().any(|e| matches!(e, Event::Dying { .. } | Event::Destroy { teardown: Some(_), .. })) {
+            self.set_dying(store);
+        }
+    }
+
     /// Counts one event (creates, destroys, setns and unshare calls).
     pub fn observe(&self, e: &Event) {
         match e {
@@ -486,6 +495,26 @@ impl Metrics {
                 let n = by_runtime.get(&(i, runtime)).copied().unwrap_or(0);
                 self.leak_suspects_by_runtime.get_or_create(&TypeRuntimeLabels { r#type: t, runtime }).set(n);
             }
+        }
+    }
+
+    /// The dying backlog gauges from the dying namespaces alone (each
+    /// publish: a teardown can be over before the next per-row pass).
+    pub fn set_dying(&self, store: &crate::store::NsStore) {
+        const N: usize = NsType::ALL.len();
+        let now = store.clock().unix(Clock::now_boot_ns());
+        let (mut count, mut oldest) = ([0i64; N], [0f64; N]);
+        for (ty, since) in store.dying_backlog() {
+            let i = ty as usize;
+            if i < N {
+                count[i] += 1;
+                oldest[i] = oldest[i].max((now - since).max(0.0));
+            }
+        }
+        for (i, ty) in NsType::ALL.into_iter().enumerate() {
+            let t = TypeLabel::from(ty);
+            self.namespaces.get_or_create(&TypeStateLabels { r#type: t, state: NsState::Dying }).set(count[i]);
+            self.dying_age.get_or_create(&TypeLabels { r#type: t }).set(oldest[i]);
         }
     }
 
