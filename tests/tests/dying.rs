@@ -229,7 +229,7 @@ sys.stdin.readline()
         .wait_for(Duration::from_secs(60), |e| e["event"] == "destroy" && e["inode"] == inode)
         .expect("its destroy event");
     let t = gone["teardown"].as_f64().expect("the teardown time on the destroy event");
-    assert!(t >= 0.0 && t < 60.0, "{gone}");
+    assert!((0.0..60.0).contains(&t), "{gone}");
     assert!(gone["time"].as_f64() >= dying["time"].as_f64(), "dying {dying}, then gone {gone}");
 }
 
