@@ -120,27 +120,23 @@ fn deleted_network_namespaces_die_through_dying_and_their_teardown_is_timed() {
     let deleted = Instant::now();
     assert!(ip_batch(&names.iter().map(|x| format!("netns del {x}")).collect::<Vec<_>>()), "ip netns del");
     // Test 4: while they die, the threshold at 0 lists dying ones as stuck;
-    // the default (a minute) lists none of them.
-    let stuck = eventually(scaled(Duration::from_secs(60)), "leaks --stuck-after 0 lists a dying netns", || {
-        let (_, out, _) = service.ask(&["leaks", "--json", "-t", "net", "--stuck-after", "0"]);
-        let report: Value = serde_json::from_str(&out).ok()?;
-        let dying: Vec<Value> = report["leaks"].as_array()?.iter().filter(|l| l["state"] == "dying").cloned().collect();
-        (!dying.is_empty()).then_some(dying)
-    });
-    let first = &stuck[0];
-    assert!(first["dying_for"].as_f64().is_some_and(|s| s >= 0.0), "{first}");
-    assert_eq!(first["reasons"][0]["kind"], "teardown", "{first}");
-    assert!(first["dying"]["stage"] == "queued" || first["dying"]["stage"] == "cleanup", "{first}");
-    let (_, out, _) = service.ask(&["leaks", "--json", "-t", "net"]);
-    let report: Value = serde_json::from_str(&out).unwrap();
-    let listed_dying = report["leaks"].as_array().unwrap().iter().filter(|l| l["state"] == "dying").count();
-    assert_eq!(listed_dying, 0, "dying for less than a minute is not stuck: {out}");
-
+    // the default (a minute) lists none of them. Under emulation a request
+    // outlasts the whole teardown (the kernel's own work is fast beside
+    // nstrace's): there the histogram and the gauge say it.
+    if in_vm() {
+        eprintln!("{test}: SKIPPED the stuck part: under emulation the teardown is over before a request is answered");
+    } else {
+        stuck_while_dying(&service);
+    }
     // Every one is timed: the histogram counts them all.
-    let after = eventually(scaled(Duration::from_secs(300)), "every deleted netns's teardown is observed", || {
-        let m = service.metrics();
-        (net_total(&m, "nstrace_namespace_teardown_seconds_count") - count0 >= n as f64).then_some(m)
-    });
+    let after = eventually(
+        Duration::from_secs(if in_vm() { 400 } else { 120 }),
+        "every deleted netns's teardown is observed",
+        || {
+            let m = service.metrics();
+            (net_total(&m, "nstrace_namespace_teardown_seconds_count") - count0 >= n as f64).then_some(m)
+        },
+    );
     let wall = deleted.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
     let settled = service.metrics();
@@ -231,6 +227,25 @@ sys.stdin.readline()
     let t = gone["teardown"].as_f64().expect("the teardown time on the destroy event");
     assert!((0.0..60.0).contains(&t), "{gone}");
     assert!(gone["time"].as_f64() >= dying["time"].as_f64(), "dying {dying}, then gone {gone}");
+}
+
+/// `leaks --stuck-after 0` lists dying network namespaces as stuck (with
+/// how long, the teardown as the reason); the default threshold none.
+fn stuck_while_dying(service: &Service) {
+    let stuck = eventually(Duration::from_secs(60), "leaks --stuck-after 0 lists a dying netns", || {
+        let (_, out, _) = service.ask(&["leaks", "--json", "-t", "net", "--stuck-after", "0"]);
+        let report: Value = serde_json::from_str(&out).ok()?;
+        let dying: Vec<Value> = report["leaks"].as_array()?.iter().filter(|l| l["state"] == "dying").cloned().collect();
+        (!dying.is_empty()).then_some(dying)
+    });
+    let first = &stuck[0];
+    assert!(first["dying_for"].as_f64().is_some_and(|s| s >= 0.0), "{first}");
+    assert_eq!(first["reasons"][0]["kind"], "teardown", "{first}");
+    assert!(first["dying"]["stage"] == "queued" || first["dying"]["stage"] == "cleanup", "{first}");
+    let (_, out, _) = service.ask(&["leaks", "--json", "-t", "net"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let listed_dying = report["leaks"].as_array().unwrap().iter().filter(|l| l["state"] == "dying").count();
+    assert_eq!(listed_dying, 0, "dying for less than a minute is not stuck: {out}");
 }
 
 /// `GET /metrics` on `addr`, with a short timeout (a watcher thread).
