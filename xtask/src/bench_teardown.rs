@@ -18,12 +18,17 @@ use crate::bench::{Background, Report};
 const SIZES: [usize; 2] = [500, 2_000];
 const SOCKETS: &str = include_str!("../../tests/netns_sockets.py");
 
-/// `ip -force -batch -` with `lines`.
-fn ip_batch(lines: impl Iterator<Item = String>) -> anyhow::Result<bool> {
+/// `ip -force -batch -` with `lines`, started (its input written).
+fn spawn_ip_batch(lines: impl Iterator<Item = String>) -> anyhow::Result<std::process::Child> {
     let mut child =
         Command::new("ip").args(["-force", "-batch", "-"]).stdin(Stdio::piped()).stderr(Stdio::null()).spawn()?;
     child.stdin.take().context("stdin")?.write_all(lines.collect::<Vec<_>>().join("\n").as_bytes())?;
-    Ok(child.wait()?.success())
+    Ok(child)
+}
+
+/// `ip -force -batch -` with `lines`, to its end.
+fn ip_batch(lines: impl Iterator<Item = String>) -> anyhow::Result<bool> {
+    Ok(spawn_ip_batch(lines)?.wait()?.success())
 }
 
 /// The value of `name{...type="net"...}` (and `extra` label) on `page`.
@@ -82,19 +87,26 @@ fn measure(n: usize) -> anyhow::Result<Value> {
     let before = bg.page()?;
     let count0 = net_sample(&before, "nstrace_namespace_teardown_seconds_count", None);
     let sum0 = net_sample(&before, "nstrace_namespace_teardown_seconds_sum", None);
+    // Scraped from the start of the deletion on: a batch can be torn down before `ip` returns.
     let deleted = Instant::now();
-    ip_batch(names.iter().map(|x| format!("netns del {x}")))?;
+    let mut deleting = Some(spawn_ip_batch(names.iter().map(|x| format!("netns del {x}")))?);
     let mut peak = 0f64;
     let deadline = Instant::now() + Duration::from_secs(600);
     let (wall, last) = loop {
         let page = bg.page()?;
         peak = peak.max(net_sample(&page, "nstrace_namespaces", Some("state=\"dying\"")));
+        if deleting.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some()) {
+            deleting = None;
+        }
         let done = net_sample(&page, "nstrace_namespace_teardown_seconds_count", None) - count0 >= n as f64;
         if done || Instant::now() > deadline {
             break (deleted.elapsed().as_secs_f64(), page);
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    if let Some(mut c) = deleting {
+        c.wait()?;
+    }
     bg.stop()?;
     let count = net_sample(&last, "nstrace_namespace_teardown_seconds_count", None) - count0;
     let sum = net_sample(&last, "nstrace_namespace_teardown_seconds_sum", None) - sum0;
