@@ -92,8 +92,8 @@ impl NsStore {
     /// namespace queued before it.
     pub fn cleanup_started(&mut self, ts: BootNs) {
         self.cleanups.running = Some(ts);
-        for ns in self.live.values_mut() {
-            if let Some(d) = ns.row.dying.as_deref_mut()
+        for key in &self.cleanups.dying {
+            if let Some(d) = self.live.get_mut(key).and_then(|ns| ns.row.dying.as_deref_mut())
                 && d.stage == TeardownStage::Queued
                 && d.since_boot <= ts
             {
@@ -107,13 +107,16 @@ impl NsStore {
         let start = self.cleanups.running.take().unwrap_or(ts);
         self.cleanups.last = Some((start, ts));
         self.cleanups.runs += 1;
+        // The dying ones only: a run ends at every network namespace's death.
         let done: Vec<NsKey> = self
-            .live
+            .cleanups
+            .dying
             .iter()
-            .filter(|(_, ns)| {
-                ns.row.dying.as_deref().is_some_and(|d| d.stage == TeardownStage::Cleanup && d.since_boot <= ts)
+            .filter(|k| {
+                let dying = self.live.get(k).and_then(|ns| ns.row.dying.as_deref());
+                dying.is_some_and(|d| d.stage == TeardownStage::Cleanup && d.since_boot <= ts)
             })
-            .map(|(k, _)| *k)
+            .copied()
             .collect();
         for key in done {
             let via = self.live.get(&key).and_then(|ns| ns.row.dying.as_deref()).map_or(DeathVia::TreeWalk, |d| d.via);
@@ -124,7 +127,7 @@ impl NsStore {
     /// Records gone dying, or ended, after lost records: a run's end may be
     /// among them, and nothing else would end them.
     pub fn cleanup_records_lost(&mut self, now: BootNs, out: &mut Vec<Event>) {
-        if self.cleanups.running.is_some() || self.live.values().any(|ns| ns.row.dying.is_some()) {
+        if self.cleanups.running.is_some() || !self.cleanups.dying.is_empty() {
             self.cleanup_ended(now, out);
         }
     }
