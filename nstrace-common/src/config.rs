@@ -63,6 +63,8 @@ pub struct KernelOffsets {
     pub ns_tree_list: u32,
     pub ns_tree_seq: u32,
     pub ns_tree_type: u32,
+    /// `work_struct.func`: which work item `workqueue_execute_start` runs.
+    pub work_func: u32,
     /// Offset of the `struct ns_common ns` member inside each namespace
     /// struct, indexed by [`crate::ns::NsType`].
     pub ns_common_in: [u32; NS_TYPES],
@@ -153,6 +155,8 @@ pub const DESTROY_WORK_FN_NAMES: [&str; DESTROY_WORK_FNS] =
 /// The namespace type each slot's work function finishes, in slot order.
 pub const DESTROY_WORK_FN_TYPES: [crate::ns::NsType; DESTROY_WORK_FNS] =
     [crate::ns::NsType::Net, crate::ns::NsType::User, crate::ns::NsType::Pid, crate::ns::NsType::Ipc];
+/// Slot of `cleanup_net`, whose start is hooked too (network namespace teardown).
+pub const WORK_CLEANUP_NET: usize = 0;
 /// Slots of [`DESTROY_WORK_FN_NAMES`] the task hooks look at.
 pub const WORK_FREE_USER_NS: usize = 1;
 pub const WORK_DESTROY_PID_NS: usize = 2;
@@ -263,6 +267,7 @@ impl KernelOffsets {
             ns_tree_list: ABSENT,
             ns_tree_seq: ABSENT,
             ns_tree_type: ABSENT,
+            work_func: ABSENT,
         }
     }
 }

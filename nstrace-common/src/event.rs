@@ -343,14 +343,25 @@ pub struct RefusalEvent {
     pub levels: [ChargeLevel; CHARGE_LEVELS],
 }
 
-/// A namespace-destroying work function ran ([`EventKind::DestroyHint`]).
+/// A namespace-destroying work function ran ([`EventKind::DestroyHint`]),
+/// or `cleanup_net` started ([`hint_phase::START`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DestroyHintEvent {
     pub header: EventHeader,
     /// Index into `Config::destroy_work_fns`.
     pub which: u32,
-    pub _reserved: u32,
+    /// [`hint_phase`]: the work item ended, or (`cleanup_net` only) began.
+    pub phase: u32,
+}
+
+/// [`DestroyHintEvent::phase`].
+pub mod hint_phase {
+    /// The work function returned: what it tore down is gone.
+    pub const END: u32 = 0;
+    /// `cleanup_net` is about to take every network namespace queued for
+    /// teardown (its batch).
+    pub const START: u32 = 1;
 }
 
 /// Which kernel function reported a death ([`NsDestroyEvent::via`]).

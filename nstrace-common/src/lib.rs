@@ -54,6 +54,7 @@ pub mod names {
     /// The fork gate's count (see the eBPF crate's `hooks::forkgate`).
     pub const FORK_GATE_MAP: &str = "FORK_GATE";
     pub const PROG_WORKQUEUE_EXECUTE_END: &str = "workqueue_execute_end";
+    pub const PROG_WORKQUEUE_EXECUTE_START: &str = "workqueue_execute_start";
     pub const PROG_SYS_ENTER_UNSHARE: &str = "sys_enter_unshare";
     pub const PROG_SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
     pub const PROG_SYS_ENTER_SETNS: &str = "sys_enter_setns";
@@ -103,8 +104,12 @@ pub mod names {
     /// ran); attached only when kallsyms names such a work function.
     pub const DESTROY_HINT_TRACEPOINT: Tracepoint =
         Tracepoint { program: PROG_WORKQUEUE_EXECUTE_END, category: "workqueue", name: "workqueue_execute_end" };
+    /// Raw tracepoint of a `cleanup_net` run's start (network namespace
+    /// teardown); attached only when kallsyms names `cleanup_net`.
+    pub const CLEANUP_START_TRACEPOINT: Tracepoint =
+        Tracepoint { program: PROG_WORKQUEUE_EXECUTE_START, category: "workqueue", name: "workqueue_execute_start" };
     /// Every tracepoint nstrace attaches to, and nothing else.
-    pub const TRACEPOINTS: [Tracepoint; 14] = [
+    pub const TRACEPOINTS: [Tracepoint; 15] = [
         TASK_TRACEPOINTS[0],
         TASK_TRACEPOINTS[1],
         TASK_TRACEPOINTS[2],
@@ -119,6 +124,7 @@ pub mod names {
         MOUNT_TRACEPOINTS[2],
         MOUNT_TRACEPOINTS[3],
         DESTROY_HINT_TRACEPOINT,
+        CLEANUP_START_TRACEPOINT,
     ];
 
     // Kernel-function hooks (fentry/fexit where BPF_PROG_TYPE_TRACING

@@ -28,6 +28,7 @@ use crate::{
     time::Clock,
 };
 
+mod hints;
 mod pace;
 mod source;
 mod walking;
@@ -244,8 +245,15 @@ impl Engine {
         }
         log::debug!("task and syscall hooks attached at {:?}", t.elapsed());
         tracer.attach_create(mechanisms.create)?;
-        if !tracer.attach_destroy(mechanisms.destroy)? {
+        let hinted = tracer.attach_destroy(mechanisms.destroy)?;
+        if !hinted {
             log::info!("no destroy hook: deaths are seen at the next snapshot");
+        }
+        // Best effort: without them a network namespace is gone, not dying.
+        let end_attached = hinted && !mechanisms.destroy.is_exact_hook();
+        match tracer.attach_cleanup_hooks(end_attached) {
+            Ok(tracked) => store.track_teardown(tracked),
+            Err(e) => log::warn!("network namespace teardown is not tracked: {}", crate::chain::Chain(&e)),
         }
         log::debug!("create and destroy hooks attached at {:?}", t.elapsed());
         let host_ids = host_namespace_ids();
@@ -457,28 +465,6 @@ impl Engine {
         self.stats.walks + if self.walking.is_some() { 2 } else { 1 }
     }
 
-    /// A namespace of `types` may have died: walk their lists soon
-    /// (rate-limited). Not needed when a kernel hook reports every death.
-    fn hint(&mut self, types: NsTypeSet) {
-        if self.mechanisms.destroy.is_exact_hook() || types.is_empty() {
-            return;
-        }
-        self.hinted = self.hinted.union(types);
-        if self.walk_soon.is_none() {
-            // Within a budget: a walk of the kernel's lists grows with the
-            // namespaces alive, so under churn they take at most a 200th of
-            // the time (at 10,000 namespaces a death is reported within
-            // about 0.6 s); a /proc re-scan costs far more and is the only
-            // way to see deaths there: a third.
-            let factor = if matches!(self.snapshotter, Snapshotter::Tree(_)) { 200 } else { 2 };
-            let gap = HINT_WALK_GAP.max(self.last_snapshot_cost * factor);
-            let earliest = self.last_walk_at + gap;
-            // A little delay lets a burst of exits share one walk.
-            let at = (tokio::time::Instant::now() + Duration::from_millis(5)).max(earliest);
-            self.walk_soon = Some(at);
-        }
-    }
-
     fn handle(&mut self, records: &mut Vec<StreamItem>, out: &mut Vec<Event>) {
         self.records_since_lost_check |= !records.is_empty();
         for item in records.drain(..) {
@@ -499,7 +485,7 @@ impl Engine {
                 }
                 // The namespaces left behind may have died.
                 Record::Syscall(s) if s.ret == 0 => self.hint(slot_types(|i| s.before[i] != s.after[i])),
-                Record::DestroyHint(h) => self.hint(destroy_work_types(h.which)),
+                Record::DestroyHint(h) => self.destroy_hint(h, out),
                 Record::Destroy(d) => {
                     // The mechanism, as --mechanism and doctor name it.
                     let via = match (d.via, self.mechanisms.destroy) {
@@ -554,6 +540,10 @@ impl Engine {
             }
         }
         self.stats.lost += new;
+        if new > 0 {
+            // A cleanup run's end may be among them.
+            self.store.cleanup_records_lost(Clock::now_boot_ns(), out);
+        }
         Ok(new)
     }
 }

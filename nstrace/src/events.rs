@@ -74,6 +74,21 @@ pub enum Event {
         /// The mechanism that saw it die (a kernel hook, or the walk or
         /// /proc re-scan that no longer found it).
         via: DeathVia,
+        /// Seconds it was dying: from its last reference to the end of the
+        /// kernel's teardown (network namespaces, where tracked).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        teardown: Option<f64>,
+    },
+    /// Its last reference went; the kernel's teardown has not finished (a
+    /// network namespace queued for or inside `cleanup_net`).
+    Dying {
+        time: UnixTime,
+        #[serde(rename = "type")]
+        ns_type: NsType,
+        id: u64,
+        inode: u64,
+        /// queued (for the kernel's cleanup worker) or cleanup (taken by a run).
+        stage: crate::model::TeardownStage,
     },
     Setns {
         time: UnixTime,
@@ -186,6 +201,7 @@ impl Event {
         match self {
             Event::Create { .. } => "create",
             Event::Destroy { .. } => "destroy",
+            Event::Dying { .. } => "dying",
             Event::Setns { .. } => "setns",
             Event::Unshare { .. } => "unshare",
             Event::Clone { .. } => "clone",
@@ -227,7 +243,9 @@ impl Event {
     /// Namespace types the event concerns (empty: not type-specific).
     pub fn types(&self) -> Vec<NsType> {
         match self {
-            Event::Create { ns_type, .. } | Event::Destroy { ns_type, .. } => vec![*ns_type],
+            Event::Create { ns_type, .. } | Event::Destroy { ns_type, .. } | Event::Dying { ns_type, .. } => {
+                vec![*ns_type]
+            }
             Event::Setns { joined, flags, .. } => {
                 let mut t: Vec<NsType> = joined.iter().map(|c| c.ns_type).collect();
                 t.extend(types_in_flags(*flags));

@@ -15,10 +15,12 @@ use crate::{
 };
 
 mod charge;
+mod dying;
 mod key;
 mod process;
 pub use self::{
     charge::{Charge, UserNsCharges},
+    dying::{Dying, TeardownStage},
     key::NsKey,
     process::{NotAProcess, PinMaker, Process},
 };
@@ -116,6 +118,9 @@ pub enum NsState {
     /// Alive in the kernel, but no task, fd or mount holds it: kernel
     /// references (an owned namespace, a socket, ...).
     Orphaned,
+    /// No reference left; the kernel's teardown has not finished (a network
+    /// namespace queued for or inside `cleanup_net`).
+    Dying,
 }
 
 impl NsState {
@@ -125,6 +130,7 @@ impl NsState {
             NsState::Mounted => "mounted",
             NsState::FdOnly => "fd-only",
             NsState::Orphaned => "orphaned",
+            NsState::Dying => "dying",
         }
     }
 
@@ -188,6 +194,9 @@ pub struct NsRow {
     /// User namespaces: their entry's counts in the parent and their limits.
     #[serde(skip)]
     pub user_charges: Option<Box<UserNsCharges>>,
+    /// Set while it is dying (state `dying`). Boxed: rarely set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dying: Option<Box<Dying>>,
 }
 
 fn charge_uid<S: serde::Serializer>(c: &Charge, s: S) -> Result<S::Ok, S::Error> {
@@ -216,6 +225,7 @@ impl NsRow {
             host_tasks: 0,
             charge: Charge::UNKNOWN,
             user_charges: None,
+            dying: None,
         }
     }
 
@@ -589,7 +599,8 @@ mod tests {
     fn a_record_keeps_its_lists_one_word_each() {
         let word = size_of::<usize>();
         assert_eq!((size_of::<SeenIn>(), size_of::<Pins>(), size_of::<History>()), (word, word, word));
-        // 256 before the kernel's charge (8 bytes) and a user namespace's limits (boxed: 8).
-        assert_eq!(size_of::<Namespace>(), 272);
+        // 256 before the kernel's charge (8 bytes), a user namespace's limits
+        // and a dying one's teardown (boxed: 8 each).
+        assert_eq!(size_of::<Namespace>(), 280);
     }
 }

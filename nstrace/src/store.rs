@@ -18,6 +18,7 @@ use self::{
     deaths::RecentDeaths,
     journal::Journal,
     provenance::RecentMounts,
+    teardown::Cleanups,
 };
 use nstrace_common::decode::comm_str;
 
@@ -131,6 +132,8 @@ pub struct NsStore {
     journal: Journal,
     /// Recent bind mounts, to say who made the mounts that pin namespaces.
     mounts: RecentMounts,
+    /// `cleanup_net` runs, which end dying network namespaces.
+    cleanups: Cleanups,
 }
 
 impl NsStore {
@@ -150,6 +153,7 @@ impl NsStore {
             evicted: self.evicted.clone(),
             journal: Journal::new(false),
             mounts: self.mounts.clone(),
+            cleanups: self.cleanups.clone(),
         }
     }
 
@@ -166,6 +170,7 @@ impl NsStore {
             by_inode: HashMap::new(),
             evicted: HashSet::new(),
             mounts: RecentMounts::default(),
+            cleanups: Cleanups::default(),
         }
     }
 
@@ -267,6 +272,7 @@ impl NsStore {
     /// Moves a live namespace to the destroyed records; returns its key.
     fn kill(&mut self, key: NsKey, died: BootNs, event: Event) -> Option<NsKey> {
         self.deaths.remember(key, died);
+        self.cleanups.dying.remove(&key);
         let death = match &event {
             Event::Destroy { time, lifetime, via, .. } => Death { at: *time, lifetime: *lifetime, via: Some(*via) },
             _ => Death { at: self.clock.unix(died), lifetime: None, via: None },
@@ -372,7 +378,11 @@ impl NsStore {
             self.deaths.remember(key, BootNs::from_nanos(d.header.ts_ns));
             return None;
         }
-        self.destroy(key, BootNs::from_nanos(d.header.ts_ns), via, out)
+        let died = BootNs::from_nanos(d.header.ts_ns);
+        if self.net_gone(key, died, teardown::Gone::Hook, via, out) {
+            return Some(key);
+        }
+        self.destroy(key, died, via, out)
     }
 
     fn evicted_by_inode(&self, inode: u64) -> Option<NsKey> {
@@ -528,5 +538,7 @@ mod deaths;
 mod journal;
 mod provenance;
 mod reconcile;
+mod teardown;
+pub use teardown::TeardownStatus;
 #[cfg(test)]
 pub(crate) mod tests;

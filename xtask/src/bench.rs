@@ -91,15 +91,21 @@ impl Background {
         Some(self.ready_line.split("http://").nth(1)?.split(['/', ' ', '\n']).next()?.to_string())
     }
 
-    /// The sum of an export's samples of `metric`, from its /metrics page.
-    pub(crate) fn metric(&self, metric: &str) -> anyhow::Result<f64> {
+    /// An export's /metrics page.
+    pub(crate) fn page(&self) -> anyhow::Result<String> {
         use std::io::Write as _;
         let addr = self.address().context("no http address in the ready line")?;
         let mut conn = std::net::TcpStream::connect(&addr)?;
         write!(conn, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
         let mut page = String::new();
         conn.read_to_string(&mut page)?;
-        Ok(page
+        Ok(page)
+    }
+
+    /// The sum of an export's samples of `metric`, from its /metrics page.
+    pub(crate) fn metric(&self, metric: &str) -> anyhow::Result<f64> {
+        Ok(self
+            .page()?
             .lines()
             .filter(|l| l.split(['{', ' ']).next() == Some(metric))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -135,7 +141,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new()?;
     report.baseline = baseline;
-    let cases: [(&str, Case); 9] = [
+    let cases: [(&str, Case); 10] = [
         ("snapshot", snapshot),
         ("overhead", overhead),
         ("hot_hooks", hot_hooks),
@@ -145,6 +151,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
         ("hooks", crate::bench_hooks::hooks),
         ("busy_host", crate::bench_hooks::busy_host),
         ("soak", crate::bench_soak::soak),
+        ("teardown", crate::bench_teardown::teardown),
     ];
     if let Some(bad) = only.iter().find(|o| !cases.iter().any(|(name, _)| name == o)) {
         bail!("no bench case {bad:?}; cases: {:?}", cases.map(|(name, _)| name));

@@ -4,6 +4,7 @@ mod bench;
 mod bench_hooks;
 mod bench_serve;
 mod bench_soak;
+mod bench_teardown;
 mod decoy;
 mod image;
 mod setup;

@@ -16,6 +16,9 @@ use crate::{
 /// the exit code: 0 when nstrace can run here, 1 (a finding) otherwise.
 pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) -> Result<i32, std::io::Error> {
     let mut report = probe::probe();
+    if let Some(tracing) = report.sections.iter_mut().find(|s| s.title == "tracing") {
+        tracing.checks.push(teardown_check());
+    }
     if probe::fatal_reason(&report).is_none() {
         let (tree_walk, fd_walk, limits, changes) = walk_checks();
         report.tree_walk = Some(tree_walk);
@@ -71,6 +74,40 @@ fn limits_check(rows: &[nstrace_common::event::NsInfoRecord]) -> probe::Check {
             rows.len()
         ),
     )
+}
+
+/// Whether network namespace teardown is tracked: the start and end of each
+/// `cleanup_net` run can be hooked (kallsyms names it, BTF has
+/// `work_struct.func`, the workqueue tracepoints exist).
+fn teardown_check() -> probe::Check {
+    const NAME: &str = "netns teardown";
+    let untracked = "network namespaces are gone at their last reference, never `dying`";
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+    let named = crate::kernel::tracefs::kallsyms_text_symbols(&kallsyms).any(|(a, n)| n == "cleanup_net" && a != 0);
+    let func = crate::kernel::btf::Btf::from_sys_fs().map(|b| b.member_offset("work_struct", "func").is_ok());
+    let tracepoints = ["workqueue_execute_start", "workqueue_execute_end"]
+        .iter()
+        .all(|t| std::path::Path::new(crate::kernel::tracefs::TRACEFS_DIR).join("events/workqueue").join(t).is_dir());
+    match (named, func, tracepoints) {
+        (true, Ok(true), true) => probe::Check::new(
+            NAME,
+            Status::Ok,
+            "cleanup_net's start and end are hooked: a network namespace with no reference left is `dying` until \
+             the run that tears it down ends (namespace_teardown_seconds, leaks --stuck-after)",
+        ),
+        (false, ..) => probe::Check::new(
+            NAME,
+            Status::Missing,
+            format!("kallsyms does not name cleanup_net (root reads it; kptr_restrict): {untracked}"),
+        ),
+        (_, Ok(false), _) => {
+            probe::Check::new(NAME, Status::Missing, format!("BTF has no work_struct.func: {untracked}"))
+        }
+        (_, Err(e), _) => probe::Check::new(NAME, Status::Error, format!("BTF: {}: {untracked}", chain(&e))),
+        (_, _, false) => {
+            probe::Check::new(NAME, Status::Missing, format!("no workqueue tracepoints in tracefs: {untracked}"))
+        }
+    }
 }
 
 const CHANGES: &str = "change check";

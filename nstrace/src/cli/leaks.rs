@@ -31,6 +31,11 @@ pub struct Args {
     /// for a one-shot snapshot) are kept and reported as of unknown age.
     #[arg(long, value_parser = crate::cli::parse_duration)]
     pub min_age: Option<Duration>,
+    /// A dying namespace (no reference left, the kernel's teardown not
+    /// finished) is listed as stuck once it has been dying this long (0:
+    /// every dying one).
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "1m")]
+    pub stuck_after: Duration,
     /// Only these types.
     #[arg(long = "type", short = 't', value_enum, value_delimiter = ',')]
     pub types: Vec<TypeArg>,
@@ -55,6 +60,10 @@ pub struct Leak {
     pub created: Option<UnixTime>,
     /// Seconds since creation; null: unknown (nstrace did not see it created).
     pub age: Option<f64>,
+    /// Seconds it has been dying (state `dying`): listed because its
+    /// teardown is stuck (see `--stuck-after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dying_for: Option<f64>,
     /// Who created it, and from which container (from `nstrace serve`).
     pub creator: Option<Creator>,
     /// Mounts and fds that pinned it, with who and when (from `nstrace serve`).
@@ -88,10 +97,13 @@ pub struct LeakReport {
 }
 
 /// The namespaces with no task among `rows` (of `types`; every type when
-/// empty).
-pub fn taskless<'a>(rows: &[&'a NsRow], types: &[NsType]) -> Vec<&'a NsRow> {
+/// empty), as of `now`: a dying one only once it has been dying for
+/// `stuck_after` (before that the kernel is tearing it down, as it should).
+pub fn taskless<'a>(rows: &[&'a NsRow], types: &[NsType], stuck_after: Duration, now: UnixTime) -> Vec<&'a NsRow> {
+    let stuck = |row: &NsRow| row.dying.as_ref().is_none_or(|d| d.age(now) >= stuck_after.as_secs_f64());
     rows.iter()
         .filter(|row| row.state != NsState::Active && (types.is_empty() || types.contains(&row.ns_type)))
+        .filter(|row| stuck(row))
         .copied()
         .collect()
 }
@@ -107,6 +119,7 @@ pub fn candidates(rows: &[&NsRow], leaking: &[&NsRow], facts: &HolderFacts) -> V
             row: (*row).clone(),
             created: None,
             age: None,
+            dying_for: None,
             creator: None,
             pins: Vec::new(),
             seen_in: Vec::new(),
@@ -124,7 +137,11 @@ pub fn report(leaks: Vec<Leak>, min_age: Option<Duration>, now: UnixTime) -> Lea
     let min = min_age.map(|d| d.as_secs_f64());
     let leaks: Vec<Leak> = leaks
         .into_iter()
-        .map(|l| Leak { age: l.created.map(|c| (now - c).max(0.0)), ..l })
+        .map(|l| Leak {
+            age: l.created.map(|c| (now - c).max(0.0)),
+            dying_for: l.row.dying.as_ref().map(|d| d.age(now)),
+            ..l
+        })
         .filter(|l| match (min, l.age) {
             (Some(min), Some(age)) => age >= min,
             _ => true,
@@ -190,11 +207,12 @@ pub fn run(args: Args) -> Result<i32> {
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let types: Vec<NsType> = args.types.iter().map(|t| NsType::from(*t)).collect();
     let rows = store.rows();
-    let leaking = taskless(&rows, &types);
+    let now = crate::time::Clock::unix_now();
+    let leaking = taskless(&rows, &types, args.stuck_after, now);
     let facts = HolderFacts::gather(&leaking);
     let mut leaks = candidates(&rows, &leaking, &facts);
     enrich(store, &facts, &mut leaks);
-    let report = report(leaks, args.min_age, crate::time::Clock::unix_now());
+    let report = report(leaks, args.min_age, now);
     let mut out = out;
     let written = if args.json {
         crate::cli::write_json_pretty(&mut out, &report)
@@ -237,13 +255,15 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
             "-" => Vec::new(),
             text => vec![text.to_string()],
         };
+        let dying = l.dying_for.map(|s| format!(" (stuck: dying for {})", crate::present::age::coarse(s)));
         writeln!(
             out,
-            "\n{} {} id={} [{}] age: {age}{}",
+            "\n{} {} id={} [{}{}] age: {age}{}",
             l.row.ns_type.name(),
             l.row.inode,
             l.row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             l.row.state.name(),
+            dying.unwrap_or_default(),
             if containers.is_empty() { String::new() } else { format!(" containers: {}", esc(&containers.join(","))) }
         )?;
         if let Some(c) = &l.creator {
@@ -256,7 +276,8 @@ fn write_text(out: &mut impl Write, r: &LeakReport) -> std::io::Result<()> {
             writeln!(out, "  pinned by {}", esc(&crate::present::provenance_text::pin_text(p)))?;
         }
         for (reason, fix) in l.reasons.iter().zip(&l.fix) {
-            writeln!(out, "  kept alive by: {}", esc(&reason.describe()))?;
+            let label = if matches!(reason, Reason::Teardown { .. }) { "held by" } else { "kept alive by" };
+            writeln!(out, "  {label}: {}", esc(&reason.describe()))?;
             writeln!(out, "    fix: {}", fix.text())?;
         }
     }
@@ -302,6 +323,7 @@ mod tests {
             row: NsRow::new(ns_type, inode),
             created: created.map(UnixTime::from_secs),
             age: None,
+            dying_for: None,
             creator: None,
             pins: Vec::new(),
             seen_in: Vec::new(),

@@ -448,6 +448,14 @@ mod tests {
         }]
         .into();
         full.host_tasks = 1;
+        full.charge = crate::model::Charge { uid: 1000, ..crate::model::Charge::UNKNOWN };
+        full.dying = Some(Box::new(crate::model::Dying {
+            since: UnixTime::from_secs(1_764_000_001.5),
+            stage: crate::model::TeardownStage::Cleanup,
+            since_boot: crate::time::BootNs::from_nanos(5),
+            unexplained: false,
+            via: crate::events::DeathVia::TreeWalk,
+        }));
         let creator = Creator {
             pid: 9,
             tid: 10,
@@ -488,7 +496,7 @@ mod tests {
         };
         assert_eq!(fast_text(&plain), serde_text(&plain));
         for ty in NsType::ALL {
-            for state in [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned] {
+            for state in [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned, NsState::Dying] {
                 let mut row = NsRow::new(ty, 1);
                 row.state = state;
                 let json = JsonRow {

@@ -212,7 +212,7 @@ pub async fn run(args: Args) -> Result<i32> {
             stepped = monitor.step() => match stepped {
                 Ok(events) => {
                     if !events.is_empty() {
-                        shared.with_metrics(|m| events.iter().for_each(|e| m.observe(e)));
+                        shared.with_metrics(|m| m.observe_all(&events, monitor.store()));
                         record_origins(&mut monitor, &mut cgroups, &mut names, &events);
                         let refusals: Vec<Change> = events
                             .iter()
@@ -450,6 +450,7 @@ fn publish(shared: &Shared, monitor: &Monitor, writer: &Writer, rows: bool) {
             m.set_engine_stats(monitor.stats());
         }
         m.set_database(&health);
+        m.set_dying(monitor.store());
     });
     let mut degraded: Vec<String> = health.error.map(|e| format!("provenance database: {e}")).into_iter().collect();
     if let Some(t) = monitor.walk_trouble() {

@@ -29,6 +29,7 @@ pub enum Format {
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum EventArg {
     Create,
+    Dying,
     Destroy,
     Setns,
     Unshare,

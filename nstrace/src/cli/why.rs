@@ -119,6 +119,24 @@ fn in_container<'a>(store: &NsStore, rows: &[&'a NsRow], target: &str, ns_type: 
     found.first().copied()
 }
 
+/// How long `row` has been dying and where its teardown is, with what the
+/// kernel's cleanup worker is doing (`status`), as of `now`.
+fn dying_text(row: &NsRow, status: &crate::store::TeardownStatus, now: crate::time::UnixTime) -> Option<String> {
+    use crate::{model::TeardownStage, present::render::clock_time};
+    let d = row.dying.as_ref()?;
+    let worker = match status.running_since {
+        Some(t) => {
+            format!("the cleanup_net worker has been running since {} ({:.1} s)", clock_time(t), (now - t).max(0.0))
+        }
+        None => "the cleanup_net worker is idle".to_string(),
+    };
+    let stage = match d.stage {
+        TeardownStage::Queued => "queued for cleanup_net",
+        TeardownStage::Cleanup => "taken by a cleanup_net run",
+    };
+    Some(format!("for {:.1} s (since {}), {stage}; {worker}", d.age(now), clock_time(d.since)))
+}
+
 fn resolve_path<'a>(rows: &[&'a NsRow], target: &str) -> Result<&'a NsRow> {
     // /proc/PID/ns/pid_for_children names nothing until PID's first child
     // exists: the holder scan knows the namespace.
@@ -233,6 +251,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             "pins": pins,
             "seen_in": seen_in,
             "history": history,
+            "teardown": store.teardown_status(),
         });
         crate::cli::write_json_pretty(&mut out, &doc)
     } else {
@@ -245,6 +264,9 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into())
             )?;
             writeln!(out, "  state:     {}", row.state.name())?;
+            if let Some(line) = dying_text(row, &store.teardown_status(), crate::time::Clock::unix_now()) {
+                writeln!(out, "  dying:     {line}")?;
+            }
             if let Some(r) = row.refcount {
                 writeln!(out, "  refcount:  {r}")?;
             }
@@ -358,5 +380,36 @@ mod tests {
         assert!(err.contains("no namespace with id or inode 99999"), "{err}");
         let err = found("4346", Some(NsType::Pid)).unwrap_err().to_string();
         assert!(err.contains("no pid namespace with id or inode 4346"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod dying_tests {
+    use super::*;
+    use crate::{
+        model::{Dying, TeardownStage},
+        store::TeardownStatus,
+        time::{BootNs, UnixTime},
+    };
+
+    #[test]
+    fn a_dying_namespace_says_for_how_long_and_what_the_worker_does() {
+        let mut row = NsRow::new(NsType::Net, 4026532900);
+        let status = TeardownStatus { tracked: true, running_since: Some(UnixTime::from_secs(995.0)), runs: 3 };
+        let now = UnixTime::from_secs(1000.0);
+        assert_eq!(dying_text(&row, &status, now), None);
+        row.dying = Some(Box::new(Dying {
+            since: UnixTime::from_secs(990.0),
+            stage: TeardownStage::Cleanup,
+            since_boot: BootNs::from_nanos(1),
+            unexplained: false,
+            via: crate::events::DeathVia::TreeWalk,
+        }));
+        let text = dying_text(&row, &status, now).unwrap();
+        assert!(text.starts_with("for 10.0 s (since "), "{text}");
+        assert!(text.contains("taken by a cleanup_net run; the cleanup_net worker has been running since"), "{text}");
+        assert!(text.ends_with("(5.0 s)"), "{text}");
+        let idle = TeardownStatus { running_since: None, ..status };
+        assert!(dying_text(&row, &idle, now).unwrap().ends_with("the cleanup_net worker is idle"));
     }
 }

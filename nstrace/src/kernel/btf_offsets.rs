@@ -68,6 +68,8 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.file_f_inode = opt("file", "f_inode")?;
     o.inode_i_sb = opt("inode", "i_sb")?;
     o.sb_s_magic = opt("super_block", "s_magic")?;
+    // Only for the start of a cleanup_net run (dying network namespaces).
+    o.work_func = opt("work_struct", "func")?;
     // Only used to copy a creator's command line: optional.
     o.task_mm = opt("task_struct", "mm")?;
     o.mm_arg_start = opt("mm_struct", "arg_start")?;

@@ -287,15 +287,34 @@ impl Tracer {
         if self.config.destroy_work_fns.iter().all(|&f| f == 0) {
             return Ok(false);
         }
-        let name = names::PROG_WORKQUEUE_EXECUTE_END;
+        self.attach_raw(names::PROG_WORKQUEUE_EXECUTE_END, "workqueue_execute_end")?;
+        Ok(true)
+    }
+
+    /// Attaches the hooks that bound a network namespace's teardown: the
+    /// start of each `cleanup_net` run (workqueue_execute_start) and its end
+    /// (the destroy hint, attached here too where an exact destroy hook
+    /// made it unnecessary). Returns whether teardown is tracked: kallsyms
+    /// names `cleanup_net` and both attach.
+    pub fn attach_cleanup_hooks(&mut self, end_attached: bool) -> Result<bool, LoaderError> {
+        use nstrace_common::config::WORK_CLEANUP_NET;
+        if self.config.destroy_work_fns[WORK_CLEANUP_NET] == 0
+            || self.config.offsets.work_func == nstrace_common::config::ABSENT
+        {
+            return Ok(false);
+        }
+        if !end_attached {
+            self.attach_raw(names::PROG_WORKQUEUE_EXECUTE_END, "workqueue_execute_end")?;
+        }
+        self.attach_raw(names::PROG_WORKQUEUE_EXECUTE_START, "workqueue_execute_start")?;
+        Ok(true)
+    }
+
+    fn attach_raw(&mut self, name: &'static str, tracepoint: &'static str) -> Result<(), LoaderError> {
         let prog = self.raw_tracepoint(name)?;
         prog.load().map_err(|source| LoaderError::Program { name, source })?;
-        prog.attach("workqueue_execute_end").map_err(|source| LoaderError::Attach {
-            name,
-            tracepoint: "workqueue_execute_end",
-            source,
-        })?;
-        Ok(true)
+        prog.attach(tracepoint).map_err(|source| LoaderError::Attach { name, tracepoint, source })?;
+        Ok(())
     }
 
     /// Loads and attaches the programs of a creation mechanism (none for

@@ -184,6 +184,11 @@ pub fn advise(reason: &Reason, ctx: &Context<'_>) -> Advice {
         }
         Reason::Owner { .. } => Advice::none("release the namespaces it owns first (nstrace why <inode> on each)"),
         Reason::KernelReference { hint } => Advice::none(format!("find what references it: {hint}")),
+        Reason::Teardown { .. } => Advice::none(
+            "nothing to release; if it stays dying, look in the kernel log (`dmesg`) for \"unregister_netdevice: \
+             waiting for <device> to become free\": a device (often a veth or tunnel whose peer or a socket still \
+             holds it) blocks cleanup_net and every network namespace queued behind it",
+        ),
     }
 }
 

@@ -89,6 +89,13 @@ pub enum Reason {
     KernelReference {
         hint: String,
     },
+    /// No reference is left: the kernel is tearing it down (a network
+    /// namespace queued for or inside `cleanup_net`).
+    Teardown {
+        stage: crate::model::TeardownStage,
+        /// When it started dying.
+        since: crate::time::UnixTime,
+    },
 }
 
 impl Reason {
@@ -100,6 +107,7 @@ impl Reason {
             Reason::Socket { .. } => "socket",
             Reason::Owner { .. } => "owner",
             Reason::KernelReference { .. } => "kernel-reference",
+            Reason::Teardown { .. } => "teardown",
         }
     }
 
@@ -165,6 +173,20 @@ impl Reason {
                 format!("the live namespaces it owns or parents: {}", list.join(", "))
             }
             Reason::KernelReference { hint } => format!("kernel reference: {hint} ({CHECKED})"),
+            Reason::Teardown { stage, since } => {
+                let since = crate::present::render::clock_time(*since);
+                match stage {
+                    crate::model::TeardownStage::Queued => format!(
+                        "nothing: no reference left since {since}; queued for the kernel's cleanup_net worker, \
+                         which has not taken it yet (one run at a time: a run stuck on a device stalls every \
+                         namespace queued behind it)"
+                    ),
+                    crate::model::TeardownStage::Cleanup => format!(
+                        "nothing: no reference left since {since}; the kernel's cleanup_net worker is tearing it \
+                         down (its devices, sockets and routes; a device whose references never drop stalls it)"
+                    ),
+                }
+            }
         }
     }
 }
@@ -251,6 +273,10 @@ impl<'a> Explainer<'a> {
     }
 
     pub fn reasons(&self, row: &NsRow) -> Vec<Reason> {
+        // What held it is gone: its teardown is the one thing left.
+        if let Some(d) = &row.dying {
+            return vec![Reason::Teardown { stage: d.stage, since: d.since }];
+        }
         let mut out = Vec::new();
         for h in &row.holders {
             out.push(match h {

@@ -49,11 +49,21 @@ fn event_text_raw(e: &Event) -> String {
             ids(owner),
             ids(parent)
         ),
-        Event::Destroy { time, ns_type, id, inode, lifetime, .. } => format!(
-            "{} destroy    {:<6} id={id} inode={inode} lifetime={}",
+        Event::Destroy { time, ns_type, id, inode, lifetime, teardown, .. } => format!(
+            "{} destroy    {:<6} id={id} inode={inode} lifetime={}{}",
             clock_time(*time),
             ns_type.name(),
-            lifetime.map(|l| format!("{l:.3}s")).unwrap_or_else(|| "unknown (created before nstrace)".into())
+            lifetime.map(|l| format!("{l:.3}s")).unwrap_or_else(|| "unknown (created before nstrace)".into()),
+            teardown.map(|t| format!(" teardown={t:.3}s")).unwrap_or_default()
+        ),
+        Event::Dying { time, ns_type, id, inode, stage } => format!(
+            "{} dying      {:<6} id={id} inode={inode} no reference left, teardown {}",
+            clock_time(*time),
+            ns_type.name(),
+            match stage {
+                crate::model::TeardownStage::Queued => "queued for cleanup_net",
+                crate::model::TeardownStage::Cleanup => "in cleanup_net",
+            }
         ),
         Event::Setns { time, pid, tid, comm, fd, fd_kind, flags_text, result: r, errno, joined, .. } => format!(
             "{} setns      {comm}[{pid}/{tid}] fd={fd} ({fd_kind}) flags={flags_text} result={} joined={}",
@@ -210,6 +220,7 @@ mod tests {
             lifetime,
             creator_pid: None,
             via: crate::events::DeathVia::TreeWalk,
+            teardown: None,
         };
         assert_eq!(
             event_text(&destroy(Some(1.23456))),

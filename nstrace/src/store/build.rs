@@ -101,7 +101,8 @@ pub(super) fn fill_holders(
     row.containers = containers.into();
     row.tasks = pids.len() as u32;
     row.pids = pids.into();
-    row.state = NsState::of(&holders);
+    // Nothing revives a namespace with no reference left.
+    row.state = if row.dying.is_some() { NsState::Dying } else { NsState::of(&holders) };
     row.holders = holders.into();
     row.names = names.into();
 }
@@ -144,6 +145,7 @@ pub(super) fn destroy_event(
 ) -> Event {
     let time = clock.unix(died);
     Event::Destroy {
+        teardown: row.dying.as_ref().map(|d| (time - d.since).max(0.0)),
         time,
         ns_type: row.ns_type,
         id: row.id.unwrap_or(0),

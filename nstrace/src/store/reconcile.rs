@@ -13,6 +13,7 @@ use super::{
     Coverage, NsStore, Pending, Reconciled,
     build::{create_event, key_of, row_of},
     refcount_of,
+    teardown::Gone,
 };
 use crate::{
     events::{Event, NsIds},
@@ -105,7 +106,24 @@ impl NsStore {
                 .missing
                 .extract_if(|k, _| !(live.contains_key(k) || evicted.contains(k)) || types.contains(k.ns_type))
                 .collect();
+            // Network namespaces: dying until the cleanup run that took them ends.
+            let previous_walk = self.cleanups.last_walk;
+            if types.contains(NsType::Net) {
+                self.cleanups.last_walk = Some(now);
+            }
+            let no_reference: Vec<NsKey> = records
+                .iter()
+                .filter(|r| r.refcount == 0)
+                .filter_map(key_of)
+                .filter(|k| k.ns_type == NsType::Net)
+                .collect();
             for key in dead {
+                let how = if no_reference.contains(&key) { Gone::NoReference } else { Gone::Missing { previous_walk } };
+                // Dying is gone for the caller (no reference left).
+                if self.net_gone(key, now, how, via, out) {
+                    result.destroyed.push(key);
+                    continue;
+                }
                 let died = match (coverage, missed_before.get(&key)) {
                     (Coverage::BesideDestroyHook, None) => {
                         self.missing.insert(key, now);

@@ -82,6 +82,7 @@ pub(crate) fn kinds(events: &[Event]) -> Vec<&'static str> {
 }
 
 mod reuse;
+mod teardown;
 mod walks;
 
 #[test]

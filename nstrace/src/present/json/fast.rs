@@ -58,6 +58,13 @@ pub fn ns_row_fields(row: &NsRow, buf: &mut Vec<u8>) -> io::Result<()> {
     value(buf, &row.containers)?;
     key(buf, "host_tasks", false);
     num(buf, row.host_tasks);
+    if !row.charge.is_unknown() {
+        key(buf, "charged_uid", false);
+        num(buf, row.charge.uid);
+    }
+    if let Some(dying) = &row.dying {
+        field(buf, "dying", dying)?;
+    }
     Ok(())
 }
 

@@ -73,7 +73,8 @@ impl EncodeLabelValue for NsState {
     }
 }
 
-pub(super) const STATES: [NsState; 4] = [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned];
+pub(super) const STATES: [NsState; 5] =
+    [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned, NsState::Dying];
 pub(super) const RESULTS: [ResultLabel; 2] = [ResultLabel::ok, ResultLabel::error];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

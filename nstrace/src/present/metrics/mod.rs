@@ -34,6 +34,11 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prom
 const LIFETIME_BUCKETS: [f64; 14] =
     [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6.0 * 3600.0, 86400.0, 3.0 * 86400.0, 7.0 * 86400.0];
 
+/// Upper bounds (seconds) of the teardown histogram: 1 ms to 10 minutes
+/// (the kernel warns of a stuck device after 10 s).
+const TEARDOWN_BUCKETS: [f64; 15] =
+    [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0];
+
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
 /// How often the limit headroom gauges are recomputed from the table.
@@ -48,6 +53,8 @@ pub struct RowFacts {
     pub created: Option<UnixTime>,
     pub first_seen: UnixTime,
     pub destroyed: Option<UnixTime>,
+    /// Since when it is dying (state `dying`).
+    pub dying_since: Option<UnixTime>,
     /// The runtime of the container that made it, else of the first seen in it.
     pub runtime: Option<crate::containers::Runtime>,
 }
@@ -61,6 +68,7 @@ impl RowFacts {
             created: r.created,
             first_seen: r.first_seen,
             destroyed: r.destroyed,
+            dying_since: r.row.dying.as_ref().map(|d| d.since),
             runtime: creator.or(r.seen_in.iter().next()).map(|c| c.runtime),
         }
     }
@@ -77,6 +85,8 @@ pub struct Metrics {
     setns_namespaces: Family<TypeResultLabels, Counter>,
     unshare_namespaces: Family<TypeResultLabels, Counter>,
     lifetime: Family<TypeLabels, Histogram, fn() -> Histogram>,
+    teardown: Family<TypeLabels, Histogram, fn() -> Histogram>,
+    dying_age: Family<TypeLabels, GaugeF64>,
     orphaned_age: Family<TypeLabels, GaugeF64>,
     leak_suspects: Family<TypeLabels, Gauge>,
     leak_suspects_by_runtime: Family<TypeRuntimeLabels, Gauge>,
@@ -106,6 +116,10 @@ fn lifetime_histogram() -> Histogram {
     Histogram::new(LIFETIME_BUCKETS)
 }
 
+fn teardown_histogram() -> Histogram {
+    Histogram::new(TEARDOWN_BUCKETS)
+}
+
 impl Metrics {
     /// `leak_age`: a namespace without tasks older than this is a leak suspect.
     pub fn new(leak_age: Duration) -> Metrics {
@@ -119,6 +133,8 @@ impl Metrics {
             setns_namespaces: Family::default(),
             unshare_namespaces: Family::default(),
             lifetime: Family::new_with_constructor(lifetime_histogram as fn() -> Histogram),
+            teardown: Family::new_with_constructor(teardown_histogram as fn() -> Histogram),
+            dying_age: Family::default(),
             orphaned_age: Family::default(),
             leak_suspects: Family::default(),
             leak_suspects_by_runtime: Family::default(),
@@ -165,6 +181,19 @@ impl Metrics {
             "Lifetime of destroyed namespaces whose creation nstrace saw",
             Unit::Seconds,
             m.lifetime.clone(),
+        );
+        r.register_with_unit(
+            "namespace_teardown",
+            "Time from a namespace's last reference to the end of the kernel's teardown (network namespaces: \
+             queued for and torn down by cleanup_net), where nstrace tracks it",
+            Unit::Seconds,
+            m.teardown.clone(),
+        );
+        r.register_with_unit(
+            "dying_namespace_age",
+            "How long the oldest dying namespace (no reference left, teardown not finished) has been dying (0: none)",
+            Unit::Seconds,
+            m.dying_age.clone(),
         );
         r.register_with_unit(
             "taskless_namespace_age",
@@ -257,6 +286,8 @@ impl Metrics {
             let _ = self.created.get_or_create(&t);
             let _ = self.destroyed.get_or_create(&t);
             let _ = self.lifetime.get_or_create(&t);
+            let _ = self.teardown.get_or_create(&t);
+            let _ = self.dying_age.get_or_create(&t);
             let _ = self.orphaned_age.get_or_create(&t);
             let _ = self.leak_suspects.get_or_create(&t);
             for runtime in RuntimeLabel::all() {
@@ -284,17 +315,29 @@ impl Metrics {
         self.connections.get_or_create(&ConnectionLabels { outcome }).inc();
     }
 
+    /// Counts a step's events; the dying backlog at once when one began or
+    /// ended (a teardown can be over before the next publish).
+    pub fn observe_all(&self, events: &[Event], store: &crate::store::NsStore) {
+        events.iter().for_each(|e| self.observe(e));
+        if events.iter().any(|e| matches!(e, Event::Dying { .. } | Event::Destroy { teardown: Some(_), .. })) {
+            self.set_dying(store);
+        }
+    }
+
     /// Counts one event (creates, destroys, setns and unshare calls).
     pub fn observe(&self, e: &Event) {
         match e {
             Event::Create { ns_type, .. } => {
                 self.created.get_or_create(&TypeLabels { r#type: (*ns_type).into() }).inc();
             }
-            Event::Destroy { ns_type, lifetime, .. } => {
+            Event::Destroy { ns_type, lifetime, teardown, .. } => {
                 let t = TypeLabels { r#type: (*ns_type).into() };
                 self.destroyed.get_or_create(&t).inc();
                 if let Some(l) = lifetime.filter(|l| l.is_finite() && *l >= 0.0) {
                     self.lifetime.get_or_create(&t).observe(l);
+                }
+                if let Some(s) = teardown.filter(|s| s.is_finite() && *s >= 0.0) {
+                    self.teardown.get_or_create(&t).observe(s);
                 }
             }
             Event::Setns { flags, result, joined, .. } => {
@@ -418,6 +461,7 @@ impl Metrics {
         const N: usize = NsType::ALL.len();
         let mut counts = [[0i64; STATES.len()]; N];
         let mut oldest = [0f64; N];
+        let mut dying = [0f64; N];
         let mut suspects = [0i64; N];
         let mut by_runtime: std::collections::HashMap<(usize, RuntimeLabel), i64> = Default::default();
         for r in rows.into_iter().filter(|r| r.destroyed.is_none()) {
@@ -427,7 +471,10 @@ impl Metrics {
             }
             let state = STATES.iter().position(|s| *s == r.state).unwrap_or(STATES.len() - 1);
             counts[ty][state] += 1;
-            if r.state != NsState::Active {
+            if let Some(since) = r.dying_since {
+                // Not a leak: the kernel is tearing it down (`leaks` says when that is stuck).
+                dying[ty] = dying[ty].max((now - since).max(0.0));
+            } else if r.state != NsState::Active {
                 let age = (now - r.created.unwrap_or(r.first_seen)).max(0.0);
                 oldest[ty] = oldest[ty].max(age);
                 if age > self.leak_age {
@@ -442,11 +489,32 @@ impl Metrics {
                 self.namespaces.get_or_create(&TypeStateLabels { r#type: t, state }).set(counts[i][j]);
             }
             self.orphaned_age.get_or_create(&TypeLabels { r#type: t }).set(oldest[i]);
+            self.dying_age.get_or_create(&TypeLabels { r#type: t }).set(dying[i]);
             self.leak_suspects.get_or_create(&TypeLabels { r#type: t }).set(suspects[i]);
             for runtime in RuntimeLabel::all() {
                 let n = by_runtime.get(&(i, runtime)).copied().unwrap_or(0);
                 self.leak_suspects_by_runtime.get_or_create(&TypeRuntimeLabels { r#type: t, runtime }).set(n);
             }
+        }
+    }
+
+    /// The dying backlog gauges from the dying namespaces alone (each
+    /// publish: a teardown can be over before the next per-row pass).
+    pub fn set_dying(&self, store: &crate::store::NsStore) {
+        const N: usize = NsType::ALL.len();
+        let now = store.clock().unix(Clock::now_boot_ns());
+        let (mut count, mut oldest) = ([0i64; N], [0f64; N]);
+        for (ty, since) in store.dying_backlog() {
+            let i = ty as usize;
+            if i < N {
+                count[i] += 1;
+                oldest[i] = oldest[i].max((now - since).max(0.0));
+            }
+        }
+        for (i, ty) in NsType::ALL.into_iter().enumerate() {
+            let t = TypeLabel::from(ty);
+            self.namespaces.get_or_create(&TypeStateLabels { r#type: t, state: NsState::Dying }).set(count[i]);
+            self.dying_age.get_or_create(&TypeLabels { r#type: t }).set(oldest[i]);
         }
     }
 

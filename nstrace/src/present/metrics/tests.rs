@@ -71,6 +71,7 @@ fn live(ns_type: NsType, state: NsState, created: Option<f64>, first_seen: f64) 
         created: created.map(UnixTime::from_secs),
         first_seen: UnixTime::from_secs(first_seen),
         destroyed: None,
+        dying_since: None,
         runtime: None,
     }
 }
@@ -127,6 +128,7 @@ fn events_are_counted_by_type_and_result() {
         lifetime: Some(2.5),
         creator_pid: Some(42),
         via: crate::events::DeathVia::TreeWalk,
+        teardown: None,
     });
     m.observe(&Event::Destroy {
         time: UnixTime::from_secs(1001.0),
@@ -136,6 +138,7 @@ fn events_are_counted_by_type_and_result() {
         lifetime: None,
         creator_pid: None,
         via: crate::events::DeathVia::ProcRescan,
+        teardown: None,
     });
     m.observe(&Event::Unshare {
         time: UnixTime::from_secs(1.0),
@@ -302,6 +305,7 @@ fn a_lifetime_that_is_not_a_duration_is_counted_as_a_death_but_not_observed() {
             lifetime,
             creator_pid: None,
             via: crate::events::DeathVia::TreeWalk,
+            teardown: None,
         });
     }
     let text = m.encode_prometheus_text();
@@ -377,4 +381,35 @@ fn refusals_are_counted_and_headroom_follows_the_charges() {
     assert_eq!(headroom("uts", "host").as_deref(), Some("49"), "limit 50, one used by uid 0 there: {text}");
     assert_eq!(headroom("net", "host").as_deref(), Some("50"), "nothing charged: {text}");
     assert_eq!(headroom("net", "nested"), None, "no nested net level: {text}");
+}
+
+#[test]
+fn a_dying_namespace_is_counted_aged_and_timed_but_no_leak_suspect() {
+    let m = Metrics::new(Duration::from_secs(60));
+    let dying =
+        RowFacts { dying_since: Some(UnixTime::from_secs(900.0)), ..live(NsType::Net, NsState::Dying, None, 10.0) };
+    m.set_from_rows([dying, live(NsType::Net, NsState::Orphaned, None, 10.0)], UnixTime::from_secs(1000.0));
+    let text = m.encode();
+    assert_eq!(sample(&text, r#"nstrace_namespaces{type="net",state="dying"}"#), Some("1"), "{text}");
+    assert_eq!(sample(&text, r#"nstrace_dying_namespace_age_seconds{type="net"}"#), Some("100.0"), "{text}");
+    assert_eq!(sample(&text, r#"nstrace_leak_suspects{type="net"}"#), Some("1"), "only the orphaned one: {text}");
+    m.observe(&Event::Destroy {
+        time: UnixTime::from_secs(1001.0),
+        ns_type: NsType::Net,
+        id: 9,
+        inode: 4026532999,
+        lifetime: None,
+        creator_pid: None,
+        via: crate::events::DeathVia::TreeWalk,
+        teardown: Some(0.3),
+    });
+    let text = m.encode();
+    assert_eq!(sample(&text, r#"nstrace_namespace_teardown_seconds_count{type="net"}"#), Some("1"), "{text}");
+    assert_eq!(sample(&text, r#"nstrace_namespace_teardown_seconds_sum{type="net"}"#), Some("0.3"), "{text}");
+    assert_eq!(
+        sample(&text, r#"nstrace_namespace_teardown_seconds_bucket{le="0.25",type="net"}"#),
+        Some("0"),
+        "{text}"
+    );
+    assert_eq!(sample(&text, r#"nstrace_namespace_teardown_seconds_bucket{le="0.5",type="net"}"#), Some("1"), "{text}");
 }

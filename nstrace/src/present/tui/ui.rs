@@ -177,6 +177,7 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
         match RowState::of(ns) {
             RowState::Destroyed => row.style(Style::default().fg(Color::DarkGray).add_modifier(Modifier::DIM)),
             RowState::Orphaned => row.style(Style::default().fg(Color::Yellow)),
+            RowState::Dying => row.style(Style::default().fg(Color::Magenta)),
             _ => row,
         }
     });
@@ -240,6 +241,9 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     }
     facts.push(format!("tasks {}", r.tasks));
     facts.push(format!("age {}", crate::present::age::fine(ns.age(app.view.now))));
+    if let Some(d) = &r.dying {
+        facts.push(format!("dying {} ({})", crate::present::age::fine(Some(d.age(app.view.now))), d.stage.name()));
+    }
     if !r.names.is_empty() {
         facts.push(format!("ip netns {}", esc(&r.names.join(","))));
     }

@@ -57,13 +57,21 @@ pub enum RowState {
     Mounted,
     FdOnly,
     Orphaned,
+    /// No reference left, the kernel's teardown not finished.
+    Dying,
     /// Gone from the kernel; kept on screen for a while.
     Destroyed,
 }
 
 impl RowState {
-    pub const ALL: [RowState; 5] =
-        [RowState::Active, RowState::Mounted, RowState::FdOnly, RowState::Orphaned, RowState::Destroyed];
+    pub const ALL: [RowState; 6] = [
+        RowState::Active,
+        RowState::Mounted,
+        RowState::FdOnly,
+        RowState::Orphaned,
+        RowState::Dying,
+        RowState::Destroyed,
+    ];
 
     pub fn of(ns: &Namespace) -> RowState {
         if ns.destroyed.is_some() {
@@ -74,6 +82,7 @@ impl RowState {
             NsState::Mounted => RowState::Mounted,
             NsState::FdOnly => RowState::FdOnly,
             NsState::Orphaned => RowState::Orphaned,
+            NsState::Dying => RowState::Dying,
         }
     }
 
@@ -83,6 +92,7 @@ impl RowState {
             RowState::Mounted => "mounted",
             RowState::FdOnly => "fd-only",
             RowState::Orphaned => "orphaned",
+            RowState::Dying => "dying",
             RowState::Destroyed => "destroyed",
         }
     }
