@@ -87,6 +87,13 @@ pub struct KernelOffsets {
     pub inode_i_private: u32,
     pub inode_i_sb: u32,
     pub sb_s_magic: u32,
+    /// A socket file's net namespace, for the fd walk's socket holders:
+    /// `file.private_data` (the `struct socket`), `socket.sk`,
+    /// `sock.__sk_common.skc_net.net`, and `inode.i_ino` (the socket's inode).
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sock_net: u32,
+    pub inode_i_ino: u32,
     // a creator's command line: task_struct.mm, mm_struct.arg_start/arg_end
     pub task_mm: u32,
     pub mm_arg_start: u32,
@@ -246,6 +253,10 @@ impl KernelOffsets {
             inode_i_private: ABSENT,
             inode_i_sb: ABSENT,
             sb_s_magic: ABSENT,
+            file_private_data: ABSENT,
+            socket_sk: ABSENT,
+            sock_net: ABSENT,
+            inode_i_ino: ABSENT,
             task_mm: ABSENT,
             mm_arg_start: ABSENT,
             mm_arg_end: ABSENT,

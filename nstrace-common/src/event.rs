@@ -425,9 +425,20 @@ pub struct NsFdRecord {
     /// has no type field (the inode, unique across types, still tells).
     pub ns_flag: u32,
     pub inum: u32,
-    pub _reserved: u32,
+    /// What the fd is: [`fd_via::NSFS`] (the namespace's own file) or
+    /// [`fd_via::SOCKET`] (a socket in that net namespace, held by a
+    /// process of another one).
+    pub via: u32,
     /// ns_id (6.18+), else 0.
     pub id: u64,
+    /// A socket's inode (`socket:[N]`); 0 for an nsfs file.
+    pub socket_ino: u64,
+}
+
+/// [`NsFdRecord::via`] values.
+pub mod fd_via {
+    pub const NSFS: u32 = 0;
+    pub const SOCKET: u32 = 1;
 }
 
 /// State shared between runs of one walk (chunked resumption): one entry
@@ -454,7 +465,15 @@ pub struct WalkState {
     /// whatever the program returns, so the return value cannot carry it.
     pub status: u32,
     pub emitted: u32,
-    pub _reserved: u32,
+    /// [`walk_flags`] the last run set.
+    pub flags: u32,
+}
+
+/// [`WalkState::flags`] values.
+pub mod walk_flags {
+    /// The fd walk looked into every socket for its net namespace (the
+    /// kernel's BTF had every field that takes).
+    pub const SOCKETS: u32 = 1;
 }
 
 /// The 6.18 per-type namespace lists' change counts (see
@@ -481,7 +500,7 @@ macro_rules! const_size {
 const_size!(EventHeader, 24);
 const_size!(NsRef, 16);
 const_size!(TaskNsEvent, 24 + 16 + 8 + 8 + 16 + 16 * TASK_NS_SLOTS);
-const_size!(NsFdRecord, 24 + 16 + 8);
+const_size!(NsFdRecord, 24 + 16 + 8 + 8);
 const_size!(NsInfoRecord, 24 + 24 + 32 + 8 + 8 + 8 + 8 * NS_TYPES);
 const_size!(ChargeLevel, 24 + 8 * NS_TYPES);
 const_size!(RefusalEvent, 24 + 16 + 8 + 8 + 16 + 8 + (24 + 8 * NS_TYPES) * CHARGE_LEVELS);

@@ -173,6 +173,9 @@ pub const fn key_has_id(key: u64) -> bool {
 /// `NSFS_MAGIC` (include/uapi/linux/magic.h): the superblock magic of
 /// nsfs, the filesystem of `/proc/PID/ns/*` files.
 pub const NSFS_MAGIC: u32 = 0x6e73_6673;
+/// `SOCKFS_MAGIC`: the superblock magic of sockets' inodes (the fd walk's
+/// socket holders).
+pub const SOCKFS_MAGIC: u32 = 0x534F_434B;
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,16 @@ pub enum Holder {
     },
     /// An open nsfs file descriptor.
     Fd { pid: u32, fd: i32, comm: Comm },
+    /// A socket of this net namespace, open in a process of another one
+    /// (read in the kernel by the fd walk). It keeps the namespace alive
+    /// but is no task, fd or mount: the state stays orphaned/inactive.
+    Socket {
+        pid: u32,
+        fd: i32,
+        comm: Comm,
+        /// The socket's inode (`socket:[N]` in /proc/PID/fd).
+        socket: u64,
+    },
     /// An nsfs bind mount.
     Mount {
         /// Mount point as seen inside the mount namespace that has it.
@@ -114,6 +124,10 @@ pub enum NsState {
     /// Alive in the kernel, but no task, fd or mount holds it: kernel
     /// references (an owned namespace, a socket, ...).
     Orphaned,
+    /// Orphaned, and the kernel (6.19+) agrees: its count of the tasks,
+    /// nsfs files, mounts and child namespaces using it is 0, so `listns(2)`
+    /// leaves it out. A socket, a cred or another kernel reference keeps it.
+    Inactive,
     /// No reference left; the kernel's teardown has not finished (a network
     /// namespace queued for or inside `cleanup_net`).
     Dying,
@@ -126,7 +140,21 @@ impl NsState {
             NsState::Mounted => "mounted",
             NsState::FdOnly => "fd-only",
             NsState::Orphaned => "orphaned",
+            NsState::Inactive => "inactive",
             NsState::Dying => "dying",
+        }
+    }
+
+    pub const ALL: [NsState; 6] =
+        [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned, NsState::Inactive, NsState::Dying];
+
+    /// The state of a live namespace with these `holders` and the kernel's
+    /// active count (6.19+; None before), which tells an inactive
+    /// namespace from an orphaned one the kernel still counts users of.
+    pub fn of_live(holders: &[Holder], active_refs: Option<u32>) -> NsState {
+        match NsState::of(holders) {
+            NsState::Orphaned if active_refs == Some(0) => NsState::Inactive,
+            state => state,
         }
     }
 

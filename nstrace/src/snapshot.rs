@@ -126,7 +126,8 @@ fn walk_kernel() -> Result<OneShot, SnapshotError> {
     let (tasks, fds) = walker.walk_tasks_and_fds(&mut stats)?;
     phases.mark(if fds.is_some() { "walk tasks and fds" } else { "walk tasks (fds from /proc)" });
     let mnt_ids = mount_ns_ids(&records);
-    let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
+    let sockets = stats.sockets_read;
+    let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), sockets, mnt_ids: &mnt_ids };
     let scan = holders::scan_with_kernel(&[std::process::id()], view)?;
     phases.extend(&scan.phases);
     let store = NsStore::from_snapshot(&records, scan, Clock::new(), Clock::now_boot_ns());

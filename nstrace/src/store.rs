@@ -134,6 +134,9 @@ pub struct NsStore {
     mounts: RecentMounts,
     /// `cleanup_net` runs, which end dying network namespaces.
     cleanups: Cleanups,
+    /// Whether the last holder scan read sockets' net namespaces in the
+    /// kernel: then socket holders are in the rows (see [`HolderScan::sockets_walked`]).
+    sockets_walked: bool,
 }
 
 impl NsStore {
@@ -154,6 +157,7 @@ impl NsStore {
             journal: Journal::new(false),
             mounts: self.mounts.clone(),
             cleanups: self.cleanups.clone(),
+            sockets_walked: self.sockets_walked,
         }
     }
 
@@ -171,6 +175,7 @@ impl NsStore {
             evicted: HashSet::new(),
             mounts: RecentMounts::default(),
             cleanups: Cleanups::default(),
+            sockets_walked: false,
         }
     }
 
@@ -186,6 +191,12 @@ impl NsStore {
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Whether the rows' socket holders are the kernel's whole answer (the
+    /// fd walk read every socket): nothing need open a socket's namespace.
+    pub fn sockets_walked(&self) -> bool {
+        self.sockets_walked
     }
 
     /// Number of live records.
@@ -409,6 +420,7 @@ impl NsStore {
     /// snapshot adds them.
     pub fn apply_holders(&mut self, mut scan: HolderScan, now: BootNs, adopt: bool) {
         let at = self.clock.unix(now);
+        self.sockets_walked = scan.sockets_walked;
         let mut memo = CgroupMemo::default();
         for ns in self.live.values_mut() {
             let key = ns.row.key().without_id();

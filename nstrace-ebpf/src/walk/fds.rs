@@ -3,6 +3,10 @@
 //! fd is found here without listing and `readlink`ing every
 //! `/proc/PID/fd/N` (most of a /proc snapshot's kernel time), including
 //! fds opened through a bind-mount path, which /proc shows as that path.
+//! So is every socket whose net namespace is not its process's own: the
+//! one link to a netns only a socket keeps, read here from the socket
+//! itself (SIOCGSKNS, the /proc way, opens the namespace and on 6.19+
+//! makes an inactive one active again).
 //!
 //! Like the task walk, a run starts at the caller's group leader, follows
 //! `init_task.tasks` and ends with the leader itself. One loop iteration
@@ -28,8 +32,8 @@ use aya_ebpf::{
 };
 use nstrace_common::{
     config::ABSENT,
-    event::{EventKind, NsFdRecord, WALK_STATE_FDS, walk_status},
-    ns::NSFS_MAGIC,
+    event::{EventKind, NsFdRecord, WALK_STATE_FDS, fd_via, walk_flags, walk_status},
+    ns::{NSFS_MAGIC, NsType, SOCKFS_MAGIC},
 };
 
 use super::{budget, fresh_step, report, reset, run_loop, step_of};
@@ -38,6 +42,9 @@ use crate::{
     read::{header, ptr_at, u32_at, u64_at},
 };
 
+/// `CLONE_NEWNET`: the type of a socket's namespace.
+const CLONE_NEWNET: u32 = 0x4000_0000;
+
 /// Cursor value of `resume_fd`: the cursor's task is done, go on with the next.
 const NEXT_TASK: u32 = u32::MAX;
 
@@ -45,6 +52,9 @@ const NEXT_TASK: u32 = u32::MAX;
 pub fn fd_walk(_ctx: RawTracePointContext) -> i32 {
     let (status, emitted) = try_fd_walk();
     report(WALK_STATE_FDS, status, emitted);
+    if let Some(state) = WALK_STATE.get_ptr_mut(WALK_STATE_FDS) {
+        unsafe { (*state).flags = if sockets_readable() { walk_flags::SOCKETS } else { 0 } };
+    }
     0
 }
 
@@ -74,6 +84,11 @@ struct FdStep {
     /// outlives the files on it, so this holds for the whole run.
     nsfs_sb: u64,
     other_sb: u64,
+    /// sockfs's superblock, once seen.
+    sock_sb: u64,
+    /// The task in progress's own net namespace (`struct net`): its
+    /// sockets there say nothing its task holder does not.
+    task_net: u64,
     /// Fd number of the current word's bit 0.
     base: u32,
     next_word: u32,
@@ -83,7 +98,8 @@ struct FdStep {
     last: u32,
     emitted: u32,
     status: u32,
-    _pad: u32,
+    /// Whether socket files are looked into (the kernel has every offset).
+    sockets: u32,
 }
 
 fn try_fd_walk() -> (u32, u32) {
@@ -114,6 +130,8 @@ fn try_fd_walk() -> (u32, u32) {
         other_file: 0,
         nsfs_sb: 0,
         other_sb: 0,
+        sock_sb: 0,
+        task_net: 0,
         base: 0,
         next_word: 0,
         words: 0,
@@ -121,7 +139,7 @@ fn try_fd_walk() -> (u32, u32) {
         last: 0,
         emitted: 0,
         status: walk_status::MORE,
-        _pad: 0,
+        sockets: sockets_readable() as u32,
     };
     let Some(s) = fresh_step(&FD_STEP, init) else {
         return (walk_status::UNSUPPORTED, 0);
@@ -172,9 +190,22 @@ fn try_fd_walk() -> (u32, u32) {
     (walk_status::MORE, s.emitted)
 }
 
+/// Whether the kernel has what reading a socket's net namespace takes.
+#[inline(always)]
+fn sockets_readable() -> bool {
+    config!(offsets.file_private_data) != ABSENT
+        && config!(offsets.socket_sk) != ABSENT
+        && config!(offsets.sock_net) != ABSENT
+        && config!(offsets.inode_i_ino) != ABSENT
+        && config!(offsets.ns_common_in[NsType::Net as usize]) != ABSENT
+}
+
 /// Makes `task` the one in progress, from fd `from` on.
 #[inline(always)]
 fn load_task(s: &mut FdStep, task: u64, from: u32) {
+    if s.sockets != 0 {
+        s.task_net = ptr_at(ptr_at(task, config!(offsets.task_nsproxy)), config!(offsets.nsproxy_net));
+    }
     let files = ptr_at(task, config!(offsets.task_files));
     let fdt = ptr_at(files, config!(offsets.files_fdt));
     let max_fds = u32_at(fdt, config!(offsets.fdtable_max_fds));
@@ -247,7 +278,7 @@ unsafe extern "C" fn fd_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         return 0;
     }
     let fd = s.base + bit_index(s.word & s.word.wrapping_neg());
-    if !emit_if_nsfs(s, fd) {
+    if !emit_if_holder(s, fd) {
         // The ring is full: the cursor keeps this fd for the next run.
         return 1;
     }
@@ -255,10 +286,10 @@ unsafe extern "C" fn fd_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     0
 }
 
-/// Emits a record when fd `fd` of the task in progress is an nsfs file;
-/// false when the ring buffer is full.
+/// Emits a record when fd `fd` of the task in progress is an nsfs file
+/// or a socket of another net namespace; false when the ring buffer is full.
 #[inline(always)]
-fn emit_if_nsfs(s: &mut FdStep, fd: u32) -> bool {
+fn emit_if_holder(s: &mut FdStep, fd: u32) -> bool {
     let file = ptr_at(s.fds + fd as u64 * 8, 0);
     if file == 0 || file == s.other_file {
         return true;
@@ -269,27 +300,49 @@ fn emit_if_nsfs(s: &mut FdStep, fd: u32) -> bool {
         s.other_file = file;
         return true;
     }
-    if sb != s.nsfs_sb {
-        if u64_at(sb, config!(offsets.sb_s_magic)) as u32 != NSFS_MAGIC {
-            s.other_sb = sb;
-            s.other_file = file;
-            return true;
+    if sb != s.nsfs_sb && sb != s.sock_sb {
+        match u64_at(sb, config!(offsets.sb_s_magic)) as u32 {
+            NSFS_MAGIC => s.nsfs_sb = sb,
+            SOCKFS_MAGIC if s.sockets != 0 => s.sock_sb = sb,
+            _ => {
+                s.other_sb = sb;
+                s.other_file = file;
+                return true;
+            }
         }
-        s.nsfs_sb = sb;
     }
+    if sb == s.nsfs_sb {
+        let common = ptr_at(inode, config!(offsets.inode_i_private));
+        return emit(s, fd, common, u32_at(common, config!(offsets.ns_type)), fd_via::NSFS, 0);
+    }
+    // struct socket *sock = file->private_data; sock->sk->__sk_common.skc_net.net
+    let sk = ptr_at(ptr_at(file, config!(offsets.file_private_data)), config!(offsets.socket_sk));
+    let net = if sk == 0 { 0 } else { ptr_at(sk, config!(offsets.sock_net)) };
+    if net == 0 || net == s.task_net {
+        s.other_file = file;
+        return true;
+    }
+    let common = net + config!(offsets.ns_common_in[NsType::Net as usize]) as u64;
+    emit(s, fd, common, CLONE_NEWNET, fd_via::SOCKET, u64_at(inode, config!(offsets.inode_i_ino)))
+}
+
+/// One fd record of the task in progress for the namespace at `common`;
+/// false when the ring buffer is full.
+#[inline(always)]
+fn emit(s: &mut FdStep, fd: u32, common: u64, ns_flag: u32, via: u32, socket_ino: u64) -> bool {
     let Some(mut entry) = WALK_FDS.reserve::<NsFdRecord>(0) else {
         // Not a loss: the run ends here and the next resumes at this entry.
         return false;
     };
-    let common = ptr_at(inode, config!(offsets.inode_i_private));
     let e = entry.as_mut_ptr();
     unsafe {
         (*e).header = header::<NsFdRecord>(EventKind::NsFd, s.pid, 0);
         (*e).fd = fd;
-        (*e).ns_flag = u32_at(common, config!(offsets.ns_type));
+        (*e).ns_flag = ns_flag;
         (*e).inum = u32_at(common, config!(offsets.ns_inum));
-        (*e)._reserved = 0;
+        (*e).via = via;
         (*e).id = u64_at(common, config!(offsets.ns_id));
+        (*e).socket_ino = socket_ino;
     }
     entry.submit(0);
     s.emitted += 1;

@@ -209,7 +209,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
     let rows = store.rows();
     let now = crate::time::Clock::unix_now();
     let leaking = taskless(&rows, &types, args.stuck_after, now);
-    let facts = HolderFacts::gather(&leaking);
+    let facts = HolderFacts::gather(&leaking, store.sockets_walked());
     let mut leaks = candidates(&rows, &leaking, &facts);
     enrich(store, &facts, &mut leaks);
     let report = report(leaks, args.min_age, now);

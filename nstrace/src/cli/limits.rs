@@ -113,7 +113,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         .map(|l| {
             let counted = members(l);
             let namespaces = if args.explain {
-                let facts = HolderFacts::gather(&counted);
+                let facts = HolderFacts::gather(&counted, store.sockets_walked());
                 let mut leaks = crate::cli::leaks::candidates(&rows, &counted, &facts);
                 crate::cli::leaks::enrich(store, &facts, &mut leaks);
                 Members::Explained(leaks)

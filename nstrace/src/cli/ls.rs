@@ -496,7 +496,7 @@ mod tests {
         };
         assert_eq!(fast_text(&plain), serde_text(&plain));
         for ty in NsType::ALL {
-            for state in [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned, NsState::Dying] {
+            for state in NsState::ALL {
                 let mut row = NsRow::new(ty, 1);
                 row.state = state;
                 let json = JsonRow {

@@ -9,7 +9,7 @@ use nstrace_common::ns::NsType;
 use crate::{
     error::{Error, Result},
     model::NsRow,
-    model::{Holder, TaskHold},
+    model::{Holder, NsState, TaskHold},
     origin::ContainerRef,
     present::advice,
     present::explain::Explainer,
@@ -215,7 +215,7 @@ pub fn run(args: Args) -> Result<i32> {
 pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> {
     let rows = store.rows();
     let row = resolve(store, &rows, &args.target, args.ns_type.map(NsType::from))?;
-    let facts = HolderFacts::gather(&[row]);
+    let facts = HolderFacts::gather(&[row], store.sockets_walked());
     let explainer = Explainer::new(&rows, &facts);
     let reasons = explainer.reasons(row);
     // What events taught the store (nothing, for a one-shot snapshot).
@@ -264,6 +264,13 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
                 row.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into())
             )?;
             writeln!(out, "  state:     {}", row.state.name())?;
+            if row.state == NsState::Inactive {
+                writeln!(
+                    out,
+                    "  inactive:  the kernel counts no task, fd, mount or child namespace using it (listns(2) leaves \
+                     it out); only what is listed below keeps it"
+                )?;
+            }
             if let Some(line) = dying_text(row, &store.teardown_status(), crate::time::Clock::unix_now()) {
                 writeln!(out, "  dying:     {line}")?;
             }

@@ -16,7 +16,7 @@ pub fn of(ns: &Namespace) -> Option<i64> {
         let path = match h {
             Holder::Fd { pid, fd, .. } => format!("/proc/{pid}/fd/{fd}"),
             Holder::Mount { path, via_pid, .. } => format!("/proc/{via_pid}/root{path}"),
-            Holder::Task { .. } => return None,
+            Holder::Task { .. } | Holder::Socket { .. } => return None,
         };
         let m = std::fs::metadata(path).ok()?;
         (m.ino() == ns.row.inode).then(|| m.ctime() * 1_000_000_000 + m.ctime_nsec())

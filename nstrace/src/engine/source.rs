@@ -107,13 +107,15 @@ impl TaskSource {
         let me = [std::process::id()];
         match self {
             TaskSource::Kernel { walker, mnt_ids } => {
+                let mut stats = crate::kernel::walker::WalkStats::default();
                 let walked = {
                     let mut w = walker.lock().unwrap_or_else(|e| e.into_inner());
-                    w.walk_tasks_and_fds(&mut Default::default())
+                    w.walk_tasks_and_fds(&mut stats)
                 };
                 match walked {
                     Ok((tasks, fds)) => {
-                        let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), mnt_ids: &mnt_ids };
+                        let sockets = stats.sockets_read;
+                        let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), sockets, mnt_ids: &mnt_ids };
                         Ok((holders::scan_with_kernel(&me, view)?, None))
                     }
                     Err(e) => {

@@ -68,6 +68,11 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     o.file_f_inode = opt("file", "f_inode")?;
     o.inode_i_sb = opt("inode", "i_sb")?;
     o.sb_s_magic = opt("super_block", "s_magic")?;
+    // And for sockets held in another net namespace than their process's.
+    o.file_private_data = opt("file", "private_data")?;
+    o.socket_sk = opt("socket", "sk")?;
+    o.sock_net = opt("sock", "__sk_common.skc_net.net")?;
+    o.inode_i_ino = opt("inode", "i_ino")?;
     // Only for the start of a cleanup_net run (dying network namespaces).
     o.work_func = opt("work_struct", "func")?;
     // Only used to copy a creator's command line: optional.

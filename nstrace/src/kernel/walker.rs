@@ -17,7 +17,7 @@ use nstrace_common::{
     decode::{Record, decode},
     event::{
         EventKind, NsFdRecord, NsInfoRecord, TaskNsEvent, WALK_STATE_FDS, WALK_STATE_NS, WALK_STATE_TASKS, WalkState,
-        walk_status,
+        walk_flags, walk_status,
     },
     ns::NsType,
 };
@@ -139,6 +139,9 @@ pub struct WalkStats {
     /// no reader can leave: emptied before walking.
     pub rings_settled: u32,
     pub micros: u64,
+    /// The fd walk read every socket's net namespace: the sockets that hold
+    /// one are among its records (none need be opened to find them).
+    pub sockets_read: bool,
 }
 
 /// Owns the walk programs and maps; safe to move into a task.
@@ -313,6 +316,7 @@ impl WalkStats {
         self.restarts += other.restarts;
         self.malformed_records += other.malformed_records;
         self.rings_settled += other.rings_settled;
+        self.sockets_read |= other.sockets_read;
     }
 }
 
@@ -383,6 +387,7 @@ fn run_once(
     prog.run().map_err(WalkError::TestRun)?;
     stats.runs += 1;
     let state = state_map.get(&state_index, 0)?;
+    stats.sockets_read |= state.flags & walk_flags::SOCKETS != 0;
     log::trace!("walk run {}: status {}, {} records", stats.runs, state.status, state.emitted);
     // Drain before deciding: a MORE caused by a full ring resumes exactly
     // where the reservation failed.

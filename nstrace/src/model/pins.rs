@@ -155,7 +155,8 @@ impl Pins {
         let current: Vec<(PinKind, String, Option<u64>, Option<PinMaker>)> = holders
             .iter()
             .filter_map(|h| match h {
-                Holder::Task { .. } => None,
+                // A socket is no pin a user made: it goes with its process.
+                Holder::Task { .. } | Holder::Socket { .. } => None,
                 Holder::Fd { pid, fd, comm } => {
                     Some((PinKind::Fd, format!("{pid}:{fd}"), None, Some(Process::new(&**comm, *pid).into())))
                 }

@@ -238,7 +238,7 @@ impl Paint {
             "active" => Some(Paint::Green),
             "mounted" => Some(Paint::Cyan),
             "fd-only" => Some(Paint::Yellow),
-            "orphaned" => Some(Paint::Red),
+            "orphaned" | "inactive" => Some(Paint::Red),
             "destroyed" => Some(Paint::Dim),
             _ => None,
         }

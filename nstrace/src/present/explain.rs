@@ -13,7 +13,10 @@ use serde::Serialize;
 use crate::{
     model::{Holder, PidInNs, TaskHold},
     model::{NsRow, NsState},
-    procfs::facts::{Command, HolderFacts},
+    procfs::{
+        facts::{Command, HolderFacts},
+        sockets::SocketHolder,
+    },
 };
 
 /// A namespace another one keeps alive through its owner/parent link.
@@ -213,10 +216,11 @@ fn kernel_hint(t: NsType) -> &'static str {
 fn kernel_hint_for(row: &NsRow) -> String {
     let hint = kernel_hint(row.ns_type);
     match row.active_refs {
-        Some(0) => format!("{hint}; the kernel's own count of tasks, fds and mounts using it is 0"),
-        Some(n) => {
-            format!("{hint}; but the kernel counts {n} active user(s) (tasks, fds or mounts) nstrace did not find")
-        }
+        Some(0) => format!("{hint}; the kernel's own count of tasks, fds, mounts and child namespaces using it is 0"),
+        Some(n) => format!(
+            "{hint}; but the kernel counts {n} active user(s) (tasks, fds, mounts or child namespaces) nstrace did not \
+             find"
+        ),
         None => hint.to_string(),
     }
 }
@@ -294,6 +298,13 @@ impl<'a> Explainer<'a> {
                 Holder::Fd { pid, fd, comm } => {
                     Reason::Fd { pid: *pid, fd: *fd, comm: comm.to_string(), cmdline: self.cmdline(*pid) }
                 }
+                Holder::Socket { pid, fd, comm, socket } => Reason::Socket {
+                    pid: *pid,
+                    fd: *fd,
+                    comm: comm.to_string(),
+                    cmdline: self.cmdline(*pid),
+                    socket: *socket,
+                },
                 Holder::Mount { path, mnt_ns, via_pid, stack } => Reason::Mount {
                     path: path.clone(),
                     mnt_ns: *mnt_ns,
@@ -308,7 +319,10 @@ impl<'a> Explainer<'a> {
             });
         }
         if row.ns_type == NsType::Net {
-            for s in self.facts.sockets.get(&row.inode).into_iter().flatten() {
+            let walked = |s: &SocketHolder| {
+                row.holders.iter().any(|h| matches!(h, Holder::Socket { pid, fd, .. } if *pid == s.pid && *fd == s.fd))
+            };
+            for s in self.facts.sockets.get(&row.inode).into_iter().flatten().filter(|s| !walked(s)) {
                 out.push(Reason::Socket {
                     pid: s.pid,
                     fd: s.fd,

@@ -32,6 +32,7 @@ fn holders_summary_raw(row: &NsRow) -> String {
         let text = match h {
             Holder::Task { .. } => continue,
             Holder::Fd { pid, fd, .. } => format!("fd {pid}:{fd}"),
+            Holder::Socket { pid, fd, .. } => format!("socket {pid}:{fd}"),
             Holder::Mount { path, .. } => format!("mount {path}"),
         };
         match parts.iter_mut().find(|(t, _)| *t == text) {

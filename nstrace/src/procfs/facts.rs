@@ -131,11 +131,17 @@ pub struct HolderFacts {
 }
 
 impl HolderFacts {
-    /// Reads what explaining `explained` takes; the socket scan (not
-    /// free) only when one of them is a net namespace no task is in.
-    pub fn gather(explained: &[&NsRow]) -> HolderFacts {
-        let taskless_net: HashSet<u64> =
-            explained.iter().filter(|r| r.ns_type == NsType::Net && r.tasks == 0).map(|r| r.inode).collect();
+    /// Reads what explaining `explained` takes. The /proc socket scan (not
+    /// free, and on 6.19+ it makes an inactive namespace active while it
+    /// looks) only when one of them is a net namespace no task is in and
+    /// the kernel's fd walk has not already found its sockets
+    /// (`sockets_walked`: they are among the rows' holders).
+    pub fn gather(explained: &[&NsRow], sockets_walked: bool) -> HolderFacts {
+        let taskless_net: HashSet<u64> = explained
+            .iter()
+            .filter(|r| !sockets_walked && r.ns_type == NsType::Net && r.tasks == 0)
+            .map(|r| r.inode)
+            .collect();
         let sockets = sockets::holders_of(&taskless_net);
         let mut tasks = HashMap::new();
         let mut commands = HashMap::new();
@@ -147,7 +153,7 @@ impl HolderFacts {
                         unreaped_by: holders::zombie_parent(*pid),
                     });
                 }
-                Holder::Fd { pid, .. } => {
+                Holder::Fd { pid, .. } | Holder::Socket { pid, .. } => {
                     commands.entry(*pid).or_insert_with(|| Command::read(*pid));
                 }
                 Holder::Mount { .. } => {}

@@ -164,11 +164,13 @@ fn open_key(scan: &HolderScan, key: NsKey, dev: u64) -> Option<OwnedFd> {
         .get(&key)
         .into_iter()
         .flat_map(|tid| [format!("/proc/{tid}/ns/{name}"), format!("/proc/{tid}/ns/{for_children}")]);
-    let paths = holders.iter().map(|h| match h {
-        Holder::Task { pid, hold: TaskHold::Member, .. } => format!("/proc/{pid}/ns/{name}"),
-        Holder::Task { pid, .. } => format!("/proc/{pid}/ns/{for_children}"),
-        Holder::Fd { pid, fd, .. } => format!("/proc/{pid}/fd/{fd}"),
-        Holder::Mount { path, via_pid, .. } => format!("/proc/{via_pid}/root{path}"),
+    let paths = holders.iter().filter_map(|h| match h {
+        Holder::Task { pid, hold: TaskHold::Member, .. } => Some(format!("/proc/{pid}/ns/{name}")),
+        Holder::Task { pid, .. } => Some(format!("/proc/{pid}/ns/{for_children}")),
+        Holder::Fd { pid, fd, .. } => Some(format!("/proc/{pid}/fd/{fd}")),
+        Holder::Mount { path, via_pid, .. } => Some(format!("/proc/{via_pid}/root{path}")),
+        // Its /proc link opens the socket, not the namespace.
+        Holder::Socket { .. } => None,
     });
     // A few tries are enough: holders were alive a moment ago.
     thread.chain(paths).take(6).find_map(|p| {

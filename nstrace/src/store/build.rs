@@ -102,7 +102,7 @@ pub(super) fn fill_holders(
     row.tasks = pids.len() as u32;
     row.pids = pids.into();
     // Nothing revives a namespace with no reference left.
-    row.state = if row.dying.is_some() { NsState::Dying } else { NsState::of(&holders) };
+    row.state = if row.dying.is_some() { NsState::Dying } else { NsState::of_live(&holders, row.active_refs) };
     row.holders = holders.into();
     row.names = names.into();
 }

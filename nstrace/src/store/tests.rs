@@ -498,3 +498,28 @@ fn a_destroyed_row_lists_no_holder() {
     assert_eq!(dead.len(), 1);
     assert!(dead[0].row.holders.is_empty() && dead[0].row.tasks == 0, "{:?}", dead[0].row.holders);
 }
+
+/// On 6.19+ the kernel's active count tells an inactive namespace (nothing
+/// counted: a socket, a cred keeps it) from an orphaned one whose users
+/// nstrace did not find; a task, mount or fd holder decides first.
+#[test]
+fn a_taskless_namespace_the_kernel_counts_no_user_of_is_inactive() {
+    use crate::{model::Holder, procfs::holders::HolderScan};
+    let mut s = store();
+    let inactive = NsInfoRecord { active: 0, ..walk_row(NsType::Net, 7, 70, 2) };
+    let counted = NsInfoRecord { active: 1, ..walk_row(NsType::User, 8, 80, 2) };
+    let unknown = walk_row(NsType::Ipc, 9, 90, 2);
+    let entered = NsInfoRecord { active: 0, ..walk_row(NsType::Uts, 10, 100, 2) };
+    s.seed(&[inactive, counted, unknown, entered], BootNs::from_nanos(0));
+    let mut scan = HolderScan::default();
+    let socket = Holder::Socket { pid: 5, fd: 3, comm: "py".into(), socket: 77 };
+    scan.holders.insert(NsKey::new(NsType::Net, 70), vec![socket]);
+    let task = Holder::Task { pid: 6, tid: None, comm: "sh".into(), hold: crate::model::TaskHold::Member };
+    scan.holders.insert(NsKey::new(NsType::Uts, 100), vec![task]);
+    s.apply_holders(scan, BootNs::from_nanos(0), false);
+    let state = |id| by_id(&s, id).unwrap().row.state;
+    assert_eq!(state(7), NsState::Inactive, "a socket is no active user");
+    assert_eq!(state(8), NsState::Orphaned, "the kernel counts a user nstrace did not name");
+    assert_eq!(state(9), NsState::Orphaned, "no count before 6.19");
+    assert_eq!(state(10), NsState::Active, "a task found since the walk decides");
+}

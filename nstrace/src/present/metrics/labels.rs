@@ -73,8 +73,7 @@ impl EncodeLabelValue for NsState {
     }
 }
 
-pub(super) const STATES: [NsState; 5] =
-    [NsState::Active, NsState::Mounted, NsState::FdOnly, NsState::Orphaned, NsState::Dying];
+pub(super) const STATES: [NsState; 6] = NsState::ALL;
 pub(super) const RESULTS: [ResultLabel; 2] = [ResultLabel::ok, ResultLabel::error];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

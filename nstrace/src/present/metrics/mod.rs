@@ -159,7 +159,8 @@ impl Metrics {
         r.register(
             "namespaces",
             "Namespaces alive on the host, by type and state (active: a task uses it; mounted: only an nsfs \
-             bind mount; fd-only: only an open fd; orphaned: only kernel references)",
+             bind mount; fd-only: only an open fd; orphaned: only kernel references; inactive: orphaned and \
+             the kernel (6.19+) counts no user; dying: its teardown is running)",
             m.namespaces.clone(),
         );
         r.register("namespaces_created", "Namespaces created since the exporter started", m.created.clone());
@@ -197,7 +198,7 @@ impl Metrics {
         );
         r.register_with_unit(
             "taskless_namespace_age",
-            "Age of the oldest live namespace that no task uses: mounted, fd-only or orphaned (0: none); counted \
+            "Age of the oldest live namespace that no task uses: mounted, fd-only, orphaned or inactive (0: none); counted \
              from its creation, or from when nstrace first saw it",
             Unit::Seconds,
             m.orphaned_age.clone(),

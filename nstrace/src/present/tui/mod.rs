@@ -16,7 +16,7 @@ Keys:
   r           reverse the sort
   t           cycle type: all, net, uts, ipc, pid, user, mnt, cgroup, time
   S           cycle state: all, active, mounted, fd-only, orphaned,
-              destroyed
+              inactive, dying, destroyed
   c           clear all filters
   Enter       open/close the detail pane of the selected namespace
   p, space    pause/resume the display (tracing goes on)

@@ -176,7 +176,7 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
         let row = row_of(c);
         match RowState::of(ns) {
             RowState::Destroyed => row.style(Style::default().fg(Color::DarkGray).add_modifier(Modifier::DIM)),
-            RowState::Orphaned => row.style(Style::default().fg(Color::Yellow)),
+            RowState::Orphaned | RowState::Inactive => row.style(Style::default().fg(Color::Yellow)),
             RowState::Dying => row.style(Style::default().fg(Color::Magenta)),
             _ => row,
         }
@@ -277,6 +277,7 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     for h in r.holders.iter().filter(|h| !matches!(h, Holder::Task { .. })) {
         out.push(Line::from(match h {
             Holder::Fd { pid, fd, comm } => format!("  fd    {pid}:{fd} ({})", esc(comm)),
+            Holder::Socket { pid, fd, comm, socket } => format!("  socket {pid}:{fd} ({}) socket:[{socket}]", esc(comm)),
             Holder::Mount { path, mnt_ns, via_pid, .. } => {
                 format!("  mount {} (mnt ns {mnt_ns}, via pid {via_pid})", esc(path))
             }

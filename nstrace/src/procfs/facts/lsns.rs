@@ -203,7 +203,8 @@ fn open_ns(row: &NsRow, pid: Option<u32>, own_mnt_ns: u64) -> Option<std::fs::Fi
         Holder::Task { pid, hold: TaskHold::TimeForChildren, .. } => Some(format!("/proc/{pid}/ns/time_for_children")),
         Holder::Task { pid, .. } => Some(format!("/proc/{pid}/ns/{ty}")),
         Holder::Fd { pid, fd, .. } => Some(format!("/proc/{pid}/fd/{fd}")),
-        Holder::Mount { .. } => None,
+        // A socket's /proc link opens the socket, not its namespace.
+        Holder::Mount { .. } | Holder::Socket { .. } => None,
     });
     let mut mounts: Vec<&str> = row
         .holders

@@ -34,11 +34,51 @@ fn holder_facts_of_our_own_process() {
         tasks: 1,
         ..NsRow::new(NsType::Uts, 1)
     };
-    let facts = HolderFacts::gather(&[&row]);
+    let facts = HolderFacts::gather(&[&row], false);
     assert_eq!(facts.own_mnt_ns, own_ns(NsType::Mnt));
     assert!(facts.sockets.is_empty(), "no taskless net namespace: no socket scan");
     assert_eq!(facts.tasks.get(&me()), Some(&TaskFacts::default()), "in our pid namespace, not a zombie");
     assert_eq!(facts.commands.get(&me()), Some(&Command::read(me())));
+}
+
+/// Once the kernel's fd walk has read the sockets, a taskless netns's
+/// socket holders are in its row: nothing opens a socket to find them
+/// again (SIOCGSKNS would make an inactive namespace active on 6.19+), and
+/// the socket holder's command is read like an fd holder's.
+#[test]
+fn walked_sockets_are_not_looked_for_again() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: borrowing another process's socket takes root");
+        return;
+    }
+    use std::io::BufRead;
+    let script = "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nprint(s.fileno(), flush=True)\ntime.sleep(60)";
+    let Ok(mut child) =
+        std::process::Command::new("python3").args(["-c", script]).stdout(std::process::Stdio::piped()).spawn()
+    else {
+        eprintln!("skipped: no python3 to hold a socket");
+        return;
+    };
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (pid, fd): (u32, i32) = (child.id(), line.trim().parse().unwrap());
+    let own_net = std::fs::metadata("/proc/self/ns/net").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let row = NsRow {
+        holders: vec![Holder::Socket { pid, fd, comm: "python3".into(), socket: 1 }].into(),
+        ..NsRow::new(NsType::Net, own_net)
+    };
+    let scanned = HolderFacts::gather(&[&row], false);
+    let walked = HolderFacts::gather(&[&row], true);
+    child.kill().ok();
+    child.wait().ok();
+    assert!(
+        scanned.sockets.get(&own_net).is_some_and(|l| l.iter().any(|s| s.pid == pid && s.fd == fd)),
+        "not walked: /proc finds the socket: {:?}",
+        scanned.sockets
+    );
+    assert!(walked.sockets.is_empty(), "walked: no /proc socket scan: {:?}", walked.sockets);
+    assert!(walked.commands.contains_key(&pid), "the socket holder's command is read");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::os::fd::BorrowedFd;
 
 use nstrace_common::{
     decode::comm_str,
-    event::{NsFdRecord, TaskNsEvent},
+    event::{NsFdRecord, TaskNsEvent, fd_via},
     ns::{NsType, SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN},
 };
 
@@ -21,6 +21,9 @@ use crate::model::{Comm, Holder, NsKey, TaskHold};
 pub struct KernelView<'a> {
     pub tasks: &'a [TaskNsEvent],
     pub fds: Option<&'a [NsFdRecord]>,
+    /// Whether that fd walk also looked into sockets (the kernel's BTF has
+    /// every field it takes).
+    pub sockets: bool,
     /// Every mount namespace the kernel's list has (inode -> id), for the
     /// mounts of those no task is in.
     pub mnt_ids: &'a HashMap<u64, u64>,
@@ -121,7 +124,8 @@ pub(super) fn add_tasks(scan: &mut HolderScan, tasks: &[TaskNsEvent], exclude: &
 }
 
 /// Adds the fd walk's nsfs files as fd holders (an fd opened through a
-/// bind-mount path included: the kernel sees the nsfs file itself).
+/// bind-mount path included: the kernel sees the nsfs file itself) and its
+/// sockets of other net namespaces as socket holders.
 pub(super) fn add_fds(scan: &mut HolderScan, fds: &[NsFdRecord], known: &HashMap<u32, Known>, exclude: &[u32]) {
     let mut comm: Option<(u32, Comm)> = None;
     for f in fds {
@@ -142,7 +146,14 @@ pub(super) fn add_fds(scan: &mut HolderScan, fds: &[NsFdRecord], known: &HashMap
             }
         };
         let key = NsKey::new(ns_type, u64::from(f.inum));
-        push_holder(&mut scan.holders, key, Holder::Fd { pid, fd: f.fd as i32, comm: c });
+        let holder = match f.via {
+            fd_via::SOCKET if ns_type == NsType::Net => {
+                Holder::Socket { pid, fd: f.fd as i32, comm: c, socket: f.socket_ino }
+            }
+            fd_via::NSFS => Holder::Fd { pid, fd: f.fd as i32, comm: c },
+            _ => continue,
+        };
+        push_holder(&mut scan.holders, key, holder);
     }
 }
 
@@ -213,13 +224,18 @@ mod tests {
 
     fn fd(pid: u32, fd: u32, flag: u64, inum: u32) -> NsFdRecord {
         NsFdRecord {
-            header: EventHeader { kind: EventKind::NsFd as u32, size: 48, ts_ns: 0, tgid: pid, tid: 0 },
+            header: EventHeader { kind: EventKind::NsFd as u32, size: 56, ts_ns: 0, tgid: pid, tid: 0 },
             fd,
             ns_flag: flag as u32,
             inum,
-            _reserved: 0,
+            via: fd_via::NSFS,
             id: 0,
+            socket_ino: 0,
         }
+    }
+
+    fn socket(pid: u32, fd: u32, flag: u64, inum: u32, socket_ino: u64) -> NsFdRecord {
+        NsFdRecord { via: fd_via::SOCKET, socket_ino, ..super::tests::fd(pid, fd, flag, inum) }
     }
 
     const HOST: [u32; TASK_NS_SLOTS] = [10, 11, 12, 13, 14, 15, 16, 17, 13, 17];
@@ -270,6 +286,29 @@ mod tests {
             .collect();
         assert_eq!(got, [(5, 3, "holder".to_string()), (5, 4, "holder".to_string())]);
         assert_eq!(scan.holders.len(), 1, "no type, no inode or an excluded pid: no holder");
+    }
+
+    #[test]
+    fn socket_records_become_socket_holders_of_net_namespaces_only() {
+        let known = known(&[task(5, "holder", HOST, 1, 0)]);
+        let (net, uts) = (NsType::Net.clone_flag(), NsType::Uts.clone_flag());
+        let fds = [socket(5, 3, net, 900, 77), fd(5, 4, net, 900), socket(5, 6, uts, 901, 78)];
+        let mut scan = HolderScan::default();
+        add_fds(&mut scan, &fds, &known, &[]);
+        assert_eq!(
+            scan.holders[&NsKey::new(NsType::Net, 900)],
+            [
+                Holder::Socket { pid: 5, fd: 3, comm: "holder".into(), socket: 77 },
+                Holder::Fd { pid: 5, fd: 4, comm: "holder".into() }
+            ]
+        );
+        assert!(!scan.holders.contains_key(&NsKey::new(NsType::Uts, 901)), "a socket holds only a net namespace");
+        let row = {
+            let mut r = crate::model::NsRow::new(NsType::Net, 900);
+            r.holders = vec![Holder::Socket { pid: 5, fd: 3, comm: "holder".into(), socket: 77 }].into();
+            r
+        };
+        assert_eq!(crate::model::NsState::of(&row.holders), crate::model::NsState::Orphaned, "no task, fd or mount");
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub struct HolderScan {
     pub unborn_pid_ns: Vec<u32>,
     /// Tasks that could not be read for lack of permission.
     pub denied: Vec<u32>,
+    /// Whether the kernel's fd walk read every socket's net namespace: then
+    /// the sockets that hold a net namespace are among `holders`, and
+    /// nothing need open one (SIOCGSKNS) to find them.
+    pub sockets_walked: bool,
     /// Fds whose link is a path: an nsfs file opened through a bind mount
     /// reads so (see `path_fds`); resolved, then emptied, by the scan.
     path_fds: Vec<PathFd>,
@@ -151,6 +155,7 @@ fn scan_with(
             phases.mark("cgroups");
             if let Some(fds) = kernel_fds {
                 kernel::add_fds(&mut scan, fds, known, exclude);
+                scan.sockets_walked = view.is_some_and(|v| v.sockets);
                 phases.mark("fds");
             }
             scan

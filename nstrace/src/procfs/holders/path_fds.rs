@@ -61,7 +61,7 @@ fn insert_in_order(list: &mut Vec<Holder>, h: Holder) {
         .iter()
         .position(|x| match x {
             Holder::Mount { .. } => true,
-            Holder::Task { pid: p, .. } | Holder::Fd { pid: p, .. } => p > pid,
+            Holder::Task { pid: p, .. } | Holder::Fd { pid: p, .. } | Holder::Socket { pid: p, .. } => p > pid,
         })
         .unwrap_or(list.len());
     list.insert(at, h);

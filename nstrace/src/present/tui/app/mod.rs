@@ -57,6 +57,8 @@ pub enum RowState {
     Mounted,
     FdOnly,
     Orphaned,
+    /// Orphaned, and the kernel's active count (6.19+) is 0.
+    Inactive,
     /// No reference left, the kernel's teardown not finished.
     Dying,
     /// Gone from the kernel; kept on screen for a while.
@@ -64,11 +66,12 @@ pub enum RowState {
 }
 
 impl RowState {
-    pub const ALL: [RowState; 6] = [
+    pub const ALL: [RowState; 7] = [
         RowState::Active,
         RowState::Mounted,
         RowState::FdOnly,
         RowState::Orphaned,
+        RowState::Inactive,
         RowState::Dying,
         RowState::Destroyed,
     ];
@@ -82,6 +85,7 @@ impl RowState {
             NsState::Mounted => RowState::Mounted,
             NsState::FdOnly => RowState::FdOnly,
             NsState::Orphaned => RowState::Orphaned,
+            NsState::Inactive => RowState::Inactive,
             NsState::Dying => RowState::Dying,
         }
     }
@@ -92,6 +96,7 @@ impl RowState {
             RowState::Mounted => "mounted",
             RowState::FdOnly => "fd-only",
             RowState::Orphaned => "orphaned",
+            RowState::Inactive => "inactive",
             RowState::Dying => "dying",
             RowState::Destroyed => "destroyed",
         }
@@ -460,7 +465,7 @@ pub fn search_matches(ns: &Namespace, needle: &str) -> bool {
     row.command.as_deref().is_some_and(has)
         || row.names.iter().any(|n| has(n))
         || row.holders.iter().any(|h| match h {
-            Holder::Task { comm, .. } | Holder::Fd { comm, .. } => has(comm),
+            Holder::Task { comm, .. } | Holder::Fd { comm, .. } | Holder::Socket { comm, .. } => has(comm),
             Holder::Mount { path, .. } => has(path),
         })
         || row.containers.iter().any(|c| has(&c.short()) || has(&c.id) || c.pod_uid.as_deref().is_some_and(has))

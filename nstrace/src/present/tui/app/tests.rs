@@ -132,6 +132,9 @@ fn big_s_cycles_state_filter_including_destroyed() {
     app.on_key(key('S'));
     assert_eq!(inodes(&app), vec![50]);
     app.on_key(key('S'));
+    assert_eq!(app.state_filter, Some(RowState::Inactive));
+    assert_eq!(app.visible_len(), 0);
+    app.on_key(key('S'));
     assert_eq!(app.state_filter, Some(RowState::Dying));
     assert_eq!(app.visible_len(), 0);
     app.on_key(key('S'));
