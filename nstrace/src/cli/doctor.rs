@@ -4,6 +4,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
+mod snapshot;
+
 use crate::{
     chain::chain,
     error::exit,
@@ -20,11 +22,12 @@ pub fn run(json: bool, color: bool, forced: &Overrides, out: &mut impl Write) ->
         tracing.checks.push(teardown_check());
     }
     if probe::fatal_reason(&report).is_none() {
-        let (tree_walk, fd_walk, limits, changes) = walk_checks();
+        let (tree_walk, fd_walk, limits, changes, snapshot) = walk_checks();
         report.tree_walk = Some(tree_walk);
         report.fd_walk = fd_walk;
         report.limits = Some(limits);
         report.change_check = changes;
+        report.snapshot_checks = snapshot;
     }
     report.mechanisms = probe::select_mechanisms(&report, forced);
     let fatal = probe::fatal_reason(&report);
@@ -145,10 +148,14 @@ fn change_check(walker: &crate::kernel::walker::Walker) -> probe::Check {
     }
 }
 
+/// The checks [`walk_checks`] makes: tree walk, fd walk, limits, change
+/// check, and what else the snapshot shows.
+type WalkChecks = (probe::Check, Option<probe::Check>, probe::Check, Option<probe::Check>, Vec<probe::Check>);
+
 /// Loads our eBPF object and takes one whole snapshot as `ls` does: every
 /// namespace list, then the task and fd walks, then the change check. The
 /// fd walk's and change check's are None when the tree walk itself failed.
-fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check, Option<probe::Check>) {
+fn walk_checks() -> WalkChecks {
     const NAME: &str = "namespace tree walk";
     const FDS: &str = "fd walk";
     let walker = crate::kernel::loader::Tracer::load(&Default::default()).map_err(|e| chain(&e)).and_then(|mut t| {
@@ -159,13 +166,17 @@ fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check, Option<pr
     });
     let mut walker = match walker {
         Ok(w) => w,
-        Err(e) => return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e), None),
+        Err(e) => {
+            let sockets = vec![snapshot::sockets_check(false, false)];
+            return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e), None, sockets);
+        }
     };
     let (rows, mut stats) = match walker.walk_all() {
         Ok(found) => found,
         Err(e) => {
             let e = chain(&e);
-            return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e), None);
+            let sockets = vec![snapshot::sockets_check(false, false)];
+            return (probe::Check::new(NAME, Status::Error, e.clone()), None, limits_estimated(&e), None, sockets);
         }
     };
     let limits = limits_check(&rows);
@@ -174,12 +185,16 @@ fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check, Option<pr
         Status::Ok,
         format!("{} namespaces in {} us ({} runs)", rows.len(), stats.micros, stats.runs),
     );
+    let counted = rows.iter().any(|r| r.active != nstrace_common::event::ACTIVE_UNKNOWN);
+    let mut snapshot = Vec::new();
     let fds = match walker.walk_tasks_and_fds(&mut stats) {
-        Ok((tasks, Some(fds))) => probe::Check::new(
-            FDS,
-            Status::Ok,
-            format!("{} nsfs fds in the file tables of {} processes", fds.len(), tasks.len()),
-        ),
+        Ok((tasks, Some(fds))) => {
+            let sockets = fds.iter().filter(|f| f.via == nstrace_common::event::fd_via::SOCKET).count();
+            snapshot.push(snapshot::sockets_check(stats.sockets_read, counted));
+            let nsfs = fds.len() - sockets;
+            let detail = format!("{nsfs} nsfs fd(s) and {sockets} socket(s) of another netns in the file tables of {} processes", tasks.len());
+            probe::Check::new(FDS, Status::Ok, detail)
+        }
         Ok((_, None)) => probe::Check::new(
             FDS,
             Status::Missing,
@@ -187,7 +202,13 @@ fn walk_checks() -> (probe::Check, Option<probe::Check>, probe::Check, Option<pr
         ),
         Err(e) => probe::Check::new(FDS, Status::Error, chain(&e)),
     };
-    (tree, Some(fds), limits, Some(change_check(&walker)))
+    if snapshot.is_empty() {
+        snapshot.push(snapshot::sockets_check(false, counted));
+    }
+    if counted {
+        snapshot.push(snapshot::listns_check(&rows, &mut walker));
+    }
+    (tree, Some(fds), limits, Some(change_check(&walker)), snapshot)
 }
 
 /// JSON keeps the fatal reason inside the document so the output stays parseable.
@@ -210,7 +231,8 @@ pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut i
         .chain(&report.tree_walk)
         .chain(&report.fd_walk)
         .chain(&report.limits)
-        .chain(&report.change_check);
+        .chain(&report.change_check)
+        .chain(&report.snapshot_checks);
     let width = checks.map(|c| c.name.len()).max().unwrap_or(0);
     for section in &report.sections {
         writeln!(out, "{}", section.title)?;
@@ -220,7 +242,8 @@ pub fn write_text(report: &Report, fatal: Option<&str>, color: bool, out: &mut i
     }
     if let Some(c) = &report.tree_walk {
         writeln!(out, "tree walk")?;
-        for c in std::iter::once(c).chain(&report.fd_walk).chain(&report.limits).chain(&report.change_check) {
+        let walk = std::iter::once(c).chain(&report.fd_walk).chain(&report.limits).chain(&report.change_check);
+        for c in walk.chain(&report.snapshot_checks) {
             writeln!(out, "  {}  {:<width$}  {}", marker(c.status, color), c.name, c.detail)?;
         }
     }
@@ -273,6 +296,7 @@ mod tests {
             fd_walk: None,
             limits: None,
             change_check: None,
+            snapshot_checks: Vec::new(),
         }
     }
 

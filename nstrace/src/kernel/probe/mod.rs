@@ -134,6 +134,10 @@ pub struct Report {
     pub limits: Option<Check>,
     /// How a quiet host is checked for changes (see `kernel::tree_watch`).
     pub change_check: Option<Check>,
+    /// What else a snapshot shows: how sockets that hold a net namespace
+    /// are found, and (6.19+) listns(2) against the walk's active counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_checks: Vec<Check>,
 }
 
 impl Report {
@@ -211,6 +215,7 @@ pub fn probe() -> Report {
         change_check: None,
         fd_walk: None,
         limits: None,
+        snapshot_checks: Vec::new(),
     };
     report.mechanisms = select_mechanisms(&report, &Overrides::default());
     report

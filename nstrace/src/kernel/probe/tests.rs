@@ -62,6 +62,7 @@ fn synthetic(fail: &[&str]) -> Report {
         change_check: None,
         fd_walk: None,
         limits: None,
+        snapshot_checks: Vec::new(),
     };
     r.mechanisms = select_mechanisms(&r, &Overrides::default());
     r
