@@ -74,25 +74,12 @@ fn a_netns_only_a_socket_holds_is_listed() {
     if !listns_or_skip(test) {
         return;
     }
-    let name = unique("nstrace-sock");
-    let netns = tests::IpNetns::add(name.clone());
-    let path = format!("/run/netns/{name}");
-    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("stat the netns mount"));
-    // setns into it, open a socket, setns back: the socket is the only link.
-    let script = "import ctypes, os, socket, sys, time\n\
-                  libc = ctypes.CDLL(None, use_errno=True)\n\
-                  home = os.open('/proc/self/ns/net', os.O_RDONLY)\n\
-                  there = os.open(sys.argv[1], os.O_RDONLY)\n\
-                  assert libc.setns(there, 0x40000000) == 0\n\
-                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-                  assert libc.setns(home, 0x40000000) == 0\n\
-                  os.close(there)\n\
-                  print(s.fileno(), flush=True)\nwhile True: time.sleep(3600)\n";
-    let (holder, _) = spawn_ready(Command::new("python3").args(["-c", script, &path]));
-    drop(netns); // ip netns del: the mount goes, the socket stays
+    let held = tests::SocketHeldNetns::new(unique("nstrace-sock"));
+    let (inode, holder) = (held.inode, &held.holder);
     let rows = ls_json(&["--source", "listns", "--type", "net"]);
     let row = find_row(&rows, "net", inode).unwrap_or_else(|| panic!("the socket's netns {inode} is not listed"));
-    assert!(row["holders"].as_array().unwrap().is_empty(), "no task, fd or mount holds it: {row}");
+    let holders = row["holders"].as_array().unwrap();
+    assert!(holders.iter().all(|h| h["kind"] == "socket"), "no task, fd or mount holds it: {row}");
     let (code, out, err) = nstrace(&["why", "--no-service", &inode.to_string()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("socket") && out.contains(&holder.pid().to_string()), "why names the socket: {out}");

@@ -192,7 +192,10 @@ fn walk_checks() -> WalkChecks {
             let sockets = fds.iter().filter(|f| f.via == nstrace_common::event::fd_via::SOCKET).count();
             snapshot.push(snapshot::sockets_check(stats.sockets_read, counted));
             let nsfs = fds.len() - sockets;
-            let detail = format!("{nsfs} nsfs fd(s) and {sockets} socket(s) of another netns in the file tables of {} processes", tasks.len());
+            let detail = format!(
+                "{nsfs} nsfs fd(s) and {sockets} socket(s) of another netns in the file tables of {} processes",
+                tasks.len()
+            );
             probe::Check::new(FDS, Status::Ok, detail)
         }
         Ok((_, None)) => probe::Check::new(

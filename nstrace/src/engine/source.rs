@@ -115,7 +115,8 @@ impl TaskSource {
                 match walked {
                     Ok((tasks, fds)) => {
                         let sockets = stats.sockets_read;
-                        let view = holders::KernelView { tasks: &tasks, fds: fds.as_deref(), sockets, mnt_ids: &mnt_ids };
+                        let view =
+                            holders::KernelView { tasks: &tasks, fds: fds.as_deref(), sockets, mnt_ids: &mnt_ids };
                         Ok((holders::scan_with_kernel(&me, view)?, None))
                     }
                     Err(e) => {

@@ -114,7 +114,8 @@ fn compare(before: &[NsInfoRecord], after: &[NsInfoRecord], listed: &HashSet<u64
         let is_listed = listed.contains(&id);
         if is_listed != is_active {
             let ty = NsType::from_u32(r.ns_type).map_or("?", NsType::name);
-            let (a, l) = (if is_active { "active" } else { "inactive" }, if is_listed { "listed" } else { "not listed" });
+            let (a, l) =
+                (if is_active { "active" } else { "inactive" }, if is_listed { "listed" } else { "not listed" });
             out.wrong.push(format!("{ty} {} ({a}, {l})", r.inum));
         }
     }
@@ -137,7 +138,10 @@ mod tests {
         let listed: HashSet<u64> = [1, 2, 4].into();
         let c = compare(&before, &after, &listed);
         assert_eq!((c.compared, c.inactive), (4, 1));
-        assert_eq!(c.wrong, ["net 1002 (inactive, listed)", "net 1003 (active, not listed)", "net 1005 (active, not listed)"]);
+        assert_eq!(
+            c.wrong,
+            ["net 1002 (inactive, listed)", "net 1003 (active, not listed)", "net 1005 (active, not listed)"]
+        );
         let right: HashSet<u64> = [1, 3, 5].into();
         assert!(compare(&before, &after, &right).wrong.is_empty());
     }

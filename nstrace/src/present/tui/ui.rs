@@ -277,7 +277,9 @@ fn detail_lines<'a>(app: &App, ns: &Namespace) -> Vec<Line<'a>> {
     for h in r.holders.iter().filter(|h| !matches!(h, Holder::Task { .. })) {
         out.push(Line::from(match h {
             Holder::Fd { pid, fd, comm } => format!("  fd    {pid}:{fd} ({})", esc(comm)),
-            Holder::Socket { pid, fd, comm, socket } => format!("  socket {pid}:{fd} ({}) socket:[{socket}]", esc(comm)),
+            Holder::Socket { pid, fd, comm, socket } => {
+                format!("  socket {pid}:{fd} ({}) socket:[{socket}]", esc(comm))
+            }
             Holder::Mount { path, mnt_ns, via_pid, .. } => {
                 format!("  mount {} (mnt ns {mnt_ns}, via pid {via_pid})", esc(path))
             }
