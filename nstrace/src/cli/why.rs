@@ -238,6 +238,14 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
         own_peer_groups: &own_peer_groups,
     };
     let release: Vec<advice::Advice> = reasons.iter().map(|r| advice::advise(r, &ctx)).collect();
+    // A dying netns's teardown (or the run it is queued behind) may wait on
+    // a device whose references do not drop: only the kernel log names it.
+    let device_waits = match &row.dying {
+        Some(d) if row.ns_type == NsType::Net => {
+            crate::procfs::kmsg::device_waits(d.age(crate::time::Clock::unix_now()) + 1.0)
+        }
+        _ => Vec::new(),
+    };
     let mut out = out;
     let written = if args.json {
         let doc = serde_json::json!({
@@ -252,6 +260,7 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             "seen_in": seen_in,
             "history": history,
             "teardown": store.teardown_status(),
+            "device_waits": device_waits,
         });
         crate::cli::write_json_pretty(&mut out, &doc)
     } else {
@@ -273,6 +282,17 @@ pub fn answer(args: &Args, store: &NsStore, out: &mut dyn Write) -> Result<i32> 
             }
             if let Some(line) = dying_text(row, &store.teardown_status(), crate::time::Clock::unix_now()) {
                 writeln!(out, "  dying:     {line}")?;
+            }
+            for w in &device_waits {
+                writeln!(
+                    out,
+                    "  waits on:  device {dev}, usage count {n} (kernel log: \"unregister_netdevice: waiting for {dev} \
+                     to become free\", {m} time(s), last {ago:.1} s ago)",
+                    dev = esc(&w.device),
+                    n = w.usage,
+                    m = w.messages,
+                    ago = w.last_seconds_ago
+                )?;
             }
             if let Some(r) = row.refcount {
                 writeln!(out, "  refcount:  {r}")?;

@@ -8,6 +8,7 @@
 
 pub mod facts;
 pub mod holders;
+pub mod kmsg;
 pub mod listns;
 pub mod namespaces;
 pub mod netnsid;
