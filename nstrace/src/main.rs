@@ -12,6 +12,9 @@ States (every namespace is in exactly one):
   fd-only    no task, no mount; only an open nsfs fd
   orphaned   none of these: a socket in another net namespace, a namespace it
              owns or parents, or a kernel reference
+  inactive   (6.19+) orphaned, and the kernel counts no task, fd, mount or
+             child namespace using it (listns(2) leaves it out)
+  dying      no reference left; the kernel's teardown (cleanup_net) not done
   destroyed  gone (kept a while in live and history)
 
 Exit codes:
