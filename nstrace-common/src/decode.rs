@@ -209,12 +209,13 @@ mod tests {
             fd: 5,
             ns_flag: 0x4000_0000,
             inum: 4026532000,
-            _reserved: 0,
+            via: crate::event::fd_via::SOCKET,
             id: 9,
+            socket_ino: 123_456,
         };
         let bytes = as_bytes(&rec);
         assert_eq!(decode(&bytes), Ok(Record::NsFd(rec)));
-        assert_eq!(decode(&bytes[..40]), Err(DecodeError::Truncated { kind: EventKind::NsFd, got: 40, expected: 48 }));
+        assert_eq!(decode(&bytes[..48]), Err(DecodeError::Truncated { kind: EventKind::NsFd, got: 48, expected: 56 }));
     }
 
     /// A record whose size is not a multiple of 8 may arrive padded up to
