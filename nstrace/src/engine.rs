@@ -139,6 +139,8 @@ pub struct Engine {
     host_ids: std::collections::HashSet<u64>,
     /// Our own mount namespace (inode): mount targets there can be resolved.
     own_mnt_ns: u64,
+    /// Whether every task's exit is an event (asked for with task records).
+    exit_events: bool,
     /// When a hint asked for an early walk, and of which types.
     walk_soon: Option<tokio::time::Instant>,
     /// A caller asked for a walk of every type (see [`Engine::request_walk`]).
@@ -274,6 +276,7 @@ impl Engine {
             interval,
             host_ids,
             own_mnt_ns: crate::procfs::facts::own_ns(nstrace_common::ns::NsType::Mnt).unwrap_or(0),
+            exit_events: opts.task_records,
             walk_soon: None,
             walk_asked: false,
             hinted: NsTypeSet::EMPTY,
@@ -510,6 +513,10 @@ impl Engine {
             let first = out.len();
             let own_mnt_ns = self.own_mnt_ns;
             events::from_record(&record, self.store.clock(), self.dev, |m| resolve_target(m, own_mnt_ns), out);
+            if !self.exit_events && matches!(out.last(), Some(Event::Exit { .. })) {
+                // An exit that may end namespaces (the hint above) is no event unless asked.
+                out.truncate(first);
+            }
             // A refusing caller usually still runs: its container, from its cgroup.
             for e in &mut out[first..] {
                 if let Event::Refused { pid, container, .. } = e {

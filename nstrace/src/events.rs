@@ -134,6 +134,18 @@ pub enum Event {
         /// fork, exec, setns or unshare.
         cause: Cause,
         namespaces: Vec<PerfNs>,
+        /// For a fork: the forking process and thread (perf's FORK record).
+        #[serde(skip)]
+        forked_by: Option<(u32, u32)>,
+    },
+    /// A task exited (only when every task is reported: `trace --perf-data`
+    /// or `--event exit`).
+    Exit {
+        time: UnixTime,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        parent_pid: u32,
     },
     /// A bind mount (or move_mount) was made: it may pin a namespace.
     Mount {
@@ -206,10 +218,43 @@ impl Event {
             Event::Unshare { .. } => "unshare",
             Event::Clone { .. } => "clone",
             Event::Namespaces { .. } => "namespaces",
+            Event::Exit { .. } => "exit",
             Event::Mount { .. } => "mount",
             Event::Refused { .. } => "refused",
             Event::Lost { .. } => "lost",
             Event::Resync { .. } => "resync",
+        }
+    }
+
+    pub fn time(&self) -> Option<UnixTime> {
+        Some(match self {
+            Event::Create { time, .. }
+            | Event::Destroy { time, .. }
+            | Event::Dying { time, .. }
+            | Event::Setns { time, .. }
+            | Event::Unshare { time, .. }
+            | Event::Clone { time, .. }
+            | Event::Namespaces { time, .. }
+            | Event::Exit { time, .. }
+            | Event::Mount { time, .. }
+            | Event::Refused { time, .. }
+            | Event::Lost { time, .. }
+            | Event::Resync { time, .. } => *time,
+        })
+    }
+
+    /// The process and thread the event is about, when there is one.
+    pub fn pid_tid(&self) -> Option<(u32, u32)> {
+        match self {
+            Event::Create { pid, tid, .. }
+            | Event::Setns { pid, tid, .. }
+            | Event::Unshare { pid, tid, .. }
+            | Event::Clone { pid, tid, .. }
+            | Event::Mount { pid, tid, .. }
+            | Event::Namespaces { pid, tid, .. }
+            | Event::Refused { pid, tid, .. }
+            | Event::Exit { pid, tid, .. } => Some((*pid, *tid)),
+            _ => None,
         }
     }
 
@@ -222,6 +267,7 @@ impl Event {
             | Event::Clone { pid, .. }
             | Event::Mount { pid, .. }
             | Event::Refused { pid, .. }
+            | Event::Exit { pid, .. }
             | Event::Namespaces { pid, .. } => Some(*pid),
             _ => None,
         }
@@ -235,6 +281,7 @@ impl Event {
             | Event::Clone { comm, .. }
             | Event::Mount { comm, .. }
             | Event::Refused { comm, .. }
+            | Event::Exit { comm, .. }
             | Event::Namespaces { comm, .. } => Some(comm),
             _ => None,
         }
@@ -255,7 +302,7 @@ impl Event {
                 types_in_flags(*flags)
             }
             Event::Namespaces { .. } => NsType::ALL.to_vec(),
-            Event::Lost { .. } | Event::Resync { .. } | Event::Mount { .. } => Vec::new(),
+            Event::Lost { .. } | Event::Resync { .. } | Event::Mount { .. } | Event::Exit { .. } => Vec::new(),
         }
     }
 }

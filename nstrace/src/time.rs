@@ -107,6 +107,12 @@ impl Clock {
         UnixTime(t.0 as f64 / 1e9 + self.offset)
     }
 
+    /// The CLOCK_BOOTTIME nanoseconds of a Unix time ([`Self::unix`] undone,
+    /// to f64's precision: a fraction of a microsecond).
+    pub fn boot_ns(&self, t: UnixTime) -> u64 {
+        ((t.0 - self.offset) * 1e9).max(0.0).round() as u64
+    }
+
     /// Wall-clock time now: the one place nstrace reads it.
     pub fn unix_now() -> UnixTime {
         UnixTime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))

@@ -167,7 +167,7 @@ fn emit_task_event(kind: EventKind, task: u64, clone_flags: u32) -> Result<(), i
         // The gate is kept whether or not every fork is a record.
         EventKind::Fork => !fork_kept_namespaces(task, clone_flags as u64) || every,
         EventKind::Exec => every || !exec_kept_namespaces(task),
-        _ => flags & config_flags::EXACT_DESTROY == 0 && exit_may_end_namespaces(task),
+        _ => every || (flags & config_flags::EXACT_DESTROY == 0 && exit_may_end_namespaces(task)),
     };
     if !wanted {
         return Ok(());

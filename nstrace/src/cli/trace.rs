@@ -13,7 +13,10 @@ use crate::{
     engine::{Engine, EngineOptions},
     error::{Error, Result},
     events::Event,
-    present::render::{event_perf, event_text},
+    present::{
+        perf_data::PerfDataWriter,
+        render::{event_perf, event_text},
+    },
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -35,6 +38,7 @@ pub enum EventArg {
     Unshare,
     Clone,
     Namespaces,
+    Exit,
     Mount,
     Refused,
     Lost,
@@ -43,9 +47,17 @@ pub enum EventArg {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format on stdout (default: text; none with --perf-data
+    /// unless given).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Also write the events to FILE as perf.data, which `perf script -i
+    /// FILE` and `perf report -i FILE` read: every task's fork, exec and
+    /// exit with its namespaces (as `perf record --namespaces`), and each
+    /// lifecycle event as an `nstrace:<event>` tracepoint sample. Times are
+    /// CLOCK_BOOTTIME (record with `perf record -k boottime` to merge).
+    #[arg(long, value_name = "FILE")]
+    pub perf_data: Option<std::path::PathBuf>,
     /// Stop after this long (10, 30s, 5m, ...; default: until Ctrl-C).
     #[arg(long, value_parser = parse_seconds)]
     pub duration: Option<Duration>,
@@ -57,7 +69,9 @@ pub struct Args {
     pub types: Vec<TypeArg>,
     /// Only these event kinds. A `namespaces` event comes for every fork
     /// and exec only when `namespaces` is named here (or with `--format
-    /// perf`); otherwise only for a task whose namespaces changed.
+    /// perf` or `--perf-data`); otherwise only for a task whose namespaces
+    /// changed. `exit` (every task's exit) comes only when named or with
+    /// `--perf-data`.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub event: Vec<EventArg>,
     /// Only events of processes whose command is this.
@@ -132,12 +146,35 @@ pub async fn run(args: Args) -> Result<i32> {
         syscall_events: !args.no_syscall_events,
         // perf --namespaces reports every new task; otherwise a `namespaces`
         // event only when a task's namespaces change, unless asked for.
-        task_records: args.format == Format::Perf || args.event.contains(&EventArg::Namespaces),
+        task_records: args.format == Some(Format::Perf)
+            || args.perf_data.is_some()
+            || args.event.iter().any(|e| matches!(e, EventArg::Namespaces | EventArg::Exit)),
         mechanisms: args.mechanisms.overrides()?,
         // The stream is the output; no per-namespace history to keep.
         store: crate::store::StoreOptions { history: 0, ..Default::default() },
     };
+    let format = match (args.format, &args.perf_data) {
+        (Some(f), _) => Some(f),
+        (None, Some(_)) => None,
+        (None, None) => Some(Format::Text),
+    };
+    // Created before the tracer starts: a path that cannot be written fails at once.
+    let mut perf_file = match &args.perf_data {
+        Some(path) => {
+            let shown = crate::present::escape::text(&path.to_string_lossy()).into_owned();
+            let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {shown}"), e))?;
+            Some((path.clone(), BufWriter::with_capacity(64 * 1024, file)))
+        }
+        None => None,
+    };
     let mut engine = Engine::start(&opts)?;
+    let mut perf = match perf_file.take() {
+        Some((path, file)) => Some((
+            path,
+            PerfDataWriter::start(file, *engine.store().clock()).map_err(|e| Error::io("writing perf.data", e))?,
+        )),
+        None => None,
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
@@ -171,12 +208,16 @@ pub async fn run(args: Args) -> Result<i32> {
             r = engine.step(&mut events) => r?,
         }
         for e in events.drain(..).filter(|e| args.wants(e)) {
-            let written = match args.format {
-                Format::Json => {
+            if let Some((_, w)) = &mut perf {
+                w.event(&e).map_err(|err| Error::io("writing perf.data", err))?;
+            }
+            let written = match format {
+                None => Ok(()),
+                Some(Format::Json) => {
                     serde_json::to_writer(&mut out, &e).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"))
                 }
-                Format::Text => writeln!(out, "{}", event_text(&e)),
-                Format::Perf => match event_perf(&e) {
+                Some(Format::Text) => writeln!(out, "{}", event_text(&e)),
+                Some(Format::Perf) => match event_perf(&e) {
                     Some(s) => writeln!(out, "{s}"),
                     None => Ok(()),
                 },
@@ -192,6 +233,19 @@ pub async fn run(args: Args) -> Result<i32> {
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
             Err(err) => return Err(Error::io("writing events", err)),
         }
+        // Whole records reach the file each round: a killed trace leaves
+        // one perf reads up to its last record.
+        if let Some((_, w)) = &mut perf {
+            w.flush().map_err(|err| Error::io("writing perf.data", err))?;
+        }
+    }
+    if let Some((path, mut w)) = perf {
+        w.flush().map_err(|err| Error::io("writing perf.data", err))?;
+        let command =
+            ["perf", "script", "-i"].map(String::from).into_iter().chain([path.to_string_lossy().into_owned()]);
+        let command = crate::present::escape::text(&crate::present::advice::shell_line(&command.collect::<Vec<_>>()))
+            .into_owned();
+        eprintln!("nstrace: {} perf.data records written; read them with: {command}", w.records());
     }
     let s = &engine.stats;
     eprintln!("nstrace: {} records, {} lost, {} malformed, {} resyncs", s.records, s.lost, s.malformed, s.resyncs);

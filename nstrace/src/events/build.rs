@@ -62,6 +62,10 @@ fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
     let cause = match EventKind::from_u32(e.header.kind) {
         Some(EventKind::Fork) => Cause::Fork,
         Some(EventKind::Exec) => Cause::Exec,
+        Some(EventKind::Exit) => {
+            let (pid, tid, parent_pid) = (e.header.tgid, e.header.tid, e.parent_tgid);
+            return out.push(Event::Exit { time, pid, tid, comm, parent_pid });
+        }
         _ => return,
     };
     let flags = e.flags as u64;
@@ -85,6 +89,7 @@ fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
         comm,
         cause,
         namespaces: perf_namespaces(&e.ns, dev),
+        forked_by: (cause == Cause::Fork).then_some((e.header.tgid, e.header.tid)),
     });
 }
 
@@ -147,6 +152,7 @@ fn from_syscall(e: &SyscallNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event
             comm,
             cause: if unshare { Cause::Unshare } else { Cause::Setns },
             namespaces: perf_namespaces(&e.after, dev),
+            forked_by: None,
         });
     }
 }

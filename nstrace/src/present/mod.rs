@@ -17,6 +17,7 @@ pub mod http;
 pub mod json;
 pub mod lsns;
 pub mod metrics;
+pub mod perf_data;
 pub mod provenance_text;
 pub mod render;
 pub mod table;

@@ -39,6 +39,13 @@ pub fn event_text(e: &Event) -> String {
     crate::present::escape::text(&event_text_raw(e)).into_owned()
 }
 
+/// [`event_text`] without its time and kind (the perf.data samples' detail).
+pub fn event_detail(e: &Event) -> String {
+    let text = event_text(e);
+    let rest = text.split_once(' ').map_or("", |(_, r)| r).trim_start();
+    rest.strip_prefix(e.name()).unwrap_or(rest).trim_start().to_string()
+}
+
 /// [`event_text`] before escaping.
 fn event_text_raw(e: &Event) -> String {
     match e {
@@ -80,7 +87,10 @@ fn event_text_raw(e: &Event) -> String {
         Event::Clone { time, pid, comm, child_pid, flags_text, .. } => {
             format!("{} clone      {comm}[{pid}] child={child_pid} flags={flags_text}", clock_time(*time))
         }
-        Event::Namespaces { time, pid, tid, comm, cause, namespaces } => {
+        Event::Exit { time, pid, tid, comm, parent_pid } => {
+            format!("{} exit       {comm}[{pid}/{tid}] parent={parent_pid}", clock_time(*time))
+        }
+        Event::Namespaces { time, pid, tid, comm, cause, namespaces, .. } => {
             let mut s = format!("{} namespaces {comm}[{pid}/{tid}] on {cause}:", clock_time(*time));
             for n in namespaces {
                 let _ = write!(s, " {}={}", n.ns_type.name(), n.inode);
@@ -150,6 +160,7 @@ mod tests {
             comm: "bash".into(),
             cause: crate::events::Cause::Fork,
             namespaces: perf_ns(types),
+            forked_by: Some((41, 41)),
         }
     }
 
