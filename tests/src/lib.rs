@@ -3,6 +3,7 @@
 
 pub mod cri;
 pub mod exporter;
+pub mod perf;
 pub mod podman;
 pub mod service;
 mod trace;

@@ -50,7 +50,7 @@ pub fn man_pages() -> anyhow::Result<()> {
 /// own, and a host limit root may lower there). `cargo xtask vm-test --kernel K`
 /// runs every suite on K.
 const VM_KERNELS: &[(&str, Suites)] = &[
-    ("6.1", Suites::Only(&["foundation", "mechanisms", "ls", "leaks", "serve", "holders"])),
+    ("6.1", Suites::Only(&["foundation", "mechanisms", "ls", "leaks", "serve", "holders", "perf_data"])),
     ("6.12", Suites::AllBut(&["leaks", "serve", "ls", "lsns", "holders", "dying", "inactive"])),
     (
         "7.3",
