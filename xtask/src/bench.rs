@@ -141,7 +141,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new()?;
     report.baseline = baseline;
-    let cases: [(&str, Case); 10] = [
+    let cases: [(&str, Case); 11] = [
         ("snapshot", snapshot),
         ("overhead", overhead),
         ("hot_hooks", hot_hooks),
@@ -152,6 +152,7 @@ pub fn bench(only: &[String], baseline: Option<PathBuf>) -> anyhow::Result<()> {
         ("busy_host", crate::bench_hooks::busy_host),
         ("soak", crate::bench_soak::soak),
         ("teardown", crate::bench_teardown::teardown),
+        ("perf_data", crate::bench_perf_data::perf_data),
     ];
     if let Some(bad) = only.iter().find(|o| !cases.iter().any(|(name, _)| name == o)) {
         bail!("no bench case {bad:?}; cases: {:?}", cases.map(|(name, _)| name));

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_hooks;
+mod bench_perf_data;
 mod bench_serve;
 mod bench_soak;
 mod bench_teardown;

@@ -51,10 +51,21 @@ pub fn man_pages() -> anyhow::Result<()> {
 /// runs every suite on K.
 const VM_KERNELS: &[(&str, Suites)] = &[
     ("6.1", Suites::Only(&["foundation", "mechanisms", "ls", "leaks", "serve", "holders", "perf_data"])),
-    ("6.12", Suites::AllBut(&["leaks", "serve", "ls", "lsns", "holders", "dying", "inactive"])),
+    ("6.12", Suites::AllBut(&["leaks", "serve", "ls", "lsns", "holders", "dying", "inactive", "perf_data"])),
     (
         "7.3",
-        Suites::Only(&["foundation", "mechanisms", "listns", "ls", "lsns", "holders", "limits", "dying", "inactive"]),
+        Suites::Only(&[
+            "foundation",
+            "mechanisms",
+            "listns",
+            "ls",
+            "lsns",
+            "holders",
+            "limits",
+            "dying",
+            "inactive",
+            "perf_data",
+        ]),
     ),
 ];
 
