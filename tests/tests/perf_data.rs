@@ -93,8 +93,11 @@ os.kill(holder, 9); os.waitpid(holder, 0)
     String::from_utf8_lossy(&out.stdout).split_whitespace().map(|p| p.parse().unwrap()).collect()
 }
 
-/// Each pid's distinct namespace sets (perf's seven) in a perf script output.
-fn sets_by_pid(text: &str) -> HashMap<u32, HashSet<Vec<(u32, String, u64, u64)>>> {
+/// perf's seven namespaces of a task: (index, type, dev, inode) each.
+type NamespaceSet = Vec<(u32, String, u64, u64)>;
+
+/// Each pid's distinct namespace sets in a perf script output.
+fn sets_by_pid(text: &str) -> HashMap<u32, HashSet<NamespaceSet>> {
     let mut out: HashMap<u32, HashSet<_>> = HashMap::new();
     for r in parse_perf(text) {
         out.entry(r.pid).or_default().insert(r.namespaces.into_iter().take(7).collect());

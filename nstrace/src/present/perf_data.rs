@@ -172,7 +172,7 @@ struct Sample {
 }
 
 fn header(buf: &mut Vec<u8>, kind: u32, misc: u16, size: usize) {
-    debug_assert!(size % 8 == 0 && size <= u16::MAX as usize);
+    debug_assert!(size.is_multiple_of(8) && size <= u16::MAX as usize);
     buf.extend_from_slice(&kind.to_le_bytes());
     buf.extend_from_slice(&misc.to_le_bytes());
     buf.extend_from_slice(&(size as u16).to_le_bytes());

@@ -89,9 +89,7 @@ fn waits(records: &[(u64, String)], now_us: u64, within: f64) -> Vec<DeviceWait>
 
 /// The clock of the log's timestamps.
 fn monotonic_us() -> u64 {
-    // SAFETY: a plain C struct for which all zeroes is valid, and a valid out-pointer.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 

@@ -9,7 +9,7 @@ fn records(bytes: &[u8]) -> Vec<(u32, u16, Vec<u8>)> {
         let kind = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let misc = u16::from_le_bytes(bytes[at + 4..at + 6].try_into().unwrap());
         let size = u16::from_le_bytes(bytes[at + 6..at + 8].try_into().unwrap()) as usize;
-        assert!(size >= 8 && size % 8 == 0, "record {kind} at {at}: size {size}");
+        assert!(size >= 8 && size.is_multiple_of(8), "record {kind} at {at}: size {size}");
         out.push((kind, misc, bytes[at..at + size].to_vec()));
         at += size;
         if kind == RECORD_HEADER_TRACING_DATA {

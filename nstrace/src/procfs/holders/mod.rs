@@ -14,13 +14,13 @@
 //! Mounts in a mount namespace no task is in come from listmount(2) and
 //! statmount(2) (6.11+) where an fd of that namespace gives its id.
 //! With the kernel's walks (6.18+, see `kernel.rs`), the task list gives
-//! every process's namespaces and cgroup id and the fd walk every nsfs fd,
-//! so /proc is read only for threads, mounts and one cgroup file per cgroup.
-//! Known blind spots: nsfs fds in a thread
-//! that unshared its fd table (CLONE_FILES) are not seen (only the leader's
-//! table is read); mounts inside a mount namespace that no task is in,
-//! before 6.11 or held by nothing we can open; a `pid_for_children` namespace before its first process is
-//! unnamed in /proc (reported in [`HolderScan::unborn_pid_ns`]).
+//! every process's namespaces and cgroup id, the fd walk every nsfs fd and
+//! socket of another netns: /proc is read only for threads, mounts and one
+//! cgroup file per cgroup. Blind spots: fds of a thread with its own fd
+//! table (CLONE_FILES; only the leader's is read); mounts in a mount
+//! namespace no task is in, before 6.11 or held by nothing we can open; a
+//! `pid_for_children` namespace before its first process
+//! ([`HolderScan::unborn_pid_ns`]).
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::ffi::CStr;
@@ -67,9 +67,8 @@ pub struct HolderScan {
     pub unborn_pid_ns: Vec<u32>,
     /// Tasks that could not be read for lack of permission.
     pub denied: Vec<u32>,
-    /// Whether the kernel's fd walk read every socket's net namespace: then
-    /// the sockets that hold a net namespace are among `holders`, and
-    /// nothing need open one (SIOCGSKNS) to find them.
+    /// The kernel's fd walk read every socket's netns: socket holders are
+    /// among `holders` (none need be opened with SIOCGSKNS to find them).
     pub sockets_walked: bool,
     /// Fds whose link is a path: an nsfs file opened through a bind mount
     /// reads so (see `path_fds`); resolved, then emptied, by the scan.
@@ -107,11 +106,6 @@ fn push_holder(holders: &mut HashMap<NsKey, Vec<Holder>>, key: NsKey, h: Holder)
         list.reserve_exact(1);
     }
     list.push(h);
-}
-
-/// Scans every process, including ourselves.
-pub fn scan() -> Result<HolderScan, HoldersError> {
-    scan_excluding(&[])
 }
 
 /// Scans every process except `exclude` (e.g. our own pid, whose scan fds

@@ -82,7 +82,7 @@ fn finds_own_process_and_fd() {
     let f = std::fs::File::open("/proc/self/ns/uts").unwrap();
     let fd = f.as_raw_fd();
     let me = std::process::id();
-    let scan = scan().unwrap();
+    let scan = scan_excluding(&[]).unwrap();
     let key = NsKey::new(NsType::Uts, ns_inode("/proc/self/ns/uts"));
     let hs = &scan.holders[&key];
     assert!(hs.iter().any(|h| matches!(h, Holder::Fd { pid, fd: n, .. } if *pid == me && *n == fd)));
@@ -114,7 +114,7 @@ fn finds_ip_netns_bind_mount() {
     let _guard = NetnsGuard(name.clone());
     let path = format!("/run/netns/{name}");
     let inode = crate::procfs::nsfs::inode(crate::procfs::nsfs::open(path.as_ref()).unwrap()).unwrap();
-    let scan = scan().unwrap();
+    let scan = scan_excluding(&[]).unwrap();
     let hs = &scan.holders[&NsKey::new(NsType::Net, inode)];
     let host_mnt = ns_inode("/proc/self/ns/mnt");
     assert!(
@@ -142,7 +142,7 @@ fn finds_thread_only_namespace() {
         let _ = done_rx.recv();
     });
     let (tid, ino) = rx.recv().unwrap();
-    let scan = scan().unwrap();
+    let scan = scan_excluding(&[]).unwrap();
     done_tx.send(()).unwrap();
     t.join().unwrap();
     let ino = ino.expect("unshare(CLONE_NEWUTS) in a thread");
@@ -160,7 +160,7 @@ fn bench() {
     let mut n = (0, 0, 0);
     for _ in 0..7 {
         let t = std::time::Instant::now();
-        let s = scan().unwrap();
+        let s = scan_excluding(&[]).unwrap();
         times.push(t.elapsed());
         n = (s.processes.len(), s.holders.len(), s.holders.values().map(Vec::len).sum::<usize>());
     }
@@ -199,7 +199,7 @@ fn pid_for_children() {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let scan = scan().unwrap();
+    let scan = scan_excluding(&[]).unwrap();
     assert!(scan.unborn_pid_ns.contains(&a), "{:?}", scan.unborn_pid_ns);
     let pfc = ns_inode(&format!("/proc/{b}/ns/pid_for_children"));
     let hs = &scan.holders[&NsKey::new(NsType::Pid, pfc)];
