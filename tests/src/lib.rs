@@ -561,6 +561,18 @@ pub fn wait_for_line(stderr: &mut impl BufRead, ready: &str, who: &str) -> Strin
     line
 }
 
+/// `nstrace ARGS` with piped stdout and stderr, once its stderr says
+/// `ready`; the rest of its stderr is echoed (prefixed by `who`) as it comes.
+pub fn nstrace_ready(args: &[&str], ready: &str, who: &str) -> Child {
+    let mut child =
+        nstrace_command().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn nstrace");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    wait_for_line(&mut stderr, ready, who);
+    let who = who.to_string();
+    thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| eprintln!("[{who}] {l}")));
+    child
+}
+
 /// A sysctl raised for a test (never lowered), put back on drop.
 pub struct RaisedSysctl {
     path: String,

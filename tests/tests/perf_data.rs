@@ -26,18 +26,8 @@ fn perf_or_skip(test: &str) -> bool {
 
 /// `nstrace trace --perf-data FILE` plus `extra`, once it is tracing.
 fn start_trace(file: &str, extra: &[&str]) -> Child {
-    let mut trace = tests::nstrace_command()
-        .args(["trace", "--perf-data", file])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(trace.stderr.take().unwrap());
-    tests::wait_for_line(&mut stderr, "tracing", "nstrace trace");
-    // The rest of stderr (the summary line) is read by whoever waits.
-    std::thread::spawn(move || stderr.lines().count());
-    trace
+    let args: Vec<&str> = ["trace", "--perf-data", file].into_iter().chain(extra.iter().copied()).collect();
+    tests::nstrace_ready(&args, "tracing", "nstrace trace")
 }
 
 fn stop(trace: Child, signal: i32) -> Output {

@@ -1,11 +1,7 @@
 //! `nstrace trace --format perf` against Debian's perf itself: the same
 //! PERF_RECORD_NAMESPACES, field by field.
 
-use std::{
-    os::unix::fs::MetadataExt,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{os::unix::fs::MetadataExt, process::Command, time::Duration};
 
 use tests::{RmDir, perf::parse_perf, root_or_skip, scaled, tempdir};
 
@@ -25,14 +21,8 @@ fn perf_format_matches_perf_script() {
         tests::skip("perf_format_matches_perf_script", "perf (linux-perf) does not run on this kernel");
         return;
     }
-    let mut trace = tests::nstrace_command()
-        .args(["trace", "--format", "perf", "--event", "namespaces"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(trace.stderr.take().unwrap());
-    tests::wait_for_line(&mut stderr, "tracing", "nstrace trace");
+    let trace =
+        tests::nstrace_ready(&["trace", "--format", "perf", "--event", "namespaces"], "tracing", "nstrace trace");
     let dir = RmDir(tempdir());
     let data = format!("{}/perf.data", dir.0);
     let rec = Command::new("perf")

@@ -7,11 +7,11 @@
 
 use std::process::Command;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use serde_json::json;
 
 use crate::{
-    bench::{Background, Report, stats},
+    bench::{Background, Report, stats, status_kib},
     bench_serve::cpu_seconds,
 };
 
@@ -19,16 +19,6 @@ const OPERATIONS: usize = 10_000;
 const RUNS: usize = 3;
 /// Every event kind: the text output of what the file holds.
 const EVERY_KIND: &str = "create,dying,destroy,setns,unshare,clone,namespaces,exit,mount,refused,lost,resync";
-
-/// The peak resident memory of `pid` (VmHWM), in KiB.
-fn peak_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmHWM")
-}
 
 /// One run: the tracer's CPU seconds and peak KiB for the workload.
 fn run_once(args: &[&str]) -> anyhow::Result<(f64, u64)> {
@@ -52,7 +42,7 @@ fn run_once(args: &[&str]) -> anyhow::Result<(f64, u64)> {
         last = now;
     }
     let cpu = cpu_seconds(tracer.pid())? - before;
-    let peak = peak_kib(tracer.pid())?;
+    let peak = status_kib(tracer.pid(), "VmHWM")?;
     tracer.stop()?;
     Ok((cpu, peak))
 }
