@@ -259,3 +259,30 @@ fn a_killed_trace_leaves_a_readable_file_an_interrupted_one_a_complete_file() {
         }
     }
 }
+
+/// A process that started before the trace is named in the file's samples
+/// (the file starts with a COMM record per thread alive, as `perf record`
+/// synthesizes them), not shown as ":PID".
+#[test]
+fn a_process_older_than_the_trace_is_named() {
+    let test = "a_process_older_than_the_trace_is_named";
+    if !perf_or_skip(test) || !tests::kernel_independent(test) {
+        return;
+    }
+    let script = "import ctypes, sys\nlibc = ctypes.CDLL(None)\nprint('up', flush=True)\nsys.stdin.readline()\n\
+                  assert libc.unshare(0x04000000) == 0\nprint('done', flush=True)\nsys.stdin.readline()\n";
+    let (mut old, _) = tests::spawn_ready(Command::new("python3").args(["-c", script]).stdin(Stdio::piped()));
+    let dir = RmDir(tempdir());
+    let file = format!("{}/nstrace.data", dir.0);
+    let trace = start_trace(&file, &[]);
+    old.send_line("");
+    assert_eq!(old.next_line(), "done");
+    stop(trace, libc::SIGINT);
+    let (script, err, ok) = perf(&["script", "-F", "comm,pid,event", "-i", &file]);
+    assert!(ok, "{err}");
+    let line = script
+        .lines()
+        .find(|l| l.contains("nstrace:unshare") && l.split_whitespace().nth(1) == Some(&old.pid().to_string()))
+        .unwrap_or_else(|| panic!("no unshare sample of pid {}: {script}", old.pid()));
+    assert_eq!(line.split_whitespace().next(), Some("python3"), "{line}");
+}

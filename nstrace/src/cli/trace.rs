@@ -169,10 +169,13 @@ pub async fn run(args: Args) -> Result<i32> {
     };
     let mut engine = Engine::start(&opts)?;
     let mut perf = match perf_file.take() {
-        Some((path, file)) => Some((
-            path,
-            PerfDataWriter::start(file, *engine.store().clock()).map_err(|e| Error::io("writing perf.data", e))?,
-        )),
+        Some((path, file)) => {
+            let mut w = PerfDataWriter::start(file, *engine.store().clock())
+                .and_then(|mut w| w.existing_tasks().map(|()| w))
+                .map_err(|e| Error::io("writing perf.data", e))?;
+            w.flush().map_err(|e| Error::io("writing perf.data", e))?;
+            Some((path, w))
+        }
         None => None,
     };
     let stdout = std::io::stdout();

@@ -80,6 +80,30 @@ impl<W: Write> PerfDataWriter<W> {
         Ok(PerfDataWriter { out, clock, records: 0, buf })
     }
 
+    /// A COMM record (time 0: perf takes it before everything else) for
+    /// every thread alive now, as `perf record` synthesizes them: a sample
+    /// of a process that started before the trace then shows its name.
+    pub fn existing_tasks(&mut self) -> io::Result<()> {
+        let numbers = |dir: &str| -> Vec<u32> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        };
+        for pid in numbers("/proc") {
+            for tid in numbers(&format!("/proc/{pid}/task")) {
+                let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")) else { continue };
+                self.buf.clear();
+                comm_record(&mut self.buf, comm.trim_end_matches('\n'), 0, &Sample { pid, tid, time: 0 });
+                self.out.write_all(&self.buf)?;
+                self.records += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Records written after the header.
     pub fn records(&self) -> u64 {
         self.records
