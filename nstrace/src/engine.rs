@@ -512,11 +512,8 @@ impl Engine {
             }
             let first = out.len();
             let own_mnt_ns = self.own_mnt_ns;
-            events::from_record(&record, self.store.clock(), self.dev, |m| resolve_target(m, own_mnt_ns), out);
-            if !self.exit_events && matches!(out.last(), Some(Event::Exit { .. })) {
-                // An exit that may end namespaces (the hint above) is no event unless asked.
-                out.truncate(first);
-            }
+            let (clock, exits) = (self.store.clock(), self.exit_events);
+            events::from_record(&record, clock, self.dev, exits, |m| resolve_target(m, own_mnt_ns), out);
             // A refusing caller usually still runs: its container, from its cgroup.
             for e in &mut out[first..] {
                 if let Event::Refused { pid, container, .. } = e {

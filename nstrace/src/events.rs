@@ -572,3 +572,42 @@ mod domain_word_tests {
         assert_eq!((Cause::of_name("bogus"), DeathVia::of_name("bogus")), (Cause::Unknown, None));
     }
 }
+
+#[cfg(test)]
+mod exit_tests {
+    use nstrace_common::{
+        decode::Record,
+        event::{EventHeader, EventKind, TaskNsEvent},
+    };
+
+    use super::*;
+
+    /// An exit record is an `exit` event only when exits are asked for
+    /// (otherwise it is one that may end namespaces: a hint, no event).
+    #[test]
+    fn an_exit_is_an_event_only_when_asked_for() {
+        let t = TaskNsEvent {
+            header: EventHeader { kind: EventKind::Exit as u32, size: 0, ts_ns: 5, tgid: 42, tid: 43 },
+            subject_tgid: 42,
+            subject_tid: 43,
+            parent_tgid: 1,
+            flags: 0,
+            threads: 0,
+            _reserved: 0,
+            cgroup_id: 0,
+            comm: *b"sleep\0\0\0\0\0\0\0\0\0\0\0",
+            ns: [NsRef::default(); TASK_NS_SLOTS],
+        };
+        let clock = crate::time::Clock::with_offset(0.0);
+        let events = |exits| {
+            let mut out = Vec::new();
+            from_record(&Record::Task(t), &clock, 4, exits, |_| None, &mut out);
+            out
+        };
+        assert!(events(false).is_empty());
+        match &events(true)[..] {
+            [Event::Exit { pid: 42, tid: 43, parent_pid: 1, comm, .. }] => assert_eq!(comm, "sleep"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

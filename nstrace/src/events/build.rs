@@ -14,16 +14,19 @@ use crate::time::{BootNs, Clock};
 /// record, `mount` for a mount record. Create and destroy records become
 /// events in the store, which knows what they add to and end; other
 /// records (walk rows, destroy hints) are not events. `mount_path`
-/// resolves a mount's target (see [`Event::Mount`]'s `path`).
+/// resolves a mount's target (see [`Event::Mount`]'s `path`). A task's
+/// exit is an `exit` event only with `exits` (asked for: otherwise the
+/// exit records that come are the ones that may end namespaces).
 pub fn from_record(
     record: &Record,
     clock: &Clock,
     dev: u64,
+    exits: bool,
     mount_path: impl FnOnce(&MountEvent) -> Option<String>,
     out: &mut Vec<Event>,
 ) {
     match record {
-        Record::Task(t) => from_task(t, clock, dev, out),
+        Record::Task(t) => from_task(t, clock, dev, exits, out),
         Record::Syscall(s) => from_syscall(s, clock, dev, out),
         Record::Mount(m) => out.push(from_mount(m, clock, mount_path(m))),
         Record::Refused(r) => out.push(from_refusal(r, clock)),
@@ -56,13 +59,13 @@ fn from_refusal(e: &RefusalEvent, clock: &Clock) -> Event {
 }
 
 /// Events a task record stands for: `namespaces` (fork, exec) and `clone`.
-fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, out: &mut Vec<Event>) {
+fn from_task(e: &TaskNsEvent, clock: &Clock, dev: u64, exits: bool, out: &mut Vec<Event>) {
     let time = clock.unix(BootNs::from_nanos(e.header.ts_ns));
     let comm = comm_str(&e.comm);
     let cause = match EventKind::from_u32(e.header.kind) {
         Some(EventKind::Fork) => Cause::Fork,
         Some(EventKind::Exec) => Cause::Exec,
-        Some(EventKind::Exit) => {
+        Some(EventKind::Exit) if exits => {
             let (pid, tid, parent_pid) = (e.header.tgid, e.header.tid, e.parent_tgid);
             return out.push(Event::Exit { time, pid, tid, comm, parent_pid });
         }
