@@ -523,3 +523,19 @@ fn a_taskless_namespace_the_kernel_counts_no_user_of_is_inactive() {
     assert_eq!(state(9), NsState::Orphaned, "no count before 6.19");
     assert_eq!(state(10), NsState::Active, "a task found since the walk decides");
 }
+
+/// Whether the rows' socket holders are the kernel's whole answer follows
+/// the last holder scan, and a reading copy keeps it (`why` and `leaks`
+/// then open no socket).
+#[test]
+fn the_last_scan_says_whether_sockets_were_walked() {
+    use crate::procfs::holders::HolderScan;
+    let mut s = store();
+    assert!(!s.sockets_walked(), "nothing scanned yet");
+    let mut walked = HolderScan::default();
+    walked.sockets_walked = true;
+    s.apply_holders(walked, BootNs::from_nanos(0), false);
+    assert!(s.sockets_walked() && s.copy_for_reading().sockets_walked());
+    s.apply_holders(HolderScan::default(), BootNs::from_nanos(0), false);
+    assert!(!s.sockets_walked(), "a /proc scan after the walk");
+}
