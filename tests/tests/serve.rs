@@ -240,7 +240,9 @@ fn rows_closed_at_a_restart_say_why() {
         assert_eq!(count(" namespace(s) recorded by an earlier run"), 0, "{said}");
         assert!(count(" whose inode is alive but could be a new namespace") >= 1, "{said}");
     }
-    assert_eq!(count(" recorded one(s) ended while serve was not running"), 1, "{said}");
+    // At least `gone` (its row is checked below); the service records the
+    // whole host, and a parallel test's namespace may end meanwhile too.
+    assert!(count(" recorded one(s) ended while serve was not running") >= 1, "{said}");
     let rows = history(&service, &[]);
     let row = |inode: u64, what: &str| -> &Value {
         rows.iter()
